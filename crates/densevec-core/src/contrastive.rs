@@ -1,0 +1,1 @@
+//! Chapter module `contrastive`.

@@ -1,0 +1,18 @@
+//! densevec-core: the algorithms of densevec, one module per chapter, on plain slices.
+//!
+//! Matrices are row-major `&[f32]` with explicit `rows`/`cols`. Every public function
+//! validates what it relies on and returns [`error::Error`] with the public error code instead
+//! of panicking. Parallel work runs in [`pool`] and never depends on the thread count.
+
+pub mod error;
+pub mod pool;
+
+pub mod similarity;
+pub mod topk;
+pub mod statistics;
+pub mod contrastive;
+pub mod margin;
+pub mod geometry;
+pub mod regularizers;
+
+pub use error::{Code, Error, Result};

@@ -1,0 +1,206 @@
+//! Exact top-k fused with the blocked similarity: scores are produced tile by tile and fed to a
+//! bounded heap per query, so the extra memory is O(q·k) per worker plus one tile; the full
+//! q × n score table is never formed.
+
+use crate::error::{check_matrix, Result};
+use crate::pool;
+use crate::similarity::{aux, finish_tile_raw, Metric, TILE_M, TILE_N};
+use crate::bail;
+use densevec_kernels as k;
+use rayon::prelude::*;
+
+/// One candidate: `key` is the score oriented so that larger is better (NaN → −∞).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: f32,
+    idx: u32,
+    score: f32,
+}
+
+/// `a` ranks before `b`: larger key, then lower index.
+#[inline(always)]
+fn better(a: &Entry, b: &Entry) -> bool {
+    a.key > b.key || (a.key == b.key && a.idx < b.idx)
+}
+
+/// Bounded heaps (root = worst kept) for `q` queries.
+#[derive(Clone)]
+pub struct Heaps {
+    k: usize,
+    len: Vec<usize>,
+    e: Vec<Entry>,
+}
+
+impl Heaps {
+    fn new(q: usize, k: usize) -> Self {
+        Heaps { k, len: vec![0; q], e: vec![Entry { key: 0.0, idx: 0, score: 0.0 }; q * k] }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, qi: usize, cand: Entry) {
+        let k = self.k;
+        let h = &mut self.e[qi * k..qi * k + k];
+        let n = self.len[qi];
+        if n < k {
+            // Sift up (the worst rises to the root).
+            let mut i = n;
+            h[i] = cand;
+            while i > 0 {
+                let p = (i - 1) / 2;
+                if better(&h[p], &h[i]) {
+                    h.swap(p, i);
+                    i = p;
+                } else {
+                    break;
+                }
+            }
+            self.len[qi] = n + 1;
+        } else if better(&cand, &h[0]) {
+            h[0] = cand;
+            let mut i = 0;
+            loop {
+                let l = 2 * i + 1;
+                if l >= k {
+                    break;
+                }
+                let r = l + 1;
+                let w = if r < k && better(&h[l], &h[r]) { r } else { l };
+                if better(&h[i], &h[w]) {
+                    h.swap(i, w);
+                    i = w;
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Current admission threshold of query `qi`: a candidate with a smaller key cannot enter.
+    #[inline(always)]
+    fn floor(&self, qi: usize) -> f32 {
+        if self.len[qi] < self.k {
+            f32::NEG_INFINITY
+        } else {
+            self.e[qi * self.k].key
+        }
+    }
+
+    fn merge(mut self, other: Heaps) -> Heaps {
+        for qi in 0..self.len.len() {
+            for j in 0..other.len[qi] {
+                self.push(qi, other.e[qi * other.k + j]);
+            }
+        }
+        self
+    }
+}
+
+/// Result of [`top_k`]: `q × k` row-major indices and scores, best first per query.
+pub struct TopK {
+    pub indices: Vec<u32>,
+    pub scores: Vec<f32>,
+}
+
+/// Corpus rows per parallel piece.
+const PIECE: usize = 4 * TILE_N;
+
+/// Exact top-k of each query row against the corpus rows under `metric`, best first (largest
+/// dot/cosine, smallest l2sq), ties broken by lower index; NaN scores rank last.
+pub fn top_k(
+    q: &[f32],
+    q_rows: usize,
+    c: &[f32],
+    c_rows: usize,
+    cols: usize,
+    kk: usize,
+    metric: Metric,
+) -> Result<TopK> {
+    const F: &str = "topK";
+    check_matrix(F, "q", q, q_rows, cols)?;
+    check_matrix(F, "c", c, c_rows, cols)?;
+    if kk < 1 || kk > c_rows {
+        bail!(Arg, "{F}: k must be in [1, {c_rows}] (c.rows), got {kk}");
+    }
+    if c_rows > u32::MAX as usize {
+        bail!(Shape, "{F}: c has {c_rows} rows, more than 2^32 - 1");
+    }
+    let qa = aux(metric, q, q_rows, cols);
+    let ca = aux(metric, c, c_rows, cols);
+    let larger = metric.larger_is_better();
+    let mut tile = Vec::new();
+    let scan = |mut heaps: Heaps, tile: &mut Vec<f32>, j_start: usize, j_end: usize| -> Heaps {
+        tile.resize(TILE_M * TILE_N, 0.0);
+        for i0 in (0..q_rows).step_by(TILE_M) {
+            let mb = TILE_M.min(q_rows - i0);
+            for j0 in (j_start..j_end).step_by(TILE_N) {
+                let nb = TILE_N.min(j_end - j0);
+                // SAFETY: the tile buffer holds TILE_M × TILE_N values; q and c hold these rows.
+                unsafe {
+                    k::gemm_nt_raw(
+                        mb,
+                        nb,
+                        cols,
+                        q.as_ptr().add(i0 * cols),
+                        cols,
+                        c.as_ptr().add(j0 * cols),
+                        cols,
+                        tile.as_mut_ptr(),
+                        TILE_N,
+                    );
+                    if metric != Metric::Dot {
+                        finish_tile_raw(metric, tile.as_mut_ptr(), TILE_N, mb, nb, &qa[i0..i0 + mb], &ca[j0..j0 + nb]);
+                    }
+                }
+                for i in 0..mb {
+                    let qi = i0 + i;
+                    let row = &tile[i * TILE_N..i * TILE_N + nb];
+                    let mut floor = heaps.floor(qi);
+                    for (jj, &s) in row.iter().enumerate() {
+                        let key = if s.is_nan() {
+                            f32::NEG_INFINITY
+                        } else if larger {
+                            s
+                        } else {
+                            -s
+                        };
+                        if key < floor {
+                            continue;
+                        }
+                        heaps.push(qi, Entry { key, idx: (j0 + jj) as u32, score: s });
+                        floor = heaps.floor(qi);
+                    }
+                }
+            }
+        }
+        heaps
+    };
+    let heaps = if c_rows <= PIECE {
+        scan(Heaps::new(q_rows, kk), &mut tile, 0, c_rows)
+    } else {
+        let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
+        pool::run(|| {
+            pieces
+                .par_iter()
+                .fold(
+                    || (Heaps::new(q_rows, kk), Vec::new()),
+                    |(h, mut t), &j0| {
+                        let h = scan(h, &mut t, j0, (j0 + PIECE).min(c_rows));
+                        (h, t)
+                    },
+                )
+                .map(|(h, _)| h)
+                .reduce(|| Heaps::new(q_rows, kk), Heaps::merge)
+        })
+    };
+    let mut indices = vec![0u32; q_rows * kk];
+    let mut scores = vec![0f32; q_rows * kk];
+    for qi in 0..q_rows {
+        let mut v: Vec<Entry> = heaps.e[qi * kk..qi * kk + heaps.len[qi]].to_vec();
+        v.sort_by(|a, b| if better(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+        for (j, e) in v.iter().enumerate() {
+            indices[qi * kk + j] = e.idx;
+            scores[qi * kk + j] = e.score;
+        }
+    }
+    Ok(TopK { indices, scores })
+}

@@ -1,0 +1,2 @@
+//! aarch64 kernels: NEON.
+pub mod neon;

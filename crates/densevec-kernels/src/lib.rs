@@ -1,0 +1,140 @@
+//! densevec-kernels: the SIMD inner loops of densevec, one module per ISA, chosen at run time.
+//!
+//! Every public function here dispatches on [`isa::active`]. The scalar path accumulates in
+//! float64 and is the baseline for the SIMD paths, which accumulate in float32 with several
+//! independent accumulators. No dependencies; kept buildable by rustc 1.63 so that the NEON
+//! path can be built and tested with Debian's toolchain under qemu-aarch64.
+//!
+//! Preconditions (checked by callers, `debug_assert`ed here): paired slices have equal length,
+//! GEMM operands are large enough for their leading dimensions.
+
+pub mod isa;
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
+
+pub use isa::Isa;
+
+macro_rules! dispatch {
+    ($name:ident ( $($arg:expr),* )) => {{
+        #[allow(unused_unsafe)]
+        match isa::active() {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { x86::avx512::$name($($arg),*) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86::avx2::$name($($arg),*) },
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { aarch64::neon::$name($($arg),*) },
+            _ => unsafe { scalar::$name($($arg),*) },
+        }
+    }};
+}
+
+/// Σ a_k b_k.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    dispatch!(dot(a, b))
+}
+
+/// (a·b, ‖a‖², ‖b‖²) in one pass over both vectors.
+#[inline]
+pub fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
+    debug_assert_eq!(a.len(), b.len());
+    dispatch!(dot_norms(a, b))
+}
+
+/// Σ (a_k − b_k)².
+#[inline]
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    dispatch!(l2sq(a, b))
+}
+
+/// ‖a‖².
+#[inline]
+pub fn sumsq(a: &[f32]) -> f32 {
+    dispatch!(sumsq(a))
+}
+
+/// x ← s·x.
+#[inline]
+pub fn scale(x: &mut [f32], s: f32) {
+    dispatch!(scale(x, s))
+}
+
+/// y ← y + alpha·x.
+#[inline]
+pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    debug_assert_eq!(y.len(), x.len());
+    dispatch!(axpy(y, alpha, x))
+}
+
+/// max_k x_k; −∞ for an empty slice; NaN if any element is NaN.
+#[inline]
+pub fn max(x: &[f32]) -> f32 {
+    dispatch!(max(x))
+}
+
+/// x_k ← exp(x_k − shift) and returns Σ_k of the new values in float64. With
+/// shift = max(x) this is the stable log-sum-exp step: lse = shift + ln(returned sum).
+#[inline]
+pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
+    dispatch!(exp_shift_sum(x, shift))
+}
+
+/// C = A·Bᵀ on row-major blocks: C[i·ldc + j] = Σ_{k<kd} A[i·lda + k]·B[j·ldb + k].
+/// Single-threaded; callers split work across threads. Every element's sum is formed in the same
+/// order whatever m, n and the position of the element, so results do not depend on how a
+/// caller tiles the problem.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn gemm_nt(
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + kd && lda >= kd);
+    assert!(b.len() >= (n - 1) * ldb + kd && ldb >= kd);
+    assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
+    unsafe { gemm_nt_raw(m, n, kd, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+}
+
+/// [`gemm_nt`] on raw pointers, for callers that write disjoint tiles of one output from
+/// several threads.
+///
+/// # Safety
+/// `a` must be valid for reads of rows `0..m` (`lda` apart, `kd` each), `b` likewise for `n`
+/// rows, and `c` valid for writes of the `m × n` tile with leading dimension `ldc`; no other
+/// thread may access that tile meanwhile.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub unsafe fn gemm_nt_raw(
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    dispatch!(gemm_nt(m, n, kd, a, lda, b, ldb, c, ldc))
+}

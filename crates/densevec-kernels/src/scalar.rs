@@ -1,0 +1,106 @@
+//! Portable kernels. They accumulate in float64: this path is the exactness baseline that every
+//! SIMD path is tested against.
+
+/// Σ a_k b_k.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        s += *x as f64 * *y as f64;
+    }
+    s as f32
+}
+
+/// (a·b, a·a, b·b) in one pass.
+pub fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (*x as f64, *y as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    (ab as f32, aa as f32, bb as f32)
+}
+
+/// Σ (a_k − b_k)².
+pub fn l2sq(a: &[f32], b: &[f32]) -> f32 {
+    let mut s = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        let d = *x as f64 - *y as f64;
+        s += d * d;
+    }
+    s as f32
+}
+
+/// Σ a_k².
+pub fn sumsq(a: &[f32]) -> f32 {
+    let mut s = 0f64;
+    for x in a {
+        s += *x as f64 * *x as f64;
+    }
+    s as f32
+}
+
+/// x ← s·x.
+pub fn scale(x: &mut [f32], s: f32) {
+    for v in x {
+        *v *= s;
+    }
+}
+
+/// y ← y + alpha·x.
+pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    for (v, u) in y.iter_mut().zip(x) {
+        *v += alpha * *u;
+    }
+}
+
+/// max_k x_k (−∞ for an empty slice; NaN propagates).
+pub fn max(x: &[f32]) -> f32 {
+    let mut m = f32::NEG_INFINITY;
+    for &v in x {
+        if v > m || v.is_nan() {
+            m = v;
+            if v.is_nan() {
+                return v;
+            }
+        }
+    }
+    m
+}
+
+/// x_k ← exp(x_k − shift); returns Σ of the new values (float64 accumulation).
+pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
+    let mut s = 0f64;
+    for v in x {
+        let e = ((*v - shift) as f64).exp();
+        *v = e as f32;
+        s += e;
+    }
+    s
+}
+
+/// C[i·ldc + j] = Σ_k A[i·lda + k]·B[j·ldb + k] for i < m, j < n (both operands row-major,
+/// the "NT" product A·Bᵀ). Overwrites C.
+#[allow(clippy::too_many_arguments)]
+///
+/// # Safety
+/// See [`crate::gemm_nt_raw`].
+pub unsafe fn gemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    for i in 0..m {
+        let ar = std::slice::from_raw_parts(a.add(i * lda), k);
+        for j in 0..n {
+            *c.add(i * ldc + j) = dot(ar, std::slice::from_raw_parts(b.add(j * ldb), k));
+        }
+    }
+}

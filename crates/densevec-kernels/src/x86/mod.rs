@@ -1,0 +1,3 @@
+//! x86-64 kernels: AVX2+FMA and AVX-512F.
+pub mod avx2;
+pub mod avx512;

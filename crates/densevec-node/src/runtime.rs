@@ -1,0 +1,48 @@
+//! Runtime controls: ISA, threads.
+
+use crate::common::{err, to_usize};
+use densevec_core::Code;
+use densevec_kernels::isa;
+use napi_derive::napi;
+
+/// Name of the ISA the kernels dispatch to now (`avx512`, `avx2`, `neon`, `scalar`).
+#[napi]
+pub fn native_isa() -> String {
+    isa::active().name().to_string()
+}
+
+/// Every ISA this CPU can run, scalar first.
+#[napi]
+pub fn native_isas() -> Vec<String> {
+    isa::available().into_iter().map(|i| i.name().to_string()).collect()
+}
+
+/// Forces an ISA (for tests and benchmarks); it must be one of `nativeIsas()`.
+#[napi]
+pub fn native_set_isa(name: String) -> napi::Result<()> {
+    let i = isa::Isa::parse(&name)
+        .ok_or_else(|| err(Code::Arg, format!("setIsa: unknown ISA '{name}' (scalar, neon, avx2, avx512)")))?;
+    isa::set(i).map_err(|m| err(Code::Arg, format!("setIsa: {m}")))
+}
+
+/// Worker threads of the native pool.
+#[napi]
+pub fn native_threads() -> u32 {
+    densevec_core::pool::threads() as u32
+}
+
+/// Sets the worker threads of the native pool.
+#[napi]
+pub fn native_set_threads(n: f64) -> napi::Result<()> {
+    let n = to_usize("setThreads", "n", n)?;
+    if n == 0 || n > 1024 {
+        return Err(err(Code::Arg, format!("setThreads: n must be in [1, 1024], got {n}")));
+    }
+    densevec_core::pool::set_threads(n).map_err(|m| err(Code::Arg, format!("setThreads: {m}")))
+}
+
+/// Applies DENSEVEC_ISA; returns a warning text when it is set but cannot be honoured.
+#[napi]
+pub fn native_init() -> Option<String> {
+    isa::init_from_env().err()
+}

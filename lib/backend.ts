@@ -1,0 +1,157 @@
+/**
+ * Backend selection: the native addon (Rust, SIMD), CUDA (when built in and a GPU is present)
+ * or the pure-TypeScript reference. The choice is made once at load (`DENSEVEC_BACKEND`) and
+ * can be changed with {@link setBackend}.
+ */
+import { DensevecError, fail, fromNative } from './errors';
+
+/** The binding produced by napi-rs (lib/native/binding.cjs). */
+export type NativeBinding = typeof import('./native/binding.cjs');
+
+/** Name of a backend. */
+export type BackendName = 'native' | 'cuda' | 'reference';
+
+/** ISA names reported by {@link backendInfo}. */
+export type IsaName = 'avx512' | 'avx2' | 'neon' | 'scalar';
+
+/** What {@link backendInfo} returns. */
+export interface BackendInfo {
+  /** The backend that runs calls now. */
+  backend: BackendName;
+  /** SIMD family of the native kernels; null on the reference backend. */
+  isa: IsaName | null;
+  /** Worker threads of the native pool (1 on the reference backend). */
+  threads: number;
+  /** Whether the CUDA backend can run here, and why not. */
+  cuda: { available: boolean; device?: string; reason?: string };
+  /** Why the native addon did not load, when it did not. */
+  nativeError?: string;
+}
+
+let binding: NativeBinding | null = null;
+let loadError: string | null = null;
+
+function loadNative(): void {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    binding = require('./native/binding.cjs') as NativeBinding;
+    const warn = binding.nativeInit();
+    if (warn) process.emitWarning(`densevec: ${warn}`);
+  } catch (e) {
+    binding = null;
+    loadError = e instanceof Error ? e.message : String(e);
+  }
+}
+loadNative();
+
+let current: BackendName = 'reference';
+let threadsWanted: number | null = null;
+
+function cudaStatus(): BackendInfo['cuda'] {
+  return { available: false, reason: 'this build of densevec has no CUDA backend' };
+}
+
+/** Chooses the backend: 'auto' (fastest available), 'native', 'cuda' or 'reference'. */
+export function setBackend(name: 'auto' | BackendName): void {
+  switch (name) {
+    case 'auto':
+      current = binding ? 'native' : 'reference';
+      return;
+    case 'native':
+      if (!binding) fail('E_BACKEND', `setBackend: the native addon is not available: ${loadError ?? 'unknown reason'}`);
+      current = 'native';
+      return;
+    case 'cuda': {
+      const c = cudaStatus();
+      if (!c.available) fail('E_BACKEND', `setBackend: the CUDA backend is not available: ${c.reason}`);
+      current = 'cuda';
+      return;
+    }
+    case 'reference':
+      current = 'reference';
+      return;
+    default:
+      fail('E_ARG', `setBackend: unknown backend '${String(name)}' (expected 'auto', 'native', 'cuda' or 'reference')`);
+  }
+}
+
+function initBackend(): void {
+  const want = process.env.DENSEVEC_BACKEND;
+  const requireNative = process.env.DENSEVEC_REQUIRE_NATIVE === '1';
+  if (!binding) {
+    if (requireNative) {
+      throw new DensevecError('E_BACKEND', `densevec: DENSEVEC_REQUIRE_NATIVE=1 but the native addon did not load: ${loadError}`);
+    }
+    if (want !== 'reference') {
+      process.stderr.write(`densevec: native addon unavailable, using the pure-TypeScript reference backend (${loadError})\n`);
+    }
+  }
+  if (want && want !== '') setBackend(want as BackendName);
+  else setBackend('auto');
+}
+initBackend();
+
+/** The native binding when the native backend is selected, else null. */
+export function nat(): NativeBinding | null {
+  return current === 'native' ? binding : null;
+}
+
+/** The native binding if it loaded at all (whatever backend is selected). */
+export function nativeBinding(): NativeBinding | null {
+  return binding;
+}
+
+/** Rethrows a native error as a DensevecError. */
+export function rethrow(e: unknown): never {
+  throw fromNative(e);
+}
+
+/** Reports the backend, ISA, threads and CUDA availability. */
+export function backendInfo(): BackendInfo {
+  const info: BackendInfo = {
+    backend: current,
+    isa: current === 'reference' || !binding ? null : (binding.nativeIsa() as IsaName),
+    threads: current === 'reference' || !binding ? 1 : binding.nativeThreads(),
+    cuda: cudaStatus(),
+  };
+  if (loadError) info.nativeError = loadError;
+  return info;
+}
+
+/** Sets the worker threads of the native pool (integer ≥ 1). Results do not depend on it. */
+export function setThreads(n: number): void {
+  if (typeof n !== 'number' || !Number.isInteger(n)) fail('E_TYPE', `setThreads: n must be an integer, got ${String(n)}`);
+  if (n < 1 || n > 1024) fail('E_ARG', `setThreads: n must be in [1, 1024], got ${n}`);
+  threadsWanted = n;
+  if (binding) {
+    try {
+      binding.nativeSetThreads(n);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+}
+
+/** Threads last asked for with {@link setThreads} (null if never). */
+export function requestedThreads(): number | null {
+  return threadsWanted;
+}
+
+/**
+ * Forces the native kernels onto a lower ISA ('scalar', 'avx2', 'avx512', 'neon'); the CPU
+ * must support it. Also settable at load with `DENSEVEC_ISA`. For tests and benchmarks.
+ */
+export function setIsa(isa: IsaName): void {
+  if (typeof isa !== 'string') fail('E_TYPE', `setIsa: isa must be a string, got ${typeof isa}`);
+  if (!binding) fail('E_BACKEND', `setIsa: the native addon is not available: ${loadError}`);
+  try {
+    binding.nativeSetIsa(isa);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** ISAs the native kernels can run on this CPU, scalar first ([] without the addon). */
+export function availableIsas(): IsaName[] {
+  return binding ? (binding.nativeIsas() as IsaName[]) : [];
+}

@@ -1,0 +1,19 @@
+/**
+ * densevec — fast, exact math for dense vector embeddings.
+ *
+ * Every function runs on the fastest available backend (native SIMD, CUDA where built in and
+ * present, or the pure-TypeScript reference) and gives the same results within the documented
+ * tolerance. `densevec/reference` exports the reference alone.
+ */
+export { DensevecError } from './errors';
+export type { ErrorCode } from './errors';
+export { matrix, row, rows } from './matrix';
+export type { Matrix } from './matrix';
+export { backendInfo, setBackend, setThreads, setIsa, availableIsas } from './backend';
+export type { BackendInfo, BackendName, IsaName } from './backend';
+export * from './similarity';
+export * from './statistics';
+export * from './contrastive';
+export * from './margin';
+export * from './geometry';
+export * from './regularizers';

@@ -1,0 +1,166 @@
+/**
+ * Chapter 1 — similarity geometry: dot, cosine, L2, normalization onto the hypersphere,
+ * batched query × corpus similarity and exact top-k.
+ *
+ * Similarity functions do not scan for NaN: a NaN in an input propagates to the outputs that
+ * depend on it, as in IEEE arithmetic (in top-k, NaN scores rank last).
+ */
+import { nat, rethrow } from './backend';
+import type { Matrix } from './matrix';
+import * as ref from './reference/similarity';
+import type { MetricOptions, TopKResult } from './reference/similarity';
+import * as v from './validate';
+import { fail } from './errors';
+
+export type { MetricOptions, TopKResult } from './reference/similarity';
+export type { Metric } from './validate';
+
+function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
+  if (!v.isF32(a)) v.vecType(fn, 'a', a);
+  if (!v.isF32(b)) v.vecType(fn, 'b', b);
+  const la = (a as Float32Array).length;
+  const lb = (b as Float32Array).length;
+  if (la !== lb) fail('E_SHAPE', `${fn}: a has length ${la} but b has length ${lb}`);
+  if (la === 0) fail('E_SHAPE', `${fn}: a and b are empty`);
+}
+
+/** Dot product Σ a_k b_k of two equal-length vectors. */
+export function dot(a: Float32Array, b: Float32Array): number {
+  const n = nat();
+  if (n === null) return ref.dot(a, b);
+  pair('dot', a, b);
+  return n.dot(a, b);
+}
+
+/** Cosine similarity a·b / (‖a‖‖b‖); 0 when either norm is 0. */
+export function cosine(a: Float32Array, b: Float32Array): number {
+  const n = nat();
+  if (n === null) return ref.cosine(a, b);
+  pair('cosine', a, b);
+  return n.cosine(a, b);
+}
+
+/** Squared Euclidean distance Σ (a_k − b_k)². */
+export function l2sq(a: Float32Array, b: Float32Array): number {
+  const n = nat();
+  if (n === null) return ref.l2sq(a, b);
+  pair('l2sq', a, b);
+  return n.l2sq(a, b);
+}
+
+/** Euclidean norm ‖a‖₂. */
+export function norm(a: Float32Array): number {
+  const n = nat();
+  if (n === null) return ref.norm(a);
+  v.vec('norm', 'a', a);
+  return n.norm(a);
+}
+
+/** New unit vector in the direction of `a`; a zero vector stays zero. */
+export function normalize(a: Float32Array): Float32Array {
+  const n = nat();
+  if (n === null) return ref.normalize(a);
+  v.vec('normalize', 'a', a);
+  return n.normalize(a);
+}
+
+/** Normalizes in place: a vector, or every row of a Matrix (zero rows stay zero). */
+export function normalizeInPlace(x: Float32Array | Matrix): void {
+  const n = nat();
+  if (n === null) return ref.normalizeInPlace(x);
+  if (v.isF32(x)) {
+    v.vec('normalizeInPlace', 'x', x);
+    n.normalizeInPlace(x, x.length);
+    return;
+  }
+  v.mat('normalizeInPlace', 'x', x);
+  try {
+    n.normalizeInPlace(x.data, x.cols);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** New Matrix with the rows of `m` scaled to unit length. */
+export function normalizeRows(m: Matrix): Matrix {
+  const n = nat();
+  if (n === null) return ref.normalizeRows(m);
+  v.mat('normalizeRows', 'm', m);
+  try {
+    return { data: n.normalizeRows(m.data, m.cols), rows: m.rows, cols: m.cols };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * q.rows × c.rows Matrix of similarities between the rows of `q` and the rows of `c`.
+ * `metric`: 'cosine' (default), 'dot' or 'l2sq'.
+ */
+export function similarityMatrix(q: Matrix, c: Matrix, options?: MetricOptions): Matrix {
+  const n = nat();
+  if (n === null) return ref.similarityMatrix(q, c, options);
+  const metric = ref.checkBatch('similarityMatrix', q, c, options);
+  try {
+    return { data: n.similarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric), rows: q.rows, cols: c.rows };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Exact top-k per query: `{ indices, scores }`, q.rows × k row-major, best first (largest
+ * dot/cosine, smallest l2sq), ties broken by the lower index. Extra memory O(q.rows · k).
+ */
+export function topK(q: Matrix, c: Matrix, k: number, options?: MetricOptions): TopKResult {
+  const n = nat();
+  if (n === null) return ref.topK(q, c, k, options);
+  v.matType('topK', 'q', q);
+  v.matType('topK', 'c', c);
+  v.int('topK', 'k', k);
+  const metric = ref.checkBatch('topK', q, c, options);
+  ref.checkK('topK', k, c.rows);
+  try {
+    return n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Runs `f` and turns a thrown error into a rejected promise. */
+function later<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Async twin of {@link similarityMatrix}: runs off the event loop on the native backend. The
+ * inputs are copied when the call is made, so the caller may reuse its buffers at once.
+ */
+export function similarityMatrixAsync(q: Matrix, c: Matrix, options?: MetricOptions): Promise<Matrix> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.similarityMatrix(q, c, options);
+    const metric = ref.checkBatch('similarityMatrixAsync', q, c, options);
+    return n
+      .similarityMatrixAsync(q.data, q.rows, c.data, c.rows, q.cols, metric)
+      .then((data) => ({ data, rows: q.rows, cols: c.rows }), rethrow);
+  });
+}
+
+/** Async twin of {@link topK} (inputs copied at call time). */
+export function topKAsync(q: Matrix, c: Matrix, k: number, options?: MetricOptions): Promise<TopKResult> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.topK(q, c, k, options);
+    v.matType('topKAsync', 'q', q);
+    v.matType('topKAsync', 'c', c);
+    v.int('topKAsync', 'k', k);
+    const metric = ref.checkBatch('topKAsync', q, c, options);
+    ref.checkK('topKAsync', k, c.rows);
+    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then((r) => r, rethrow);
+  });
+}

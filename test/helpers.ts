@@ -1,0 +1,91 @@
+/** Shared test helpers: seeded random data, tolerance checks, forced ISAs. */
+import { createRequire } from 'node:module';
+import { expect } from 'vitest';
+
+const require = createRequire(import.meta.url);
+/** The package under test, as built into dist/ (the same files that ship). */
+export const dv = require('../dist/index.js') as typeof import('../dist/index');
+/** The pure-TypeScript reference, as built. */
+export const ref = require('../dist/reference/index.js') as typeof import('../dist/reference/index');
+
+/** Mulberry32: a small seeded PRNG for test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Standard normal samples (Box–Muller) from a seeded PRNG. */
+export function gauss(r: () => number): number {
+  const u = 1 - r();
+  const v = r();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+/** A Float32Array of n standard normal values. */
+export function randn(n: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = gauss(r);
+  return out;
+}
+
+/** A rows × cols Matrix of standard normal values. */
+export function randm(rows: number, cols: number, seed: number): { data: Float32Array; rows: number; cols: number } {
+  return { data: randn(rows * cols, seed), rows, cols };
+}
+
+/** Asserts |a − b| ≤ atol + rtol·|b| elementwise, reporting the worst index. */
+export function close(a: ArrayLike<number> | number, b: ArrayLike<number> | number, rtol = 1e-5, atol = 1e-6): void {
+  const A = typeof a === 'number' ? [a] : a;
+  const B = typeof b === 'number' ? [b] : b;
+  expect(A.length).toBe(B.length);
+  let worst = -1;
+  let excess = 0;
+  for (let i = 0; i < A.length; i++) {
+    const x = A[i];
+    const y = B[i];
+    if (Number.isNaN(y) && Number.isNaN(x)) continue;
+    const e = Math.abs(x - y) - (atol + rtol * Math.abs(y));
+    if (!(e <= 0) && (worst < 0 || e > excess)) {
+      worst = i;
+      excess = e;
+    }
+  }
+  if (worst >= 0) {
+    expect.fail(`index ${worst}: ${A[worst]} vs ${B[worst]} (rtol ${rtol}, atol ${atol})`);
+  }
+}
+
+/** Expects `f` to throw a DensevecError with `code` (and a message matching `re`, if given). */
+export function throwsCode(f: () => unknown, code: string, re?: RegExp): void {
+  let err: unknown = null;
+  try {
+    f();
+  } catch (e) {
+    err = e;
+  }
+  expect(err, `expected ${code}`).toBeInstanceOf(Error);
+  const e = err as { name: string; code: string; message: string };
+  expect(e.name).toBe('DensevecError');
+  expect(e.code).toBe(code);
+  if (re) expect(e.message).toMatch(re);
+}
+
+/** Runs `f` once per ISA available on this CPU, restoring the best ISA afterwards. */
+export function forEachIsa(f: (isa: string) => void): void {
+  const isas = dv.availableIsas();
+  try {
+    for (const isa of isas) {
+      dv.setIsa(isa);
+      f(isa);
+    }
+  } finally {
+    dv.setIsa(isas[isas.length - 1]);
+  }
+}
