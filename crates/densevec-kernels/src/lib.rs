@@ -138,3 +138,53 @@ pub unsafe fn gemm_nt_raw(
     }
     dispatch!(gemm_nt(m, n, kd, a, lda, b, ldb, c, ldc))
 }
+
+/// C = A·B (or C += A·B when `accumulate`) on row-major blocks:
+/// C[i·ldc + j] (+)= Σ_{p<kd} A[i·lda + p]·B[p·ldb + j]. Single-threaded, with the same
+/// order-independence guarantee as [`gemm_nt`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn gemm_nn(
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(kd == 0 || (a.len() >= (m - 1) * lda + kd && lda >= kd));
+    assert!(kd == 0 || (b.len() >= (kd - 1) * ldb + n && ldb >= n));
+    assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
+    unsafe { gemm_nn_raw(m, n, kd, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, accumulate) }
+}
+
+/// [`gemm_nn`] on raw pointers.
+///
+/// # Safety
+/// As [`gemm_nt_raw`], with `b` valid for reads of `kd` rows of `n` values, `ldb` apart.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub unsafe fn gemm_nn_raw(
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    dispatch!(gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate))
+}

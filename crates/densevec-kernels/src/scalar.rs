@@ -104,3 +104,39 @@ pub unsafe fn gemm_nt(
         }
     }
 }
+
+/// C (+)= A·B, row-major; see [`crate::gemm_nn`].
+///
+/// # Safety
+/// See [`crate::gemm_nn_raw`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let mut acc = vec![0f64; n];
+    for i in 0..m {
+        for v in acc.iter_mut() {
+            *v = 0.0;
+        }
+        for p in 0..k {
+            let aip = *a.add(i * lda + p) as f64;
+            let br = std::slice::from_raw_parts(b.add(p * ldb), n);
+            for (v, bv) in acc.iter_mut().zip(br) {
+                *v += aip * *bv as f64;
+            }
+        }
+        for (j, v) in acc.iter().enumerate() {
+            let cij = c.add(i * ldc + j);
+            *cij = if accumulate { (*cij as f64 + *v) as f32 } else { *v as f32 };
+        }
+    }
+}

@@ -9,3 +9,4 @@ pub unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) { crate::scalar::axpy(y
 pub unsafe fn max(x: &[f32]) -> f32 { crate::scalar::max(x) }
 pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 { crate::scalar::exp_shift_sum(x, shift) }
 pub unsafe fn gemm_nt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) { crate::scalar::gemm_nt(m, n, k, a, lda, b, ldb, c, ldc) }
+pub unsafe fn gemm_nn(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) { crate::scalar::gemm_nn(m, n, k, a, lda, b, ldb, c, ldc, accumulate) }
