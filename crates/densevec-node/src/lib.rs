@@ -14,3 +14,5 @@ mod contrastive;
 mod margin;
 mod geometry;
 mod regularizers;
+
+mod cuda;
