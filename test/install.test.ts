@@ -370,7 +370,8 @@ describe('npm install of the packed tarballs, offline, without Rust', () => {
       expect(r.error && (r.error as NodeJS.ErrnoException).code, tool).toBe('ENOENT');
     }
     expect(ok(node(withNative, ['-e', 'process.stdout.write(process.version)']), 'node').stdout).toBe(process.version);
-    expect(path.relative(root, withNative).startsWith('..')).toBe(true);
+    const rel = path.relative(root, withNative);
+    expect(rel.startsWith('..') || path.isAbsolute(rel)).toBe(true);
   });
 
   it('no lifecycle script of the packages ran at install', () => {
@@ -528,7 +529,7 @@ describe('npm install of the main package alone (no binary for this platform)', 
     const r = ok(node(mainOnly, ['-e', script], { NAPI_RS_NATIVE_LIBRARY_PATH: file }), 'override');
     const out = JSON.parse(r.stdout);
     expect(out.info.backend).toBe('native');
-    expect(out.addons).toEqual([file]);
+    expect(out.addons).toEqual([fs.realpathSync(file)]);
     expect(r.stderr).not.toContain(WARNING);
     // A bad override is not silently replaced by the platform package: the with-native project
     // has one, yet the loader reports the override and falls back to the reference.
