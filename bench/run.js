@@ -8,7 +8,8 @@ const SUITES = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry
 async function main() {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
-  const unknown = args.filter((a) => a.startsWith('--') && a !== '--quick');
+  const smoke = args.includes('--smoke'); // tiny shapes: checks the harness, figures not meaningful
+  const unknown = args.filter((a) => a.startsWith('--') && a !== '--quick' && a !== '--smoke');
   if (unknown.length) {
     console.error(`unknown option ${unknown.join(' ')}; usage: node bench/run.js [--quick] [${SUITES.join('|')}]…`);
     process.exit(2);
@@ -27,7 +28,7 @@ async function main() {
   const t0 = Date.now();
   for (const n of names.length ? names : SUITES) {
     const s0 = Date.now();
-    await require(`./suites/${n}.js`)({ quick });
+    await require(`./suites/${n}.js`)({ quick: quick || smoke, smoke });
     console.log(`  (${n}: ${((Date.now() - s0) / 1000).toFixed(0)} s)`);
   }
   console.log(`\nall done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
