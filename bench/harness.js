@@ -9,7 +9,7 @@
 // calibrates the repetitions per sample from those calls.
 //
 // An implementation is { name, run(reps) } where run returns the milliseconds that `reps` calls
-// took (or a promise of it); `local(fn)` builds one around a sync or async function and times it
+// took, or { ms, cpuMs } with the CPU time of the process as well (or a promise of either); `local(fn)` builds one around a sync or async function and times it
 // with process.hrtime. Implementations that live in another process (Python anchors) time their
 // own calls and return the figure, so IPC is not counted; they are still interleaved round by
 // round with the rest. `before()` (optional) runs untimed before each sample, e.g. to set the
@@ -27,15 +27,28 @@ function local(name, fn, extra = {}) {
       const first = fn();
       if (first && typeof first.then === 'function') {
         await first; // settle the first call before timing so async setup does not leak in
+        const c0 = process.cpuUsage();
         const t0 = now();
         for (let i = 0; i < reps; i++) await fn();
-        return now() - t0;
+        return { ms: now() - t0, cpuMs: cpuMs(c0) };
       }
+      const c0 = process.cpuUsage();
       const t0 = now();
       for (let i = 0; i < reps; i++) sink(fn());
-      return now() - t0;
+      return { ms: now() - t0, cpuMs: cpuMs(c0) };
     },
   };
+}
+
+// CPU time (user + system, all threads of the process) since c0, in ms.
+function cpuMs(c0) {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
+// A run reports { ms, cpuMs } or a bare number of ms.
+function norm(r) {
+  return typeof r === 'number' ? { ms: r, cpuMs: null } : r;
 }
 
 // Keeps results alive so no call can be optimized away.
@@ -62,7 +75,7 @@ function quantile(xs, q) {
 
 /**
  * Runs the implementations interleaved and returns { name: { medianMs, minMs, q1Ms, q3Ms,
- * rounds, reps } } (all per call).
+ * cpuMedianMs, rounds, reps } } (all per call; cpuMedianMs is process CPU time, all threads).
  */
 async function measure(impls, { rounds = 9, minSampleMs = 20, warmupMs = 200, maxReps = 1e6 } = {}) {
   const reps = new Map();
@@ -74,7 +87,7 @@ async function measure(impls, { rounds = 9, minSampleMs = 20, warmupMs = 200, ma
     let perCall = Infinity;
     for (;;) {
       if (impl.before) await impl.before();
-      const t = await impl.run(r);
+      const t = norm(await impl.run(r)).ms;
       spent += t;
       perCall = Math.min(perCall, t / r);
       if (spent >= warmupMs && t >= minSampleMs / 2) break;
@@ -84,13 +97,15 @@ async function measure(impls, { rounds = 9, minSampleMs = 20, warmupMs = 200, ma
     reps.set(impl.name, Math.max(1, Math.min(maxReps, Math.ceil(minSampleMs / perCall))));
   }
   const samples = new Map(impls.map((i) => [i.name, []]));
+  const cpu = new Map(impls.map((i) => [i.name, []]));
   for (let round = 0; round < rounds; round++) {
     for (let j = 0; j < impls.length; j++) {
       const impl = impls[(j + round) % impls.length];
       if (impl.before) await impl.before();
       const r = reps.get(impl.name);
-      const t = await impl.run(r);
-      samples.get(impl.name).push(t / r);
+      const t = norm(await impl.run(r));
+      samples.get(impl.name).push(t.ms / r);
+      if (t.cpuMs != null) cpu.get(impl.name).push(t.cpuMs / r);
     }
   }
   const out = {};
@@ -101,6 +116,7 @@ async function measure(impls, { rounds = 9, minSampleMs = 20, warmupMs = 200, ma
       minMs: Math.min(...s),
       q1Ms: quantile(s, 0.25),
       q3Ms: quantile(s, 0.75),
+      cpuMedianMs: cpu.get(impl.name).length ? median(cpu.get(impl.name)) : null,
       rounds: s.length,
       reps: reps.get(impl.name),
     };

@@ -123,7 +123,10 @@ class PyAnchor {
       group: 'anchor',
       threads,
       ...extra,
-      run: async (reps) => (await this.call({ cmd: 'run', id, reps, threads })).ms,
+      run: async (reps) => {
+        const r = await this.call({ cmd: 'run', id, reps, threads });
+        return { ms: r.ms, cpuMs: r.cpu_ms ?? null };
+      },
     };
   }
 

@@ -7,7 +7,8 @@ Two ways to run a workload script:
         {"cmd": "setup", "id": "x", "workload": "infonce", "params": {...},
          "inputs": {"q": {"path": "/tmp/…/q.f32", "dtype": "float32", "shape": [4096, 768]}, …}}
             → {"ok": true, "value": <loss or checksum of one call>, "info": {...}}
-        {"cmd": "run", "id": "x", "reps": 3, "threads": 1} → {"ok": true, "ms": <total for reps calls>}
+        {"cmd": "run", "id": "x", "reps": 3, "threads": 1}
+            → {"ok": true, "ms": <wall time of reps calls>, "cpu_ms": <process CPU time, all threads>}
         {"cmd": "free", "id": "x"}, {"cmd": "exit"}
     The first line on stdout is {"ready": true, "versions": {...}} or {"ready": false, "error": "..."}.
     bench/run.js alternates these runs with the densevec calls round by round, so the anchors
@@ -44,10 +45,12 @@ def random_inputs(shapes, seed=0):
 
 
 def timed(fn, reps):
+    """(wall ms, process CPU ms over all threads) for reps calls."""
+    c0 = time.process_time()
     t0 = time.perf_counter()
     for _ in range(reps):
         fn()
-    return (time.perf_counter() - t0) * 1e3
+    return (time.perf_counter() - t0) * 1e3, (time.process_time() - c0) * 1e3
 
 
 def serve(module):
@@ -73,7 +76,8 @@ def serve(module):
                 reply = {'ok': True, 'value': value, 'info': info}
             elif cmd == 'run':
                 module.set_threads(msg.get('threads', 1))
-                reply = {'ok': True, 'ms': timed(jobs[msg['id']], int(msg.get('reps', 1)))}
+                ms, cpu_ms = timed(jobs[msg['id']], int(msg.get('reps', 1)))
+                reply = {'ok': True, 'ms': ms, 'cpu_ms': cpu_ms}
             elif cmd == 'free':
                 jobs.pop(msg['id'], None)
                 reply = {'ok': True}
@@ -96,7 +100,7 @@ def standalone(module, argv):
     inputs = random_inputs(module.SHAPES[args.workload](params))
     fn, value, info = module.WORKLOADS[args.workload](params, inputs)
     fn()  # warm-up
-    samples = [timed(fn, 1) for _ in range(args.rounds)]
+    samples = [timed(fn, 1)[0] for _ in range(args.rounds)]
     print(json.dumps({'workload': args.workload, 'params': params, 'threads': args.threads, 'versions': module.VERSIONS,
                       'value': value, 'info': info, 'median_ms': statistics.median(samples), 'samples_ms': samples}))
 

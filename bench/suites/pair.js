@@ -59,7 +59,9 @@ module.exports = async function pair({ quick }) {
     params: { d: 1 },
     impls: [
       impl('densevec dot', 'densevec', 1, () => dv.dot(one, two)),
-      impl('densevec binding dot (no TS checks)', 'floor', 1, () => binding.dot(one, two)),
+      typeof binding.dotFast === 'function' &&
+        impl('densevec raw dotFast(buffers, offsets, len)', 'floor', 1, () => binding.dotFast(one.buffer, 0, two.buffer, 0, 1)),
+      impl('densevec binding dot(typed arrays)', 'floor', 1, () => binding.dot(one, two)),
       impl('densevec nativeThreads() (no args)', 'floor', 1, () => binding.nativeThreads()),
       simsimd && impl('simsimd dot', 'anchor', 1, () => simsimd.dot(one, two)),
     ],
