@@ -5,8 +5,18 @@
  */
 import { DensevecError, fail, fromNative } from './errors';
 
-/** The binding produced by napi-rs (lib/native/binding.cjs). */
-export type NativeBinding = typeof import('./native/binding.cjs');
+/** A raw single-pair entry point: (bufferA, byteOffsetA, bufferB, byteOffsetB, length). */
+export type FastPair = (a: ArrayBufferLike, aOff: number, b: ArrayBufferLike, bOff: number, len: number) => number;
+
+/**
+ * The binding produced by napi-rs (lib/native/binding.cjs), plus the raw low-overhead pair
+ * functions the addon registers on its exports (not described by the generated typings).
+ */
+export type NativeBinding = typeof import('./native/binding.cjs') & {
+  dotFast: FastPair;
+  cosineFast: FastPair;
+  l2sqFast: FastPair;
+};
 
 /** Name of a backend. */
 export type BackendName = 'native' | 'cuda' | 'reference';
