@@ -449,6 +449,12 @@ function main() {
   if (opts.quiet) process.stdout.write(`${summary.join('\n')}\n`);
 }
 
+// Output piped into `head` and closed early is not an error.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 try {
   main();
 } catch (e) {
