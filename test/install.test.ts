@@ -103,6 +103,30 @@ function pack(dir: string, dest: string | null): PackResult {
   return json[0] as PackResult;
 }
 
+/**
+ * The optionalDependencies `napi prepublish` writes into package.json at release time: one
+ * densevec-<platform> per napi target (= per npm/<platform> folder), at the same version. They are
+ * not committed: until the platform packages exist on the registry, `npm ci` would reject a lock
+ * file that cannot contain them.
+ */
+function releaseOptionalDependencies(): Record<string, string> {
+  const dirs = fs.readdirSync(path.join(root, 'npm')).sort();
+  return Object.fromEntries(dirs.map((d) => [`densevec-${d}`, pkg.version as string]));
+}
+
+/**
+ * The main package as `npm publish` sees it after `napi prepublish`: the files npm would pack
+ * from the repository (its `files` allowlist) and package.json with the release optionalDependencies.
+ */
+function stageMainPackage(dest: string): void {
+  for (const f of pack(root, null).files) {
+    fs.mkdirSync(path.dirname(path.join(dest, f.path)), { recursive: true });
+    fs.copyFileSync(path.join(root, f.path), path.join(dest, f.path));
+  }
+  const manifest = { ...pkg, optionalDependencies: releaseOptionalDependencies() };
+  fs.writeFileSync(path.join(dest, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
+}
+
 // Inputs shared by the consumers (read from inputs.json) and the expectations here.
 const COLS = 19;
 const inputs = {
@@ -278,7 +302,9 @@ beforeAll(() => {
   stageBinary(platform);
   const tarballs = path.join(tmp, 'tarballs');
   fs.mkdirSync(tarballs);
-  mainPack = pack(root, tarballs);
+  const staged = path.join(tmp, 'densevec');
+  stageMainPackage(staged);
+  mainPack = pack(staged, tarballs);
   platformPack = pack(path.join(root, 'npm', platform), tarballs);
 
   withNative = path.join(tmp, 'with-native');
@@ -319,13 +345,18 @@ describe('what the packages ship', () => {
     }
   });
 
-  it('main package.json: zero runtime dependencies, no install-time scripts, optionalDependencies per target', () => {
+  it('main package.json: zero runtime dependencies, no install-time scripts; optionalDependencies only at release', () => {
     expect(pkg.dependencies ?? {}).toEqual({});
     for (const s of ['preinstall', 'install', 'postinstall']) expect(pkg.scripts?.[s], s).toBeUndefined();
+    // Committed without them, so that `npm ci` works before the platform packages are published.
+    expect(pkg.optionalDependencies).toBeUndefined();
+    const lock = JSON.parse(fs.readFileSync(path.join(root, 'package-lock.json'), 'utf8'));
+    expect(lock.packages[''].optionalDependencies).toBeUndefined();
     const dirs = fs.readdirSync(path.join(root, 'npm')).sort();
-    expect(Object.keys(pkg.optionalDependencies).sort()).toEqual(dirs.map((d) => `densevec-${d}`));
-    for (const v of Object.values(pkg.optionalDependencies)) expect(v).toBe(pkg.version);
     expect(dirs.length).toBe(pkg.napi.targets.length);
+    const packed = JSON.parse(fs.readFileSync(path.join(tmp, 'densevec', 'package.json'), 'utf8'));
+    expect(packed.optionalDependencies).toEqual(releaseOptionalDependencies());
+    expect(Object.keys(packed.optionalDependencies)).toContain(platformPkg);
   });
 
   it('per-platform package.json files agree with napi.targets', () => {
