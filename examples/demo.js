@@ -181,13 +181,15 @@ function load(opts) {
       else data[i * cols + k++] = r[j];
     }
   });
-  return { x: { data, rows: rows.length, cols }, labels, name: path.basename(file), labelColumn: where };
+  return { x: { data, rows: rows.length, cols }, labels, name: path.basename(file), labelColumn: where, shipped: file === shipped };
 }
 
-/** Column-wise z-scores (a constant column becomes 0). */
+/** Column-wise z-scores (a constant column becomes 0); the Matrix carries `mu` and `sd`. */
 function standardize(m) {
   const { rows: n, cols: d } = m;
   const out = new Float32Array(n * d);
+  const mus = new Float64Array(d);
+  const sds = new Float64Array(d);
   for (let j = 0; j < d; j++) {
     let s = 0;
     for (let i = 0; i < n; i++) s += m.data[i * d + j];
@@ -195,9 +197,11 @@ function standardize(m) {
     let v = 0;
     for (let i = 0; i < n; i++) v += (m.data[i * d + j] - mu) ** 2;
     const sd = Math.sqrt(v / n);
+    mus[j] = mu;
+    sds[j] = sd;
     for (let i = 0; i < n; i++) out[i * d + j] = sd > 0 ? (m.data[i * d + j] - mu) / sd : 0;
   }
-  return { data: out, rows: n, cols: d };
+  return { data: out, rows: n, cols: d, mu: mus, sd: sds };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -270,6 +274,141 @@ function accuracy(pred, truth) {
   let c = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === truth[i]) c++;
   return c / pred.length;
+}
+
+// ------------------------------------------------------------------------------------------
+// Learned embeddings
+// ------------------------------------------------------------------------------------------
+
+const LEARNING_FUNCTIONS = [
+  'matmul', 'ntXent', 'wassersteinRegularizer', 'normPenalty', 'temperatureSchedule', 'mismatchScore',
+  'marginSoftmax', 'knnClassify', 'randomOrthogonal', 'procrustes', 'BatchNorm', 'embeddingDrift',
+  'sparsity', 'sphericalTriangle',
+];
+
+/** Training settings of the heads (small enough for a minute on two cores). */
+const TRAIN = {
+  contrastive: { dim: 32, batch: 256, steps: 300, lr: 0.01, tauStart: 0.5, tauEnd: 0.1, mu: 1, lambda: 1e-4 },
+  margin: { dim: 32, batch: 256, steps: 200, lr: 0.01, scale: 16, margin: { arcface: 0.3, cosface: 0.25 }, labelSmoothing: 0.1, lambda: 1e-4 },
+};
+
+function mean(a) {
+  return a.reduce((s, v) => s + v, 0) / a.length;
+}
+
+function learning(dv, ref, c) {
+  const { raw, x, labels, trainIdx, testIdx, seed, say, summary } = c;
+  const missing = LEARNING_FUNCTIONS.filter((f) => typeof dv[f] !== 'function');
+  say();
+  if (missing.length > 0) {
+    say(`Learned embeddings: skipped (this build of densevec lacks ${missing.join(', ')})`);
+    return;
+  }
+  const { trainContrastive, trainMargin, augmenter } = require('./lib/learn.js');
+  const { audit, alignment } = require('./lib/audit.js');
+  const side = Math.round(Math.sqrt(raw.cols));
+  let minV = Infinity;
+  let maxV = -Infinity;
+  for (const v of raw.data) {
+    minV = Math.min(minV, v);
+    maxV = Math.max(maxV, v);
+  }
+  const image = c.shipped || (side * side === raw.cols && side >= 4 && minV >= 0);
+  // Class indices 0..C−1 (margin heads index prototypes by label).
+  const classList = labels ? [...new Set(labels)].sort((a, b) => a - b) : [];
+  const y = labels ? Uint32Array.from(labels, (l) => classList.indexOf(l)) : null;
+  const task = {
+    raw, mu: x.mu, sd: x.sd, trainIdx, y, classes: classList.length,
+    // Views for the contrastive head: feature dropout, Gaussian noise and (images) shifts.
+    augment: { imageSide: image ? side : 0, noise: 0.5, dropout: 0.2, shift: 0.2 },
+    // Lighter for the supervised heads: a linear map cannot absorb shifts.
+    augmentMargin: { noise: 0.3, dropout: 0.1, shift: 0 },
+  };
+  const train = (m) => dv.matmul(subsetRows(x, trainIdx), m);
+  const test = (m) => dv.matmul(subsetRows(x, testIdx), m);
+  const yTrain = y ? Uint32Array.from(trainIdx, (i) => y[i]) : null;
+  const yTest = y ? Uint32Array.from(testIdx, (i) => y[i]) : null;
+  const o = TRAIN.contrastive;
+
+  say(`Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
+    '20% feature dropout and Gaussian noise of 0.5 standard deviations):');
+  const [h1, t1] = timed(() => trainContrastive(dv, ref, task, seed, o));
+  const first = h1.history.slice(0, 10);
+  const last = h1.history.slice(-10);
+  say(`  NT-Xent head, ${o.steps} steps of ${o.batch} pairs, τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), ` +
+    `Wasserstein weight ${o.mu}, L2 ${o.lambda}: ${ms(t1)}`);
+  say(`    NT-Xent ${mean(first.map((h) => h.ntxent)).toFixed(3)} → ${mean(last.map((h) => h.ntxent)).toFixed(3)}` +
+    `   Wasserstein ${mean(first.map((h) => h.wasserstein)).toExponential(2)} → ${mean(last.map((h) => h.wasserstein)).toExponential(2)}` +
+    `   penalty ${last[last.length - 1].penalty.toExponential(2)}`);
+  // Alignment of two augmented views of the test rows: matched vs unmatched cosines.
+  const vrng = new ref.SplitMix64(seed + 99);
+  const view = augmenter(raw, x.mu, x.sd, vrng, task.augment);
+  const va = view(testIdx);
+  const vb = view(testIdx);
+  const init = dv.randomUnitVectors(o.dim, raw.cols, seed);
+  const W0 = { data: new Float32Array(raw.cols * o.dim), rows: raw.cols, cols: o.dim };
+  for (let i = 0; i < o.dim; i++) for (let j = 0; j < raw.cols; j++) W0.data[j * o.dim + i] = init.data[i * raw.cols + j];
+  const m0 = dv.mismatchScore(dv.matmul(va, W0), dv.matmul(vb, W0));
+  const m1 = dv.mismatchScore(dv.matmul(va, h1.W), dv.matmul(vb, h1.W));
+  say(`    two views of the test rows: matched − unmatched mean cosine M = ${m0.M.toFixed(3)} at init → ${m1.M.toFixed(3)} trained ` +
+    `(matched ${m1.muP.toFixed(3)}, unmatched ${m1.muQ.toFixed(3)})`);
+  summary.push(`ntxent ${mean(first.map((h) => h.ntxent)).toFixed(3)}->${mean(last.map((h) => h.ntxent)).toFixed(3)} M=${m1.M.toFixed(3)}`);
+
+  const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
+  if (y) {
+    for (const kind of ['arcface', 'cosface']) {
+      const mo = TRAIN.margin;
+      const [h, t] = timed(() => trainMargin(dv, ref, task, kind, seed, mo));
+      const proto = dv.topK(test(h.W), h.P, 1, { metric: 'cosine' }).indices;
+      let hit = 0;
+      for (let i = 0; i < proto.length; i++) if (proto[i] === yTest[i]) hit++;
+      const f = h.history.slice(0, 10);
+      const l = h.history.slice(-10);
+      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps, s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
+        `loss ${mean(f.map((q) => q.loss)).toFixed(3)} → ${mean(l.map((q) => q.loss)).toFixed(3)}, ` +
+        `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
+      summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
+      heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h.W]);
+    }
+  }
+
+  // Audit table.
+  say();
+  say(`Audit (test rows; kNN k = 5 cosine; rotation: a randomOrthogonal map; BN: train- vs eval-mode BatchNorm; ` +
+    `sparsity of unit rows, |x| ≤ 0.01; curvature: spherical excess / chord-triangle area on 300 triples):`);
+  const cols = ['embedding', 'dim', 'kNN', 'mean cos', 'z', 'var/null', 'rot ΔkNN', 'rot Δmean', 'Procr.', 'BN cos', 'Hoyer', '|x|≤.01', 'curv', 'curv same'];
+  const widths = [19, 4, 6, 8, 8, 8, 8, 9, 8, 7, 6, 7, 6, 9];
+  const line = (vals) => `  ${vals.map((v, i) => String(v).padStart(widths[i])).join(' ')}`;
+  say(line(cols).replace(/^( +)embedding/, (m0_, sp) => `${sp}embedding`));
+  const pct = (v) => (v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
+  const fx = (v, n) => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(n));
+  for (const [name, W] of heads) {
+    const zTr = W ? train(W) : subsetRows(x, trainIdx);
+    const zTe = W ? test(W) : subsetRows(x, testIdx);
+    const [a, t] = timed(() => audit(dv, ref, zTr, zTe, yTrain, yTest, seed));
+    say(line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
+      a.knn === undefined ? '–' : `${(100 * (a.rotKnn - a.knn)).toFixed(1)}`, a.rotDeltaMean.toExponential(1), a.rotRecovered.toExponential(1),
+      fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]) + `  (${ms(t)})`);
+    summary.push(`audit ${name}: knn=${pct(a.knn)} meancos=${fx(a.meanCos, 4)} curv=${fx(a.curvature, 3)}`);
+  }
+
+  // Two seeds give different maps; Procrustes finds how far they are from a rotation of each other.
+  const [h2, t2] = timed(() => trainContrastive(dv, ref, task, seed + 1, o));
+  const al = alignment(dv, test(h1.W), test(h2.W));
+  let agree = '';
+  if (y) {
+    const p1 = dv.knnClassify(train(h1.W), yTrain, test(h1.W), 5, { metric: 'cosine' });
+    const p2 = dv.knnClassify(train(h2.W), yTrain, test(h2.W), 5, { metric: 'cosine' });
+    let same = 0;
+    for (let i = 0; i < p1.length; i++) if (p1[i] === p2[i]) same++;
+    agree = `; kNN predictions agree on ${((100 * same) / p1.length).toFixed(1)}% of test rows`;
+  }
+  say(`  Procrustes between NT-Xent heads of seeds ${seed} and ${seed + 1} (unit rows): relative residual ${al.before.toFixed(3)} → ${al.after.toFixed(3)} after the best rotation${agree} (${ms(t2)})`);
+  summary.push(`procrustes seeds ${al.before.toFixed(3)}->${al.after.toFixed(3)}`);
+}
+
+function subsetRows(m, idx) {
+  return subset(m, idx);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -442,6 +581,9 @@ function main() {
     say(`  rows ${i} and ${j}: cosine ${s.toFixed(4)}${labels ? `, labels ${labels[i]} / ${labels[j]}` : ''}`);
   }
   summary.push(`near-duplicates ${dups.length} (exact ${exact})`);
+
+  // 5. Learned embeddings and their audit.
+  learning(dv, ref, { raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped });
 
   const total = Number(process.hrtime.bigint() - total0) / 1e6;
   say();
