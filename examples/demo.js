@@ -30,6 +30,7 @@ Options:
                    non-negative integers with at least two rows per value, else none).
   --seed N         Seed of the split, the samples and the random baselines (default 42).
   --backend NAME   auto, native or reference (default auto: native when the addon loads).
+  --report [FILE]  Also write an HTML report with SVG plots (default densevec-report.html).
   --quiet          Print only the summary.
   --help           Show this help.
 `;
@@ -37,7 +38,7 @@ Options:
 class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false };
+  const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false, report: null };
   const need = (i, flag) => {
     if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`${flag} needs a value`);
     return argv[i + 1];
@@ -69,6 +70,13 @@ function parseArgs(argv) {
       case '--backend': {
         o.backend = val();
         if (!['auto', 'native', 'reference', 'cuda'].includes(o.backend)) throw new UsageError(`--backend must be auto, native or reference, got '${o.backend}'`);
+        break;
+      }
+      case '--report': {
+        if (inline !== null) o.report = inline;
+        else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) o.report = argv[++i];
+        else o.report = 'densevec-report.html';
+        if (o.report === '') throw new UsageError('--report needs a file name');
         break;
       }
       case '--quiet': o.quiet = true; break;
@@ -224,6 +232,26 @@ function fmtP(p) {
   return p.toFixed(4);
 }
 
+/** Density of the cosine between independent uniform unit vectors in R^d (d ≥ 2). */
+function nullDensity(ref, c, d) {
+  if (Math.abs(c) >= 1) return d === 2 ? Infinity : d === 3 ? 0.5 : 0;
+  const a = (d - 1) / 2;
+  const lnB = ref.lnGamma(0.5) + ref.lnGamma(a) - ref.lnGamma(a + 0.5);
+  return Math.exp(((d - 3) / 2) * Math.log1p(-c * c) - lnB);
+}
+
+/** The cosine s with P(cos ≥ s) = alpha in dimension d (bisection on the exact p-value). */
+function threshold(dv, alpha, d) {
+  let lo = 0;
+  let hi = 1;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (dv.cosinePValue(mid, d) > alpha) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 function subset(m, idx) {
   const out = new Float32Array(idx.length * m.cols);
   idx.forEach((r, i) => out.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
@@ -297,7 +325,10 @@ function mean(a) {
 }
 
 function learning(dv, ref, c) {
-  const { raw, x, labels, trainIdx, testIdx, seed, say, summary } = c;
+  const { raw, x, labels, trainIdx, testIdx, seed, say, summary, rep, plots } = c;
+  const curves = [];
+  const auditRows = [];
+  let triangles = null;
   const missing = LEARNING_FUNCTIONS.filter((f) => typeof dv[f] !== 'function');
   say();
   if (missing.length > 0) {
@@ -352,6 +383,7 @@ function learning(dv, ref, c) {
   const m1 = dv.mismatchScore(dv.matmul(va, h1.W), dv.matmul(vb, h1.W));
   say(`    two views of the test rows: matched − unmatched mean cosine M = ${m0.M.toFixed(3)} at init → ${m1.M.toFixed(3)} trained ` +
     `(matched ${m1.muP.toFixed(3)}, unmatched ${m1.muQ.toFixed(3)})`);
+  curves.push({ name: 'NT-Xent', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.ntxent) });
   summary.push(`ntxent ${mean(first.map((h) => h.ntxent)).toFixed(3)}->${mean(last.map((h) => h.ntxent)).toFixed(3)} M=${m1.M.toFixed(3)}`);
 
   const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
@@ -369,6 +401,7 @@ function learning(dv, ref, c) {
         `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
       summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
       heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h.W]);
+      curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss) });
     }
   }
 
@@ -389,6 +422,9 @@ function learning(dv, ref, c) {
     say(line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
       a.knn === undefined ? '–' : `${(100 * (a.rotKnn - a.knn)).toFixed(1)}`, a.rotDeltaMean.toExponential(1), a.rotRecovered.toExponential(1),
       fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]) + `  (${ms(t)})`);
+    auditRows.push([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2), a.rotKnn === undefined ? '–' : pct(a.rotKnn),
+      a.rotRecovered.toExponential(1), fx(a.bnDriftCos, 4), fx(a.bnDriftL2, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]);
+    if (name === 'NT-Xent head') triangles = a;
     summary.push(`audit ${name}: knn=${pct(a.knn)} meancos=${fx(a.meanCos, 4)} curv=${fx(a.curvature, 3)}`);
   }
 
@@ -405,6 +441,32 @@ function learning(dv, ref, c) {
   }
   say(`  Procrustes between NT-Xent heads of seeds ${seed} and ${seed + 1} (unit rows): relative residual ${al.before.toFixed(3)} → ${al.after.toFixed(3)} after the best rotation${agree} (${ms(t2)})`);
   summary.push(`procrustes seeds ${al.before.toFixed(3)}->${al.after.toFixed(3)}`);
+
+  if (rep) {
+    rep.heading('Learned embeddings');
+    rep.text(`Linear heads ${raw.cols} → ${o.dim} trained with densevec's losses and gradients (Adam in JavaScript). ` +
+      'Left: training losses per step (NT-Xent under a cosine temperature schedule plus a Wasserstein regularizer ' +
+      'and an L2 penalty; ArcFace and CosFace with label smoothing). Right: curvature (spherical excess divided by ' +
+      'the area of the chord triangle) of triangles of test embeddings of the NT-Xent head against their mean side; ' +
+      'it tends to 1, the Gaussian curvature of the unit sphere, as triangles shrink.');
+    const tau = dv.temperatureSchedule({ start: o.tauStart, end: o.tauEnd, steps: o.steps, kind: 'cosine' });
+    const figs = [
+      plots.linePlot(curves, { title: 'Training loss', xLabel: 'step', yLabel: 'loss' }),
+      plots.linePlot([{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }],
+        { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }),
+    ];
+    if (triangles) {
+      const series = [{ name: 'any three test rows', points: triangles.triangles }];
+      if (triangles.trianglesSame) series.push({ name: 'three of one class', points: triangles.trianglesSame });
+      figs.push(plots.scatterPlot(series, { title: 'Spherical triangles (NT-Xent head)', xLabel: 'mean side (radians)', yLabel: 'excess / chord area' }));
+    }
+    rep.figures(figs);
+    rep.heading('Audit');
+    rep.table(['embedding', 'dim', 'kNN (k=5)', 'mean cos', 'z', 'var / null', 'kNN rotated', 'Procrustes (rotated)', 'BN drift cos', 'BN drift L2',
+      'Hoyer', '|x| ≤ 0.01', 'curvature', 'curvature, same class'], auditRows);
+    rep.text(`Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
+      `${al.after.toFixed(3)} after the best orthogonal map.`);
+  }
 }
 
 function subsetRows(m, idx) {
@@ -438,7 +500,14 @@ function main() {
   } catch (e) {
     throw new UsageError(`--backend ${opts.backend}: ${e.message}`);
   }
-  const say = opts.quiet ? () => {} : (s = '') => process.stdout.write(`${s}\n`);
+  const { Report, linePlot, densitySeries, scatterPlot } = require('./lib/report.js');
+  const rep = opts.report ? new Report('densevec demo report') : null;
+  const log = [];
+  const say = (s = '') => {
+    log.push(s);
+    if (!opts.quiet) process.stdout.write(`${s}\n`);
+  };
+  const plots = { linePlot, densitySeries, scatterPlot };
   const summary = [];
   const total0 = process.hrtime.bigint();
 
@@ -538,6 +607,37 @@ function main() {
     `p-value of the median ${fmtP(dv.cosinePValue(Math.min(1, median), d))}`);
   say(`  ${significant}/${top.length} queries have a neighbour significant at 0.01 after Bonferroni over ${trainX.rows} candidates (${ms(tNN)})`);
   summary.push(`nn median=${median.toFixed(3)} significant=${significant}/${top.length}`);
+  if (rep) {
+    const pick = perm.slice(0, Math.min(600, x.rows));
+    const upper = (m) => {
+      const sm = dv.similarityMatrix(m, m);
+      const out = [];
+      for (let i = 0; i < m.rows; i++) for (let j = i + 1; j < m.rows; j++) out.push(sm.data[i * m.rows + j]);
+      return out;
+    };
+    const grid = Array.from({ length: 401 }, (_, i) => -1 + i / 200);
+    const nullLine = { name: `null, d = ${d}`, xs: grid, ys: grid.map((c) => nullDensity(ref, c, d)), dash: true, color: '#444' };
+    const sStar = threshold(dv, alpha, d);
+    rep.heading('Cosine similarity against the null of random directions');
+    rep.text(`Density of the pairwise cosines of ${pick.length} rows (the same rows for each representation), ` +
+      `with the exact null density of the cosine between independent uniform directions in d = ${d}. ` +
+      `Right: the nearest-neighbour cosine of each test query; the dotted line is the cosine whose p-value is ` +
+      `0.01 / ${trainX.rows} (Bonferroni over the candidates).`);
+    rep.figures([
+      plots.linePlot([
+        plots.densitySeries('random unit vectors', upper(subset(control, pick)), -1, 1, 100),
+        plots.densitySeries('raw features', upper(subset(raw, pick)), -1, 1, 100),
+        plots.densitySeries('standardized', upper(subset(x, pick)), -1, 1, 100),
+        nullLine,
+      ], { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }),
+      plots.linePlot([plots.densitySeries('nearest neighbour of a test query', top, -1, 1, 100), nullLine],
+        { title: 'Nearest-neighbour cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left', vlines: [{ x: sStar, name: `p = ${fmtP(alpha)}` }] }),
+      plots.linePlot([8, d, 768].filter((v, i, a) => a.indexOf(v) === i).map((dd) => {
+        const xs = Array.from({ length: 201 }, (_, i) => i / 200);
+        return { name: `d = ${dd}`, xs, ys: xs.map((s0) => dv.cosinePValue(s0, dd)) };
+      }), { title: 'Exact p-value P(cos ≥ s)', xLabel: 's', yLabel: 'p-value', logY: true, yDomain: [1e-40, 1] }),
+    ]);
+  }
 
   // 4. Search and near-duplicates over the whole corpus, with timings.
   say();
@@ -583,12 +683,22 @@ function main() {
   summary.push(`near-duplicates ${dups.length} (exact ${exact})`);
 
   // 5. Learned embeddings and their audit.
-  learning(dv, ref, { raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped });
+  learning(dv, ref, { raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped, rep, plots });
 
   const total = Number(process.hrtime.bigint() - total0) / 1e6;
   say();
   say(`total ${ms(total)}`);
   if (opts.quiet) process.stdout.write(`${summary.join('\n')}\n`);
+  if (rep) {
+    rep.heading('Run log');
+    rep.pre(log);
+    try {
+      fs.writeFileSync(opts.report, rep.toHtml());
+    } catch (e) {
+      throw new UsageError(`cannot write the report to ${opts.report}: ${e.message}`);
+    }
+    process.stderr.write(`demo: wrote ${opts.report}\n`);
+  }
 }
 
 // Output piped into `head` and closed early is not an error.

@@ -44,6 +44,7 @@ function curvature(dv, ref, z, y, count, seed, sameClass) {
   let curv = 0;
   let side = 0;
   let skipped = 0;
+  const points = [];
   const row = (i) => z.data.subarray(i * z.cols, (i + 1) * z.cols);
   for (let t = 0; t < count; t++) {
     const g = groups[Math.min(groups.length - 1, Math.floor(rng.uniform() * groups.length))];
@@ -60,13 +61,14 @@ function curvature(dv, ref, z, y, count, seed, sameClass) {
       excess += tri.excess;
       curv += tri.curvature;
       side += (tri.sides[0] + tri.sides[1] + tri.sides[2]) / 3;
+      points.push({ x: (tri.sides[0] + tri.sides[1] + tri.sides[2]) / 3, y: tri.curvature });
       k++;
     } catch (e) {
       if (e.code !== 'E_ARG') throw e;
       skipped++;
     }
   }
-  return { triangles: k, skipped, meanExcess: excess / k, meanCurvature: curv / k, meanSide: side / k };
+  return { triangles: k, skipped, meanExcess: excess / k, meanCurvature: curv / k, meanSide: side / k, points };
 }
 
 /**
@@ -121,10 +123,12 @@ function audit(dv, ref, zTrain, zTest, yTrain, yTest, seed, o = {}) {
   const cur = curvature(dv, ref, zTest, yTest, 300, seed + 7, false);
   out.curvature = cur.meanCurvature;
   out.triSide = cur.meanSide;
+  out.triangles = cur.points;
   if (yTest) {
     const cc = curvature(dv, ref, zTest, yTest, 300, seed + 8, true);
     out.curvatureSame = cc.meanCurvature;
     out.triSideSame = cc.meanSide;
+    out.trianglesSame = cc.points;
   }
   return out;
 }
