@@ -6,6 +6,7 @@
 import { nat, rethrow } from './backend';
 import type { Matrix } from './matrix';
 import * as ref from './reference/geometry';
+import { checkSeed } from './reference/statistics';
 import type { MetricOptions } from './reference/similarity';
 import type { ProcrustesResult, SphericalTriangle } from './reference/geometry';
 
@@ -57,8 +58,8 @@ export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Ma
 export function randomOrthogonal(d: number, seed: number): Matrix {
   const n = nat();
   if (n === null) return ref.randomOrthogonal(d, seed);
-  ref.checkDim('randomOrthogonal', d);
-  ref.checkSeed('randomOrthogonal', seed);
+  ref.checkOrthoDim('randomOrthogonal', d);
+  checkSeed('randomOrthogonal', 'seed', seed);
   try {
     return { data: n.randomOrthogonal(d, seed), rows: d, cols: d };
   } catch (e) {

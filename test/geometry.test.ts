@@ -142,6 +142,11 @@ describe('randomOrthogonal and matmul', () => {
     const g = new ref.GaussianStream(0);
     expect(g.nextU64()).toBe(0xe220a8397b1dcdafn);
     expect(g.nextU64()).toBe(0x6e789e6aa1b965f4n);
+    // The same stream as the statistics chapter's documented PRNG.
+    const mine = new ref.GaussianStream(12345);
+    const theirs = new Float64Array(101);
+    ref.fillNormals(new ref.SplitMix64(12345), theirs, 0, 101);
+    expect(Array.from({ length: 101 }, () => mine.gauss())).toEqual(Array.from(theirs));
     const h = new ref.GaussianStream(7);
     const xs = Array.from({ length: 20000 }, () => h.gauss());
     const mean = xs.reduce((s, x) => s + x, 0) / xs.length;

@@ -7,6 +7,7 @@ import { fail } from '../errors';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 import { checkK, score64, sumsq64 } from './similarity';
+import { checkSeed } from './statistics';
 import type { MetricOptions } from './similarity';
 
 /** Result of {@link procrustes}. */
@@ -156,14 +157,8 @@ export class GaussianStream {
   }
 }
 
-/** Checks a seed: a non-negative integer below 2^53. */
-export function checkSeed(fn: string, seed: unknown): asserts seed is number {
-  v.int(fn, 'seed', seed);
-  if (seed < 0 || seed > Number.MAX_SAFE_INTEGER) fail('E_ARG', `${fn}: seed must be in [0, 2^53 - 1], got ${seed}`);
-}
-
 /** Checks the dimension of randomOrthogonal. */
-export function checkDim(fn: string, d: unknown): asserts d is number {
+export function checkOrthoDim(fn: string, d: unknown): asserts d is number {
   v.int(fn, 'd', d);
   if (d < 1) fail('E_ARG', `${fn}: d must be >= 1, got ${d}`);
   if (d > 16384) fail('E_ARG', `${fn}: d must be <= 16384, got ${d}`);
@@ -232,8 +227,8 @@ export function qrQ(a: Float64Array, d: number): Float64Array {
  * same matrix on every backend (within 1e-5).
  */
 export function randomOrthogonal(d: number, seed: number): Matrix {
-  checkDim('randomOrthogonal', d);
-  checkSeed('randomOrthogonal', seed);
+  checkOrthoDim('randomOrthogonal', d);
+  checkSeed('randomOrthogonal', 'seed', seed);
   const g = new GaussianStream(seed);
   const a = new Float64Array(d * d);
   for (let i = 0; i < d * d; i++) a[i] = g.gauss();
