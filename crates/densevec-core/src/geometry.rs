@@ -53,10 +53,17 @@ pub fn knn_classify(
     check_matrix(F, "train", train, train_rows, cols)?;
     check_matrix(F, "queries", queries, query_rows, cols)?;
     if labels.len() != train_rows {
-        bail!(Shape, "{F}: labels has length {} but train has {train_rows} rows", labels.len());
+        bail!(
+            Shape,
+            "{F}: labels has length {} but train has {train_rows} rows",
+            labels.len()
+        );
     }
     if kk < 1 || kk > train_rows {
-        bail!(Arg, "{F}: k must be in [1, {train_rows}] (rows of the corpus), got {kk}");
+        bail!(
+            Arg,
+            "{F}: k must be in [1, {train_rows}] (rows of the corpus), got {kk}"
+        );
     }
     let t = topk::top_k(queries, query_rows, train, train_rows, cols, kk, metric)?;
     let mut neigh = vec![0u32; kk];
@@ -84,7 +91,10 @@ pub struct GaussianStream {
 
 impl GaussianStream {
     pub fn new(seed: u64) -> Self {
-        GaussianStream { state: seed, spare: None }
+        GaussianStream {
+            state: seed,
+            spare: None,
+        }
     }
 
     /// Next SplitMix64 output.
@@ -157,11 +167,24 @@ pub fn matmul(a: &[f32], m: usize, kd: usize, b: &[f32], n: usize) -> Result<Vec
     check_matrix(F, "b", b, kd, n)?;
     let mut out = vec![0f32; m * n];
     pool::run(|| {
-        out.par_chunks_mut(MM_ROWS * n).enumerate().for_each(|(blk, c)| {
-            let i0 = blk * MM_ROWS;
-            let mb = c.len() / n;
-            k::gemm_nn(mb, n, kd, &a[i0 * kd..(i0 + mb) * kd], kd, b, n, c, n, false);
-        })
+        out.par_chunks_mut(MM_ROWS * n)
+            .enumerate()
+            .for_each(|(blk, c)| {
+                let i0 = blk * MM_ROWS;
+                let mb = c.len() / n;
+                k::gemm_nn(
+                    mb,
+                    n,
+                    kd,
+                    &a[i0 * kd..(i0 + mb) * kd],
+                    kd,
+                    b,
+                    n,
+                    c,
+                    n,
+                    false,
+                );
+            })
     });
     Ok(out)
 }
@@ -188,26 +211,39 @@ const PR_COLS: usize = 32;
 fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Vec<f64> {
     let mut m = vec![0f64; d * d];
     pool::run(|| {
-        m.par_chunks_mut(PR_COLS * d).enumerate().for_each(|(blk, acc)| {
-            let i0 = blk * PR_COLS;
-            let ib = acc.len() / d;
-            let mut xt = vec![0f32; ib * PR_ROWS];
-            let mut tile = vec![0f32; ib * d];
-            for r0 in (0..n).step_by(PR_ROWS) {
-                let p = PR_ROWS.min(n - r0);
-                // xt (ib × p) = x[r0..r0+p, i0..i0+ib]ᵀ
-                for r in 0..p {
-                    let src = &x[(r0 + r) * d + i0..(r0 + r) * d + i0 + ib];
-                    for (i, &v) in src.iter().enumerate() {
-                        xt[i * p + r] = v;
+        m.par_chunks_mut(PR_COLS * d)
+            .enumerate()
+            .for_each(|(blk, acc)| {
+                let i0 = blk * PR_COLS;
+                let ib = acc.len() / d;
+                let mut xt = vec![0f32; ib * PR_ROWS];
+                let mut tile = vec![0f32; ib * d];
+                for r0 in (0..n).step_by(PR_ROWS) {
+                    let p = PR_ROWS.min(n - r0);
+                    // xt (ib × p) = x[r0..r0+p, i0..i0+ib]ᵀ
+                    for r in 0..p {
+                        let src = &x[(r0 + r) * d + i0..(r0 + r) * d + i0 + ib];
+                        for (i, &v) in src.iter().enumerate() {
+                            xt[i * p + r] = v;
+                        }
+                    }
+                    k::gemm_nn(
+                        ib,
+                        d,
+                        p,
+                        &xt[..ib * p],
+                        p,
+                        &y[r0 * d..(r0 + p) * d],
+                        d,
+                        &mut tile,
+                        d,
+                        false,
+                    );
+                    for (a, &t) in acc.iter_mut().zip(&tile) {
+                        *a += t as f64;
                     }
                 }
-                k::gemm_nn(ib, d, p, &xt[..ib * p], p, &y[r0 * d..(r0 + p) * d], d, &mut tile, d, false);
-                for (a, &t) in acc.iter_mut().zip(&tile) {
-                    *a += t as f64;
-                }
-            }
-        })
+            })
     });
     m
 }
@@ -241,7 +277,10 @@ pub fn procrustes(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes
                 let p = xs.len() / d;
                 let mut t = vec![0f32; p * d];
                 k::gemm_nn(p, d, d, xs, d, rot, d, &mut t, d, false);
-                t.iter().zip(ys).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum::<f64>()
+                t.iter()
+                    .zip(ys)
+                    .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>()
             })
             .collect()
     });
@@ -333,7 +372,13 @@ fn unit64(name: &str, a: &[f32]) -> Result<Vec<f64>> {
 pub fn spherical_triangle(x: &[f32], y: &[f32], z: &[f32]) -> Result<Triangle> {
     const F: &str = "sphericalTriangle";
     if x.len() != y.len() || x.len() != z.len() {
-        bail!(Shape, "{F}: x, y, z have lengths {}, {}, {}; they must be equal", x.len(), y.len(), z.len());
+        bail!(
+            Shape,
+            "{F}: x, y, z have lengths {}, {}, {}; they must be equal",
+            x.len(),
+            y.len(),
+            z.len()
+        );
     }
     if x.is_empty() {
         bail!(Shape, "{F}: x, y, z are empty");
@@ -362,12 +407,23 @@ pub fn spherical_triangle(x: &[f32], y: &[f32], z: &[f32]) -> Result<Triangle> {
         bail!(Arg, "{F}: degenerate triangle (two vertices equal or antipodal, or all three on one great circle)");
     }
     let sides = [geodesic(&yy, &zz), geodesic(&xx, &zz), geodesic(&xx, &yy)];
-    let angles = [vertex_angle(&xx, &yy, &zz), vertex_angle(&yy, &zz, &xx), vertex_angle(&zz, &xx, &yy)];
+    let angles = [
+        vertex_angle(&xx, &yy, &zz),
+        vertex_angle(&yy, &zz, &xx),
+        vertex_angle(&zz, &xx, &yy),
+    ];
     let den = 1.0 + dot64(&xx, &yy) + dot64(&yy, &zz) + dot64(&zz, &xx);
     let excess = 2.0 * vol.atan2(den);
     let uh: Vec<f64> = u.iter().map(|t| t / nu).collect();
     let chord_area = 0.5 * nu * nrm64(&reject(&w, &[&uh]));
-    Ok(Triangle { sides, angles, excess, area: excess, chord_area, curvature: excess / chord_area })
+    Ok(Triangle {
+        sides,
+        angles,
+        excess,
+        area: excess,
+        chord_area,
+        curvature: excess / chord_area,
+    })
 }
 
 #[cfg(test)]
@@ -401,13 +457,18 @@ mod tests {
             let q = random_orthogonal(d, 42).unwrap();
             for i in 0..d {
                 for j in 0..d {
-                    let s: f64 = (0..d).map(|t| q[t * d + i] as f64 * q[t * d + j] as f64).sum();
+                    let s: f64 = (0..d)
+                        .map(|t| q[t * d + i] as f64 * q[t * d + j] as f64)
+                        .sum();
                     let want = if i == j { 1.0 } else { 0.0 };
                     assert!((s - want).abs() < 1e-5, "d={d} ({i},{j}) {s}");
                 }
             }
         }
-        assert_eq!(random_orthogonal(7, 3).unwrap(), random_orthogonal(7, 3).unwrap());
+        assert_eq!(
+            random_orthogonal(7, 3).unwrap(),
+            random_orthogonal(7, 3).unwrap()
+        );
         assert!(random_orthogonal(0, 1).is_err());
     }
 

@@ -50,26 +50,41 @@ pub fn batch_norm_forward(
     const F: &str = "BatchNorm.forward";
     check_matrix(F, "m", x, rows, cols)?;
     if running_mean.len() != cols || running_var.len() != cols {
-        bail!(Shape, "{F}: m has {cols} columns but the layer has dim {}", running_mean.len());
+        bail!(
+            Shape,
+            "{F}: m has {cols} columns but the layer has dim {}",
+            running_mean.len()
+        );
     }
     if training && rows < 2 {
-        bail!(Shape, "{F}: training mode needs at least 2 rows, got {rows}");
+        bail!(
+            Shape,
+            "{F}: training mode needs at least 2 rows, got {rows}"
+        );
     }
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(0.0..=1.0).contains(&momentum) || !(eps > 0.0) {
-        bail!(Arg, "{F}: momentum must be in [0, 1] and eps > 0, got {momentum} and {eps}");
+        bail!(
+            Arg,
+            "{F}: momentum must be in [0, 1] and eps > 0, got {momentum} and {eps}"
+        );
     }
     check_finite(F, "m", x)?;
     let (mean, var): (Vec<f64>, Vec<f64>) = if training {
         let (mean, ss) = column_stats(x, rows, cols);
         let n = rows as f64;
         for j in 0..cols {
-            running_mean[j] = ((1.0 - momentum) * running_mean[j] as f64 + momentum * mean[j]) as f32;
-            running_var[j] = ((1.0 - momentum) * running_var[j] as f64 + momentum * (ss[j] / (n - 1.0))) as f32;
+            running_mean[j] =
+                ((1.0 - momentum) * running_mean[j] as f64 + momentum * mean[j]) as f32;
+            running_var[j] =
+                ((1.0 - momentum) * running_var[j] as f64 + momentum * (ss[j] / (n - 1.0))) as f32;
         }
         (mean, ss.iter().map(|s| s / n).collect())
     } else {
-        (running_mean.iter().map(|&v| v as f64).collect(), running_var.iter().map(|&v| v as f64).collect())
+        (
+            running_mean.iter().map(|&v| v as f64).collect(),
+            running_var.iter().map(|&v| v as f64).collect(),
+        )
     };
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let mut out = vec![0f32; rows * cols];
@@ -165,7 +180,11 @@ fn order_bits(s: f32) -> u32 {
 
 #[inline(always)]
 fn from_order_bits(u: u32) -> f32 {
-    f32::from_bits(if u & 0x8000_0000 != 0 { u & 0x7FFF_FFFF } else { !u })
+    f32::from_bits(if u & 0x8000_0000 != 0 {
+        u & 0x7FFF_FFFF
+    } else {
+        !u
+    })
 }
 
 /// Stable LSD radix sort of `keys` by their upper 32 bits (3 passes of 11/11/10 bits).
@@ -203,7 +222,11 @@ struct View {
 fn view(x: &[f32], n: usize, d: usize) -> View {
     let mut xh = vec![0f32; n * d];
     let mut norms = vec![0f64; n];
-    for ((o, r), nr) in xh.chunks_exact_mut(d).zip(x.chunks_exact(d)).zip(norms.iter_mut()) {
+    for ((o, r), nr) in xh
+        .chunks_exact_mut(d)
+        .zip(x.chunks_exact(d))
+        .zip(norms.iter_mut())
+    {
         let m = r.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
         let s: f64 = r.iter().map(|&v| (v as f64 / m).powi(2)).sum();
         *nr = m * s.sqrt();
@@ -231,7 +254,17 @@ fn view(x: &[f32], n: usize, d: usize) -> View {
             let mb = i1 - i0;
             let w = n - i0;
             let mut tile = vec![0f32; mb * w];
-            k::gemm_nt(mb, w, d, &xr[i0 * d..i1 * d], d, &xr[i0 * d..], d, &mut tile, w);
+            k::gemm_nt(
+                mb,
+                w,
+                d,
+                &xr[i0 * d..i1 * d],
+                d,
+                &xr[i0 * d..],
+                d,
+                &mut tile,
+                w,
+            );
             let mut o = 0;
             for i in i0..i1 {
                 let row = &tile[(i - i0) * w..(i - i0 + 1) * w];
@@ -251,20 +284,33 @@ fn view(x: &[f32], n: usize, d: usize) -> View {
 fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Vec<f32> {
     let mut out = vec![0f32; n * d];
     pool::run(|| {
-        out.par_chunks_mut(W_ROWS * d).enumerate().for_each(|(blk, o)| {
-            let i0 = blk * W_ROWS;
-            let mb = o.len() / d;
-            k::gemm_nn(mb, d, n, &g[i0 * n..(i0 + mb) * n], n, &v.xh, d, o, d, false);
-            for (r, orow) in o.chunks_exact_mut(d).enumerate() {
-                let i = i0 + r;
-                let xr = &v.xh[i * d..(i + 1) * d];
-                let t = k::dot(orow, xr);
-                let inv = (1.0 / v.norms[i]) as f32;
-                for (oo, &xv) in orow.iter_mut().zip(xr) {
-                    *oo = (*oo - t * xv) * inv;
+        out.par_chunks_mut(W_ROWS * d)
+            .enumerate()
+            .for_each(|(blk, o)| {
+                let i0 = blk * W_ROWS;
+                let mb = o.len() / d;
+                k::gemm_nn(
+                    mb,
+                    d,
+                    n,
+                    &g[i0 * n..(i0 + mb) * n],
+                    n,
+                    &v.xh,
+                    d,
+                    o,
+                    d,
+                    false,
+                );
+                for (r, orow) in o.chunks_exact_mut(d).enumerate() {
+                    let i = i0 + r;
+                    let xr = &v.xh[i * d..(i + 1) * d];
+                    let t = k::dot(orow, xr);
+                    let inv = (1.0 / v.norms[i]) as f32;
+                    for (oo, &xv) in orow.iter_mut().zip(xr) {
+                        *oo = (*oo - t * xv) * inv;
+                    }
                 }
-            }
-        })
+            })
     });
     out
 }
@@ -273,7 +319,13 @@ fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Vec<f32> {
 /// sorted upper-triangle cosines of the unit rows of a and b, with gradients through the sort
 /// permutation (stable) and the normalization. Memory O(n²) = O(N): the sorted keys and the
 /// n × n coefficient matrix; no N × d array is formed.
-pub fn wasserstein_regularizer(a: &[f32], b: &[f32], n: usize, d: usize, p: u32) -> Result<Wasserstein> {
+pub fn wasserstein_regularizer(
+    a: &[f32],
+    b: &[f32],
+    n: usize,
+    d: usize,
+    p: u32,
+) -> Result<Wasserstein> {
     const F: &str = "wassersteinRegularizer";
     check_matrix(F, "a", a, n, d)?;
     check_matrix(F, "b", b, n, d)?;
@@ -284,7 +336,10 @@ pub fn wasserstein_regularizer(a: &[f32], b: &[f32], n: usize, d: usize, p: u32)
         bail!(Arg, "{F}: p must be 1 or 2, got {p}");
     }
     if n > MAX_WASSERSTEIN_ROWS {
-        bail!(Arg, "{F}: at most {MAX_WASSERSTEIN_ROWS} rows are supported, got {n}");
+        bail!(
+            Arg,
+            "{F}: at most {MAX_WASSERSTEIN_ROWS} rows are supported, got {n}"
+        );
     }
     check_finite(F, "a", a)?;
     check_finite(F, "b", b)?;
@@ -326,8 +381,13 @@ pub fn wasserstein_regularizer(a: &[f32], b: &[f32], n: usize, d: usize, p: u32)
         gb[jb * n + ib] = -g as f32;
     }
     drop((keys_a, keys_b));
-    let (grad_a, grad_b) = pool::run(|| rayon::join(|| backprop(&ga, &va, n, d), || backprop(&gb, &vb, n, d)));
-    Ok(Wasserstein { loss: loss / nf, grad_a, grad_b })
+    let (grad_a, grad_b) =
+        pool::run(|| rayon::join(|| backprop(&ga, &va, n, d), || backprop(&gb, &vb, n, d)));
+    Ok(Wasserstein {
+        loss: loss / nf,
+        grad_a,
+        grad_b,
+    })
 }
 
 #[cfg(test)]
@@ -348,10 +408,17 @@ mod tests {
 
     #[test]
     fn radix_sort_is_stable() {
-        let mut keys: Vec<u64> = [(5u64, 0u64), (3, 1), (5, 2), (3, 3), (0, 4), (u32::MAX as u64, 5)]
-            .iter()
-            .map(|&(hi, lo)| (hi << 32) | lo)
-            .collect();
+        let mut keys: Vec<u64> = [
+            (5u64, 0u64),
+            (3, 1),
+            (5, 2),
+            (3, 3),
+            (0, 4),
+            (u32::MAX as u64, 5),
+        ]
+        .iter()
+        .map(|&(hi, lo)| (hi << 32) | lo)
+        .collect();
         radix_sort_hi(&mut keys);
         let lo: Vec<u64> = keys.iter().map(|k| k & 0xFFFF_FFFF).collect();
         assert_eq!(lo, vec![4, 1, 3, 0, 2, 5]);
@@ -360,7 +427,9 @@ mod tests {
     #[test]
     fn identical_views_have_zero_loss_and_gradient() {
         let (n, d) = (9, 5);
-        let a: Vec<f32> = (0..n * d).map(|i| ((i * 7919) % 13) as f32 - 6.0 + 0.5).collect();
+        let a: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7919) % 13) as f32 - 6.0 + 0.5)
+            .collect();
         let w = wasserstein_regularizer(&a, &a, n, d, 2).unwrap();
         assert_eq!(w.loss, 0.0);
         assert!(w.grad_a.iter().all(|&g| g == 0.0));

@@ -24,7 +24,10 @@ pub fn batch_norm_forward(
     // layer object and not touched by anything else meanwhile; they never alias `x`'s view in
     // a way that matters, as `x` is only read before they are written.
     let (rm, rv) = unsafe { (running_mean.as_mut(), running_var.as_mut()) };
-    guard(F, || reg::batch_norm_forward(x, n, d, rm, rv, momentum, eps, training)).map(Float32Array::new)
+    guard(F, || {
+        reg::batch_norm_forward(x, n, d, rm, rv, momentum, eps, training)
+    })
+    .map(Float32Array::new)
 }
 
 /// `{ meanCosine, meanL2 }` of embedding drift.
@@ -36,11 +39,19 @@ pub struct EmbeddingDriftResult {
 
 /// Mean cosine and mean Euclidean distance over matching rows.
 #[napi]
-pub fn embedding_drift(a: &[f32], b: &[f32], rows: f64, cols: f64) -> napi::Result<EmbeddingDriftResult> {
+pub fn embedding_drift(
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+) -> napi::Result<EmbeddingDriftResult> {
     const F: &str = "embeddingDrift";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let (c, l) = guard(F, || reg::embedding_drift(a, b, n, d))?;
-    Ok(EmbeddingDriftResult { mean_cosine: c, mean_l2: l })
+    Ok(EmbeddingDriftResult {
+        mean_cosine: c,
+        mean_l2: l,
+    })
 }
 
 /// `{ fractionNearZero, hoyer }`.
@@ -56,7 +67,10 @@ pub fn sparsity(m: &[f32], rows: f64, cols: f64, eps: f64) -> napi::Result<Spars
     const F: &str = "sparsity";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let (f, h) = guard(F, || reg::sparsity(m, n, d, eps))?;
-    Ok(SparsityResult { fraction_near_zero: f, hoyer: h })
+    Ok(SparsityResult {
+        fraction_near_zero: f,
+        hoyer: h,
+    })
 }
 
 /// `{ loss, gradA, gradB }` of the Wasserstein regularizer (gradients n × d row-major).
@@ -70,13 +84,24 @@ pub struct WassersteinResult {
 impl IntoJs for reg::Wasserstein {
     type Js = WassersteinResult;
     fn into_js(self, _env: &Env) -> napi::Result<WassersteinResult> {
-        Ok(WassersteinResult { loss: self.loss, grad_a: Float32Array::new(self.grad_a), grad_b: Float32Array::new(self.grad_b) })
+        Ok(WassersteinResult {
+            loss: self.loss,
+            grad_a: Float32Array::new(self.grad_a),
+            grad_b: Float32Array::new(self.grad_b),
+        })
     }
 }
 
 /// Wasserstein pairwise-similarity regularizer with gradients; p ∈ {1, 2}.
 #[napi]
-pub fn wasserstein_regularizer(env: Env, a: &[f32], b: &[f32], rows: f64, cols: f64, p: u32) -> napi::Result<WassersteinResult> {
+pub fn wasserstein_regularizer(
+    env: Env,
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+    p: u32,
+) -> napi::Result<WassersteinResult> {
     const F: &str = "wassersteinRegularizer";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     guard(F, || reg::wasserstein_regularizer(a, b, n, d, p))?.into_js(&env)
@@ -84,9 +109,17 @@ pub fn wasserstein_regularizer(env: Env, a: &[f32], b: &[f32], rows: f64, cols: 
 
 /// Async twin of `wassersteinRegularizer` (inputs are copied first).
 #[napi(ts_return_type = "Promise<WassersteinResult>")]
-pub fn wasserstein_regularizer_async(a: &[f32], b: &[f32], rows: f64, cols: f64, p: u32) -> napi::Result<AsyncTask<Job<reg::Wasserstein>>> {
+pub fn wasserstein_regularizer_async(
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+    p: u32,
+) -> napi::Result<AsyncTask<Job<reg::Wasserstein>>> {
     const F: &str = "wassersteinRegularizerAsync";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let (a, b) = (a.to_vec(), b.to_vec());
-    Ok(Job::new(F, move || reg::wasserstein_regularizer(&a, &b, n, d, p)))
+    Ok(Job::new(F, move || {
+        reg::wasserstein_regularizer(&a, &b, n, d, p)
+    }))
 }
