@@ -269,35 +269,6 @@ function permutation(ref, n, seed) {
   return p;
 }
 
-/**
- * kNN vote from top-k neighbours: majority label; on a tie of votes the label whose closest
- * member among the k is nearest wins (the rule of knnClassify).
- */
-function voteFromTopK(dv, train, labels, queries, k, metric) {
-  const { indices } = dv.topK(queries, train, k, { metric });
-  const out = new Uint32Array(queries.rows);
-  for (let q = 0; q < queries.rows; q++) {
-    const votes = new Map();
-    const first = new Map();
-    for (let t = 0; t < k; t++) {
-      const l = labels[indices[q * k + t]];
-      votes.set(l, (votes.get(l) || 0) + 1);
-      if (!first.has(l)) first.set(l, t);
-    }
-    let best = -1;
-    for (const [l, v] of votes) {
-      if (best < 0 || v > votes.get(best) || (v === votes.get(best) && first.get(l) < first.get(best))) best = l;
-    }
-    out[q] = best;
-  }
-  return out;
-}
-
-function knn(dv, train, labels, queries, k, metric) {
-  if (typeof dv.knnClassify === 'function') return dv.knnClassify(train, labels, queries, k, { metric });
-  return voteFromTopK(dv, train, labels, queries, k, metric);
-}
-
 function accuracy(pred, truth) {
   let c = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === truth[i]) c++;
@@ -537,14 +508,13 @@ function main() {
     const rawTrain = subset(raw, trainIdx);
     const rawTest = subset(raw, testIdx);
     say();
-    say(`kNN classification, held-out split ${trainIdx.length} train / ${testIdx.length} test ` +
-      `(${typeof dv.knnClassify === 'function' ? 'knnClassify' : 'topK + majority vote'}):`);
+    say(`kNN classification (knnClassify), held-out split ${trainIdx.length} train / ${testIdx.length} test:`);
     const ks = [1, 5, 15].filter((k) => k <= trainIdx.length);
     for (const [label, tr, te] of [['raw', rawTrain, rawTest], ['standardized', trainX, testX]]) {
       for (const metric of ['cosine', 'l2sq']) {
         const row = [];
         for (const k of ks) {
-          const [pred, t] = timed(() => knn(dv, tr, trainY, te, k, metric));
+          const [pred, t] = timed(() => dv.knnClassify(tr, trainY, te, k, { metric }));
           const acc = accuracy(pred, testY);
           row.push(`k=${k} ${(100 * acc).toFixed(1)}% (${ms(t)})`);
           if (k === 5 && metric === 'cosine') summary.push(`knn5-cosine ${label} ${(100 * acc).toFixed(1)}%`);
