@@ -69,7 +69,7 @@ pub struct InfoNceOpts<'a> {
 
 /// Checks τ > 0 and finite.
 pub fn check_temperature(func: &str, t: f64) -> Result<()> {
-    if !(t > 0.0) || !t.is_finite() {
+    if !t.is_finite() || t <= 0.0 {
         bail!(
             Arg,
             "{func}: temperature must be > 0 and finite, got {}",
@@ -234,6 +234,12 @@ fn exp_row(row: &mut [f32], shift: f32, masked: Option<usize>) -> f64 {
     s
 }
 
+/// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss.
+type PassA<'a> = (
+    ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+    &'a mut [f64],
+);
+
 /// Runs both passes; returns (loss, gradQ, gradKeys) with respect to the prepared rows.
 fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     let (b, n, d) = (p.b, p.n, p.d);
@@ -245,10 +251,7 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     let c = (p.inv_tau as f64 / b as f64) as f32;
 
     // Pass A: online log-sum-exp and gradQ, one task per block of BQ queries.
-    let pass_a = |(blk, (((g, m), il), lv)): (
-        usize,
-        (((&mut [f32], &mut [f32]), &mut [f32]), &mut [f64]),
-    )| {
+    let pass_a = |(blk, (((g, m), il), lv)): (usize, PassA)| {
         let i0 = blk * BQ;
         let mb = m.len();
         let mut tile = vec![0f32; mb * BK.min(n)];

@@ -134,6 +134,9 @@ fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
     lse - (1.0 - eps) * zy - eps / c as f64 * sum
 }
 
+/// One row-block task: logits rows, gradient rows, per-row loss.
+type RowsTask<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]);
+
 /// Margin softmax over x (n × d) and prototypes (c × d), both normalized inside.
 pub fn margin_softmax(
     x: &[f32],
@@ -154,7 +157,7 @@ pub fn margin_softmax(
             labels.len()
         );
     }
-    if !(o.scale > 0.0) || !o.scale.is_finite() {
+    if !o.scale.is_finite() || o.scale <= 0.0 {
         bail!(
             Arg,
             "{F}: scale must be > 0 and finite, got {}",
@@ -192,7 +195,7 @@ pub fn margin_softmax(
     let eps = o.label_smoothing;
     let s32 = o.scale as f32;
     let inv_n = 1.0 / n as f64;
-    let rows_work = |(blk, ((lg, gg), lv)): (usize, ((&mut [f32], &mut [f32]), &mut [f64]))| {
+    let rows_work = |(blk, ((lg, gg), lv)): (usize, RowsTask)| {
         for r in 0..lv.len() {
             let i = blk * ROWS + r;
             let y = labels[i] as usize;
@@ -323,7 +326,7 @@ pub fn label_smoothing_cross_entropy(
 
 fn check_penalty(func: &str, m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<()> {
     check_matrix(func, "m", m, rows, cols)?;
-    if !(lambda >= 0.0) || !lambda.is_finite() {
+    if !lambda.is_finite() || lambda < 0.0 {
         bail!(
             Arg,
             "{func}: lambda must be >= 0 and finite, got {}",
