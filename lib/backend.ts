@@ -5,8 +5,18 @@
  */
 import { DensevecError, fail, fromNative } from './errors';
 
-/** The binding produced by napi-rs (lib/native/binding.cjs). */
-export type NativeBinding = typeof import('./native/binding.cjs');
+/** A raw single-pair entry point: (bufferA, byteOffsetA, bufferB, byteOffsetB, length). */
+export type FastPair = (a: ArrayBufferLike, aOff: number, b: ArrayBufferLike, bOff: number, len: number) => number;
+
+/**
+ * The binding produced by napi-rs (lib/native/binding.cjs), plus the raw low-overhead pair
+ * functions the addon registers on its exports (not described by the generated typings).
+ */
+export type NativeBinding = typeof import('./native/binding.cjs') & {
+  dotFast: FastPair;
+  cosineFast: FastPair;
+  l2sqFast: FastPair;
+};
 
 /** Name of a backend. */
 export type BackendName = 'native' | 'cuda' | 'reference';
@@ -31,6 +41,36 @@ export interface BackendInfo {
 let binding: NativeBinding | null = null;
 let loadError: string | null = null;
 
+function firstLine(e: unknown): string {
+  let msg: string;
+  try {
+    msg = e instanceof Error ? e.message : String(e);
+  } catch {
+    msg = 'unknown error';
+  }
+  return msg.split('\n')[0].trim();
+}
+
+/**
+ * One line saying why the addon did not load. The napi-rs loader throws "Cannot find native
+ * binding. …" and chains one error per candidate it tried in `cause`, the last tried outermost;
+ * they are listed here in the order they were tried (first line of each, no require stacks).
+ */
+export function describeLoadError(e: unknown): string {
+  const chain: string[] = [];
+  let cur: unknown = e instanceof Error ? e.cause : undefined;
+  while (cur != null && chain.length < 32) {
+    chain.push(firstLine(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  let head = firstLine(e);
+  if (chain.length === 0) return head;
+  // Drop the npm advice that follows the first sentence; it is restated briefly below.
+  const dot = head.indexOf('. ');
+  if (dot > 0) head = head.slice(0, dot);
+  return `${head}; tried, in order: ${chain.reverse().join('; ')} (if a densevec-<platform> package should be installed, remove node_modules and package-lock.json and install again, see npm/cli#4828)`;
+}
+
 function loadNative(): void {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -39,10 +79,13 @@ function loadNative(): void {
     if (warn) process.emitWarning(`densevec: ${warn}`);
   } catch (e) {
     binding = null;
-    loadError = e instanceof Error ? e.message : String(e);
+    loadError = describeLoadError(e);
   }
 }
 loadNative();
+
+/** Process-wide flag, so the fallback warning is written once even if this module loads twice. */
+const WARNED = Symbol.for('densevec.referenceFallbackWarned');
 
 let current: BackendName = 'reference';
 let threadsWanted: number | null = null;
@@ -82,7 +125,9 @@ function initBackend(): void {
     if (requireNative) {
       throw new DensevecError('E_BACKEND', `densevec: DENSEVEC_REQUIRE_NATIVE=1 but the native addon did not load: ${loadError}`);
     }
-    if (want !== 'reference') {
+    const g = globalThis as unknown as Record<symbol, boolean | undefined>;
+    if (want !== 'reference' && !g[WARNED]) {
+      g[WARNED] = true;
       process.stderr.write(`densevec: native addon unavailable, using the pure-TypeScript reference backend (${loadError})\n`);
     }
   }

@@ -16,6 +16,8 @@ export type { MetricOptions, TopKResult } from './reference/similarity';
 export type { Metric } from './validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
+  // Fast accept for the common case; the detailed checks below produce the error.
+  if (a instanceof Float32Array && b instanceof Float32Array && a.length === b.length && a.length !== 0) return;
   if (!v.isF32(a)) v.vecType(fn, 'a', a);
   if (!v.isF32(b)) v.vecType(fn, 'b', b);
   const la = (a as Float32Array).length;
@@ -29,7 +31,12 @@ export function dot(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.dot(a, b);
   pair('dot', a, b);
-  return n.dot(a, b);
+  try {
+    return n.dotFast(a.buffer, a.byteOffset, b.buffer, b.byteOffset, a.length);
+  } catch {
+    // SharedArrayBuffer-backed views cannot use the ArrayBuffer fast path.
+    return n.dot(a, b);
+  }
 }
 
 /** Cosine similarity a·b / (‖a‖‖b‖); 0 when either norm is 0. */
@@ -37,7 +44,12 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.cosine(a, b);
   pair('cosine', a, b);
-  return n.cosine(a, b);
+  try {
+    return n.cosineFast(a.buffer, a.byteOffset, b.buffer, b.byteOffset, a.length);
+  } catch {
+    // SharedArrayBuffer-backed views cannot use the ArrayBuffer fast path.
+    return n.cosine(a, b);
+  }
 }
 
 /** Squared Euclidean distance Σ (a_k − b_k)². */
@@ -45,7 +57,12 @@ export function l2sq(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.l2sq(a, b);
   pair('l2sq', a, b);
-  return n.l2sq(a, b);
+  try {
+    return n.l2sqFast(a.buffer, a.byteOffset, b.buffer, b.byteOffset, a.length);
+  } catch {
+    // SharedArrayBuffer-backed views cannot use the ArrayBuffer fast path.
+    return n.l2sq(a, b);
+  }
 }
 
 /** Euclidean norm ‖a‖₂. */

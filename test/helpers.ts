@@ -5,6 +5,8 @@ import { expect } from 'vitest';
 const require = createRequire(import.meta.url);
 /** The package under test, as built into dist/ (the same files that ship). */
 export const dv = require('../dist/index.js') as typeof import('../dist/index');
+/** The raw native binding (for tests of the binding layer itself). */
+export const native = require('../dist/native/binding.cjs') as Record<string, (...args: unknown[]) => unknown>;
 /** The pure-TypeScript reference, as built. */
 export const ref = require('../dist/reference/index.js') as typeof import('../dist/reference/index');
 

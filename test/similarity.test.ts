@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { close, dv, forEachIsa, randm, randn, ref, throwsCode } from './helpers';
+import { close, dv, forEachIsa, native, randm, randn, ref, throwsCode } from './helpers';
 
 describe('similarity: native vs reference', () => {
   it('runs on the native backend', () => {
@@ -110,5 +110,20 @@ describe('similarity: bad input', () => {
     expect(t.indices[2]).toBe(0);
     expect(Number.isNaN(t.scores[2])).toBe(true);
     expect(dv.similarityMatrix(q, c).data.every((x: number) => Number.isNaN(x))).toBe(true);
+  });
+});
+
+describe('similarity: buffer views', () => {
+  it('pair functions honour byteOffset, SharedArrayBuffer views and raw-path errors', () => {
+    const big = randn(1000, 9);
+    const a = big.subarray(3, 3 + 500);
+    const b = big.subarray(401, 401 + 500);
+    close(dv.dot(a, b), ref.dot(a, b), 1e-5, 1e-4);
+    const sa = new Float32Array(new SharedArrayBuffer(4 * 500));
+    sa.set(a);
+    close(dv.cosine(sa, b), ref.cosine(a, b), 1e-5, 1e-6);
+    close(dv.l2sq(b, sa), ref.l2sq(b, a), 1e-5, 1e-4);
+    expect(() => native.dotFast(a.buffer, 3, b.buffer, 0, 4)).toThrow(/E_TYPE/);
+    expect(() => native.dotFast(a.buffer, 0, b.buffer, 0, 1001)).toThrow(/E_TYPE/);
   });
 });

@@ -112,3 +112,109 @@ pub fn top_k_async(q: &[f32], q_rows: f64, c: &[f32], c_rows: f64, cols: f64, k:
     let (q, c) = (q.to_vec(), c.to_vec());
     Ok(Job::new(F, move || topk::top_k(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)))
 }
+
+// ---------------------------------------------------------------------------------------------
+// Low-overhead single-pair entry points.
+//
+// A single-pair call at embedding sizes costs more in argument conversion than in arithmetic:
+// `napi_get_typedarray_info` is several times dearer than `napi_get_arraybuffer_info`. These
+// raw callbacks take each vector as (ArrayBuffer, byteOffset) plus one shared length, convert
+// nothing they do not need, and are registered directly on the exports object as
+// `dotFast`, `cosineFast`, `l2sqFast`. The TypeScript layer validates types and lengths first
+// and falls back to the typed-array entry points for SharedArrayBuffer-backed views.
+
+use napi::sys;
+use std::ffi::c_void;
+use std::ptr;
+
+const OP_DOT: usize = 0;
+const OP_COSINE: usize = 1;
+const OP_L2SQ: usize = 2;
+
+unsafe fn throw(env: sys::napi_env, msg: &str) -> sys::napi_value {
+    let mut m = msg.as_bytes().to_vec();
+    m.push(0);
+    sys::napi_throw_error(env, ptr::null(), m.as_ptr() as *const _);
+    ptr::null_mut()
+}
+
+/// Reads an ArrayBuffer view of `len` f32 at byte offset `off`, or None if it does not fit.
+unsafe fn ab_view<'a>(env: sys::napi_env, buf: sys::napi_value, off: sys::napi_value, len: usize) -> Option<&'a [f32]> {
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut blen: usize = 0;
+    if sys::napi_get_arraybuffer_info(env, buf, &mut data, &mut blen) != sys::Status::napi_ok {
+        return None;
+    }
+    let mut o: f64 = 0.0;
+    if sys::napi_get_value_double(env, off, &mut o) != sys::Status::napi_ok || !(o >= 0.0) || o.fract() != 0.0 {
+        return None;
+    }
+    let o = o as usize;
+    let end = len.checked_mul(4)?.checked_add(o)?;
+    if end > blen || o % 4 != 0 {
+        return None;
+    }
+    if len == 0 {
+        return Some(&[]);
+    }
+    let p = (data as *const u8).add(o) as *const f32;
+    if (p as usize) % 4 != 0 {
+        return None;
+    }
+    Some(std::slice::from_raw_parts(p, len))
+}
+
+unsafe extern "C" fn pair_fast(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let mut argc: usize = 5;
+    let mut argv: [sys::napi_value; 5] = [ptr::null_mut(); 5];
+    let mut data: *mut c_void = ptr::null_mut();
+    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) != sys::Status::napi_ok
+        || argc < 5
+    {
+        return throw(env, "E_TYPE|pair: expected (bufferA, offsetA, bufferB, offsetB, length)");
+    }
+    let op = data as usize;
+    let mut len: f64 = 0.0;
+    if sys::napi_get_value_double(env, argv[4], &mut len) != sys::Status::napi_ok || !(len >= 0.0) || len.fract() != 0.0 {
+        return throw(env, "E_TYPE|pair: length must be a non-negative integer");
+    }
+    let len = len as usize;
+    let (a, b) = match (ab_view(env, argv[0], argv[1], len), ab_view(env, argv[2], argv[3], len)) {
+        (Some(a), Some(b)) => (a, b),
+        _ => return throw(env, "E_TYPE|pair: arguments are not (ArrayBuffer, byteOffset) views of the given length"),
+    };
+    let v = match op {
+        OP_DOT => densevec_kernels::dot(a, b),
+        OP_COSINE => {
+            let (ab, aa, bb) = densevec_kernels::dot_norms(a, b);
+            sim::cosine_from(ab, aa, bb)
+        }
+        _ => densevec_kernels::l2sq(a, b),
+    };
+    let mut out: sys::napi_value = ptr::null_mut();
+    sys::napi_create_double(env, v as f64, &mut out);
+    out
+}
+
+/// Registers the raw pair functions on the exports object.
+#[napi(module_exports)]
+pub fn register_fast_pairs(exports: Object) -> napi::Result<()> {
+    let env = exports.value().env;
+    let obj = exports.raw();
+    for (name, op) in [("dotFast", OP_DOT), ("cosineFast", OP_COSINE), ("l2sqFast", OP_L2SQ)] {
+        let mut f: sys::napi_value = ptr::null_mut();
+        // SAFETY: plain N-API calls on the module's env during registration.
+        let st = unsafe {
+            sys::napi_create_function(env, name.as_ptr() as *const _, name.len() as isize, Some(pair_fast), op as *mut c_void, &mut f)
+        };
+        if st != sys::Status::napi_ok {
+            return Err(napi::Error::new(Status::GenericFailure, format!("could not create {name}")));
+        }
+        let cname = std::ffi::CString::new(name).map_err(|e| napi::Error::new(Status::GenericFailure, e.to_string()))?;
+        let st = unsafe { sys::napi_set_named_property(env, obj, cname.as_ptr(), f) };
+        if st != sys::Status::napi_ok {
+            return Err(napi::Error::new(Status::GenericFailure, format!("could not export {name}")));
+        }
+    }
+    Ok(())
+}
