@@ -30,6 +30,7 @@ Options:
                    non-negative integers with at least two rows per value, else none).
   --seed N         Seed of the split, the samples and the random baselines (default 42).
   --backend NAME   auto, native or reference (default auto: native when the addon loads).
+  --report [FILE]  Also write an HTML report with SVG plots (default densevec-report.html).
   --quiet          Print only the summary.
   --help           Show this help.
 `;
@@ -37,7 +38,7 @@ Options:
 class UsageError extends Error {}
 
 function parseArgs(argv) {
-  const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false };
+  const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false, report: null };
   const need = (i, flag) => {
     if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`${flag} needs a value`);
     return argv[i + 1];
@@ -69,6 +70,13 @@ function parseArgs(argv) {
       case '--backend': {
         o.backend = val();
         if (!['auto', 'native', 'reference', 'cuda'].includes(o.backend)) throw new UsageError(`--backend must be auto, native or reference, got '${o.backend}'`);
+        break;
+      }
+      case '--report': {
+        if (inline !== null) o.report = inline;
+        else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) o.report = argv[++i];
+        else o.report = 'densevec-report.html';
+        if (o.report === '') throw new UsageError('--report needs a file name');
         break;
       }
       case '--quiet': o.quiet = true; break;
@@ -181,13 +189,15 @@ function load(opts) {
       else data[i * cols + k++] = r[j];
     }
   });
-  return { x: { data, rows: rows.length, cols }, labels, name: path.basename(file), labelColumn: where };
+  return { x: { data, rows: rows.length, cols }, labels, name: path.basename(file), labelColumn: where, shipped: file === shipped };
 }
 
-/** Column-wise z-scores (a constant column becomes 0). */
+/** Column-wise z-scores (a constant column becomes 0); the Matrix carries `mu` and `sd`. */
 function standardize(m) {
   const { rows: n, cols: d } = m;
   const out = new Float32Array(n * d);
+  const mus = new Float64Array(d);
+  const sds = new Float64Array(d);
   for (let j = 0; j < d; j++) {
     let s = 0;
     for (let i = 0; i < n; i++) s += m.data[i * d + j];
@@ -195,9 +205,11 @@ function standardize(m) {
     let v = 0;
     for (let i = 0; i < n; i++) v += (m.data[i * d + j] - mu) ** 2;
     const sd = Math.sqrt(v / n);
+    mus[j] = mu;
+    sds[j] = sd;
     for (let i = 0; i < n; i++) out[i * d + j] = sd > 0 ? (m.data[i * d + j] - mu) / sd : 0;
   }
-  return { data: out, rows: n, cols: d };
+  return { data: out, rows: n, cols: d, mu: mus, sd: sds };
 }
 
 // ------------------------------------------------------------------------------------------
@@ -220,6 +232,26 @@ function fmtP(p) {
   return p.toFixed(4);
 }
 
+/** Density of the cosine between independent uniform unit vectors in R^d (d ≥ 2). */
+function nullDensity(ref, c, d) {
+  if (Math.abs(c) >= 1) return d === 2 ? Infinity : d === 3 ? 0.5 : 0;
+  const a = (d - 1) / 2;
+  const lnB = ref.lnGamma(0.5) + ref.lnGamma(a) - ref.lnGamma(a + 0.5);
+  return Math.exp(((d - 3) / 2) * Math.log1p(-c * c) - lnB);
+}
+
+/** The cosine s with P(cos ≥ s) = alpha in dimension d (bisection on the exact p-value). */
+function threshold(dv, alpha, d) {
+  let lo = 0;
+  let hi = 1;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (dv.cosinePValue(mid, d) > alpha) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
 function subset(m, idx) {
   const out = new Float32Array(idx.length * m.cols);
   idx.forEach((r, i) => out.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
@@ -237,39 +269,179 @@ function permutation(ref, n, seed) {
   return p;
 }
 
-/**
- * kNN vote from top-k neighbours: majority label; on a tie of votes the label whose closest
- * member among the k is nearest wins (the rule of knnClassify).
- */
-function voteFromTopK(dv, train, labels, queries, k, metric) {
-  const { indices } = dv.topK(queries, train, k, { metric });
-  const out = new Uint32Array(queries.rows);
-  for (let q = 0; q < queries.rows; q++) {
-    const votes = new Map();
-    const first = new Map();
-    for (let t = 0; t < k; t++) {
-      const l = labels[indices[q * k + t]];
-      votes.set(l, (votes.get(l) || 0) + 1);
-      if (!first.has(l)) first.set(l, t);
-    }
-    let best = -1;
-    for (const [l, v] of votes) {
-      if (best < 0 || v > votes.get(best) || (v === votes.get(best) && first.get(l) < first.get(best))) best = l;
-    }
-    out[q] = best;
-  }
-  return out;
-}
-
-function knn(dv, train, labels, queries, k, metric) {
-  if (typeof dv.knnClassify === 'function') return dv.knnClassify(train, labels, queries, k, { metric });
-  return voteFromTopK(dv, train, labels, queries, k, metric);
-}
-
 function accuracy(pred, truth) {
   let c = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === truth[i]) c++;
   return c / pred.length;
+}
+
+// ------------------------------------------------------------------------------------------
+// Learned embeddings
+// ------------------------------------------------------------------------------------------
+
+const LEARNING_FUNCTIONS = [
+  'matmul', 'ntXent', 'wassersteinRegularizer', 'normPenalty', 'temperatureSchedule', 'mismatchScore',
+  'marginSoftmax', 'knnClassify', 'randomOrthogonal', 'procrustes', 'BatchNorm', 'embeddingDrift',
+  'sparsity', 'sphericalTriangle',
+];
+
+/** Training settings of the heads (small enough for a minute on two cores). */
+const TRAIN = {
+  contrastive: { dim: 32, batch: 256, steps: 300, lr: 0.01, tauStart: 0.5, tauEnd: 0.1, mu: 1, lambda: 1e-4 },
+  margin: { dim: 32, batch: 256, steps: 200, lr: 0.01, scale: 16, margin: { arcface: 0.3, cosface: 0.25 }, labelSmoothing: 0.1, lambda: 1e-4 },
+};
+
+function mean(a) {
+  return a.reduce((s, v) => s + v, 0) / a.length;
+}
+
+function learning(dv, ref, c) {
+  const { raw, x, labels, trainIdx, testIdx, seed, say, summary, rep, plots } = c;
+  const curves = [];
+  const auditRows = [];
+  let triangles = null;
+  const missing = LEARNING_FUNCTIONS.filter((f) => typeof dv[f] !== 'function');
+  say();
+  if (missing.length > 0) {
+    say(`Learned embeddings: skipped (this build of densevec lacks ${missing.join(', ')})`);
+    return;
+  }
+  const { trainContrastive, trainMargin, augmenter } = require('./lib/learn.js');
+  const { audit, alignment } = require('./lib/audit.js');
+  const side = Math.round(Math.sqrt(raw.cols));
+  let minV = Infinity;
+  let maxV = -Infinity;
+  for (const v of raw.data) {
+    minV = Math.min(minV, v);
+    maxV = Math.max(maxV, v);
+  }
+  const image = c.shipped || (side * side === raw.cols && side >= 4 && minV >= 0);
+  // Class indices 0..C−1 (margin heads index prototypes by label).
+  const classList = labels ? [...new Set(labels)].sort((a, b) => a - b) : [];
+  const y = labels ? Uint32Array.from(labels, (l) => classList.indexOf(l)) : null;
+  const task = {
+    raw, mu: x.mu, sd: x.sd, trainIdx, y, classes: classList.length,
+    // Views for the contrastive head: feature dropout, Gaussian noise and (images) shifts.
+    augment: { imageSide: image ? side : 0, noise: 0.5, dropout: 0.2, shift: 0.2 },
+    // Lighter for the supervised heads: a linear map cannot absorb shifts.
+    augmentMargin: { noise: 0.3, dropout: 0.1, shift: 0 },
+  };
+  const train = (m) => dv.matmul(subsetRows(x, trainIdx), m);
+  const test = (m) => dv.matmul(subsetRows(x, testIdx), m);
+  const yTrain = y ? Uint32Array.from(trainIdx, (i) => y[i]) : null;
+  const yTest = y ? Uint32Array.from(testIdx, (i) => y[i]) : null;
+  const o = TRAIN.contrastive;
+
+  say(`Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
+    '20% feature dropout and Gaussian noise of 0.5 standard deviations):');
+  const [h1, t1] = timed(() => trainContrastive(dv, ref, task, seed, o));
+  const first = h1.history.slice(0, 10);
+  const last = h1.history.slice(-10);
+  say(`  NT-Xent head, ${o.steps} steps of ${o.batch} pairs, τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), ` +
+    `Wasserstein weight ${o.mu}, L2 ${o.lambda}: ${ms(t1)}`);
+  say(`    NT-Xent ${mean(first.map((h) => h.ntxent)).toFixed(3)} → ${mean(last.map((h) => h.ntxent)).toFixed(3)}` +
+    `   Wasserstein ${mean(first.map((h) => h.wasserstein)).toExponential(2)} → ${mean(last.map((h) => h.wasserstein)).toExponential(2)}` +
+    `   penalty ${last[last.length - 1].penalty.toExponential(2)}`);
+  // Alignment of two augmented views of the test rows: matched vs unmatched cosines.
+  const vrng = new ref.SplitMix64(seed + 99);
+  const view = augmenter(raw, x.mu, x.sd, vrng, task.augment);
+  const va = view(testIdx);
+  const vb = view(testIdx);
+  const init = dv.randomUnitVectors(o.dim, raw.cols, seed);
+  const W0 = { data: new Float32Array(raw.cols * o.dim), rows: raw.cols, cols: o.dim };
+  for (let i = 0; i < o.dim; i++) for (let j = 0; j < raw.cols; j++) W0.data[j * o.dim + i] = init.data[i * raw.cols + j];
+  const m0 = dv.mismatchScore(dv.matmul(va, W0), dv.matmul(vb, W0));
+  const m1 = dv.mismatchScore(dv.matmul(va, h1.W), dv.matmul(vb, h1.W));
+  say(`    two views of the test rows: matched − unmatched mean cosine M = ${m0.M.toFixed(3)} at init → ${m1.M.toFixed(3)} trained ` +
+    `(matched ${m1.muP.toFixed(3)}, unmatched ${m1.muQ.toFixed(3)})`);
+  curves.push({ name: 'NT-Xent', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.ntxent) });
+  summary.push(`ntxent ${mean(first.map((h) => h.ntxent)).toFixed(3)}->${mean(last.map((h) => h.ntxent)).toFixed(3)} M=${m1.M.toFixed(3)}`);
+
+  const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
+  if (y) {
+    for (const kind of ['arcface', 'cosface']) {
+      const mo = TRAIN.margin;
+      const [h, t] = timed(() => trainMargin(dv, ref, task, kind, seed, mo));
+      const proto = dv.topK(test(h.W), h.P, 1, { metric: 'cosine' }).indices;
+      let hit = 0;
+      for (let i = 0; i < proto.length; i++) if (proto[i] === yTest[i]) hit++;
+      const f = h.history.slice(0, 10);
+      const l = h.history.slice(-10);
+      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps, s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
+        `loss ${mean(f.map((q) => q.loss)).toFixed(3)} → ${mean(l.map((q) => q.loss)).toFixed(3)}, ` +
+        `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
+      summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
+      heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h.W]);
+      curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss) });
+    }
+  }
+
+  // Audit table.
+  say();
+  say(`Audit (test rows; kNN k = 5 cosine; rotation: a randomOrthogonal map; BN: train- vs eval-mode BatchNorm; ` +
+    `sparsity of unit rows, |x| ≤ 0.01; curvature: spherical excess / chord-triangle area on 300 triples):`);
+  const cols = ['embedding', 'dim', 'kNN', 'mean cos', 'z', 'var/null', 'rot ΔkNN', 'rot Δmean', 'Procr.', 'BN cos', 'Hoyer', '|x|≤.01', 'curv', 'curv same'];
+  const widths = [19, 4, 6, 8, 8, 8, 8, 9, 8, 7, 6, 7, 6, 9];
+  const line = (vals) => `  ${vals.map((v, i) => String(v).padStart(widths[i])).join(' ')}`;
+  say(line(cols).replace(/^( +)embedding/, (m0_, sp) => `${sp}embedding`));
+  const pct = (v) => (v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
+  const fx = (v, n) => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(n));
+  for (const [name, W] of heads) {
+    const zTr = W ? train(W) : subsetRows(x, trainIdx);
+    const zTe = W ? test(W) : subsetRows(x, testIdx);
+    const [a, t] = timed(() => audit(dv, ref, zTr, zTe, yTrain, yTest, seed));
+    say(line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
+      a.knn === undefined ? '–' : `${(100 * (a.rotKnn - a.knn)).toFixed(1)}`, a.rotDeltaMean.toExponential(1), a.rotRecovered.toExponential(1),
+      fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]) + `  (${ms(t)})`);
+    auditRows.push([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2), a.rotKnn === undefined ? '–' : pct(a.rotKnn),
+      a.rotRecovered.toExponential(1), fx(a.bnDriftCos, 4), fx(a.bnDriftL2, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]);
+    if (name === 'NT-Xent head') triangles = a;
+    summary.push(`audit ${name}: knn=${pct(a.knn)} meancos=${fx(a.meanCos, 4)} curv=${fx(a.curvature, 3)}`);
+  }
+
+  // Two seeds give different maps; Procrustes finds how far they are from a rotation of each other.
+  const [h2, t2] = timed(() => trainContrastive(dv, ref, task, seed + 1, o));
+  const al = alignment(dv, test(h1.W), test(h2.W));
+  let agree = '';
+  if (y) {
+    const p1 = dv.knnClassify(train(h1.W), yTrain, test(h1.W), 5, { metric: 'cosine' });
+    const p2 = dv.knnClassify(train(h2.W), yTrain, test(h2.W), 5, { metric: 'cosine' });
+    let same = 0;
+    for (let i = 0; i < p1.length; i++) if (p1[i] === p2[i]) same++;
+    agree = `; kNN predictions agree on ${((100 * same) / p1.length).toFixed(1)}% of test rows`;
+  }
+  say(`  Procrustes between NT-Xent heads of seeds ${seed} and ${seed + 1} (unit rows): relative residual ${al.before.toFixed(3)} → ${al.after.toFixed(3)} after the best rotation${agree} (${ms(t2)})`);
+  summary.push(`procrustes seeds ${al.before.toFixed(3)}->${al.after.toFixed(3)}`);
+
+  if (rep) {
+    rep.heading('Learned embeddings');
+    rep.text(`Linear heads ${raw.cols} → ${o.dim} trained with densevec's losses and gradients (Adam in JavaScript). ` +
+      'Left: training losses per step (NT-Xent under a cosine temperature schedule plus a Wasserstein regularizer ' +
+      'and an L2 penalty; ArcFace and CosFace with label smoothing). Right: curvature (spherical excess divided by ' +
+      'the area of the chord triangle) of triangles of test embeddings of the NT-Xent head against their mean side; ' +
+      'it tends to 1, the Gaussian curvature of the unit sphere, as triangles shrink.');
+    const tau = dv.temperatureSchedule({ start: o.tauStart, end: o.tauEnd, steps: o.steps, kind: 'cosine' });
+    const figs = [
+      plots.linePlot(curves, { title: 'Training loss', xLabel: 'step', yLabel: 'loss' }),
+      plots.linePlot([{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }],
+        { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }),
+    ];
+    if (triangles) {
+      const series = [{ name: 'any three test rows', points: triangles.triangles }];
+      if (triangles.trianglesSame) series.push({ name: 'three of one class', points: triangles.trianglesSame });
+      figs.push(plots.scatterPlot(series, { title: 'Spherical triangles (NT-Xent head)', xLabel: 'mean side (radians)', yLabel: 'excess / chord area' }));
+    }
+    rep.figures(figs);
+    rep.heading('Audit');
+    rep.table(['embedding', 'dim', 'kNN (k=5)', 'mean cos', 'z', 'var / null', 'kNN rotated', 'Procrustes (rotated)', 'BN drift cos', 'BN drift L2',
+      'Hoyer', '|x| ≤ 0.01', 'curvature', 'curvature, same class'], auditRows);
+    rep.text(`Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
+      `${al.after.toFixed(3)} after the best orthogonal map.`);
+  }
+}
+
+function subsetRows(m, idx) {
+  return subset(m, idx);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -299,7 +471,14 @@ function main() {
   } catch (e) {
     throw new UsageError(`--backend ${opts.backend}: ${e.message}`);
   }
-  const say = opts.quiet ? () => {} : (s = '') => process.stdout.write(`${s}\n`);
+  const { Report, linePlot, densitySeries, scatterPlot } = require('./lib/report.js');
+  const rep = opts.report ? new Report('densevec demo report') : null;
+  const log = [];
+  const say = (s = '') => {
+    log.push(s);
+    if (!opts.quiet) process.stdout.write(`${s}\n`);
+  };
+  const plots = { linePlot, densitySeries, scatterPlot };
   const summary = [];
   const total0 = process.hrtime.bigint();
 
@@ -329,14 +508,13 @@ function main() {
     const rawTrain = subset(raw, trainIdx);
     const rawTest = subset(raw, testIdx);
     say();
-    say(`kNN classification, held-out split ${trainIdx.length} train / ${testIdx.length} test ` +
-      `(${typeof dv.knnClassify === 'function' ? 'knnClassify' : 'topK + majority vote'}):`);
+    say(`kNN classification (knnClassify), held-out split ${trainIdx.length} train / ${testIdx.length} test:`);
     const ks = [1, 5, 15].filter((k) => k <= trainIdx.length);
     for (const [label, tr, te] of [['raw', rawTrain, rawTest], ['standardized', trainX, testX]]) {
       for (const metric of ['cosine', 'l2sq']) {
         const row = [];
         for (const k of ks) {
-          const [pred, t] = timed(() => knn(dv, tr, trainY, te, k, metric));
+          const [pred, t] = timed(() => dv.knnClassify(tr, trainY, te, k, { metric }));
           const acc = accuracy(pred, testY);
           row.push(`k=${k} ${(100 * acc).toFixed(1)}% (${ms(t)})`);
           if (k === 5 && metric === 'cosine') summary.push(`knn5-cosine ${label} ${(100 * acc).toFixed(1)}%`);
@@ -399,6 +577,37 @@ function main() {
     `p-value of the median ${fmtP(dv.cosinePValue(Math.min(1, median), d))}`);
   say(`  ${significant}/${top.length} queries have a neighbour significant at 0.01 after Bonferroni over ${trainX.rows} candidates (${ms(tNN)})`);
   summary.push(`nn median=${median.toFixed(3)} significant=${significant}/${top.length}`);
+  if (rep) {
+    const pick = perm.slice(0, Math.min(600, x.rows));
+    const upper = (m) => {
+      const sm = dv.similarityMatrix(m, m);
+      const out = [];
+      for (let i = 0; i < m.rows; i++) for (let j = i + 1; j < m.rows; j++) out.push(sm.data[i * m.rows + j]);
+      return out;
+    };
+    const grid = Array.from({ length: 401 }, (_, i) => -1 + i / 200);
+    const nullLine = { name: `null, d = ${d}`, xs: grid, ys: grid.map((c) => nullDensity(ref, c, d)), dash: true, color: '#444' };
+    const sStar = threshold(dv, alpha, d);
+    rep.heading('Cosine similarity against the null of random directions');
+    rep.text(`Density of the pairwise cosines of ${pick.length} rows (the same rows for each representation), ` +
+      `with the exact null density of the cosine between independent uniform directions in d = ${d}. ` +
+      `Right: the nearest-neighbour cosine of each test query; the dotted line is the cosine whose p-value is ` +
+      `0.01 / ${trainX.rows} (Bonferroni over the candidates).`);
+    rep.figures([
+      plots.linePlot([
+        plots.densitySeries('random unit vectors', upper(subset(control, pick)), -1, 1, 100),
+        plots.densitySeries('raw features', upper(subset(raw, pick)), -1, 1, 100),
+        plots.densitySeries('standardized', upper(subset(x, pick)), -1, 1, 100),
+        nullLine,
+      ], { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }),
+      plots.linePlot([plots.densitySeries('nearest neighbour of a test query', top, -1, 1, 100), nullLine],
+        { title: 'Nearest-neighbour cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left', vlines: [{ x: sStar, name: `p = ${fmtP(alpha)}` }] }),
+      plots.linePlot([8, d, 768].filter((v, i, a) => a.indexOf(v) === i).map((dd) => {
+        const xs = Array.from({ length: 201 }, (_, i) => i / 200);
+        return { name: `d = ${dd}`, xs, ys: xs.map((s0) => dv.cosinePValue(s0, dd)) };
+      }), { title: 'Exact p-value P(cos ≥ s)', xLabel: 's', yLabel: 'p-value', logY: true, yDomain: [1e-40, 1] }),
+    ]);
+  }
 
   // 4. Search and near-duplicates over the whole corpus, with timings.
   say();
@@ -443,10 +652,23 @@ function main() {
   }
   summary.push(`near-duplicates ${dups.length} (exact ${exact})`);
 
+  // 5. Learned embeddings and their audit.
+  learning(dv, ref, { raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped, rep, plots });
+
   const total = Number(process.hrtime.bigint() - total0) / 1e6;
   say();
   say(`total ${ms(total)}`);
   if (opts.quiet) process.stdout.write(`${summary.join('\n')}\n`);
+  if (rep) {
+    rep.heading('Run log');
+    rep.pre(log);
+    try {
+      fs.writeFileSync(opts.report, rep.toHtml());
+    } catch (e) {
+      throw new UsageError(`cannot write the report to ${opts.report}: ${e.message}`);
+    }
+    process.stderr.write(`demo: wrote ${opts.report}\n`);
+  }
 }
 
 // Output piped into `head` and closed early is not an error.
