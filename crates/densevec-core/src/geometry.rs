@@ -133,7 +133,7 @@ pub const MAX_ORTHO_DIM: usize = 16384;
 /// Q ← Q·diag(sign Rᵢᵢ).
 pub fn random_orthogonal(d: usize, seed: u64) -> Result<Vec<f32>> {
     const F: &str = "randomOrthogonal";
-    if d < 1 || d > MAX_ORTHO_DIM {
+    if !(1..=MAX_ORTHO_DIM).contains(&d) {
         bail!(Arg, "{F}: d must be in [1, {MAX_ORTHO_DIM}], got {d}");
     }
     let mut g = GaussianStream::new(seed);

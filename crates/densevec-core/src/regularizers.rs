@@ -198,7 +198,7 @@ fn radix_sort_hi(keys: &mut Vec<u64>) {
     }
     let mut tmp = vec![0u64; keys.len()];
     for (p, h) in hist.iter_mut().enumerate() {
-        if h.iter().any(|&c| c == keys.len()) {
+        if h.contains(&keys.len()) {
             continue;
         }
         let mut sum = 0;
