@@ -14,6 +14,10 @@
 //! While the micro-kernels run on one B micro-panel, the rows of the next one are prefetched
 //! (a slice after each micro-kernel call), so that packing it does not wait on memory.
 //!
+//! A short A (m ≤ MC and m·k ≤ `A_WHOLE_MAX`, e.g. the similarity tiles) takes another order,
+//! [`run_panel_stationary`]: A packed whole once, then for each NR-wide panel of C all KC blocks
+//! in turn, so B rows stream sequentially. Both orders run the same micro-kernel.
+//!
 //! Order of summation: the micro-kernel keeps one float32 accumulator per element of C, starts
 //! it at 0 (or at the current C value when accumulating or after the first KC block) and adds
 //! the products a_ip·b_pj for p = 0, 1, 2, … one fused multiply-add at a time. Every element is

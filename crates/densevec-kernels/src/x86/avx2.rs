@@ -433,7 +433,7 @@ unsafe fn ukr_rows(
     }
 }
 
-/// R×16 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·16 ..], one FMA per p, in order.
+/// R×16 block of C: `acc[i] (+)= Σ_p a[p·R + i]·b[p·16 ..]`, one FMA per p, in order.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn ukr<const R: usize>(

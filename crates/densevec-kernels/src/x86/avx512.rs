@@ -396,7 +396,7 @@ unsafe fn kernel(
     }
 }
 
-/// R×32 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·32 ..], one FMA per p, in order.
+/// R×32 block of C: `acc[i] (+)= Σ_p a[p·R + i]·b[p·32 ..]`, one FMA per p, in order.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn ukr<const R: usize>(
