@@ -306,6 +306,10 @@ function learning(dv, ref, c) {
     say(`Learned embeddings: skipped (this build of densevec lacks ${missing.join(', ')})`);
     return;
   }
+  if (raw.cols < 3 || trainIdx.length < 8 || testIdx.length < 3) {
+    say('Learned embeddings: skipped (needs at least 3 features, 8 training and 3 test rows)');
+    return;
+  }
   const { trainContrastive, trainMargin, augmenter } = require('./lib/learn.js');
   const { audit, alignment } = require('./lib/audit.js');
   const side = Math.round(Math.sqrt(raw.cols));
@@ -330,7 +334,9 @@ function learning(dv, ref, c) {
   const test = (m) => dv.matmul(subsetRows(x, testIdx), m);
   const yTrain = y ? Uint32Array.from(trainIdx, (i) => y[i]) : null;
   const yTest = y ? Uint32Array.from(testIdx, (i) => y[i]) : null;
-  const o = TRAIN.contrastive;
+  // Heads map to min(32, d) dimensions.
+  const o = { ...TRAIN.contrastive, dim: Math.min(TRAIN.contrastive.dim, raw.cols) };
+  const mo = { ...TRAIN.margin, dim: o.dim };
 
   say(`Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
     '20% feature dropout and Gaussian noise of 0.5 standard deviations):');
@@ -360,7 +366,6 @@ function learning(dv, ref, c) {
   const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
   if (y) {
     for (const kind of ['arcface', 'cosface']) {
-      const mo = TRAIN.margin;
       const [h, t] = timed(() => trainMargin(dv, ref, task, kind, seed, mo));
       const proto = dv.topK(test(h.W), h.P, 1, { metric: 'cosine' }).indices;
       let hit = 0;
@@ -379,7 +384,7 @@ function learning(dv, ref, c) {
   // Audit table.
   say();
   say(`Audit (test rows; kNN k = 5 cosine; rotation: a randomOrthogonal map; BN: train- vs eval-mode BatchNorm; ` +
-    `sparsity of unit rows, |x| ≤ 0.01; curvature: spherical excess / chord-triangle area on 300 triples):`);
+    `sparsity of unit rows, |x| ≤ 0.01; curvature: median of spherical excess / chord-triangle area over 300 triples):`);
   const cols = ['embedding', 'dim', 'kNN', 'mean cos', 'z', 'var/null', 'rot ΔkNN', 'rot Δmean', 'Procr.', 'BN cos', 'Hoyer', '|x|≤.01', 'curv', 'curv same'];
   const widths = [19, 4, 6, 8, 8, 8, 8, 9, 8, 7, 6, 7, 6, 9];
   const line = (vals) => `  ${vals.map((v, i) => String(v).padStart(widths[i])).join(' ')}`;
@@ -434,7 +439,7 @@ function learning(dv, ref, c) {
     rep.figures(figs);
     rep.heading('Audit');
     rep.table(['embedding', 'dim', 'kNN (k=5)', 'mean cos', 'z', 'var / null', 'kNN rotated', 'Procrustes (rotated)', 'BN drift cos', 'BN drift L2',
-      'Hoyer', '|x| ≤ 0.01', 'curvature', 'curvature, same class'], auditRows);
+      'Hoyer', '|x| ≤ 0.01', 'median curvature', 'same class'], auditRows);
     rep.text(`Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
       `${al.after.toFixed(3)} after the best orthogonal map.`);
   }

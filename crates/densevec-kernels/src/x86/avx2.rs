@@ -368,7 +368,7 @@ static SPEC: Spec = Spec {
     nr: NR,
     kc: 256,
     mc: 240,
-    nc: 384,
+    nc: 768,
     prefetch: super::prefetch,
     pack_a: super::pack_a,
     pack_b_nt,
