@@ -631,7 +631,7 @@ function main() {
   const qIdx = x.rows <= MAX_QUERIES ? Array.from({ length: x.rows }, (_, i) => i) : perm.slice(0, MAX_QUERIES);
   const qx = qIdx.length === x.rows ? x : subset(x, qIdx);
   const [res, tTop] = timed(() => dv.topK(qx, x, k, { metric: 'cosine' }));
-  say(`  ${qIdx.length === x.rows ? 'all' : 'a sample of'} ${qIdx.length} rows as queries against ${x.rows}, k = ${k}: ${ms(tTop)} ` +
+  say(`  ${qIdx.length === x.rows ? `all ${x.rows} rows` : `a sample of ${qIdx.length} of the ${x.rows} rows`} as queries, k = ${k}: ${ms(tTop)} ` +
     `(${((qIdx.length * x.rows) / (tTop / 1000) / 1e6).toFixed(1)} M similarities/s)`);
   if (info.backend !== 'reference') {
     const q = subset(x, perm.slice(0, Math.min(100, x.rows)));

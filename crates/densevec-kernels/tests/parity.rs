@@ -615,6 +615,65 @@ fn gemm_loop_orders_agree() {
     isa::set(isa::detected()).unwrap();
 }
 
+/// Tiles computed concurrently on several threads (each with its own packing buffers) equal
+/// the single-threaded product bit for bit.
+#[test]
+fn gemm_tiles_on_threads_match() {
+    let mut rng = Rng::new(10);
+    let (m, n, kd) = (90, 260, 300);
+    let a = rng.vec(m * kd);
+    let b = rng.vec(n * kd);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let mut want = vec![0f32; m * n];
+        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut want, n);
+        let strips: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let (a, b) = (&a, &b);
+                    s.spawn(move || {
+                        // Strip t: columns 65t..65t+65, computed in two row blocks, twice.
+                        let mut out = vec![0f32; m * 65];
+                        for _ in 0..2 {
+                            for i0 in [0usize, 41] {
+                                let mb = if i0 == 0 { 41 } else { m - 41 };
+                                k::gemm_nt(
+                                    mb,
+                                    65,
+                                    kd,
+                                    &a[i0 * kd..],
+                                    kd,
+                                    &b[65 * t * kd..],
+                                    kd,
+                                    &mut out[i0 * 65..],
+                                    65,
+                                );
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (t, strip) in strips.iter().enumerate() {
+            for i in 0..m {
+                for j in 0..65 {
+                    assert_eq!(
+                        strip[i * 65 + j].to_bits(),
+                        want[i * n + 65 * t + j].to_bits(),
+                        "{} thread {}",
+                        isa.name(),
+                        t
+                    );
+                }
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
 #[test]
 fn gemm_k_zero_and_empty() {
     let _g = lock();
