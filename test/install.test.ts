@@ -544,10 +544,18 @@ describe('npm install of the main package alone (no binary for this platform)', 
     }
   });
 
-  it('warns once even when both the CommonJS and the ESM entry load', () => {
+  it('warns once per process: CommonJS and ESM entries together, and a second module instance', () => {
     const r = ok(node(mainOnly, ['consumer.mjs']), 'consumer.mjs');
     expect(JSON.parse(r.stdout).backend).toBe('reference');
     expect(r.stderr.split(WARNING).length - 1).toBe(1);
+    // A second instance of the module (cleared require cache, bundler duplicates) stays quiet too.
+    const twice = ok(node(mainOnly, ['-e', `
+      const a = require('densevec');
+      for (const k of Object.keys(require.cache)) if (k.includes('node_modules')) delete require.cache[k];
+      const b = require('densevec');
+      process.stdout.write(String(a !== b && b.backendInfo().backend === 'reference'));`]), 'two instances');
+    expect(twice.stdout).toBe('true');
+    expect(twice.stderr.split(WARNING).length - 1).toBe(1);
   });
 
   it('NAPI_RS_NATIVE_LIBRARY_PATH loads an addon from an explicit path, and only from there', () => {

@@ -53,8 +53,18 @@ fn main() {
         eprintln!("{}", e);
         std::process::exit(2);
     }
-    let reps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    println!("isa: {} (available: {:?})", k::isa::active().name(), k::isa::available().iter().map(|i| i.name()).collect::<Vec<_>>());
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    println!(
+        "isa: {} (available: {:?})",
+        k::isa::active().name(),
+        k::isa::available()
+            .iter()
+            .map(|i| i.name())
+            .collect::<Vec<_>>()
+    );
 
     let (m, n, d) = (100usize, 20_000usize, 768usize);
     let q = fill(m * d, 1);
@@ -65,25 +75,88 @@ fn main() {
         for i0 in (0..m).step_by(TILE_M) {
             for j0 in (0..n).step_by(TILE_N) {
                 let (mb, nb) = (TILE_M.min(m - i0), TILE_N.min(n - j0));
-                k::gemm_nt(mb, nb, d, &q[i0 * d..], d, &c[j0 * d..], d, &mut out[i0 * n + j0..], n);
+                k::gemm_nt(
+                    mb,
+                    nb,
+                    d,
+                    &q[i0 * d..],
+                    d,
+                    &c[j0 * d..],
+                    d,
+                    &mut out[i0 * n + j0..],
+                    n,
+                );
             }
         }
     });
-    println!("gemm_nt {}x{}x{} in {}x{} tiles: {:.1} ms, {:.1} GFLOP/s", m, n, d, TILE_M, TILE_N, t * 1e3, flops / t / 1e9);
+    println!(
+        "gemm_nt {}x{}x{} in {}x{} tiles: {:.1} ms, {:.1} GFLOP/s",
+        m,
+        n,
+        d,
+        TILE_M,
+        TILE_N,
+        t * 1e3,
+        flops / t / 1e9
+    );
 
     // One 100 × 384 tile over and over (B panel warm in L2/L3): the micro-kernel's ceiling.
-    let t = best_of(reps * 40, || k::gemm_nt(m, TILE_N, d, &q, d, &c, d, &mut out, n));
-    println!("gemm_nt {}x{}x{} single tile, best: {:.1} us, {:.1} GFLOP/s", m, TILE_N, d, t * 1e6, 2.0 * (m * TILE_N * d) as f64 / t / 1e9);
+    let t = best_of(reps * 40, || {
+        k::gemm_nt(m, TILE_N, d, &q, d, &c, d, &mut out, n)
+    });
+    println!(
+        "gemm_nt {}x{}x{} single tile, best: {:.1} us, {:.1} GFLOP/s",
+        m,
+        TILE_N,
+        d,
+        t * 1e6,
+        2.0 * (m * TILE_N * d) as f64 / t / 1e9
+    );
     let mut tile = vec![0f32; TILE_M * TILE_N];
-    let t = best_of(reps * 40, || k::gemm_nt(TILE_M, TILE_N, d, &c, d, &c[TILE_M * d..], d, &mut tile, TILE_N));
-    println!("gemm_nt {}x{}x{} single tile, best: {:.1} us, {:.1} GFLOP/s", TILE_M, TILE_N, d, t * 1e6, 2.0 * (TILE_M * TILE_N * d) as f64 / t / 1e9);
+    let t = best_of(reps * 40, || {
+        k::gemm_nt(
+            TILE_M,
+            TILE_N,
+            d,
+            &c,
+            d,
+            &c[TILE_M * d..],
+            d,
+            &mut tile,
+            TILE_N,
+        )
+    });
+    println!(
+        "gemm_nt {}x{}x{} single tile, best: {:.1} us, {:.1} GFLOP/s",
+        TILE_M,
+        TILE_N,
+        d,
+        t * 1e6,
+        2.0 * (TILE_M * TILE_N * d) as f64 / t / 1e9
+    );
 
     let t = best_of(reps, || k::gemm_nt(m, n, d, &q, d, &c, d, &mut out, n));
-    println!("gemm_nt {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s", m, n, d, t * 1e3, flops / t / 1e9);
+    println!(
+        "gemm_nt {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s",
+        m,
+        n,
+        d,
+        t * 1e3,
+        flops / t / 1e9
+    );
 
     let bn = fill(d * n, 3);
-    let t = best_of(reps, || k::gemm_nn(m, n, d, &q, d, &bn, n, &mut out, n, false));
-    println!("gemm_nn {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s", m, n, d, t * 1e3, flops / t / 1e9);
+    let t = best_of(reps, || {
+        k::gemm_nn(m, n, d, &q, d, &bn, n, &mut out, n, false)
+    });
+    println!(
+        "gemm_nn {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s",
+        m,
+        n,
+        d,
+        t * 1e3,
+        flops / t / 1e9
+    );
 
     for &dd in &[768usize, 1536] {
         let a = fill(dd, 4);
@@ -95,6 +168,11 @@ fn main() {
                 acc += k::dot(std::hint::black_box(&a), std::hint::black_box(&b));
             }
         });
-        println!("dot d={}: {:.1} ns/call (checksum {:.3})", dd, t / calls as f64 * 1e9, acc);
+        println!(
+            "dot d={}: {:.1} ns/call (checksum {:.3})",
+            dd,
+            t / calls as f64 * 1e9,
+            acc
+        );
     }
 }

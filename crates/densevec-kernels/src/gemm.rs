@@ -34,7 +34,8 @@ pub(crate) type PackA = unsafe fn(usize, usize, *const f32, usize, *mut f32);
 /// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: cols, kc, b, ldb, dst.
 pub(crate) type PackB = unsafe fn(usize, usize, *const f32, usize, *mut f32);
 /// Micro-kernel: rows (≤ MR), cols (≤ NR), kc, packed A, packed B, C, ldc, load_c.
-pub(crate) type Kernel = unsafe fn(usize, usize, usize, *const f32, *const f32, *mut f32, usize, bool);
+pub(crate) type Kernel =
+    unsafe fn(usize, usize, usize, *const f32, *const f32, *mut f32, usize, bool);
 
 /// Prefetches `rows` rows of `len` floats, `ld` apart, towards the caches (a hint only).
 pub(crate) type Prefetch = unsafe fn(*const f32, usize, usize, usize);
@@ -56,8 +57,8 @@ pub(crate) struct Spec {
 }
 
 thread_local! {
-    static BUF_A: RefCell<Vec<f32>> = RefCell::new(Vec::new());
-    static BUF_B: RefCell<Vec<f32>> = RefCell::new(Vec::new());
+    static BUF_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static BUF_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A 64-byte aligned pointer to at least `len` floats inside `v` (grown if needed).
@@ -95,6 +96,7 @@ fn with_buffers<R>(la: usize, lb: usize, f: impl FnOnce(*mut f32, *mut f32) -> R
 /// # Safety
 /// As [`crate::gemm_nt_raw`] / [`crate::gemm_nn_raw`].
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
 pub(crate) unsafe fn run(
     spec: &Spec,
     nt: bool,
@@ -152,18 +154,35 @@ pub(crate) unsafe fn run(
                         // The next micro-panel of this block: rows to prefetch, split over the
                         // micro-kernel calls below.
                         let next = jr + nr;
-                        let next_cols = if next < jc + nb { nr.min(jc + nb - next) } else { 0 };
+                        let next_cols = if next < jc + nb {
+                            nr.min(jc + nb - next)
+                        } else {
+                            0
+                        };
                         let (pf_base, pf_rows, pf_len) = if nt {
                             (b.wrapping_add(next * ldb + pc), next_cols, kc)
                         } else {
-                            (b.wrapping_add(pc * ldb + next), if next_cols > 0 { kc } else { 0 }, next_cols)
+                            (
+                                b.wrapping_add(pc * ldb + next),
+                                if next_cols > 0 { kc } else { 0 },
+                                next_cols,
+                            )
                         };
                         let per_block = (pf_rows + blocks - 1) / blocks;
                         let mut pf_row = 0;
                         let mut ir = 0;
                         while ir < mb {
                             let rows = mr.min(mb - ir);
-                            (spec.kernel)(rows, cols, kc, pa.add(ir * kc), pb, c.add((ic + ir) * ldc + jr), ldc, load_c);
+                            (spec.kernel)(
+                                rows,
+                                cols,
+                                kc,
+                                pa.add(ir * kc),
+                                pb,
+                                c.add((ic + ir) * ldc + jr),
+                                ldc,
+                                load_c,
+                            );
                             if pf_row < pf_rows {
                                 let r = per_block.min(pf_rows - pf_row);
                                 (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
@@ -187,7 +206,13 @@ pub(crate) unsafe fn run(
 /// # Safety
 /// `a` valid for `rows` rows of `kc` values `lda` apart; `dst` for `rows·kc` values.
 #[allow(dead_code)]
-pub(crate) unsafe fn pack_a_generic(rows: usize, kc: usize, a: *const f32, lda: usize, dst: *mut f32) {
+pub(crate) unsafe fn pack_a_generic(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    dst: *mut f32,
+) {
     for i in 0..rows {
         let src = a.add(i * lda);
         for p in 0..kc {
@@ -205,7 +230,14 @@ pub(crate) unsafe fn no_prefetch(_p: *const f32, _rows: usize, _ld: usize, _len:
 /// # Safety
 /// `b` valid for `cols` rows of `kc` values `ldb` apart; `dst` for `nr·kc` values.
 #[allow(dead_code)]
-pub(crate) unsafe fn pack_b_nt_generic(nr: usize, cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut f32) {
+pub(crate) unsafe fn pack_b_nt_generic(
+    nr: usize,
+    cols: usize,
+    kc: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
+) {
     for j in 0..nr {
         if j < cols {
             let src = b.add(j * ldb);
@@ -225,7 +257,14 @@ pub(crate) unsafe fn pack_b_nt_generic(nr: usize, cols: usize, kc: usize, b: *co
 /// # Safety
 /// `b` valid for `kc` rows of `cols` values `ldb` apart; `dst` for `nr·kc` values.
 #[allow(dead_code)]
-pub(crate) unsafe fn pack_b_nn_generic(nr: usize, cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut f32) {
+pub(crate) unsafe fn pack_b_nn_generic(
+    nr: usize,
+    cols: usize,
+    kc: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
+) {
     for p in 0..kc {
         let (s, d) = (b.add(p * ldb), dst.add(p * nr));
         std::ptr::copy_nonoverlapping(s, d, cols);

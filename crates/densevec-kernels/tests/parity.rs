@@ -70,7 +70,15 @@ fn tol(n: usize, abs: f64) -> f64 {
 
 fn close(got: f32, want: f64, n: usize, abs: f64, what: &str) {
     let err = (got as f64 - want).abs();
-    assert!(err <= tol(n, abs), "{}: got {} want {} (err {:e}, tol {:e})", what, got, want, err, tol(n, abs));
+    assert!(
+        err <= tol(n, abs),
+        "{}: got {} want {} (err {:e}, tol {:e})",
+        what,
+        got,
+        want,
+        err,
+        tol(n, abs)
+    );
 }
 
 #[test]
@@ -94,11 +102,19 @@ fn reductions_match_scalar() {
                 let b = rng.vec(n + off);
                 let (a, b) = (&a[off..], &b[off..]);
                 let what = |f: &str| format!("{} {} n={} off={}", isa.name(), f, n, off);
-                let abs_ab: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 * *y as f64).abs()).sum();
+                let abs_ab: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (*x as f64 * *y as f64).abs())
+                    .sum();
                 let aa: f64 = a.iter().map(|x| *x as f64 * *x as f64).sum();
                 let bb: f64 = b.iter().map(|x| *x as f64 * *x as f64).sum();
                 let ab: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-                let l2: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+                let l2: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                    .sum();
                 close(k::dot(a, b), ab, n, abs_ab, &what("dot"));
                 let (d, na, nb) = k::dot_norms(a, b);
                 close(d, ab, n, abs_ab, &what("dot_norms.ab"));
@@ -123,8 +139,17 @@ fn reductions_are_deterministic_per_length() {
             let b = rng.vec(n + 1);
             // Same values at another address: the result depends on the values and length only.
             let (a2, b2) = (a[1..].to_vec(), b[1..].to_vec());
-            assert_eq!(k::dot(&a[1..], &b[1..]).to_bits(), k::dot(&a2, &b2).to_bits(), "{} n={}", isa.name(), n);
-            assert_eq!(k::l2sq(&a[1..], &b[1..]).to_bits(), k::l2sq(&a2, &b2).to_bits());
+            assert_eq!(
+                k::dot(&a[1..], &b[1..]).to_bits(),
+                k::dot(&a2, &b2).to_bits(),
+                "{} n={}",
+                isa.name(),
+                n
+            );
+            assert_eq!(
+                k::l2sq(&a[1..], &b[1..]).to_bits(),
+                k::l2sq(&a2, &b2).to_bits()
+            );
         }
     });
 }
@@ -153,7 +178,15 @@ fn scale_and_axpy_match_scalar() {
                     let want = y[i] as f64 + s as f64 * x[i] as f64;
                     let err = (got[i] as f64 - want).abs();
                     let t = 2.0 * EPS * (y[i].abs() as f64 + (s * x[i]).abs() as f64);
-                    assert!(err <= t, "{} axpy n={} i={}: {} vs {}", isa.name(), n, i, got[i], want);
+                    assert!(
+                        err <= t,
+                        "{} axpy n={} i={}: {} vs {}",
+                        isa.name(),
+                        n,
+                        i,
+                        got[i],
+                        want
+                    );
                 }
             }
         }
@@ -171,7 +204,14 @@ fn max_matches_scalar_and_propagates_nan() {
                     *v -= 2.0; // all negative, so a zero padding lane would be wrong
                 }
                 let xs = &x[off..];
-                assert_eq!(k::max(xs), k::scalar::max(xs), "{} max n={} off={}", isa.name(), n, off);
+                assert_eq!(
+                    k::max(xs),
+                    k::scalar::max(xs),
+                    "{} max n={} off={}",
+                    isa.name(),
+                    n,
+                    off
+                );
                 if n == 0 {
                     assert_eq!(k::max(xs), f32::NEG_INFINITY);
                 }
@@ -183,11 +223,23 @@ fn max_matches_scalar_and_propagates_nan() {
                 }
                 let mut x = rng.vec(n);
                 x[pos] = f32::NAN;
-                assert!(k::max(&x).is_nan(), "{} max NaN n={} pos={}", isa.name(), n, pos);
+                assert!(
+                    k::max(&x).is_nan(),
+                    "{} max NaN n={} pos={}",
+                    isa.name(),
+                    n,
+                    pos
+                );
                 // With an infinity elsewhere the NaN still wins.
                 if n > 1 {
                     x[(pos + 1) % n] = f32::INFINITY;
-                    assert!(k::max(&x).is_nan(), "{} max NaN+inf n={} pos={}", isa.name(), n, pos);
+                    assert!(
+                        k::max(&x).is_nan(),
+                        "{} max NaN+inf n={} pos={}",
+                        isa.name(),
+                        n,
+                        pos
+                    );
                 }
             }
             if n > 0 {
@@ -229,10 +281,26 @@ fn exp_shift_sum_is_accurate() {
                     let mut want = x.clone();
                     let ws = k::scalar::exp_shift_sum(&mut want[off..], shift);
                     for i in off..n + off {
-                        assert!(exp_ok(got[i], x[i], shift), "{} exp n={} x={} shift={}: {} vs {}", isa.name(), n, x[i], shift, got[i], want[i]);
+                        assert!(
+                            exp_ok(got[i], x[i], shift),
+                            "{} exp n={} x={} shift={}: {} vs {}",
+                            isa.name(),
+                            n,
+                            x[i],
+                            shift,
+                            got[i],
+                            want[i]
+                        );
                     }
                     // The sum is of the stored float32 values: within 1e-6 of the float64 sum.
-                    assert!((s - ws).abs() <= 1e-6 * ws + 1e-300, "{} sum n={}: {} vs {}", isa.name(), n, s, ws);
+                    assert!(
+                        (s - ws).abs() <= 1e-6 * ws + 1e-300,
+                        "{} sum n={}: {} vs {}",
+                        isa.name(),
+                        n,
+                        s,
+                        ws
+                    );
                     let stored: f64 = got[off..].iter().map(|v| *v as f64).sum();
                     assert!((s - stored).abs() <= 1e-12 * stored.max(1e-300));
                 }
@@ -240,7 +308,17 @@ fn exp_shift_sum_is_accurate() {
         }
         // Whole range incl. overflow, underflow, subnormals, infinities and NaN.
         let mut x: Vec<f32> = (0..=4000).map(|i| -110.0 + i as f32 * 0.05).collect();
-        x.extend_from_slice(&[f32::INFINITY, f32::NEG_INFINITY, -1e30, 1e30, 88.7, 88.8, -87.3, -103.9, -0.0]);
+        x.extend_from_slice(&[
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -1e30,
+            1e30,
+            88.7,
+            88.8,
+            -87.3,
+            -103.9,
+            -0.0,
+        ]);
         let mut got = x.clone();
         let s = k::exp_shift_sum(&mut got, 0.0);
         assert!(s.is_infinite());
@@ -256,7 +334,16 @@ fn exp_shift_sum_is_accurate() {
 
 /// C = A·Bᵀ (nt) or A·B, in float64, and Σ|a·b| per element.
 #[allow(clippy::too_many_arguments)]
-fn gemm_ref(nt: bool, m: usize, n: usize, kd: usize, a: &[f32], lda: usize, b: &[f32], ldb: usize) -> (Vec<f64>, Vec<f64>) {
+fn gemm_ref(
+    nt: bool,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let mut c = vec![0f64; m * n];
     let mut abs = vec![0f64; m * n];
     for i in 0..m {
@@ -283,7 +370,9 @@ fn check_gemm(isa: Isa, nt: bool, m: usize, n: usize, kd: usize, rng: &mut Rng, 
     let ldc = n + 2;
     let a = rng.vec(m * lda);
     let b = rng.vec(if nt { n * ldb } else { kd * ldb });
-    let c0: Vec<f32> = (0..m * ldc).map(|i| if i % ldc < n { rng.f() } else { SENTINEL }).collect();
+    let c0: Vec<f32> = (0..m * ldc)
+        .map(|i| if i % ldc < n { rng.f() } else { SENTINEL })
+        .collect();
     let mut c = c0.clone();
     if nt {
         k::gemm_nt(m, n, kd, &a, lda, &b, ldb, &mut c, ldc);
@@ -295,10 +384,21 @@ fn check_gemm(isa: Isa, nt: bool, m: usize, n: usize, kd: usize, rng: &mut Rng, 
         for j in 0..ldc {
             let got = c[i * ldc + j];
             if j >= n {
-                assert_eq!(got, SENTINEL, "{} wrote outside C at ({}, {})", isa.name(), i, j);
+                assert_eq!(
+                    got,
+                    SENTINEL,
+                    "{} wrote outside C at ({}, {})",
+                    isa.name(),
+                    i,
+                    j
+                );
                 continue;
             }
-            let base = if accumulate { c0[i * ldc + j] as f64 } else { 0.0 };
+            let base = if accumulate {
+                c0[i * ldc + j] as f64
+            } else {
+                0.0
+            };
             let w = base + want[i * n + j];
             let t = tol(kd + 1, abs[i * n + j] + base.abs());
             assert!(
@@ -332,7 +432,13 @@ fn gemm_odd_shapes_match_reference() {
                 s.push((m, n, kd));
             }
         }
-        s.extend_from_slice(&[(13, 29, 0), (1, 1, 1), (25, 65, 257), (37, 41, 513), (7, 3, 300)]);
+        s.extend_from_slice(&[
+            (13, 29, 0),
+            (1, 1, 1),
+            (25, 65, 257),
+            (37, 41, 513),
+            (7, 3, 300),
+        ]);
         s
     };
     for isa in isa::available() {
@@ -381,12 +487,50 @@ fn gemm_is_independent_of_tiling() {
             for i0 in (0..m).step_by(tm) {
                 for j0 in (0..n).step_by(tn) {
                     let (mb, nb) = (tm.min(m - i0), tn.min(n - j0));
-                    k::gemm_nt(mb, nb, kd, &a[i0 * kd..], kd, &b[j0 * kd..], kd, &mut tiled[i0 * n + j0..], n);
-                    k::gemm_nn(mb, nb, kd, &a[i0 * kd..], kd, &bn[j0..], n, &mut tiled_nn[i0 * n + j0..], n, false);
+                    k::gemm_nt(
+                        mb,
+                        nb,
+                        kd,
+                        &a[i0 * kd..],
+                        kd,
+                        &b[j0 * kd..],
+                        kd,
+                        &mut tiled[i0 * n + j0..],
+                        n,
+                    );
+                    k::gemm_nn(
+                        mb,
+                        nb,
+                        kd,
+                        &a[i0 * kd..],
+                        kd,
+                        &bn[j0..],
+                        n,
+                        &mut tiled_nn[i0 * n + j0..],
+                        n,
+                        false,
+                    );
                 }
             }
-            assert!(full.iter().zip(&tiled).all(|(x, y)| x.to_bits() == y.to_bits()), "{} nt tiles {}x{}", isa.name(), tm, tn);
-            assert!(full_nn.iter().zip(&tiled_nn).all(|(x, y)| x.to_bits() == y.to_bits()), "{} nn tiles {}x{}", isa.name(), tm, tn);
+            assert!(
+                full.iter()
+                    .zip(&tiled)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{} nt tiles {}x{}",
+                isa.name(),
+                tm,
+                tn
+            );
+            assert!(
+                full_nn
+                    .iter()
+                    .zip(&tiled_nn)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{} nn tiles {}x{}",
+                isa.name(),
+                tm,
+                tn
+            );
         }
         if isa != Isa::Scalar {
             per_isa.push((full, full_nn));
@@ -394,8 +538,16 @@ fn gemm_is_independent_of_tiling() {
     }
     isa::set(isa::detected()).unwrap();
     for w in per_isa.windows(2) {
-        assert!(w[0].0.iter().zip(&w[1].0).all(|(x, y)| x.to_bits() == y.to_bits()));
-        assert!(w[0].1.iter().zip(&w[1].1).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(w[0]
+            .0
+            .iter()
+            .zip(&w[1].0)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(w[0]
+            .1
+            .iter()
+            .zip(&w[1].1)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 }
 

@@ -30,13 +30,26 @@ unsafe fn store_tail(p: *mut f32, r: usize, v: float32x4_t) {
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         s0 = vfmaq_f32(s0, vld1q_f32(pa.add(i)), vld1q_f32(pb.add(i)));
         s1 = vfmaq_f32(s1, vld1q_f32(pa.add(i + W)), vld1q_f32(pb.add(i + W)));
-        s2 = vfmaq_f32(s2, vld1q_f32(pa.add(i + 2 * W)), vld1q_f32(pb.add(i + 2 * W)));
-        s3 = vfmaq_f32(s3, vld1q_f32(pa.add(i + 3 * W)), vld1q_f32(pb.add(i + 3 * W)));
+        s2 = vfmaq_f32(
+            s2,
+            vld1q_f32(pa.add(i + 2 * W)),
+            vld1q_f32(pb.add(i + 2 * W)),
+        );
+        s3 = vfmaq_f32(
+            s3,
+            vld1q_f32(pa.add(i + 3 * W)),
+            vld1q_f32(pb.add(i + 3 * W)),
+        );
         i += 4 * W;
     }
     while i + W <= n {
@@ -44,7 +57,11 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         i += W;
     }
     if i < n {
-        s1 = vfmaq_f32(s1, load_tail(pa.add(i), n - i, 0.0), load_tail(pb.add(i), n - i, 0.0));
+        s1 = vfmaq_f32(
+            s1,
+            load_tail(pa.add(i), n - i, 0.0),
+            load_tail(pb.add(i), n - i, 0.0),
+        );
     }
     vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)))
 }
@@ -76,7 +93,11 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
         bb0 = vfmaq_f32(bb0, y0, y0);
         i += W;
     }
-    (vaddvq_f32(vaddq_f32(ab0, ab1)), vaddvq_f32(vaddq_f32(aa0, aa1)), vaddvq_f32(vaddq_f32(bb0, bb1)))
+    (
+        vaddvq_f32(vaddq_f32(ab0, ab1)),
+        vaddvq_f32(vaddq_f32(aa0, aa1)),
+        vaddvq_f32(vaddq_f32(bb0, bb1)),
+    )
 }
 
 /// Σ (a_k − b_k)²: four accumulators.
@@ -84,7 +105,12 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
 pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         let d0 = vsubq_f32(vld1q_f32(pa.add(i)), vld1q_f32(pb.add(i)));
@@ -103,7 +129,10 @@ pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
         i += W;
     }
     if i < n {
-        let d = vsubq_f32(load_tail(pa.add(i), n - i, 0.0), load_tail(pb.add(i), n - i, 0.0));
+        let d = vsubq_f32(
+            load_tail(pa.add(i), n - i, 0.0),
+            load_tail(pb.add(i), n - i, 0.0),
+        );
         s1 = vfmaq_f32(s1, d, d);
     }
     vaddvq_f32(vaddq_f32(vaddq_f32(s0, s1), vaddq_f32(s2, s3)))
@@ -114,7 +143,12 @@ pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
 pub unsafe fn sumsq(a: &[f32]) -> f32 {
     let n = a.len();
     let pa = a.as_ptr();
-    let (mut s0, mut s1, mut s2, mut s3) = (vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         let (x0, x1) = (vld1q_f32(pa.add(i)), vld1q_f32(pa.add(i + W)));
@@ -173,7 +207,11 @@ pub unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     }
     while i < n {
         let r = (n - i).min(W);
-        let v = vfmaq_f32(load_tail(py.add(i), r, 0.0), va, load_tail(px.add(i), r, 0.0));
+        let v = vfmaq_f32(
+            load_tail(py.add(i), r, 0.0),
+            va,
+            load_tail(px.add(i), r, 0.0),
+        );
         store_tail(py.add(i), r, v);
         i += W;
     }
@@ -249,7 +287,10 @@ pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
     if i < n {
         let r = n - i;
         let mut t = [0f32; W];
-        vst1q_f32(t.as_mut_ptr(), exp4(vsubq_f32(load_tail(p.add(i), r, 0.0), vs)));
+        vst1q_f32(
+            t.as_mut_ptr(),
+            exp4(vsubq_f32(load_tail(p.add(i), r, 0.0), vs)),
+        );
         for v in t.iter_mut().skip(r) {
             *v = 0.0;
         }
@@ -276,9 +317,9 @@ static SPEC: Spec = Spec {
     nc: 512,
     prefetch: gemm::no_prefetch,
     pack_a: gemm::pack_a_generic,
-    pack_b_nt: pack_b_nt,
-    pack_b_nn: pack_b_nn,
-    kernel: kernel,
+    pack_b_nt,
+    pack_b_nn,
+    kernel,
 };
 
 unsafe fn pack_b_nt(cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut f32) {
@@ -292,7 +333,16 @@ unsafe fn pack_b_nn(cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut
 /// Full-width blocks run on C directly; a block narrower than 8 columns runs on an 8×8
 /// scratch copy of C (same arithmetic), and only its `cols` columns are copied back.
 #[target_feature(enable = "neon")]
-unsafe fn kernel(rows: usize, cols: usize, kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+unsafe fn kernel(
+    rows: usize,
+    cols: usize,
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+) {
     if cols == NR {
         return ukr_rows(rows, kc, pa, pb, c, ldc, load_c);
     }
@@ -310,7 +360,15 @@ unsafe fn kernel(rows: usize, cols: usize, kc: usize, pa: *const f32, pb: *const
 
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn ukr_rows(rows: usize, kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+unsafe fn ukr_rows(
+    rows: usize,
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+) {
     match rows {
         8 => ukr::<8>(kc, pa, pb, c, ldc, load_c),
         7 => ukr::<7>(kc, pa, pb, c, ldc, load_c),
@@ -326,7 +384,14 @@ unsafe fn ukr_rows(rows: usize, kc: usize, pa: *const f32, pb: *const f32, c: *m
 /// R×8 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·8 ..], one FMA per p, in order.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn ukr<const R: usize>(kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+unsafe fn ukr<const R: usize>(
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+) {
     let mut c0 = [vdupq_n_f32(0.0); R];
     let mut c1 = [vdupq_n_f32(0.0); R];
     if load_c {
@@ -354,11 +419,32 @@ unsafe fn ukr<const R: usize>(kc: usize, pa: *const f32, pb: *const f32, c: *mut
 }
 
 /// C = A·Bᵀ.
-pub unsafe fn gemm_nt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+pub unsafe fn gemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     gemm::run(&SPEC, true, m, n, k, a, lda, b, ldb, c, ldc, false)
 }
 
 /// C (+)= A·B.
-pub unsafe fn gemm_nn(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+pub unsafe fn gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     gemm::run(&SPEC, false, m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 }

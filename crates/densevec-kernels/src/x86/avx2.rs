@@ -39,13 +39,30 @@ unsafe fn hsum_pd(v: __m256d) -> f64 {
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + W)), _mm256_loadu_ps(pb.add(i + W)), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 2 * W)), _mm256_loadu_ps(pb.add(i + 2 * W)), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 3 * W)), _mm256_loadu_ps(pb.add(i + 3 * W)), s3);
+        s1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + W)),
+            _mm256_loadu_ps(pb.add(i + W)),
+            s1,
+        );
+        s2 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 2 * W)),
+            _mm256_loadu_ps(pb.add(i + 2 * W)),
+            s2,
+        );
+        s3 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 3 * W)),
+            _mm256_loadu_ps(pb.add(i + 3 * W)),
+            s3,
+        );
         i += 4 * W;
     }
     while i + W <= n {
@@ -54,7 +71,11 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     if i < n {
         let m = tail_mask(n - i);
-        s1 = _mm256_fmadd_ps(_mm256_maskload_ps(pa.add(i), m), _mm256_maskload_ps(pb.add(i), m), s1);
+        s1 = _mm256_fmadd_ps(
+            _mm256_maskload_ps(pa.add(i), m),
+            _mm256_maskload_ps(pb.add(i), m),
+            s1,
+        );
     }
     hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)))
 }
@@ -69,7 +90,10 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     let mut i = 0;
     while i + 2 * W <= n {
         let (x0, y0) = (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-        let (x1, y1) = (_mm256_loadu_ps(pa.add(i + W)), _mm256_loadu_ps(pb.add(i + W)));
+        let (x1, y1) = (
+            _mm256_loadu_ps(pa.add(i + W)),
+            _mm256_loadu_ps(pb.add(i + W)),
+        );
         ab0 = _mm256_fmadd_ps(x0, y0, ab0);
         aa0 = _mm256_fmadd_ps(x0, x0, aa0);
         bb0 = _mm256_fmadd_ps(y0, y0, bb0);
@@ -80,13 +104,20 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     }
     while i < n {
         let m = tail_mask((n - i).min(W));
-        let (x0, y0) = (_mm256_maskload_ps(pa.add(i), m), _mm256_maskload_ps(pb.add(i), m));
+        let (x0, y0) = (
+            _mm256_maskload_ps(pa.add(i), m),
+            _mm256_maskload_ps(pb.add(i), m),
+        );
         ab0 = _mm256_fmadd_ps(x0, y0, ab0);
         aa0 = _mm256_fmadd_ps(x0, x0, aa0);
         bb0 = _mm256_fmadd_ps(y0, y0, bb0);
         i += W;
     }
-    (hsum(_mm256_add_ps(ab0, ab1)), hsum(_mm256_add_ps(aa0, aa1)), hsum(_mm256_add_ps(bb0, bb1)))
+    (
+        hsum(_mm256_add_ps(ab0, ab1)),
+        hsum(_mm256_add_ps(aa0, aa1)),
+        hsum(_mm256_add_ps(bb0, bb1)),
+    )
 }
 
 /// Σ (a_k − b_k)²: four accumulators.
@@ -94,13 +125,27 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
 pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-        let d1 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + W)), _mm256_loadu_ps(pb.add(i + W)));
-        let d2 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 2 * W)), _mm256_loadu_ps(pb.add(i + 2 * W)));
-        let d3 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 3 * W)), _mm256_loadu_ps(pb.add(i + 3 * W)));
+        let d1 = _mm256_sub_ps(
+            _mm256_loadu_ps(pa.add(i + W)),
+            _mm256_loadu_ps(pb.add(i + W)),
+        );
+        let d2 = _mm256_sub_ps(
+            _mm256_loadu_ps(pa.add(i + 2 * W)),
+            _mm256_loadu_ps(pb.add(i + 2 * W)),
+        );
+        let d3 = _mm256_sub_ps(
+            _mm256_loadu_ps(pa.add(i + 3 * W)),
+            _mm256_loadu_ps(pb.add(i + 3 * W)),
+        );
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
         s2 = _mm256_fmadd_ps(d2, d2, s2);
@@ -114,7 +159,10 @@ pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     }
     if i < n {
         let m = tail_mask(n - i);
-        let d = _mm256_sub_ps(_mm256_maskload_ps(pa.add(i), m), _mm256_maskload_ps(pb.add(i), m));
+        let d = _mm256_sub_ps(
+            _mm256_maskload_ps(pa.add(i), m),
+            _mm256_maskload_ps(pb.add(i), m),
+        );
         s1 = _mm256_fmadd_ps(d, d, s1);
     }
     hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)))
@@ -125,11 +173,19 @@ pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
 pub unsafe fn sumsq(a: &[f32]) -> f32 {
     let n = a.len();
     let pa = a.as_ptr();
-    let (mut s0, mut s1, mut s2, mut s3) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+        _mm256_setzero_ps(),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         let (x0, x1) = (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pa.add(i + W)));
-        let (x2, x3) = (_mm256_loadu_ps(pa.add(i + 2 * W)), _mm256_loadu_ps(pa.add(i + 3 * W)));
+        let (x2, x3) = (
+            _mm256_loadu_ps(pa.add(i + 2 * W)),
+            _mm256_loadu_ps(pa.add(i + 3 * W)),
+        );
         s0 = _mm256_fmadd_ps(x0, x0, s0);
         s1 = _mm256_fmadd_ps(x1, x1, s1);
         s2 = _mm256_fmadd_ps(x2, x2, s2);
@@ -163,7 +219,11 @@ pub unsafe fn scale(x: &mut [f32], s: f32) {
     }
     while i < n {
         let m = tail_mask((n - i).min(W));
-        _mm256_maskstore_ps(p.add(i), m, _mm256_mul_ps(_mm256_maskload_ps(p.add(i), m), vs));
+        _mm256_maskstore_ps(
+            p.add(i),
+            m,
+            _mm256_mul_ps(_mm256_maskload_ps(p.add(i), m), vs),
+        );
         i += W;
     }
 }
@@ -177,14 +237,22 @@ pub unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     let mut i = 0;
     while i + 2 * W <= n {
         let y0 = _mm256_fmadd_ps(va, _mm256_loadu_ps(px.add(i)), _mm256_loadu_ps(py.add(i)));
-        let y1 = _mm256_fmadd_ps(va, _mm256_loadu_ps(px.add(i + W)), _mm256_loadu_ps(py.add(i + W)));
+        let y1 = _mm256_fmadd_ps(
+            va,
+            _mm256_loadu_ps(px.add(i + W)),
+            _mm256_loadu_ps(py.add(i + W)),
+        );
         _mm256_storeu_ps(py.add(i), y0);
         _mm256_storeu_ps(py.add(i + W), y1);
         i += 2 * W;
     }
     while i < n {
         let m = tail_mask((n - i).min(W));
-        let v = _mm256_fmadd_ps(va, _mm256_maskload_ps(px.add(i), m), _mm256_maskload_ps(py.add(i), m));
+        let v = _mm256_fmadd_ps(
+            va,
+            _mm256_maskload_ps(px.add(i), m),
+            _mm256_maskload_ps(py.add(i), m),
+        );
         _mm256_maskstore_ps(py.add(i), m, v);
         i += W;
     }
@@ -209,7 +277,11 @@ pub unsafe fn max(x: &[f32]) -> f32 {
     }
     while i < n {
         let m = tail_mask((n - i).min(W));
-        let v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(p.add(i), m), _mm256_castsi256_ps(m));
+        let v = _mm256_blendv_ps(
+            ninf,
+            _mm256_maskload_ps(p.add(i), m),
+            _mm256_castsi256_ps(m),
+        );
         nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
         m0 = _mm256_max_ps(m0, v);
         i += W;
@@ -229,7 +301,10 @@ pub unsafe fn max(x: &[f32]) -> f32 {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn exp8(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(_mm256_set1_ps(89.0), _mm256_max_ps(_mm256_set1_ps(-104.0), x));
+    let x = _mm256_min_ps(
+        _mm256_set1_ps(89.0),
+        _mm256_max_ps(_mm256_set1_ps(-104.0), x),
+    );
     let n = _mm256_round_ps::<0x08>(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)));
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
@@ -262,7 +337,11 @@ pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
     while i < n {
         let full = n - i >= W;
         let m = tail_mask((n - i).min(W));
-        let v = if full { _mm256_loadu_ps(p.add(i)) } else { _mm256_maskload_ps(p.add(i), m) };
+        let v = if full {
+            _mm256_loadu_ps(p.add(i))
+        } else {
+            _mm256_maskload_ps(p.add(i), m)
+        };
         let mut e = exp8(_mm256_sub_ps(v, vs));
         if full {
             _mm256_storeu_ps(p.add(i), e);
@@ -292,9 +371,9 @@ static SPEC: Spec = Spec {
     nc: 384,
     prefetch: super::prefetch,
     pack_a: super::pack_a,
-    pack_b_nt: pack_b_nt,
-    pack_b_nn: pack_b_nn,
-    kernel: kernel,
+    pack_b_nt,
+    pack_b_nn,
+    kernel,
 };
 
 unsafe fn pack_b_nt(cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut f32) {
@@ -308,7 +387,16 @@ unsafe fn pack_b_nn(cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut
 /// Full-width blocks run on C directly; a block narrower than 16 columns runs on a 6×16
 /// scratch copy of C (same arithmetic), and only its `cols` columns are copied back.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel(rows: usize, cols: usize, kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+unsafe fn kernel(
+    rows: usize,
+    cols: usize,
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+) {
     if cols == NR {
         return ukr_rows(rows, kc, pa, pb, c, ldc, load_c);
     }
@@ -326,7 +414,15 @@ unsafe fn kernel(rows: usize, cols: usize, kc: usize, pa: *const f32, pb: *const
 
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn ukr_rows(rows: usize, kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+unsafe fn ukr_rows(
+    rows: usize,
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+) {
     match rows {
         6 => ukr::<6>(kc, pa, pb, c, ldc, load_c),
         5 => ukr::<5>(kc, pa, pb, c, ldc, load_c),
@@ -340,7 +436,14 @@ unsafe fn ukr_rows(rows: usize, kc: usize, pa: *const f32, pb: *const f32, c: *m
 /// R×16 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·16 ..], one FMA per p, in order.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn ukr<const R: usize>(kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+unsafe fn ukr<const R: usize>(
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+) {
     let mut c0 = [_mm256_setzero_ps(); R];
     let mut c1 = [_mm256_setzero_ps(); R];
     if load_c {
@@ -368,11 +471,32 @@ unsafe fn ukr<const R: usize>(kc: usize, pa: *const f32, pb: *const f32, c: *mut
 }
 
 /// C = A·Bᵀ.
-pub unsafe fn gemm_nt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+pub unsafe fn gemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     gemm::run(&SPEC, true, m, n, k, a, lda, b, ldb, c, ldc, false)
 }
 
 /// C (+)= A·B.
-pub unsafe fn gemm_nn(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+pub unsafe fn gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     gemm::run(&SPEC, false, m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 }

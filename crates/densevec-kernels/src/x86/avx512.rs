@@ -18,13 +18,30 @@ fn tail_mask(r: usize) -> __mmask16 {
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + W)), _mm512_loadu_ps(pb.add(i + W)), s1);
-        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 2 * W)), _mm512_loadu_ps(pb.add(i + 2 * W)), s2);
-        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 3 * W)), _mm512_loadu_ps(pb.add(i + 3 * W)), s3);
+        s1 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i + W)),
+            _mm512_loadu_ps(pb.add(i + W)),
+            s1,
+        );
+        s2 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i + 2 * W)),
+            _mm512_loadu_ps(pb.add(i + 2 * W)),
+            s2,
+        );
+        s3 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i + 3 * W)),
+            _mm512_loadu_ps(pb.add(i + 3 * W)),
+            s3,
+        );
         i += 4 * W;
     }
     while i + W <= n {
@@ -33,7 +50,11 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     if i < n {
         let m = tail_mask(n - i);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)), s1);
+        s1 = _mm512_fmadd_ps(
+            _mm512_maskz_loadu_ps(m, pa.add(i)),
+            _mm512_maskz_loadu_ps(m, pb.add(i)),
+            s1,
+        );
     }
     _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
 }
@@ -48,7 +69,10 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     let mut i = 0;
     while i + 2 * W <= n {
         let (x0, y0) = (_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
-        let (x1, y1) = (_mm512_loadu_ps(pa.add(i + W)), _mm512_loadu_ps(pb.add(i + W)));
+        let (x1, y1) = (
+            _mm512_loadu_ps(pa.add(i + W)),
+            _mm512_loadu_ps(pb.add(i + W)),
+        );
         ab0 = _mm512_fmadd_ps(x0, y0, ab0);
         aa0 = _mm512_fmadd_ps(x0, x0, aa0);
         bb0 = _mm512_fmadd_ps(y0, y0, bb0);
@@ -59,7 +83,10 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
     }
     while i < n {
         let m = if n - i >= W { 0xFFFF } else { tail_mask(n - i) };
-        let (x0, y0) = (_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)));
+        let (x0, y0) = (
+            _mm512_maskz_loadu_ps(m, pa.add(i)),
+            _mm512_maskz_loadu_ps(m, pb.add(i)),
+        );
         ab0 = _mm512_fmadd_ps(x0, y0, ab0);
         aa0 = _mm512_fmadd_ps(x0, x0, aa0);
         bb0 = _mm512_fmadd_ps(y0, y0, bb0);
@@ -77,13 +104,27 @@ pub unsafe fn dot_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
 pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
-        let d1 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + W)), _mm512_loadu_ps(pb.add(i + W)));
-        let d2 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 2 * W)), _mm512_loadu_ps(pb.add(i + 2 * W)));
-        let d3 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 3 * W)), _mm512_loadu_ps(pb.add(i + 3 * W)));
+        let d1 = _mm512_sub_ps(
+            _mm512_loadu_ps(pa.add(i + W)),
+            _mm512_loadu_ps(pb.add(i + W)),
+        );
+        let d2 = _mm512_sub_ps(
+            _mm512_loadu_ps(pa.add(i + 2 * W)),
+            _mm512_loadu_ps(pb.add(i + 2 * W)),
+        );
+        let d3 = _mm512_sub_ps(
+            _mm512_loadu_ps(pa.add(i + 3 * W)),
+            _mm512_loadu_ps(pb.add(i + 3 * W)),
+        );
         s0 = _mm512_fmadd_ps(d0, d0, s0);
         s1 = _mm512_fmadd_ps(d1, d1, s1);
         s2 = _mm512_fmadd_ps(d2, d2, s2);
@@ -97,7 +138,10 @@ pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
     }
     if i < n {
         let m = tail_mask(n - i);
-        let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, pa.add(i)), _mm512_maskz_loadu_ps(m, pb.add(i)));
+        let d = _mm512_sub_ps(
+            _mm512_maskz_loadu_ps(m, pa.add(i)),
+            _mm512_maskz_loadu_ps(m, pb.add(i)),
+        );
         s1 = _mm512_fmadd_ps(d, d, s1);
     }
     _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
@@ -108,11 +152,19 @@ pub unsafe fn l2sq(a: &[f32], b: &[f32]) -> f32 {
 pub unsafe fn sumsq(a: &[f32]) -> f32 {
     let n = a.len();
     let pa = a.as_ptr();
-    let (mut s0, mut s1, mut s2, mut s3) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+        _mm512_setzero_ps(),
+    );
     let mut i = 0;
     while i + 4 * W <= n {
         let (x0, x1) = (_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pa.add(i + W)));
-        let (x2, x3) = (_mm512_loadu_ps(pa.add(i + 2 * W)), _mm512_loadu_ps(pa.add(i + 3 * W)));
+        let (x2, x3) = (
+            _mm512_loadu_ps(pa.add(i + 2 * W)),
+            _mm512_loadu_ps(pa.add(i + 3 * W)),
+        );
         s0 = _mm512_fmadd_ps(x0, x0, s0);
         s1 = _mm512_fmadd_ps(x1, x1, s1);
         s2 = _mm512_fmadd_ps(x2, x2, s2);
@@ -146,7 +198,11 @@ pub unsafe fn scale(x: &mut [f32], s: f32) {
     }
     while i < n {
         let m = if n - i >= W { 0xFFFF } else { tail_mask(n - i) };
-        _mm512_mask_storeu_ps(p.add(i), m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.add(i)), vs));
+        _mm512_mask_storeu_ps(
+            p.add(i),
+            m,
+            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p.add(i)), vs),
+        );
         i += W;
     }
 }
@@ -160,14 +216,22 @@ pub unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     let mut i = 0;
     while i + 2 * W <= n {
         let y0 = _mm512_fmadd_ps(va, _mm512_loadu_ps(px.add(i)), _mm512_loadu_ps(py.add(i)));
-        let y1 = _mm512_fmadd_ps(va, _mm512_loadu_ps(px.add(i + W)), _mm512_loadu_ps(py.add(i + W)));
+        let y1 = _mm512_fmadd_ps(
+            va,
+            _mm512_loadu_ps(px.add(i + W)),
+            _mm512_loadu_ps(py.add(i + W)),
+        );
         _mm512_storeu_ps(py.add(i), y0);
         _mm512_storeu_ps(py.add(i + W), y1);
         i += 2 * W;
     }
     while i < n {
         let m = if n - i >= W { 0xFFFF } else { tail_mask(n - i) };
-        let v = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, px.add(i)), _mm512_maskz_loadu_ps(m, py.add(i)));
+        let v = _mm512_fmadd_ps(
+            va,
+            _mm512_maskz_loadu_ps(m, px.add(i)),
+            _mm512_maskz_loadu_ps(m, py.add(i)),
+        );
         _mm512_mask_storeu_ps(py.add(i), m, v);
         i += W;
     }
@@ -213,8 +277,12 @@ pub unsafe fn max(x: &[f32]) -> f32 {
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn exp16(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(_mm512_set1_ps(89.0), _mm512_max_ps(_mm512_set1_ps(-104.0), x));
-    let n = _mm512_roundscale_ps::<0x08>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
+    let x = _mm512_min_ps(
+        _mm512_set1_ps(89.0),
+        _mm512_max_ps(_mm512_set1_ps(-104.0), x),
+    );
+    let n =
+        _mm512_roundscale_ps::<0x08>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
     let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
     let mut p = _mm512_set1_ps(1.0 / 5040.0);
@@ -239,7 +307,9 @@ unsafe fn exp16(x: __m512) -> __m512 {
 #[inline]
 unsafe fn acc_f64(e: __m512, lo: &mut __m512d, hi: &mut __m512d) {
     let l = _mm512_cvtps_pd(_mm512_castps512_ps256(e));
-    let h = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e))));
+    let h = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+        _mm512_castps_pd(e),
+    )));
     *lo = _mm512_add_pd(*lo, l);
     *hi = _mm512_add_pd(*hi, h);
 }
@@ -278,9 +348,9 @@ static SPEC: Spec = Spec {
     nc: 384,
     prefetch: super::prefetch,
     pack_a: super::pack_a,
-    pack_b_nt: pack_b_nt,
-    pack_b_nn: pack_b_nn,
-    kernel: kernel,
+    pack_b_nt,
+    pack_b_nn,
+    kernel,
 };
 
 unsafe fn pack_b_nt(cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut f32) {
@@ -292,9 +362,24 @@ unsafe fn pack_b_nn(cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(rows: usize, cols: usize, kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool) {
+unsafe fn kernel(
+    rows: usize,
+    cols: usize,
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+) {
     let m0: __mmask16 = if cols >= W { 0xFFFF } else { tail_mask(cols) };
-    let m1: __mmask16 = if cols >= NR { 0xFFFF } else if cols > W { tail_mask(cols - W) } else { 0 };
+    let m1: __mmask16 = if cols >= NR {
+        0xFFFF
+    } else if cols > W {
+        tail_mask(cols - W)
+    } else {
+        0
+    };
     match rows {
         12 => ukr::<12>(kc, pa, pb, c, ldc, load_c, m0, m1),
         11 => ukr::<11>(kc, pa, pb, c, ldc, load_c, m0, m1),
@@ -314,7 +399,16 @@ unsafe fn kernel(rows: usize, cols: usize, kc: usize, pa: *const f32, pb: *const
 /// R×32 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·32 ..], one FMA per p, in order.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn ukr<const R: usize>(kc: usize, pa: *const f32, pb: *const f32, c: *mut f32, ldc: usize, load_c: bool, m0: __mmask16, m1: __mmask16) {
+unsafe fn ukr<const R: usize>(
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    load_c: bool,
+    m0: __mmask16,
+    m1: __mmask16,
+) {
     let mut c0 = [_mm512_setzero_ps(); R];
     let mut c1 = [_mm512_setzero_ps(); R];
     if load_c {
@@ -342,11 +436,32 @@ unsafe fn ukr<const R: usize>(kc: usize, pa: *const f32, pb: *const f32, c: *mut
 }
 
 /// C = A·Bᵀ.
-pub unsafe fn gemm_nt(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize) {
+pub unsafe fn gemm_nt(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
     gemm::run(&SPEC, true, m, n, k, a, lda, b, ldb, c, ldc, false)
 }
 
 /// C (+)= A·B.
-pub unsafe fn gemm_nn(m: usize, n: usize, k: usize, a: *const f32, lda: usize, b: *const f32, ldb: usize, c: *mut f32, ldc: usize, accumulate: bool) {
+pub unsafe fn gemm_nn(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
     gemm::run(&SPEC, false, m, n, k, a, lda, b, ldb, c, ldc, accumulate)
 }

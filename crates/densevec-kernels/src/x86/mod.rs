@@ -115,7 +115,14 @@ pub(crate) unsafe fn pack_a(rows: usize, kc: usize, a: *const f32, lda: usize, d
 /// # Safety
 /// `b` valid for `cols` rows of `kc` values `ldb` apart; `dst` for `nr·kc` values; AVX.
 #[target_feature(enable = "avx")]
-pub(crate) unsafe fn pack_b_nt(nr: usize, cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut f32) {
+pub(crate) unsafe fn pack_b_nt(
+    nr: usize,
+    cols: usize,
+    kc: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
+) {
     let kc8 = kc & !7;
     let mut g = 0;
     while g < nr {
@@ -142,7 +149,11 @@ pub(crate) unsafe fn pack_b_nt(nr: usize, cols: usize, kc: usize, b: *const f32,
         }
         for p in kc8..kc {
             for q in 0..8 {
-                *dst.add(p * nr + g + q) = if q < valid { *src.add(q * ldb + p) } else { 0.0 };
+                *dst.add(p * nr + g + q) = if q < valid {
+                    *src.add(q * ldb + p)
+                } else {
+                    0.0
+                };
             }
         }
         g += 8;
@@ -154,7 +165,14 @@ pub(crate) unsafe fn pack_b_nt(nr: usize, cols: usize, kc: usize, b: *const f32,
 /// # Safety
 /// `b` valid for `kc` rows of `cols` values `ldb` apart; `dst` for `nr·kc` values; AVX.
 #[target_feature(enable = "avx")]
-pub(crate) unsafe fn pack_b_nn(nr: usize, cols: usize, kc: usize, b: *const f32, ldb: usize, dst: *mut f32) {
+pub(crate) unsafe fn pack_b_nn(
+    nr: usize,
+    cols: usize,
+    kc: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
+) {
     if cols == nr {
         for p in 0..kc {
             let (s, d) = (b.add(p * ldb), dst.add(p * nr));
