@@ -37,6 +37,12 @@ Options:
 
 class UsageError extends Error {}
 
+/** Above these sizes the demo samples, so that large files still finish in about a minute. */
+const MAX_EXACT = 6000; // rows for all-pairs statistics (else SAMPLE_PAIRS random pairs)
+const SAMPLE_PAIRS = 2_000_000;
+const MAX_TEST = 2000; // held-out queries
+const MAX_QUERIES = 5000; // corpus rows used as search / near-duplicate queries
+
 function parseArgs(argv) {
   const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false, report: null };
   const need = (i, flag) => {
@@ -306,6 +312,10 @@ function learning(dv, ref, c) {
     say(`Learned embeddings: skipped (this build of densevec lacks ${missing.join(', ')})`);
     return;
   }
+  if (raw.cols < 3 || trainIdx.length < 8 || testIdx.length < 3) {
+    say('Learned embeddings: skipped (needs at least 3 features, 8 training and 3 test rows)');
+    return;
+  }
   const { trainContrastive, trainMargin, augmenter } = require('./lib/learn.js');
   const { audit, alignment } = require('./lib/audit.js');
   const side = Math.round(Math.sqrt(raw.cols));
@@ -330,7 +340,9 @@ function learning(dv, ref, c) {
   const test = (m) => dv.matmul(subsetRows(x, testIdx), m);
   const yTrain = y ? Uint32Array.from(trainIdx, (i) => y[i]) : null;
   const yTest = y ? Uint32Array.from(testIdx, (i) => y[i]) : null;
-  const o = TRAIN.contrastive;
+  // Heads map to min(32, d) dimensions.
+  const o = { ...TRAIN.contrastive, dim: Math.min(TRAIN.contrastive.dim, raw.cols) };
+  const mo = { ...TRAIN.margin, dim: o.dim };
 
   say(`Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
     '20% feature dropout and Gaussian noise of 0.5 standard deviations):');
@@ -360,7 +372,6 @@ function learning(dv, ref, c) {
   const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
   if (y) {
     for (const kind of ['arcface', 'cosface']) {
-      const mo = TRAIN.margin;
       const [h, t] = timed(() => trainMargin(dv, ref, task, kind, seed, mo));
       const proto = dv.topK(test(h.W), h.P, 1, { metric: 'cosine' }).indices;
       let hit = 0;
@@ -379,7 +390,7 @@ function learning(dv, ref, c) {
   // Audit table.
   say();
   say(`Audit (test rows; kNN k = 5 cosine; rotation: a randomOrthogonal map; BN: train- vs eval-mode BatchNorm; ` +
-    `sparsity of unit rows, |x| ≤ 0.01; curvature: spherical excess / chord-triangle area on 300 triples):`);
+    `sparsity of unit rows, |x| ≤ 0.01; curvature: median of spherical excess / chord-triangle area over 300 triples):`);
   const cols = ['embedding', 'dim', 'kNN', 'mean cos', 'z', 'var/null', 'rot ΔkNN', 'rot Δmean', 'Procr.', 'BN cos', 'Hoyer', '|x|≤.01', 'curv', 'curv same'];
   const widths = [19, 4, 6, 8, 8, 8, 8, 9, 8, 7, 6, 7, 6, 9];
   const line = (vals) => `  ${vals.map((v, i) => String(v).padStart(widths[i])).join(' ')}`;
@@ -434,7 +445,7 @@ function learning(dv, ref, c) {
     rep.figures(figs);
     rep.heading('Audit');
     rep.table(['embedding', 'dim', 'kNN (k=5)', 'mean cos', 'z', 'var / null', 'kNN rotated', 'Procrustes (rotated)', 'BN drift cos', 'BN drift L2',
-      'Hoyer', '|x| ≤ 0.01', 'curvature', 'curvature, same class'], auditRows);
+      'Hoyer', '|x| ≤ 0.01', 'median curvature', 'same class'], auditRows);
     rep.text(`Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
       `${al.after.toFixed(3)} after the best orthogonal map.`);
   }
@@ -497,7 +508,7 @@ function main() {
 
   // 2. Held-out split and kNN baselines.
   const perm = permutation(ref, raw.rows, opts.seed);
-  const nTest = Math.max(1, Math.round(raw.rows * 0.25));
+  const nTest = Math.min(MAX_TEST, Math.max(1, Math.round(raw.rows * 0.25)));
   const testIdx = perm.slice(0, nTest);
   const trainIdx = perm.slice(nTest);
   const trainX = subset(x, trainIdx);
@@ -538,12 +549,16 @@ function main() {
   say();
   say(`Pairwise cosine statistics vs the null of independent random directions (variance 1/d = ${(1 / d).toExponential(3)}):`);
   const control = dv.randomUnitVectors(x.rows, d, opts.seed);
+  // All pairs up to MAX_EXACT rows, else a seeded sample of pairs.
+  const pairStats = (m) => (m.rows <= MAX_EXACT ? dv.similarityStats(m) : dv.similarityStats(m, { sample: { pairs: SAMPLE_PAIRS, seed: opts.seed } }));
   const rows = [['random unit vectors', control], ['raw features', raw], ['standardized', x]];
+  let rawStats = null;
   for (const [label, m] of rows) {
-    const [st, t] = timed(() => dv.similarityStats(m));
+    const [st, t] = timed(() => pairStats(m));
+    if (m === raw) rawStats = st;
     say(`  ${label.padEnd(20)} mean ${st.mean.toFixed(4).padStart(7)}  sd ${Math.sqrt(st.variance).toFixed(4)}  ` +
       `variance/null ${(st.variance / st.nullVariance).toFixed(2).padStart(6)}  z ${st.zScore.toFixed(1).padStart(8)}  ` +
-      `over ${st.pairs} pairs (${ms(t)})`);
+      `over ${st.pairs}${m.rows > MAX_EXACT ? ' sampled' : ''} pairs (${ms(t)})`);
     if (label !== 'random unit vectors') summary.push(`stats ${label} mean=${st.mean.toFixed(4)} z=${st.zScore.toFixed(1)}`);
   }
   if (labels) {
@@ -553,7 +568,7 @@ function main() {
       const idx = [];
       labels.forEach((l, i) => l === c && idx.push(i));
       if (idx.length < 2) continue;
-      const st = dv.similarityStats(subset(x, idx));
+      const st = pairStats(subset(x, idx));
       within += st.mean * st.pairs;
       wPairs += st.pairs;
     }
@@ -562,7 +577,6 @@ function main() {
   }
   const [sampled, tSample] = timed(() => dv.similarityStats(x, { sample: { pairs: 20000, seed: opts.seed } }));
   say(`  standardized, sampled 20000 pairs: mean ${sampled.mean.toFixed(4)}, sd ${Math.sqrt(sampled.variance).toFixed(4)} (${ms(tSample)})`);
-  const rawStats = dv.similarityStats(raw);
   say(`  p-value of the raw features' mean cosine ${rawStats.mean.toFixed(3)} as a single pair in d = ${d}: ` +
     `P(cos ≥ s) = ${fmtP(dv.cosinePValue(Math.min(1, Math.max(-1, rawStats.mean)), d))}`);
 
@@ -613,8 +627,12 @@ function main() {
   say();
   say('Exact search (topK, cosine) over the corpus:');
   const k = Math.min(10, x.rows);
-  const [res, tTop] = timed(() => dv.topK(x, x, k, { metric: 'cosine' }));
-  say(`  all ${x.rows} rows as queries, k = ${k}: ${ms(tTop)} (${((x.rows * x.rows) / (tTop / 1000) / 1e6).toFixed(1)} M similarities/s)`);
+  // Every row as a query (up to MAX_QUERIES rows of the seeded permutation).
+  const qIdx = x.rows <= MAX_QUERIES ? Array.from({ length: x.rows }, (_, i) => i) : perm.slice(0, MAX_QUERIES);
+  const qx = qIdx.length === x.rows ? x : subset(x, qIdx);
+  const [res, tTop] = timed(() => dv.topK(qx, x, k, { metric: 'cosine' }));
+  say(`  ${qIdx.length === x.rows ? `all ${x.rows} rows` : `a sample of ${qIdx.length} of the ${x.rows} rows`} as queries, k = ${k}: ${ms(tTop)} ` +
+    `(${((qIdx.length * x.rows) / (tTop / 1000) / 1e6).toFixed(1)} M similarities/s)`);
   if (info.backend !== 'reference') {
     const q = subset(x, perm.slice(0, Math.min(100, x.rows)));
     const [, tNat] = timed(() => dv.topK(q, x, k));
@@ -623,30 +641,33 @@ function main() {
   }
   if (labels) {
     let agree = 0;
-    for (let i = 0; i < x.rows; i++) for (let t = 1; t < k; t++) if (labels[res.indices[i * k + t]] === labels[i]) agree++;
-    say(`  label agreement of the ${k - 1} nearest other rows: ${((100 * agree) / (x.rows * (k - 1))).toFixed(1)}%`);
+    qIdx.forEach((i, q) => {
+      for (let t = 1; t < k; t++) if (labels[res.indices[q * k + t]] === labels[i]) agree++;
+    });
+    say(`  label agreement of the ${k - 1} nearest other rows: ${((100 * agree) / (qIdx.length * (k - 1))).toFixed(1)}%`);
   }
 
   // Near-duplicates: the nearest other row at cosine ≥ 0.99 on the raw features (and exact
   // duplicates, l2sq = 0).
-  const [nd, tDup] = timed(() => dv.topK(raw, raw, Math.min(2, raw.rows), { metric: 'cosine' }));
+  const [nd, tDup] = timed(() => dv.topK(qIdx.length === raw.rows ? raw : subset(raw, qIdx), raw, 2, { metric: 'cosine' }));
   const seen = new Set();
   const pairs = [];
-  for (let i = 0; i < raw.rows; i++) {
+  qIdx.forEach((i, q) => {
     // The nearest row other than i (i itself is usually first, but an exact duplicate may tie).
-    const t = nd.indices[i * 2] === i ? 1 : 0;
-    const j = nd.indices[i * 2 + t];
+    const t = nd.indices[q * 2] === i ? 1 : 0;
+    const j = nd.indices[q * 2 + t];
     const key = Math.min(i, j) * raw.rows + Math.max(i, j);
     if (j !== i && !seen.has(key)) {
       seen.add(key);
-      pairs.push([Math.min(i, j), Math.max(i, j), nd.scores[i * 2 + t]]);
+      pairs.push([Math.min(i, j), Math.max(i, j), nd.scores[q * 2 + t]]);
     }
-  }
+  });
   const thr = 0.99;
   const dups = pairs.filter((p) => p[2] >= thr).sort((a, b) => b[2] - a[2] || a[0] - b[0]);
   let exact = 0;
   for (const [i, j] of dups) if (dv.l2sq(raw.data.subarray(i * raw.cols, (i + 1) * raw.cols), raw.data.subarray(j * raw.cols, (j + 1) * raw.cols)) === 0) exact++;
-  say(`Near-duplicates (nearest other row at cosine ≥ ${thr}, raw features): ${dups.length} pair(s), ${exact} exact (${ms(tDup)})`);
+  say(`Near-duplicates (nearest other row at cosine ≥ ${thr}, raw features${qIdx.length < raw.rows ? `, for ${qIdx.length} sampled rows` : ''}): ` +
+    `${dups.length} pair(s), ${exact} exact (${ms(tDup)})`);
   for (const [i, j, s] of dups.slice(0, 5)) {
     say(`  rows ${i} and ${j}: cosine ${s.toFixed(4)}${labels ? `, labels ${labels[i]} / ${labels[j]}` : ''}`);
   }

@@ -144,6 +144,22 @@ describe('contrastive: native vs reference', () => {
     });
   }
 
+  it('infoNCE with more queries than keys (explicit positives)', () => {
+    const q = randm(9, 6, 81);
+    const keys = randm(4, 6, 82);
+    const positives = new Uint32Array([0, 1, 2, 3, 3, 2, 1, 0, 0]);
+    for (const normalize of [false, true]) {
+      const o = { temperature: 0.3, positives, normalize };
+      const got = dv.infoNCE(q, keys, o);
+      const want = ref.infoNCE(q, keys, o);
+      close(got.loss, want.loss, 1e-5, 1e-5);
+      closeGrad(got.gradQ.data, want.gradQ.data, 1e-3, 1e-4);
+      closeGrad(got.gradKeys.data, want.gradKeys.data, 1e-3, 1e-4);
+      const f = () => ref.infoNCE(q, keys, o).loss;
+      closeGrad(want.gradKeys.data, fdGrad(keys.data, f), 1e-4, 1e-5);
+    }
+  });
+
   for (const [N, d] of [[1, 3], [2, 1], [7, 9], [131, 65]]) {
     it(`ntXent N=${N} d=${d}`, () => {
       const a = randm(N, d, N + d);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { close, dv, randm, randn, ref, rng, throwsCode } from './helpers';
+import { close, dv, forEachIsa, randm, randn, ref, rng, throwsCode } from './helpers';
 
 type M = { data: Float32Array; rows: number; cols: number };
 const fx = JSON.parse(readFileSync(new URL('./fixtures/geometry.json', import.meta.url), 'utf8'));
@@ -35,17 +35,19 @@ function clusters(c: number, n: number, d: number, s: number, seed: number): { x
 }
 
 describe('knnClassify', () => {
-  it('native equals reference on random shapes, every metric', () => {
-    for (const [c, n, d, q, k] of [[3, 20, 7, 11, 5], [5, 13, 33, 17, 1], [4, 50, 16, 40, 9], [2, 600, 9, 5, 25]]) {
-      const { x, labels } = clusters(c, n, d, 1.5, c * 100 + d);
-      const qs = randm(q, d, q + d);
-      for (const metric of ['cosine', 'dot', 'l2sq'] as const) {
-        const got = dv.knnClassify(x, labels, qs, k, { metric });
-        const want = ref.knnClassify(x, labels, qs, k, { metric });
-        expect(got).toBeInstanceOf(Uint32Array);
-        expect(Array.from(got)).toEqual(Array.from(want));
+  it('native equals reference on random shapes, every metric, every ISA', () => {
+    forEachIsa(() => {
+      for (const [c, n, d, q, k] of [[3, 20, 7, 11, 5], [5, 13, 33, 17, 1], [4, 50, 16, 40, 9], [2, 600, 9, 5, 25]]) {
+        const { x, labels } = clusters(c, n, d, 1.5, c * 100 + d);
+        const qs = randm(q, d, q + d);
+        for (const metric of ['cosine', 'dot', 'l2sq'] as const) {
+          const got = dv.knnClassify(x, labels, qs, k, { metric });
+          const want = ref.knnClassify(x, labels, qs, k, { metric });
+          expect(got).toBeInstanceOf(Uint32Array);
+          expect(Array.from(got)).toEqual(Array.from(want));
+        }
       }
-    }
+    });
   });
 
   it('breaks vote ties by the nearest member', () => {
@@ -169,14 +171,16 @@ describe('randomOrthogonal and matmul', () => {
     expect(Math.abs(s2 / T - 1 / d)).toBeLessThan(0.04);
   });
 
-  it('matmul agrees with the reference', () => {
-    for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [65, 33, 17], [130, 70, 129]]) {
-      const a = randm(m, k, m + k);
-      const b = randm(k, n, k + n);
-      const got = dv.matmul(a, b);
-      expect([got.rows, got.cols]).toEqual([m, n]);
-      close(got.data, ref.matmul(a, b).data, 1e-4, 1e-4 * Math.sqrt(k));
-    }
+  it('matmul agrees with the reference, every ISA', () => {
+    forEachIsa(() => {
+      for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [65, 33, 17], [130, 70, 129]]) {
+        const a = randm(m, k, m + k);
+        const b = randm(k, n, k + n);
+        const got = dv.matmul(a, b);
+        expect([got.rows, got.cols]).toEqual([m, n]);
+        close(got.data, ref.matmul(a, b).data, 1e-4, 1e-4 * Math.sqrt(k));
+      }
+    });
     for (const impl of [dv, ref]) {
       throwsCode(() => impl.matmul(randm(2, 3, 1), randm(4, 2, 1)), 'E_SHAPE', /a.cols must equal b.rows/);
       throwsCode(() => impl.matmul(randm(2, 3, 1), { data: new Float64Array(6), rows: 3, cols: 2 } as unknown as M), 'E_TYPE');
@@ -262,6 +266,10 @@ describe('procrustes', () => {
     const a = await dv.procrustesAsync(x, y);
     const b = dv.procrustes(x, y);
     expect(Array.from(a.rotation.data)).toEqual(Array.from(b.rotation.data));
+    // Unrelated x and y: the residual does not cancel (native uses ‖x‖² + ‖y‖² − 2Σσ).
+    const w = ref.procrustes(x, y);
+    close(b.residual, w.residual, 1e-5);
+    close(b.rotation.data, w.rotation.data, 0, 1e-4);
     dv.setThreads(1);
     const c = dv.procrustes(x, y);
     dv.setThreads(2);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { close, dv, randm, randn, ref, throwsCode } from './helpers';
+import { close, dv, forEachIsa, randm, randn, ref, throwsCode } from './helpers';
 
 type M = { data: Float32Array; rows: number; cols: number };
 const fx = JSON.parse(readFileSync(new URL('./fixtures/geometry.json', import.meta.url), 'utf8'));
@@ -189,21 +189,26 @@ describe('wassersteinRegularizer', () => {
     }
   });
 
-  it('native equals reference on random shapes', () => {
-    for (const [n, d] of [[2, 1], [3, 2], [17, 9], [70, 33], [130, 64]]) {
-      for (const p of [1, 2]) {
-        const a = randm(n, d, n + d);
-        const b = randm(n, d, n * d);
-        const g = dv.wassersteinRegularizer(a, b, { p });
-        const w = ref.wassersteinRegularizer(a, b, { p });
-        close(g.loss, w.loss, 1e-4, 1e-7);
-        // Near-equal similarities may sort differently in float32; that moves the gradient by
-        // the gap between neighbouring sorted values, which is small.
-        const tol = p === 2 ? 1e-4 : 2e-3;
-        close(g.gradA.data, w.gradA.data, 1e-3, tol);
-        close(g.gradB.data, w.gradB.data, 1e-3, tol);
+  it('native equals reference on random shapes, every ISA', () => {
+    const want = new Map<string, ReturnType<typeof ref.wassersteinRegularizer>>();
+    forEachIsa(() => {
+      for (const [n, d] of [[2, 1], [3, 2], [17, 9], [70, 33], [130, 64]]) {
+        for (const p of [1, 2]) {
+          const a = randm(n, d, n + d);
+          const b = randm(n, d, n * d);
+          const g = dv.wassersteinRegularizer(a, b, { p });
+          const key = `${n},${d},${p}`;
+          if (!want.has(key)) want.set(key, ref.wassersteinRegularizer(a, b, { p }));
+          const w = want.get(key) as ReturnType<typeof ref.wassersteinRegularizer>;
+          close(g.loss, w.loss, 1e-4, 1e-7);
+          // Near-equal similarities may sort differently in float32; that moves the gradient by
+          // the gap between neighbouring sorted values, which is small.
+          const tol = p === 2 ? 1e-4 : 2e-3;
+          close(g.gradA.data, w.gradA.data, 1e-3, tol);
+          close(g.gradB.data, w.gradB.data, 1e-3, tol);
+        }
       }
-    }
+    });
   });
 
   it('is zero for views with the same similarity profile, whatever the rotation', () => {

@@ -7,6 +7,7 @@ type M = { data: Float32Array; rows: number; cols: number };
 
 const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'statistics.json'), 'utf8')) as {
   cases: { s: number; d: number; greater: number; twoSided: number; greaterMp: number; twoSidedMp: number }[];
+  large: { s: number; d: number; greater: number; twoSided: number }[];
 };
 
 /** SplitMix64 written directly with BigInt, as an independent check of the 32-bit-halves code. */
@@ -201,6 +202,16 @@ describe('statistics: the null distribution', () => {
     }
     expect(worstAbs).toBeLessThan(1e-12);
     expect(worstRel).toBeLessThan(1e-9);
+  });
+
+  it('cosinePValue stays accurate far beyond d = 4096 (SciPy, d up to 1e8, 1e-9 relative)', () => {
+    expect(fixtures.large.length).toBeGreaterThan(20);
+    for (const lib of [dv, ref]) {
+      for (const c of fixtures.large) {
+        close(lib.cosinePValue(c.s, c.d), c.greater, 1e-9, 1e-300);
+        close(lib.cosinePValue(c.s, c.d, { tail: 'two-sided' }), c.twoSided, 1e-9, 1e-300);
+      }
+    }
   });
 
   it('cosinePValue: native equals reference, symmetric and monotone', () => {

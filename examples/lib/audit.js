@@ -30,7 +30,7 @@ function accuracy(pred, truth) {
 }
 
 /**
- * Mean curvature (spherical excess / chord-triangle area) and mean excess of spherical
+ * Median and mean curvature (spherical excess / chord-triangle area) and mean excess of spherical
  * triangles on `count` sampled triples of rows, either any rows or three of one class.
  * Degenerate triples (E_ARG) are skipped and counted.
  */
@@ -68,7 +68,10 @@ function curvature(dv, ref, z, y, count, seed, sameClass) {
       skipped++;
     }
   }
-  return { triangles: k, skipped, meanExcess: excess / k, meanCurvature: curv / k, meanSide: side / k, points };
+  // The ratio is heavy-tailed (nearly flat triangles have a tiny chord area): report the median.
+  const sorted = points.map((p) => p.y).sort((a, b) => a - b);
+  const median = sorted.length === 0 ? NaN : sorted[Math.floor(sorted.length / 2)];
+  return { triangles: k, skipped, meanExcess: excess / k, meanCurvature: curv / k, medianCurvature: median, meanSide: side / k, points };
 }
 
 /**
@@ -121,12 +124,12 @@ function audit(dv, ref, zTrain, zTest, yTrain, yTest, seed, o = {}) {
   // Curvature of spherical triangles: ≈ 1 for small triangles (the sphere's Gaussian
   // curvature), larger for wide ones.
   const cur = curvature(dv, ref, zTest, yTest, 300, seed + 7, false);
-  out.curvature = cur.meanCurvature;
+  out.curvature = cur.medianCurvature;
   out.triSide = cur.meanSide;
   out.triangles = cur.points;
   if (yTest) {
     const cc = curvature(dv, ref, zTest, yTest, 300, seed + 8, true);
-    out.curvatureSame = cc.meanCurvature;
+    out.curvatureSame = cc.medianCurvature;
     out.triSideSame = cc.meanSide;
     out.trianglesSame = cc.points;
   }

@@ -187,31 +187,57 @@ fn from_order_bits(u: u32) -> f32 {
     })
 }
 
-/// Stable LSD radix sort of `keys` by their upper 32 bits (3 passes of 11/11/10 bits).
+/// Stable LSD radix sort of `keys` by their upper 32 bits: four 8-bit passes (histograms from
+/// one read), skipping a pass whose digit is the same for every key.
 fn radix_sort_hi(keys: &mut Vec<u64>) {
+    let mut hist = vec![[0usize; 256]; 4];
+    for &x in keys.iter() {
+        for (p, h) in hist.iter_mut().enumerate() {
+            h[((x >> (32 + 8 * p)) & 0xFF) as usize] += 1;
+        }
+    }
     let mut tmp = vec![0u64; keys.len()];
-    for (shift, bits) in [(32u32, 11u32), (43, 11), (54, 10)] {
-        let mask = (1u64 << bits) - 1;
-        let mut count = vec![0usize; 1 << bits];
-        for &x in keys.iter() {
-            count[((x >> shift) & mask) as usize] += 1;
+    for (p, h) in hist.iter_mut().enumerate() {
+        if h.contains(&keys.len()) {
+            continue;
         }
         let mut sum = 0;
-        for c in count.iter_mut() {
+        for c in h.iter_mut() {
             let t = *c;
             *c = sum;
             sum += t;
         }
+        let shift = 32 + 8 * p;
         for &x in keys.iter() {
-            let b = ((x >> shift) & mask) as usize;
-            tmp[count[b]] = x;
-            count[b] += 1;
+            let b = ((x >> shift) & 0xFF) as usize;
+            tmp[h[b]] = x;
+            h[b] += 1;
         }
         std::mem::swap(keys, &mut tmp);
     }
 }
 
-/// One view: unit rows (f32), row norms, and the sorted keys (order bits of S_ij << 32 | i·n+j)
+/// Writes the coefficients of the sorted slots into the upper triangle of the n × n matrix
+/// `g` at each slot's pair, then mirrors it (blocked) into the lower triangle.
+fn scatter_symmetric(g: &mut [f32], keys: &[u64], coef: &[f32], sign: f32, n: usize) {
+    for (&k, &c) in keys.iter().zip(coef) {
+        let i = ((k >> 16) & 0xFFFF) as usize;
+        let j = (k & 0xFFFF) as usize;
+        g[i * n + j] = sign * c;
+    }
+    const B: usize = 64;
+    for i0 in (0..n).step_by(B) {
+        for j0 in (i0..n).step_by(B) {
+            for i in i0..(i0 + B).min(n) {
+                for j in j0.max(i + 1)..(j0 + B).min(n) {
+                    g[j * n + i] = g[i * n + j];
+                }
+            }
+        }
+    }
+}
+
+/// One view: unit rows (f32), row norms, and the sorted keys (order bits of S_ij << 32 | i << 16 | j)
 /// of the upper-triangle cosines, ascending, equal values in pair order.
 struct View {
     xh: Vec<f32>,
@@ -269,7 +295,8 @@ fn view(x: &[f32], n: usize, d: usize) -> View {
             for i in i0..i1 {
                 let row = &tile[(i - i0) * w..(i - i0 + 1) * w];
                 for j in i + 1..n {
-                    out[o] = ((order_bits(row[j - i0]) as u64) << 32) | (i * n + j) as u64;
+                    out[o] =
+                        ((order_bits(row[j - i0]) as u64) << 32) | ((i as u64) << 16) | j as u64;
                     o += 1;
                 }
             }
@@ -352,10 +379,10 @@ pub fn wasserstein_regularizer(
     let (keys_a, keys_b) = (std::mem::take(&mut va.keys), std::mem::take(&mut vb.keys));
     let npairs = keys_a.len();
     let nf = npairs as f64;
-    let mut ga = vec![0f32; n * n];
-    let mut gb = vec![0f32; n * n];
+    // Per-slot coefficient g_k = ∂loss/∂S_a,(k) = −∂loss/∂S_b,(k); the loss sums in slot order.
+    let mut coef = vec![0f32; npairs];
     let mut loss = 0f64;
-    for (&ka, &kb) in keys_a.iter().zip(&keys_b) {
+    for ((&ka, &kb), c) in keys_a.iter().zip(&keys_b).zip(coef.iter_mut()) {
         let sa = from_order_bits((ka >> 32) as u32) as f64;
         let sb = from_order_bits((kb >> 32) as u32) as f64;
         let diff = sa - sb;
@@ -372,15 +399,17 @@ pub fn wasserstein_regularizer(
                 0.0
             }
         };
-        let (pa, pb) = ((ka & 0xFFFF_FFFF) as usize, (kb & 0xFFFF_FFFF) as usize);
-        let (ia, ja) = (pa / n, pa % n);
-        let (ib, jb) = (pb / n, pb % n);
-        ga[ia * n + ja] = g as f32;
-        ga[ja * n + ia] = g as f32;
-        gb[ib * n + jb] = -g as f32;
-        gb[jb * n + ib] = -g as f32;
+        *c = g as f32;
     }
-    drop((keys_a, keys_b));
+    let mut ga = vec![0f32; n * n];
+    let mut gb = vec![0f32; n * n];
+    pool::run(|| {
+        rayon::join(
+            || scatter_symmetric(&mut ga, &keys_a, &coef, 1.0, n),
+            || scatter_symmetric(&mut gb, &keys_b, &coef, -1.0, n),
+        )
+    });
+    drop((keys_a, keys_b, coef));
     let (grad_a, grad_b) =
         pool::run(|| rayon::join(|| backprop(&ga, &va, n, d), || backprop(&gb, &vb, n, d)));
     Ok(Wasserstein {

@@ -40,7 +40,9 @@ impl SplitMix64 {
 
     /// The generator as it is after `draws` calls of [`SplitMix64::next_u64`] from `seed`.
     pub fn at(seed: u64, draws: u64) -> Self {
-        SplitMix64 { state: seed.wrapping_add(draws.wrapping_mul(GAMMA)) }
+        SplitMix64 {
+            state: seed.wrapping_add(draws.wrapping_mul(GAMMA)),
+        }
     }
 
     /// Next 64-bit output.
@@ -122,7 +124,10 @@ pub fn random_unit_vectors(n: usize, d: usize, seed: u64) -> Result<Vec<f32>> {
     }
     match n.checked_mul(d) {
         Some(t) if t <= MAX_RANDOM_VALUES => {}
-        _ => bail!(Arg, "{F}: n * d = {n} * {d} exceeds the limit of {MAX_RANDOM_VALUES} values"),
+        _ => bail!(
+            Arg,
+            "{F}: n * d = {n} * {d} exceeds the limit of {MAX_RANDOM_VALUES} values"
+        ),
     }
     let mut out = vec![0f32; n * d];
     let rows_per_piece = (RANDOM_PIECE_VALUES / d).max(1);
@@ -141,7 +146,11 @@ pub fn random_unit_vectors(n: usize, d: usize, seed: u64) -> Result<Vec<f32>> {
     if n <= rows_per_piece {
         work((0, &mut out[..]));
     } else {
-        pool::run(|| out.par_chunks_mut(rows_per_piece * d).enumerate().for_each(work));
+        pool::run(|| {
+            out.par_chunks_mut(rows_per_piece * d)
+                .enumerate()
+                .for_each(work)
+        });
     }
     Ok(out)
 }
@@ -187,7 +196,8 @@ fn ln_symmetric_beta_factor(a: f64) -> f64 {
     if a < 10.0 {
         ln_gamma(2.0 * a) - 2.0 * ln_gamma(a) - 2.0 * a * std::f64::consts::LN_2
     } else {
-        0.5 * (a / (4.0 * std::f64::consts::PI)).ln() - 2.0 * stirling_delta(a) + stirling_delta(2.0 * a)
+        0.5 * (a / (4.0 * std::f64::consts::PI)).ln() - 2.0 * stirling_delta(a)
+            + stirling_delta(2.0 * a)
     }
 }
 
@@ -268,7 +278,11 @@ pub fn cosine_p_value(s: f64, d: usize, two_sided: bool) -> Result<f64> {
         bail!(NonFinite, "{F}: s is NaN");
     }
     let d = d as f64;
-    Ok(if two_sided { (2.0 * cosine_upper(s.abs(), d)).min(1.0) } else { cosine_upper(s, d) })
+    Ok(if two_sided {
+        (2.0 * cosine_upper(s.abs(), d)).min(1.0)
+    } else {
+        cosine_upper(s, d)
+    })
 }
 
 // ------------------------------------------------------------------------------------------
@@ -310,7 +324,13 @@ fn finish(s1: f64, s2: f64, shift: f64, pairs: f64, d: usize) -> SimilarityStats
     let mean = shift + m1;
     let variance = (s2 / pairs - m1 * m1).max(0.0);
     let null_variance = 1.0 / d as f64;
-    SimilarityStats { mean, variance, null_variance, z_score: mean / (null_variance / pairs).sqrt(), pairs }
+    SimilarityStats {
+        mean,
+        variance,
+        null_variance,
+        z_score: mean / (null_variance / pairs).sqrt(),
+        pairs,
+    }
 }
 
 /// (Σ (c − shift), Σ (c − shift)²) of one block's cosines.
@@ -326,14 +346,19 @@ fn accumulate(vals: &[f32], shift: f64, s1: &mut f64, s2: &mut f64) {
 /// Mean and population variance of cos(row_i, row_j) over all pairs i < j, or over
 /// `sample = Some((pairs, seed))` random pairs i ≠ j (i = ⌊u·n⌋, j = ⌊u'·(n−1)⌋, j += (j ≥ i),
 /// from consecutive uniforms of the PRNG). Zero rows have cosine 0 with every row.
-pub fn similarity_stats(data: &[f32], n: usize, d: usize, sample: Option<(u64, u64)>) -> Result<SimilarityStats> {
+pub fn similarity_stats(
+    data: &[f32],
+    n: usize,
+    d: usize,
+    sample: Option<(u64, u64)>,
+) -> Result<SimilarityStats> {
     const F: &str = "similarityStats";
     check_matrix(F, "m", data, n, d)?;
     if n < 2 {
         bail!(Shape, "{F}: m has {n} row(s) but at least 2 are needed");
     }
     if let Some((p, _)) = sample {
-        if p < 1 || p > MAX_SAMPLE_PAIRS {
+        if !(1..=MAX_SAMPLE_PAIRS).contains(&p) {
             bail!(Arg, "{F}: sample.pairs must be in [1, 2^32], got {p}");
         }
     }
@@ -342,7 +367,11 @@ pub fn similarity_stats(data: &[f32], n: usize, d: usize, sample: Option<(u64, u
     normalize_rows_inplace(&mut u, d);
     let row = |i: usize| &u[i * d..(i + 1) * d];
     // Sums run around a shift (the cosine of rows 0 and 1), so the variance does not cancel.
-    let shift = row(0).iter().zip(row(1)).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>();
+    let shift = row(0)
+        .iter()
+        .zip(row(1))
+        .map(|(a, b)| *a as f64 * *b as f64)
+        .sum::<f64>();
 
     if let Some((pairs, seed)) = sample {
         let pieces = pairs.div_ceil(SAMPLE_PIECE);
@@ -359,19 +388,37 @@ pub fn similarity_stats(data: &[f32], n: usize, d: usize, sample: Option<(u64, u
             }
             (s1, s2)
         };
-        let parts: Vec<(f64, f64)> = if pieces == 1 { vec![work(0)] } else { pool::run(|| (0..pieces).into_par_iter().map(work).collect()) };
-        let (s1, s2) = parts.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+        let parts: Vec<(f64, f64)> = if pieces == 1 {
+            vec![work(0)]
+        } else {
+            pool::run(|| (0..pieces).into_par_iter().map(work).collect())
+        };
+        let (s1, s2) = parts
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
         return Ok(finish(s1, s2, shift, pairs as f64, d));
     }
 
     let nb = n.div_ceil(STATS_BLOCK);
-    let tiles: Vec<(usize, usize)> = (0..nb).flat_map(|bi| (bi..nb).map(move |bj| (bi, bj))).collect();
+    let tiles: Vec<(usize, usize)> = (0..nb)
+        .flat_map(|bi| (bi..nb).map(move |bj| (bi, bj)))
+        .collect();
     let work = |&(bi, bj): &(usize, usize)| {
         let (i0, j0) = (bi * STATS_BLOCK, bj * STATS_BLOCK);
         let mb = STATS_BLOCK.min(n - i0);
         let nbj = STATS_BLOCK.min(n - j0);
         let mut tile = vec![0f32; mb * nbj];
-        k::gemm_nt(mb, nbj, d, &u[i0 * d..(i0 + mb) * d], d, &u[j0 * d..(j0 + nbj) * d], d, &mut tile, nbj);
+        k::gemm_nt(
+            mb,
+            nbj,
+            d,
+            &u[i0 * d..(i0 + mb) * d],
+            d,
+            &u[j0 * d..(j0 + nbj) * d],
+            d,
+            &mut tile,
+            nbj,
+        );
         let (mut s1, mut s2) = (0f64, 0f64);
         for (r, vals) in tile.chunks(nbj).enumerate() {
             // On a diagonal tile only the pairs j > i count.
@@ -382,8 +429,14 @@ pub fn similarity_stats(data: &[f32], n: usize, d: usize, sample: Option<(u64, u
         }
         (s1, s2)
     };
-    let parts: Vec<(f64, f64)> = if tiles.len() == 1 { vec![work(&tiles[0])] } else { pool::run(|| tiles.par_iter().map(work).collect()) };
-    let (s1, s2) = parts.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let parts: Vec<(f64, f64)> = if tiles.len() == 1 {
+        vec![work(&tiles[0])]
+    } else {
+        pool::run(|| tiles.par_iter().map(work).collect())
+    };
+    let (s1, s2) = parts
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let pairs = n as f64 * (n as f64 - 1.0) / 2.0;
     Ok(finish(s1, s2, shift, pairs, d))
 }
@@ -455,7 +508,10 @@ mod tests {
         // d = 2: θ uniform on [0, π], P(cos ≥ s) = arccos(s)/π; d = 3: cos uniform on [−1, 1].
         for s in [-1.0, -0.9, -0.3, 0.0, 1e-9, 0.2, 0.7, 0.999999, 1.0] {
             let p2 = cosine_p_value(s, 2, false).unwrap();
-            assert!((p2 - f64::acos(s) / std::f64::consts::PI).abs() < 1e-13, "d=2 s={s}: {p2}");
+            assert!(
+                (p2 - f64::acos(s) / std::f64::consts::PI).abs() < 1e-13,
+                "d=2 s={s}: {p2}"
+            );
             let p3 = cosine_p_value(s, 3, false).unwrap();
             assert!((p3 - (1.0 - s) / 2.0).abs() < 1e-13, "d=3 s={s}: {p3}");
         }
@@ -476,7 +532,8 @@ mod tests {
         // The Stirling route for ln(4^{-a}/B(a,a)) agrees with ln Γ at moderate a.
         for a in [10.0, 13.5, 50.0, 383.5] {
             let direct = ln_gamma(2.0 * a) - 2.0 * ln_gamma(a) - 2.0 * a * std::f64::consts::LN_2;
-            let stir = 0.5 * (a / (4.0 * std::f64::consts::PI)).ln() - 2.0 * stirling_delta(a) + stirling_delta(2.0 * a);
+            let stir = 0.5 * (a / (4.0 * std::f64::consts::PI)).ln() - 2.0 * stirling_delta(a)
+                + stirling_delta(2.0 * a);
             assert!((direct - stir).abs() < 1e-12, "a={a}: {direct} vs {stir}");
         }
     }
@@ -522,7 +579,10 @@ mod tests {
             let one_s = similarity_stats(&data, n, d, Some((70_000, 5))).unwrap();
             pool::set_threads(3).unwrap();
             assert_eq!(similarity_stats(&data, n, d, None).unwrap(), one);
-            assert_eq!(similarity_stats(&data, n, d, Some((70_000, 5))).unwrap(), one_s);
+            assert_eq!(
+                similarity_stats(&data, n, d, Some((70_000, 5))).unwrap(),
+                one_s
+            );
             assert_eq!(one, s);
         }
     }

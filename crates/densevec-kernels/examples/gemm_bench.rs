@@ -1,11 +1,12 @@
 //! Single-thread throughput of the kernels on the active ISA (or `DENSEVEC_ISA`):
 //! gemm_nt on 100 × 20,000 × 768 computed as the similarity code does it (tiles of at most
-//! 192 query rows × 384 corpus rows), gemm_nn on the same shape, and dot at d = 768 / 1536.
+//! 192 query rows × 384 corpus rows) and in one call, gemm_nn on the backward-pass shape
+//! (100 × 20,000 scores times the 20,000 × 768 corpus), and dot at d = 768 / 1536.
 //!
 //!     cargo run --release -p densevec-kernels --example gemm_bench [-- reps]
 //!
 //! Times are the best of several runs, measured as on-CPU time of the thread
-//! (`/proc/thread-self/schedstat`) where available, so a busy machine distorts them less.
+//! (`CLOCK_THREAD_CPUTIME_ID`) where available, so a busy machine distorts them less.
 
 use densevec_kernels as k;
 use std::time::Instant;
@@ -25,11 +26,28 @@ fn fill(n: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Nanoseconds this thread has spent on a CPU (Linux), so that time-sharing of a busy machine
-/// does not count; `None` elsewhere.
+/// Nanoseconds this thread has spent on a CPU (`CLOCK_THREAD_CPUTIME_ID`, Linux), so that
+/// time-sharing of a busy machine does not count; `None` elsewhere.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 fn cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
+    #[repr(C)]
+    struct Timespec {
+        sec: i64,
+        nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut ts = Timespec { sec: 0, nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.sec as u64 * 1_000_000_000 + ts.nsec as u64)
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn cpu_ns() -> Option<u64> {
+    None
 }
 
 /// Best of `reps` runs, in seconds: on-CPU time where available, wall time otherwise.
@@ -145,15 +163,16 @@ fn main() {
         flops / t / 1e9
     );
 
-    let bn = fill(d * n, 3);
+    // The backward-pass shape: (m × n scores) · (n × d corpus) → m × d, i.e. k = 20,000.
+    let mut g = vec![0f32; m * d];
     let t = best_of(reps, || {
-        k::gemm_nn(m, n, d, &q, d, &bn, n, &mut out, n, false)
+        k::gemm_nn(m, d, n, &out, n, &c, d, &mut g, d, false)
     });
     println!(
         "gemm_nn {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s",
         m,
-        n,
         d,
+        n,
         t * 1e3,
         flops / t / 1e9
     );

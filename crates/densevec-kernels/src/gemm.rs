@@ -14,6 +14,10 @@
 //! While the micro-kernels run on one B micro-panel, the rows of the next one are prefetched
 //! (a slice after each micro-kernel call), so that packing it does not wait on memory.
 //!
+//! A short A (m ≤ MC and m·k ≤ `A_WHOLE_MAX`, e.g. the similarity tiles) takes another order,
+//! [`run_panel_stationary`]: A packed whole once, then for each NR-wide panel of C all KC blocks
+//! in turn, so B rows stream sequentially. Both orders run the same micro-kernel.
+//!
 //! Order of summation: the micro-kernel keeps one float32 accumulator per element of C, starts
 //! it at 0 (or at the current C value when accumulating or after the first KC block) and adds
 //! the products a_ip·b_pj for p = 0, 1, 2, … one fused multiply-add at a time. Every element is
@@ -123,6 +127,9 @@ pub(crate) unsafe fn run(
         return;
     }
     let (mr, nr) = (spec.mr, spec.nr);
+    if m <= spec.mc && m * k <= A_WHOLE_MAX {
+        return run_panel_stationary(spec, nt, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    }
     let kc_max = spec.kc.min(k);
     let mc_max = spec.mc.min(m);
     with_buffers(mc_max * kc_max, nr * kc_max, |pa, pb| {
@@ -197,6 +204,111 @@ pub(crate) unsafe fn run(
                 pc += kc;
             }
             jc += nb;
+        }
+    })
+}
+
+/// Largest A (m·k floats, 640 KiB) packed whole for the panel-stationary order.
+const A_WHOLE_MAX: usize = 160 * 1024;
+
+/// The loop order for a short A (m ≤ MC, all of it packed at once, in L2): for each NR-wide
+/// panel of C, all KC blocks in turn. Each B row is then read from memory in one sequential
+/// sweep (the rows of a panel are adjacent when B is a row-major matrix), and the m×NR strip
+/// of C stays in L1/L2 across the KC blocks. Same micro-kernel, same per-element FMA chain as
+/// [`run`]'s general order, so the results are identical bit for bit.
+///
+/// # Safety
+/// As [`run`].
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+unsafe fn run_panel_stationary(
+    spec: &Spec,
+    nt: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (mr, nr, kcb) = (spec.mr, spec.nr, spec.kc);
+    with_buffers(m * k, nr * kcb.min(k), |pa, pb| {
+        // A, block by block: block pc holds m×kc values from offset pc·m.
+        let mut pc = 0;
+        while pc < k {
+            let kc = kcb.min(k - pc);
+            let mut ir = 0;
+            while ir < m {
+                let rows = mr.min(m - ir);
+                (spec.pack_a)(
+                    rows,
+                    kc,
+                    a.add(ir * lda + pc),
+                    lda,
+                    pa.add(pc * m + ir * kc),
+                );
+                ir += mr;
+            }
+            pc += kc;
+        }
+        let blocks = (m + mr - 1) / mr;
+        let mut jr = 0;
+        while jr < n {
+            let cols = nr.min(n - jr);
+            let mut pc = 0;
+            while pc < k {
+                let kc = kcb.min(k - pc);
+                if nt {
+                    (spec.pack_b_nt)(cols, kc, b.add(jr * ldb + pc), ldb, pb);
+                } else {
+                    (spec.pack_b_nn)(cols, kc, b.add(pc * ldb + jr), ldb, pb);
+                }
+                // Prefetch the source of the next micro-panel: the next KC block of this panel,
+                // or the first of the next panel.
+                let (nj, np) = if pc + kc < k {
+                    (jr, pc + kc)
+                } else {
+                    (jr + nr, 0)
+                };
+                let (pf_base, pf_rows, pf_len) = if nj >= n {
+                    (b, 0, 0)
+                } else {
+                    let (ncols, nkc) = (nr.min(n - nj), kcb.min(k - np));
+                    if nt {
+                        (b.wrapping_add(nj * ldb + np), ncols, nkc)
+                    } else {
+                        (b.wrapping_add(np * ldb + nj), nkc, ncols)
+                    }
+                };
+                let per_block = (pf_rows + blocks - 1) / blocks;
+                let mut pf_row = 0;
+                let load_c = accumulate || pc > 0;
+                let mut ir = 0;
+                while ir < m {
+                    let rows = mr.min(m - ir);
+                    (spec.kernel)(
+                        rows,
+                        cols,
+                        kc,
+                        pa.add(pc * m + ir * kc),
+                        pb,
+                        c.add(ir * ldc + jr),
+                        ldc,
+                        load_c,
+                    );
+                    if pf_row < pf_rows {
+                        let r = per_block.min(pf_rows - pf_row);
+                        (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
+                        pf_row += r;
+                    }
+                    ir += mr;
+                }
+                pc += kc;
+            }
+            jr += nr;
         }
     })
 }

@@ -460,6 +460,11 @@ fn gemm_full_tile_matches_reference() {
         isa::set(isa).unwrap();
         check_gemm(isa, true, 192, 384, 768, &mut rng, false);
         check_gemm(isa, false, 61, 250, 300, &mut rng, true);
+        // Past the short-A limits (m > MC, or m·k large): the general blocked loop order.
+        check_gemm(isa, true, 251, 45, 300, &mut rng, false);
+        check_gemm(isa, false, 251, 45, 300, &mut rng, true);
+        check_gemm(isa, true, 61, 37, 2900, &mut rng, false);
+        check_gemm(isa, false, 61, 37, 2900, &mut rng, false);
     }
     isa::set(isa::detected()).unwrap();
 }
@@ -549,6 +554,124 @@ fn gemm_is_independent_of_tiling() {
             .zip(&w[1].1)
             .all(|(x, y)| x.to_bits() == y.to_bits()));
     }
+}
+
+/// A tall A (the general loop order) and its row blocks (the short-A order) agree bit for bit.
+#[test]
+fn gemm_loop_orders_agree() {
+    let mut rng = Rng::new(9);
+    let (m, n, kd) = (300, 70, 530);
+    let a = rng.vec(m * kd);
+    let b = rng.vec(n * kd);
+    let bn = rng.vec(kd * n);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let (mut full, mut full_nn) = (vec![0f32; m * n], vec![0f32; m * n]);
+        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut full, n);
+        k::gemm_nn(m, n, kd, &a, kd, &bn, n, &mut full_nn, n, false);
+        let (mut rows, mut rows_nn) = (vec![0f32; m * n], vec![0f32; m * n]);
+        for i0 in (0..m).step_by(100) {
+            k::gemm_nt(
+                100,
+                n,
+                kd,
+                &a[i0 * kd..],
+                kd,
+                &b,
+                kd,
+                &mut rows[i0 * n..],
+                n,
+            );
+            k::gemm_nn(
+                100,
+                n,
+                kd,
+                &a[i0 * kd..],
+                kd,
+                &bn,
+                n,
+                &mut rows_nn[i0 * n..],
+                n,
+                false,
+            );
+        }
+        assert!(
+            full.iter()
+                .zip(&rows)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{} nt",
+            isa.name()
+        );
+        assert!(
+            full_nn
+                .iter()
+                .zip(&rows_nn)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{} nn",
+            isa.name()
+        );
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+/// Tiles computed concurrently on several threads (each with its own packing buffers) equal
+/// the single-threaded product bit for bit.
+#[test]
+fn gemm_tiles_on_threads_match() {
+    let mut rng = Rng::new(10);
+    let (m, n, kd) = (90, 260, 300);
+    let a = rng.vec(m * kd);
+    let b = rng.vec(n * kd);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let mut want = vec![0f32; m * n];
+        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut want, n);
+        let strips: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let (a, b) = (&a, &b);
+                    s.spawn(move || {
+                        // Strip t: columns 65t..65t+65, computed in two row blocks, twice.
+                        let mut out = vec![0f32; m * 65];
+                        for _ in 0..2 {
+                            for i0 in [0usize, 41] {
+                                let mb = if i0 == 0 { 41 } else { m - 41 };
+                                k::gemm_nt(
+                                    mb,
+                                    65,
+                                    kd,
+                                    &a[i0 * kd..],
+                                    kd,
+                                    &b[65 * t * kd..],
+                                    kd,
+                                    &mut out[i0 * 65..],
+                                    65,
+                                );
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (t, strip) in strips.iter().enumerate() {
+            for i in 0..m {
+                for j in 0..65 {
+                    assert_eq!(
+                        strip[i * 65 + j].to_bits(),
+                        want[i * n + 65 * t + j].to_bits(),
+                        "{} thread {}",
+                        isa.name(),
+                        t
+                    );
+                }
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
 }
 
 #[test]

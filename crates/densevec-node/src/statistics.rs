@@ -61,7 +61,14 @@ fn sample_arg(f: &str, pairs: Option<f64>, seed: Option<f64>) -> napi::Result<Op
 
 /// Pairwise cosine statistics of the rows (all pairs i < j, or a seeded sample of pairs).
 #[napi]
-pub fn similarity_stats(env: Env, data: &[f32], rows: f64, cols: f64, sample_pairs: Option<f64>, sample_seed: Option<f64>) -> napi::Result<SimilarityStats> {
+pub fn similarity_stats(
+    env: Env,
+    data: &[f32],
+    rows: f64,
+    cols: f64,
+    sample_pairs: Option<f64>,
+    sample_seed: Option<f64>,
+) -> napi::Result<SimilarityStats> {
     const F: &str = "similarityStats";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let sample = sample_arg(F, sample_pairs, sample_seed)?;
@@ -70,10 +77,18 @@ pub fn similarity_stats(env: Env, data: &[f32], rows: f64, cols: f64, sample_pai
 
 /// Async twin of `similarityStats` (the input is copied first).
 #[napi(ts_return_type = "Promise<SimilarityStats>")]
-pub fn similarity_stats_async(data: &[f32], rows: f64, cols: f64, sample_pairs: Option<f64>, sample_seed: Option<f64>) -> napi::Result<AsyncTask<Job<st::SimilarityStats>>> {
+pub fn similarity_stats_async(
+    data: &[f32],
+    rows: f64,
+    cols: f64,
+    sample_pairs: Option<f64>,
+    sample_seed: Option<f64>,
+) -> napi::Result<AsyncTask<Job<st::SimilarityStats>>> {
     const F: &str = "similarityStatsAsync";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let sample = sample_arg(F, sample_pairs, sample_seed)?;
     let data = data.to_vec();
-    Ok(Job::new(F, move || st::similarity_stats(&data, n, d, sample)))
+    Ok(Job::new(F, move || {
+        st::similarity_stats(&data, n, d, sample)
+    }))
 }

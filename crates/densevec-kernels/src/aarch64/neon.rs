@@ -381,7 +381,7 @@ unsafe fn ukr_rows(
     }
 }
 
-/// R×8 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·8 ..], one FMA per p, in order.
+/// R×8 block of C: `acc[i] (+)= Σ_p a[p·R + i]·b[p·8 ..]`, one FMA per p, in order.
 #[target_feature(enable = "neon")]
 #[inline]
 unsafe fn ukr<const R: usize>(

@@ -368,7 +368,7 @@ static SPEC: Spec = Spec {
     nr: NR,
     kc: 256,
     mc: 240,
-    nc: 384,
+    nc: 768,
     prefetch: super::prefetch,
     pack_a: super::pack_a,
     pack_b_nt,
@@ -433,7 +433,7 @@ unsafe fn ukr_rows(
     }
 }
 
-/// R×16 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·16 ..], one FMA per p, in order.
+/// R×16 block of C: `acc[i] (+)= Σ_p a[p·R + i]·b[p·16 ..]`, one FMA per p, in order.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 unsafe fn ukr<const R: usize>(

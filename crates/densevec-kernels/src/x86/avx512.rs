@@ -345,7 +345,7 @@ static SPEC: Spec = Spec {
     nr: NR,
     kc: 256,
     mc: 240,
-    nc: 384,
+    nc: 768,
     prefetch: super::prefetch,
     pack_a: super::pack_a,
     pack_b_nt,
@@ -396,7 +396,7 @@ unsafe fn kernel(
     }
 }
 
-/// R×32 block of C: acc[i] (+)= Σ_p a[p·R + i]·b[p·32 ..], one FMA per p, in order.
+/// R×32 block of C: `acc[i] (+)= Σ_p a[p·R + i]·b[p·32 ..]`, one FMA per p, in order.
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn ukr<const R: usize>(
