@@ -16,6 +16,7 @@
 // thread count of a pool.
 'use strict';
 
+const DEBUG = process.env.DENSEVEC_BENCH_DEBUG === '1';
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 /** Wraps a function (sync, or returning a promise) as an implementation. */
@@ -48,7 +49,9 @@ function cpuMs(c0) {
 
 // A run reports { ms, cpuMs } or a bare number of ms.
 function norm(r) {
-  return typeof r === 'number' ? { ms: r, cpuMs: null } : r;
+  const out = typeof r === 'number' ? { ms: r, cpuMs: null } : r;
+  if (!(out && out.ms >= 0)) throw new Error(`harness: a run reported ${JSON.stringify(r)} instead of a time`);
+  return out;
 }
 
 // Keeps results alive so no call can be optimized away.
@@ -88,6 +91,7 @@ async function measure(impls, { rounds = 9, minSampleMs = 20, warmupMs = 200, ma
     for (;;) {
       if (impl.before) await impl.before();
       const t = norm(await impl.run(r)).ms;
+      if (DEBUG) console.error(`    warm-up ${impl.name}: ${r} reps ${t.toFixed(2)} ms`);
       spent += t;
       perCall = Math.min(perCall, t / r);
       if (spent >= warmupMs && t >= minSampleMs / 2) break;
@@ -104,6 +108,7 @@ async function measure(impls, { rounds = 9, minSampleMs = 20, warmupMs = 200, ma
       if (impl.before) await impl.before();
       const r = reps.get(impl.name);
       const t = norm(await impl.run(r));
+      if (DEBUG) console.error(`    round ${round} ${impl.name}: ${r} reps ${t.ms.toFixed(2)} ms`);
       samples.get(impl.name).push(t.ms / r);
       if (t.cpuMs != null) cpu.get(impl.name).push(t.cpuMs / r);
     }

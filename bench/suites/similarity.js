@@ -74,7 +74,11 @@ module.exports = async function similarity({ quick }) {
     ],
   });
   const row = suite.rows[suite.rows.length - 1];
-  for (const e of row.implementations) if (e.throughput) e.percentOfPeak = (100 * e.throughput.value) / (PEAK_GFLOPS_PER_CORE * (e.threads ?? 1));
-  console.log(`  % of peak (${PEAK_GFLOPS_PER_CORE} GFLOP/s per core × threads): ${row.implementations.map((e) => `${e.name} ${e.percentOfPeak.toFixed(1)} %`).join(', ')}`);
+  for (const e of row.implementations) {
+    if (e.throughput) e.percentOfPeak = (100 * e.throughput.value) / (PEAK_GFLOPS_PER_CORE * (e.threads ?? 1));
+    if (e.throughputPerCpuSecond) e.percentOfPeakPerCpuSecond = (100 * e.throughputPerCpuSecond.value) / PEAK_GFLOPS_PER_CORE;
+  }
+  console.log(`  % of peak, wall (${PEAK_GFLOPS_PER_CORE} GFLOP/s per core × threads): ${row.implementations.map((e) => `${e.name} ${e.percentOfPeak.toFixed(1)} %`).join(', ')}`);
+  console.log(`  % of peak per CPU-second: ${row.implementations.map((e) => `${e.name} ${e.percentOfPeakPerCpuSecond?.toFixed(1)} %`).join(', ')}`);
   return suite.write();
 };
