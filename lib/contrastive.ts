@@ -1,1 +1,138 @@
-export {};
+/**
+ * Chapter 3 — contrastive learning: softmax over similarities, InfoNCE (with positives, the
+ * sampled-softmax logQ correction and optional normalization inside), SimCLR's NT-Xent, the
+ * mismatch score of two views and temperature schedules.
+ *
+ * Energy E(x, y) = −x·y and p(y_j | x) = softmax_j(x·y_j / τ). Losses are means and return
+ * their gradients; inputs are scanned for NaN/±∞ (E_NON_FINITE).
+ *
+ * On the native backend InfoNCE and NT-Xent are fused: the B × K logit matrix is never held
+ * (tiles over keys with an online log-sum-exp), so extra memory is O((B + K)·d).
+ */
+import { nat, rethrow } from './backend';
+import type { Matrix } from './matrix';
+import * as ref from './reference/contrastive';
+import type { InfoNCEOptions, InfoNCEResult, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './reference/contrastive';
+
+export type {
+  InfoNCEOptions,
+  InfoNCEResult,
+  MismatchResult,
+  NtXentOptions,
+  NtXentResult,
+  ScheduleKind,
+  ScheduleOptions,
+} from './reference/contrastive';
+
+const EMPTY_U32 = new Uint32Array(0);
+const EMPTY_F32 = new Float32Array(0);
+
+function later<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/** p(y_j | x) = softmax_j(x·y_j / τ) over the rows of `ys` (Float32Array of length ys.rows). */
+export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: number): Float32Array {
+  const n = nat();
+  if (n === null) return ref.softmaxProbabilities(x, ys, temperature);
+  ref.checkSoftmax('softmaxProbabilities', x, ys, temperature);
+  try {
+    return n.softmaxProbabilities(x, ys.data, ys.rows, ys.cols, temperature);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * InfoNCE: loss = mean over queries of −log p(positive | query), logits q·k/τ − logQ_k.
+ * `positives[i]` is the key index of query i's positive (default i). With `normalize: true` rows
+ * are L2-normalized inside and the gradients flow through it. Returns `{ loss, gradQ, gradKeys }`
+ * with ∂loss/∂q and ∂loss/∂keys in the shapes of q and keys.
+ *
+ * @example
+ * const { loss, gradQ } = infoNCE(q, keys, { temperature: 0.07, normalize: true });
+ */
+export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoNCEResult {
+  const n = nat();
+  if (n === null) return ref.infoNCE(q, keys, options);
+  const p = ref.checkInfoNCE('infoNCE', q, keys, options);
+  try {
+    const r = n.infoNCE(q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize);
+    return { loss: r.loss, gradQ: { data: r.gradQ, rows: q.rows, cols: q.cols }, gradKeys: { data: r.gradKeys, rows: keys.rows, cols: keys.cols } };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link infoNCE}: runs off the event loop (inputs copied at call time). */
+export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): Promise<InfoNCEResult> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.infoNCE(q, keys, options);
+    const p = ref.checkInfoNCE('infoNCEAsync', q, keys, options);
+    return n
+      .infoNCEAsync(q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize)
+      .then(
+        (r) => ({ loss: r.loss, gradQ: { data: r.gradQ, rows: q.rows, cols: q.cols }, gradKeys: { data: r.gradKeys, rows: keys.rows, cols: keys.cols } }),
+        rethrow,
+      );
+  });
+}
+
+/**
+ * NT-Xent, SimCLR's symmetric loss over two views a, b (N × d): rows are L2-normalized inside,
+ * similarities are cosines / τ, each of the 2N views has its partner as positive and the other
+ * 2N − 2 as negatives; loss = mean over the 2N anchors. Returns `{ loss, gradA, gradB }`.
+ */
+export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResult {
+  const n = nat();
+  if (n === null) return ref.ntXent(a, b, options);
+  const t = ref.checkNtXent('ntXent', a, b, options);
+  try {
+    const r = n.ntXent(a.data, b.data, a.rows, a.cols, t);
+    return { loss: r.loss, gradA: { data: r.gradA, rows: a.rows, cols: a.cols }, gradB: { data: r.gradB, rows: b.rows, cols: b.cols } };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link ntXent} (inputs copied at call time). */
+export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promise<NtXentResult> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.ntXent(a, b, options);
+    const t = ref.checkNtXent('ntXentAsync', a, b, options);
+    return n
+      .ntXentAsync(a.data, b.data, a.rows, a.cols, t)
+      .then((r) => ({ loss: r.loss, gradA: { data: r.gradA, rows: a.rows, cols: a.cols }, gradB: { data: r.gradB, rows: b.rows, cols: b.cols } }), rethrow);
+  });
+}
+
+/**
+ * How well two views align: muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j,
+ * M = muP − muQ. Needs n ≥ 2 rows; zero rows have cosine 0. O(n·d).
+ */
+export function mismatchScore(a: Matrix, b: Matrix): MismatchResult {
+  const n = nat();
+  if (n === null) return ref.mismatchScore(a, b);
+  ref.checkMismatch('mismatchScore', a, b);
+  try {
+    const r = n.mismatchScore(a.data, b.data, a.rows, a.cols);
+    return { muP: r.muP, muQ: r.muQ, M: r.M };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * A temperature schedule: returns t → τ with t clamped to [0, steps] and r = t/steps:
+ * 'linear' start + (end − start)·r, 'cosine' (default) end + (start − end)·(1 + cos πr)/2,
+ * 'exponential' start·(end/start)^r. The same TypeScript code on every backend.
+ */
+export function temperatureSchedule(options: ScheduleOptions): (t: number) => number {
+  return ref.temperatureSchedule(options);
+}

@@ -1,1 +1,138 @@
-export {};
+/**
+ * Chapter 5 — symmetry and geometry: k-NN classification (invariant under orthogonal maps of
+ * the embedding space), Haar random orthogonal matrices, matrix product, orthogonal Procrustes
+ * alignment and spherical triangles on the unit hypersphere.
+ */
+import { nat, rethrow } from './backend';
+import type { Matrix } from './matrix';
+import * as ref from './reference/geometry';
+import { checkSeed } from './reference/statistics';
+import type { MetricOptions } from './reference/similarity';
+import type { ProcrustesResult, SphericalTriangle } from './reference/geometry';
+
+export type { ProcrustesResult, SphericalTriangle } from './reference/geometry';
+export { GaussianStream } from './reference/geometry';
+
+/** Runs `f` and turns a thrown error into a rejected promise. */
+function later<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Predicted label of every query row (Uint32Array of queries.rows): majority vote among its k
+ * nearest training rows under `metric` ('cosine' by default, 'dot', 'l2sq'), found on the fused
+ * exact top-k path (ties between neighbours by the lower index). When several labels tie on
+ * votes, the label whose closest member among the k is nearest wins.
+ */
+export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Uint32Array {
+  const n = nat();
+  if (n === null) return ref.knnClassify(train, labels, queries, k, options);
+  const metric = ref.checkKnn('knnClassify', train, labels, queries, k, options);
+  try {
+    return n.knnClassify(train.data, train.rows, labels, queries.data, queries.rows, train.cols, k, metric);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link knnClassify}: runs off the event loop (inputs copied at call time). */
+export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Promise<Uint32Array> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.knnClassify(train, labels, queries, k, options);
+    const metric = ref.checkKnn('knnClassifyAsync', train, labels, queries, k, options);
+    return n.knnClassifyAsync(train.data, train.rows, labels, queries.data, queries.rows, train.cols, k, metric).then((r) => r, rethrow);
+  });
+}
+
+/**
+ * A d × d orthogonal Matrix drawn from the Haar measure: Q of the QR decomposition (sign fix
+ * Q·diag(sign Rᵢᵢ)) of a standard normal matrix filled row by row from the documented
+ * SplitMix64 → uniform → Box–Muller stream ({@link GaussianStream}) seeded with `seed` (an
+ * integer in [0, 2^53)). The same seed gives the same matrix on every backend (within 1e-5).
+ */
+export function randomOrthogonal(d: number, seed: number): Matrix {
+  const n = nat();
+  if (n === null) return ref.randomOrthogonal(d, seed);
+  ref.checkOrthoDim('randomOrthogonal', d);
+  checkSeed('randomOrthogonal', 'seed', seed);
+  try {
+    return { data: n.randomOrthogonal(d, seed), rows: d, cols: d };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Matrix product a·b (a.rows × b.cols); a.cols must equal b.rows (E_SHAPE otherwise). */
+export function matmul(a: Matrix, b: Matrix): Matrix {
+  const n = nat();
+  if (n === null) return ref.matmul(a, b);
+  ref.checkMatmul('matmul', a, b);
+  try {
+    return { data: n.matmul(a.data, a.rows, a.cols, b.data, b.cols), rows: a.rows, cols: b.cols };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Orthogonal Procrustes alignment of two n × d matrices of matching rows (e.g. the same words
+ * embedded in two languages): `rotation` is the d × d orthogonal Q (reflections allowed)
+ * minimizing ‖x·Q − y‖_F, Q = U·Vᵀ from the SVD of xᵀy (float64), and `residual` is
+ * ‖x·Q − y‖_F. NaN/∞ → E_NON_FINITE.
+ */
+export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
+  const n = nat();
+  if (n === null) return ref.procrustes(x, y);
+  ref.checkProcrustes('procrustes', x, y);
+  try {
+    const r = n.procrustes(x.data, y.data, x.rows, x.cols);
+    return { rotation: { data: r.rotation, rows: x.cols, cols: x.cols }, residual: r.residual };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link procrustes} (inputs copied at call time). */
+export function procrustesAsync(x: Matrix, y: Matrix): Promise<ProcrustesResult> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.procrustes(x, y);
+    ref.checkProcrustes('procrustesAsync', x, y);
+    return n
+      .procrustesAsync(x.data, y.data, x.rows, x.cols)
+      .then((r) => ({ rotation: { data: r.rotation, rows: x.cols, cols: x.cols }, residual: r.residual }), rethrow);
+  });
+}
+
+/**
+ * The spherical triangle with vertices x, y, z (any non-zero vectors of one length d ≥ 2,
+ * normalized inside): geodesic `sides` [a, b, c] (a opposite x), interior `angles` [A, B, C]
+ * (A at x), spherical `excess` A + B + C − π (= `area` on the unit sphere), the flat
+ * `chordArea` of the chord triangle and `curvature` = excess / chordArea (→ 1 for small
+ * triangles). Numerically careful (atan2 forms, Van Oosterom–Strackee excess), so tiny
+ * triangles keep their relative precision. Two equal or antipodal vertices, or three on one
+ * great circle → E_ARG.
+ */
+export function sphericalTriangle(x: Float32Array, y: Float32Array, z: Float32Array): SphericalTriangle {
+  const n = nat();
+  if (n === null) return ref.sphericalTriangle(x, y, z);
+  ref.checkTriangle('sphericalTriangle', x, y, z);
+  try {
+    const t = n.sphericalTriangle(x, y, z);
+    return {
+      sides: [t.sides[0], t.sides[1], t.sides[2]],
+      angles: [t.angles[0], t.angles[1], t.angles[2]],
+      excess: t.excess,
+      area: t.area,
+      chordArea: t.chordArea,
+      curvature: t.curvature,
+    };
+  } catch (e) {
+    rethrow(e);
+  }
+}

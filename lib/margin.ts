@@ -1,1 +1,109 @@
-export {};
+/**
+ * Chapter 4 — margin losses for classification: normalized softmax, CosFace and ArcFace over
+ * L2-normalized embeddings and class prototypes, with label smoothing. Also the
+ * classification-side regularizers of chapter 6: {@link labelSmoothingCrossEntropy},
+ * {@link normPenalty} and {@link l1Penalty}.
+ *
+ * Conventions: the ArcFace margin is in radians; `scale` is s (logits are s·cos θ, so s plays
+ * the role of 1/τ); every loss is a mean over rows, as PyTorch's default reduction.
+ */
+import { nat, rethrow } from './backend';
+import type { Matrix } from './matrix';
+import * as ref from './reference/margin';
+import type { CrossEntropyResult, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
+
+export type { CrossEntropyResult, MarginKind, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
+export { ARCFACE_SIN_EPS } from './reference/margin';
+
+function later<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function wrap(r: { loss: number; gradX: Float32Array; gradW: Float32Array; logits: Float32Array }, x: Matrix, w: Matrix): MarginResult {
+  return {
+    loss: r.loss,
+    gradX: { data: r.gradX, rows: x.rows, cols: x.cols },
+    gradW: { data: r.gradW, rows: w.rows, cols: w.cols },
+    logits: { data: r.logits, rows: x.rows, cols: w.rows },
+  };
+}
+
+/**
+ * Margin softmax loss. x (N × d) and prototypes (C × d) are L2-normalized inside (gradients flow
+ * through it); logits are s·cos θ_j, with the target entry replaced by s·cos θ_y
+ * ('normalized'), s·(cos θ_y − m) ('cosface') or s·cos(θ_y + m) ('arcface', with the
+ * continuation s·(cos θ_y − m·sin m) beyond θ_y > π − m). loss = mean label-smoothed
+ * cross-entropy. Returns `{ loss, gradX, gradW, logits }`.
+ *
+ * ArcFace's derivative divides by sin θ_y; it is clamped below at {@link ARCFACE_SIN_EPS} so
+ * the gradient stays finite at θ_y = 0.
+ */
+export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): MarginResult {
+  const n = nat();
+  if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
+  const p = ref.checkMargin('marginSoftmax', x, prototypes, labels, options);
+  try {
+    return wrap(n.marginSoftmax(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing), x, prototypes);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link marginSoftmax}: runs off the event loop (inputs copied at call time). */
+export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): Promise<MarginResult> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
+    const p = ref.checkMargin('marginSoftmaxAsync', x, prototypes, labels, options);
+    return n
+      .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing)
+      .then((r) => wrap(r, x, prototypes), rethrow);
+  });
+}
+
+/**
+ * Cross-entropy with label smoothing, equal to PyTorch's
+ * `cross_entropy(logits, labels, label_smoothing=ε)` (mean over rows): the target is
+ * (1 − ε)·onehot + ε/C. Returns `{ loss, grad }` with grad = ∂loss/∂logits.
+ */
+export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, epsilon: number): CrossEntropyResult {
+  const n = nat();
+  if (n === null) return ref.labelSmoothingCrossEntropy(logits, labels, epsilon);
+  ref.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
+  try {
+    const r = n.labelSmoothingCrossEntropy(logits.data, logits.rows, logits.cols, labels, epsilon);
+    return { loss: r.loss, grad: { data: r.grad, rows: logits.rows, cols: logits.cols } };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Squared-norm penalty: `{ loss: λ Σ‖row‖², grad: 2λ·m }` (λ ≥ 0). */
+export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
+  const n = nat();
+  if (n === null) return ref.normPenalty(m, lambda);
+  ref.checkPenalty('normPenalty', m, lambda);
+  try {
+    const r = n.normPenalty(m.data, m.rows, m.cols, lambda);
+    return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** L1 penalty: `{ loss: λ Σ|m_ij|, grad: λ·sign(m) }` with sign(0) = 0 (λ ≥ 0). */
+export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
+  const n = nat();
+  if (n === null) return ref.l1Penalty(m, lambda);
+  ref.checkPenalty('l1Penalty', m, lambda);
+  try {
+    const r = n.l1Penalty(m.data, m.rows, m.cols, lambda);
+    return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
+  } catch (e) {
+    rethrow(e);
+  }
+}

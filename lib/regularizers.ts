@@ -1,1 +1,125 @@
-export {};
+/**
+ * Chapter 6 — practical mechanisms and regularizers: batch normalization with PyTorch's
+ * semantics, embedding drift between two versions of the same rows, sparsity measures and the
+ * Wasserstein pairwise-similarity regularizer with gradients.
+ */
+import { nat, rethrow } from './backend';
+import type { Matrix } from './matrix';
+import * as ref from './reference/regularizers';
+import type {
+  BatchNormForwardOptions,
+  BatchNormOptions,
+  EmbeddingDrift,
+  Sparsity,
+  SparsityOptions,
+  WassersteinOptions,
+  WassersteinResult,
+} from './reference/regularizers';
+
+export type {
+  BatchNormForwardOptions,
+  BatchNormOptions,
+  EmbeddingDrift,
+  Sparsity,
+  SparsityOptions,
+  WassersteinOptions,
+  WassersteinResult,
+} from './reference/regularizers';
+
+/** Runs `f` and turns a thrown error into a rejected promise. */
+function later<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * Batch normalization over the rows of a Matrix without affine parameters, equal to PyTorch's
+ * `BatchNorm1d(dim, affine=False, momentum, eps)`. `runningMean` starts at 0 and `runningVar`
+ * at 1. `forward(m)` (training, the default) normalizes each column with the batch mean and the
+ * biased batch variance, needs ≥ 2 rows (E_SHAPE otherwise) and updates
+ * running ← (1 − momentum)·running + momentum·batch with the unbiased variance;
+ * `forward(m, { training: false })` normalizes with the running statistics.
+ */
+export class BatchNorm extends ref.BatchNorm {
+  /** Normalizes the rows of `m` (n × dim); returns a new Matrix (see the class comment). */
+  override forward(m: Matrix, options?: BatchNormForwardOptions): Matrix {
+    const n = nat();
+    if (n === null) return super.forward(m, options);
+    const training = ref.checkForward(this.dim, m, options);
+    try {
+      const data = n.batchNormForward(m.data, m.rows, m.cols, this.runningMean, this.runningVar, this.momentum, this.eps, training);
+      return { data, rows: m.rows, cols: m.cols };
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+}
+
+/**
+ * How far two matrices of matching rows have drifted apart (e.g. a layer's train-mode vs
+ * eval-mode outputs, or yesterday's vs today's embeddings of the same items): the mean cosine
+ * similarity (0 for a pair with a zero row) and the mean Euclidean distance over rows.
+ */
+export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
+  const n = nat();
+  if (n === null) return ref.embeddingDrift(a, b);
+  ref.checkDrift('embeddingDrift', a, b);
+  try {
+    return n.embeddingDrift(a.data, b.data, a.rows, a.cols);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Sparsity of the rows of `m` (cols ≥ 2, E_ARG otherwise): `fractionNearZero`, the fraction of
+ * entries with |x| ≤ eps (default 1e-6), and `hoyer`, the mean over rows of Hoyer's
+ * (√d − ‖r‖₁/‖r‖₂)/(√d − 1): 0 for a flat row (and for a zero row), 1 for a one-hot row.
+ */
+export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
+  const n = nat();
+  if (n === null) return ref.sparsity(m, options);
+  const eps = ref.checkSparsity('sparsity', m, options);
+  try {
+    return n.sparsity(m.data, m.rows, m.cols, eps);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+function wrapW(r: { loss: number; gradA: Float32Array; gradB: Float32Array }, rows: number, cols: number): WassersteinResult {
+  return { loss: r.loss, gradA: { data: r.gradA, rows, cols }, gradB: { data: r.gradB, rows, cols } };
+}
+
+/**
+ * Wasserstein geometry regularizer between two views a, b of the same n items (n × d, n ≥ 2):
+ * rows are L2-normalized inside; the N = n(n−1)/2 pairwise cosines (i < j) of each view are
+ * sorted ascending (stable) and loss = (1/N) Σ_k |S_a,(k) − S_b,(k)|^p, p ∈ {1, 2} (default 2)
+ * — the p-th power of the p-Wasserstein distance between the two similarity distributions (0
+ * when the views have the same similarity profile, whatever the pairing). `gradA`, `gradB` flow
+ * through the sort permutation and the normalization (p = 1: subgradient 0 at |0|). Native
+ * memory is O(n²); no N × d array is formed.
+ */
+export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: WassersteinOptions): WassersteinResult {
+  const n = nat();
+  if (n === null) return ref.wassersteinRegularizer(a, b, options);
+  const p = ref.checkWasserstein('wassersteinRegularizer', a, b, options);
+  try {
+    return wrapW(n.wassersteinRegularizer(a.data, b.data, a.rows, a.cols, p), a.rows, a.cols);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link wassersteinRegularizer} (inputs copied at call time). */
+export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: WassersteinOptions): Promise<WassersteinResult> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.wassersteinRegularizer(a, b, options);
+    const p = ref.checkWasserstein('wassersteinRegularizerAsync', a, b, options);
+    return n.wassersteinRegularizerAsync(a.data, b.data, a.rows, a.cols, p).then((r) => wrapW(r, a.rows, a.cols), rethrow);
+  });
+}

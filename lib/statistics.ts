@@ -1,1 +1,84 @@
-export {};
+/**
+ * Chapter 2 — statistics of high-dimensional embeddings: seeded random unit vectors (the
+ * documented PRNG, identical on every backend), the null distribution of the cosine between
+ * independent uniform unit vectors and its exact p-value, and summary statistics of all
+ * pairwise cosines of a set of embeddings against that null.
+ */
+import { nat, rethrow } from './backend';
+import type { Matrix } from './matrix';
+import * as ref from './reference/statistics';
+import type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions } from './reference/statistics';
+
+export type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions, Tail } from './reference/statistics';
+
+/**
+ * n × d Matrix of rows drawn uniformly from the unit sphere S^{d−1}, from the documented
+ * PRNG (SplitMix64 → Box–Muller, see docs/statistics.md): the same seed gives the same
+ * vectors on every backend and thread count. n, d integers ≥ 1; seed an integer in [0, 2^53).
+ */
+export function randomUnitVectors(n: number, d: number, seed: number): Matrix {
+  const b = nat();
+  if (b === null) return ref.randomUnitVectors(n, d, seed);
+  ref.checkRandomUnitVectors(n, d, seed);
+  try {
+    return { data: b.randomUnitVectors(n, d, seed), rows: n, cols: d };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Null distribution of cos(x, y) for independent x, y uniform on S^{d−1}:
+ * `{ mean: 0, variance: 1/d, std: 1/√d }`. d an integer ≥ 2.
+ */
+export function nullCosine(d: number): NullCosine {
+  return ref.nullCosine(d);
+}
+
+/**
+ * Exact p-value of the cosine `s` between two independent uniform unit vectors in dimension
+ * d, from (1 + cos)/2 ~ Beta((d−1)/2, (d−1)/2): P(cos ≥ s) (`tail: 'greater'`, default) or
+ * P(|cos| ≥ |s|) (`'two-sided'`). Integer d ≥ 2 and |s| ≤ 1, else E_ARG; NaN → E_NON_FINITE.
+ */
+export function cosinePValue(s: number, d: number, options?: PValueOptions): number {
+  const b = nat();
+  if (b === null) return ref.cosinePValue(s, d, options);
+  const two = ref.checkPValue(s, d, options);
+  try {
+    return b.cosinePValue(s, d, two);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Mean and population variance of the cosine over all pairs of rows i < j of `m`, with
+ * nullVariance = 1/d and zScore = mean / √(nullVariance / pairs), the z-score of the mean
+ * against independent uniform directions. `sample: { pairs, seed }` estimates the same from
+ * that many random pairs (i ≠ j, with replacement). n < 2 → E_SHAPE; NaN/±∞ → E_NON_FINITE.
+ */
+export function similarityStats(m: Matrix, options?: SimilarityStatsOptions): SimilarityStats {
+  const b = nat();
+  if (b === null) return ref.similarityStats(m, options);
+  const s = ref.checkSimilarityStats(m, options);
+  try {
+    return b.similarityStats(m.data, m.rows, m.cols, s?.pairs, s?.seed);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Async twin of {@link similarityStats}: runs off the event loop on the native backend (the
+ * input is copied when the call is made).
+ */
+export function similarityStatsAsync(m: Matrix, options?: SimilarityStatsOptions): Promise<SimilarityStats> {
+  try {
+    const b = nat();
+    if (b === null) return Promise.resolve(ref.similarityStats(m, options));
+    const s = ref.checkSimilarityStats(m, options);
+    return b.similarityStatsAsync(m.data, m.rows, m.cols, s?.pairs, s?.seed).then((r) => r, rethrow);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}

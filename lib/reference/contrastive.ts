@@ -1,1 +1,439 @@
-export {};
+/**
+ * Reference implementation of chapter 3 (contrastive learning): softmax over similarities,
+ * InfoNCE, SimCLR's NT-Xent, the mismatch score and temperature schedules. Written for clarity
+ * with float64 accumulation; the oracle the native backend is tested against.
+ *
+ * Energy E(x, y) = −x·y and p(y_j | x) = softmax_j(x·y_j / τ).
+ */
+import { fail } from '../errors';
+import type { Matrix } from '../matrix';
+import * as v from '../validate';
+
+/** Options of {@link infoNCE}. */
+export interface InfoNCEOptions {
+  /** τ > 0 (required). Logits are q·k/τ. */
+  temperature: number;
+  /** Index into keys of each query's positive (length q.rows). Default: query i ↔ key i. */
+  positives?: Uint32Array;
+  /** Per-key log sampling probability; logits become q·k/τ − logQ_k (sampled-softmax correction). */
+  logQ?: Float32Array;
+  /** L2-normalize q and keys inside (gradients flow through it). Default false. */
+  normalize?: boolean;
+}
+
+/** Result of {@link infoNCE}: mean loss and gradients with the shapes of q and keys. */
+export interface InfoNCEResult {
+  loss: number;
+  gradQ: Matrix;
+  gradKeys: Matrix;
+}
+
+/** Options of {@link ntXent}. */
+export interface NtXentOptions {
+  /** τ > 0 (required). */
+  temperature: number;
+}
+
+/** Result of {@link ntXent}: mean loss over the 2N anchors and gradients for both views. */
+export interface NtXentResult {
+  loss: number;
+  gradA: Matrix;
+  gradB: Matrix;
+}
+
+/** Result of {@link mismatchScore}. */
+export interface MismatchResult {
+  /** Mean cosine of matching rows. */
+  muP: number;
+  /** Mean cosine of non-matching rows (i ≠ j). */
+  muQ: number;
+  /** muP − muQ. */
+  M: number;
+}
+
+/** Shape of a temperature schedule. */
+export type ScheduleKind = 'linear' | 'cosine' | 'exponential';
+
+/** Options of {@link temperatureSchedule}. */
+export interface ScheduleOptions {
+  /** τ at t = 0 (> 0). */
+  start: number;
+  /** τ at t = steps (> 0). */
+  end: number;
+  /** Integer ≥ 1. */
+  steps: number;
+  /** 'cosine' (default), 'linear' or 'exponential'. */
+  kind?: ScheduleKind;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation shared with the native wrappers. `check…` does types, shapes and scalar values;
+// `scan…` does the per-element value scans (index ranges, zero-norm rows, finiteness), which the
+// native backend performs in Rust with the same codes and messages.
+
+/** Checks a temperature: a number (E_TYPE), finite and > 0 (E_ARG). */
+export function checkTemperature(fn: string, t: unknown): asserts t is number {
+  v.num(fn, 'temperature', t);
+  if (!(t > 0) || !Number.isFinite(t)) fail('E_ARG', `${fn}: temperature must be > 0 and finite, got ${t}`);
+}
+
+/** Parsed InfoNCE options. */
+export interface InfoNCEParsed {
+  temperature: number;
+  positives: Uint32Array | null;
+  logQ: Float32Array | null;
+  normalize: boolean;
+}
+
+/** Types, shapes and scalar values of infoNCE's arguments. */
+export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unknown): InfoNCEParsed {
+  v.matType(fn, 'q', q);
+  v.matType(fn, 'keys', keys);
+  if (options === undefined || options === null || typeof options !== 'object') {
+    fail('E_TYPE', `${fn}: options must be an object with a temperature, got ${options === null ? 'null' : typeof options}`);
+  }
+  const o = options as InfoNCEOptions;
+  v.num(fn, 'temperature', o.temperature);
+  if (o.positives !== undefined) v.u32(fn, 'positives', o.positives);
+  if (o.logQ !== undefined) v.vecType(fn, 'logQ', o.logQ);
+  if (o.normalize !== undefined && typeof o.normalize !== 'boolean') {
+    fail('E_TYPE', `${fn}: normalize must be a boolean, got ${typeof o.normalize}`);
+  }
+  v.matShape(fn, 'q', q);
+  v.matShape(fn, 'keys', keys);
+  v.sameCols(fn, 'q', q, 'keys', keys);
+  if (o.positives !== undefined && o.positives.length !== q.rows) {
+    fail('E_SHAPE', `${fn}: positives has length ${o.positives.length} but q has ${q.rows} rows`);
+  }
+  if (o.positives === undefined && keys.rows < q.rows) {
+    fail('E_SHAPE', `${fn}: without positives, query i's positive is key i, so keys needs at least q.rows = ${q.rows} rows, got ${keys.rows}`);
+  }
+  if (o.logQ !== undefined && o.logQ.length !== keys.rows) {
+    fail('E_SHAPE', `${fn}: logQ has length ${o.logQ.length} but keys has ${keys.rows} rows`);
+  }
+  checkTemperature(fn, o.temperature);
+  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true };
+}
+
+/** Checks every index of `idx` is < n (E_ARG). */
+export function scanIndices(fn: string, name: string, idx: Uint32Array, n: number, what: string): void {
+  for (let i = 0; i < idx.length; i++) {
+    if (idx[i] >= n) fail('E_ARG', `${fn}: ${name}[${i}] = ${idx[i]} is out of range [0, ${n}) (${what})`);
+  }
+}
+
+/** Fails with E_ARG on the first zero-norm row (for losses that normalize inside). */
+export function scanZeroRows(fn: string, name: string, m: Matrix): void {
+  const d = m.cols;
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += m.data[i * d + k] * m.data[i * d + k];
+    if (s === 0) fail('E_ARG', `${fn}: ${name} row ${i} has zero norm and cannot be normalized`);
+  }
+}
+
+/** Per-element scans of infoNCE (E_ARG then E_NON_FINITE). */
+export function scanInfoNCE(fn: string, q: Matrix, keys: Matrix, p: InfoNCEParsed): void {
+  if (p.positives) scanIndices(fn, 'positives', p.positives, keys.rows, 'rows of keys');
+  if (p.normalize) {
+    scanZeroRows(fn, 'q', q);
+    scanZeroRows(fn, 'keys', keys);
+  }
+  v.finite(fn, 'q', q.data);
+  v.finite(fn, 'keys', keys.data);
+  if (p.logQ) v.finite(fn, 'logQ', p.logQ);
+}
+
+/** Types, shapes and scalar values of ntXent's arguments; returns τ. */
+export function checkNtXent(fn: string, a: unknown, b: unknown, options: unknown): number {
+  v.matType(fn, 'a', a);
+  v.matType(fn, 'b', b);
+  if (options === undefined || options === null || typeof options !== 'object') {
+    fail('E_TYPE', `${fn}: options must be an object with a temperature, got ${options === null ? 'null' : typeof options}`);
+  }
+  const t = (options as NtXentOptions).temperature;
+  v.num(fn, 'temperature', t);
+  v.matShape(fn, 'a', a);
+  v.matShape(fn, 'b', b);
+  v.sameShape(fn, 'a', a, 'b', b);
+  checkTemperature(fn, t);
+  return t;
+}
+
+/** Per-element scans of ntXent. */
+export function scanNtXent(fn: string, a: Matrix, b: Matrix): void {
+  scanZeroRows(fn, 'a', a);
+  scanZeroRows(fn, 'b', b);
+  v.finite(fn, 'a', a.data);
+  v.finite(fn, 'b', b.data);
+}
+
+/** Types and shapes of mismatchScore (n ≥ 2 rows, same shape). */
+export function checkMismatch(fn: string, a: unknown, b: unknown): void {
+  v.matType(fn, 'a', a);
+  v.matType(fn, 'b', b);
+  v.matShape(fn, 'a', a, 2);
+  v.matShape(fn, 'b', b, 2);
+  v.sameShape(fn, 'a', a, 'b', b);
+}
+
+/** Types, shapes and values of softmaxProbabilities. */
+export function checkSoftmax(fn: string, x: unknown, ys: unknown, t: unknown): void {
+  v.vecType(fn, 'x', x);
+  v.matType(fn, 'ys', ys);
+  v.num(fn, 'temperature', t);
+  v.vec(fn, 'x', x);
+  v.matShape(fn, 'ys', ys);
+  if (ys.cols !== x.length) fail('E_SHAPE', `${fn}: x has length ${x.length} but ys has ${ys.cols} columns`);
+  checkTemperature(fn, t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float64 helpers.
+
+function toF64(m: Matrix): Float64Array {
+  return Float64Array.from(m.data);
+}
+
+/** Rows scaled to unit length (float64) and the original norms. */
+function normRows(x: Float64Array, rows: number, d: number): { xh: Float64Array; norms: Float64Array } {
+  const xh = new Float64Array(x.length);
+  const norms = new Float64Array(rows);
+  for (let i = 0; i < rows; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += x[i * d + k] * x[i * d + k];
+    const n = Math.sqrt(s);
+    norms[i] = n;
+    for (let k = 0; k < d; k++) xh[i * d + k] = x[i * d + k] / n;
+  }
+  return { xh, norms };
+}
+
+/** Backprop through x̂ = x/‖x‖ in place: g ← (g − x̂(x̂·g))/‖x‖. */
+function backNorm(g: Float64Array, xh: Float64Array, norms: Float64Array, rows: number, d: number): void {
+  for (let i = 0; i < rows; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += xh[i * d + k] * g[i * d + k];
+    for (let k = 0; k < d; k++) g[i * d + k] = (g[i * d + k] - xh[i * d + k] * s) / norms[i];
+  }
+}
+
+function toMatrix(g: Float64Array, rows: number, cols: number): Matrix {
+  return { data: Float32Array.from(g), rows, cols };
+}
+
+/** In place: row ← softmax(row) over a row of `n` logits (−∞ entries get probability 0); returns log-sum-exp. */
+function softmaxRow(z: Float64Array, off: number, n: number): number {
+  let m = -Infinity;
+  for (let j = 0; j < n; j++) if (z[off + j] > m) m = z[off + j];
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(z[off + j] - m);
+  for (let j = 0; j < n; j++) z[off + j] = Math.exp(z[off + j] - m) / s;
+  return m + Math.log(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public functions.
+
+/** p(y_j | x) = softmax_j(x·y_j / τ) over the rows of `ys`, as a Float32Array of length ys.rows. */
+export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: number): Float32Array {
+  const fn = 'softmaxProbabilities';
+  checkSoftmax(fn, x, ys, temperature);
+  v.finite(fn, 'x', x);
+  v.finite(fn, 'ys', ys.data);
+  const d = ys.cols;
+  const z = new Float64Array(ys.rows);
+  for (let j = 0; j < ys.rows; j++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += x[k] * ys.data[j * d + k];
+    z[j] = s / temperature;
+  }
+  softmaxRow(z, 0, ys.rows);
+  return Float32Array.from(z);
+}
+
+/**
+ * InfoNCE: loss = mean over queries of −log p(positive | query) with logits q·k/τ − logQ_k.
+ * Returns ∂loss/∂q and ∂loss/∂keys (through the normalization when `normalize` is set).
+ */
+export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoNCEResult {
+  const fn = 'infoNCE';
+  const p = checkInfoNCE(fn, q, keys, options);
+  scanInfoNCE(fn, q, keys, p);
+  return infoNCECore(q, keys, p);
+}
+
+function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
+  const B = q.rows;
+  const K = keys.rows;
+  const d = q.cols;
+  const tau = p.temperature;
+  let qx = toF64(q);
+  let kx = toF64(keys);
+  let qn: { xh: Float64Array; norms: Float64Array } | null = null;
+  let kn: { xh: Float64Array; norms: Float64Array } | null = null;
+  if (p.normalize) {
+    qn = normRows(qx, B, d);
+    kn = normRows(kx, K, d);
+    qx = qn.xh;
+    kx = kn.xh;
+  }
+  const z = new Float64Array(B * K);
+  for (let i = 0; i < B; i++) {
+    for (let j = 0; j < K; j++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += qx[i * d + k] * kx[j * d + k];
+      z[i * K + j] = s / tau - (p.logQ ? p.logQ[j] : 0);
+    }
+  }
+  let loss = 0;
+  for (let i = 0; i < B; i++) {
+    const pos = p.positives ? p.positives[i] : i;
+    const zp = z[i * K + pos];
+    const lse = softmaxRow(z, i * K, K);
+    loss += lse - zp;
+    z[i * K + pos] -= 1; // z now holds P − onehot(positive)
+  }
+  loss /= B;
+  const c = 1 / (B * tau);
+  const gq = new Float64Array(B * d);
+  const gk = new Float64Array(K * d);
+  for (let i = 0; i < B; i++) {
+    for (let j = 0; j < K; j++) {
+      const g = z[i * K + j] * c;
+      if (g === 0) continue;
+      for (let k = 0; k < d; k++) {
+        gq[i * d + k] += g * kx[j * d + k];
+        gk[j * d + k] += g * qx[i * d + k];
+      }
+    }
+  }
+  if (qn && kn) {
+    backNorm(gq, qn.xh, qn.norms, B, d);
+    backNorm(gk, kn.xh, kn.norms, K, d);
+  }
+  return { loss, gradQ: toMatrix(gq, B, d), gradKeys: toMatrix(gk, K, d) };
+}
+
+/**
+ * NT-Xent (SimCLR): rows of a and b are L2-normalized inside, z = [â; b̂] (2N rows), logits
+ * cos/τ with each anchor's own similarity excluded; the positive of anchor i is its partner view
+ * (i ± N). loss = mean over the 2N anchors of −log p(partner | anchor).
+ */
+export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResult {
+  const fn = 'ntXent';
+  const tau = checkNtXent(fn, a, b, options);
+  scanNtXent(fn, a, b);
+  const N = a.rows;
+  const d = a.cols;
+  const R = 2 * N;
+  const zx = new Float64Array(R * d);
+  zx.set(a.data, 0);
+  zx.set(b.data, N * d);
+  const { xh, norms } = normRows(zx, R, d);
+  const s = new Float64Array(R * R);
+  for (let i = 0; i < R; i++) {
+    for (let j = 0; j < R; j++) {
+      if (i === j) {
+        s[i * R + j] = -Infinity;
+        continue;
+      }
+      let t = 0;
+      for (let k = 0; k < d; k++) t += xh[i * d + k] * xh[j * d + k];
+      s[i * R + j] = t / tau;
+    }
+  }
+  let loss = 0;
+  for (let i = 0; i < R; i++) {
+    const pos = i < N ? i + N : i - N;
+    const sp = s[i * R + pos];
+    loss += softmaxRow(s, i * R, R) - sp;
+    s[i * R + pos] -= 1;
+  }
+  loss /= R;
+  // Every z_m is both an anchor (row m of G) and a candidate (column m of G).
+  const c = 1 / (R * tau);
+  const g = new Float64Array(R * d);
+  for (let i = 0; i < R; i++) {
+    for (let j = 0; j < R; j++) {
+      const w = s[i * R + j] * c;
+      if (w === 0) continue;
+      for (let k = 0; k < d; k++) {
+        g[i * d + k] += w * xh[j * d + k];
+        g[j * d + k] += w * xh[i * d + k];
+      }
+    }
+  }
+  backNorm(g, xh, norms, R, d);
+  return { loss, gradA: toMatrix(g.subarray(0, N * d), N, d), gradB: toMatrix(g.subarray(N * d), N, d) };
+}
+
+/**
+ * Alignment of two views: muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j,
+ * M = muP − muQ. Zero rows have cosine 0 with everything (as {@link cosine}).
+ */
+export function mismatchScore(a: Matrix, b: Matrix): MismatchResult {
+  const fn = 'mismatchScore';
+  checkMismatch(fn, a, b);
+  v.finite(fn, 'a', a.data);
+  v.finite(fn, 'b', b.data);
+  const n = a.rows;
+  const d = a.cols;
+  const ah = toF64(a);
+  const bh = toF64(b);
+  for (const x of [ah, bh]) {
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      for (let k = 0; k < d; k++) s += x[i * d + k] * x[i * d + k];
+      const inv = s === 0 ? 0 : 1 / Math.sqrt(s);
+      for (let k = 0; k < d; k++) x[i * d + k] *= inv;
+    }
+  }
+  // Σ_{i≠j} â_i·b̂_j = (Σ_i â_i)·(Σ_j b̂_j) − Σ_i â_i·b̂_i.
+  const sa = new Float64Array(d);
+  const sb = new Float64Array(d);
+  let diag = 0;
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < d; k++) {
+      sa[k] += ah[i * d + k];
+      sb[k] += bh[i * d + k];
+      diag += ah[i * d + k] * bh[i * d + k];
+    }
+  }
+  let all = 0;
+  for (let k = 0; k < d; k++) all += sa[k] * sb[k];
+  const muP = diag / n;
+  const muQ = (all - diag) / (n * (n - 1));
+  return { muP, muQ, M: muP - muQ };
+}
+
+/**
+ * A temperature schedule t → τ for t clamped to [0, steps], r = t/steps: 'linear'
+ * start + (end − start)·r, 'cosine' (default) end + (start − end)·(1 + cos πr)/2,
+ * 'exponential' start·(end/start)^r.
+ */
+export function temperatureSchedule(options: ScheduleOptions): (t: number) => number {
+  const fn = 'temperatureSchedule';
+  if (options === undefined || options === null || typeof options !== 'object') {
+    fail('E_TYPE', `${fn}: options must be an object {start, end, steps, kind}, got ${options === null ? 'null' : typeof options}`);
+  }
+  const { start, end, steps } = options;
+  const kind = options.kind ?? 'cosine';
+  v.num(fn, 'start', start);
+  v.num(fn, 'end', end);
+  v.num(fn, 'steps', steps);
+  if (typeof kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string, got ${typeof kind}`);
+  if (!(start > 0) || !Number.isFinite(start)) fail('E_ARG', `${fn}: start must be > 0 and finite, got ${start}`);
+  if (!(end > 0) || !Number.isFinite(end)) fail('E_ARG', `${fn}: end must be > 0 and finite, got ${end}`);
+  if (!Number.isInteger(steps) || steps < 1) fail('E_ARG', `${fn}: steps must be an integer >= 1, got ${steps}`);
+  if (kind !== 'linear' && kind !== 'cosine' && kind !== 'exponential') {
+    fail('E_ARG', `${fn}: unknown kind '${kind}' (expected 'linear', 'cosine' or 'exponential')`);
+  }
+  return (t: number): number => {
+    if (typeof t !== 'number' || Number.isNaN(t)) fail('E_TYPE', `${fn}: t must be a number, got ${String(t)}`);
+    const r = Math.min(Math.max(t, 0), steps) / steps;
+    if (kind === 'linear') return start + (end - start) * r;
+    if (kind === 'exponential') return start * Math.pow(end / start, r);
+    return end + ((start - end) * (1 + Math.cos(Math.PI * r))) / 2;
+  };
+}

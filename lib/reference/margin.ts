@@ -1,1 +1,302 @@
-export {};
+/**
+ * Reference implementation of chapter 4 (margin losses for classification) and of the
+ * classification-side regularizers of chapter 6: label-smoothed cross-entropy, the squared-norm
+ * penalty and the L1 penalty. Float64 accumulation; the oracle the native backend is tested
+ * against.
+ */
+import { fail } from '../errors';
+import type { Matrix } from '../matrix';
+import * as v from '../validate';
+import { scanIndices, scanZeroRows } from './contrastive';
+
+/** The target-logit rule of {@link marginSoftmax}. */
+export type MarginKind = 'normalized' | 'cosface' | 'arcface';
+
+/** Options of {@link marginSoftmax}. */
+export interface MarginOptions {
+  /** 'normalized' (s·cos θ_y), 'cosface' (s·(cos θ_y − m)) or 'arcface' (s·cos(θ_y + m)). Required. */
+  kind: MarginKind;
+  /** s > 0 (default 30). */
+  scale?: number;
+  /** m: default 0.35 (cosface, m ∈ [0, 1]) or 0.5 radians (arcface, m ∈ [0, π/2)); ignored for 'normalized'. */
+  margin?: number;
+  /** ε ∈ [0, 1) (default 0), as PyTorch's `cross_entropy(label_smoothing=ε)`. */
+  labelSmoothing?: number;
+}
+
+/** Result of {@link marginSoftmax}. */
+export interface MarginResult {
+  /** Mean label-smoothed cross-entropy over the N rows. */
+  loss: number;
+  /** ∂loss/∂x (N × d). */
+  gradX: Matrix;
+  /** ∂loss/∂prototypes (C × d). */
+  gradW: Matrix;
+  /** The N × C logits fed to the softmax (s·cos θ, with the target entries replaced). */
+  logits: Matrix;
+}
+
+/** Result of {@link labelSmoothingCrossEntropy}. */
+export interface CrossEntropyResult {
+  loss: number;
+  /** ∂loss/∂logits (N × C). */
+  grad: Matrix;
+}
+
+/** Result of {@link normPenalty} and {@link l1Penalty}. */
+export interface PenaltyResult {
+  loss: number;
+  /** ∂loss/∂m, same shape as m. */
+  grad: Matrix;
+}
+
+/**
+ * Lower clamp of sin θ_y in the arcface derivative d cos(θ+m)/d cos θ = cos m + sin m·cos θ/sin θ.
+ * The loss itself uses sin θ_y = √(max(1 − cos²θ_y, 0)); only the derivative divides by
+ * max(sin θ_y, ARCFACE_SIN_EPS), so at θ_y = 0 the gradient is finite (and tends to 0 there, as
+ * the tangent direction it multiplies vanishes with sin θ).
+ */
+export const ARCFACE_SIN_EPS = 1e-6;
+
+/** Parsed margin options (numeric kind: 0 normalized, 1 cosface, 2 arcface). */
+export interface MarginParsed {
+  kind: number;
+  scale: number;
+  margin: number;
+  labelSmoothing: number;
+}
+
+const KINDS: Record<string, number> = { normalized: 0, cosface: 1, arcface: 2 };
+
+/** Checks label smoothing ε: a number (E_TYPE) in [0, 1) (E_ARG). */
+export function checkEpsilon(fn: string, name: string, e: unknown): asserts e is number {
+  v.num(fn, name, e);
+  if (!(e >= 0 && e < 1)) fail('E_ARG', `${fn}: ${name} must be in [0, 1), got ${e}`);
+}
+
+/** Types, shapes and scalar values of marginSoftmax. */
+export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown, options: unknown): MarginParsed {
+  v.matType(fn, 'x', x);
+  v.matType(fn, 'prototypes', w);
+  v.u32(fn, 'labels', labels);
+  if (options === undefined || options === null || typeof options !== 'object') {
+    fail('E_TYPE', `${fn}: options must be an object with a kind, got ${options === null ? 'null' : typeof options}`);
+  }
+  const o = options as MarginOptions;
+  if (typeof o.kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string ('normalized', 'cosface' or 'arcface'), got ${typeof o.kind}`);
+  if (o.scale !== undefined) v.num(fn, 'scale', o.scale);
+  if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
+  if (o.labelSmoothing !== undefined) v.num(fn, 'labelSmoothing', o.labelSmoothing);
+  v.matShape(fn, 'x', x);
+  v.matShape(fn, 'prototypes', w);
+  v.sameCols(fn, 'x', x, 'prototypes', w);
+  if (labels.length !== x.rows) fail('E_SHAPE', `${fn}: labels has length ${labels.length} but x has ${x.rows} rows`);
+  const kind = KINDS[o.kind];
+  if (kind === undefined || !Object.prototype.hasOwnProperty.call(KINDS, o.kind)) {
+    fail('E_ARG', `${fn}: unknown kind '${o.kind}' (expected 'normalized', 'cosface' or 'arcface')`);
+  }
+  const scale = o.scale ?? 30;
+  if (!(scale > 0) || !Number.isFinite(scale)) fail('E_ARG', `${fn}: scale must be > 0 and finite, got ${scale}`);
+  let margin = 0;
+  if (kind === 1) {
+    margin = o.margin ?? 0.35;
+    if (!(margin >= 0 && margin <= 1)) fail('E_ARG', `${fn}: margin must be in [0, 1] for cosface, got ${margin}`);
+  } else if (kind === 2) {
+    margin = o.margin ?? 0.5;
+    if (!(margin >= 0 && margin < Math.PI / 2)) fail('E_ARG', `${fn}: margin must be in [0, π/2) radians for arcface, got ${margin}`);
+  }
+  const eps = o.labelSmoothing ?? 0;
+  checkEpsilon(fn, 'labelSmoothing', eps);
+  return { kind, scale, margin, labelSmoothing: eps };
+}
+
+/** Per-element scans of marginSoftmax (labels, zero rows, finiteness). */
+export function scanMargin(fn: string, x: Matrix, w: Matrix, labels: Uint32Array): void {
+  scanIndices(fn, 'labels', labels, w.rows, 'rows of prototypes');
+  scanZeroRows(fn, 'x', x);
+  scanZeroRows(fn, 'prototypes', w);
+  v.finite(fn, 'x', x.data);
+  v.finite(fn, 'prototypes', w.data);
+}
+
+/** Types, shapes and ε of labelSmoothingCrossEntropy. */
+export function checkCrossEntropy(fn: string, logits: unknown, labels: unknown, epsilon: unknown): void {
+  v.matType(fn, 'logits', logits);
+  v.u32(fn, 'labels', labels);
+  v.num(fn, 'epsilon', epsilon);
+  v.matShape(fn, 'logits', logits);
+  if (labels.length !== logits.rows) fail('E_SHAPE', `${fn}: labels has length ${labels.length} but logits has ${logits.rows} rows`);
+  checkEpsilon(fn, 'epsilon', epsilon);
+}
+
+/** Types and value of a penalty's (m, λ): λ ≥ 0 and finite. */
+export function checkPenalty(fn: string, m: unknown, lambda: unknown): void {
+  v.matType(fn, 'm', m);
+  v.num(fn, 'lambda', lambda);
+  v.matShape(fn, 'm', m);
+  if (!(lambda >= 0) || !Number.isFinite(lambda)) fail('E_ARG', `${fn}: lambda must be >= 0 and finite, got ${lambda}`);
+}
+
+/**
+ * Target logit z = s·f(cos θ) and dz/d cos θ for a kind (0 normalized, 1 cosface, 2 arcface).
+ */
+export function targetLogit(p: MarginParsed, c: number): { z: number; dz: number } {
+  const s = p.scale;
+  const m = p.margin;
+  if (p.kind === 0) return { z: s * c, dz: s };
+  if (p.kind === 1) return { z: s * (c - m), dz: s };
+  if (c > Math.cos(Math.PI - m)) {
+    const sin = Math.sqrt(Math.max(1 - c * c, 0));
+    return {
+      z: s * (c * Math.cos(m) - sin * Math.sin(m)),
+      dz: s * (Math.cos(m) + (Math.sin(m) * c) / Math.max(sin, ARCFACE_SIN_EPS)),
+    };
+  }
+  return { z: s * (c - m * Math.sin(m)), dz: s };
+}
+
+/**
+ * Label-smoothed cross-entropy of one row of logits in place: returns the row's loss and leaves
+ * ∂loss_row/∂z in `z` (p − (1 − ε)·onehot − ε/C).
+ */
+function ceRow(z: Float64Array, off: number, C: number, y: number, eps: number): number {
+  let mx = -Infinity;
+  let sum = 0;
+  for (let j = 0; j < C; j++) {
+    mx = Math.max(mx, z[off + j]);
+    sum += z[off + j];
+  }
+  let se = 0;
+  for (let j = 0; j < C; j++) se += Math.exp(z[off + j] - mx);
+  const lse = mx + Math.log(se);
+  const loss = lse - (1 - eps) * z[off + y] - (eps / C) * sum;
+  for (let j = 0; j < C; j++) z[off + j] = Math.exp(z[off + j] - mx) / se - eps / C;
+  z[off + y] -= 1 - eps;
+  return loss;
+}
+
+function unit(m: Matrix): { h: Float64Array; n: Float64Array } {
+  const d = m.cols;
+  const h = new Float64Array(m.data.length);
+  const n = new Float64Array(m.rows);
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += m.data[i * d + k] * m.data[i * d + k];
+    n[i] = Math.sqrt(s);
+    for (let k = 0; k < d; k++) h[i * d + k] = m.data[i * d + k] / n[i];
+  }
+  return { h, n };
+}
+
+function backNorm(g: Float64Array, h: Float64Array, n: Float64Array, d: number): void {
+  for (let i = 0; i < n.length; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += h[i * d + k] * g[i * d + k];
+    for (let k = 0; k < d; k++) g[i * d + k] = (g[i * d + k] - h[i * d + k] * s) / n[i];
+  }
+}
+
+/**
+ * Margin softmax (normalized softmax, CosFace, ArcFace): x (N × d) and prototypes (C × d) are
+ * L2-normalized inside, logits are s·cos θ_j with the target entry replaced by the kind's rule,
+ * loss = mean label-smoothed cross-entropy. Returns `{ loss, gradX, gradW, logits }`.
+ */
+export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): MarginResult {
+  const fn = 'marginSoftmax';
+  const p = checkMargin(fn, x, prototypes, labels, options);
+  scanMargin(fn, x, prototypes, labels);
+  const N = x.rows;
+  const C = prototypes.rows;
+  const d = x.cols;
+  const xu = unit(x);
+  const wu = unit(prototypes);
+  const z = new Float64Array(N * C);
+  const dzy = new Float64Array(N);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < C; j++) {
+      let c = 0;
+      for (let k = 0; k < d; k++) c += xu.h[i * d + k] * wu.h[j * d + k];
+      if (j === labels[i]) {
+        const t = targetLogit(p, c);
+        z[i * C + j] = t.z;
+        dzy[i] = t.dz;
+      } else {
+        z[i * C + j] = p.scale * c;
+      }
+    }
+  }
+  const logits = Float32Array.from(z);
+  let loss = 0;
+  for (let i = 0; i < N; i++) loss += ceRow(z, i * C, C, labels[i], p.labelSmoothing);
+  loss /= N;
+  // z now holds ∂loss_i/∂logit; chain to ∂loss/∂cos and divide by N for the mean.
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < C; j++) z[i * C + j] *= (j === labels[i] ? dzy[i] : p.scale) / N;
+  }
+  const gx = new Float64Array(N * d);
+  const gw = new Float64Array(C * d);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < C; j++) {
+      const g = z[i * C + j];
+      for (let k = 0; k < d; k++) {
+        gx[i * d + k] += g * wu.h[j * d + k];
+        gw[j * d + k] += g * xu.h[i * d + k];
+      }
+    }
+  }
+  backNorm(gx, xu.h, xu.n, d);
+  backNorm(gw, wu.h, wu.n, d);
+  return {
+    loss,
+    gradX: { data: Float32Array.from(gx), rows: N, cols: d },
+    gradW: { data: Float32Array.from(gw), rows: C, cols: d },
+    logits: { data: logits, rows: N, cols: C },
+  };
+}
+
+/**
+ * Cross-entropy with label smoothing, equal to PyTorch's
+ * `cross_entropy(logits, labels, label_smoothing=ε)` (mean over rows): the target distribution
+ * is (1 − ε)·onehot + ε/C. Returns `{ loss, grad }` with grad = (softmax − target)/N.
+ */
+export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, epsilon: number): CrossEntropyResult {
+  const fn = 'labelSmoothingCrossEntropy';
+  checkCrossEntropy(fn, logits, labels, epsilon);
+  scanIndices(fn, 'labels', labels, logits.cols, 'columns of logits');
+  v.finite(fn, 'logits', logits.data);
+  const N = logits.rows;
+  const C = logits.cols;
+  const z = Float64Array.from(logits.data);
+  let loss = 0;
+  for (let i = 0; i < N; i++) loss += ceRow(z, i * C, C, labels[i], epsilon);
+  for (let i = 0; i < z.length; i++) z[i] /= N;
+  return { loss: loss / N, grad: { data: Float32Array.from(z), rows: N, cols: C } };
+}
+
+/** Squared-norm penalty: loss = λ Σ_i ‖m_i‖², grad = 2λ·m. λ ≥ 0. */
+export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
+  const fn = 'normPenalty';
+  checkPenalty(fn, m, lambda);
+  v.finite(fn, 'm', m.data);
+  let s = 0;
+  const g = new Float32Array(m.data.length);
+  for (let i = 0; i < m.data.length; i++) {
+    s += m.data[i] * m.data[i];
+    g[i] = 2 * lambda * m.data[i];
+  }
+  return { loss: lambda * s, grad: { data: g, rows: m.rows, cols: m.cols } };
+}
+
+/** L1 penalty: loss = λ Σ |m_ij|, grad = λ·sign(m) with sign(0) = 0. λ ≥ 0. */
+export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
+  const fn = 'l1Penalty';
+  checkPenalty(fn, m, lambda);
+  v.finite(fn, 'm', m.data);
+  let s = 0;
+  const g = new Float32Array(m.data.length);
+  for (let i = 0; i < m.data.length; i++) {
+    s += Math.abs(m.data[i]);
+    g[i] = m.data[i] > 0 ? lambda : m.data[i] < 0 ? -lambda : 0;
+  }
+  return { loss: lambda * s, grad: { data: g, rows: m.rows, cols: m.cols } };
+}

@@ -1,1 +1,756 @@
-//! Chapter module `contrastive`.
+//! Chapter 3: contrastive learning — softmax over similarities, InfoNCE, NT-Xent, mismatch score.
+//!
+//! InfoNCE and NT-Xent are fused and memory-lean: the B × K logit matrix is never held. Work is
+//! tiled over keys with an online log-sum-exp (as in flash attention):
+//!
+//! * pass A, parallel over fixed blocks of queries: for each key tile, logits = Q_blk·K_tileᵀ/τ
+//!   (`gemm_nt`), the running row max and sum of exponentials are updated (the accumulator is
+//!   rescaled when the max grows) and O_blk += exp(S − m)·K_tile (`gemm_nn`). At the end
+//!   gradQ_i = (O_i / l_i − k_pos(i)) / (Bτ) and lse_i = m_i + ln l_i.
+//! * pass B, parallel over fixed blocks of keys: each query tile's logits are recomputed,
+//!   P = exp(S − m_i)/l_i with the final statistics, the positive entries get −1, and
+//!   gradK_blk += (P − 1_pos)ᵀ·Q_tile (the small tile is transposed, then `gemm_nn`).
+//!
+//! Every output row is written by exactly one task, in a fixed order, so results are
+//! bit-identical for any thread count. Extra memory: O(B + K) statistics, the normalized copies
+//! when normalizing, and one tile per running task.
+
+use crate::bail;
+use crate::error::{check_matrix, Result};
+use crate::pool;
+use densevec_kernels as k;
+use rayon::prelude::*;
+
+/// Queries per task in pass A.
+const BQ: usize = 128;
+/// Keys per tile in pass A.
+const BK: usize = 256;
+/// Keys per task in pass B.
+const BK2: usize = 128;
+/// Queries per tile in pass B.
+const BQ2: usize = 256;
+/// Rows per piece for row-wise work (normalization, backprop through it).
+const ROWS: usize = 256;
+
+/// Result of [`info_nce`].
+#[derive(Clone, Debug)]
+pub struct InfoNce {
+    pub loss: f64,
+    pub grad_q: Vec<f32>,
+    pub grad_keys: Vec<f32>,
+}
+
+/// Result of [`nt_xent`].
+#[derive(Clone, Debug)]
+pub struct NtXent {
+    pub loss: f64,
+    pub grad_a: Vec<f32>,
+    pub grad_b: Vec<f32>,
+}
+
+/// Result of [`mismatch_score`].
+#[derive(Clone, Copy, Debug)]
+pub struct Mismatch {
+    pub mu_p: f64,
+    pub mu_q: f64,
+    pub m: f64,
+}
+
+/// Options of [`info_nce`].
+#[derive(Clone, Copy, Debug)]
+pub struct InfoNceOpts<'a> {
+    pub temperature: f64,
+    /// Index of each query's positive; `None` means query i ↔ key i.
+    pub positives: Option<&'a [u32]>,
+    /// Per-key log sampling probability subtracted from the logits.
+    pub log_q: Option<&'a [f32]>,
+    pub normalize: bool,
+}
+
+/// Checks τ > 0 and finite.
+pub fn check_temperature(func: &str, t: f64) -> Result<()> {
+    if !t.is_finite() || t <= 0.0 {
+        bail!(
+            Arg,
+            "{func}: temperature must be > 0 and finite, got {}",
+            js_num(t)
+        );
+    }
+    Ok(())
+}
+
+/// Formats a number as JavaScript would print it (for messages that match the reference).
+pub(crate) fn js_num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "Infinity".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Infinity".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Fails with `E_NON_FINITE` naming the value as JavaScript prints it.
+pub(crate) fn finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        bail!(
+            NonFinite,
+            "{func}: {name} has a non-finite value {} at index {i}",
+            js_num(data[i] as f64)
+        );
+    }
+    Ok(())
+}
+
+/// ‖x‖ in float64, robust to float32 underflow and overflow of the sum of squares.
+pub(crate) fn row_norm(x: &[f32]) -> f64 {
+    let s = k::sumsq(x);
+    if s.is_finite() && s > 1e-30 {
+        (s as f64).sqrt()
+    } else {
+        x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt()
+    }
+}
+
+/// Unit rows of `x` (rows × d) and the original norms; E_ARG on the first zero row.
+pub(crate) fn normalized_rows(
+    func: &str,
+    name: &str,
+    x: &[f32],
+    rows: usize,
+    d: usize,
+) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut out = x.to_vec();
+    let mut norms = vec![0f64; rows];
+    let work = |(o, n): (&mut [f32], &mut [f64])| {
+        for (r, nn) in o.chunks_mut(d).zip(n.iter_mut()) {
+            let v = row_norm(r);
+            *nn = v;
+            if v > 0.0 && v.is_finite() {
+                let inv = 1.0 / v;
+                if v >= 1e-30 {
+                    k::scale(r, inv as f32);
+                } else {
+                    for e in r.iter_mut() {
+                        *e = (*e as f64 * inv) as f32;
+                    }
+                }
+            }
+        }
+    };
+    if rows * d < ROWS * 512 {
+        work((&mut out[..], &mut norms[..]));
+    } else {
+        pool::run(|| {
+            out.par_chunks_mut(ROWS * d)
+                .zip(norms.par_chunks_mut(ROWS))
+                .for_each(work)
+        });
+    }
+    if let Some(i) = norms.iter().position(|&v| v == 0.0) {
+        bail!(
+            Arg,
+            "{func}: {name} row {i} has zero norm and cannot be normalized"
+        );
+    }
+    Ok((out, norms))
+}
+
+/// Backprop through x̂ = x/‖x‖ in place: g ← (g − x̂(x̂·g))/‖x‖.
+pub(crate) fn back_norm(g: &mut [f32], xh: &[f32], norms: &[f64], d: usize) {
+    let work = |(gc, (xc, nc)): (&mut [f32], (&[f32], &[f64]))| {
+        for ((gr, xr), &n) in gc.chunks_mut(d).zip(xc.chunks(d)).zip(nc) {
+            let s = k::dot(xr, gr);
+            k::axpy(gr, -s, xr);
+            k::scale(gr, (1.0 / n) as f32);
+        }
+    };
+    let rows = norms.len();
+    if rows * d < ROWS * 512 {
+        work((g, (xh, norms)));
+    } else {
+        pool::run(|| {
+            g.par_chunks_mut(ROWS * d)
+                .zip(xh.par_chunks(ROWS * d).zip(norms.par_chunks(ROWS)))
+                .for_each(work)
+        });
+    }
+}
+
+/// The fused InfoNCE problem on prepared (possibly normalized) rows.
+struct Fused<'a> {
+    q: &'a [f32],
+    b: usize,
+    keys: &'a [f32],
+    n: usize,
+    d: usize,
+    inv_tau: f32,
+    log_q: Option<&'a [f32]>,
+    positives: &'a [u32],
+    /// Mask logit (i, i): queries and keys are the same rows (NT-Xent).
+    exclude_self: bool,
+}
+
+/// Logits of queries i0..i0+mb against keys j0..j0+nb into `tile` (mb × nb, ld nb), with the
+/// temperature, the logQ correction and the self mask applied.
+fn logits_tile(p: &Fused, i0: usize, mb: usize, j0: usize, nb: usize, tile: &mut [f32]) {
+    let d = p.d;
+    k::gemm_nt(
+        mb,
+        nb,
+        d,
+        &p.q[i0 * d..(i0 + mb) * d],
+        d,
+        &p.keys[j0 * d..(j0 + nb) * d],
+        d,
+        tile,
+        nb,
+    );
+    for r in 0..mb {
+        let row = &mut tile[r * nb..(r + 1) * nb];
+        k::scale(row, p.inv_tau);
+        if let Some(lq) = p.log_q {
+            k::axpy(row, -1.0, &lq[j0..j0 + nb]);
+        }
+        if p.exclude_self {
+            let i = i0 + r;
+            if i >= j0 && i < j0 + nb {
+                row[i - j0] = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+/// exp(row − shift) in place with masked (−∞) entries forced to exactly 0; returns the sum.
+#[inline]
+fn exp_row(row: &mut [f32], shift: f32, masked: Option<usize>) -> f64 {
+    let mut s = k::exp_shift_sum(row, shift);
+    if let Some(j) = masked {
+        s -= row[j] as f64;
+        row[j] = 0.0;
+    }
+    s
+}
+
+/// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss.
+type PassA<'a> = (
+    ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+    &'a mut [f64],
+);
+
+/// Runs both passes; returns (loss, gradQ, gradKeys) with respect to the prepared rows.
+fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
+    let (b, n, d) = (p.b, p.n, p.d);
+    let mut gq = vec![0f32; b * d];
+    let mut mx = vec![0f32; b];
+    let mut invl = vec![0f32; b];
+    let mut lossv = vec![0f64; b];
+    // ∂loss/∂logit = (P − 1_pos)/B, and ∂logit/∂(q·k) = 1/τ.
+    let c = (p.inv_tau as f64 / b as f64) as f32;
+
+    // Pass A: online log-sum-exp and gradQ, one task per block of BQ queries.
+    let pass_a = |(blk, (((g, m), il), lv)): (usize, PassA)| {
+        let i0 = blk * BQ;
+        let mb = m.len();
+        let mut tile = vec![0f32; mb * BK.min(n)];
+        let mut l = vec![0f64; mb];
+        let mut pos_logit = vec![0f32; mb];
+        m.fill(f32::NEG_INFINITY);
+        for j0 in (0..n).step_by(BK) {
+            let nb = BK.min(n - j0);
+            let t = &mut tile[..mb * nb];
+            logits_tile(p, i0, mb, j0, nb, t);
+            for r in 0..mb {
+                let i = i0 + r;
+                let row = &mut t[r * nb..(r + 1) * nb];
+                let pos = p.positives[i] as usize;
+                if pos >= j0 && pos < j0 + nb {
+                    pos_logit[r] = row[pos - j0];
+                }
+                let masked = if p.exclude_self && i >= j0 && i < j0 + nb {
+                    Some(i - j0)
+                } else {
+                    None
+                };
+                let mnew = m[r].max(k::max(row));
+                if mnew == f32::NEG_INFINITY {
+                    row.fill(0.0);
+                    continue;
+                }
+                if m[r] != mnew && m[r] != f32::NEG_INFINITY {
+                    let a = ((m[r] - mnew) as f64).exp();
+                    l[r] *= a;
+                    k::scale(&mut g[r * d..(r + 1) * d], a as f32);
+                }
+                m[r] = mnew;
+                l[r] += exp_row(row, mnew, masked);
+            }
+            k::gemm_nn(
+                mb,
+                d,
+                nb,
+                t,
+                nb,
+                &p.keys[j0 * d..(j0 + nb) * d],
+                d,
+                g,
+                d,
+                true,
+            );
+        }
+        for r in 0..mb {
+            let i = i0 + r;
+            let pos = p.positives[i] as usize;
+            lv[r] = m[r] as f64 + l[r].ln() - pos_logit[r] as f64;
+            il[r] = (1.0 / l[r]) as f32;
+            let gr = &mut g[r * d..(r + 1) * d];
+            k::scale(gr, il[r]);
+            k::axpy(gr, -1.0, &p.keys[pos * d..(pos + 1) * d]);
+            k::scale(gr, c);
+        }
+    };
+    let it_a = gq
+        .par_chunks_mut(BQ * d)
+        .zip(mx.par_chunks_mut(BQ))
+        .zip(invl.par_chunks_mut(BQ))
+        .zip(lossv.par_chunks_mut(BQ))
+        .enumerate();
+    pool::run(|| it_a.for_each(pass_a));
+
+    // Pass B: gradKeys, one task per block of BK2 keys.
+    let mut gk = vec![0f32; n * d];
+    let (mx, invl) = (&mx, &invl);
+    let pass_b = |(blk, g): (usize, &mut [f32])| {
+        let j0 = blk * BK2;
+        let nb = g.len() / d;
+        let qt = BQ2.min(b);
+        let mut tile = vec![0f32; qt * nb];
+        let mut tt = vec![0f32; qt * nb];
+        for i0 in (0..b).step_by(BQ2) {
+            let mb = BQ2.min(b - i0);
+            let t = &mut tile[..mb * nb];
+            logits_tile(p, i0, mb, j0, nb, t);
+            for r in 0..mb {
+                let i = i0 + r;
+                let row = &mut t[r * nb..(r + 1) * nb];
+                let masked = if p.exclude_self && i >= j0 && i < j0 + nb {
+                    Some(i - j0)
+                } else {
+                    None
+                };
+                exp_row(row, mx[i], masked);
+                k::scale(row, invl[i]);
+                let pos = p.positives[i] as usize;
+                if pos >= j0 && pos < j0 + nb {
+                    row[pos - j0] -= 1.0;
+                }
+            }
+            let tr = &mut tt[..mb * nb];
+            for r in 0..mb {
+                for jj in 0..nb {
+                    tr[jj * mb + r] = t[r * nb + jj];
+                }
+            }
+            k::gemm_nn(
+                nb,
+                d,
+                mb,
+                tr,
+                mb,
+                &p.q[i0 * d..(i0 + mb) * d],
+                d,
+                g,
+                d,
+                true,
+            );
+        }
+        k::scale(g, c);
+    };
+    pool::run(|| gk.par_chunks_mut(BK2 * d).enumerate().for_each(pass_b));
+
+    let loss = lossv.iter().sum::<f64>() / b as f64;
+    (loss, gq, gk)
+}
+
+/// InfoNCE with logits q·k/τ − logQ_k, mean over queries of −log p(positive | query), and its
+/// gradients with respect to q and keys (through the normalization when `normalize`).
+pub fn info_nce(
+    q: &[f32],
+    b: usize,
+    keys: &[f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts,
+) -> Result<InfoNce> {
+    const F: &str = "infoNCE";
+    check_matrix(F, "q", q, b, d)?;
+    check_matrix(F, "keys", keys, n, d)?;
+    if let Some(pos) = o.positives {
+        if pos.len() != b {
+            bail!(
+                Shape,
+                "{F}: positives has length {} but q has {b} rows",
+                pos.len()
+            );
+        }
+    } else if n < b {
+        bail!(Shape, "{F}: without positives, query i's positive is key i, so keys needs at least q.rows = {b} rows, got {n}");
+    }
+    if let Some(lq) = o.log_q {
+        if lq.len() != n {
+            bail!(
+                Shape,
+                "{F}: logQ has length {} but keys has {n} rows",
+                lq.len()
+            );
+        }
+    }
+    check_temperature(F, o.temperature)?;
+    let default_pos: Vec<u32>;
+    let positives = match o.positives {
+        Some(p) => {
+            if let Some(i) = p.iter().position(|&v| v as usize >= n) {
+                bail!(
+                    Arg,
+                    "{F}: positives[{i}] = {} is out of range [0, {n}) (rows of keys)",
+                    p[i]
+                );
+            }
+            p
+        }
+        None => {
+            default_pos = (0..b as u32).collect();
+            &default_pos
+        }
+    };
+    let normed = if o.normalize {
+        let qn = normalized_rows(F, "q", q, b, d)?;
+        let kn = normalized_rows(F, "keys", keys, n, d)?;
+        Some((qn, kn))
+    } else {
+        None
+    };
+    finite(F, "q", q)?;
+    finite(F, "keys", keys)?;
+    if let Some(lq) = o.log_q {
+        finite(F, "logQ", lq)?;
+    }
+    let (qs, ks) = match &normed {
+        Some(((qh, _), (kh, _))) => (&qh[..], &kh[..]),
+        None => (q, keys),
+    };
+    let p = Fused {
+        q: qs,
+        b,
+        keys: ks,
+        n,
+        d,
+        inv_tau: (1.0 / o.temperature) as f32,
+        log_q: o.log_q,
+        positives,
+        exclude_self: false,
+    };
+    let (loss, mut gq, mut gk) = fused(&p);
+    if let Some(((qh, qn), (kh, kn))) = &normed {
+        back_norm(&mut gq, qh, qn, d);
+        back_norm(&mut gk, kh, kn, d);
+    }
+    Ok(InfoNce {
+        loss,
+        grad_q: gq,
+        grad_keys: gk,
+    })
+}
+
+/// SimCLR's NT-Xent over two views a, b (N × d each): rows normalized inside, z = [â; b̂],
+/// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
+pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
+    const F: &str = "ntXent";
+    check_matrix(F, "a", a, rows, d)?;
+    check_matrix(F, "b", b, rows, d)?;
+    check_temperature(F, temperature)?;
+    let r = 2 * rows;
+    let (ah, an) = normalized_rows(F, "a", a, rows, d)?;
+    let (bh, bn) = normalized_rows(F, "b", b, rows, d)?;
+    finite(F, "a", a)?;
+    finite(F, "b", b)?;
+    let mut z = ah;
+    z.extend_from_slice(&bh);
+    drop(bh);
+    let mut norms = an;
+    norms.extend_from_slice(&bn);
+    let positives: Vec<u32> = (0..r).map(|i| ((i + rows) % r) as u32).collect();
+    let p = Fused {
+        q: &z,
+        b: r,
+        keys: &z,
+        n: r,
+        d,
+        inv_tau: (1.0 / temperature) as f32,
+        log_q: None,
+        positives: &positives,
+        exclude_self: true,
+    };
+    let (loss, mut g, gk) = fused(&p);
+    k::axpy(&mut g, 1.0, &gk);
+    drop(gk);
+    back_norm(&mut g, &z, &norms, d);
+    let grad_b = g.split_off(rows * d);
+    Ok(NtXent {
+        loss,
+        grad_a: g,
+        grad_b,
+    })
+}
+
+/// muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j, M = muP − muQ (n ≥ 2).
+/// Zero rows have cosine 0 with everything.
+pub fn mismatch_score(a: &[f32], b: &[f32], rows: usize, d: usize) -> Result<Mismatch> {
+    const F: &str = "mismatchScore";
+    check_matrix(F, "a", a, rows, d)?;
+    check_matrix(F, "b", b, rows, d)?;
+    if rows < 2 {
+        bail!(Shape, "{F}: a has {rows} row(s) but at least 2 are needed");
+    }
+    finite(F, "a", a)?;
+    finite(F, "b", b)?;
+    let mut sa = vec![0f64; d];
+    let mut sb = vec![0f64; d];
+    let mut diag = 0f64;
+    for (ar, br) in a.chunks(d).zip(b.chunks(d)) {
+        let na = row_norm(ar);
+        let nb = row_norm(br);
+        let ia = if na > 0.0 { 1.0 / na } else { 0.0 };
+        let ib = if nb > 0.0 { 1.0 / nb } else { 0.0 };
+        let mut dd = 0f64;
+        for kk in 0..d {
+            let x = ar[kk] as f64 * ia;
+            let y = br[kk] as f64 * ib;
+            sa[kk] += x;
+            sb[kk] += y;
+            dd += x * y;
+        }
+        diag += dd;
+    }
+    let all: f64 = sa.iter().zip(&sb).map(|(x, y)| x * y).sum();
+    let n = rows as f64;
+    let mu_p = diag / n;
+    let mu_q = (all - diag) / (n * (n - 1.0));
+    Ok(Mismatch {
+        mu_p,
+        mu_q,
+        m: mu_p - mu_q,
+    })
+}
+
+/// softmax_j(x·y_j / τ) over the rows of ys (rows × d).
+pub fn softmax_probabilities(
+    x: &[f32],
+    ys: &[f32],
+    rows: usize,
+    d: usize,
+    temperature: f64,
+) -> Result<Vec<f32>> {
+    const F: &str = "softmaxProbabilities";
+    check_matrix(F, "ys", ys, rows, d)?;
+    if x.len() != d {
+        bail!(
+            Shape,
+            "{F}: x has length {} but ys has {d} columns",
+            x.len()
+        );
+    }
+    check_temperature(F, temperature)?;
+    finite(F, "x", x)?;
+    finite(F, "ys", ys)?;
+    let mut z = vec![0f32; rows];
+    for (o, y) in z.iter_mut().zip(ys.chunks(d)) {
+        *o = (k::dot(x, y) as f64 / temperature) as f32;
+    }
+    let m = k::max(&z);
+    let s = k::exp_shift_sum(&mut z, m);
+    k::scale(&mut z, (1.0 / s) as f32);
+    Ok(z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn randv(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+            })
+            .collect()
+    }
+
+    /// Dense float64 InfoNCE (no normalization) for comparison.
+    fn dense(
+        q: &[f32],
+        b: usize,
+        keys: &[f32],
+        n: usize,
+        d: usize,
+        tau: f64,
+        pos: &[u32],
+    ) -> (f64, Vec<f64>, Vec<f64>) {
+        let mut loss = 0.0;
+        let mut gq = vec![0f64; b * d];
+        let mut gk = vec![0f64; n * d];
+        for i in 0..b {
+            let z: Vec<f64> = (0..n)
+                .map(|j| {
+                    (0..d)
+                        .map(|t| q[i * d + t] as f64 * keys[j * d + t] as f64)
+                        .sum::<f64>()
+                        / tau
+                })
+                .collect();
+            let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+            let p = pos[i] as usize;
+            loss += m + s.ln() - z[p];
+            for j in 0..n {
+                let g = ((z[j] - m).exp() / s - if j == p { 1.0 } else { 0.0 }) / (b as f64 * tau);
+                for t in 0..d {
+                    gq[i * d + t] += g * keys[j * d + t] as f64;
+                    gk[j * d + t] += g * q[i * d + t] as f64;
+                }
+            }
+        }
+        (loss / b as f64, gq, gk)
+    }
+
+    #[test]
+    fn fused_matches_dense_across_tiles() {
+        for &(b, n, d) in &[
+            (1usize, 1usize, 1usize),
+            (3, 5, 7),
+            (130, 300, 9),
+            (257, 513, 4),
+        ] {
+            let q = randv(b * d, 1 + b as u64);
+            let keys = randv(n * d, 2 + n as u64);
+            let pos: Vec<u32> = (0..b).map(|i| ((i * 7) % n) as u32).collect();
+            let o = InfoNceOpts {
+                temperature: 0.5,
+                positives: Some(&pos),
+                log_q: None,
+                normalize: false,
+            };
+            let r = info_nce(&q, b, &keys, n, d, &o).unwrap();
+            let (l, gq, gk) = dense(&q, b, &keys, n, d, 0.5, &pos);
+            assert!(
+                (r.loss - l).abs() < 1e-4 * l.abs().max(1.0),
+                "{b} {n} {d}: {} vs {l}",
+                r.loss
+            );
+            for (x, y) in r.grad_q.iter().zip(&gq) {
+                assert!((*x as f64 - y).abs() < 1e-5, "gq {x} vs {y}");
+            }
+            for (x, y) in r.grad_keys.iter().zip(&gk) {
+                assert!((*x as f64 - y).abs() < 1e-5, "gk {x} vs {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn thread_count_does_not_change_bits() {
+        let (b, n, d) = (300, 700, 33);
+        let q = randv(b * d, 5);
+        let keys = randv(n * d, 6);
+        let o = InfoNceOpts {
+            temperature: 0.1,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
+        pool::set_threads(1).unwrap();
+        let r1 = info_nce(&q, b, &keys, n, d, &o).unwrap();
+        let x1 = nt_xent(&q, &keys[..b * d], b, d, 0.2).unwrap();
+        pool::set_threads(3).unwrap();
+        let r2 = info_nce(&q, b, &keys, n, d, &o).unwrap();
+        let x2 = nt_xent(&q, &keys[..b * d], b, d, 0.2).unwrap();
+        assert_eq!(r1.loss.to_bits(), r2.loss.to_bits());
+        assert_eq!(r1.grad_q, r2.grad_q);
+        assert_eq!(r1.grad_keys, r2.grad_keys);
+        assert_eq!(x1.loss.to_bits(), x2.loss.to_bits());
+        assert_eq!(x1.grad_a, x2.grad_a);
+        assert_eq!(x1.grad_b, x2.grad_b);
+    }
+
+    #[test]
+    fn low_temperature_stays_finite() {
+        let (b, d) = (64, 16);
+        let mut q = randv(b * d, 9);
+        let keys = q.clone();
+        q[0] += 0.01;
+        let o = InfoNceOpts {
+            temperature: 0.01,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
+        let r = info_nce(&q, b, &keys, b, d, &o).unwrap();
+        assert!(r.loss.is_finite());
+        assert!(r.grad_q.iter().chain(&r.grad_keys).all(|v| v.is_finite()));
+        let x = nt_xent(&q, &keys, b, d, 0.01).unwrap();
+        assert!(x.loss.is_finite() && x.grad_a.iter().chain(&x.grad_b).all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn errors_have_codes() {
+        use crate::Code;
+        let q = vec![1f32, 0.0, 0.0, 0.0];
+        let o = InfoNceOpts {
+            temperature: 1.0,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
+        assert_eq!(info_nce(&q, 2, &q, 2, 2, &o).unwrap_err().code, Code::Arg);
+        let o = InfoNceOpts {
+            temperature: 0.0,
+            positives: None,
+            log_q: None,
+            normalize: false,
+        };
+        assert_eq!(info_nce(&q, 2, &q, 2, 2, &o).unwrap_err().code, Code::Arg);
+        let bad = vec![f32::NAN, 1.0, 1.0, 1.0];
+        let o = InfoNceOpts {
+            temperature: 1.0,
+            positives: None,
+            log_q: None,
+            normalize: false,
+        };
+        assert_eq!(
+            info_nce(&bad, 2, &q, 2, 2, &o).unwrap_err().code,
+            Code::NonFinite
+        );
+        assert_eq!(
+            info_nce(&q, 2, &q[..2], 1, 2, &o).unwrap_err().code,
+            Code::Shape
+        );
+        let pos = [0u32, 2];
+        let o = InfoNceOpts {
+            temperature: 1.0,
+            positives: Some(&pos),
+            log_q: None,
+            normalize: false,
+        };
+        assert_eq!(info_nce(&q, 2, &q, 2, 2, &o).unwrap_err().code, Code::Arg);
+        assert_eq!(
+            mismatch_score(&q[..2], &q[..2], 1, 2).unwrap_err().code,
+            Code::Shape
+        );
+    }
+}

@@ -1,1 +1,519 @@
-//! Chapter module `geometry`.
+//! Chapter 5: symmetry and geometry — k-NN classification on the fused top-k path, Haar random
+//! orthogonal matrices from the documented Gaussian stream, matrix product, orthogonal
+//! Procrustes (faer SVD in f64) and numerically careful spherical triangles.
+
+use crate::bail;
+use crate::error::{check_finite, check_matrix, Result};
+use crate::pool;
+use crate::similarity::Metric;
+use crate::topk;
+use densevec_kernels as k;
+use faer::Mat;
+use rayon::prelude::*;
+
+// ---------------------------------------------------------------------------------------------
+// k-nearest-neighbour classification
+
+/// Majority vote over neighbour labels listed best first; a tie on votes goes to the label
+/// whose best-ranked member comes first (is nearest).
+pub fn vote(neigh: &[u32]) -> u32 {
+    // k is small: a quadratic scan keeps it allocation-free and obviously correct.
+    let mut best = neigh[0];
+    let mut best_count = 0usize;
+    for (t, &l) in neigh.iter().enumerate() {
+        if neigh[..t].contains(&l) {
+            continue; // counted at its first (nearest) occurrence
+        }
+        let c = neigh[t..].iter().filter(|&&m| m == l).count();
+        // Labels are visited in order of their nearest member, so a strict `>` keeps the
+        // nearer label on a tie.
+        if c > best_count {
+            best = l;
+            best_count = c;
+        }
+    }
+    best
+}
+
+/// Predicted label of every query row: majority vote among its k nearest training rows under
+/// `metric` (ranked as by `top_k`, ties by lower index); a tie on votes goes to the label whose
+/// closest member among the k is nearest.
+#[allow(clippy::too_many_arguments)]
+pub fn knn_classify(
+    train: &[f32],
+    train_rows: usize,
+    labels: &[u32],
+    queries: &[f32],
+    query_rows: usize,
+    cols: usize,
+    kk: usize,
+    metric: Metric,
+) -> Result<Vec<u32>> {
+    const F: &str = "knnClassify";
+    check_matrix(F, "train", train, train_rows, cols)?;
+    check_matrix(F, "queries", queries, query_rows, cols)?;
+    if labels.len() != train_rows {
+        bail!(
+            Shape,
+            "{F}: labels has length {} but train has {train_rows} rows",
+            labels.len()
+        );
+    }
+    if kk < 1 || kk > train_rows {
+        bail!(
+            Arg,
+            "{F}: k must be in [1, {train_rows}] (rows of the corpus), got {kk}"
+        );
+    }
+    let t = topk::top_k(queries, query_rows, train, train_rows, cols, kk, metric)?;
+    let mut neigh = vec![0u32; kk];
+    let mut out = Vec::with_capacity(query_rows);
+    for qi in 0..query_rows {
+        for (s, &idx) in neigh.iter_mut().zip(&t.indices[qi * kk..(qi + 1) * kk]) {
+            *s = labels[idx as usize];
+        }
+        out.push(vote(&neigh));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gaussian stream and Haar orthogonal matrices
+
+/// The documented Gaussian stream of densevec (the TypeScript reference has the same one):
+/// SplitMix64 seeded with `seed`; uniforms `u = ((out >> 11) + 0.5)·2^−53 ∈ (0, 1)`;
+/// Box–Muller on consecutive pairs (u1, u2): `r = √(−2 ln u1)`, emitting `r·cos(2πu2)` then
+/// `r·sin(2πu2)` (the same construction as `statistics`' documented PRNG).
+pub struct GaussianStream {
+    state: u64,
+    spare: Option<f64>,
+}
+
+impl GaussianStream {
+    pub fn new(seed: u64) -> Self {
+        GaussianStream {
+            state: seed,
+            spare: None,
+        }
+    }
+
+    /// Next SplitMix64 output.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1): ((out >> 11) + 0.5)·2^−53, never 0 or 1.
+    pub fn uniform(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
+    /// Standard normal.
+    pub fn gauss(&mut self) -> f64 {
+        if let Some(s) = self.spare.take() {
+            return s;
+        }
+        let u1 = self.uniform();
+        let u2 = self.uniform();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = 2.0 * std::f64::consts::PI * u2;
+        self.spare = Some(r * t.sin());
+        r * t.cos()
+    }
+}
+
+/// Largest dimension accepted by [`random_orthogonal`].
+pub const MAX_ORTHO_DIM: usize = 16384;
+
+/// A d × d Haar-distributed orthogonal matrix (row-major): Q of the QR decomposition of a
+/// d × d standard normal matrix (filled row by row from [`GaussianStream`]) with the sign fix
+/// Q ← Q·diag(sign Rᵢᵢ).
+pub fn random_orthogonal(d: usize, seed: u64) -> Result<Vec<f32>> {
+    const F: &str = "randomOrthogonal";
+    if !(1..=MAX_ORTHO_DIM).contains(&d) {
+        bail!(Arg, "{F}: d must be in [1, {MAX_ORTHO_DIM}], got {d}");
+    }
+    let mut g = GaussianStream::new(seed);
+    let mut a = vec![0f64; d * d];
+    for v in a.iter_mut() {
+        *v = g.gauss();
+    }
+    let m = Mat::<f64>::from_fn(d, d, |i, j| a[i * d + j]);
+    let qr = m.qr();
+    let q = qr.compute_Q();
+    let r = qr.R();
+    let mut out = vec![0f32; d * d];
+    for j in 0..d {
+        let s = if r[(j, j)] < 0.0 { -1.0 } else { 1.0 };
+        for i in 0..d {
+            out[i * d + j] = (s * q[(i, j)]) as f32;
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix product
+
+const MM_ROWS: usize = 64;
+
+/// a·b for row-major a (m × kd) and b (kd × n); parallel over fixed blocks of output rows.
+pub fn matmul(a: &[f32], m: usize, kd: usize, b: &[f32], n: usize) -> Result<Vec<f32>> {
+    const F: &str = "matmul";
+    check_matrix(F, "a", a, m, kd)?;
+    check_matrix(F, "b", b, kd, n)?;
+    let mut out = vec![0f32; m * n];
+    pool::run(|| {
+        out.par_chunks_mut(MM_ROWS * n)
+            .enumerate()
+            .for_each(|(blk, c)| {
+                let i0 = blk * MM_ROWS;
+                let mb = c.len() / n;
+                k::gemm_nn(
+                    mb,
+                    n,
+                    kd,
+                    &a[i0 * kd..(i0 + mb) * kd],
+                    kd,
+                    b,
+                    n,
+                    c,
+                    n,
+                    false,
+                );
+            })
+    });
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orthogonal Procrustes
+
+/// Result of [`procrustes`].
+pub struct Procrustes {
+    /// d × d row-major orthogonal matrix.
+    pub rotation: Vec<f32>,
+    /// ‖x·rotation − y‖_F.
+    pub residual: f64,
+}
+
+/// Rows of x and y per piece of the xᵀy accumulation and of the residual.
+const PR_ROWS: usize = 512;
+/// Output rows (columns of x) per parallel task of xᵀy.
+const PR_COLS: usize = 64;
+
+/// xᵀy (d × d, f64) for n × d row-major x, y: parallel over fixed blocks of output rows; each
+/// block sums fixed pieces of `PR_ROWS` input rows (f32 GEMM per piece, f64 across pieces) in
+/// order, so the result does not depend on the thread count.
+fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Vec<f64> {
+    let mut m = vec![0f64; d * d];
+    pool::run(|| {
+        m.par_chunks_mut(PR_COLS * d)
+            .enumerate()
+            .for_each(|(blk, acc)| {
+                let i0 = blk * PR_COLS;
+                let ib = acc.len() / d;
+                let mut xt = vec![0f32; ib * PR_ROWS];
+                let mut tile = vec![0f32; ib * d];
+                for r0 in (0..n).step_by(PR_ROWS) {
+                    let p = PR_ROWS.min(n - r0);
+                    // xt (ib × p) = x[r0..r0+p, i0..i0+ib]ᵀ
+                    for r in 0..p {
+                        let src = &x[(r0 + r) * d + i0..(r0 + r) * d + i0 + ib];
+                        for (i, &v) in src.iter().enumerate() {
+                            xt[i * p + r] = v;
+                        }
+                    }
+                    k::gemm_nn(
+                        ib,
+                        d,
+                        p,
+                        &xt[..ib * p],
+                        p,
+                        &y[r0 * d..(r0 + p) * d],
+                        d,
+                        &mut tile,
+                        d,
+                        false,
+                    );
+                    for (a, &t) in acc.iter_mut().zip(&tile) {
+                        *a += t as f64;
+                    }
+                }
+            })
+    });
+    m
+}
+
+/// Orthogonal Procrustes: Q = U·Vᵀ from the SVD of xᵀy (minimizes ‖x·Q − y‖_F over orthogonal
+/// Q, reflections allowed) and the residual ‖x·Q − y‖_F.
+pub fn procrustes(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes> {
+    const F: &str = "procrustes";
+    check_matrix(F, "x", x, n, d)?;
+    check_matrix(F, "y", y, n, d)?;
+    check_finite(F, "x", x)?;
+    check_finite(F, "y", y)?;
+    let m = xt_y(x, y, n, d);
+    let mm = Mat::<f64>::from_fn(d, d, |i, j| m[i * d + j]);
+    let svd = match mm.svd() {
+        Ok(s) => s,
+        Err(_) => bail!(Arg, "{F}: the SVD of x^T y did not converge"),
+    };
+    let q = svd.U() * svd.V().transpose();
+    let mut rotation = vec![0f32; d * d];
+    for i in 0..d {
+        for j in 0..d {
+            rotation[i * d + j] = q[(i, j)] as f32;
+        }
+    }
+    // ‖xQ − y‖² = ‖x‖² + ‖y‖² − 2·tr(QᵀM) = ‖x‖² + ‖y‖² − 2·Σσ. Used when it does not cancel
+    // (the residual is at least a tenth of the norms); otherwise the residual is formed
+    // directly from x·Q − y.
+    let sumsq = |m: &[f32]| -> f64 {
+        let pieces: Vec<f64> = pool::run(|| {
+            m.par_chunks(PR_ROWS * d)
+                .map(|c| c.chunks_exact(d).map(|r| k::sumsq(r) as f64).sum::<f64>())
+                .collect()
+        });
+        pieces.iter().sum()
+    };
+    let norms = sumsq(x) + sumsq(y);
+    let sv = svd.S().column_vector();
+    let sigma: f64 = (0..d).map(|i| sv[i]).sum();
+    let algebraic = norms - 2.0 * sigma;
+    let residual = if algebraic >= 0.1 * norms {
+        algebraic.sqrt()
+    } else {
+        let rot = &rotation;
+        let pieces: Vec<f64> = pool::run(|| {
+            x.par_chunks(PR_ROWS * d)
+                .zip(y.par_chunks(PR_ROWS * d))
+                .map(|(xs, ys)| {
+                    let p = xs.len() / d;
+                    let mut t = vec![0f32; p * d];
+                    k::gemm_nn(p, d, d, xs, d, rot, d, &mut t, d, false);
+                    t.iter()
+                        .zip(ys)
+                        .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                        .sum::<f64>()
+                })
+                .collect()
+        });
+        pieces.iter().sum::<f64>().sqrt()
+    };
+    Ok(Procrustes { rotation, residual })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spherical triangles
+
+/// Result of [`spherical_triangle`].
+#[derive(Clone, Debug)]
+pub struct Triangle {
+    pub sides: [f64; 3],
+    pub angles: [f64; 3],
+    pub excess: f64,
+    pub area: f64,
+    pub chord_area: f64,
+    pub curvature: f64,
+}
+
+/// Relative volume below which three unit vectors count as one great circle.
+pub const SPHERICAL_DEGENERACY: f64 = 1e-9;
+
+fn dot64(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn nrm64(a: &[f64]) -> f64 {
+    dot64(a, a).sqrt()
+}
+
+fn sub64(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(x, y)| x - y).collect()
+}
+
+/// q minus its projections on the orthonormal `basis` (two passes).
+fn reject(q: &[f64], basis: &[&[f64]]) -> Vec<f64> {
+    let mut w = q.to_vec();
+    for _ in 0..2 {
+        for b in basis {
+            let t = dot64(&w, b);
+            for (wi, bi) in w.iter_mut().zip(b.iter()) {
+                *wi -= t * bi;
+            }
+        }
+    }
+    w
+}
+
+fn angle_between(p: &[f64], q: &[f64]) -> f64 {
+    let np = nrm64(p);
+    let ph: Vec<f64> = p.iter().map(|x| x / np).collect();
+    let perp = reject(q, &[&ph]);
+    (np * nrm64(&perp)).atan2(dot64(p, q))
+}
+
+fn vertex_angle(at: &[f64], p: &[f64], q: &[f64]) -> f64 {
+    let tp = reject(&sub64(p, at), &[at]);
+    let tq = reject(&sub64(q, at), &[at]);
+    angle_between(&tp, &tq)
+}
+
+fn geodesic(p: &[f64], q: &[f64]) -> f64 {
+    let (mut s, mut t) = (0.0, 0.0);
+    for (a, b) in p.iter().zip(q) {
+        s += (a - b) * (a - b);
+        t += (a + b) * (a + b);
+    }
+    2.0 * s.sqrt().atan2(t.sqrt())
+}
+
+fn unit64(name: &str, a: &[f32]) -> Result<Vec<f64>> {
+    let m = a.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+    if m == 0.0 {
+        bail!(Arg, "sphericalTriangle: {name} is the zero vector");
+    }
+    let mut out: Vec<f64> = a.iter().map(|&v| v as f64 / m).collect();
+    let n = nrm64(&out);
+    for v in out.iter_mut() {
+        *v /= n;
+    }
+    Ok(out)
+}
+
+/// The spherical triangle with vertices x, y, z (normalized inside); see the TypeScript
+/// reference for the formulas (atan2 forms; excess by Van Oosterom–Strackee with a
+/// Gram–Schmidt volume). Degenerate triangles → E_ARG.
+pub fn spherical_triangle(x: &[f32], y: &[f32], z: &[f32]) -> Result<Triangle> {
+    const F: &str = "sphericalTriangle";
+    if x.len() != y.len() || x.len() != z.len() {
+        bail!(
+            Shape,
+            "{F}: x, y, z have lengths {}, {}, {}; they must be equal",
+            x.len(),
+            y.len(),
+            z.len()
+        );
+    }
+    if x.is_empty() {
+        bail!(Shape, "{F}: x, y, z are empty");
+    }
+    if x.len() < 2 {
+        bail!(Arg, "{F}: the dimension must be >= 2, got {}", x.len());
+    }
+    check_finite(F, "x", x)?;
+    check_finite(F, "y", y)?;
+    check_finite(F, "z", z)?;
+    let (xx, yy, zz) = (unit64("x", x)?, unit64("y", y)?, unit64("z", z)?);
+    let u = sub64(&yy, &xx);
+    let w = sub64(&zz, &xx);
+    let (nu, nw) = (nrm64(&u), nrm64(&w));
+    let u1 = reject(&u, &[&xx]);
+    let h2 = nrm64(&u1);
+    let h3 = if h2 > 0.0 {
+        let e2: Vec<f64> = u1.iter().map(|t| t / h2).collect();
+        nrm64(&reject(&w, &[&xx, &e2]))
+    } else {
+        0.0
+    };
+    let vol = h2 * h3;
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    if !(nu > 0.0) || !(nw > 0.0) || !(vol > SPHERICAL_DEGENERACY * nu * nw) {
+        bail!(Arg, "{F}: degenerate triangle (two vertices equal or antipodal, or all three on one great circle)");
+    }
+    let sides = [geodesic(&yy, &zz), geodesic(&xx, &zz), geodesic(&xx, &yy)];
+    let angles = [
+        vertex_angle(&xx, &yy, &zz),
+        vertex_angle(&yy, &zz, &xx),
+        vertex_angle(&zz, &xx, &yy),
+    ];
+    let den = 1.0 + dot64(&xx, &yy) + dot64(&yy, &zz) + dot64(&zz, &xx);
+    let excess = 2.0 * vol.atan2(den);
+    let uh: Vec<f64> = u.iter().map(|t| t / nu).collect();
+    let chord_area = 0.5 * nu * nrm64(&reject(&w, &[&uh]));
+    Ok(Triangle {
+        sides,
+        angles,
+        excess,
+        area: excess,
+        chord_area,
+        curvature: excess / chord_area,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn randn(n: usize, seed: u64) -> Vec<f32> {
+        let mut g = GaussianStream::new(seed);
+        (0..n).map(|_| g.gauss() as f32).collect()
+    }
+
+    #[test]
+    fn splitmix_known_values() {
+        // SplitMix64 with seed 0: first outputs of the published reference implementation.
+        let mut g = GaussianStream::new(0);
+        assert_eq!(g.next_u64(), 0xE220_A839_7B1D_CDAF);
+        assert_eq!(g.next_u64(), 0x6E78_9E6A_A1B9_65F4);
+    }
+
+    #[test]
+    fn vote_ties_go_to_nearest() {
+        assert_eq!(vote(&[3, 1, 1, 3]), 3);
+        assert_eq!(vote(&[3, 1, 1]), 1);
+        assert_eq!(vote(&[7]), 7);
+        assert_eq!(vote(&[2, 5, 9]), 2);
+    }
+
+    #[test]
+    fn random_orthogonal_is_orthogonal() {
+        for d in [1usize, 2, 5, 33] {
+            let q = random_orthogonal(d, 42).unwrap();
+            for i in 0..d {
+                for j in 0..d {
+                    let s: f64 = (0..d)
+                        .map(|t| q[t * d + i] as f64 * q[t * d + j] as f64)
+                        .sum();
+                    let want = if i == j { 1.0 } else { 0.0 };
+                    assert!((s - want).abs() < 1e-5, "d={d} ({i},{j}) {s}");
+                }
+            }
+        }
+        assert_eq!(
+            random_orthogonal(7, 3).unwrap(),
+            random_orthogonal(7, 3).unwrap()
+        );
+        assert!(random_orthogonal(0, 1).is_err());
+    }
+
+    #[test]
+    fn procrustes_recovers_planted_rotation() {
+        let (n, d) = (600, 17);
+        let x = randn(n * d, 5);
+        let q = random_orthogonal(d, 9).unwrap();
+        let y = matmul(&x, n, d, &q, d).unwrap();
+        let p = procrustes(&x, &y, n, d).unwrap();
+        for (a, b) in p.rotation.iter().zip(&q) {
+            assert!((a - b).abs() < 1e-4);
+        }
+        assert!(p.residual < 1e-3, "{}", p.residual);
+    }
+
+    #[test]
+    fn octant_triangle() {
+        let t = spherical_triangle(&[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0], &[0.0, 0.0, 1.0]).unwrap();
+        let h = std::f64::consts::FRAC_PI_2;
+        for v in t.sides.iter().chain(t.angles.iter()) {
+            assert!((v - h).abs() < 1e-12);
+        }
+        assert!((t.excess - h).abs() < 1e-12);
+        assert!(spherical_triangle(&[1.0, 0.0, 0.0], &[1.0, 0.0, 0.0], &[0.0, 0.0, 1.0]).is_err());
+        assert!(spherical_triangle(&[1.0, 0.0, 0.0], &[-1.0, 0.0, 0.0], &[0.0, 0.0, 1.0]).is_err());
+        assert!(spherical_triangle(&[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0], &[1.0, 1.0, 0.0]).is_err());
+    }
+}

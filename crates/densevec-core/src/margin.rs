@@ -1,1 +1,507 @@
-//! Chapter module `margin`.
+//! Chapter 4: margin losses for classification (normalized softmax, CosFace, ArcFace), and the
+//! classification-side regularizers of chapter 6: label-smoothed cross-entropy, the squared-norm
+//! penalty and the L1 penalty.
+//!
+//! marginSoftmax returns the N × C logits, so it holds them; it also holds one N × C buffer of
+//! ∂loss/∂cos. Both gemms of the backward pass are cut into fixed row blocks (gradX) and fixed
+//! class blocks (gradW, over a transposed slab of the gradient), so results are bit-identical
+//! for every thread count.
+
+use crate::bail;
+use crate::contrastive::{back_norm, finite, js_num, normalized_rows};
+use crate::error::{check_matrix, Result};
+use crate::pool;
+use crate::similarity::{similarity_matrix, Metric};
+use densevec_kernels as k;
+use rayon::prelude::*;
+
+/// Rows per task of the row-wise softmax and of gradX.
+const ROWS: usize = 64;
+/// Classes per task of gradW.
+const CLS: usize = 64;
+/// Rows of N per transposed slab in gradW.
+const SLAB: usize = 1024;
+/// Elements per piece of the penalties.
+const PIECE: usize = 1 << 16;
+
+/// Lower clamp of sin θ_y in the arcface derivative (see [`target_logit`]).
+pub const ARCFACE_SIN_EPS: f64 = 1e-6;
+
+/// Target-logit rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarginKind {
+    Normalized,
+    CosFace,
+    ArcFace,
+}
+
+impl MarginKind {
+    /// 0 normalized, 1 cosface, 2 arcface (the binding's wire code).
+    pub fn from_code(func: &str, code: u32) -> Result<MarginKind> {
+        match code {
+            0 => Ok(MarginKind::Normalized),
+            1 => Ok(MarginKind::CosFace),
+            2 => Ok(MarginKind::ArcFace),
+            _ => bail!(Arg, "{func}: unknown kind code {code}"),
+        }
+    }
+}
+
+/// Options of [`margin_softmax`] (defaults are applied by the caller).
+#[derive(Clone, Copy, Debug)]
+pub struct MarginOpts {
+    pub kind: MarginKind,
+    pub scale: f64,
+    pub margin: f64,
+    pub label_smoothing: f64,
+}
+
+/// Result of [`margin_softmax`].
+#[derive(Clone, Debug)]
+pub struct MarginSoftmax {
+    pub loss: f64,
+    pub grad_x: Vec<f32>,
+    pub grad_w: Vec<f32>,
+    pub logits: Vec<f32>,
+}
+
+/// `{ loss, grad }` of the cross-entropy and the penalties.
+#[derive(Clone, Debug)]
+pub struct LossGrad {
+    pub loss: f64,
+    pub grad: Vec<f32>,
+}
+
+/// Target logit z = s·f(cos θ) and dz/d cos θ.
+///
+/// ArcFace: for cos θ > cos(π − m), z = s·cos(θ + m) = s·(cos θ cos m − sin θ sin m) with
+/// sin θ = √(max(1 − cos²θ, 0)); its derivative cos m + sin m·cos θ / sin θ is evaluated with
+/// sin θ clamped below at [`ARCFACE_SIN_EPS`], so it stays finite at θ = 0. Beyond π − m the
+/// continuation s·(cos θ − m·sin m) is used (derivative s).
+pub fn target_logit(o: &MarginOpts, c: f64) -> (f64, f64) {
+    let (s, m) = (o.scale, o.margin);
+    match o.kind {
+        MarginKind::Normalized => (s * c, s),
+        MarginKind::CosFace => (s * (c - m), s),
+        MarginKind::ArcFace => {
+            if c > (std::f64::consts::PI - m).cos() {
+                let sin = (1.0 - c * c).max(0.0).sqrt();
+                (
+                    s * (c * m.cos() - sin * m.sin()),
+                    s * (m.cos() + m.sin() * c / sin.max(ARCFACE_SIN_EPS)),
+                )
+            } else {
+                (s * (c - m * m.sin()), s)
+            }
+        }
+    }
+}
+
+fn check_epsilon(func: &str, name: &str, e: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&e) {
+        bail!(Arg, "{func}: {name} must be in [0, 1), got {}", js_num(e));
+    }
+    Ok(())
+}
+
+fn check_labels(func: &str, labels: &[u32], n: usize, what: &str) -> Result<()> {
+    if let Some(i) = labels.iter().position(|&l| l as usize >= n) {
+        bail!(
+            Arg,
+            "{func}: labels[{i}] = {} is out of range [0, {n}) ({what})",
+            labels[i]
+        );
+    }
+    Ok(())
+}
+
+/// Softmax cross-entropy with label smoothing of one row, in place: `row` holds the logits on
+/// entry and p − ε/C on exit (the caller subtracts 1 − ε at the label); returns the row's loss.
+fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
+    let c = row.len();
+    let sum: f64 = row.iter().map(|&v| v as f64).sum();
+    let zy = row[y] as f64;
+    let m = k::max(row);
+    let se = k::exp_shift_sum(row, m);
+    k::scale(row, (1.0 / se) as f32);
+    let lse = m as f64 + se.ln();
+    if eps != 0.0 {
+        let sub = (eps / c as f64) as f32;
+        for v in row.iter_mut() {
+            *v -= sub;
+        }
+    }
+    lse - (1.0 - eps) * zy - eps / c as f64 * sum
+}
+
+/// One row-block task: logits rows, gradient rows, per-row loss.
+type RowsTask<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]);
+
+/// Margin softmax over x (n × d) and prototypes (c × d), both normalized inside.
+pub fn margin_softmax(
+    x: &[f32],
+    n: usize,
+    w: &[f32],
+    c: usize,
+    d: usize,
+    labels: &[u32],
+    o: &MarginOpts,
+) -> Result<MarginSoftmax> {
+    const F: &str = "marginSoftmax";
+    check_matrix(F, "x", x, n, d)?;
+    check_matrix(F, "prototypes", w, c, d)?;
+    if labels.len() != n {
+        bail!(
+            Shape,
+            "{F}: labels has length {} but x has {n} rows",
+            labels.len()
+        );
+    }
+    if !o.scale.is_finite() || o.scale <= 0.0 {
+        bail!(
+            Arg,
+            "{F}: scale must be > 0 and finite, got {}",
+            js_num(o.scale)
+        );
+    }
+    match o.kind {
+        MarginKind::CosFace if !(0.0..=1.0).contains(&o.margin) => {
+            bail!(
+                Arg,
+                "{F}: margin must be in [0, 1] for cosface, got {}",
+                js_num(o.margin)
+            )
+        }
+        MarginKind::ArcFace if !(0.0..std::f64::consts::FRAC_PI_2).contains(&o.margin) => {
+            bail!(
+                Arg,
+                "{F}: margin must be in [0, π/2) radians for arcface, got {}",
+                js_num(o.margin)
+            )
+        }
+        _ => {}
+    }
+    check_epsilon(F, "labelSmoothing", o.label_smoothing)?;
+    check_labels(F, labels, c, "rows of prototypes")?;
+    let (xh, xn) = normalized_rows(F, "x", x, n, d)?;
+    let (wh, wn) = normalized_rows(F, "prototypes", w, c, d)?;
+    finite(F, "x", x)?;
+    finite(F, "prototypes", w)?;
+
+    // cos θ for every (row, class), then logits and ∂loss/∂cos row by row.
+    let mut logits = similarity_matrix(&xh, n, &wh, c, d, Metric::Dot)?;
+    let mut g = vec![0f32; n * c];
+    let mut lossv = vec![0f64; n];
+    let eps = o.label_smoothing;
+    let s32 = o.scale as f32;
+    let inv_n = 1.0 / n as f64;
+    let rows_work = |(blk, ((lg, gg), lv)): (usize, RowsTask)| {
+        for r in 0..lv.len() {
+            let i = blk * ROWS + r;
+            let y = labels[i] as usize;
+            // The target cosine in float64 from the raw rows, so sin θ_y is accurate near θ = 0.
+            let (xr, wr) = (&x[i * d..(i + 1) * d], &w[y * d..(y + 1) * d]);
+            let dot: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let cy = (dot / (xn[i] * wn[y])).clamp(-1.0, 1.0);
+            let (zy, dzy) = target_logit(o, cy);
+            let lrow = &mut lg[r * c..(r + 1) * c];
+            k::scale(lrow, s32);
+            lrow[y] = zy as f32;
+            let grow = &mut gg[r * c..(r + 1) * c];
+            grow.copy_from_slice(lrow);
+            lv[r] = ce_row(grow, y, eps);
+            let py = grow[y] as f64;
+            k::scale(grow, (o.scale * inv_n) as f32);
+            grow[y] = ((py - (1.0 - eps)) * dzy * inv_n) as f32;
+        }
+    };
+    pool::run(|| {
+        logits
+            .par_chunks_mut(ROWS * c)
+            .zip(g.par_chunks_mut(ROWS * c))
+            .zip(lossv.par_chunks_mut(ROWS))
+            .enumerate()
+            .for_each(rows_work)
+    });
+    let loss = lossv.iter().sum::<f64>() * inv_n;
+
+    // gradX̂ = G·Ŵ over fixed row blocks.
+    let mut gx = vec![0f32; n * d];
+    pool::run(|| {
+        gx.par_chunks_mut(ROWS * d)
+            .zip(g.par_chunks(ROWS * c))
+            .for_each(|(gxb, gb)| {
+                let mb = gxb.len() / d;
+                k::gemm_nn(mb, d, c, gb, c, &wh, d, gxb, d, false);
+            })
+    });
+    // gradŴ = Gᵀ·X̂ over fixed class blocks, through transposed slabs of SLAB rows.
+    let mut gw = vec![0f32; c * d];
+    pool::run(|| {
+        gw.par_chunks_mut(CLS * d)
+            .enumerate()
+            .for_each(|(blk, gwb)| {
+                let c0 = blk * CLS;
+                let cb = gwb.len() / d;
+                let sl = SLAB.min(n);
+                let mut t = vec![0f32; cb * sl];
+                for (si, i0) in (0..n).step_by(SLAB).enumerate() {
+                    let mb = SLAB.min(n - i0);
+                    for r in 0..mb {
+                        let src = &g[(i0 + r) * c + c0..(i0 + r) * c + c0 + cb];
+                        for (jj, &v) in src.iter().enumerate() {
+                            t[jj * mb + r] = v;
+                        }
+                    }
+                    k::gemm_nn(
+                        cb,
+                        d,
+                        mb,
+                        &t[..cb * mb],
+                        mb,
+                        &xh[i0 * d..(i0 + mb) * d],
+                        d,
+                        gwb,
+                        d,
+                        si > 0,
+                    );
+                }
+            })
+    });
+    drop(g);
+    back_norm(&mut gx, &xh, &xn, d);
+    back_norm(&mut gw, &wh, &wn, d);
+    Ok(MarginSoftmax {
+        loss,
+        grad_x: gx,
+        grad_w: gw,
+        logits,
+    })
+}
+
+/// PyTorch's `cross_entropy(logits, labels, label_smoothing=ε)` with mean reduction, and its
+/// gradient (softmax − target)/N.
+pub fn label_smoothing_cross_entropy(
+    logits: &[f32],
+    n: usize,
+    c: usize,
+    labels: &[u32],
+    eps: f64,
+) -> Result<LossGrad> {
+    const F: &str = "labelSmoothingCrossEntropy";
+    check_matrix(F, "logits", logits, n, c)?;
+    if labels.len() != n {
+        bail!(
+            Shape,
+            "{F}: labels has length {} but logits has {n} rows",
+            labels.len()
+        );
+    }
+    check_epsilon(F, "epsilon", eps)?;
+    check_labels(F, labels, c, "columns of logits")?;
+    finite(F, "logits", logits)?;
+    let mut g = logits.to_vec();
+    let mut lossv = vec![0f64; n];
+    let inv_n = 1.0 / n as f64;
+    pool::run(|| {
+        g.par_chunks_mut(ROWS * c)
+            .zip(lossv.par_chunks_mut(ROWS))
+            .enumerate()
+            .for_each(|(blk, (gb, lv))| {
+                for r in 0..lv.len() {
+                    let y = labels[blk * ROWS + r] as usize;
+                    let row = &mut gb[r * c..(r + 1) * c];
+                    lv[r] = ce_row(row, y, eps);
+                    let py = row[y] as f64;
+                    k::scale(row, inv_n as f32);
+                    row[y] = ((py - (1.0 - eps)) * inv_n) as f32;
+                }
+            })
+    });
+    Ok(LossGrad {
+        loss: lossv.iter().sum::<f64>() * inv_n,
+        grad: g,
+    })
+}
+
+fn check_penalty(func: &str, m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<()> {
+    check_matrix(func, "m", m, rows, cols)?;
+    if !lambda.is_finite() || lambda < 0.0 {
+        bail!(
+            Arg,
+            "{func}: lambda must be >= 0 and finite, got {}",
+            js_num(lambda)
+        );
+    }
+    finite(func, "m", m)
+}
+
+/// Elementwise penalty: per piece, fills the gradient and returns the piece's f64 sum; pieces
+/// are summed in order.
+fn penalty(m: &[f32], f: impl Fn(&[f32], &mut [f32]) -> f64 + Sync) -> (f64, Vec<f32>) {
+    let mut g = vec![0f32; m.len()];
+    let mut parts = vec![0f64; m.len().div_ceil(PIECE)];
+    pool::run(|| {
+        g.par_chunks_mut(PIECE)
+            .zip(m.par_chunks(PIECE))
+            .zip(parts.par_iter_mut())
+            .for_each(|((gc, mc), p)| *p = f(mc, gc))
+    });
+    (parts.iter().sum(), g)
+}
+
+/// λ Σ‖row‖² and its gradient 2λ·m.
+pub fn norm_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<LossGrad> {
+    check_penalty("normPenalty", m, rows, cols, lambda)?;
+    let two_l = (2.0 * lambda) as f32;
+    let (s, grad) = penalty(m, |mc, gc| {
+        gc.copy_from_slice(mc);
+        k::scale(gc, two_l);
+        mc.iter().map(|&v| v as f64 * v as f64).sum()
+    });
+    Ok(LossGrad {
+        loss: lambda * s,
+        grad,
+    })
+}
+
+/// λ Σ|m_ij| and its gradient λ·sign(m) (sign(0) = 0).
+pub fn l1_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<LossGrad> {
+    check_penalty("l1Penalty", m, rows, cols, lambda)?;
+    let l = lambda as f32;
+    let (s, grad) = penalty(m, |mc, gc| {
+        let mut s = 0f64;
+        for (o, &v) in gc.iter_mut().zip(mc) {
+            *o = if v > 0.0 {
+                l
+            } else if v < 0.0 {
+                -l
+            } else {
+                0.0
+            };
+            s += v.abs() as f64;
+        }
+        s
+    });
+    Ok(LossGrad {
+        loss: lambda * s,
+        grad,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn randv(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+            })
+            .collect()
+    }
+
+    fn loss(
+        x: &[f32],
+        n: usize,
+        w: &[f32],
+        c: usize,
+        d: usize,
+        labels: &[u32],
+        o: &MarginOpts,
+    ) -> f64 {
+        margin_softmax(x, n, w, c, d, labels, o).unwrap().loss
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (n, c, d) = (5, 7, 6);
+        let w = randv(c * d, 2);
+        let labels: Vec<u32> = (0..n as u32).map(|i| (i * 3) % c as u32).collect();
+        for kind in [
+            MarginKind::Normalized,
+            MarginKind::CosFace,
+            MarginKind::ArcFace,
+        ] {
+            let o = MarginOpts {
+                kind,
+                scale: 4.0,
+                margin: 0.4,
+                label_smoothing: 0.1,
+            };
+            let mut x = randv(n * d, 1);
+            let r = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
+            for t in 0..x.len() {
+                let x0 = x[t];
+                x[t] = x0 + 1e-2;
+                let up = loss(&x, n, &w, c, d, &labels, &o);
+                x[t] = x0 - 1e-2;
+                let dn = loss(&x, n, &w, c, d, &labels, &o);
+                x[t] = x0;
+                let fd = (up - dn) / 2e-2;
+                assert!(
+                    (fd - r.grad_x[t] as f64).abs() < 2e-3,
+                    "{kind:?} {t}: fd {fd} vs {}",
+                    r.grad_x[t]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn arcface_gradient_is_finite_at_theta_zero() {
+        let (n, c, d) = (2, 3, 4);
+        let w = randv(c * d, 7);
+        let mut x = randv(n * d, 8);
+        x[..d].copy_from_slice(&w[d..2 * d]);
+        let o = MarginOpts {
+            kind: MarginKind::ArcFace,
+            scale: 64.0,
+            margin: 0.5,
+            label_smoothing: 0.0,
+        };
+        let r = margin_softmax(&x, n, &w, c, d, &[1, 0], &o).unwrap();
+        assert!(r.loss.is_finite());
+        assert!(r.grad_x.iter().chain(&r.grad_w).all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn thread_count_does_not_change_bits() {
+        let (n, c, d) = (300, 150, 20);
+        let x = randv(n * d, 3);
+        let w = randv(c * d, 4);
+        let labels: Vec<u32> = (0..n as u32).map(|i| (i * 7) % c as u32).collect();
+        let o = MarginOpts {
+            kind: MarginKind::ArcFace,
+            scale: 30.0,
+            margin: 0.5,
+            label_smoothing: 0.1,
+        };
+        pool::set_threads(1).unwrap();
+        let a = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
+        pool::set_threads(3).unwrap();
+        let b = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
+        assert_eq!(a.loss.to_bits(), b.loss.to_bits());
+        assert_eq!(a.grad_x, b.grad_x);
+        assert_eq!(a.grad_w, b.grad_w);
+    }
+
+    #[test]
+    fn penalties() {
+        let m = [1.0f32, -2.0, 0.0, 3.0];
+        let r = norm_penalty(&m, 2, 2, 0.5).unwrap();
+        assert_eq!(r.loss, 7.0);
+        assert_eq!(r.grad, vec![1.0, -2.0, 0.0, 3.0]);
+        let r = l1_penalty(&m, 2, 2, 2.0).unwrap();
+        assert_eq!(r.loss, 12.0);
+        assert_eq!(r.grad, vec![2.0, -2.0, 0.0, 2.0]);
+        assert_eq!(
+            l1_penalty(&m, 2, 2, -1.0).unwrap_err().code,
+            crate::Code::Arg
+        );
+    }
+}

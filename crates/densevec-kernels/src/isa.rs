@@ -131,7 +131,10 @@ pub fn init_from_env() -> Result<(), String> {
     match std::env::var("DENSEVEC_ISA") {
         Ok(v) if !v.is_empty() => match Isa::parse(&v) {
             Some(isa) => set(isa),
-            None => Err(format!("DENSEVEC_ISA='{}' is not one of scalar, neon, avx2, avx512", v)),
+            None => Err(format!(
+                "DENSEVEC_ISA='{}' is not one of scalar, neon, avx2, avx512",
+                v
+            )),
         },
         _ => Ok(()),
     }

@@ -11,6 +11,8 @@
 pub mod isa;
 pub mod scalar;
 
+mod gemm;
+
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
 
@@ -110,7 +112,19 @@ pub fn gemm_nt(
     assert!(a.len() >= (m - 1) * lda + kd && lda >= kd);
     assert!(b.len() >= (n - 1) * ldb + kd && ldb >= kd);
     assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
-    unsafe { gemm_nt_raw(m, n, kd, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc) }
+    unsafe {
+        gemm_nt_raw(
+            m,
+            n,
+            kd,
+            a.as_ptr(),
+            lda,
+            b.as_ptr(),
+            ldb,
+            c.as_mut_ptr(),
+            ldc,
+        )
+    }
 }
 
 /// [`gemm_nt`] on raw pointers, for callers that write disjoint tiles of one output from
@@ -162,7 +176,20 @@ pub fn gemm_nn(
     assert!(kd == 0 || (a.len() >= (m - 1) * lda + kd && lda >= kd));
     assert!(kd == 0 || (b.len() >= (kd - 1) * ldb + n && ldb >= n));
     assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
-    unsafe { gemm_nn_raw(m, n, kd, a.as_ptr(), lda, b.as_ptr(), ldb, c.as_mut_ptr(), ldc, accumulate) }
+    unsafe {
+        gemm_nn_raw(
+            m,
+            n,
+            kd,
+            a.as_ptr(),
+            lda,
+            b.as_ptr(),
+            ldb,
+            c.as_mut_ptr(),
+            ldc,
+            accumulate,
+        )
+    }
 }
 
 /// [`gemm_nn`] on raw pointers.

@@ -136,7 +136,11 @@ pub unsafe fn gemm_nn(
         }
         for (j, v) in acc.iter().enumerate() {
             let cij = c.add(i * ldc + j);
-            *cij = if accumulate { (*cij as f64 + *v) as f32 } else { *v as f32 };
+            *cij = if accumulate {
+                (*cij as f64 + *v) as f32
+            } else {
+                *v as f32
+            };
         }
     }
 }

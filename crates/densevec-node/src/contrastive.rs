@@ -1,1 +1,188 @@
-//! Bindings of chapter `contrastive`.
+//! Bindings of chapter 3: contrastive learning.
+
+use crate::common::{guard, to_usize, IntoJs, Job};
+use densevec_core::contrastive::{self as c, InfoNceOpts};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+/// `{ loss, gradQ, gradKeys }` of infoNCE (gradients row-major, shapes of q and keys).
+#[napi(object)]
+pub struct InfoNceResult {
+    pub loss: f64,
+    pub grad_q: Float32Array,
+    pub grad_keys: Float32Array,
+}
+
+impl IntoJs for c::InfoNce {
+    type Js = InfoNceResult;
+    fn into_js(self, _env: &Env) -> napi::Result<InfoNceResult> {
+        Ok(InfoNceResult {
+            loss: self.loss,
+            grad_q: Float32Array::new(self.grad_q),
+            grad_keys: Float32Array::new(self.grad_keys),
+        })
+    }
+}
+
+/// `{ loss, gradA, gradB }` of ntXent.
+#[napi(object)]
+pub struct NtXentResult {
+    pub loss: f64,
+    pub grad_a: Float32Array,
+    pub grad_b: Float32Array,
+}
+
+impl IntoJs for c::NtXent {
+    type Js = NtXentResult;
+    fn into_js(self, _env: &Env) -> napi::Result<NtXentResult> {
+        Ok(NtXentResult {
+            loss: self.loss,
+            grad_a: Float32Array::new(self.grad_a),
+            grad_b: Float32Array::new(self.grad_b),
+        })
+    }
+}
+
+/// `{ muP, muQ, M }` of mismatchScore.
+#[napi(object)]
+pub struct MismatchResult {
+    pub mu_p: f64,
+    pub mu_q: f64,
+    #[napi(js_name = "M")]
+    pub m: f64,
+}
+
+fn nce_opts<'a>(
+    temperature: f64,
+    positives: &'a [u32],
+    log_q: &'a [f32],
+    has_log_q: bool,
+    normalize: bool,
+) -> InfoNceOpts<'a> {
+    InfoNceOpts {
+        temperature,
+        positives: if positives.is_empty() {
+            None
+        } else {
+            Some(positives)
+        },
+        log_q: if has_log_q { Some(log_q) } else { None },
+        normalize,
+    }
+}
+
+/// InfoNCE; an empty `positives` means query i ↔ key i; `logQ` is used when `hasLogQ`.
+#[napi(js_name = "infoNCE")]
+#[allow(clippy::too_many_arguments)]
+pub fn info_nce(
+    env: Env,
+    q: &[f32],
+    q_rows: f64,
+    keys: &[f32],
+    k_rows: f64,
+    cols: f64,
+    temperature: f64,
+    positives: &[u32],
+    log_q: &[f32],
+    has_log_q: bool,
+    normalize: bool,
+) -> napi::Result<InfoNceResult> {
+    const F: &str = "infoNCE";
+    let (b, n, d) = (
+        to_usize(F, "q.rows", q_rows)?,
+        to_usize(F, "keys.rows", k_rows)?,
+        to_usize(F, "cols", cols)?,
+    );
+    let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
+    guard(F, || c::info_nce(q, b, keys, n, d, &o))?.into_js(&env)
+}
+
+/// Async twin of `infoNCE` (inputs are copied first).
+#[napi(js_name = "infoNCEAsync", ts_return_type = "Promise<InfoNceResult>")]
+#[allow(clippy::too_many_arguments)]
+pub fn info_nce_async(
+    q: &[f32],
+    q_rows: f64,
+    keys: &[f32],
+    k_rows: f64,
+    cols: f64,
+    temperature: f64,
+    positives: &[u32],
+    log_q: &[f32],
+    has_log_q: bool,
+    normalize: bool,
+) -> napi::Result<AsyncTask<Job<c::InfoNce>>> {
+    const F: &str = "infoNCEAsync";
+    let (b, n, d) = (
+        to_usize(F, "q.rows", q_rows)?,
+        to_usize(F, "keys.rows", k_rows)?,
+        to_usize(F, "cols", cols)?,
+    );
+    let (q, keys, positives, log_q) = (
+        q.to_vec(),
+        keys.to_vec(),
+        positives.to_vec(),
+        log_q.to_vec(),
+    );
+    Ok(Job::new(F, move || {
+        let o = nce_opts(temperature, &positives, &log_q, has_log_q, normalize);
+        c::info_nce(&q, b, &keys, n, d, &o)
+    }))
+}
+
+/// SimCLR NT-Xent over two views of `rows × cols`.
+#[napi]
+pub fn nt_xent(
+    env: Env,
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+    temperature: f64,
+) -> napi::Result<NtXentResult> {
+    const F: &str = "ntXent";
+    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    guard(F, || c::nt_xent(a, b, r, d, temperature))?.into_js(&env)
+}
+
+/// Async twin of `ntXent` (inputs are copied first).
+#[napi(ts_return_type = "Promise<NtXentResult>")]
+pub fn nt_xent_async(
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+    temperature: f64,
+) -> napi::Result<AsyncTask<Job<c::NtXent>>> {
+    const F: &str = "ntXentAsync";
+    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    let (a, b) = (a.to_vec(), b.to_vec());
+    Ok(Job::new(F, move || c::nt_xent(&a, &b, r, d, temperature)))
+}
+
+/// Mean matching and non-matching cosines of two views.
+#[napi]
+pub fn mismatch_score(a: &[f32], b: &[f32], rows: f64, cols: f64) -> napi::Result<MismatchResult> {
+    const F: &str = "mismatchScore";
+    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    let m = guard(F, || c::mismatch_score(a, b, r, d))?;
+    Ok(MismatchResult {
+        mu_p: m.mu_p,
+        mu_q: m.mu_q,
+        m: m.m,
+    })
+}
+
+/// softmax_j(x·y_j/τ) over the rows of ys.
+#[napi]
+pub fn softmax_probabilities(
+    x: &[f32],
+    ys: &[f32],
+    rows: f64,
+    cols: f64,
+    temperature: f64,
+) -> napi::Result<Float32Array> {
+    const F: &str = "softmaxProbabilities";
+    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    guard(F, || c::softmax_probabilities(x, ys, r, d, temperature)).map(Float32Array::new)
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Prints bench/results/*.json as Markdown (the tables of docs/benchmarks.md):
+//   node bench/report.js [suite…]
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { fmtMs } = require('./common');
+
+const ORDER = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry'];
+const dir = path.join(__dirname, 'results');
+const want = process.argv.slice(2);
+const files = ORDER.filter((s) => (want.length ? want.includes(s) : true)).filter((s) => fs.existsSync(path.join(dir, `${s}.json`)));
+
+const tp = (t) => (t ? `${t.value >= 100 ? t.value.toFixed(0) : t.value.toFixed(t.value < 10 ? 2 : 1)} ${t.unit}` : '');
+const out = [];
+for (const s of files) {
+  const r = JSON.parse(fs.readFileSync(path.join(dir, `${s}.json`), 'utf8'));
+  out.push(`### ${s}${r.quick ? ' (quick pass)' : ''}`, '');
+  out.push(
+    `${r.date.slice(0, 16).replace('T', ' ')} UTC · ISA ${r.densevec.isa} · ${r.machine.cpu} · ${r.machine.cores} cores · load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' / ')} · node ${r.machine.node}`,
+    '',
+  );
+  for (const row of r.rows) {
+    out.push(`**${row.workload}** \`${JSON.stringify(row.params)}\``, '');
+    out.push('| implementation | median (wall) | CPU time | throughput (wall) | per CPU-second | densevec speed-up (wall) |', '|---|---:|---:|---:|---:|---:|');
+    const dvs = row.implementations.filter((e) => e.group === 'densevec');
+    for (const e of row.implementations) {
+      let rel = '';
+      if (e.group !== 'densevec' && dvs.length) {
+        const d = dvs.find((x) => x.threads === e.threads) ?? dvs[0];
+        rel = `${(e.medianMs / d.medianMs).toFixed(2)}× (${d.name})`;
+      }
+      out.push(`| ${e.name} | ${fmtMs(e.medianMs)} | ${e.cpuMedianMs != null ? fmtMs(e.cpuMedianMs) : ''} | ${tp(e.throughput)}${e.percentOfPeak != null ? ` (${e.percentOfPeak.toFixed(1)} % of peak)` : ''} | ${tp(e.throughputPerCpuSecond)}${e.percentOfPeakPerCpuSecond != null ? ` (${e.percentOfPeakPerCpuSecond.toFixed(1)} %)` : ''} | ${rel} |`);
+    }
+    out.push('');
+    const extra = [];
+    for (const sc of row.scaling) extra.push(`2T/1T ${sc.label} ${sc.speedup2T.toFixed(2)}×`);
+    for (const t of row.targets) extra.push(`target ${t.what}: ${t.got.toFixed(2)} — ${t.met ? 'met' : `**missed** by ${((1 - t.got / t.min) * 100).toFixed(0)} %`}${t.gotCpu != null ? ` (${t.cpuNote ?? 'CPU-time ratio'} ${t.gotCpu.toFixed(2)})` : ''}`);
+    if (extra.length) out.push(...extra.map((x) => `- ${x}`), '');
+  }
+  if (r.notes.length) out.push(...r.notes.map((n) => `- ${n}`), '');
+}
+console.log(out.join('\n'));

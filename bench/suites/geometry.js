@@ -1,0 +1,116 @@
+// Suite 6 — geometry:
+//   wassersteinRegularizer fwd+bwd, p = 2, n = 2048, d = 128 (2,096,128 pair cosines per view)
+//     vs PyTorch CPU autograd (normalize, Gram, triu gather, sort, mean of squared differences)
+//     and POT ot.wasserstein_1d on the precomputed pair cosines alone (no Gram, no gradient)
+//   procrustes 20,000 × 300 vs scipy.linalg.orthogonal_procrustes (float64, BLAS threads pinned
+//     with threadpoolctl)
+// 1 and 2 threads where the anchor can be pinned.
+'use strict';
+
+const { dv, has, impl, Suite, randMatrix, randn, dvThreads } = require('../common');
+const { startPython, input } = require('../python');
+
+module.exports = async function geometry({ quick, smoke }) {
+  const suite = new Suite('geometry', { quick });
+  const S = smoke ? 4 : 1;
+  const torch = has('wassersteinRegularizer') ? await startPython(suite, 'bench-torch.py', 'PyTorch') : null;
+  const sci = await startPython(suite, 'bench-scipy.py', 'SciPy/POT');
+
+  // Wasserstein regularizer.
+  if (has('wassersteinRegularizer')) {
+    const n = 2048 / S;
+    const d = 128;
+    const a = randMatrix(n, d, 71);
+    const b = randMatrix(n, d, 72);
+    const fn = () => dv.wassersteinRegularizer(a, b, { p: 2 });
+    const impls = [];
+    for (const t of [1, 2]) impls.push(impl('densevec', 'densevec', t, fn, { before: dvThreads(t) }));
+    dv.setThreads(1);
+    const mine = fn().loss;
+    const losses = { densevec: mine };
+    const jobs = [];
+    if (torch) {
+      try {
+        const job = await torch.setup('wasserstein', { p: 2 }, { a: input(a.data, [n, d]), b: input(b.data, [n, d]) });
+        losses.pytorch = job.value;
+        jobs.push(() => torch.free(job.id));
+        for (const t of [1, 2]) impls.push(torch.impl('PyTorch', job.id, t));
+      } catch (e) {
+        suite.note(`PyTorch wasserstein skipped: ${e.message}`);
+      }
+    }
+    if (sci) {
+      try {
+        const job = await sci.setup('pot_w1d', { p: 2 }, { a: input(a.data, [n, d]), b: input(b.data, [n, d]) });
+        losses.pot = job.value;
+        jobs.push(() => sci.free(job.id));
+        impls.push(sci.impl('POT wasserstein_1d (values only)', job.id, 1));
+      } catch (e) {
+        suite.note(`POT wasserstein_1d skipped: ${e.message}`);
+      }
+    }
+    await suite.row({
+      workload: 'wassersteinRegularizer fwd+bwd, p=2',
+      params: { n, d, pairs: (n * (n - 1)) / 2 },
+      impls,
+      throughput: (ms) => ({ value: (n * (n - 1)) / 2 / ms / 1e3, unit: 'M pairs/s' }),
+      targets: [
+        { anchor: 'PyTorch', threads: 1, min: 4, what: '1T ≥ 4× PyTorch' },
+        { anchor: 'PyTorch', threads: 2, min: 4, what: '2T ≥ 4× PyTorch' },
+        { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
+      ],
+      extra: { loss: losses },
+    });
+    suite.note(`wasserstein loss: ${Object.entries(losses).map(([k, v]) => `${k} ${v.toPrecision(6)}`).join(', ')}`);
+    for (const f of jobs) await f();
+  } else {
+    suite.note('wassersteinRegularizer: not available in this build');
+  }
+
+  // Procrustes.
+  if (has('procrustes')) {
+    const n = 20000 / S;
+    const d = 300;
+    const x = randMatrix(n, d, 73);
+    // y = x with its columns permuted and sign-flipped (an orthogonal map) plus noise.
+    const noise = randn(n * d, 74);
+    const perm = Array.from({ length: d }, (_, j) => (j * 7 + 3) % d);
+    const y = { data: new Float32Array(n * d), rows: n, cols: d };
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) y.data[i * d + j] = (j % 2 ? -1 : 1) * x.data[i * d + perm[j]] + 0.1 * noise[i * d + j];
+    const fn = () => dv.procrustes(x, y);
+    const impls = [];
+    for (const t of [1, 2]) impls.push(impl('densevec', 'densevec', t, fn, { before: dvThreads(t) }));
+    dv.setThreads(1);
+    const residual = { densevec: fn().residual };
+    let free = null;
+    if (sci) {
+      try {
+        const job = await sci.setup('procrustes', {}, { x: input(x.data, [n, d]), y: input(y.data, [n, d]) });
+        residual.scipy = job.value;
+        free = () => sci.free(job.id);
+        for (const t of [1, 2]) impls.push(sci.impl('SciPy orthogonal_procrustes (f64)', job.id, t));
+      } catch (e) {
+        suite.note(`SciPy procrustes skipped: ${e.message}`);
+      }
+    }
+    await suite.row({
+      workload: 'procrustes',
+      params: { n, d },
+      impls,
+      throughput: (ms) => ({ value: (2 * n * d * d) / ms / 1e6, unit: 'GFLOP/s (xᵀy)' }),
+      targets: [
+        { anchor: 'SciPy orthogonal_procrustes (f64)', threads: 1, min: 3, what: '1T ≥ 3× SciPy' },
+        { anchor: 'SciPy orthogonal_procrustes (f64)', threads: 2, min: 3, what: '2T ≥ 3× SciPy' },
+        { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
+      ],
+      extra: { residual },
+    });
+    suite.note(`procrustes residual: ${Object.entries(residual).map(([k, v]) => `${k} ${v.toPrecision(7)}`).join(', ')}`);
+    if (free) await free();
+  } else {
+    suite.note('procrustes: not available in this build');
+  }
+  if (torch) await torch.stop();
+  if (sci) await sci.stop();
+  return suite.write();
+};

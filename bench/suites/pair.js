@@ -1,0 +1,71 @@
+// Suite 1 — one pair: dot and cosine at d = 768 and 1536 (single call, single thread), against
+// simsimd (native SIMD, N-API) and a plain JS loop; plus the N-API floor (cheapest calls).
+'use strict';
+
+const path = require('node:path');
+const { dv, anchor, impl, Suite, randn } = require('../common');
+
+function naiveDot(a, b) {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+function naiveCosine(a, b) {
+  let s = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    s += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  return na > 0 && nb > 0 ? s / Math.sqrt(na * nb) : 0;
+}
+
+module.exports = async function pair({ quick }) {
+  const suite = new Suite('pair', { quick });
+  dv.setThreads(1);
+  const simsimd = anchor('simsimd', suite.notes);
+  const perCall = (ms) => ({ value: 1e-3 / ms, unit: 'M calls/s' });
+  for (const op of ['dot', 'cosine']) {
+    for (const d of [768, 1536]) {
+      const a = randn(d, 11 + d);
+      const b = randn(d, 12 + d);
+      const want = op === 'dot' ? naiveDot(a, b) : naiveCosine(a, b);
+      const got = dv[op](a, b);
+      if (Math.abs(got - want) > 1e-3 * Math.max(1, Math.abs(want))) suite.note(`${op} d=${d}: densevec ${got} vs JS ${want}`);
+      const ss = simsimd && (op === 'dot' ? () => simsimd.dot(a, b) : () => simsimd.cosine(a, b)); // simsimd.cosine is 1 − cos
+      await suite.row({
+        workload: `${op}, one pair`,
+        params: { d },
+        impls: [
+          impl('densevec', 'densevec', 1, op === 'dot' ? () => dv.dot(a, b) : () => dv.cosine(a, b)),
+          ss && impl('simsimd', 'anchor', 1, ss),
+          impl('naive JS', 'baseline', 1, op === 'dot' ? () => naiveDot(a, b) : () => naiveCosine(a, b)),
+        ],
+        throughput: perCall,
+        targets: [{ anchor: 'simsimd', threads: 1, min: 1.3, what: `${op} d=${d} ≥ 1.3× simsimd` }],
+      });
+    }
+  }
+
+  // Floor: what a call costs with (almost) no work, to read the rows above against.
+  const binding = require(path.join(__dirname, '..', '..', 'dist', 'native', 'binding.cjs'));
+  const one = new Float32Array([1]);
+  const two = new Float32Array([2]);
+  await suite.row({
+    workload: 'N-API floor (d = 1)',
+    params: { d: 1 },
+    impls: [
+      impl('densevec dot', 'densevec', 1, () => dv.dot(one, two)),
+      typeof binding.dotFast === 'function' &&
+        impl('densevec raw dotFast(buffers, offsets, len)', 'floor', 1, () => binding.dotFast(one.buffer, 0, two.buffer, 0, 1)),
+      impl('densevec binding dot(typed arrays)', 'floor', 1, () => binding.dot(one, two)),
+      impl('densevec nativeThreads() (no args)', 'floor', 1, () => binding.nativeThreads()),
+      simsimd && impl('simsimd dot', 'anchor', 1, () => simsimd.dot(one, two)),
+    ],
+    throughput: perCall,
+  });
+  return suite.write();
+};

@@ -1,0 +1,387 @@
+//! Blocked GEMM driver shared by the SIMD paths (the BLIS loop nest around a register-blocked
+//! micro-kernel).
+//!
+//! Loop nest, outermost first:
+//!
+//! ```text
+//! jc: n in steps of NC                (C block MC×NC stays in L2 across the KC blocks)
+//!   pc: k in steps of KC              (one pass over the C block per KC block)
+//!     ic: m in steps of MC            pack A[ic.., pc..] into MR-row micro-panels, k-major (L2)
+//!       jr: NC in steps of NR         pack B[jr.., pc..] into one NR-wide micro-panel (L1)
+//!         ir: MC in steps of MR       micro-kernel: MR×NR block of C in registers
+//! ```
+//!
+//! While the micro-kernels run on one B micro-panel, the rows of the next one are prefetched
+//! (a slice after each micro-kernel call), so that packing it does not wait on memory.
+//!
+//! A short A (m ≤ MC and m·k ≤ `A_WHOLE_MAX`, e.g. the similarity tiles) takes another order,
+//! [`run_panel_stationary`]: A packed whole once, then for each NR-wide panel of C all KC blocks
+//! in turn, so B rows stream sequentially. Both orders run the same micro-kernel.
+//!
+//! Order of summation: the micro-kernel keeps one float32 accumulator per element of C, starts
+//! it at 0 (or at the current C value when accumulating or after the first KC block) and adds
+//! the products a_ip·b_pj for p = 0, 1, 2, … one fused multiply-add at a time. Every element is
+//! therefore the same sequential FMA chain over k whatever m, n, the tile sizes, the position
+//! of the element in the tile or the ISA (AVX2, AVX-512 and NEON all use fused multiply-add):
+//! results never depend on how callers split work. Edge rows use the same micro-kernel
+//! instantiated for fewer rows; edge columns use a zero-padded B micro-panel and masked stores.
+//!
+//! The packing buffers are per thread and reused (grown once), so steady-state calls allocate
+//! nothing.
+
+use std::cell::RefCell;
+
+/// Packs `rows` rows × `kc` columns of row-major A (leading dimension `lda`) into
+/// `dst[p·rows + i]`.
+pub(crate) type PackA = unsafe fn(usize, usize, *const f32, usize, *mut f32);
+/// Packs a B micro-panel of `cols ≤ NR` columns of C and `kc` steps of k into
+/// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: cols, kc, b, ldb, dst.
+pub(crate) type PackB = unsafe fn(usize, usize, *const f32, usize, *mut f32);
+/// Micro-kernel: rows (≤ MR), cols (≤ NR), kc, packed A, packed B, C, ldc, load_c.
+pub(crate) type Kernel =
+    unsafe fn(usize, usize, usize, *const f32, *const f32, *mut f32, usize, bool);
+
+/// Prefetches `rows` rows of `len` floats, `ld` apart, towards the caches (a hint only).
+pub(crate) type Prefetch = unsafe fn(*const f32, usize, usize, usize);
+
+/// One ISA's blocking parameters and building blocks.
+pub(crate) struct Spec {
+    pub mr: usize,
+    pub nr: usize,
+    pub kc: usize,
+    pub mc: usize,
+    pub nc: usize,
+    pub prefetch: Prefetch,
+    pub pack_a: PackA,
+    /// B given as n×k row-major (the `NT` product): a transposing pack.
+    pub pack_b_nt: PackB,
+    /// B given as k×n row-major (the `NN` product): a copying pack.
+    pub pack_b_nn: PackB,
+    pub kernel: Kernel,
+}
+
+thread_local! {
+    static BUF_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static BUF_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A 64-byte aligned pointer to at least `len` floats inside `v` (grown if needed).
+fn aligned(v: &mut Vec<f32>, len: usize) -> *mut f32 {
+    if v.len() < len + 16 {
+        v.resize(len + 16, 0.0);
+    }
+    let p = v.as_mut_ptr();
+    let off = (64 - (p as usize & 63)) % 64 / 4;
+    // SAFETY: off < 16 and the vector holds len + 16 values.
+    unsafe { p.add(off) }
+}
+
+/// Runs `f` with this thread's packing buffers for A (`la` floats) and B (`lb` floats).
+fn with_buffers<R>(la: usize, lb: usize, f: impl FnOnce(*mut f32, *mut f32) -> R) -> R {
+    BUF_A.with(|ba| {
+        BUF_B.with(|bb| match (ba.try_borrow_mut(), bb.try_borrow_mut()) {
+            (Ok(mut va), Ok(mut vb)) => {
+                let pa = aligned(&mut va, la);
+                let pb = aligned(&mut vb, lb);
+                f(pa, pb)
+            }
+            _ => {
+                let (mut va, mut vb) = (Vec::new(), Vec::new());
+                let pa = aligned(&mut va, la);
+                let pb = aligned(&mut vb, lb);
+                f(pa, pb)
+            }
+        })
+    })
+}
+
+/// C (+)= A·Bᵀ (`nt`) or A·B, with the blocking of `spec`. See the module docs.
+///
+/// # Safety
+/// As [`crate::gemm_nt_raw`] / [`crate::gemm_nn_raw`].
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
+pub(crate) unsafe fn run(
+    spec: &Spec,
+    nt: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                std::ptr::write_bytes(c.add(i * ldc), 0, n);
+            }
+        }
+        return;
+    }
+    let (mr, nr) = (spec.mr, spec.nr);
+    if m <= spec.mc && m * k <= A_WHOLE_MAX {
+        return run_panel_stationary(spec, nt, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    }
+    let kc_max = spec.kc.min(k);
+    let mc_max = spec.mc.min(m);
+    with_buffers(mc_max * kc_max, nr * kc_max, |pa, pb| {
+        let mut jc = 0;
+        while jc < n {
+            let nb = spec.nc.min(n - jc);
+            let mut pc = 0;
+            while pc < k {
+                let kc = spec.kc.min(k - pc);
+                let load_c = accumulate || pc > 0;
+                let mut ic = 0;
+                while ic < m {
+                    let mb = spec.mc.min(m - ic);
+                    let mut ir = 0;
+                    while ir < mb {
+                        let rows = mr.min(mb - ir);
+                        (spec.pack_a)(rows, kc, a.add((ic + ir) * lda + pc), lda, pa.add(ir * kc));
+                        ir += mr;
+                    }
+                    let blocks = (mb + mr - 1) / mr;
+                    let mut jr = jc;
+                    while jr < jc + nb {
+                        let cols = nr.min(jc + nb - jr);
+                        if nt {
+                            (spec.pack_b_nt)(cols, kc, b.add(jr * ldb + pc), ldb, pb);
+                        } else {
+                            (spec.pack_b_nn)(cols, kc, b.add(pc * ldb + jr), ldb, pb);
+                        }
+                        // The next micro-panel of this block: rows to prefetch, split over the
+                        // micro-kernel calls below.
+                        let next = jr + nr;
+                        let next_cols = if next < jc + nb {
+                            nr.min(jc + nb - next)
+                        } else {
+                            0
+                        };
+                        let (pf_base, pf_rows, pf_len) = if nt {
+                            (b.wrapping_add(next * ldb + pc), next_cols, kc)
+                        } else {
+                            (
+                                b.wrapping_add(pc * ldb + next),
+                                if next_cols > 0 { kc } else { 0 },
+                                next_cols,
+                            )
+                        };
+                        let per_block = (pf_rows + blocks - 1) / blocks;
+                        let mut pf_row = 0;
+                        let mut ir = 0;
+                        while ir < mb {
+                            let rows = mr.min(mb - ir);
+                            (spec.kernel)(
+                                rows,
+                                cols,
+                                kc,
+                                pa.add(ir * kc),
+                                pb,
+                                c.add((ic + ir) * ldc + jr),
+                                ldc,
+                                load_c,
+                            );
+                            if pf_row < pf_rows {
+                                let r = per_block.min(pf_rows - pf_row);
+                                (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
+                                pf_row += r;
+                            }
+                            ir += mr;
+                        }
+                        jr += nr;
+                    }
+                    ic += mb;
+                }
+                pc += kc;
+            }
+            jc += nb;
+        }
+    })
+}
+
+/// Largest A (m·k floats, 640 KiB) packed whole for the panel-stationary order.
+const A_WHOLE_MAX: usize = 160 * 1024;
+
+/// The loop order for a short A (m ≤ MC, all of it packed at once, in L2): for each NR-wide
+/// panel of C, all KC blocks in turn. Each B row is then read from memory in one sequential
+/// sweep (the rows of a panel are adjacent when B is a row-major matrix), and the m×NR strip
+/// of C stays in L1/L2 across the KC blocks. Same micro-kernel, same per-element FMA chain as
+/// [`run`]'s general order, so the results are identical bit for bit.
+///
+/// # Safety
+/// As [`run`].
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+unsafe fn run_panel_stationary(
+    spec: &Spec,
+    nt: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (mr, nr, kcb) = (spec.mr, spec.nr, spec.kc);
+    with_buffers(m * k, nr * kcb.min(k), |pa, pb| {
+        // A, block by block: block pc holds m×kc values from offset pc·m.
+        let mut pc = 0;
+        while pc < k {
+            let kc = kcb.min(k - pc);
+            let mut ir = 0;
+            while ir < m {
+                let rows = mr.min(m - ir);
+                (spec.pack_a)(
+                    rows,
+                    kc,
+                    a.add(ir * lda + pc),
+                    lda,
+                    pa.add(pc * m + ir * kc),
+                );
+                ir += mr;
+            }
+            pc += kc;
+        }
+        let blocks = (m + mr - 1) / mr;
+        let mut jr = 0;
+        while jr < n {
+            let cols = nr.min(n - jr);
+            let mut pc = 0;
+            while pc < k {
+                let kc = kcb.min(k - pc);
+                if nt {
+                    (spec.pack_b_nt)(cols, kc, b.add(jr * ldb + pc), ldb, pb);
+                } else {
+                    (spec.pack_b_nn)(cols, kc, b.add(pc * ldb + jr), ldb, pb);
+                }
+                // Prefetch the source of the next micro-panel: the next KC block of this panel,
+                // or the first of the next panel.
+                let (nj, np) = if pc + kc < k {
+                    (jr, pc + kc)
+                } else {
+                    (jr + nr, 0)
+                };
+                let (pf_base, pf_rows, pf_len) = if nj >= n {
+                    (b, 0, 0)
+                } else {
+                    let (ncols, nkc) = (nr.min(n - nj), kcb.min(k - np));
+                    if nt {
+                        (b.wrapping_add(nj * ldb + np), ncols, nkc)
+                    } else {
+                        (b.wrapping_add(np * ldb + nj), nkc, ncols)
+                    }
+                };
+                let per_block = (pf_rows + blocks - 1) / blocks;
+                let mut pf_row = 0;
+                let load_c = accumulate || pc > 0;
+                let mut ir = 0;
+                while ir < m {
+                    let rows = mr.min(m - ir);
+                    (spec.kernel)(
+                        rows,
+                        cols,
+                        kc,
+                        pa.add(pc * m + ir * kc),
+                        pb,
+                        c.add(ir * ldc + jr),
+                        ldc,
+                        load_c,
+                    );
+                    if pf_row < pf_rows {
+                        let r = per_block.min(pf_rows - pf_row);
+                        (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
+                        pf_row += r;
+                    }
+                    ir += mr;
+                }
+                pc += kc;
+            }
+            jr += nr;
+        }
+    })
+}
+
+/// Portable packing of A: `dst[p·rows + i] = a[i·lda + p]`.
+///
+/// # Safety
+/// `a` valid for `rows` rows of `kc` values `lda` apart; `dst` for `rows·kc` values.
+#[allow(dead_code)]
+pub(crate) unsafe fn pack_a_generic(
+    rows: usize,
+    kc: usize,
+    a: *const f32,
+    lda: usize,
+    dst: *mut f32,
+) {
+    for i in 0..rows {
+        let src = a.add(i * lda);
+        for p in 0..kc {
+            *dst.add(p * rows + i) = *src.add(p);
+        }
+    }
+}
+
+/// A [`Prefetch`] that does nothing.
+#[allow(dead_code)]
+pub(crate) unsafe fn no_prefetch(_p: *const f32, _rows: usize, _ld: usize, _len: usize) {}
+
+/// Portable NT packing of a B micro-panel: `dst[p·nr + j] = b[j·ldb + p]`, 0 for j ≥ cols.
+///
+/// # Safety
+/// `b` valid for `cols` rows of `kc` values `ldb` apart; `dst` for `nr·kc` values.
+#[allow(dead_code)]
+pub(crate) unsafe fn pack_b_nt_generic(
+    nr: usize,
+    cols: usize,
+    kc: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
+) {
+    for j in 0..nr {
+        if j < cols {
+            let src = b.add(j * ldb);
+            for p in 0..kc {
+                *dst.add(p * nr + j) = *src.add(p);
+            }
+        } else {
+            for p in 0..kc {
+                *dst.add(p * nr + j) = 0.0;
+            }
+        }
+    }
+}
+
+/// Portable NN packing of a B micro-panel: `dst[p·nr + j] = b[p·ldb + j]`, 0 for j ≥ cols.
+///
+/// # Safety
+/// `b` valid for `kc` rows of `cols` values `ldb` apart; `dst` for `nr·kc` values.
+#[allow(dead_code)]
+pub(crate) unsafe fn pack_b_nn_generic(
+    nr: usize,
+    cols: usize,
+    kc: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
+) {
+    for p in 0..kc {
+        let (s, d) = (b.add(p * ldb), dst.add(p * nr));
+        std::ptr::copy_nonoverlapping(s, d, cols);
+        for j in cols..nr {
+            *d.add(j) = 0.0;
+        }
+    }
+}

@@ -1,0 +1,694 @@
+//! Every available ISA against the scalar (float64-accumulating) kernels: odd lengths, unaligned
+//! starting offsets, NaN handling, exp accuracy, GEMM on odd shapes with padded leading
+//! dimensions, and GEMM results independent of tiling.
+//!
+//! `isa::set` is process-global and the test harness runs tests on several threads, so every
+//! test that forces an ISA holds `LOCK`.
+
+use densevec_kernels as k;
+use densevec_kernels::{isa, Isa};
+use std::sync::{Mutex, MutexGuard};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Deterministic xorshift64* generator.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    fn f(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+}
+
+fn lengths() -> Vec<usize> {
+    let mut v: Vec<usize> = (0..=67).collect();
+    v.extend_from_slice(&[768, 1031, 1536]);
+    v
+}
+
+const OFFSETS: [usize; 3] = [0, 1, 3];
+const EPS: f64 = f32::EPSILON as f64;
+
+/// Runs `f` once per available SIMD ISA (scalar excluded), restoring the detected ISA after.
+fn for_each_simd(mut f: impl FnMut(Isa)) -> usize {
+    let _g = lock();
+    let mut count = 0;
+    for isa in isa::available() {
+        if isa == Isa::Scalar {
+            continue;
+        }
+        isa::set(isa).unwrap();
+        assert_eq!(isa::active(), isa);
+        f(isa);
+        count += 1;
+    }
+    isa::set(isa::detected()).unwrap();
+    count
+}
+
+/// Tolerance for a float32 sum of n terms whose absolute values sum to `abs`.
+fn tol(n: usize, abs: f64) -> f64 {
+    4.0 * EPS * ((n as f64).sqrt() + 1.0) * abs + 1e-30
+}
+
+fn close(got: f32, want: f64, n: usize, abs: f64, what: &str) {
+    let err = (got as f64 - want).abs();
+    assert!(
+        err <= tol(n, abs),
+        "{}: got {} want {} (err {:e}, tol {:e})",
+        what,
+        got,
+        want,
+        err,
+        tol(n, abs)
+    );
+}
+
+#[test]
+fn detection_is_consistent() {
+    let av = isa::available();
+    assert_eq!(av[0], Isa::Scalar);
+    assert!(av.contains(&isa::detected()));
+    #[cfg(target_arch = "aarch64")]
+    assert!(av.contains(&Isa::Neon), "NEON must be available on aarch64");
+    #[cfg(target_arch = "x86_64")]
+    assert!(!av.contains(&Isa::Neon));
+}
+
+#[test]
+fn reductions_match_scalar() {
+    let mut rng = Rng::new(1);
+    let n_isa = for_each_simd(|isa| {
+        for &n in &lengths() {
+            for &off in &OFFSETS {
+                let a = rng.vec(n + off);
+                let b = rng.vec(n + off);
+                let (a, b) = (&a[off..], &b[off..]);
+                let what = |f: &str| format!("{} {} n={} off={}", isa.name(), f, n, off);
+                let abs_ab: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (*x as f64 * *y as f64).abs())
+                    .sum();
+                let aa: f64 = a.iter().map(|x| *x as f64 * *x as f64).sum();
+                let bb: f64 = b.iter().map(|x| *x as f64 * *x as f64).sum();
+                let ab: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+                let l2: f64 = a
+                    .iter()
+                    .zip(b)
+                    .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+                    .sum();
+                close(k::dot(a, b), ab, n, abs_ab, &what("dot"));
+                let (d, na, nb) = k::dot_norms(a, b);
+                close(d, ab, n, abs_ab, &what("dot_norms.ab"));
+                close(na, aa, n, aa, &what("dot_norms.aa"));
+                close(nb, bb, n, bb, &what("dot_norms.bb"));
+                close(k::l2sq(a, b), l2, n, l2, &what("l2sq"));
+                close(k::sumsq(a), aa, n, aa, &what("sumsq"));
+                // The scalar path is the float64 baseline: check that it is within tolerance too.
+                close(k::scalar::dot(a, b), ab, n, abs_ab, &what("scalar dot"));
+            }
+        }
+    });
+    assert_eq!(n_isa + 1, isa::available().len());
+}
+
+#[test]
+fn reductions_are_deterministic_per_length() {
+    let mut rng = Rng::new(2);
+    for_each_simd(|isa| {
+        for &n in &lengths() {
+            let a = rng.vec(n + 1);
+            let b = rng.vec(n + 1);
+            // Same values at another address: the result depends on the values and length only.
+            let (a2, b2) = (a[1..].to_vec(), b[1..].to_vec());
+            assert_eq!(
+                k::dot(&a[1..], &b[1..]).to_bits(),
+                k::dot(&a2, &b2).to_bits(),
+                "{} n={}",
+                isa.name(),
+                n
+            );
+            assert_eq!(
+                k::l2sq(&a[1..], &b[1..]).to_bits(),
+                k::l2sq(&a2, &b2).to_bits()
+            );
+        }
+    });
+}
+
+#[test]
+fn scale_and_axpy_match_scalar() {
+    let mut rng = Rng::new(3);
+    for_each_simd(|isa| {
+        for &n in &lengths() {
+            for &off in &OFFSETS {
+                let x = rng.vec(n + off);
+                let y = rng.vec(n + off);
+                let s = rng.f() * 3.0;
+                // scale: one rounding per element, identical to scalar; the element before the
+                // slice stays untouched.
+                let mut got = x.clone();
+                k::scale(&mut got[off..], s);
+                let mut want = x.clone();
+                k::scalar::scale(&mut want[off..], s);
+                assert_eq!(got, want, "{} scale n={} off={}", isa.name(), n, off);
+                // axpy: fused on SIMD paths, so within one rounding of each term.
+                let mut got = y.clone();
+                k::axpy(&mut got[off..], s, &x[off..]);
+                assert_eq!(&got[..off], &y[..off]);
+                for i in off..n + off {
+                    let want = y[i] as f64 + s as f64 * x[i] as f64;
+                    let err = (got[i] as f64 - want).abs();
+                    let t = 2.0 * EPS * (y[i].abs() as f64 + (s * x[i]).abs() as f64);
+                    assert!(
+                        err <= t,
+                        "{} axpy n={} i={}: {} vs {}",
+                        isa.name(),
+                        n,
+                        i,
+                        got[i],
+                        want
+                    );
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn max_matches_scalar_and_propagates_nan() {
+    let mut rng = Rng::new(4);
+    for_each_simd(|isa| {
+        for &n in &lengths() {
+            for &off in &OFFSETS {
+                let mut x = rng.vec(n + off);
+                for v in x.iter_mut() {
+                    *v -= 2.0; // all negative, so a zero padding lane would be wrong
+                }
+                let xs = &x[off..];
+                assert_eq!(
+                    k::max(xs),
+                    k::scalar::max(xs),
+                    "{} max n={} off={}",
+                    isa.name(),
+                    n,
+                    off
+                );
+                if n == 0 {
+                    assert_eq!(k::max(xs), f32::NEG_INFINITY);
+                }
+            }
+            // One NaN at every position (first, middle, last, in the tail) → NaN.
+            for pos in [0, n / 2, n.saturating_sub(1)] {
+                if n == 0 {
+                    break;
+                }
+                let mut x = rng.vec(n);
+                x[pos] = f32::NAN;
+                assert!(
+                    k::max(&x).is_nan(),
+                    "{} max NaN n={} pos={}",
+                    isa.name(),
+                    n,
+                    pos
+                );
+                // With an infinity elsewhere the NaN still wins.
+                if n > 1 {
+                    x[(pos + 1) % n] = f32::INFINITY;
+                    assert!(
+                        k::max(&x).is_nan(),
+                        "{} max NaN+inf n={} pos={}",
+                        isa.name(),
+                        n,
+                        pos
+                    );
+                }
+            }
+            if n > 0 {
+                let x = vec![f32::NEG_INFINITY; n];
+                assert_eq!(k::max(&x), f32::NEG_INFINITY);
+                let mut x = vec![-1.0f32; n];
+                x[n - 1] = f32::INFINITY;
+                assert_eq!(k::max(&x), f32::INFINITY);
+            }
+        }
+    });
+}
+
+/// |got − exp(x)| within 2e-7 relative (normal results) or 2 subnormal steps.
+fn exp_ok(got: f32, x: f32, shift: f32) -> bool {
+    let want = ((x - shift) as f64).exp();
+    if want.is_nan() {
+        return got.is_nan();
+    }
+    if want > f32::MAX as f64 * (1.0 + EPS / 2.0) {
+        return got == f32::INFINITY;
+    }
+    let err = (got as f64 - want).abs();
+    err <= 2e-7 * want || err <= 2.0 * 1.401_298_5e-45
+}
+
+#[test]
+fn exp_shift_sum_is_accurate() {
+    let mut rng = Rng::new(5);
+    for_each_simd(|isa| {
+        for &n in &lengths() {
+            for &off in &OFFSETS {
+                for &spread in &[1.0f32, 20.0, 120.0] {
+                    let x: Vec<f32> = (0..n + off).map(|_| rng.f() * spread).collect();
+                    let shift = k::scalar::max(&x[off..]).max(-1e30);
+                    let mut got = x.clone();
+                    let s = k::exp_shift_sum(&mut got[off..], shift);
+                    assert_eq!(&got[..off], &x[..off]);
+                    let mut want = x.clone();
+                    let ws = k::scalar::exp_shift_sum(&mut want[off..], shift);
+                    for i in off..n + off {
+                        assert!(
+                            exp_ok(got[i], x[i], shift),
+                            "{} exp n={} x={} shift={}: {} vs {}",
+                            isa.name(),
+                            n,
+                            x[i],
+                            shift,
+                            got[i],
+                            want[i]
+                        );
+                    }
+                    // The sum is of the stored float32 values: within 1e-6 of the float64 sum.
+                    assert!(
+                        (s - ws).abs() <= 1e-6 * ws + 1e-300,
+                        "{} sum n={}: {} vs {}",
+                        isa.name(),
+                        n,
+                        s,
+                        ws
+                    );
+                    let stored: f64 = got[off..].iter().map(|v| *v as f64).sum();
+                    assert!((s - stored).abs() <= 1e-12 * stored.max(1e-300));
+                }
+            }
+        }
+        // Whole range incl. overflow, underflow, subnormals, infinities and NaN.
+        let mut x: Vec<f32> = (0..=4000).map(|i| -110.0 + i as f32 * 0.05).collect();
+        x.extend_from_slice(&[
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -1e30,
+            1e30,
+            88.7,
+            88.8,
+            -87.3,
+            -103.9,
+            -0.0,
+        ]);
+        let mut got = x.clone();
+        let s = k::exp_shift_sum(&mut got, 0.0);
+        assert!(s.is_infinite());
+        for (g, v) in got.iter().zip(&x) {
+            assert!(exp_ok(*g, *v, 0.0), "{} exp({}) = {}", isa.name(), v, g);
+        }
+        let mut y = vec![0.5f32, f32::NAN, 0.25];
+        assert!(k::exp_shift_sum(&mut y, 0.0).is_nan());
+        assert!(y[1].is_nan());
+        assert!((y[0] as f64 - 0.5f64.exp()).abs() < 1e-6);
+    });
+}
+
+/// C = A·Bᵀ (nt) or A·B, in float64, and Σ|a·b| per element.
+#[allow(clippy::too_many_arguments)]
+fn gemm_ref(
+    nt: bool,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut c = vec![0f64; m * n];
+    let mut abs = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut s, mut t) = (0f64, 0f64);
+            for p in 0..kd {
+                let bv = if nt { b[j * ldb + p] } else { b[p * ldb + j] };
+                let v = a[i * lda + p] as f64 * bv as f64;
+                s += v;
+                t += v.abs();
+            }
+            c[i * n + j] = s;
+            abs[i * n + j] = t;
+        }
+    }
+    (c, abs)
+}
+
+const SENTINEL: f32 = 12345.5;
+
+fn check_gemm(isa: Isa, nt: bool, m: usize, n: usize, kd: usize, rng: &mut Rng, accumulate: bool) {
+    let lda = kd + 3;
+    let ldb = if nt { kd + 5 } else { n + 5 };
+    let ldc = n + 2;
+    let a = rng.vec(m * lda);
+    let b = rng.vec(if nt { n * ldb } else { kd * ldb });
+    let c0: Vec<f32> = (0..m * ldc)
+        .map(|i| if i % ldc < n { rng.f() } else { SENTINEL })
+        .collect();
+    let mut c = c0.clone();
+    if nt {
+        k::gemm_nt(m, n, kd, &a, lda, &b, ldb, &mut c, ldc);
+    } else {
+        k::gemm_nn(m, n, kd, &a, lda, &b, ldb, &mut c, ldc, accumulate);
+    }
+    let (want, abs) = gemm_ref(nt, m, n, kd, &a, lda, &b, ldb);
+    for i in 0..m {
+        for j in 0..ldc {
+            let got = c[i * ldc + j];
+            if j >= n {
+                assert_eq!(
+                    got,
+                    SENTINEL,
+                    "{} wrote outside C at ({}, {})",
+                    isa.name(),
+                    i,
+                    j
+                );
+                continue;
+            }
+            let base = if accumulate {
+                c0[i * ldc + j] as f64
+            } else {
+                0.0
+            };
+            let w = base + want[i * n + j];
+            let t = tol(kd + 1, abs[i * n + j] + base.abs());
+            assert!(
+                (got as f64 - w).abs() <= t,
+                "{} gemm_{} m={} n={} k={} acc={} at ({}, {}): {} vs {}",
+                isa.name(),
+                if nt { "nt" } else { "nn" },
+                m,
+                n,
+                kd,
+                accumulate,
+                i,
+                j,
+                got,
+                w
+            );
+        }
+    }
+}
+
+#[test]
+fn gemm_odd_shapes_match_reference() {
+    let mut rng = Rng::new(6);
+    let _g = lock();
+    let shapes: Vec<(usize, usize, usize)> = {
+        let mut s = Vec::new();
+        let dims = [1usize, 2, 3, 5, 7, 11, 13, 17, 31, 33, 47, 70];
+        for (ii, &m) in dims.iter().enumerate() {
+            for (jj, &n) in dims.iter().enumerate() {
+                let kd = dims[(ii * 5 + jj * 7) % dims.len()] + (ii + jj) % 3;
+                s.push((m, n, kd));
+            }
+        }
+        s.extend_from_slice(&[
+            (13, 29, 0),
+            (1, 1, 1),
+            (25, 65, 257),
+            (37, 41, 513),
+            (7, 3, 300),
+        ]);
+        s
+    };
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        for &(m, n, kd) in &shapes {
+            check_gemm(isa, true, m, n, kd, &mut rng, false);
+            check_gemm(isa, false, m, n, kd, &mut rng, false);
+            check_gemm(isa, false, m, n, kd, &mut rng, true);
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+#[test]
+fn gemm_full_tile_matches_reference() {
+    let mut rng = Rng::new(7);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        check_gemm(isa, true, 192, 384, 768, &mut rng, false);
+        check_gemm(isa, false, 61, 250, 300, &mut rng, true);
+        // Past the short-A limits (m > MC, or m·k large): the general blocked loop order.
+        check_gemm(isa, true, 251, 45, 300, &mut rng, false);
+        check_gemm(isa, false, 251, 45, 300, &mut rng, true);
+        check_gemm(isa, true, 61, 37, 2900, &mut rng, false);
+        check_gemm(isa, false, 61, 37, 2900, &mut rng, false);
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+/// Computing C in one call or tile by tile (any split) gives bit-identical results, and all
+/// fused-multiply-add ISAs agree bit for bit (one FMA chain per element, in k order).
+#[test]
+fn gemm_is_independent_of_tiling() {
+    let mut rng = Rng::new(8);
+    let (m, n, kd) = (150, 200, 700);
+    let a = rng.vec(m * kd);
+    let b = rng.vec(n * kd);
+    let bn = rng.vec(kd * n);
+    let _g = lock();
+    let mut per_isa: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let mut full = vec![0f32; m * n];
+        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut full, n);
+        let mut full_nn = vec![0f32; m * n];
+        k::gemm_nn(m, n, kd, &a, kd, &bn, n, &mut full_nn, n, false);
+        for &(tm, tn) in &[(1usize, 1usize), (7, 13), (64, 96), (100, 37), (150, 200)] {
+            let mut tiled = vec![0f32; m * n];
+            let mut tiled_nn = vec![0f32; m * n];
+            for i0 in (0..m).step_by(tm) {
+                for j0 in (0..n).step_by(tn) {
+                    let (mb, nb) = (tm.min(m - i0), tn.min(n - j0));
+                    k::gemm_nt(
+                        mb,
+                        nb,
+                        kd,
+                        &a[i0 * kd..],
+                        kd,
+                        &b[j0 * kd..],
+                        kd,
+                        &mut tiled[i0 * n + j0..],
+                        n,
+                    );
+                    k::gemm_nn(
+                        mb,
+                        nb,
+                        kd,
+                        &a[i0 * kd..],
+                        kd,
+                        &bn[j0..],
+                        n,
+                        &mut tiled_nn[i0 * n + j0..],
+                        n,
+                        false,
+                    );
+                }
+            }
+            assert!(
+                full.iter()
+                    .zip(&tiled)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{} nt tiles {}x{}",
+                isa.name(),
+                tm,
+                tn
+            );
+            assert!(
+                full_nn
+                    .iter()
+                    .zip(&tiled_nn)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{} nn tiles {}x{}",
+                isa.name(),
+                tm,
+                tn
+            );
+        }
+        if isa != Isa::Scalar {
+            per_isa.push((full, full_nn));
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+    for w in per_isa.windows(2) {
+        assert!(w[0]
+            .0
+            .iter()
+            .zip(&w[1].0)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(w[0]
+            .1
+            .iter()
+            .zip(&w[1].1)
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+}
+
+/// A tall A (the general loop order) and its row blocks (the short-A order) agree bit for bit.
+#[test]
+fn gemm_loop_orders_agree() {
+    let mut rng = Rng::new(9);
+    let (m, n, kd) = (300, 70, 530);
+    let a = rng.vec(m * kd);
+    let b = rng.vec(n * kd);
+    let bn = rng.vec(kd * n);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let (mut full, mut full_nn) = (vec![0f32; m * n], vec![0f32; m * n]);
+        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut full, n);
+        k::gemm_nn(m, n, kd, &a, kd, &bn, n, &mut full_nn, n, false);
+        let (mut rows, mut rows_nn) = (vec![0f32; m * n], vec![0f32; m * n]);
+        for i0 in (0..m).step_by(100) {
+            k::gemm_nt(
+                100,
+                n,
+                kd,
+                &a[i0 * kd..],
+                kd,
+                &b,
+                kd,
+                &mut rows[i0 * n..],
+                n,
+            );
+            k::gemm_nn(
+                100,
+                n,
+                kd,
+                &a[i0 * kd..],
+                kd,
+                &bn,
+                n,
+                &mut rows_nn[i0 * n..],
+                n,
+                false,
+            );
+        }
+        assert!(
+            full.iter()
+                .zip(&rows)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{} nt",
+            isa.name()
+        );
+        assert!(
+            full_nn
+                .iter()
+                .zip(&rows_nn)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{} nn",
+            isa.name()
+        );
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+/// Tiles computed concurrently on several threads (each with its own packing buffers) equal
+/// the single-threaded product bit for bit.
+#[test]
+fn gemm_tiles_on_threads_match() {
+    let mut rng = Rng::new(10);
+    let (m, n, kd) = (90, 260, 300);
+    let a = rng.vec(m * kd);
+    let b = rng.vec(n * kd);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let mut want = vec![0f32; m * n];
+        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut want, n);
+        let strips: Vec<Vec<f32>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    let (a, b) = (&a, &b);
+                    s.spawn(move || {
+                        // Strip t: columns 65t..65t+65, computed in two row blocks, twice.
+                        let mut out = vec![0f32; m * 65];
+                        for _ in 0..2 {
+                            for i0 in [0usize, 41] {
+                                let mb = if i0 == 0 { 41 } else { m - 41 };
+                                k::gemm_nt(
+                                    mb,
+                                    65,
+                                    kd,
+                                    &a[i0 * kd..],
+                                    kd,
+                                    &b[65 * t * kd..],
+                                    kd,
+                                    &mut out[i0 * 65..],
+                                    65,
+                                );
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (t, strip) in strips.iter().enumerate() {
+            for i in 0..m {
+                for j in 0..65 {
+                    assert_eq!(
+                        strip[i * 65 + j].to_bits(),
+                        want[i * n + 65 * t + j].to_bits(),
+                        "{} thread {}",
+                        isa.name(),
+                        t
+                    );
+                }
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+#[test]
+fn gemm_k_zero_and_empty() {
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let mut c = vec![7.0f32; 6];
+        k::gemm_nt(2, 3, 0, &[], 0, &[], 0, &mut c, 3);
+        assert_eq!(c, vec![0.0; 6]);
+        let mut c = vec![7.0f32; 6];
+        k::gemm_nn(2, 3, 0, &[], 0, &[], 3, &mut c, 3, true);
+        assert_eq!(c, vec![7.0; 6]);
+        k::gemm_nn(2, 3, 0, &[], 0, &[], 3, &mut c, 3, false);
+        assert_eq!(c, vec![0.0; 6]);
+        let mut c: Vec<f32> = vec![];
+        k::gemm_nt(0, 5, 4, &[], 4, &[0.0; 20], 4, &mut c, 5);
+    }
+    isa::set(isa::detected()).unwrap();
+}

@@ -1,0 +1,713 @@
+#!/usr/bin/env node
+/**
+ * densevec demo: a small embedding pipeline on real data, with numbers.
+ *
+ *   npm run demo                      # the shipped UCI handwritten digits (1,797 × 64, 10 classes)
+ *   node examples/demo.js --data my.csv --seed 7
+ *   node examples/demo.js --data vectors.f32 --dim 384
+ *
+ * Steps: load and standardize the data; report the backend; a seeded held-out split and the
+ * kNN accuracy of the raw and standardized features; statistics of the pairwise cosines against
+ * the null of random directions (z-score, exact p-values); exact top-k search and
+ * near-duplicate detection over the corpus, with timings. Everything but the timings is
+ * deterministic for a given --seed.
+ */
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const zlib = require('node:zlib');
+
+const HELP = `Usage: node examples/demo.js [options]
+
+Options:
+  --data FILE      CSV (optionally .gz) with one row per item; a header line is skipped.
+                   The label column (integers) is taken from --labels. Default: the shipped
+                   UCI handwritten digits, examples/data/digits.csv.gz.
+  --dim N          Read FILE as raw little-endian float32 values, N per row (no labels).
+  --labels WHERE   Label column of a CSV: last, first or none (default: last for the shipped
+                   data; for other files the last, else the first column if it holds small
+                   non-negative integers with at least two rows per value, else none).
+  --seed N         Seed of the split, the samples and the random baselines (default 42).
+  --backend NAME   auto, native or reference (default auto: native when the addon loads).
+  --report [FILE]  Also write an HTML report with SVG plots (default densevec-report.html).
+  --quiet          Print only the summary.
+  --help           Show this help.
+`;
+
+class UsageError extends Error {}
+
+/** Above these sizes the demo samples, so that large files still finish in about a minute. */
+const MAX_EXACT = 6000; // rows for all-pairs statistics (else SAMPLE_PAIRS random pairs)
+const SAMPLE_PAIRS = 2_000_000;
+const MAX_TEST = 2000; // held-out queries
+const MAX_QUERIES = 5000; // corpus rows used as search / near-duplicate queries
+
+function parseArgs(argv) {
+  const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false, report: null };
+  const need = (i, flag) => {
+    if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`${flag} needs a value`);
+    return argv[i + 1];
+  };
+  const int = (s, flag, min) => {
+    if (!/^\d+$/.test(s)) throw new UsageError(`${flag} must be a non-negative integer, got '${s}'`);
+    const v = Number(s);
+    if (v < min || !Number.isSafeInteger(v)) throw new UsageError(`${flag} must be an integer >= ${min}, got ${s}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    let [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, null];
+    const val = () => {
+      if (inline !== null) return inline;
+      const v = need(i, flag);
+      i++;
+      return v;
+    };
+    switch (flag) {
+      case '--data': o.data = val(); break;
+      case '--dim': o.dim = int(val(), '--dim', 1); break;
+      case '--labels': {
+        o.labels = val();
+        if (!['last', 'first', 'none'].includes(o.labels)) throw new UsageError(`--labels must be last, first or none, got '${o.labels}'`);
+        break;
+      }
+      case '--seed': o.seed = int(val(), '--seed', 0); break;
+      case '--backend': {
+        o.backend = val();
+        if (!['auto', 'native', 'reference', 'cuda'].includes(o.backend)) throw new UsageError(`--backend must be auto, native or reference, got '${o.backend}'`);
+        break;
+      }
+      case '--report': {
+        if (inline !== null) o.report = inline;
+        else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) o.report = argv[++i];
+        else o.report = 'densevec-report.html';
+        if (o.report === '') throw new UsageError('--report needs a file name');
+        break;
+      }
+      case '--quiet': o.quiet = true; break;
+      case '--help': case '-h': o.help = true; break;
+      default: throw new UsageError(`unknown option '${a}' (see --help)`);
+    }
+  }
+  if (o.dim !== null && o.labels !== null && o.labels !== 'none') throw new UsageError('--labels applies to CSV files only (raw float32 files have no labels)');
+  return o;
+}
+
+// ------------------------------------------------------------------------------------------
+// Loading
+// ------------------------------------------------------------------------------------------
+
+function readFile(file) {
+  let buf;
+  try {
+    buf = fs.readFileSync(file);
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+  }
+  if (file.endsWith('.gz')) {
+    try {
+      buf = zlib.gunzipSync(buf);
+    } catch (e) {
+      throw new UsageError(`${file} is not a valid gzip file: ${e.message}`);
+    }
+  }
+  return buf;
+}
+
+/** Parses a numeric CSV; returns { rows: number[][], header }. */
+function parseCsv(text, file) {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  if (lines.length === 0) throw new UsageError(`${file} is empty`);
+  const split = (l) => l.split(/[,;\t]/).map((s) => s.trim());
+  let start = 0;
+  const first = split(lines[0]);
+  if (first.some((s) => s === '' || Number.isNaN(Number(s)))) start = 1; // a header line
+  const rows = [];
+  let width = -1;
+  for (let li = start; li < lines.length; li++) {
+    const f = split(lines[li]);
+    if (width < 0) width = f.length;
+    if (f.length !== width) throw new UsageError(`${file}:${li + 1}: ${f.length} columns, but the first data row has ${width}`);
+    const r = new Array(f.length);
+    for (let j = 0; j < f.length; j++) {
+      const v = f[j] === '' ? NaN : Number(f[j]);
+      if (!Number.isFinite(v)) throw new UsageError(`${file}:${li + 1}: column ${j + 1} is not a finite number: '${f[j]}'`);
+      r[j] = v;
+    }
+    rows.push(r);
+  }
+  if (rows.length === 0) throw new UsageError(`${file} has a header but no data rows`);
+  return rows;
+}
+
+function looksLikeLabels(rows, col) {
+  const count = new Map();
+  for (const r of rows) {
+    const v = r[col];
+    if (!Number.isInteger(v) || v < 0 || v > 65535) return false;
+    count.set(v, (count.get(v) || 0) + 1);
+  }
+  if (count.size < 2 || count.size > Math.min(1000, rows.length / 2)) return false;
+  for (const c of count.values()) if (c < 2) return false;
+  return true;
+}
+
+/** Loads { x: Matrix, labels: Uint32Array | null, classes, name }. */
+function load(opts) {
+  const shipped = path.join(__dirname, 'data', 'digits.csv.gz');
+  const file = opts.data ?? shipped;
+  const buf = readFile(file);
+  if (opts.dim !== null) {
+    if (buf.length === 0) throw new UsageError(`${file} is empty`);
+    if (buf.length % (4 * opts.dim) !== 0) {
+      throw new UsageError(`${file} has ${buf.length} bytes, not a multiple of 4 * dim = ${4 * opts.dim} (raw little-endian float32, --dim ${opts.dim} per row)`);
+    }
+    const n = buf.length / (4 * opts.dim);
+    const data = new Float32Array(n * opts.dim);
+    for (let i = 0; i < data.length; i++) data[i] = buf.readFloatLE(4 * i);
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) throw new UsageError(`${file}: value ${bad} (row ${Math.floor(bad / opts.dim)}) is ${data[bad]}`);
+    return { x: { data, rows: n, cols: opts.dim }, labels: null, name: path.basename(file) };
+  }
+  const rows = parseCsv(buf.toString('utf8'), file);
+  const width = rows[0].length;
+  let where = opts.labels;
+  if (where === null) {
+    if (file === shipped || looksLikeLabels(rows, width - 1)) where = 'last';
+    else if (width > 1 && looksLikeLabels(rows, 0)) where = 'first';
+    else where = 'none';
+  }
+  const lc = where === 'last' ? width - 1 : where === 'first' ? 0 : -1;
+  if (lc >= 0) {
+    if (width < 2) throw new UsageError(`${file} has one column; nothing is left for features after the label`);
+    rows.forEach((r, i) => {
+      if (!Number.isInteger(r[lc]) || r[lc] < 0) throw new UsageError(`${file}: row ${i + 1}: the label ${r[lc]} is not a non-negative integer`);
+    });
+  }
+  const cols = lc >= 0 ? width - 1 : width;
+  const data = new Float32Array(rows.length * cols);
+  const labels = lc >= 0 ? new Uint32Array(rows.length) : null;
+  rows.forEach((r, i) => {
+    let k = 0;
+    for (let j = 0; j < width; j++) {
+      if (j === lc) labels[i] = r[j];
+      else data[i * cols + k++] = r[j];
+    }
+  });
+  return { x: { data, rows: rows.length, cols }, labels, name: path.basename(file), labelColumn: where, shipped: file === shipped };
+}
+
+/** Column-wise z-scores (a constant column becomes 0); the Matrix carries `mu` and `sd`. */
+function standardize(m) {
+  const { rows: n, cols: d } = m;
+  const out = new Float32Array(n * d);
+  const mus = new Float64Array(d);
+  const sds = new Float64Array(d);
+  for (let j = 0; j < d; j++) {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += m.data[i * d + j];
+    const mu = s / n;
+    let v = 0;
+    for (let i = 0; i < n; i++) v += (m.data[i * d + j] - mu) ** 2;
+    const sd = Math.sqrt(v / n);
+    mus[j] = mu;
+    sds[j] = sd;
+    for (let i = 0; i < n; i++) out[i * d + j] = sd > 0 ? (m.data[i * d + j] - mu) / sd : 0;
+  }
+  return { data: out, rows: n, cols: d, mu: mus, sd: sds };
+}
+
+// ------------------------------------------------------------------------------------------
+// Helpers
+// ------------------------------------------------------------------------------------------
+
+function timed(f) {
+  const t = process.hrtime.bigint();
+  const r = f();
+  return [r, Number(process.hrtime.bigint() - t) / 1e6];
+}
+
+function ms(t) {
+  return t < 10 ? `${t.toFixed(2)} ms` : t < 1000 ? `${t.toFixed(1)} ms` : `${(t / 1000).toFixed(2)} s`;
+}
+
+function fmtP(p) {
+  if (p === 0) return '< 1e-308';
+  if (p < 1e-3) return p.toExponential(2);
+  return p.toFixed(4);
+}
+
+/** Density of the cosine between independent uniform unit vectors in R^d (d ≥ 2). */
+function nullDensity(ref, c, d) {
+  if (Math.abs(c) >= 1) return d === 2 ? Infinity : d === 3 ? 0.5 : 0;
+  const a = (d - 1) / 2;
+  const lnB = ref.lnGamma(0.5) + ref.lnGamma(a) - ref.lnGamma(a + 0.5);
+  return Math.exp(((d - 3) / 2) * Math.log1p(-c * c) - lnB);
+}
+
+/** The cosine s with P(cos ≥ s) = alpha in dimension d (bisection on the exact p-value). */
+function threshold(dv, alpha, d) {
+  let lo = 0;
+  let hi = 1;
+  for (let i = 0; i < 60; i++) {
+    const mid = (lo + hi) / 2;
+    if (dv.cosinePValue(mid, d) > alpha) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+function subset(m, idx) {
+  const out = new Float32Array(idx.length * m.cols);
+  idx.forEach((r, i) => out.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
+  return { data: out, rows: idx.length, cols: m.cols };
+}
+
+/** Seeded Fisher–Yates permutation of 0..n-1 with the documented PRNG. */
+function permutation(ref, n, seed) {
+  const rng = new ref.SplitMix64(seed);
+  const p = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.min(i, Math.floor(rng.uniform() * (i + 1)));
+    [p[i], p[j]] = [p[j], p[i]];
+  }
+  return p;
+}
+
+function accuracy(pred, truth) {
+  let c = 0;
+  for (let i = 0; i < pred.length; i++) if (pred[i] === truth[i]) c++;
+  return c / pred.length;
+}
+
+// ------------------------------------------------------------------------------------------
+// Learned embeddings
+// ------------------------------------------------------------------------------------------
+
+const LEARNING_FUNCTIONS = [
+  'matmul', 'ntXent', 'wassersteinRegularizer', 'normPenalty', 'temperatureSchedule', 'mismatchScore',
+  'marginSoftmax', 'knnClassify', 'randomOrthogonal', 'procrustes', 'BatchNorm', 'embeddingDrift',
+  'sparsity', 'sphericalTriangle',
+];
+
+/** Training settings of the heads (small enough for a minute on two cores). */
+const TRAIN = {
+  contrastive: { dim: 32, batch: 256, steps: 300, lr: 0.01, tauStart: 0.5, tauEnd: 0.1, mu: 1, lambda: 1e-4 },
+  margin: { dim: 32, batch: 256, steps: 200, lr: 0.01, scale: 16, margin: { arcface: 0.3, cosface: 0.25 }, labelSmoothing: 0.1, lambda: 1e-4 },
+};
+
+function mean(a) {
+  return a.reduce((s, v) => s + v, 0) / a.length;
+}
+
+function learning(dv, ref, c) {
+  const { raw, x, labels, trainIdx, testIdx, seed, say, summary, rep, plots } = c;
+  const curves = [];
+  const auditRows = [];
+  let triangles = null;
+  const missing = LEARNING_FUNCTIONS.filter((f) => typeof dv[f] !== 'function');
+  say();
+  if (missing.length > 0) {
+    say(`Learned embeddings: skipped (this build of densevec lacks ${missing.join(', ')})`);
+    return;
+  }
+  if (raw.cols < 3 || trainIdx.length < 8 || testIdx.length < 3) {
+    say('Learned embeddings: skipped (needs at least 3 features, 8 training and 3 test rows)');
+    return;
+  }
+  const { trainContrastive, trainMargin, augmenter } = require('./lib/learn.js');
+  const { audit, alignment } = require('./lib/audit.js');
+  const side = Math.round(Math.sqrt(raw.cols));
+  let minV = Infinity;
+  let maxV = -Infinity;
+  for (const v of raw.data) {
+    minV = Math.min(minV, v);
+    maxV = Math.max(maxV, v);
+  }
+  const image = c.shipped || (side * side === raw.cols && side >= 4 && minV >= 0);
+  // Class indices 0..C−1 (margin heads index prototypes by label).
+  const classList = labels ? [...new Set(labels)].sort((a, b) => a - b) : [];
+  const y = labels ? Uint32Array.from(labels, (l) => classList.indexOf(l)) : null;
+  const task = {
+    raw, mu: x.mu, sd: x.sd, trainIdx, y, classes: classList.length,
+    // Views for the contrastive head: feature dropout, Gaussian noise and (images) shifts.
+    augment: { imageSide: image ? side : 0, noise: 0.5, dropout: 0.2, shift: 0.2 },
+    // Lighter for the supervised heads: a linear map cannot absorb shifts.
+    augmentMargin: { noise: 0.3, dropout: 0.1, shift: 0 },
+  };
+  const train = (m) => dv.matmul(subsetRows(x, trainIdx), m);
+  const test = (m) => dv.matmul(subsetRows(x, testIdx), m);
+  const yTrain = y ? Uint32Array.from(trainIdx, (i) => y[i]) : null;
+  const yTest = y ? Uint32Array.from(testIdx, (i) => y[i]) : null;
+  // Heads map to min(32, d) dimensions.
+  const o = { ...TRAIN.contrastive, dim: Math.min(TRAIN.contrastive.dim, raw.cols) };
+  const mo = { ...TRAIN.margin, dim: o.dim };
+
+  say(`Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
+    '20% feature dropout and Gaussian noise of 0.5 standard deviations):');
+  const [h1, t1] = timed(() => trainContrastive(dv, ref, task, seed, o));
+  const first = h1.history.slice(0, 10);
+  const last = h1.history.slice(-10);
+  say(`  NT-Xent head, ${o.steps} steps of ${o.batch} pairs, τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), ` +
+    `Wasserstein weight ${o.mu}, L2 ${o.lambda}: ${ms(t1)}`);
+  say(`    NT-Xent ${mean(first.map((h) => h.ntxent)).toFixed(3)} → ${mean(last.map((h) => h.ntxent)).toFixed(3)}` +
+    `   Wasserstein ${mean(first.map((h) => h.wasserstein)).toExponential(2)} → ${mean(last.map((h) => h.wasserstein)).toExponential(2)}` +
+    `   penalty ${last[last.length - 1].penalty.toExponential(2)}`);
+  // Alignment of two augmented views of the test rows: matched vs unmatched cosines.
+  const vrng = new ref.SplitMix64(seed + 99);
+  const view = augmenter(raw, x.mu, x.sd, vrng, task.augment);
+  const va = view(testIdx);
+  const vb = view(testIdx);
+  const init = dv.randomUnitVectors(o.dim, raw.cols, seed);
+  const W0 = { data: new Float32Array(raw.cols * o.dim), rows: raw.cols, cols: o.dim };
+  for (let i = 0; i < o.dim; i++) for (let j = 0; j < raw.cols; j++) W0.data[j * o.dim + i] = init.data[i * raw.cols + j];
+  const m0 = dv.mismatchScore(dv.matmul(va, W0), dv.matmul(vb, W0));
+  const m1 = dv.mismatchScore(dv.matmul(va, h1.W), dv.matmul(vb, h1.W));
+  say(`    two views of the test rows: matched − unmatched mean cosine M = ${m0.M.toFixed(3)} at init → ${m1.M.toFixed(3)} trained ` +
+    `(matched ${m1.muP.toFixed(3)}, unmatched ${m1.muQ.toFixed(3)})`);
+  curves.push({ name: 'NT-Xent', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.ntxent) });
+  summary.push(`ntxent ${mean(first.map((h) => h.ntxent)).toFixed(3)}->${mean(last.map((h) => h.ntxent)).toFixed(3)} M=${m1.M.toFixed(3)}`);
+
+  const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
+  if (y) {
+    for (const kind of ['arcface', 'cosface']) {
+      const [h, t] = timed(() => trainMargin(dv, ref, task, kind, seed, mo));
+      const proto = dv.topK(test(h.W), h.P, 1, { metric: 'cosine' }).indices;
+      let hit = 0;
+      for (let i = 0; i < proto.length; i++) if (proto[i] === yTest[i]) hit++;
+      const f = h.history.slice(0, 10);
+      const l = h.history.slice(-10);
+      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps, s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
+        `loss ${mean(f.map((q) => q.loss)).toFixed(3)} → ${mean(l.map((q) => q.loss)).toFixed(3)}, ` +
+        `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
+      summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
+      heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h.W]);
+      curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss) });
+    }
+  }
+
+  // Audit table.
+  say();
+  say(`Audit (test rows; kNN k = 5 cosine; rotation: a randomOrthogonal map; BN: train- vs eval-mode BatchNorm; ` +
+    `sparsity of unit rows, |x| ≤ 0.01; curvature: median of spherical excess / chord-triangle area over 300 triples):`);
+  const cols = ['embedding', 'dim', 'kNN', 'mean cos', 'z', 'var/null', 'rot ΔkNN', 'rot Δmean', 'Procr.', 'BN cos', 'Hoyer', '|x|≤.01', 'curv', 'curv same'];
+  const widths = [19, 4, 6, 8, 8, 8, 8, 9, 8, 7, 6, 7, 6, 9];
+  const line = (vals) => `  ${vals.map((v, i) => String(v).padStart(widths[i])).join(' ')}`;
+  say(line(cols).replace(/^( +)embedding/, (m0_, sp) => `${sp}embedding`));
+  const pct = (v) => (v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
+  const fx = (v, n) => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(n));
+  for (const [name, W] of heads) {
+    const zTr = W ? train(W) : subsetRows(x, trainIdx);
+    const zTe = W ? test(W) : subsetRows(x, testIdx);
+    const [a, t] = timed(() => audit(dv, ref, zTr, zTe, yTrain, yTest, seed));
+    say(line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
+      a.knn === undefined ? '–' : `${(100 * (a.rotKnn - a.knn)).toFixed(1)}`, a.rotDeltaMean.toExponential(1), a.rotRecovered.toExponential(1),
+      fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]) + `  (${ms(t)})`);
+    auditRows.push([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2), a.rotKnn === undefined ? '–' : pct(a.rotKnn),
+      a.rotRecovered.toExponential(1), fx(a.bnDriftCos, 4), fx(a.bnDriftL2, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]);
+    if (name === 'NT-Xent head') triangles = a;
+    summary.push(`audit ${name}: knn=${pct(a.knn)} meancos=${fx(a.meanCos, 4)} curv=${fx(a.curvature, 3)}`);
+  }
+
+  // Two seeds give different maps; Procrustes finds how far they are from a rotation of each other.
+  const [h2, t2] = timed(() => trainContrastive(dv, ref, task, seed + 1, o));
+  const al = alignment(dv, test(h1.W), test(h2.W));
+  let agree = '';
+  if (y) {
+    const p1 = dv.knnClassify(train(h1.W), yTrain, test(h1.W), 5, { metric: 'cosine' });
+    const p2 = dv.knnClassify(train(h2.W), yTrain, test(h2.W), 5, { metric: 'cosine' });
+    let same = 0;
+    for (let i = 0; i < p1.length; i++) if (p1[i] === p2[i]) same++;
+    agree = `; kNN predictions agree on ${((100 * same) / p1.length).toFixed(1)}% of test rows`;
+  }
+  say(`  Procrustes between NT-Xent heads of seeds ${seed} and ${seed + 1} (unit rows): relative residual ${al.before.toFixed(3)} → ${al.after.toFixed(3)} after the best rotation${agree} (${ms(t2)})`);
+  summary.push(`procrustes seeds ${al.before.toFixed(3)}->${al.after.toFixed(3)}`);
+
+  if (rep) {
+    rep.heading('Learned embeddings');
+    rep.text(`Linear heads ${raw.cols} → ${o.dim} trained with densevec's losses and gradients (Adam in JavaScript). ` +
+      'Left: training losses per step (NT-Xent under a cosine temperature schedule plus a Wasserstein regularizer ' +
+      'and an L2 penalty; ArcFace and CosFace with label smoothing). Right: curvature (spherical excess divided by ' +
+      'the area of the chord triangle) of triangles of test embeddings of the NT-Xent head against their mean side; ' +
+      'it tends to 1, the Gaussian curvature of the unit sphere, as triangles shrink.');
+    const tau = dv.temperatureSchedule({ start: o.tauStart, end: o.tauEnd, steps: o.steps, kind: 'cosine' });
+    const figs = [
+      plots.linePlot(curves, { title: 'Training loss', xLabel: 'step', yLabel: 'loss' }),
+      plots.linePlot([{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }],
+        { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }),
+    ];
+    if (triangles) {
+      const series = [{ name: 'any three test rows', points: triangles.triangles }];
+      if (triangles.trianglesSame) series.push({ name: 'three of one class', points: triangles.trianglesSame });
+      figs.push(plots.scatterPlot(series, { title: 'Spherical triangles (NT-Xent head)', xLabel: 'mean side (radians)', yLabel: 'excess / chord area' }));
+    }
+    rep.figures(figs);
+    rep.heading('Audit');
+    rep.table(['embedding', 'dim', 'kNN (k=5)', 'mean cos', 'z', 'var / null', 'kNN rotated', 'Procrustes (rotated)', 'BN drift cos', 'BN drift L2',
+      'Hoyer', '|x| ≤ 0.01', 'median curvature', 'same class'], auditRows);
+    rep.text(`Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
+      `${al.after.toFixed(3)} after the best orthogonal map.`);
+  }
+}
+
+function subsetRows(m, idx) {
+  return subset(m, idx);
+}
+
+// ------------------------------------------------------------------------------------------
+// The pipeline
+// ------------------------------------------------------------------------------------------
+
+function main() {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`demo: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  if (opts.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+
+  const dv = require('../dist/index.js');
+  const ref = require('../dist/reference/index.js');
+  try {
+    dv.setBackend(opts.backend);
+  } catch (e) {
+    throw new UsageError(`--backend ${opts.backend}: ${e.message}`);
+  }
+  const { Report, linePlot, densitySeries, scatterPlot } = require('./lib/report.js');
+  const rep = opts.report ? new Report('densevec demo report') : null;
+  const log = [];
+  const say = (s = '') => {
+    log.push(s);
+    if (!opts.quiet) process.stdout.write(`${s}\n`);
+  };
+  const plots = { linePlot, densitySeries, scatterPlot };
+  const summary = [];
+  const total0 = process.hrtime.bigint();
+
+  // 1. Data.
+  const [ds, tLoad] = timed(() => load(opts));
+  const { x: raw, labels } = ds;
+  if (raw.rows < 4) throw new UsageError(`${ds.name} has ${raw.rows} rows; the demo needs at least 4`);
+  const [x, tStd] = timed(() => standardize(raw));
+  const nClasses = labels ? new Set(labels).size : 0;
+  const info = dv.backendInfo();
+  say(`densevec demo — ${ds.name}: ${raw.rows} rows × ${raw.cols} features${labels ? `, ${nClasses} classes` : ', no labels'}  (seed ${opts.seed})`);
+  say(`backend: ${info.backend}${info.isa ? ` (${info.isa})` : ''}, ${info.threads} thread(s)${info.nativeError ? `; native addon: ${info.nativeError}` : ''}`);
+  if (ds.labelColumn && ds.labelColumn !== 'none') say(`labels: ${ds.labelColumn} column`);
+  say(`loaded in ${ms(tLoad)}, standardized (per-feature z-scores) in ${ms(tStd)}`);
+  summary.push(`data ${ds.name} ${raw.rows}x${raw.cols}${labels ? ` classes=${nClasses}` : ''} backend=${info.backend}`);
+
+  // 2. Held-out split and kNN baselines.
+  const perm = permutation(ref, raw.rows, opts.seed);
+  const nTest = Math.min(MAX_TEST, Math.max(1, Math.round(raw.rows * 0.25)));
+  const testIdx = perm.slice(0, nTest);
+  const trainIdx = perm.slice(nTest);
+  const trainX = subset(x, trainIdx);
+  const testX = subset(x, testIdx);
+  if (labels) {
+    const trainY = Uint32Array.from(trainIdx, (i) => labels[i]);
+    const testY = Uint32Array.from(testIdx, (i) => labels[i]);
+    const rawTrain = subset(raw, trainIdx);
+    const rawTest = subset(raw, testIdx);
+    say();
+    say(`kNN classification (knnClassify), held-out split ${trainIdx.length} train / ${testIdx.length} test:`);
+    const ks = [1, 5, 15].filter((k) => k <= trainIdx.length);
+    for (const [label, tr, te] of [['raw', rawTrain, rawTest], ['standardized', trainX, testX]]) {
+      for (const metric of ['cosine', 'l2sq']) {
+        const row = [];
+        for (const k of ks) {
+          const [pred, t] = timed(() => dv.knnClassify(tr, trainY, te, k, { metric }));
+          const acc = accuracy(pred, testY);
+          row.push(`k=${k} ${(100 * acc).toFixed(1)}% (${ms(t)})`);
+          if (k === 5 && metric === 'cosine') summary.push(`knn5-cosine ${label} ${(100 * acc).toFixed(1)}%`);
+        }
+        say(`  ${label.padEnd(12)} ${metric.padEnd(6)}  ${row.join('   ')}`);
+      }
+    }
+    let maj = 0;
+    const cnt = new Map();
+    for (const l of trainY) cnt.set(l, (cnt.get(l) || 0) + 1);
+    for (const v of cnt.values()) maj = Math.max(maj, v);
+    const majLabel = [...cnt.entries()].find(([, v]) => v === maj)[0];
+    say(`  (always predicting the most frequent class: ${(100 * accuracy(new Uint32Array(testY.length).fill(majLabel), testY)).toFixed(1)}%)`);
+  } else {
+    say();
+    say('kNN classification: skipped (no labels)');
+  }
+
+  // 3. Similarity statistics against the null of random directions.
+  const d = x.cols;
+  say();
+  say(`Pairwise cosine statistics vs the null of independent random directions (variance 1/d = ${(1 / d).toExponential(3)}):`);
+  const control = dv.randomUnitVectors(x.rows, d, opts.seed);
+  // All pairs up to MAX_EXACT rows, else a seeded sample of pairs.
+  const pairStats = (m) => (m.rows <= MAX_EXACT ? dv.similarityStats(m) : dv.similarityStats(m, { sample: { pairs: SAMPLE_PAIRS, seed: opts.seed } }));
+  const rows = [['random unit vectors', control], ['raw features', raw], ['standardized', x]];
+  let rawStats = null;
+  for (const [label, m] of rows) {
+    const [st, t] = timed(() => pairStats(m));
+    if (m === raw) rawStats = st;
+    say(`  ${label.padEnd(20)} mean ${st.mean.toFixed(4).padStart(7)}  sd ${Math.sqrt(st.variance).toFixed(4)}  ` +
+      `variance/null ${(st.variance / st.nullVariance).toFixed(2).padStart(6)}  z ${st.zScore.toFixed(1).padStart(8)}  ` +
+      `over ${st.pairs}${m.rows > MAX_EXACT ? ' sampled' : ''} pairs (${ms(t)})`);
+    if (label !== 'random unit vectors') summary.push(`stats ${label} mean=${st.mean.toFixed(4)} z=${st.zScore.toFixed(1)}`);
+  }
+  if (labels) {
+    let within = 0;
+    let wPairs = 0;
+    for (const c of [...new Set(labels)].sort((a, b) => a - b)) {
+      const idx = [];
+      labels.forEach((l, i) => l === c && idx.push(i));
+      if (idx.length < 2) continue;
+      const st = pairStats(subset(x, idx));
+      within += st.mean * st.pairs;
+      wPairs += st.pairs;
+    }
+    say(`  standardized, pairs of the same class only: mean ${(within / wPairs).toFixed(4)} over ${wPairs} pairs`);
+    summary.push(`stats standardized within-class mean=${(within / wPairs).toFixed(4)}`);
+  }
+  const [sampled, tSample] = timed(() => dv.similarityStats(x, { sample: { pairs: 20000, seed: opts.seed } }));
+  say(`  standardized, sampled 20000 pairs: mean ${sampled.mean.toFixed(4)}, sd ${Math.sqrt(sampled.variance).toFixed(4)} (${ms(tSample)})`);
+  say(`  p-value of the raw features' mean cosine ${rawStats.mean.toFixed(3)} as a single pair in d = ${d}: ` +
+    `P(cos ≥ s) = ${fmtP(dv.cosinePValue(Math.min(1, Math.max(-1, rawStats.mean)), d))}`);
+
+  // Nearest-neighbour cosines of held-out queries: how many beat chance after Bonferroni?
+  const [nn, tNN] = timed(() => dv.topK(testX, trainX, 1, { metric: 'cosine' }));
+  const top = Float64Array.from(nn.scores).sort();
+  const median = top[Math.floor(top.length / 2)];
+  const alpha = 0.01 / trainX.rows; // Bonferroni over the corpus searched per query
+  let significant = 0;
+  for (const s of top) if (dv.cosinePValue(Math.min(1, s), d) < alpha) significant++;
+  say(`  nearest-neighbour cosine of each test query: median ${median.toFixed(3)}, min ${top[0].toFixed(3)}; ` +
+    `p-value of the median ${fmtP(dv.cosinePValue(Math.min(1, median), d))}`);
+  say(`  ${significant}/${top.length} queries have a neighbour significant at 0.01 after Bonferroni over ${trainX.rows} candidates (${ms(tNN)})`);
+  summary.push(`nn median=${median.toFixed(3)} significant=${significant}/${top.length}`);
+  if (rep) {
+    const pick = perm.slice(0, Math.min(600, x.rows));
+    const upper = (m) => {
+      const sm = dv.similarityMatrix(m, m);
+      const out = [];
+      for (let i = 0; i < m.rows; i++) for (let j = i + 1; j < m.rows; j++) out.push(sm.data[i * m.rows + j]);
+      return out;
+    };
+    const grid = Array.from({ length: 401 }, (_, i) => -1 + i / 200);
+    const nullLine = { name: `null, d = ${d}`, xs: grid, ys: grid.map((c) => nullDensity(ref, c, d)), dash: true, color: '#444' };
+    const sStar = threshold(dv, alpha, d);
+    rep.heading('Cosine similarity against the null of random directions');
+    rep.text(`Density of the pairwise cosines of ${pick.length} rows (the same rows for each representation), ` +
+      `with the exact null density of the cosine between independent uniform directions in d = ${d}. ` +
+      `Right: the nearest-neighbour cosine of each test query; the dotted line is the cosine whose p-value is ` +
+      `0.01 / ${trainX.rows} (Bonferroni over the candidates).`);
+    rep.figures([
+      plots.linePlot([
+        plots.densitySeries('random unit vectors', upper(subset(control, pick)), -1, 1, 100),
+        plots.densitySeries('raw features', upper(subset(raw, pick)), -1, 1, 100),
+        plots.densitySeries('standardized', upper(subset(x, pick)), -1, 1, 100),
+        nullLine,
+      ], { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }),
+      plots.linePlot([plots.densitySeries('nearest neighbour of a test query', top, -1, 1, 100), nullLine],
+        { title: 'Nearest-neighbour cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left', vlines: [{ x: sStar, name: `p = ${fmtP(alpha)}` }] }),
+      plots.linePlot([8, d, 768].filter((v, i, a) => a.indexOf(v) === i).map((dd) => {
+        const xs = Array.from({ length: 201 }, (_, i) => i / 200);
+        return { name: `d = ${dd}`, xs, ys: xs.map((s0) => dv.cosinePValue(s0, dd)) };
+      }), { title: 'Exact p-value P(cos ≥ s)', xLabel: 's', yLabel: 'p-value', logY: true, yDomain: [1e-40, 1] }),
+    ]);
+  }
+
+  // 4. Search and near-duplicates over the whole corpus, with timings.
+  say();
+  say('Exact search (topK, cosine) over the corpus:');
+  const k = Math.min(10, x.rows);
+  // Every row as a query (up to MAX_QUERIES rows of the seeded permutation).
+  const qIdx = x.rows <= MAX_QUERIES ? Array.from({ length: x.rows }, (_, i) => i) : perm.slice(0, MAX_QUERIES);
+  const qx = qIdx.length === x.rows ? x : subset(x, qIdx);
+  const [res, tTop] = timed(() => dv.topK(qx, x, k, { metric: 'cosine' }));
+  say(`  ${qIdx.length === x.rows ? `all ${x.rows} rows` : `a sample of ${qIdx.length} of the ${x.rows} rows`} as queries, k = ${k}: ${ms(tTop)} ` +
+    `(${((qIdx.length * x.rows) / (tTop / 1000) / 1e6).toFixed(1)} M similarities/s)`);
+  if (info.backend !== 'reference') {
+    const q = subset(x, perm.slice(0, Math.min(100, x.rows)));
+    const [, tNat] = timed(() => dv.topK(q, x, k));
+    const [, tRef] = timed(() => ref.topK(q, x, k));
+    say(`  ${q.rows} queries: native ${ms(tNat)}, pure-TypeScript reference ${ms(tRef)} (×${(tRef / Math.max(tNat, 1e-3)).toFixed(1)})`);
+  }
+  if (labels) {
+    let agree = 0;
+    qIdx.forEach((i, q) => {
+      for (let t = 1; t < k; t++) if (labels[res.indices[q * k + t]] === labels[i]) agree++;
+    });
+    say(`  label agreement of the ${k - 1} nearest other rows: ${((100 * agree) / (qIdx.length * (k - 1))).toFixed(1)}%`);
+  }
+
+  // Near-duplicates: the nearest other row at cosine ≥ 0.99 on the raw features (and exact
+  // duplicates, l2sq = 0).
+  const [nd, tDup] = timed(() => dv.topK(qIdx.length === raw.rows ? raw : subset(raw, qIdx), raw, 2, { metric: 'cosine' }));
+  const seen = new Set();
+  const pairs = [];
+  qIdx.forEach((i, q) => {
+    // The nearest row other than i (i itself is usually first, but an exact duplicate may tie).
+    const t = nd.indices[q * 2] === i ? 1 : 0;
+    const j = nd.indices[q * 2 + t];
+    const key = Math.min(i, j) * raw.rows + Math.max(i, j);
+    if (j !== i && !seen.has(key)) {
+      seen.add(key);
+      pairs.push([Math.min(i, j), Math.max(i, j), nd.scores[q * 2 + t]]);
+    }
+  });
+  const thr = 0.99;
+  const dups = pairs.filter((p) => p[2] >= thr).sort((a, b) => b[2] - a[2] || a[0] - b[0]);
+  let exact = 0;
+  for (const [i, j] of dups) if (dv.l2sq(raw.data.subarray(i * raw.cols, (i + 1) * raw.cols), raw.data.subarray(j * raw.cols, (j + 1) * raw.cols)) === 0) exact++;
+  say(`Near-duplicates (nearest other row at cosine ≥ ${thr}, raw features${qIdx.length < raw.rows ? `, for ${qIdx.length} sampled rows` : ''}): ` +
+    `${dups.length} pair(s), ${exact} exact (${ms(tDup)})`);
+  for (const [i, j, s] of dups.slice(0, 5)) {
+    say(`  rows ${i} and ${j}: cosine ${s.toFixed(4)}${labels ? `, labels ${labels[i]} / ${labels[j]}` : ''}`);
+  }
+  summary.push(`near-duplicates ${dups.length} (exact ${exact})`);
+
+  // 5. Learned embeddings and their audit.
+  learning(dv, ref, { raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped, rep, plots });
+
+  const total = Number(process.hrtime.bigint() - total0) / 1e6;
+  say();
+  say(`total ${ms(total)}`);
+  if (opts.quiet) process.stdout.write(`${summary.join('\n')}\n`);
+  if (rep) {
+    rep.heading('Run log');
+    rep.pre(log);
+    try {
+      fs.writeFileSync(opts.report, rep.toHtml());
+    } catch (e) {
+      throw new UsageError(`cannot write the report to ${opts.report}: ${e.message}`);
+    }
+    process.stderr.write(`demo: wrote ${opts.report}\n`);
+  }
+}
+
+// Output piped into `head` and closed early is not an error.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+try {
+  main();
+} catch (e) {
+  if (e instanceof UsageError) {
+    process.stderr.write(`demo: ${e.message}\n`);
+    process.exit(1);
+  }
+  if (e && e.name === 'DensevecError') {
+    process.stderr.write(`demo: ${e.code}: ${e.message}\n`);
+    process.exit(1);
+  }
+  throw e;
+}
