@@ -33,15 +33,17 @@ extern "C" __global__ void dv_finish(float* __restrict__ tile, int m, int n, lon
                                      const float* __restrict__ qa, const float* __restrict__ ca,
                                      int metric) {
   int j = blockIdx.x * blockDim.x + threadIdx.x;
-  int i = blockIdx.y;
-  if (j >= n || i >= m) return;
-  float* p = tile + (size_t)i * ld + j;
-  float v = *p;
-  if (metric == 1) {
-    *p = v * (qa[i] * ca[j]);
-  } else if (metric == 2) {
-    float d = qa[i] + ca[j] - 2.0f * v;
-    *p = d > 0.0f ? d : (d != d ? d : 0.0f);
+  if (j >= n) return;
+  // gridDim.y is capped at 65535 by the launcher; rows beyond it are strided.
+  for (int i = blockIdx.y; i < m; i += gridDim.y) {
+    float* p = tile + (size_t)i * ld + j;
+    float v = *p;
+    if (metric == 1) {
+      *p = v * (qa[i] * ca[j]);
+    } else if (metric == 2) {
+      float d = qa[i] + ca[j] - 2.0f * v;
+      *p = d > 0.0f ? d : (d != d ? d : 0.0f);
+    }
   }
 }
 
@@ -54,7 +56,9 @@ extern "C" __global__ void dv_gemm_nt(const float* __restrict__ a, const float* 
   __shared__ float as[GK][GT + 1];
   __shared__ float bs[GK][GT + 1];
   int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-  int i0 = blockIdx.y * GT, j0 = blockIdx.x * GT;
+  int j0 = blockIdx.x * GT;
+  // gridDim.y is capped at 65535 by the launcher; further row tiles are strided (block-uniform).
+  for (int i0 = blockIdx.y * GT; i0 < m; i0 += gridDim.y * GT) {
   float acc[4][4];
   for (int u = 0; u < 4; ++u)
     for (int v = 0; v < 4; ++v) acc[u][v] = 0.0f;
@@ -82,6 +86,7 @@ extern "C" __global__ void dv_gemm_nt(const float* __restrict__ a, const float* 
       int gj = j0 + tx * 4 + v;
       if (gj < n) out[(size_t)gi * ld + gj] = acc[u][v];
     }
+  }
   }
 }
 

@@ -286,7 +286,7 @@ impl Gpu {
                     .arg(&di)
                     .arg(&ldl)
                     .launch(LaunchConfig {
-                        grid_dim: ((n as u32).div_ceil(64), (m as u32).div_ceil(64), 1),
+                        grid_dim: ((n as u32).div_ceil(64), (m as u32).div_ceil(64).min(65_535), 1),
                         block_dim: (256, 1, 1),
                         shared_mem_bytes: 0,
                     })
@@ -328,7 +328,7 @@ impl Gpu {
                 .arg(&cv)
                 .arg(&metric)
                 .launch(LaunchConfig {
-                    grid_dim: ((n as u32).div_ceil(256), m as u32, 1),
+                    grid_dim: ((n as u32).div_ceil(256), (m as u32).min(65_535), 1),
                     block_dim: (256, 1, 1),
                     shared_mem_bytes: 0,
                 })
