@@ -150,6 +150,16 @@ fn gpu() -> std::result::Result<&'static Mutex<Gpu>, String> {
     .map_err(|e| e.clone())
 }
 
+/// Whether the libraries open, independently of a device: (driver, NVRTC, cuBLAS). For
+/// diagnostics; never panics.
+pub fn libraries_present() -> (bool, bool, bool) {
+    // SAFETY: these only try to open the libraries; no symbol is called.
+    let driver =
+        catch_unwind(|| unsafe { cudarc::driver::sys::is_culib_present() }).unwrap_or(false);
+    let blas = catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
+    (driver, nvrtc::nvrtc().is_ok(), blas)
+}
+
 /// The device the backend runs on, or why it cannot run. Never panics; the answer is computed
 /// once per process.
 pub fn available() -> std::result::Result<DeviceInfo, String> {
@@ -286,7 +296,11 @@ impl Gpu {
                     .arg(&di)
                     .arg(&ldl)
                     .launch(LaunchConfig {
-                        grid_dim: ((n as u32).div_ceil(64), (m as u32).div_ceil(64).min(65_535), 1),
+                        grid_dim: (
+                            (n as u32).div_ceil(64),
+                            (m as u32).div_ceil(64).min(65_535),
+                            1,
+                        ),
                         block_dim: (256, 1, 1),
                         shared_mem_bytes: 0,
                     })
