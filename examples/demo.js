@@ -30,8 +30,13 @@ Options:
                    non-negative integers with at least two rows per value, else none).
   --seed N         Seed of the split, the samples and the random baselines (default 42).
   --backend NAME   auto, native or reference (default auto: native when the addon loads).
-  --report [FILE]  Also write an HTML report with SVG plots (default densevec-report.html).
-  --quiet          Print only the summary.
+  --epochs N       Training epochs (passes over the training rows) of each learned head
+                   (default: 300 steps of the NT-Xent head, 200 of the ArcFace/CosFace heads).
+  --out FILE       Where to write the HTML report with SVG plots (default
+                   densevec-report.html in the current directory). --report [FILE] is an alias.
+  --no-report      Do not write the HTML report.
+  --quiet          Print only the summary (and no progress bars; these are also off when
+                   stdout is not a terminal).
   --help           Show this help.
 `;
 
@@ -44,7 +49,7 @@ const MAX_TEST = 2000; // held-out queries
 const MAX_QUERIES = 5000; // corpus rows used as search / near-duplicate queries
 
 function parseArgs(argv) {
-  const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false, report: null };
+  const o = { data: null, dim: null, labels: null, seed: 42, backend: 'auto', quiet: false, help: false, report: 'densevec-report.html', epochs: null };
   const need = (i, flag) => {
     if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`${flag} needs a value`);
     return argv[i + 1];
@@ -85,6 +90,13 @@ function parseArgs(argv) {
         if (o.report === '') throw new UsageError('--report needs a file name');
         break;
       }
+      case '--out': {
+        o.report = val();
+        if (o.report === '') throw new UsageError('--out needs a file name');
+        break;
+      }
+      case '--no-report': o.report = null; break;
+      case '--epochs': o.epochs = int(val(), '--epochs', 1); break;
       case '--quiet': o.quiet = true; break;
       case '--help': case '-h': o.help = true; break;
       default: throw new UsageError(`unknown option '${a}' (see --help)`);
@@ -302,7 +314,7 @@ function mean(a) {
 }
 
 function learning(dv, ref, c) {
-  const { raw, x, labels, trainIdx, testIdx, seed, say, summary, rep, plots } = c;
+  const { raw, x, labels, trainIdx, testIdx, seed, say, summary, rep, plots, bar, epochs, knnStages } = c;
   const curves = [];
   const auditRows = [];
   let triangles = null;
@@ -343,13 +355,29 @@ function learning(dv, ref, c) {
   // Heads map to min(32, d) dimensions.
   const o = { ...TRAIN.contrastive, dim: Math.min(TRAIN.contrastive.dim, raw.cols) };
   const mo = { ...TRAIN.margin, dim: o.dim };
+  // --epochs N: N passes over the training rows, in batches of min(batch, rows).
+  const stepsFor = (batch) => Math.max(1, Math.ceil((epochs * trainIdx.length) / Math.min(batch, trainIdx.length)));
+  if (epochs !== null) {
+    o.steps = stepsFor(o.batch);
+    mo.steps = stepsFor(mo.batch);
+  }
+  const epochsOf = (steps, batch) => ((steps * Math.min(batch, trainIdx.length)) / trainIdx.length).toFixed(epochs !== null ? 0 : 1);
+  // Training with a progress bar (terminal only).
+  const withBar = (label, steps, f) => {
+    const b = bar(label, steps);
+    try {
+      return f(() => b.tick());
+    } finally {
+      b.stop();
+    }
+  };
 
   say(`Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
     '20% feature dropout and Gaussian noise of 0.5 standard deviations):');
-  const [h1, t1] = timed(() => trainContrastive(dv, ref, task, seed, o));
+  const [h1, t1] = timed(() => withBar('NT-Xent head', o.steps, (tick) => trainContrastive(dv, ref, task, seed, { ...o, onStep: tick })));
   const first = h1.history.slice(0, 10);
   const last = h1.history.slice(-10);
-  say(`  NT-Xent head, ${o.steps} steps of ${o.batch} pairs, τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), ` +
+  say(`  NT-Xent head, ${o.steps} steps of ${Math.min(o.batch, trainIdx.length)} pairs (${epochsOf(o.steps, o.batch)} epochs), τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), ` +
     `Wasserstein weight ${o.mu}, L2 ${o.lambda}: ${ms(t1)}`);
   say(`    NT-Xent ${mean(first.map((h) => h.ntxent)).toFixed(3)} → ${mean(last.map((h) => h.ntxent)).toFixed(3)}` +
     `   Wasserstein ${mean(first.map((h) => h.wasserstein)).toExponential(2)} → ${mean(last.map((h) => h.wasserstein)).toExponential(2)}` +
@@ -366,24 +394,27 @@ function learning(dv, ref, c) {
   const m1 = dv.mismatchScore(dv.matmul(va, h1.W), dv.matmul(vb, h1.W));
   say(`    two views of the test rows: matched − unmatched mean cosine M = ${m0.M.toFixed(3)} at init → ${m1.M.toFixed(3)} trained ` +
     `(matched ${m1.muP.toFixed(3)}, unmatched ${m1.muQ.toFixed(3)})`);
-  curves.push({ name: 'NT-Xent', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.ntxent) });
+  curves.push({ name: 'NT-Xent', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.ntxent),
+    extra: [{ name: 'NT-Xent + Wasserstein + L2', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.ntxent + o.mu * h.wasserstein + h.penalty), dash: true }] });
   summary.push(`ntxent ${mean(first.map((h) => h.ntxent)).toFixed(3)}->${mean(last.map((h) => h.ntxent)).toFixed(3)} M=${m1.M.toFixed(3)}`);
 
   const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
   if (y) {
     for (const kind of ['arcface', 'cosface']) {
-      const [h, t] = timed(() => trainMargin(dv, ref, task, kind, seed, mo));
+      const [h, t] = timed(() => withBar(kind === 'arcface' ? 'ArcFace head' : 'CosFace head', mo.steps,
+        (tick) => trainMargin(dv, ref, task, kind, seed, { ...mo, onStep: tick })));
       const proto = dv.topK(test(h.W), h.P, 1, { metric: 'cosine' }).indices;
       let hit = 0;
       for (let i = 0; i < proto.length; i++) if (proto[i] === yTest[i]) hit++;
       const f = h.history.slice(0, 10);
       const l = h.history.slice(-10);
-      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps, s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
+      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps (${epochsOf(mo.steps, mo.batch)} epochs), s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
         `loss ${mean(f.map((q) => q.loss)).toFixed(3)} → ${mean(l.map((q) => q.loss)).toFixed(3)}, ` +
         `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
       summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
       heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h.W]);
-      curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss) });
+      curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss),
+        extra: [{ name: 'L2 penalty', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.penalty), dash: true }] });
     }
   }
 
@@ -397,10 +428,15 @@ function learning(dv, ref, c) {
   say(line(cols).replace(/^( +)embedding/, (m0_, sp) => `${sp}embedding`));
   const pct = (v) => (v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
   const fx = (v, n) => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(n));
+  const auditBar = bar('audit', heads.length);
+  const embeddings = [];
   for (const [name, W] of heads) {
     const zTr = W ? train(W) : subsetRows(x, trainIdx);
     const zTe = W ? test(W) : subsetRows(x, testIdx);
     const [a, t] = timed(() => audit(dv, ref, zTr, zTe, yTrain, yTest, seed));
+    auditBar.tick();
+    embeddings.push({ name, z: zTe });
+    if (a.knn !== undefined && W) knnStages.push({ name, value: a.knn });
     say(line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
       a.knn === undefined ? '–' : `${(100 * (a.rotKnn - a.knn)).toFixed(1)}`, a.rotDeltaMean.toExponential(1), a.rotRecovered.toExponential(1),
       fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.curvature, 3), fx(a.curvatureSame, 3)]) + `  (${ms(t)})`);
@@ -409,9 +445,10 @@ function learning(dv, ref, c) {
     if (name === 'NT-Xent head') triangles = a;
     summary.push(`audit ${name}: knn=${pct(a.knn)} meancos=${fx(a.meanCos, 4)} curv=${fx(a.curvature, 3)}`);
   }
+  auditBar.stop();
 
   // Two seeds give different maps; Procrustes finds how far they are from a rotation of each other.
-  const [h2, t2] = timed(() => trainContrastive(dv, ref, task, seed + 1, o));
+  const [h2, t2] = timed(() => withBar(`NT-Xent head, seed ${seed + 1}`, o.steps, (tick) => trainContrastive(dv, ref, task, seed + 1, { ...o, onStep: tick })));
   const al = alignment(dv, test(h1.W), test(h2.W));
   let agree = '';
   if (y) {
@@ -427,28 +464,119 @@ function learning(dv, ref, c) {
   if (rep) {
     rep.heading('Learned embeddings');
     rep.text(`Linear heads ${raw.cols} → ${o.dim} trained with densevec's losses and gradients (Adam in JavaScript). ` +
-      'Left: training losses per step (NT-Xent under a cosine temperature schedule plus a Wasserstein regularizer ' +
-      'and an L2 penalty; ArcFace and CosFace with label smoothing). Right: curvature (spherical excess divided by ' +
+      'Training losses per step of each head (NT-Xent under a cosine temperature schedule, dashed: the total with the Wasserstein ' +
+      'regularizer and the L2 penalty; ArcFace and CosFace with label smoothing, dashed: their L2 penalty), the temperature schedule, and the curvature (spherical excess divided by ' +
       'the area of the chord triangle) of triangles of test embeddings of the NT-Xent head against their mean side; ' +
       'it tends to 1, the Gaussian curvature of the unit sphere, as triangles shrink.');
     const tau = dv.temperatureSchedule({ start: o.tauStart, end: o.tauEnd, steps: o.steps, kind: 'cosine' });
-    const figs = [
-      plots.linePlot(curves, { title: 'Training loss', xLabel: 'step', yLabel: 'loss' }),
-      plots.linePlot([{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }],
-        { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }),
-    ];
+    const figs = curves.map((cv) => ({
+      id: `loss-${cv.name.toLowerCase().replace(/[^a-z]/g, '')}`,
+      svg: plots.linePlot([{ name: `${cv.name} loss`, xs: cv.xs, ys: cv.ys }, ...cv.extra],
+        { title: `Training loss, ${cv.name} head`, xLabel: `step (${cv.xs.length} steps)`, yLabel: 'loss' }),
+    }));
+    figs.push({ id: 'temperature', svg: plots.linePlot([{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }],
+      { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }) });
     if (triangles) {
       const series = [{ name: 'any three test rows', points: triangles.triangles }];
       if (triangles.trianglesSame) series.push({ name: 'three of one class', points: triangles.trianglesSame });
-      figs.push(plots.scatterPlot(series, { title: 'Spherical triangles (NT-Xent head)', xLabel: 'mean side (radians)', yLabel: 'excess / chord area' }));
+      figs.push({ id: 'triangles', svg: plots.scatterPlot(series, { title: 'Spherical triangles (NT-Xent head)', xLabel: 'mean side (radians)', yLabel: 'excess / chord area' }) });
     }
     rep.figures(figs);
+
+    // Cosines of the learned embeddings against the null in their dimension.
+    const pick = Array.from({ length: Math.min(600, testIdx.length) }, (_, i) => i);
+    const upper = (m) => {
+      const mm = subsetRows(m, pick);
+      const sm = dv.similarityMatrix(mm, mm);
+      const out = [];
+      for (let i = 0; i < mm.rows; i++) for (let j = i + 1; j < mm.rows; j++) out.push(sm.data[i * mm.rows + j]);
+      return out;
+    };
+    const grid = Array.from({ length: 401 }, (_, i) => -1 + i / 200);
+    const learned = embeddings.filter((e) => e.name !== 'standardized input');
+    rep.heading('Pairwise cosines of the learned embeddings');
+    rep.text(`Density of the pairwise cosines of ${pick.length} test rows in each ${o.dim}-dimensional embedding, against the ` +
+      `null density of the cosine between independent uniform directions in d = ${o.dim}, f(s) ∝ (1 − s²)^((d − 3)/2). ` +
+      'Mass far to the right of the null comes from rows of one class; the heads spread the classes apart.');
+    rep.figures([{
+      id: 'cosine-hist-embedding',
+      svg: plots.linePlot([
+        ...learned.map((e) => plots.densitySeries(e.name, upper(e.z), -1, 1, 100)),
+        { name: `null, d = ${o.dim}`, xs: grid, ys: grid.map((s0) => c.nullDensity(s0, o.dim)), dash: true, color: '#444' },
+      ], { title: `Pairwise cosines, learned embeddings (d = ${o.dim})`, xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }),
+    }]);
+
+    // 2-D projections: the top two principal directions of each embedding's unit test rows.
+    rep.heading('2-D projections of the test embeddings');
+    rep.text('Each point is a test row (unit-normalized), projected on the top two principal directions of that ' +
+      'embedding (power iteration with deflation on the covariance), coloured by class.');
+    const classes = y ? [...new Set(yTest)].sort((a, b) => a - b) : [0];
+    if (y) rep.html(`<p>${classes.map((cl, k) => `<span style="color:${plots.COLORS[k % plots.COLORS.length]}">● class ${classList[cl]}</span>`).join(' &nbsp; ')}</p>`);
+    rep.figures(embeddings.map((e) => {
+      const p2 = c.project2(dv.normalizeRows(e.z), seed);
+      return {
+        id: `projection-${e.name.toLowerCase().replace(/[^a-z]/g, '').replace(/head$/, '')}`,
+        svg: plots.scatterPlot(classes.map((cl) => ({
+          name: y ? `class ${classList[cl]}` : 'rows',
+          points: p2.filter((_, i) => !y || yTest[i] === cl),
+        })), { title: `${e.name}: top-2 principal directions`, xLabel: 'PC 1', yLabel: 'PC 2', legend: 'none', size: [380, 340] }),
+      };
+    }));
     rep.heading('Audit');
     rep.table(['embedding', 'dim', 'kNN (k=5)', 'mean cos', 'z', 'var / null', 'kNN rotated', 'Procrustes (rotated)', 'BN drift cos', 'BN drift L2',
       'Hoyer', '|x| ≤ 0.01', 'median curvature', 'same class'], auditRows);
     rep.text(`Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
       `${al.after.toFixed(3)} after the best orthogonal map.`);
   }
+}
+
+/**
+ * Projection of the rows of m on its top two principal directions: power iteration on the
+ * covariance (d × d, float64), the second after deflating the first. Deterministic for a seed.
+ * Returns [{ x, y }] per row.
+ */
+function project2(ref, m, seed) {
+  const { rows: n, cols: d, data } = m;
+  const mu = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mu[j] += data[i * d + j] / n;
+  const C = new Float64Array(d * d);
+  for (let i = 0; i < n; i++) {
+    for (let a = 0; a < d; a++) {
+      const va = data[i * d + a] - mu[a];
+      for (let b = 0; b < d; b++) C[a * d + b] += va * (data[i * d + b] - mu[b]);
+    }
+  }
+  const rng = new ref.SplitMix64(seed + 5);
+  const dirs = [];
+  for (let k = 0; k < Math.min(2, d); k++) {
+    let v = Float64Array.from({ length: d }, () => rng.uniform() - 0.5);
+    for (let it = 0; it < 200; it++) {
+      const w = new Float64Array(d);
+      for (let a = 0; a < d; a++) for (let b = 0; b < d; b++) w[a] += C[a * d + b] * v[b];
+      for (const u of dirs) {
+        let p = 0;
+        for (let a = 0; a < d; a++) p += w[a] * u[a];
+        for (let a = 0; a < d; a++) w[a] -= p * u[a];
+      }
+      const nw = Math.hypot(...w) || 1;
+      v = w.map((q) => q / nw);
+    }
+    // Sign convention: the largest component positive.
+    let big = 0;
+    for (let a = 1; a < d; a++) if (Math.abs(v[a]) > Math.abs(v[big])) big = a;
+    if (v[big] < 0) v = v.map((q) => -q);
+    dirs.push(v);
+  }
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const p = dirs.map((u) => {
+      let s = 0;
+      for (let a = 0; a < d; a++) s += (data[i * d + a] - mu[a]) * u[a];
+      return s;
+    });
+    out.push({ x: p[0], y: p.length > 1 ? p[1] : 0 });
+  }
+  return out;
 }
 
 function subsetRows(m, idx) {
@@ -482,14 +610,17 @@ function main() {
   } catch (e) {
     throw new UsageError(`--backend ${opts.backend}: ${e.message}`);
   }
-  const { Report, linePlot, densitySeries, scatterPlot } = require('./lib/report.js');
+  const { Report, linePlot, densitySeries, scatterPlot, barPlot, COLORS } = require('./lib/report.js');
+  const { progress } = require('./lib/progress.js');
+  const bar = progress(!opts.quiet && Boolean(process.stdout.isTTY));
+  const knnStages = [];
   const rep = opts.report ? new Report('densevec demo report') : null;
   const log = [];
   const say = (s = '') => {
     log.push(s);
     if (!opts.quiet) process.stdout.write(`${s}\n`);
   };
-  const plots = { linePlot, densitySeries, scatterPlot };
+  const plots = { linePlot, densitySeries, scatterPlot, COLORS };
   const summary = [];
   const total0 = process.hrtime.bigint();
 
@@ -513,6 +644,7 @@ function main() {
   const trainIdx = perm.slice(nTest);
   const trainX = subset(x, trainIdx);
   const testX = subset(x, testIdx);
+  let majority = null;
   if (labels) {
     const trainY = Uint32Array.from(trainIdx, (i) => labels[i]);
     const testY = Uint32Array.from(testIdx, (i) => labels[i]);
@@ -528,7 +660,10 @@ function main() {
           const [pred, t] = timed(() => dv.knnClassify(tr, trainY, te, k, { metric }));
           const acc = accuracy(pred, testY);
           row.push(`k=${k} ${(100 * acc).toFixed(1)}% (${ms(t)})`);
-          if (k === 5 && metric === 'cosine') summary.push(`knn5-cosine ${label} ${(100 * acc).toFixed(1)}%`);
+          if (k === 5 && metric === 'cosine') {
+            summary.push(`knn5-cosine ${label} ${(100 * acc).toFixed(1)}%`);
+            knnStages.push({ name: label, value: acc });
+          }
         }
         say(`  ${label.padEnd(12)} ${metric.padEnd(6)}  ${row.join('   ')}`);
       }
@@ -538,7 +673,8 @@ function main() {
     for (const l of trainY) cnt.set(l, (cnt.get(l) || 0) + 1);
     for (const v of cnt.values()) maj = Math.max(maj, v);
     const majLabel = [...cnt.entries()].find(([, v]) => v === maj)[0];
-    say(`  (always predicting the most frequent class: ${(100 * accuracy(new Uint32Array(testY.length).fill(majLabel), testY)).toFixed(1)}%)`);
+    majority = accuracy(new Uint32Array(testY.length).fill(majLabel), testY);
+    say(`  (always predicting the most frequent class: ${(100 * majority).toFixed(1)}%)`);
   } else {
     say();
     say('kNN classification: skipped (no labels)');
@@ -608,12 +744,12 @@ function main() {
       `Right: the nearest-neighbour cosine of each test query; the dotted line is the cosine whose p-value is ` +
       `0.01 / ${trainX.rows} (Bonferroni over the candidates).`);
     rep.figures([
-      plots.linePlot([
+      { id: 'cosine-hist-input', svg: plots.linePlot([
         plots.densitySeries('random unit vectors', upper(subset(control, pick)), -1, 1, 100),
         plots.densitySeries('raw features', upper(subset(raw, pick)), -1, 1, 100),
         plots.densitySeries('standardized', upper(subset(x, pick)), -1, 1, 100),
         nullLine,
-      ], { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }),
+      ], { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }) },
       plots.linePlot([plots.densitySeries('nearest neighbour of a test query', top, -1, 1, 100), nullLine],
         { title: 'Nearest-neighbour cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left', vlines: [{ x: sStar, name: `p = ${fmtP(alpha)}` }] }),
       plots.linePlot([8, d, 768].filter((v, i, a) => a.indexOf(v) === i).map((dd) => {
@@ -674,7 +810,17 @@ function main() {
   summary.push(`near-duplicates ${dups.length} (exact ${exact})`);
 
   // 5. Learned embeddings and their audit.
-  learning(dv, ref, { raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped, rep, plots });
+  learning(dv, ref, {
+    raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped, rep, plots, bar, epochs: opts.epochs, knnStages,
+    nullDensity: (s0, dd) => nullDensity(ref, s0, dd), project2: (m, seed) => project2(ref, m, seed),
+  });
+  if (rep && knnStages.length > 0) {
+    rep.heading('kNN accuracy per stage');
+    rep.text('Held-out accuracy of knnClassify (k = 5, cosine) on the raw and standardized features and on each learned ' +
+      'embedding of the same split; the dashed line is always predicting the most frequent class.');
+    rep.figures([{ id: 'knn-bars', svg: barPlot(knnStages.map((s0) => ({ name: s0.name, value: 100 * s0.value })),
+      { title: 'kNN accuracy (k = 5, cosine)', yLabel: 'test accuracy (%)', hline: majority === null ? null : { y: 100 * majority, name: 'majority class' } }) }]);
+  }
 
   const total = Number(process.hrtime.bigint() - total0) / 1e6;
   say();

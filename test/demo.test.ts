@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,6 +49,29 @@ describe('demo (examples/demo.js)', () => {
     expect(b.out).toBe(a.out);
     const c = run(['--data', 'clusters.csv', '--quiet', '--seed', '4']);
     expect(c.out).not.toBe(a.out);
+  }, 120_000);
+
+  it('writes the report by default, to --out, or not with --no-report; --epochs sets the training length', () => {
+    rmSync(join(dir, 'densevec-report.html'), { force: true });
+    const a = run(['--data', 'clusters.csv', '--epochs', '3']);
+    expect(a.code, a.err).toBe(0);
+    expect(a.err).toMatch(/wrote densevec-report\.html/);
+    expect(existsSync(join(dir, 'densevec-report.html'))).toBe(true);
+    // 3 epochs of 112 training rows in batches of 112 (the batch is capped by the rows).
+    expect(a.out).toMatch(/NT-Xent head, 3 steps of 112 pairs \(3 epochs\)/);
+    expect(a.out).toMatch(/ArcFace head, 3 steps \(3 epochs\)/);
+    // Not a terminal: no progress lines or bars in the output.
+    expect(a.out).not.toMatch(/^ {2}.*: \d+\/\d+$|\[[█░=-]+\]/m);
+    rmSync(join(dir, 'densevec-report.html'));
+    const b = run(['--data', 'clusters.csv', '--epochs', '1', '--no-report', '--quiet']);
+    expect(b.code, b.err).toBe(0);
+    expect(b.err).not.toMatch(/wrote/);
+    expect(existsSync(join(dir, 'densevec-report.html'))).toBe(false);
+    const c = run(['--data', 'clusters.csv', '--epochs', '1', '--out', 'sub.html', '--quiet']);
+    expect(c.code, c.err).toBe(0);
+    expect(readFileSync(join(dir, 'sub.html'), 'utf8')).toContain('<figure id="knn-bars">');
+    expect(run(['--epochs', '0']).err).toMatch(/--epochs must be an integer >= 1/);
+    expect(run(['--out']).err).toMatch(/--out needs a value/);
   }, 120_000);
 
   it('reads raw float32 files with --dim', () => {

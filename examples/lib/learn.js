@@ -149,6 +149,7 @@ function trainContrastive(dv, ref, task, seed, o) {
     const gW = addInto(addInto(gradWeights(dv, xa, { data: ga, rows: za.rows, cols: za.cols }), gradWeights(dv, xb, { data: gb, rows: zb.rows, cols: zb.cols })), pen.grad.data);
     adam.step([gW]);
     history.push({ step, tau: t, ntxent: nt.loss, wasserstein: ws.loss, penalty: pen.loss });
+    if (o.onStep) o.onStep(step);
   }
   return { W, history };
 }
@@ -174,6 +175,7 @@ function trainMargin(dv, ref, task, kind, seed, o) {
     const pen = dv.normPenalty(W, o.lambda);
     adam.step([addInto(gradWeights(dv, x, r.gradX), pen.grad.data), r.gradW.data]);
     history.push({ step, loss: r.loss, penalty: pen.loss });
+    if (o.onStep) o.onStep(step);
   }
   return { W, P, history };
 }

@@ -4,7 +4,7 @@
  * collects sections as it runs and writes them with --report.
  */
 
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
 function esc(s) {
   return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
@@ -32,8 +32,7 @@ function fmtTick(v) {
  * xDomain, yDomain, vlines: [{ x, name }].
  */
 function linePlot(series, o = {}) {
-  const W = 560;
-  const H = 300;
+  const [W, H] = o.size || [560, 300];
   const m = { l: 58, r: 14, t: 28, b: 42 };
   const tf = o.logY ? (v) => Math.log10(v) : (v) => v;
   let [x0, x1] = o.xDomain || [Infinity, -Infinity];
@@ -103,8 +102,10 @@ function linePlot(series, o = {}) {
     legend.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 20}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5 3"' : ''}/><text x="${lx + 24}" y="${ly}">${esc(s.name)}</text>`);
   });
   const lw = 7 * Math.max(...series.map((q) => q.name.length)) + 30;
-  parts.push(`<rect x="${lx - 4}" y="${m.t + 4}" width="${lw}" height="${14 * series.length + 6}" fill="#fff" fill-opacity="0.85" stroke="#ddd"/>`);
-  parts.push(...legend);
+  if (o.legend !== 'none') {
+    parts.push(`<rect x="${lx - 4}" y="${m.t + 4}" width="${lw}" height="${14 * series.length + 6}" fill="#fff" fill-opacity="0.85" stroke="#ddd"/>`);
+    parts.push(...legend);
+  }
   parts.push('</svg>');
   return parts.join('');
 }
@@ -144,6 +145,40 @@ function scatterPlot(series, o = {}) {
   return svg;
 }
 
+/**
+ * A bar chart: bars [{ name, value }]; options: title, yLabel, yDomain (default [0, max]),
+ * hline: { y, name } (a dashed reference line).
+ */
+function barPlot(bars, o = {}) {
+  const W = 560;
+  const H = 300;
+  const m = { l: 58, r: 14, t: 28, b: 58 };
+  const [y0, y1] = o.yDomain || [0, Math.max(...bars.map((b) => b.value), o.hline ? o.hline.y : 0) * 1.05 || 1];
+  const py = (v) => H - m.b - ((Math.min(Math.max(v, y0), y1) - y0) / (y1 - y0)) * (H - m.t - m.b);
+  const slot = (W - m.l - m.r) / Math.max(1, bars.length);
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`, `<rect width="${W}" height="${H}" fill="#fff"/>`];
+  if (o.title) parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
+  for (const t of niceTicks(y0, y1)) {
+    parts.push(`<line x1="${m.l - 4}" y1="${py(t)}" x2="${W - m.r}" y2="${py(t)}" stroke="#eee"/><text x="${m.l - 6}" y="${py(t) + 4}" text-anchor="end">${fmtTick(t)}</text>`);
+  }
+  parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#999"/>`);
+  if (o.yLabel) parts.push(`<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  bars.forEach((b, k) => {
+    const x = m.l + k * slot + slot * 0.15;
+    const w = slot * 0.7;
+    const top = py(b.value);
+    parts.push(`<rect class="bar" x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${w.toFixed(1)}" height="${(H - m.b - top).toFixed(1)}" fill="${b.color || COLORS[k % COLORS.length]}"/>`);
+    parts.push(`<text x="${(x + w / 2).toFixed(1)}" y="${(top - 4).toFixed(1)}" text-anchor="middle">${esc(Number(b.value.toFixed(1)))}</text>`);
+    parts.push(`<text x="${(x + w / 2).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle">${esc(b.name)}</text>`);
+  });
+  if (o.hline) {
+    const yy = py(o.hline.y);
+    parts.push(`<line x1="${m.l}" y1="${yy}" x2="${W - m.r}" y2="${yy}" stroke="#444" stroke-dasharray="5 3"/><text x="${W - m.r - 4}" y="${yy - 4}" text-anchor="end">${esc(o.hline.name)}</text>`);
+  }
+  parts.push('</svg>');
+  return parts.join('');
+}
+
 function table(head, rows) {
   return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows
     .map((r) => `<tr>${r.map((c, i) => `<td${i > 0 ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`)
@@ -168,7 +203,10 @@ class Report {
     this.parts.push(h);
   }
   figures(svgs) {
-    this.parts.push(`<div class="figs">${svgs.map((s) => `<figure>${s}</figure>`).join('')}</div>`);
+    // Each entry: an SVG string, or { id, svg } (the id names the figure in the page).
+    this.parts.push(`<div class="figs">${svgs
+      .map((s) => (typeof s === 'string' ? `<figure>${s}</figure>` : `<figure id="${esc(s.id)}">${s.svg}</figure>`))
+      .join('')}</div>`);
   }
   table(head, rows) {
     this.parts.push(table(head, rows));
@@ -191,4 +229,4 @@ ${this.parts.join('\n')}
   }
 }
 
-module.exports = { Report, linePlot, densitySeries, scatterPlot };
+module.exports = { Report, linePlot, densitySeries, scatterPlot, barPlot, COLORS };
