@@ -53,6 +53,7 @@ async function lossRow(suite, py, spec) {
       { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
     ],
     extra: { loss: { densevec: mine, pytorch: theirs } },
+    opts: suite.quick ? { rounds: 3 } : {}, // calls of seconds: three interleaved rounds in a quick pass
   });
   if (theirs !== null) suite.note(`${name}: loss densevec ${mine.toPrecision(7)} vs PyTorch ${theirs.toPrecision(7)}`);
   if (spec.cleanup) await spec.cleanup();
