@@ -212,6 +212,7 @@ class Suite {
     const out = {
       suite: this.name,
       quick: this.quick,
+      mode: process.env.DENSEVEC_BENCH_MODE ?? (this.quick ? 'quick' : 'full'),
       date: new Date().toISOString(),
       harness: 'median of interleaved rounds (bench/harness.js): every implementation runs once per round in rotating order after warm-up; figures are per call',
       machine: {

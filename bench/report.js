@@ -33,7 +33,8 @@ const all = files.map((s) => JSON.parse(fs.readFileSync(path.join(dir, `${s}.jso
 const out = summary(all);
 for (const r of all) {
   const s = r.suite;
-  out.push(`### ${s}${r.quick ? ' (quick pass)' : ''}`, '');
+  const mode = r.mode === 'smoke' ? ' (smoke run: shrunken shapes, figures not meaningful)' : r.quick ? ' (quick pass)' : '';
+  out.push(`### ${s}${mode}`, '');
   out.push(
     `${r.date.slice(0, 16).replace('T', ' ')} UTC · ISA ${r.densevec.isa} · ${r.machine.cpu} · ${r.machine.cores} cores · load average ${r.machine.loadavg.map((x) => x.toFixed(1)).join(' / ')} · node ${r.machine.node}`,
     '',
