@@ -24,6 +24,20 @@ export type BackendName = 'native' | 'cuda' | 'reference';
 /** ISA names reported by {@link backendInfo}. */
 export type IsaName = 'avx512' | 'avx2' | 'neon' | 'scalar';
 
+/** Availability of the CUDA backend, as reported by {@link backendInfo}. */
+export interface CudaStatus {
+  /** Whether similarityMatrix / topK can run on the GPU here. */
+  available: boolean;
+  /** Device name, e.g. 'NVIDIA H200' (when available). */
+  device?: string;
+  /** Total device memory in bytes (when available). */
+  memory?: number;
+  /** Compute capability 'major.minor' (when available). */
+  computeCapability?: string;
+  /** Why the CUDA backend is not available: no driver, no NVRTC, no device, compile failure. */
+  reason?: string;
+}
+
 /** What {@link backendInfo} returns. */
 export interface BackendInfo {
   /** The backend that runs calls now. */
@@ -33,7 +47,7 @@ export interface BackendInfo {
   /** Worker threads of the native pool (1 on the reference backend). */
   threads: number;
   /** Whether the CUDA backend can run here, and why not. */
-  cuda: { available: boolean; device?: string; reason?: string };
+  cuda: CudaStatus;
   /** Why the native addon did not load, when it did not. */
   nativeError?: string;
 }
@@ -90,8 +104,37 @@ const WARNED = Symbol.for('densevec.referenceFallbackWarned');
 let current: BackendName = 'reference';
 let threadsWanted: number | null = null;
 
-function cudaStatus(): BackendInfo['cuda'] {
-  return { available: false, reason: 'this build of densevec has no CUDA backend' };
+let cudaCache: CudaStatus | null = null;
+/** Whether the last setBackend was 'auto' (large similarity calls may then go to the GPU). */
+let autoMode = true;
+
+/** CUDA availability, probed once per process through the addon (never throws). */
+export function cudaStatus(): CudaStatus {
+  if (cudaCache) return cudaCache;
+  if (!binding) return { available: false, reason: `the native addon is not available: ${loadError ?? 'unknown reason'}` };
+  const b = binding as Partial<NativeBinding>;
+  if (typeof b.cudaInfo !== 'function') return (cudaCache = { available: false, reason: 'this build of densevec has no CUDA backend' });
+  try {
+    const c = b.cudaInfo();
+    cudaCache = c.available
+      ? { available: true, device: c.device ?? undefined, memory: c.memory ?? undefined, computeCapability: c.computeCapability ?? undefined }
+      : { available: false, reason: c.reason ?? 'unknown reason' };
+  } catch (e) {
+    cudaCache = { available: false, reason: firstLine(e) };
+  }
+  return cudaCache;
+}
+
+/**
+ * How a similarityMatrix/topK call may use the GPU now: 'strict' (CUDA backend selected; errors
+ * are the caller's), 'auto' (auto backend and a GPU is present; the caller decides by size and
+ * falls back to the CPU on error) or null (CPU only).
+ */
+export function cudaRoute(): 'strict' | 'auto' | null {
+  if (!binding) return null;
+  if (current === 'cuda') return 'strict';
+  if (autoMode && current === 'native' && cudaStatus().available) return 'auto';
+  return null;
 }
 
 /** Chooses the backend: 'auto' (fastest available), 'native', 'cuda' or 'reference'. */
@@ -99,19 +142,23 @@ export function setBackend(name: 'auto' | BackendName): void {
   switch (name) {
     case 'auto':
       current = binding ? 'native' : 'reference';
+      autoMode = true;
       return;
     case 'native':
       if (!binding) fail('E_BACKEND', `setBackend: the native addon is not available: ${loadError ?? 'unknown reason'}`);
       current = 'native';
+      autoMode = false;
       return;
     case 'cuda': {
       const c = cudaStatus();
       if (!c.available) fail('E_BACKEND', `setBackend: the CUDA backend is not available: ${c.reason}`);
       current = 'cuda';
+      autoMode = false;
       return;
     }
     case 'reference':
       current = 'reference';
+      autoMode = false;
       return;
     default:
       fail('E_ARG', `setBackend: unknown backend '${String(name)}' (expected 'auto', 'native', 'cuda' or 'reference')`);
@@ -136,9 +183,12 @@ function initBackend(): void {
 }
 initBackend();
 
-/** The native binding when the native backend is selected, else null. */
+/**
+ * The native binding when the native or CUDA backend is selected, else null (functions without
+ * a GPU path run on the native CPU code under the CUDA backend).
+ */
 export function nat(): NativeBinding | null {
-  return current === 'native' ? binding : null;
+  return current === 'native' || current === 'cuda' ? binding : null;
 }
 
 /** The native binding if it loaded at all (whatever backend is selected). */

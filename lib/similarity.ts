@@ -11,6 +11,7 @@ import * as ref from './reference/similarity';
 import type { MetricOptions, TopKResult } from './reference/similarity';
 import * as v from './validate';
 import { fail } from './errors';
+import { viaCuda, CUDA_TOPK_MAX_K } from './cuda';
 
 export type { MetricOptions, TopKResult } from './reference/similarity';
 export type { Metric } from './validate';
@@ -119,7 +120,14 @@ export function similarityMatrix(q: Matrix, c: Matrix, options?: MetricOptions):
   if (n === null) return ref.similarityMatrix(q, c, options);
   const metric = ref.checkBatch('similarityMatrix', q, c, options);
   try {
-    return { data: n.similarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric), rows: q.rows, cols: c.rows };
+    const data = viaCuda(
+      q.rows * c.rows * q.cols,
+      true,
+      (g) => g.cudaSimilarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
+      () => n.similarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
+      n,
+    );
+    return { data, rows: q.rows, cols: c.rows };
   } catch (e) {
     rethrow(e);
   }
@@ -138,7 +146,13 @@ export function topK(q: Matrix, c: Matrix, k: number, options?: MetricOptions): 
   const metric = ref.checkBatch('topK', q, c, options);
   ref.checkK('topK', k, c.rows);
   try {
-    return n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric);
+    return viaCuda(
+      q.rows * c.rows * q.cols,
+      k <= CUDA_TOPK_MAX_K,
+      (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
+      () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
+      n,
+    );
   } catch (e) {
     rethrow(e);
   }

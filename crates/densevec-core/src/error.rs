@@ -40,7 +40,10 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: Code, msg: impl Into<String>) -> Self {
-        Error { code, msg: msg.into() }
+        Error {
+            code,
+            msg: msg.into(),
+        }
     }
 }
 
@@ -66,7 +69,13 @@ macro_rules! bail {
 /// Checks a matrix buffer: `data.len() == rows * cols` and non-empty.
 pub fn check_matrix(func: &str, name: &str, data: &[f32], rows: usize, cols: usize) -> Result<()> {
     if rows.checked_mul(cols) != Some(data.len()) {
-        bail!(Shape, "{func}: {name} has data.length {} but rows * cols = {} * {}", data.len(), rows, cols);
+        bail!(
+            Shape,
+            "{func}: {name} has data.length {} but rows * cols = {} * {}",
+            data.len(),
+            rows,
+            cols
+        );
     }
     if rows == 0 || cols == 0 {
         bail!(Shape, "{func}: {name} is empty ({rows} x {cols})");
@@ -77,7 +86,11 @@ pub fn check_matrix(func: &str, name: &str, data: &[f32], rows: usize, cols: usi
 /// Fails with `E_NON_FINITE` if any value is NaN or ±∞.
 pub fn check_finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        bail!(NonFinite, "{func}: {name} has a non-finite value {} at index {i}", data[i]);
+        bail!(
+            NonFinite,
+            "{func}: {name} has a non-finite value {} at index {i}",
+            data[i]
+        );
     }
     Ok(())
 }

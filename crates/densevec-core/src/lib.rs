@@ -7,12 +7,12 @@
 pub mod error;
 pub mod pool;
 
-pub mod similarity;
-pub mod topk;
-pub mod statistics;
 pub mod contrastive;
-pub mod margin;
 pub mod geometry;
+pub mod margin;
 pub mod regularizers;
+pub mod similarity;
+pub mod statistics;
+pub mod topk;
 
 pub use error::{Code, Error, Result};

@@ -9,7 +9,11 @@ fn default_threads() -> usize {
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|&n| n >= 1)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
 fn build(n: usize) -> Option<Arc<rayon::ThreadPool>> {
@@ -40,7 +44,9 @@ pub fn set_threads(n: usize) -> Result<(), String> {
         return Err("thread count must be at least 1".into());
     }
     let pool = build(n).ok_or_else(|| format!("could not start {n} threads"))?;
-    let mut g = slot().write().map_err(|_| "thread pool lock poisoned".to_string())?;
+    let mut g = slot()
+        .write()
+        .map_err(|_| "thread pool lock poisoned".to_string())?;
     *g = (n, Some(pool));
     Ok(())
 }

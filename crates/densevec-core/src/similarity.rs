@@ -32,7 +32,12 @@ impl Metric {
 
 fn same_len(func: &str, a: &[f32], b: &[f32]) -> Result<()> {
     if a.len() != b.len() {
-        bail!(Shape, "{func}: a has length {} but b has length {}", a.len(), b.len());
+        bail!(
+            Shape,
+            "{func}: a has length {} but b has length {}",
+            a.len(),
+            b.len()
+        );
     }
     Ok(())
 }
@@ -120,11 +125,13 @@ pub fn row_sumsq(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         return out;
     }
     pool::run(|| {
-        out.par_chunks_mut(ROW_PIECE).zip(data.par_chunks(ROW_PIECE * cols)).for_each(|(o, d)| {
-            for (oi, r) in o.iter_mut().zip(d.chunks(cols)) {
-                *oi = k::sumsq(r);
-            }
-        });
+        out.par_chunks_mut(ROW_PIECE)
+            .zip(data.par_chunks(ROW_PIECE * cols))
+            .for_each(|(o, d)| {
+                for (oi, r) in o.iter_mut().zip(d.chunks(cols)) {
+                    *oi = k::sumsq(r);
+                }
+            });
     });
     out
 }
@@ -166,25 +173,29 @@ pub(crate) const TILE_N: usize = 384;
 /// # Safety
 /// `tile` must be valid for reads and writes of `m` rows of `n` values, `ld` apart.
 #[inline]
-pub(crate) unsafe fn finish_tile_raw(metric: Metric, tile: *mut f32, ld: usize, m: usize, n: usize, qs: &[f32], cs: &[f32]) {
-    match metric {
-        Metric::Dot => {}
-        Metric::Cosine => {
-            for i in 0..m {
-                let qi = qs[i];
-                let row = std::slice::from_raw_parts_mut(tile.add(i * ld), n);
+pub(crate) unsafe fn finish_tile_raw(
+    metric: Metric,
+    tile: *mut f32,
+    ld: usize,
+    m: usize,
+    n: usize,
+    qs: &[f32],
+    cs: &[f32],
+) {
+    for (i, &qi) in qs.iter().enumerate().take(m) {
+        let row = std::slice::from_raw_parts_mut(tile.add(i * ld), n);
+        match metric {
+            Metric::Dot => {}
+            Metric::Cosine => {
                 for (v, c) in row.iter_mut().zip(cs) {
                     *v *= qi * *c;
                 }
             }
-        }
-        Metric::L2sq => {
-            for i in 0..m {
-                let qi = qs[i];
-                let row = std::slice::from_raw_parts_mut(tile.add(i * ld), n);
+            Metric::L2sq => {
                 for (v, c) in row.iter_mut().zip(cs) {
+                    // Clamp the rounding error of the expansion at 0; NaN stays NaN.
                     let d = qi + *c - 2.0 * *v;
-                    *v = if d > 0.0 { d } else if d.is_nan() { d } else { 0.0 };
+                    *v = if d < 0.0 { 0.0 } else { d };
                 }
             }
         }
@@ -231,7 +242,17 @@ pub fn similarity_matrix(
         // and this task is their only reader and writer; q and c hold these rows.
         unsafe {
             let t = ptr.get().add(i0 * n + j0);
-            k::gemm_nt_raw(mb, nb, cols, q.as_ptr().add(i0 * cols), cols, c.as_ptr().add(j0 * cols), cols, t, n);
+            k::gemm_nt_raw(
+                mb,
+                nb,
+                cols,
+                q.as_ptr().add(i0 * cols),
+                cols,
+                c.as_ptr().add(j0 * cols),
+                cols,
+                t,
+                n,
+            );
             if metric != Metric::Dot {
                 finish_tile_raw(metric, t, n, mb, nb, &qa[i0..i0 + mb], &ca[j0..j0 + nb]);
             }

@@ -2,10 +2,10 @@
 //! bounded heap per query, so the extra memory is O(q·k) per worker plus one tile; the full
 //! q × n score table is never formed.
 
+use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
 use crate::similarity::{aux, finish_tile_raw, Metric, TILE_M, TILE_N};
-use crate::bail;
 use densevec_kernels as k;
 use rayon::prelude::*;
 
@@ -33,7 +33,18 @@ pub struct Heaps {
 
 impl Heaps {
     fn new(q: usize, k: usize) -> Self {
-        Heaps { k, len: vec![0; q], e: vec![Entry { key: 0.0, idx: 0, score: 0.0 }; q * k] }
+        Heaps {
+            k,
+            len: vec![0; q],
+            e: vec![
+                Entry {
+                    key: 0.0,
+                    idx: 0,
+                    score: 0.0
+                };
+                q * k
+            ],
+        }
     }
 
     #[inline(always)]
@@ -148,7 +159,15 @@ pub fn top_k(
                         TILE_N,
                     );
                     if metric != Metric::Dot {
-                        finish_tile_raw(metric, tile.as_mut_ptr(), TILE_N, mb, nb, &qa[i0..i0 + mb], &ca[j0..j0 + nb]);
+                        finish_tile_raw(
+                            metric,
+                            tile.as_mut_ptr(),
+                            TILE_N,
+                            mb,
+                            nb,
+                            &qa[i0..i0 + mb],
+                            &ca[j0..j0 + nb],
+                        );
                     }
                 }
                 for i in 0..mb {
@@ -166,7 +185,14 @@ pub fn top_k(
                         if key < floor {
                             continue;
                         }
-                        heaps.push(qi, Entry { key, idx: (j0 + jj) as u32, score: s });
+                        heaps.push(
+                            qi,
+                            Entry {
+                                key,
+                                idx: (j0 + jj) as u32,
+                                score: s,
+                            },
+                        );
                         floor = heaps.floor(qi);
                     }
                 }
@@ -196,7 +222,13 @@ pub fn top_k(
     let mut scores = vec![0f32; q_rows * kk];
     for qi in 0..q_rows {
         let mut v: Vec<Entry> = heaps.e[qi * kk..qi * kk + heaps.len[qi]].to_vec();
-        v.sort_by(|a, b| if better(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+        v.sort_by(|a, b| {
+            if better(a, b) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        });
         for (j, e) in v.iter().enumerate() {
             indices[qi * kk + j] = e.idx;
             scores[qi * kk + j] = e.score;

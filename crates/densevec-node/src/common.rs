@@ -10,7 +10,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Maps a core error to a napi error carrying `CODE|message`.
 pub fn to_napi(e: CoreError) -> napi::Error {
-    napi::Error::new(Status::GenericFailure, format!("{}|{}", e.code.as_str(), e.msg))
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("{}|{}", e.code.as_str(), e.msg),
+    )
 }
 
 /// A napi error with a code.
@@ -29,15 +32,21 @@ pub fn guard<T>(func: &str, f: impl FnOnce() -> densevec_core::Result<T>) -> nap
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(napi::Error::new(Status::GenericFailure, format!("E_INTERNAL|{func}: internal error: {what}")))
+            Err(napi::Error::new(
+                Status::GenericFailure,
+                format!("E_INTERNAL|{func}: internal error: {what}"),
+            ))
         }
     }
 }
 
 /// Converts a JS number that must be a non-negative integer into usize.
 pub fn to_usize(func: &str, name: &str, v: f64) -> napi::Result<usize> {
-    if !(v >= 0.0) || v.fract() != 0.0 || v > 9.007_199_254_740_991e15 {
-        return Err(err(Code::Type, format!("{func}: {name} must be a non-negative integer, got {v}")));
+    if v.is_nan() || v < 0.0 || v.fract() != 0.0 || v > 9.007_199_254_740_991e15 {
+        return Err(err(
+            Code::Type,
+            format!("{func}: {name} must be a non-negative integer, got {v}"),
+        ));
     }
     Ok(v as usize)
 }
@@ -63,8 +72,14 @@ pub struct Job<T: IntoJs> {
 }
 
 impl<T: IntoJs> Job<T> {
-    pub fn new(name: &'static str, f: impl FnOnce() -> densevec_core::Result<T> + Send + 'static) -> AsyncTask<Job<T>> {
-        AsyncTask::new(Job { name, f: Some(Box::new(f)) })
+    pub fn new(
+        name: &'static str,
+        f: impl FnOnce() -> densevec_core::Result<T> + Send + 'static,
+    ) -> AsyncTask<Job<T>> {
+        AsyncTask::new(Job {
+            name,
+            f: Some(Box::new(f)),
+        })
     }
 }
 
@@ -73,10 +88,12 @@ impl<T: IntoJs> Task for Job<T> {
     type JsValue = T::Js;
 
     fn compute(&mut self) -> napi::Result<T> {
-        let f = self
-            .f
-            .take()
-            .ok_or_else(|| napi::Error::new(Status::GenericFailure, format!("E_INTERNAL|{}: task ran twice", self.name)))?;
+        let f = self.f.take().ok_or_else(|| {
+            napi::Error::new(
+                Status::GenericFailure,
+                format!("E_INTERNAL|{}: task ran twice", self.name),
+            )
+        })?;
         guard(self.name, f)
     }
 

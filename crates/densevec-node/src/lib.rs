@@ -4,13 +4,17 @@
 //! their inputs first and run on the libuv pool.
 
 #![deny(clippy::unwrap_used)]
+// napi-derive registers exports only outside `cfg(test)`; unit-test builds see them as unused.
+#![cfg_attr(test, allow(dead_code))]
 
 mod common;
 mod runtime;
 
+mod contrastive;
+mod geometry;
+mod margin;
+mod regularizers;
 mod similarity;
 mod statistics;
-mod contrastive;
-mod margin;
-mod geometry;
-mod regularizers;
+
+mod cuda;

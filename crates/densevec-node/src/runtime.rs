@@ -14,14 +14,21 @@ pub fn native_isa() -> String {
 /// Every ISA this CPU can run, scalar first.
 #[napi]
 pub fn native_isas() -> Vec<String> {
-    isa::available().into_iter().map(|i| i.name().to_string()).collect()
+    isa::available()
+        .into_iter()
+        .map(|i| i.name().to_string())
+        .collect()
 }
 
 /// Forces an ISA (for tests and benchmarks); it must be one of `nativeIsas()`.
 #[napi]
 pub fn native_set_isa(name: String) -> napi::Result<()> {
-    let i = isa::Isa::parse(&name)
-        .ok_or_else(|| err(Code::Arg, format!("setIsa: unknown ISA '{name}' (scalar, neon, avx2, avx512)")))?;
+    let i = isa::Isa::parse(&name).ok_or_else(|| {
+        err(
+            Code::Arg,
+            format!("setIsa: unknown ISA '{name}' (scalar, neon, avx2, avx512)"),
+        )
+    })?;
     isa::set(i).map_err(|m| err(Code::Arg, format!("setIsa: {m}")))
 }
 
@@ -36,7 +43,10 @@ pub fn native_threads() -> u32 {
 pub fn native_set_threads(n: f64) -> napi::Result<()> {
     let n = to_usize("setThreads", "n", n)?;
     if n == 0 || n > 1024 {
-        return Err(err(Code::Arg, format!("setThreads: n must be in [1, 1024], got {n}")));
+        return Err(err(
+            Code::Arg,
+            format!("setThreads: n must be in [1, 1024], got {n}"),
+        ));
     }
     densevec_core::pool::set_threads(n).map_err(|m| err(Code::Arg, format!("setThreads: {m}")))
 }

@@ -47,10 +47,13 @@ pub fn normalize_in_place(mut x: Float32ArraySlice, cols: f64) -> napi::Result<(
 
 fn normalize_rows_checked(x: &mut [f32], cols: f64) -> napi::Result<()> {
     let cols = to_usize("normalizeInPlace", "cols", cols)?;
-    if cols == 0 || x.len() % cols != 0 {
+    if cols == 0 || !x.len().is_multiple_of(cols) {
         return Err(crate::common::err(
             densevec_core::Code::Shape,
-            format!("normalizeInPlace: data.length {} is not a multiple of cols {cols}", x.len()),
+            format!(
+                "normalizeInPlace: data.length {} is not a multiple of cols {cols}",
+                x.len()
+            ),
         ));
     }
     sim::normalize_rows_inplace(x, cols);
@@ -67,19 +70,46 @@ pub fn normalize_rows(data: &[f32], cols: f64) -> napi::Result<Float32Array> {
 
 /// Row-major q.rows × c.rows similarity; metric 0 dot, 1 cosine, 2 l2sq.
 #[napi]
-pub fn similarity_matrix(q: &[f32], q_rows: f64, c: &[f32], c_rows: f64, cols: f64, metric: u32) -> napi::Result<Float32Array> {
+pub fn similarity_matrix(
+    q: &[f32],
+    q_rows: f64,
+    c: &[f32],
+    c_rows: f64,
+    cols: f64,
+    metric: u32,
+) -> napi::Result<Float32Array> {
     const F: &str = "similarityMatrix";
-    let (qr, cr, d) = (to_usize(F, "q.rows", q_rows)?, to_usize(F, "c.rows", c_rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || sim::similarity_matrix(q, qr, c, cr, d, Metric::from_code(F, metric)?)).map(Float32Array::new)
+    let (qr, cr, d) = (
+        to_usize(F, "q.rows", q_rows)?,
+        to_usize(F, "c.rows", c_rows)?,
+        to_usize(F, "cols", cols)?,
+    );
+    guard(F, || {
+        sim::similarity_matrix(q, qr, c, cr, d, Metric::from_code(F, metric)?)
+    })
+    .map(Float32Array::new)
 }
 
 /// Async twin of `similarityMatrix` (inputs are copied first).
 #[napi(ts_return_type = "Promise<Float32Array>")]
-pub fn similarity_matrix_async(q: &[f32], q_rows: f64, c: &[f32], c_rows: f64, cols: f64, metric: u32) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
+pub fn similarity_matrix_async(
+    q: &[f32],
+    q_rows: f64,
+    c: &[f32],
+    c_rows: f64,
+    cols: f64,
+    metric: u32,
+) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "similarityMatrixAsync";
-    let (qr, cr, d) = (to_usize(F, "q.rows", q_rows)?, to_usize(F, "c.rows", c_rows)?, to_usize(F, "cols", cols)?);
+    let (qr, cr, d) = (
+        to_usize(F, "q.rows", q_rows)?,
+        to_usize(F, "c.rows", c_rows)?,
+        to_usize(F, "cols", cols)?,
+    );
     let (q, c) = (q.to_vec(), c.to_vec());
-    Ok(Job::new(F, move || sim::similarity_matrix(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)))
+    Ok(Job::new(F, move || {
+        sim::similarity_matrix(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
+    }))
 }
 
 /// Top-k result: `q.rows × k` row-major, best first per query.
@@ -92,25 +122,61 @@ pub struct TopKResult {
 impl IntoJs for topk::TopK {
     type Js = TopKResult;
     fn into_js(self, _env: &Env) -> napi::Result<TopKResult> {
-        Ok(TopKResult { indices: Uint32Array::new(self.indices), scores: Float32Array::new(self.scores) })
+        Ok(TopKResult {
+            indices: Uint32Array::new(self.indices),
+            scores: Float32Array::new(self.scores),
+        })
     }
 }
 
 /// Exact top-k per query row; metric 0 dot, 1 cosine, 2 l2sq.
+#[allow(clippy::too_many_arguments)]
 #[napi]
-pub fn top_k(env: Env, q: &[f32], q_rows: f64, c: &[f32], c_rows: f64, cols: f64, k: f64, metric: u32) -> napi::Result<TopKResult> {
+pub fn top_k(
+    env: Env,
+    q: &[f32],
+    q_rows: f64,
+    c: &[f32],
+    c_rows: f64,
+    cols: f64,
+    k: f64,
+    metric: u32,
+) -> napi::Result<TopKResult> {
     const F: &str = "topK";
-    let (qr, cr, d, kk) = (to_usize(F, "q.rows", q_rows)?, to_usize(F, "c.rows", c_rows)?, to_usize(F, "cols", cols)?, to_usize(F, "k", k)?);
-    guard(F, || topk::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?))?.into_js(&env)
+    let (qr, cr, d, kk) = (
+        to_usize(F, "q.rows", q_rows)?,
+        to_usize(F, "c.rows", c_rows)?,
+        to_usize(F, "cols", cols)?,
+        to_usize(F, "k", k)?,
+    );
+    guard(F, || {
+        topk::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?)
+    })?
+    .into_js(&env)
 }
 
 /// Async twin of `topK` (inputs are copied first).
 #[napi(ts_return_type = "Promise<TopKResult>")]
-pub fn top_k_async(q: &[f32], q_rows: f64, c: &[f32], c_rows: f64, cols: f64, k: f64, metric: u32) -> napi::Result<AsyncTask<Job<topk::TopK>>> {
+pub fn top_k_async(
+    q: &[f32],
+    q_rows: f64,
+    c: &[f32],
+    c_rows: f64,
+    cols: f64,
+    k: f64,
+    metric: u32,
+) -> napi::Result<AsyncTask<Job<topk::TopK>>> {
     const F: &str = "topKAsync";
-    let (qr, cr, d, kk) = (to_usize(F, "q.rows", q_rows)?, to_usize(F, "c.rows", c_rows)?, to_usize(F, "cols", cols)?, to_usize(F, "k", k)?);
+    let (qr, cr, d, kk) = (
+        to_usize(F, "q.rows", q_rows)?,
+        to_usize(F, "c.rows", c_rows)?,
+        to_usize(F, "cols", cols)?,
+        to_usize(F, "k", k)?,
+    );
     let (q, c) = (q.to_vec(), c.to_vec());
-    Ok(Job::new(F, move || topk::top_k(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)))
+    Ok(Job::new(F, move || {
+        topk::top_k(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,49 +205,81 @@ unsafe fn throw(env: sys::napi_env, msg: &str) -> sys::napi_value {
 }
 
 /// Reads an ArrayBuffer view of `len` f32 at byte offset `off`, or None if it does not fit.
-unsafe fn ab_view<'a>(env: sys::napi_env, buf: sys::napi_value, off: sys::napi_value, len: usize) -> Option<&'a [f32]> {
+unsafe fn ab_view<'a>(
+    env: sys::napi_env,
+    buf: sys::napi_value,
+    off: sys::napi_value,
+    len: usize,
+) -> Option<&'a [f32]> {
     let mut data: *mut c_void = ptr::null_mut();
     let mut blen: usize = 0;
     if sys::napi_get_arraybuffer_info(env, buf, &mut data, &mut blen) != sys::Status::napi_ok {
         return None;
     }
     let mut o: f64 = 0.0;
-    if sys::napi_get_value_double(env, off, &mut o) != sys::Status::napi_ok || !(o >= 0.0) || o.fract() != 0.0 {
+    if sys::napi_get_value_double(env, off, &mut o) != sys::Status::napi_ok
+        || o.is_nan()
+        || o < 0.0
+        || o.fract() != 0.0
+    {
         return None;
     }
     let o = o as usize;
     let end = len.checked_mul(4)?.checked_add(o)?;
-    if end > blen || o % 4 != 0 {
+    if end > blen || !o.is_multiple_of(4) {
         return None;
     }
     if len == 0 {
         return Some(&[]);
     }
     let p = (data as *const u8).add(o) as *const f32;
-    if (p as usize) % 4 != 0 {
+    if !(p as usize).is_multiple_of(4) {
         return None;
     }
     Some(std::slice::from_raw_parts(p, len))
 }
 
-unsafe extern "C" fn pair_fast(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn pair_fast(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     let mut argc: usize = 5;
     let mut argv: [sys::napi_value; 5] = [ptr::null_mut(); 5];
     let mut data: *mut c_void = ptr::null_mut();
-    if sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), ptr::null_mut(), &mut data) != sys::Status::napi_ok
+    if sys::napi_get_cb_info(
+        env,
+        info,
+        &mut argc,
+        argv.as_mut_ptr(),
+        ptr::null_mut(),
+        &mut data,
+    ) != sys::Status::napi_ok
         || argc < 5
     {
-        return throw(env, "E_TYPE|pair: expected (bufferA, offsetA, bufferB, offsetB, length)");
+        return throw(
+            env,
+            "E_TYPE|pair: expected (bufferA, offsetA, bufferB, offsetB, length)",
+        );
     }
     let op = data as usize;
     let mut len: f64 = 0.0;
-    if sys::napi_get_value_double(env, argv[4], &mut len) != sys::Status::napi_ok || !(len >= 0.0) || len.fract() != 0.0 {
+    if sys::napi_get_value_double(env, argv[4], &mut len) != sys::Status::napi_ok
+        || len.is_nan()
+        || len < 0.0
+        || len.fract() != 0.0
+    {
         return throw(env, "E_TYPE|pair: length must be a non-negative integer");
     }
     let len = len as usize;
-    let (a, b) = match (ab_view(env, argv[0], argv[1], len), ab_view(env, argv[2], argv[3], len)) {
+    let (a, b) = match (
+        ab_view(env, argv[0], argv[1], len),
+        ab_view(env, argv[2], argv[3], len),
+    ) {
         (Some(a), Some(b)) => (a, b),
-        _ => return throw(env, "E_TYPE|pair: arguments are not (ArrayBuffer, byteOffset) views of the given length"),
+        _ => return throw(
+            env,
+            "E_TYPE|pair: arguments are not (ArrayBuffer, byteOffset) views of the given length",
+        ),
     };
     let v = match op {
         OP_DOT => densevec_kernels::dot(a, b),
@@ -201,19 +299,37 @@ unsafe extern "C" fn pair_fast(env: sys::napi_env, info: sys::napi_callback_info
 pub fn register_fast_pairs(exports: Object) -> napi::Result<()> {
     let env = exports.value().env;
     let obj = exports.raw();
-    for (name, op) in [("dotFast", OP_DOT), ("cosineFast", OP_COSINE), ("l2sqFast", OP_L2SQ)] {
+    for (name, op) in [
+        ("dotFast", OP_DOT),
+        ("cosineFast", OP_COSINE),
+        ("l2sqFast", OP_L2SQ),
+    ] {
         let mut f: sys::napi_value = ptr::null_mut();
         // SAFETY: plain N-API calls on the module's env during registration.
         let st = unsafe {
-            sys::napi_create_function(env, name.as_ptr() as *const _, name.len() as isize, Some(pair_fast), op as *mut c_void, &mut f)
+            sys::napi_create_function(
+                env,
+                name.as_ptr() as *const _,
+                name.len() as isize,
+                Some(pair_fast),
+                op as *mut c_void,
+                &mut f,
+            )
         };
         if st != sys::Status::napi_ok {
-            return Err(napi::Error::new(Status::GenericFailure, format!("could not create {name}")));
+            return Err(napi::Error::new(
+                Status::GenericFailure,
+                format!("could not create {name}"),
+            ));
         }
-        let cname = std::ffi::CString::new(name).map_err(|e| napi::Error::new(Status::GenericFailure, e.to_string()))?;
+        let cname = std::ffi::CString::new(name)
+            .map_err(|e| napi::Error::new(Status::GenericFailure, e.to_string()))?;
         let st = unsafe { sys::napi_set_named_property(env, obj, cname.as_ptr(), f) };
         if st != sys::Status::napi_ok {
-            return Err(napi::Error::new(Status::GenericFailure, format!("could not export {name}")));
+            return Err(napi::Error::new(
+                Status::GenericFailure,
+                format!("could not export {name}"),
+            ));
         }
     }
     Ok(())

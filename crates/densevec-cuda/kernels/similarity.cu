@@ -1,0 +1,181 @@
+// densevec CUDA kernels: similarity matrix epilogue, fallback GEMM, fused top-k selection.
+// Compiled at run time by NVRTC (no headers needed). All matrices are row-major float32.
+
+#define DV_TOPK_THREADS 256
+#define DV_KMAX 128
+
+// Sum of squares of each row of x (rows x cols), one warp per row; out[r] = sum x[r,k]^2.
+extern "C" __global__ void dv_row_sumsq(const float* __restrict__ x, int rows, int cols,
+                                        float* __restrict__ out) {
+  int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (warp >= rows) return;
+  const float* r = x + (size_t)warp * cols;
+  float s = 0.0f;
+  for (int k = lane; k < cols; k += 32) s = fmaf(r[k], r[k], s);
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+  if (lane == 0) out[warp] = s;
+}
+
+// Turns squared norms into the per-row auxiliary of a metric, in place:
+// metric 1 (cosine): 1/sqrt(s) in double precision, 0 for a zero row; metric 2 (l2sq): unchanged.
+extern "C" __global__ void dv_aux(float* __restrict__ s, int n, int metric) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n || metric != 1) return;
+  double r = sqrt((double)s[i]);
+  s[i] = r == 0.0 ? 0.0f : (float)(1.0 / r);
+}
+
+// Epilogue on a block of raw dot products: tile is m x n with leading dimension ld; qa/ca are
+// the auxiliaries of its rows/columns. metric 1: v * (qa*ca); metric 2: max(qa + ca - 2v, 0)
+// (NaN kept).
+extern "C" __global__ void dv_finish(float* __restrict__ tile, int m, int n, long long ld,
+                                     const float* __restrict__ qa, const float* __restrict__ ca,
+                                     int metric) {
+  int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= n) return;
+  // gridDim.y is capped at 65535 by the launcher; rows beyond it are strided.
+  for (int i = blockIdx.y; i < m; i += gridDim.y) {
+    float* p = tile + (size_t)i * ld + j;
+    float v = *p;
+    if (metric == 1) {
+      *p = v * (qa[i] * ca[j]);
+    } else if (metric == 2) {
+      float d = qa[i] + ca[j] - 2.0f * v;
+      *p = d > 0.0f ? d : (d != d ? d : 0.0f);
+    }
+  }
+}
+
+// Fallback GEMM when cuBLAS is absent: out[i, j] = sum_k a[i,k] b[j,k] for a (m x d),
+// b (n x d), out leading dimension ld. 64x64 block tile, 16-deep k slices, 4x4 per thread.
+#define GT 64
+#define GK 16
+extern "C" __global__ void dv_gemm_nt(const float* __restrict__ a, const float* __restrict__ b,
+                                      float* __restrict__ out, int m, int n, int d, long long ld) {
+  __shared__ float as[GK][GT + 1];
+  __shared__ float bs[GK][GT + 1];
+  int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+  int j0 = blockIdx.x * GT;
+  // gridDim.y is capped at 65535 by the launcher; further row tiles are strided (block-uniform).
+  for (int i0 = blockIdx.y * GT; i0 < m; i0 += gridDim.y * GT) {
+  float acc[4][4];
+  for (int u = 0; u < 4; ++u)
+    for (int v = 0; v < 4; ++v) acc[u][v] = 0.0f;
+  for (int k0 = 0; k0 < d; k0 += GK) {
+    for (int t = threadIdx.x; t < GT * GK; t += 256) {
+      int r = t / GK, kk = t % GK;
+      int gi = i0 + r, gj = j0 + r, gk = k0 + kk;
+      as[kk][r] = (gi < m && gk < d) ? a[(size_t)gi * d + gk] : 0.0f;
+      bs[kk][r] = (gj < n && gk < d) ? b[(size_t)gj * d + gk] : 0.0f;
+    }
+    __syncthreads();
+    for (int kk = 0; kk < GK; ++kk) {
+      float av[4], bv[4];
+      for (int u = 0; u < 4; ++u) av[u] = as[kk][ty * 4 + u];
+      for (int v = 0; v < 4; ++v) bv[v] = bs[kk][tx * 4 + v];
+      for (int u = 0; u < 4; ++u)
+        for (int v = 0; v < 4; ++v) acc[u][v] = fmaf(av[u], bv[v], acc[u][v]);
+    }
+    __syncthreads();
+  }
+  for (int u = 0; u < 4; ++u) {
+    int gi = i0 + ty * 4 + u;
+    if (gi >= m) continue;
+    for (int v = 0; v < 4; ++v) {
+      int gj = j0 + tx * 4 + v;
+      if (gj < n) out[(size_t)gi * ld + gj] = acc[u][v];
+    }
+  }
+  }
+}
+
+// Orientation: larger key is better. l2sq (metric 2) is negated; NaN ranks last (-inf).
+__device__ __forceinline__ float dv_key(float s, int metric) {
+  if (s != s) return -__int_as_float(0x7f800000);
+  return metric == 2 ? -s : s;
+}
+
+// Candidate (ka, ia) beats (kb, ib): larger key, ties by lower index.
+__device__ __forceinline__ bool dv_better(float ka, unsigned ia, float kb, unsigned ib) {
+  return ka > kb || (ka == kb && ia < ib);
+}
+
+// One block per query row. Merges the scores of a corpus block (tile: rows x n, leading
+// dimension ld, corpus rows j0 .. j0+n) into the running best-k lists of each query
+// (best_idx/best_score: rows x k, best first, `have` valid entries from earlier blocks).
+// Each thread keeps its own sorted best-k list; the block then extracts the k winners in
+// k rounds of a block-wide arg-max over the heads of the lists. Requires k <= DV_KMAX.
+extern "C" __global__ void __launch_bounds__(DV_TOPK_THREADS)
+dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, int k, int have,
+              int metric, unsigned* __restrict__ best_idx, float* __restrict__ best_score) {
+  const int q = blockIdx.x;
+  const int tid = threadIdx.x;
+  const float* row = tile + (size_t)q * ld;
+  unsigned* bi = best_idx + (size_t)q * k;
+  float* bsc = best_score + (size_t)q * k;
+
+  float lk[DV_KMAX];
+  unsigned li[DV_KMAX];
+  float ls[DV_KMAX];
+  int len = 0;
+
+  // Candidates: earlier winners (positions < have), then the new block.
+  int total = have + n;
+  for (int t = tid; t < total; t += DV_TOPK_THREADS) {
+    float s;
+    unsigned idx;
+    if (t < have) {
+      s = bsc[t];
+      idx = bi[t];
+    } else {
+      s = row[t - have];
+      idx = j0 + (unsigned)(t - have);
+    }
+    float key = dv_key(s, metric);
+    if (len == k && !dv_better(key, idx, lk[k - 1], li[k - 1])) continue;
+    int p = len < k ? len : k - 1;
+    while (p > 0 && dv_better(key, idx, lk[p - 1], li[p - 1])) {
+      lk[p] = lk[p - 1];
+      li[p] = li[p - 1];
+      ls[p] = ls[p - 1];
+      --p;
+    }
+    lk[p] = key;
+    li[p] = idx;
+    ls[p] = s;
+    if (len < k) ++len;
+  }
+  __syncthreads();  // every thread has read the earlier winners before they are overwritten
+
+  __shared__ float sk[DV_TOPK_THREADS];
+  __shared__ unsigned si[DV_TOPK_THREADS];
+  __shared__ int sw[DV_TOPK_THREADS];
+  int head = 0;
+  int want = total < k ? total : k;
+  for (int r = 0; r < want; ++r) {
+    sk[tid] = head < len ? lk[head] : -__int_as_float(0x7f800000);
+    si[tid] = head < len ? li[head] : 0xffffffffu;
+    sw[tid] = head < len ? tid : -1;
+    __syncthreads();
+    for (int o = DV_TOPK_THREADS / 2; o > 0; o >>= 1) {
+      if (tid < o) {
+        bool take = sw[tid + o] >= 0 &&
+                    (sw[tid] < 0 || dv_better(sk[tid + o], si[tid + o], sk[tid], si[tid]));
+        if (take) {
+          sk[tid] = sk[tid + o];
+          si[tid] = si[tid + o];
+          sw[tid] = sw[tid + o];
+        }
+      }
+      __syncthreads();
+    }
+    int winner = sw[0];
+    if (tid == winner) {
+      bi[r] = li[head];
+      bsc[r] = ls[head];
+      ++head;
+    }
+    __syncthreads();
+  }
+}

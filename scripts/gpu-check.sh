@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# GPU check of the CUDA backend: parity of every CUDA function against the CPU core, then
+# timings (device similarityMatrix vs bare cuBLAS SGEMM on the same shapes, end-to-end rows).
+# Needs no Node, Rust or network when the prebuilt binary is present (see docs/cuda.md):
+#
+#   scripts/gpu-check.sh [OUTPUT.json]     default: $OUT/gpu-check.json, else ./gpu-check.json
+#
+# Exit status: 0 all parity checks pass; 1 a parity check failed; 2 no usable GPU (the JSON and
+# the output say why); 3 no binary and no cargo to build one.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+out="${1:-${OUT:+$OUT/gpu-check.json}}"
+out="${out:-gpu-check.json}"
+
+bin="${GPU_CHECK_BIN:-}"
+for cand in target/gpu-check/release/gpu-check target/release/gpu-check .tmp/gpu-check; do
+  if [ -z "$bin" ] && [ -x "$cand" ]; then bin="$cand"; fi
+done
+if [ -z "$bin" ]; then
+  if command -v cargo >/dev/null 2>&1; then
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+      cargo build --release -p densevec-cuda --bin gpu-check --target-dir target/gpu-check || exit 3
+    bin=target/gpu-check/release/gpu-check
+  else
+    echo "gpu-check: no prebuilt binary (target/gpu-check/release/gpu-check) and no cargo" >&2
+    exit 3
+  fi
+fi
+
+# Find NVRTC and cuBLAS where a CUDA toolkit or NVIDIA's Python wheels put them. The binary is
+# built against the CUDA 12.8 API names; cuBLAS 13 (libcublas.so.13) keeps the entry points we
+# use, so a link named libcublas.so in a private directory lets the loader find it.
+libdirs=()
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/lib/x86_64-linux-gnu \
+         /usr/local/cuda-*/lib64; do
+  [ -d "$d" ] && libdirs+=("$d")
+done
+if command -v python3 >/dev/null 2>&1; then
+  while IFS= read -r sp; do
+    for d in "$sp"/nvidia/cu13/lib "$sp"/nvidia/cu12/lib "$sp"/nvidia/cuda_nvrtc/lib "$sp"/nvidia/cublas/lib; do
+      [ -d "$d" ] && libdirs+=("$d")
+    done
+  done < <(python3 -c 'import site; print("\n".join(site.getsitepackages() + [site.getusersitepackages()]))' 2>/dev/null)
+fi
+shim="$(mktemp -d)"
+trap 'rm -rf "$shim"' EXIT
+for d in "${libdirs[@]}"; do
+  if [ -z "${DENSEVEC_NVRTC_PATH:-}" ] && ls "$d"/libnvrtc.so* >/dev/null 2>&1; then
+    export DENSEVEC_NVRTC_PATH="$d"
+  fi
+  if [ ! -e "$shim/libcublas.so" ]; then
+    for f in "$d"/libcublas.so.12 "$d"/libcublas.so.13; do
+      if [ -e "$f" ]; then ln -s "$f" "$shim/libcublas.so"; break; fi
+    done
+  fi
+done
+joined="$(IFS=:; echo "${libdirs[*]:-}")"
+export LD_LIBRARY_PATH="$shim${joined:+:$joined}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "gpu-check: binary $bin; NVRTC from ${DENSEVEC_NVRTC_PATH:-(default search)}; cuBLAS $(readlink "$shim/libcublas.so" 2>/dev/null || echo '(default search)')"
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+mkdir -p "$(dirname "$out")"
+timeout 290 "$bin" "$out"
