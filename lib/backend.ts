@@ -5,8 +5,8 @@
  */
 import { DensevecError, fail, fromNative } from './errors';
 
-/** A raw single-pair entry point: (bufferA, byteOffsetA, bufferB, byteOffsetB, length). */
-export type FastPair = (a: ArrayBufferLike, aOff: number, b: ArrayBufferLike, bOff: number, len: number) => number;
+/** A raw single-pair entry point on two Float32Arrays of equal length (validated by the caller). */
+export type FastPair = (a: Float32Array, b: Float32Array) => number;
 
 /**
  * The binding produced by napi-rs (lib/native/binding.cjs), plus the raw low-overhead pair

@@ -32,12 +32,7 @@ export function dot(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.dot(a, b);
   pair('dot', a, b);
-  try {
-    return n.dotFast(a.buffer, a.byteOffset, b.buffer, b.byteOffset, a.length);
-  } catch {
-    // SharedArrayBuffer-backed views cannot use the ArrayBuffer fast path.
-    return n.dot(a, b);
-  }
+  return n.dotFast(a, b);
 }
 
 /** Cosine similarity a·b / (‖a‖‖b‖); 0 when either norm is 0. */
@@ -45,12 +40,7 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.cosine(a, b);
   pair('cosine', a, b);
-  try {
-    return n.cosineFast(a.buffer, a.byteOffset, b.buffer, b.byteOffset, a.length);
-  } catch {
-    // SharedArrayBuffer-backed views cannot use the ArrayBuffer fast path.
-    return n.cosine(a, b);
-  }
+  return n.cosineFast(a, b);
 }
 
 /** Squared Euclidean distance Σ (a_k − b_k)². */
@@ -58,12 +48,7 @@ export function l2sq(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.l2sq(a, b);
   pair('l2sq', a, b);
-  try {
-    return n.l2sqFast(a.buffer, a.byteOffset, b.buffer, b.byteOffset, a.length);
-  } catch {
-    // SharedArrayBuffer-backed views cannot use the ArrayBuffer fast path.
-    return n.l2sq(a, b);
-  }
+  return n.l2sqFast(a, b);
 }
 
 /** Euclidean norm ‖a‖₂. */

@@ -132,8 +132,10 @@ fn init() -> std::result::Result<Gpu, String> {
     })
 }
 
-fn gpu() -> std::result::Result<&'static Mutex<Gpu>, String> {
-    static G: OnceLock<std::result::Result<Mutex<Gpu>, String>> = OnceLock::new();
+/// The device (its description kept outside the lock, so that asking for it never waits for a
+/// running computation), or why there is none.
+fn gpu() -> std::result::Result<&'static (DeviceInfo, Mutex<Gpu>), String> {
+    static G: OnceLock<std::result::Result<(DeviceInfo, Mutex<Gpu>), String>> = OnceLock::new();
     G.get_or_init(|| {
         if std::env::var("DENSEVEC_CUDA")
             .map(|v| v == "0")
@@ -142,7 +144,7 @@ fn gpu() -> std::result::Result<&'static Mutex<Gpu>, String> {
             return Err("disabled by DENSEVEC_CUDA=0".into());
         }
         match catch_unwind(init) {
-            Ok(r) => r.map(Mutex::new),
+            Ok(r) => r.map(|g| (g.info.clone(), Mutex::new(g))),
             Err(p) => Err(format!("CUDA initialisation failed: {}", panic_text(p))),
         }
     })
@@ -150,12 +152,20 @@ fn gpu() -> std::result::Result<&'static Mutex<Gpu>, String> {
     .map_err(|e| e.clone())
 }
 
+/// Whether the libraries open, independently of a device: (driver, NVRTC, cuBLAS). For
+/// diagnostics; never panics.
+pub fn libraries_present() -> (bool, bool, bool) {
+    // SAFETY: these only try to open the libraries; no symbol is called.
+    let driver =
+        catch_unwind(|| unsafe { cudarc::driver::sys::is_culib_present() }).unwrap_or(false);
+    let blas = catch_unwind(|| unsafe { cudarc::cublas::sys::is_culib_present() }).unwrap_or(false);
+    (driver, nvrtc::nvrtc().is_ok(), blas)
+}
+
 /// The device the backend runs on, or why it cannot run. Never panics; the answer is computed
 /// once per process.
 pub fn available() -> std::result::Result<DeviceInfo, String> {
-    let g = gpu()?;
-    let g = g.lock().unwrap_or_else(|p| p.into_inner());
-    Ok(g.info.clone())
+    Ok(gpu()?.0.clone())
 }
 
 fn backend_err(func: &str, e: impl std::fmt::Debug) -> Error {
@@ -170,7 +180,7 @@ fn with_gpu<T>(func: &str, f: impl FnOnce(&mut Gpu) -> Result<T>) -> Result<T> {
             format!("{func}: the CUDA backend is not available: {r}"),
         )
     })?;
-    let mut g = g.lock().unwrap_or_else(|p| p.into_inner());
+    let mut g = g.1.lock().unwrap_or_else(|p| p.into_inner());
     match catch_unwind(AssertUnwindSafe(|| f(&mut g))) {
         Ok(r) => r,
         Err(p) => Err(Error::new(
@@ -286,7 +296,11 @@ impl Gpu {
                     .arg(&di)
                     .arg(&ldl)
                     .launch(LaunchConfig {
-                        grid_dim: ((n as u32).div_ceil(64), (m as u32).div_ceil(64).min(65_535), 1),
+                        grid_dim: (
+                            (n as u32).div_ceil(64),
+                            (m as u32).div_ceil(64).min(65_535),
+                            1,
+                        ),
                         block_dim: (256, 1, 1),
                         shared_mem_bytes: 0,
                     })

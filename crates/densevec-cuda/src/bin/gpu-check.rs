@@ -74,10 +74,11 @@ fn main() {
     let info = cu::available();
     let code = match &info {
         Err(r) => {
-            println!("no GPU: {r}");
+            let (drv, nv, blas) = cu::libraries_present();
+            println!("no GPU: {r} (libraries: driver {drv}, NVRTC {nv}, cuBLAS {blas})");
             let _ = write!(
                 json,
-                "  \"available\": false,\n  \"reason\": \"{}\"\n}}\n",
+                "  \"available\": false,\n  \"reason\": \"{}\",\n  \"libraries\": {{\"driver\": {drv}, \"nvrtc\": {nv}, \"cublas\": {blas}}}\n}}\n",
                 esc(r)
             );
             2
