@@ -200,7 +200,7 @@ class Suite {
     }
     for (const s of scaling) console.log(`  2T/1T ${s.label}: ${s.speedup2T.toFixed(2)}×`);
     for (const t of targets) {
-      const miss = t.met ? 'met' : `MISSED by ${((1 - t.got / t.min) * 100).toFixed(0)} %`;
+      const miss = t.met ? 'met' : `MISSED by ${Math.max(1, Math.round((1 - t.got / t.min) * 100))} %`;
       const cpu = t.gotCpu != null ? ` [${t.cpuNote ?? 'CPU-time ratio'} ${t.gotCpu.toFixed(2)}]` : '';
       console.log(`  target ${t.what}: ${t.got.toFixed(2)} (≥ ${t.min}) ${miss}${cpu}`);
     }
@@ -212,6 +212,7 @@ class Suite {
     const out = {
       suite: this.name,
       quick: this.quick,
+      mode: process.env.DENSEVEC_BENCH_MODE ?? (this.quick ? 'quick' : 'full'),
       date: new Date().toISOString(),
       harness: 'median of interleaved rounds (bench/harness.js): every implementation runs once per round in rotating order after warm-up; figures are per call',
       machine: {

@@ -21,6 +21,7 @@ async function main() {
       process.exit(2);
     }
   }
+  process.env.DENSEVEC_BENCH_MODE = smoke ? 'smoke' : quick ? 'quick' : 'full'; // recorded in the JSON
   const dv = require('../dist/index.js');
   const info = dv.backendInfo();
   console.log(`densevec backend ${info.backend}, ISA ${info.isa}, node ${process.version}, ${require('node:os').cpus().length} cores${quick ? ', quick pass' : ''}`);

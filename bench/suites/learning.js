@@ -53,6 +53,7 @@ async function lossRow(suite, py, spec) {
       { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
     ],
     extra: { loss: { densevec: mine, pytorch: theirs } },
+    opts: suite.quick ? { rounds: 3 } : {}, // calls of seconds: three interleaved rounds in a quick pass
   });
   if (theirs !== null) suite.note(`${name}: loss densevec ${mine.toPrecision(7)} vs PyTorch ${theirs.toPrecision(7)}`);
   if (spec.cleanup) await spec.cleanup();
@@ -158,7 +159,7 @@ module.exports = async function learning({ quick, smoke }) {
   if (has('infoNCE')) {
     const B = smoke ? 8192 : 65536;
     const d = 768;
-    const timeoutMs = quick || smoke ? 240e3 : 600e3;
+    const timeoutMs = smoke ? 120e3 : quick ? 480e3 : 900e3;
     console.log(`\n--- infoNCE memory, B = ${B}, d = ${d}, 2 threads (child process, up to ${timeoutMs / 1000} s)`);
     const m = await memoryChild(B, d, 2, timeoutMs);
     const inputBytes = 2 * B * d * 4;
