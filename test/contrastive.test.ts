@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { close, dv, randm, randn, ref, rng, throwsCode } from './helpers';
+import { close, dv, fdGrad, randm, randn, ref, rng, throwsCode } from './helpers';
 
 type M = { data: Float32Array; rows: number; cols: number };
 
@@ -24,25 +24,6 @@ function closeGrad(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-4,
   close(got, want, rtol, floor * Math.max(maxAbs(want), 1e-12));
 }
 
-/**
- * Central finite differences of `loss` with respect to every element of `x` (float32 data,
- * perturbed in place; the step actually taken is measured in float32).
- */
-function fdGrad(x: Float32Array, loss: () => number, h = 1e-3): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i];
-    x[i] = x0 + h;
-    const up = x[i];
-    const lp = loss();
-    x[i] = x0 - h;
-    const dn = x[i];
-    const lm = loss();
-    x[i] = x0;
-    g[i] = (lp - lm) / (up - dn);
-  }
-  return g;
-}
 
 function unitRows(rows: number, cols: number, seed: number): M {
   return ref.normalizeRows(randm(rows, cols, seed));

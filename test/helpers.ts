@@ -91,3 +91,23 @@ export function forEachIsa(f: (isa: string) => void): void {
     dv.setIsa(isas[isas.length - 1]);
   }
 }
+
+/**
+ * Central finite differences of `loss` with respect to every element of `x` (float32 data,
+ * perturbed in place; the step actually taken is measured in float32).
+ */
+export function fdGrad(x: Float32Array, loss: () => number, h = 1e-3): Float64Array {
+  const g = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const x0 = x[i];
+    x[i] = x0 + h;
+    const up = x[i];
+    const lp = loss();
+    x[i] = x0 - h;
+    const dn = x[i];
+    const lm = loss();
+    x[i] = x0;
+    g[i] = (lp - lm) / (up - dn);
+  }
+  return g;
+}

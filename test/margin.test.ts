@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { close, dv, randm, ref, rng, throwsCode } from './helpers';
+import { close, dv, fdGrad, randm, ref, rng, throwsCode } from './helpers';
 
 type M = { data: Float32Array; rows: number; cols: number };
 
@@ -24,21 +24,6 @@ function closeGrad(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-4,
   close(got, want, rtol, Math.max(floor * maxAbs(want), abs));
 }
 
-function fdGrad(x: Float32Array, loss: () => number, h = 1e-3): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i];
-    x[i] = x0 + h;
-    const up = x[i];
-    const lp = loss();
-    x[i] = x0 - h;
-    const dn = x[i];
-    const lm = loss();
-    x[i] = x0;
-    g[i] = (lp - lm) / (up - dn);
-  }
-  return g;
-}
 
 function labelsOf(n: number, c: number, seed: number): Uint32Array {
   const r = rng(seed);
