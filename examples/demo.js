@@ -9,8 +9,9 @@
  * Steps: load and standardize the data; report the backend; a seeded held-out split and the
  * kNN accuracy of the raw and standardized features; statistics of the pairwise cosines against
  * the null of random directions (z-score, exact p-values); exact top-k search and
- * near-duplicate detection over the corpus, with timings. Everything but the timings is
- * deterministic for a given --seed.
+ * near-duplicate detection over the corpus, with timings; learned heads (NT-Xent, ArcFace,
+ * CosFace) and their audit. Writes an HTML report with SVG plots (densevec-report.html, --out,
+ * --no-report). Everything but the timings is deterministic for a given --seed.
  */
 'use strict';
 
