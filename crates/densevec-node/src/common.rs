@@ -51,6 +51,20 @@ pub fn to_usize(func: &str, name: &str, v: f64) -> napi::Result<usize> {
     Ok(v as usize)
 }
 
+/// Converts the `(q.rows, c.rows, cols)` numbers of a batched query × corpus call.
+pub fn batch_dims(
+    func: &str,
+    q_rows: f64,
+    c_rows: f64,
+    cols: f64,
+) -> napi::Result<(usize, usize, usize)> {
+    Ok((
+        to_usize(func, "q.rows", q_rows)?,
+        to_usize(func, "c.rows", c_rows)?,
+        to_usize(func, "cols", cols)?,
+    ))
+}
+
 /// A value computed off the event loop and turned into a JS value on it.
 pub trait IntoJs: Send + 'static {
     type Js: ToNapiValue + TypeName;

@@ -2,7 +2,7 @@
 //! without CUDA: `cudaInfo` then says why the backend is unavailable, and the compute functions
 //! fail with `E_BACKEND|…`.
 
-use crate::common::{guard, to_usize, IntoJs};
+use crate::common::{batch_dims, guard, to_usize, IntoJs};
 use crate::similarity::TopKResult;
 use densevec_core::similarity::Metric;
 use napi::bindgen_prelude::*;
@@ -71,11 +71,7 @@ pub fn cuda_similarity_matrix(
     metric: u32,
 ) -> napi::Result<Float32Array> {
     const F: &str = "similarityMatrix";
-    let (qr, cr, d) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "c.rows", c_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
+    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     guard(F, || {
         densevec_cuda::similarity_matrix(q, qr, c, cr, d, Metric::from_code(F, metric)?)
     })
@@ -96,12 +92,8 @@ pub fn cuda_top_k(
     metric: u32,
 ) -> napi::Result<TopKResult> {
     const F: &str = "topK";
-    let (qr, cr, d, kk) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "c.rows", c_rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
+    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
+    let kk = to_usize(F, "k", k)?;
     guard(F, || {
         densevec_cuda::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?)
     })?

@@ -1,6 +1,6 @@
 //! Bindings of chapter 1: similarity geometry.
 
-use crate::common::{guard, to_usize, IntoJs, Job};
+use crate::common::{batch_dims, guard, to_usize, IntoJs, Job};
 use densevec_core::similarity::{self as sim, Metric};
 use densevec_core::topk;
 use napi::bindgen_prelude::*;
@@ -79,11 +79,7 @@ pub fn similarity_matrix(
     metric: u32,
 ) -> napi::Result<Float32Array> {
     const F: &str = "similarityMatrix";
-    let (qr, cr, d) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "c.rows", c_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
+    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     guard(F, || {
         sim::similarity_matrix(q, qr, c, cr, d, Metric::from_code(F, metric)?)
     })
@@ -101,11 +97,7 @@ pub fn similarity_matrix_async(
     metric: u32,
 ) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "similarityMatrixAsync";
-    let (qr, cr, d) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "c.rows", c_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
+    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let (q, c) = (q.to_vec(), c.to_vec());
     Ok(Job::new(F, move || {
         sim::similarity_matrix(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
@@ -143,12 +135,8 @@ pub fn top_k(
     metric: u32,
 ) -> napi::Result<TopKResult> {
     const F: &str = "topK";
-    let (qr, cr, d, kk) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "c.rows", c_rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
+    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
+    let kk = to_usize(F, "k", k)?;
     guard(F, || {
         topk::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?)
     })?
@@ -167,12 +155,8 @@ pub fn top_k_async(
     metric: u32,
 ) -> napi::Result<AsyncTask<Job<topk::TopK>>> {
     const F: &str = "topKAsync";
-    let (qr, cr, d, kk) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "c.rows", c_rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
+    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
+    let kk = to_usize(F, "k", k)?;
     let (q, c) = (q.to_vec(), c.to_vec());
     Ok(Job::new(F, move || {
         topk::top_k(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
