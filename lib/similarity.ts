@@ -10,21 +10,15 @@ import type { Matrix } from './matrix';
 import * as ref from './reference/similarity';
 import type { MetricOptions, TopKResult } from './reference/similarity';
 import * as v from './validate';
-import { fail } from './errors';
 import { viaCuda, CUDA_TOPK_MAX_K } from './cuda';
 
 export type { MetricOptions, TopKResult } from './reference/similarity';
 export type { Metric } from './validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
-  // Fast accept for the common case; the detailed checks below produce the error.
+  // Fast accept for the common case; the reference's checks produce the error otherwise.
   if (a instanceof Float32Array && b instanceof Float32Array && a.length === b.length && a.length !== 0) return;
-  if (!v.isF32(a)) v.vecType(fn, 'a', a);
-  if (!v.isF32(b)) v.vecType(fn, 'b', b);
-  const la = (a as Float32Array).length;
-  const lb = (b as Float32Array).length;
-  if (la !== lb) fail('E_SHAPE', `${fn}: a has length ${la} but b has length ${lb}`);
-  if (la === 0) fail('E_SHAPE', `${fn}: a and b are empty`);
+  ref.checkPair(fn, a, b);
 }
 
 /** Dot product Σ a_k b_k of two equal-length vectors. */

@@ -18,7 +18,8 @@ export interface TopKResult {
   scores: Float32Array;
 }
 
-function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
+/** Checks two non-empty Float32Arrays of equal length (shared by every backend). */
+export function checkPair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
   v.vecType(fn, 'a', a);
   v.vecType(fn, 'b', b);
   if (a.length !== (b as Float32Array).length) fail('E_SHAPE', `${fn}: a has length ${a.length} but b has length ${(b as Float32Array).length}`);
@@ -46,19 +47,19 @@ function cos64(ab: number, aa: number, bb: number): number {
 
 /** Σ a_k b_k. */
 export function dot(a: Float32Array, b: Float32Array): number {
-  pair('dot', a, b);
+  checkPair('dot', a, b);
   return dot64(a, 0, b, 0, a.length);
 }
 
 /** a·b / (‖a‖‖b‖); 0 when either norm is 0. */
 export function cosine(a: Float32Array, b: Float32Array): number {
-  pair('cosine', a, b);
+  checkPair('cosine', a, b);
   return cos64(dot64(a, 0, b, 0, a.length), sumsq64(a, 0, a.length), sumsq64(b, 0, b.length));
 }
 
 /** Σ (a_k − b_k)². */
 export function l2sq(a: Float32Array, b: Float32Array): number {
-  pair('l2sq', a, b);
+  checkPair('l2sq', a, b);
   let s = 0;
   for (let k = 0; k < a.length; k++) {
     const d = a[k] - b[k];
