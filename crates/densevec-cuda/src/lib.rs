@@ -7,6 +7,7 @@
 //! compiled by NVRTC once per process for the device's architecture. GEMM goes through cuBLAS
 //! when `libcublas` is present and through our own tiled kernel otherwise.
 
+pub mod dev;
 pub mod nvrtc;
 
 use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig};
