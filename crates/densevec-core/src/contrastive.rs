@@ -20,6 +20,7 @@ use crate::error::{check_matrix, Result};
 use crate::pool;
 use densevec_kernels as k;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Queries per task in pass A.
 const BQ: usize = 128;
@@ -93,7 +94,7 @@ pub(crate) fn js_num(v: f64) -> String {
 }
 
 /// Fails with `E_NON_FINITE` naming the value as JavaScript prints it.
-pub(crate) fn finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
+pub fn finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         bail!(
             NonFinite,
@@ -115,7 +116,7 @@ pub(crate) fn row_norm(x: &[f32]) -> f64 {
 }
 
 /// Unit rows of `x` (rows × d) and the original norms; E_ARG on the first zero row.
-pub(crate) fn normalized_rows(
+pub fn normalized_rows(
     func: &str,
     name: &str,
     x: &[f32],
@@ -159,7 +160,7 @@ pub(crate) fn normalized_rows(
 }
 
 /// Backprop through x̂ = x/‖x‖ in place: g ← (g − x̂(x̂·g))/‖x‖.
-pub(crate) fn back_norm(g: &mut [f32], xh: &[f32], norms: &[f64], d: usize) {
+pub fn back_norm(g: &mut [f32], xh: &[f32], norms: &[f64], d: usize) {
     let work = |(gc, (xc, nc)): (&mut [f32], (&[f32], &[f64]))| {
         for ((gr, xr), &n) in gc.chunks_mut(d).zip(xc.chunks(d)).zip(nc) {
             let s = k::dot(xr, gr);
@@ -374,16 +375,86 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     (loss, gq, gk)
 }
 
-/// InfoNCE with logits q·k/τ − logQ_k, mean over queries of −log p(positive | query), and its
-/// gradients with respect to q and keys (through the normalization when `normalize`).
-pub fn info_nce(
-    q: &[f32],
+/// A validated InfoNCE / NT-Xent problem on prepared rows (normalized where asked), shared by
+/// the CPU path here and the GPU backend (which runs the O(B·K·d) part on the device and
+/// [`Prepared::finish_info_nce`] / [`Prepared::finish_nt_xent`] on the host).
+#[doc(hidden)]
+pub struct Prepared<'a> {
+    /// Queries, b × d (for NT-Xent: z = [â; b̂], 2N × d).
+    pub q: Cow<'a, [f32]>,
+    pub b: usize,
+    /// Keys, n × d; `None` when the keys are the queries (NT-Xent).
+    pub keys: Option<Cow<'a, [f32]>>,
+    pub n: usize,
+    pub d: usize,
+    pub inv_tau: f32,
+    pub log_q: Option<&'a [f32]>,
+    /// Index of each query's positive key.
+    pub positives: Cow<'a, [u32]>,
+    /// Mask logit (i, i) (NT-Xent).
+    pub exclude_self: bool,
+    /// Norms of the raw query / key rows when they were normalized.
+    pub q_norms: Option<Vec<f64>>,
+    pub k_norms: Option<Vec<f64>>,
+}
+
+impl<'a> Prepared<'a> {
+    /// The keys (the queries for NT-Xent).
+    pub fn keys(&self) -> &[f32] {
+        self.keys.as_deref().unwrap_or(&self.q)
+    }
+
+    fn fused(&self) -> Fused<'_> {
+        Fused {
+            q: &self.q,
+            b: self.b,
+            keys: self.keys(),
+            n: self.n,
+            d: self.d,
+            inv_tau: self.inv_tau,
+            log_q: self.log_q,
+            positives: &self.positives,
+            exclude_self: self.exclude_self,
+        }
+    }
+
+    /// InfoNCE's result from the loss and the gradients with respect to the prepared rows.
+    pub fn finish_info_nce(&self, loss: f64, mut gq: Vec<f32>, mut gk: Vec<f32>) -> InfoNce {
+        if let (Some(qn), Some(kn)) = (&self.q_norms, &self.k_norms) {
+            back_norm(&mut gq, &self.q, qn, self.d);
+            back_norm(&mut gk, self.keys(), kn, self.d);
+        }
+        InfoNce {
+            loss,
+            grad_q: gq,
+            grad_keys: gk,
+        }
+    }
+
+    /// NT-Xent's result from the loss and the gradient with respect to z (queries and keys
+    /// together).
+    pub fn finish_nt_xent(&self, loss: f64, mut g: Vec<f32>) -> NtXent {
+        let norms = self.q_norms.as_ref().expect("NT-Xent rows are normalized");
+        back_norm(&mut g, &self.q, norms, self.d);
+        let grad_b = g.split_off(self.b / 2 * self.d);
+        NtXent {
+            loss,
+            grad_a: g,
+            grad_b,
+        }
+    }
+}
+
+/// Validates an InfoNCE call and prepares its rows (see [`info_nce`]).
+#[doc(hidden)]
+pub fn info_nce_prepare<'a>(
+    q: &'a [f32],
     b: usize,
-    keys: &[f32],
+    keys: &'a [f32],
     n: usize,
     d: usize,
-    o: &InfoNceOpts,
-) -> Result<InfoNce> {
+    o: &InfoNceOpts<'a>,
+) -> Result<Prepared<'a>> {
     const F: &str = "infoNCE";
     check_matrix(F, "q", q, b, d)?;
     check_matrix(F, "keys", keys, n, d)?;
@@ -408,8 +479,7 @@ pub fn info_nce(
         }
     }
     check_temperature(F, o.temperature)?;
-    let default_pos: Vec<u32>;
-    let positives = match o.positives {
+    let positives: Cow<[u32]> = match o.positives {
         Some(p) => {
             if let Some(i) = p.iter().position(|&v| v as usize >= n) {
                 bail!(
@@ -418,12 +488,9 @@ pub fn info_nce(
                     p[i]
                 );
             }
-            p
+            Cow::Borrowed(p)
         }
-        None => {
-            default_pos = (0..b as u32).collect();
-            &default_pos
-        }
+        None => Cow::Owned((0..b as u32).collect()),
     };
     let normed = if o.normalize {
         let qn = normalized_rows(F, "q", q, b, d)?;
@@ -437,36 +504,61 @@ pub fn info_nce(
     if let Some(lq) = o.log_q {
         finite(F, "logQ", lq)?;
     }
-    let (qs, ks) = match &normed {
-        Some(((qh, _), (kh, _))) => (&qh[..], &kh[..]),
-        None => (q, keys),
-    };
-    let p = Fused {
-        q: qs,
-        b,
-        keys: ks,
-        n,
-        d,
-        inv_tau: (1.0 / o.temperature) as f32,
-        log_q: o.log_q,
-        positives,
-        exclude_self: false,
-    };
-    let (loss, mut gq, mut gk) = fused(&p);
-    if let Some(((qh, qn), (kh, kn))) = &normed {
-        back_norm(&mut gq, qh, qn, d);
-        back_norm(&mut gk, kh, kn, d);
-    }
-    Ok(InfoNce {
-        loss,
-        grad_q: gq,
-        grad_keys: gk,
+    let inv_tau = (1.0 / o.temperature) as f32;
+    Ok(match normed {
+        Some(((qh, qn), (kh, kn))) => Prepared {
+            q: Cow::Owned(qh),
+            b,
+            keys: Some(Cow::Owned(kh)),
+            n,
+            d,
+            inv_tau,
+            log_q: o.log_q,
+            positives,
+            exclude_self: false,
+            q_norms: Some(qn),
+            k_norms: Some(kn),
+        },
+        None => Prepared {
+            q: Cow::Borrowed(q),
+            b,
+            keys: Some(Cow::Borrowed(keys)),
+            n,
+            d,
+            inv_tau,
+            log_q: o.log_q,
+            positives,
+            exclude_self: false,
+            q_norms: None,
+            k_norms: None,
+        },
     })
 }
 
-/// SimCLR's NT-Xent over two views a, b (N × d each): rows normalized inside, z = [â; b̂],
-/// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
-pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
+/// InfoNCE with logits q·k/τ − logQ_k, mean over queries of −log p(positive | query), and its
+/// gradients with respect to q and keys (through the normalization when `normalize`).
+pub fn info_nce(
+    q: &[f32],
+    b: usize,
+    keys: &[f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts,
+) -> Result<InfoNce> {
+    let p = info_nce_prepare(q, b, keys, n, d, o)?;
+    let (loss, gq, gk) = fused(&p.fused());
+    Ok(p.finish_info_nce(loss, gq, gk))
+}
+
+/// Validates an NT-Xent call and prepares z = [â; b̂] (see [`nt_xent`]).
+#[doc(hidden)]
+pub fn nt_xent_prepare(
+    a: &[f32],
+    b: &[f32],
+    rows: usize,
+    d: usize,
+    temperature: f64,
+) -> Result<Prepared<'static>> {
     const F: &str = "ntXent";
     check_matrix(F, "a", a, rows, d)?;
     check_matrix(F, "b", b, rows, d)?;
@@ -482,27 +574,29 @@ pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) ->
     let mut norms = an;
     norms.extend_from_slice(&bn);
     let positives: Vec<u32> = (0..r).map(|i| ((i + rows) % r) as u32).collect();
-    let p = Fused {
-        q: &z,
+    Ok(Prepared {
+        q: Cow::Owned(z),
         b: r,
-        keys: &z,
+        keys: None,
         n: r,
         d,
         inv_tau: (1.0 / temperature) as f32,
         log_q: None,
-        positives: &positives,
+        positives: Cow::Owned(positives),
         exclude_self: true,
-    };
-    let (loss, mut g, gk) = fused(&p);
+        q_norms: Some(norms),
+        k_norms: None,
+    })
+}
+
+/// SimCLR's NT-Xent over two views a, b (N × d each): rows normalized inside, z = [â; b̂],
+/// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
+pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
+    let p = nt_xent_prepare(a, b, rows, d, temperature)?;
+    let (loss, mut g, gk) = fused(&p.fused());
     k::axpy(&mut g, 1.0, &gk);
     drop(gk);
-    back_norm(&mut g, &z, &norms, d);
-    let grad_b = g.split_off(rows * d);
-    Ok(NtXent {
-        loss,
-        grad_a: g,
-        grad_b,
-    })
+    Ok(p.finish_nt_xent(loss, g))
 }
 
 /// muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j, M = muP − muQ (n ≥ 2).

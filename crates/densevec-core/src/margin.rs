@@ -137,8 +137,36 @@ fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
 /// One row-block task: logits rows, gradient rows, per-row loss.
 type RowsTask<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]);
 
-/// Margin softmax over x (n × d) and prototypes (c × d), both normalized inside.
-pub fn margin_softmax(
+/// A validated margin-softmax problem: unit rows, their norms, and each row's target logit
+/// z_y and dz_y/d cos θ_y (computed in float64 from the raw rows, so sin θ_y is accurate near
+/// θ = 0). Shared by the CPU path and the GPU backend.
+#[doc(hidden)]
+pub struct MarginPrepared {
+    pub xh: Vec<f32>,
+    pub xn: Vec<f64>,
+    pub wh: Vec<f32>,
+    pub wn: Vec<f64>,
+    /// (z_y, dz_y/d cos θ_y) per row.
+    pub target: Vec<(f64, f64)>,
+}
+
+impl MarginPrepared {
+    /// The result from the loss, the logits and the gradients with respect to the unit rows.
+    pub fn finish(&self, loss: f64, mut gx: Vec<f32>, mut gw: Vec<f32>, logits: Vec<f32>, d: usize) -> MarginSoftmax {
+        back_norm(&mut gx, &self.xh, &self.xn, d);
+        back_norm(&mut gw, &self.wh, &self.wn, d);
+        MarginSoftmax {
+            loss,
+            grad_x: gx,
+            grad_w: gw,
+            logits,
+        }
+    }
+}
+
+/// Validates a margin-softmax call and prepares its rows (see [`margin_softmax`]).
+#[doc(hidden)]
+pub fn margin_prepare(
     x: &[f32],
     n: usize,
     w: &[f32],
@@ -146,7 +174,7 @@ pub fn margin_softmax(
     d: usize,
     labels: &[u32],
     o: &MarginOpts,
-) -> Result<MarginSoftmax> {
+) -> Result<MarginPrepared> {
     const F: &str = "marginSoftmax";
     check_matrix(F, "x", x, n, d)?;
     check_matrix(F, "prototypes", w, c, d)?;
@@ -188,8 +216,39 @@ pub fn margin_softmax(
     finite(F, "x", x)?;
     finite(F, "prototypes", w)?;
 
+    let target = (0..n)
+        .map(|i| {
+            let y = labels[i] as usize;
+            let (xr, wr) = (&x[i * d..(i + 1) * d], &w[y * d..(y + 1) * d]);
+            let dot: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let cy = (dot / (xn[i] * wn[y])).clamp(-1.0, 1.0);
+            target_logit(o, cy)
+        })
+        .collect();
+    Ok(MarginPrepared {
+        xh,
+        xn,
+        wh,
+        wn,
+        target,
+    })
+}
+
+/// Margin softmax over x (n × d) and prototypes (c × d), both normalized inside.
+pub fn margin_softmax(
+    x: &[f32],
+    n: usize,
+    w: &[f32],
+    c: usize,
+    d: usize,
+    labels: &[u32],
+    o: &MarginOpts,
+) -> Result<MarginSoftmax> {
+    let pr = margin_prepare(x, n, w, c, d, labels, o)?;
+    let (xh, wh) = (&pr.xh, &pr.wh);
+
     // cos θ for every (row, class), then logits and ∂loss/∂cos row by row.
-    let mut logits = similarity_matrix(&xh, n, &wh, c, d, Metric::Dot)?;
+    let mut logits = similarity_matrix(xh, n, wh, c, d, Metric::Dot)?;
     let mut g = vec![0f32; n * c];
     let mut lossv = vec![0f64; n];
     let eps = o.label_smoothing;
@@ -199,11 +258,7 @@ pub fn margin_softmax(
         for r in 0..lv.len() {
             let i = blk * ROWS + r;
             let y = labels[i] as usize;
-            // The target cosine in float64 from the raw rows, so sin θ_y is accurate near θ = 0.
-            let (xr, wr) = (&x[i * d..(i + 1) * d], &w[y * d..(y + 1) * d]);
-            let dot: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
-            let cy = (dot / (xn[i] * wn[y])).clamp(-1.0, 1.0);
-            let (zy, dzy) = target_logit(o, cy);
+            let (zy, dzy) = pr.target[i];
             let lrow = &mut lg[r * c..(r + 1) * c];
             k::scale(lrow, s32);
             lrow[y] = zy as f32;
@@ -232,7 +287,7 @@ pub fn margin_softmax(
             .zip(g.par_chunks(ROWS * c))
             .for_each(|(gxb, gb)| {
                 let mb = gxb.len() / d;
-                k::gemm_nn(mb, d, c, gb, c, &wh, d, gxb, d, false);
+                k::gemm_nn(mb, d, c, gb, c, wh, d, gxb, d, false);
             })
     });
     // gradŴ = Gᵀ·X̂ over fixed class blocks, through transposed slabs of SLAB rows.
@@ -269,14 +324,7 @@ pub fn margin_softmax(
             })
     });
     drop(g);
-    back_norm(&mut gx, &xh, &xn, d);
-    back_norm(&mut gw, &wh, &wn, d);
-    Ok(MarginSoftmax {
-        loss,
-        grad_x: gx,
-        grad_w: gw,
-        logits,
-    })
+    Ok(pr.finish(loss, gx, gw, logits, d))
 }
 
 /// PyTorch's `cross_entropy(logits, labels, label_smoothing=ε)` with mean reduction, and its

@@ -169,7 +169,7 @@ const W_ROWS: usize = 64;
 
 /// Order-preserving map of a finite f32 to u32 (−0 and +0 map alike).
 #[inline(always)]
-fn order_bits(s: f32) -> u32 {
+pub fn order_bits(s: f32) -> u32 {
     let b = (s + 0.0).to_bits();
     if b & 0x8000_0000 != 0 {
         !b
@@ -179,7 +179,7 @@ fn order_bits(s: f32) -> u32 {
 }
 
 #[inline(always)]
-fn from_order_bits(u: u32) -> f32 {
+pub fn from_order_bits(u: u32) -> f32 {
     f32::from_bits(if u & 0x8000_0000 != 0 {
         u & 0x7FFF_FFFF
     } else {
@@ -245,7 +245,10 @@ struct View {
     keys: Vec<u64>,
 }
 
-fn view(x: &[f32], n: usize, d: usize) -> View {
+/// Unit rows of x (n × d) and their norms, the norm computed with a max-scaling so it neither
+/// overflows nor underflows (rows are known to be finite and non-zero).
+#[doc(hidden)]
+pub fn unit_rows(x: &[f32], n: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
     let mut xh = vec![0f32; n * d];
     let mut norms = vec![0f64; n];
     for ((o, r), nr) in xh
@@ -261,6 +264,11 @@ fn view(x: &[f32], n: usize, d: usize) -> View {
             *oo = (v as f64 * inv) as f32;
         }
     }
+    (xh, norms)
+}
+
+fn view(x: &[f32], n: usize, d: usize) -> View {
+    let (xh, norms) = unit_rows(x, n, d);
     let npairs = n * (n - 1) / 2;
     let mut keys = vec![0u64; npairs];
     // Split the output into the contiguous pair ranges of fixed row blocks.
@@ -342,17 +350,9 @@ fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Vec<f32> {
     out
 }
 
-/// Wasserstein geometry regularizer (API.md §6): loss = (1/N) Σ_k |S_a,(k) − S_b,(k)|^p over the
-/// sorted upper-triangle cosines of the unit rows of a and b, with gradients through the sort
-/// permutation (stable) and the normalization. Memory O(n²) = O(N): the sorted keys and the
-/// n × n coefficient matrix; no N × d array is formed.
-pub fn wasserstein_regularizer(
-    a: &[f32],
-    b: &[f32],
-    n: usize,
-    d: usize,
-    p: u32,
-) -> Result<Wasserstein> {
+/// The argument checks of [`wasserstein_regularizer`] (shared with the GPU backend).
+#[doc(hidden)]
+pub fn wasserstein_check(a: &[f32], b: &[f32], n: usize, d: usize, p: u32) -> Result<()> {
     const F: &str = "wassersteinRegularizer";
     check_matrix(F, "a", a, n, d)?;
     check_matrix(F, "b", b, n, d)?;
@@ -375,6 +375,21 @@ pub fn wasserstein_regularizer(
             bail!(Arg, "{F}: {name} has a zero-norm row {i}");
         }
     }
+    Ok(())
+}
+
+/// Wasserstein geometry regularizer (API.md §6): loss = (1/N) Σ_k |S_a,(k) − S_b,(k)|^p over the
+/// sorted upper-triangle cosines of the unit rows of a and b, with gradients through the sort
+/// permutation (stable) and the normalization. Memory O(n²) = O(N): the sorted keys and the
+/// n × n coefficient matrix; no N × d array is formed.
+pub fn wasserstein_regularizer(
+    a: &[f32],
+    b: &[f32],
+    n: usize,
+    d: usize,
+    p: u32,
+) -> Result<Wasserstein> {
+    wasserstein_check(a, b, n, d, p)?;
     let (mut va, mut vb) = pool::run(|| rayon::join(|| view(a, n, d), || view(b, n, d)));
     let (keys_a, keys_b) = (std::mem::take(&mut va.keys), std::mem::take(&mut vb.keys));
     let npairs = keys_a.len();
