@@ -1,4 +1,4 @@
-// densevec CUDA kernels: similarity matrix epilogue, fallback GEMM, fused top-k selection.
+// densevec CUDA kernels: row norms, similarity epilogue, fallback SGEMM, fused top-k selection.
 // Compiled at run time by NVRTC (no headers needed). All matrices are row-major float32.
 
 #define DV_TOPK_THREADS 256
@@ -47,46 +47,60 @@ extern "C" __global__ void dv_finish(float* __restrict__ tile, int m, int n, lon
   }
 }
 
-// Fallback GEMM when cuBLAS is absent: out[i, j] = sum_k a[i,k] b[j,k] for a (m x d),
-// b (n x d), out leading dimension ld. 64x64 block tile, 16-deep k slices, 4x4 per thread.
+// Fallback SGEMM when cuBLAS is absent, with cuBLAS's column-major semantics:
+// C (m x n, ldc) = alpha * op(A) * op(B) + beta * C, op(A) m x k, op(B) k x n; C is not read
+// when beta == 0. 64x64 tile of C per block, 16-deep k slices, 4x4 per thread (256 threads).
 #define GT 64
 #define GK 16
-extern "C" __global__ void dv_gemm_nt(const float* __restrict__ a, const float* __restrict__ b,
-                                      float* __restrict__ out, int m, int n, int d, long long ld) {
+extern "C" __global__ void __launch_bounds__(256)
+dv_sgemm(int transa, int transb, int m, int n, int k, float alpha,
+         const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb, float beta,
+         float* __restrict__ c, int ldc) {
   __shared__ float as[GK][GT + 1];
   __shared__ float bs[GK][GT + 1];
-  int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-  int j0 = blockIdx.x * GT;
-  // gridDim.y is capped at 65535 by the launcher; further row tiles are strided (block-uniform).
-  for (int i0 = blockIdx.y * GT; i0 < m; i0 += gridDim.y * GT) {
-  float acc[4][4];
-  for (int u = 0; u < 4; ++u)
-    for (int v = 0; v < 4; ++v) acc[u][v] = 0.0f;
-  for (int k0 = 0; k0 < d; k0 += GK) {
-    for (int t = threadIdx.x; t < GT * GK; t += 256) {
-      int r = t / GK, kk = t % GK;
-      int gi = i0 + r, gj = j0 + r, gk = k0 + kk;
-      as[kk][r] = (gi < m && gk < d) ? a[(size_t)gi * d + gk] : 0.0f;
-      bs[kk][r] = (gj < n && gk < d) ? b[(size_t)gj * d + gk] : 0.0f;
+  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+  const int i0 = blockIdx.x * GT;  // rows of C
+  // gridDim.y is capped at 65535 by the launcher; further column tiles are strided.
+  for (int j0 = blockIdx.y * GT; j0 < n; j0 += gridDim.y * GT) {
+    float acc[4][4];
+    for (int u = 0; u < 4; ++u)
+      for (int v = 0; v < 4; ++v) acc[u][v] = 0.0f;
+    for (int k0 = 0; k0 < k; k0 += GK) {
+      for (int t = threadIdx.x; t < GT * GK; t += 256) {
+        // Consecutive threads walk the contiguous direction of each operand.
+        int r, kk;
+        if (transa) { r = t / GK; kk = t % GK; } else { kk = t / GT; r = t % GT; }
+        int gi = i0 + r, gk = k0 + kk;
+        float va = 0.0f;
+        if (gi < m && gk < k) va = transa ? a[(size_t)gi * lda + gk] : a[(size_t)gk * lda + gi];
+        as[kk][r] = va;
+        if (transb) { kk = t / GT; r = t % GT; } else { r = t / GK; kk = t % GK; }
+        int gj = j0 + r;
+        gk = k0 + kk;
+        float vb = 0.0f;
+        if (gj < n && gk < k) vb = transb ? b[(size_t)gk * ldb + gj] : b[(size_t)gj * ldb + gk];
+        bs[kk][r] = vb;
+      }
+      __syncthreads();
+      for (int kk = 0; kk < GK; ++kk) {
+        float av[4], bv[4];
+        for (int u = 0; u < 4; ++u) av[u] = as[kk][tx * 4 + u];
+        for (int v = 0; v < 4; ++v) bv[v] = bs[kk][ty * 4 + v];
+        for (int u = 0; u < 4; ++u)
+          for (int v = 0; v < 4; ++v) acc[u][v] = fmaf(av[u], bv[v], acc[u][v]);
+      }
+      __syncthreads();
     }
-    __syncthreads();
-    for (int kk = 0; kk < GK; ++kk) {
-      float av[4], bv[4];
-      for (int u = 0; u < 4; ++u) av[u] = as[kk][ty * 4 + u];
-      for (int v = 0; v < 4; ++v) bv[v] = bs[kk][tx * 4 + v];
-      for (int u = 0; u < 4; ++u)
-        for (int v = 0; v < 4; ++v) acc[u][v] = fmaf(av[u], bv[v], acc[u][v]);
-    }
-    __syncthreads();
-  }
-  for (int u = 0; u < 4; ++u) {
-    int gi = i0 + ty * 4 + u;
-    if (gi >= m) continue;
     for (int v = 0; v < 4; ++v) {
-      int gj = j0 + tx * 4 + v;
-      if (gj < n) out[(size_t)gi * ld + gj] = acc[u][v];
+      int gj = j0 + ty * 4 + v;
+      if (gj >= n) continue;
+      for (int u = 0; u < 4; ++u) {
+        int gi = i0 + tx * 4 + u;
+        if (gi >= m) continue;
+        float* p = c + (size_t)gj * ldc + gi;
+        *p = beta == 0.0f ? alpha * acc[u][v] : alpha * acc[u][v] + beta * *p;
+      }
     }
-  }
   }
 }
 

@@ -79,7 +79,10 @@ impl Launch {
     }
     /// One thread per element, 256 per block.
     pub fn elems(n: usize) -> Launch {
-        Launch::blocks((n.max(1) as u64).div_ceil(256).min(u32::MAX as u64) as u32, 256)
+        Launch::blocks(
+            (n.max(1) as u64).div_ceil(256).min(u32::MAX as u64) as u32,
+            256,
+        )
     }
 }
 
@@ -179,9 +182,9 @@ impl<T: Copy> Drop for Buf<'_, T> {
     }
 }
 
-/// Row-major GEMM on a column-major device: C (m × n, row stride ldc) = alpha · op(A) · op(B)
-/// + beta · C with A, B row-major (row strides lda, ldb); `ta`: A is stored k × m and used
-/// transposed; `tb`: B is stored n × k and used transposed.
+/// Row-major GEMM on a column-major device: C (m × n, row stride ldc) =
+/// alpha · op(A) · op(B) + beta · C with A, B row-major (row strides lda, ldb); `ta`: A is
+/// stored k × m and used transposed; `tb`: B is stored n × k and used transposed.
 ///
 /// A row-major matrix with row stride ld is, read column-major, its transpose; so
 /// Cᵀ = op(B)ᵀ · op(A)ᵀ is one column-major GEMM with the operands swapped and the same

@@ -9,24 +9,46 @@
 
 pub mod dev;
 pub mod nvrtc;
+pub mod ops;
 
-use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig};
-use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtrMut, LaunchConfig, PushKernelArg,
-};
-use densevec_core::error::check_matrix;
+use cudarc::cublas::{result as blas_result, sys as blas_sys, CudaBlas};
+use cudarc::driver::{result as drv, CudaContext, CudaFunction, CudaModule, CudaStream};
+use densevec_core::contrastive::{info_nce_prepare, nt_xent_prepare, InfoNce, InfoNceOpts, NtXent};
+use densevec_core::margin::{margin_prepare, MarginOpts, MarginSoftmax};
+use densevec_core::regularizers::{wasserstein_check, Wasserstein};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
 use densevec_core::{Code, Error, Result};
+use dev::{Arg, DevPtr, Device, Launch, Sgemm};
+use std::collections::HashMap;
+use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The CUDA C sources of the backend: (file name, source).
-pub const KERNELS: &[(&str, &str)] = &[("similarity.cu", include_str!("../kernels/similarity.cu"))];
+pub use ops::KMAX;
 
-/// Largest k the fused GPU selection supports (`DV_KMAX` in similarity.cu); larger k runs on the CPU.
-pub const KMAX: usize = 128;
-const TOPK_THREADS: u32 = 256;
+/// The CUDA C sources of the backend: (file name, source). Each is compiled by NVRTC to its own
+/// module; kernels are looked up by name across all of them.
+pub const KERNELS: &[(&str, &str)] = &[
+    ("similarity.cu", include_str!("../kernels/similarity.cu")),
+    ("contrastive.cu", include_str!("../kernels/contrastive.cu")),
+    ("wasserstein.cu", include_str!("../kernels/wasserstein.cu")),
+];
+
+/// Every kernel the host code launches (the CI checks each is in the PTX).
+pub const KERNEL_NAMES: &[&str] = &[
+    "dv_row_sumsq",
+    "dv_aux",
+    "dv_finish",
+    "dv_sgemm",
+    "dv_topk_merge",
+    "dv_ce_rows",
+    "dv_margin_rows",
+    "dv_pair_keys",
+    "dv_bitonic_step",
+    "dv_bitonic_tile",
+    "dv_w_coef",
+];
 
 /// What [`available`] reports about the device the backend uses (ordinal 0).
 #[derive(Clone, Debug)]
@@ -43,21 +65,19 @@ pub struct DeviceInfo {
     pub nvrtc: String,
 }
 
-struct Gpu {
-    _ctx: Arc<CudaContext>,
+/// The CUDA device: a context, one stream, the compiled kernels, cuBLAS when present.
+pub struct Cuda {
+    ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     blas: Option<CudaBlas>,
-    sumsq: CudaFunction,
-    aux: CudaFunction,
-    finish: CudaFunction,
-    gemm: CudaFunction,
-    topk: CudaFunction,
+    _modules: Vec<Arc<CudaModule>>,
+    funcs: HashMap<&'static str, CudaFunction>,
     info: DeviceInfo,
 }
 
-// SAFETY: the cuBLAS handle and the stream are only used while the Mutex around `Gpu` is held,
-// and cudarc binds the context to the calling thread before each driver call.
-unsafe impl Send for Gpu {}
+// SAFETY: the cuBLAS handle and the stream are only used while the Mutex around `Cuda` is held,
+// and the context is bound to the calling thread before each use.
+unsafe impl Send for Cuda {}
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
@@ -76,7 +96,7 @@ pub fn compile_all(arch: &str) -> std::result::Result<Vec<(String, String)>, Str
         .collect()
 }
 
-fn init() -> std::result::Result<Gpu, String> {
+fn init() -> std::result::Result<Cuda, String> {
     // SAFETY: only tries to open the driver library; no symbol is called.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
         return Err("no CUDA driver: libcuda could not be loaded".into());
@@ -94,17 +114,24 @@ fn init() -> std::result::Result<Gpu, String> {
     // every NVRTC since 11.8; the driver JIT-compiles PTX forward to newer devices).
     let arch_num = (major * 10 + minor).min(90);
     let arch = format!("compute_{arch_num}");
-    let ptx = nv
-        .compile(KERNELS[0].1, KERNELS[0].0, &arch)
-        .map_err(|e| format!("kernel compilation failed: {e}"))?;
-    let module = ctx
-        .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-        .map_err(|e| format!("loading the kernels failed: {e:?}"))?;
-    let f = |name: &str| {
-        module
-            .load_function(name)
-            .map_err(|e| format!("kernel {name} missing: {e:?}"))
-    };
+    let mut modules = Vec::new();
+    for (file, src) in KERNELS {
+        let ptx = nv
+            .compile(src, file, &arch)
+            .map_err(|e| format!("kernel compilation failed: {e}"))?;
+        modules.push(
+            ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+                .map_err(|e| format!("loading the kernels of {file} failed: {e:?}"))?,
+        );
+    }
+    let mut funcs = HashMap::new();
+    for &name in KERNEL_NAMES {
+        let f = modules
+            .iter()
+            .find_map(|m| m.load_function(name).ok())
+            .ok_or_else(|| format!("kernel {name} missing from the compiled modules"))?;
+        funcs.insert(name, f);
+    }
     let stream = ctx.default_stream();
     // SAFETY: only tries to open libcublas.
     let blas = if unsafe { cudarc::cublas::sys::is_culib_present() } {
@@ -114,12 +141,7 @@ fn init() -> std::result::Result<Gpu, String> {
     } else {
         None
     };
-    Ok(Gpu {
-        sumsq: f("dv_row_sumsq")?,
-        aux: f("dv_aux")?,
-        finish: f("dv_finish")?,
-        gemm: f("dv_gemm_nt")?,
-        topk: f("dv_topk_merge")?,
+    Ok(Cuda {
         info: DeviceInfo {
             name: info_name,
             total_memory: total,
@@ -129,14 +151,169 @@ fn init() -> std::result::Result<Gpu, String> {
         },
         blas,
         stream,
-        _ctx: ctx,
+        _modules: modules,
+        funcs,
+        ctx,
     })
+}
+
+impl Cuda {
+    /// What the device is.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    fn bind(&self) -> std::result::Result<(), String> {
+        self.ctx.bind_to_thread().map_err(|e| format!("{e:?}"))
+    }
+
+    /// Runs `f` with cuBLAS switched off (our own GEMM kernel), for the GPU check.
+    pub fn without_cublas<T>(&mut self, f: impl FnOnce(&Cuda) -> T) -> T {
+        let blas = self.blas.take();
+        let r = f(self);
+        self.blas = blas;
+        r
+    }
+}
+
+impl Device for Cuda {
+    fn alloc(&self, bytes: usize) -> std::result::Result<DevPtr, String> {
+        self.bind()?;
+        // SAFETY: a plain allocation, zeroed below before it is used.
+        unsafe {
+            let p = drv::malloc_sync(bytes.max(1))
+                .map_err(|e| format!("allocating {bytes} bytes: {e:?}"))?;
+            if let Err(e) = drv::memset_d8_sync(p, 0, bytes.max(1)) {
+                let _ = drv::free_sync(p);
+                return Err(format!("{e:?}"));
+            }
+            Ok(p)
+        }
+    }
+    fn free(&self, p: DevPtr) {
+        // SAFETY: p came from alloc; pending work on the stream is ordered before the free by
+        // the synchronous free (cuMemFree waits for the device).
+        let _ = self.bind();
+        let _ = self.stream.synchronize();
+        unsafe {
+            let _ = drv::free_sync(p);
+        }
+    }
+    fn htod(&self, src: &[u8], dst: DevPtr) -> std::result::Result<(), String> {
+        self.bind()?;
+        self.stream.synchronize().map_err(|e| format!("{e:?}"))?;
+        // SAFETY: dst holds at least src.len() bytes (the callers' Buf checks ranges).
+        unsafe { drv::memcpy_htod_sync(dst, src) }.map_err(|e| format!("{e:?}"))
+    }
+    fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> std::result::Result<(), String> {
+        self.bind()?;
+        self.stream.synchronize().map_err(|e| format!("{e:?}"))?;
+        // SAFETY: as above.
+        unsafe { drv::memcpy_dtoh_sync(dst, src) }.map_err(|e| format!("{e:?}"))
+    }
+    fn zero(&self, p: DevPtr, bytes: usize) -> std::result::Result<(), String> {
+        self.bind()?;
+        self.stream.synchronize().map_err(|e| format!("{e:?}"))?;
+        // SAFETY: p holds at least `bytes` bytes.
+        unsafe { drv::memset_d8_sync(p, 0, bytes) }.map_err(|e| format!("{e:?}"))
+    }
+    fn launch(&self, name: &str, l: Launch, args: &[Arg]) -> std::result::Result<(), String> {
+        self.bind()?;
+        let f = self
+            .funcs
+            .get(name)
+            .ok_or_else(|| format!("unknown kernel {name}"))?;
+        let mut params: Vec<*mut c_void> = args.iter().map(|a| a.as_param()).collect();
+        // SAFETY: the argument list matches the kernel's C signature (checked by the emulator
+        // tests, which call the same kernels through the same lists); `args` outlives the
+        // call, and cuLaunchKernel copies the values before returning.
+        unsafe {
+            drv::launch_kernel(
+                f.cu_function(),
+                (l.grid[0], l.grid[1], l.grid[2]),
+                (l.block[0], l.block[1], l.block[2]),
+                0,
+                self.stream.cu_stream(),
+                &mut params,
+            )
+        }
+        .map_err(|e| format!("launching {name}: {e:?}"))
+    }
+    fn sgemm(&self, g: &Sgemm) -> std::result::Result<(), String> {
+        self.bind()?;
+        let op = |t: bool| {
+            if t {
+                blas_sys::cublasOperation_t::CUBLAS_OP_T
+            } else {
+                blas_sys::cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        if let Some(blas) = &self.blas {
+            // SAFETY: the callers size every operand for these dimensions (the emulator tests
+            // check the ranges of the same calls); alpha/beta live on the host.
+            unsafe {
+                blas_result::sgemm(
+                    *blas.handle(),
+                    op(g.transa),
+                    op(g.transb),
+                    g.m,
+                    g.n,
+                    g.k,
+                    &g.alpha,
+                    g.a as *const f32,
+                    g.lda,
+                    g.b as *const f32,
+                    g.ldb,
+                    &g.beta,
+                    g.c as *mut f32,
+                    g.ldc,
+                )
+            }
+            .map_err(|e| format!("cuBLAS SGEMM: {e:?}"))
+        } else {
+            let gy = (g.n as u32).div_ceil(64).clamp(1, 65_535);
+            self.launch(
+                "dv_sgemm",
+                Launch {
+                    grid: [(g.m as u32).div_ceil(64).max(1), gy, 1],
+                    block: [256, 1, 1],
+                },
+                &[
+                    Arg::I32(g.transa as i32),
+                    Arg::I32(g.transb as i32),
+                    Arg::I32(g.m),
+                    Arg::I32(g.n),
+                    Arg::I32(g.k),
+                    Arg::F32(g.alpha),
+                    Arg::Ptr(g.a),
+                    Arg::I32(g.lda),
+                    Arg::Ptr(g.b),
+                    Arg::I32(g.ldb),
+                    Arg::F32(g.beta),
+                    Arg::Ptr(g.c),
+                    Arg::I32(g.ldc),
+                ],
+            )
+        }
+    }
+    fn sync(&self) -> std::result::Result<(), String> {
+        self.bind()?;
+        self.stream.synchronize().map_err(|e| format!("{e:?}"))
+    }
+    fn budget(&self) -> usize {
+        if self.bind().is_err() {
+            return 0;
+        }
+        drv::mem_get_info()
+            .map(|(free, _)| free / 10 * 8)
+            .unwrap_or(0)
+    }
 }
 
 /// The device (its description kept outside the lock, so that asking for it never waits for a
 /// running computation), or why there is none.
-fn gpu() -> std::result::Result<&'static (DeviceInfo, Mutex<Gpu>), String> {
-    static G: OnceLock<std::result::Result<(DeviceInfo, Mutex<Gpu>), String>> = OnceLock::new();
+fn gpu() -> std::result::Result<&'static (DeviceInfo, Mutex<Cuda>), String> {
+    static G: OnceLock<std::result::Result<(DeviceInfo, Mutex<Cuda>), String>> = OnceLock::new();
     G.get_or_init(|| {
         if std::env::var("DENSEVEC_CUDA")
             .map(|v| v == "0")
@@ -169,12 +346,9 @@ pub fn available() -> std::result::Result<DeviceInfo, String> {
     Ok(gpu()?.0.clone())
 }
 
-fn backend_err(func: &str, e: impl std::fmt::Debug) -> Error {
-    Error::new(Code::Backend, format!("{func}: CUDA error: {e:?}"))
-}
-
-/// Runs `f` with the device locked; maps unavailability and panics to `E_BACKEND`.
-fn with_gpu<T>(func: &str, f: impl FnOnce(&mut Gpu) -> Result<T>) -> Result<T> {
+/// Runs `f` with the device locked; maps unavailability and panics to `E_BACKEND`. After `f`
+/// the stream is synchronized so that a failure inside the device surfaces here.
+pub fn with_gpu<T>(func: &str, f: impl FnOnce(&mut Cuda) -> Result<T>) -> Result<T> {
     let g = gpu().map_err(|r| {
         Error::new(
             Code::Backend,
@@ -182,7 +356,12 @@ fn with_gpu<T>(func: &str, f: impl FnOnce(&mut Gpu) -> Result<T>) -> Result<T> {
         )
     })?;
     let mut g = g.1.lock().unwrap_or_else(|p| p.into_inner());
-    match catch_unwind(AssertUnwindSafe(|| f(&mut g))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        let r = f(&mut g)?;
+        g.sync()
+            .map_err(|e| Error::new(Code::Backend, format!("{func}: CUDA error: {e}")))?;
+        Ok(r)
+    })) {
         Ok(r) => r,
         Err(p) => Err(Error::new(
             Code::Backend,
@@ -191,174 +370,8 @@ fn with_gpu<T>(func: &str, f: impl FnOnce(&mut Gpu) -> Result<T>) -> Result<T> {
     }
 }
 
-fn metric_code(m: Metric) -> i32 {
-    match m {
-        Metric::Dot => 0,
-        Metric::Cosine => 1,
-        Metric::L2sq => 2,
-    }
-}
-
-fn ci(func: &str, v: usize) -> Result<i32> {
-    i32::try_from(v).map_err(|_| {
-        Error::new(
-            Code::Arg,
-            format!("{func}: dimension {v} too large for the CUDA backend"),
-        )
-    })
-}
-
-impl Gpu {
-    /// Per-row auxiliaries (squared norms / inverse norms) of a device matrix.
-    fn aux_of(
-        &self,
-        func: &str,
-        x: &CudaSlice<f32>,
-        rows: usize,
-        cols: usize,
-        metric: i32,
-    ) -> Result<CudaSlice<f32>> {
-        let mut out = self
-            .stream
-            .alloc_zeros::<f32>(rows.max(1))
-            .map_err(|e| backend_err(func, e))?;
-        let (r, c) = (ci(func, rows)?, ci(func, cols)?);
-        let blocks = (rows as u32 * 32).div_ceil(256);
-        // SAFETY: argument types match the kernel signatures in similarity.cu; sizes are in range.
-        unsafe {
-            self.stream
-                .launch_builder(&self.sumsq)
-                .arg(x)
-                .arg(&r)
-                .arg(&c)
-                .arg(&mut out)
-                .launch(LaunchConfig {
-                    grid_dim: (blocks.max(1), 1, 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                })
-                .map_err(|e| backend_err(func, e))?;
-            self.stream
-                .launch_builder(&self.aux)
-                .arg(&mut out)
-                .arg(&r)
-                .arg(&metric)
-                .launch(LaunchConfig::for_num_elems(rows.max(1) as u32))
-                .map_err(|e| backend_err(func, e))?;
-        }
-        Ok(out)
-    }
-
-    /// out[i*ld + j] = Σ_k a[i,k] b[j,k] for a: m×d (offset a_off rows), b: n×d (offset b_off rows).
-    #[allow(clippy::too_many_arguments)]
-    fn gemm_nt(
-        &self,
-        func: &str,
-        a: &CudaSlice<f32>,
-        a_off: usize,
-        m: usize,
-        b: &CudaSlice<f32>,
-        b_off: usize,
-        n: usize,
-        d: usize,
-        out: &mut CudaSlice<f32>,
-        ld: usize,
-    ) -> Result<()> {
-        let av = a.slice(a_off * d..(a_off + m) * d);
-        let bv = b.slice(b_off * d..(b_off + n) * d);
-        if let Some(blas) = &self.blas {
-            // Row-major out (m×n, ld) is column-major outᵀ (n×m): outᵀ = b · aᵀ, with b and a
-            // read as column-major d×n and d×m.
-            let cfg = GemmConfig {
-                transa: cublasOperation_t::CUBLAS_OP_T,
-                transb: cublasOperation_t::CUBLAS_OP_N,
-                m: ci(func, n)?,
-                n: ci(func, m)?,
-                k: ci(func, d)?,
-                alpha: 1.0f32,
-                lda: ci(func, d)?,
-                ldb: ci(func, d)?,
-                beta: 0.0f32,
-                ldc: ci(func, ld)?,
-            };
-            // SAFETY: the views hold m×d and n×d values; out holds at least m rows of ld ≥ n.
-            unsafe { blas.gemm(cfg, &bv, &av, out) }.map_err(|e| backend_err(func, e))?;
-        } else {
-            let (mi, ni, di, ldl) = (ci(func, m)?, ci(func, n)?, ci(func, d)?, ld as i64);
-            // SAFETY: as above; the kernel bounds-checks every tile edge.
-            unsafe {
-                self.stream
-                    .launch_builder(&self.gemm)
-                    .arg(&av)
-                    .arg(&bv)
-                    .arg(out)
-                    .arg(&mi)
-                    .arg(&ni)
-                    .arg(&di)
-                    .arg(&ldl)
-                    .launch(LaunchConfig {
-                        grid_dim: (
-                            (n as u32).div_ceil(64),
-                            (m as u32).div_ceil(64).min(65_535),
-                            1,
-                        ),
-                        block_dim: (256, 1, 1),
-                        shared_mem_bytes: 0,
-                    })
-                    .map_err(|e| backend_err(func, e))?;
-            }
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn finish(
-        &self,
-        func: &str,
-        out: &mut CudaSlice<f32>,
-        m: usize,
-        n: usize,
-        ld: usize,
-        qa: &CudaSlice<f32>,
-        qa_off: usize,
-        ca: &CudaSlice<f32>,
-        ca_off: usize,
-        metric: i32,
-    ) -> Result<()> {
-        if metric == 0 {
-            return Ok(());
-        }
-        let (mi, ni, ldl) = (ci(func, m)?, ci(func, n)?, ld as i64);
-        let qv = qa.slice(qa_off..qa_off + m);
-        let cv = ca.slice(ca_off..ca_off + n);
-        // SAFETY: out holds m rows of ld ≥ n; qv/cv hold m and n auxiliaries.
-        unsafe {
-            self.stream
-                .launch_builder(&self.finish)
-                .arg(out)
-                .arg(&mi)
-                .arg(&ni)
-                .arg(&ldl)
-                .arg(&qv)
-                .arg(&cv)
-                .arg(&metric)
-                .launch(LaunchConfig {
-                    grid_dim: ((n as u32).div_ceil(256), (m as u32).min(65_535), 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                })
-                .map_err(|e| backend_err(func, e))?;
-        }
-        Ok(())
-    }
-}
-
-/// Bytes of scratch a call may hold for one block of scores.
-const BLOCK_BYTES: usize = 512 << 20;
-
-/// q.rows × c.rows similarity on the GPU, same contract and formulas as
-/// `densevec_core::similarity::similarity_matrix`. Both inputs are uploaded once; the output is
-/// produced and copied back in blocks of query rows.
+/// q.rows × c.rows similarity on the GPU (see [`ops::similarity_matrix`]). Argument errors
+/// come before the device question.
 pub fn similarity_matrix(
     q: &[f32],
     q_rows: usize,
@@ -368,51 +381,14 @@ pub fn similarity_matrix(
     metric: Metric,
 ) -> Result<Vec<f32>> {
     const F: &str = "cudaSimilarityMatrix";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_matrix(F, "c", c, c_rows, cols)?;
+    densevec_core::error::check_matrix(F, "q", q, q_rows, cols)?;
+    densevec_core::error::check_matrix(F, "c", c, c_rows, cols)?;
     with_gpu(F, |g| {
-        let mut out = vec![0f32; q_rows * c_rows];
-        let mc = metric_code(metric);
-        let s = g.stream.clone();
-        let dq = s.clone_htod(q).map_err(|e| backend_err(F, e))?;
-        let dc = s.clone_htod(c).map_err(|e| backend_err(F, e))?;
-        let (qa, ca) = if mc != 0 {
-            (
-                g.aux_of(F, &dq, q_rows, cols, mc)?,
-                g.aux_of(F, &dc, c_rows, cols, mc)?,
-            )
-        } else {
-            (
-                s.alloc_zeros::<f32>(1).map_err(|e| backend_err(F, e))?,
-                s.alloc_zeros::<f32>(1).map_err(|e| backend_err(F, e))?,
-            )
-        };
-        let rows_per = (BLOCK_BYTES / 4 / c_rows.max(1)).clamp(1, q_rows.max(1));
-        let mut buf = s
-            .alloc_zeros::<f32>(rows_per * c_rows)
-            .map_err(|e| backend_err(F, e))?;
-        let mut i0 = 0;
-        while i0 < q_rows {
-            let m = rows_per.min(q_rows - i0);
-            g.gemm_nt(F, &dq, i0, m, &dc, 0, c_rows, cols, &mut buf, c_rows)?;
-            g.finish(F, &mut buf, m, c_rows, c_rows, &qa, i0, &ca, 0, mc)?;
-            s.memcpy_dtoh(
-                &buf.slice(0..m * c_rows),
-                &mut out[i0 * c_rows..(i0 + m) * c_rows],
-            )
-            .map_err(|e| backend_err(F, e))?;
-            i0 += m;
-        }
-        s.synchronize().map_err(|e| backend_err(F, e))?;
-        Ok(out)
+        ops::similarity_matrix(g, q, q_rows, c, c_rows, cols, metric)
     })
 }
 
-/// Exact top-k per query on the GPU, same contract as `densevec_core::topk::top_k` (best first,
-/// ties by lower index, NaN last). Queries are uploaded once; the corpus streams through in
-/// blocks, each scored by one GEMM and merged into the running best-k lists by a fused
-/// selection kernel, so only q.rows × k values come back. k > [`KMAX`] is an `E_ARG` here (the
-/// JavaScript layer routes such calls to the CPU).
+/// Exact top-k on the GPU (see [`ops::top_k`]).
 #[allow(clippy::too_many_arguments)]
 pub fn top_k(
     q: &[f32],
@@ -424,101 +400,91 @@ pub fn top_k(
     metric: Metric,
 ) -> Result<TopK> {
     const F: &str = "cudaTopK";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_matrix(F, "c", c, c_rows, cols)?;
-    if kk < 1 || kk > c_rows {
-        return Err(Error::new(
-            Code::Arg,
-            format!("{F}: k must be in [1, {c_rows}], got {kk}"),
-        ));
-    }
-    if kk > KMAX {
-        return Err(Error::new(
-            Code::Arg,
-            format!("{F}: k must be at most {KMAX} on the GPU, got {kk}"),
-        ));
-    }
-    with_gpu(F, |g| {
-        let mc = metric_code(metric);
-        let s = g.stream.clone();
-        let dq = s.clone_htod(q).map_err(|e| backend_err(F, e))?;
-        let qa = if mc != 0 {
-            Some(g.aux_of(F, &dq, q_rows, cols, mc)?)
-        } else {
-            None
-        };
-        let mut best_i = s
-            .alloc_zeros::<u32>(q_rows * kk)
-            .map_err(|e| backend_err(F, e))?;
-        let mut best_s = s
-            .alloc_zeros::<f32>(q_rows * kk)
-            .map_err(|e| backend_err(F, e))?;
-        // Corpus rows per block: the score block (q.rows × nb) and the corpus block within budget.
-        let nb = (BLOCK_BYTES / 4 / (q_rows + cols).max(1))
-            .clamp(1, c_rows)
-            .max(kk.min(c_rows));
-        let mut scores = s
-            .alloc_zeros::<f32>(q_rows * nb)
-            .map_err(|e| backend_err(F, e))?;
-        let mut dc = s
-            .alloc_zeros::<f32>(nb * cols)
-            .map_err(|e| backend_err(F, e))?;
-        let (qi, ki, mci) = (ci(F, q_rows)?, ci(F, kk)?, mc);
-        let mut j0 = 0usize;
-        while j0 < c_rows {
-            let n = nb.min(c_rows - j0);
-            s.memcpy_htod(
-                &c[j0 * cols..(j0 + n) * cols],
-                &mut dc.slice_mut(0..n * cols),
-            )
-            .map_err(|e| backend_err(F, e))?;
-            g.gemm_nt(F, &dq, 0, q_rows, &dc, 0, n, cols, &mut scores, n)?;
-            if let Some(qa) = &qa {
-                let ca = g.aux_of(F, &dc, n, cols, mc)?;
-                g.finish(F, &mut scores, q_rows, n, n, qa, 0, &ca, 0, mc)?;
-            }
-            let have = if j0 == 0 { 0 } else { ki };
-            let (ni, ldl, j0u) = (
-                ci(F, n)?,
-                n as i64,
-                u32::try_from(j0)
-                    .map_err(|_| Error::new(Code::Arg, format!("{F}: corpus too large")))?,
-            );
-            let _ = qi;
-            // SAFETY: scores holds q.rows rows of n; best_* hold q.rows × k; k ≤ KMAX.
-            unsafe {
-                s.launch_builder(&g.topk)
-                    .arg(&scores)
-                    .arg(&ni)
-                    .arg(&ldl)
-                    .arg(&j0u)
-                    .arg(&ki)
-                    .arg(&have)
-                    .arg(&mci)
-                    .arg(&mut best_i)
-                    .arg(&mut best_s)
-                    .launch(LaunchConfig {
-                        grid_dim: (q_rows as u32, 1, 1),
-                        block_dim: (TOPK_THREADS, 1, 1),
-                        shared_mem_bytes: 0,
-                    })
-                    .map_err(|e| backend_err(F, e))?;
-            }
-            j0 += n;
-        }
-        let indices = s.clone_dtoh(&best_i).map_err(|e| backend_err(F, e))?;
-        let scores = s.clone_dtoh(&best_s).map_err(|e| backend_err(F, e))?;
-        s.synchronize().map_err(|e| backend_err(F, e))?;
-        Ok(TopK { indices, scores })
+    ops::check_top_k(F, q, q_rows, c, c_rows, cols, kk)?;
+    with_gpu(F, |g| ops::top_k(g, q, q_rows, c, c_rows, cols, kk, metric))
+}
+
+/// InfoNCE on the GPU (see [`ops::fused_ce`]); same contract, checks and results as the CPU.
+pub fn info_nce(
+    q: &[f32],
+    b: usize,
+    keys: &[f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts,
+) -> Result<InfoNce> {
+    let p = info_nce_prepare(q, b, keys, n, d, o)?;
+    let (loss, gq, gk) = with_gpu("cudaInfoNCE", |g| ops::fused_ce(g, "cudaInfoNCE", &p))?;
+    Ok(p.finish_info_nce(loss, gq, gk))
+}
+
+/// NT-Xent on the GPU (see [`ops::fused_ce`]).
+pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
+    let p = nt_xent_prepare(a, b, rows, d, temperature)?;
+    let (loss, g, _) = with_gpu("cudaNtXent", |dev| ops::fused_ce(dev, "cudaNtXent", &p))?;
+    Ok(p.finish_nt_xent(loss, g))
+}
+
+/// Margin softmax on the GPU (see [`ops::margin_softmax`]).
+#[allow(clippy::too_many_arguments)]
+pub fn margin_softmax(
+    x: &[f32],
+    n: usize,
+    w: &[f32],
+    c: usize,
+    d: usize,
+    labels: &[u32],
+    o: &MarginOpts,
+) -> Result<MarginSoftmax> {
+    let pr = margin_prepare(x, n, w, c, d, labels, o)?;
+    with_gpu("cudaMarginSoftmax", |g| {
+        ops::margin_run(g, &pr, n, c, d, labels, o)
+    })
+}
+
+/// The Wasserstein regularizer on the GPU (see [`ops::wasserstein_regularizer`]).
+pub fn wasserstein_regularizer(
+    a: &[f32],
+    b: &[f32],
+    n: usize,
+    d: usize,
+    p: u32,
+) -> Result<Wasserstein> {
+    wasserstein_check(a, b, n, d, p)?;
+    with_gpu("cudaWassersteinRegularizer", |g| {
+        ops::wasserstein_regularizer(g, a, b, n, d, p)
     })
 }
 
 /// Device-side timing helpers for the GPU check (not part of the public contract).
 pub mod bench {
     use super::*;
+    use dev::{gemm_rm, Buf};
 
-    /// Median milliseconds of `reps` runs of (a) the device part of similarityMatrix (GEMM +
-    /// epilogue on resident data) and (b) a bare GEMM of the same shape.
+    /// Median milliseconds of `reps` timed runs (after one warm-up) of `f`, synchronized.
+    fn median(g: &Cuda, reps: usize, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        f()?;
+        g.sync().map_err(|e| Error::new(Code::Backend, e))?;
+        let mut t = Vec::new();
+        for _ in 0..reps.max(1) {
+            let t0 = std::time::Instant::now();
+            f()?;
+            g.sync().map_err(|e| Error::new(Code::Backend, e))?;
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(|x, y| x.total_cmp(y));
+        Ok(t[t.len() / 2])
+    }
+
+    fn data(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i.wrapping_mul(7919).wrapping_add(seed)) % 1000) as f32 / 1000.0 - 0.5)
+            .collect()
+    }
+
+    /// Median milliseconds of (a) the device part of similarityMatrix (norms, GEMM through the
+    /// backend's own path, epilogue) on resident data and (b) a bare cuBLAS-or-fallback SGEMM of
+    /// the same shape; and whether cuBLAS ran.
     pub fn similarity_vs_gemm(
         m: usize,
         n: usize,
@@ -528,44 +494,47 @@ pub mod bench {
     ) -> Result<(f64, f64, bool)> {
         const F: &str = "bench";
         with_gpu(F, |g| {
-            let s = g.stream.clone();
-            let a: Vec<f32> = (0..m * d)
-                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-                .collect();
-            let b: Vec<f32> = (0..n * d)
-                .map(|i| ((i * 104729) % 1000) as f32 / 1000.0 - 0.5)
-                .collect();
-            let da = s.clone_htod(&a).map_err(|e| backend_err(F, e))?;
-            let db = s.clone_htod(&b).map_err(|e| backend_err(F, e))?;
-            let mut out = s.alloc_zeros::<f32>(m * n).map_err(|e| backend_err(F, e))?;
-            let mc = metric_code(metric);
-            let time = |f: &mut dyn FnMut() -> Result<()>| -> Result<f64> {
-                f()?;
-                s.synchronize().map_err(|e| backend_err(F, e))?;
-                let mut t = Vec::new();
-                for _ in 0..reps {
-                    let t0 = std::time::Instant::now();
-                    f()?;
-                    s.synchronize().map_err(|e| backend_err(F, e))?;
-                    t.push(t0.elapsed().as_secs_f64() * 1e3);
-                }
-                t.sort_by(|x, y| x.total_cmp(y));
-                Ok(t[t.len() / 2])
+            let be = ops::be(F);
+            let mc = match metric {
+                Metric::Dot => 0,
+                Metric::Cosine => 1,
+                Metric::L2sq => 2,
             };
-            let sim = time(&mut || {
+            let da = Buf::from(g as &dyn Device, &data(m * d, 1)).map_err(&be)?;
+            let db = Buf::from(g as &dyn Device, &data(n * d, 2)).map_err(&be)?;
+            let out = Buf::<f32>::zeros(g as &dyn Device, m * n).map_err(&be)?;
+            let gemm = |g: &Cuda| {
+                gemm_rm(
+                    g, false, true, m, n, d, 1.0, da.ptr, d, db.ptr, d, 0.0, out.ptr, n,
+                )
+                .map_err(ops::be(F))
+            };
+            let sim = median(g, reps, &mut || {
                 if mc != 0 {
-                    let qa = g.aux_of(F, &da, m, d, mc)?;
-                    let ca = g.aux_of(F, &db, n, d, mc)?;
-                    g.gemm_nt(F, &da, 0, m, &db, 0, n, d, &mut out, n)?;
-                    g.finish(F, &mut out, m, n, n, &qa, 0, &ca, 0, mc)
+                    let qa = ops::bench_aux(g, F, &da, m, d, mc)?;
+                    let ca = ops::bench_aux(g, F, &db, n, d, mc)?;
+                    gemm(g)?;
+                    ops::bench_finish(g, F, &out, m, n, &qa, &ca, mc)
                 } else {
-                    g.gemm_nt(F, &da, 0, m, &db, 0, n, d, &mut out, n)
+                    gemm(g)
                 }
             })?;
-            let raw = time(&mut || g.gemm_nt(F, &da, 0, m, &db, 0, n, d, &mut out, n))?;
-            let _ = out.device_ptr_mut(&s);
+            let raw = median(g, reps, &mut || gemm(g))?;
             Ok((sim, raw, g.blas.is_some()))
         })
+    }
+
+    /// Median milliseconds of a whole call `f` (host↔device copies included).
+    pub fn time_call(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+        f()?;
+        let mut t = Vec::new();
+        for _ in 0..reps.max(1) {
+            let t0 = std::time::Instant::now();
+            f()?;
+            t.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        t.sort_by(|x, y| x.total_cmp(y));
+        Ok(t[t.len() / 2])
     }
 }
 
@@ -617,18 +586,12 @@ mod tests {
             for (name, p) in &ptx {
                 let target = format!(".target sm_{}", &arch[8..]);
                 assert!(p.contains(&target), "{name}: no {target} in PTX");
-                for k in [
-                    "dv_row_sumsq",
-                    "dv_aux",
-                    "dv_finish",
-                    "dv_gemm_nt",
-                    "dv_topk_merge",
-                ] {
-                    assert!(
-                        p.contains(&format!(".entry {k}")),
-                        "{name}: kernel {k} missing from PTX for {arch}"
-                    );
-                }
+            }
+            for k in KERNEL_NAMES {
+                assert!(
+                    ptx.iter().any(|(_, p)| p.contains(&format!(".entry {k}("))),
+                    "kernel {k} missing from the PTX for {arch}"
+                );
             }
         }
     }

@@ -1,0 +1,120 @@
+// densevec CUDA kernels: the row-wise softmax cross-entropy of InfoNCE / NT-Xent and of the
+// margin losses. Compiled at run time by NVRTC (no headers). Matrices are row-major float32.
+//
+// The GEMMs around these kernels (logits = Q K^T, gradQ = P K, gradK += P^T Q) run in cuBLAS;
+// a kernel here sees one block of complete logit rows, so the log-sum-exp of a row is exact
+// (no online rescaling is needed on the GPU: a block of rows is R x K with R chosen to fit).
+
+#define DV_CE_THREADS 256
+#define DV_NEG_INF (-__int_as_float(0x7f800000))
+
+// Block-wide max / sum over DV_CE_THREADS threads; every thread gets the result.
+__device__ __forceinline__ float dv_block_max(float v, float* sh) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();  // sh may still be read by a previous reduction
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  v = sh[0];
+  for (int w = 1; w < DV_CE_THREADS / 32; ++w) v = fmaxf(v, sh[w]);
+  return v;
+}
+
+__device__ __forceinline__ double dv_block_sum(double v, double* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  v = 0.0;
+  for (int w = 0; w < DV_CE_THREADS / 32; ++w) v += sh[w];  // same order in every thread
+  return v;
+}
+
+// InfoNCE / NT-Xent rows. s holds `rows` rows of n logits already scaled by 1/tau (leading
+// dimension ld); the rows are queries i0 .. i0+rows-1. Per row i:
+//   z_j = s_ij - logQ_j (when has_logq), z_ii = -inf (when exclude_self),
+//   loss[i] = logsumexp_j z_j - z_{i,pos(i)},
+//   s_ij <- softmax(z)_j - [j == pos(i)]   (the gradient with respect to the logits, times B).
+// One block of DV_CE_THREADS threads per row.
+extern "C" __global__ void __launch_bounds__(DV_CE_THREADS)
+dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
+           const float* __restrict__ log_q, int has_logq, const unsigned* __restrict__ positives,
+           int exclude_self, double* __restrict__ loss) {
+  __shared__ float shf[DV_CE_THREADS / 32];
+  __shared__ double shd[DV_CE_THREADS / 32];
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {  // block-uniform loop
+    float* row = s + (size_t)r * ld;
+    const int i = i0 + r;
+    float mx = DV_NEG_INF;
+    for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
+      float z = row[j];
+      if (has_logq) z -= log_q[j];
+      if (exclude_self && j == i) z = DV_NEG_INF;
+      row[j] = z;
+      mx = fmaxf(mx, z);
+    }
+    mx = dv_block_max(mx, shf);
+    double se = 0.0;
+    for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) se += (double)expf(row[j] - mx);
+    se = dv_block_sum(se, shd);
+    const double lse = (double)mx + log(se);
+    const int pos = (int)positives[i];
+    const float zpos = row[pos];  // every thread reads it before any thread overwrites the row
+    __syncthreads();
+    if (threadIdx.x == 0) loss[i] = lse - (double)zpos;
+    const float flse = (float)lse;
+    for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
+      float z = row[j];
+      float p = z == DV_NEG_INF ? 0.0f : expf(z - flse);
+      row[j] = j == pos ? p - 1.0f : p;
+    }
+    __syncthreads();
+  }
+}
+
+// Margin softmax rows (normalized softmax, CosFace, ArcFace). g holds `rows` rows of c cosines
+// (leading dimension c) of the rows i0 .. i0+rows-1 against the unit prototypes. Per row i with
+// label y: logits_j = scale * cos_j, logits_y = zy[i] (the margin rule's target logit, computed
+// on the host in float64); logits are written to `logits` (rows x c, the same layout), and g is
+// overwritten with d loss / d cos:
+//   g_j = (p_j - eps/c) * scale / N,  g_y = (p_y - eps/c - (1 - eps)) * dzy[i] / N,
+// loss[i] = logsumexp(logits) - (1 - eps) logits_y - eps/c * sum_j logits_j.
+extern "C" __global__ void __launch_bounds__(DV_CE_THREADS)
+dv_margin_rows(float* __restrict__ g, float* __restrict__ logits, int rows, int c, int i0,
+               const unsigned* __restrict__ labels, const float* __restrict__ zy,
+               const double* __restrict__ dzy, float scale, double eps, double inv_n,
+               double* __restrict__ loss) {
+  __shared__ float shf[DV_CE_THREADS / 32];
+  __shared__ double shd[DV_CE_THREADS / 32];
+  for (int r = blockIdx.x; r < rows; r += gridDim.x) {
+    float* grow = g + (size_t)r * c;
+    float* lrow = logits + (size_t)r * c;
+    const int i = i0 + r;
+    const int y = (int)labels[i];
+    float mx = DV_NEG_INF;
+    double sum = 0.0;
+    for (int j = threadIdx.x; j < c; j += DV_CE_THREADS) {
+      float z = j == y ? zy[i] : grow[j] * scale;
+      lrow[j] = z;
+      mx = fmaxf(mx, z);
+      sum += (double)z;
+    }
+    mx = dv_block_max(mx, shf);
+    sum = dv_block_sum(sum, shd);
+    double se = 0.0;
+    for (int j = threadIdx.x; j < c; j += DV_CE_THREADS) se += (double)expf(lrow[j] - mx);
+    se = dv_block_sum(se, shd);
+    const double lse = (double)mx + log(se);
+    if (threadIdx.x == 0)
+      loss[i] = lse - (1.0 - eps) * (double)zy[i] - eps / (double)c * sum;
+    const float flse = (float)lse;
+    const float sub = (float)(eps / (double)c);
+    const float gs = (float)((double)scale * inv_n);
+    for (int j = threadIdx.x; j < c; j += DV_CE_THREADS) {
+      float p = expf(lrow[j] - flse) - sub;
+      grow[j] = j == y ? (float)(((double)p - (1.0 - eps)) * dzy[i] * inv_n) : p * gs;
+    }
+    __syncthreads();
+  }
+}
