@@ -10,6 +10,7 @@
  * (tiles over keys with an online log-sum-exp), so extra memory is O((B + K)·d).
  */
 import { nat, rethrow } from './backend';
+import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/contrastive';
 import type { InfoNCEOptions, InfoNCEResult, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './reference/contrastive';
@@ -61,7 +62,14 @@ export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoN
   if (n === null) return ref.infoNCE(q, keys, options);
   const p = ref.checkInfoNCE('infoNCE', q, keys, options);
   try {
-    const r = n.infoNCE(q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize);
+    const args = [q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize] as const;
+    const r = viaCuda(
+      CUDA_WORK.infoNCE(q.rows, keys.rows, q.cols),
+      true,
+      (g) => g.cudaInfoNCE(...args),
+      () => n.infoNCE(...args),
+      n,
+    );
     return { loss: r.loss, gradQ: { data: r.gradQ, rows: q.rows, cols: q.cols }, gradKeys: { data: r.gradKeys, rows: keys.rows, cols: keys.cols } };
   } catch (e) {
     rethrow(e);
@@ -93,7 +101,13 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   if (n === null) return ref.ntXent(a, b, options);
   const t = ref.checkNtXent('ntXent', a, b, options);
   try {
-    const r = n.ntXent(a.data, b.data, a.rows, a.cols, t);
+    const r = viaCuda(
+      CUDA_WORK.ntXent(a.rows, a.cols),
+      true,
+      (g) => g.cudaNtXent(a.data, b.data, a.rows, a.cols, t),
+      () => n.ntXent(a.data, b.data, a.rows, a.cols, t),
+      n,
+    );
     return { loss: r.loss, gradA: { data: r.gradA, rows: a.rows, cols: a.cols }, gradB: { data: r.gradB, rows: b.rows, cols: b.cols } };
   } catch (e) {
     rethrow(e);

@@ -8,6 +8,7 @@
  * the role of 1/τ); every loss is a mean over rows, as PyTorch's default reduction.
  */
 import { nat, rethrow } from './backend';
+import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/margin';
 import type { CrossEntropyResult, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
@@ -47,7 +48,15 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
   const p = ref.checkMargin('marginSoftmax', x, prototypes, labels, options);
   try {
-    return wrap(n.marginSoftmax(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing), x, prototypes);
+    const args = [x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing] as const;
+    const r = viaCuda(
+      CUDA_WORK.marginSoftmax(x.rows, prototypes.rows, x.cols),
+      true,
+      (g) => g.cudaMarginSoftmax(...args),
+      () => n.marginSoftmax(...args),
+      n,
+    );
+    return wrap(r, x, prototypes);
   } catch (e) {
     rethrow(e);
   }

@@ -4,6 +4,7 @@
  * Wasserstein pairwise-similarity regularizer with gradients.
  */
 import { nat, rethrow } from './backend';
+import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/regularizers';
 import type {
@@ -108,7 +109,14 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   if (n === null) return ref.wassersteinRegularizer(a, b, options);
   const p = ref.checkWasserstein('wassersteinRegularizer', a, b, options);
   try {
-    return wrapW(n.wassersteinRegularizer(a.data, b.data, a.rows, a.cols, p), a.rows, a.cols);
+    const r = viaCuda(
+      CUDA_WORK.wassersteinRegularizer(a.rows, a.cols),
+      true,
+      (g) => g.cudaWassersteinRegularizer(a.data, b.data, a.rows, a.cols, p),
+      () => n.wassersteinRegularizer(a.data, b.data, a.rows, a.cols, p),
+      n,
+    );
+    return wrapW(r, a.rows, a.cols);
   } catch (e) {
     rethrow(e);
   }

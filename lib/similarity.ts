@@ -10,7 +10,7 @@ import type { Matrix } from './matrix';
 import * as ref from './reference/similarity';
 import type { MetricOptions, TopKResult } from './reference/similarity';
 import * as v from './validate';
-import { viaCuda, CUDA_TOPK_MAX_K } from './cuda';
+import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
 
 export type { MetricOptions, TopKResult } from './reference/similarity';
 export type { Metric } from './validate';
@@ -100,7 +100,7 @@ export function similarityMatrix(q: Matrix, c: Matrix, options?: MetricOptions):
   const metric = ref.checkBatch('similarityMatrix', q, c, options);
   try {
     const data = viaCuda(
-      q.rows * c.rows * q.cols,
+      CUDA_WORK.similarity(q.rows, c.rows, q.cols),
       true,
       (g) => g.cudaSimilarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
       () => n.similarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
@@ -126,7 +126,7 @@ export function topK(q: Matrix, c: Matrix, k: number, options?: MetricOptions): 
   ref.checkK('topK', k, c.rows);
   try {
     return viaCuda(
-      q.rows * c.rows * q.cols,
+      CUDA_WORK.similarity(q.rows, c.rows, q.cols),
       k <= CUDA_TOPK_MAX_K,
       (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
       () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),

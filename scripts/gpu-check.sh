@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# GPU check of the CUDA backend: parity of every CUDA function against the CPU core, then
-# timings (device similarityMatrix vs bare cuBLAS SGEMM on the same shapes, end-to-end rows).
+# GPU check of the CUDA backend: parity of every CUDA function (similarityMatrix, topK,
+# infoNCE, ntXent, marginSoftmax, wassersteinRegularizer; cuBLAS and densevec's own SGEMM)
+# against the CPU core, then timings (device similarityMatrix vs bare SGEMM on the same shapes,
+# end-to-end rows against the CPU, InfoNCE at B = 65,536 against its SGEMM floor and, when the
+# machine has PyTorch with CUDA, against PyTorch: gpu-torch.json beside the output).
 # Needs no Node, Rust or network when the prebuilt binary is present (see docs/cuda.md):
 #
 #   scripts/gpu-check.sh [OUTPUT.json]     default: $OUT/gpu-check.json, else ./gpu-check.json
@@ -61,4 +64,15 @@ echo "gpu-check: binary $bin; NVRTC from ${DENSEVEC_NVRTC_PATH:-(default search)
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
 mkdir -p "$(dirname "$out")"
-timeout 290 "$bin" "$out"
+timeout 240 "$bin" "$out"
+rc=$?
+
+# The PyTorch CUDA anchor of the InfoNCE row, when this machine has torch with a GPU.
+torch_out="$(dirname "$out")/gpu-torch.json"
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  timeout 50 python3 scripts/gpu-torch-anchor.py "$torch_out" || echo "gpu-check: the PyTorch anchor failed"
+else
+  echo "gpu-check: no PyTorch with CUDA here; the InfoNCE anchor row is not measured"
+  echo '{"available": false, "reason": "no PyTorch with CUDA on this machine"}' > "$torch_out"
+fi
+exit $rc

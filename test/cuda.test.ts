@@ -94,6 +94,29 @@ describe('cuda backend: availability', () => {
       rawThrows(() => native.cudaTopK(q, 2, c, 2, 3, 1, 0), 'E_BACKEND', /not available/);
     }
   });
+
+  it('the raw GPU learning bindings validate like their CPU twins before asking for the device', () => {
+    const x = new Float32Array([1, 2, 3, 4, 5, 6]);
+    const none = new Uint32Array(0);
+    const noQ = new Float32Array(0);
+    // shapes, then arguments, then values — the CPU's order
+    rawThrows(() => native.cudaInfoNCE(x, 2, x, 3, 3, 0.1, none, noQ, false, false), 'E_SHAPE');
+    rawThrows(() => native.cudaInfoNCE(x, 2, x, 2, 3, 0, none, noQ, false, false), 'E_ARG', /temperature/);
+    rawThrows(() => native.cudaInfoNCE(x, 2, x, 2, 3, 0.1, new Uint32Array([0, 5]), noQ, false, false), 'E_ARG', /positives\[1\]/);
+    rawThrows(() => native.cudaInfoNCE(new Float32Array([1, 2, 3, NaN, 5, 6]), 2, x, 2, 3, 0.1, none, noQ, false, false), 'E_NON_FINITE');
+    rawThrows(() => native.cudaNtXent(x, x, 3, 3, 0.1), 'E_SHAPE');
+    rawThrows(() => native.cudaNtXent(x, new Float32Array([0, 0, 0, 1, 1, 1]), 2, 3, 0.1), 'E_ARG', /zero norm/);
+    rawThrows(() => native.cudaMarginSoftmax(x, 2, x, 2, 3, new Uint32Array([0, 2]), 0, 30, 0, 0), 'E_ARG', /labels\[1\]/);
+    rawThrows(() => native.cudaMarginSoftmax(x, 2, x, 2, 3, new Uint32Array([0, 1]), 2, 30, 2, 0), 'E_ARG', /margin/);
+    rawThrows(() => native.cudaWassersteinRegularizer(x, x, 1, 6, 2), 'E_SHAPE');
+    rawThrows(() => native.cudaWassersteinRegularizer(x, x, 2, 3, 3), 'E_ARG', /p must be/);
+    if (!gpu) {
+      rawThrows(() => native.cudaInfoNCE(x, 2, x, 2, 3, 0.1, none, noQ, false, true), 'E_BACKEND', /not available/);
+      rawThrows(() => native.cudaNtXent(x, x, 2, 3, 0.1), 'E_BACKEND', /not available/);
+      rawThrows(() => native.cudaMarginSoftmax(x, 2, x, 2, 3, new Uint32Array([0, 1]), 2, 30, 0.5, 0.1), 'E_BACKEND', /not available/);
+      rawThrows(() => native.cudaWassersteinRegularizer(x, x, 2, 3, 2), 'E_BACKEND', /not available/);
+    }
+  });
 });
 
 describe('cuda backend: results', () => {
@@ -137,6 +160,40 @@ describe('cuda backend: results', () => {
       const dup = { data: new Float32Array([1, 0, 0, 1, 1, 0, 1, 0]), rows: 4, cols: 2 };
       const one = { data: new Float32Array([1, 0]), rows: 1, cols: 2 };
       expect(Array.from(dv.topK(one, dup, 3).indices)).toEqual([0, 2, 3]);
+    });
+  });
+
+  it('infoNCE, ntXent, marginSoftmax and wassersteinRegularizer agree with the reference (GPU when present, else native)', () => {
+    onCuda(() => {
+      const lossAndGrads = (got: Record<string, unknown>, want: Record<string, unknown>, keys: string[]) => {
+        close(got.loss as number, want.loss as number, 1e-5, 1e-5);
+        for (const k of keys) {
+          const w = (want[k] as { data: Float64Array | Float32Array }).data;
+          const m = w.reduce((a, v) => Math.max(a, Math.abs(v)), 1e-12);
+          close((got[k] as { data: Float32Array }).data, w, 1e-4, 1e-5 * m);
+        }
+      };
+      for (const [b, n, d] of [[1, 1, 1], [7, 13, 5], [40, 97, 33]] as const) {
+        const q = randm(b, d, b + d);
+        const k = randm(n, d, n + 2 * d);
+        const positives = Uint32Array.from({ length: b }, (_, i) => (i * 7 + 3) % n);
+        const logQ = Float32Array.from({ length: n }, (_, j) => -Math.log(1 + (j % 5)));
+        for (const o of [{ temperature: 0.1 }, { temperature: 0.2, normalize: true, positives, logQ }]) {
+          lossAndGrads(dv.infoNCE(q, k, o) as never, ref.infoNCE(q, k, o) as never, ['gradQ', 'gradKeys']);
+        }
+      }
+      const a = randm(12, 9, 1);
+      const b2 = randm(12, 9, 2);
+      lossAndGrads(dv.ntXent(a, b2, { temperature: 0.3 }) as never, ref.ntXent(a, b2, { temperature: 0.3 }) as never, ['gradA', 'gradB']);
+      const x = randm(15, 8, 3);
+      const w = randm(6, 8, 4);
+      const labels = Uint32Array.from({ length: 15 }, (_, i) => i % 6);
+      for (const o of [{ kind: 'arcface', margin: 0.5 }, { kind: 'cosface', margin: 0.35, labelSmoothing: 0.1 }] as const) {
+        const got = dv.marginSoftmax(x, w, labels, o);
+        const want = ref.marginSoftmax(x, w, labels, o);
+        lossAndGrads(got as never, want as never, ['gradX', 'gradW', 'logits']);
+      }
+      lossAndGrads(dv.wassersteinRegularizer(a, b2) as never, ref.wassersteinRegularizer(a, b2) as never, ['gradA', 'gradB']);
     });
   });
 

@@ -52,7 +52,7 @@ pub struct MismatchResult {
     pub m: f64,
 }
 
-fn nce_opts<'a>(
+pub(crate) fn nce_opts<'a>(
     temperature: f64,
     positives: &'a [u32],
     log_q: &'a [f32],

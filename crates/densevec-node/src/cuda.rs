@@ -3,6 +3,9 @@
 //! fail with `E_BACKEND|…`.
 
 use crate::common::{batch_dims, guard, to_usize, IntoJs};
+use crate::contrastive::{nce_opts, InfoNceResult, NtXentResult};
+use crate::margin::{opts as margin_opts, MarginSoftmaxResult};
+use crate::regularizers::WassersteinResult;
 use crate::similarity::TopKResult;
 use densevec_core::similarity::Metric;
 use napi::bindgen_prelude::*;
@@ -11,7 +14,8 @@ use napi_derive::napi;
 /// Availability of the CUDA backend.
 #[napi(object)]
 pub struct CudaInfo {
-    /// Whether similarityMatrix / topK can run on the GPU.
+    /// Whether the GPU functions (similarityMatrix, topK, infoNCE, ntXent, marginSoftmax,
+    /// wassersteinRegularizer) can run.
     pub available: bool,
     /// Device name (when available).
     pub device: Option<String>,
@@ -104,4 +108,96 @@ pub fn cuda_top_k(
 #[napi]
 pub fn cuda_top_k_max() -> u32 {
     densevec_cuda::KMAX as u32
+}
+
+/// GPU twin of `infoNCE` (same arguments and result).
+#[napi(js_name = "cudaInfoNCE")]
+#[allow(clippy::too_many_arguments)]
+pub fn cuda_info_nce(
+    env: Env,
+    q: &[f32],
+    q_rows: f64,
+    keys: &[f32],
+    k_rows: f64,
+    cols: f64,
+    temperature: f64,
+    positives: &[u32],
+    log_q: &[f32],
+    has_log_q: bool,
+    normalize: bool,
+) -> napi::Result<InfoNceResult> {
+    const F: &str = "infoNCE";
+    let (b, n, d) = (
+        to_usize(F, "q.rows", q_rows)?,
+        to_usize(F, "keys.rows", k_rows)?,
+        to_usize(F, "cols", cols)?,
+    );
+    let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
+    guard(F, || densevec_cuda::info_nce(q, b, keys, n, d, &o))?.into_js(&env)
+}
+
+/// GPU twin of `ntXent`.
+#[napi]
+pub fn cuda_nt_xent(
+    env: Env,
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+    temperature: f64,
+) -> napi::Result<NtXentResult> {
+    const F: &str = "ntXent";
+    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    guard(F, || densevec_cuda::nt_xent(a, b, r, d, temperature))?.into_js(&env)
+}
+
+/// GPU twin of `marginSoftmax`; kind 0 normalized, 1 cosface, 2 arcface.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn cuda_margin_softmax(
+    env: Env,
+    x: &[f32],
+    x_rows: f64,
+    w: &[f32],
+    w_rows: f64,
+    cols: f64,
+    labels: &[u32],
+    kind: u32,
+    scale: f64,
+    margin: f64,
+    label_smoothing: f64,
+) -> napi::Result<MarginSoftmaxResult> {
+    const F: &str = "marginSoftmax";
+    let (n, c, d) = (
+        to_usize(F, "x.rows", x_rows)?,
+        to_usize(F, "prototypes.rows", w_rows)?,
+        to_usize(F, "cols", cols)?,
+    );
+    guard(F, || {
+        densevec_cuda::margin_softmax(
+            x,
+            n,
+            w,
+            c,
+            d,
+            labels,
+            &margin_opts(F, kind, scale, margin, label_smoothing)?,
+        )
+    })?
+    .into_js(&env)
+}
+
+/// GPU twin of `wassersteinRegularizer`; p ∈ {1, 2}.
+#[napi]
+pub fn cuda_wasserstein_regularizer(
+    env: Env,
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+    p: u32,
+) -> napi::Result<WassersteinResult> {
+    const F: &str = "wassersteinRegularizer";
+    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    guard(F, || densevec_cuda::wasserstein_regularizer(a, b, n, d, p))?.into_js(&env)
 }

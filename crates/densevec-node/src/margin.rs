@@ -40,7 +40,7 @@ fn lg(r: mg::LossGrad) -> LossGradResult {
     }
 }
 
-fn opts(
+pub(crate) fn opts(
     func: &str,
     kind: u32,
     scale: f64,

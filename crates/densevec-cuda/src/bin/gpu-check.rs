@@ -9,6 +9,9 @@
 //! except where two candidates' scores are within that tolerance (a near-tie GPU and CPU
 //! rounding may order differently).
 
+use densevec_core::contrastive::{info_nce as cpu_info_nce, nt_xent as cpu_nt_xent, InfoNceOpts};
+use densevec_core::margin::{margin_softmax as cpu_margin, MarginKind, MarginOpts};
+use densevec_core::regularizers::wasserstein_regularizer as cpu_wasserstein;
 use densevec_core::similarity::{similarity_matrix as cpu_sim, Metric};
 use densevec_core::topk::top_k as cpu_topk;
 use densevec_cuda as cu;
@@ -208,6 +211,7 @@ fn run(json: &mut String) -> i32 {
             }
         }
     }
+    failures += learning_parity(&mut rng, &mut rows);
     json.push_str(&rows.join(",\n"));
     json.push_str("\n  ],\n  \"bench\": [\n");
     let mut bench = Vec::new();
@@ -242,6 +246,7 @@ fn run(json: &mut String) -> i32 {
         println!("topK end-to-end {m}x{n}x{d} k={k}: GPU {g:.2} ms ({:.0} q/s), CPU {h:.2} ms ({:.0} q/s)", m as f64 / g * 1e3, m as f64 / h * 1e3);
         bench.push(format!("    {{\"row\": \"topK end-to-end\", \"shape\": [{m}, {n}, {d}], \"k\": {k}, \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}}}"));
     }
+    learning_bench(&mut rng, &mut bench);
     json.push_str(&bench.join(",\n"));
     let _ = write!(json, "\n  ],\n  \"failures\": {failures}\n}}\n");
     println!("{failures} parity failure(s)");
@@ -249,5 +254,212 @@ fn run(json: &mut String) -> i32 {
         0
     } else {
         1
+    }
+}
+
+/// Gradient comparison of the reference parity tests: elementwise within `rtol`, plus an
+/// absolute floor of `floor` × the largest wanted entry. Returns (ok, worst error relative to
+/// that largest entry).
+fn close_grad(got: &[f32], want: &[f32], rtol: f32, floor: f32) -> (bool, f32) {
+    let m = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let (ok, worst) = close(got, want, rtol, floor * m);
+    (ok, worst / m)
+}
+
+fn close_loss(got: f64, want: f64) -> (bool, f64) {
+    let e = (got - want).abs();
+    (e <= 1e-5 + 1e-5 * want.abs(), e)
+}
+
+/// Records one parity row; returns 1 on failure.
+fn record(rows: &mut Vec<String>, what: &str, shape: &str, parts: &[(&str, bool, f64)]) -> i32 {
+    let ok = parts.iter().all(|p| p.1);
+    let detail: Vec<String> = parts
+        .iter()
+        .map(|(n, o, e)| format!("{n} {}{e:.2e}", if *o { "" } else { "FAIL " }))
+        .collect();
+    println!("{what} {shape}: {} ({})", if ok { "ok" } else { "FAIL" }, detail.join(", "));
+    let js: Vec<String> = parts
+        .iter()
+        .map(|(n, o, e)| format!("\"{n}\": {{\"ok\": {o}, \"err\": {}}}", if e.is_finite() { *e } else { -1.0 }))
+        .collect();
+    rows.push(format!("    {{\"fn\": \"{what}\", \"case\": \"{}\", \"ok\": {ok}, {}}}", esc(shape), js.join(", ")));
+    !ok as i32
+}
+
+fn error_row(rows: &mut Vec<String>, what: &str, shape: &str, msg: &str) -> i32 {
+    println!("{what} {shape}: ERROR {msg}");
+    rows.push(format!("    {{\"fn\": \"{what}\", \"case\": \"{}\", \"ok\": false, \"error\": \"{}\"}}", esc(shape), esc(msg)));
+    1
+}
+
+/// InfoNCE, NT-Xent, marginSoftmax and the Wasserstein regularizer against the CPU core, at the
+/// reference parity tests' tolerances (loss 1e-5 relative + 1e-5; gradients 1e-4 relative plus
+/// 1e-5 × the largest entry).
+fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
+    let mut failures = 0;
+    // InfoNCE: default positives, explicit positives + logQ, normalize, one query, d = 1.
+    for &(b, n, d, variant) in &[
+        (1usize, 1usize, 1usize, 0u8),
+        (7, 13, 5, 1),
+        (33, 33, 64, 2),
+        (129, 300, 65, 3),
+        (1000, 1000, 128, 2),
+        (4096, 4096, 768, 0),
+    ] {
+        let (q, k) = (rng.mat(b, d), rng.mat(n, d));
+        let pos: Vec<u32> = (0..b).map(|i| ((i * 7 + 3) % n) as u32).collect();
+        let lq: Vec<f32> = (0..n).map(|j| -((j % 17) as f32 + 1.0).ln()).collect();
+        let o = InfoNceOpts {
+            temperature: [0.07, 0.5, 0.1, 0.05][variant as usize],
+            positives: if variant == 1 || variant == 3 { Some(&pos) } else { None },
+            log_q: if variant == 1 || variant == 3 { Some(&lq) } else { None },
+            normalize: variant >= 2,
+        };
+        let shape = format!("B={b} K={n} d={d} tau={} positives={} logQ={} normalize={}", o.temperature, o.positives.is_some(), o.log_q.is_some(), o.normalize);
+        let want = cpu_info_nce(&q, b, &k, n, d, &o).expect("cpu");
+        failures += match cu::info_nce(&q, b, &k, n, d, &o) {
+            Ok(g) => {
+                let l = close_loss(g.loss, want.loss);
+                let a = close_grad(&g.grad_q, &want.grad_q, 1e-4, 1e-5);
+                let c = close_grad(&g.grad_keys, &want.grad_keys, 1e-4, 1e-5);
+                record(rows, "infoNCE", &shape, &[("loss", l.0, l.1), ("gradQ", a.0, a.1 as f64), ("gradKeys", c.0, c.1 as f64)])
+            }
+            Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
+        };
+    }
+    for &(n, d, t) in &[(1usize, 1usize, 0.5f64), (9, 17, 0.2), (300, 128, 0.1), (2048, 512, 0.07)] {
+        let (a, b) = (rng.mat(n, d), rng.mat(n, d));
+        let shape = format!("N={n} d={d} tau={t}");
+        let want = cpu_nt_xent(&a, &b, n, d, t).expect("cpu");
+        failures += match cu::nt_xent(&a, &b, n, d, t) {
+            Ok(g) => {
+                let l = close_loss(g.loss, want.loss);
+                let x = close_grad(&g.grad_a, &want.grad_a, 1e-4, 1e-5);
+                let y = close_grad(&g.grad_b, &want.grad_b, 1e-4, 1e-5);
+                record(rows, "ntXent", &shape, &[("loss", l.0, l.1), ("gradA", x.0, x.1 as f64), ("gradB", y.0, y.1 as f64)])
+            }
+            Err(e) => error_row(rows, "ntXent", &shape, &e.msg),
+        };
+    }
+    for &(n, c, d) in &[(1usize, 1usize, 1usize), (5, 3, 7), (200, 37, 64), (2048, 1000, 256)] {
+        let (x, w) = (rng.mat(n, d), rng.mat(c, d));
+        let labels: Vec<u32> = (0..n).map(|i| ((i * 13 + 1) % c) as u32).collect();
+        for (kind, margin, eps) in [
+            (MarginKind::Normalized, 0.0, 0.0),
+            (MarginKind::CosFace, 0.35, 0.1),
+            (MarginKind::ArcFace, 0.5, 0.0),
+        ] {
+            let o = MarginOpts { kind, scale: 30.0, margin, label_smoothing: eps };
+            let shape = format!("N={n} C={c} d={d} {kind:?} m={margin} eps={eps}");
+            let want = cpu_margin(&x, n, &w, c, d, &labels, &o).expect("cpu");
+            failures += match cu::margin_softmax(&x, n, &w, c, d, &labels, &o) {
+                Ok(g) => {
+                    let l = close_loss(g.loss, want.loss);
+                    let z = close_grad(&g.logits, &want.logits, 1e-4, 1e-5);
+                    let gx = close_grad(&g.grad_x, &want.grad_x, 1e-4, 1e-5);
+                    let gw = close_grad(&g.grad_w, &want.grad_w, 1e-4, 1e-5);
+                    record(rows, "marginSoftmax", &shape, &[("loss", l.0, l.1), ("logits", z.0, z.1 as f64), ("gradX", gx.0, gx.1 as f64), ("gradW", gw.0, gw.1 as f64)])
+                }
+                Err(e) => error_row(rows, "marginSoftmax", &shape, &e.msg),
+            };
+        }
+    }
+    for &(n, d, p) in &[(2usize, 1usize, 2u32), (3, 4, 1), (100, 16, 2), (257, 33, 1), (2048, 128, 2)] {
+        let (a, b) = (rng.mat(n, d), rng.mat(n, d));
+        let shape = format!("n={n} d={d} p={p}");
+        let want = cpu_wasserstein(&a, &b, n, d, p).expect("cpu");
+        failures += match cu::wasserstein_regularizer(&a, &b, n, d, p) {
+            Ok(g) => {
+                let l = close_loss(g.loss, want.loss);
+                let x = close_grad(&g.grad_a, &want.grad_a, 1e-4, 1e-5);
+                let y = close_grad(&g.grad_b, &want.grad_b, 1e-4, 1e-5);
+                record(rows, "wassersteinRegularizer", &shape, &[("loss", l.0, l.1), ("gradA", x.0, x.1 as f64), ("gradB", y.0, y.1 as f64)])
+            }
+            Err(e) => error_row(rows, "wassersteinRegularizer", &shape, &e.msg),
+        };
+    }
+    // The same kernels with densevec's own SGEMM instead of cuBLAS (a machine without libcublas).
+    {
+        let (m, n, d) = (67usize, 301usize, 129usize);
+        let (q, c) = (rng.mat(m, d), rng.mat(n, d));
+        let want = cpu_sim(&q, m, &c, n, d, Metric::Cosine).expect("cpu");
+        let got = cu::with_gpu("gpu-check", |g| g.without_cublas(|g| cu::ops::similarity_matrix(g, &q, m, &c, n, d, Metric::Cosine)));
+        let shape = format!("{m}x{n}x{d} cosine, own SGEMM");
+        failures += match got {
+            Ok(g) => {
+                let r = close(&g, &want, 1e-4, 1e-4 * d as f32);
+                record(rows, "similarityMatrix", &shape, &[("values", r.0, r.1 as f64)])
+            }
+            Err(e) => error_row(rows, "similarityMatrix", &shape, &e.msg),
+        };
+        let (b, k) = (97usize, 211usize);
+        let (qq, kk) = (rng.mat(b, d), rng.mat(k, d));
+        let o = InfoNceOpts { temperature: 0.1, positives: None, log_q: None, normalize: true };
+        let want = cpu_info_nce(&qq, b, &kk, k, d, &o).expect("cpu");
+        let p = densevec_core::contrastive::info_nce_prepare(&qq, b, &kk, k, d, &o).expect("prepare");
+        let got = cu::with_gpu("gpu-check", |g| g.without_cublas(|g| cu::ops::fused_ce(g, "infoNCE", &p)));
+        let shape = format!("B={b} K={k} d={d}, own SGEMM");
+        failures += match got {
+            Ok((loss, gq, gk)) => {
+                let r = p.finish_info_nce(loss, gq, gk);
+                let l = close_loss(r.loss, want.loss);
+                let a = close_grad(&r.grad_q, &want.grad_q, 1e-4, 1e-5);
+                let c = close_grad(&r.grad_keys, &want.grad_keys, 1e-4, 1e-5);
+                record(rows, "infoNCE", &shape, &[("loss", l.0, l.1), ("gradQ", a.0, a.1 as f64), ("gradKeys", c.0, c.1 as f64)])
+            }
+            Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
+        };
+    }
+    failures
+}
+
+/// Timings of the learning functions: GPU end to end (host in, host out) against the CPU core
+/// on the same machine, and InfoNCE at B = 65,536 against the three bare SGEMMs it is made of.
+fn learning_bench(rng: &mut Rng, bench: &mut Vec<String>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    {
+        let (b, d) = (4096usize, 768usize);
+        let (q, k) = (rng.mat(b, d), rng.mat(b, d));
+        let o = InfoNceOpts { temperature: 0.07, positives: None, log_q: None, normalize: true };
+        let g = median_ms(5, || drop(cu::info_nce(&q, b, &k, b, d, &o)));
+        let h = median_ms(3, || drop(cpu_info_nce(&q, b, &k, b, d, &o)));
+        println!("infoNCE fwd+bwd B={b} d={d}: GPU {g:.2} ms, CPU ({threads} threads) {h:.2} ms");
+        bench.push(format!("    {{\"row\": \"infoNCE fwd+bwd\", \"shape\": [{b}, {d}], \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}, \"cpuThreads\": {threads}}}"));
+    }
+    {
+        // The anchor shape: PyTorch CUDA is measured by scripts/gpu-torch-anchor.py.
+        let (b, d) = (65_536usize, 768usize);
+        let (q, k) = (rng.mat(b, d), rng.mat(b, d));
+        let o = InfoNceOpts { temperature: 0.07, positives: None, log_q: None, normalize: true };
+        let g = median_ms(3, || drop(cu::info_nce(&q, b, &k, b, d, &o)));
+        let gemm = cu::bench::similarity_vs_gemm(b, b, d, Metric::Dot, 3).map(|r| r.1).unwrap_or(f64::NAN);
+        println!("infoNCE fwd+bwd B={b} d={d}: GPU {g:.1} ms end to end; one bare {b}x{b}x{d} SGEMM {gemm:.1} ms (three make the floor: {:.1} ms)", 3.0 * gemm);
+        bench.push(format!("    {{\"row\": \"infoNCE fwd+bwd\", \"shape\": [{b}, {d}], \"gpuMs\": {g:.3}, \"sgemmMs\": {gemm:.3}, \"floorMs\": {:.3}}}", 3.0 * gemm));
+    }
+    {
+        let (n, d) = (4096usize, 512usize);
+        let (a, b) = (rng.mat(n, d), rng.mat(n, d));
+        let g = median_ms(5, || drop(cu::nt_xent(&a, &b, n, d, 0.1)));
+        let h = median_ms(3, || drop(cpu_nt_xent(&a, &b, n, d, 0.1)));
+        println!("ntXent N={n} d={d}: GPU {g:.2} ms, CPU {h:.2} ms");
+        bench.push(format!("    {{\"row\": \"ntXent fwd+bwd\", \"shape\": [{n}, {d}], \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}, \"cpuThreads\": {threads}}}"));
+    }
+    {
+        let (n, c, d) = (4096usize, 10_000usize, 512usize);
+        let (x, w) = (rng.mat(n, d), rng.mat(c, d));
+        let labels: Vec<u32> = (0..n).map(|i| (i % c) as u32).collect();
+        let o = MarginOpts { kind: MarginKind::ArcFace, scale: 64.0, margin: 0.5, label_smoothing: 0.0 };
+        let g = median_ms(5, || drop(cu::margin_softmax(&x, n, &w, c, d, &labels, &o)));
+        let h = median_ms(3, || drop(cpu_margin(&x, n, &w, c, d, &labels, &o)));
+        println!("marginSoftmax arcface N={n} C={c} d={d}: GPU {g:.2} ms, CPU {h:.2} ms");
+        bench.push(format!("    {{\"row\": \"marginSoftmax fwd+bwd\", \"shape\": [{n}, {c}, {d}], \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}, \"cpuThreads\": {threads}}}"));
+    }
+    for &(n, d) in &[(2048usize, 128usize), (8192, 128)] {
+        let (a, b) = (rng.mat(n, d), rng.mat(n, d));
+        let g = median_ms(5, || drop(cu::wasserstein_regularizer(&a, &b, n, d, 2)));
+        let h = median_ms(3, || drop(cpu_wasserstein(&a, &b, n, d, 2)));
+        println!("wassersteinRegularizer n={n} d={d}: GPU {g:.2} ms, CPU {h:.2} ms");
+        bench.push(format!("    {{\"row\": \"wassersteinRegularizer fwd+bwd\", \"shape\": [{n}, {d}], \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}, \"cpuThreads\": {threads}}}"));
     }
 }
