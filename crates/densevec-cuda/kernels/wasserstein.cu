@@ -53,7 +53,7 @@ extern "C" __global__ void dv_bitonic_step(u64* __restrict__ keys, u64 total, u6
   const u64 half = total / 2;
   const u64 stride = (u64)gridDim.x * blockDim.x;
   for (u64 p = (u64)blockIdx.x * blockDim.x + threadIdx.x; p < half; p += stride) {
-    const u64 lo = 2 * j * (p / j) + (p % j);
+    const u64 lo = ((p & ~(j - 1)) << 1) | (p & (j - 1));  // j is a power of two
     const u64 hi = lo + j;
     const bool up = (lo & k) == 0;
     u64 a = keys[lo], b = keys[hi];
@@ -79,7 +79,7 @@ dv_bitonic_tile(u64* __restrict__ keys, u64 total, u64 k_lo) {
     for (u64 k = k_first; k <= k_last; k <<= 1) {
       for (unsigned j = (unsigned)(k_lo == 0 ? k / 2 : DV_SORT_TILE / 2); j > 0; j >>= 1) {
         for (unsigned p = threadIdx.x; p < DV_SORT_TILE / 2; p += DV_SORT_THREADS) {
-          const unsigned lo = 2 * j * (p / j) + (p % j);
+          const unsigned lo = ((p & ~(j - 1)) << 1) | (p & (j - 1));
           const unsigned hi = lo + j;
           const bool up = ((base + lo) & k) == 0;
           u64 a = sh[lo], b = sh[hi];
