@@ -226,3 +226,34 @@ pub fn gemm_rm(
         ldc: i(ldc)?,
     })
 }
+
+/// [`Device::sgemm`] through densevec's own kernel `dv_sgemm` (similarity.cu): what the CUDA
+/// device does when cuBLAS is absent, and what the emulator tests use to check that kernel.
+pub fn sgemm_by_kernel(dev: &dyn Device, g: &Sgemm) -> Result<(), String> {
+    if g.m <= 0 || g.n <= 0 {
+        return Ok(());
+    }
+    let gy = (g.n as u32).div_ceil(64).clamp(1, 65_535);
+    dev.launch(
+        "dv_sgemm",
+        Launch {
+            grid: [(g.m as u32).div_ceil(64), gy, 1],
+            block: [256, 1, 1],
+        },
+        &[
+            Arg::I32(g.transa as i32),
+            Arg::I32(g.transb as i32),
+            Arg::I32(g.m),
+            Arg::I32(g.n),
+            Arg::I32(g.k),
+            Arg::F32(g.alpha),
+            Arg::Ptr(g.a),
+            Arg::I32(g.lda),
+            Arg::Ptr(g.b),
+            Arg::I32(g.ldb),
+            Arg::F32(g.beta),
+            Arg::Ptr(g.c),
+            Arg::I32(g.ldc),
+        ],
+    )
+}

@@ -271,29 +271,7 @@ impl Device for Cuda {
             }
             .map_err(|e| format!("cuBLAS SGEMM: {e:?}"))
         } else {
-            let gy = (g.n as u32).div_ceil(64).clamp(1, 65_535);
-            self.launch(
-                "dv_sgemm",
-                Launch {
-                    grid: [(g.m as u32).div_ceil(64).max(1), gy, 1],
-                    block: [256, 1, 1],
-                },
-                &[
-                    Arg::I32(g.transa as i32),
-                    Arg::I32(g.transb as i32),
-                    Arg::I32(g.m),
-                    Arg::I32(g.n),
-                    Arg::I32(g.k),
-                    Arg::F32(g.alpha),
-                    Arg::Ptr(g.a),
-                    Arg::I32(g.lda),
-                    Arg::Ptr(g.b),
-                    Arg::I32(g.ldb),
-                    Arg::F32(g.beta),
-                    Arg::Ptr(g.c),
-                    Arg::I32(g.ldc),
-                ],
-            )
+            dev::sgemm_by_kernel(self, g)
         }
     }
     fn sync(&self) -> std::result::Result<(), String> {
