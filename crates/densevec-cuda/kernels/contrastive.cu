@@ -6,6 +6,26 @@
 // (no online rescaling is needed on the GPU: a block of rows is R x K with R chosen to fit).
 
 #define DV_CE_THREADS 256
+
+// TF32 split of a gradient entry (see dv_split_tf32 in similarity.cu): the row kernels write
+// hi in place and lo to a second buffer when the GEMMs run as 3xTF32.
+__device__ __forceinline__ float dv_tf32_hi(float x) {
+  unsigned u = __float_as_uint(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;
+  unsigned r = (u + 0x1000u) & 0xffffe000u;
+  if ((r & 0x7f800000u) == 0x7f800000u) r = u & 0xffffe000u;
+  return __uint_as_float(r);
+}
+
+__device__ __forceinline__ void dv_store(float* row, float* lo, size_t at, float v) {
+  if (lo) {
+    const float h = dv_tf32_hi(v);
+    row[at] = h;
+    lo[at] = v - h;
+  } else {
+    row[at] = v;
+  }
+}
 #define DV_NEG_INF (-__int_as_float(0x7f800000))
 
 // Block-wide max / sum over DV_CE_THREADS threads; every thread gets the result.
@@ -36,11 +56,12 @@ __device__ __forceinline__ double dv_block_sum(double v, double* sh) {
 //   z_j = s_ij - logQ_j (when has_logq), z_ii = -inf (when exclude_self),
 //   loss[i] = logsumexp_j z_j - z_{i,pos(i)},
 //   s_ij <- softmax(z)_j - [j == pos(i)]   (the gradient with respect to the logits, times B).
-// One block of DV_CE_THREADS threads per row.
+// When lo is not null the result is stored split for 3xTF32: its TF32 part in s, the rest in lo
+// (same layout). One block of DV_CE_THREADS threads per row.
 extern "C" __global__ void __launch_bounds__(DV_CE_THREADS)
 dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
            const float* __restrict__ log_q, int has_logq, const unsigned* __restrict__ positives,
-           int exclude_self, double* __restrict__ loss) {
+           int exclude_self, double* __restrict__ loss, float* __restrict__ lo) {
   __shared__ float shf[DV_CE_THREADS / 32];
   __shared__ double shd[DV_CE_THREADS / 32];
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {  // block-uniform loop
@@ -67,7 +88,7 @@ dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
     for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
       float z = row[j];
       float p = z == DV_NEG_INF ? 0.0f : expf(z - flse);
-      row[j] = j == pos ? p - 1.0f : p;
+      dv_store(row, lo ? lo + (size_t)r * ld : lo, j, j == pos ? p - 1.0f : p);
     }
     __syncthreads();
   }
@@ -80,11 +101,12 @@ dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
 // overwritten with d loss / d cos:
 //   g_j = (p_j - eps/c) * scale / N,  g_y = (p_y - eps/c - (1 - eps)) * dzy[i] / N,
 // loss[i] = logsumexp(logits) - (1 - eps) logits_y - eps/c * sum_j logits_j.
+// When lo is not null, g is stored split for 3xTF32 (TF32 part in g, the rest in lo).
 extern "C" __global__ void __launch_bounds__(DV_CE_THREADS)
 dv_margin_rows(float* __restrict__ g, float* __restrict__ logits, int rows, int c, int i0,
                const unsigned* __restrict__ labels, const float* __restrict__ zy,
                const double* __restrict__ dzy, float scale, double eps, double inv_n,
-               double* __restrict__ loss) {
+               double* __restrict__ loss, float* __restrict__ lo) {
   __shared__ float shf[DV_CE_THREADS / 32];
   __shared__ double shd[DV_CE_THREADS / 32];
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {
@@ -113,7 +135,8 @@ dv_margin_rows(float* __restrict__ g, float* __restrict__ logits, int rows, int 
     const float gs = (float)((double)scale * inv_n);
     for (int j = threadIdx.x; j < c; j += DV_CE_THREADS) {
       float p = expf(lrow[j] - flse) - sub;
-      grow[j] = j == y ? (float)(((double)p - (1.0 - eps)) * dzy[i] * inv_n) : p * gs;
+      dv_store(grow, lo ? lo + (size_t)r * c : lo, j,
+               j == y ? (float)(((double)p - (1.0 - eps)) * dzy[i] * inv_n) : p * gs);
     }
     __syncthreads();
   }

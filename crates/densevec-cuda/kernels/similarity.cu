@@ -193,3 +193,27 @@ dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, 
     __syncthreads();
   }
 }
+
+// TF32 split for the 3xTF32 GEMM scheme: hi = x rounded to TF32 (10 explicit mantissa bits,
+// round to nearest, ties away from zero — the rounding used by cvt.rna.tf32.f32), lo = x - hi
+// (exact in float32). Then a*b = ah*bh + ah*bl + al*bh + al*bl, and the three products kept by
+// the scheme are exact in the tensor cores' TF32 inputs up to lo's own rounding (2^-22 relative
+// to x), so the result carries float32 accuracy at tensor-core speed.
+__device__ __forceinline__ float dv_tf32_hi(float x) {
+  unsigned u = __float_as_uint(x);
+  if ((u & 0x7f800000u) == 0x7f800000u) return x;  // inf / NaN unchanged
+  unsigned r = (u + 0x1000u) & 0xffffe000u;
+  if ((r & 0x7f800000u) == 0x7f800000u) r = u & 0xffffe000u;  // no rounding up to infinity
+  return __uint_as_float(r);
+}
+
+extern "C" __global__ void dv_split_tf32(const float* x, long long n,  // x may be hi (in place)
+                                         float* hi, float* __restrict__ lo) {
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const float v = x[i];
+    const float h = dv_tf32_hi(v);
+    hi[i] = h;
+    lo[i] = v - h;
+  }
+}

@@ -60,6 +60,10 @@ pub struct Sgemm {
     pub beta: f32,
     pub c: DevPtr,
     pub ldc: i32,
+    /// The products may use TF32 inputs (10 explicit mantissa bits, FP32 accumulation): set by
+    /// the 3xTF32 scheme, whose operands are split so that this loses nothing (see
+    /// `ops::Split`).
+    pub tf32: bool,
 }
 
 /// Launch geometry.
@@ -107,6 +111,11 @@ pub trait Device {
     fn sync(&self) -> Result<(), String>;
     /// Bytes of device memory a call may plan to use for scratch.
     fn budget(&self) -> usize;
+    /// Whether GEMMs should run as 3xTF32 (split operands, three TF32 tensor-core products,
+    /// float32 accuracy): true where TF32 tensor cores are much faster than FP32 SGEMM.
+    fn tf32x3(&self) -> bool {
+        false
+    }
 }
 
 /// A typed device allocation, freed on drop.
@@ -206,6 +215,30 @@ pub fn gemm_rm(
     c: DevPtr,
     ldc: usize,
 ) -> Result<(), String> {
+    gemm_rm_p(
+        dev, false, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+    )
+}
+
+/// [`gemm_rm`] with the TF32 flag of [`Sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_rm_p(
+    dev: &dyn Device,
+    tf32: bool,
+    ta: bool,
+    tb: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: DevPtr,
+    lda: usize,
+    b: DevPtr,
+    ldb: usize,
+    beta: f32,
+    c: DevPtr,
+    ldc: usize,
+) -> Result<(), String> {
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -224,6 +257,7 @@ pub fn gemm_rm(
         beta,
         c,
         ldc: i(ldc)?,
+        tf32,
     })
 }
 

@@ -48,6 +48,7 @@ pub const KERNEL_NAMES: &[&str] = &[
     "dv_bitonic_step",
     "dv_bitonic_tile",
     "dv_w_coef",
+    "dv_split_tf32",
 ];
 
 /// What [`available`] reports about the device the backend uses (ordinal 0).
@@ -73,6 +74,8 @@ pub struct Cuda {
     _modules: Vec<Arc<CudaModule>>,
     funcs: HashMap<&'static str, CudaFunction>,
     info: DeviceInfo,
+    /// GEMMs as 3xTF32 (cuBLAS present, compute capability ≥ 8.0, not DENSEVEC_CUDA_GEMM=fp32).
+    tf32x3: bool,
 }
 
 // SAFETY: the cuBLAS handle and the stream are only used while the Mutex around `Cuda` is held,
@@ -141,7 +144,11 @@ fn init() -> std::result::Result<Cuda, String> {
     } else {
         None
     };
+    let tf32x3 = blas.is_some()
+        && major >= 8
+        && std::env::var("DENSEVEC_CUDA_GEMM").as_deref() != Ok("fp32");
     Ok(Cuda {
+        tf32x3,
         info: DeviceInfo {
             name: info_name,
             total_memory: total,
@@ -169,10 +176,27 @@ impl Cuda {
 
     /// Runs `f` with cuBLAS switched off (our own GEMM kernel), for the GPU check.
     pub fn without_cublas<T>(&mut self, f: impl FnOnce(&Cuda) -> T) -> T {
-        let blas = self.blas.take();
+        let (blas, t) = (self.blas.take(), self.tf32x3);
+        self.tf32x3 = false;
         let r = f(self);
         self.blas = blas;
+        self.tf32x3 = t;
         r
+    }
+
+    /// Runs `f` with the GEMMs as plain FP32 SGEMM (`tf32x3 = false`) or as 3xTF32 (`true`,
+    /// where cuBLAS is present), for the GPU check.
+    pub fn with_gemm_mode<T>(&mut self, tf32x3: bool, f: impl FnOnce(&Cuda) -> T) -> T {
+        let t = self.tf32x3;
+        self.tf32x3 = tf32x3 && self.blas.is_some();
+        let r = f(self);
+        self.tf32x3 = t;
+        r
+    }
+
+    /// Whether GEMMs run as 3xTF32.
+    pub fn gemm_mode_tf32x3(&self) -> bool {
+        self.tf32x3
     }
 }
 
@@ -249,6 +273,33 @@ impl Device for Cuda {
             }
         };
         if let Some(blas) = &self.blas {
+            if g.tf32 {
+                // SAFETY: as below; TF32 tensor-core products with FP32 accumulation.
+                return unsafe {
+                    blas_result::gemm_ex(
+                        *blas.handle(),
+                        op(g.transa),
+                        op(g.transb),
+                        g.m,
+                        g.n,
+                        g.k,
+                        &g.alpha as *const f32 as *const c_void,
+                        g.a as *const c_void,
+                        blas_sys::cudaDataType::CUDA_R_32F,
+                        g.lda,
+                        g.b as *const c_void,
+                        blas_sys::cudaDataType::CUDA_R_32F,
+                        g.ldb,
+                        &g.beta as *const f32 as *const c_void,
+                        g.c as *mut c_void,
+                        blas_sys::cudaDataType::CUDA_R_32F,
+                        g.ldc,
+                        blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
+                        blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT_TENSOR_OP,
+                    )
+                }
+                .map_err(|e| format!("cuBLAS GemmEx (TF32): {e:?}"));
+            }
             // SAFETY: the callers size every operand for these dimensions (the emulator tests
             // check the ranges of the same calls); alpha/beta live on the host.
             unsafe {
@@ -277,6 +328,9 @@ impl Device for Cuda {
     fn sync(&self) -> std::result::Result<(), String> {
         self.bind()?;
         self.stream.synchronize().map_err(|e| format!("{e:?}"))
+    }
+    fn tf32x3(&self) -> bool {
+        self.tf32x3
     }
     fn budget(&self) -> usize {
         if self.bind().is_err() {

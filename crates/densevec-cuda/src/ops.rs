@@ -6,7 +6,7 @@
 //! Row-major matrices throughout; [`gemm_rm`] maps a row-major GEMM onto the column-major
 //! device SGEMM.
 
-use crate::dev::{gemm_rm, Arg, Buf, Device, Launch};
+use crate::dev::{gemm_rm, gemm_rm_p, Arg, Buf, DevPtr, Device, Launch};
 use densevec_core::contrastive::{
     info_nce_prepare, nt_xent_prepare, InfoNce, InfoNceOpts, NtXent, Prepared,
 };
@@ -59,6 +59,120 @@ fn rows_within(dev: &dyn Device, row_bytes: usize, total: usize) -> usize {
 /// Grid size for a block-per-row kernel over `rows` rows (the kernels stride beyond it).
 fn row_grid(rows: usize) -> u32 {
     rows.clamp(1, 65_535) as u32
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operands of the 3xTF32 scheme
+
+/// A device matrix, plain or split for 3xTF32: `hi` holds the TF32 part, `lo` the rest
+/// (hi + lo is the float32 value exactly). Plain: `hi` holds the values and `lo` is `None`.
+pub struct Operand<'d> {
+    pub hi: Buf<'d, f32>,
+    pub lo: Option<Buf<'d, f32>>,
+}
+
+/// Address of element `i` of an operand: (hi, lo).
+type At = (DevPtr, Option<DevPtr>);
+
+impl<'d> Operand<'d> {
+    /// Uploads `x` plain (split it with [`Operand::split`] once plain-value work is done).
+    fn upload(dev: &'d dyn Device, f: &'static str, x: &[f32]) -> Result<Self> {
+        Ok(Operand {
+            hi: Buf::from(dev, x).map_err(be(f))?,
+            lo: None,
+        })
+    }
+
+    /// A zeroed operand of `len` values, with room for the split when `split`.
+    fn zeros(dev: &'d dyn Device, f: &'static str, len: usize, split: bool) -> Result<Self> {
+        Ok(Operand {
+            hi: Buf::zeros(dev, len).map_err(be(f))?,
+            lo: if split {
+                Some(Buf::zeros(dev, len).map_err(be(f))?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// Splits the first `len` values in place into TF32 part and remainder (allocating the
+    /// remainder buffer on first use); does nothing unless the device runs 3xTF32.
+    fn split(&mut self, dev: &'d dyn Device, f: &'static str, len: usize) -> Result<()> {
+        if !dev.tf32x3() {
+            return Ok(());
+        }
+        if self.lo.is_none() {
+            self.lo = Some(Buf::zeros(dev, self.hi.len).map_err(be(f))?);
+        }
+        let lo = self.lo.as_ref().expect("allocated above");
+        dev.launch(
+            "dv_split_tf32",
+            Launch::elems(len.min(1 << 24)),
+            &[
+                self.hi.arg(0),
+                Arg::I64(len as i64),
+                self.hi.arg(0),
+                lo.arg(0),
+            ],
+        )
+        .map_err(be(f))
+    }
+
+    fn at(&self, i: usize) -> At {
+        (self.hi.at(i), self.lo.as_ref().map(|l| l.at(i)))
+    }
+
+    /// The remainder pointer for a row kernel that stores split values (0: store plain).
+    fn lo_arg(&self) -> Arg {
+        Arg::Ptr(self.lo.as_ref().map_or(0, |l| l.ptr))
+    }
+}
+
+/// Row-major GEMM (see [`gemm_rm`]) on plain or split operands. Split (3xTF32):
+/// C = α(A_hi·B_lo) + βC, then C += α(A_lo·B_hi), then C += α(A_hi·B_hi), each a TF32
+/// tensor-core product with FP32 accumulation; the dropped A_lo·B_lo term is 2^-22 relative.
+#[allow(clippy::too_many_arguments)]
+fn gemm_x(
+    dev: &dyn Device,
+    f: &'static str,
+    ta: bool,
+    tb: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: At,
+    lda: usize,
+    b: At,
+    ldb: usize,
+    beta: f32,
+    c: DevPtr,
+    ldc: usize,
+) -> Result<()> {
+    match (a.1, b.1) {
+        (Some(al), Some(bl)) => gemm_rm_p(
+            dev, true, ta, tb, m, n, k, alpha, a.0, lda, bl, ldb, beta, c, ldc,
+        )
+        .and_then(|_| {
+            gemm_rm_p(
+                dev, true, ta, tb, m, n, k, alpha, al, lda, b.0, ldb, 1.0, c, ldc,
+            )
+        })
+        .and_then(|_| {
+            gemm_rm_p(
+                dev, true, ta, tb, m, n, k, alpha, a.0, lda, b.0, ldb, 1.0, c, ldc,
+            )
+        })
+        .map_err(be(f)),
+        (None, None) => gemm_rm(
+            dev, ta, tb, m, n, k, alpha, a.0, lda, b.0, ldb, beta, c, ldc,
+        )
+        .map_err(be(f)),
+        _ => Err(Error::new(
+            Code::Backend,
+            format!("{f}: internal error: a GEMM mixes split and plain operands"),
+        )),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -150,23 +264,26 @@ pub fn similarity_matrix(
         return Ok(out);
     }
     let mc = metric_code(metric);
-    let dq = Buf::from(dev, q).map_err(be(F))?;
-    let dc = Buf::from(dev, c).map_err(be(F))?;
+    let mut dq = Operand::upload(dev, F, q)?;
+    let mut dc = Operand::upload(dev, F, c)?;
     let aux = if mc != 0 {
         Some((
-            aux_of(dev, F, &dq, 0, q_rows, cols, mc)?,
-            aux_of(dev, F, &dc, 0, c_rows, cols, mc)?,
+            aux_of(dev, F, &dq.hi, 0, q_rows, cols, mc)?,
+            aux_of(dev, F, &dc.hi, 0, c_rows, cols, mc)?,
         ))
     } else {
         None
     };
+    dq.split(dev, F, q_rows * cols)?;
+    dc.split(dev, F, c_rows * cols)?;
     let rows_per = rows_within(dev, 4 * c_rows, q_rows);
     let buf = Buf::<f32>::zeros(dev, rows_per * c_rows).map_err(be(F))?;
     let mut i0 = 0;
     while i0 < q_rows {
         let m = rows_per.min(q_rows - i0);
-        gemm_rm(
+        gemm_x(
             dev,
+            F,
             false,
             true,
             m,
@@ -175,13 +292,12 @@ pub fn similarity_matrix(
             1.0,
             dq.at(i0 * cols),
             cols,
-            dc.ptr,
+            dc.at(0),
             cols,
             0.0,
             buf.ptr,
             c_rows,
-        )
-        .map_err(be(F))?;
+        )?;
         if let Some((qa, ca)) = &aux {
             finish(dev, F, &buf, m, c_rows, c_rows, qa, i0, ca, mc)?;
         }
@@ -247,31 +363,54 @@ pub fn top_k(
         });
     }
     let mc = metric_code(metric);
-    let dq = Buf::from(dev, q).map_err(be(F))?;
+    let mut dq = Operand::upload(dev, F, q)?;
     let qa = if mc != 0 {
-        Some(aux_of(dev, F, &dq, 0, q_rows, cols, mc)?)
+        Some(aux_of(dev, F, &dq.hi, 0, q_rows, cols, mc)?)
     } else {
         None
     };
+    dq.split(dev, F, q_rows * cols)?;
     let best_i = Buf::<u32>::zeros(dev, q_rows * kk).map_err(be(F))?;
     let best_s = Buf::<f32>::zeros(dev, q_rows * kk).map_err(be(F))?;
-    // Corpus rows per block: the score block (q.rows × nb) and the corpus block within budget,
-    // never fewer than k (a block must be able to fill the lists on its own).
-    let nb = rows_within(dev, 4 * (q_rows + cols), c_rows).max(kk);
+    // Corpus rows per block: the score block (q.rows × nb) and the corpus block (twice when
+    // split) within budget, never fewer than k (a block must be able to fill the lists alone).
+    let split = dev.tf32x3();
+    let per_row = 4 * (q_rows + cols * (1 + split as usize));
+    let nb = rows_within(dev, per_row, c_rows).max(kk);
     let scores = Buf::<f32>::zeros(dev, q_rows * nb).map_err(be(F))?;
-    let dc = Buf::<f32>::zeros(dev, nb * cols).map_err(be(F))?;
+    let mut dc = Operand::zeros(dev, F, nb * cols, split)?;
     let ki = ci(F, kk)?;
     let mut j0 = 0usize;
     while j0 < c_rows {
         let n = nb.min(c_rows - j0);
-        dc.write(0, &c[j0 * cols..(j0 + n) * cols]).map_err(be(F))?;
-        gemm_rm(
-            dev, false, true, q_rows, n, cols, 1.0, dq.ptr, cols, dc.ptr, cols, 0.0, scores.ptr, n,
-        )
-        .map_err(be(F))?;
-        if let Some(qa) = &qa {
-            let ca = aux_of(dev, F, &dc, 0, n, cols, mc)?;
-            finish(dev, F, &scores, q_rows, n, n, qa, 0, &ca, mc)?;
+        dc.hi
+            .write(0, &c[j0 * cols..(j0 + n) * cols])
+            .map_err(be(F))?;
+        let ca = if mc != 0 {
+            Some(aux_of(dev, F, &dc.hi, 0, n, cols, mc)?)
+        } else {
+            None
+        };
+        dc.split(dev, F, n * cols)?;
+        gemm_x(
+            dev,
+            F,
+            false,
+            true,
+            q_rows,
+            n,
+            cols,
+            1.0,
+            dq.at(0),
+            cols,
+            dc.at(0),
+            cols,
+            0.0,
+            scores.ptr,
+            n,
+        )?;
+        if let (Some(qa), Some(ca)) = (&qa, &ca) {
+            finish(dev, F, &scores, q_rows, n, n, qa, 0, ca, mc)?;
         }
         let have = if j0 == 0 { 0 } else { ki };
         dev.launch(
@@ -318,13 +457,17 @@ pub fn fused_ce(
 ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
     let (b, n, d) = (p.b, p.n, p.d);
     let shared = p.keys.is_none();
-    let dq = Buf::from(dev, &p.q).map_err(be(f))?;
+    let split = dev.tf32x3();
+    let mut dq = Operand::upload(dev, f, &p.q)?;
+    dq.split(dev, f, b * d)?;
     let dk = if shared {
         None
     } else {
-        Some(Buf::from(dev, p.keys()).map_err(be(f))?)
+        let mut k = Operand::upload(dev, f, p.keys())?;
+        k.split(dev, f, n * d)?;
+        Some(k)
     };
-    let kptr = dk.as_ref().map_or(dq.ptr, |k| k.ptr);
+    let kk = dk.as_ref().unwrap_or(&dq);
     let pos = Buf::from(dev, &p.positives).map_err(be(f))?;
     let lq = match p.log_q {
         Some(l) => Some(Buf::from(dev, l).map_err(be(f))?),
@@ -338,16 +481,18 @@ pub fn fused_ce(
     };
     let gkptr = gk.as_ref().map_or(gq.ptr, |g| g.ptr);
     let loss = Buf::<f64>::zeros(dev, b).map_err(be(f))?;
-    let r = rows_within(dev, 4 * n, b);
-    let s = Buf::<f32>::zeros(dev, r * n).map_err(be(f))?;
+    let r = rows_within(dev, 4 * n * (1 + split as usize), b);
+    // The block of logits, turned in place into P − 1_pos (split for 3xTF32).
+    let s = Operand::zeros(dev, f, r * n, split)?;
     // ∂loss/∂(q·k) = (P − 1_pos) / (Bτ), the same constant the CPU path uses.
     let alpha = (p.inv_tau as f64 / b as f64) as f32;
     let ni = ci(f, n)?;
     let mut i0 = 0;
     while i0 < b {
         let m = r.min(b - i0);
-        gemm_rm(
+        gemm_x(
             dev,
+            f,
             false,
             true,
             m,
@@ -356,18 +501,17 @@ pub fn fused_ce(
             p.inv_tau,
             dq.at(i0 * d),
             d,
-            kptr,
+            kk.at(0),
             d,
             0.0,
-            s.ptr,
+            s.hi.ptr,
             n,
-        )
-        .map_err(be(f))?;
+        )?;
         dev.launch(
             "dv_ce_rows",
             Launch::blocks(row_grid(m), CE_THREADS),
             &[
-                s.arg(0),
+                s.hi.arg(0),
                 Arg::I32(ci(f, m)?),
                 Arg::I32(ni),
                 Arg::I64(n as i64),
@@ -377,46 +521,47 @@ pub fn fused_ce(
                 pos.arg(0),
                 Arg::I32(p.exclude_self as i32),
                 loss.arg(0),
+                s.lo_arg(),
             ],
         )
         .map_err(be(f))?;
         // gradQ rows of this block (accumulating: for NT-Xent earlier blocks' gradK terms are
         // already in these rows).
-        gemm_rm(
+        gemm_x(
             dev,
+            f,
             false,
             false,
             m,
             d,
             n,
             alpha,
-            s.ptr,
+            s.at(0),
             n,
-            kptr,
+            kk.at(0),
             d,
             1.0,
             gq.at(i0 * d),
             d,
-        )
-        .map_err(be(f))?;
+        )?;
         // gradK += Pᵀ Q_blk.
-        gemm_rm(
+        gemm_x(
             dev,
+            f,
             true,
             false,
             n,
             d,
             m,
             alpha,
-            s.ptr,
+            s.at(0),
             n,
             dq.at(i0 * d),
             d,
             1.0,
             gkptr,
             d,
-        )
-        .map_err(be(f))?;
+        )?;
         i0 += m;
     }
     let lossv = loss.to_vec().map_err(be(f))?;
@@ -491,8 +636,11 @@ pub fn margin_run(
     o: &MarginOpts,
 ) -> Result<MarginSoftmax> {
     const F: &str = "cudaMarginSoftmax";
-    let dx = Buf::from(dev, &pr.xh).map_err(be(F))?;
-    let dw = Buf::from(dev, &pr.wh).map_err(be(F))?;
+    let split = dev.tf32x3();
+    let mut dx = Operand::upload(dev, F, &pr.xh)?;
+    dx.split(dev, F, n * d)?;
+    let mut dw = Operand::upload(dev, F, &pr.wh)?;
+    dw.split(dev, F, c * d)?;
     let dl = Buf::from(dev, labels).map_err(be(F))?;
     let zy: Vec<f32> = pr.target.iter().map(|t| t.0 as f32).collect();
     let dzy: Vec<f64> = pr.target.iter().map(|t| t.1).collect();
@@ -501,9 +649,10 @@ pub fn margin_run(
     let gx = Buf::<f32>::zeros(dev, n * d).map_err(be(F))?;
     let gw = Buf::<f32>::zeros(dev, c * d).map_err(be(F))?;
     let loss = Buf::<f64>::zeros(dev, n).map_err(be(F))?;
-    // Two R × C blocks: the gradient being formed and the logits on their way back.
-    let r = rows_within(dev, 8 * c, n);
-    let g = Buf::<f32>::zeros(dev, r * c).map_err(be(F))?;
+    // R × C blocks: the gradient being formed (twice when split) and the logits on their way
+    // back.
+    let r = rows_within(dev, 4 * c * (2 + split as usize), n);
+    let g = Operand::zeros(dev, F, r * c, split)?;
     let lg = Buf::<f32>::zeros(dev, r * c).map_err(be(F))?;
     let mut logits = vec![0f32; n * c];
     let inv_n = 1.0 / n as f64;
@@ -511,8 +660,9 @@ pub fn margin_run(
     let mut i0 = 0;
     while i0 < n {
         let m = r.min(n - i0);
-        gemm_rm(
+        gemm_x(
             dev,
+            F,
             false,
             true,
             m,
@@ -521,18 +671,17 @@ pub fn margin_run(
             1.0,
             dx.at(i0 * d),
             d,
-            dw.ptr,
+            dw.at(0),
             d,
             0.0,
-            g.ptr,
+            g.hi.ptr,
             c,
-        )
-        .map_err(be(F))?;
+        )?;
         dev.launch(
             "dv_margin_rows",
             Launch::blocks(row_grid(m), CE_THREADS),
             &[
-                g.arg(0),
+                g.hi.arg(0),
                 lg.arg(0),
                 Arg::I32(ci(F, m)?),
                 Arg::I32(ciw),
@@ -544,43 +693,44 @@ pub fn margin_run(
                 Arg::F64(o.label_smoothing),
                 Arg::F64(inv_n),
                 loss.arg(0),
+                g.lo_arg(),
             ],
         )
         .map_err(be(F))?;
-        gemm_rm(
+        gemm_x(
             dev,
+            F,
             false,
             false,
             m,
             d,
             c,
             1.0,
-            g.ptr,
+            g.at(0),
             c,
-            dw.ptr,
+            dw.at(0),
             d,
             0.0,
             gx.at(i0 * d),
             d,
-        )
-        .map_err(be(F))?;
-        gemm_rm(
+        )?;
+        gemm_x(
             dev,
+            F,
             true,
             false,
             c,
             d,
             m,
             1.0,
-            g.ptr,
+            g.at(0),
             c,
             dx.at(i0 * d),
             d,
             1.0,
             gw.ptr,
             d,
-        )
-        .map_err(be(F))?;
+        )?;
         lg.read(0, &mut logits[i0 * c..(i0 + m) * c])
             .map_err(be(F))?;
         i0 += m;

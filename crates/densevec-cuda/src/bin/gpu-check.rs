@@ -278,18 +278,35 @@ fn record(rows: &mut Vec<String>, what: &str, shape: &str, parts: &[(&str, bool,
         .iter()
         .map(|(n, o, e)| format!("{n} {}{e:.2e}", if *o { "" } else { "FAIL " }))
         .collect();
-    println!("{what} {shape}: {} ({})", if ok { "ok" } else { "FAIL" }, detail.join(", "));
+    println!(
+        "{what} {shape}: {} ({})",
+        if ok { "ok" } else { "FAIL" },
+        detail.join(", ")
+    );
     let js: Vec<String> = parts
         .iter()
-        .map(|(n, o, e)| format!("\"{n}\": {{\"ok\": {o}, \"err\": {}}}", if e.is_finite() { *e } else { -1.0 }))
+        .map(|(n, o, e)| {
+            format!(
+                "\"{n}\": {{\"ok\": {o}, \"err\": {}}}",
+                if e.is_finite() { *e } else { -1.0 }
+            )
+        })
         .collect();
-    rows.push(format!("    {{\"fn\": \"{what}\", \"case\": \"{}\", \"ok\": {ok}, {}}}", esc(shape), js.join(", ")));
+    rows.push(format!(
+        "    {{\"fn\": \"{what}\", \"case\": \"{}\", \"ok\": {ok}, {}}}",
+        esc(shape),
+        js.join(", ")
+    ));
     !ok as i32
 }
 
 fn error_row(rows: &mut Vec<String>, what: &str, shape: &str, msg: &str) -> i32 {
     println!("{what} {shape}: ERROR {msg}");
-    rows.push(format!("    {{\"fn\": \"{what}\", \"case\": \"{}\", \"ok\": false, \"error\": \"{}\"}}", esc(shape), esc(msg)));
+    rows.push(format!(
+        "    {{\"fn\": \"{what}\", \"case\": \"{}\", \"ok\": false, \"error\": \"{}\"}}",
+        esc(shape),
+        esc(msg)
+    ));
     1
 }
 
@@ -312,23 +329,51 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
         let lq: Vec<f32> = (0..n).map(|j| -((j % 17) as f32 + 1.0).ln()).collect();
         let o = InfoNceOpts {
             temperature: [0.07, 0.5, 0.1, 0.05][variant as usize],
-            positives: if variant == 1 || variant == 3 { Some(&pos) } else { None },
-            log_q: if variant == 1 || variant == 3 { Some(&lq) } else { None },
+            positives: if variant == 1 || variant == 3 {
+                Some(&pos)
+            } else {
+                None
+            },
+            log_q: if variant == 1 || variant == 3 {
+                Some(&lq)
+            } else {
+                None
+            },
             normalize: variant >= 2,
         };
-        let shape = format!("B={b} K={n} d={d} tau={} positives={} logQ={} normalize={}", o.temperature, o.positives.is_some(), o.log_q.is_some(), o.normalize);
+        let shape = format!(
+            "B={b} K={n} d={d} tau={} positives={} logQ={} normalize={}",
+            o.temperature,
+            o.positives.is_some(),
+            o.log_q.is_some(),
+            o.normalize
+        );
         let want = cpu_info_nce(&q, b, &k, n, d, &o).expect("cpu");
         failures += match cu::info_nce(&q, b, &k, n, d, &o) {
             Ok(g) => {
                 let l = close_loss(g.loss, want.loss);
                 let a = close_grad(&g.grad_q, &want.grad_q, 1e-4, 1e-5);
                 let c = close_grad(&g.grad_keys, &want.grad_keys, 1e-4, 1e-5);
-                record(rows, "infoNCE", &shape, &[("loss", l.0, l.1), ("gradQ", a.0, a.1 as f64), ("gradKeys", c.0, c.1 as f64)])
+                record(
+                    rows,
+                    "infoNCE",
+                    &shape,
+                    &[
+                        ("loss", l.0, l.1),
+                        ("gradQ", a.0, a.1 as f64),
+                        ("gradKeys", c.0, c.1 as f64),
+                    ],
+                )
             }
             Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
         };
     }
-    for &(n, d, t) in &[(1usize, 1usize, 0.5f64), (9, 17, 0.2), (300, 128, 0.1), (2048, 512, 0.07)] {
+    for &(n, d, t) in &[
+        (1usize, 1usize, 0.5f64),
+        (9, 17, 0.2),
+        (300, 128, 0.1),
+        (2048, 512, 0.07),
+    ] {
         let (a, b) = (rng.mat(n, d), rng.mat(n, d));
         let shape = format!("N={n} d={d} tau={t}");
         let want = cpu_nt_xent(&a, &b, n, d, t).expect("cpu");
@@ -337,12 +382,26 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
                 let l = close_loss(g.loss, want.loss);
                 let x = close_grad(&g.grad_a, &want.grad_a, 1e-4, 1e-5);
                 let y = close_grad(&g.grad_b, &want.grad_b, 1e-4, 1e-5);
-                record(rows, "ntXent", &shape, &[("loss", l.0, l.1), ("gradA", x.0, x.1 as f64), ("gradB", y.0, y.1 as f64)])
+                record(
+                    rows,
+                    "ntXent",
+                    &shape,
+                    &[
+                        ("loss", l.0, l.1),
+                        ("gradA", x.0, x.1 as f64),
+                        ("gradB", y.0, y.1 as f64),
+                    ],
+                )
             }
             Err(e) => error_row(rows, "ntXent", &shape, &e.msg),
         };
     }
-    for &(n, c, d) in &[(1usize, 1usize, 1usize), (5, 3, 7), (200, 37, 64), (2048, 1000, 256)] {
+    for &(n, c, d) in &[
+        (1usize, 1usize, 1usize),
+        (5, 3, 7),
+        (200, 37, 64),
+        (2048, 1000, 256),
+    ] {
         let (x, w) = (rng.mat(n, d), rng.mat(c, d));
         let labels: Vec<u32> = (0..n).map(|i| ((i * 13 + 1) % c) as u32).collect();
         for (kind, margin, eps) in [
@@ -350,7 +409,12 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             (MarginKind::CosFace, 0.35, 0.1),
             (MarginKind::ArcFace, 0.5, 0.0),
         ] {
-            let o = MarginOpts { kind, scale: 30.0, margin, label_smoothing: eps };
+            let o = MarginOpts {
+                kind,
+                scale: 30.0,
+                margin,
+                label_smoothing: eps,
+            };
             let shape = format!("N={n} C={c} d={d} {kind:?} m={margin} eps={eps}");
             let want = cpu_margin(&x, n, &w, c, d, &labels, &o).expect("cpu");
             failures += match cu::margin_softmax(&x, n, &w, c, d, &labels, &o) {
@@ -359,13 +423,29 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
                     let z = close_grad(&g.logits, &want.logits, 1e-4, 1e-5);
                     let gx = close_grad(&g.grad_x, &want.grad_x, 1e-4, 1e-5);
                     let gw = close_grad(&g.grad_w, &want.grad_w, 1e-4, 1e-5);
-                    record(rows, "marginSoftmax", &shape, &[("loss", l.0, l.1), ("logits", z.0, z.1 as f64), ("gradX", gx.0, gx.1 as f64), ("gradW", gw.0, gw.1 as f64)])
+                    record(
+                        rows,
+                        "marginSoftmax",
+                        &shape,
+                        &[
+                            ("loss", l.0, l.1),
+                            ("logits", z.0, z.1 as f64),
+                            ("gradX", gx.0, gx.1 as f64),
+                            ("gradW", gw.0, gw.1 as f64),
+                        ],
+                    )
                 }
                 Err(e) => error_row(rows, "marginSoftmax", &shape, &e.msg),
             };
         }
     }
-    for &(n, d, p) in &[(2usize, 1usize, 2u32), (3, 4, 1), (100, 16, 2), (257, 33, 1), (2048, 128, 2)] {
+    for &(n, d, p) in &[
+        (2usize, 1usize, 2u32),
+        (3, 4, 1),
+        (100, 16, 2),
+        (257, 33, 1),
+        (2048, 128, 2),
+    ] {
         let (a, b) = (rng.mat(n, d), rng.mat(n, d));
         let shape = format!("n={n} d={d} p={p}");
         let want = cpu_wasserstein(&a, &b, n, d, p).expect("cpu");
@@ -374,7 +454,16 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
                 let l = close_loss(g.loss, want.loss);
                 let x = close_grad(&g.grad_a, &want.grad_a, 1e-4, 1e-5);
                 let y = close_grad(&g.grad_b, &want.grad_b, 1e-4, 1e-5);
-                record(rows, "wassersteinRegularizer", &shape, &[("loss", l.0, l.1), ("gradA", x.0, x.1 as f64), ("gradB", y.0, y.1 as f64)])
+                record(
+                    rows,
+                    "wassersteinRegularizer",
+                    &shape,
+                    &[
+                        ("loss", l.0, l.1),
+                        ("gradA", x.0, x.1 as f64),
+                        ("gradB", y.0, y.1 as f64),
+                    ],
+                )
             }
             Err(e) => error_row(rows, "wassersteinRegularizer", &shape, &e.msg),
         };
@@ -384,21 +473,36 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
         let (m, n, d) = (67usize, 301usize, 129usize);
         let (q, c) = (rng.mat(m, d), rng.mat(n, d));
         let want = cpu_sim(&q, m, &c, n, d, Metric::Cosine).expect("cpu");
-        let got = cu::with_gpu("gpu-check", |g| g.without_cublas(|g| cu::ops::similarity_matrix(g, &q, m, &c, n, d, Metric::Cosine)));
+        let got = cu::with_gpu("gpu-check", |g| {
+            g.without_cublas(|g| cu::ops::similarity_matrix(g, &q, m, &c, n, d, Metric::Cosine))
+        });
         let shape = format!("{m}x{n}x{d} cosine, own SGEMM");
         failures += match got {
             Ok(g) => {
                 let r = close(&g, &want, 1e-4, 1e-4 * d as f32);
-                record(rows, "similarityMatrix", &shape, &[("values", r.0, r.1 as f64)])
+                record(
+                    rows,
+                    "similarityMatrix",
+                    &shape,
+                    &[("values", r.0, r.1 as f64)],
+                )
             }
             Err(e) => error_row(rows, "similarityMatrix", &shape, &e.msg),
         };
         let (b, k) = (97usize, 211usize);
         let (qq, kk) = (rng.mat(b, d), rng.mat(k, d));
-        let o = InfoNceOpts { temperature: 0.1, positives: None, log_q: None, normalize: true };
+        let o = InfoNceOpts {
+            temperature: 0.1,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
         let want = cpu_info_nce(&qq, b, &kk, k, d, &o).expect("cpu");
-        let p = densevec_core::contrastive::info_nce_prepare(&qq, b, &kk, k, d, &o).expect("prepare");
-        let got = cu::with_gpu("gpu-check", |g| g.without_cublas(|g| cu::ops::fused_ce(g, "infoNCE", &p)));
+        let p =
+            densevec_core::contrastive::info_nce_prepare(&qq, b, &kk, k, d, &o).expect("prepare");
+        let got = cu::with_gpu("gpu-check", |g| {
+            g.without_cublas(|g| cu::ops::fused_ce(g, "infoNCE", &p))
+        });
         let shape = format!("B={b} K={k} d={d}, own SGEMM");
         failures += match got {
             Ok((loss, gq, gk)) => {
@@ -406,7 +510,16 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
                 let l = close_loss(r.loss, want.loss);
                 let a = close_grad(&r.grad_q, &want.grad_q, 1e-4, 1e-5);
                 let c = close_grad(&r.grad_keys, &want.grad_keys, 1e-4, 1e-5);
-                record(rows, "infoNCE", &shape, &[("loss", l.0, l.1), ("gradQ", a.0, a.1 as f64), ("gradKeys", c.0, c.1 as f64)])
+                record(
+                    rows,
+                    "infoNCE",
+                    &shape,
+                    &[
+                        ("loss", l.0, l.1),
+                        ("gradQ", a.0, a.1 as f64),
+                        ("gradKeys", c.0, c.1 as f64),
+                    ],
+                )
             }
             Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
         };
@@ -421,7 +534,12 @@ fn learning_bench(rng: &mut Rng, bench: &mut Vec<String>) {
     {
         let (b, d) = (4096usize, 768usize);
         let (q, k) = (rng.mat(b, d), rng.mat(b, d));
-        let o = InfoNceOpts { temperature: 0.07, positives: None, log_q: None, normalize: true };
+        let o = InfoNceOpts {
+            temperature: 0.07,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
         let g = median_ms(5, || drop(cu::info_nce(&q, b, &k, b, d, &o)));
         let h = median_ms(3, || drop(cpu_info_nce(&q, b, &k, b, d, &o)));
         println!("infoNCE fwd+bwd B={b} d={d}: GPU {g:.2} ms, CPU ({threads} threads) {h:.2} ms");
@@ -431,9 +549,16 @@ fn learning_bench(rng: &mut Rng, bench: &mut Vec<String>) {
         // The anchor shape: PyTorch CUDA is measured by scripts/gpu-torch-anchor.py.
         let (b, d) = (65_536usize, 768usize);
         let (q, k) = (rng.mat(b, d), rng.mat(b, d));
-        let o = InfoNceOpts { temperature: 0.07, positives: None, log_q: None, normalize: true };
+        let o = InfoNceOpts {
+            temperature: 0.07,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
         let g = median_ms(3, || drop(cu::info_nce(&q, b, &k, b, d, &o)));
-        let gemm = cu::bench::similarity_vs_gemm(b, b, d, Metric::Dot, 3).map(|r| r.1).unwrap_or(f64::NAN);
+        let gemm = cu::bench::similarity_vs_gemm(b, b, d, Metric::Dot, 3)
+            .map(|r| r.1)
+            .unwrap_or(f64::NAN);
         println!("infoNCE fwd+bwd B={b} d={d}: GPU {g:.1} ms end to end; one bare {b}x{b}x{d} SGEMM {gemm:.1} ms (three make the floor: {:.1} ms)", 3.0 * gemm);
         bench.push(format!("    {{\"row\": \"infoNCE fwd+bwd\", \"shape\": [{b}, {d}], \"gpuMs\": {g:.3}, \"sgemmMs\": {gemm:.3}, \"floorMs\": {:.3}}}", 3.0 * gemm));
     }
@@ -449,7 +574,12 @@ fn learning_bench(rng: &mut Rng, bench: &mut Vec<String>) {
         let (n, c, d) = (4096usize, 10_000usize, 512usize);
         let (x, w) = (rng.mat(n, d), rng.mat(c, d));
         let labels: Vec<u32> = (0..n).map(|i| (i % c) as u32).collect();
-        let o = MarginOpts { kind: MarginKind::ArcFace, scale: 64.0, margin: 0.5, label_smoothing: 0.0 };
+        let o = MarginOpts {
+            kind: MarginKind::ArcFace,
+            scale: 64.0,
+            margin: 0.5,
+            label_smoothing: 0.0,
+        };
         let g = median_ms(5, || drop(cu::margin_softmax(&x, n, &w, c, d, &labels, &o)));
         let h = median_ms(3, || drop(cpu_margin(&x, n, &w, c, d, &labels, &o)));
         println!("marginSoftmax arcface N={n} C={c} d={d}: GPU {g:.2} ms, CPU {h:.2} ms");
