@@ -26,7 +26,7 @@ export type IsaName = 'avx512' | 'avx2' | 'neon' | 'scalar';
 
 /** Availability of the CUDA backend, as reported by {@link backendInfo}. */
 export interface CudaStatus {
-  /** Whether similarityMatrix / topK can run on the GPU here. */
+  /** Whether the GPU functions (similarityMatrix, topK, infoNCE, ntXent, marginSoftmax, wassersteinRegularizer) can run here. */
   available: boolean;
   /** Device name, e.g. 'NVIDIA H200' (when available). */
   device?: string;
@@ -34,6 +34,12 @@ export interface CudaStatus {
   memory?: number;
   /** Compute capability 'major.minor' (when available). */
   computeCapability?: string;
+  /**
+   * How the GPU's matrix products run (when available): '3xTF32' (tensor cores with split
+   * operands, float32 accuracy), 'FP32' (cuBLAS SGEMM; DENSEVEC_CUDA_GEMM=fp32 or no TF32 tensor
+   * cores) or 'FP32 kernel' (densevec's own kernel, when cuBLAS is missing).
+   */
+  gemm?: string;
   /** Why the CUDA backend is not available: no driver, no NVRTC, no device, compile failure. */
   reason?: string;
 }
@@ -117,7 +123,7 @@ export function cudaStatus(): CudaStatus {
   try {
     const c = b.cudaInfo();
     cudaCache = c.available
-      ? { available: true, device: c.device ?? undefined, memory: c.memory ?? undefined, computeCapability: c.computeCapability ?? undefined }
+      ? { available: true, device: c.device ?? undefined, memory: c.memory ?? undefined, computeCapability: c.computeCapability ?? undefined, gemm: c.gemm ?? undefined }
       : { available: false, reason: c.reason ?? 'unknown reason' };
   } catch (e) {
     cudaCache = { available: false, reason: firstLine(e) };

@@ -64,6 +64,9 @@ pub struct DeviceInfo {
     pub cublas: bool,
     /// Where NVRTC was loaded from.
     pub nvrtc: String,
+    /// How GEMMs run: "3xTF32" (cuBLAS, tensor cores, float32 accuracy), "FP32" (cuBLAS
+    /// SGEMM) or "FP32 kernel" (densevec's own SGEMM kernel, no cuBLAS).
+    pub gemm: String,
 }
 
 /// The CUDA device: a context, one stream, the compiled kernels, cuBLAS when present.
@@ -147,9 +150,17 @@ fn init() -> std::result::Result<Cuda, String> {
     let tf32x3 = blas.is_some()
         && major >= 8
         && std::env::var("DENSEVEC_CUDA_GEMM").as_deref() != Ok("fp32");
+    let gemm = if tf32x3 {
+        "3xTF32"
+    } else if blas.is_some() {
+        "FP32"
+    } else {
+        "FP32 kernel"
+    };
     Ok(Cuda {
         tf32x3,
         info: DeviceInfo {
+            gemm: gemm.into(),
             name: info_name,
             total_memory: total,
             compute_capability: (major, minor),
@@ -514,45 +525,72 @@ pub mod bench {
             .collect()
     }
 
-    /// Median milliseconds of (a) the device part of similarityMatrix (norms, GEMM through the
-    /// backend's own path, epilogue) on resident data and (b) a bare cuBLAS-or-fallback SGEMM of
-    /// the same shape; and whether cuBLAS ran.
+    /// Median milliseconds of (a) the device part of similarityMatrix on resident data (norms,
+    /// the 3xTF32 split when `tf32x3`, the GEMM(s), the epilogue) and (b) a bare FP32 SGEMM of
+    /// the same shape (cuBLAS when present); and whether cuBLAS ran.
     pub fn similarity_vs_gemm(
         m: usize,
         n: usize,
         d: usize,
         metric: Metric,
         reps: usize,
+        tf32x3: bool,
     ) -> Result<(f64, f64, bool)> {
         const F: &str = "bench";
         with_gpu(F, |g| {
-            let be = ops::be(F);
-            let mc = match metric {
-                Metric::Dot => 0,
-                Metric::Cosine => 1,
-                Metric::L2sq => 2,
-            };
-            let da = Buf::from(g as &dyn Device, &data(m * d, 1)).map_err(&be)?;
-            let db = Buf::from(g as &dyn Device, &data(n * d, 2)).map_err(&be)?;
-            let out = Buf::<f32>::zeros(g as &dyn Device, m * n).map_err(&be)?;
-            let gemm = |g: &Cuda| {
-                gemm_rm(
-                    g, false, true, m, n, d, 1.0, da.ptr, d, db.ptr, d, 0.0, out.ptr, n,
-                )
-                .map_err(ops::be(F))
-            };
-            let sim = median(g, reps, &mut || {
-                if mc != 0 {
-                    let qa = ops::bench_aux(g, F, &da, m, d, mc)?;
-                    let ca = ops::bench_aux(g, F, &db, n, d, mc)?;
-                    gemm(g)?;
-                    ops::bench_finish(g, F, &out, m, n, &qa, &ca, mc)
+            g.with_gemm_mode(tf32x3, |g| {
+                let be = ops::be(F);
+                let dev = g as &dyn Device;
+                let mc = match metric {
+                    Metric::Dot => 0,
+                    Metric::Cosine => 1,
+                    Metric::L2sq => 2,
+                };
+                let split = g.gemm_mode_tf32x3();
+                let da = Buf::from(dev, &data(m * d, 1)).map_err(&be)?;
+                let db = Buf::from(dev, &data(n * d, 2)).map_err(&be)?;
+                let (sa, sb) = if split {
+                    (
+                        Some(ops::Operand::zeros(dev, F, m * d, true)?),
+                        Some(ops::Operand::zeros(dev, F, n * d, true)?),
+                    )
                 } else {
-                    gemm(g)
-                }
-            })?;
-            let raw = median(g, reps, &mut || gemm(g))?;
-            Ok((sim, raw, g.blas.is_some()))
+                    (None, None)
+                };
+                let out = Buf::<f32>::zeros(dev, m * n).map_err(&be)?;
+                let sim = median(g, reps, &mut || {
+                    let aux = if mc != 0 {
+                        Some((
+                            ops::aux_of(dev, F, &da, 0, m, d, mc)?,
+                            ops::aux_of(dev, F, &db, 0, n, d, mc)?,
+                        ))
+                    } else {
+                        None
+                    };
+                    let (a, b) = match (&sa, &sb) {
+                        (Some(x), Some(y)) => {
+                            ops::split_from(dev, F, &da, x, m * d)?;
+                            ops::split_from(dev, F, &db, y, n * d)?;
+                            (x.at(0), y.at(0))
+                        }
+                        _ => ((da.ptr, None), (db.ptr, None)),
+                    };
+                    ops::gemm_x(
+                        dev, F, false, true, m, n, d, 1.0, a, d, b, d, 0.0, out.ptr, n,
+                    )?;
+                    match &aux {
+                        Some((qa, ca)) => ops::finish(dev, F, &out, m, n, n, qa, 0, ca, mc),
+                        None => Ok(()),
+                    }
+                })?;
+                let raw = median(g, reps, &mut || {
+                    gemm_rm(
+                        dev, false, true, m, n, d, 1.0, da.ptr, d, db.ptr, d, 0.0, out.ptr, n,
+                    )
+                    .map_err(ops::be(F))
+                })?;
+                Ok((sim, raw, g.blas.is_some()))
+            })
         })
     }
 

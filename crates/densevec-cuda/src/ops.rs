@@ -72,7 +72,7 @@ pub struct Operand<'d> {
 }
 
 /// Address of element `i` of an operand: (hi, lo).
-type At = (DevPtr, Option<DevPtr>);
+pub(crate) type At = (DevPtr, Option<DevPtr>);
 
 impl<'d> Operand<'d> {
     /// Uploads `x` plain (split it with [`Operand::split`] once plain-value work is done).
@@ -84,7 +84,12 @@ impl<'d> Operand<'d> {
     }
 
     /// A zeroed operand of `len` values, with room for the split when `split`.
-    fn zeros(dev: &'d dyn Device, f: &'static str, len: usize, split: bool) -> Result<Self> {
+    pub(crate) fn zeros(
+        dev: &'d dyn Device,
+        f: &'static str,
+        len: usize,
+        split: bool,
+    ) -> Result<Self> {
         Ok(Operand {
             hi: Buf::zeros(dev, len).map_err(be(f))?,
             lo: if split {
@@ -118,7 +123,7 @@ impl<'d> Operand<'d> {
         .map_err(be(f))
     }
 
-    fn at(&self, i: usize) -> At {
+    pub(crate) fn at(&self, i: usize) -> At {
         (self.hi.at(i), self.lo.as_ref().map(|l| l.at(i)))
     }
 
@@ -132,7 +137,7 @@ impl<'d> Operand<'d> {
 /// C = α(A_hi·B_lo) + βC, then C += α(A_lo·B_hi), then C += α(A_hi·B_hi), each a TF32
 /// tensor-core product with FP32 accumulation; the dropped A_lo·B_lo term is 2^-22 relative.
 #[allow(clippy::too_many_arguments)]
-fn gemm_x(
+pub(crate) fn gemm_x(
     dev: &dyn Device,
     f: &'static str,
     ta: bool,
@@ -180,7 +185,7 @@ fn gemm_x(
 
 /// Per-row auxiliaries of rows `off .. off+rows` of a device matrix: inverse norms (metric 1,
 /// computed in double, 0 for a zero row) or squared norms (metric 2).
-fn aux_of<'d>(
+pub(crate) fn aux_of<'d>(
     dev: &'d dyn Device,
     f: &'static str,
     x: &Buf<f32>,
@@ -210,7 +215,7 @@ fn aux_of<'d>(
 
 /// Applies the metric to a block of raw dot products (m × n, leading dimension ld).
 #[allow(clippy::too_many_arguments)]
-fn finish(
+pub(crate) fn finish(
     dev: &dyn Device,
     f: &'static str,
     tile: &Buf<f32>,
@@ -897,31 +902,22 @@ pub fn wasserstein_regularizer(
     })
 }
 
-/// [`aux_of`] for the benchmarks.
-#[doc(hidden)]
-pub fn bench_aux<'d>(
-    dev: &'d dyn Device,
-    f: &'static str,
-    x: &Buf<f32>,
-    rows: usize,
-    cols: usize,
-    metric: i32,
-) -> Result<Buf<'d, f32>> {
-    aux_of(dev, f, x, 0, rows, cols, metric)
-}
-
-/// [`finish`] for the benchmarks.
-#[doc(hidden)]
-#[allow(clippy::too_many_arguments)]
-pub fn bench_finish(
+/// Splits `len` values of `x` into the operand `to` (hi, lo), or copies them plain: the
+/// benchmark's way of redoing a call's conversions on resident data.
+pub(crate) fn split_from(
     dev: &dyn Device,
     f: &'static str,
-    tile: &Buf<f32>,
-    m: usize,
-    n: usize,
-    qa: &Buf<f32>,
-    ca: &Buf<f32>,
-    metric: i32,
+    x: &Buf<f32>,
+    to: &Operand,
+    len: usize,
 ) -> Result<()> {
-    finish(dev, f, tile, m, n, n, qa, 0, ca, metric)
+    match &to.lo {
+        Some(lo) => dev.launch(
+            "dv_split_tf32",
+            Launch::elems(len.min(1 << 24)),
+            &[x.arg(0), Arg::I64(len as i64), to.hi.arg(0), lo.arg(0)],
+        ),
+        None => Ok(()),
+    }
+    .map_err(be(f))
 }

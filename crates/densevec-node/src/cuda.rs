@@ -25,6 +25,8 @@ pub struct CudaInfo {
     pub compute_capability: Option<String>,
     /// Whether GEMM runs through cuBLAS (when available).
     pub cublas: Option<bool>,
+    /// How GEMMs run: "3xTF32", "FP32" or "FP32 kernel" (when available).
+    pub gemm: Option<String>,
     /// Why the backend is not available (when not).
     pub reason: Option<String>,
 }
@@ -43,6 +45,7 @@ pub fn cuda_info() -> CudaInfo {
                 d.compute_capability.0, d.compute_capability.1
             )),
             cublas: Some(d.cublas),
+            gemm: Some(d.gemm),
             reason: None,
         },
         Ok(Err(r)) => CudaInfo {
@@ -51,6 +54,7 @@ pub fn cuda_info() -> CudaInfo {
             memory: None,
             compute_capability: None,
             cublas: None,
+            gemm: None,
             reason: Some(r),
         },
         Err(_) => CudaInfo {
@@ -59,6 +63,7 @@ pub fn cuda_info() -> CudaInfo {
             memory: None,
             compute_capability: None,
             cublas: None,
+            gemm: None,
             reason: Some("CUDA probe failed unexpectedly".into()),
         },
     }

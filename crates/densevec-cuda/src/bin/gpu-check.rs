@@ -88,22 +88,24 @@ fn main() {
         }
         Ok(d) => {
             println!(
-                "device: {} ({:.1} GiB, sm_{}{}), cuBLAS: {}, NVRTC: {}",
+                "device: {} ({:.1} GiB, sm_{}{}), cuBLAS: {}, GEMM: {}, NVRTC: {}",
                 d.name,
                 d.total_memory as f64 / (1u64 << 30) as f64,
                 d.compute_capability.0,
                 d.compute_capability.1,
                 d.cublas,
+                d.gemm,
                 d.nvrtc
             );
             let _ = write!(
                 json,
-                "  \"available\": true,\n  \"device\": \"{}\",\n  \"memory\": {},\n  \"computeCapability\": \"{}.{}\",\n  \"cublas\": {},\n",
+                "  \"available\": true,\n  \"device\": \"{}\",\n  \"memory\": {},\n  \"computeCapability\": \"{}.{}\",\n  \"cublas\": {},\n  \"gemm\": \"{}\",\n",
                 esc(&d.name),
                 d.total_memory,
                 d.compute_capability.0,
                 d.compute_capability.1,
-                d.cublas
+                d.cublas,
+                esc(&d.gemm)
             );
             run(&mut json)
         }
@@ -216,15 +218,18 @@ fn run(json: &mut String) -> i32 {
     json.push_str("\n  ],\n  \"bench\": [\n");
     let mut bench = Vec::new();
     // Device part of similarityMatrix vs a bare GEMM of the same shape (target ≥ 80 %).
+    // ratio = bare FP32 SGEMM time / our time: ≥ 0.8 is the target; above 1 with 3xTF32.
     for &(m, n, d) in &[(100, 20_000, 768), (1024, 100_000, 768), (4096, 4096, 4096)] {
         for (metric, mname) in metrics {
-            match cu::bench::similarity_vs_gemm(m, n, d, metric, 20) {
-                Ok((sim, raw, cublas)) => {
-                    let gf = 2.0 * (m * n * d) as f64 / (sim * 1e-3) / 1e9;
-                    println!("similarityMatrix device {m}x{n}x{d} {mname}: {sim:.3} ms ({gf:.0} GFLOP/s), bare GEMM {raw:.3} ms, ratio {:.2}", raw / sim);
-                    bench.push(format!("    {{\"row\": \"similarityMatrix device vs {} GEMM\", \"shape\": [{m}, {n}, {d}], \"metric\": \"{mname}\", \"ms\": {sim:.4}, \"gemmMs\": {raw:.4}, \"ratio\": {:.4}, \"gflops\": {gf:.1}}}", if cublas { "cuBLAS" } else { "own" }, raw / sim));
+            for (tf32x3, mode) in [(false, "FP32"), (true, "3xTF32")] {
+                match cu::bench::similarity_vs_gemm(m, n, d, metric, 20, tf32x3) {
+                    Ok((sim, raw, cublas)) => {
+                        let gf = 2.0 * (m * n * d) as f64 / (sim * 1e-3) / 1e9;
+                        println!("similarityMatrix device {m}x{n}x{d} {mname} {mode}: {sim:.3} ms ({gf:.0} GFLOP/s), bare SGEMM {raw:.3} ms, ratio {:.2}", raw / sim);
+                        bench.push(format!("    {{\"row\": \"similarityMatrix device vs {} SGEMM\", \"gemmMode\": \"{mode}\", \"shape\": [{m}, {n}, {d}], \"metric\": \"{mname}\", \"ms\": {sim:.4}, \"sgemmMs\": {raw:.4}, \"ratio\": {:.4}, \"gflops\": {gf:.1}}}", if cublas { "cuBLAS" } else { "own" }, raw / sim));
+                    }
+                    Err(e) => println!("bench {m}x{n}x{d} {mode}: ERROR {}", e.msg),
                 }
-                Err(e) => println!("bench {m}x{n}x{d}: ERROR {}", e.msg),
             }
         }
     }
@@ -468,6 +473,58 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             Err(e) => error_row(rows, "wassersteinRegularizer", &shape, &e.msg),
         };
     }
+    // Plain FP32 SGEMM (DENSEVEC_CUDA_GEMM=fp32, or a device without TF32 tensor cores).
+    {
+        let (b, k, d) = (300usize, 501usize, 96usize);
+        let (qq, kk) = (rng.mat(b, d), rng.mat(k, d));
+        let o = InfoNceOpts {
+            temperature: 0.1,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
+        let want = cpu_info_nce(&qq, b, &kk, k, d, &o).expect("cpu");
+        let shape = format!("B={b} K={k} d={d}, FP32 SGEMM");
+        failures += match info_nce_mode(&qq, b, &kk, k, d, &o, false) {
+            Ok(r) => {
+                let l = close_loss(r.loss, want.loss);
+                let a = close_grad(&r.grad_q, &want.grad_q, 1e-4, 1e-5);
+                let c = close_grad(&r.grad_keys, &want.grad_keys, 1e-4, 1e-5);
+                record(
+                    rows,
+                    "infoNCE",
+                    &shape,
+                    &[
+                        ("loss", l.0, l.1),
+                        ("gradQ", a.0, a.1 as f64),
+                        ("gradKeys", c.0, c.1 as f64),
+                    ],
+                )
+            }
+            Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
+        };
+        let (m, n) = (77usize, 1001usize);
+        let (q, c) = (rng.mat(m, d), rng.mat(n, d));
+        let want = cpu_sim(&q, m, &c, n, d, Metric::Cosine).expect("cpu");
+        let got = cu::with_gpu("gpu-check", |g| {
+            g.with_gemm_mode(false, |g| {
+                cu::ops::similarity_matrix(g, &q, m, &c, n, d, Metric::Cosine)
+            })
+        });
+        let shape = format!("{m}x{n}x{d} cosine, FP32 SGEMM");
+        failures += match got {
+            Ok(g) => {
+                let r = close(&g, &want, 1e-4, 1e-4 * d as f32);
+                record(
+                    rows,
+                    "similarityMatrix",
+                    &shape,
+                    &[("values", r.0, r.1 as f64)],
+                )
+            }
+            Err(e) => error_row(rows, "similarityMatrix", &shape, &e.msg),
+        };
+    }
     // The same kernels with densevec's own SGEMM instead of cuBLAS (a machine without libcublas).
     {
         let (m, n, d) = (67usize, 301usize, 129usize);
@@ -555,12 +612,14 @@ fn learning_bench(rng: &mut Rng, bench: &mut Vec<String>) {
             log_q: None,
             normalize: true,
         };
-        let g = median_ms(3, || drop(cu::info_nce(&q, b, &k, b, d, &o)));
-        let gemm = cu::bench::similarity_vs_gemm(b, b, d, Metric::Dot, 3)
+        let gemm = cu::bench::similarity_vs_gemm(b, b, d, Metric::Dot, 3, false)
             .map(|r| r.1)
             .unwrap_or(f64::NAN);
-        println!("infoNCE fwd+bwd B={b} d={d}: GPU {g:.1} ms end to end; one bare {b}x{b}x{d} SGEMM {gemm:.1} ms (three make the floor: {:.1} ms)", 3.0 * gemm);
-        bench.push(format!("    {{\"row\": \"infoNCE fwd+bwd\", \"shape\": [{b}, {d}], \"gpuMs\": {g:.3}, \"sgemmMs\": {gemm:.3}, \"floorMs\": {:.3}}}", 3.0 * gemm));
+        for (tf32x3, mode) in [(true, "3xTF32"), (false, "FP32")] {
+            let g = median_ms(3, || drop(info_nce_mode(&q, b, &k, b, d, &o, tf32x3)));
+            println!("infoNCE fwd+bwd B={b} d={d} {mode}: GPU {g:.1} ms end to end; one bare {b}x{b}x{d} SGEMM {gemm:.1} ms (three make the FP32 floor: {:.1} ms)", 3.0 * gemm);
+            bench.push(format!("    {{\"row\": \"infoNCE fwd+bwd\", \"gemmMode\": \"{mode}\", \"shape\": [{b}, {d}], \"gpuMs\": {g:.3}, \"sgemmMs\": {gemm:.3}, \"fp32FloorMs\": {:.3}}}", 3.0 * gemm));
+        }
     }
     {
         let (n, d) = (4096usize, 512usize);
@@ -592,4 +651,21 @@ fn learning_bench(rng: &mut Rng, bench: &mut Vec<String>) {
         println!("wassersteinRegularizer n={n} d={d}: GPU {g:.2} ms, CPU {h:.2} ms");
         bench.push(format!("    {{\"row\": \"wassersteinRegularizer fwd+bwd\", \"shape\": [{n}, {d}], \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}, \"cpuThreads\": {threads}}}"));
     }
+}
+
+/// InfoNCE with the GEMMs as 3xTF32 (`true`, where the device has tensor cores) or FP32 SGEMM.
+fn info_nce_mode(
+    q: &[f32],
+    b: usize,
+    k: &[f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts,
+    tf32x3: bool,
+) -> densevec_core::Result<densevec_core::contrastive::InfoNce> {
+    let p = densevec_core::contrastive::info_nce_prepare(q, b, k, n, d, o)?;
+    let (loss, gq, gk) = cu::with_gpu("gpu-check", |g| {
+        g.with_gemm_mode(tf32x3, |g| cu::ops::fused_ce(g, "infoNCE", &p))
+    })?;
+    Ok(p.finish_info_nce(loss, gq, gk))
 }
