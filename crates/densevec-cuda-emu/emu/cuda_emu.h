@@ -567,8 +567,5 @@ inline void __nanosleep(unsigned ns) { std::this_thread::sleep_for(std::chrono::
 
 // A failed device assert stops the launch with an error instead of aborting the process.
 #undef assert
-#define assert(e)                                                                         \
-  ((e) ? (void)0                                                                          \
-       : cuemu::failf("%s:%d: assertion `%s` failed (block %u,%u,%u thread %u,%u,%u)", __FILE__, \
-                      __LINE__, #e, blockIdx.x, blockIdx.y, blockIdx.z, threadIdx.x,      \
-                      threadIdx.y, threadIdx.z))
+#define assert(e) \
+  ((e) ? (void)0 : cuemu::failf("%s:%d: assertion `%s` failed", __FILE__, __LINE__, #e))

@@ -1,9 +1,14 @@
 // launch.cpp — the emulator's "driver": runs one kernel launch on CPU threads.
 //
-// A launch of grid G and block B creates B.x*B.y*B.z OS threads once. Each thread plays one
-// CUDA thread (threadIdx) in every block: the threads run block 0, meet at an inter-block
-// barrier, run block 1, and so on (blockIdx x fastest, then y, then z). Blocks never overlap,
-// so the statics that stand for `__shared__` arrays belong to exactly one block at a time.
+// A launch of grid G and block B runs on B.x*B.y*B.z OS threads. Each thread plays one CUDA
+// thread (threadIdx) in every block: the threads run block 0, meet at an inter-block barrier,
+// run block 1, and so on (blockIdx x fastest, then y, then z). Blocks never overlap, so the
+// statics that stand for `__shared__` arrays belong to exactly one block at a time.
+//
+// The threads are a process-wide pool (see Pool), created when a launch first needs that many
+// and reused by every later launch: worker t is CUDA thread t of every launch with more than t
+// threads. Creating and joining 256 threads per launch cost about 12 ms, more than most test
+// launches take to run.
 //
 // All bookkeeping of a launch is guarded by ONE mutex (per launch): the block barrier
 // (__syncthreads), one exchange record per warp (shuffles, votes, __syncwarp) and the
@@ -29,7 +34,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstdarg>
 #include <exception>
 #include <memory>
@@ -50,8 +54,19 @@ namespace {
 /// Thrown through kernel frames to stop a thread of an aborted launch.
 struct Abort {};
 
-/// Stack of one emulated thread. CUDA allows up to 512 KiB of local memory per thread.
+/// Stack of one worker thread. CUDA allows up to 512 KiB of local memory per thread.
 constexpr size_t kStackBytes = 1 << 20;
+
+// Linux futexes on 32-bit atomics: sleep while *w == seen (spurious returns are possible,
+// callers re-check), wake up to n sleepers.
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
+void futex_wait(std::atomic<uint32_t>& w, uint32_t seen) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&w), FUTEX_WAIT_PRIVATE, seen, nullptr, nullptr,
+          0);
+}
+void futex_wake(std::atomic<uint32_t>& w, int n) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&w), FUTEX_WAKE_PRIVATE, n, nullptr, nullptr, 0);
+}
 
 /// Where threads sleep until a barrier is released or the launch aborted: a futex word that
 /// every release and every abort bumps. A waiter reads it, checks its condition, and sleeps
@@ -65,20 +80,13 @@ struct Gate {
   std::atomic<uint32_t> seq{0};
 
   void bump() { seq.fetch_add(1, std::memory_order_release); }
-  void wake() {
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&seq), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
-            nullptr, 0);
-  }
+  void wake() { futex_wake(seq, INT_MAX); }
   void open() {
     bump();
     wake();
   }
-  void sleep(uint32_t seen) {
-    syscall(SYS_futex, reinterpret_cast<uint32_t*>(&seq), FUTEX_WAIT_PRIVATE, seen, nullptr,
-            nullptr, 0);
-  }
+  void sleep(uint32_t seen) { futex_wait(seq, seen); }
 };
-static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
 
 /// Lanes of one warp-level exchange in progress (the lanes of `mask` that meet in it).
 struct Group {
@@ -115,9 +123,6 @@ struct Launch {
   // Threads waiting at a barrier that has not been released yet (a releaser subtracts the
   // threads it releases). When it reaches nthreads, nothing can ever release them.
   unsigned blocked = 0;
-
-  bool started = false;  // start gate: no thread runs before all are created
-  std::condition_variable start_cv;
 
   // The block barrier (__syncthreads): `live` threads have not returned from the kernel.
   unsigned block_live = 0, block_arrived = 0, block_true = 0;
@@ -168,7 +173,6 @@ void abort_locked(Launch& L, const std::string& msg) {
     L.message = msg;
     L.aborted = true;
   }
-  L.start_cv.notify_all();
   L.block_gate.open();
   L.between_gate.open();
   for (unsigned w = 0; w < L.nwarps; ++w) L.warps[w].gate.open();
@@ -343,24 +347,13 @@ bool between_blocks(Launch& L) {
 
 // ----- the threads ---------------------------------------------------------------------------
 
-struct ThreadArg {
-  Launch* launch;
-  unsigned tid;
-};
-
-void* thread_main(void* p) {
-  const ThreadArg arg = *static_cast<ThreadArg*>(p);
-  Launch& L = *arg.launch;
+/// CUDA thread `tid` of launch `L`, through every block.
+void run_thread(Launch& L, unsigned tid) {
   tls_launch = &L;
-  tls_tid = arg.tid;
-  tls_lane = arg.tid % 32;
-  threadIdx = uint3{arg.tid % L.block.x, arg.tid / L.block.x % L.block.y,
-                    arg.tid / (L.block.x * L.block.y)};
-  {
-    std::unique_lock<std::mutex> lk(L.mu);
-    L.start_cv.wait(lk, [&] { return L.started || L.aborted; });
-    if (L.aborted) return nullptr;
-  }
+  tls_tid = tid;
+  tls_lane = tid % 32;
+  tls_nwake = 0;
+  threadIdx = uint3{tid % L.block.x, tid / L.block.x % L.block.y, tid / (L.block.x * L.block.y)};
   for (unsigned long long b = 0; b < L.nblocks; ++b) {
     blockIdx = block_coords(L, b);
     try {
@@ -378,7 +371,81 @@ void* thread_main(void* p) {
     }
     if (!between_blocks(L)) break;
   }
+}
+
+// ----- the worker pool -----------------------------------------------------------------------
+
+/// The worker threads, kept for the life of the process (launches are serialised, so one
+/// launch at a time uses them). Worker t sleeps on its `go` word; a launch sets `launch`, bumps
+/// the words of workers 0 .. nthreads-1 and sleeps on `done` until the last of them finishes.
+struct Pool {
+  struct Worker {
+    std::atomic<uint32_t> go{0};
+  };
+  std::vector<std::unique_ptr<Worker>> workers;
+  Launch* launch = nullptr;
+  std::atomic<unsigned> remaining{0};  // workers of the current launch still running
+  std::atomic<uint32_t> done{0};       // bumped when a launch's last worker finishes
+};
+
+/// Never destroyed: the workers sleep in it until the process exits.
+Pool& pool() {
+  static Pool* p = new Pool;
+  return *p;
+}
+
+struct WorkerArg {
+  unsigned tid;
+  Pool::Worker* worker;  // not read from P.workers, which the creating thread is growing
+};
+
+void* worker_main(void* p) {
+  const WorkerArg arg = *static_cast<WorkerArg*>(p);
+  delete static_cast<WorkerArg*>(p);
+  const unsigned tid = arg.tid;
+  Pool::Worker& me = *arg.worker;
+  Pool& P = pool();
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t go;
+    while ((go = me.go.load(std::memory_order_acquire)) == seen) futex_wait(me.go, seen);
+    seen = go;
+    run_thread(*P.launch, tid);
+    // The launch's data (and every kernel write) is published by this release; the last
+    // worker wakes the launcher.
+    if (P.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      P.done.fetch_add(1, std::memory_order_release);
+      futex_wake(P.done, 1);
+    }
+  }
   return nullptr;
+}
+
+/// Grows the pool to `n` workers. Empty, or why a thread could not be created.
+std::string grow_pool(unsigned n) {
+  Pool& P = pool();
+  if (P.workers.size() >= n) return {};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kStackBytes);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  std::string err;
+  P.workers.reserve(n);
+  while (P.workers.size() < n) {
+    const unsigned tid = unsigned(P.workers.size());
+    P.workers.push_back(std::make_unique<Pool::Worker>());
+    pthread_t th;
+    auto* arg = new WorkerArg{tid, P.workers.back().get()};
+    const int rc = pthread_create(&th, &attr, worker_main, arg);
+    if (rc != 0) {
+      delete arg;
+      P.workers.pop_back();
+      err = format("could not create worker thread %u of %u: %s", tid + 1, n, strerror(rc));
+      break;
+    }
+  }
+  pthread_attr_destroy(&attr);
+  return err;
 }
 
 /// Checks a launch configuration as the driver does (CUDA_ERROR_INVALID_VALUE), plus the
@@ -506,16 +573,23 @@ extern "C" int cuemu_launch(const cuemu_kernel* k, const unsigned grid[3], const
     copy_error(bad, err, errlen);
     return 1;
   }
-  // blockDim, gridDim and the shared-memory statics are process-wide: one launch at a time.
+  // blockDim, gridDim, the shared-memory statics and the worker pool are process-wide: one
+  // launch at a time (the Rust side serialises launches too; this keeps the C++ self-contained).
   static std::mutex one_launch;
   std::lock_guard<std::mutex> one(one_launch);
+  const unsigned nthreads = block[0] * block[1] * block[2];
+  const std::string no_threads = grow_pool(nthreads);
+  if (!no_threads.empty()) {
+    copy_error(std::string("kernel ") + k->name + ": " + no_threads, err, errlen);
+    return 1;
+  }
 
   Launch L;
   L.kernel = k;
   L.params = params;
   L.grid = dim3(grid[0], grid[1], grid[2]);
   L.block = dim3(block[0], block[1], block[2]);
-  L.nthreads = block[0] * block[1] * block[2];
+  L.nthreads = nthreads;
   L.nblocks = (unsigned long long)grid[0] * grid[1] * grid[2];
   L.nwarps = (L.nthreads + 31) / 32;
   L.warps.reset(new Warp[L.nwarps]);
@@ -527,31 +601,16 @@ extern "C" int cuemu_launch(const cuemu_kernel* k, const unsigned grid[3], const
   gridDim = L.grid;
   reset_block_locked(L);
 
-  std::vector<ThreadArg> args(L.nthreads);
-  std::vector<pthread_t> threads;
-  threads.reserve(L.nthreads);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, kStackBytes);
+  // Start workers 0 .. nthreads-1 and wait until the last one has finished the last block.
+  Pool& P = pool();
+  P.launch = &L;
+  P.remaining.store(L.nthreads, std::memory_order_relaxed);
+  const uint32_t done = P.done.load(std::memory_order_relaxed);
   for (unsigned t = 0; t < L.nthreads; ++t) {
-    args[t] = ThreadArg{&L, t};
-    pthread_t th;
-    const int rc = pthread_create(&th, &attr, thread_main, &args[t]);
-    if (rc != 0) {
-      std::lock_guard<std::mutex> lk(L.mu);
-      abort_locked(L, format("could not create thread %u of %u: %s", t + 1, L.nthreads,
-                             strerror(rc)));
-      break;
-    }
-    threads.push_back(th);
+    P.workers[t]->go.fetch_add(1, std::memory_order_release);
+    futex_wake(P.workers[t]->go, 1);
   }
-  pthread_attr_destroy(&attr);
-  {
-    std::lock_guard<std::mutex> lk(L.mu);
-    L.started = true;
-    L.start_cv.notify_all();
-  }
-  for (pthread_t th : threads) pthread_join(th, nullptr);
+  while (P.done.load(std::memory_order_acquire) == done) futex_wait(P.done, done);
   if (L.aborted) {
     copy_error(std::string("kernel ") + k->name + ": " + L.message, err, errlen);
     return 1;
