@@ -1,0 +1,132 @@
+//! Column-major SGEMM with cuBLAS semantics (`cublasSgemm`):
+//! C (m × n, ldc) = alpha · op(A) · op(B) + beta · C, op(A) m × k, op(B) k × n,
+//! element (i, j) of a column-major X at X[i + j·ldX].
+//!
+//! Products are accumulated in f64 and rounded to f32 once. As in the reference BLAS, C is not
+//! read when beta = 0 (NaN in C does not propagate), and A and B are not read when alpha = 0 or
+//! k = 0.
+
+use crate::mem::Memory;
+use densevec_cuda::dev::Sgemm;
+
+/// The parameter checks of cublasSgemm (CUBLAS_STATUS_INVALID_VALUE), in its order.
+pub(crate) fn validate(g: &Sgemm) -> Result<(), String> {
+    let bad = |what: String| Err(format!("sgemm: CUBLAS_STATUS_INVALID_VALUE: {what}"));
+    for (name, v) in [("m", g.m), ("n", g.n), ("k", g.k)] {
+        if v < 0 {
+            return bad(format!("{name} = {v} < 0"));
+        }
+    }
+    let (rows_a, rows_a_is) = if g.transa {
+        (g.k, "k, A transposed")
+    } else {
+        (g.m, "m")
+    };
+    if g.lda < rows_a.max(1) {
+        return bad(format!("lda = {} < max(1, {rows_a_is} = {rows_a})", g.lda));
+    }
+    let (rows_b, rows_b_is) = if g.transb {
+        (g.n, "n, B transposed")
+    } else {
+        (g.k, "k")
+    };
+    if g.ldb < rows_b.max(1) {
+        return bad(format!("ldb = {} < max(1, {rows_b_is} = {rows_b})", g.ldb));
+    }
+    if g.ldc < g.m.max(1) {
+        return bad(format!("ldc = {} < max(1, m = {})", g.ldc, g.m));
+    }
+    Ok(())
+}
+
+/// Elements spanned by a column-major `rows × cols` matrix with leading dimension `ld`.
+fn span(rows: usize, cols: usize, ld: usize) -> usize {
+    if rows == 0 || cols == 0 {
+        0
+    } else {
+        (cols - 1) * ld + rows
+    }
+}
+
+/// Runs a validated GEMM on device memory, after checking that every operand it touches lies
+/// inside one live allocation and is 4-byte aligned.
+pub(crate) fn run(mem: &Memory, g: &Sgemm) -> Result<(), String> {
+    let (m, n, k) = (g.m as usize, g.n as usize, g.k as usize);
+    let (lda, ldb, ldc) = (g.lda as usize, g.ldb as usize, g.ldc as usize);
+    if m == 0 || n == 0 {
+        return Ok(()); // cuBLAS returns at once
+    }
+    let reads_ab = g.alpha != 0.0 && k > 0;
+    // Stored shapes: A is m × k (k × m when transposed), B is k × n (n × k when transposed).
+    let (ar, ac) = if g.transa { (k, m) } else { (m, k) };
+    let (br, bc) = if g.transb { (n, k) } else { (k, n) };
+    let mut operands = vec![("C", g.c, span(m, n, ldc))];
+    if reads_ab {
+        operands.push(("A", g.a, span(ar, ac, lda)));
+        operands.push(("B", g.b, span(br, bc, ldb)));
+    }
+    for (name, p, elems) in operands {
+        if p % 4 != 0 {
+            return Err(format!("sgemm: {name} (0x{p:x}) is not 4-byte aligned"));
+        }
+        mem.check_range(&format!("sgemm: operand {name}"), p, elems * 4)?;
+    }
+
+    // op(A) packed row by row and op(B) column by column, both as f64, so that every C
+    // element is one contiguous dot product. Packing copies the operands before C is written,
+    // so an operand overlapping C reads its old values.
+    let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    if reads_ab {
+        // SAFETY: ranges checked above; the allocations stay alive while `mem` is borrowed.
+        let a = unsafe { std::slice::from_raw_parts(g.a as *const f32, span(ar, ac, lda)) };
+        let b = unsafe { std::slice::from_raw_parts(g.b as *const f32, span(br, bc, ldb)) };
+        pa.reserve(m * k);
+        for i in 0..m {
+            for l in 0..k {
+                let v = if g.transa {
+                    a[l + i * lda]
+                } else {
+                    a[i + l * lda]
+                };
+                pa.push(v as f64);
+            }
+        }
+        pb.reserve(k * n);
+        for j in 0..n {
+            for l in 0..k {
+                let v = if g.transb {
+                    b[j + l * ldb]
+                } else {
+                    b[l + j * ldb]
+                };
+                pb.push(v as f64);
+            }
+        }
+    }
+    // SAFETY: range checked above; no other reference into C is alive (A and B were copied).
+    let c = unsafe { std::slice::from_raw_parts_mut(g.c as *mut f32, span(m, n, ldc)) };
+    let (alpha, beta) = (g.alpha as f64, g.beta as f64);
+    for j in 0..n {
+        let col = &mut c[j * ldc..j * ldc + m];
+        let bj = if reads_ab {
+            &pb[j * k..(j + 1) * k]
+        } else {
+            &[][..]
+        };
+        for (i, out) in col.iter_mut().enumerate() {
+            let ab = if reads_ab {
+                let ai = &pa[i * k..(i + 1) * k];
+                alpha * ai.iter().zip(bj).map(|(x, y)| x * y).sum::<f64>()
+            } else {
+                0.0
+            };
+            let old = if g.beta == 0.0 {
+                0.0
+            } else {
+                beta * *out as f64
+            };
+            *out = (ab + old) as f32;
+        }
+    }
+    Ok(())
+}
