@@ -152,7 +152,14 @@ pub struct MarginPrepared {
 
 impl MarginPrepared {
     /// The result from the loss, the logits and the gradients with respect to the unit rows.
-    pub fn finish(&self, loss: f64, mut gx: Vec<f32>, mut gw: Vec<f32>, logits: Vec<f32>, d: usize) -> MarginSoftmax {
+    pub fn finish(
+        &self,
+        loss: f64,
+        mut gx: Vec<f32>,
+        mut gw: Vec<f32>,
+        logits: Vec<f32>,
+        d: usize,
+    ) -> MarginSoftmax {
         back_norm(&mut gx, &self.xh, &self.xn, d);
         back_norm(&mut gw, &self.wh, &self.wn, d);
         MarginSoftmax {

@@ -2,7 +2,9 @@
 //! C (m × n, ldc) = alpha · op(A) · op(B) + beta · C, op(A) m × k, op(B) k × n,
 //! element (i, j) of a column-major X at X[i + j·ldX].
 //!
-//! Products are accumulated in f64 and rounded to f32 once. As in the reference BLAS, C is not
+//! Products are accumulated in f64 and rounded to f32 once. With `tf32` set (cublasGemmEx with
+//! CUBLAS_COMPUTE_32F_FAST_TF32) every A and B element is first rounded to TF32 — 10 explicit
+//! mantissa bits, to nearest, ties away from zero — as the tensor cores read them. As in the reference BLAS, C is not
 //! read when beta = 0 (NaN in C does not propagate), and A and B are not read when alpha = 0 or
 //! k = 0.
 
@@ -37,6 +39,28 @@ pub(crate) fn validate(g: &Sgemm) -> Result<(), String> {
         return bad(format!("ldc = {} < max(1, m = {})", g.ldc, g.m));
     }
     Ok(())
+}
+
+/// x rounded to TF32 (see the module note); infinities and NaN unchanged, no rounding up to
+/// infinity.
+pub fn tf32(x: f32) -> f32 {
+    let u = x.to_bits();
+    if u & 0x7f80_0000 == 0x7f80_0000 {
+        return x;
+    }
+    let mut r = u.wrapping_add(0x1000) & 0xffff_e000;
+    if r & 0x7f80_0000 == 0x7f80_0000 {
+        r = u & 0xffff_e000;
+    }
+    f32::from_bits(r)
+}
+
+fn input(v: f32, tf32_inputs: bool) -> f64 {
+    if tf32_inputs {
+        tf32(v) as f64
+    } else {
+        v as f64
+    }
 }
 
 /// Elements spanned by a column-major `rows × cols` matrix with leading dimension `ld`.
@@ -88,7 +112,7 @@ pub(crate) fn run(mem: &Memory, g: &Sgemm) -> Result<(), String> {
                 } else {
                     a[i + l * lda]
                 };
-                pa.push(v as f64);
+                pa.push(input(v, g.tf32));
             }
         }
         pb.reserve(k * n);
@@ -99,7 +123,7 @@ pub(crate) fn run(mem: &Memory, g: &Sgemm) -> Result<(), String> {
                 } else {
                     b[l + j * ldb]
                 };
-                pb.push(v as f64);
+                pb.push(input(v, g.tf32));
             }
         }
     }

@@ -45,6 +45,7 @@ mod emu {
     pub struct Emu {
         mem: Mutex<Memory>,
         budget: usize,
+        tf32x3: bool,
     }
 
     impl Default for Emu {
@@ -65,7 +66,15 @@ mod emu {
             Emu {
                 mem: Mutex::new(Memory::default()),
                 budget: bytes,
+                tf32x3: false,
             }
+        }
+
+        /// The same device answering [`Device::tf32x3`] with `on`, so that the algorithms take
+        /// their 3xTF32 path (split operands, TF32 products emulated by rounding the inputs).
+        pub fn with_tf32x3(mut self, on: bool) -> Emu {
+            self.tf32x3 = on;
+            self
         }
 
         fn mem(&self) -> MutexGuard<'_, Memory> {
@@ -183,6 +192,10 @@ mod emu {
 
         fn budget(&self) -> usize {
             self.budget
+        }
+
+        fn tf32x3(&self) -> bool {
+            self.tf32x3
         }
     }
 }

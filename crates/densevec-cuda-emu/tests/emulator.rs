@@ -606,10 +606,29 @@ fn every_kernel_of_the_sources_is_compiled_in() {
         "dv_row_sumsq",
         "dv_aux",
         "dv_finish",
-        "dv_gemm_nt",
+        "dv_sgemm",
         "dv_topk_merge",
+        "dv_split_tf32",
     ] {
         assert!(has("kernels/similarity.cu", k), "{k}: {ks:?}");
+    }
+    for k in ["dv_ce_rows", "dv_margin_rows"] {
+        assert!(has("kernels/contrastive.cu", k), "{k}: {ks:?}");
+    }
+    for k in [
+        "dv_pair_keys",
+        "dv_bitonic_step",
+        "dv_bitonic_tile",
+        "dv_w_coef",
+    ] {
+        assert!(has("kernels/wasserstein.cu", k), "{k}: {ks:?}");
+    }
+    // every kernel the host code launches is there
+    for k in densevec_cuda::KERNEL_NAMES {
+        assert!(
+            ks.iter().any(|(_, kk)| kk == k),
+            "{k} is launched but not compiled"
+        );
     }
     assert!(has("tests/selftest.cu", "st_bounds"));
     assert!(has("tests/selftest.cu", "st_bounds_first"));
@@ -770,6 +789,7 @@ fn run_sgemm(
         beta,
         c: dc.ptr,
         ldc: ldc as i32,
+        tf32: false,
     })
     .unwrap();
     dc.to_vec().unwrap()
@@ -889,6 +909,7 @@ fn sgemm_validates_like_cublas_and_checks_operand_ranges() {
         beta: 0.0,
         c: c.ptr,
         ldc: 6,
+        tf32: false,
     };
     d.sgemm(&ok).unwrap();
     let cases: Vec<(Sgemm, &str)> = vec![
@@ -1066,44 +1087,70 @@ fn dv_aux_and_dv_finish_epilogue() {
 }
 
 #[test]
-fn dv_gemm_nt_tiles_with_shared_memory() {
+fn dv_sgemm_kernel_has_the_semantics_of_cublas() {
+    // densevec's own SGEMM kernel (used when libcublas is missing) against the emulated
+    // cuBLAS, for every transpose combination, padded leading dimensions, alpha/beta ≠ 1, and
+    // beta = 0 over NaN (C not read); shapes cross the 64 × 64 tiles and the 16-deep k slices.
     let d = Emu::new();
     let mut rng = Rng(5);
-    let (m, n, dd, ld) = (70usize, 130usize, 40usize, 133usize);
-    let a: Vec<f32> = (0..m * dd).map(|_| rng.f32()).collect();
-    let b: Vec<f32> = (0..n * dd).map(|_| rng.f32()).collect();
-    let (da, db) = (Buf::from(&d, &a).unwrap(), Buf::from(&d, &b).unwrap());
-    let out = Buf::<f32>::from(&d, &vec![-7.0; m * ld]).unwrap();
-    d.launch(
-        "dv_gemm_nt",
-        geom(
-            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
-            [256, 1, 1],
-        ),
-        &[
-            da.arg(0),
-            db.arg(0),
-            out.arg(0),
-            Arg::I32(m as i32),
-            Arg::I32(n as i32),
-            Arg::I32(dd as i32),
-            Arg::I64(ld as i64),
-        ],
-    )
-    .unwrap();
-    let got = out.to_vec().unwrap();
-    for i in 0..m {
-        for j in 0..ld {
-            let want = if j < n {
-                (0..dd)
-                    .map(|l| a[i * dd + l] as f64 * b[j * dd + l] as f64)
-                    .sum::<f64>()
-            } else {
-                -7.0
+    let (m, n, k) = (70usize, 130usize, 37usize);
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, -2.0)] {
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let (lda, ldb, ldc) = (ar + 3, br + 1, m + 5);
+            let a: Vec<f32> = (0..lda * ac).map(|_| rng.f32()).collect();
+            let b: Vec<f32> = (0..ldb * bc).map(|_| rng.f32()).collect();
+            let c0: Vec<f32> = (0..ldc * n)
+                .map(|i| {
+                    if beta == 0.0 && i % 7 == 0 {
+                        f32::NAN
+                    } else {
+                        rng.f32()
+                    }
+                })
+                .collect();
+            let (da, db) = (Buf::from(&d, &a).unwrap(), Buf::from(&d, &b).unwrap());
+            let (c1, c2) = (Buf::from(&d, &c0).unwrap(), Buf::from(&d, &c0).unwrap());
+            let g = |c: &Buf<f32>| Sgemm {
+                transa: ta,
+                transb: tb,
+                m: m as i32,
+                n: n as i32,
+                k: k as i32,
+                alpha,
+                a: da.ptr,
+                lda: lda as i32,
+                b: db.ptr,
+                ldb: ldb as i32,
+                beta,
+                c: c.ptr,
+                ldc: ldc as i32,
+                tf32: false,
             };
-            assert!((got[i * ld + j] as f64 - want).abs() < 1e-5, "({i},{j})");
+            d.sgemm(&g(&c1)).unwrap();
+            densevec_cuda::dev::sgemm_by_kernel(&d, &g(&c2)).unwrap();
+            let (want, got) = (c1.to_vec().unwrap(), c2.to_vec().unwrap());
+            for j in 0..n {
+                for i in 0..ldc {
+                    let (w, x) = (want[j * ldc + i], got[j * ldc + i]);
+                    if i < m {
+                        assert!(
+                            (w - x).abs() < 1e-5,
+                            "ta={ta} tb={tb} ({i},{j}): {x} vs {w}"
+                        );
+                    } else {
+                        // padding rows of C are untouched
+                        assert!(
+                            x.to_bits() == c0[j * ldc + i].to_bits(),
+                            "padding ({i},{j})"
+                        );
+                    }
+                }
+            }
         }
     }
+    assert_eq!(d.live_allocations(), 0);
 }
 
 /// Reference top-k of one row of scores: best first (larger key, key = -s for l2sq), ties by
