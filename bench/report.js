@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { fmtMs } = require('./common');
 
-const ORDER = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry'];
+const ORDER = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry', 'cuda'];
 const dir = path.join(__dirname, 'results');
 const want = process.argv.slice(2);
 const files = ORDER.filter((s) => (want.length ? want.includes(s) : true)).filter((s) => fs.existsSync(path.join(dir, `${s}.json`)));
