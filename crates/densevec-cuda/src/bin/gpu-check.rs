@@ -354,24 +354,13 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             o.normalize
         );
         let want = cpu_info_nce(&q, b, &k, n, d, &o).expect("cpu");
-        failures += match cu::info_nce(&q, b, &k, n, d, &o) {
-            Ok(g) => {
-                let l = close_loss(g.loss, want.loss);
-                let a = close_grad(&g.grad_q, &want.grad_q, 1e-4, 1e-5);
-                let c = close_grad(&g.grad_keys, &want.grad_keys, 1e-4, 1e-5);
-                record(
-                    rows,
-                    "infoNCE",
-                    &shape,
-                    &[
-                        ("loss", l.0, l.1),
-                        ("gradQ", a.0, a.1 as f64),
-                        ("gradKeys", c.0, c.1 as f64),
-                    ],
-                )
-            }
-            Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
-        };
+        failures += compare(
+            rows,
+            "infoNCE",
+            &shape,
+            cu::info_nce(&q, b, &k, n, d, &o),
+            &want,
+        );
     }
     for &(n, d, t) in &[
         (1usize, 1usize, 0.5f64),
@@ -382,24 +371,7 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
         let (a, b) = (rng.mat(n, d), rng.mat(n, d));
         let shape = format!("N={n} d={d} tau={t}");
         let want = cpu_nt_xent(&a, &b, n, d, t).expect("cpu");
-        failures += match cu::nt_xent(&a, &b, n, d, t) {
-            Ok(g) => {
-                let l = close_loss(g.loss, want.loss);
-                let x = close_grad(&g.grad_a, &want.grad_a, 1e-4, 1e-5);
-                let y = close_grad(&g.grad_b, &want.grad_b, 1e-4, 1e-5);
-                record(
-                    rows,
-                    "ntXent",
-                    &shape,
-                    &[
-                        ("loss", l.0, l.1),
-                        ("gradA", x.0, x.1 as f64),
-                        ("gradB", y.0, y.1 as f64),
-                    ],
-                )
-            }
-            Err(e) => error_row(rows, "ntXent", &shape, &e.msg),
-        };
+        failures += compare(rows, "ntXent", &shape, cu::nt_xent(&a, &b, n, d, t), &want);
     }
     for &(n, c, d) in &[
         (1usize, 1usize, 1usize),
@@ -422,26 +394,13 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             };
             let shape = format!("N={n} C={c} d={d} {kind:?} m={margin} eps={eps}");
             let want = cpu_margin(&x, n, &w, c, d, &labels, &o).expect("cpu");
-            failures += match cu::margin_softmax(&x, n, &w, c, d, &labels, &o) {
-                Ok(g) => {
-                    let l = close_loss(g.loss, want.loss);
-                    let z = close_grad(&g.logits, &want.logits, 1e-4, 1e-5);
-                    let gx = close_grad(&g.grad_x, &want.grad_x, 1e-4, 1e-5);
-                    let gw = close_grad(&g.grad_w, &want.grad_w, 1e-4, 1e-5);
-                    record(
-                        rows,
-                        "marginSoftmax",
-                        &shape,
-                        &[
-                            ("loss", l.0, l.1),
-                            ("logits", z.0, z.1 as f64),
-                            ("gradX", gx.0, gx.1 as f64),
-                            ("gradW", gw.0, gw.1 as f64),
-                        ],
-                    )
-                }
-                Err(e) => error_row(rows, "marginSoftmax", &shape, &e.msg),
-            };
+            failures += compare(
+                rows,
+                "marginSoftmax",
+                &shape,
+                cu::margin_softmax(&x, n, &w, c, d, &labels, &o),
+                &want,
+            );
         }
     }
     for &(n, d, p) in &[
@@ -454,24 +413,13 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
         let (a, b) = (rng.mat(n, d), rng.mat(n, d));
         let shape = format!("n={n} d={d} p={p}");
         let want = cpu_wasserstein(&a, &b, n, d, p).expect("cpu");
-        failures += match cu::wasserstein_regularizer(&a, &b, n, d, p) {
-            Ok(g) => {
-                let l = close_loss(g.loss, want.loss);
-                let x = close_grad(&g.grad_a, &want.grad_a, 1e-4, 1e-5);
-                let y = close_grad(&g.grad_b, &want.grad_b, 1e-4, 1e-5);
-                record(
-                    rows,
-                    "wassersteinRegularizer",
-                    &shape,
-                    &[
-                        ("loss", l.0, l.1),
-                        ("gradA", x.0, x.1 as f64),
-                        ("gradB", y.0, y.1 as f64),
-                    ],
-                )
-            }
-            Err(e) => error_row(rows, "wassersteinRegularizer", &shape, &e.msg),
-        };
+        failures += compare(
+            rows,
+            "wassersteinRegularizer",
+            &shape,
+            cu::wasserstein_regularizer(&a, &b, n, d, p),
+            &want,
+        );
     }
     // Plain FP32 SGEMM (DENSEVEC_CUDA_GEMM=fp32, or a device without TF32 tensor cores).
     {
@@ -485,24 +433,13 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
         };
         let want = cpu_info_nce(&qq, b, &kk, k, d, &o).expect("cpu");
         let shape = format!("B={b} K={k} d={d}, FP32 SGEMM");
-        failures += match info_nce_mode(&qq, b, &kk, k, d, &o, false) {
-            Ok(r) => {
-                let l = close_loss(r.loss, want.loss);
-                let a = close_grad(&r.grad_q, &want.grad_q, 1e-4, 1e-5);
-                let c = close_grad(&r.grad_keys, &want.grad_keys, 1e-4, 1e-5);
-                record(
-                    rows,
-                    "infoNCE",
-                    &shape,
-                    &[
-                        ("loss", l.0, l.1),
-                        ("gradQ", a.0, a.1 as f64),
-                        ("gradKeys", c.0, c.1 as f64),
-                    ],
-                )
-            }
-            Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
-        };
+        failures += compare(
+            rows,
+            "infoNCE",
+            &shape,
+            info_nce_mode(&qq, b, &kk, k, d, &o, false),
+            &want,
+        );
         let (m, n) = (77usize, 1001usize);
         let (q, c) = (rng.mat(m, d), rng.mat(n, d));
         let want = cpu_sim(&q, m, &c, n, d, Metric::Cosine).expect("cpu");
@@ -561,25 +498,13 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             g.without_cublas(|g| cu::ops::fused_ce(g, "infoNCE", &p))
         });
         let shape = format!("B={b} K={k} d={d}, own SGEMM");
-        failures += match got {
-            Ok((loss, gq, gk)) => {
-                let r = p.finish_info_nce(loss, gq, gk);
-                let l = close_loss(r.loss, want.loss);
-                let a = close_grad(&r.grad_q, &want.grad_q, 1e-4, 1e-5);
-                let c = close_grad(&r.grad_keys, &want.grad_keys, 1e-4, 1e-5);
-                record(
-                    rows,
-                    "infoNCE",
-                    &shape,
-                    &[
-                        ("loss", l.0, l.1),
-                        ("gradQ", a.0, a.1 as f64),
-                        ("gradKeys", c.0, c.1 as f64),
-                    ],
-                )
-            }
-            Err(e) => error_row(rows, "infoNCE", &shape, &e.msg),
-        };
+        failures += compare(
+            rows,
+            "infoNCE",
+            &shape,
+            got.map(|(loss, gq, gk)| p.finish_info_nce(loss, gq, gk)),
+            &want,
+        );
     }
     failures
 }
@@ -668,4 +593,73 @@ fn info_nce_mode(
         g.with_gemm_mode(tf32x3, |g| cu::ops::fused_ce(g, "infoNCE", &p))
     })?;
     Ok(p.finish_info_nce(loss, gq, gk))
+}
+
+/// The loss and the named arrays of a result, for [`compare`].
+trait Parts {
+    fn parts(&self) -> (f64, Vec<(&'static str, &[f32])>);
+}
+
+impl Parts for densevec_core::contrastive::InfoNce {
+    fn parts(&self) -> (f64, Vec<(&'static str, &[f32])>) {
+        (
+            self.loss,
+            vec![("gradQ", &self.grad_q), ("gradKeys", &self.grad_keys)],
+        )
+    }
+}
+
+impl Parts for densevec_core::contrastive::NtXent {
+    fn parts(&self) -> (f64, Vec<(&'static str, &[f32])>) {
+        (
+            self.loss,
+            vec![("gradA", &self.grad_a), ("gradB", &self.grad_b)],
+        )
+    }
+}
+
+impl Parts for densevec_core::margin::MarginSoftmax {
+    fn parts(&self) -> (f64, Vec<(&'static str, &[f32])>) {
+        (
+            self.loss,
+            vec![
+                ("logits", &self.logits),
+                ("gradX", &self.grad_x),
+                ("gradW", &self.grad_w),
+            ],
+        )
+    }
+}
+
+impl Parts for densevec_core::regularizers::Wasserstein {
+    fn parts(&self) -> (f64, Vec<(&'static str, &[f32])>) {
+        (
+            self.loss,
+            vec![("gradA", &self.grad_a), ("gradB", &self.grad_b)],
+        )
+    }
+}
+
+/// Compares a GPU result with the CPU's at the reference tolerances and records the row;
+/// returns 1 on failure.
+fn compare<T: Parts>(
+    rows: &mut Vec<String>,
+    what: &str,
+    shape: &str,
+    got: densevec_core::Result<T>,
+    want: &T,
+) -> i32 {
+    match got {
+        Ok(g) => {
+            let ((gl, ga), (wl, wa)) = (g.parts(), want.parts());
+            let l = close_loss(gl, wl);
+            let mut parts = vec![("loss", l.0, l.1)];
+            for ((name, x), (_, y)) in ga.into_iter().zip(wa) {
+                let (ok, err) = close_grad(x, y, 1e-4, 1e-5);
+                parts.push((name, ok, err as f64));
+            }
+            record(rows, what, shape, &parts)
+        }
+        Err(e) => error_row(rows, what, shape, &e.msg),
+    }
 }
