@@ -11,8 +11,23 @@ import * as ref from './reference/similarity';
 import type { MetricOptions, TopKResult } from './reference/similarity';
 import * as v from './validate';
 import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
+import { isQuantized, type Corpus, type QuantizedMatrix } from './reference/quantized';
 
 export type { MetricOptions, TopKResult } from './reference/similarity';
+export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './reference/quantized';
+export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './reference/quantized';
+
+const NO_HALF = new Uint16Array(0);
+const NO_INT8 = new Int8Array(0);
+const NO_SCALES = new Float32Array(0);
+
+/** The compact-corpus arguments of the native entry points: half, int8, rows, cols, dtype code, scale, scales. */
+function qSplit(c: QuantizedMatrix, rows: number, cols: number): [Uint16Array, Int8Array, number, number, number, number, Float32Array] {
+  if (c.dtype === 'i8') {
+    return typeof c.scale === 'number' ? [NO_HALF, c.data, rows, cols, 3, c.scale, NO_SCALES] : [NO_HALF, c.data, rows, cols, 3, 0, c.scale];
+  }
+  return [c.data, NO_INT8, rows, cols, c.dtype === 'f16' ? 1 : 2, 0, NO_SCALES];
+}
 export type { Metric } from './validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
@@ -92,13 +107,18 @@ export function normalizeRows(m: Matrix): Matrix {
 
 /**
  * q.rows × c.rows Matrix of similarities between the rows of `q` and the rows of `c`.
- * `metric`: 'cosine' (default), 'dot' or 'l2sq'.
+ * `metric`: 'cosine' (default), 'dot' or 'l2sq'. `c` may be a compact corpus
+ * ({@link QuantizedMatrix}: f16, bf16 or i8 with a scale; see {@link quantize}): the result is
+ * that of its decoded float32 values, which are decoded piece by piece, never held whole.
  */
-export function similarityMatrix(q: Matrix, c: Matrix, options?: MetricOptions): Matrix {
+export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions): Matrix {
   const n = nat();
   if (n === null) return ref.similarityMatrix(q, c, options);
   const metric = ref.checkBatch('similarityMatrix', q, c, options);
   try {
+    if (isQuantized(c)) {
+      return { data: n.similarityMatrixQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric), rows: q.rows, cols: c.rows };
+    }
     const data = viaCuda(
       CUDA_WORK.similarity(q.rows, c.rows, q.cols),
       true,
@@ -114,17 +134,19 @@ export function similarityMatrix(q: Matrix, c: Matrix, options?: MetricOptions):
 
 /**
  * Exact top-k per query: `{ indices, scores }`, q.rows × k row-major, best first (largest
- * dot/cosine, smallest l2sq), ties broken by the lower index. Extra memory O(q.rows · k).
+ * dot/cosine, smallest l2sq), ties broken by the lower index. Extra memory O(q.rows · k). `c` may
+ * be a compact corpus (f16, bf16, i8; see {@link similarityMatrix}).
  */
-export function topK(q: Matrix, c: Matrix, k: number, options?: MetricOptions): TopKResult {
+export function topK(q: Matrix, c: Corpus, k: number, options?: MetricOptions): TopKResult {
   const n = nat();
   if (n === null) return ref.topK(q, c, k, options);
   v.matType('topK', 'q', q);
-  v.matType('topK', 'c', c);
+  if (!isQuantized(c)) v.matType('topK', 'c', c);
   v.int('topK', 'k', k);
   const metric = ref.checkBatch('topK', q, c, options);
   ref.checkK('topK', k, c.rows);
   try {
+    if (isQuantized(c)) return n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric);
     return viaCuda(
       CUDA_WORK.similarity(q.rows, c.rows, q.cols),
       k <= CUDA_TOPK_MAX_K,
@@ -150,11 +172,16 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
  * Async twin of {@link similarityMatrix}: runs off the event loop on the native backend. The
  * inputs are copied when the call is made, so the caller may reuse its buffers at once.
  */
-export function similarityMatrixAsync(q: Matrix, c: Matrix, options?: MetricOptions): Promise<Matrix> {
+export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOptions): Promise<Matrix> {
   return later(() => {
     const n = nat();
     if (n === null) return ref.similarityMatrix(q, c, options);
     const metric = ref.checkBatch('similarityMatrixAsync', q, c, options);
+    if (isQuantized(c)) {
+      return n
+        .similarityMatrixQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric)
+        .then((data) => ({ data, rows: q.rows, cols: c.rows }), rethrow);
+    }
     return n
       .similarityMatrixAsync(q.data, q.rows, c.data, c.rows, q.cols, metric)
       .then((data) => ({ data, rows: q.rows, cols: c.rows }), rethrow);
@@ -162,15 +189,16 @@ export function similarityMatrixAsync(q: Matrix, c: Matrix, options?: MetricOpti
 }
 
 /** Async twin of {@link topK} (inputs copied at call time). */
-export function topKAsync(q: Matrix, c: Matrix, k: number, options?: MetricOptions): Promise<TopKResult> {
+export function topKAsync(q: Matrix, c: Corpus, k: number, options?: MetricOptions): Promise<TopKResult> {
   return later(() => {
     const n = nat();
     if (n === null) return ref.topK(q, c, k, options);
     v.matType('topKAsync', 'q', q);
-    v.matType('topKAsync', 'c', c);
+    if (!isQuantized(c)) v.matType('topKAsync', 'c', c);
     v.int('topKAsync', 'k', k);
     const metric = ref.checkBatch('topKAsync', q, c, options);
     ref.checkK('topKAsync', k, c.rows);
+    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric).then((r) => r, rethrow);
     return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then((r) => r, rethrow);
   });
 }

@@ -96,5 +96,21 @@ module.exports = async function topk({ quick }) {
     extra: { memory },
   });
   if (py) await py.stop();
+
+  // Compact corpus storage: the same search over an f16 / bf16 / i8 copy of the corpus (half or
+  // a quarter of the memory), decoded piece by piece inside the search, against float32.
+  const compact = [];
+  compact.push(impl('densevec float32 corpus', 'anchor', 1, () => dv.topK(q, c, K, { metric: 'dot' }), { before: dvThreads(1) }));
+  for (const t of ['f16', 'bf16', 'i8']) {
+    const cq = dv.quantize(c, t);
+    compact.push(impl(`densevec ${t} corpus`, 'densevec', 1, () => dv.topK(q, cq, K, { metric: 'dot' }), { before: dvThreads(1) }));
+  }
+  await suite.row({
+    workload: `topK k=${K}, dot, compact corpus`,
+    params: { q: Q, n: N, d: D, k: K, corpusMiB: { f32: (N * D * 4) / 2 ** 20, f16: (N * D * 2) / 2 ** 20, i8: (N * D) / 2 ** 20 } },
+    impls: compact,
+    throughput: (ms) => ({ value: Q / (ms / 1000), unit: 'q/s' }),
+    targets: [{ densevec: 'densevec f16 corpus', anchor: 'densevec float32 corpus', threads: 1, min: 0.9, what: 'f16 corpus ≥ 0.9× the float32 corpus speed' }],
+  });
   return suite.write();
 };

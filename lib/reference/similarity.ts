@@ -5,6 +5,7 @@
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
+import { checkQuantized, dequantize, isQuantized, type Corpus } from './quantized';
 
 /** Options of the batched similarity functions. */
 export interface MetricOptions {
@@ -120,12 +121,14 @@ export function normalizeRows(m: Matrix): Matrix {
 /** Validates (q, c, metric) of the batched functions; returns the metric code. */
 export function checkBatch(fn: string, q: unknown, c: unknown, o: MetricOptions | undefined): number {
   v.matType(fn, 'q', q);
-  v.matType(fn, 'c', c);
+  const quantized = isQuantized(c);
+  if (!quantized) v.matType(fn, 'c', c);
   const oo = v.opts(fn, o);
   if (oo.metric !== undefined && typeof oo.metric !== 'string') v.metricCode(fn, oo.metric);
   v.matShape(fn, 'q', q);
-  v.matShape(fn, 'c', c);
-  v.sameCols(fn, 'q', q, 'c', c);
+  if (quantized) checkQuantized(fn, 'c', c);
+  else v.matShape(fn, 'c', c);
+  v.sameCols(fn, 'q', q, 'c', c as Matrix);
   return v.metricCode(fn, oo.metric);
 }
 
@@ -152,8 +155,9 @@ function rowSumsq(m: Matrix): Float64Array {
 }
 
 /** q.rows × c.rows Matrix of similarities ('cosine' by default). */
-export function similarityMatrix(q: Matrix, c: Matrix, options?: MetricOptions): Matrix {
-  const metric = checkBatch('similarityMatrix', q, c, options);
+export function similarityMatrix(q: Matrix, corpus: Corpus, options?: MetricOptions): Matrix {
+  const metric = checkBatch('similarityMatrix', q, corpus, options);
+  const c = dequantize(corpus);
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
   const out = new Float32Array(q.rows * c.rows);
@@ -173,12 +177,13 @@ export function checkK(fn: string, k: unknown, rows: number): asserts k is numbe
  * Exact top-k of every query: indices and scores, q.rows × k, best first (largest dot/cosine,
  * smallest l2sq), ties broken by the lower index; NaN scores rank last.
  */
-export function topK(q: Matrix, c: Matrix, k: number, options?: MetricOptions): TopKResult {
+export function topK(q: Matrix, corpus: Corpus, k: number, options?: MetricOptions): TopKResult {
   v.matType('topK', 'q', q);
-  v.matType('topK', 'c', c);
+  if (!isQuantized(corpus)) v.matType('topK', 'c', corpus);
   v.int('topK', 'k', k);
-  const metric = checkBatch('topK', q, c, options);
-  checkK('topK', k, c.rows);
+  const metric = checkBatch('topK', q, corpus, options);
+  checkK('topK', k, corpus.rows);
+  const c = dequantize(corpus);
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
   const indices = new Uint32Array(q.rows * k);

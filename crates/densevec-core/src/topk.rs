@@ -32,7 +32,7 @@ pub struct Heaps {
 }
 
 impl Heaps {
-    fn new(q: usize, k: usize) -> Self {
+    pub(crate) fn new(q: usize, k: usize) -> Self {
         Heaps {
             k,
             len: vec![0; q],
@@ -96,7 +96,7 @@ impl Heaps {
         }
     }
 
-    fn merge(mut self, other: Heaps) -> Heaps {
+    pub(crate) fn merge(mut self, other: Heaps) -> Heaps {
         for qi in 0..self.len.len() {
             for j in 0..other.len[qi] {
                 self.push(qi, other.e[qi * other.k + j]);
@@ -107,13 +107,14 @@ impl Heaps {
 }
 
 /// Result of [`top_k`]: `q × k` row-major indices and scores, best first per query.
+#[derive(Clone, Debug)]
 pub struct TopK {
     pub indices: Vec<u32>,
     pub scores: Vec<f32>,
 }
 
 /// Corpus rows per parallel piece.
-const PIECE: usize = 4 * TILE_N;
+pub(crate) const PIECE: usize = 4 * TILE_N;
 
 /// Exact top-k of each query row against the corpus rows under `metric`, best first (largest
 /// dot/cosine, smallest l2sq), ties broken by lower index; NaN scores rank last.
@@ -137,68 +138,19 @@ pub fn top_k(
     }
     let qa = aux(metric, q, q_rows, cols);
     let ca = aux(metric, c, c_rows, cols);
-    let larger = metric.larger_is_better();
     let mut tile = Vec::new();
-    let scan = |mut heaps: Heaps, tile: &mut Vec<f32>, j_start: usize, j_end: usize| -> Heaps {
-        tile.resize(TILE_M * TILE_N, 0.0);
-        for i0 in (0..q_rows).step_by(TILE_M) {
-            let mb = TILE_M.min(q_rows - i0);
-            for j0 in (j_start..j_end).step_by(TILE_N) {
-                let nb = TILE_N.min(j_end - j0);
-                // SAFETY: the tile buffer holds TILE_M × TILE_N values; q and c hold these rows.
-                unsafe {
-                    k::gemm_nt_raw(
-                        mb,
-                        nb,
-                        cols,
-                        q.as_ptr().add(i0 * cols),
-                        cols,
-                        c.as_ptr().add(j0 * cols),
-                        cols,
-                        tile.as_mut_ptr(),
-                        TILE_N,
-                    );
-                    if metric != Metric::Dot {
-                        finish_tile_raw(
-                            metric,
-                            tile.as_mut_ptr(),
-                            TILE_N,
-                            mb,
-                            nb,
-                            &qa[i0..i0 + mb],
-                            &ca[j0..j0 + nb],
-                        );
-                    }
-                }
-                for i in 0..mb {
-                    let qi = i0 + i;
-                    let row = &tile[i * TILE_N..i * TILE_N + nb];
-                    let mut floor = heaps.floor(qi);
-                    for (jj, &s) in row.iter().enumerate() {
-                        let key = if s.is_nan() {
-                            f32::NEG_INFINITY
-                        } else if larger {
-                            s
-                        } else {
-                            -s
-                        };
-                        if key < floor {
-                            continue;
-                        }
-                        heaps.push(
-                            qi,
-                            Entry {
-                                key,
-                                idx: (j0 + jj) as u32,
-                                score: s,
-                            },
-                        );
-                        floor = heaps.floor(qi);
-                    }
-                }
-            }
-        }
-        heaps
+    let scan = |heaps: Heaps, tile: &mut Vec<f32>, j_start: usize, j_end: usize| -> Heaps {
+        let blk = Block {
+            c: &c[j_start * cols..j_end * cols],
+            ca: if ca.is_empty() {
+                &ca
+            } else {
+                &ca[j_start..j_end]
+            },
+            j_off: j_start,
+            rows: j_end - j_start,
+        };
+        scan_block(heaps, tile, q, q_rows, &qa, &blk, cols, metric)
     };
     let heaps = if c_rows <= PIECE {
         scan(Heaps::new(q_rows, kk), &mut tile, 0, c_rows)
@@ -218,21 +170,114 @@ pub fn top_k(
                 .reduce(|| Heaps::new(q_rows, kk), Heaps::merge)
         })
     };
-    let mut indices = vec![0u32; q_rows * kk];
-    let mut scores = vec![0f32; q_rows * kk];
-    for qi in 0..q_rows {
-        let mut v: Vec<Entry> = heaps.e[qi * kk..qi * kk + heaps.len[qi]].to_vec();
-        v.sort_by(|a, b| {
-            if better(a, b) {
-                std::cmp::Ordering::Less
-            } else {
-                std::cmp::Ordering::Greater
+    Ok(heaps.into_top_k(q_rows, kk))
+}
+
+/// A block of corpus rows as float32: rows `j_off .. j_off + rows` of the corpus, their
+/// auxiliaries (`ca`, empty for dot).
+pub(crate) struct Block<'a> {
+    pub c: &'a [f32],
+    pub ca: &'a [f32],
+    pub j_off: usize,
+    pub rows: usize,
+}
+
+/// Scores every query against a corpus block tile by tile and pushes the candidates into the
+/// heaps.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn scan_block(
+    mut heaps: Heaps,
+    tile: &mut Vec<f32>,
+    q: &[f32],
+    q_rows: usize,
+    qa: &[f32],
+    blk: &Block,
+    cols: usize,
+    metric: Metric,
+) -> Heaps {
+    let larger = metric.larger_is_better();
+    tile.resize(TILE_M * TILE_N, 0.0);
+    for i0 in (0..q_rows).step_by(TILE_M) {
+        let mb = TILE_M.min(q_rows - i0);
+        for j0 in (0..blk.rows).step_by(TILE_N) {
+            let nb = TILE_N.min(blk.rows - j0);
+            // SAFETY: the tile buffer holds TILE_M × TILE_N values; q and the block hold these
+            // rows.
+            unsafe {
+                k::gemm_nt_raw(
+                    mb,
+                    nb,
+                    cols,
+                    q.as_ptr().add(i0 * cols),
+                    cols,
+                    blk.c.as_ptr().add(j0 * cols),
+                    cols,
+                    tile.as_mut_ptr(),
+                    TILE_N,
+                );
+                if metric != Metric::Dot {
+                    finish_tile_raw(
+                        metric,
+                        tile.as_mut_ptr(),
+                        TILE_N,
+                        mb,
+                        nb,
+                        &qa[i0..i0 + mb],
+                        &blk.ca[j0..j0 + nb],
+                    );
+                }
             }
-        });
-        for (j, e) in v.iter().enumerate() {
-            indices[qi * kk + j] = e.idx;
-            scores[qi * kk + j] = e.score;
+            for i in 0..mb {
+                let qi = i0 + i;
+                let row = &tile[i * TILE_N..i * TILE_N + nb];
+                let mut floor = heaps.floor(qi);
+                for (jj, &s) in row.iter().enumerate() {
+                    let key = if s.is_nan() {
+                        f32::NEG_INFINITY
+                    } else if larger {
+                        s
+                    } else {
+                        -s
+                    };
+                    if key < floor {
+                        continue;
+                    }
+                    heaps.push(
+                        qi,
+                        Entry {
+                            key,
+                            idx: (blk.j_off + j0 + jj) as u32,
+                            score: s,
+                        },
+                    );
+                    floor = heaps.floor(qi);
+                }
+            }
         }
     }
-    Ok(TopK { indices, scores })
+    heaps
+}
+
+impl Heaps {
+    /// The kept candidates of every query, best first.
+    pub(crate) fn into_top_k(self, q_rows: usize, kk: usize) -> TopK {
+        let heaps = self;
+        let mut indices = vec![0u32; q_rows * kk];
+        let mut scores = vec![0f32; q_rows * kk];
+        for qi in 0..q_rows {
+            let mut v: Vec<Entry> = heaps.e[qi * kk..qi * kk + heaps.len[qi]].to_vec();
+            v.sort_by(|a, b| {
+                if better(a, b) {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            });
+            for (j, e) in v.iter().enumerate() {
+                indices[qi * kk + j] = e.idx;
+                scores[qi * kk + j] = e.score;
+            }
+        }
+        TopK { indices, scores }
+    }
 }

@@ -18,3 +18,4 @@ mod similarity;
 mod statistics;
 
 mod cuda;
+mod quantized;

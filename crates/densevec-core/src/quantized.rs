@@ -1,0 +1,469 @@
+//! Compact corpus storage for `similarityMatrix` and `topK` (API.md §1, optional storage types):
+//! IEEE half precision (f16), bfloat16 (bf16) and 8-bit integers with a scale (i8: value =
+//! q · scale, one scale for the matrix or one per row).
+//!
+//! A corpus row means exactly its decoded float32 value, so every result equals the float32
+//! function applied to the decoded corpus. The corpus is decoded one piece of rows at a time
+//! (F16C on x86 where present) into a per-task float32 buffer and scored by the same GEMM and
+//! epilogue as float32 corpora; the decoded corpus is never held whole.
+
+use crate::bail;
+use crate::error::{check_matrix, Result};
+use crate::pool;
+use crate::similarity::{aux, finish_tile_raw, Metric, SendPtr, TILE_M, TILE_N};
+use crate::topk::{scan_block, Block, Heaps, TopK, PIECE};
+use densevec_kernels as k;
+use rayon::prelude::*;
+
+/// Scale of an i8 corpus.
+#[derive(Clone, Copy, Debug)]
+pub enum I8Scale<'a> {
+    /// One scale for every value.
+    Global(f32),
+    /// One scale per row.
+    Rows(&'a [f32]),
+}
+
+/// A corpus in a compact storage type (row-major, rows × cols values).
+#[derive(Clone, Copy, Debug)]
+pub enum Corpus<'a> {
+    F16(&'a [u16]),
+    Bf16(&'a [u16]),
+    I8 { data: &'a [i8], scale: I8Scale<'a> },
+}
+
+/// f16 bits → f32 (exact; subnormals, infinities and NaN included).
+#[inline]
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    let bits = if exp == 0 {
+        if man == 0 {
+            sign
+        } else {
+            // subnormal: man · 2^-24, exact in f32
+            let v = man as f32 * (1.0 / 16_777_216.0);
+            return if sign != 0 { -v } else { v };
+        }
+    } else if exp == 31 {
+        sign | 0x7f80_0000 | (man << 13)
+    } else {
+        sign | ((exp + 112) << 23) | (man << 13)
+    };
+    f32::from_bits(bits)
+}
+
+/// f32 → f16 bits, round to nearest even; overflow to ±∞, NaN stays NaN.
+pub fn f32_to_f16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let man = b & 0x7f_ffff;
+    if exp == 255 {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 31 {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // subnormal or zero in f16: value = m · 2^-24
+        if e < -10 {
+            return sign;
+        }
+        let m = man | 0x80_0000;
+        let shift = (14 - e) as u32; // 24-bit mantissa down to the subnormal grid
+        let half = 1u32 << (shift - 1);
+        let rest = m & ((1u32 << shift) - 1);
+        let mut r = m >> shift;
+        if rest > half || (rest == half && (r & 1) == 1) {
+            r += 1;
+        }
+        return sign | r as u16;
+    }
+    let mut r = ((e as u32) << 10) | (man >> 13);
+    let rest = man & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && (r & 1) == 1) {
+        r += 1; // may carry into the exponent, up to infinity: still correct
+    }
+    sign | r as u16
+}
+
+/// bf16 bits → f32 (exact).
+#[inline]
+pub fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// f32 → bf16 bits, round to nearest even; NaN stays NaN.
+pub fn f32_to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    let round = 0x7fff + ((b >> 16) & 1);
+    (b.wrapping_add(round) >> 16) as u16
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "f16c,avx")]
+unsafe fn f16_decode_f16c(src: &[u16], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let n = src.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+        _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        i += 8;
+    }
+    for j in i..n {
+        out[j] = f16_to_f32(src[j]);
+    }
+}
+
+fn f16_decode(src: &[u16], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx") {
+            // SAFETY: the features were detected just above.
+            unsafe { f16_decode_f16c(src, out) };
+            return;
+        }
+    }
+    for (o, &h) in out.iter_mut().zip(src) {
+        *o = f16_to_f32(h);
+    }
+}
+
+impl Corpus<'_> {
+    /// Stored values.
+    pub fn len(&self) -> usize {
+        match self {
+            Corpus::F16(d) | Corpus::Bf16(d) => d.len(),
+            Corpus::I8 { data, .. } => data.len(),
+        }
+    }
+
+    /// Whether no value is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decodes rows `j0 .. j0 + rows` into `out` (rows × cols float32).
+    pub fn decode(&self, j0: usize, rows: usize, cols: usize, out: &mut [f32]) {
+        let (a, b) = (j0 * cols, (j0 + rows) * cols);
+        let out = &mut out[..rows * cols];
+        match self {
+            Corpus::F16(d) => f16_decode(&d[a..b], out),
+            Corpus::Bf16(d) => {
+                for (o, &h) in out.iter_mut().zip(&d[a..b]) {
+                    *o = bf16_to_f32(h);
+                }
+            }
+            Corpus::I8 { data, scale } => match scale {
+                I8Scale::Global(s) => {
+                    for (o, &v) in out.iter_mut().zip(&data[a..b]) {
+                        *o = v as f32 * s;
+                    }
+                }
+                I8Scale::Rows(sc) => {
+                    for (r, (orow, drow)) in out
+                        .chunks_exact_mut(cols)
+                        .zip(data[a..b].chunks_exact(cols))
+                        .enumerate()
+                    {
+                        let s = sc[j0 + r];
+                        for (o, &v) in orow.iter_mut().zip(drow) {
+                            *o = v as f32 * s;
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Checks a compact corpus: its length against rows × cols, non-empty, and the i8 scales
+/// (one per row when per-row; finite and ≥ 0).
+pub fn check_corpus(func: &str, c: &Corpus, rows: usize, cols: usize) -> Result<()> {
+    if c.len() != rows * cols {
+        bail!(
+            Shape,
+            "{func}: c.data has length {} but rows * cols = {rows} * {cols} = {}",
+            c.len(),
+            rows * cols
+        );
+    }
+    if rows == 0 || cols == 0 {
+        bail!(Shape, "{func}: c is empty ({rows} x {cols})");
+    }
+    if let Corpus::I8 { scale, .. } = c {
+        match scale {
+            I8Scale::Global(s) => {
+                if !s.is_finite() || *s < 0.0 {
+                    bail!(Arg, "{func}: c.scale must be finite and >= 0, got {s}");
+                }
+            }
+            I8Scale::Rows(sc) => {
+                if sc.len() != rows {
+                    bail!(
+                        Shape,
+                        "{func}: c.scale has length {} but c has {rows} rows",
+                        sc.len()
+                    );
+                }
+                if let Some(i) = sc.iter().position(|s| !s.is_finite() || *s < 0.0) {
+                    bail!(
+                        Arg,
+                        "{func}: c.scale[{i}] must be finite and >= 0, got {}",
+                        sc[i]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decoded rows of one piece, with their auxiliaries.
+fn piece(
+    c: &Corpus,
+    j0: usize,
+    rows: usize,
+    cols: usize,
+    metric: Metric,
+    buf: &mut Vec<f32>,
+) -> Vec<f32> {
+    buf.resize(rows * cols, 0.0);
+    c.decode(j0, rows, cols, buf);
+    aux(metric, buf, rows, cols)
+}
+
+/// `similarity_matrix` with a compact corpus: q.rows × c.rows, identical to the float32
+/// function on the decoded corpus.
+pub fn similarity_matrix_q(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    metric: Metric,
+) -> Result<Vec<f32>> {
+    const F: &str = "similarityMatrix";
+    check_matrix(F, "q", q, q_rows, cols)?;
+    check_corpus(F, c, c_rows, cols)?;
+    let mut out = vec![0f32; q_rows * c_rows];
+    let qa = aux(metric, q, q_rows, cols);
+    let n = c_rows;
+    let ptr = SendPtr(out.as_mut_ptr());
+    let pieces: Vec<usize> = (0..c_rows).step_by(TILE_N).collect();
+    let work = |buf: &mut Vec<f32>, j0: usize| {
+        let nb = TILE_N.min(c_rows - j0);
+        let ca = piece(c, j0, nb, cols, metric, buf);
+        for i0 in (0..q_rows).step_by(TILE_M) {
+            let mb = TILE_M.min(q_rows - i0);
+            // SAFETY: pieces are disjoint column ranges of `out` (j0..j0+nb) and this task is
+            // their only writer; q holds these rows and buf the decoded piece.
+            unsafe {
+                let t = ptr.get().add(i0 * n + j0);
+                k::gemm_nt_raw(
+                    mb,
+                    nb,
+                    cols,
+                    q.as_ptr().add(i0 * cols),
+                    cols,
+                    buf.as_ptr(),
+                    cols,
+                    t,
+                    n,
+                );
+                if metric != Metric::Dot {
+                    finish_tile_raw(metric, t, n, mb, nb, &qa[i0..i0 + mb], &ca);
+                }
+            }
+        }
+    };
+    if pieces.len() == 1 {
+        work(&mut Vec::new(), 0);
+    } else {
+        pool::run(|| {
+            pieces
+                .par_iter()
+                .for_each_init(Vec::new, |buf, &j0| work(buf, j0))
+        });
+    }
+    Ok(out)
+}
+
+/// `top_k` with a compact corpus: identical to the float32 function on the decoded corpus
+/// (best first, ties by the lower index, NaN last).
+#[allow(clippy::too_many_arguments)]
+pub fn top_k_q(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    kk: usize,
+    metric: Metric,
+) -> Result<TopK> {
+    const F: &str = "topK";
+    check_matrix(F, "q", q, q_rows, cols)?;
+    check_corpus(F, c, c_rows, cols)?;
+    if kk < 1 || kk > c_rows {
+        bail!(Arg, "{F}: k must be in [1, {c_rows}] (c.rows), got {kk}");
+    }
+    if c_rows > u32::MAX as usize {
+        bail!(Shape, "{F}: c has {c_rows} rows, more than 2^32 - 1");
+    }
+    let qa = aux(metric, q, q_rows, cols);
+    let scan = |heaps: Heaps, buf: &mut Vec<f32>, tile: &mut Vec<f32>, j0: usize| -> Heaps {
+        let rows = PIECE.min(c_rows - j0);
+        let ca = piece(c, j0, rows, cols, metric, buf);
+        let blk = Block {
+            c: buf,
+            ca: &ca,
+            j_off: j0,
+            rows,
+        };
+        scan_block(heaps, tile, q, q_rows, &qa, &blk, cols, metric)
+    };
+    let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
+    let heaps = if pieces.len() == 1 {
+        scan(Heaps::new(q_rows, kk), &mut Vec::new(), &mut Vec::new(), 0)
+    } else {
+        pool::run(|| {
+            pieces
+                .par_iter()
+                .fold(
+                    || (Heaps::new(q_rows, kk), Vec::new(), Vec::new()),
+                    |(h, mut b, mut t), &j0| {
+                        let h = scan(h, &mut b, &mut t, j0);
+                        (h, b, t)
+                    },
+                )
+                .map(|(h, _, _)| h)
+                .reduce(|| Heaps::new(q_rows, kk), Heaps::merge)
+        })
+    };
+    Ok(heaps.into_top_k(q_rows, kk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::similarity::similarity_matrix;
+    use crate::topk::top_k;
+
+    #[test]
+    fn f16_round_trips_and_rounds_to_nearest_even() {
+        for h in 0..=u16::MAX {
+            let x = f16_to_f32(h);
+            if x.is_nan() {
+                assert!(f16_to_f32(f32_to_f16(x)).is_nan());
+            } else {
+                assert_eq!(f32_to_f16(x), h, "{h:#x} {x}");
+            }
+        }
+        assert_eq!(f32_to_f16(65520.0), 0x7c00); // rounds up to infinity
+        assert_eq!(f32_to_f16(65519.0), 0x7bff);
+        assert_eq!(f32_to_f16(1.0 + 1.0 / 2048.0), 0x3c00); // tie to even
+        assert_eq!(f32_to_f16(1.0 + 3.0 / 2048.0), 0x3c02);
+        assert_eq!(f32_to_f16(2.0f32.powi(-25)), 0); // half the smallest subnormal: to even (0)
+        assert_eq!(f32_to_f16(2.0f32.powi(-25) * 1.5), 1);
+        let src: Vec<u16> = (0..=u16::MAX).collect();
+        let mut out = vec![0f32; src.len()];
+        f16_decode(&src, &mut out);
+        for (&h, &o) in src.iter().zip(&out) {
+            let w = f16_to_f32(h);
+            assert!(
+                o.to_bits() == w.to_bits() || (o.is_nan() && w.is_nan()),
+                "{h:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn bf16_round_trips_and_rounds_to_nearest_even() {
+        for h in 0..=u16::MAX {
+            let x = bf16_to_f32(h);
+            if !x.is_nan() {
+                assert_eq!(f32_to_bf16(x), h);
+            }
+        }
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f80_8000)), 0x3f80); // tie to even
+        assert_eq!(f32_to_bf16(f32::from_bits(0x3f81_8000)), 0x3f82);
+        assert!(bf16_to_f32(f32_to_bf16(f32::NAN)).is_nan());
+    }
+
+    #[test]
+    fn compact_corpora_score_like_their_decoded_float32() {
+        let (m, n, d) = (7, 2 * PIECE + 37, 19);
+        let q: Vec<f32> = (0..m * d)
+            .map(|i| ((i * 7919) % 113) as f32 / 56.0 - 1.0)
+            .collect();
+        let raw: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 104_729) % 127) as f32 / 63.0 - 1.0)
+            .collect();
+        let h16: Vec<u16> = raw.iter().map(|&x| f32_to_f16(x)).collect();
+        let hb: Vec<u16> = raw.iter().map(|&x| f32_to_bf16(x)).collect();
+        let i8d: Vec<i8> = raw.iter().map(|&x| (x * 127.0).round() as i8).collect();
+        let scales: Vec<f32> = (0..n).map(|j| 1.0 / (127.0 + j as f32)).collect();
+        let corpora = [
+            Corpus::F16(&h16),
+            Corpus::Bf16(&hb),
+            Corpus::I8 {
+                data: &i8d,
+                scale: I8Scale::Global(1.0 / 127.0),
+            },
+            Corpus::I8 {
+                data: &i8d,
+                scale: I8Scale::Rows(&scales),
+            },
+        ];
+        for c in &corpora {
+            let mut dec = vec![0f32; n * d];
+            c.decode(0, n, d, &mut dec);
+            for metric in [Metric::Dot, Metric::Cosine, Metric::L2sq] {
+                let want = similarity_matrix(&q, m, &dec, n, d, metric).unwrap();
+                let got = similarity_matrix_q(&q, m, c, n, d, metric).unwrap();
+                assert_eq!(got, want, "{c:?} {metric:?}");
+                let want = top_k(&q, m, &dec, n, d, 9, metric).unwrap();
+                let got = top_k_q(&q, m, c, n, d, 9, metric).unwrap();
+                assert_eq!(got.indices, want.indices);
+                assert_eq!(got.scores, want.scores);
+            }
+        }
+    }
+
+    #[test]
+    fn compact_corpus_errors() {
+        let q = [1f32, 2.0];
+        let c = [0u16; 4];
+        let e = similarity_matrix_q(&q, 1, &Corpus::F16(&c[..3]), 2, 2, Metric::Dot).unwrap_err();
+        assert_eq!(e.code, crate::Code::Shape);
+        let d = [1i8; 4];
+        let bad = Corpus::I8 {
+            data: &d,
+            scale: I8Scale::Rows(&[1.0]),
+        };
+        assert_eq!(
+            top_k_q(&q, 1, &bad, 2, 2, 1, Metric::Dot).unwrap_err().code,
+            crate::Code::Shape
+        );
+        let bad = Corpus::I8 {
+            data: &d,
+            scale: I8Scale::Global(f32::NAN),
+        };
+        assert_eq!(
+            top_k_q(&q, 1, &bad, 2, 2, 1, Metric::Dot).unwrap_err().code,
+            crate::Code::Arg
+        );
+        let ok = Corpus::F16(&c);
+        assert_eq!(
+            top_k_q(&q, 1, &ok, 2, 2, 3, Metric::Dot).unwrap_err().code,
+            crate::Code::Arg
+        );
+    }
+}
