@@ -449,18 +449,14 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             })
         });
         let shape = format!("{m}x{n}x{d} cosine, FP32 SGEMM");
-        failures += match got {
-            Ok(g) => {
-                let r = close(&g, &want, 1e-4, 1e-4 * d as f32);
-                record(
-                    rows,
-                    "similarityMatrix",
-                    &shape,
-                    &[("values", r.0, r.1 as f64)],
-                )
-            }
-            Err(e) => error_row(rows, "similarityMatrix", &shape, &e.msg),
-        };
+        failures += compare_values(
+            rows,
+            "similarityMatrix",
+            &shape,
+            got,
+            &want,
+            1e-4 * d as f32,
+        );
     }
     // The same kernels with densevec's own SGEMM instead of cuBLAS (a machine without libcublas).
     {
@@ -471,18 +467,14 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             g.without_cublas(|g| cu::ops::similarity_matrix(g, &q, m, &c, n, d, Metric::Cosine))
         });
         let shape = format!("{m}x{n}x{d} cosine, own SGEMM");
-        failures += match got {
-            Ok(g) => {
-                let r = close(&g, &want, 1e-4, 1e-4 * d as f32);
-                record(
-                    rows,
-                    "similarityMatrix",
-                    &shape,
-                    &[("values", r.0, r.1 as f64)],
-                )
-            }
-            Err(e) => error_row(rows, "similarityMatrix", &shape, &e.msg),
-        };
+        failures += compare_values(
+            rows,
+            "similarityMatrix",
+            &shape,
+            got,
+            &want,
+            1e-4 * d as f32,
+        );
         let (b, k) = (97usize, 211usize);
         let (qq, kk) = (rng.mat(b, d), rng.mat(k, d));
         let o = InfoNceOpts {
@@ -659,6 +651,25 @@ fn compare<T: Parts>(
                 parts.push((name, ok, err as f64));
             }
             record(rows, what, shape, &parts)
+        }
+        Err(e) => error_row(rows, what, shape, &e.msg),
+    }
+}
+
+/// Compares GPU similarities with the CPU's (1e-4 relative plus `atol`) and records the row;
+/// returns 1 on failure.
+fn compare_values(
+    rows: &mut Vec<String>,
+    what: &str,
+    shape: &str,
+    got: densevec_core::Result<Vec<f32>>,
+    want: &[f32],
+    atol: f32,
+) -> i32 {
+    match got {
+        Ok(g) => {
+            let r = close(&g, want, 1e-4, atol);
+            record(rows, what, shape, &[("values", r.0, r.1 as f64)])
         }
         Err(e) => error_row(rows, what, shape, &e.msg),
     }
