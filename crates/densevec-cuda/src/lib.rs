@@ -102,6 +102,42 @@ pub fn compile_all(arch: &str) -> std::result::Result<Vec<(String, String)>, Str
         .collect()
 }
 
+/// The highest PTX ISA version (major, minor) the JIT of a driver of `cuda_version`
+/// (cuDriverGetVersion: 1000 · major + 10 · minor) accepts, for the CUDA 12 and 13 drivers.
+pub fn ptx_isa_for_driver(cuda_version: i32) -> Option<(u32, u32)> {
+    let (major, minor) = (cuda_version / 1000, cuda_version % 1000 / 10);
+    match (major, minor) {
+        (12, m @ 0..=5) => Some((8, m as u32)),
+        (12, 6) => Some((8, 5)),
+        (12, 7) => Some((8, 6)),
+        (12, 8) => Some((8, 7)),
+        (12, _) => Some((8, 8)),
+        (13, m) => Some((9, m.min(9) as u32)),
+        _ => None,
+    }
+}
+
+/// `ptx` with its `.version` directive set to `isa` when the text declares a newer one.
+pub fn with_ptx_version(ptx: &str, isa: (u32, u32)) -> String {
+    let mut out = String::with_capacity(ptx.len());
+    for line in ptx.split_inclusive('\n') {
+        let t = line.trim_start();
+        if let Some(rest) = t.strip_prefix(".version ") {
+            let v: Vec<u32> = rest
+                .trim()
+                .split('.')
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if v.len() == 2 && (v[0], v[1]) > isa {
+                out.push_str(&format!(".version {}.{}\n", isa.0, isa.1));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 fn init() -> std::result::Result<Cuda, String> {
     // SAFETY: only tries to open the driver library; no symbol is called.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
@@ -120,15 +156,40 @@ fn init() -> std::result::Result<Cuda, String> {
     // every NVRTC since 11.8; the driver JIT-compiles PTX forward to newer devices).
     let arch_num = (major * 10 + minor).min(90);
     let arch = format!("compute_{arch_num}");
+    let mut driver_version = 0i32;
+    // SAFETY: writes one int; the driver library is loaded (checked above).
+    let _ = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut driver_version) };
     let mut modules = Vec::new();
     for (file, src) in KERNELS {
         let ptx = nv
             .compile(src, file, &arch)
             .map_err(|e| format!("kernel compilation failed: {e}"))?;
-        modules.push(
-            ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx))
-                .map_err(|e| format!("loading the kernels of {file} failed: {e:?}"))?,
-        );
+        let loaded = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx.clone()));
+        let module = match loaded {
+            Ok(m) => m,
+            Err(first) => {
+                // An NVRTC newer than the driver writes a PTX ISA version the driver's JIT does
+                // not know. The kernels use nothing beyond PTX 7.8, so the text is declared at
+                // the driver's own ISA version and loaded again.
+                let retry = ptx_isa_for_driver(driver_version)
+                    .map(|isa| with_ptx_version(&ptx, isa))
+                    .filter(|p| *p != ptx)
+                    .map(|p| ctx.load_module(cudarc::nvrtc::Ptx::from_src(p)));
+                match retry {
+                    Some(Ok(m)) => m,
+                    _ => {
+                        return Err(format!(
+                            "loading the kernels of {file} failed: {first:?} (driver CUDA {}.{}, NVRTC {}.{}; an NVRTC no newer than the driver avoids this — set DENSEVEC_NVRTC_PATH)",
+                            driver_version / 1000,
+                            driver_version % 1000 / 10,
+                            nv.version().0,
+                            nv.version().1
+                        ))
+                    }
+                }
+            }
+        };
+        modules.push(module);
     }
     let mut funcs = HashMap::new();
     for &name in KERNEL_NAMES {
@@ -662,6 +723,30 @@ mod tests {
                     ptx.iter().any(|(_, p)| p.contains(&format!(".entry {k}("))),
                     "kernel {k} missing from the PTX for {arch}"
                 );
+            }
+        }
+    }
+
+    /// The PTX retry for drivers older than NVRTC: the ISA table and the rewrite of the
+    /// `.version` directive (only downwards), on real NVRTC output when NVRTC is present.
+    #[test]
+    fn ptx_version_follows_the_driver() {
+        assert_eq!(ptx_isa_for_driver(12040), Some((8, 4)));
+        assert_eq!(ptx_isa_for_driver(12080), Some((8, 7)));
+        assert_eq!(ptx_isa_for_driver(13000), Some((9, 0)));
+        assert_eq!(ptx_isa_for_driver(11080), None);
+        let text = "//\n.version 9.1\n.target sm_90\n.address_size 64\n";
+        assert_eq!(
+            with_ptx_version(text, (8, 4)),
+            "//\n.version 8.4\n.target sm_90\n.address_size 64\n"
+        );
+        assert_eq!(with_ptx_version(text, (9, 2)), text);
+        if let Ok(ptx) = find_nvrtc().and_then(|_| compile_all("compute_90")) {
+            for (_, p) in ptx {
+                let q = with_ptx_version(&p, (8, 0));
+                assert!(q.contains(".version 8.0\n"), "{}", &q[..200.min(q.len())]);
+                assert_eq!(q.matches(".version").count(), 1);
+                assert!(q.contains(".target sm_90"));
             }
         }
     }
