@@ -67,7 +67,7 @@ fn close(got: &[f32], want: &[f32], rtol: f32, atol: f32) -> Result<(), String> 
         return Err(format!("length {} vs {}", got.len(), want.len()));
     }
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        if g.is_nan() && w.is_nan() {
+        if (g.is_nan() && w.is_nan()) || g == w {
             continue;
         }
         // NaN against a number fails too
@@ -379,12 +379,24 @@ fn tf32_products_lose_precision_and_the_split_restores_it() {
             Buf::<f32>::zeros(&emu, len).unwrap(),
             Buf::<f32>::zeros(&emu, len).unwrap(),
         );
+        let flag = Buf::<i32>::zeros(&emu, 1).unwrap();
         emu.launch(
             "dv_split_tf32",
             Launch::elems(len),
-            &[x.arg(0), Arg::I64(len as i64), hi.arg(0), lo.arg(0)],
+            &[
+                x.arg(0),
+                Arg::I64(len as i64),
+                hi.arg(0),
+                lo.arg(0),
+                flag.arg(0),
+            ],
         )
         .unwrap();
+        assert_eq!(
+            flag.to_vec().unwrap(),
+            vec![0],
+            "finite data raises no flag"
+        );
         (hi, lo)
     };
     let ((ah, al), (bh, bl)) = (split(&da, m * k), split(&db, n * k));
@@ -412,4 +424,34 @@ fn tf32_products_lose_precision_and_the_split_restores_it() {
     }
     drop((ah, al, bh, bl, da, db, out));
     clean(&emu);
+}
+
+#[test]
+fn infinite_inputs_give_the_cpu_results_in_both_gemm_modes() {
+    // ±∞ cannot be split for 3xTF32 (∞ · 0 in a cross product is NaN where float32 gives ∞):
+    // such GEMMs fall back to plain FP32, so ∞ and NaN land where the CPU puts them.
+    let mut rng = Rng(23);
+    let (m, n, d) = (4, 90, 6);
+    let mut q = rng.mat(m, d);
+    let mut c = rng.mat(n, d);
+    c[5 * d + 3] = f32::INFINITY;
+    q[d + 2] = f32::NEG_INFINITY;
+    for (qq, cc, what) in [
+        (&q, &c, "both"),
+        (&rng.mat(m, d), &c, "corpus"),
+        (&q, &rng.mat(n, d), "queries"),
+    ] {
+        let want = similarity_matrix(qq, m, cc, n, d, Metric::Dot).unwrap();
+        let wk = top_k(qq, m, cc, n, d, 3, Metric::Dot).unwrap();
+        for (emu, how) in devices(40 * 4 * n) {
+            let got = ops::similarity_matrix(&emu, qq, m, cc, n, d, Metric::Dot).unwrap();
+            close(&got, &want, 1e-4, 1e-3).unwrap_or_else(|e| panic!("{what} {how}: {e}"));
+            clean(&emu);
+            let emu = Emu::with_budget(30 * 4 * (m + 2 * d)).with_tf32x3(how.contains("TF32"));
+            let gk = ops::top_k(&emu, qq, m, cc, n, d, 3, Metric::Dot).unwrap();
+            assert_eq!(gk.indices, wk.indices, "{what} {how}");
+            close(&gk.scores, &wk.scores, 1e-4, 1e-4).unwrap();
+            clean(&emu);
+        }
+    }
 }

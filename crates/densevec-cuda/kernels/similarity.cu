@@ -7,9 +7,9 @@
 // Sum of squares of each row of x (rows x cols), one warp per row; out[r] = sum x[r,k]^2.
 extern "C" __global__ void dv_row_sumsq(const float* __restrict__ x, int rows, int cols,
                                         float* __restrict__ out) {
-  int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
-  if (warp >= rows) return;
+  if (warp >= rows) return;  // whole warps leave together (blocks are whole warps)
   const float* r = x + (size_t)warp * cols;
   float s = 0.0f;
   for (int k = lane; k < cols; k += 32) s = fmaf(r[k], r[k], s);
@@ -20,7 +20,7 @@ extern "C" __global__ void dv_row_sumsq(const float* __restrict__ x, int rows, i
 // Turns squared norms into the per-row auxiliary of a metric, in place:
 // metric 1 (cosine): 1/sqrt(s) in double precision, 0 for a zero row; metric 2 (l2sq): unchanged.
 extern "C" __global__ void dv_aux(float* __restrict__ s, int n, int metric) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n || metric != 1) return;
   double r = sqrt((double)s[i]);
   s[i] = r == 0.0 ? 0.0f : (float)(1.0 / r);
@@ -197,8 +197,8 @@ dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, 
 // TF32 split for the 3xTF32 GEMM scheme: hi = x rounded to TF32 (10 explicit mantissa bits,
 // round to nearest, ties away from zero — the rounding used by cvt.rna.tf32.f32), lo = x - hi
 // (exact in float32). Then a*b = ah*bh + ah*bl + al*bh + al*bl, and the three products kept by
-// the scheme are exact in the tensor cores' TF32 inputs up to lo's own rounding (2^-22 relative
-// to x), so the result carries float32 accuracy at tensor-core speed.
+// the scheme carry float32 accuracy at tensor-core speed (lo itself is read as TF32: 2^-21 to
+// 2^-22 relative to x).
 __device__ __forceinline__ float dv_tf32_hi(float x) {
   unsigned u = __float_as_uint(x);
   if ((u & 0x7f800000u) == 0x7f800000u) return x;  // inf / NaN unchanged
@@ -207,13 +207,17 @@ __device__ __forceinline__ float dv_tf32_hi(float x) {
   return __uint_as_float(r);
 }
 
-extern "C" __global__ void dv_split_tf32(const float* x, long long n,  // x may be hi (in place)
-                                         float* hi, float* __restrict__ lo) {
+// Splits x (n values; x may be hi itself) into hi and lo. An infinite value cannot be split
+// (inf * 0 in the cross products would make NaN where float32 gives inf): it sets *inf_seen,
+// and the host then runs that GEMM in plain FP32 instead.
+extern "C" __global__ void dv_split_tf32(const float* x, long long n, float* hi,
+                                         float* __restrict__ lo, int* __restrict__ inf_seen) {
   const long long stride = (long long)gridDim.x * blockDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
     const float v = x[i];
     const float h = dv_tf32_hi(v);
     hi[i] = h;
     lo[i] = v - h;
+    if (v - v != 0.0f && v == v) atomicOr(inf_seen, 1);  // v is ±inf
   }
 }

@@ -77,7 +77,7 @@ pub struct Cuda {
     _modules: Vec<Arc<CudaModule>>,
     funcs: HashMap<&'static str, CudaFunction>,
     info: DeviceInfo,
-    /// GEMMs as 3xTF32 (cuBLAS present, compute capability ≥ 8.0, not DENSEVEC_CUDA_GEMM=fp32).
+    /// GEMMs as 3xTF32 (cuBLAS present, sm_80 / sm_90 / sm_100, not DENSEVEC_CUDA_GEMM=fp32).
     tf32x3: bool,
 }
 
@@ -208,8 +208,10 @@ fn init() -> std::result::Result<Cuda, String> {
     } else {
         None
     };
+    // 3xTF32 where TF32 tensor cores are many times faster than FP32 (A100, H100/H200,
+    // B100/B200); on consumer parts (sm_86, sm_89, sm_120) they are not, and SGEMM stays.
     let tf32x3 = blas.is_some()
-        && major >= 8
+        && ((major, minor) == (8, 0) || major == 9 || major == 10)
         && std::env::var("DENSEVEC_CUDA_GEMM").as_deref() != Ok("fp32");
     let gemm = if tf32x3 {
         "3xTF32"
@@ -367,7 +369,7 @@ impl Device for Cuda {
                         blas_sys::cudaDataType::CUDA_R_32F,
                         g.ldc,
                         blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32,
-                        blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT_TENSOR_OP,
+                        blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
                     )
                 }
                 .map_err(|e| format!("cuBLAS GemmEx (TF32): {e:?}"));
@@ -610,6 +612,7 @@ pub mod bench {
                 let split = g.gemm_mode_tf32x3();
                 let da = Buf::from(dev, &data(m * d, 1)).map_err(&be)?;
                 let db = Buf::from(dev, &data(n * d, 2)).map_err(&be)?;
+                let flag = Buf::<i32>::zeros(dev, 1).map_err(&be)?;
                 let (sa, sb) = if split {
                     (
                         Some(ops::Operand::zeros(dev, F, m * d, true)?),
@@ -630,8 +633,8 @@ pub mod bench {
                     };
                     let (a, b) = match (&sa, &sb) {
                         (Some(x), Some(y)) => {
-                            ops::split_from(dev, F, &da, x, m * d)?;
-                            ops::split_from(dev, F, &db, y, n * d)?;
+                            ops::split_from(dev, F, &da, x, &flag, m * d)?;
+                            ops::split_from(dev, F, &db, y, &flag, n * d)?;
                             (x.at(0), y.at(0))
                         }
                         _ => ((da.ptr, None), (db.ptr, None)),

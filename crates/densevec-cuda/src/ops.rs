@@ -64,11 +64,13 @@ fn row_grid(rows: usize) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Operands of the 3xTF32 scheme
 
-/// A device matrix, plain or split for 3xTF32: `hi` holds the TF32 part, `lo` the rest
-/// (hi + lo is the float32 value exactly). Plain: `hi` holds the values and `lo` is `None`.
+/// A device matrix, plain or split for 3xTF32: when split, `hi` holds the TF32 part and `lo`
+/// the rest (hi + lo is the float32 value exactly); plain: `hi` holds the values.
 pub struct Operand<'d> {
     pub hi: Buf<'d, f32>,
     pub lo: Option<Buf<'d, f32>>,
+    /// Whether the values are currently split (else `lo`, if allocated, is unused).
+    pub split: bool,
 }
 
 /// Address of element `i` of an operand: (hi, lo).
@@ -80,10 +82,11 @@ impl<'d> Operand<'d> {
         Ok(Operand {
             hi: Buf::from(dev, x).map_err(be(f))?,
             lo: None,
+            split: false,
         })
     }
 
-    /// A zeroed operand of `len` values, with room for the split when `split`.
+    /// A zeroed operand of `len` values, split (with its remainder buffer) when `split`.
     pub(crate) fn zeros(
         dev: &'d dyn Device,
         f: &'static str,
@@ -97,19 +100,29 @@ impl<'d> Operand<'d> {
             } else {
                 None
             },
+            split,
         })
     }
 
-    /// Splits the first `len` values in place into TF32 part and remainder (allocating the
-    /// remainder buffer on first use); does nothing unless the device runs 3xTF32.
-    fn split(&mut self, dev: &'d dyn Device, f: &'static str, len: usize) -> Result<()> {
+    /// Splits the first `len` values in place when the device runs 3xTF32; returns whether it
+    /// did. Values that cannot be split (±∞: the cross products would turn inf · 0 into NaN)
+    /// leave the operand plain: `host` (the same `len` values) is written back.
+    fn split(
+        &mut self,
+        dev: &'d dyn Device,
+        f: &'static str,
+        len: usize,
+        host: &[f32],
+    ) -> Result<bool> {
+        self.split = false;
         if !dev.tf32x3() {
-            return Ok(());
+            return Ok(false);
         }
         if self.lo.is_none() {
             self.lo = Some(Buf::zeros(dev, self.hi.len).map_err(be(f))?);
         }
         let lo = self.lo.as_ref().expect("allocated above");
+        let flag = Buf::<i32>::zeros(dev, 1).map_err(be(f))?;
         dev.launch(
             "dv_split_tf32",
             Launch::elems(len.min(1 << 24)),
@@ -118,24 +131,54 @@ impl<'d> Operand<'d> {
                 Arg::I64(len as i64),
                 self.hi.arg(0),
                 lo.arg(0),
+                flag.arg(0),
             ],
         )
-        .map_err(be(f))
+        .map_err(be(f))?;
+        let mut inf = [0i32];
+        flag.read(0, &mut inf).map_err(be(f))?;
+        if inf[0] != 0 {
+            self.hi.write(0, &host[..len]).map_err(be(f))?;
+            return Ok(false);
+        }
+        self.split = true;
+        Ok(true)
+    }
+
+    /// Writes `host` back over a split operand, leaving it plain.
+    fn unsplit(&mut self, f: &'static str, host: &[f32]) -> Result<()> {
+        if self.split {
+            self.hi.write(0, host).map_err(be(f))?;
+            self.split = false;
+        }
+        Ok(())
     }
 
     pub(crate) fn at(&self, i: usize) -> At {
-        (self.hi.at(i), self.lo.as_ref().map(|l| l.at(i)))
+        (
+            self.hi.at(i),
+            if self.split {
+                self.lo.as_ref().map(|l| l.at(i))
+            } else {
+                None
+            },
+        )
     }
 
     /// The remainder pointer for a row kernel that stores split values (0: store plain).
     fn lo_arg(&self) -> Arg {
-        Arg::Ptr(self.lo.as_ref().map_or(0, |l| l.ptr))
+        Arg::Ptr(if self.split {
+            self.lo.as_ref().map_or(0, |l| l.ptr)
+        } else {
+            0
+        })
     }
 }
 
 /// Row-major GEMM (see [`gemm_rm`]) on plain or split operands. Split (3xTF32):
 /// C = α(A_hi·B_lo) + βC, then C += α(A_lo·B_hi), then C += α(A_hi·B_hi), each a TF32
-/// tensor-core product with FP32 accumulation; the dropped A_lo·B_lo term is 2^-22 relative.
+/// tensor-core product with FP32 accumulation; the dropped A_lo·B_lo term is about 2^-22
+/// relative.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_x(
     dev: &dyn Device,
@@ -279,8 +322,11 @@ pub fn similarity_matrix(
     } else {
         None
     };
-    dq.split(dev, F, q_rows * cols)?;
-    dc.split(dev, F, c_rows * cols)?;
+    // Both split or both plain (an infinite value keeps one side plain).
+    if dq.split(dev, F, q_rows * cols, q)? != dc.split(dev, F, c_rows * cols, c)? {
+        dq.unsplit(F, q)?;
+        dc.unsplit(F, c)?;
+    }
     let rows_per = rows_within(dev, 4 * c_rows, q_rows);
     let buf = Buf::<f32>::zeros(dev, rows_per * c_rows).map_err(be(F))?;
     let mut i0 = 0;
@@ -374,12 +420,18 @@ pub fn top_k(
     } else {
         None
     };
-    dq.split(dev, F, q_rows * cols)?;
+    // A plain copy of q for corpus blocks that must stay plain (infinite values).
+    let q_split = dq.split(dev, F, q_rows * cols, q)?;
+    let dq_plain = if q_split {
+        Some(Buf::from(dev, q).map_err(be(F))?)
+    } else {
+        None
+    };
     let best_i = Buf::<u32>::zeros(dev, q_rows * kk).map_err(be(F))?;
     let best_s = Buf::<f32>::zeros(dev, q_rows * kk).map_err(be(F))?;
     // Corpus rows per block: the score block (q.rows × nb) and the corpus block (twice when
     // split) within budget, never fewer than k (a block must be able to fill the lists alone).
-    let split = dev.tf32x3();
+    let split = q_split;
     let per_row = 4 * (q_rows + cols * (1 + split as usize));
     let nb = rows_within(dev, per_row, c_rows).max(kk);
     let scores = Buf::<f32>::zeros(dev, q_rows * nb).map_err(be(F))?;
@@ -396,7 +448,12 @@ pub fn top_k(
         } else {
             None
         };
-        dc.split(dev, F, n * cols)?;
+        let block = &c[j0 * cols..(j0 + n) * cols];
+        let q_at = if q_split && dc.split(dev, F, n * cols, block)? {
+            dq.at(0)
+        } else {
+            (dq_plain.as_ref().map_or(dq.hi.ptr, |b| b.ptr), None)
+        };
         gemm_x(
             dev,
             F,
@@ -406,7 +463,7 @@ pub fn top_k(
             n,
             cols,
             1.0,
-            dq.at(0),
+            q_at,
             cols,
             dc.at(0),
             cols,
@@ -462,14 +519,14 @@ pub fn fused_ce(
 ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
     let (b, n, d) = (p.b, p.n, p.d);
     let shared = p.keys.is_none();
-    let split = dev.tf32x3();
+    // Inputs are finite (checked by the core), so both split or neither does.
     let mut dq = Operand::upload(dev, f, &p.q)?;
-    dq.split(dev, f, b * d)?;
+    let split = dq.split(dev, f, b * d, &p.q)?;
     let dk = if shared {
         None
     } else {
         let mut k = Operand::upload(dev, f, p.keys())?;
-        k.split(dev, f, n * d)?;
+        k.split(dev, f, n * d, p.keys())?;
         Some(k)
     };
     let kk = dk.as_ref().unwrap_or(&dq);
@@ -641,11 +698,11 @@ pub fn margin_run(
     o: &MarginOpts,
 ) -> Result<MarginSoftmax> {
     const F: &str = "cudaMarginSoftmax";
-    let split = dev.tf32x3();
+    // Inputs are finite (checked by the core), so both split or neither does.
     let mut dx = Operand::upload(dev, F, &pr.xh)?;
-    dx.split(dev, F, n * d)?;
+    let split = dx.split(dev, F, n * d, &pr.xh)?;
     let mut dw = Operand::upload(dev, F, &pr.wh)?;
-    dw.split(dev, F, c * d)?;
+    dw.split(dev, F, c * d, &pr.wh)?;
     let dl = Buf::from(dev, labels).map_err(be(F))?;
     let zy: Vec<f32> = pr.target.iter().map(|t| t.0 as f32).collect();
     let dzy: Vec<f64> = pr.target.iter().map(|t| t.1).collect();
@@ -902,20 +959,27 @@ pub fn wasserstein_regularizer(
     })
 }
 
-/// Splits `len` values of `x` into the operand `to` (hi, lo), or copies them plain: the
-/// benchmark's way of redoing a call's conversions on resident data.
+/// Splits `len` values of `x` into the operand `to` (hi, lo), or does nothing for a plain
+/// operand: the benchmark's way of redoing a call's conversions on resident data.
 pub(crate) fn split_from(
     dev: &dyn Device,
     f: &'static str,
     x: &Buf<f32>,
     to: &Operand,
+    flag: &Buf<i32>,
     len: usize,
 ) -> Result<()> {
     match &to.lo {
         Some(lo) => dev.launch(
             "dv_split_tf32",
             Launch::elems(len.min(1 << 24)),
-            &[x.arg(0), Arg::I64(len as i64), to.hi.arg(0), lo.arg(0)],
+            &[
+                x.arg(0),
+                Arg::I64(len as i64),
+                to.hi.arg(0),
+                lo.arg(0),
+                flag.arg(0),
+            ],
         ),
         None => Ok(()),
     }
