@@ -16,19 +16,21 @@ cd "$(dirname "$0")/.."
 out="${1:-${OUT:+$OUT/gpu-check.json}}"
 out="${out:-gpu-check.json}"
 
+# With cargo, (re)build the checker from this source (a no-op when it is up to date), so a
+# binary left from older sources is never run; without cargo (a bare GPU machine), use the one
+# built and carried with the repository.
 bin="${GPU_CHECK_BIN:-}"
+if [ -z "$bin" ] && command -v cargo >/dev/null 2>&1; then
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo build --release -p densevec-cuda --bin gpu-check --target-dir target/gpu-check || exit 3
+  bin=target/gpu-check/release/gpu-check
+fi
 for cand in target/gpu-check/release/gpu-check target/release/gpu-check .tmp/gpu-check; do
   if [ -z "$bin" ] && [ -x "$cand" ]; then bin="$cand"; fi
 done
 if [ -z "$bin" ]; then
-  if command -v cargo >/dev/null 2>&1; then
-    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-      cargo build --release -p densevec-cuda --bin gpu-check --target-dir target/gpu-check || exit 3
-    bin=target/gpu-check/release/gpu-check
-  else
-    echo "gpu-check: no prebuilt binary (target/gpu-check/release/gpu-check) and no cargo" >&2
-    exit 3
-  fi
+  echo "gpu-check: no prebuilt binary (target/gpu-check/release/gpu-check) and no cargo" >&2
+  exit 3
 fi
 
 # Find NVRTC and cuBLAS where a CUDA toolkit or NVIDIA's Python wheels put them. The binary is
