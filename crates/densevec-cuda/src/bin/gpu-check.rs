@@ -525,7 +525,7 @@ fn learning_bench(rng: &mut Rng, bench: &mut Vec<String>) {
         bench.push(format!("    {{\"row\": \"infoNCE fwd+bwd\", \"shape\": [{b}, {d}], \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}, \"cpuThreads\": {threads}}}"));
     }
     {
-        // The anchor shape: PyTorch CUDA is measured by scripts/gpu-torch-anchor.py.
+        // The PERF.md anchor shape: PyTorch CUDA is measured by scripts/gpu-torch-anchor.py.
         let (b, d) = (65_536usize, 768usize);
         let (q, k) = (rng.mat(b, d), rng.mat(b, d));
         let o = InfoNceOpts {
