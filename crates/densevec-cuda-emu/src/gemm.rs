@@ -2,7 +2,8 @@
 //! C (m × n, ldc) = alpha · op(A) · op(B) + beta · C, op(A) m × k, op(B) k × n,
 //! element (i, j) of a column-major X at X[i + j·ldX].
 //!
-//! Products are accumulated in f64 and rounded to f32 once. With `tf32` set (cublasGemmEx with
+//! Products are accumulated in f64 and rounded to f32 once (or, on an `Emu` built with
+//! `with_f32_sums(true)`, summed one by one in f32). With `tf32` set (cublasGemmEx with
 //! CUBLAS_COMPUTE_32F_FAST_TF32) every A and B element is first rounded to TF32 — 10 explicit
 //! mantissa bits, to nearest, ties away from zero — as the tensor cores read them. As in the reference BLAS, C is not
 //! read when beta = 0 (NaN in C does not propagate), and A and B are not read when alpha = 0 or
@@ -74,7 +75,7 @@ fn span(rows: usize, cols: usize, ld: usize) -> usize {
 
 /// Runs a validated GEMM on device memory, after checking that every operand it touches lies
 /// inside one live allocation and is 4-byte aligned.
-pub(crate) fn run(mem: &Memory, g: &Sgemm) -> Result<(), String> {
+pub(crate) fn run(mem: &Memory, g: &Sgemm, f32_sums: bool) -> Result<(), String> {
     let (m, n, k) = (g.m as usize, g.n as usize, g.k as usize);
     let (lda, ldb, ldc) = (g.lda as usize, g.ldb as usize, g.ldc as usize);
     if m == 0 || n == 0 {
@@ -140,7 +141,17 @@ pub(crate) fn run(mem: &Memory, g: &Sgemm) -> Result<(), String> {
         for (i, out) in col.iter_mut().enumerate() {
             let ab = if reads_ab {
                 let ai = &pa[i * k..(i + 1) * k];
-                alpha * ai.iter().zip(bj).map(|(x, y)| x * y).sum::<f64>()
+                if f32_sums {
+                    // float32 products summed one by one in float32: a pessimistic model of
+                    // device accumulation (cuBLAS and tensor cores sum in blocks)
+                    let s = ai
+                        .iter()
+                        .zip(bj)
+                        .fold(0f32, |s, (x, y)| s + (*x as f32) * (*y as f32));
+                    alpha * s as f64
+                } else {
+                    alpha * ai.iter().zip(bj).map(|(x, y)| x * y).sum::<f64>()
+                }
             } else {
                 0.0
             };

@@ -46,6 +46,7 @@ mod emu {
         mem: Mutex<Memory>,
         budget: usize,
         tf32x3: bool,
+        f32_sums: bool,
     }
 
     impl Default for Emu {
@@ -67,7 +68,16 @@ mod emu {
                 mem: Mutex::new(Memory::default()),
                 budget: bytes,
                 tf32x3: false,
+                f32_sums: false,
             }
+        }
+
+        /// The same device with its SGEMM summing float32 products one by one in float32 — a
+        /// pessimistic model of device accumulation, to check that tolerances hold without the
+        /// emulator's default float64 sums.
+        pub fn with_f32_sums(mut self, on: bool) -> Emu {
+            self.f32_sums = on;
+            self
         }
 
         /// The same device answering [`Device::tf32x3`] with `on`, so that the algorithms take
@@ -183,7 +193,7 @@ mod emu {
 
         fn sgemm(&self, g: &Sgemm) -> Result<(), String> {
             gemm::validate(g)?;
-            gemm::run(&self.mem(), g)
+            gemm::run(&self.mem(), g, self.f32_sums)
         }
 
         fn sync(&self) -> Result<(), String> {

@@ -95,14 +95,17 @@ fn close_loss(what: &str, got: f64, want: f64) {
 }
 
 /// The devices a case runs on: plain with a large budget, plain with `small` bytes of scratch
-/// (many blocks), and 3xTF32 with `small`.
+/// (many blocks), and 3xTF32 with `small` and float32 sums in the GEMMs (the pessimistic
+/// accumulation model).
 fn devices(small: usize) -> Vec<(Emu, String)> {
     vec![
         (Emu::with_budget(64 << 20), "one block".to_string()),
         (Emu::with_budget(small), format!("budget {small}")),
         (
-            Emu::with_budget(small).with_tf32x3(true),
-            format!("budget {small}, 3xTF32"),
+            Emu::with_budget(small)
+                .with_tf32x3(true)
+                .with_f32_sums(true),
+            format!("budget {small}, 3xTF32, f32 sums"),
         ),
     ]
 }
@@ -201,7 +204,13 @@ fn top_k_streams_the_corpus_and_keeps_the_cpu_order() {
 #[test]
 fn info_nce_matches_the_cpu_with_every_option_and_block_size() {
     let mut rng = Rng(3);
-    for &(b, n, d) in &[(1usize, 1usize, 1usize), (7, 13, 5), (20, 31, 16)] {
+    // (6 × 3000: gradQ's inner dimension is K = 3000, long sums in float32)
+    for &(b, n, d) in &[
+        (1usize, 1usize, 1usize),
+        (7, 13, 5),
+        (20, 31, 16),
+        (6, 3000, 8),
+    ] {
         let (q, k) = (rng.mat(b, d), rng.mat(n, d));
         let pos: Vec<u32> = (0..b).map(|i| ((i * 7 + 3) % n) as u32).collect();
         let lq: Vec<f32> = (0..n).map(|j| -((j % 5) as f32 + 1.0).ln()).collect();
@@ -447,7 +456,9 @@ fn infinite_inputs_give_the_cpu_results_in_both_gemm_modes() {
             let got = ops::similarity_matrix(&emu, qq, m, cc, n, d, Metric::Dot).unwrap();
             close(&got, &want, 1e-4, 1e-3).unwrap_or_else(|e| panic!("{what} {how}: {e}"));
             clean(&emu);
-            let emu = Emu::with_budget(30 * 4 * (m + 2 * d)).with_tf32x3(how.contains("TF32"));
+            let emu = Emu::with_budget(30 * 4 * (m + 2 * d))
+                .with_tf32x3(how.contains("TF32"))
+                .with_f32_sums(how.contains("f32 sums"));
             let gk = ops::top_k(&emu, qq, m, cc, n, d, 3, Metric::Dot).unwrap();
             assert_eq!(gk.indices, wk.indices, "{what} {how}");
             close(&gk.scores, &wk.scores, 1e-4, 1e-4).unwrap();
