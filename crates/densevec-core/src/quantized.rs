@@ -3,17 +3,15 @@
 //! q · scale, one scale for the matrix or one per row).
 //!
 //! A corpus row means exactly its decoded float32 value, so every result equals the float32
-//! function applied to the decoded corpus. The corpus is decoded one piece of rows at a time
-//! (F16C on x86 where present) into a per-task float32 buffer and scored by the same GEMM and
-//! epilogue as float32 corpora; the decoded corpus is never held whole.
+//! function applied to the decoded corpus. The search code is the float32 corpus's own
+//! (`similarity::similarity_corpus`, `topk::top_k_corpus`): each tile or piece of corpus rows is
+//! decoded (F16C on x86 where present) into a per-task float32 buffer, so the decoded corpus is
+//! never held whole.
 
 use crate::bail;
 use crate::error::{check_matrix, Result};
-use crate::pool;
-use crate::similarity::{aux, finish_tile_raw, Metric, SendPtr, TILE_M, TILE_N};
-use crate::topk::{scan_block, Block, Heaps, TopK, PIECE};
-use densevec_kernels as k;
-use rayon::prelude::*;
+use crate::similarity::{aux, similarity_corpus, Metric};
+use crate::topk::{check_k, top_k_corpus, TopK};
 
 /// Scale of an i8 corpus.
 #[derive(Clone, Copy, Debug)]
@@ -24,9 +22,10 @@ pub enum I8Scale<'a> {
     Rows(&'a [f32]),
 }
 
-/// A corpus in a compact storage type (row-major, rows × cols values).
+/// A corpus in any storage type (row-major, rows × cols values): float32, or compact.
 #[derive(Clone, Copy, Debug)]
 pub enum Corpus<'a> {
+    F32(&'a [f32]),
     F16(&'a [u16]),
     Bf16(&'a [u16]),
     I8 { data: &'a [i8], scale: I8Scale<'a> },
@@ -140,6 +139,7 @@ impl Corpus<'_> {
     /// Stored values.
     pub fn len(&self) -> usize {
         match self {
+            Corpus::F32(d) => d.len(),
             Corpus::F16(d) | Corpus::Bf16(d) => d.len(),
             Corpus::I8 { data, .. } => data.len(),
         }
@@ -155,6 +155,7 @@ impl Corpus<'_> {
         let (a, b) = (j0 * cols, (j0 + rows) * cols);
         let out = &mut out[..rows * cols];
         match self {
+            Corpus::F32(d) => out.copy_from_slice(&d[a..b]),
             Corpus::F16(d) => f16_decode(&d[a..b], out),
             Corpus::Bf16(d) => {
                 for (o, &h) in out.iter_mut().zip(&d[a..b]) {
@@ -183,6 +184,46 @@ impl Corpus<'_> {
         }
     }
 }
+
+impl Corpus<'_> {
+    /// Rows `j0 .. j0 + rows` as float32: the slice itself for a float32 corpus, else decoded
+    /// into `buf`.
+    pub(crate) fn rows<'b>(
+        &'b self,
+        j0: usize,
+        rows: usize,
+        cols: usize,
+        buf: &'b mut Vec<f32>,
+    ) -> &'b [f32] {
+        if let Corpus::F32(d) = self {
+            return &d[j0 * cols..(j0 + rows) * cols];
+        }
+        buf.resize(rows * cols, 0.0);
+        self.decode(j0, rows, cols, buf);
+        buf
+    }
+
+    /// Per-row auxiliaries of the metric (see `similarity::aux`) of all rows, a compact corpus
+    /// decoded a piece at a time.
+    pub(crate) fn aux(&self, metric: Metric, rows: usize, cols: usize) -> Vec<f32> {
+        if metric == Metric::Dot {
+            return Vec::new();
+        }
+        if let Corpus::F32(d) = self {
+            return aux(metric, d, rows, cols);
+        }
+        let mut out = Vec::with_capacity(rows);
+        let mut buf = Vec::new();
+        for j0 in (0..rows).step_by(AUX_PIECE) {
+            let n = AUX_PIECE.min(rows - j0);
+            out.extend(aux(metric, self.rows(j0, n, cols, &mut buf), n, cols));
+        }
+        out
+    }
+}
+
+/// Rows per decoded piece when computing a compact corpus's auxiliaries.
+const AUX_PIECE: usize = 4096;
 
 /// Checks a compact corpus: its length against rows × cols, non-empty, and the i8 scales
 /// (one per row when per-row; finite and ≥ 0).
@@ -226,20 +267,6 @@ pub fn check_corpus(func: &str, c: &Corpus, rows: usize, cols: usize) -> Result<
     Ok(())
 }
 
-/// Decoded rows of one piece, with their auxiliaries.
-fn piece(
-    c: &Corpus,
-    j0: usize,
-    rows: usize,
-    cols: usize,
-    metric: Metric,
-    buf: &mut Vec<f32>,
-) -> Vec<f32> {
-    buf.resize(rows * cols, 0.0);
-    c.decode(j0, rows, cols, buf);
-    aux(metric, buf, rows, cols)
-}
-
 /// `similarity_matrix` with a compact corpus: q.rows × c.rows, identical to the float32
 /// function on the decoded corpus.
 pub fn similarity_matrix_q(
@@ -253,47 +280,7 @@ pub fn similarity_matrix_q(
     const F: &str = "similarityMatrix";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_corpus(F, c, c_rows, cols)?;
-    let mut out = vec![0f32; q_rows * c_rows];
-    let qa = aux(metric, q, q_rows, cols);
-    let n = c_rows;
-    let ptr = SendPtr(out.as_mut_ptr());
-    let pieces: Vec<usize> = (0..c_rows).step_by(TILE_N).collect();
-    let work = |buf: &mut Vec<f32>, j0: usize| {
-        let nb = TILE_N.min(c_rows - j0);
-        let ca = piece(c, j0, nb, cols, metric, buf);
-        for i0 in (0..q_rows).step_by(TILE_M) {
-            let mb = TILE_M.min(q_rows - i0);
-            // SAFETY: pieces are disjoint column ranges of `out` (j0..j0+nb) and this task is
-            // their only writer; q holds these rows and buf the decoded piece.
-            unsafe {
-                let t = ptr.get().add(i0 * n + j0);
-                k::gemm_nt_raw(
-                    mb,
-                    nb,
-                    cols,
-                    q.as_ptr().add(i0 * cols),
-                    cols,
-                    buf.as_ptr(),
-                    cols,
-                    t,
-                    n,
-                );
-                if metric != Metric::Dot {
-                    finish_tile_raw(metric, t, n, mb, nb, &qa[i0..i0 + mb], &ca);
-                }
-            }
-        }
-    };
-    if pieces.len() == 1 {
-        work(&mut Vec::new(), 0);
-    } else {
-        pool::run(|| {
-            pieces
-                .par_iter()
-                .for_each_init(Vec::new, |buf, &j0| work(buf, j0))
-        });
-    }
-    Ok(out)
+    Ok(similarity_corpus(q, q_rows, c, c_rows, cols, metric))
 }
 
 /// `top_k` with a compact corpus: identical to the float32 function on the decoded corpus
@@ -311,43 +298,8 @@ pub fn top_k_q(
     const F: &str = "topK";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_corpus(F, c, c_rows, cols)?;
-    if kk < 1 || kk > c_rows {
-        bail!(Arg, "{F}: k must be in [1, {c_rows}] (c.rows), got {kk}");
-    }
-    if c_rows > u32::MAX as usize {
-        bail!(Shape, "{F}: c has {c_rows} rows, more than 2^32 - 1");
-    }
-    let qa = aux(metric, q, q_rows, cols);
-    let scan = |heaps: Heaps, buf: &mut Vec<f32>, tile: &mut Vec<f32>, j0: usize| -> Heaps {
-        let rows = PIECE.min(c_rows - j0);
-        let ca = piece(c, j0, rows, cols, metric, buf);
-        let blk = Block {
-            c: buf,
-            ca: &ca,
-            j_off: j0,
-            rows,
-        };
-        scan_block(heaps, tile, q, q_rows, &qa, &blk, cols, metric)
-    };
-    let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
-    let heaps = if pieces.len() == 1 {
-        scan(Heaps::new(q_rows, kk), &mut Vec::new(), &mut Vec::new(), 0)
-    } else {
-        pool::run(|| {
-            pieces
-                .par_iter()
-                .fold(
-                    || (Heaps::new(q_rows, kk), Vec::new(), Vec::new()),
-                    |(h, mut b, mut t), &j0| {
-                        let h = scan(h, &mut b, &mut t, j0);
-                        (h, b, t)
-                    },
-                )
-                .map(|(h, _, _)| h)
-                .reduce(|| Heaps::new(q_rows, kk), Heaps::merge)
-        })
-    };
-    Ok(heaps.into_top_k(q_rows, kk))
+    check_k(F, kk, c_rows)?;
+    Ok(top_k_corpus(q, q_rows, c, c_rows, cols, kk, metric))
 }
 
 #[cfg(test)]
@@ -399,7 +351,7 @@ mod tests {
 
     #[test]
     fn compact_corpora_score_like_their_decoded_float32() {
-        let (m, n, d) = (7, 2 * PIECE + 37, 19);
+        let (m, n, d) = (7, 2 * 1536 + 37, 19); // spans three top-k pieces of 1536 rows
         let q: Vec<f32> = (0..m * d)
             .map(|i| ((i * 7919) % 113) as f32 / 56.0 - 1.0)
             .collect();

@@ -3,6 +3,7 @@
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::quantized::Corpus;
 use densevec_kernels as k;
 use rayon::prelude::*;
 
@@ -226,20 +227,42 @@ pub fn similarity_matrix(
     const F: &str = "similarityMatrix";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_matrix(F, "c", c, c_rows, cols)?;
+    Ok(similarity_corpus(
+        q,
+        q_rows,
+        &Corpus::F32(c),
+        c_rows,
+        cols,
+        metric,
+    ))
+}
+
+/// The similarity matrix of checked inputs against a corpus in any storage type, tile by tile
+/// (each tile takes its corpus rows as float32: a slice of a float32 corpus, or decoded into
+/// the task's buffer).
+pub(crate) fn similarity_corpus(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    metric: Metric,
+) -> Vec<f32> {
     let mut out = vec![0f32; q_rows * c_rows];
     let qa = aux(metric, q, q_rows, cols);
-    let ca = aux(metric, c, c_rows, cols);
+    let ca = c.aux(metric, c_rows, cols);
     let (m, n) = (q_rows, c_rows);
     let tiles: Vec<(usize, usize)> = (0..m)
         .step_by(TILE_M)
         .flat_map(|i| (0..n).step_by(TILE_N).map(move |j| (i, j)))
         .collect();
     let ptr = SendPtr(out.as_mut_ptr());
-    let work = |&(i0, j0): &(usize, usize)| {
+    let work = |buf: &mut Vec<f32>, &(i0, j0): &(usize, usize)| {
         let mb = TILE_M.min(m - i0);
         let nb = TILE_N.min(n - j0);
+        let cb = c.rows(j0, nb, cols, buf);
         // SAFETY: tiles are disjoint rectangles of `out` (rows i0..i0+mb, columns j0..j0+nb)
-        // and this task is their only reader and writer; q and c hold these rows.
+        // and this task is their only reader and writer; q and cb hold these rows.
         unsafe {
             let t = ptr.get().add(i0 * n + j0);
             k::gemm_nt_raw(
@@ -248,7 +271,7 @@ pub fn similarity_matrix(
                 cols,
                 q.as_ptr().add(i0 * cols),
                 cols,
-                c.as_ptr().add(j0 * cols),
+                cb.as_ptr(),
                 cols,
                 t,
                 n,
@@ -259,9 +282,9 @@ pub fn similarity_matrix(
         }
     };
     if tiles.len() == 1 {
-        work(&tiles[0]);
+        work(&mut Vec::new(), &tiles[0]);
     } else {
-        pool::run(|| tiles.par_iter().for_each(work));
+        pool::run(|| tiles.par_iter().for_each_init(Vec::new, work));
     }
-    Ok(out)
+    out
 }

@@ -5,6 +5,7 @@
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::quantized::Corpus;
 use crate::similarity::{aux, finish_tile_raw, Metric, TILE_M, TILE_N};
 use densevec_kernels as k;
 use rayon::prelude::*;
@@ -114,7 +115,7 @@ pub struct TopK {
 }
 
 /// Corpus rows per parallel piece.
-pub(crate) const PIECE: usize = 4 * TILE_N;
+const PIECE: usize = 4 * TILE_N;
 
 /// Exact top-k of each query row against the corpus rows under `metric`, best first (largest
 /// dot/cosine, smallest l2sq), ties broken by lower index; NaN scores rank last.
@@ -130,47 +131,77 @@ pub fn top_k(
     const F: &str = "topK";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_matrix(F, "c", c, c_rows, cols)?;
+    check_k(F, kk, c_rows)?;
+    Ok(top_k_corpus(
+        q,
+        q_rows,
+        &Corpus::F32(c),
+        c_rows,
+        cols,
+        kk,
+        metric,
+    ))
+}
+
+/// Checks k against the corpus rows, and that row indices fit in u32.
+pub(crate) fn check_k(func: &str, kk: usize, c_rows: usize) -> Result<()> {
     if kk < 1 || kk > c_rows {
-        bail!(Arg, "{F}: k must be in [1, {c_rows}] (c.rows), got {kk}");
+        bail!(Arg, "{func}: k must be in [1, {c_rows}] (c.rows), got {kk}");
     }
     if c_rows > u32::MAX as usize {
-        bail!(Shape, "{F}: c has {c_rows} rows, more than 2^32 - 1");
+        bail!(Shape, "{func}: c has {c_rows} rows, more than 2^32 - 1");
     }
+    Ok(())
+}
+
+/// Top-k of checked inputs against a corpus in any storage type: parallel over fixed pieces
+/// of corpus rows (each taken as float32: a slice of a float32 corpus, or decoded into the
+/// task's buffer), heaps merged in a fixed order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn top_k_corpus(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    kk: usize,
+    metric: Metric,
+) -> TopK {
     let qa = aux(metric, q, q_rows, cols);
-    let ca = aux(metric, c, c_rows, cols);
-    let mut tile = Vec::new();
-    let scan = |heaps: Heaps, tile: &mut Vec<f32>, j_start: usize, j_end: usize| -> Heaps {
+    let ca = c.aux(metric, c_rows, cols);
+    let scan = |heaps: Heaps, buf: &mut Vec<f32>, tile: &mut Vec<f32>, j0: usize| -> Heaps {
+        let rows = PIECE.min(c_rows - j0);
         let blk = Block {
-            c: &c[j_start * cols..j_end * cols],
+            c: c.rows(j0, rows, cols, buf),
             ca: if ca.is_empty() {
                 &ca
             } else {
-                &ca[j_start..j_end]
+                &ca[j0..j0 + rows]
             },
-            j_off: j_start,
-            rows: j_end - j_start,
+            j_off: j0,
+            rows,
         };
         scan_block(heaps, tile, q, q_rows, &qa, &blk, cols, metric)
     };
     let heaps = if c_rows <= PIECE {
-        scan(Heaps::new(q_rows, kk), &mut tile, 0, c_rows)
+        scan(Heaps::new(q_rows, kk), &mut Vec::new(), &mut Vec::new(), 0)
     } else {
         let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
         pool::run(|| {
             pieces
                 .par_iter()
                 .fold(
-                    || (Heaps::new(q_rows, kk), Vec::new()),
-                    |(h, mut t), &j0| {
-                        let h = scan(h, &mut t, j0, (j0 + PIECE).min(c_rows));
-                        (h, t)
+                    || (Heaps::new(q_rows, kk), Vec::new(), Vec::new()),
+                    |(h, mut b, mut t), &j0| {
+                        let h = scan(h, &mut b, &mut t, j0);
+                        (h, b, t)
                     },
                 )
-                .map(|(h, _)| h)
+                .map(|(h, _, _)| h)
                 .reduce(|| Heaps::new(q_rows, kk), Heaps::merge)
         })
     };
-    Ok(heaps.into_top_k(q_rows, kk))
+    heaps.into_top_k(q_rows, kk)
 }
 
 /// A block of corpus rows as float32: rows `j_off .. j_off + rows` of the corpus, their

@@ -558,7 +558,7 @@ pub fn wasserstein_regularizer(
 ) -> Result<Wasserstein> {
     wasserstein_check(a, b, n, d, p)?;
     with_gpu("cudaWassersteinRegularizer", |g| {
-        ops::wasserstein_regularizer(g, a, b, n, d, p)
+        ops::wasserstein_run(g, a, b, n, d, p)
     })
 }
 

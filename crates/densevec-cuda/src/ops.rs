@@ -71,6 +71,8 @@ pub struct Operand<'d> {
     pub lo: Option<Buf<'d, f32>>,
     /// Whether the values are currently split (else `lo`, if allocated, is unused).
     pub split: bool,
+    /// Set by the split kernel when a value cannot be split (allocated with `lo` by `split`).
+    inf_seen: Option<Buf<'d, i32>>,
 }
 
 /// Address of element `i` of an operand: (hi, lo).
@@ -83,6 +85,7 @@ impl<'d> Operand<'d> {
             hi: Buf::from(dev, x).map_err(be(f))?,
             lo: None,
             split: false,
+            inf_seen: None,
         })
     }
 
@@ -101,6 +104,7 @@ impl<'d> Operand<'d> {
                 None
             },
             split,
+            inf_seen: None,
         })
     }
 
@@ -122,7 +126,13 @@ impl<'d> Operand<'d> {
             self.lo = Some(Buf::zeros(dev, self.hi.len).map_err(be(f))?);
         }
         let lo = self.lo.as_ref().expect("allocated above");
-        let flag = Buf::<i32>::zeros(dev, 1).map_err(be(f))?;
+        let flag = match &self.inf_seen {
+            Some(flag) => {
+                flag.clear().map_err(be(f))?;
+                flag
+            }
+            None => self.inf_seen.insert(Buf::zeros(dev, 1).map_err(be(f))?),
+        };
         dev.launch(
             "dv_split_tf32",
             Launch::elems(len.min(1 << 24)),
@@ -891,8 +901,20 @@ pub fn wasserstein_regularizer(
     d: usize,
     p: u32,
 ) -> Result<Wasserstein> {
-    const F: &str = "cudaWassersteinRegularizer";
     wasserstein_check(a, b, n, d, p)?;
+    wasserstein_run(dev, a, b, n, d, p)
+}
+
+/// The device part of [`wasserstein_regularizer`] on checked inputs.
+pub fn wasserstein_run(
+    dev: &dyn Device,
+    a: &[f32],
+    b: &[f32],
+    n: usize,
+    d: usize,
+    p: u32,
+) -> Result<Wasserstein> {
+    const F: &str = "cudaWassersteinRegularizer";
     let need = wasserstein_bytes(n, d);
     if need > dev.budget() {
         return Err(Error::new(
