@@ -197,7 +197,11 @@ export function topK(q: Matrix, corpus: Corpus, k: number, options?: MetricOptio
       key[j] = Number.isNaN(s[j]) ? -Infinity : metric === 2 ? -s[j] : s[j];
       order[j] = j;
     }
-    order.sort((x, y) => (key[x] > key[y] ? -1 : key[x] < key[y] ? 1 : x - y));
+    // Larger key first; on equal keys a number before NaN (NaN's key is −∞, and it ranks
+    // after a real −∞), then the lower index.
+    order.sort((x, y) =>
+      key[x] > key[y] ? -1 : key[x] < key[y] ? 1 : Number(Number.isNaN(s[x])) - Number(Number.isNaN(s[y])) || x - y,
+    );
     for (let t = 0; t < k; t++) {
       indices[i * k + t] = order[t];
       scores[i * k + t] = s[order[t]];

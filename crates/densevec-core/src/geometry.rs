@@ -256,6 +256,29 @@ pub fn procrustes(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes
     check_matrix(F, "y", y, n, d)?;
     check_finite(F, "x", x)?;
     check_finite(F, "y", y)?;
+    // Q is unchanged and the residual scales by α when x and y are both scaled by α. The
+    // float32 products of xᵀy overflow beyond ~1e19 and vanish below ~1e-19, so inputs whose
+    // largest magnitude is outside [2^-40, 2^40] are scaled by a power of two (exact) first.
+    let amax = x.iter().chain(y).fold(0f32, |m, v| m.max(v.abs()));
+    if amax > 0.0 && !(PR_SAFE_LO..=PR_SAFE_HI).contains(&amax) {
+        let e = (amax as f64).log2().floor() as i32 + 1;
+        let alpha = 2f64.powi(-e);
+        let sx: Vec<f32> = x.iter().map(|&v| (v as f64 * alpha) as f32).collect();
+        let sy: Vec<f32> = y.iter().map(|&v| (v as f64 * alpha) as f32).collect();
+        let mut r = procrustes_in_range(&sx, &sy, n, d)?;
+        r.residual /= alpha;
+        return Ok(r);
+    }
+    procrustes_in_range(x, y, n, d)
+}
+
+/// Largest magnitudes [`procrustes`] takes without scaling.
+const PR_SAFE_LO: f32 = 9.094947e-13; // 2^-40
+const PR_SAFE_HI: f32 = 1.0995116e12; // 2^40
+
+/// [`procrustes`] on checked inputs whose magnitudes suit float32 products.
+fn procrustes_in_range(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes> {
+    const F: &str = "procrustes";
     let m = xt_y(x, y, n, d);
     let mm = Mat::<f64>::from_fn(d, d, |i, j| m[i * d + j]);
     let svd = match mm.svd() {

@@ -76,8 +76,9 @@ pub struct LossGrad {
 ///
 /// ArcFace: for cos θ > cos(π − m), z = s·cos(θ + m) = s·(cos θ cos m − sin θ sin m) with
 /// sin θ = √(max(1 − cos²θ, 0)); its derivative cos m + sin m·cos θ / sin θ is evaluated with
-/// sin θ clamped below at [`ARCFACE_SIN_EPS`], so it stays finite at θ = 0. Beyond π − m the
-/// continuation s·(cos θ − m·sin m) is used (derivative s).
+/// sin θ clamped below at [`ARCFACE_SIN_EPS`], so it stays finite at θ = 0 (it multiplies the
+/// tangent of length sin θ, so the gradient goes to 0 there; see [`MarginPrepared`]). Beyond
+/// π − m the continuation s·(cos θ − m·sin m) is used (derivative s).
 pub fn target_logit(o: &MarginOpts, c: f64) -> (f64, f64) {
     let (s, m) = (o.scale, o.margin);
     match o.kind {
@@ -134,12 +135,22 @@ fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
     lse - (1.0 - eps) * zy - eps / c as f64 * sum
 }
 
-/// One row-block task: logits rows, gradient rows, per-row loss.
-type RowsTask<'a> = ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]);
+/// One row-block task: logits rows, gradient rows, per-row loss, per-row ∂loss/∂z_y.
+type RowsTask<'a> = (
+    ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]),
+    &'a mut [f64],
+);
 
 /// A validated margin-softmax problem: unit rows, their norms, and each row's target logit
-/// z_y and dz_y/d cos θ_y (computed in float64 from the raw rows, so sin θ_y is accurate near
-/// θ = 0). Shared by the CPU path and the GPU backend.
+/// z_y, dz_y/d cos θ_y, cos θ_y and tangent ŵ_y − cos θ_y·x̂ (all from float64 norms and dot
+/// products of the raw rows, so they are accurate near θ_y = 0). Shared by the CPU path and
+/// the GPU backend.
+///
+/// The target column's share of the gradient, ∂loss/∂z_y · dz_y/d cos θ_y · ∂cos θ_y/∂x, is
+/// not formed through the float32 GEMMs: there dz_y/d cos θ_y (up to s·sin m / 1e-6 for
+/// ArcFace near θ_y = 0) would multiply the rounding of the unit rows. [`Self::finish`] adds it
+/// in float64 from the tangent, whose length is sin θ_y, so the product stays bounded and
+/// goes smoothly to 0 with θ_y. The GEMMs take 0 in the target column.
 #[doc(hidden)]
 pub struct MarginPrepared {
     pub xh: Vec<f32>,
@@ -148,10 +159,16 @@ pub struct MarginPrepared {
     pub wn: Vec<f64>,
     /// (z_y, dz_y/d cos θ_y) per row.
     pub target: Vec<(f64, f64)>,
+    /// cos θ_y per row.
+    cos_y: Vec<f64>,
+    /// ŵ_y − cos θ_y·x̂ per row (n × d, orthogonal to x̂ in float64 before rounding).
+    tangent: Vec<f32>,
 }
 
 impl MarginPrepared {
-    /// The result from the loss, the logits and the gradients with respect to the unit rows.
+    /// The result from the loss, the logits, the gradients with respect to the unit rows
+    /// (target column left out) and ∂loss/∂z_y per row (`target_grad`, mean included).
+    #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &self,
         loss: f64,
@@ -159,15 +176,120 @@ impl MarginPrepared {
         mut gw: Vec<f32>,
         logits: Vec<f32>,
         d: usize,
+        target_grad: &[f64],
+        labels: &[u32],
     ) -> MarginSoftmax {
         back_norm(&mut gx, &self.xh, &self.xn, d);
         back_norm(&mut gw, &self.wh, &self.wn, d);
+        self.add_target(&mut gx, &mut gw, d, target_grad, labels);
         MarginSoftmax {
             loss,
             grad_x: gx,
             grad_w: gw,
             logits,
         }
+    }
+
+    /// ∂loss/∂z_y per row (mean included) from the per-row losses and the logits, for a caller
+    /// that did not keep the softmax (the GPU backend): lse = loss_i + (1 − ε)·z_y + ε·mean(z),
+    /// p_y = e^{z_y − lse}.
+    pub fn target_grads(
+        &self,
+        row_loss: &[f64],
+        logits: &[f32],
+        labels: &[u32],
+        eps: f64,
+    ) -> Vec<f64> {
+        let n = row_loss.len();
+        let c = if n == 0 { 0 } else { logits.len() / n };
+        let inv_n = 1.0 / n as f64;
+        let mut out = vec![0f64; n];
+        let work = |(blk, o): (usize, &mut [f64])| {
+            for (r, e) in o.iter_mut().enumerate() {
+                let i = blk * ROWS + r;
+                let row = &logits[i * c..(i + 1) * c];
+                let zy = row[labels[i] as usize] as f64;
+                let mean = if eps != 0.0 {
+                    row.iter().map(|&v| v as f64).sum::<f64>() / c as f64
+                } else {
+                    0.0
+                };
+                let lse = row_loss[i] + (1.0 - eps) * zy + eps * mean;
+                let py = (zy - lse).exp() - eps / c as f64;
+                *e = (py - (1.0 - eps)) * inv_n;
+            }
+        };
+        pool::run(|| out.par_chunks_mut(ROWS).enumerate().for_each(work));
+        out
+    }
+
+    /// Adds the target column's share of the gradients (see the type's documentation):
+    /// gradX_i += g_i·t_i/‖x_i‖ and gradW_y += Σ_{i: y_i = y} g_i·((1 − cos²)·x̂_i − cos·t_i)/‖w_y‖
+    /// (the tangent at ŵ_y), with g_i = ∂loss/∂z_y · dz_y/d cos θ_y, in float64.
+    fn add_target(&self, gx: &mut [f32], gw: &mut [f32], d: usize, tg: &[f64], labels: &[u32]) {
+        let n = self.xn.len();
+        let c = self.wn.len();
+        if n == 0 || d == 0 {
+            return;
+        }
+        let g: Vec<f64> = (0..n).map(|i| tg[i] * self.target[i].1).collect();
+        pool::run(|| {
+            gx.par_chunks_mut(ROWS * d)
+                .enumerate()
+                .for_each(|(blk, gxb)| {
+                    for (r, row) in gxb.chunks_mut(d).enumerate() {
+                        let i = blk * ROWS + r;
+                        let f = g[i] / self.xn[i];
+                        let t = &self.tangent[i * d..(i + 1) * d];
+                        for (v, &tk) in row.iter_mut().zip(t) {
+                            *v = (*v as f64 + f * tk as f64) as f32;
+                        }
+                    }
+                })
+        });
+        // Rows grouped by label (counting sort, rows in index order within a class), so each
+        // class sums its rows in a fixed order.
+        let mut start = vec![0usize; c + 1];
+        for &y in labels {
+            start[y as usize + 1] += 1;
+        }
+        for j in 0..c {
+            start[j + 1] += start[j];
+        }
+        let mut order = vec![0usize; n];
+        let mut next = start.clone();
+        for (i, &y) in labels.iter().enumerate() {
+            order[next[y as usize]] = i;
+            next[y as usize] += 1;
+        }
+        pool::run(|| {
+            gw.par_chunks_mut(CLS * d)
+                .enumerate()
+                .for_each(|(blk, gwb)| {
+                    let mut acc = vec![0f64; d];
+                    for (r, row) in gwb.chunks_mut(d).enumerate() {
+                        let y = blk * CLS + r;
+                        let rows = &order[start[y]..start[y + 1]];
+                        if rows.is_empty() {
+                            continue;
+                        }
+                        acc.fill(0.0);
+                        for &i in rows {
+                            let cy = self.cos_y[i];
+                            let (a, b) = (g[i] * (1.0 - cy * cy), g[i] * cy);
+                            let xr = &self.xh[i * d..(i + 1) * d];
+                            let t = &self.tangent[i * d..(i + 1) * d];
+                            for ((s, &xk), &tk) in acc.iter_mut().zip(xr).zip(t) {
+                                *s += a * xk as f64 - b * tk as f64;
+                            }
+                        }
+                        let inv = 1.0 / self.wn[y];
+                        for (v, &s) in row.iter_mut().zip(&acc) {
+                            *v = (*v as f64 + s * inv) as f32;
+                        }
+                    }
+                })
+        });
     }
 }
 
@@ -223,21 +345,60 @@ pub fn margin_prepare(
     finite(F, "x", x)?;
     finite(F, "prototypes", w)?;
 
-    let target = (0..n)
-        .map(|i| {
+    // cos θ_y and the tangent from float64 sums of the raw rows (the float32 norms and unit
+    // rows are too coarse near θ_y = 0, where the tangent is short).
+    let mut target = vec![(0f64, 0f64); n];
+    let mut cos_y = vec![0f64; n];
+    let mut tangent = vec![0f32; n * d];
+    let work = |(blk, ((tb, cb), ob)): (usize, ((&mut [(f64, f64)], &mut [f64]), &mut [f32]))| {
+        let mut t64 = vec![0f64; d];
+        for (r, ((t, cy), tr)) in tb
+            .iter_mut()
+            .zip(cb.iter_mut())
+            .zip(ob.chunks_mut(d))
+            .enumerate()
+        {
+            let i = blk * ROWS + r;
             let y = labels[i] as usize;
             let (xr, wr) = (&x[i * d..(i + 1) * d], &w[y * d..(y + 1) * d]);
-            let dot: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum();
-            let cy = (dot / (xn[i] * wn[y])).clamp(-1.0, 1.0);
-            target_logit(o, cy)
-        })
-        .collect();
+            let (mut sxw, mut sxx, mut sww) = (0f64, 0f64, 0f64);
+            for (&a, &b) in xr.iter().zip(wr) {
+                let (a, b) = (a as f64, b as f64);
+                sxw += a * b;
+                sxx += a * a;
+                sww += b * b;
+            }
+            let (nx, nw) = (sxx.sqrt(), sww.sqrt());
+            let c = (sxw / (nx * nw)).clamp(-1.0, 1.0);
+            *t = target_logit(o, c);
+            *cy = c;
+            // t = ŵ − c·x̂, then its rounding residue along x̂ removed.
+            let mut along = 0f64;
+            for ((tk, &a), &b) in t64.iter_mut().zip(xr).zip(wr) {
+                *tk = b as f64 / nw - c * (a as f64 / nx);
+                along += *tk * (a as f64 / nx);
+            }
+            for ((ok, &tk), &a) in tr.iter_mut().zip(&t64).zip(xr) {
+                *ok = (tk - along * (a as f64 / nx)) as f32;
+            }
+        }
+    };
+    pool::run(|| {
+        target
+            .par_chunks_mut(ROWS)
+            .zip(cos_y.par_chunks_mut(ROWS))
+            .zip(tangent.par_chunks_mut(ROWS * d))
+            .enumerate()
+            .for_each(work)
+    });
     Ok(MarginPrepared {
         xh,
         xn,
         wh,
         wn,
         target,
+        cos_y,
+        tangent,
     })
 }
 
@@ -258,14 +419,15 @@ pub fn margin_softmax(
     let mut logits = similarity_matrix(xh, n, wh, c, d, Metric::Dot)?;
     let mut g = vec![0f32; n * c];
     let mut lossv = vec![0f64; n];
+    let mut tgrad = vec![0f64; n];
     let eps = o.label_smoothing;
     let s32 = o.scale as f32;
     let inv_n = 1.0 / n as f64;
-    let rows_work = |(blk, ((lg, gg), lv)): (usize, RowsTask)| {
+    let rows_work = |(blk, (((lg, gg), lv), tv)): (usize, RowsTask)| {
         for r in 0..lv.len() {
             let i = blk * ROWS + r;
             let y = labels[i] as usize;
-            let (zy, dzy) = pr.target[i];
+            let zy = pr.target[i].0;
             let lrow = &mut lg[r * c..(r + 1) * c];
             k::scale(lrow, s32);
             lrow[y] = zy as f32;
@@ -274,7 +436,9 @@ pub fn margin_softmax(
             lv[r] = ce_row(grow, y, eps);
             let py = grow[y] as f64;
             k::scale(grow, (o.scale * inv_n) as f32);
-            grow[y] = ((py - (1.0 - eps)) * dzy * inv_n) as f32;
+            // The target column's share is added in float64 by `finish`.
+            grow[y] = 0.0;
+            tv[r] = (py - (1.0 - eps)) * inv_n;
         }
     };
     pool::run(|| {
@@ -282,6 +446,7 @@ pub fn margin_softmax(
             .par_chunks_mut(ROWS * c)
             .zip(g.par_chunks_mut(ROWS * c))
             .zip(lossv.par_chunks_mut(ROWS))
+            .zip(tgrad.par_chunks_mut(ROWS))
             .enumerate()
             .for_each(rows_work)
     });
@@ -331,7 +496,7 @@ pub fn margin_softmax(
             })
     });
     drop(g);
-    Ok(pr.finish(loss, gx, gw, logits, d))
+    Ok(pr.finish(loss, gx, gw, logits, d, &tgrad, labels))
 }
 
 /// PyTorch's `cross_entropy(logits, labels, label_smoothing=ε)` with mean reduction, and its
@@ -522,6 +687,161 @@ mod tests {
         let r = margin_softmax(&x, n, &w, c, d, &[1, 0], &o).unwrap();
         assert!(r.loss.is_finite());
         assert!(r.grad_x.iter().chain(&r.grad_w).all(|v| v.is_finite()));
+    }
+
+    /// The float64 reference of marginSoftmax (as lib/reference/margin.ts forms it): loss,
+    /// gradX, gradW.
+    fn reference64(
+        x: &[f64],
+        n: usize,
+        w: &[f64],
+        c: usize,
+        d: usize,
+        labels: &[u32],
+        o: &MarginOpts,
+    ) -> (f64, Vec<f64>, Vec<f64>) {
+        let unit = |m: &[f64], r: usize| -> (Vec<f64>, Vec<f64>) {
+            let mut h = m.to_vec();
+            let mut nn = vec![0f64; r];
+            for i in 0..r {
+                nn[i] = m[i * d..(i + 1) * d]
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f64>()
+                    .sqrt();
+                for k in 0..d {
+                    h[i * d + k] /= nn[i];
+                }
+            }
+            (h, nn)
+        };
+        let (xh, xn) = unit(x, n);
+        let (wh, wn) = unit(w, c);
+        let mut z = vec![0f64; n * c];
+        let mut dz = vec![0f64; n];
+        for i in 0..n {
+            for j in 0..c {
+                let cs: f64 = (0..d).map(|k| xh[i * d + k] * wh[j * d + k]).sum();
+                if j == labels[i] as usize {
+                    let (t, dt) = target_logit(o, cs);
+                    z[i * c + j] = t;
+                    dz[i] = dt;
+                } else {
+                    z[i * c + j] = o.scale * cs;
+                }
+            }
+        }
+        let eps = o.label_smoothing;
+        let mut loss = 0.0;
+        for i in 0..n {
+            let row = &mut z[i * c..(i + 1) * c];
+            let mx = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = row.iter().sum();
+            let se: f64 = row.iter().map(|v| (v - mx).exp()).sum();
+            let lse = mx + se.ln();
+            let y = labels[i] as usize;
+            loss += lse - (1.0 - eps) * row[y] - eps / c as f64 * sum;
+            for v in row.iter_mut() {
+                *v = (*v - mx).exp() / se - eps / c as f64;
+            }
+            row[y] -= 1.0 - eps;
+            for (j, v) in row.iter_mut().enumerate() {
+                *v *= if j == y { dz[i] } else { o.scale } / n as f64;
+            }
+        }
+        let mut gx = vec![0f64; n * d];
+        let mut gw = vec![0f64; c * d];
+        for i in 0..n {
+            for j in 0..c {
+                for k in 0..d {
+                    gx[i * d + k] += z[i * c + j] * wh[j * d + k];
+                    gw[j * d + k] += z[i * c + j] * xh[i * d + k];
+                }
+            }
+        }
+        let back = |g: &mut [f64], h: &[f64], nn: &[f64]| {
+            for (i, &ni) in nn.iter().enumerate() {
+                let s: f64 = (0..d).map(|k| h[i * d + k] * g[i * d + k]).sum();
+                for k in 0..d {
+                    g[i * d + k] = (g[i * d + k] - h[i * d + k] * s) / ni;
+                }
+            }
+        };
+        back(&mut gx, &xh, &xn);
+        back(&mut gw, &wh, &wn);
+        (loss / n as f64, gx, gw)
+    }
+
+    /// ArcFace with an embedding at (θ_y = 0) and next to (θ_y = 3e-4) its prototype: the
+    /// gradients match the float64 reference tightly, x·gradX = 0 to rounding, and the
+    /// float64 loss's central differences agree with gradX.
+    #[test]
+    fn arcface_gradient_near_theta_zero() {
+        let w = [
+            1.0f32, 2.0, 3.0, 4.0, 4.0, -1.0, 0.0, 2.0, -2.0, 1.0, 1.0, 0.0,
+        ];
+        let o = MarginOpts {
+            kind: MarginKind::ArcFace,
+            scale: 30.0,
+            margin: 0.5,
+            label_smoothing: 0.1,
+        };
+        let w64: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+        for x in [[1.0f32, 2.0, 3.0, 4.0], [1.0014697, 1.9992652, 3.0, 4.0]] {
+            let r = margin_softmax(&x, 1, &w, 3, 4, &[0], &o).unwrap();
+            let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+            let (loss, gx, gw) = reference64(&x64, 1, &w64, 3, 4, &[0], &o);
+            assert!((r.loss - loss).abs() < 1e-5, "loss {} vs {loss}", r.loss);
+            let gmax = gx.iter().fold(0f64, |m, v| m.max(v.abs()));
+            for (a, b) in r.grad_x.iter().zip(&gx) {
+                assert!(
+                    (*a as f64 - b).abs() < 1e-5 * gmax,
+                    "gradX {:?} vs {gx:?}",
+                    r.grad_x
+                );
+            }
+            let wmax = gw.iter().fold(0f64, |m, v| m.max(v.abs()));
+            for (a, b) in r.grad_w.iter().zip(&gw) {
+                assert!(
+                    (*a as f64 - b).abs() < 1e-5 * wmax,
+                    "gradW {:?} vs {gw:?}",
+                    r.grad_w
+                );
+            }
+            let radial: f64 = x
+                .iter()
+                .zip(&r.grad_x)
+                .map(|(&a, &g)| a as f64 * g as f64)
+                .sum();
+            // 0 up to float32 rounding: relative to ‖x‖·‖gradX‖ (it was 5e-3 with the target
+            // share formed in float32).
+            let nx = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt();
+            let ng = r
+                .grad_x
+                .iter()
+                .map(|&v| v as f64 * v as f64)
+                .sum::<f64>()
+                .sqrt();
+            assert!(radial.abs() < 1e-6 * nx * ng, "x·gradX = {radial}");
+            // Central differences of the float64 loss (steps well below θ‖x‖ ≈ 1.6e-3).
+            let h = 1e-6;
+            for t in 0..4 {
+                let mut up = x64.clone();
+                up[t] += h;
+                let mut dn = x64.clone();
+                dn[t] -= h;
+                let fd = (reference64(&up, 1, &w64, 3, 4, &[0], &o).0
+                    - reference64(&dn, 1, &w64, 3, 4, &[0], &o).0)
+                    / (2.0 * h);
+                if x[0] != 1.0 {
+                    assert!(
+                        (fd - r.grad_x[t] as f64).abs() < 1e-4 * gmax,
+                        "coordinate {t}: fd {fd} vs {}",
+                        r.grad_x[t]
+                    );
+                }
+            }
+        }
     }
 
     #[test]

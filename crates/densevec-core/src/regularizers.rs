@@ -113,10 +113,10 @@ pub fn embedding_drift(a: &[f32], b: &[f32], rows: usize, cols: usize) -> Result
     check_finite(F, "b", b)?;
     let (mut cs, mut ls) = (0f64, 0f64);
     for (ra, rb) in a.chunks_exact(cols).zip(b.chunks_exact(cols)) {
-        let (ab, aa, bb) = k::dot_norms(ra, rb);
-        let den = (aa as f64).sqrt() * (bb as f64).sqrt();
-        cs += if den == 0.0 { 0.0 } else { ab as f64 / den };
-        ls += (k::l2sq(ra, rb) as f64).sqrt();
+        // Both over the whole float32 range (float64 where float32 sums would over- or
+        // underflow).
+        cs += crate::similarity::cosine_pair(ra, rb);
+        ls += crate::similarity::l2sq_pair(ra, rb).sqrt();
     }
     Ok((cs / rows as f64, ls / rows as f64))
 }

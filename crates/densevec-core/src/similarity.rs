@@ -43,13 +43,93 @@ fn same_len(func: &str, a: &[f32], b: &[f32]) -> Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------------------
+// Range. The SIMD kernels accumulate squares and products in float32, which overflows for
+// entries beyond ~1e19 and loses everything below ~1e-19 although both fit in float32. Every
+// function here checks the float32 result and, when it is out of the safe range, redoes the
+// work in float64, where the square of any float32 value is exact in range.
+
+/// A float32 sum of `n` squares below `n · SUMSQ_FLOOR` may have lost underflowed terms
+/// (each below f32::MIN_POSITIVE) beyond 2^-24 of itself.
+const SUMSQ_FLOOR: f64 = f32::MIN_POSITIVE as f64 * 16_777_216.0;
+
+/// Whether a float32 sum of `n` squares is exact to float32 rounding: finite and far enough
+/// above the underflow threshold.
+#[inline]
+pub(crate) fn sumsq_in_range(s: f32, n: usize) -> bool {
+    s.is_finite() && s as f64 >= n as f64 * SUMSQ_FLOOR
+}
+
+/// Σ a_k² in float64 (no overflow or underflow for float32 entries).
+pub(crate) fn sumsq_f64(a: &[f32]) -> f64 {
+    a.iter().map(|&v| v as f64 * v as f64).sum()
+}
+
+/// ‖a‖² in float64 over the whole float32 range: the SIMD sum when it is in range, otherwise
+/// the float64 sum.
+#[inline]
+pub fn sumsq_robust(a: &[f32]) -> f64 {
+    let s = k::sumsq(a);
+    if sumsq_in_range(s, a.len()) {
+        s as f64
+    } else {
+        sumsq_f64(a)
+    }
+}
+
+/// (a·b, ‖a‖², ‖b‖²) in float64.
+fn dot_norms_f64(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    (ab, aa, bb)
+}
+
+/// Cosine from float64 sums, as the reference forms it (0 when either norm is 0).
+#[inline]
+fn cos_f64(ab: f64, aa: f64, bb: f64) -> f64 {
+    let den = aa.sqrt() * bb.sqrt();
+    if den == 0.0 {
+        0.0
+    } else {
+        ab / den
+    }
+}
+
+/// Σ (a_k − b_k)² in float64.
+fn l2sq_f64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| {
+            let d = x as f64 - y as f64;
+            d * d
+        })
+        .sum()
+}
+
 /// Σ a_k b_k.
 pub fn dot(a: &[f32], b: &[f32]) -> Result<f32> {
     same_len("dot", a, b)?;
-    Ok(k::dot(a, b))
+    Ok(dot_pair(a, b) as f32)
 }
 
-/// Cosine from the fused (a·b, ‖a‖², ‖b‖²); 0 when either norm is 0.
+/// Σ a_k b_k over the whole float32 range (unchecked lengths): the SIMD sum, redone in float64
+/// when it overflowed or is so small that underflowed products may matter.
+pub fn dot_pair(a: &[f32], b: &[f32]) -> f64 {
+    let s = k::dot(a, b);
+    if s.is_finite() && s.abs() as f64 >= a.len() as f64 * SUMSQ_FLOOR {
+        s as f64
+    } else {
+        a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+    }
+}
+
+/// Cosine from the fused (a·b, ‖a‖², ‖b‖²); 0 when either norm is 0. The sums must be in
+/// range (see [`cosine_pair`] for any input).
 #[inline]
 pub fn cosine_from(ab: f32, aa: f32, bb: f32) -> f32 {
     let den = (aa as f64 * bb as f64).sqrt();
@@ -60,41 +140,70 @@ pub fn cosine_from(ab: f32, aa: f32, bb: f32) -> f32 {
     }
 }
 
+/// a·b / (‖a‖‖b‖) over the whole float32 range (unchecked lengths); 0 when either norm is 0.
+pub fn cosine_pair(a: &[f32], b: &[f32]) -> f64 {
+    let (ab, aa, bb) = k::dot_norms(a, b);
+    if sumsq_in_range(aa, a.len()) && sumsq_in_range(bb, b.len()) {
+        cos_f64(ab as f64, aa as f64, bb as f64)
+    } else {
+        let (ab, aa, bb) = dot_norms_f64(a, b);
+        cos_f64(ab, aa, bb)
+    }
+}
+
 /// a·b / (‖a‖‖b‖); 0 when either norm is 0.
 pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32> {
     same_len("cosine", a, b)?;
-    let (ab, aa, bb) = k::dot_norms(a, b);
-    Ok(cosine_from(ab, aa, bb))
+    Ok(cosine_pair(a, b) as f32)
+}
+
+/// Σ (a_k − b_k)² over the whole float32 range (unchecked lengths), in float64.
+pub fn l2sq_pair(a: &[f32], b: &[f32]) -> f64 {
+    let s = k::l2sq(a, b);
+    if sumsq_in_range(s, a.len()) {
+        s as f64
+    } else {
+        l2sq_f64(a, b)
+    }
 }
 
 /// Σ (a_k − b_k)².
 pub fn l2sq(a: &[f32], b: &[f32]) -> Result<f32> {
     same_len("l2sq", a, b)?;
-    Ok(k::l2sq(a, b))
+    Ok(l2sq_pair(a, b) as f32)
+}
+
+/// ‖a‖₂ in float64, over the whole float32 range.
+pub fn norm64(a: &[f32]) -> f64 {
+    sumsq_robust(a).sqrt()
 }
 
 /// ‖a‖₂.
 pub fn norm(a: &[f32]) -> f32 {
-    (k::sumsq(a) as f64).sqrt() as f32
+    norm64(a) as f32
 }
 
-/// Scales `x` to unit length in place; a zero vector stays zero.
+/// Scales `x` to unit length in place; a zero vector stays zero, a vector holding NaN or ±∞
+/// becomes NaN (as in the reference).
 pub fn normalize_inplace(x: &mut [f32]) {
-    let n = (k::sumsq(x) as f64).sqrt();
-    if n > 0.0 && n.is_finite() {
-        k::scale(x, (1.0 / n) as f32);
-    } else if n.is_infinite() {
-        // Rescale first so the norm is representable, then normalize.
-        let m = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-        if m.is_finite() && m > 0.0 {
-            k::scale(x, 1.0 / m);
-            let n2 = (k::sumsq(x) as f64).sqrt();
-            k::scale(x, (1.0 / n2) as f32);
-        } else {
-            k::scale(x, f32::NAN);
-        }
-    } else if n.is_nan() {
+    let s = k::sumsq(x);
+    if sumsq_in_range(s, x.len()) {
+        k::scale(x, (1.0 / (s as f64).sqrt()) as f32);
+        return;
+    }
+    let s = sumsq_f64(x);
+    if s == 0.0 {
+        return;
+    }
+    if !s.is_finite() {
         k::scale(x, f32::NAN);
+        return;
+    }
+    // Out of the float32 range of the sum of squares: scale in float64 (1/‖x‖ itself may not
+    // fit in float32).
+    let inv = 1.0 / s.sqrt();
+    for v in x.iter_mut() {
+        *v = (*v as f64 * inv) as f32;
     }
 }
 
@@ -116,12 +225,15 @@ pub fn normalize_rows_inplace(data: &mut [f32], cols: usize) {
     });
 }
 
-/// ‖row_i‖² for every row.
-pub fn row_sumsq(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+/// Applies `f` to every row of a row-major buffer, parallel over fixed pieces of rows.
+fn map_rows(data: &[f32], rows: usize, cols: usize, f: impl Fn(&[f32]) -> f32 + Sync) -> Vec<f32> {
     let mut out = vec![0f32; rows];
+    if cols == 0 {
+        return out;
+    }
     if rows * cols < ROW_PIECE * 1024 {
         for (o, r) in out.iter_mut().zip(data.chunks(cols)) {
-            *o = k::sumsq(r);
+            *o = f(r);
         }
         return out;
     }
@@ -130,11 +242,17 @@ pub fn row_sumsq(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
             .zip(data.par_chunks(ROW_PIECE * cols))
             .for_each(|(o, d)| {
                 for (oi, r) in o.iter_mut().zip(d.chunks(cols)) {
-                    *oi = k::sumsq(r);
+                    *oi = f(r);
                 }
             });
     });
     out
+}
+
+/// ‖row_i‖² for every row (float64 sums where float32 would over- or underflow, rounded to
+/// float32).
+pub fn row_sumsq(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    map_rows(data, rows, cols, |r| sumsq_robust(r) as f32)
 }
 
 /// 1/‖row‖ per row, 0 for a zero row (so that zero rows give cosine 0).
@@ -168,54 +286,253 @@ impl SendPtr {
 pub(crate) const TILE_M: usize = 192;
 pub(crate) const TILE_N: usize = 384;
 
-/// Turns raw dot products of a tile into the metric in place.
-/// `qs`/`cs` are per-row auxiliaries: inverse norms (cosine) or squared norms (l2sq).
+// ---------------------------------------------------------------------------------------------
+// The batched metrics.
+//
+// Dot: the float32 GEMM of the rows.
+//
+// Cosine: the query rows are normalized first (float64 norm, so any finite row has a unit
+// twin), the GEMM gives ‖c‖·cos, scaled by 1/‖c‖. Corpus rows whose norm is outside
+// [COS_LO, COS_HI] (or not finite) are scored directly in float64.
+//
+// L2sq: ‖q − c‖² = ‖q'‖² + ‖c − μ‖² − 2·(q'·c − q'·μ) with μ the mean of the query rows and
+// q' = q − μ. Only q' enters the GEMM, so a common offset of the data does not cancel (the
+// plain expansion ‖q‖² + ‖c‖² − 2q·c loses everything to an offset); ‖c − μ‖² is formed
+// directly per tile. Rows whose squared norms (about μ) are outside [L2_LO, L2_HI], or not
+// finite, are scored directly in float64; so is every row when ‖μ‖² is out of that range.
+
+/// Corpus-row norms the batched cosine takes on the float32 path.
+const COS_LO: f64 = 8.271806125530277e-25; // 2^-80
+const COS_HI: f64 = 1.2676506002282294e30; // 2^100
+/// Squared norms the batched l2sq takes on the float32 path (0 is always fine).
+const L2_LO: f64 = 7.888609052210118e-31; // 2^-100
+const L2_HI: f64 = 1.2676506002282294e30; // 2^100
+
+#[inline]
+fn l2_in_range(s: f64) -> bool {
+    s == 0.0 || (L2_LO..=L2_HI).contains(&s)
+}
+
+/// ‖c − μ‖² of a corpus row for the batched l2sq, or NaN when the row is scored directly.
+#[inline]
+fn l2_aux(c: &[f32], mu: &[f32]) -> f32 {
+    let s = k::l2sq(c, mu);
+    if s.is_finite() && (L2_LO..=L2_HI).contains(&(s as f64)) {
+        return s;
+    }
+    let s = l2sq_f64(c, mu);
+    if l2_in_range(s) {
+        s as f32
+    } else {
+        f32::NAN
+    }
+}
+
+/// 1/‖c‖ of a corpus row for the batched cosine: 0 for a zero row, −1 for a row scored
+/// directly (non-finite, or its norm outside [COS_LO, COS_HI]).
+#[inline]
+fn cos_aux(c: &[f32]) -> f32 {
+    let n = norm64(c);
+    if n == 0.0 {
+        0.0
+    } else if (COS_LO..=COS_HI).contains(&n) {
+        (1.0 / n) as f32
+    } else {
+        -1.0
+    }
+}
+
+/// Per-corpus-row auxiliaries of a metric, computed once per call: inverse norms for cosine
+/// (see `cos_aux`), nothing for dot and l2sq (l2sq forms its corpus terms per tile).
+pub(crate) fn aux(metric: Metric, data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    match metric {
+        Metric::Cosine => map_rows(data, rows, cols, cos_aux),
+        Metric::Dot | Metric::L2sq => Vec::new(),
+    }
+}
+
+/// The query side of a batched call, prepared for the metric.
+pub(crate) struct Queries<'a> {
+    /// The rows that enter the GEMM: q (dot), unit rows (cosine), q − μ (l2sq).
+    pub rows: std::borrow::Cow<'a, [f32]>,
+    /// The caller's rows (for the entries scored directly).
+    pub orig: &'a [f32],
+    /// l2sq: ‖q_i − μ‖² per row.
+    qa: Vec<f32>,
+    /// l2sq: (q_i − μ)·μ per row.
+    qm: Vec<f32>,
+    /// l2sq: the shift μ.
+    mu: Vec<f32>,
+    /// Rows scored directly in float64 against every corpus row.
+    direct: Vec<bool>,
+    cols: usize,
+}
+
+/// Prepares `rows × cols` query rows for `metric` (O(rows·cols) work).
+pub(crate) fn prepare_queries(metric: Metric, q: &[f32], rows: usize, cols: usize) -> Queries<'_> {
+    let mut p = Queries {
+        rows: std::borrow::Cow::Borrowed(q),
+        orig: q,
+        qa: Vec::new(),
+        qm: Vec::new(),
+        mu: Vec::new(),
+        direct: vec![false; rows],
+        cols,
+    };
+    match metric {
+        Metric::Dot => {}
+        Metric::Cosine => {
+            let mut u = q.to_vec();
+            for (r, dr) in u.chunks_mut(cols.max(1)).zip(p.direct.iter_mut()) {
+                let n = norm64(r);
+                if !n.is_finite() {
+                    *dr = true;
+                    r.fill(0.0);
+                } else if n > 0.0 {
+                    let inv = 1.0 / n;
+                    for v in r.iter_mut() {
+                        *v = (*v as f64 * inv) as f32;
+                    }
+                }
+            }
+            p.rows = std::borrow::Cow::Owned(u);
+        }
+        Metric::L2sq => {
+            // μ: the mean of the finite query rows, or 0 when it is out of range.
+            let mut acc = vec![0f64; cols];
+            let mut used = 0usize;
+            for r in q.chunks(cols.max(1)) {
+                if r.iter().all(|v| v.is_finite()) {
+                    for (a, &v) in acc.iter_mut().zip(r) {
+                        *a += v as f64;
+                    }
+                    used += 1;
+                }
+            }
+            let mut mu: Vec<f32> = acc
+                .iter()
+                .map(|&a| {
+                    if used > 0 {
+                        (a / used as f64) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            if !l2_in_range(sumsq_f64(&mu)) {
+                mu.fill(0.0);
+            }
+            let mut u = q.to_vec();
+            let mut qa = vec![0f32; rows];
+            let mut qm = vec![0f32; rows];
+            for (i, r) in u.chunks_mut(cols.max(1)).enumerate() {
+                for (v, &m) in r.iter_mut().zip(&mu) {
+                    *v -= m;
+                }
+                let s = sumsq_f64(r);
+                qa[i] = s as f32;
+                qm[i] = r
+                    .iter()
+                    .zip(&mu)
+                    .map(|(&a, &b)| a as f64 * b as f64)
+                    .sum::<f64>() as f32;
+                p.direct[i] = !l2_in_range(s);
+            }
+            p.rows = std::borrow::Cow::Owned(u);
+            p.qa = qa;
+            p.qm = qm;
+            p.mu = mu;
+        }
+    }
+    p
+}
+
+/// The metric between query row `qi` and corpus row `c`, directly in float64 (as the
+/// reference forms it), rounded to float32.
+fn direct_score(metric: Metric, q: &[f32], c: &[f32]) -> f32 {
+    match metric {
+        Metric::Dot => q
+            .iter()
+            .zip(c)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum::<f64>() as f32,
+        Metric::Cosine => {
+            let (ab, aa, bb) = dot_norms_f64(q, c);
+            cos_f64(ab, aa, bb) as f32
+        }
+        Metric::L2sq => l2sq_f64(q, c) as f32,
+    }
+}
+
+/// Turns the raw products of a tile into the metric in place. The tile holds the products of
+/// prepared query rows `i0 .. i0 + mb` with the `nb` corpus rows `cb` (row-major, `ld` apart);
+/// `ca` holds those corpus rows' auxiliaries from [`aux`] (cosine) and `scratch` is the task's
+/// reusable buffer.
 ///
 /// # Safety
-/// `tile` must be valid for reads and writes of `m` rows of `n` values, `ld` apart.
-#[inline]
-pub(crate) unsafe fn finish_tile_raw(
+/// `tile` must be valid for reads and writes of `mb` rows of `nb` values, `ld` apart.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn finish_tile(
     metric: Metric,
+    qs: &Queries,
+    i0: usize,
+    mb: usize,
+    cb: &[f32],
+    ca: &[f32],
+    nb: usize,
     tile: *mut f32,
     ld: usize,
-    m: usize,
-    n: usize,
-    qs: &[f32],
-    cs: &[f32],
+    scratch: &mut Vec<f32>,
 ) {
-    for (i, &qi) in qs.iter().enumerate().take(m) {
-        let row = std::slice::from_raw_parts_mut(tile.add(i * ld), n);
+    let d = qs.cols;
+    let crow = |j: usize| &cb[j * d..(j + 1) * d];
+    let qrow = |i: usize| &qs.orig[i * d..(i + 1) * d];
+    if metric == Metric::L2sq {
+        scratch.clear();
+        scratch.extend((0..nb).map(|j| l2_aux(crow(j), &qs.mu)));
+    }
+    for i in 0..mb {
+        let qi = i0 + i;
+        let row = std::slice::from_raw_parts_mut(tile.add(i * ld), nb);
+        if qs.direct[qi] {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = direct_score(metric, qrow(qi), crow(j));
+            }
+            continue;
+        }
         match metric {
             Metric::Dot => {}
             Metric::Cosine => {
-                for (v, c) in row.iter_mut().zip(cs) {
-                    *v *= qi * *c;
+                for (j, (v, &c)) in row.iter_mut().zip(ca).enumerate() {
+                    if c >= 0.0 {
+                        *v *= c;
+                    } else {
+                        *v = direct_score(metric, qrow(qi), crow(j));
+                    }
                 }
             }
             Metric::L2sq => {
-                for (v, c) in row.iter_mut().zip(cs) {
-                    // Clamp the rounding error of the expansion at 0; NaN stays NaN.
-                    let d = qi + *c - 2.0 * *v;
-                    *v = if d < 0.0 { 0.0 } else { d };
+                let (qa, qm) = (qs.qa[qi], qs.qm[qi]);
+                for (j, (v, &cn)) in row.iter_mut().zip(scratch.iter()).enumerate() {
+                    if cn.is_nan() {
+                        *v = direct_score(metric, qrow(qi), crow(j));
+                    } else {
+                        // Clamp the rounding error at 0.
+                        let r = qa + cn - 2.0 * (*v - qm);
+                        *v = if r < 0.0 { 0.0 } else { r };
+                    }
                 }
             }
         }
     }
 }
 
-/// Per-row auxiliaries for a metric: inverse norms for cosine, squared norms for l2sq.
-pub(crate) fn aux(metric: Metric, data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    match metric {
-        Metric::Dot => Vec::new(),
-        Metric::Cosine => inv_norms(&row_sumsq(data, rows, cols)),
-        Metric::L2sq => row_sumsq(data, rows, cols),
-    }
-}
-
 /// q.rows × c.rows matrix of the metric between rows of `q` and rows of `c`.
 ///
-/// Cosine is the dot product scaled by inverse row norms; l2sq uses ‖q‖² + ‖c‖² − 2 q·c
-/// (clamped at 0), so its absolute error is about ε·(‖q‖² + ‖c‖²).
+/// Cosine is the product of unit query rows with the corpus rows scaled by their inverse norms;
+/// l2sq is the expansion about the mean μ of the query rows (see the comment above
+/// `COS_LO`), with absolute error below 2^-22·√d·(‖q − μ‖² + ‖c − μ‖² + ‖q − μ‖·‖μ‖) as
+/// measured (README, "Tolerance"). Rows the float32 products cannot take are scored in float64.
 pub fn similarity_matrix(
     q: &[f32],
     q_rows: usize,
@@ -249,27 +566,36 @@ pub(crate) fn similarity_corpus(
     metric: Metric,
 ) -> Vec<f32> {
     let mut out = vec![0f32; q_rows * c_rows];
-    let qa = aux(metric, q, q_rows, cols);
-    let ca = c.aux(metric, c_rows, cols);
+    let qs = prepare_queries(metric, q, q_rows, cols);
+    let ca = if metric == Metric::Cosine {
+        c.aux(metric, c_rows, cols)
+    } else {
+        Vec::new()
+    };
     let (m, n) = (q_rows, c_rows);
     let tiles: Vec<(usize, usize)> = (0..m)
         .step_by(TILE_M)
         .flat_map(|i| (0..n).step_by(TILE_N).map(move |j| (i, j)))
         .collect();
     let ptr = SendPtr(out.as_mut_ptr());
-    let work = |buf: &mut Vec<f32>, &(i0, j0): &(usize, usize)| {
+    let work = |(buf, scratch): &mut (Vec<f32>, Vec<f32>), &(i0, j0): &(usize, usize)| {
         let mb = TILE_M.min(m - i0);
         let nb = TILE_N.min(n - j0);
         let cb = c.rows(j0, nb, cols, buf);
+        let cat = if ca.is_empty() {
+            &ca[..]
+        } else {
+            &ca[j0..j0 + nb]
+        };
         // SAFETY: tiles are disjoint rectangles of `out` (rows i0..i0+mb, columns j0..j0+nb)
-        // and this task is their only reader and writer; q and cb hold these rows.
+        // and this task is their only reader and writer; the prepared q and cb hold these rows.
         unsafe {
             let t = ptr.get().add(i0 * n + j0);
             k::gemm_nt_raw(
                 mb,
                 nb,
                 cols,
-                q.as_ptr().add(i0 * cols),
+                qs.rows.as_ptr().add(i0 * cols),
                 cols,
                 cb.as_ptr(),
                 cols,
@@ -277,14 +603,184 @@ pub(crate) fn similarity_corpus(
                 n,
             );
             if metric != Metric::Dot {
-                finish_tile_raw(metric, t, n, mb, nb, &qa[i0..i0 + mb], &ca[j0..j0 + nb]);
+                finish_tile(metric, &qs, i0, mb, cb, cat, nb, t, n, scratch);
             }
         }
     };
     if tiles.len() == 1 {
-        work(&mut Vec::new(), &tiles[0]);
+        work(&mut (Vec::new(), Vec::new()), &tiles[0]);
     } else {
-        pool::run(|| tiles.par_iter().for_each_init(Vec::new, work));
+        pool::run(|| {
+            tiles
+                .par_iter()
+                .for_each_init(|| (Vec::new(), Vec::new()), work)
+        });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(s: &mut u64) -> f64 {
+        *s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*s >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn cos64(a: &[f32], b: &[f32]) -> f64 {
+        let (ab, aa, bb) = dot_norms_f64(a, b);
+        cos_f64(ab, aa, bb)
+    }
+
+    /// Runs a check (on the detected ISA: switching ISAs is global state, and other tests
+    /// compare bits across runs; the JS suite runs these regimes on every ISA).
+    fn on_detected_isa(f: impl Fn()) {
+        f()
+    }
+
+    #[test]
+    fn pair_functions_cover_the_float32_range() {
+        on_detected_isa(|| {
+            for &scale in &[1e-25f32, 1e-23, 1e-19, 1.0, 1e19, 1e20, 1e30] {
+                let a: Vec<f32> = (0..37)
+                    .map(|k| scale * ((k as f32 * 0.7).sin() + 0.1))
+                    .collect();
+                let b: Vec<f32> = (0..37)
+                    .map(|k| scale * ((k as f32 * 1.3).cos() - 0.2))
+                    .collect();
+                let c = cosine(&a, &b).unwrap() as f64;
+                assert!((c - cos64(&a, &b)).abs() < 1e-6, "cosine at {scale}: {c}");
+                let n = norm64(&a);
+                let n64 = sumsq_f64(&a).sqrt();
+                assert!(
+                    (n - n64).abs() <= 1e-6 * n64,
+                    "norm at {scale}: {n} vs {n64}"
+                );
+                let mut u = a.clone();
+                normalize_inplace(&mut u);
+                assert!((sumsq_f64(&u) - 1.0).abs() < 1e-6, "normalize at {scale}");
+                let l = l2sq_pair(&a, &b);
+                let l64 = l2sq_f64(&a, &b);
+                assert!(
+                    (l - l64).abs() <= 1e-6 * l64,
+                    "l2sq at {scale}: {l} vs {l64}"
+                );
+                let d = dot_pair(&a, &b);
+                let d64: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+                assert!(
+                    (d - d64).abs() <= 1e-5 * d64.abs(),
+                    "dot at {scale}: {d} vs {d64}"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn batched_cosine_covers_the_float32_range() {
+        let d = 19;
+        // Rows at very different magnitudes, a zero row and a row beyond the float32 range of
+        // the squares.
+        let scales = [1e-25f32, 1e-23, 1.0, 1e20, 3e37, 0.0, 1e-40];
+        let m: Vec<f32> = scales
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &s)| (0..d).map(move |k| s * ((k as f32 + i as f32) * 0.9).sin()))
+            .collect();
+        let r = scales.len();
+        on_detected_isa(|| {
+            let sm = similarity_matrix(&m, r, &m, r, d, Metric::Cosine).unwrap();
+            let tk = crate::topk::top_k(&m, r, &m, r, d, r, Metric::Cosine).unwrap();
+            for i in 0..r {
+                for j in 0..r {
+                    let want = cos64(&m[i * d..(i + 1) * d], &m[j * d..(j + 1) * d]);
+                    let got = sm[i * r + j] as f64;
+                    assert!((got - want).abs() < 1e-6, "({i}, {j}): {got} vs {want}");
+                }
+                for t in 1..r {
+                    assert!(tk.scores[i * r + t - 1] >= tk.scores[i * r + t]);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn batched_l2sq_of_infinite_rows_is_infinite() {
+        let d = 5;
+        let q: Vec<f32> = vec![1.0, 2.0, 3.0, 4.0, 5.0, 0.5, 0.5, 0.5, 0.5, 0.5];
+        let mut c = vec![0f32; 3 * d];
+        c[1] = f32::INFINITY;
+        c[d + 3] = f32::NEG_INFINITY;
+        c[2 * d] = 7.0;
+        on_detected_isa(|| {
+            let sm = similarity_matrix(&q, 2, &c, 3, d, Metric::L2sq).unwrap();
+            for i in 0..2 {
+                assert_eq!(sm[i * 3], f32::INFINITY);
+                assert_eq!(sm[i * 3 + 1], f32::INFINITY);
+                let want = l2sq_f64(&q[i * d..(i + 1) * d], &c[2 * d..]) as f32;
+                assert!((sm[i * 3 + 2] - want).abs() <= 1e-6 * want);
+            }
+            // A query holding ∞ against finite rows: ∞ too.
+            let sm = similarity_matrix(&c, 3, &q, 2, d, Metric::L2sq).unwrap();
+            assert_eq!(&sm[..4], &[f32::INFINITY; 4]);
+        });
+    }
+
+    /// The batched l2sq meets the bound of the README: |error| ≤ 2^-21·(‖q − μ‖² + ‖c − μ‖²
+    /// + ‖q − μ‖·‖μ‖), μ the mean of the query rows, over random offsets, spreads and d.
+    #[test]
+    fn batched_l2sq_meets_its_bound() {
+        let mut seed = 7u64;
+        for &d in &[1usize, 2, 3, 4, 9, 33, 100, 768] {
+            for trial in 0..6 {
+                let (qr, cr) = ([1usize, 3, 20][trial % 3], 25);
+                let off = [0.0, 1.0, 1e3, 1e5, 30.0, 1e4][trial];
+                let spread = [1.0, 0.01, 3.0][trial % 3];
+                let o: Vec<f64> = (0..d).map(|_| off * (1.0 + lcg(&mut seed))).collect();
+                let mut gen = |n: usize, f: f64| -> Vec<f32> {
+                    (0..n * d)
+                        .map(|t| {
+                            let w = if trial % 2 == 0 {
+                                lcg(&mut seed) * 2.0 - 1.0
+                            } else {
+                                ((t % d) as f64 * f + (t / d) as f64).sin()
+                            };
+                            (o[t % d] + spread * w) as f32
+                        })
+                        .collect()
+                };
+                let q = gen(qr, 1.0);
+                let c = gen(cr, 3.0);
+                let mu: Vec<f64> = (0..d)
+                    .map(|k| (0..qr).map(|i| q[i * d + k] as f64).sum::<f64>() / qr as f64)
+                    .collect();
+                let mm = mu.iter().map(|v| v * v).sum::<f64>().sqrt();
+                let dist = |r: &[f32]| {
+                    r.iter()
+                        .zip(&mu)
+                        .map(|(&x, &m)| (x as f64 - m).powi(2))
+                        .sum::<f64>()
+                };
+                on_detected_isa(|| {
+                    let sm = similarity_matrix(&q, qr, &c, cr, d, Metric::L2sq).unwrap();
+                    for i in 0..qr {
+                        let qi = &q[i * d..(i + 1) * d];
+                        let a2 = dist(qi);
+                        for j in 0..cr {
+                            let cj = &c[j * d..(j + 1) * d];
+                            let want = l2sq_f64(qi, cj);
+                            let bound = 2f64.powi(-21) * (a2 + dist(cj) + a2.sqrt() * mm);
+                            let err = (sm[i * cr + j] as f64 - want).abs();
+                            assert!(
+                                err <= bound,
+                                "d {d} trial {trial} ({i},{j}): {err} > {bound}"
+                            );
+                        }
+                    }
+                });
+            }
+        }
+    }
 }

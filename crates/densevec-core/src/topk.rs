@@ -6,11 +6,12 @@ use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
 use crate::quantized::Corpus;
-use crate::similarity::{aux, finish_tile_raw, Metric, TILE_M, TILE_N};
+use crate::similarity::{finish_tile, prepare_queries, Metric, Queries, TILE_M, TILE_N};
 use densevec_kernels as k;
 use rayon::prelude::*;
 
-/// One candidate: `key` is the score oriented so that larger is better (NaN → −∞).
+/// One candidate: `key` is the score oriented so that larger is better (NaN → −∞, and a NaN
+/// score ranks after a real −∞ key).
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     key: f32,
@@ -18,10 +19,14 @@ struct Entry {
     score: f32,
 }
 
-/// `a` ranks before `b`: larger key, then lower index.
+/// `a` ranks before `b`: larger key, then a number before NaN, then lower index.
 #[inline(always)]
 fn better(a: &Entry, b: &Entry) -> bool {
-    a.key > b.key || (a.key == b.key && a.idx < b.idx)
+    a.key > b.key
+        || (a.key == b.key && {
+            let (an, bn) = (a.score.is_nan(), b.score.is_nan());
+            (!an && bn) || (an == bn && a.idx < b.idx)
+        })
 }
 
 /// Bounded heaps (root = worst kept) for `q` queries.
@@ -167,8 +172,12 @@ pub(crate) fn top_k_corpus(
     kk: usize,
     metric: Metric,
 ) -> TopK {
-    let qa = aux(metric, q, q_rows, cols);
-    let ca = c.aux(metric, c_rows, cols);
+    let qs = prepare_queries(metric, q, q_rows, cols);
+    let ca = if metric == Metric::Cosine {
+        c.aux(metric, c_rows, cols)
+    } else {
+        Vec::new()
+    };
     let scan = |heaps: Heaps, buf: &mut Vec<f32>, tile: &mut Vec<f32>, j0: usize| -> Heaps {
         let rows = PIECE.min(c_rows - j0);
         let blk = Block {
@@ -181,7 +190,7 @@ pub(crate) fn top_k_corpus(
             j_off: j0,
             rows,
         };
-        scan_block(heaps, tile, q, q_rows, &qa, &blk, cols, metric)
+        scan_block(heaps, tile, &qs, q_rows, &blk, cols, metric)
     };
     let heaps = if c_rows <= PIECE {
         scan(Heaps::new(q_rows, kk), &mut Vec::new(), &mut Vec::new(), 0)
@@ -205,7 +214,7 @@ pub(crate) fn top_k_corpus(
 }
 
 /// A block of corpus rows as float32: rows `j_off .. j_off + rows` of the corpus, their
-/// auxiliaries (`ca`, empty for dot).
+/// auxiliaries (`ca`, cosine only).
 pub(crate) struct Block<'a> {
     pub c: &'a [f32],
     pub ca: &'a [f32],
@@ -219,15 +228,15 @@ pub(crate) struct Block<'a> {
 pub(crate) fn scan_block(
     mut heaps: Heaps,
     tile: &mut Vec<f32>,
-    q: &[f32],
+    qs: &Queries,
     q_rows: usize,
-    qa: &[f32],
     blk: &Block,
     cols: usize,
     metric: Metric,
 ) -> Heaps {
     let larger = metric.larger_is_better();
     tile.resize(TILE_M * TILE_N, 0.0);
+    let mut scratch = Vec::new();
     for i0 in (0..q_rows).step_by(TILE_M) {
         let mb = TILE_M.min(q_rows - i0);
         for j0 in (0..blk.rows).step_by(TILE_N) {
@@ -239,7 +248,7 @@ pub(crate) fn scan_block(
                     mb,
                     nb,
                     cols,
-                    q.as_ptr().add(i0 * cols),
+                    qs.rows.as_ptr().add(i0 * cols),
                     cols,
                     blk.c.as_ptr().add(j0 * cols),
                     cols,
@@ -247,14 +256,22 @@ pub(crate) fn scan_block(
                     TILE_N,
                 );
                 if metric != Metric::Dot {
-                    finish_tile_raw(
+                    let ca = if blk.ca.is_empty() {
+                        blk.ca
+                    } else {
+                        &blk.ca[j0..j0 + nb]
+                    };
+                    finish_tile(
                         metric,
+                        qs,
+                        i0,
+                        mb,
+                        &blk.c[j0 * cols..(j0 + nb) * cols],
+                        ca,
+                        nb,
                         tile.as_mut_ptr(),
                         TILE_N,
-                        mb,
-                        nb,
-                        &qa[i0..i0 + mb],
-                        &blk.ca[j0..j0 + nb],
+                        &mut scratch,
                     );
                 }
             }
@@ -310,5 +327,47 @@ impl Heaps {
             }
         }
         TopK { indices, scores }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nan_ranks_after_every_number() {
+        // One query row against rows whose dot products are 1, −∞, NaN, 5, −∞, NaN.
+        let q = [1.0f32, 0.0];
+        let c = [
+            1.0,
+            0.0,
+            f32::NEG_INFINITY,
+            0.0,
+            f32::NAN,
+            0.0,
+            5.0,
+            0.0,
+            f32::NEG_INFINITY,
+            0.0,
+            f32::NAN,
+            0.0,
+        ];
+        for kk in 1..=6 {
+            let r = top_k(&q, 1, &c, 6, 2, kk, Metric::Dot).unwrap();
+            assert_eq!(r.indices, [3, 0, 1, 4, 2, 5][..kk].to_vec(), "k = {kk}");
+        }
+        // l2sq: +∞ distances rank before NaN, and NaN last.
+        let c2 = [
+            f32::NAN,
+            0.0,
+            f32::INFINITY,
+            0.0,
+            2.0,
+            0.0,
+            f32::NEG_INFINITY,
+            0.0,
+        ];
+        let r = top_k(&q, 1, &c2, 4, 2, 4, Metric::L2sq).unwrap();
+        assert_eq!(r.indices, vec![2, 1, 3, 0]);
     }
 }

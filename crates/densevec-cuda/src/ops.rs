@@ -715,7 +715,9 @@ pub fn margin_run(
     dw.split(dev, F, c * d, &pr.wh)?;
     let dl = Buf::from(dev, labels).map_err(be(F))?;
     let zy: Vec<f32> = pr.target.iter().map(|t| t.0 as f32).collect();
-    let dzy: Vec<f64> = pr.target.iter().map(|t| t.1).collect();
+    // The target column's share of the gradient is added on the host, in float64
+    // (`MarginPrepared::finish`), so the device takes 0 there.
+    let dzy: Vec<f64> = vec![0.0; n];
     let dzy_ = Buf::from(dev, &zy).map_err(be(F))?;
     let ddzy = Buf::from(dev, &dzy).map_err(be(F))?;
     let gx = Buf::<f32>::zeros(dev, n * d).map_err(be(F))?;
@@ -807,10 +809,12 @@ pub fn margin_run(
             .map_err(be(F))?;
         i0 += m;
     }
-    let total = loss.to_vec().map_err(be(F))?.iter().sum::<f64>() * inv_n;
+    let row_loss = loss.to_vec().map_err(be(F))?;
+    let total = row_loss.iter().sum::<f64>() * inv_n;
     let gxv = gx.to_vec().map_err(be(F))?;
     let gwv = gw.to_vec().map_err(be(F))?;
-    Ok(pr.finish(total, gxv, gwv, logits, d))
+    let tg = pr.target_grads(&row_loss, &logits, labels, o.label_smoothing);
+    Ok(pr.finish(total, gxv, gwv, logits, d, &tg, labels))
 }
 
 // ---------------------------------------------------------------------------------------------

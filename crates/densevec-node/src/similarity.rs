@@ -27,7 +27,7 @@ pub fn l2sq(a: &[f32], b: &[f32]) -> napi::Result<f64> {
 /// Euclidean norm.
 #[napi]
 pub fn norm(a: &[f32]) -> f64 {
-    sim::norm(a) as f64
+    sim::norm64(a)
 }
 
 /// New unit vector (zero stays zero).
@@ -242,16 +242,14 @@ unsafe extern "C" fn pair_typed(
             )
         }
     };
+    // Over the whole float32 range: float64 where float32 sums would over- or underflow.
     let v = match data as usize {
-        OP_DOT => densevec_kernels::dot(a, b),
-        OP_COSINE => {
-            let (ab, aa, bb) = densevec_kernels::dot_norms(a, b);
-            sim::cosine_from(ab, aa, bb)
-        }
-        _ => densevec_kernels::l2sq(a, b),
+        OP_DOT => sim::dot_pair(a, b),
+        OP_COSINE => sim::cosine_pair(a, b),
+        _ => sim::l2sq_pair(a, b),
     };
     let mut out: sys::napi_value = ptr::null_mut();
-    sys::napi_create_double(env, v as f64, &mut out);
+    sys::napi_create_double(env, v, &mut out);
     out
 }
 
