@@ -1,0 +1,315 @@
+/**
+ * The hard regimes: ArcFace at θ_y → 0, batched l2sq under cancellation, the whole float32
+ * range in every similarity function, and NaN ranking in topK. The native backend is checked
+ * against the float64 reference (and, for ArcFace, against central differences of the
+ * reference's float64 loss).
+ */
+import { describe, expect, it } from 'vitest';
+import { close, dv, forEachIsa, randm, ref, rng } from './helpers';
+
+type M = { data: Float32Array; rows: number; cols: number };
+const mat = (rows: number, cols: number, f: (i: number, k: number) => number): M => {
+  const data = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let k = 0; k < cols; k++) data[i * cols + k] = f(i, k);
+  return { data, rows, cols };
+};
+const maxAbs = (a: ArrayLike<number>): number => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+};
+const dot64 = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+
+describe('ArcFace at and next to θ_y = 0', () => {
+  const w = dv.matrix([
+    [1, 2, 3, 4],
+    [4, -1, 0, 2],
+    [-2, 1, 1, 0],
+  ]);
+  const labels = Uint32Array.of(0);
+  const opts = { kind: 'arcface', scale: 30, margin: 0.5, labelSmoothing: 0.1 } as const;
+  const cases: Array<[string, number[]]> = [
+    ['θ = 0', [1, 2, 3, 4]],
+    ['θ = 3e-4', [1.0014697, 1.9992652, 3, 4]],
+  ];
+
+  for (const [name, row] of cases) {
+    it(`${name}: native gradients match the float64 reference; x·gradX = 0`, () => {
+      const x = dv.matrix([row]);
+      forEachIsa(() => {
+        const got = dv.marginSoftmax(x, w, labels, opts);
+        const want = ref.marginSoftmax(x, w, labels, opts);
+        close(got.loss, want.loss, 1e-6, 1e-6);
+        const gx = maxAbs(want.gradX.data);
+        const gw = maxAbs(want.gradW.data);
+        close(got.gradX.data, want.gradX.data, 0, 1e-5 * gx);
+        close(got.gradW.data, want.gradW.data, 0, 1e-5 * gw);
+        const nx = Math.sqrt(dot64(x.data, x.data));
+        const ng = Math.sqrt(dot64(got.gradX.data, got.gradX.data));
+        expect(Math.abs(dot64(x.data, got.gradX.data))).toBeLessThan(1e-6 * nx * ng);
+      });
+      if (name === 'θ = 0') {
+        // The values of the report (expected column), which the reference gives.
+        close(dv.marginSoftmax(x, w, labels, opts).gradX.data, [0.010444, 0.006772, -0.012335, 0.003254], 0, 2e-6);
+      }
+    });
+  }
+
+  it('θ = 3e-4: native gradX matches central differences of the float64 loss', () => {
+    const x = dv.matrix([[1.0014697, 1.9992652, 3, 4]]);
+    const got = dv.marginSoftmax(x, w, labels, opts).gradX.data;
+    // Steps of 2^-17 are exact in float32 here and well below θ·‖x‖ ≈ 1.6e-3.
+    const h = 2 ** -17;
+    const fd = new Float64Array(4);
+    for (let t = 0; t < 4; t++) {
+      const up = dv.matrix([Array.from(x.data)]);
+      const dn = dv.matrix([Array.from(x.data)]);
+      up.data[t] += h;
+      dn.data[t] -= h;
+      fd[t] = (ref.marginSoftmax(up, w, labels, opts).loss - ref.marginSoftmax(dn, w, labels, opts).loss) / (up.data[t] - dn.data[t]);
+    }
+    close(got, fd, 0, 1e-3 * maxAbs(fd));
+  });
+
+  it('matches the reference all the way to θ = 0, through the clamp of sin θ at 1e-6', () => {
+    // x = w_0 + t·v with v ⟂ w_0: θ ≈ t·‖v‖/‖w_0‖ ≈ 0.41·t.
+    const v = [2, -1, 0, 0];
+    for (const t of [1e-2, 1e-3, 1e-4, 1e-5, 3e-6, 1e-6, 3e-7, 0]) {
+      const x = dv.matrix([[1 + t * v[0], 2 + t * v[1], 3, 4]]);
+      const got = dv.marginSoftmax(x, w, labels, opts);
+      const want = ref.marginSoftmax(x, w, labels, opts);
+      // Both backends take sin θ = √(1 − cos²θ) from a float64 cos θ, which is worth
+      // ~4e-16/θ² relative where the clamp does not apply (θ > 1e-6): the tolerance follows.
+      const theta = 0.41 * t;
+      const rel = 1e-5 + (theta > 1e-6 ? 4e-16 / theta ** 2 : 0);
+      close(got.gradX.data, want.gradX.data, 0, rel * maxAbs(want.gradX.data));
+      close(got.gradW.data, want.gradW.data, 0, rel * maxAbs(want.gradW.data));
+    }
+  });
+});
+
+describe('batched l2sq under cancellation', () => {
+  it('the reported case: q = 1000 + sin k, c = 1000 + cos 3k, d = 768', () => {
+    const d = 768;
+    const q = mat(1, d, (_, k) => 1000 + Math.sin(k));
+    const c = mat(1, d, (_, k) => 1000 + Math.cos(3 * k));
+    const want = ref.l2sq(q.data, c.data);
+    forEachIsa(() => {
+      const got = dv.similarityMatrix(q, c, { metric: 'l2sq' }).data[0];
+      close(got, want, 1e-5, 0);
+      close(dv.topK(q, c, 1, { metric: 'l2sq' }).scores[0], want, 1e-5, 0);
+    });
+  });
+
+  it('meets the README bound 2^-21·(‖q − μ‖² + ‖c − μ‖² + ‖q − μ‖·‖μ‖) over random offsets and d', () => {
+    const r = rng(20261129);
+    const u = 2 ** -21;
+    let worst = 0;
+    forEachIsa(() => {
+      for (const d of [1, 2, 3, 4, 5, 8, 17, 64, 100, 300, 768, 1024]) {
+        for (let trial = 0; trial < 4; trial++) {
+          const qr = 1 + Math.floor(r() * 12);
+          const cr = 1 + Math.floor(r() * 20);
+          const off = 10 ** (r() * 6 - 1); // 0.1 … 1e5
+          const spread = 10 ** (r() * 3 - 2); // 0.01 … 10
+          const cShift = r() < 0.3 ? off * r() : 0;
+          const base = Array.from({ length: d }, () => off * (0.5 + r()));
+          const structured = r() < 0.5;
+          const f = 1 + 3 * r();
+          const q = mat(qr, d, (i, k) => base[k] + spread * (structured ? Math.sin(k * f + i) : 2 * r() - 1));
+          const c = mat(cr, d, (j, k) => base[k] + cShift + spread * (structured ? Math.cos(3 * k + j) : 2 * r() - 1));
+          const got = dv.similarityMatrix(q, c, { metric: 'l2sq' }).data;
+          const top = dv.topK(q, c, cr, { metric: 'l2sq' });
+          const mu = new Float64Array(d);
+          for (let i = 0; i < qr; i++) for (let k = 0; k < d; k++) mu[k] += q.data[i * d + k] / qr;
+          const mm = Math.sqrt(dot64(mu, mu));
+          const about = (m: M, i: number): number => {
+            let s = 0;
+            for (let k = 0; k < d; k++) s += (m.data[i * d + k] - mu[k]) ** 2;
+            return s;
+          };
+          for (let i = 0; i < qr; i++) {
+            const a2 = about(q, i);
+            for (let j = 0; j < cr; j++) {
+              let want = 0;
+              for (let k = 0; k < d; k++) want += (q.data[i * d + k] - c.data[j * d + k]) ** 2;
+              const bound = u * (a2 + about(c, j) + Math.sqrt(a2) * mm);
+              const err = Math.abs(got[i * cr + j] - want);
+              worst = Math.max(worst, err / bound);
+              if (!(err <= bound)) expect.fail(`d ${d} (${i}, ${j}): error ${err} above ${bound}`);
+            }
+            // topK scores are the same numbers.
+            for (let t = 0; t < cr; t++) expect(top.scores[i * cr + t]).toBe(got[i * cr + top.indices[i * cr + t]]);
+          }
+        }
+      }
+    });
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+
+  it('a row holding ±∞ is at distance ∞, as in the reference', () => {
+    const q = dv.matrix([
+      [1, 2, 3],
+      [0.5, 0.5, 0.5],
+    ]);
+    const c = dv.matrix([
+      [0, Infinity, 0],
+      [0, 0, -Infinity],
+      [7, 0, 0],
+    ]);
+    forEachIsa(() => {
+      for (const [a, b] of [
+        [q, c],
+        [c, q],
+      ]) {
+        const got = dv.similarityMatrix(a, b, { metric: 'l2sq' }).data;
+        const want = ref.similarityMatrix(a, b, { metric: 'l2sq' }).data;
+        expect(Array.from(got).map(Number.isFinite)).toEqual(Array.from(want).map(Number.isFinite));
+        expect(Array.from(got).filter((v) => !Number.isFinite(v))).toEqual(Array.from(want).filter((v) => !Number.isFinite(v)));
+        close(
+          Array.from(got).filter(Number.isFinite),
+          Array.from(want).filter(Number.isFinite),
+          1e-6,
+          0,
+        );
+        expect(Array.from(dv.topK(a, b, b.rows, { metric: 'l2sq' }).indices)).toEqual(Array.from(ref.topK(a, b, b.rows, { metric: 'l2sq' }).indices));
+      }
+    });
+  });
+});
+
+describe('the whole float32 range', () => {
+  const scales = [1e-25, 1e-23, 1e-20, 1, 1e19, 1e20, 1e30];
+  const vec = (s: number, d: number, p: number): Float32Array => Float32Array.from({ length: d }, (_, k) => s * (Math.sin(k * p + 1) + 0.1));
+
+  it('cosine, norm, normalize, l2sq, dot', () => {
+    forEachIsa(() => {
+      for (const s of scales) {
+        for (const d of [3, 17, 768]) {
+          const a = vec(s, d, 0.7);
+          const b = vec(s, d, 1.3);
+          close(dv.cosine(a, b), ref.cosine(a, b), 1e-6, 1e-7);
+          close(dv.norm(a), ref.norm(a), 1e-6, 0);
+          close(dv.normalize(a), ref.normalize(a), 1e-5, 1e-7);
+          close(dv.l2sq(a, b), ref.l2sq(a, b), 1e-5, 0);
+          close(dv.dot(a, b), ref.dot(a, b), 1e-5, 0);
+          const m = { data: new Float32Array([...a, ...b]), rows: 2, cols: d };
+          close(dv.normalizeRows(m).data, ref.normalizeRows(m).data, 1e-5, 1e-7);
+          const m2 = { data: m.data.slice(), rows: 2, cols: d };
+          dv.normalizeInPlace(m2);
+          close(m2.data, ref.normalizeRows(m).data, 1e-5, 1e-7);
+        }
+      }
+    });
+  });
+
+  it('cosine similarityMatrix and topK over rows of every magnitude', () => {
+    const d = 33;
+    const rows = [...scales, 0, 3e37];
+    const m = mat(rows.length, d, (i, k) => rows[i] * Math.sin((k + 1) * (i + 1) * 0.37));
+    forEachIsa(() => {
+      const got = dv.similarityMatrix(m, m);
+      const want = ref.similarityMatrix(m, m);
+      close(got.data, want.data, 0, 1e-6);
+      const tk = dv.topK(m, m, 4);
+      const tr = ref.topK(m, m, 4);
+      close(tk.scores, tr.scores, 0, 1e-6);
+      // Same order wherever the reference's scores are not tied within the tolerance.
+      for (let i = 0; i < m.rows; i++) {
+        for (let t = 0; t < 4; t++) {
+          const sNext = t + 1 < 4 ? tr.scores[i * 4 + t + 1] : -Infinity;
+          const sPrev = t > 0 ? tr.scores[i * 4 + t - 1] : Infinity;
+          if (tr.scores[i * 4 + t] - sNext > 1e-5 && sPrev - tr.scores[i * 4 + t] > 1e-5) expect(tk.indices[i * 4 + t]).toBe(tr.indices[i * 4 + t]);
+        }
+      }
+    });
+    // All rows at 1e20 (the case of the report): scores finite, order as the reference.
+    const big = mat(6, 16, (i, k) => 1e20 * Math.cos(k * 0.3 + i));
+    const tk = dv.topK(big, big, 6);
+    const tr = ref.topK(big, big, 6);
+    expect(Array.from(tk.scores).every(Number.isFinite)).toBe(true);
+    close(tk.scores, tr.scores, 0, 1e-6);
+    expect(Array.from(tk.indices)).toEqual(Array.from(tr.indices));
+  });
+
+  it('embeddingDrift and similarityStats at 1e-25 … 1e20', () => {
+    for (const s of [1e-25, 1e-24, 1e-23, 1e20, 1e30]) {
+      const a = mat(5, 24, (i, k) => s * Math.sin(k * 0.5 + i));
+      const b = mat(5, 24, (i, k) => s * Math.cos(k * 0.4 + 2 * i));
+      const g = dv.embeddingDrift(a, b);
+      const w = ref.embeddingDrift(a, b);
+      close(g.meanCosine, w.meanCosine, 1e-6, 1e-7);
+      close(g.meanL2, w.meanL2, 1e-6, 0);
+      const st = dv.similarityStats(a);
+      const sw = ref.similarityStats(a);
+      close(st.mean, sw.mean, 1e-5, 1e-6);
+      close(st.variance, sw.variance, 1e-4, 1e-6);
+    }
+  });
+
+  it('procrustes at 1e20 and 1e-25: the rotation and residual of the reference', () => {
+    const x0 = randm(40, 6, 11);
+    const rot = dv.randomOrthogonal(6, 5);
+    const y0 = dv.matmul(x0, rot);
+    for (let i = 0; i < y0.data.length; i++) y0.data[i] += 0.01 * Math.cos(i);
+    for (const s of [1e-25, 1e-20, 1, 1e20, 1e30]) {
+      const x = { ...x0, data: x0.data.map((v) => v * s) };
+      const y = { ...y0, data: y0.data.map((v) => v * s) };
+      const got = dv.procrustes(x, y);
+      const want = ref.procrustes(x, y);
+      close(got.rotation.data, want.rotation.data, 0, 1e-5);
+      close(got.rotation.data, rot.data, 0, 0.05);
+      close(got.residual, want.residual, 1e-4, 0);
+    }
+  });
+});
+
+describe('NaN ranks after every number in topK, on both backends', () => {
+  // One query [1, 0] against rows whose dot products are 1, −∞, NaN, 5, −∞, NaN.
+  const q = dv.matrix([[1, 0]]);
+  const c = dv.matrix([
+    [1, 0],
+    [-Infinity, 0],
+    [NaN, 0],
+    [5, 0],
+    [-Infinity, 0],
+    [NaN, 0],
+  ]);
+  for (const [name, f] of [
+    ['native', dv.topK],
+    ['reference', ref.topK],
+  ] as const) {
+    it(`${name}: dot — NaN after −∞, ties by lower index`, () => {
+      for (let k = 1; k <= 6; k++) {
+        const r = f(q, c, k, { metric: 'dot' });
+        expect(Array.from(r.indices)).toEqual([3, 0, 1, 4, 2, 5].slice(0, k));
+      }
+    });
+    it(`${name}: l2sq — NaN after +∞`, () => {
+      const c2 = dv.matrix([
+        [NaN, 0],
+        [Infinity, 0],
+        [2, 0],
+        [-Infinity, 0],
+      ]);
+      const r = f(q, c2, 4, { metric: 'l2sq' });
+      expect(Array.from(r.indices)).toEqual([2, 1, 3, 0]);
+      expect(r.scores[1]).toBe(Infinity);
+      expect(Number.isNaN(r.scores[3])).toBe(true);
+    });
+    it(`${name}: cosine — NaN rows last`, () => {
+      const c3 = dv.matrix([
+        [NaN, 1],
+        [-1, 0],
+        [0, 1],
+        [1, 1],
+      ]);
+      const r = f(q, c3, 4, { metric: 'cosine' });
+      expect(Array.from(r.indices)).toEqual([3, 2, 1, 0]);
+    });
+  }
+});
