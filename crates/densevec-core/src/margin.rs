@@ -135,6 +135,9 @@ fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
     lse - (1.0 - eps) * zy - eps / c as f64 * sum
 }
 
+/// One row-block task of the preparation: (z_y, dz_y/d cos θ_y), cos θ_y and tangent rows.
+type PrepTask<'a> = ((&'a mut [(f64, f64)], &'a mut [f64]), &'a mut [f32]);
+
 /// One row-block task: logits rows, gradient rows, per-row loss, per-row ∂loss/∂z_y.
 type RowsTask<'a> = (
     ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]),
@@ -201,7 +204,7 @@ impl MarginPrepared {
         eps: f64,
     ) -> Vec<f64> {
         let n = row_loss.len();
-        let c = if n == 0 { 0 } else { logits.len() / n };
+        let c = logits.len().checked_div(n).unwrap_or(0);
         let inv_n = 1.0 / n as f64;
         let mut out = vec![0f64; n];
         let work = |(blk, o): (usize, &mut [f64])| {
@@ -350,7 +353,7 @@ pub fn margin_prepare(
     let mut target = vec![(0f64, 0f64); n];
     let mut cos_y = vec![0f64; n];
     let mut tangent = vec![0f32; n * d];
-    let work = |(blk, ((tb, cb), ob)): (usize, ((&mut [(f64, f64)], &mut [f64]), &mut [f32]))| {
+    let work = |(blk, ((tb, cb), ob)): (usize, PrepTask)| {
         let mut t64 = vec![0f64; d];
         for (r, ((t, cy), tr)) in tb
             .iter_mut()

@@ -388,7 +388,10 @@ pub(crate) fn prepare_queries(metric: Metric, q: &[f32], rows: usize, cols: usiz
                 if !n.is_finite() {
                     *dr = true;
                     r.fill(0.0);
+                } else if (COS_LO..=COS_HI).contains(&n) {
+                    k::scale(r, (1.0 / n) as f32);
                 } else if n > 0.0 {
+                    // 1/‖r‖ may not fit in float32.
                     let inv = 1.0 / n;
                     for v in r.iter_mut() {
                         *v = (*v as f64 * inv) as f32;
