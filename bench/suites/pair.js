@@ -60,7 +60,7 @@ module.exports = async function pair({ quick }) {
     impls: [
       impl('densevec dot', 'densevec', 1, () => dv.dot(one, two)),
       typeof binding.dotFast === 'function' &&
-        impl('densevec raw dotFast(buffers, offsets, len)', 'floor', 1, () => binding.dotFast(one.buffer, 0, two.buffer, 0, 1)),
+        impl('densevec raw dotFast(a, b)', 'floor', 1, () => binding.dotFast(one, two)),
       impl('densevec binding dot(typed arrays)', 'floor', 1, () => binding.dot(one, two)),
       impl('densevec nativeThreads() (no args)', 'floor', 1, () => binding.nativeThreads()),
       simsimd && impl('simsimd dot', 'anchor', 1, () => simsimd.dot(one, two)),
