@@ -14,6 +14,7 @@ mod contrastive;
 mod geometry;
 mod margin;
 mod regularizers;
+mod rows;
 mod similarity;
 mod statistics;
 
