@@ -10,6 +10,7 @@ pub mod pool;
 pub mod contrastive;
 pub mod geometry;
 pub mod margin;
+pub mod mechanisms;
 pub mod quantized;
 pub mod regularizers;
 pub mod similarity;

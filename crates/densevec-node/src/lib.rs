@@ -13,6 +13,7 @@ mod runtime;
 mod contrastive;
 mod geometry;
 mod margin;
+mod mechanisms;
 mod regularizers;
 mod similarity;
 mod statistics;
