@@ -8,6 +8,7 @@ pub mod error;
 pub mod pool;
 
 pub mod contrastive;
+pub mod curvature;
 pub mod geometry;
 pub mod margin;
 pub mod mechanisms;

@@ -11,6 +11,7 @@ mod common;
 mod runtime;
 
 mod contrastive;
+mod curvature;
 mod geometry;
 mod margin;
 mod mechanisms;
