@@ -274,14 +274,14 @@ pub fn graph_geodesics(
 /// is mapped to the r-th index not drawn yet.
 pub fn draw_distinct(rng: &mut SplitMix64, n: usize, out: &mut [usize]) {
     let mut sorted: Vec<usize> = Vec::with_capacity(out.len());
-    for t in 0..out.len() {
+    for (t, o) in out.iter_mut().enumerate() {
         let mut r = ((rng.uniform() * (n - t) as f64) as usize).min(n - t - 1);
         for &c in &sorted {
             if r >= c {
                 r += 1;
             }
         }
-        out[t] = r;
+        *o = r;
         let pos = sorted.partition_point(|&c| c < r);
         sorted.insert(pos, r);
     }
@@ -313,7 +313,7 @@ pub fn hyperbolicity(
 ) -> Result<Hyperbolicity> {
     const F: &str = "hyperbolicity";
     check_graph_args(F, m, rows, cols, k, 4)?;
-    if samples < 1 || samples > MAX_SAMPLES {
+    if !(1..=MAX_SAMPLES).contains(&samples) {
         bail!(Arg, "{F}: samples must be in [1, 2^24], got {samples}");
     }
     check_finite(F, "m", m)?;
@@ -417,7 +417,7 @@ pub fn triangle_curvature(
 ) -> Result<TriangleCurvature> {
     const F: &str = "triangleCurvature";
     check_graph_args(F, m, rows, cols, k, 3)?;
-    if triangles < 1 || triangles > MAX_SAMPLES {
+    if !(1..=MAX_SAMPLES).contains(&triangles) {
         bail!(Arg, "{F}: triangles must be in [1, 2^24], got {triangles}");
     }
     check_finite(F, "m", m)?;
@@ -503,11 +503,13 @@ pub fn singular_values(a: &[f64], d: usize) -> Vec<f64> {
         let mut rotated = false;
         for p in 0..d {
             for q in p + 1..d {
+                let (lo, hi) = u.split_at_mut(q);
+                let (up, uq) = (&mut lo[p], &mut hi[0]);
                 let (mut al, mut be, mut ga) = (0.0, 0.0, 0.0);
-                for i in 0..d {
-                    al += u[p][i] * u[p][i];
-                    be += u[q][i] * u[q][i];
-                    ga += u[p][i] * u[q][i];
+                for (x, y) in up.iter().zip(uq.iter()) {
+                    al += x * x;
+                    be += y * y;
+                    ga += x * y;
                 }
                 if ga == 0.0 || ga.abs() <= 1e-15 * (al * be).sqrt() {
                     continue;
@@ -518,10 +520,10 @@ pub fn singular_values(a: &[f64], d: usize) -> Vec<f64> {
                 let t = if zeta == 0.0 { 1.0 } else { t };
                 let cs = 1.0 / (1.0 + t * t).sqrt();
                 let sn = cs * t;
-                for i in 0..d {
-                    let (x, y) = (u[p][i], u[q][i]);
-                    u[p][i] = cs * x - sn * y;
-                    u[q][i] = sn * x + cs * y;
+                for (x, y) in up.iter_mut().zip(uq.iter_mut()) {
+                    let (xv, yv) = (*x, *y);
+                    *x = cs * xv - sn * yv;
+                    *y = sn * xv + cs * yv;
                 }
             }
         }
@@ -531,7 +533,7 @@ pub fn singular_values(a: &[f64], d: usize) -> Vec<f64> {
     }
     let mut s: Vec<f64> = u
         .iter()
-        .map(|c| c.iter().map(|v| v * v).sum::<f64>().sqrt())
+        .map(|c| c.iter().fold(0.0, |acc, v| acc + v * v).sqrt())
         .collect();
     s.sort_by(|a, b| b.total_cmp(a));
     s
