@@ -385,7 +385,7 @@ const LEARNING_FUNCTIONS = [
 /** Training settings of the heads (small enough for a minute on two cores). */
 const TRAIN = {
   contrastive: { dim: 32, batch: 256, steps: 300, lr: 0.01, tauStart: 0.5, tauEnd: 0.1, mu: 1, lambda: 1e-4 },
-  margin: { dim: 32, batch: 256, steps: 200, lr: 0.01, scale: 16, margin: { arcface: 0.3, cosface: 0.25 }, labelSmoothing: 0.1, lambda: 1e-4 },
+  margin: { dim: 32, batch: 256, steps: 200, lr: 0.01, scale: 16, margin: { arcface: 0.3, cosface: 0.25 }, labelSmoothing: 0.1, lambda: 1e-4, batchNorm: true },
 };
 
 function mean(a) {
@@ -427,8 +427,13 @@ function learning(dv, ref, c) {
     // Lighter for the supervised heads: a linear map cannot absorb shifts.
     augmentMargin: { noise: 0.3, dropout: 0.1, shift: 0 },
   };
-  const train = (m) => dv.matmul(subsetRows(x, trainIdx), m);
-  const test = (m) => dv.matmul(subsetRows(x, testIdx), m);
+  // A head is W (d × h), or { W, bn } for a margin head with its trained batch norm (inference mode).
+  const embed = (rowsIdx, head) => {
+    const z = dv.matmul(subsetRows(x, rowsIdx), head.W ?? head);
+    return head.bn ? head.bn.forward(z, { training: false }) : z;
+  };
+  const train = (head) => embed(trainIdx, head);
+  const test = (head) => embed(testIdx, head);
   const yTrain = y ? Uint32Array.from(trainIdx, (i) => y[i]) : null;
   const yTest = y ? Uint32Array.from(testIdx, (i) => y[i]) : null;
   // Heads map to min(32, d) dimensions.
@@ -483,16 +488,16 @@ function learning(dv, ref, c) {
     for (const kind of ['arcface', 'cosface']) {
       const [h, t] = timed(() => withBar(kind === 'arcface' ? 'ArcFace head' : 'CosFace head', mo.steps,
         (tick) => trainMargin(dv, ref, task, kind, seed, { ...mo, onStep: tick })));
-      const proto = dv.topK(test(h.W), h.P, 1, { metric: 'cosine' }).indices;
+      const proto = dv.topK(test(h), h.P, 1, { metric: 'cosine' }).indices;
       let hit = 0;
       for (let i = 0; i < proto.length; i++) if (proto[i] === yTest[i]) hit++;
       const f = h.history.slice(0, 10);
       const l = h.history.slice(-10);
-      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps (${epochsOf(mo.steps, mo.batch)} epochs), s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
+      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps (${epochsOf(mo.steps, mo.batch)} epochs)${mo.batchNorm ? ', affine BatchNorm trained with it' : ''}, s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
         `loss ${mean(f.map((q) => q.loss)).toFixed(3)} → ${mean(l.map((q) => q.loss)).toFixed(3)} (means of the first and last 10 steps), ` +
         `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
       summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
-      heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h.W]);
+      heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h]);
       curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss) });
       regularizers.push({ name: `${kind === 'arcface' ? 'ArcFace' : 'CosFace'}: L2 penalty`, xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.penalty), dash: true });
     }
