@@ -30,7 +30,7 @@ export interface GraphGeodesicsOptions extends GraphOptions {
 
 /** Options of {@link hyperbolicity}. */
 export interface HyperbolicityOptions extends GraphOptions {
-  /** Random quadruples of distinct rows, in [1, 2^24] (default 1000). */
+  /** Random quadruples of distinct rows, in [1, 2^20] (default 1000). */
   samples?: number;
   /** Seed of the SplitMix64 stream, an integer in [0, 2^53) (default 0). */
   seed?: number;
@@ -50,7 +50,7 @@ export interface Hyperbolicity {
 
 /** Options of {@link triangleCurvature}. */
 export interface TriangleCurvatureOptions extends GraphOptions {
-  /** Random triangles of distinct rows, in [1, 2^24] (default 200). */
+  /** Random triangles of distinct rows, in [1, 2^20] (default 200). */
   triangles?: number;
   /** Seed of the SplitMix64 stream, an integer in [0, 2^53) (default 0). */
   seed?: number;
@@ -109,7 +109,7 @@ export interface AnalogyResult {
 const GRAPH_METRICS: Record<string, number> = { angular: 0, euclidean: 1 };
 
 /** Largest number of sampled quadruples or triangles. */
-export const MAX_SAMPLES = 2 ** 24;
+export const MAX_SAMPLES = 2 ** 20;
 
 /** Validates the shared graph arguments; returns [k, metric code]. */
 export function checkGraph(fn: string, m: unknown, options: GraphOptions | undefined, minRows: number): [number, number] {
@@ -157,7 +157,7 @@ export function checkSampled(
   const seed = o.seed ?? 0;
   v.int(fn, 'seed', seed);
   const [k, code] = checkGraph(fn, m, options, minRows);
-  if (count < 1 || count > MAX_SAMPLES) fail('E_ARG', `${fn}: ${countName} must be in [1, 2^24], got ${count}`);
+  if (count < 1 || count > MAX_SAMPLES) fail('E_ARG', `${fn}: ${countName} must be in [1, 2^20], got ${count}`);
   checkSeed(fn, 'seed', seed);
   v.finite(fn, 'm', (m as Matrix).data);
   return [k, code, count, seed];

@@ -287,8 +287,18 @@ pub fn draw_distinct(rng: &mut SplitMix64, n: usize, out: &mut [usize]) {
     }
 }
 
+/// A zeroed buffer of `len` values, or E_ARG when it cannot be allocated.
+fn alloc_zeroed<T: Clone + Default>(func: &str, len: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    if v.try_reserve_exact(len).is_err() {
+        bail!(Arg, "{func}: cannot allocate {len} values for the samples");
+    }
+    v.resize(len, T::default());
+    Ok(v)
+}
+
 /// Largest number of sampled quadruples or triangles.
-pub const MAX_SAMPLES: usize = 1 << 24;
+pub const MAX_SAMPLES: usize = 1 << 20;
 
 /// Result of [`hyperbolicity`].
 pub struct Hyperbolicity {
@@ -314,13 +324,13 @@ pub fn hyperbolicity(
     const F: &str = "hyperbolicity";
     check_graph_args(F, m, rows, cols, k, 4)?;
     if !(1..=MAX_SAMPLES).contains(&samples) {
-        bail!(Arg, "{F}: samples must be in [1, 2^24], got {samples}");
+        bail!(Arg, "{F}: samples must be in [1, 2^20], got {samples}");
     }
     check_finite(F, "m", m)?;
     let p = prepare(F, m, cols, metric)?;
     let g = knn_graph(&p, rows, cols, k, metric);
     let mut rng = SplitMix64::new(seed);
-    let mut quads = vec![0usize; 4 * samples];
+    let mut quads = alloc_zeroed::<usize>(F, 4 * samples)?;
     for q in quads.chunks_exact_mut(4) {
         draw_distinct(&mut rng, rows, q);
     }
@@ -351,7 +361,7 @@ pub fn hyperbolicity(
             })
             .collect()
     });
-    let mut dist = vec![0f64; 6 * samples];
+    let mut dist = alloc_zeroed::<f64>(F, 6 * samples)?;
     let mut diameter = 0f64;
     for (list, far) in found {
         diameter = diameter.max(far);
@@ -418,13 +428,13 @@ pub fn triangle_curvature(
     const F: &str = "triangleCurvature";
     check_graph_args(F, m, rows, cols, k, 3)?;
     if !(1..=MAX_SAMPLES).contains(&triangles) {
-        bail!(Arg, "{F}: triangles must be in [1, 2^24], got {triangles}");
+        bail!(Arg, "{F}: triangles must be in [1, 2^20], got {triangles}");
     }
     check_finite(F, "m", m)?;
     let p = prepare(F, m, cols, metric)?;
     let g = knn_graph(&p, rows, cols, k, metric);
     let mut rng = SplitMix64::new(seed);
-    let mut tris = vec![0usize; 3 * triangles];
+    let mut tris = alloc_zeroed::<usize>(F, 3 * triangles)?;
     for t in tris.chunks_exact_mut(3) {
         draw_distinct(&mut rng, rows, t);
     }
