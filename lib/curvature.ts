@@ -118,6 +118,16 @@ export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions):
   }
 }
 
+/** Async twin of {@link triangleCurvature} (inputs copied at call time). */
+export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOptions): Promise<TriangleCurvature> {
+  return later(() => {
+    const n = nat();
+    if (n === null) return ref.triangleCurvature(m, options);
+    const [k, code, triangles, seed] = ref.checkSampled('triangleCurvatureAsync', m, options, 'triangles', 200, 3);
+    return n.triangleCurvatureAsync(m.data, m.rows, m.cols, k, code, triangles, seed).then((r) => r, rethrow);
+  });
+}
+
 /**
  * How the d × d linear map `a` (rows x ↦ x·a) distorts the rows of `x`: singular values,
  * condition number, the kept fraction of cosine k-nearest neighbours and the mean absolute

@@ -541,7 +541,7 @@ describe('triangleCurvature', () => {
     }
   });
 
-  it('≈ 1 on a flat square, > 1 on a sphere cap', () => {
+  it('≈ 1 on a flat square, > 1 on a sphere cap', async () => {
     const flat = ref.triangleCurvature(square(600, 1), { k: 12, metric: 'euclidean', triangles: 200, seed: 5 });
     expect(Math.abs(flat.medianRatio - 1)).toBeLessThan(0.03);
     const sph = ref.triangleCurvature(cap(600, 1.4), { k: 12, triangles: 200, seed: 5 });
@@ -552,6 +552,9 @@ describe('triangleCurvature', () => {
     close(nat.ratios, sph.ratios, 1e-6, 1e-7);
     close(nat.medianRatio, sph.medianRatio, 1e-9);
     expect(nat.skipped).toBe(sph.skipped);
+    const later = await dv.triangleCurvatureAsync(cap(600, 1.4), { k: 12, triangles: 200, seed: 5 });
+    expect(Array.from(later.ratios)).toEqual(Array.from(nat.ratios));
+    await expect(dv.triangleCurvatureAsync(cap(10, 1), { k: 10 })).rejects.toMatchObject({ code: 'E_ARG' });
   });
 
   it('follows the error contract', () => {

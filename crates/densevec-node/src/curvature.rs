@@ -142,10 +142,50 @@ pub struct TriangleCurvatureResult {
     pub skipped: f64,
 }
 
+impl IntoJs for cv::TriangleCurvature {
+    type Js = TriangleCurvatureResult;
+    fn into_js(self, _env: &Env) -> napi::Result<TriangleCurvatureResult> {
+        Ok(TriangleCurvatureResult {
+            ratios: Float32Array::new(self.ratios),
+            median_ratio: self.median_ratio,
+            positive_fraction: self.positive_fraction,
+            skipped: self.skipped as f64,
+        })
+    }
+}
+
+/// Async twin of `triangleCurvature` (inputs are copied first).
+#[napi(ts_return_type = "Promise<TriangleCurvatureResult>")]
+#[allow(clippy::too_many_arguments)]
+pub fn triangle_curvature_async(
+    m: &[f32],
+    rows: f64,
+    cols: f64,
+    k: f64,
+    metric_code: u32,
+    triangles: f64,
+    seed: f64,
+) -> napi::Result<AsyncTask<Job<cv::TriangleCurvature>>> {
+    const F: &str = "triangleCurvatureAsync";
+    let (n, d, kk, t) = (
+        to_usize(F, "rows", rows)?,
+        to_usize(F, "cols", cols)?,
+        to_usize(F, "k", k)?,
+        to_usize(F, "triangles", triangles)?,
+    );
+    let mt = metric(F, metric_code)?;
+    let sd = guard(F, || check_seed(F, "seed", seed))?;
+    let m = m.to_vec();
+    Ok(Job::new(F, move || {
+        cv::triangle_curvature(&m, n, d, kk, mt, t, sd)
+    }))
+}
+
 /// Triangle-comparison curvature ratios of the k-NN graph metric over sampled triangles.
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn triangle_curvature(
+    env: Env,
     m: &[f32],
     rows: f64,
     cols: f64,
@@ -163,13 +203,7 @@ pub fn triangle_curvature(
     );
     let mt = metric(F, metric_code)?;
     let sd = guard(F, || check_seed(F, "seed", seed))?;
-    let r = guard(F, || cv::triangle_curvature(m, n, d, kk, mt, t, sd))?;
-    Ok(TriangleCurvatureResult {
-        ratios: Float32Array::new(r.ratios),
-        median_ratio: r.median_ratio,
-        positive_fraction: r.positive_fraction,
-        skipped: r.skipped as f64,
-    })
+    guard(F, || cv::triangle_curvature(m, n, d, kk, mt, t, sd))?.into_js(&env)
 }
 
 /// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
