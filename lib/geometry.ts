@@ -136,3 +136,4 @@ export function sphericalTriangle(x: Float32Array, y: Float32Array, z: Float32Ar
     rethrow(e);
   }
 }
+export * from './curvature';

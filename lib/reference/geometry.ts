@@ -530,3 +530,4 @@ export function triangle64(X: Float64Array, Y: Float64Array, Z: Float64Array): S
   const chordArea = 0.5 * nu * nrm(reject(w, [uh]));
   return { sides, angles, excess, area: excess, chordArea, curvature: excess / chordArea };
 }
+export * from './curvature';

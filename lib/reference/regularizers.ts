@@ -13,6 +13,8 @@ export interface BatchNormOptions {
   momentum?: number;
   /** Added to the variance before the square root (default 1e-5), > 0. */
   eps?: number;
+  /** Learnable per-feature `weight` (starts at 1) and `bias` (starts at 0), default false. */
+  affine?: boolean;
 }
 
 /** Options of `BatchNorm.forward`. */
@@ -109,6 +111,14 @@ export class BatchNorm {
   runningMean: Float32Array;
   /** Running unbiased variance per feature (starts at 1). */
   runningVar: Float32Array;
+  /** Whether the layer has the learnable `weight` and `bias`. */
+  readonly affine: boolean;
+  /** Per-feature scale γ (starts at 1); present when `affine`. */
+  weight?: Float32Array;
+  /** Per-feature shift β (starts at 0); present when `affine`. */
+  bias?: Float32Array;
+  /** What the last training-mode forward saved for {@link BatchNorm.backward}. */
+  protected saved: SavedBatch | null = null;
 
   constructor(dim: number, options?: BatchNormOptions) {
     const [momentum, eps] = checkBatchNorm(dim, options);
@@ -117,11 +127,63 @@ export class BatchNorm {
     this.eps = eps;
     this.runningMean = new Float32Array(dim);
     this.runningVar = new Float32Array(dim).fill(1);
+    this.affine = checkAffine(options);
+    if (this.affine) {
+      this.weight = new Float32Array(dim).fill(1);
+      this.bias = new Float32Array(dim);
+    }
+  }
+
+  /**
+   * PyTorch's momentum (weight of the new batch) from Keras's (weight of the old running value):
+   * 1 − m. Keras's default 0.99 is PyTorch's 0.01; both update running ← (1 − μ)·running + μ·batch
+   * with μ = 1 − m_Keras.
+   */
+  static momentumFromKeras(m: number): number {
+    const fn = 'BatchNorm.momentumFromKeras';
+    v.num(fn, 'm', m);
+    if (!(m >= 0 && m <= 1)) fail('E_ARG', `${fn}: m must be in [0, 1], got ${m}`);
+    return 1 - m;
+  }
+
+  /** Validates and returns [weight, bias] when affine, else null (for forward). */
+  protected params(fn: string): [Float32Array, Float32Array] | null {
+    if (!this.affine) return null;
+    const w = this.weight;
+    const b = this.bias;
+    v.vecType(fn, 'weight', w);
+    v.vecType(fn, 'bias', b);
+    if (w.length !== this.dim || b.length !== this.dim) {
+      fail('E_SHAPE', `${fn}: weight and bias must have length ${this.dim}, got ${w.length} and ${b.length}`);
+    }
+    v.finite(fn, 'weight', w);
+    v.finite(fn, 'bias', b);
+    return [w, b];
+  }
+
+  /** Records (training) or forgets (inference) the batch that backward differentiates. */
+  protected remember(m: Matrix, training: boolean, p: [Float32Array, Float32Array] | null): void {
+    this.saved = training ? { x: m.data.slice(), rows: m.rows, weight: p ? p[0].slice() : null } : null;
+  }
+
+  /**
+   * Gradients of a loss through the last forward pass, which must have been in training mode
+   * (E_ARG otherwise): `gradOut` is ∂loss/∂output (same shape as that batch, E_SHAPE otherwise).
+   * Returns ∂loss/∂input and, when affine, ∂loss/∂weight = Σ_rows gradOut·x̂ and
+   * ∂loss/∂bias = Σ_rows gradOut — PyTorch `BatchNorm1d` autograd in training mode (the batch
+   * statistics are differentiated too), using the weight as it was at that forward pass.
+   */
+  backward(gradOut: Matrix): BatchNormGrads {
+    const fn = 'BatchNorm.backward';
+    const s = checkBackward(fn, this.dim, this.saved, gradOut);
+    const r = batchNormBackward64(s.x, gradOut.data, s.rows, this.dim, s.weight, this.eps);
+    return this.affine ? r : { gradX: r.gradX };
   }
 
   /** Normalizes the rows of `m` (n × dim); see the class comment. Returns a new Matrix. */
   forward(m: Matrix, options?: BatchNormForwardOptions): Matrix {
     const training = checkForward(this.dim, m, options);
+    const p = this.params('BatchNorm.forward');
     const n = m.rows;
     const d = this.dim;
     const mean = new Float64Array(d);
@@ -147,9 +209,145 @@ export class BatchNorm {
     }
     const inv = vr.map((x) => 1 / Math.sqrt(x + this.eps));
     const out = new Float32Array(n * d);
-    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) out[i * d + j] = (m.data[i * d + j] - mean[j]) * inv[j];
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < d; j++) {
+        const xh = (m.data[i * d + j] - mean[j]) * inv[j];
+        out[i * d + j] = p ? xh * p[0][j] + p[1][j] : xh;
+      }
+    }
+    this.remember(m, training, p);
     return { data: out, rows: n, cols: d };
   }
+}
+
+/** The input and weight of a training-mode forward, kept for backward. */
+export interface SavedBatch {
+  x: Float32Array;
+  rows: number;
+  weight: Float32Array | null;
+}
+
+/** Result of `BatchNorm.backward`. */
+export interface BatchNormGrads {
+  /** ∂loss/∂input, same shape as the forward batch. */
+  gradX: Matrix;
+  /** ∂loss/∂weight (affine layers only). */
+  gradWeight?: Float32Array;
+  /** ∂loss/∂bias (affine layers only). */
+  gradBias?: Float32Array;
+}
+
+/** Reads the `affine` option (boolean, default false). */
+export function checkAffine(options: BatchNormOptions | undefined): boolean {
+  const o = v.opts('BatchNorm', options);
+  const a = o.affine ?? false;
+  if (typeof a !== 'boolean') fail('E_TYPE', `BatchNorm: affine must be a boolean, got ${typeof a}`);
+  return a;
+}
+
+/** Validates a backward call; returns what the forward saved. */
+export function checkBackward(fn: string, dim: number, saved: SavedBatch | null, g: unknown): SavedBatch {
+  v.matType(fn, 'gradOut', g);
+  v.matShape(fn, 'gradOut', g);
+  if (saved === null) fail('E_ARG', `${fn}: backward needs a training-mode forward first (the last forward was in inference mode or there was none)`);
+  if (g.rows !== saved.rows || g.cols !== dim) {
+    fail('E_SHAPE', `${fn}: gradOut is ${g.rows} x ${g.cols} but the forward batch was ${saved.rows} x ${dim}`);
+  }
+  v.finite(fn, 'gradOut', g.data);
+  return saved;
+}
+
+/**
+ * Batch-norm backward in float64 from the saved input x (n × d): with the biased batch
+ * statistics μ, σ², r = 1/√(σ² + ε), x̂ = (x − μ)·r and h = g·w (w = 1 without affine),
+ * ∂x = r·(h − mean(h) − x̂·mean(h·x̂)) per column; ∂w = Σ g·x̂, ∂b = Σ g.
+ */
+export function batchNormBackward64(
+  x: Float32Array,
+  g: Float32Array,
+  n: number,
+  d: number,
+  w: Float32Array | null,
+  eps: number,
+): { gradX: Matrix; gradWeight: Float32Array; gradBias: Float32Array } {
+  const mean = new Float64Array(d);
+  const vr = new Float64Array(d);
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += x[i * d + j];
+  for (let j = 0; j < d; j++) mean[j] /= n;
+  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) vr[j] += (x[i * d + j] - mean[j]) ** 2;
+  const inv = new Float64Array(d);
+  for (let j = 0; j < d; j++) inv[j] = 1 / Math.sqrt(vr[j] / n + eps);
+  const sg = new Float64Array(d);
+  const sgx = new Float64Array(d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) {
+      const xh = (x[i * d + j] - mean[j]) * inv[j];
+      sg[j] += g[i * d + j];
+      sgx[j] += g[i * d + j] * xh;
+    }
+  }
+  const gx = new Float32Array(n * d);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < d; j++) {
+      const xh = (x[i * d + j] - mean[j]) * inv[j];
+      const wj = w ? w[j] : 1;
+      gx[i * d + j] = wj * inv[j] * (g[i * d + j] - sg[j] / n - (xh * sgx[j]) / n);
+    }
+  }
+  return { gradX: { data: gx, rows: n, cols: d }, gradWeight: Float32Array.from(sgx), gradBias: Float32Array.from(sg) };
+}
+
+/** Validates batchNormLag; returns nothing (throws on bad input). */
+export function checkLag(fn: string, momentum: unknown, drift: unknown): asserts momentum is number {
+  v.num(fn, 'momentum', momentum);
+  v.num(fn, 'driftPerStep', drift);
+  if (!(momentum > 0 && momentum <= 1)) fail('E_ARG', `${fn}: momentum must be in (0, 1], got ${momentum}`);
+  if (!Number.isFinite(drift)) fail('E_NON_FINITE', `${fn}: driftPerStep must be finite, got ${drift}`);
+}
+
+/**
+ * Steady-state lag of a batch-norm running mean behind a batch mean that drifts by
+ * `driftPerStep` every step, with PyTorch's `momentum` μ ∈ (0, 1]: v·(1 − μ)/μ. (From
+ * e_t = (1 − μ)(e_{t−1} + v), the lag after each update.) μ = 0.1 lags 9 steps of drift.
+ */
+export function batchNormLag(momentum: number, driftPerStep: number): number {
+  checkLag('batchNormLag', momentum, driftPerStep);
+  return (driftPerStep * (1 - momentum)) / momentum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Soft thresholding (the proximal step of λ‖·‖₁)
+
+/** Validates softThreshold / softThresholdInPlace. */
+export function checkSoftThreshold(fn: string, m: unknown, lambda: unknown): asserts m is Matrix {
+  v.matType(fn, 'm', m);
+  v.num(fn, 'lambda', lambda);
+  v.matShape(fn, 'm', m);
+  if (!(lambda >= 0) || !Number.isFinite(lambda)) fail('E_ARG', `${fn}: lambda must be >= 0 and finite, got ${lambda}`);
+  v.finite(fn, 'm', m.data);
+}
+
+function shrink(x: number, lambda: number): number {
+  const a = Math.abs(x) - lambda;
+  return a > 0 ? (x < 0 ? -a : a) : 0;
+}
+
+/**
+ * The proximal operator of λ‖·‖₁: sign(x)·max(|x| − λ, 0) entrywise, a new Matrix. A proximal
+ * gradient step (x ← softThreshold(x − η∇f, η·λ)) leaves exact zeros where an L1 subgradient
+ * step would only oscillate around them.
+ */
+export function softThreshold(m: Matrix, lambda: number): Matrix {
+  checkSoftThreshold('softThreshold', m, lambda);
+  const out = new Float32Array(m.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = shrink(m.data[i], lambda);
+  return { data: out, rows: m.rows, cols: m.cols };
+}
+
+/** {@link softThreshold} writing into `m.data` (nothing is returned). */
+export function softThresholdInPlace(m: Matrix, lambda: number): void {
+  checkSoftThreshold('softThresholdInPlace', m, lambda);
+  for (let i = 0; i < m.data.length; i++) m.data[i] = shrink(m.data[i], lambda);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ pub mod error;
 pub mod pool;
 
 pub mod contrastive;
+pub mod curvature;
 pub mod geometry;
 pub mod margin;
+pub mod mechanisms;
 pub mod quantized;
 pub mod regularizers;
 pub mod rows;
