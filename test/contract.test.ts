@@ -398,6 +398,20 @@ describe('contract: precedence E_TYPE > E_SHAPE > E_ARG > E_NON_FINITE', () => {
         expect(Number.isNaN(lq.loss)).toBe(false);
       }
     }
+    // NT-Xent and softmaxProbabilities hold their logits the same way.
+    const a = { data: Float32Array.from([1, 0, 0, 1]), rows: 2, cols: 2 };
+    for (const b of BACKENDS) {
+      dv.setBackend(b);
+      for (const tau of [1e-320, 1e-40]) {
+        const r = dv.ntXent(a, a, { temperature: tau });
+        expect(r.loss, `${b} τ=${tau}`).toBe(0);
+        expect([...r.gradA.data, ...r.gradB.data].every((g) => g === 0)).toBe(true);
+        expect(Array.from(dv.softmaxProbabilities(Float32Array.from([1, 0]), a, tau))).toEqual([1, 0]);
+        const sp = dv.softmaxProbabilities(Float32Array.from([0.5, 0.5]), a, tau);
+        expect(Array.from(sp)).toEqual([0.5, 0.5]);
+      }
+    }
+    dv.setBackend('auto');
     // Moderate temperatures are unchanged by the scaled form: native and reference agree.
     const q = randm(4, 5, 72);
     const keys = randm(6, 5, 73);

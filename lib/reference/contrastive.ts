@@ -247,14 +247,21 @@ function toMatrix(g: Float64Array, rows: number, cols: number): Matrix {
   return { data: Float32Array.from(g), rows, cols };
 }
 
-/** In place: row ← softmax(row) over a row of `n` logits (−∞ entries get probability 0); returns log-sum-exp. */
-function softmaxRow(z: Float64Array, off: number, n: number): number {
+/**
+ * In place: row ← softmax(row / α) for logits held scaled by α = min(τ, 1) (so that a tiny τ
+ * never makes an infinite logit); −∞ entries get probability 0. Returns
+ * [log Σ exp((row − max)/α), max] so that log-sum-exp = log Σ + max/α.
+ */
+function scaledSoftmaxRow(z: Float64Array, off: number, n: number, alpha: number): [number, number] {
   let m = -Infinity;
   for (let j = 0; j < n; j++) if (z[off + j] > m) m = z[off + j];
   let s = 0;
-  for (let j = 0; j < n; j++) s += Math.exp(z[off + j] - m);
-  for (let j = 0; j < n; j++) z[off + j] = Math.exp(z[off + j] - m) / s;
-  return m + Math.log(s);
+  for (let j = 0; j < n; j++) {
+    z[off + j] = Math.exp((z[off + j] - m) / alpha);
+    s += z[off + j];
+  }
+  for (let j = 0; j < n; j++) z[off + j] /= s;
+  return [Math.log(s), m];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,9 +279,9 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
   for (let j = 0; j < ys.rows; j++) {
     let s = 0;
     for (let k = 0; k < d; k++) s += x[k] * ys.data[j * d + k];
-    z[j] = s / temperature;
+    z[j] = temperature < 1 ? s : s / temperature;
   }
-  softmaxRow(z, 0, ys.rows);
+  scaledSoftmaxRow(z, 0, ys.rows, Math.min(temperature, 1));
   return Float32Array.from(z);
 }
 
@@ -381,19 +388,23 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       }
       let t = 0;
       for (let k = 0; k < d; k++) t += xh[i * d + k] * xh[j * d + k];
-      s[i * R + j] = t / tau;
+      // Held scaled by α = min(τ, 1), as in infoNCE, so a tiny τ never overflows.
+      s[i * R + j] = tau < 1 ? t : t / tau;
     }
   }
+  const alpha = Math.min(tau, 1);
   let loss = 0;
   for (let i = 0; i < R; i++) {
     const pos = i < N ? i + N : i - N;
     const sp = s[i * R + pos];
-    loss += softmaxRow(s, i * R, R) - sp;
+    const [lse, m] = scaledSoftmaxRow(s, i * R, R, alpha);
+    loss += lse + (m - sp) / alpha;
     s[i * R + pos] -= 1;
   }
   loss /= R;
-  // Every z_m is both an anchor (row m of G) and a candidate (column m of G).
-  const c = 1 / (R * tau);
+  // Every z_m is both an anchor (row m of G) and a candidate (column m of G); the 1/τ of
+  // ∂logit/∂cos is applied after the sums.
+  const c = 1 / R;
   const g = new Float64Array(R * d);
   for (let i = 0; i < R; i++) {
     for (let j = 0; j < R; j++) {
@@ -405,6 +416,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       }
     }
   }
+  for (let t = 0; t < g.length; t++) g[t] /= tau;
   backNorm(g, xh, norms, R, d);
   return { loss, gradA: toMatrix(g.subarray(0, N * d), N, d), gradB: toMatrix(g.subarray(N * d), N, d) };
 }

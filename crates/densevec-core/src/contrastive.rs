@@ -563,8 +563,8 @@ pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
     !p.inv_tau.is_finite() || bound.is_nan() || bound >= 1e36
 }
 
-/// InfoNCE in float64 on the prepared rows, the logits held scaled by α = min(τ, 1) as in the
-/// reference: u = α·(q·k/τ − logQ), exp((u − max u)/α), gradients divided by τ last. Used
+/// InfoNCE (and NT-Xent, whose keys are its queries with the self logit masked) in float64 on
+/// the prepared rows, the logits held scaled by α = min(τ, 1) as in the reference: u = α·(q·k/τ − logQ), exp((u − max u)/α), gradients divided by τ last. Used
 /// when [`logits_may_overflow`]; never forms an infinite logit, so a subnormal τ gives a
 /// finite loss wherever the true loss is representable.
 fn info_nce_f64(p: &Prepared, tau: f64) -> (f64, Vec<f32>, Vec<f32>) {
@@ -582,7 +582,11 @@ fn info_nce_f64(p: &Prepared, tau: f64) -> (f64, Vec<f32>, Vec<f32>) {
             let kj = &keys[j * d..(j + 1) * d];
             let s: f64 = qi.iter().zip(kj).map(|(&x, &y)| x as f64 * y as f64).sum();
             let lq = p.log_q.map_or(0.0, |l| l[j] as f64);
-            *zj = if tau < 1.0 { s } else { s / tau } - alpha * lq;
+            *zj = if p.exclude_self && i == j {
+                f64::NEG_INFINITY
+            } else {
+                (if tau < 1.0 { s } else { s / tau }) - alpha * lq
+            };
         }
         let pos = p.positives[i] as usize;
         let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -655,7 +659,11 @@ pub fn nt_xent_prepare(
 /// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, mut g, gk) = fused(&p.fused());
+    let (loss, mut g, gk) = if logits_may_overflow(&p, temperature) {
+        info_nce_f64(&p, temperature)
+    } else {
+        fused(&p.fused())
+    };
     k::axpy(&mut g, 1.0, &gk);
     drop(gk);
     Ok(p.finish_nt_xent(loss, g))
@@ -722,8 +730,39 @@ pub fn softmax_probabilities(
     finite(F, "x", x)?;
     finite(F, "ys", ys)?;
     let mut z = vec![0f32; rows];
-    for (o, y) in z.iter_mut().zip(ys.chunks(d)) {
-        *o = (k::dot(x, y) as f64 / temperature) as f32;
+    let scaled = {
+        // Logits that could overflow float32 (a tiny τ): softmax in float64 on x·y scaled by
+        // α = min(τ, 1), exp((u − max u)/α), as the reference does.
+        let dots: Vec<f64> = ys.chunks(d).map(|y| k::dot(x, y) as f64).collect();
+        let big = dots.iter().fold(0f64, |m, v| m.max(v.abs())) / temperature;
+        if big.is_nan() || big >= 1e36 {
+            let alpha = temperature.min(1.0);
+            let u: Vec<f64> = dots
+                .iter()
+                .map(|&v| {
+                    if temperature < 1.0 {
+                        v
+                    } else {
+                        v / temperature
+                    }
+                })
+                .collect();
+            let m = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = u.iter().map(|&v| ((v - m) / alpha).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (o, v) in z.iter_mut().zip(e) {
+                *o = (v / sum) as f32;
+            }
+            true
+        } else {
+            for (o, v) in z.iter_mut().zip(dots) {
+                *o = (v / temperature) as f32;
+            }
+            false
+        }
+    };
+    if scaled {
+        return Ok(z);
     }
     let m = k::max(&z);
     let s = k::exp_shift_sum(&mut z, m);
@@ -862,6 +901,15 @@ mod tests {
                 r.grad_q.iter().chain(&r.grad_keys).all(|&g| g == 0.0),
                 "tau={tau}"
             );
+        }
+        // NT-Xent and softmaxProbabilities take the same float64 path.
+        let a = [1.0f32, 0.0, 0.0, 1.0];
+        for tau in [1e-320, 1e-40] {
+            let r = nt_xent(&a, &a, 2, 2, tau).unwrap();
+            assert_eq!(r.loss, 0.0, "tau={tau}");
+            assert!(r.grad_a.iter().chain(&r.grad_b).all(|&g| g == 0.0));
+            let p = softmax_probabilities(&[1.0, 0.0], &a, 2, 2, tau).unwrap();
+            assert_eq!(p, vec![1.0, 0.0]);
         }
         // The float64 path equals the fused one where both apply.
         let q = [0.3f32, -0.2, 0.5, 0.1, -0.4, 0.25];
