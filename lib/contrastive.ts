@@ -112,7 +112,8 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   try {
     const r = viaCuda(
       CUDA_WORK.ntXent(a.rows, a.cols),
-      true,
+      // Cosine logits 1/τ beyond float32 (a subnormal τ) stay on the CPU, which handles them.
+      1 / t < 1e36,
       (g) => g.cudaNtXent(a.data, b.data, a.rows, a.cols, t),
       () => n.ntXent(a.data, b.data, a.rows, a.cols, t),
       n,
