@@ -180,8 +180,8 @@ const BACKEND_NAMES = new Set(['auto', 'native', 'cuda', 'reference']);
  */
 export function envThreads(raw: string | undefined): number | null {
   if (raw === undefined || raw === '') return null;
-  const t = raw.trim();
-  const n = /^[0-9]{1,5}$/.test(t) ? Number(t) : NaN;
+  // Digits only, as the native pool parses it (no sign, no spaces, no exponent).
+  const n = /^[0-9]{1,5}$/.test(raw) ? Number(raw) : NaN;
   if (!(n >= 1 && n <= 1024)) {
     throw new DensevecError('E_ARG', `densevec: DENSEVEC_THREADS must be an integer in [1, 1024], got '${raw}'`);
   }

@@ -496,7 +496,7 @@ describe('contract: environment variables', () => {
     expect(bogus.out).toMatch(/^ERR DensevecError E_ARG densevec: DENSEVEC_BACKEND must be 'auto', 'native', 'cuda' or 'reference', got 'bogus'/);
     const abc = child({ DENSEVEC_THREADS: 'abc' });
     expect(abc.out).toMatch(/^ERR DensevecError E_ARG densevec: DENSEVEC_THREADS must be an integer in \[1, 1024\], got 'abc'/);
-    for (const t of ['0', '-1', '1.5', '2000', '2x']) expect(child({ DENSEVEC_THREADS: t }).out).toMatch(/^ERR DensevecError E_ARG .*DENSEVEC_THREADS/);
+    for (const t of ['0', '-1', '1.5', '2000', '2x', ' 2', '1e1']) expect(child({ DENSEVEC_THREADS: t }).out).toMatch(/^ERR DensevecError E_ARG .*DENSEVEC_THREADS/);
     expect(child({ DENSEVEC_THREADS: '2' }).out).toBe('OK native 2');
     expect(child({ DENSEVEC_BACKEND: 'reference' }).out).toBe('OK reference 1');
     expect(child({}).out).toMatch(/^OK native \d+$/);
