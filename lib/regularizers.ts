@@ -4,6 +4,9 @@
  * Wasserstein pairwise-similarity regularizer with gradients.
  */
 import { nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
+import { snap, snapOpts } from './validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/regularizers';
@@ -34,7 +37,7 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(f());
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }
 
@@ -52,10 +55,11 @@ export class BatchNorm extends ref.BatchNorm {
   override forward(m: Matrix, options?: BatchNormForwardOptions): Matrix {
     const n = nat();
     if (n === null) return super.forward(m, options);
-    const training = ref.checkForward(this.dim, m, options);
+    m = snap('BatchNorm.forward', 'm', m);
+    const { training, state } = ref.checkForwardState(this, m, options);
     const p = this.params('BatchNorm.forward');
     try {
-      const data = n.batchNormForward(m.data, m.rows, m.cols, this.runningMean, this.runningVar, this.momentum, this.eps, training);
+      const data = n.batchNormForward(m.data, m.rows, m.cols, state.runningMean, state.runningVar, state.momentum, state.eps, training);
       if (p) n.batchNormAffineInPlace(data, m.rows, m.cols, p[0], p[1]);
       this.remember(m, training, p);
       return { data, rows: m.rows, cols: m.cols };
@@ -131,6 +135,8 @@ export function softThresholdInPlace(m: Matrix, lambda: number): void {
  * similarity (0 for a pair with a zero row) and the mean Euclidean distance over rows.
  */
 export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
+  a = snap('embeddingDrift', 'a', a);
+  b = snap('embeddingDrift', 'b', b);
   const n = nat();
   if (n === null) return ref.embeddingDrift(a, b);
   ref.checkDrift('embeddingDrift', a, b);
@@ -147,6 +153,8 @@ export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
  * (√d − ‖r‖₁/‖r‖₂)/(√d − 1): 0 for a flat row (and for a zero row), 1 for a one-hot row.
  */
 export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
+  m = snap('sparsity', 'm', m);
+  options = snapOpts('sparsity', options, ['eps']);
   const n = nat();
   if (n === null) return ref.sparsity(m, options);
   const eps = ref.checkSparsity('sparsity', m, options);
@@ -171,6 +179,7 @@ function wrapW(r: { loss: number; gradA: Float32Array; gradB: Float32Array }, ro
  * memory is O(n²); no N × d array is formed.
  */
 export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: WassersteinOptions): WassersteinResult {
+  [a, b, options] = ref.snapWasserstein('wassersteinRegularizer', a, b, options);
   const n = nat();
   if (n === null) return ref.wassersteinRegularizer(a, b, options);
   const p = ref.checkWasserstein('wassersteinRegularizer', a, b, options);
@@ -188,12 +197,15 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   }
 }
 
-/** Async twin of {@link wassersteinRegularizer} (inputs copied at call time). */
+/** Async twin of {@link wassersteinRegularizer} (arguments read and copied at call time). */
 export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: WassersteinOptions): Promise<WassersteinResult> {
   return later(() => {
+    const fn = 'wassersteinRegularizerAsync';
+    [a, b, options] = ref.snapWasserstein(fn, a, b, options);
+    const p = ref.checkWasserstein(fn, a, b, options);
     const n = nat();
-    if (n === null) return ref.wassersteinRegularizer(a, b, options);
-    const p = ref.checkWasserstein('wassersteinRegularizerAsync', a, b, options);
-    return n.wassersteinRegularizerAsync(a.data, b.data, a.rows, a.cols, p).then((r) => wrapW(r, a.rows, a.cols), rethrow);
+    if (n === null) return refAsync<WassersteinResult>('wassersteinRegularizer', [a, b, options]);
+    const [rows, cols] = [a.rows, a.cols];
+    return n.wassersteinRegularizerAsync(a.data, b.data, rows, cols, p).then((r) => wrapW(r, rows, cols), rethrow);
   });
 }

@@ -79,18 +79,42 @@ export function checkBatchNorm(dim: unknown, options: BatchNormOptions | undefin
   return [momentum, eps];
 }
 
-/** Validates a forward call; returns `training`. */
-export function checkForward(dim: number, m: unknown, options: BatchNormForwardOptions | undefined): boolean {
+/** A BatchNorm layer's fields, each read once at the start of a forward call. */
+export interface BatchNormState {
+  dim: number;
+  momentum: number;
+  eps: number;
+  runningMean: Float32Array;
+  runningVar: Float32Array;
+}
+
+/**
+ * Validates a forward call on snapshots: the layer's fields (which a caller may have replaced:
+ * dim, momentum, eps, runningMean, runningVar) and the input, types first, then shapes, then
+ * values, then finiteness. Returns `training` and the layer's state as read.
+ */
+export function checkForwardState(layer: unknown, m: unknown, options: BatchNormForwardOptions | undefined): { training: boolean; state: BatchNormState } {
   const fn = 'BatchNorm.forward';
+  const l = v.snapOpts(fn, layer as Record<string, unknown>, ['dim', 'momentum', 'eps', 'runningMean', 'runningVar']) as unknown as BatchNormState;
+  v.int(fn, 'dim', l.dim);
+  v.num(fn, 'momentum', l.momentum);
+  v.num(fn, 'eps', l.eps);
+  v.vecType(fn, 'runningMean', l.runningMean);
+  v.vecType(fn, 'runningVar', l.runningVar);
   v.matType(fn, 'm', m);
-  const o = v.opts(fn, options);
+  const o = v.opts(fn, v.snapOpts(fn, options, ['training']));
   const training = o.training ?? true;
-  if (typeof training !== 'boolean') fail('E_TYPE', `${fn}: training must be a boolean, got ${typeof training}`);
+  if (typeof training !== 'boolean') fail('E_TYPE', `${fn}: training must be a boolean, got ${v.describe(training)}`);
   v.matShape(fn, 'm', m);
+  const dim = l.dim;
   if (m.cols !== dim) fail('E_SHAPE', `${fn}: m has ${m.cols} columns but the layer has dim ${dim}`);
   if (training && m.rows < 2) fail('E_SHAPE', `${fn}: training mode needs at least 2 rows, got ${m.rows}`);
+  if (l.runningMean.length !== dim) fail('E_SHAPE', `${fn}: runningMean has length ${l.runningMean.length} but the layer has dim ${dim}`);
+  if (l.runningVar.length !== dim) fail('E_SHAPE', `${fn}: runningVar has length ${l.runningVar.length} but the layer has dim ${dim}`);
+  if (!(l.momentum >= 0 && l.momentum <= 1)) fail('E_ARG', `${fn}: momentum must be in [0, 1], got ${l.momentum}`);
+  if (!(l.eps > 0) || !Number.isFinite(l.eps)) fail('E_ARG', `${fn}: eps must be > 0 and finite, got ${l.eps}`);
   v.finite(fn, 'm', m.data);
-  return training;
+  return { training, state: l };
 }
 
 /**
@@ -182,10 +206,11 @@ export class BatchNorm {
 
   /** Normalizes the rows of `m` (n × dim); see the class comment. Returns a new Matrix. */
   forward(m: Matrix, options?: BatchNormForwardOptions): Matrix {
-    const training = checkForward(this.dim, m, options);
+    m = v.snap('BatchNorm.forward', 'm', m);
+    const { training, state } = checkForwardState(this, m, options);
     const p = this.params('BatchNorm.forward');
     const n = m.rows;
-    const d = this.dim;
+    const d = state.dim;
     const mean = new Float64Array(d);
     const vr = new Float64Array(d);
     if (training) {
@@ -197,17 +222,18 @@ export class BatchNorm {
       for (let j = 0; j < d; j++) {
         const ss = vr[j];
         vr[j] = ss / n;
-        const mo = this.momentum;
-        this.runningMean[j] = (1 - mo) * this.runningMean[j] + mo * mean[j];
-        this.runningVar[j] = (1 - mo) * this.runningVar[j] + mo * (ss / (n - 1));
+        const mo = state.momentum;
+        state.runningMean[j] = (1 - mo) * state.runningMean[j] + mo * mean[j];
+        state.runningVar[j] = (1 - mo) * state.runningVar[j] + mo * (ss / (n - 1));
       }
     } else {
       for (let j = 0; j < d; j++) {
-        mean[j] = this.runningMean[j];
-        vr[j] = this.runningVar[j];
+        mean[j] = state.runningMean[j];
+        vr[j] = state.runningVar[j];
       }
     }
-    const inv = vr.map((x) => 1 / Math.sqrt(x + this.eps));
+    const eps = state.eps;
+    const inv = vr.map((x) => 1 / Math.sqrt(x + eps));
     const out = new Float32Array(n * d);
     for (let i = 0; i < n; i++) {
       for (let j = 0; j < d; j++) {
@@ -369,6 +395,8 @@ export function checkDrift(fn: string, a: unknown, b: unknown): void {
  * mean Euclidean distance over rows (e.g. train-mode vs eval-mode outputs of a layer).
  */
 export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
+  a = v.snap('embeddingDrift', 'a', a);
+  b = v.snap('embeddingDrift', 'b', b);
   checkDrift('embeddingDrift', a, b);
   const d = a.cols;
   let cs = 0;
@@ -414,6 +442,8 @@ export function checkSparsity(fn: string, m: unknown, options: SparsityOptions |
  * Hoyer sparsity (√d − ‖r‖₁/‖r‖₂)/(√d − 1) over rows (0 for a zero row, 1 for a one-hot row).
  */
 export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
+  m = v.snap('sparsity', 'm', m);
+  options = v.snapOpts('sparsity', options, ['eps']);
   const eps = checkSparsity('sparsity', m, options);
   const d = m.cols;
   const sd = Math.sqrt(d);
@@ -436,6 +466,11 @@ export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
 // ---------------------------------------------------------------------------------------------
 // Wasserstein pairwise-similarity regularizer
 
+/** Snapshots of wassersteinRegularizer's arguments: each field read once (validate.snap). */
+export function snapWasserstein<M, O>(fn: string, a: M, b: M, options: O): [M, M, O] {
+  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['p'])];
+}
+
 /** Validates wassersteinRegularizer; returns p. */
 export function checkWasserstein(fn: string, a: unknown, b: unknown, options: WassersteinOptions | undefined): number {
   v.matType(fn, 'a', a);
@@ -448,8 +483,7 @@ export function checkWasserstein(fn: string, a: unknown, b: unknown, options: Wa
   v.sameShape(fn, 'a', a, 'b', b);
   if (p !== 1 && p !== 2) fail('E_ARG', `${fn}: p must be 1 or 2, got ${p}`);
   if (a.rows > 65536) fail('E_ARG', `${fn}: at most 65536 rows are supported, got ${a.rows}`);
-  v.finite(fn, 'a', a.data);
-  v.finite(fn, 'b', b.data);
+  // A zero row (E_ARG) is reported before a non-finite value (E_NON_FINITE).
   for (const [name, m] of [['a', a], ['b', b]] as const) {
     for (let i = 0; i < m.rows; i++) {
       let z = true;
@@ -457,6 +491,8 @@ export function checkWasserstein(fn: string, a: unknown, b: unknown, options: Wa
       if (z) fail('E_ARG', `${fn}: ${name} has a zero-norm row ${i}`);
     }
   }
+  v.finite(fn, 'a', a.data);
+  v.finite(fn, 'b', b.data);
   return p;
 }
 
@@ -525,6 +561,7 @@ function backprop(gs: Float64Array, xh: Float64Array, norms: Float64Array, n: nu
  * and the normalization; for p = 1 the subgradient of |0| is 0.
  */
 export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: WassersteinOptions): WassersteinResult {
+  [a, b, options] = snapWasserstein('wassersteinRegularizer', a, b, options);
   const p = checkWasserstein('wassersteinRegularizer', a, b, options);
   const n = a.rows;
   const d = a.cols;
