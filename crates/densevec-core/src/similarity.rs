@@ -295,8 +295,8 @@ pub(crate) const TILE_N: usize = 384;
 // twin), the GEMM gives ‖c‖·cos, scaled by 1/‖c‖. Corpus rows whose norm is outside
 // [COS_LO, COS_HI] (or not finite) are scored directly in float64.
 //
-// L2sq: ‖q − c‖² = ‖q'‖² + ‖c − μ‖² − 2·(q'·c − q'·μ) with μ the mean of the query rows and
-// q' = q − μ. Only q' enters the GEMM, so a common offset of the data does not cancel (the
+// L2sq: ‖q − c‖² = ‖q'‖² + ‖c − μ‖² − 2·(q'·c − q'·μ) with μ the first (finite) query row
+// and q' = q − μ. Only q' enters the GEMM, so a common offset of the data does not cancel (the
 // plain expansion ‖q‖² + ‖c‖² − 2q·c loses everything to an offset); ‖c − μ‖² is formed
 // directly per tile. Rows whose squared norms (about μ) are outside [L2_LO, L2_HI], or not
 // finite, are scored directly in float64; so is every row when ‖μ‖² is out of that range.
@@ -401,27 +401,14 @@ pub(crate) fn prepare_queries(metric: Metric, q: &[f32], rows: usize, cols: usiz
             p.rows = std::borrow::Cow::Owned(u);
         }
         Metric::L2sq => {
-            // μ: the mean of the finite query rows, or 0 when it is out of range.
-            let mut acc = vec![0f64; cols];
-            let mut used = 0usize;
-            for r in q.chunks(cols.max(1)) {
-                if r.iter().all(|v| v.is_finite()) {
-                    for (a, &v) in acc.iter_mut().zip(r) {
-                        *a += v as f64;
-                    }
-                    used += 1;
-                }
-            }
-            let mut mu: Vec<f32> = acc
-                .iter()
-                .map(|&a| {
-                    if used > 0 {
-                        (a / used as f64) as f32
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            // μ: the first query row with finite entries (0 if none). A row of the data, not
+            // their mean, so that q − μ and every later step stay exact where the plain
+            // expansion was (small integers, duplicated rows): ties rank as in the reference.
+            let mut mu: Vec<f32> = q
+                .chunks(cols.max(1))
+                .find(|r| r.iter().all(|v| v.is_finite()))
+                .map(|r| r.to_vec())
+                .unwrap_or_else(|| vec![0.0; cols]);
             if !l2_in_range(sumsq_f64(&mu)) {
                 mu.fill(0.0);
             }
@@ -533,9 +520,9 @@ pub(crate) unsafe fn finish_tile(
 /// q.rows × c.rows matrix of the metric between rows of `q` and rows of `c`.
 ///
 /// Cosine is the product of unit query rows with the corpus rows scaled by their inverse norms;
-/// l2sq is the expansion about the mean μ of the query rows (see the comment above
-/// `COS_LO`), with absolute error below 2^-22·√d·(‖q − μ‖² + ‖c − μ‖² + ‖q − μ‖·‖μ‖) as
-/// measured (README, "Tolerance"). Rows the float32 products cannot take are scored in float64.
+/// l2sq is the expansion about μ, the first query row (see the comment above `COS_LO`), with
+/// absolute error below 2^-20·(‖q − μ‖² + ‖c − μ‖² + ‖q − μ‖·‖μ‖) as measured (README,
+/// "Tolerance"). Rows the float32 products cannot take are scored in float64.
 pub fn similarity_matrix(
     q: &[f32],
     q_rows: usize,
@@ -731,8 +718,8 @@ mod tests {
         });
     }
 
-    /// The batched l2sq meets the bound of the README: |error| ≤ 2^-21·(‖q − μ‖² + ‖c − μ‖²
-    /// + ‖q − μ‖·‖μ‖), μ the mean of the query rows, over random offsets, spreads and d.
+    /// The batched l2sq meets the bound of the README: |error| ≤ 2^-20·(‖q − μ‖² + ‖c − μ‖²
+    /// + ‖q − μ‖·‖μ‖), μ the first query row, over random offsets, spreads and d.
     #[test]
     fn batched_l2sq_meets_its_bound() {
         let mut seed = 7u64;
@@ -756,9 +743,7 @@ mod tests {
                 };
                 let q = gen(qr, 1.0);
                 let c = gen(cr, 3.0);
-                let mu: Vec<f64> = (0..d)
-                    .map(|k| (0..qr).map(|i| q[i * d + k] as f64).sum::<f64>() / qr as f64)
-                    .collect();
+                let mu: Vec<f64> = q[..d].iter().map(|&v| v as f64).collect();
                 let mm = mu.iter().map(|v| v * v).sum::<f64>().sqrt();
                 let dist = |r: &[f32]| {
                     r.iter()
@@ -774,7 +759,7 @@ mod tests {
                         for j in 0..cr {
                             let cj = &c[j * d..(j + 1) * d];
                             let want = l2sq_f64(qi, cj);
-                            let bound = 2f64.powi(-21) * (a2 + dist(cj) + a2.sqrt() * mm);
+                            let bound = 2f64.powi(-20) * (a2 + dist(cj) + a2.sqrt() * mm);
                             let err = (sm[i * cr + j] as f64 - want).abs();
                             assert!(
                                 err <= bound,
