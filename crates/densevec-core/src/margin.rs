@@ -352,7 +352,15 @@ pub fn margin_prepare(
     // rows are too coarse near θ_y = 0, where the tangent is short).
     let mut target = vec![(0f64, 0f64); n];
     let mut cos_y = vec![0f64; n];
-    let mut tangent = vec![0f32; n * d];
+    let mut tangent = Vec::new();
+    if tangent.try_reserve_exact(n * d).is_err() {
+        bail!(
+            Arg,
+            "{F}: cannot allocate {} bytes for the target tangents (split the batch)",
+            (n * d) as u128 * 4
+        );
+    }
+    tangent.resize(n * d, 0f32);
     let work = |(blk, ((tb, cb), ob)): (usize, PrepTask)| {
         let mut t64 = vec![0f64; d];
         for (r, ((t, cy), tr)) in tb
