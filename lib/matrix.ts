@@ -1,4 +1,5 @@
 import { fail } from './errors';
+import { matrixFrom, type TensorLike } from './inputs';
 
 /** A row-major matrix: one embedding per row; `data.length === rows * cols`. */
 export interface Matrix {
@@ -10,8 +11,14 @@ export interface Matrix {
 /**
  * Builds a {@link Matrix}. From a `Float32Array` (no copy; `cols` required, `rows` is
  * `data.length / cols`) or from `number[][]` (copied; every row must have the same length).
+ * Also (see docs/pipelines.md): a `Float64Array` or other numeric typed array with `cols`
+ * (copied), a tensor-like `{ data, dims: [rows, cols] }` (no copy for Float32Array data) and an
+ * Apache Arrow `FixedSizeList<Float32>` Vector or Data (no copy for one chunk; nulls → E_ARG).
  */
-export function matrix(data: Float32Array | number[][] | readonly (readonly number[])[], cols?: number): Matrix {
+export function matrix(
+  data: Float32Array | Float64Array | number[][] | readonly (readonly number[])[] | TensorLike | object,
+  cols?: number,
+): Matrix {
   if (data instanceof Float32Array) {
     if (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 1) {
       fail('E_TYPE', `matrix: cols must be a positive integer when data is a Float32Array, got ${String(cols)}`);
@@ -21,7 +28,7 @@ export function matrix(data: Float32Array | number[][] | readonly (readonly numb
     }
     return { data, rows: data.length / cols, cols };
   }
-  if (!Array.isArray(data)) fail('E_TYPE', `matrix: data must be a Float32Array or number[][], got ${typeof data}`);
+  if (!Array.isArray(data)) return matrixFrom(data, cols);
   const rows = data.length;
   const c = rows > 0 ? (data[0] as readonly number[]).length : cols ?? 0;
   if (cols !== undefined && cols !== c) fail('E_SHAPE', `matrix: rows have length ${c} but cols is ${cols}`);

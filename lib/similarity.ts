@@ -8,12 +8,13 @@
 import { nat, rethrow } from './backend';
 import type { Matrix } from './matrix';
 import * as ref from './reference/similarity';
-import type { MetricOptions, TopKResult } from './reference/similarity';
+import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './reference/similarity';
 import * as v from './validate';
 import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
 import { isQuantized, type Corpus, type QuantizedMatrix } from './reference/quantized';
 
-export type { MetricOptions, TopKResult } from './reference/similarity';
+export type { MetricOptions, TopKOptions, TopKResult } from './reference/similarity';
+export { SKIP_NONE } from './reference/similarity';
 export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './reference/quantized';
 export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './reference/quantized';
 
@@ -133,30 +134,72 @@ export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions):
 }
 
 /**
- * Exact top-k per query: `{ indices, scores }`, q.rows × k row-major, best first (largest
- * dot/cosine, smallest l2sq), ties broken by the lower index. Extra memory O(q.rows · k). `c` may
- * be a compact corpus (f16, bf16, i8; see {@link similarityMatrix}).
+ * Exact top-k per query: `{ indices, scores, corpusRows, k }`, q.rows × k row-major, best first
+ * (largest dot/cosine, smallest l2sq), ties broken by the lower index. Extra memory
+ * O(q.rows · k). `c` may be a compact corpus (f16, bf16, i8; see {@link similarityMatrix}) or a
+ * memory-mapped one (`openCorpus`). Options: `skip` (Uint32Array, q.rows entries: a corpus row
+ * query i never returns, 0xFFFFFFFF = none) and `mask` (Uint8Array, c.rows entries: 0 =
+ * ineligible); fewer than k eligible rows for a query → E_ARG. Calls with `skip` or `mask`
+ * run on the CPU (the GPU top-k has no filter).
  */
-export function topK(q: Matrix, c: Corpus, k: number, options?: MetricOptions): TopKResult {
+export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): TopKResult {
   const n = nat();
   if (n === null) return ref.topK(q, c, k, options);
   v.matType('topK', 'q', q);
   if (!isQuantized(c)) v.matType('topK', 'c', c);
   v.int('topK', 'k', k);
+  const sel = ref.selectTypes('topK', options);
   const metric = ref.checkBatch('topK', q, c, options);
+  ref.selectShapes('topK', sel, q.rows, c.rows);
   ref.checkK('topK', k, c.rows);
+  ref.checkSelect('topK', sel, q.rows, c.rows, k);
+  const rows = c.rows;
   try {
-    if (isQuantized(c)) return n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric);
-    return viaCuda(
-      CUDA_WORK.similarity(q.rows, c.rows, q.cols),
-      k <= CUDA_TOPK_MAX_K,
-      (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
-      () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
-      n,
-    );
+    let r: TopKResult;
+    if (sel.skip !== undefined || sel.mask !== undefined) r = n.topKSelect(...selArgs(q, c, k, metric, sel));
+    else if (isQuantized(c)) r = n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric);
+    else {
+      r = viaCuda(
+        CUDA_WORK.similarity(q.rows, c.rows, q.cols),
+        k <= CUDA_TOPK_MAX_K,
+        (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
+        () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
+        n,
+      );
+    }
+    return tagged(r, rows, k);
   } catch (e) {
     rethrow(e);
   }
+}
+
+const NO_F32 = new Float32Array(0);
+const NO_U32 = new Uint32Array(0);
+const NO_U8 = new Uint8Array(0);
+
+/** Adds `corpusRows` and `k` to a native top-k result. */
+function tagged(r: TopKResult, corpusRows: number, k: number): TopKResult {
+  r.corpusRows = corpusRows;
+  r.k = k;
+  return r;
+}
+
+/** The arguments of the native `topKSelect` (any corpus storage, skip / mask). */
+function selArgs(
+  q: Matrix,
+  c: Corpus,
+  k: number,
+  metric: number,
+  sel: TopKSelect,
+): [Float32Array, number, Float32Array, Uint16Array, Int8Array, number, number, number, number, Float32Array, number, number, number, Uint32Array, Uint8Array] {
+  const flags = (sel.skip !== undefined ? 1 : 0) | (sel.mask !== undefined ? 2 : 0);
+  const skip = sel.skip ?? NO_U32;
+  const mask = sel.mask ?? NO_U8;
+  if (isQuantized(c)) {
+    const [half, int8, rows, cols, dtype, scale, scales] = qSplit(c, c.rows, q.cols);
+    return [q.data, q.rows, NO_F32, half, int8, rows, cols, dtype, scale, scales, k, metric, flags, skip, mask];
+  }
+  return [q.data, q.rows, c.data, NO_HALF, NO_INT8, c.rows, q.cols, 0, 0, NO_SCALES, k, metric, flags, skip, mask];
 }
 
 /** Runs `f` and turns a thrown error into a rejected promise. */
@@ -188,17 +231,23 @@ export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOpti
   });
 }
 
-/** Async twin of {@link topK} (inputs copied at call time). */
-export function topKAsync(q: Matrix, c: Corpus, k: number, options?: MetricOptions): Promise<TopKResult> {
+/** Async twin of {@link topK} (inputs copied at call time; same options). */
+export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions): Promise<TopKResult> {
   return later(() => {
     const n = nat();
     if (n === null) return ref.topK(q, c, k, options);
     v.matType('topKAsync', 'q', q);
     if (!isQuantized(c)) v.matType('topKAsync', 'c', c);
     v.int('topKAsync', 'k', k);
+    const sel = ref.selectTypes('topKAsync', options);
     const metric = ref.checkBatch('topKAsync', q, c, options);
+    ref.selectShapes('topKAsync', sel, q.rows, c.rows);
     ref.checkK('topKAsync', k, c.rows);
-    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric).then((r) => r, rethrow);
-    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then((r) => r, rethrow);
+    ref.checkSelect('topKAsync', sel, q.rows, c.rows, k);
+    const rows = c.rows;
+    const done = (r: TopKResult) => tagged(r, rows, k);
+    if (sel.skip !== undefined || sel.mask !== undefined) return n.topKSelectAsync(...selArgs(q, c, k, metric, sel)).then(done, rethrow);
+    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric).then(done, rethrow);
+    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then(done, rethrow);
   });
 }

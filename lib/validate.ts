@@ -43,6 +43,7 @@ export function u32(fn: string, name: string, v: unknown): asserts v is Uint32Ar
 /** Checks the type of a Matrix (data Float32Array, integer rows/cols). */
 export function matType(fn: string, name: string, m: unknown): asserts m is Matrix {
   if (typeof m !== 'object' || m === null) fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}`);
+  if (ArrayBuffer.isView(m) || Array.isArray(m)) fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}: wrap it with matrix(x, cols) (a single vector: matrix(x, x.length))`);
   const mm = m as Matrix;
   if (!isF32(mm.data)) fail('E_TYPE', `${fn}: ${name}.data must be a Float32Array, got ${describe(mm.data)}`);
   if (!Number.isInteger(mm.rows) || mm.rows < 0) fail('E_TYPE', `${fn}: ${name}.rows must be a non-negative integer, got ${String(mm.rows)}`);

@@ -19,3 +19,5 @@ mod statistics;
 
 mod cuda;
 mod quantized;
+
+mod corpus;
