@@ -96,6 +96,7 @@ export interface InfoNCEDataParallelOptions extends BullmqCommon {
 type Bullmq = {
   Queue: new (name: string, opts: Record<string, unknown>) => {
     add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<{ waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown> }>;
+    addBulk(jobs: { name: string; data: unknown; opts?: Record<string, unknown> }[]): Promise<{ waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown> }[]>;
     close(): Promise<void>;
   };
   QueueEvents: new (name: string, opts: Record<string, unknown>) => { waitUntilReady(): Promise<unknown>; close(): Promise<void> };
@@ -250,15 +251,26 @@ async function fanOut<R>(
   try {
     for (const j of jobs) {
       if (!queues.has(j.queue)) {
-        queues.set(j.queue, new B.Queue(j.queue, { connection: common.connection }));
+        const queue = new B.Queue(j.queue, { connection: common.connection });
         const ev = new B.QueueEvents(j.queue, { connection: common.connection });
+        // One waiter per job listens on these emitters: a large batch is not a leak.
+        for (const e of [queue, ev] as unknown as { setMaxListeners?: (n: number) => void }[]) e.setMaxListeners?.(0);
+        queues.set(j.queue, queue);
         events.set(j.queue, ev);
       }
     }
     await Promise.all([...events.values()].map((e) => e.waitUntilReady()));
     let done = 0;
-    const added = await Promise.all(
-      jobs.map((j) => (queues.get(j.queue) as InstanceType<Bullmq['Queue']>).add('densevec', j.data, { attempts, removeOnComplete: true, removeOnFail: true })),
+    const opts = { attempts, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 } };
+    const added: Awaited<ReturnType<InstanceType<Bullmq['Queue']>['add']>>[] = new Array(jobs.length);
+    await Promise.all(
+      [...queues].map(async ([name, queue]) => {
+        const mine = jobs.map((j, i) => (j.queue === name ? i : -1)).filter((i) => i >= 0);
+        const got = await queue.addBulk(mine.map((i) => ({ name: 'densevec', data: jobs[i].data, opts })));
+        mine.forEach((i, t) => {
+          added[i] = got[t];
+        });
+      }),
     );
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
