@@ -315,6 +315,11 @@ describe('writeCorpus / openCorpus', () => {
       throwsCode(() => impl.openCorpus(rows), 'E_SHAPE', /11 x 4/);
       throwsCode(() => impl.openCorpus(join(dir, 'missing.dvc')), 'E_ARG', /cannot open/);
       throwsCode(() => impl.openCorpus(3 as never), 'E_TYPE');
+      expect(impl.openCorpus(good, { cols: 4, dtype: 'f32' }).rows).toBe(10);
+      throwsCode(() => impl.openCorpus(good, { cols: 5 }), 'E_SHAPE', /has 4 columns but cols 5/);
+      throwsCode(() => impl.openCorpus(good, { dtype: 'f16' }), 'E_ARG', /holds f32 rows but dtype 'f16'/);
+      throwsCode(() => impl.openCorpus(good, { cols: 1.5 }), 'E_TYPE');
+      throwsCode(() => impl.openCorpus(good, { dtype: 'f64' as never }), 'E_ARG');
       throwsCode(() => impl.writeCorpus(join(dir, 'x.dvc'), { data: new Float32Array(3), rows: 2, cols: 2 }), 'E_SHAPE');
       throwsCode(() => impl.writeCorpus(join(dir, 'nodir', 'x.dvc'), c), 'E_ARG', /cannot open/);
     }

@@ -370,9 +370,30 @@ export function readCorpusHeader(fn: string, path: string, buf: ArrayBuffer, byt
   return { version, dtype, rows, cols, scale, rowScales, dataOffset, scalesOffset, bytes: expected };
 }
 
+/** Options of `openCorpus`: what the caller expects the file to hold (checked against its header). */
+export interface OpenCorpusOptions {
+  /** Expected columns (E_SHAPE when the file has others). */
+  cols?: number;
+  /** Expected storage type (E_ARG when the file has another). */
+  dtype?: 'f32' | 'f16' | 'bf16' | 'i8';
+}
+
+/** Type-checks the options of openCorpus. */
+export function checkOpenOptions(fn: string, o: OpenCorpusOptions | undefined): OpenCorpusOptions {
+  const oo = v.opts(fn, o);
+  const cols = oo.cols;
+  const dtype = oo.dtype;
+  if (cols !== undefined && (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 1)) fail('E_TYPE', `${fn}: cols must be a positive integer, got ${String(cols)}`);
+  if (dtype !== undefined && typeof dtype !== 'string') fail('E_TYPE', `${fn}: dtype must be a string, got ${describe(dtype)}`);
+  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype)) fail('E_ARG', `${fn}: dtype must be 'f32', 'f16', 'bf16' or 'i8', got ${JSON.stringify(dtype)}`);
+  return { cols, dtype };
+}
+
 /** The corpus over a whole corpus file held (mapped or read) in `buf`, without copying. */
-export function corpusFromBuffer(fn: string, path: string, buf: ArrayBuffer): Corpus {
+export function corpusFromBuffer(fn: string, path: string, buf: ArrayBuffer, expect: OpenCorpusOptions = {}): Corpus {
   const h = readCorpusHeader(fn, path, buf);
+  if (expect.cols !== undefined && expect.cols !== h.cols) fail('E_SHAPE', `${fn}: '${path}' has ${h.cols} columns but cols ${expect.cols} was expected`);
+  if (expect.dtype !== undefined && expect.dtype !== h.dtype) fail('E_ARG', `${fn}: '${path}' holds ${h.dtype} rows but dtype '${expect.dtype}' was expected`);
   const n = h.rows * h.cols;
   switch (h.dtype) {
     case 'f32':
@@ -417,12 +438,14 @@ export function readWhole(fn: string, path: string): ArrayBuffer {
 }
 
 /**
- * Opens a corpus file written by {@link writeCorpus}. The reference reads the file into memory;
+ * Opens a corpus file written by {@link writeCorpus}; `options.cols` / `options.dtype`, when
+ * given, must match the file's header. The reference reads the file into memory;
  * `densevec`'s `openCorpus` memory-maps it instead. Bad files (truncated, wrong magic or
  * version, size not matching the header) → E_SHAPE / E_ARG with the reason.
  */
-export function openCorpus(path: string): Corpus {
-  return corpusFromBuffer('openCorpus', path, readWhole('openCorpus', path));
+export function openCorpus(path: string, options?: OpenCorpusOptions): Corpus {
+  const expect = checkOpenOptions('openCorpus', options);
+  return corpusFromBuffer('openCorpus', path, readWhole('openCorpus', path), expect);
 }
 
 /** Row ranges of a corpus as chunks (views, no copy) of at most `rows` rows each, for {@link topKStream}. */
