@@ -30,7 +30,8 @@ const HELP = `Usage: node examples/sharded-search.js [options]
   --queries N   queries (default 600)        --k N     neighbours (default 10)
   --batch N     queries per job (default 20)  --metric dot|cosine|l2sq (default cosine)
   --no-kill     do not kill a worker          --check   compare with single-process topK
-  --seed N      data seed (default 1)`;
+  --seed N      data seed (default 1)
+  --lock-ms N   job lock of the workers: how soon a dead worker's job is retried (default 1500)`;
 
 function parseArgs(argv) {
   const o = { workers: 3, rows: 60000, dim: 64, queries: 600, k: 10, batch: 20, metric: 'cosine', kill: true, check: false, seed: 1 };
@@ -54,6 +55,7 @@ function parseArgs(argv) {
     else if (a === '--serve') o.serve = argv[++i];
     else if (a === '--redis') o.redis = argv[++i];
     else if (a === '--prefix') o.prefix = argv[++i];
+    else if (a === '--lock-ms') o.lockMs = num();
     else if (a === '--help' || a === '-h') o.help = true;
     else throw new Error(`unknown option ${a}`);
   }
@@ -155,8 +157,8 @@ async function serve(o) {
     connection: connectionFrom(o.redis),
     prefix: o.prefix,
     shards,
-    // Fast recovery for the demonstration: a dead worker's lock expires after 1.5 s.
-    workerOptions: { lockDuration: 1500, stalledInterval: 500, maxStalledCount: 5 },
+    // Fast recovery for the demonstration: a dead worker's lock expires after 1.5 s (--lock-ms).
+    workerOptions: { lockDuration: o.lockMs ?? 1500, stalledInterval: Math.max(500, Math.floor((o.lockMs ?? 1500) / 3)), maxStalledCount: 5 },
   });
   for (const x of w.workers) {
     x.on('failed', (job, e) => console.error(`worker ${process.pid}: job failed: ${e && e.message}`));

@@ -59,13 +59,14 @@ function stop(p) {
 module.exports = async function pipelines({ quick, smoke }) {
   const suite = new Suite('pipelines', { quick });
   const Q = smoke ? 8 : 100;
-  const N = smoke ? 4000 : quick ? 50000 : 100000;
+  const N = Number(process.env.DENSEVEC_BENCH_PIPELINES_N ?? 0) || (smoke ? 4000 : quick ? 50000 : 100000);
   const D = smoke ? 32 : 768;
   const K = 10;
   const q = randMatrix(Q, D, 41);
   const c = randMatrix(N, D, 42);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'densevec-bench-pipelines-'));
   const cleanups = [() => fs.rmSync(dir, { recursive: true, force: true })];
+  let stopping = false;
   try {
     const whole = impl('densevec topK, one corpus in memory', 'anchor', 1, () => dv.topK(q, c, K, { metric: 'dot' }), { before: dvThreads(1) });
 
@@ -179,8 +180,11 @@ module.exports = async function pipelines({ quick, smoke }) {
         for (let w = 0; w < W; w++) {
           // Every worker serves every shard: W workers share the jobs.
           const arg = shardFiles.map((f, s) => `${s}:${f}`).join(',');
-          const p = spawn(process.execPath, [example, '--serve', arg, '--redis', url, '--prefix', prefix], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+          const p = spawn(process.execPath, [example, '--serve', arg, '--redis', url, '--prefix', prefix, '--lock-ms', '30000'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
           procs.push(p);
+          p.once('exit', (code, sig) => {
+            if (!stopping) suite.note(`a worker process (${W}-worker run) exited early: code ${code}, signal ${sig}`);
+          });
           cleanups.push(() => stop(p));
         }
         await Promise.all(procs.map((p) => new Promise((res) => p.once('message', res))));
@@ -197,6 +201,7 @@ module.exports = async function pipelines({ quick, smoke }) {
       suite.note(`sharded rows: worker processes run with the default thread count on a ${os.cpus().length}-core machine; beyond the cores, more workers only add queueing`);
     }
   } finally {
+    stopping = true;
     for (const f of cleanups.reverse()) {
       try {
         await f();
