@@ -238,65 +238,124 @@ export function createShardWorker(options: ShardWorkerOptions): ShardWorker {
 
 // ---- coordinators ---------------------------------------------------------------------------
 
+type QueueT = InstanceType<Bullmq['Queue']>;
+type EventsT = InstanceType<Bullmq['QueueEvents']>;
+
+/** Queues and their event streams, opened once per name and reused until close(). */
+class QueuePool {
+  private queues = new Map<string, Promise<{ queue: QueueT; events: EventsT }>>();
+  constructor(
+    readonly B: Bullmq,
+    private readonly connection: RedisConnection,
+  ) {}
+
+  get(name: string): Promise<{ queue: QueueT; events: EventsT }> {
+    let p = this.queues.get(name);
+    if (p === undefined) {
+      const queue = new this.B.Queue(name, { connection: this.connection });
+      const events = new this.B.QueueEvents(name, { connection: this.connection });
+      // One waiter per job listens on these emitters: a large batch is not a leak.
+      for (const e of [queue, events] as unknown as { setMaxListeners?: (n: number) => void }[]) e.setMaxListeners?.(0);
+      p = events.waitUntilReady().then(() => ({ queue, events }));
+      this.queues.set(name, p);
+    }
+    return p;
+  }
+
+  async close(): Promise<void> {
+    const all = await Promise.allSettled([...this.queues.values()]);
+    this.queues.clear();
+    for (const r of all) {
+      if (r.status === 'fulfilled') {
+        await r.value.events.close();
+        await r.value.queue.close();
+      }
+    }
+  }
+}
+
+async function withPool<T>(fn: string, connection: RedisConnection, f: (pool: QueuePool) => Promise<T>): Promise<T> {
+  const pool = new QueuePool(loadBullmq(fn), connection);
+  try {
+    return await f(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
 async function fanOut<R>(
-  B: Bullmq,
-  common: BullmqCommon,
+  pool: QueuePool,
   jobs: { queue: string; data: unknown }[],
   attempts: number,
   timeoutMs: number,
   onDone?: (done: number, total: number) => void,
 ): Promise<R[]> {
-  const queues = new Map<string, InstanceType<Bullmq['Queue']>>();
-  const events = new Map<string, InstanceType<Bullmq['QueueEvents']>>();
+  const names = [...new Set(jobs.map((j) => j.queue))];
+  const opened = new Map<string, { queue: QueueT; events: EventsT }>();
+  for (const [i, o] of (await Promise.all(names.map((n) => pool.get(n)))).entries()) opened.set(names[i], o);
+  let done = 0;
+  const opts = { attempts, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 } };
+  const added: Awaited<ReturnType<QueueT['add']>>[] = new Array(jobs.length);
+  await Promise.all(
+    names.map(async (name) => {
+      const mine = jobs.map((j, i) => (j.queue === name ? i : -1)).filter((i) => i >= 0);
+      const got = await (opened.get(name) as { queue: QueueT }).queue.addBulk(mine.map((i) => ({ name: 'densevec', data: jobs[i].data, opts })));
+      mine.forEach((i, t) => {
+        added[i] = got[t];
+      });
+    }),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${jobs.length - done} of ${jobs.length} jobs unfinished after ${timeoutMs} ms (are workers serving every queue?)`)), timeoutMs);
+  });
   try {
-    for (const j of jobs) {
-      if (!queues.has(j.queue)) {
-        const queue = new B.Queue(j.queue, { connection: common.connection });
-        const ev = new B.QueueEvents(j.queue, { connection: common.connection });
-        // One waiter per job listens on these emitters: a large batch is not a leak.
-        for (const e of [queue, ev] as unknown as { setMaxListeners?: (n: number) => void }[]) e.setMaxListeners?.(0);
-        queues.set(j.queue, queue);
-        events.set(j.queue, ev);
-      }
-    }
-    await Promise.all([...events.values()].map((e) => e.waitUntilReady()));
-    let done = 0;
-    const opts = { attempts, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 } };
-    const added: Awaited<ReturnType<InstanceType<Bullmq['Queue']>['add']>>[] = new Array(jobs.length);
-    await Promise.all(
-      [...queues].map(async ([name, queue]) => {
-        const mine = jobs.map((j, i) => (j.queue === name ? i : -1)).filter((i) => i >= 0);
-        const got = await queue.addBulk(mine.map((i) => ({ name: 'densevec', data: jobs[i].data, opts })));
-        mine.forEach((i, t) => {
-          added[i] = got[t];
-        });
-      }),
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`densevec/bullmq: ${jobs.length - done} of ${jobs.length} jobs unfinished after ${timeoutMs} ms (are workers running?)`)), timeoutMs);
-    });
-    try {
-      return await Promise.race([
-        Promise.all(
-          added.map(async (job, i) => {
-            const r = (await job.waitUntilFinished(events.get(jobs[i].queue), timeoutMs)) as R;
-            done++;
-            if (onDone) onDone(done, jobs.length);
-            return r;
-          }),
-        ),
-        timeout,
-      ]);
-    } catch (e) {
-      return fail('E_BACKEND', `densevec/bullmq: ${(e as Error).message}`);
-    } finally {
-      clearTimeout(timer);
-    }
+    return await Promise.race([
+      Promise.all(
+        added.map(async (job, i) => {
+          const r = (await job.waitUntilFinished((opened.get(jobs[i].queue) as { events: EventsT }).events, timeoutMs)) as R;
+          done++;
+          if (onDone) onDone(done, jobs.length);
+          return r;
+        }),
+      ),
+      timeout,
+    ]);
+  } catch (e) {
+    return fail('E_BACKEND', `densevec/bullmq: ${(e as Error).message}`);
   } finally {
-    await Promise.all([...events.values()].map((e) => e.close()));
-    await Promise.all([...queues.values()].map((q) => q.close()));
+    clearTimeout(timer);
   }
+}
+
+/** A coordinator that keeps its Redis connections open across calls (see {@link createCoordinator}). */
+export interface Coordinator {
+  /** {@link searchSharded} on this coordinator's connections (options as there, minus connection / prefix). */
+  searchSharded(q: Matrix, k: number, options: Omit<SearchShardedOptions, 'connection' | 'prefix'>): Promise<TopKResult>;
+  /** {@link infoNCEDataParallel} on this coordinator's connections. */
+  infoNCEDataParallel(
+    parts: readonly DataParallelPart[],
+    keys: Matrix,
+    options: Omit<InfoNCEOptions, 'positives'>,
+    bull?: Omit<InfoNCEDataParallelOptions, 'connection' | 'prefix'>,
+  ): Promise<InfoNCEResult & { gradTemperature?: number }>;
+  /** Closes the queues and their connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * A coordinator whose queues and Redis connections stay open across calls: the standalone
+ * {@link searchSharded} / {@link infoNCEDataParallel} open and close them on every call (tens
+ * of ms). Close it when done.
+ */
+export function createCoordinator(common: BullmqCommon): Coordinator {
+  if (typeof common !== 'object' || common === null) fail('E_TYPE', 'createCoordinator: options must be an object');
+  const pool = new QueuePool(loadBullmq('createCoordinator'), common.connection);
+  return {
+    searchSharded: (q, k, o) => searchWith(pool, q, k, { ...o, connection: common.connection, prefix: common.prefix }),
+    infoNCEDataParallel: (parts, keys, options, bull) => trainWith(pool, parts, keys, options, { ...(bull ?? {}), connection: common.connection, prefix: common.prefix }),
+    close: () => pool.close(),
+  };
 }
 
 /**
@@ -306,6 +365,11 @@ async function fanOut<R>(
  * lower global index); global index = rows of the shards before + local index.
  */
 export async function searchSharded(q: Matrix, k: number, options: SearchShardedOptions): Promise<TopKResult> {
+  checkSearch(q, k, options);
+  return withPool('searchSharded', options.connection, (pool) => searchWith(pool, q, k, options));
+}
+
+function checkSearch(q: Matrix, k: number, options: SearchShardedOptions): void {
   const fn = 'searchSharded';
   if (typeof q !== 'object' || q === null || !(q.data instanceof Float32Array)) fail('E_TYPE', `${fn}: q must be a Matrix {data, rows, cols}`);
   if (!Number.isInteger(k)) fail('E_TYPE', `${fn}: k must be an integer, got ${String(k)}`);
@@ -316,7 +380,12 @@ export async function searchSharded(q: Matrix, k: number, options: SearchSharded
   if (k < 1) fail('E_ARG', `${fn}: k must be >= 1, got ${k}`);
   const batch = options.batchRows ?? q.rows;
   if (!Number.isInteger(batch) || batch < 1) fail('E_ARG', `${fn}: batchRows must be a positive integer, got ${String(batch)}`);
-  const B = loadBullmq(fn);
+}
+
+async function searchWith(pool: QueuePool, q: Matrix, k: number, options: SearchShardedOptions): Promise<TopKResult> {
+  checkSearch(q, k, options);
+  const S = options.shards;
+  const batch = options.batchRows ?? q.rows;
   const n = names(options.prefix);
   const jobs: { queue: string; data: SearchJob }[] = [];
   const starts: number[] = [];
@@ -326,7 +395,7 @@ export async function searchSharded(q: Matrix, k: number, options: SearchSharded
     const qb = toWire({ data: q.data.subarray(r0 * q.cols, r1 * q.cols), rows: r1 - r0, cols: q.cols });
     for (let s = 0; s < S; s++) jobs.push({ queue: n.shard(s), data: { q: qb, k, metric: options.metric } });
   }
-  const replies = await fanOut<SearchReply>(B, options, jobs, options.attempts ?? 3, options.timeoutMs ?? 120000, options.onProgress);
+  const replies = await fanOut<SearchReply>(pool, jobs, options.attempts ?? 3, options.timeoutMs ?? 120000, options.onProgress);
   const indices = new Uint32Array(q.rows * k);
   const scores = new Float32Array(q.rows * k);
   let corpusRows = 0;
@@ -391,9 +460,18 @@ export async function infoNCEDataParallel(
   options: Omit<InfoNCEOptions, 'positives'>,
   bull: InfoNCEDataParallelOptions,
 ): Promise<InfoNCEResult & { gradTemperature?: number }> {
-  const fn = 'infoNCEDataParallel';
-  if (!Array.isArray(parts) || parts.length === 0) fail('E_TYPE', `${fn}: parts must be a non-empty array of { q, positives? }`);
-  const B = loadBullmq(fn);
+  if (!Array.isArray(parts) || parts.length === 0) fail('E_TYPE', 'infoNCEDataParallel: parts must be a non-empty array of { q, positives? }');
+  return withPool('infoNCEDataParallel', bull.connection, (pool) => trainWith(pool, parts, keys, options, bull));
+}
+
+async function trainWith(
+  pool: QueuePool,
+  parts: readonly DataParallelPart[],
+  keys: Matrix,
+  options: Omit<InfoNCEOptions, 'positives'>,
+  bull: InfoNCEDataParallelOptions,
+): Promise<InfoNCEResult & { gradTemperature?: number }> {
+  if (!Array.isArray(parts) || parts.length === 0) fail('E_TYPE', 'infoNCEDataParallel: parts must be a non-empty array of { q, positives? }');
   const n = names(bull.prefix);
   const { logQ, ...rest } = options as InfoNCEOptions;
   let offset = 0;
@@ -403,7 +481,7 @@ export async function infoNCEDataParallel(
     const data: TrainJob = { q: toWire(p.q), keys: toWire(keys), positives: encodeArray(pos), options: { ...rest, ...(logQ !== undefined ? { logQ: encodeArray(logQ) } : {}) } };
     return { queue: n.train, data };
   });
-  const replies = await fanOut<TrainReply>(B, bull, jobs, bull.attempts ?? 3, bull.timeoutMs ?? 120000);
+  const replies = await fanOut<TrainReply>(pool, jobs, bull.attempts ?? 3, bull.timeoutMs ?? 120000);
   return combineInfoNCE(
     replies.map((r) => ({ loss: r.loss, gradQ: fromWire(r.gradQ), gradKeys: fromWire(r.gradKeys), gradTemperature: r.gradTemperature })),
     parts.map((p) => p.q.rows),

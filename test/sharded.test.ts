@@ -121,6 +121,16 @@ describe('densevec/bullmq on Redis', () => {
       }
       const g16 = await bull.searchSharded(q, 5, { connection: connection(), shards: 3, prefix: 'f16' });
       expect(Array.from(g16.indices)).toEqual(Array.from(dv.topK(q, c16, 5).indices));
+      // A coordinator keeps its connections across calls.
+      const co = bull.createCoordinator({ connection: connection(), prefix: 'f32' });
+      try {
+        for (const k of [1, 7]) {
+          const r = await co.searchSharded(q, k, { shards: 3, metric: 'l2sq', batchRows: 20 });
+          expect(Array.from(r.indices)).toEqual(Array.from(dv.topK(q, c, k, { metric: 'l2sq' }).indices));
+        }
+      } finally {
+        await co.close();
+      }
       // A shard nobody serves: a clear error after the timeout.
       await expect(bull.searchSharded(q, 5, { connection: connection(), shards: 4, prefix: 'f32', timeoutMs: 1500 })).rejects.toMatchObject({ code: 'E_BACKEND' });
     } finally {

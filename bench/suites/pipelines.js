@@ -189,7 +189,9 @@ module.exports = async function pipelines({ quick, smoke }) {
         }
         await Promise.all(procs.map((p) => new Promise((res) => p.once('message', res))));
         const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
-        impls.push(impl(`densevec searchSharded, ${W} worker${W > 1 ? 's' : ''}`, W === 1 ? 'anchor' : 'densevec', null, () => bull.searchSharded(q, K, { connection, prefix, shards: S, metric: 'dot', batchRows: Math.max(1, Math.ceil(Q / 4)) })));
+        const co = bull.createCoordinator({ connection, prefix });
+        cleanups.push(() => co.close());
+        impls.push(impl(`densevec searchSharded, ${W} worker${W > 1 ? 's' : ''}`, W === 1 ? 'anchor' : 'densevec', null, () => co.searchSharded(q, K, { shards: S, metric: 'dot', batchRows: Math.max(1, Math.ceil(Q / 4)) })));
       }
       await suite.row({
         workload: `sharded top-k on BullMQ + Redis, ${S} shards, 1-3 local worker processes`,
