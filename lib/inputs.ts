@@ -7,18 +7,12 @@
  */
 import { fail } from './errors';
 import type { Matrix } from './matrix';
+import { describe, typedArrayKind } from './validate';
 
 /** A tensor as transformers.js and onnxruntime return them: row-major data and its dims. */
 export interface TensorLike {
   data: Float32Array | Float64Array | ArrayLike<number>;
   dims: readonly number[];
-}
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'Array';
-  if (typeof x === 'object') return (x as object).constructor?.name ?? 'object';
-  return typeof x;
 }
 
 function checkCols(fn: string, cols: unknown): asserts cols is number {
@@ -133,11 +127,14 @@ export function matrixFrom(x: unknown, cols?: number): Matrix {
   if (cols !== undefined && (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 1)) {
     fail('E_TYPE', `${fn}: cols must be a positive integer, got ${String(cols)}`);
   }
-  if (ArrayBuffer.isView(x) && !(x instanceof DataView)) {
-    if (typeof (x as unknown as { [0]: unknown })[0] === 'bigint') fail('E_TYPE', `${fn}: data must hold numbers, got ${describe(x)}`);
+  const kind = typedArrayKind(x);
+  if (kind !== undefined) {
+    // A genuine typed array (brand-checked, any realm) other than Float32Array: copied.
+    if (kind === 'BigInt64Array' || kind === 'BigUint64Array' || kind === 'DataView') fail('E_TYPE', `${fn}: data must hold numbers, got ${kind}`);
     checkCols(fn, cols);
     return copyFlat(fn, x as unknown as ArrayLike<number>, cols);
   }
+  if (ArrayBuffer.isView(x)) fail('E_TYPE', `${fn}: data must be a genuine typed array, got ${describe(x)}`);
   if (typeof x === 'object' && x !== null) {
     if (isArrowData(x) || isArrowVector(x)) return fromArrow(fn, x, cols);
     const t = x as Partial<TensorLike>;

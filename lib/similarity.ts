@@ -6,6 +6,8 @@
  * depend on it, as in IEEE arithmetic (in top-k, NaN scores rank last).
  */
 import { nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
 import type { Matrix } from './matrix';
 import * as ref from './reference/similarity';
 import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './reference/similarity';
@@ -32,8 +34,9 @@ function qSplit(c: QuantizedMatrix, rows: number, cols: number): [Uint16Array, I
 export type { Metric } from './validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
-  // Fast accept for the common case; the reference's checks produce the error otherwise.
-  if (a instanceof Float32Array && b instanceof Float32Array && a.length === b.length && a.length !== 0) return;
+  // Fast accept for the common case (genuine Float32Arrays, brand-checked so that a Proxy or a
+  // look-alike never reaches the addon); the reference's checks produce the error otherwise.
+  if (v.isF32(a) && v.isF32(b) && a.length === b.length && a.length !== 0) return;
   ref.checkPair(fn, a, b);
 }
 
@@ -79,6 +82,7 @@ export function normalize(a: Float32Array): Float32Array {
 
 /** Normalizes in place: a vector, or every row of a Matrix (zero rows stay zero). */
 export function normalizeInPlace(x: Float32Array | Matrix): void {
+  x = v.snap('normalizeInPlace', 'x', x);
   const n = nat();
   if (n === null) return ref.normalizeInPlace(x);
   if (v.isF32(x)) {
@@ -96,6 +100,7 @@ export function normalizeInPlace(x: Float32Array | Matrix): void {
 
 /** New Matrix with the rows of `m` scaled to unit length. */
 export function normalizeRows(m: Matrix): Matrix {
+  m = v.snap('normalizeRows', 'm', m);
   const n = nat();
   if (n === null) return ref.normalizeRows(m);
   v.mat('normalizeRows', 'm', m);
@@ -113,6 +118,7 @@ export function normalizeRows(m: Matrix): Matrix {
  * that of its decoded float32 values, which are decoded piece by piece, never held whole.
  */
 export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions): Matrix {
+  [q, c, options] = ref.snapBatch('similarityMatrix', q, c, options);
   const n = nat();
   if (n === null) return ref.similarityMatrix(q, c, options);
   const metric = ref.checkBatch('similarityMatrix', q, c, options);
@@ -143,16 +149,11 @@ export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions):
  * run on the CPU (the GPU top-k has no filter).
  */
 export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): TopKResult {
+  [q, c, options] = ref.snapBatch('topK', q, c, options, ref.TOPK_KEYS);
   const n = nat();
   if (n === null) return ref.topK(q, c, k, options);
-  v.matType('topK', 'q', q);
-  if (!isQuantized(c)) v.matType('topK', 'c', c);
-  v.int('topK', 'k', k);
   const sel = ref.selectTypes('topK', options);
-  const metric = ref.checkBatch('topK', q, c, options);
-  ref.selectShapes('topK', sel, q.rows, c.rows);
-  ref.checkK('topK', k, c.rows);
-  ref.checkSelect('topK', sel, q.rows, c.rows, k);
+  const metric = ref.checkTopK('topK', q, c, k, options, sel);
   const rows = c.rows;
   try {
     let r: TopKResult;
@@ -202,48 +203,45 @@ function selArgs(
   return [q.data, q.rows, c.data, NO_HALF, NO_INT8, c.rows, q.cols, 0, 0, NO_SCALES, k, metric, flags, skip, mask];
 }
 
-/** Runs `f` and turns a thrown error into a rejected promise. */
+/** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(f());
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }
 
 /**
- * Async twin of {@link similarityMatrix}: runs off the event loop on the native backend. The
- * inputs are copied when the call is made, so the caller may reuse its buffers at once.
+ * Async twin of {@link similarityMatrix}: runs off the event loop (native: the libuv pool;
+ * reference backend: a worker thread). Every argument is read and its values copied when the
+ * call is made, so the caller may reuse or change its buffers and matrices at once.
  */
 export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOptions): Promise<Matrix> {
   return later(() => {
+    const fn = 'similarityMatrixAsync';
+    [q, c, options] = ref.snapBatch(fn, q, c, options);
+    const metric = ref.checkBatch(fn, q, c, options);
     const n = nat();
-    if (n === null) return ref.similarityMatrix(q, c, options);
-    const metric = ref.checkBatch('similarityMatrixAsync', q, c, options);
+    if (n === null) return refAsync<Matrix>('similarityMatrix', [q, c, options]);
+    const qr = q.rows;
+    const cr = c.rows;
     if (isQuantized(c)) {
-      return n
-        .similarityMatrixQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric)
-        .then((data) => ({ data, rows: q.rows, cols: c.rows }), rethrow);
+      return n.similarityMatrixQAsync(q.data, qr, ...qSplit(c, cr, q.cols), metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
     }
-    return n
-      .similarityMatrixAsync(q.data, q.rows, c.data, c.rows, q.cols, metric)
-      .then((data) => ({ data, rows: q.rows, cols: c.rows }), rethrow);
+    return n.similarityMatrixAsync(q.data, qr, c.data, cr, q.cols, metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
   });
 }
 
-/** Async twin of {@link topK} (inputs copied at call time; same options). */
+/** Async twin of {@link topK} (arguments read and copied at call time; see {@link similarityMatrixAsync}; same options). */
 export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions): Promise<TopKResult> {
   return later(() => {
+    const fn = 'topKAsync';
+    [q, c, options] = ref.snapBatch(fn, q, c, options, ref.TOPK_KEYS);
+    const sel = ref.selectTypes(fn, options);
+    const metric = ref.checkTopK(fn, q, c, k, options, sel);
     const n = nat();
-    if (n === null) return ref.topK(q, c, k, options);
-    v.matType('topKAsync', 'q', q);
-    if (!isQuantized(c)) v.matType('topKAsync', 'c', c);
-    v.int('topKAsync', 'k', k);
-    const sel = ref.selectTypes('topKAsync', options);
-    const metric = ref.checkBatch('topKAsync', q, c, options);
-    ref.selectShapes('topKAsync', sel, q.rows, c.rows);
-    ref.checkK('topKAsync', k, c.rows);
-    ref.checkSelect('topKAsync', sel, q.rows, c.rows, k);
+    if (n === null) return refAsync<TopKResult>('topK', [q, c, k, options]);
     const rows = c.rows;
     const done = (r: TopKResult) => tagged(r, rows, k);
     if (sel.skip !== undefined || sel.mask !== undefined) return n.topKSelectAsync(...selArgs(q, c, k, metric, sel)).then(done, rethrow);

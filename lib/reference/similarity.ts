@@ -5,7 +5,7 @@
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
-import { checkQuantized, dequantize, isQuantized, type Corpus } from './quantized';
+import { checkQuantizedShape, checkQuantizedType, checkQuantizedValues, dequantize, isQuantized, type Corpus } from './quantized';
 
 /** Options of the batched similarity functions. */
 export interface MetricOptions {
@@ -183,6 +183,7 @@ export function normalize(a: Float32Array): Float32Array {
 
 /** Normalizes `x` in place: a vector, or every row of a Matrix. */
 export function normalizeInPlace(x: Float32Array | Matrix): void {
+  x = v.snap('normalizeInPlace', 'x', x);
   if (v.isF32(x)) {
     v.vec('normalizeInPlace', 'x', x);
     normalizeRange(x, x, 0, x.length);
@@ -194,24 +195,57 @@ export function normalizeInPlace(x: Float32Array | Matrix): void {
 
 /** New Matrix whose rows are the rows of `m` scaled to unit length (zero rows stay zero). */
 export function normalizeRows(m: Matrix): Matrix {
+  m = v.snap('normalizeRows', 'm', m);
   v.mat('normalizeRows', 'm', m);
   const out = new Float32Array(m.data.length);
   for (let i = 0; i < m.rows; i++) normalizeRange(m.data, out, i * m.cols, m.cols);
   return { data: out, rows: m.rows, cols: m.cols };
 }
 
-/** Validates (q, c, metric) of the batched functions; returns the metric code. */
-export function checkBatch(fn: string, q: unknown, c: unknown, o: MetricOptions | undefined): number {
+/**
+ * Validates (q, c, [k,] metric) of the batched functions on snapshots (see validate.snap):
+ * every type first (q, c, k, options, metric), then shapes, then values. Returns the metric code.
+ */
+function batch(fn: string, q: unknown, c: unknown, o: MetricOptions | undefined, withK: boolean, k: unknown, sel?: TopKSelect): number {
   v.matType(fn, 'q', q);
   const quantized = isQuantized(c);
-  if (!quantized) v.matType(fn, 'c', c);
+  if (quantized) checkQuantizedType(fn, 'c', c);
+  else v.matType(fn, 'c', c);
+  if (withK) v.int(fn, 'k', k);
   const oo = v.opts(fn, o);
-  if (oo.metric !== undefined && typeof oo.metric !== 'string') v.metricCode(fn, oo.metric);
+  v.metricType(fn, oo.metric);
   v.matShape(fn, 'q', q);
-  if (quantized) checkQuantized(fn, 'c', c);
-  else v.matShape(fn, 'c', c);
+  if (quantized) checkQuantizedShape(fn, 'c', c);
+  else v.matShape(fn, 'c', c as Matrix);
   v.sameCols(fn, 'q', q, 'c', c as Matrix);
-  return v.metricCode(fn, oo.metric);
+  if (sel !== undefined) selectShapes(fn, sel, (q as Matrix).rows, (c as Matrix).rows);
+  if (quantized) checkQuantizedValues(fn, 'c', c);
+  const metric = v.metricCode(fn, oo.metric);
+  if (withK) checkK(fn, k, (c as Matrix).rows);
+  if (sel !== undefined) checkSelect(fn, sel, (q as Matrix).rows, (c as Matrix).rows, k as number);
+  return metric;
+}
+
+/** Validates (q, c, metric) of similarityMatrix; returns the metric code. */
+export function checkBatch(fn: string, q: unknown, c: unknown, o: MetricOptions | undefined): number {
+  return batch(fn, q, c, o, false, undefined);
+}
+
+/**
+ * Validates (q, c, k, metric) of topK and, when given, the `skip` / `mask` filters already
+ * read by {@link selectTypes} (their lengths with the shapes, their values after k); returns
+ * the metric code.
+ */
+export function checkTopK(fn: string, q: unknown, c: unknown, k: unknown, o: MetricOptions | undefined, sel?: TopKSelect): number {
+  return batch(fn, q, c, o, true, k, sel);
+}
+
+/** The option names topK reads. */
+export const TOPK_KEYS: readonly string[] = ['metric', 'skip', 'mask'];
+
+/** Snapshots of (q, c, options) of a batched call: each field read once (validate.snap). */
+export function snapBatch<Q, C, O>(fn: string, q: Q, c: C, o: O, keys: readonly string[] = ['metric']): [Q, C, O] {
+  return [v.snap(fn, 'q', q), v.snapCorpus(fn, 'c', c), v.snapOpts(fn, o, keys)];
 }
 
 /** Score of query row i against corpus row j in float64 for metric code 0/1/2. */
@@ -238,6 +272,7 @@ function rowSumsq(m: Matrix): Float64Array {
 
 /** q.rows × c.rows Matrix of similarities ('cosine' by default). */
 export function similarityMatrix(q: Matrix, corpus: Corpus, options?: MetricOptions): Matrix {
+  [q, corpus, options] = snapBatch('similarityMatrix', q, corpus, options);
   const metric = checkBatch('similarityMatrix', q, corpus, options);
   const c = dequantize(corpus);
   const qn = rowSumsq(q);
@@ -261,14 +296,9 @@ export function checkK(fn: string, k: unknown, rows: number): asserts k is numbe
  * ({@link TopKOptions}) exclude rows; fewer than k eligible rows for a query → E_ARG.
  */
 export function topK(q: Matrix, corpus: Corpus, k: number, options?: TopKOptions): TopKResult {
-  v.matType('topK', 'q', q);
-  if (!isQuantized(corpus)) v.matType('topK', 'c', corpus);
-  v.int('topK', 'k', k);
+  [q, corpus, options] = snapBatch('topK', q, corpus, options, TOPK_KEYS);
   const sel = selectTypes('topK', options);
-  const metric = checkBatch('topK', q, corpus, options);
-  selectShapes('topK', sel, q.rows, corpus.rows);
-  checkK('topK', k, corpus.rows);
-  checkSelect('topK', sel, q.rows, corpus.rows, k);
+  const metric = checkTopK('topK', q, corpus, k, options, sel);
   const c = dequantize(corpus);
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);

@@ -11,9 +11,12 @@ mod common;
 mod runtime;
 
 mod contrastive;
+mod curvature;
 mod geometry;
 mod margin;
+mod mechanisms;
 mod regularizers;
+mod rows;
 mod similarity;
 mod statistics;
 
