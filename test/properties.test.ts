@@ -531,6 +531,43 @@ const TABLE: Record<string, Row> = {
   topK: fn(topKArgs, [topKMuts], { compare: compareTopK }),
   topKAsync: fn(topKArgs, [topKMuts], { compare: compareTopK }),
 
+  // Pipelines (test/pipelines.test.ts has the exactness, file and input tests).
+  SKIP_NONE: other(() => expect(dv.SKIP_NONE).toBe(0xffffffff)),
+  CORPUS_MAGIC: other(() => expect(dv.CORPUS_MAGIC).toBe('DVCORPUS')),
+  CORPUS_VERSION: other(() => expect(dv.CORPUS_VERSION).toBe(1)),
+  CORPUS_HEADER_BYTES: other(() => expect(dv.CORPUS_HEADER_BYTES).toBe(64)),
+  // mergeTopK of the two halves of the corpus equals topK on the whole, on both backends
+  // (valid inputs only here: its error contract is in test/pipelines.test.ts).
+  mergeTopK: fn(topKArgs, [], {
+    compare: compareTopK,
+    call: (api, a) => {
+      const [q, c, k, o] = a as [M, M, number, { metric?: 'dot' | 'l2sq' } | undefined];
+      const h = Math.max(1, c.rows >> 1);
+      const parts = [
+        { data: c.data.subarray(0, h * c.cols), rows: h, cols: c.cols },
+        { data: c.data.subarray(h * c.cols), rows: c.rows - h, cols: c.cols },
+      ]
+        .filter((p) => p.rows > 0)
+        .map((p) => api.topK(q, p, Math.min(k, p.rows), o));
+      return api.mergeTopK(parts, k, o);
+    },
+  }),
+  topKStream: other(() => {
+    const c = { data: Float32Array.from({ length: 40 }, (_, i) => Math.sin(i)), rows: 10, cols: 4 };
+    const q = { data: c.data.slice(0, 8), rows: 2, cols: 4 };
+    return dv.topKStream(q, dv.corpusChunks(c, 3), 4).then((r) => expect(Array.from(r.indices)).toEqual(Array.from(dv.topK(q, c, 4).indices)));
+  }),
+  corpusChunks: other(() => {
+    const c = { data: new Float32Array(20), rows: 5, cols: 4 };
+    expect([...dv.corpusChunks(c, 2)].map((x) => x.rows)).toEqual([2, 2, 1]);
+    expect(() => [...dv.corpusChunks(c, 0)]).toThrow(/rows must be a positive integer/);
+  }),
+  writeCorpus: other(() => expect(() => dv.writeCorpus('/nonexistent-dir/x.dvc', { data: new Float32Array(4), rows: 2, cols: 2 })).toThrow(/cannot open/)),
+  openCorpus: other(() => expect(() => dv.openCorpus('/nonexistent-dir/x.dvc')).toThrow(/cannot open/)),
+  readCorpusHeader: other(() => expect(() => dv.readCorpusHeader('openCorpus', 'x', new ArrayBuffer(8))).toThrow(/less than the 64-byte header/)),
+  matrixFrom: other(() => expect(Array.from(dv.matrixFrom(new Float64Array([1, 2, 3, 4]), 2).data)).toEqual([1, 2, 3, 4])),
+  toArrow: other(() => expect((dv.toArrow({ data: new Float32Array(6), rows: 3, cols: 2 }) as { length: number }).length).toBe(3)),
+
   randomUnitVectors: fn(fc.tuple(dim(1, 4), dim(1, 5), fc.integer({ min: 0, max: 2 ** 40 })), [
     intMuts(0, { tooSmall: () => 0 }),
     intMuts(1, { tooSmall: () => 0 }),
