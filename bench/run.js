@@ -3,7 +3,7 @@
 // Each suite prints a table and writes bench/results/<suite>.json. See docs/benchmarks.md.
 'use strict';
 
-const SUITES = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry', 'cuda'];
+const SUITES = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry', 'cuda', 'pipelines'];
 
 async function main() {
   const args = process.argv.slice(2);

@@ -5,6 +5,8 @@
  * operation order; the same SplitMix64 quadruples and triangles for a seed).
  */
 import { nat, rethrow } from './backend';
+import { refAsync } from './refasync';
+import { snap, snapOpts } from './validate';
 import type { Matrix } from './matrix';
 import * as ref from './reference/curvature';
 import type {
@@ -51,6 +53,8 @@ const NONE = new Uint32Array(0);
  * sources × rows (`sources` default: every row), ∞ where a row is unreachable.
  */
 export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matrix {
+  m = snap('graphGeodesics', 'm', m);
+  options = snapOpts('graphGeodesics', options, ['k', 'metric', 'sources']);
   const n = nat();
   if (n === null) return ref.graphGeodesics(m, options);
   const [k, code, s] = ref.checkGeodesics('graphGeodesics', m, options);
@@ -65,9 +69,11 @@ export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matri
 /** Async twin of {@link graphGeodesics} (inputs copied at call time). */
 export function graphGeodesicsAsync(m: Matrix, options: GraphGeodesicsOptions): Promise<Matrix> {
   return later(() => {
-    const n = nat();
-    if (n === null) return ref.graphGeodesics(m, options);
+    m = snap('graphGeodesicsAsync', 'm', m);
+    options = snapOpts('graphGeodesicsAsync', options, ['k', 'metric', 'sources']);
     const [k, code, s] = ref.checkGeodesics('graphGeodesicsAsync', m, options);
+    const n = nat();
+    if (n === null) return refAsync<ReturnType<typeof ref.graphGeodesics>>('graphGeodesics', [m, options]);
     const rows = s ? s.length : m.rows;
     const cols = m.rows;
     return n.graphGeodesicsAsync(m.data, m.rows, m.cols, k, code, s ?? NONE, s === null).then((data) => ({ data, rows, cols }), rethrow);
@@ -81,6 +87,8 @@ export function graphGeodesicsAsync(m: Matrix, options: GraphGeodesicsOptions): 
  * tree-like (hyperbolic) data. See the reference for the exact definitions.
  */
 export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbolicity {
+  m = snap('hyperbolicity', 'm', m);
+  options = snapOpts('hyperbolicity', options, ['k', 'metric', 'samples', 'seed']);
   const n = nat();
   if (n === null) return ref.hyperbolicity(m, options);
   const [k, code, samples, seed] = ref.checkSampled('hyperbolicity', m, options, 'samples', 1000, 4);
@@ -94,9 +102,11 @@ export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbo
 /** Async twin of {@link hyperbolicity} (inputs copied at call time). */
 export function hyperbolicityAsync(m: Matrix, options: HyperbolicityOptions): Promise<Hyperbolicity> {
   return later(() => {
-    const n = nat();
-    if (n === null) return ref.hyperbolicity(m, options);
+    m = snap('hyperbolicityAsync', 'm', m);
+    options = snapOpts('hyperbolicityAsync', options, ['k', 'metric', 'samples', 'seed']);
     const [k, code, samples, seed] = ref.checkSampled('hyperbolicityAsync', m, options, 'samples', 1000, 4);
+    const n = nat();
+    if (n === null) return refAsync<ReturnType<typeof ref.hyperbolicity>>('hyperbolicity', [m, options]);
     return n.hyperbolicityAsync(m.data, m.rows, m.cols, k, code, samples, seed).then((r) => r, rethrow);
   });
 }
@@ -108,6 +118,8 @@ export function hyperbolicityAsync(m: Matrix, options: HyperbolicityOptions): Pr
  * curvature, < 1 negative); `medianRatio` and `positiveFraction` summarize them.
  */
 export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions): TriangleCurvature {
+  m = snap('triangleCurvature', 'm', m);
+  options = snapOpts('triangleCurvature', options, ['k', 'metric', 'triangles', 'seed']);
   const n = nat();
   if (n === null) return ref.triangleCurvature(m, options);
   const [k, code, triangles, seed] = ref.checkSampled('triangleCurvature', m, options, 'triangles', 200, 3);
@@ -121,9 +133,11 @@ export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions):
 /** Async twin of {@link triangleCurvature} (inputs copied at call time). */
 export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOptions): Promise<TriangleCurvature> {
   return later(() => {
-    const n = nat();
-    if (n === null) return ref.triangleCurvature(m, options);
+    m = snap('triangleCurvatureAsync', 'm', m);
+    options = snapOpts('triangleCurvatureAsync', options, ['k', 'metric', 'triangles', 'seed']);
     const [k, code, triangles, seed] = ref.checkSampled('triangleCurvatureAsync', m, options, 'triangles', 200, 3);
+    const n = nat();
+    if (n === null) return refAsync<ReturnType<typeof ref.triangleCurvature>>('triangleCurvature', [m, options]);
     return n.triangleCurvatureAsync(m.data, m.rows, m.cols, k, code, triangles, seed).then((r) => r, rethrow);
   });
 }
@@ -134,6 +148,9 @@ export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOpti
  * change of pairwise cosines (orthogonal maps: 1, 1, 0).
  */
 export function mapDistortion(x: Matrix, a: Matrix, options?: MapDistortionOptions): MapDistortion {
+  x = snap('mapDistortion', 'x', x);
+  a = snap('mapDistortion', 'a', a);
+  options = snapOpts('mapDistortion', options, ['k']);
   const n = nat();
   if (n === null) return ref.mapDistortion(x, a, options);
   const k = ref.checkMapDistortion('mapDistortion', x, a, options);
@@ -150,6 +167,8 @@ export function mapDistortion(x: Matrix, a: Matrix, options?: MapDistortionOptio
  * [0, 1]); the k best rows with their scores, ties by the lower index.
  */
 export function analogy(corpus: Matrix, abc: [number, number, number], k: number, options?: AnalogyOptions): AnalogyResult {
+  corpus = snap('analogy', 'corpus', corpus);
+  options = snapOpts('analogy', options, ['method']);
   const n = nat();
   if (n === null) return ref.analogy(corpus, abc, k, options);
   const [a, b, c, mul] = ref.checkAnalogy('analogy', corpus, abc, k, options);

@@ -1,4 +1,5 @@
 import { fail } from './errors';
+import { matrixFrom, type TensorLike } from './inputs';
 import { describe, isF32, matType, show, snap } from './validate';
 
 /** A row-major matrix: one embedding per row; `data.length === rows * cols`. */
@@ -13,8 +14,14 @@ export interface Matrix {
  * `data.length / cols`) or from `number[][]` (copied; every row must have the same length and
  * every entry must be a number). Types are checked before shapes: a non-integer `cols`, a row
  * that is not an array or an entry that is not a number is E_TYPE; ragged rows are E_SHAPE.
+ * Also (see docs/pipelines.md): a `Float64Array` or other numeric typed array with `cols`
+ * (copied), a tensor-like `{ data, dims: [rows, cols] }` (no copy for Float32Array data) and an
+ * Apache Arrow `FixedSizeList<Float32>` Vector or Data (no copy for one chunk; nulls → E_ARG).
  */
-export function matrix(data: Float32Array | number[][] | readonly (readonly number[])[], cols?: number): Matrix {
+export function matrix(
+  data: Float32Array | Float64Array | number[][] | readonly (readonly number[])[] | TensorLike | object,
+  cols?: number,
+): Matrix {
   if (isF32(data)) {
     if (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 1) {
       fail('E_TYPE', `matrix: cols must be a positive integer when data is a Float32Array, got ${show(cols)}`);
@@ -24,7 +31,7 @@ export function matrix(data: Float32Array | number[][] | readonly (readonly numb
     }
     return { data, rows: data.length / cols, cols };
   }
-  if (!Array.isArray(data)) fail('E_TYPE', `matrix: data must be a Float32Array or number[][], got ${describe(data)}`);
+  if (!Array.isArray(data)) return matrixFrom(data, cols);
   if (cols !== undefined && (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 0)) {
     fail('E_TYPE', `matrix: cols must be a non-negative integer, got ${show(cols)}`);
   }

@@ -29,6 +29,9 @@ export const REF_ASYNC_FUNCTIONS = [
   'knnClassify',
   'procrustes',
   'wassersteinRegularizer',
+  'graphGeodesics',
+  'hyperbolicity',
+  'triangleCurvature',
 ] as const;
 
 /** Name of a reference function the worker runs. */

@@ -107,6 +107,7 @@ export function batchNormLag(momentum: number, driftPerStep: number): number {
  * new Matrix. The proximal step of L1 regularization: it sets small entries exactly to 0.
  */
 export function softThreshold(m: Matrix, lambda: number): Matrix {
+  m = snap('softThreshold', 'm', m);
   const n = nat();
   if (n === null) return ref.softThreshold(m, lambda);
   ref.checkSoftThreshold('softThreshold', m, lambda);
@@ -119,6 +120,7 @@ export function softThreshold(m: Matrix, lambda: number): Matrix {
 
 /** {@link softThreshold} written into `m.data` (views work; nothing is returned). */
 export function softThresholdInPlace(m: Matrix, lambda: number): void {
+  m = snap('softThresholdInPlace', 'm', m);
   const n = nat();
   if (n === null) return ref.softThresholdInPlace(m, lambda);
   ref.checkSoftThreshold('softThresholdInPlace', m, lambda);

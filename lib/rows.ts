@@ -7,10 +7,13 @@
 import { nat, rethrow } from './backend';
 import type { Matrix } from './matrix';
 import * as ref from './reference/rows';
+import { snap } from './validate';
 
 type RowsFn = 'dotRows' | 'cosineRows' | 'l2sqRows';
 
 function pairRows(fn: RowsFn, a: Matrix, b: Matrix): Float32Array {
+  a = snap(fn, 'a', a);
+  b = snap(fn, 'b', b);
   const n = nat();
   if (n === null) return ref[fn](a, b);
   ref.checkRows(fn, a, b);

@@ -172,8 +172,9 @@ export function snapOpts<T>(fn: string, o: T, keys: readonly string[]): T {
 
 /** Checks the type of a Matrix (data Float32Array, integer rows/cols). */
 export function matType(fn: string, name: string, m: unknown): asserts m is Matrix {
-  if (typeof m !== 'object' || m === null || typedArrayKind(m) !== undefined || Array.isArray(m)) {
-    fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}`);
+  if (typeof m !== 'object' || m === null) fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}`);
+  if (typedArrayKind(m) !== undefined || Array.isArray(m)) {
+    fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}: wrap it with matrix(x, cols) (a single vector: matrix(x, x.length))`);
   }
   const mm = m as Matrix;
   if (!isF32(mm.data)) fail('E_TYPE', `${fn}: ${name}.data must be a Float32Array, got ${describe(mm.data)}`);

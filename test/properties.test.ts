@@ -397,6 +397,59 @@ function compareProcrustes(n: unknown, r: unknown): void {
 const simArgs = fc.tuple(pairQC, metric).map(([[q, c], m]) => [q, c, m === undefined ? undefined : { metric: m }]);
 const simMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1), ...optTypeMuts(2), ...metricMuts(2)];
 
+const rowsArgs = sameShape();
+const rowsMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1)];
+
+/** A matrix of 3–6 rows for the neighbour-graph functions, with k in [1, rows − 1]. */
+const graphArgs = (extra: (rows: number) => fc.Arbitrary<Record<string, unknown>>, minRows = 3) =>
+  fc.tuple(dim(minRows, 6), dim(2, 4)).chain(([r, c]) => fc.tuple(matOf(r, c), fc.integer({ min: 1, max: r - 1 }), extra(r)).map(([m, k, o]) => [m, { k, ...o }]));
+const graphMuts = [
+  ...matMuts(0, { finite: true }),
+  ...optTypeMuts(1),
+  ...optMuts(1, 'k', [
+    ['2', 'E_TYPE'],
+    [1.5, 'E_TYPE'],
+    [0, 'E_ARG'],
+    [99, 'E_ARG'],
+  ]),
+  ...optMuts(1, 'metric', [
+    [1, 'E_TYPE'],
+    ['toString', 'E_ARG'],
+  ]),
+];
+const seeded = (count: string) => () =>
+  fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 1000 })).map(([n, seed]) => ({ [count]: n, seed }));
+const hypArgs = graphArgs(seeded('samples'), 4); // quadruples of distinct rows
+const triArgs = graphArgs(seeded('triangles'));
+const geoArgs = graphArgs(() => fc.constant({}));
+
+/** (x, a): an n × d sample and a d × d map. */
+const mapArgs = fc.tuple(dim(3, 6), dim(1, 4)).chain(([n, d]) => fc.tuple(matOf(n, d), matOf(d, d), fc.integer({ min: 1, max: n - 1 })).map(([x, a, k]) => [x, a, { k }]));
+const mapMuts = [...matMuts(0, { finite: true }), ...matMuts(1, { finite: true }), ...optTypeMuts(2), ...optMuts(2, 'k', [['1', 'E_TYPE'], [0, 'E_ARG']])];
+
+/** analogy: a corpus of 6–8 rows, three distinct row indices, k ≤ rows − 3. */
+const analogyArgs = fc
+  .tuple(dim(6, 8), dim(2, 4), fc.constantFrom(undefined, 'add', 'mul'))
+  .chain(([r, c, method]) =>
+    fc.tuple(matOf(r, c), fc.shuffledSubarray([...Array(r).keys()], { minLength: 3, maxLength: 3 }), fc.integer({ min: 1, max: r - 3 })).map(([m, abc, k]) => [m, abc, k, method === undefined ? undefined : { method }]),
+  );
+/** analogy: scores of near-equal candidates may order differently in float32; compare scores. */
+function compareAnalogy(n: unknown, r: unknown): void {
+  closeDeep((n as { scores: Float32Array }).scores, (r as { scores: Float32Array }).scores, 1e-4, 1e-4, 'scores');
+}
+const analogyMuts = [
+  ...matMuts(0, { finite: true }),
+  ...intMuts(2, { tooSmall: () => 0, tooLarge: (a) => (a[0] as M).rows }),
+  ...optTypeMuts(3),
+  ...optMuts(3, 'method', [
+    [1, 'E_TYPE'],
+    ['toString', 'E_ARG'],
+  ]),
+];
+
+const softArgs = fc.tuple(mat(), fc.double({ min: 0, max: 2, noNaN: true }));
+const softMuts = [...matMuts(0, { finite: true }), ...numMuts(1, [-1, NaN])];
+
 // ---------------------------------------------------------------------------------------------
 // The table: one row per export of dist/index.js.
 
@@ -477,6 +530,43 @@ const TABLE: Record<string, Row> = {
   similarityMatrixAsync: fn(simArgs, [simMuts]),
   topK: fn(topKArgs, [topKMuts], { compare: compareTopK }),
   topKAsync: fn(topKArgs, [topKMuts], { compare: compareTopK }),
+
+  // Pipelines (test/pipelines.test.ts has the exactness, file and input tests).
+  SKIP_NONE: other(() => expect(dv.SKIP_NONE).toBe(0xffffffff)),
+  CORPUS_MAGIC: other(() => expect(dv.CORPUS_MAGIC).toBe('DVCORPUS')),
+  CORPUS_VERSION: other(() => expect(dv.CORPUS_VERSION).toBe(1)),
+  CORPUS_HEADER_BYTES: other(() => expect(dv.CORPUS_HEADER_BYTES).toBe(64)),
+  // mergeTopK of the two halves of the corpus equals topK on the whole, on both backends
+  // (valid inputs only here: its error contract is in test/pipelines.test.ts).
+  mergeTopK: fn(topKArgs, [], {
+    compare: compareTopK,
+    call: (api, a) => {
+      const [q, c, k, o] = a as [M, M, number, { metric?: 'dot' | 'l2sq' } | undefined];
+      const h = Math.max(1, c.rows >> 1);
+      const parts = [
+        { data: c.data.subarray(0, h * c.cols), rows: h, cols: c.cols },
+        { data: c.data.subarray(h * c.cols), rows: c.rows - h, cols: c.cols },
+      ]
+        .filter((p) => p.rows > 0)
+        .map((p) => api.topK(q, p, Math.min(k, p.rows), o));
+      return api.mergeTopK(parts, k, o);
+    },
+  }),
+  topKStream: other(() => {
+    const c = { data: Float32Array.from({ length: 40 }, (_, i) => Math.sin(i)), rows: 10, cols: 4 };
+    const q = { data: c.data.slice(0, 8), rows: 2, cols: 4 };
+    return dv.topKStream(q, dv.corpusChunks(c, 3), 4).then((r) => expect(Array.from(r.indices)).toEqual(Array.from(dv.topK(q, c, 4).indices)));
+  }),
+  corpusChunks: other(() => {
+    const c = { data: new Float32Array(20), rows: 5, cols: 4 };
+    expect([...dv.corpusChunks(c, 2)].map((x) => x.rows)).toEqual([2, 2, 1]);
+    expect(() => [...dv.corpusChunks(c, 0)]).toThrow(/rows must be a positive integer/);
+  }),
+  writeCorpus: other(() => expect(() => dv.writeCorpus('/nonexistent-dir/x.dvc', { data: new Float32Array(4), rows: 2, cols: 2 })).toThrow(/cannot open/)),
+  openCorpus: other(() => expect(() => dv.openCorpus('/nonexistent-dir/x.dvc')).toThrow(/cannot open/)),
+  readCorpusHeader: other(() => expect(() => dv.readCorpusHeader('openCorpus', 'x', new ArrayBuffer(8))).toThrow(/less than the 64-byte header/)),
+  matrixFrom: other(() => expect(Array.from(dv.matrixFrom(new Float64Array([1, 2, 3, 4]), 2).data)).toEqual([1, 2, 3, 4])),
+  toArrow: other(() => expect((dv.toArrow({ data: new Float32Array(6), rows: 3, cols: 2 }) as { length: number }).length).toBe(3)),
 
   randomUnitVectors: fn(fc.tuple(dim(1, 4), dim(1, 5), fc.integer({ min: 0, max: 2 ** 40 })), [
     intMuts(0, { tooSmall: () => 0 }),
@@ -602,6 +692,28 @@ const TABLE: Record<string, Row> = {
     [matMuts(0, { finite: true }), optTypeMuts(1).concat(optMuts(1, 'eps', [['0', 'E_TYPE'], [-1, 'E_ARG']]))],
     { tol: [1e-4, 1e-5] },
   ),
+  dotRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
+  cosineRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
+  l2sqRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
+  graphGeodesics: fn(geoArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
+  graphGeodesicsAsync: fn(geoArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
+  hyperbolicity: fn(hypArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
+  hyperbolicityAsync: fn(hypArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
+  triangleCurvature: fn(triArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
+  triangleCurvatureAsync: fn(triArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
+  mapDistortion: fn(mapArgs, [mapMuts], { tol: [1e-3, 1e-4] }),
+  analogy: fn(analogyArgs, [analogyMuts], { compare: compareAnalogy }),
+  softThreshold: fn(softArgs, [softMuts]),
+  softThresholdInPlace: fn(softArgs, [softMuts], {
+    call: (api, a) => {
+      api.softThresholdInPlace(a[0] as M, a[1] as number);
+      return a[0];
+    },
+  }),
+  batchNormLag: fn(fc.tuple(fc.double({ min: 0.01, max: 1, noNaN: true }), fc.double({ min: -5, max: 5, noNaN: true })), [
+    numMuts(0, [0, 2]),
+    [...numMuts(1), { name: '1: NaN', code: 'E_NON_FINITE', touches: [1], apply: (a) => (a[1] = NaN) }],
+  ]),
   wassersteinRegularizer: fn(wassArgs, [wassMuts], { tol: [1e-3, 1e-4] }),
   wassersteinRegularizerAsync: fn(wassArgs, [wassMuts], { tol: [1e-3, 1e-4] }),
 };

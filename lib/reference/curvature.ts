@@ -106,7 +106,10 @@ export interface AnalogyResult {
 // ---------------------------------------------------------------------------------------------
 // Validation
 
-const GRAPH_METRICS: Record<string, number> = { angular: 0, euclidean: 1 };
+const GRAPH_METRICS: ReadonlyMap<string, number> = new Map([
+  ['angular', 0],
+  ['euclidean', 1],
+]);
 
 /** Largest number of sampled quadruples or triangles. */
 export const MAX_SAMPLES = 2 ** 20;
@@ -120,7 +123,7 @@ export function checkGraph(fn: string, m: unknown, options: GraphOptions | undef
   const metric = o.metric ?? 'angular';
   if (typeof metric !== 'string') fail('E_TYPE', `${fn}: metric must be a string, got ${typeof metric}`);
   v.matShape(fn, 'm', m, minRows);
-  const code = GRAPH_METRICS[metric];
+  const code = v.lookup(GRAPH_METRICS, metric);
   if (code === undefined) fail('E_ARG', `${fn}: unknown metric '${metric}' (expected 'angular' or 'euclidean')`);
   if (k < 1 || k >= m.rows) fail('E_ARG', `${fn}: k must be in [1, ${m.rows - 1}], got ${k}`);
   return [k, code];

@@ -14,3 +14,6 @@ export * from './contrastive';
 export * from './margin';
 export * from './geometry';
 export * from './regularizers';
+export * from './pipelines';
+export { matrixFrom, toArrow } from '../inputs';
+export type { TensorLike } from '../inputs';

@@ -91,10 +91,10 @@ mod tests {
             let b = data(rows * cols, 2);
             for op in [PairOp::Dot, PairOp::Cosine, PairOp::L2sq] {
                 let got = pair_rows("t", op, &a, &b, rows, cols).unwrap();
-                for i in 0..rows {
+                for (i, g) in got.iter().enumerate() {
                     let r = i * cols..(i + 1) * cols;
                     let want = op.eval(&a[r.clone()], &b[r]).unwrap();
-                    assert_eq!(got[i].to_bits(), want.to_bits(), "{op:?} row {i}");
+                    assert_eq!(g.to_bits(), want.to_bits(), "{op:?} row {i}");
                 }
             }
         }

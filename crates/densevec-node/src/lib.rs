@@ -22,3 +22,5 @@ mod statistics;
 
 mod cuda;
 mod quantized;
+
+mod corpus;
