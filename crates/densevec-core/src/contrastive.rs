@@ -15,6 +15,7 @@
 //! bit-identical for any thread count. Extra memory: O(B + K) statistics, the normalized copies
 //! when normalizing, and one tile per running task.
 
+use crate::alloc;
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
@@ -123,7 +124,7 @@ pub fn normalized_rows(
     rows: usize,
     d: usize,
 ) -> Result<(Vec<f32>, Vec<f64>)> {
-    let mut out = x.to_vec();
+    let mut out = alloc::try_copy(func, name, x)?;
     let mut norms = vec![0f64; rows];
     let work = |(o, n): (&mut [f32], &mut [f64])| {
         for (r, nn) in o.chunks_mut(d).zip(n.iter_mut()) {
@@ -242,9 +243,9 @@ type PassA<'a> = (
 );
 
 /// Runs both passes; returns (loss, gradQ, gradKeys) with respect to the prepared rows.
-fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
+fn fused(func: &str, p: &Fused) -> Result<(f64, Vec<f32>, Vec<f32>)> {
     let (b, n, d) = (p.b, p.n, p.d);
-    let mut gq = vec![0f32; b * d];
+    let mut gq = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
     let mut mx = vec![0f32; b];
     let mut invl = vec![0f32; b];
     let mut lossv = vec![0f64; b];
@@ -321,7 +322,7 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     pool::run(|| it_a.for_each(pass_a));
 
     // Pass B: gradKeys, one task per block of BK2 keys.
-    let mut gk = vec![0f32; n * d];
+    let mut gk = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
     let (mx, invl) = (&mx, &invl);
     let pass_b = |(blk, g): (usize, &mut [f32])| {
         let j0 = blk * BK2;
@@ -372,7 +373,7 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     pool::run(|| gk.par_chunks_mut(BK2 * d).enumerate().for_each(pass_b));
 
     let loss = lossv.iter().sum::<f64>() / b as f64;
-    (loss, gq, gk)
+    Ok((loss, gq, gk))
 }
 
 /// A validated InfoNCE / NT-Xent problem on prepared rows (normalized where asked), shared by
@@ -546,7 +547,7 @@ pub fn info_nce(
     o: &InfoNceOpts,
 ) -> Result<InfoNce> {
     let p = info_nce_prepare(q, b, keys, n, d, o)?;
-    let (loss, gq, gk) = fused(&p.fused());
+    let (loss, gq, gk) = fused("infoNCE", &p.fused())?;
     Ok(p.finish_info_nce(loss, gq, gk))
 }
 
@@ -569,6 +570,7 @@ pub fn nt_xent_prepare(
     finite(F, "a", a)?;
     finite(F, "b", b)?;
     let mut z = ah;
+    alloc::try_reserve(F, "the 2N × d normalized views", &mut z, bh.len())?;
     z.extend_from_slice(&bh);
     drop(bh);
     let mut norms = an;
@@ -593,7 +595,7 @@ pub fn nt_xent_prepare(
 /// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, mut g, gk) = fused(&p.fused());
+    let (loss, mut g, gk) = fused("ntXent", &p.fused())?;
     k::axpy(&mut g, 1.0, &gk);
     drop(gk);
     Ok(p.finish_nt_xent(loss, g))

@@ -228,12 +228,12 @@ const AUX_PIECE: usize = 4096;
 /// Checks a compact corpus: its length against rows × cols, non-empty, and the i8 scales
 /// (one per row when per-row; finite and ≥ 0).
 pub fn check_corpus(func: &str, c: &Corpus, rows: usize, cols: usize) -> Result<()> {
-    if c.len() != rows * cols {
+    if rows.checked_mul(cols) != Some(c.len()) {
         bail!(
             Shape,
             "{func}: c.data has length {} but rows * cols = {rows} * {cols} = {}",
             c.len(),
-            rows * cols
+            rows as u128 * cols as u128
         );
     }
     if rows == 0 || cols == 0 {
@@ -280,7 +280,7 @@ pub fn similarity_matrix_q(
     const F: &str = "similarityMatrix";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_corpus(F, c, c_rows, cols)?;
-    Ok(similarity_corpus(q, q_rows, c, c_rows, cols, metric))
+    similarity_corpus(q, q_rows, c, c_rows, cols, metric)
 }
 
 /// `top_k` with a compact corpus: identical to the float32 function on the decoded corpus
@@ -299,7 +299,7 @@ pub fn top_k_q(
     check_matrix(F, "q", q, q_rows, cols)?;
     check_corpus(F, c, c_rows, cols)?;
     check_k(F, kk, c_rows)?;
-    Ok(top_k_corpus(q, q_rows, c, c_rows, cols, kk, metric))
+    top_k_corpus(F, q, q_rows, c, c_rows, cols, kk, metric)
 }
 
 #[cfg(test)]

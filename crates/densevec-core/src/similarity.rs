@@ -227,14 +227,7 @@ pub fn similarity_matrix(
     const F: &str = "similarityMatrix";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_matrix(F, "c", c, c_rows, cols)?;
-    Ok(similarity_corpus(
-        q,
-        q_rows,
-        &Corpus::F32(c),
-        c_rows,
-        cols,
-        metric,
-    ))
+    similarity_corpus(q, q_rows, &Corpus::F32(c), c_rows, cols, metric)
 }
 
 /// The similarity matrix of checked inputs against a corpus in any storage type, tile by tile
@@ -247,8 +240,8 @@ pub(crate) fn similarity_corpus(
     c_rows: usize,
     cols: usize,
     metric: Metric,
-) -> Vec<f32> {
-    let mut out = vec![0f32; q_rows * c_rows];
+) -> Result<Vec<f32>> {
+    let mut out = crate::alloc::try_mat(SIM_F, SIM_WHAT, q_rows, c_rows, SIM_HINT)?;
     let qa = aux(metric, q, q_rows, cols);
     let ca = c.aux(metric, c_rows, cols);
     let (m, n) = (q_rows, c_rows);
@@ -286,5 +279,9 @@ pub(crate) fn similarity_corpus(
     } else {
         pool::run(|| tiles.par_iter().for_each_init(Vec::new, work));
     }
-    out
+    Ok(out)
 }
+
+const SIM_F: &str = "similarityMatrix";
+const SIM_WHAT: &str = "the q.rows × c.rows similarity matrix";
+const SIM_HINT: &str = "use topK for nearest neighbours, or split the batch";

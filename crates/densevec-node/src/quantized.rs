@@ -3,7 +3,7 @@
 //! Int8Array, value = v · scale, `scales` one per row when not empty), the other array empty;
 //! `dtype` 1 f16, 2 bf16, 3 i8.
 
-use crate::common::{batch_dims, guard, to_usize, IntoJs, Job};
+use crate::common::{batch_dims, copy, guard, to_usize, typed, IntoJs, Job};
 use crate::similarity::TopKResult;
 use densevec_core::quantized::{self as qz, Corpus, I8Scale};
 use densevec_core::similarity::Metric;
@@ -43,7 +43,8 @@ fn corpus<'a>(
 /// `similarityMatrix` with a compact corpus.
 #[napi(js_name = "similarityMatrixQ")]
 #[allow(clippy::too_many_arguments)]
-pub fn similarity_matrix_q(
+pub fn similarity_matrix_q<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     half: &[u16],
@@ -54,14 +55,14 @@ pub fn similarity_matrix_q(
     scale: f64,
     scales: &[f32],
     metric: u32,
-) -> napi::Result<Float32Array> {
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     guard(F, || {
         let c = corpus(F, half, int8, dtype, scale, scales)?;
         qz::similarity_matrix_q(q, qr, &c, cr, d, Metric::from_code(F, metric)?)
     })
-    .map(Float32Array::new)
+    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// Async twin of `similarityMatrixQ` (inputs are copied first).
@@ -84,7 +85,12 @@ pub fn similarity_matrix_q_async(
 ) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "similarityMatrixAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    let (q, half, int8, scales) = (q.to_vec(), half.to_vec(), int8.to_vec(), scales.to_vec());
+    let (q, half, int8, scales) = (
+        copy(F, "q", q)?,
+        copy(F, "half", half)?,
+        copy(F, "int8", int8)?,
+        copy(F, "scales", scales)?,
+    );
     Ok(Job::new(F, move || {
         let c = corpus(F, &half, &int8, dtype, scale, &scales)?;
         qz::similarity_matrix_q(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
@@ -94,8 +100,8 @@ pub fn similarity_matrix_q_async(
 /// `topK` with a compact corpus.
 #[napi(js_name = "topKQ")]
 #[allow(clippy::too_many_arguments)]
-pub fn top_k_q(
-    env: Env,
+pub fn top_k_q<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     half: &[u16],
@@ -107,7 +113,7 @@ pub fn top_k_q(
     scales: &[f32],
     k: f64,
     metric: u32,
-) -> napi::Result<TopKResult> {
+) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
@@ -115,7 +121,7 @@ pub fn top_k_q(
         let c = corpus(F, half, int8, dtype, scale, scales)?;
         qz::top_k_q(q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
     })?
-    .into_js(&env)
+    .into_js(env, F)
 }
 
 /// Async twin of `topKQ` (inputs are copied first).
@@ -137,7 +143,12 @@ pub fn top_k_q_async(
     const F: &str = "topKAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
-    let (q, half, int8, scales) = (q.to_vec(), half.to_vec(), int8.to_vec(), scales.to_vec());
+    let (q, half, int8, scales) = (
+        copy(F, "q", q)?,
+        copy(F, "half", half)?,
+        copy(F, "int8", int8)?,
+        copy(F, "scales", scales)?,
+    );
     Ok(Job::new(F, move || {
         let c = corpus(F, &half, &int8, dtype, scale, &scales)?;
         qz::top_k_q(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
