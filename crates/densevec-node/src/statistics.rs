@@ -42,7 +42,7 @@ pub struct SimilarityStats {
 
 impl IntoJs for st::SimilarityStats {
     type Js<'e> = SimilarityStats;
-    fn into_js<'e>(self, _env: &'e Env, _func: &str) -> napi::Result<SimilarityStats> {
+    fn into_js(self, _env: &Env, _func: &str) -> napi::Result<SimilarityStats> {
         Ok(SimilarityStats {
             mean: self.mean,
             variance: self.variance,
