@@ -10,7 +10,7 @@
 
 use crate::bail;
 use crate::error::{check_matrix, Result};
-use crate::similarity::{aux, similarity_corpus, Metric};
+use crate::similarity::{aux, check_out, similarity_corpus, similarity_corpus_into, Metric};
 use crate::topk::{check_k, top_k_corpus, TopK};
 
 /// Scale of an i8 corpus.
@@ -281,6 +281,24 @@ pub fn similarity_matrix_q(
     check_matrix(F, "q", q, q_rows, cols)?;
     check_corpus(F, c, c_rows, cols)?;
     similarity_corpus(q, q_rows, c, c_rows, cols, metric)
+}
+
+/// [`similarity_matrix_q`] written into `out` (q.rows × c.rows values).
+pub fn similarity_matrix_q_into(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    metric: Metric,
+    out: &mut [f32],
+) -> Result<()> {
+    const F: &str = "similarityMatrix";
+    check_matrix(F, "q", q, q_rows, cols)?;
+    check_corpus(F, c, c_rows, cols)?;
+    check_out(F, out, q_rows, c_rows)?;
+    similarity_corpus_into(q, q_rows, c, c_rows, cols, metric, out);
+    Ok(())
 }
 
 /// `top_k` with a compact corpus: identical to the float32 function on the decoded corpus

@@ -101,35 +101,35 @@ impl Elem for u32 {
     type View<'e> = Uint32ArraySlice<'e>;
 }
 
+/// The way out of a refused result buffer, unless the caller names a better one.
+pub const SPLIT: &str = "split the batch";
+
 /// A new typed array of `len` values in V8-owned memory, filled by `fill` (which sees the
-/// whole, zeroed buffer). Sizes are checked first and refused with `E_ARG` (V8 aborts the
-/// process when it cannot allocate an ArrayBuffer, so the allocation is probed before).
+/// whole, zeroed buffer), so a result can be computed in place. Sizes are checked first and
+/// refused with `E_ARG` naming `hint` (V8 aborts the process when it cannot allocate an
+/// ArrayBuffer, so the allocation is probed before).
 pub fn typed_with<'e, T: Elem>(
     env: &'e Env,
     func: &str,
     what: &str,
+    hint: &str,
     len: usize,
     fill: impl FnOnce(&mut [T]) -> napi::Result<()>,
 ) -> napi::Result<T::View<'e>> {
-    const HINT: &str = "split the batch";
     if len > MAX_TYPED_LEN {
-        return Err(err(
-            Code::Arg,
-            format!(
-                "{func}: {what} would hold {len} values, more than a typed array holds \
-                 (2^32); {HINT}"
-            ),
-        ));
+        let bytes = len as u128 * std::mem::size_of::<T>() as u128;
+        let what = format!("{what}: {len} values, more than a typed array holds (2^32)");
+        return Err(to_napi(alloc::alloc_error(func, &what, bytes, hint)));
     }
-    let bytes = alloc::bytes_of::<T>(func, what, len, HINT).map_err(to_napi)?;
-    alloc::probe(func, what, bytes, HINT).map_err(to_napi)?;
+    let bytes = alloc::bytes_of::<T>(func, what, len, hint).map_err(to_napi)?;
+    alloc::probe(func, what, bytes, hint).map_err(to_napi)?;
     let raw = env.raw();
     let mut data: *mut c_void = ptr::null_mut();
     let mut ab: sys::napi_value = ptr::null_mut();
     // SAFETY: plain N-API calls on the calling thread's env.
     let st = unsafe { sys::napi_create_arraybuffer(raw, bytes, &mut data, &mut ab) };
     if st != sys::Status::napi_ok {
-        return Err(to_napi(alloc::alloc_error(func, what, bytes as u128, HINT)));
+        return Err(to_napi(alloc::alloc_error(func, what, bytes as u128, hint)));
     }
     if len > 0 {
         // SAFETY: V8 gave `bytes` = len · size_of::<T>() writable, zeroed, suitably aligned
@@ -158,7 +158,7 @@ pub fn typed<'e, T: Elem>(
     what: &str,
     v: &[T],
 ) -> napi::Result<T::View<'e>> {
-    typed_with(env, func, what, v.len(), |s| {
+    typed_with(env, func, what, SPLIT, v.len(), |s| {
         s.copy_from_slice(v);
         Ok(())
     })

@@ -3,8 +3,10 @@
 //! Int8Array, value = v · scale, `scales` one per row when not empty), the other array empty;
 //! `dtype` 1 f16, 2 bf16, 3 i8.
 
-use crate::common::{batch_dims, copy, guard, to_usize, typed, IntoJs, Job};
-use crate::similarity::TopKResult;
+use crate::common::{batch_dims, copy, guard, to_usize, typed_with, IntoJs, Job};
+use crate::similarity::{TopKResult, SIM_HINT, SIM_WHAT};
+use densevec_core::alloc;
+use densevec_core::error::check_matrix;
 use densevec_core::quantized::{self as qz, Corpus, I8Scale};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
@@ -58,11 +60,19 @@ pub fn similarity_matrix_q<'e>(
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    guard(F, || {
+    // Argument errors first, then the size of the result, which is computed in place.
+    let (c, metric, len) = guard(F, || {
         let c = corpus(F, half, int8, dtype, scale, scales)?;
-        qz::similarity_matrix_q(q, qr, &c, cr, d, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        check_matrix(F, "q", q, qr, d)?;
+        qz::check_corpus(F, &c, cr, d)?;
+        Ok((c, m, alloc::elems(F, SIM_WHAT, &[qr, cr], 4, SIM_HINT)?))
+    })?;
+    typed_with(env, F, SIM_WHAT, SIM_HINT, len, |out| {
+        guard(F, || {
+            qz::similarity_matrix_q_into(q, qr, &c, cr, d, metric, out)
+        })
     })
-    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// Async twin of `similarityMatrixQ` (inputs are copied first).

@@ -1,8 +1,9 @@
 //! Bindings of chapter 1: similarity geometry.
 
-use crate::common::{batch_dims, copy, guard, to_usize, typed, typed_with, IntoJs, Job};
+use crate::common::{batch_dims, copy, guard, to_usize, typed, typed_with, IntoJs, Job, SPLIT};
+use densevec_core::error::check_matrix;
 use densevec_core::similarity::{self as sim, Metric};
-use densevec_core::topk;
+use densevec_core::{alloc, topk};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -33,7 +34,7 @@ pub fn norm(a: &[f32]) -> f64 {
 /// New unit vector (zero stays zero), computed in the returned buffer.
 #[napi]
 pub fn normalize<'e>(env: &'e Env, a: &[f32]) -> napi::Result<Float32ArraySlice<'e>> {
-    typed_with(env, "normalize", "the result", a.len(), |s| {
+    typed_with(env, "normalize", "the result", SPLIT, a.len(), |s| {
         s.copy_from_slice(a);
         sim::normalize_inplace(s);
         Ok(())
@@ -73,7 +74,7 @@ pub fn normalize_rows<'e>(
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "normalizeRows";
     let cols = check_cols(F, data.len(), cols)?;
-    typed_with(env, F, "the result", data.len(), |s| {
+    typed_with(env, F, "the result", SPLIT, data.len(), |s| {
         s.copy_from_slice(data);
         sim::normalize_rows_inplace(s, cols);
         Ok(())
@@ -93,11 +94,23 @@ pub fn similarity_matrix<'e>(
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    let v = guard(F, || {
-        sim::similarity_matrix(q, qr, c, cr, d, Metric::from_code(F, metric)?)
+    // Argument errors first, then the size of the result, which is computed in place.
+    let (metric, len) = guard(F, || {
+        let m = Metric::from_code(F, metric)?;
+        check_matrix(F, "q", q, qr, d)?;
+        check_matrix(F, "c", c, cr, d)?;
+        Ok((m, alloc::elems(F, SIM_WHAT, &[qr, cr], 4, SIM_HINT)?))
     })?;
-    typed(env, F, "the similarity matrix", &v)
+    typed_with(env, F, SIM_WHAT, SIM_HINT, len, |out| {
+        guard(F, || {
+            sim::similarity_matrix_into(q, qr, c, cr, d, metric, out)
+        })
+    })
 }
+
+/// What the similarity matrix is called in a refused allocation, and the way out.
+pub(crate) const SIM_WHAT: &str = "the q.rows × c.rows similarity matrix";
+pub(crate) const SIM_HINT: &str = "use topK for nearest neighbours, or split the batch";
 
 /// Async twin of `similarityMatrix` (inputs are copied first).
 #[napi(ts_return_type = "Promise<Float32Array>")]
