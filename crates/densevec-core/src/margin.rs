@@ -398,8 +398,12 @@ fn check_penalty(func: &str, m: &[f32], rows: usize, cols: usize, lambda: f64) -
 
 /// Elementwise penalty: per piece, fills the gradient and returns the piece's f64 sum; pieces
 /// are summed in order.
-fn penalty(m: &[f32], f: impl Fn(&[f32], &mut [f32]) -> f64 + Sync) -> (f64, Vec<f32>) {
-    let mut g = vec![0f32; m.len()];
+fn penalty(
+    func: &str,
+    m: &[f32],
+    f: impl Fn(&[f32], &mut [f32]) -> f64 + Sync,
+) -> Result<(f64, Vec<f32>)> {
+    let mut g = alloc::try_vec(func, "the gradient", m.len())?;
     let mut parts = vec![0f64; m.len().div_ceil(PIECE)];
     pool::run(|| {
         g.par_chunks_mut(PIECE)
@@ -407,18 +411,18 @@ fn penalty(m: &[f32], f: impl Fn(&[f32], &mut [f32]) -> f64 + Sync) -> (f64, Vec
             .zip(parts.par_iter_mut())
             .for_each(|((gc, mc), p)| *p = f(mc, gc))
     });
-    (parts.iter().sum(), g)
+    Ok((parts.iter().sum(), g))
 }
 
 /// λ Σ‖row‖² and its gradient 2λ·m.
 pub fn norm_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<LossGrad> {
     check_penalty("normPenalty", m, rows, cols, lambda)?;
     let two_l = (2.0 * lambda) as f32;
-    let (s, grad) = penalty(m, |mc, gc| {
+    let (s, grad) = penalty("normPenalty", m, |mc, gc| {
         gc.copy_from_slice(mc);
         k::scale(gc, two_l);
         mc.iter().map(|&v| v as f64 * v as f64).sum()
-    });
+    })?;
     Ok(LossGrad {
         loss: lambda * s,
         grad,
@@ -429,7 +433,7 @@ pub fn norm_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<
 pub fn l1_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<LossGrad> {
     check_penalty("l1Penalty", m, rows, cols, lambda)?;
     let l = lambda as f32;
-    let (s, grad) = penalty(m, |mc, gc| {
+    let (s, grad) = penalty("l1Penalty", m, |mc, gc| {
         let mut s = 0f64;
         for (o, &v) in gc.iter_mut().zip(mc) {
             *o = if v > 0.0 {
@@ -442,7 +446,7 @@ pub fn l1_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<Lo
             s += v.abs() as f64;
         }
         s
-    });
+    })?;
     Ok(LossGrad {
         loss: lambda * s,
         grad,

@@ -251,8 +251,8 @@ struct View {
 /// Unit rows of x (n × d) and their norms, the norm computed with a max-scaling so it neither
 /// overflows nor underflows (rows are known to be finite and non-zero).
 #[doc(hidden)]
-pub fn unit_rows(x: &[f32], n: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
-    let mut xh = vec![0f32; n * d];
+pub fn unit_rows(x: &[f32], n: usize, d: usize) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut xh = alloc::try_mat(WF, "the unit rows", n, d, "")?;
     let mut norms = vec![0f64; n];
     for ((o, r), nr) in xh
         .chunks_exact_mut(d)
@@ -267,13 +267,13 @@ pub fn unit_rows(x: &[f32], n: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
             *oo = (v as f64 * inv) as f32;
         }
     }
-    (xh, norms)
+    Ok((xh, norms))
 }
 
 fn view(x: &[f32], n: usize, d: usize) -> Result<View> {
     let npairs = alloc::elems(WF, "the pair keys", &[n, n - 1], 8, "")? / 2;
     let mut keys = alloc::try_vec(WF, "the N(N−1)/2 pair keys", npairs)?;
-    let (xh, norms) = unit_rows(x, n, d);
+    let (xh, norms) = unit_rows(x, n, d)?;
     // Split the output into the contiguous pair ranges of fixed row blocks.
     let mut parts: Vec<(usize, &mut [u64])> = Vec::new();
     let mut rest: &mut [u64] = &mut keys;

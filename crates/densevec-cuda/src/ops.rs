@@ -941,8 +941,8 @@ pub fn wasserstein_run(
             ),
         ));
     }
-    let (ah, an) = unit_rows(a, n, d);
-    let (bh, bn) = unit_rows(b, n, d);
+    let (ah, an) = unit_rows(a, n, d)?;
+    let (bh, bn) = unit_rows(b, n, d)?;
     let npairs = (n * (n - 1) / 2) as u64;
     let total = npairs.next_power_of_two().max(SORT_TILE);
     let dah = Buf::from(dev, &ah).map_err(be(F))?;
