@@ -87,11 +87,14 @@ const wide2 = mat(1, N, 4);
 const WN = 65536; // wassersteinRegularizer's documented maximum
 const wa = mat(WN, 1, 5);
 const wb = mat(WN, 1, 6);
+const col30k = mat(30000, 1, 7); // 30,000 × 30,000 float32 = 3.6 GB
 const labels = new Uint32Array(N).map((_, i) => i);
 
 function syncCases(lib, backend) {
   const cases = [
     ['similarityMatrix 1e5 x 1e5', () => lib.similarityMatrix(col, col2, { metric: 'dot' })],
+    // Below the typed-array limit of 2^32 values: the native result buffer itself is refused.
+    ['similarityMatrix 30000 x 30000', () => lib.similarityMatrix(col30k, col30k, { metric: 'dot' })],
     ['similarityMatrix 1e5 x 1e5 f16 corpus', () => lib.similarityMatrix(col, lib.quantize(col2, 'f16'), { metric: 'dot' })],
     ['topK q.rows * k = 1e10', () => lib.topK(col, col2, N, { metric: 'dot' })],
     ['topK q.rows * k = 1e10, i8 corpus', () => lib.topK(col, lib.quantize(col2, 'i8'), N, { metric: 'dot' })],

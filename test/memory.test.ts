@@ -83,6 +83,7 @@ describe('memory', () => {
     for (const backend of ['native', 'reference']) {
       for (const f of [
         'similarityMatrix 1e5 x 1e5',
+        'similarityMatrix 30000 x 30000',
         'similarityMatrix 1e5 x 1e5 f16 corpus',
         'topK q.rows * k = 1e10',
         'matmul (1e5 x 1)(1 x 1e5)',
