@@ -547,8 +547,74 @@ pub fn info_nce(
     o: &InfoNceOpts,
 ) -> Result<InfoNce> {
     let p = info_nce_prepare(q, b, keys, n, d, o)?;
-    let (loss, gq, gk) = fused("infoNCE", &p.fused())?;
+    let (loss, gq, gk) = if logits_may_overflow(&p, o.temperature) {
+        info_nce_f64(&p, o.temperature)
+    } else {
+        fused("infoNCE", &p.fused())?
+    };
     Ok(p.finish_info_nce(loss, gq, gk))
+}
+
+/// Whether the float32 logits q·k/τ − logQ of the fused path could overflow (a temperature
+/// so small, or rows so large, that max|q|·max|k|·d/τ + max|logQ| nears the float32 range).
+pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
+    let max_abs = |x: &[f32]| x.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+    let lq = p.log_q.map_or(0.0, max_abs);
+    let bound = max_abs(&p.q) * max_abs(p.keys()) * p.d as f64 / temperature + lq;
+    !p.inv_tau.is_finite() || bound.is_nan() || bound >= 1e36
+}
+
+/// InfoNCE (and NT-Xent, whose keys are its queries with the self logit masked) in float64 on
+/// the prepared rows, the logits held scaled by α = min(τ, 1) as in the reference: u = α·(q·k/τ − logQ), exp((u − max u)/α), gradients divided by τ last. Used
+/// when [`logits_may_overflow`]; never forms an infinite logit, so a subnormal τ gives a
+/// finite loss wherever the true loss is representable.
+fn info_nce_f64(p: &Prepared, tau: f64) -> (f64, Vec<f32>, Vec<f32>) {
+    let (b, n, d) = (p.b, p.n, p.d);
+    let q: &[f32] = &p.q;
+    let keys = p.keys();
+    let alpha = tau.min(1.0);
+    let mut z = vec![0f64; n];
+    let mut gq = vec![0f64; b * d];
+    let mut gk = vec![0f64; n * d];
+    let mut loss = 0.0;
+    for i in 0..b {
+        let qi = &q[i * d..(i + 1) * d];
+        for (j, zj) in z.iter_mut().enumerate() {
+            let kj = &keys[j * d..(j + 1) * d];
+            let s: f64 = qi.iter().zip(kj).map(|(&x, &y)| x as f64 * y as f64).sum();
+            let lq = p.log_q.map_or(0.0, |l| l[j] as f64);
+            *zj = if p.exclude_self && i == j {
+                f64::NEG_INFINITY
+            } else {
+                (if tau < 1.0 { s } else { s / tau }) - alpha * lq
+            };
+        }
+        let pos = p.positives[i] as usize;
+        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let zp = z[pos];
+        let mut sum = 0.0;
+        for v in z.iter_mut() {
+            *v = ((*v - m) / alpha).exp();
+            sum += *v;
+        }
+        loss += sum.ln() + (m - zp) / alpha;
+        for (j, &e) in z.iter().enumerate() {
+            let g = (e / sum - if j == pos { 1.0 } else { 0.0 }) / b as f64;
+            if g == 0.0 {
+                continue;
+            }
+            for t in 0..d {
+                gq[i * d + t] += g * keys[j * d + t] as f64;
+                gk[j * d + t] += g * qi[t] as f64;
+            }
+        }
+    }
+    let out = |g: Vec<f64>| {
+        g.into_iter()
+            .map(|v| (v / tau) as f32)
+            .collect::<Vec<f32>>()
+    };
+    (loss / b as f64, out(gq), out(gk))
 }
 
 /// Validates an NT-Xent call and prepares z = [â; b̂] (see [`nt_xent`]).
@@ -595,7 +661,11 @@ pub fn nt_xent_prepare(
 /// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, mut g, gk) = fused("ntXent", &p.fused())?;
+    let (loss, mut g, gk) = if logits_may_overflow(&p, temperature) {
+        info_nce_f64(&p, temperature)
+    } else {
+        fused("ntXent", &p.fused())?
+    };
     k::axpy(&mut g, 1.0, &gk);
     drop(gk);
     Ok(p.finish_nt_xent(loss, g))
@@ -662,8 +732,39 @@ pub fn softmax_probabilities(
     finite(F, "x", x)?;
     finite(F, "ys", ys)?;
     let mut z = vec![0f32; rows];
-    for (o, y) in z.iter_mut().zip(ys.chunks(d)) {
-        *o = (k::dot(x, y) as f64 / temperature) as f32;
+    let scaled = {
+        // Logits that could overflow float32 (a tiny τ): softmax in float64 on x·y scaled by
+        // α = min(τ, 1), exp((u − max u)/α), as the reference does.
+        let dots: Vec<f64> = ys.chunks(d).map(|y| k::dot(x, y) as f64).collect();
+        let big = dots.iter().fold(0f64, |m, v| m.max(v.abs())) / temperature;
+        if big.is_nan() || big >= 1e36 {
+            let alpha = temperature.min(1.0);
+            let u: Vec<f64> = dots
+                .iter()
+                .map(|&v| {
+                    if temperature < 1.0 {
+                        v
+                    } else {
+                        v / temperature
+                    }
+                })
+                .collect();
+            let m = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = u.iter().map(|&v| ((v - m) / alpha).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (o, v) in z.iter_mut().zip(e) {
+                *o = (v / sum) as f32;
+            }
+            true
+        } else {
+            for (o, v) in z.iter_mut().zip(dots) {
+                *o = (v / temperature) as f32;
+            }
+            false
+        }
+    };
+    if scaled {
+        return Ok(z);
     }
     let m = k::max(&z);
     let s = k::exp_shift_sum(&mut z, m);
@@ -782,6 +883,51 @@ mod tests {
         assert_eq!(x1.loss.to_bits(), x2.loss.to_bits());
         assert_eq!(x1.grad_a, x2.grad_a);
         assert_eq!(x1.grad_b, x2.grad_b);
+    }
+
+    #[test]
+    fn subnormal_temperature_gives_a_finite_loss() {
+        // Each query's positive is its own (unit) key, the strict best match: the loss and the
+        // gradients are exactly 0 however small τ is; 1/τ overflows float32 and float64.
+        let q = [1.0f32, 0.0, 0.0, 1.0, 0.6, 0.8];
+        for tau in [1e-320, 1e-300, 1e-40, 1e-20] {
+            let o = InfoNceOpts {
+                temperature: tau,
+                positives: None,
+                log_q: None,
+                normalize: false,
+            };
+            let r = info_nce(&q, 3, &q, 3, 2, &o).unwrap();
+            assert_eq!(r.loss, 0.0, "tau={tau}");
+            assert!(
+                r.grad_q.iter().chain(&r.grad_keys).all(|&g| g == 0.0),
+                "tau={tau}"
+            );
+        }
+        // NT-Xent and softmaxProbabilities take the same float64 path.
+        let a = [1.0f32, 0.0, 0.0, 1.0];
+        for tau in [1e-320, 1e-40] {
+            let r = nt_xent(&a, &a, 2, 2, tau).unwrap();
+            assert_eq!(r.loss, 0.0, "tau={tau}");
+            assert!(r.grad_a.iter().chain(&r.grad_b).all(|&g| g == 0.0));
+            let p = softmax_probabilities(&[1.0, 0.0], &a, 2, 2, tau).unwrap();
+            assert_eq!(p, vec![1.0, 0.0]);
+        }
+        // The float64 path equals the fused one where both apply.
+        let q = [0.3f32, -0.2, 0.5, 0.1, -0.4, 0.25];
+        let o = InfoNceOpts {
+            temperature: 0.5,
+            positives: None,
+            log_q: None,
+            normalize: false,
+        };
+        let p = info_nce_prepare(&q, 3, &q, 3, 2, &o).unwrap();
+        let (l1, g1, k1) = fused(&p.fused());
+        let (l2, g2, k2) = info_nce_f64(&p, 0.5);
+        assert!((l1 - l2).abs() < 1e-6);
+        for (a, b) in g1.iter().chain(&k1).zip(g2.iter().chain(&k2)) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
     }
 
     #[test]

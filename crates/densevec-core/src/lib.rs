@@ -9,10 +9,13 @@ pub mod error;
 pub mod pool;
 
 pub mod contrastive;
+pub mod curvature;
 pub mod geometry;
 pub mod margin;
+pub mod mechanisms;
 pub mod quantized;
 pub mod regularizers;
+pub mod rows;
 pub mod similarity;
 pub mod statistics;
 pub mod topk;

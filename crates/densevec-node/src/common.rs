@@ -96,6 +96,11 @@ impl Elem for f32 {
     type View<'e> = Float32ArraySlice<'e>;
 }
 
+impl Elem for f64 {
+    const TYPE: sys::napi_typedarray_type = sys::TypedarrayType::float64_array;
+    type View<'e> = Float64ArraySlice<'e>;
+}
+
 impl Elem for u32 {
     const TYPE: sys::napi_typedarray_type = sys::TypedarrayType::uint32_array;
     type View<'e> = Uint32ArraySlice<'e>;

@@ -11,11 +11,16 @@ mod common;
 mod runtime;
 
 mod contrastive;
+mod curvature;
 mod geometry;
 mod margin;
+mod mechanisms;
 mod regularizers;
+mod rows;
 mod similarity;
 mod statistics;
 
 mod cuda;
 mod quantized;
+
+mod corpus;
