@@ -548,7 +548,7 @@ pub fn info_nce(
 ) -> Result<InfoNce> {
     let p = info_nce_prepare(q, b, keys, n, d, o)?;
     let (loss, gq, gk) = if logits_may_overflow(&p, o.temperature) {
-        info_nce_f64(&p, o.temperature)
+        info_nce_f64("infoNCE", &p, o.temperature)?
     } else {
         fused("infoNCE", &p.fused())?
     };
@@ -568,14 +568,14 @@ pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
 /// the prepared rows, the logits held scaled by α = min(τ, 1) as in the reference: u = α·(q·k/τ − logQ), exp((u − max u)/α), gradients divided by τ last. Used
 /// when [`logits_may_overflow`]; never forms an infinite logit, so a subnormal τ gives a
 /// finite loss wherever the true loss is representable.
-fn info_nce_f64(p: &Prepared, tau: f64) -> (f64, Vec<f32>, Vec<f32>) {
+fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<(f64, Vec<f32>, Vec<f32>)> {
     let (b, n, d) = (p.b, p.n, p.d);
     let q: &[f32] = &p.q;
     let keys = p.keys();
     let alpha = tau.min(1.0);
     let mut z = vec![0f64; n];
-    let mut gq = vec![0f64; b * d];
-    let mut gk = vec![0f64; n * d];
+    let mut gq: Vec<f64> = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
+    let mut gk: Vec<f64> = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
     let mut loss = 0.0;
     for i in 0..b {
         let qi = &q[i * d..(i + 1) * d];
@@ -614,7 +614,7 @@ fn info_nce_f64(p: &Prepared, tau: f64) -> (f64, Vec<f32>, Vec<f32>) {
             .map(|v| (v / tau) as f32)
             .collect::<Vec<f32>>()
     };
-    (loss / b as f64, out(gq), out(gk))
+    Ok((loss / b as f64, out(gq), out(gk)))
 }
 
 /// Validates an NT-Xent call and prepares z = [â; b̂] (see [`nt_xent`]).
@@ -662,7 +662,7 @@ pub fn nt_xent_prepare(
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
     let (loss, mut g, gk) = if logits_may_overflow(&p, temperature) {
-        info_nce_f64(&p, temperature)
+        info_nce_f64("ntXent", &p, temperature)?
     } else {
         fused("ntXent", &p.fused())?
     };
@@ -922,8 +922,8 @@ mod tests {
             normalize: false,
         };
         let p = info_nce_prepare(&q, 3, &q, 3, 2, &o).unwrap();
-        let (l1, g1, k1) = fused(&p.fused());
-        let (l2, g2, k2) = info_nce_f64(&p, 0.5);
+        let (l1, g1, k1) = fused("infoNCE", &p.fused()).unwrap();
+        let (l2, g2, k2) = info_nce_f64("infoNCE", &p, 0.5).unwrap();
         assert!((l1 - l2).abs() < 1e-6);
         for (a, b) in g1.iter().chain(&k1).zip(g2.iter().chain(&k2)) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
