@@ -31,7 +31,7 @@ const HELP = `Usage: node examples/sharded-search.js [options]
   --batch N     queries per job (default 20)  --metric dot|cosine|l2sq (default cosine)
   --no-kill     do not kill a worker          --check   compare with single-process topK
   --seed N      data seed (default 1)
-  --lock-ms N   job lock of the workers: how soon a dead worker's job is retried (default 1500)`;
+  --lock-ms N   job lock of the workers: how soon a dead worker's job is retried (default 5000)`;
 
 function parseArgs(argv) {
   const o = { workers: 3, rows: 60000, dim: 64, queries: 600, k: 10, batch: 20, metric: 'cosine', kill: true, check: false, seed: 1 };
@@ -157,8 +157,9 @@ async function serve(o) {
     connection: connectionFrom(o.redis),
     prefix: o.prefix,
     shards,
-    // Fast recovery for the demonstration: a dead worker's lock expires after 1.5 s (--lock-ms).
-    workerOptions: { lockDuration: o.lockMs ?? 1500, stalledInterval: Math.max(500, Math.floor((o.lockMs ?? 1500) / 3)), maxStalledCount: 5 },
+    // Quick recovery for the demonstration: a dead worker's lock expires after 5 s (--lock-ms); a
+    // shorter lock lets a worker starved of CPU on a busy machine lose jobs it is still running.
+    workerOptions: { lockDuration: o.lockMs ?? 5000, stalledInterval: Math.max(500, Math.floor((o.lockMs ?? 5000) / 3)), maxStalledCount: 5 },
   });
   for (const x of w.workers) {
     x.on('failed', (job, e) => console.error(`worker ${process.pid}: job failed: ${e && e.message}`));

@@ -6,6 +6,7 @@
  * Energy E(x, y) = −x·y and p(y_j | x) = softmax_j(x·y_j / τ).
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 
@@ -316,7 +317,7 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
   // (down to the subnormals, where 1/τ overflows) never makes an infinite logit; differences
   // (u − max u)/α ≤ 0 go through exp, and the gradients are divided by τ last.
   const alpha = Math.min(tau, 1);
-  const z = new Float64Array(B * K);
+  const z = alloc(Float64Array, B * K, 'infoNCE', 'the B × K logits', 'split the batch');
   for (let i = 0; i < B; i++) {
     for (let j = 0; j < K; j++) {
       let s = 0;
@@ -341,8 +342,8 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
     z[off + pos] -= 1; // z now holds P − onehot(positive)
   }
   loss /= B;
-  const gq = new Float64Array(B * d);
-  const gk = new Float64Array(K * d);
+  const gq = alloc(Float64Array, B * d, 'infoNCE', 'gradQ', 'split the batch');
+  const gk = alloc(Float64Array, K * d, 'infoNCE', 'gradKeys', 'split the batch');
   for (let i = 0; i < B; i++) {
     for (let j = 0; j < K; j++) {
       const g = z[i * K + j] / B;
@@ -379,7 +380,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   zx.set(a.data, 0);
   zx.set(b.data, N * d);
   const { xh, norms } = normRows(zx, R, d);
-  const s = new Float64Array(R * R);
+  const s = alloc(Float64Array, R * R, 'ntXent', 'the 2N × 2N similarities', 'split the batch');
   for (let i = 0; i < R; i++) {
     for (let j = 0; j < R; j++) {
       if (i === j) {

@@ -7,6 +7,7 @@
  * the documented SplitMix64 stream.
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 import { SplitMix64, checkSeed } from './statistics';
@@ -355,7 +356,7 @@ export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matri
   const n = m.rows;
   const g = knnGraph(prepare(fn, m, code), n, m.cols, k, code);
   const src = s ?? Uint32Array.from({ length: n }, (_, i) => i);
-  const out = new Float32Array(src.length * n);
+  const out = alloc(Float32Array, src.length * n, fn, 'the sources × rows distances', 'pass fewer sources at a time');
   for (let i = 0; i < src.length; i++) out.set(dijkstra(g, src[i]), i * n);
   return { data: out, rows: src.length, cols: n };
 }

@@ -4,6 +4,7 @@
  * Written for clarity; float64 throughout. The oracle the native backend is tested against.
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 import { checkK, score64, sumsq64 } from './similarity';
@@ -216,7 +217,7 @@ export function qrQ(a: Float64Array, d: number): Float64Array {
     diag[j] = r[j * d + j];
   }
   // Q = H_0 H_1 … H_{d−1}, applied to the identity from the right-most reflector.
-  const q = new Float64Array(d * d);
+  const q = alloc(Float64Array, d * d, 'randomOrthogonal', 'the d × d matrix Q');
   for (let i = 0; i < d; i++) q[i * d + i] = 1;
   for (let j = d - 1; j >= 0; j--) {
     const hv = vs[j];
@@ -245,7 +246,7 @@ export function qrQ(a: Float64Array, d: number): Float64Array {
 export function randomOrthogonal(d: number, seed: number): Matrix {
   checkRandomOrthogonal('randomOrthogonal', d, seed);
   const g = new GaussianStream(seed);
-  const a = new Float64Array(d * d);
+  const a = alloc(Float64Array, d * d, 'randomOrthogonal', 'the d × d Gaussian matrix');
   for (let i = 0; i < d * d; i++) a[i] = g.gauss();
   const q = qrQ(a, d);
   return { data: Float32Array.from(q), rows: d, cols: d };
@@ -271,7 +272,7 @@ export function matmul(a: Matrix, b: Matrix): Matrix {
   const m = a.rows;
   const kd = a.cols;
   const n = b.cols;
-  const out = new Float32Array(m * n);
+  const out = alloc(Float32Array, m * n, 'matmul', 'the a.rows × b.cols product', 'split a into row blocks');
   const acc = new Float64Array(n);
   for (let i = 0; i < m; i++) {
     acc.fill(0);
@@ -377,7 +378,7 @@ export function polarOrthogonal(m: Float64Array, d: number): Float64Array {
       }
     }
   }
-  const q = new Float64Array(d * d);
+  const q = alloc(Float64Array, d * d, 'procrustes', 'the d × d rotation');
   for (let j = 0; j < d; j++) {
     const uj = u[j] as Float64Array;
     const vj = vc[j];
@@ -400,7 +401,7 @@ export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
   checkProcrustes('procrustes', x, y);
   const n = x.rows;
   const d = x.cols;
-  const m = new Float64Array(d * d);
+  const m = alloc(Float64Array, d * d, 'procrustes', 'the d × d matrix x^T y');
   for (let r = 0; r < n; r++) {
     for (let i = 0; i < d; i++) {
       const xi = x.data[r * d + i];

@@ -5,6 +5,7 @@
  * against.
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 import { scanIndices, scanZeroRows } from './contrastive';
@@ -220,7 +221,7 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   const d = x.cols;
   const xu = unit(x);
   const wu = unit(prototypes);
-  const z = new Float64Array(N * C);
+  const z = alloc(Float64Array, N * C, fn, 'the N × C logits', 'split the batch');
   const dzy = new Float64Array(N);
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) {
@@ -243,8 +244,8 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) z[i * C + j] *= (j === labels[i] ? dzy[i] : p.scale) / N;
   }
-  const gx = new Float64Array(N * d);
-  const gw = new Float64Array(C * d);
+  const gx = alloc(Float64Array, N * d, fn, 'gradX', 'split the batch');
+  const gw = alloc(Float64Array, C * d, fn, 'gradPrototypes', 'split the batch');
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) {
       const g = z[i * C + j];

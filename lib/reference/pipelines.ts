@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { DensevecError, fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 import { checkQuantized, isQuantized, type Corpus, type QuantizedMatrix } from './quantized';
@@ -110,8 +111,8 @@ export function mergeTopK(parts: readonly TopKResult[], k: number, options?: Mer
     total += ks[s];
   }
   if (total < k) fail('E_ARG', `${fn}: the parts hold ${total} entries per query, fewer than k = ${k}`);
-  const indices = new Uint32Array(qRows * k);
-  const scores = new Float32Array(qRows * k);
+  const indices = alloc(Uint32Array, qRows * k, fn, 'the q.rows × k indices', 'split the queries into batches');
+  const scores = alloc(Float32Array, qRows * k, fn, 'the q.rows × k scores', 'split the queries into batches');
   const head = new Int32Array(S);
   for (let i = 0; i < qRows; i++) {
     head.fill(0);

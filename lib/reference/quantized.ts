@@ -5,6 +5,7 @@
  * exactly its decoded float32 values: every result equals the function on `dequantize(c)`.
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 
@@ -203,7 +204,7 @@ export function dequantize(c: Corpus): Matrix {
 
 /** The decoded values of a validated compact corpus. */
 function decode(c: QuantizedMatrix): Matrix {
-  const out = new Float32Array(c.rows * c.cols);
+  const out = alloc(Float32Array, c.rows * c.cols, 'dequantize', 'the decoded corpus');
   if (c.dtype === 'i8') {
     const s = c.scale;
     for (let i = 0; i < c.rows; i++) {

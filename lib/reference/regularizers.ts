@@ -4,6 +4,7 @@
  * regularizer. Float64 accumulation; the oracle the native backend is tested against.
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 
@@ -513,7 +514,7 @@ function unitRows(m: Matrix): { xh: Float64Array; norms: Float64Array } {
 /** Sorted upper-triangle cosines: values in pair order and the stable ascending permutation. */
 function sortedPairs(xh: Float64Array, n: number, d: number): { s: Float64Array; order: Uint32Array } {
   const N = (n * (n - 1)) / 2;
-  const s = new Float64Array(N);
+  const s = alloc(Float64Array, N, 'wassersteinRegularizer', 'the N(N−1)/2 pair similarities');
   let k = 0;
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
@@ -522,7 +523,7 @@ function sortedPairs(xh: Float64Array, n: number, d: number): { s: Float64Array;
       s[k++] = t;
     }
   }
-  const order = new Uint32Array(N);
+  const order = alloc(Uint32Array, N, 'wassersteinRegularizer', 'the pair order');
   for (let t = 0; t < N; t++) order[t] = t;
   // Stable: equal values keep their pair order.
   order.sort((x, y) => (s[x] < s[y] ? -1 : s[x] > s[y] ? 1 : x - y));
@@ -570,8 +571,8 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   const B = unitRows(b);
   const sa = sortedPairs(A.xh, n, d);
   const sb = sortedPairs(B.xh, n, d);
-  const ga = new Float64Array(N);
-  const gb = new Float64Array(N);
+  const ga = alloc(Float64Array, N, 'wassersteinRegularizer', 'the pair coefficients');
+  const gb = alloc(Float64Array, N, 'wassersteinRegularizer', 'the pair coefficients');
   let loss = 0;
   for (let k = 0; k < N; k++) {
     const ia = sa.order[k];

@@ -3,6 +3,7 @@
  * in float64. It is the oracle the native and CUDA backends are tested against.
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 import { checkQuantizedShape, checkQuantizedType, checkQuantizedValues, dequantize, isQuantized, type Corpus } from './quantized';
@@ -284,7 +285,7 @@ export function similarityMatrix(q: Matrix, corpus: Corpus, options?: MetricOpti
   const c = dequantize(corpus);
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
-  const out = new Float32Array(q.rows * c.rows);
+  const out = alloc(Float32Array, q.rows * c.rows, 'similarityMatrix', 'the q.rows × c.rows similarity matrix', 'use topK for nearest neighbours, or split the batch');
   for (let i = 0; i < q.rows; i++) {
     for (let j = 0; j < c.rows; j++) out[i * c.rows + j] = score64(q, i, c, j, metric, qn, cn);
   }
@@ -309,8 +310,8 @@ export function topK(q: Matrix, corpus: Corpus, k: number, options?: TopKOptions
   const c = dequantize(corpus);
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
-  const indices = new Uint32Array(q.rows * k);
-  const scores = new Float32Array(q.rows * k);
+  const indices = alloc(Uint32Array, q.rows * k, 'topK', 'the q.rows × k indices', 'split the queries into batches');
+  const scores = alloc(Float32Array, q.rows * k, 'topK', 'the q.rows × k scores', 'split the queries into batches');
   const s = new Float64Array(c.rows);
   const key = new Float64Array(c.rows);
   const order = new Uint32Array(c.rows);

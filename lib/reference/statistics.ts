@@ -5,6 +5,7 @@
  * cosines of a set of embeddings. Accumulates in float64.
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
 
@@ -145,8 +146,8 @@ export function checkRandomUnitVectors(n: unknown, d: unknown, seed: unknown): a
 export function randomUnitVectors(n: number, d: number, seed: number): Matrix {
   checkRandomUnitVectors(n, d, seed);
   const rng = new SplitMix64(seed);
-  const out = new Float32Array(n * d);
-  const buf = new Float64Array(n * d);
+  const out = alloc(Float32Array, n * d, 'randomUnitVectors', 'the n × d result', 'generate the rows in batches');
+  const buf = alloc(Float64Array, n * d, 'randomUnitVectors', 'the n × d normals', 'generate the rows in batches');
   fillNormals(rng, buf, 0, n * d);
   for (let i = 0; i < n; i++) {
     let s = 0;

@@ -15,6 +15,7 @@
 //! bit-identical for any thread count. Extra memory: O(B + K) statistics, the normalized copies
 //! when normalizing, and one tile per running task.
 
+use crate::alloc;
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
@@ -123,7 +124,7 @@ pub fn normalized_rows(
     rows: usize,
     d: usize,
 ) -> Result<(Vec<f32>, Vec<f64>)> {
-    let mut out = x.to_vec();
+    let mut out = alloc::try_copy(func, name, x)?;
     let mut norms = vec![0f64; rows];
     let work = |(o, n): (&mut [f32], &mut [f64])| {
         for (r, nn) in o.chunks_mut(d).zip(n.iter_mut()) {
@@ -242,9 +243,9 @@ type PassA<'a> = (
 );
 
 /// Runs both passes; returns (loss, gradQ, gradKeys) with respect to the prepared rows.
-fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
+fn fused(func: &str, p: &Fused) -> Result<(f64, Vec<f32>, Vec<f32>)> {
     let (b, n, d) = (p.b, p.n, p.d);
-    let mut gq = vec![0f32; b * d];
+    let mut gq = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
     let mut mx = vec![0f32; b];
     let mut invl = vec![0f32; b];
     let mut lossv = vec![0f64; b];
@@ -321,7 +322,7 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     pool::run(|| it_a.for_each(pass_a));
 
     // Pass B: gradKeys, one task per block of BK2 keys.
-    let mut gk = vec![0f32; n * d];
+    let mut gk = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
     let (mx, invl) = (&mx, &invl);
     let pass_b = |(blk, g): (usize, &mut [f32])| {
         let j0 = blk * BK2;
@@ -372,7 +373,7 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     pool::run(|| gk.par_chunks_mut(BK2 * d).enumerate().for_each(pass_b));
 
     let loss = lossv.iter().sum::<f64>() / b as f64;
-    (loss, gq, gk)
+    Ok((loss, gq, gk))
 }
 
 /// A validated InfoNCE / NT-Xent problem on prepared rows (normalized where asked), shared by
@@ -547,9 +548,9 @@ pub fn info_nce(
 ) -> Result<InfoNce> {
     let p = info_nce_prepare(q, b, keys, n, d, o)?;
     let (loss, gq, gk) = if logits_may_overflow(&p, o.temperature) {
-        info_nce_f64(&p, o.temperature)
+        info_nce_f64("infoNCE", &p, o.temperature)?
     } else {
-        fused(&p.fused())
+        fused("infoNCE", &p.fused())?
     };
     Ok(p.finish_info_nce(loss, gq, gk))
 }
@@ -567,14 +568,14 @@ pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
 /// the prepared rows, the logits held scaled by α = min(τ, 1) as in the reference: u = α·(q·k/τ − logQ), exp((u − max u)/α), gradients divided by τ last. Used
 /// when [`logits_may_overflow`]; never forms an infinite logit, so a subnormal τ gives a
 /// finite loss wherever the true loss is representable.
-fn info_nce_f64(p: &Prepared, tau: f64) -> (f64, Vec<f32>, Vec<f32>) {
+fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<(f64, Vec<f32>, Vec<f32>)> {
     let (b, n, d) = (p.b, p.n, p.d);
     let q: &[f32] = &p.q;
     let keys = p.keys();
     let alpha = tau.min(1.0);
     let mut z = vec![0f64; n];
-    let mut gq = vec![0f64; b * d];
-    let mut gk = vec![0f64; n * d];
+    let mut gq: Vec<f64> = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
+    let mut gk: Vec<f64> = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
     let mut loss = 0.0;
     for i in 0..b {
         let qi = &q[i * d..(i + 1) * d];
@@ -613,7 +614,7 @@ fn info_nce_f64(p: &Prepared, tau: f64) -> (f64, Vec<f32>, Vec<f32>) {
             .map(|v| (v / tau) as f32)
             .collect::<Vec<f32>>()
     };
-    (loss / b as f64, out(gq), out(gk))
+    Ok((loss / b as f64, out(gq), out(gk)))
 }
 
 /// Validates an NT-Xent call and prepares z = [â; b̂] (see [`nt_xent`]).
@@ -635,6 +636,7 @@ pub fn nt_xent_prepare(
     finite(F, "a", a)?;
     finite(F, "b", b)?;
     let mut z = ah;
+    alloc::try_reserve(F, "the 2N × d normalized views", &mut z, bh.len())?;
     z.extend_from_slice(&bh);
     drop(bh);
     let mut norms = an;
@@ -660,9 +662,9 @@ pub fn nt_xent_prepare(
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
     let (loss, mut g, gk) = if logits_may_overflow(&p, temperature) {
-        info_nce_f64(&p, temperature)
+        info_nce_f64("ntXent", &p, temperature)?
     } else {
-        fused(&p.fused())
+        fused("ntXent", &p.fused())?
     };
     k::axpy(&mut g, 1.0, &gk);
     drop(gk);
@@ -920,8 +922,8 @@ mod tests {
             normalize: false,
         };
         let p = info_nce_prepare(&q, 3, &q, 3, 2, &o).unwrap();
-        let (l1, g1, k1) = fused(&p.fused());
-        let (l2, g2, k2) = info_nce_f64(&p, 0.5);
+        let (l1, g1, k1) = fused("infoNCE", &p.fused()).unwrap();
+        let (l2, g2, k2) = info_nce_f64("infoNCE", &p, 0.5).unwrap();
         assert!((l1 - l2).abs() < 1e-6);
         for (a, b) in g1.iter().chain(&k1).zip(g2.iter().chain(&k2)) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");

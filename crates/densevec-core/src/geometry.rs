@@ -2,6 +2,7 @@
 //! orthogonal matrices from the documented Gaussian stream, matrix product, orthogonal
 //! Procrustes (faer SVD in f64) and numerically careful spherical triangles.
 
+use crate::alloc;
 use crate::bail;
 use crate::error::{check_finite, check_matrix, Result};
 use crate::pool;
@@ -65,7 +66,8 @@ pub fn knn_classify(
             "{F}: k must be in [1, {train_rows}] (rows of the corpus), got {kk}"
         );
     }
-    let t = topk::top_k(queries, query_rows, train, train_rows, cols, kk, metric)?;
+    let t = topk::top_k(queries, query_rows, train, train_rows, cols, kk, metric)
+        .map_err(|e| alloc::renamed(e, "topK", F))?;
     let mut neigh = vec![0u32; kk];
     let mut out = Vec::with_capacity(query_rows);
     for qi in 0..query_rows {
@@ -137,7 +139,10 @@ pub fn random_orthogonal(d: usize, seed: u64) -> Result<Vec<f32>> {
         bail!(Arg, "{F}: d must be in [1, {MAX_ORTHO_DIM}], got {d}");
     }
     let mut g = GaussianStream::new(seed);
-    let mut a = vec![0f64; d * d];
+    let mut a: Vec<f64> = alloc::try_mat(F, "the d × d Gaussian matrix", d, d, "")?;
+    // faer's QR holds the matrix, its factor and Q (d × d f64 each): checked before it runs.
+    let faer_bytes = alloc::elems(F, "the QR factorization", &[3, d, d, 8], 1, "")?;
+    alloc::probe(F, "the QR factorization", faer_bytes, "")?;
     for v in a.iter_mut() {
         *v = g.gauss();
     }
@@ -145,7 +150,7 @@ pub fn random_orthogonal(d: usize, seed: u64) -> Result<Vec<f32>> {
     let qr = m.qr();
     let q = qr.compute_Q();
     let r = qr.R();
-    let mut out = vec![0f32; d * d];
+    let mut out = alloc::try_mat(F, "the d × d result", d, d, "")?;
     for j in 0..d {
         let s = if r[(j, j)] < 0.0 { -1.0 } else { 1.0 };
         for i in 0..d {
@@ -165,7 +170,13 @@ pub fn matmul(a: &[f32], m: usize, kd: usize, b: &[f32], n: usize) -> Result<Vec
     const F: &str = "matmul";
     check_matrix(F, "a", a, m, kd)?;
     check_matrix(F, "b", b, kd, n)?;
-    let mut out = vec![0f32; m * n];
+    let mut out = alloc::try_mat(
+        F,
+        "the a.rows × b.cols product",
+        m,
+        n,
+        "split a into row blocks",
+    )?;
     pool::run(|| {
         out.par_chunks_mut(MM_ROWS * n)
             .enumerate()
@@ -208,8 +219,8 @@ const PR_COLS: usize = 64;
 /// xᵀy (d × d, f64) for n × d row-major x, y: parallel over fixed blocks of output rows; each
 /// block sums fixed pieces of `PR_ROWS` input rows (f32 GEMM per piece, f64 across pieces) in
 /// order, so the result does not depend on the thread count.
-fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Vec<f64> {
-    let mut m = vec![0f64; d * d];
+fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Vec<f64>> {
+    let mut m = alloc::try_mat("procrustes", "the d × d matrix x^T y", d, d, "")?;
     pool::run(|| {
         m.par_chunks_mut(PR_COLS * d)
             .enumerate()
@@ -245,7 +256,7 @@ fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Vec<f64> {
                 }
             })
     });
-    m
+    Ok(m)
 }
 
 /// Orthogonal Procrustes: Q = U·Vᵀ from the SVD of xᵀy (minimizes ‖x·Q − y‖_F over orthogonal
@@ -263,8 +274,11 @@ pub fn procrustes(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes
     if amax > 0.0 && !(PR_SAFE_LO..=PR_SAFE_HI).contains(&amax) {
         let e = (amax as f64).log2().floor() as i32 + 1;
         let alpha = 2f64.powi(-e);
-        let sx: Vec<f32> = x.iter().map(|&v| (v as f64 * alpha) as f32).collect();
-        let sy: Vec<f32> = y.iter().map(|&v| (v as f64 * alpha) as f32).collect();
+        let mut sx = alloc::try_copy(F, "x scaled into the float32 product range", x)?;
+        let mut sy = alloc::try_copy(F, "y scaled into the float32 product range", y)?;
+        for v in sx.iter_mut().chain(sy.iter_mut()) {
+            *v = (*v as f64 * alpha) as f32;
+        }
         let mut r = procrustes_in_range(&sx, &sy, n, d)?;
         r.residual /= alpha;
         return Ok(r);
@@ -279,14 +293,36 @@ const PR_SAFE_HI: f32 = 1.0995116e12; // 2^40
 /// [`procrustes`] on checked inputs whose magnitudes suit float32 products.
 fn procrustes_in_range(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes> {
     const F: &str = "procrustes";
-    let m = xt_y(x, y, n, d);
+    let dd = alloc::elems(F, "the d × d matrices of the SVD", &[d, d], 8, "")?;
+    let mut rotation = alloc::try_vec(F, "the d × d rotation", dd)?;
+    let m = xt_y(x, y, n, d)?;
+    // faer allocates infallibly: its copy of x^T y, U, V, U·V^T (d × d f64 each) and the SVD
+    // workspace are checked here, before it runs.
+    let par = faer::get_global_parallelism();
+    let scratch = faer::linalg::svd::svd_scratch::<f64>(
+        d,
+        d,
+        faer::linalg::svd::ComputeSvdVectors::Full,
+        faer::linalg::svd::ComputeSvdVectors::Full,
+        par,
+        Default::default(),
+    );
+    let faer_bytes = dd
+        .checked_mul(8 * 4)
+        .and_then(|b| b.checked_add(scratch.size_bytes()));
+    match faer_bytes {
+        Some(b) => alloc::probe(F, "the SVD of the d × d matrix x^T y", b, "")?,
+        None => bail!(
+            Arg,
+            "{F}: cannot allocate the SVD of the {d} × {d} matrix x^T y"
+        ),
+    }
     let mm = Mat::<f64>::from_fn(d, d, |i, j| m[i * d + j]);
     let svd = match mm.svd() {
         Ok(s) => s,
         Err(_) => bail!(Arg, "{F}: the SVD of x^T y did not converge"),
     };
     let q = svd.U() * svd.V().transpose();
-    let mut rotation = vec![0f32; d * d];
     for i in 0..d {
         for j in 0..d {
             rotation[i * d + j] = q[(i, j)] as f32;

@@ -4,6 +4,7 @@
 //! validates what it relies on and returns [`error::Error`] with the public error code instead
 //! of panicking. Parallel work runs in [`pool`] and never depends on the thread count.
 
+pub mod alloc;
 pub mod error;
 pub mod pool;
 

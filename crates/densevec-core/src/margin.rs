@@ -7,6 +7,7 @@
 //! class blocks (gradW, over a transposed slab of the gradient), so results are bit-identical
 //! for every thread count.
 
+use crate::alloc;
 use crate::bail;
 use crate::contrastive::{back_norm, finite, js_num, normalized_rows};
 use crate::error::{check_matrix, Result};
@@ -17,6 +18,8 @@ use rayon::prelude::*;
 
 /// Rows per task of the row-wise softmax and of gradX.
 const ROWS: usize = 64;
+/// The way out of a refused allocation proportional to the batch.
+const SPLIT: &str = "split the batch";
 /// Classes per task of gradW.
 const CLS: usize = 64;
 /// Rows of N per transposed slab in gradW.
@@ -427,8 +430,10 @@ pub fn margin_softmax(
     let (xh, wh) = (&pr.xh, &pr.wh);
 
     // cos θ for every (row, class), then logits and ∂loss/∂cos row by row.
+    const F: &str = "marginSoftmax";
+    let mut g: Vec<f32> = alloc::try_mat(F, "the N × C logit gradient", n, c, SPLIT)?;
+    alloc::probe(F, "the N × C logits", g.len() * 4, SPLIT)?;
     let mut logits = similarity_matrix(xh, n, wh, c, d, Metric::Dot)?;
-    let mut g = vec![0f32; n * c];
     let mut lossv = vec![0f64; n];
     let mut tgrad = vec![0f64; n];
     let eps = o.label_smoothing;
@@ -464,7 +469,7 @@ pub fn margin_softmax(
     let loss = lossv.iter().sum::<f64>() * inv_n;
 
     // gradX̂ = G·Ŵ over fixed row blocks.
-    let mut gx = vec![0f32; n * d];
+    let mut gx = alloc::try_mat(F, "gradX", n, d, SPLIT)?;
     pool::run(|| {
         gx.par_chunks_mut(ROWS * d)
             .zip(g.par_chunks(ROWS * c))
@@ -474,7 +479,7 @@ pub fn margin_softmax(
             })
     });
     // gradŴ = Gᵀ·X̂ over fixed class blocks, through transposed slabs of SLAB rows.
-    let mut gw = vec![0f32; c * d];
+    let mut gw = alloc::try_mat(F, "gradPrototypes", c, d, SPLIT)?;
     pool::run(|| {
         gw.par_chunks_mut(CLS * d)
             .enumerate()
@@ -531,7 +536,7 @@ pub fn label_smoothing_cross_entropy(
     check_epsilon(F, "epsilon", eps)?;
     check_labels(F, labels, c, "columns of logits")?;
     finite(F, "logits", logits)?;
-    let mut g = logits.to_vec();
+    let mut g = alloc::try_copy(F, "the gradient", logits)?;
     let mut lossv = vec![0f64; n];
     let inv_n = 1.0 / n as f64;
     pool::run(|| {
@@ -569,8 +574,12 @@ fn check_penalty(func: &str, m: &[f32], rows: usize, cols: usize, lambda: f64) -
 
 /// Elementwise penalty: per piece, fills the gradient and returns the piece's f64 sum; pieces
 /// are summed in order.
-fn penalty(m: &[f32], f: impl Fn(&[f32], &mut [f32]) -> f64 + Sync) -> (f64, Vec<f32>) {
-    let mut g = vec![0f32; m.len()];
+fn penalty(
+    func: &str,
+    m: &[f32],
+    f: impl Fn(&[f32], &mut [f32]) -> f64 + Sync,
+) -> Result<(f64, Vec<f32>)> {
+    let mut g = alloc::try_vec(func, "the gradient", m.len())?;
     let mut parts = vec![0f64; m.len().div_ceil(PIECE)];
     pool::run(|| {
         g.par_chunks_mut(PIECE)
@@ -578,18 +587,18 @@ fn penalty(m: &[f32], f: impl Fn(&[f32], &mut [f32]) -> f64 + Sync) -> (f64, Vec
             .zip(parts.par_iter_mut())
             .for_each(|((gc, mc), p)| *p = f(mc, gc))
     });
-    (parts.iter().sum(), g)
+    Ok((parts.iter().sum(), g))
 }
 
 /// λ Σ‖row‖² and its gradient 2λ·m.
 pub fn norm_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<LossGrad> {
     check_penalty("normPenalty", m, rows, cols, lambda)?;
     let two_l = (2.0 * lambda) as f32;
-    let (s, grad) = penalty(m, |mc, gc| {
+    let (s, grad) = penalty("normPenalty", m, |mc, gc| {
         gc.copy_from_slice(mc);
         k::scale(gc, two_l);
         mc.iter().map(|&v| v as f64 * v as f64).sum()
-    });
+    })?;
     Ok(LossGrad {
         loss: lambda * s,
         grad,
@@ -600,7 +609,7 @@ pub fn norm_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<
 pub fn l1_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<LossGrad> {
     check_penalty("l1Penalty", m, rows, cols, lambda)?;
     let l = lambda as f32;
-    let (s, grad) = penalty(m, |mc, gc| {
+    let (s, grad) = penalty("l1Penalty", m, |mc, gc| {
         let mut s = 0f64;
         for (o, &v) in gc.iter_mut().zip(mc) {
             *o = if v > 0.0 {
@@ -613,7 +622,7 @@ pub fn l1_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<Lo
             s += v.abs() as f64;
         }
         s
-    });
+    })?;
     Ok(LossGrad {
         loss: lambda * s,
         grad,

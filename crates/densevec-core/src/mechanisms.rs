@@ -159,7 +159,7 @@ pub fn batch_norm_backward(
             sgx[j] += g * xh;
         }
     }
-    let mut grad_x = vec![0f32; rows * cols];
+    let mut grad_x = crate::alloc::try_mat(F, "gradX", rows, cols, "")?;
     for ((o, rx), rg) in grad_x
         .chunks_exact_mut(cols)
         .zip(x.chunks_exact(cols))

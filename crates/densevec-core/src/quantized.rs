@@ -10,7 +10,7 @@
 
 use crate::bail;
 use crate::error::{check_matrix, Result};
-use crate::similarity::{aux, similarity_corpus, Metric};
+use crate::similarity::{aux, check_out, similarity_corpus, similarity_corpus_into, Metric};
 use crate::topk::{check_k, top_k_corpus, TopK};
 
 /// Scale of an i8 corpus.
@@ -228,12 +228,12 @@ const AUX_PIECE: usize = 4096;
 /// Checks a compact corpus: its length against rows × cols, non-empty, and the i8 scales
 /// (one per row when per-row; finite and ≥ 0).
 pub fn check_corpus(func: &str, c: &Corpus, rows: usize, cols: usize) -> Result<()> {
-    if c.len() != rows * cols {
+    if rows.checked_mul(cols) != Some(c.len()) {
         bail!(
             Shape,
             "{func}: c.data has length {} but rows * cols = {rows} * {cols} = {}",
             c.len(),
-            rows * cols
+            rows as u128 * cols as u128
         );
     }
     if rows == 0 || cols == 0 {
@@ -280,7 +280,25 @@ pub fn similarity_matrix_q(
     const F: &str = "similarityMatrix";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_corpus(F, c, c_rows, cols)?;
-    Ok(similarity_corpus(q, q_rows, c, c_rows, cols, metric))
+    similarity_corpus(q, q_rows, c, c_rows, cols, metric)
+}
+
+/// [`similarity_matrix_q`] written into `out` (q.rows × c.rows values).
+pub fn similarity_matrix_q_into(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    metric: Metric,
+    out: &mut [f32],
+) -> Result<()> {
+    const F: &str = "similarityMatrix";
+    check_matrix(F, "q", q, q_rows, cols)?;
+    check_corpus(F, c, c_rows, cols)?;
+    check_out(F, out, q_rows, c_rows)?;
+    similarity_corpus_into(q, q_rows, c, c_rows, cols, metric, out);
+    Ok(())
 }
 
 /// `top_k` with a compact corpus: identical to the float32 function on the decoded corpus
@@ -299,7 +317,7 @@ pub fn top_k_q(
     check_matrix(F, "q", q, q_rows, cols)?;
     check_corpus(F, c, c_rows, cols)?;
     check_k(F, kk, c_rows)?;
-    Ok(top_k_corpus(q, q_rows, c, c_rows, cols, kk, metric))
+    top_k_corpus(F, q, q_rows, c, c_rows, cols, kk, metric)
 }
 
 #[cfg(test)]

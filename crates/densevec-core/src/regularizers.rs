@@ -2,6 +2,7 @@
 //! `BatchNorm1d(affine=False)` semantics), embedding drift, sparsity and the Wasserstein
 //! pairwise-similarity regularizer with its gradients.
 
+use crate::alloc;
 use crate::bail;
 use crate::error::{check_finite, check_matrix, Result};
 use crate::pool;
@@ -87,7 +88,7 @@ pub fn batch_norm_forward(
         )
     };
     let inv: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let mut out = vec![0f32; rows * cols];
+    let mut out = alloc::try_mat(F, "the output", rows, cols, "")?;
     for (o, r) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
         for j in 0..cols {
             o[j] = ((r[j] as f64 - mean[j]) * inv[j]) as f32;
@@ -166,6 +167,7 @@ pub struct Wasserstein {
 pub const MAX_WASSERSTEIN_ROWS: usize = 65536;
 /// Rows per block of the pairwise-similarity GEMM and of the gradient GEMM.
 const W_ROWS: usize = 64;
+const WF: &str = "wassersteinRegularizer";
 
 /// Order-preserving map of a finite f32 to u32 (−0 and +0 map alike).
 #[inline(always)]
@@ -189,14 +191,14 @@ pub fn from_order_bits(u: u32) -> f32 {
 
 /// Stable LSD radix sort of `keys` by their upper 32 bits: four 8-bit passes (histograms from
 /// one read), skipping a pass whose digit is the same for every key.
-fn radix_sort_hi(keys: &mut Vec<u64>) {
+fn radix_sort_hi(keys: &mut Vec<u64>) -> Result<()> {
     let mut hist = vec![[0usize; 256]; 4];
     for &x in keys.iter() {
         for (p, h) in hist.iter_mut().enumerate() {
             h[((x >> (32 + 8 * p)) & 0xFF) as usize] += 1;
         }
     }
-    let mut tmp = vec![0u64; keys.len()];
+    let mut tmp = alloc::try_vec(WF, "the sorted pair keys", keys.len())?;
     for (p, h) in hist.iter_mut().enumerate() {
         if h.contains(&keys.len()) {
             continue;
@@ -215,6 +217,7 @@ fn radix_sort_hi(keys: &mut Vec<u64>) {
         }
         std::mem::swap(keys, &mut tmp);
     }
+    Ok(())
 }
 
 /// Writes the coefficients of the sorted slots into the upper triangle of the n × n matrix
@@ -248,8 +251,8 @@ struct View {
 /// Unit rows of x (n × d) and their norms, the norm computed with a max-scaling so it neither
 /// overflows nor underflows (rows are known to be finite and non-zero).
 #[doc(hidden)]
-pub fn unit_rows(x: &[f32], n: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
-    let mut xh = vec![0f32; n * d];
+pub fn unit_rows(x: &[f32], n: usize, d: usize) -> Result<(Vec<f32>, Vec<f64>)> {
+    let mut xh = alloc::try_mat(WF, "the unit rows", n, d, "")?;
     let mut norms = vec![0f64; n];
     for ((o, r), nr) in xh
         .chunks_exact_mut(d)
@@ -264,13 +267,13 @@ pub fn unit_rows(x: &[f32], n: usize, d: usize) -> (Vec<f32>, Vec<f64>) {
             *oo = (v as f64 * inv) as f32;
         }
     }
-    (xh, norms)
+    Ok((xh, norms))
 }
 
-fn view(x: &[f32], n: usize, d: usize) -> View {
-    let (xh, norms) = unit_rows(x, n, d);
-    let npairs = n * (n - 1) / 2;
-    let mut keys = vec![0u64; npairs];
+fn view(x: &[f32], n: usize, d: usize) -> Result<View> {
+    let npairs = alloc::elems(WF, "the pair keys", &[n, n - 1], 8, "")? / 2;
+    let mut keys = alloc::try_vec(WF, "the N(N−1)/2 pair keys", npairs)?;
+    let (xh, norms) = unit_rows(x, n, d)?;
     // Split the output into the contiguous pair ranges of fixed row blocks.
     let mut parts: Vec<(usize, &mut [u64])> = Vec::new();
     let mut rest: &mut [u64] = &mut keys;
@@ -310,14 +313,14 @@ fn view(x: &[f32], n: usize, d: usize) -> View {
             }
         })
     });
-    radix_sort_hi(&mut keys);
-    View { xh, norms, keys }
+    radix_sort_hi(&mut keys)?;
+    Ok(View { xh, norms, keys })
 }
 
 /// Gradient wrt the raw rows from the symmetric coefficient matrix `g` (n × n, zero diagonal):
 /// ∂/∂x̂ = G·X̂ (blocked GEMM), then through the normalization x̂ = x/‖x‖.
-fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Vec<f32> {
-    let mut out = vec![0f32; n * d];
+fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Result<Vec<f32>> {
+    let mut out = alloc::try_mat(WF, "the N × d gradient", n, d, "")?;
     pool::run(|| {
         out.par_chunks_mut(W_ROWS * d)
             .enumerate()
@@ -347,7 +350,7 @@ fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Vec<f32> {
                 }
             })
     });
-    out
+    Ok(out)
 }
 
 /// The argument checks of [`wasserstein_regularizer`] (shared with the GPU backend).
@@ -390,12 +393,13 @@ pub fn wasserstein_regularizer(
     p: u32,
 ) -> Result<Wasserstein> {
     wasserstein_check(a, b, n, d, p)?;
-    let (mut va, mut vb) = pool::run(|| rayon::join(|| view(a, n, d), || view(b, n, d)));
+    let (va, vb) = pool::run(|| rayon::join(|| view(a, n, d), || view(b, n, d)));
+    let (mut va, mut vb) = (va?, vb?);
     let (keys_a, keys_b) = (std::mem::take(&mut va.keys), std::mem::take(&mut vb.keys));
     let npairs = keys_a.len();
     let nf = npairs as f64;
     // Per-slot coefficient g_k = ∂loss/∂S_a,(k) = −∂loss/∂S_b,(k); the loss sums in slot order.
-    let mut coef = vec![0f32; npairs];
+    let mut coef = alloc::try_vec(WF, "the pair coefficients", npairs)?;
     let mut loss = 0f64;
     for ((&ka, &kb), c) in keys_a.iter().zip(&keys_b).zip(coef.iter_mut()) {
         let sa = from_order_bits((ka >> 32) as u32) as f64;
@@ -416,8 +420,8 @@ pub fn wasserstein_regularizer(
         };
         *c = g as f32;
     }
-    let mut ga = vec![0f32; n * n];
-    let mut gb = vec![0f32; n * n];
+    let mut ga = alloc::try_mat(WF, "the N × N coefficient matrix", n, n, "")?;
+    let mut gb = alloc::try_mat(WF, "the N × N coefficient matrix", n, n, "")?;
     pool::run(|| {
         rayon::join(
             || scatter_symmetric(&mut ga, &keys_a, &coef, 1.0, n),
@@ -427,6 +431,7 @@ pub fn wasserstein_regularizer(
     drop((keys_a, keys_b, coef));
     let (grad_a, grad_b) =
         pool::run(|| rayon::join(|| backprop(&ga, &va, n, d), || backprop(&gb, &vb, n, d)));
+    let (grad_a, grad_b) = (grad_a?, grad_b?);
     Ok(Wasserstein {
         loss: loss / nf,
         grad_a,
@@ -463,7 +468,7 @@ mod tests {
         .iter()
         .map(|&(hi, lo)| (hi << 32) | lo)
         .collect();
-        radix_sort_hi(&mut keys);
+        radix_sort_hi(&mut keys).unwrap();
         let lo: Vec<u64> = keys.iter().map(|k| k & 0xFFFF_FFFF).collect();
         assert_eq!(lo, vec![4, 1, 3, 0, 2, 5]);
     }

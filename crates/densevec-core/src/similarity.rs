@@ -516,19 +516,42 @@ pub fn similarity_matrix(
     const F: &str = "similarityMatrix";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_matrix(F, "c", c, c_rows, cols)?;
-    Ok(similarity_corpus(
-        q,
-        q_rows,
-        &Corpus::F32(c),
-        c_rows,
-        cols,
-        metric,
-    ))
+    similarity_corpus(q, q_rows, &Corpus::F32(c), c_rows, cols, metric)
 }
 
-/// The similarity matrix of checked inputs against a corpus in any storage type, tile by tile
-/// (each tile takes its corpus rows as float32: a slice of a float32 corpus, or decoded into
-/// the task's buffer).
+/// [`similarity_matrix`] written into `out` (q.rows × c.rows values), e.g. a buffer that the
+/// caller's runtime owns.
+pub fn similarity_matrix_into(
+    q: &[f32],
+    q_rows: usize,
+    c: &[f32],
+    c_rows: usize,
+    cols: usize,
+    metric: Metric,
+    out: &mut [f32],
+) -> Result<()> {
+    const F: &str = "similarityMatrix";
+    check_matrix(F, "q", q, q_rows, cols)?;
+    check_matrix(F, "c", c, c_rows, cols)?;
+    check_out(F, out, q_rows, c_rows)?;
+    similarity_corpus_into(q, q_rows, &Corpus::F32(c), c_rows, cols, metric, out);
+    Ok(())
+}
+
+/// Checks that an output buffer holds q.rows × c.rows values.
+pub(crate) fn check_out(func: &str, out: &[f32], q_rows: usize, c_rows: usize) -> Result<()> {
+    if q_rows.checked_mul(c_rows) != Some(out.len()) {
+        bail!(
+            Shape,
+            "{func}: the output has length {} but q.rows * c.rows = {q_rows} * {c_rows}",
+            out.len()
+        );
+    }
+    Ok(())
+}
+
+/// The similarity matrix of checked inputs against a corpus in any storage type (allocated
+/// fallibly; see [`similarity_corpus_into`]).
 pub(crate) fn similarity_corpus(
     q: &[f32],
     q_rows: usize,
@@ -536,8 +559,24 @@ pub(crate) fn similarity_corpus(
     c_rows: usize,
     cols: usize,
     metric: Metric,
-) -> Vec<f32> {
-    let mut out = vec![0f32; q_rows * c_rows];
+) -> Result<Vec<f32>> {
+    let mut out = crate::alloc::try_mat(SIM_F, SIM_WHAT, q_rows, c_rows, SIM_HINT)?;
+    similarity_corpus_into(q, q_rows, c, c_rows, cols, metric, &mut out);
+    Ok(out)
+}
+
+/// The similarity matrix of checked inputs against a corpus in any storage type, written into
+/// `out` (q.rows × c.rows) tile by tile (each tile takes its corpus rows as float32: a slice of a
+/// float32 corpus, or decoded into the task's buffer).
+pub(crate) fn similarity_corpus_into(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    metric: Metric,
+    out: &mut [f32],
+) {
     let qs = prepare_queries(metric, q, q_rows, cols);
     let ca = if metric == Metric::Cosine {
         c.aux(metric, c_rows, cols)
@@ -588,8 +627,11 @@ pub(crate) fn similarity_corpus(
                 .for_each_init(|| (Vec::new(), Vec::new()), work)
         });
     }
-    out
 }
+
+const SIM_F: &str = "similarityMatrix";
+const SIM_WHAT: &str = "the q.rows × c.rows similarity matrix";
+const SIM_HINT: &str = "use topK for nearest neighbours, or split the batch";
 
 #[cfg(test)]
 mod tests {

@@ -129,7 +129,8 @@ pub fn random_unit_vectors(n: usize, d: usize, seed: u64) -> Result<Vec<f32>> {
             "{F}: n * d = {n} * {d} exceeds the limit of {MAX_RANDOM_VALUES} values"
         ),
     }
-    let mut out = vec![0f32; n * d];
+    let mut out =
+        crate::alloc::try_vec_hint(F, "the n × d result", n * d, "generate the rows in batches")?;
     let rows_per_piece = (RANDOM_PIECE_VALUES / d).max(1);
     let work = |(p, piece): (usize, &mut [f32])| {
         let first = (p * rows_per_piece * d) as u64;
@@ -435,7 +436,7 @@ pub fn similarity_stats(
         }
     }
     check_finite(F, "m", data)?;
-    let mut u = data.to_vec();
+    let mut u = crate::alloc::try_copy(F, "the normalized rows", data)?;
     normalize_rows_inplace(&mut u, d);
     let row = |i: usize| &u[i * d..(i + 1) * d];
     // Sums run around a shift (the cosine of rows 0 and 1), so the variance does not cancel.

@@ -2,6 +2,7 @@
 //! bounded heap per query, so the extra memory is O(q·k) per worker plus one tile; the full
 //! q × n score table is never formed.
 
+use crate::alloc;
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
@@ -18,6 +19,12 @@ struct Entry {
     idx: u32,
     score: f32,
 }
+
+// SAFETY: every field is a plain number, so all-zero bits are a valid (empty) entry.
+unsafe impl crate::alloc::Zeroable for Entry {}
+
+/// The way out of a refused allocation of the per-query heaps or the result.
+const KHINT: &str = "split the queries into batches";
 
 /// `a` ranks before `b`: larger key, then a number before NaN, then lower index.
 #[inline(always)]
@@ -38,19 +45,13 @@ pub struct Heaps {
 }
 
 impl Heaps {
-    pub(crate) fn new(q: usize, k: usize) -> Self {
-        Heaps {
+    /// Empty heaps; E_ARG (named after `func`) when q × k entries cannot be allocated.
+    pub(crate) fn try_new(func: &str, q: usize, k: usize) -> Result<Self> {
+        Ok(Heaps {
             k,
-            len: vec![0; q],
-            e: vec![
-                Entry {
-                    key: 0.0,
-                    idx: 0,
-                    score: 0.0
-                };
-                q * k
-            ],
-        }
+            len: alloc::try_vec(func, "the top-k heaps", q)?,
+            e: alloc::try_mat(func, "the q.rows × k top-k heaps", q, k, KHINT)?,
+        })
     }
 
     #[inline(always)]
@@ -137,15 +138,7 @@ pub fn top_k(
     check_matrix(F, "q", q, q_rows, cols)?;
     check_matrix(F, "c", c, c_rows, cols)?;
     check_k(F, kk, c_rows)?;
-    Ok(top_k_corpus(
-        q,
-        q_rows,
-        &Corpus::F32(c),
-        c_rows,
-        cols,
-        kk,
-        metric,
-    ))
+    top_k_corpus(F, q, q_rows, &Corpus::F32(c), c_rows, cols, kk, metric)
 }
 
 /// Checks k against the corpus rows, and that row indices fit in u32.
@@ -164,6 +157,7 @@ pub(crate) fn check_k(func: &str, kk: usize, c_rows: usize) -> Result<()> {
 /// task's buffer), heaps merged in a fixed order.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn top_k_corpus(
+    func: &str,
     q: &[f32],
     q_rows: usize,
     c: &Corpus,
@@ -171,8 +165,8 @@ pub(crate) fn top_k_corpus(
     cols: usize,
     kk: usize,
     metric: Metric,
-) -> TopK {
-    top_k_select(q, q_rows, c, c_rows, cols, kk, metric, Select::ALL)
+) -> Result<TopK> {
+    top_k_select(func, q, q_rows, c, c_rows, cols, kk, metric, Select::ALL)
 }
 
 /// Exact top-k of each query over the corpus rows that `sel` admits (a corpus in any storage
@@ -195,12 +189,13 @@ pub fn top_k_filtered(
     check_corpus(F, c, c_rows, cols)?;
     check_k(F, kk, c_rows)?;
     sel.check(F, q_rows, c_rows, kk)?;
-    Ok(top_k_select(q, q_rows, c, c_rows, cols, kk, metric, sel))
+    top_k_select(F, q, q_rows, c, c_rows, cols, kk, metric, sel)
 }
 
 /// [`top_k_corpus`] restricted to the rows `sel` admits (checked by [`Select::check`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn top_k_select(
+    func: &str,
     q: &[f32],
     q_rows: usize,
     c: &Corpus,
@@ -209,7 +204,8 @@ pub(crate) fn top_k_select(
     kk: usize,
     metric: Metric,
     sel: Select,
-) -> TopK {
+) -> Result<TopK> {
+    let new = || Heaps::try_new(func, q_rows, kk);
     let qs = prepare_queries(metric, q, q_rows, cols);
     let ca = if metric == Metric::Cosine {
         c.aux(metric, c_rows, cols)
@@ -232,24 +228,26 @@ pub(crate) fn top_k_select(
         scan_block(heaps, tile, &qs, q_rows, &blk, cols, metric)
     };
     let heaps = if c_rows <= PIECE {
-        scan(Heaps::new(q_rows, kk), &mut Vec::new(), &mut Vec::new(), 0)
+        scan(new()?, &mut Vec::new(), &mut Vec::new(), 0)
     } else {
         let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
         pool::run(|| {
             pieces
                 .par_iter()
                 .fold(
-                    || (Heaps::new(q_rows, kk), Vec::new(), Vec::new()),
-                    |(h, mut b, mut t), &j0| {
-                        let h = scan(h, &mut b, &mut t, j0);
-                        (h, b, t)
+                    || new().map(|h| (h, Vec::new(), Vec::new())),
+                    |st, &j0| {
+                        st.map(|(h, mut b, mut t)| {
+                            let h = scan(h, &mut b, &mut t, j0);
+                            (h, b, t)
+                        })
                     },
                 )
-                .map(|(h, _, _)| h)
-                .reduce(|| Heaps::new(q_rows, kk), Heaps::merge)
-        })
+                .map(|st| st.map(|(h, _, _)| h))
+                .reduce(new, |a, b| Ok(Heaps::merge(a?, b?)))
+        })?
     };
-    heaps.into_top_k(q_rows, kk)
+    heaps.into_top_k(func, q_rows, kk)
 }
 
 /// A block of corpus rows as float32: rows `j_off .. j_off + rows` of the corpus, their
@@ -440,10 +438,10 @@ pub(crate) fn scan_block(
 
 impl Heaps {
     /// The kept candidates of every query, best first.
-    pub(crate) fn into_top_k(self, q_rows: usize, kk: usize) -> TopK {
+    pub(crate) fn into_top_k(self, func: &str, q_rows: usize, kk: usize) -> Result<TopK> {
         let heaps = self;
-        let mut indices = vec![0u32; q_rows * kk];
-        let mut scores = vec![0f32; q_rows * kk];
+        let mut indices = alloc::try_mat(func, "the q.rows × k indices", q_rows, kk, KHINT)?;
+        let mut scores = alloc::try_mat(func, "the q.rows × k scores", q_rows, kk, KHINT)?;
         for qi in 0..q_rows {
             let mut v: Vec<Entry> = heaps.e[qi * kk..qi * kk + heaps.len[qi]].to_vec();
             v.sort_by(|a, b| {
@@ -458,7 +456,7 @@ impl Heaps {
                 scores[qi * kk + j] = e.score;
             }
         }
-        TopK { indices, scores }
+        Ok(TopK { indices, scores })
     }
 }
 

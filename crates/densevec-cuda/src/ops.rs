@@ -15,7 +15,7 @@ use densevec_core::margin::{margin_prepare, MarginOpts, MarginPrepared, MarginSo
 use densevec_core::regularizers::{unit_rows, wasserstein_check, Wasserstein};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
-use densevec_core::{Code, Error, Result};
+use densevec_core::{alloc, Code, Error, Result};
 
 /// Largest k the fused GPU selection supports (`DV_KMAX` in similarity.cu).
 pub const KMAX: usize = 128;
@@ -28,6 +28,14 @@ const W_THREADS: u32 = 256;
 /// Maps a device failure to `E_BACKEND` naming the function.
 pub(crate) fn be(func: &'static str) -> impl Fn(String) -> Error {
     move |e| Error::new(Code::Backend, format!("{func}: CUDA error: {e}"))
+}
+
+/// A device buffer copied into a new host vector, allocated fallibly (E_ARG when the host
+/// cannot hold it).
+fn host<T: alloc::Zeroable>(func: &'static str, what: &str, b: &Buf<T>) -> Result<Vec<T>> {
+    let mut v = alloc::try_vec(func, what, b.len)?;
+    b.read(0, &mut v).map_err(be(func))?;
+    Ok(v)
 }
 
 fn ci(func: &str, v: usize) -> Result<i32> {
@@ -317,7 +325,14 @@ pub fn similarity_matrix(
     const F: &str = "cudaSimilarityMatrix";
     check_matrix(F, "q", q, q_rows, cols)?;
     check_matrix(F, "c", c, c_rows, cols)?;
-    let mut out = vec![0f32; q_rows * c_rows];
+    let hint = "use topK for nearest neighbours, or split the batch";
+    let mut out = alloc::try_mat(
+        F,
+        "the q.rows × c.rows similarity matrix",
+        q_rows,
+        c_rows,
+        hint,
+    )?;
     if out.is_empty() {
         return Ok(out);
     }
@@ -507,8 +522,8 @@ pub fn top_k(
         j0 += n;
     }
     Ok(TopK {
-        indices: best_i.to_vec().map_err(be(F))?,
-        scores: best_s.to_vec().map_err(be(F))?,
+        indices: host(F, "the q.rows × k indices", &best_i)?,
+        scores: host(F, "the q.rows × k scores", &best_s)?,
     })
 }
 
@@ -636,11 +651,11 @@ pub fn fused_ce(
         )?;
         i0 += m;
     }
-    let lossv = loss.to_vec().map_err(be(f))?;
+    let lossv = host(f, "the per-row losses", &loss)?;
     let total = lossv.iter().sum::<f64>() / b as f64;
-    let gqv = gq.to_vec().map_err(be(f))?;
+    let gqv = host(f, "gradQ", &gq)?;
     let gkv = match &gk {
-        Some(g) => g.to_vec().map_err(be(f))?,
+        Some(g) => host(f, "gradKeys", g)?,
         None => Vec::new(),
     };
     Ok((total, gqv, gkv))
@@ -728,7 +743,7 @@ pub fn margin_run(
     let r = rows_within(dev, 4 * c * (2 + split as usize), n);
     let g = Operand::zeros(dev, F, r * c, split)?;
     let lg = Buf::<f32>::zeros(dev, r * c).map_err(be(F))?;
-    let mut logits = vec![0f32; n * c];
+    let mut logits = alloc::try_mat(F, "the N × C logits", n, c, "split the batch")?;
     let inv_n = 1.0 / n as f64;
     let ciw = ci(F, c)?;
     let mut i0 = 0;
@@ -809,10 +824,10 @@ pub fn margin_run(
             .map_err(be(F))?;
         i0 += m;
     }
-    let row_loss = loss.to_vec().map_err(be(F))?;
+    let row_loss = host(F, "the per-row losses", &loss)?;
     let total = row_loss.iter().sum::<f64>() * inv_n;
-    let gxv = gx.to_vec().map_err(be(F))?;
-    let gwv = gw.to_vec().map_err(be(F))?;
+    let gxv = host(F, "gradX", &gx)?;
+    let gwv = host(F, "gradPrototypes", &gw)?;
     let tg = pr.target_grads(&row_loss, &logits, labels, o.label_smoothing);
     Ok(pr.finish(total, gxv, gwv, logits, d, &tg, labels))
 }
@@ -930,8 +945,8 @@ pub fn wasserstein_run(
             ),
         ));
     }
-    let (ah, an) = unit_rows(a, n, d);
-    let (bh, bn) = unit_rows(b, n, d);
+    let (ah, an) = unit_rows(a, n, d)?;
+    let (bh, bn) = unit_rows(b, n, d)?;
     let npairs = (n * (n - 1) / 2) as u64;
     let total = npairs.next_power_of_two().max(SORT_TILE);
     let dah = Buf::from(dev, &ah).map_err(be(F))?;
@@ -973,9 +988,9 @@ pub fn wasserstein_run(
         dev, false, false, n, d, n, 1.0, gb.ptr, n, dbh.ptr, d, 0.0, ob.ptr, d,
     )
     .map_err(be(F))?;
-    let loss = partial.to_vec().map_err(be(F))?.iter().sum::<f64>() / npairs as f64;
-    let mut grad_a = oa.to_vec().map_err(be(F))?;
-    let mut grad_b = ob.to_vec().map_err(be(F))?;
+    let loss = host(F, "the partial losses", &partial)?.iter().sum::<f64>() / npairs as f64;
+    let mut grad_a = host(F, "gradA", &oa)?;
+    let mut grad_b = host(F, "gradB", &ob)?;
     densevec_core::contrastive::back_norm(&mut grad_a, &ah, &an, d);
     densevec_core::contrastive::back_norm(&mut grad_b, &bh, &bn, d);
     Ok(Wasserstein {

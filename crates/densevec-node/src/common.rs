@@ -1,12 +1,22 @@
-//! Shared plumbing of the bindings: error mapping, panic containment, async tasks.
+//! Shared plumbing of the bindings: error mapping, panic containment, returned buffers, async
+//! tasks.
 //!
 //! Every error crosses into JavaScript as a plain `Error` whose message is `CODE|text`; the
 //! TypeScript layer turns it into a `DensevecError` with `code = CODE`. Panics are caught and
 //! reported as errors, never unwound into Node.
+//!
+//! Every typed array returned to JavaScript is created here, in memory that V8 owns
+//! (`napi_create_arraybuffer`), never as an external buffer over Rust memory: the finalizers of
+//! external buffers run only when the event loop turns, so a synchronous loop of calls would
+//! keep every result alive until it ends. V8-owned buffers are freed by the garbage collector
+//! like any other, and their size counts toward its heuristics.
 
-use densevec_core::{Code, Error as CoreError};
+use densevec_core::{alloc, Code, Error as CoreError};
 use napi::bindgen_prelude::*;
+use napi::{sys, ScopedTask};
+use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
 
 /// Maps a core error to a napi error carrying `CODE|message`.
 pub fn to_napi(e: CoreError) -> napi::Error {
@@ -65,16 +75,114 @@ pub fn batch_dims(
     ))
 }
 
-/// A value computed off the event loop and turned into a JS value on it.
-pub trait IntoJs: Send + 'static {
-    type Js: ToNapiValue + TypeName;
-    fn into_js(self, env: &Env) -> napi::Result<Self::Js>;
+/// A fallible copy of an input (the `…Async` twins copy theirs before queuing the work).
+pub fn copy<T: Copy>(func: &str, name: &str, src: &[T]) -> napi::Result<Vec<T>> {
+    alloc::try_copy(func, &format!("a copy of {name}"), src).map_err(to_napi)
 }
 
-impl IntoJs for Vec<f32> {
-    type Js = Float32Array;
-    fn into_js(self, _env: &Env) -> napi::Result<Float32Array> {
-        Ok(Float32Array::new(self))
+/// Largest element count of a typed array that every supported Node accepts (V8 before
+/// Node 22 caps typed arrays at 2^32 elements, and aborts the process beyond it).
+pub const MAX_TYPED_LEN: usize = 1 << 32;
+
+/// Element types of the returned typed arrays.
+pub trait Elem: Copy + Send + 'static {
+    const TYPE: sys::napi_typedarray_type;
+    /// napi-rs's typed view of the created array (its TypeScript type is the typed array).
+    type View<'e>: FromNapiValue;
+}
+
+impl Elem for f32 {
+    const TYPE: sys::napi_typedarray_type = sys::TypedarrayType::float32_array;
+    type View<'e> = Float32ArraySlice<'e>;
+}
+
+impl Elem for f64 {
+    const TYPE: sys::napi_typedarray_type = sys::TypedarrayType::float64_array;
+    type View<'e> = Float64ArraySlice<'e>;
+}
+
+impl Elem for u32 {
+    const TYPE: sys::napi_typedarray_type = sys::TypedarrayType::uint32_array;
+    type View<'e> = Uint32ArraySlice<'e>;
+}
+
+/// The way out of a refused result buffer, unless the caller names a better one.
+pub const SPLIT: &str = "split the batch";
+
+/// A new typed array of `len` values in V8-owned memory, filled by `fill` (which sees the
+/// whole, zeroed buffer), so a result can be computed in place. Sizes are checked first and
+/// refused with `E_ARG` naming `hint` (V8 aborts the process when it cannot allocate an
+/// ArrayBuffer, so the allocation is probed before).
+pub fn typed_with<'e, T: Elem>(
+    env: &'e Env,
+    func: &str,
+    what: &str,
+    hint: &str,
+    len: usize,
+    fill: impl FnOnce(&mut [T]) -> napi::Result<()>,
+) -> napi::Result<T::View<'e>> {
+    if len > MAX_TYPED_LEN {
+        let bytes = len as u128 * std::mem::size_of::<T>() as u128;
+        let what = format!("{what}: {len} values, more than a typed array holds (2^32)");
+        return Err(to_napi(alloc::alloc_error(func, &what, bytes, hint)));
+    }
+    let bytes = alloc::bytes_of::<T>(func, what, len, hint).map_err(to_napi)?;
+    alloc::probe(func, what, bytes, hint).map_err(to_napi)?;
+    let raw = env.raw();
+    let mut data: *mut c_void = ptr::null_mut();
+    let mut ab: sys::napi_value = ptr::null_mut();
+    // SAFETY: plain N-API calls on the calling thread's env.
+    let st = unsafe { sys::napi_create_arraybuffer(raw, bytes, &mut data, &mut ab) };
+    if st != sys::Status::napi_ok {
+        return Err(to_napi(alloc::alloc_error(func, what, bytes as u128, hint)));
+    }
+    if len > 0 {
+        // SAFETY: V8 gave `bytes` = len · size_of::<T>() writable, zeroed, suitably aligned
+        // bytes (ArrayBuffer memory is at least 8-aligned); nothing else refers to them yet.
+        let s = unsafe { std::slice::from_raw_parts_mut(data as *mut T, len) };
+        fill(s)?;
+    }
+    let mut ta: sys::napi_value = ptr::null_mut();
+    // SAFETY: as above; `len` values fit in the buffer just created.
+    let st = unsafe { sys::napi_create_typedarray(raw, T::TYPE, len, ab, 0, &mut ta) };
+    if st != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            Status::GenericFailure,
+            format!("E_INTERNAL|{func}: could not create the typed array for {what}"),
+        ));
+    }
+    // SAFETY: `ta` is a typed array of the requested element type.
+    unsafe { <T::View<'e> as FromNapiValue>::from_napi_value(raw, ta) }
+}
+
+/// A new V8-owned typed array holding a copy of `v` (the one way every binding returns a
+/// computed buffer).
+pub fn typed<'e, T: Elem>(
+    env: &'e Env,
+    func: &str,
+    what: &str,
+    v: &[T],
+) -> napi::Result<T::View<'e>> {
+    typed_with(env, func, what, SPLIT, v.len(), |s| {
+        s.copy_from_slice(v);
+        Ok(())
+    })
+}
+
+/// A value computed off the event loop and turned into a JS value on it.
+pub trait IntoJs: Send + 'static {
+    type Js<'e>: ToNapiValue + TypeName;
+    /// The JS value, its buffers created by [`typed`] (errors name `func`).
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<Self::Js<'e>>;
+}
+
+impl<T: Elem> IntoJs for Vec<T>
+where
+    for<'e> T::View<'e>: ToNapiValue + TypeName,
+{
+    type Js<'e> = T::View<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<T::View<'e>> {
+        typed(env, func, "the result", &self)
     }
 }
 
@@ -97,9 +205,9 @@ impl<T: IntoJs> Job<T> {
     }
 }
 
-impl<T: IntoJs> Task for Job<T> {
+impl<'task, T: IntoJs> ScopedTask<'task> for Job<T> {
     type Output = T;
-    type JsValue = T::Js;
+    type JsValue = T::Js<'task>;
 
     fn compute(&mut self) -> napi::Result<T> {
         let f = self.f.take().ok_or_else(|| {
@@ -111,7 +219,7 @@ impl<T: IntoJs> Task for Job<T> {
         guard(self.name, f)
     }
 
-    fn resolve(&mut self, env: Env, output: T) -> napi::Result<T::Js> {
-        output.into_js(&env)
+    fn resolve(&mut self, env: &'task Env, output: T) -> napi::Result<T::Js<'task>> {
+        output.into_js(env, self.name)
     }
 }

@@ -1,44 +1,44 @@
 //! Bindings of chapter 3: contrastive learning.
 
-use crate::common::{guard, to_usize, IntoJs, Job};
+use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 /// `{ loss, gradQ, gradKeys }` of infoNCE (gradients row-major, shapes of q and keys).
-#[napi(object)]
-pub struct InfoNceResult {
+#[napi(object, object_from_js = false)]
+pub struct InfoNceResult<'e> {
     pub loss: f64,
-    pub grad_q: Float32Array,
-    pub grad_keys: Float32Array,
+    pub grad_q: Float32ArraySlice<'e>,
+    pub grad_keys: Float32ArraySlice<'e>,
 }
 
 impl IntoJs for c::InfoNce {
-    type Js = InfoNceResult;
-    fn into_js(self, _env: &Env) -> napi::Result<InfoNceResult> {
+    type Js<'e> = InfoNceResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<InfoNceResult<'e>> {
         Ok(InfoNceResult {
             loss: self.loss,
-            grad_q: Float32Array::new(self.grad_q),
-            grad_keys: Float32Array::new(self.grad_keys),
+            grad_q: typed(env, func, "gradQ", &self.grad_q)?,
+            grad_keys: typed(env, func, "gradKeys", &self.grad_keys)?,
         })
     }
 }
 
 /// `{ loss, gradA, gradB }` of ntXent.
-#[napi(object)]
-pub struct NtXentResult {
+#[napi(object, object_from_js = false)]
+pub struct NtXentResult<'e> {
     pub loss: f64,
-    pub grad_a: Float32Array,
-    pub grad_b: Float32Array,
+    pub grad_a: Float32ArraySlice<'e>,
+    pub grad_b: Float32ArraySlice<'e>,
 }
 
 impl IntoJs for c::NtXent {
-    type Js = NtXentResult;
-    fn into_js(self, _env: &Env) -> napi::Result<NtXentResult> {
+    type Js<'e> = NtXentResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<NtXentResult<'e>> {
         Ok(NtXentResult {
             loss: self.loss,
-            grad_a: Float32Array::new(self.grad_a),
-            grad_b: Float32Array::new(self.grad_b),
+            grad_a: typed(env, func, "gradA", &self.grad_a)?,
+            grad_b: typed(env, func, "gradB", &self.grad_b)?,
         })
     }
 }
@@ -74,8 +74,8 @@ pub(crate) fn nce_opts<'a>(
 /// InfoNCE; an empty `positives` means query i ↔ key i; `logQ` is used when `hasLogQ`.
 #[napi(js_name = "infoNCE")]
 #[allow(clippy::too_many_arguments)]
-pub fn info_nce(
-    env: Env,
+pub fn info_nce<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     keys: &[f32],
@@ -86,7 +86,7 @@ pub fn info_nce(
     log_q: &[f32],
     has_log_q: bool,
     normalize: bool,
-) -> napi::Result<InfoNceResult> {
+) -> napi::Result<InfoNceResult<'e>> {
     const F: &str = "infoNCE";
     let (b, n, d) = (
         to_usize(F, "q.rows", q_rows)?,
@@ -94,7 +94,7 @@ pub fn info_nce(
         to_usize(F, "cols", cols)?,
     );
     let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
-    guard(F, || c::info_nce(q, b, keys, n, d, &o))?.into_js(&env)
+    guard(F, || c::info_nce(q, b, keys, n, d, &o))?.into_js(env, F)
 }
 
 /// Async twin of `infoNCE` (inputs are copied first).
@@ -119,10 +119,10 @@ pub fn info_nce_async(
         to_usize(F, "cols", cols)?,
     );
     let (q, keys, positives, log_q) = (
-        q.to_vec(),
-        keys.to_vec(),
-        positives.to_vec(),
-        log_q.to_vec(),
+        copy(F, "q", q)?,
+        copy(F, "keys", keys)?,
+        copy(F, "positives", positives)?,
+        copy(F, "log_q", log_q)?,
     );
     Ok(Job::new(F, move || {
         let o = nce_opts(temperature, &positives, &log_q, has_log_q, normalize);
@@ -132,17 +132,17 @@ pub fn info_nce_async(
 
 /// SimCLR NT-Xent over two views of `rows × cols`.
 #[napi]
-pub fn nt_xent(
-    env: Env,
+pub fn nt_xent<'e>(
+    env: &'e Env,
     a: &[f32],
     b: &[f32],
     rows: f64,
     cols: f64,
     temperature: f64,
-) -> napi::Result<NtXentResult> {
+) -> napi::Result<NtXentResult<'e>> {
     const F: &str = "ntXent";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || c::nt_xent(a, b, r, d, temperature))?.into_js(&env)
+    guard(F, || c::nt_xent(a, b, r, d, temperature))?.into_js(env, F)
 }
 
 /// Async twin of `ntXent` (inputs are copied first).
@@ -156,7 +156,7 @@ pub fn nt_xent_async(
 ) -> napi::Result<AsyncTask<Job<c::NtXent>>> {
     const F: &str = "ntXentAsync";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (a, b) = (a.to_vec(), b.to_vec());
+    let (a, b) = (copy(F, "a", a)?, copy(F, "b", b)?);
     Ok(Job::new(F, move || c::nt_xent(&a, &b, r, d, temperature)))
 }
 
@@ -175,14 +175,16 @@ pub fn mismatch_score(a: &[f32], b: &[f32], rows: f64, cols: f64) -> napi::Resul
 
 /// softmax_j(x·y_j/τ) over the rows of ys.
 #[napi]
-pub fn softmax_probabilities(
+pub fn softmax_probabilities<'e>(
+    env: &'e Env,
     x: &[f32],
     ys: &[f32],
     rows: f64,
     cols: f64,
     temperature: f64,
-) -> napi::Result<Float32Array> {
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "softmaxProbabilities";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || c::softmax_probabilities(x, ys, r, d, temperature)).map(Float32Array::new)
+    guard(F, || c::softmax_probabilities(x, ys, r, d, temperature))
+        .and_then(|v| typed(env, F, "the result", &v))
 }

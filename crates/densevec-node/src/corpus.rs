@@ -5,7 +5,7 @@
 //! v · scale, `scales` one per row when not empty), the others empty; `dtype` 0 f32, 1 f16,
 //! 2 bf16, 3 i8. `sel` says which filters are present: bit 0 `skip`, bit 1 `mask`.
 
-use crate::common::{batch_dims, err, guard, to_usize, IntoJs, Job};
+use crate::common::{batch_dims, copy, err, guard, to_usize, IntoJs, Job};
 use crate::similarity::TopKResult;
 use densevec_core::quantized::{Corpus, I8Scale};
 use densevec_core::similarity::Metric;
@@ -58,8 +58,8 @@ fn select<'a>(sel: u32, skip: &'a [u32], mask: &'a [u8]) -> Select<'a> {
 /// `topK` restricted by `skip` / `mask`, over a corpus in any storage type.
 #[napi(js_name = "topKSelect")]
 #[allow(clippy::too_many_arguments)]
-pub fn top_k_select(
-    env: Env,
+pub fn top_k_select<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     c32: &[f32],
@@ -75,7 +75,7 @@ pub fn top_k_select(
     sel: u32,
     skip: &[u32],
     mask: &[u8],
-) -> napi::Result<TopKResult> {
+) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
@@ -92,7 +92,7 @@ pub fn top_k_select(
             select(sel, skip, mask),
         )
     })?
-    .into_js(&env)
+    .into_js(env, F)
 }
 
 /// Async twin of `topKSelect` (inputs are copied first).
@@ -119,13 +119,13 @@ pub fn top_k_select_async(
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
     let (q, c32, half, int8, scales) = (
-        q.to_vec(),
-        c32.to_vec(),
-        half.to_vec(),
-        int8.to_vec(),
-        scales.to_vec(),
+        copy(F, "q", q)?,
+        copy(F, "c32", c32)?,
+        copy(F, "half", half)?,
+        copy(F, "int8", int8)?,
+        copy(F, "scales", scales)?,
     );
-    let (skip, mask) = (skip.to_vec(), mask.to_vec());
+    let (skip, mask) = (copy(F, "skip", skip)?, copy(F, "mask", mask)?);
     Ok(Job::new(F, move || {
         let c = corpus(F, &c32, &half, &int8, dtype, scale, &scales)?;
         topk::top_k_filtered(

@@ -2,7 +2,7 @@
 //! without CUDA: `cudaInfo` then says why the backend is unavailable, and the compute functions
 //! fail with `E_BACKEND|…`.
 
-use crate::common::{batch_dims, guard, to_usize, IntoJs};
+use crate::common::{batch_dims, guard, to_usize, typed, IntoJs};
 use crate::contrastive::{nce_opts, InfoNceResult, NtXentResult};
 use crate::margin::{opts as margin_opts, MarginSoftmaxResult};
 use crate::regularizers::WassersteinResult;
@@ -71,27 +71,28 @@ pub fn cuda_info() -> CudaInfo {
 
 /// GPU twin of `similarityMatrix`; metric 0 dot, 1 cosine, 2 l2sq.
 #[napi]
-pub fn cuda_similarity_matrix(
+pub fn cuda_similarity_matrix<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     c: &[f32],
     c_rows: f64,
     cols: f64,
     metric: u32,
-) -> napi::Result<Float32Array> {
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     guard(F, || {
         densevec_cuda::similarity_matrix(q, qr, c, cr, d, Metric::from_code(F, metric)?)
     })
-    .map(Float32Array::new)
+    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// GPU twin of `topK` (k ≤ 128); metric 0 dot, 1 cosine, 2 l2sq.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn cuda_top_k(
-    env: Env,
+pub fn cuda_top_k<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     c: &[f32],
@@ -99,14 +100,14 @@ pub fn cuda_top_k(
     cols: f64,
     k: f64,
     metric: u32,
-) -> napi::Result<TopKResult> {
+) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
     guard(F, || {
         densevec_cuda::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?)
     })?
-    .into_js(&env)
+    .into_js(env, F)
 }
 
 /// Largest k that `cudaTopK` accepts.
@@ -118,8 +119,8 @@ pub fn cuda_top_k_max() -> u32 {
 /// GPU twin of `infoNCE` (same arguments and result).
 #[napi(js_name = "cudaInfoNCE")]
 #[allow(clippy::too_many_arguments)]
-pub fn cuda_info_nce(
-    env: Env,
+pub fn cuda_info_nce<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     keys: &[f32],
@@ -130,7 +131,7 @@ pub fn cuda_info_nce(
     log_q: &[f32],
     has_log_q: bool,
     normalize: bool,
-) -> napi::Result<InfoNceResult> {
+) -> napi::Result<InfoNceResult<'e>> {
     const F: &str = "infoNCE";
     let (b, n, d) = (
         to_usize(F, "q.rows", q_rows)?,
@@ -138,29 +139,29 @@ pub fn cuda_info_nce(
         to_usize(F, "cols", cols)?,
     );
     let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
-    guard(F, || densevec_cuda::info_nce(q, b, keys, n, d, &o))?.into_js(&env)
+    guard(F, || densevec_cuda::info_nce(q, b, keys, n, d, &o))?.into_js(env, F)
 }
 
 /// GPU twin of `ntXent`.
 #[napi]
-pub fn cuda_nt_xent(
-    env: Env,
+pub fn cuda_nt_xent<'e>(
+    env: &'e Env,
     a: &[f32],
     b: &[f32],
     rows: f64,
     cols: f64,
     temperature: f64,
-) -> napi::Result<NtXentResult> {
+) -> napi::Result<NtXentResult<'e>> {
     const F: &str = "ntXent";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || densevec_cuda::nt_xent(a, b, r, d, temperature))?.into_js(&env)
+    guard(F, || densevec_cuda::nt_xent(a, b, r, d, temperature))?.into_js(env, F)
 }
 
 /// GPU twin of `marginSoftmax`; kind 0 normalized, 1 cosface, 2 arcface.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn cuda_margin_softmax(
-    env: Env,
+pub fn cuda_margin_softmax<'e>(
+    env: &'e Env,
     x: &[f32],
     x_rows: f64,
     w: &[f32],
@@ -171,7 +172,7 @@ pub fn cuda_margin_softmax(
     scale: f64,
     margin: f64,
     label_smoothing: f64,
-) -> napi::Result<MarginSoftmaxResult> {
+) -> napi::Result<MarginSoftmaxResult<'e>> {
     const F: &str = "marginSoftmax";
     let (n, c, d) = (
         to_usize(F, "x.rows", x_rows)?,
@@ -189,20 +190,20 @@ pub fn cuda_margin_softmax(
             &margin_opts(F, kind, scale, margin, label_smoothing)?,
         )
     })?
-    .into_js(&env)
+    .into_js(env, F)
 }
 
 /// GPU twin of `wassersteinRegularizer`; p ∈ {1, 2}.
 #[napi]
-pub fn cuda_wasserstein_regularizer(
-    env: Env,
+pub fn cuda_wasserstein_regularizer<'e>(
+    env: &'e Env,
     a: &[f32],
     b: &[f32],
     rows: f64,
     cols: f64,
     p: u32,
-) -> napi::Result<WassersteinResult> {
+) -> napi::Result<WassersteinResult<'e>> {
     const F: &str = "wassersteinRegularizer";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || densevec_cuda::wasserstein_regularizer(a, b, n, d, p))?.into_js(&env)
+    guard(F, || densevec_cuda::wasserstein_regularizer(a, b, n, d, p))?.into_js(env, F)
 }

@@ -1,7 +1,7 @@
 //! Bindings of the intrinsic-geometry additions: graph geodesics, hyperbolicity, triangle
 //! curvature, map distortion and analogies.
 
-use crate::common::{guard, to_usize, IntoJs, Job};
+use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
 use densevec_core::curvature as cv;
 use densevec_core::statistics::check_seed;
 use napi::bindgen_prelude::*;
@@ -14,7 +14,9 @@ fn metric(func: &str, code: u32) -> napi::Result<cv::GraphMetric> {
 /// Geodesic distances on the symmetrized k-NN graph (sources × rows, row-major); an empty
 /// `sources` means every row.
 #[napi]
-pub fn graph_geodesics(
+#[allow(clippy::too_many_arguments)]
+pub fn graph_geodesics<'e>(
+    env: &'e Env,
     m: &[f32],
     rows: f64,
     cols: f64,
@@ -22,7 +24,7 @@ pub fn graph_geodesics(
     metric_code: u32,
     sources: &[u32],
     all_sources: bool,
-) -> napi::Result<Float32Array> {
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "graphGeodesics";
     let (n, d, kk) = (
         to_usize(F, "rows", rows)?,
@@ -31,7 +33,8 @@ pub fn graph_geodesics(
     );
     let mt = metric(F, metric_code)?;
     let src = if all_sources { None } else { Some(sources) };
-    guard(F, || cv::graph_geodesics(m, n, d, kk, mt, src)).map(Float32Array::new)
+    guard(F, || cv::graph_geodesics(m, n, d, kk, mt, src))
+        .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// Async twin of `graphGeodesics` (inputs are copied first).
@@ -53,7 +56,7 @@ pub fn graph_geodesics_async(
         to_usize(F, "k", k)?,
     );
     let mt = metric(F, metric_code)?;
-    let (m, s) = (m.to_vec(), sources.to_vec());
+    let (m, s) = (copy(F, "m", m)?, copy(F, "sources", sources)?);
     Ok(Job::new(F, move || {
         let src = if all_sources { None } else { Some(&s[..]) };
         cv::graph_geodesics(&m, n, d, kk, mt, src)
@@ -70,8 +73,8 @@ pub struct HyperbolicityResult {
 }
 
 impl IntoJs for cv::Hyperbolicity {
-    type Js = HyperbolicityResult;
-    fn into_js(self, _env: &Env) -> napi::Result<HyperbolicityResult> {
+    type Js<'e> = HyperbolicityResult;
+    fn into_js(self, _env: &Env, _func: &str) -> napi::Result<HyperbolicityResult> {
         Ok(HyperbolicityResult {
             delta: self.delta,
             relative_delta: self.relative_delta,
@@ -103,7 +106,7 @@ pub fn hyperbolicity(
     );
     let mt = metric(F, metric_code)?;
     let sd = guard(F, || check_seed(F, "seed", seed))?;
-    guard(F, || cv::hyperbolicity(m, n, d, kk, mt, s, sd))?.into_js(&env)
+    guard(F, || cv::hyperbolicity(m, n, d, kk, mt, s, sd))?.into_js(&env, F)
 }
 
 /// Async twin of `hyperbolicity` (inputs are copied first).
@@ -127,26 +130,26 @@ pub fn hyperbolicity_async(
     );
     let mt = metric(F, metric_code)?;
     let sd = guard(F, || check_seed(F, "seed", seed))?;
-    let m = m.to_vec();
+    let m = copy(F, "m", m)?;
     Ok(Job::new(F, move || {
         cv::hyperbolicity(&m, n, d, kk, mt, s, sd)
     }))
 }
 
 /// `{ ratios, medianRatio, positiveFraction, skipped }`.
-#[napi(object)]
-pub struct TriangleCurvatureResult {
-    pub ratios: Float32Array,
+#[napi(object, object_from_js = false)]
+pub struct TriangleCurvatureResult<'e> {
+    pub ratios: Float32ArraySlice<'e>,
     pub median_ratio: f64,
     pub positive_fraction: f64,
     pub skipped: f64,
 }
 
 impl IntoJs for cv::TriangleCurvature {
-    type Js = TriangleCurvatureResult;
-    fn into_js(self, _env: &Env) -> napi::Result<TriangleCurvatureResult> {
+    type Js<'e> = TriangleCurvatureResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<TriangleCurvatureResult<'e>> {
         Ok(TriangleCurvatureResult {
-            ratios: Float32Array::new(self.ratios),
+            ratios: typed(env, func, "ratios", &self.ratios)?,
             median_ratio: self.median_ratio,
             positive_fraction: self.positive_fraction,
             skipped: self.skipped as f64,
@@ -175,7 +178,7 @@ pub fn triangle_curvature_async(
     );
     let mt = metric(F, metric_code)?;
     let sd = guard(F, || check_seed(F, "seed", seed))?;
-    let m = m.to_vec();
+    let m = copy(F, "m", m)?;
     Ok(Job::new(F, move || {
         cv::triangle_curvature(&m, n, d, kk, mt, t, sd)
     }))
@@ -184,8 +187,8 @@ pub fn triangle_curvature_async(
 /// Triangle-comparison curvature ratios of the k-NN graph metric over sampled triangles.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn triangle_curvature(
-    env: Env,
+pub fn triangle_curvature<'e>(
+    env: &'e Env,
     m: &[f32],
     rows: f64,
     cols: f64,
@@ -193,7 +196,7 @@ pub fn triangle_curvature(
     metric_code: u32,
     triangles: f64,
     seed: f64,
-) -> napi::Result<TriangleCurvatureResult> {
+) -> napi::Result<TriangleCurvatureResult<'e>> {
     const F: &str = "triangleCurvature";
     let (n, d, kk, t) = (
         to_usize(F, "rows", rows)?,
@@ -203,13 +206,13 @@ pub fn triangle_curvature(
     );
     let mt = metric(F, metric_code)?;
     let sd = guard(F, || check_seed(F, "seed", seed))?;
-    guard(F, || cv::triangle_curvature(m, n, d, kk, mt, t, sd))?.into_js(&env)
+    guard(F, || cv::triangle_curvature(m, n, d, kk, mt, t, sd))?.into_js(env, F)
 }
 
 /// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
-#[napi(object)]
-pub struct MapDistortionResult {
-    pub singular_values: Float64Array,
+#[napi(object, object_from_js = false)]
+pub struct MapDistortionResult<'e> {
+    pub singular_values: Float64ArraySlice<'e>,
     pub condition_number: f64,
     pub neighbor_overlap: f64,
     pub mean_cosine_change: f64,
@@ -218,7 +221,8 @@ pub struct MapDistortionResult {
 /// Distortion of the rows of x by the linear map a.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn map_distortion(
+pub fn map_distortion<'e>(
+    env: &'e Env,
     x: &[f32],
     rows: f64,
     cols: f64,
@@ -226,7 +230,7 @@ pub fn map_distortion(
     a_rows: f64,
     a_cols: f64,
     k: f64,
-) -> napi::Result<MapDistortionResult> {
+) -> napi::Result<MapDistortionResult<'e>> {
     const F: &str = "mapDistortion";
     let (n, d, ar, ac, kk) = (
         to_usize(F, "x.rows", rows)?,
@@ -237,7 +241,7 @@ pub fn map_distortion(
     );
     let r = guard(F, || cv::map_distortion(x, n, d, a, ar, ac, kk))?;
     Ok(MapDistortionResult {
-        singular_values: Float64Array::new(r.singular_values),
+        singular_values: typed(env, F, "singularValues", &r.singular_values)?,
         condition_number: r.condition_number,
         neighbor_overlap: r.neighbor_overlap,
         mean_cosine_change: r.mean_cosine_change,
@@ -245,16 +249,17 @@ pub fn map_distortion(
 }
 
 /// `{ indices, scores }` of an analogy query.
-#[napi(object)]
-pub struct AnalogyResult {
-    pub indices: Uint32Array,
-    pub scores: Float32Array,
+#[napi(object, object_from_js = false)]
+pub struct AnalogyResult<'e> {
+    pub indices: Uint32ArraySlice<'e>,
+    pub scores: Float32ArraySlice<'e>,
 }
 
 /// The k best answers to "a : b :: c : ?" (3CosAdd, or 3CosMul when `mul`).
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn analogy(
+pub fn analogy<'e>(
+    env: &'e Env,
     corpus: &[f32],
     rows: f64,
     cols: f64,
@@ -263,7 +268,7 @@ pub fn analogy(
     c: f64,
     k: f64,
     mul: bool,
-) -> napi::Result<AnalogyResult> {
+) -> napi::Result<AnalogyResult<'e>> {
     const F: &str = "analogy";
     let (n, d, kk) = (
         to_usize(F, "rows", rows)?,
@@ -277,7 +282,7 @@ pub fn analogy(
     ];
     let (i, s) = guard(F, || cv::analogy(corpus, n, d, abc, kk, mul))?;
     Ok(AnalogyResult {
-        indices: Uint32Array::new(i),
-        scores: Float32Array::new(s),
+        indices: typed(env, F, "the indices", &i)?,
+        scores: typed(env, F, "the scores", &s)?,
     })
 }

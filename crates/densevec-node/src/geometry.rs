@@ -1,6 +1,6 @@
 //! Bindings of chapter 5: symmetry and geometry.
 
-use crate::common::{guard, to_usize, IntoJs, Job};
+use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
 use densevec_core::geometry as geo;
 use densevec_core::similarity::Metric;
 use napi::bindgen_prelude::*;
@@ -9,9 +9,9 @@ use napi_derive::napi;
 pub struct Labels(Vec<u32>);
 
 impl IntoJs for Labels {
-    type Js = Uint32Array;
-    fn into_js(self, _env: &Env) -> napi::Result<Uint32Array> {
-        Ok(Uint32Array::new(self.0))
+    type Js<'e> = Uint32ArraySlice<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<Uint32ArraySlice<'e>> {
+        typed(env, func, "the labels", &self.0)
     }
 }
 
@@ -19,7 +19,8 @@ impl IntoJs for Labels {
 /// 2 l2sq.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn knn_classify(
+pub fn knn_classify<'e>(
+    env: &'e Env,
     train: &[f32],
     train_rows: f64,
     labels: &[u32],
@@ -28,7 +29,7 @@ pub fn knn_classify(
     cols: f64,
     k: f64,
     metric: u32,
-) -> napi::Result<Uint32Array> {
+) -> napi::Result<Uint32ArraySlice<'e>> {
     const F: &str = "knnClassify";
     let (tr, qr, d, kk) = (
         to_usize(F, "train.rows", train_rows)?,
@@ -48,7 +49,7 @@ pub fn knn_classify(
             Metric::from_code(F, metric)?,
         )
     })
-    .map(Uint32Array::new)
+    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// Async twin of `knnClassify` (inputs are copied first).
@@ -71,7 +72,11 @@ pub fn knn_classify_async(
         to_usize(F, "cols", cols)?,
         to_usize(F, "k", k)?,
     );
-    let (train, labels, queries) = (train.to_vec(), labels.to_vec(), queries.to_vec());
+    let (train, labels, queries) = (
+        copy(F, "train", train)?,
+        copy(F, "labels", labels)?,
+        copy(F, "queries", queries)?,
+    );
     Ok(Job::new(F, move || {
         geo::knn_classify(
             &train,
@@ -89,37 +94,48 @@ pub fn knn_classify_async(
 
 /// d × d Haar orthogonal matrix (row-major) from the documented Gaussian stream.
 #[napi]
-pub fn random_orthogonal(d: f64, seed: f64) -> napi::Result<Float32Array> {
+pub fn random_orthogonal<'e>(
+    env: &'e Env,
+    d: f64,
+    seed: f64,
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "randomOrthogonal";
     let d = to_usize(F, "d", d)?;
     let seed = to_usize(F, "seed", seed)? as u64;
-    guard(F, || geo::random_orthogonal(d, seed)).map(Float32Array::new)
+    guard(F, || geo::random_orthogonal(d, seed)).and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// a (m × kd) · b (kd × n), row-major.
 #[napi]
-pub fn matmul(a: &[f32], m: f64, kd: f64, b: &[f32], n: f64) -> napi::Result<Float32Array> {
+pub fn matmul<'e>(
+    env: &'e Env,
+    a: &[f32],
+    m: f64,
+    kd: f64,
+    b: &[f32],
+    n: f64,
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "matmul";
     let (m, kd, n) = (
         to_usize(F, "a.rows", m)?,
         to_usize(F, "a.cols", kd)?,
         to_usize(F, "b.cols", n)?,
     );
-    guard(F, || geo::matmul(a, m, kd, b, n)).map(Float32Array::new)
+    guard(F, || geo::matmul(a, m, kd, b, n)).and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// `{ rotation, residual }` of orthogonal Procrustes.
-#[napi(object)]
-pub struct ProcrustesResult {
-    pub rotation: Float32Array,
+#[napi(object, object_from_js = false)]
+pub struct ProcrustesResult<'e> {
+    pub rotation: Float32ArraySlice<'e>,
     pub residual: f64,
 }
 
 impl IntoJs for geo::Procrustes {
-    type Js = ProcrustesResult;
-    fn into_js(self, _env: &Env) -> napi::Result<ProcrustesResult> {
+    type Js<'e> = ProcrustesResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<ProcrustesResult<'e>> {
         Ok(ProcrustesResult {
-            rotation: Float32Array::new(self.rotation),
+            rotation: typed(env, func, "rotation", &self.rotation)?,
             residual: self.residual,
         })
     }
@@ -127,16 +143,16 @@ impl IntoJs for geo::Procrustes {
 
 /// Orthogonal Procrustes of two n × d matrices.
 #[napi]
-pub fn procrustes(
-    env: Env,
+pub fn procrustes<'e>(
+    env: &'e Env,
     x: &[f32],
     y: &[f32],
     rows: f64,
     cols: f64,
-) -> napi::Result<ProcrustesResult> {
+) -> napi::Result<ProcrustesResult<'e>> {
     const F: &str = "procrustes";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || geo::procrustes(x, y, n, d))?.into_js(&env)
+    guard(F, || geo::procrustes(x, y, n, d))?.into_js(env, F)
 }
 
 /// Async twin of `procrustes` (inputs are copied first).
@@ -149,7 +165,7 @@ pub fn procrustes_async(
 ) -> napi::Result<AsyncTask<Job<geo::Procrustes>>> {
     const F: &str = "procrustesAsync";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (x, y) = (x.to_vec(), y.to_vec());
+    let (x, y) = (copy(F, "x", x)?, copy(F, "y", y)?);
     Ok(Job::new(F, move || geo::procrustes(&x, &y, n, d)))
 }
 

@@ -1,17 +1,23 @@
 //! Bindings of the chapter 6 additions: soft thresholding, the affine part and backward pass
 //! of batch normalization, and the running-mean lag.
 
-use crate::common::{guard, to_usize};
+use crate::common::{guard, to_usize, typed};
 use densevec_core::mechanisms as mech;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 /// sign(x)·max(|x| − λ, 0) of every entry, as a new buffer.
 #[napi]
-pub fn soft_threshold(m: &[f32], rows: f64, cols: f64, lambda: f64) -> napi::Result<Float32Array> {
+pub fn soft_threshold<'e>(
+    env: &'e Env,
+    m: &[f32],
+    rows: f64,
+    cols: f64,
+    lambda: f64,
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "softThreshold";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || mech::soft_threshold(m, n, d, lambda)).map(Float32Array::new)
+    guard(F, || mech::soft_threshold(m, n, d, lambda)).and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// sign(x)·max(|x| − λ, 0) of every entry, in place.
@@ -50,24 +56,25 @@ pub fn batch_norm_affine_in_place(
 }
 
 /// `{ gradX, gradWeight, gradBias }` of a training-mode batch norm.
-#[napi(object)]
-pub struct BatchNormGradsResult {
-    pub grad_x: Float32Array,
-    pub grad_weight: Float32Array,
-    pub grad_bias: Float32Array,
+#[napi(object, object_from_js = false)]
+pub struct BatchNormGradsResult<'e> {
+    pub grad_x: Float32ArraySlice<'e>,
+    pub grad_weight: Float32ArraySlice<'e>,
+    pub grad_bias: Float32ArraySlice<'e>,
 }
 
 /// Backward pass of a training-mode batch norm (input `x`, the forward's weight — empty for a
 /// layer without affine parameters — and eps).
 #[napi]
-pub fn batch_norm_backward(
+pub fn batch_norm_backward<'e>(
+    env: &'e Env,
     x: &[f32],
     grad_out: &[f32],
     rows: f64,
     cols: f64,
     weight: &[f32],
     eps: f64,
-) -> napi::Result<BatchNormGradsResult> {
+) -> napi::Result<BatchNormGradsResult<'e>> {
     const F: &str = "BatchNorm.backward";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let w = if weight.is_empty() {
@@ -77,9 +84,9 @@ pub fn batch_norm_backward(
     };
     let g = guard(F, || mech::batch_norm_backward(x, grad_out, n, d, w, eps))?;
     Ok(BatchNormGradsResult {
-        grad_x: Float32Array::new(g.grad_x),
-        grad_weight: Float32Array::new(g.grad_weight),
-        grad_bias: Float32Array::new(g.grad_bias),
+        grad_x: typed(env, F, "gradX", &g.grad_x)?,
+        grad_weight: typed(env, F, "gradWeight", &g.grad_weight)?,
+        grad_bias: typed(env, F, "gradBias", &g.grad_bias)?,
     })
 }
 

@@ -3,8 +3,10 @@
 //! Int8Array, value = v · scale, `scales` one per row when not empty), the other array empty;
 //! `dtype` 1 f16, 2 bf16, 3 i8.
 
-use crate::common::{batch_dims, guard, to_usize, IntoJs, Job};
-use crate::similarity::TopKResult;
+use crate::common::{batch_dims, copy, guard, to_usize, typed_with, IntoJs, Job};
+use crate::similarity::{TopKResult, SIM_HINT, SIM_WHAT};
+use densevec_core::alloc;
+use densevec_core::error::check_matrix;
 use densevec_core::quantized::{self as qz, Corpus, I8Scale};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
@@ -43,7 +45,8 @@ fn corpus<'a>(
 /// `similarityMatrix` with a compact corpus.
 #[napi(js_name = "similarityMatrixQ")]
 #[allow(clippy::too_many_arguments)]
-pub fn similarity_matrix_q(
+pub fn similarity_matrix_q<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     half: &[u16],
@@ -54,14 +57,22 @@ pub fn similarity_matrix_q(
     scale: f64,
     scales: &[f32],
     metric: u32,
-) -> napi::Result<Float32Array> {
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    guard(F, || {
+    // Argument errors first, then the size of the result, which is computed in place.
+    let (c, metric, len) = guard(F, || {
         let c = corpus(F, half, int8, dtype, scale, scales)?;
-        qz::similarity_matrix_q(q, qr, &c, cr, d, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        check_matrix(F, "q", q, qr, d)?;
+        qz::check_corpus(F, &c, cr, d)?;
+        Ok((c, m, alloc::elems(F, SIM_WHAT, &[qr, cr], 4, SIM_HINT)?))
+    })?;
+    typed_with(env, F, SIM_WHAT, SIM_HINT, len, |out| {
+        guard(F, || {
+            qz::similarity_matrix_q_into(q, qr, &c, cr, d, metric, out)
+        })
     })
-    .map(Float32Array::new)
 }
 
 /// Async twin of `similarityMatrixQ` (inputs are copied first).
@@ -84,7 +95,12 @@ pub fn similarity_matrix_q_async(
 ) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "similarityMatrixAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    let (q, half, int8, scales) = (q.to_vec(), half.to_vec(), int8.to_vec(), scales.to_vec());
+    let (q, half, int8, scales) = (
+        copy(F, "q", q)?,
+        copy(F, "half", half)?,
+        copy(F, "int8", int8)?,
+        copy(F, "scales", scales)?,
+    );
     Ok(Job::new(F, move || {
         let c = corpus(F, &half, &int8, dtype, scale, &scales)?;
         qz::similarity_matrix_q(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
@@ -94,8 +110,8 @@ pub fn similarity_matrix_q_async(
 /// `topK` with a compact corpus.
 #[napi(js_name = "topKQ")]
 #[allow(clippy::too_many_arguments)]
-pub fn top_k_q(
-    env: Env,
+pub fn top_k_q<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     half: &[u16],
@@ -107,7 +123,7 @@ pub fn top_k_q(
     scales: &[f32],
     k: f64,
     metric: u32,
-) -> napi::Result<TopKResult> {
+) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
@@ -115,7 +131,7 @@ pub fn top_k_q(
         let c = corpus(F, half, int8, dtype, scale, scales)?;
         qz::top_k_q(q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
     })?
-    .into_js(&env)
+    .into_js(env, F)
 }
 
 /// Async twin of `topKQ` (inputs are copied first).
@@ -137,7 +153,12 @@ pub fn top_k_q_async(
     const F: &str = "topKAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
-    let (q, half, int8, scales) = (q.to_vec(), half.to_vec(), int8.to_vec(), scales.to_vec());
+    let (q, half, int8, scales) = (
+        copy(F, "q", q)?,
+        copy(F, "half", half)?,
+        copy(F, "int8", int8)?,
+        copy(F, "scales", scales)?,
+    );
     Ok(Job::new(F, move || {
         let c = corpus(F, &half, &int8, dtype, scale, &scales)?;
         qz::top_k_q(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)

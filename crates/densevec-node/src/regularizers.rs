@@ -1,6 +1,6 @@
 //! Bindings of chapter 6: practical mechanisms and regularizers.
 
-use crate::common::{guard, to_usize, IntoJs, Job};
+use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -8,7 +8,8 @@ use napi_derive::napi;
 /// One batch-norm forward pass; updates `running_mean`/`running_var` in place in training mode.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_forward(
+pub fn batch_norm_forward<'e>(
+    env: &'e Env,
     x: &[f32],
     rows: f64,
     cols: f64,
@@ -17,7 +18,7 @@ pub fn batch_norm_forward(
     momentum: f64,
     eps: f64,
     training: bool,
-) -> napi::Result<Float32Array> {
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "BatchNorm.forward";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     // SAFETY: the running-statistics arrays are alive for this synchronous call, owned by the
@@ -27,7 +28,7 @@ pub fn batch_norm_forward(
     guard(F, || {
         reg::batch_norm_forward(x, n, d, rm, rv, momentum, eps, training)
     })
-    .map(Float32Array::new)
+    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// `{ meanCosine, meanL2 }` of embedding drift.
@@ -74,37 +75,37 @@ pub fn sparsity(m: &[f32], rows: f64, cols: f64, eps: f64) -> napi::Result<Spars
 }
 
 /// `{ loss, gradA, gradB }` of the Wasserstein regularizer (gradients n × d row-major).
-#[napi(object)]
-pub struct WassersteinResult {
+#[napi(object, object_from_js = false)]
+pub struct WassersteinResult<'e> {
     pub loss: f64,
-    pub grad_a: Float32Array,
-    pub grad_b: Float32Array,
+    pub grad_a: Float32ArraySlice<'e>,
+    pub grad_b: Float32ArraySlice<'e>,
 }
 
 impl IntoJs for reg::Wasserstein {
-    type Js = WassersteinResult;
-    fn into_js(self, _env: &Env) -> napi::Result<WassersteinResult> {
+    type Js<'e> = WassersteinResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<WassersteinResult<'e>> {
         Ok(WassersteinResult {
             loss: self.loss,
-            grad_a: Float32Array::new(self.grad_a),
-            grad_b: Float32Array::new(self.grad_b),
+            grad_a: typed(env, func, "gradA", &self.grad_a)?,
+            grad_b: typed(env, func, "gradB", &self.grad_b)?,
         })
     }
 }
 
 /// Wasserstein pairwise-similarity regularizer with gradients; p ∈ {1, 2}.
 #[napi]
-pub fn wasserstein_regularizer(
-    env: Env,
+pub fn wasserstein_regularizer<'e>(
+    env: &'e Env,
     a: &[f32],
     b: &[f32],
     rows: f64,
     cols: f64,
     p: u32,
-) -> napi::Result<WassersteinResult> {
+) -> napi::Result<WassersteinResult<'e>> {
     const F: &str = "wassersteinRegularizer";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || reg::wasserstein_regularizer(a, b, n, d, p))?.into_js(&env)
+    guard(F, || reg::wasserstein_regularizer(a, b, n, d, p))?.into_js(env, F)
 }
 
 /// Async twin of `wassersteinRegularizer` (inputs are copied first).
@@ -118,7 +119,7 @@ pub fn wasserstein_regularizer_async(
 ) -> napi::Result<AsyncTask<Job<reg::Wasserstein>>> {
     const F: &str = "wassersteinRegularizerAsync";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (a, b) = (a.to_vec(), b.to_vec());
+    let (a, b) = (copy(F, "a", a)?, copy(F, "b", b)?);
     Ok(Job::new(F, move || {
         reg::wasserstein_regularizer(&a, &b, n, d, p)
     }))

@@ -1,8 +1,9 @@
 //! Bindings of chapter 1: similarity geometry.
 
-use crate::common::{batch_dims, guard, to_usize, IntoJs, Job};
+use crate::common::{batch_dims, copy, guard, to_usize, typed, typed_with, IntoJs, Job, SPLIT};
+use densevec_core::error::check_matrix;
 use densevec_core::similarity::{self as sim, Metric};
-use densevec_core::topk;
+use densevec_core::{alloc, topk};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -30,12 +31,14 @@ pub fn norm(a: &[f32]) -> f64 {
     sim::norm64(a)
 }
 
-/// New unit vector (zero stays zero).
+/// New unit vector (zero stays zero), computed in the returned buffer.
 #[napi]
-pub fn normalize(a: &[f32]) -> Float32Array {
-    let mut v = a.to_vec();
-    sim::normalize_inplace(&mut v);
-    Float32Array::new(v)
+pub fn normalize<'e>(env: &'e Env, a: &[f32]) -> napi::Result<Float32ArraySlice<'e>> {
+    typed_with(env, "normalize", "the result", SPLIT, a.len(), |s| {
+        s.copy_from_slice(a);
+        sim::normalize_inplace(s);
+        Ok(())
+    })
 }
 
 /// Normalizes each `cols`-wide row of `x` in place.
@@ -46,45 +49,68 @@ pub fn normalize_in_place(mut x: Float32ArraySlice, cols: f64) -> napi::Result<(
 }
 
 fn normalize_rows_checked(x: &mut [f32], cols: f64) -> napi::Result<()> {
-    let cols = to_usize("normalizeInPlace", "cols", cols)?;
-    if cols == 0 || !x.len().is_multiple_of(cols) {
-        return Err(crate::common::err(
-            densevec_core::Code::Shape,
-            format!(
-                "normalizeInPlace: data.length {} is not a multiple of cols {cols}",
-                x.len()
-            ),
-        ));
-    }
+    let cols = check_cols("normalizeInPlace", x.len(), cols)?;
     sim::normalize_rows_inplace(x, cols);
     Ok(())
 }
 
-/// New buffer with unit rows.
+fn check_cols(func: &str, len: usize, cols: f64) -> napi::Result<usize> {
+    let cols = to_usize(func, "cols", cols)?;
+    if cols == 0 || !len.is_multiple_of(cols) {
+        return Err(crate::common::err(
+            densevec_core::Code::Shape,
+            format!("{func}: data.length {len} is not a multiple of cols {cols}"),
+        ));
+    }
+    Ok(cols)
+}
+
+/// New buffer with unit rows, computed in the returned buffer.
 #[napi]
-pub fn normalize_rows(data: &[f32], cols: f64) -> napi::Result<Float32Array> {
-    let mut v = data.to_vec();
-    normalize_rows_checked(&mut v, cols)?;
-    Ok(Float32Array::new(v))
+pub fn normalize_rows<'e>(
+    env: &'e Env,
+    data: &[f32],
+    cols: f64,
+) -> napi::Result<Float32ArraySlice<'e>> {
+    const F: &str = "normalizeRows";
+    let cols = check_cols(F, data.len(), cols)?;
+    typed_with(env, F, "the result", SPLIT, data.len(), |s| {
+        s.copy_from_slice(data);
+        sim::normalize_rows_inplace(s, cols);
+        Ok(())
+    })
 }
 
 /// Row-major q.rows × c.rows similarity; metric 0 dot, 1 cosine, 2 l2sq.
 #[napi]
-pub fn similarity_matrix(
+pub fn similarity_matrix<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     c: &[f32],
     c_rows: f64,
     cols: f64,
     metric: u32,
-) -> napi::Result<Float32Array> {
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    guard(F, || {
-        sim::similarity_matrix(q, qr, c, cr, d, Metric::from_code(F, metric)?)
+    // Argument errors first, then the size of the result, which is computed in place.
+    let (metric, len) = guard(F, || {
+        let m = Metric::from_code(F, metric)?;
+        check_matrix(F, "q", q, qr, d)?;
+        check_matrix(F, "c", c, cr, d)?;
+        Ok((m, alloc::elems(F, SIM_WHAT, &[qr, cr], 4, SIM_HINT)?))
+    })?;
+    typed_with(env, F, SIM_WHAT, SIM_HINT, len, |out| {
+        guard(F, || {
+            sim::similarity_matrix_into(q, qr, c, cr, d, metric, out)
+        })
     })
-    .map(Float32Array::new)
 }
+
+/// What the similarity matrix is called in a refused allocation, and the way out.
+pub(crate) const SIM_WHAT: &str = "the q.rows × c.rows similarity matrix";
+pub(crate) const SIM_HINT: &str = "use topK for nearest neighbours, or split the batch";
 
 /// Async twin of `similarityMatrix` (inputs are copied first).
 #[napi(ts_return_type = "Promise<Float32Array>")]
@@ -98,25 +124,25 @@ pub fn similarity_matrix_async(
 ) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "similarityMatrixAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    let (q, c) = (q.to_vec(), c.to_vec());
+    let (q, c) = (copy(F, "q", q)?, copy(F, "c", c)?);
     Ok(Job::new(F, move || {
         sim::similarity_matrix(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
     }))
 }
 
 /// Top-k result: `q.rows × k` row-major, best first per query.
-#[napi(object)]
-pub struct TopKResult {
-    pub indices: Uint32Array,
-    pub scores: Float32Array,
+#[napi(object, object_from_js = false)]
+pub struct TopKResult<'e> {
+    pub indices: Uint32ArraySlice<'e>,
+    pub scores: Float32ArraySlice<'e>,
 }
 
 impl IntoJs for topk::TopK {
-    type Js = TopKResult;
-    fn into_js(self, _env: &Env) -> napi::Result<TopKResult> {
+    type Js<'e> = TopKResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<TopKResult<'e>> {
         Ok(TopKResult {
-            indices: Uint32Array::new(self.indices),
-            scores: Float32Array::new(self.scores),
+            indices: typed(env, func, "the indices", &self.indices)?,
+            scores: typed(env, func, "the scores", &self.scores)?,
         })
     }
 }
@@ -124,8 +150,8 @@ impl IntoJs for topk::TopK {
 /// Exact top-k per query row; metric 0 dot, 1 cosine, 2 l2sq.
 #[allow(clippy::too_many_arguments)]
 #[napi]
-pub fn top_k(
-    env: Env,
+pub fn top_k<'e>(
+    env: &'e Env,
     q: &[f32],
     q_rows: f64,
     c: &[f32],
@@ -133,14 +159,14 @@ pub fn top_k(
     cols: f64,
     k: f64,
     metric: u32,
-) -> napi::Result<TopKResult> {
+) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
     guard(F, || {
         topk::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?)
     })?
-    .into_js(&env)
+    .into_js(env, F)
 }
 
 /// Async twin of `topK` (inputs are copied first).
@@ -157,7 +183,7 @@ pub fn top_k_async(
     const F: &str = "topKAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
-    let (q, c) = (q.to_vec(), c.to_vec());
+    let (q, c) = (copy(F, "q", q)?, copy(F, "c", c)?);
     Ok(Job::new(F, move || {
         topk::top_k(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
     }))

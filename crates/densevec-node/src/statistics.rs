@@ -1,20 +1,25 @@
 //! Bindings of chapter 2: statistics of high-dimensional embeddings.
 
-use crate::common::{guard, to_usize, IntoJs, Job};
+use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
 use densevec_core::statistics as st;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 /// n × d row-major buffer of rows uniform on the unit sphere (documented PRNG).
 #[napi]
-pub fn random_unit_vectors(n: f64, d: f64, seed: f64) -> napi::Result<Float32Array> {
+pub fn random_unit_vectors<'e>(
+    env: &'e Env,
+    n: f64,
+    d: f64,
+    seed: f64,
+) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "randomUnitVectors";
     let (n, d) = (to_usize(F, "n", n)?, to_usize(F, "d", d)?);
     guard(F, || {
         let seed = st::check_seed(F, "seed", seed)?;
         st::random_unit_vectors(n, d, seed)
     })
-    .map(Float32Array::new)
+    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// Exact null p-value of the cosine `s` in dimension `d`.
@@ -36,8 +41,8 @@ pub struct SimilarityStats {
 }
 
 impl IntoJs for st::SimilarityStats {
-    type Js = SimilarityStats;
-    fn into_js(self, _env: &Env) -> napi::Result<SimilarityStats> {
+    type Js<'e> = SimilarityStats;
+    fn into_js(self, _env: &Env, _func: &str) -> napi::Result<SimilarityStats> {
         Ok(SimilarityStats {
             mean: self.mean,
             variance: self.variance,
@@ -72,7 +77,7 @@ pub fn similarity_stats(
     const F: &str = "similarityStats";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let sample = sample_arg(F, sample_pairs, sample_seed)?;
-    guard(F, || st::similarity_stats(data, n, d, sample))?.into_js(&env)
+    guard(F, || st::similarity_stats(data, n, d, sample))?.into_js(&env, F)
 }
 
 /// Async twin of `similarityStats` (the input is copied first).
@@ -87,7 +92,7 @@ pub fn similarity_stats_async(
     const F: &str = "similarityStatsAsync";
     let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let sample = sample_arg(F, sample_pairs, sample_seed)?;
-    let data = data.to_vec();
+    let data = copy(F, "data", data)?;
     Ok(Job::new(F, move || {
         st::similarity_stats(&data, n, d, sample)
     }))

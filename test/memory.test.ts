@@ -1,0 +1,170 @@
+/**
+ * Memory: requests far larger than memory throw E_ARG on both backends and never abort the
+ * process; size arithmetic on dimensions never overflows; buffers returned in a synchronous loop
+ * are freed as it runs.
+ *
+ * The huge requests run in a child process (test/memory-child.cjs) under a hard address-space
+ * limit (`prlimit --as`, or `ulimit -v` through sh), so every one of them is refused by the
+ * allocator at once and an abort would only kill the child. Without either tool the child runs
+ * the loop part only and the test says why.
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { dv, native, randm } from './helpers';
+
+const child = path.join(__dirname, 'memory-child.cjs');
+
+/**
+ * Address-space limit of the child: room for Node, V8 and the addon with two threads (about
+ * 1.1 GB of mappings here), below every huge request (the smallest is randomUnitVectors at its
+ * documented maximum, 2^30 float32 values = 4 GiB).
+ */
+const LIMIT_BYTES = 3 * 1024 ** 3;
+
+/** Fewer threads and malloc arenas keep the child's address space small on many-core machines. */
+const childEnv = {
+  ...process.env,
+  DENSEVEC_THREADS: '2',
+  MALLOC_ARENA_MAX: '2',
+  UV_THREADPOOL_SIZE: '2',
+};
+
+const nodeArgs = ['--v8-pool-size=2', child];
+
+/** How to run a command under the limit: prlimit, else sh's ulimit -v, else null (and why). */
+function limiter(): { cmd: string; args: string[] } | { why: string } {
+  const p = spawnSync('prlimit', ['--version'], { encoding: 'utf8' });
+  if (p.status === 0) {
+    return { cmd: 'prlimit', args: [`--as=${LIMIT_BYTES}`, process.execPath, ...nodeArgs] };
+  }
+  const kb = Math.floor(LIMIT_BYTES / 1024);
+  const s = spawnSync('sh', ['-c', `ulimit -v ${kb} && ulimit -v`], { encoding: 'utf8' });
+  if (s.status === 0 && s.stdout.trim() === String(kb)) {
+    const quoted = [process.execPath, ...nodeArgs].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    return { cmd: 'sh', args: ['-c', `ulimit -v ${kb} && exec ${quoted} "$@"`, 'sh'] };
+  }
+  return { why: `neither prlimit (${p.error?.message ?? `exit ${p.status}`}) nor sh's ulimit -v is available` };
+}
+
+interface Summary {
+  ok: boolean;
+  huge: { name: string; message: string }[];
+  loop: { name: string; calls: number; returnedMB: number; rssGrowthMB: number }[];
+  failures: string[];
+}
+
+function run(cmd: string, args: string[]): Summary {
+  const r = spawnSync(cmd, args, { env: childEnv, encoding: 'utf8', timeout: 240_000, maxBuffer: 16 << 20 });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  // Exit code 0 and a summary line: the child survived every request (an abort is 134).
+  expect(r.error, out).toBeUndefined();
+  expect(r.signal, out).toBeNull();
+  expect(r.status, out).toBe(0);
+  const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  const summary = JSON.parse(last) as Summary;
+  expect(summary.failures, out).toEqual([]);
+  expect(summary.ok).toBe(true);
+  return summary;
+}
+
+describe('memory', () => {
+  it('huge requests throw E_ARG on both backends under a hard address-space limit; result buffers of a sync loop are freed', () => {
+    const how = limiter();
+    if ('why' in how) {
+      // The loop part needs no limit; the huge part cannot run safely without one.
+      console.warn(`memory test: the huge-request part is skipped: ${how.why}`);
+      const s = run(process.execPath, [...nodeArgs, '--loop']);
+      expect(s.loop.length).toBeGreaterThanOrEqual(8);
+      return;
+    }
+    const s = run(how.cmd, [...how.args, '--huge', '--loop']);
+    const names = s.huge.map((h) => h.name);
+    for (const backend of ['native', 'reference']) {
+      for (const f of [
+        'similarityMatrix 1e5 x 1e5',
+        'similarityMatrix 30000 x 30000',
+        'similarityMatrix 1e5 x 1e5 f16 corpus',
+        'topK q.rows * k = 1e10',
+        'matmul (1e5 x 1)(1 x 1e5)',
+        'marginSoftmax N = C = 1e5',
+        'procrustes 1 x 100000',
+        'wassersteinRegularizer n = 65536',
+        'randomUnitVectors n * d = 2^30',
+        'similarityMatrixAsync 1e5 x 1e5',
+        'topKAsync q.rows * k = 1e10',
+        'procrustesAsync 1 x 100000',
+        'wassersteinRegularizerAsync n = 65536',
+      ]) {
+        expect(names).toContain(`${backend} ${f}`);
+      }
+    }
+    expect(names).toContain('native knnClassify q.rows * k = 1e10');
+    // The messages name the bytes and, where there is one, the way out.
+    const sim = s.huge.find((h) => h.name === 'native similarityMatrix 1e5 x 1e5');
+    expect(sim?.message).toMatch(/^similarityMatrix: cannot allocate 40000000000 bytes .*use topK/);
+    const pr = s.huge.find((h) => h.name === 'native procrustes 1 x 100000');
+    expect(pr?.message).toMatch(/^procrustes: cannot allocate \d+ bytes/);
+    expect(s.loop.length).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('size arithmetic on dimensions', () => {
+  const big = 2 ** 52 + 1;
+
+  it('the native binding refuses dimensions whose products overflow, with E_SHAPE / E_ARG', () => {
+    const q = randm(1, 4, 1);
+    const half = new Uint16Array(4);
+    const empty8 = new Int8Array(0);
+    const noScales = new Float32Array(0);
+    const code = (f: () => unknown): string => {
+      try {
+        f();
+      } catch (e) {
+        const m = /^(E_[A-Z_]+)\|/.exec((e as Error).message);
+        return m ? m[1] : `not a coded error: ${(e as Error).message}`;
+      }
+      return 'no error';
+    };
+    // Compact corpus: c.rows × cols = (2^52 + 1) × 4 does not match the data length, and
+    // (2^52 + 1) × 2^20 does not even fit in 64 bits: both are shape errors, never a wrap-around.
+    expect(code(() => native.similarityMatrixQ(q.data, 1, half, empty8, big, 4, 1, 1, noScales, 0))).toBe('E_SHAPE');
+    expect(code(() => native.similarityMatrixQ(q.data, 1, half, empty8, big, 2 ** 20, 1, 1, noScales, 0))).toBe('E_SHAPE');
+    expect(code(() => native.topKQ(q.data, 1, half, empty8, big, 4, 1, 1, noScales, 1, 0))).toBe('E_SHAPE');
+    expect(code(() => native.similarityMatrix(q.data, big, q.data, 1, 4, 0))).toBe('E_SHAPE');
+    expect(code(() => native.similarityMatrix(q.data, 1, q.data, big, 2 ** 40, 0))).toBe('E_SHAPE');
+    expect(code(() => native.matmul(q.data, 1, 4, q.data, big))).toBe('E_SHAPE');
+    expect(code(() => native.randomUnitVectors(2 ** 52, 2 ** 52, 1))).toBe('E_ARG');
+    expect(code(() => native.normalizeRows(q.data, big))).toBe('E_SHAPE');
+  });
+
+  it('a rows getter that changes after validation never crashes the process', () => {
+    // Validation may read `rows` (1) before the call reads it again (2^52 + 1); whichever value
+    // the backend uses, the outcome is a consistent result or a DensevecError.
+    const q = randm(1, 4, 2);
+    const c = dv.quantize(randm(1, 4, 3), 'f16');
+    let reads = 0;
+    const tricky = {
+      ...c,
+      get rows() {
+        reads++;
+        return reads === 1 ? 1 : big;
+      },
+    };
+    for (const f of [
+      () => dv.similarityMatrix(q, tricky),
+      () => dv.topK(q, tricky, 1),
+    ]) {
+      reads = 0;
+      let r: unknown;
+      try {
+        r = f();
+      } catch (e) {
+        expect(e).toBeInstanceOf(dv.DensevecError);
+        expect(['E_SHAPE', 'E_ARG']).toContain((e as InstanceType<typeof dv.DensevecError>).code);
+        continue;
+      }
+      expect(r).toBeDefined();
+    }
+  });
+});
