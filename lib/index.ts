@@ -17,3 +17,4 @@ export * from './contrastive';
 export * from './margin';
 export * from './geometry';
 export * from './regularizers';
+export * from './sampling';

@@ -33,12 +33,28 @@ const BQ2: usize = 256;
 /// Rows per piece for row-wise work (normalization, backprop through it).
 const ROWS: usize = 256;
 
+/// Diagnostics of the softmax over keys, each averaged over queries (anchors for NT-Xent).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NceStats {
+    /// Entropy of p(·|q) in nats.
+    pub mean_entropy: f64,
+    /// p(positive | q).
+    pub mean_positive_probability: f64,
+    /// The largest probability of a negative (0 for a query without negatives).
+    pub mean_max_negative_probability: f64,
+    /// exp of the entropy of the negatives' renormalized probabilities (0 without negatives).
+    pub effective_negatives: f64,
+}
+
 /// Result of [`info_nce`].
 #[derive(Clone, Debug)]
 pub struct InfoNce {
     pub loss: f64,
     pub grad_q: Vec<f32>,
     pub grad_keys: Vec<f32>,
+    /// ∂loss/∂τ.
+    pub grad_temperature: f64,
+    pub stats: NceStats,
 }
 
 /// Result of [`nt_xent`].
@@ -47,6 +63,9 @@ pub struct NtXent {
     pub loss: f64,
     pub grad_a: Vec<f32>,
     pub grad_b: Vec<f32>,
+    /// ∂loss/∂τ.
+    pub grad_temperature: f64,
+    pub stats: NceStats,
 }
 
 /// Result of [`mismatch_score`].
@@ -192,6 +211,31 @@ struct Fused<'a> {
     positives: &'a [u32],
     /// Mask logit (i, i): queries and keys are the same rows (NT-Xent).
     exclude_self: bool,
+    /// Mask keys j ≠ p_i with key_ids[j] = key_ids[p_i] (accidental hits).
+    key_ids: Option<&'a [u32]>,
+}
+
+impl Fused<'_> {
+    /// Whether logit (i, j) is excluded from the softmax.
+    #[inline]
+    fn masked(&self, i: usize, j: usize) -> bool {
+        if self.exclude_self && i == j {
+            return true;
+        }
+        match self.key_ids {
+            Some(ids) => {
+                let pos = self.positives[i] as usize;
+                j != pos && ids[j] == ids[pos]
+            }
+            None => false,
+        }
+    }
+
+    /// Whether any logit can be excluded.
+    #[inline]
+    fn has_mask(&self) -> bool {
+        self.exclude_self || self.key_ids.is_some()
+    }
 }
 
 /// Logits of queries i0..i0+mb against keys j0..j0+nb into `tile` (mb × nb, ld nb), with the
@@ -221,43 +265,211 @@ fn logits_tile(p: &Fused, i0: usize, mb: usize, j0: usize, nb: usize, tile: &mut
                 row[i - j0] = f32::NEG_INFINITY;
             }
         }
+        if p.key_ids.is_some() {
+            let i = i0 + r;
+            for (jj, v) in row.iter_mut().enumerate() {
+                if p.masked(i, j0 + jj) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+        }
     }
 }
 
 /// exp(row − shift) in place with masked (−∞) entries forced to exactly 0; returns the sum.
 #[inline]
-fn exp_row(row: &mut [f32], shift: f32, masked: Option<usize>) -> f64 {
+fn exp_row(p: &Fused, i: usize, j0: usize, row: &mut [f32], shift: f32) -> f64 {
     let mut s = k::exp_shift_sum(row, shift);
-    if let Some(j) = masked {
-        s -= row[j] as f64;
-        row[j] = 0.0;
+    if p.exclude_self && i >= j0 && i < j0 + row.len() {
+        s -= row[i - j0] as f64;
+        row[i - j0] = 0.0;
+    }
+    if p.key_ids.is_some() {
+        for (jj, v) in row.iter_mut().enumerate() {
+            if p.masked(i, j0 + jj) {
+                s -= *v as f64;
+                *v = 0.0;
+            }
+        }
     }
     s
 }
 
-/// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss.
+/// Per-query sums over the negatives (the positive and masked keys left out), kept with the
+/// same running shift as the log-sum-exp: Σ e_j, Σ e_j·z_j, Σ e_j·logQ_j, and the largest
+/// negative logit.
+#[derive(Clone, Copy)]
+struct NegAcc {
+    mneg: f32,
+    lneg: f64,
+    ezn: f64,
+    elqn: f64,
+}
+
+impl NegAcc {
+    const EMPTY: NegAcc = NegAcc {
+        mneg: f32::NEG_INFINITY,
+        lneg: 0.0,
+        ezn: 0.0,
+        elqn: 0.0,
+    };
+
+    fn rescale(&mut self, a: f64) {
+        self.lneg *= a;
+        self.ezn *= a;
+        self.elqn *= a;
+    }
+
+    /// Adds a tile: `e` holds exp(z − shift) (masked entries 0), `z` the logits (masked −∞,
+    /// zeroed here), `pin` the positive's place in the tile.
+    fn add(
+        &mut self,
+        e: &mut [f32],
+        z: &mut [f32],
+        lq: Option<&[f32]>,
+        pin: Option<usize>,
+        mask: bool,
+    ) {
+        if mask {
+            for v in z.iter_mut() {
+                if *v == f32::NEG_INFINITY {
+                    *v = 0.0;
+                }
+            }
+        }
+        let saved = pin.map(|jj| std::mem::replace(&mut e[jj], 0.0));
+        self.lneg += e.iter().map(|&v| v as f64).sum::<f64>();
+        self.ezn += k::dot(e, z) as f64;
+        if let Some(lq) = lq {
+            self.elqn += k::dot(e, lq) as f64;
+        }
+        if let (Some(jj), Some(v)) = (pin, saved) {
+            e[jj] = v;
+        }
+    }
+}
+
+/// One query's ∂loss_i/∂τ and diagnostics: [gradτ, entropy, p(pos), max p(neg), effective
+/// negatives].
+type RowExtra = [f64; 5];
+
+/// The extras of one query from its log-sum-exp `lse`, positive logit `zp` (and zp + logQ_pos
+/// = `up`), and the negatives' sums with shift `shift`: `ln` = Σ exp(z − shift), `ezn` =
+/// Σ exp(z − shift)·z, `elqn` = Σ exp(z − shift)·logQ, `mneg` the largest negative logit.
+#[allow(clippy::too_many_arguments)]
+fn row_extra(
+    lse: f64,
+    zp: f64,
+    up: f64,
+    shift: f64,
+    ln: f64,
+    ezn: f64,
+    elqn: f64,
+    mneg: f64,
+    inv_tau: f64,
+) -> RowExtra {
+    let eqz = ezn / ln;
+    let eqlq = elqn / ln;
+    let lsen = shift + ln.ln();
+    let pneg = (lsen - lse).exp();
+    let pp = (zp - lse).exp();
+    let h = pp * (lse - zp) + pneg * (lse - eqz);
+    [
+        -inv_tau * pneg * (eqz + eqlq - up),
+        h,
+        pp,
+        (mneg - lse).exp(),
+        (lsen - eqz).exp(),
+    ]
+}
+
+/// The negatives' sums of query i in float64 with their own shift (used when they underflow
+/// next to a dominant positive): (shift, Σ e, Σ e·z, Σ e·logQ).
+fn exact_neg(p: &Fused, i: usize) -> (f64, f64, f64, f64) {
+    let d = p.d;
+    let qi = &p.q[i * d..(i + 1) * d];
+    let pos = p.positives[i] as usize;
+    let z: Vec<(f64, f64)> = (0..p.n)
+        .filter(|&j| j != pos && !p.masked(i, j))
+        .map(|j| {
+            let lq = p.log_q.map_or(0.0, |l| l[j] as f64);
+            let s = k::dot(qi, &p.keys[j * d..(j + 1) * d]) as f64 * p.inv_tau as f64;
+            (s - lq, lq)
+        })
+        .collect();
+    let m = z.iter().fold(f64::NEG_INFINITY, |a, &(v, _)| a.max(v));
+    let (mut l, mut ez, mut elq) = (0.0, 0.0, 0.0);
+    for &(v, lq) in &z {
+        let e = (v - m).exp();
+        l += e;
+        ez += e * v;
+        elq += e * lq;
+    }
+    (m, l, ez, elq)
+}
+
+/// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss, per-row extras.
 type PassA<'a> = (
-    ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
-    &'a mut [f64],
+    (
+        ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+        &'a mut [f64],
+    ),
+    &'a mut [RowExtra],
 );
 
-/// Runs both passes; returns (loss, gradQ, gradKeys) with respect to the prepared rows.
-fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
+/// What the fused passes return: loss, gradQ, gradKeys, ∂loss/∂τ and the diagnostics.
+struct FusedOut {
+    loss: f64,
+    gq: Vec<f32>,
+    gk: Vec<f32>,
+    grad_tau: f64,
+    stats: NceStats,
+}
+
+/// Mean of the per-query extras, in a fixed order.
+fn mean_extras(ex: &[RowExtra]) -> (f64, NceStats) {
+    let mut t = [0f64; 5];
+    for e in ex {
+        for (a, b) in t.iter_mut().zip(e) {
+            *a += b;
+        }
+    }
+    let inv = 1.0 / ex.len().max(1) as f64;
+    (
+        t[0] * inv,
+        NceStats {
+            mean_entropy: t[1] * inv,
+            mean_positive_probability: t[2] * inv,
+            mean_max_negative_probability: t[3] * inv,
+            effective_negatives: t[4] * inv,
+        },
+    )
+}
+
+/// Runs both passes (pass A alone when `grad` is false: then only the loss, ∂loss/∂τ and the
+/// diagnostics are formed); results are with respect to the prepared rows.
+fn fused(p: &Fused, grad: bool) -> FusedOut {
     let (b, n, d) = (p.b, p.n, p.d);
-    let mut gq = vec![0f32; b * d];
+    // Without `grad`, gradQ is a placeholder of one value per query (never written).
+    let gd = if grad { d } else { 1 };
+    let mut gq = vec![0f32; b * gd];
     let mut mx = vec![0f32; b];
     let mut invl = vec![0f32; b];
     let mut lossv = vec![0f64; b];
+    let mut exv = vec![[0f64; 5]; b];
     // ∂loss/∂logit = (P − 1_pos)/B, and ∂logit/∂(q·k) = 1/τ.
     let c = (p.inv_tau as f64 / b as f64) as f32;
 
-    // Pass A: online log-sum-exp and gradQ, one task per block of BQ queries.
-    let pass_a = |(blk, (((g, m), il), lv)): (usize, PassA)| {
+    // Pass A: online log-sum-exp, gradQ and the per-query extras, one task per block of BQ
+    // queries.
+    let pass_a = |(blk, ((((g, m), il), lv), ex)): (usize, PassA)| {
         let i0 = blk * BQ;
         let mb = m.len();
         let mut tile = vec![0f32; mb * BK.min(n)];
+        let mut zc = vec![0f32; BK.min(n)];
         let mut l = vec![0f64; mb];
         let mut pos_logit = vec![0f32; mb];
+        let mut acc = vec![NegAcc::EMPTY; mb];
         m.fill(f32::NEG_INFINITY);
         for j0 in (0..n).step_by(BK) {
             let nb = BK.min(n - j0);
@@ -267,15 +479,25 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
                 let i = i0 + r;
                 let row = &mut t[r * nb..(r + 1) * nb];
                 let pos = p.positives[i] as usize;
-                if pos >= j0 && pos < j0 + nb {
-                    pos_logit[r] = row[pos - j0];
-                }
-                let masked = if p.exclude_self && i >= j0 && i < j0 + nb {
-                    Some(i - j0)
-                } else {
-                    None
+                // The tile's largest negative logit (the positive set aside), then the row max.
+                let pin = (pos >= j0 && pos < j0 + nb).then(|| pos - j0);
+                let tmax = match pin {
+                    Some(jj) => {
+                        let pl = row[jj];
+                        pos_logit[r] = pl;
+                        row[jj] = f32::NEG_INFINITY;
+                        let mn = k::max(row);
+                        row[jj] = pl;
+                        acc[r].mneg = acc[r].mneg.max(mn);
+                        mn.max(pl)
+                    }
+                    None => {
+                        let mn = k::max(row);
+                        acc[r].mneg = acc[r].mneg.max(mn);
+                        mn
+                    }
                 };
-                let mnew = m[r].max(k::max(row));
+                let mnew = m[r].max(tmax);
                 if mnew == f32::NEG_INFINITY {
                     row.fill(0.0);
                     continue;
@@ -283,42 +505,95 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
                 if m[r] != mnew && m[r] != f32::NEG_INFINITY {
                     let a = ((m[r] - mnew) as f64).exp();
                     l[r] *= a;
-                    k::scale(&mut g[r * d..(r + 1) * d], a as f32);
+                    acc[r].rescale(a);
+                    if grad {
+                        k::scale(&mut g[r * d..(r + 1) * d], a as f32);
+                    }
                 }
                 m[r] = mnew;
-                l[r] += exp_row(row, mnew, masked);
+                let z = &mut zc[..nb];
+                z.copy_from_slice(row);
+                l[r] += exp_row(p, i, j0, row, mnew);
+                acc[r].add(
+                    row,
+                    z,
+                    p.log_q.map(|lq| &lq[j0..j0 + nb]),
+                    pin,
+                    p.has_mask(),
+                );
             }
-            k::gemm_nn(
-                mb,
-                d,
-                nb,
-                t,
-                nb,
-                &p.keys[j0 * d..(j0 + nb) * d],
-                d,
-                g,
-                d,
-                true,
-            );
+            if grad {
+                k::gemm_nn(
+                    mb,
+                    d,
+                    nb,
+                    t,
+                    nb,
+                    &p.keys[j0 * d..(j0 + nb) * d],
+                    d,
+                    g,
+                    d,
+                    true,
+                );
+            }
         }
         for r in 0..mb {
             let i = i0 + r;
             let pos = p.positives[i] as usize;
-            lv[r] = m[r] as f64 + l[r].ln() - pos_logit[r] as f64;
+            let lse = m[r] as f64 + l[r].ln();
+            lv[r] = lse - pos_logit[r] as f64;
             il[r] = (1.0 / l[r]) as f32;
-            let gr = &mut g[r * d..(r + 1) * d];
-            k::scale(gr, il[r]);
-            k::axpy(gr, -1.0, &p.keys[pos * d..(pos + 1) * d]);
-            k::scale(gr, c);
+            let zp = pos_logit[r] as f64;
+            let up = zp + p.log_q.map_or(0.0, |lq| lq[pos] as f64);
+            let a = acc[r];
+            ex[r] = if a.mneg == f32::NEG_INFINITY {
+                // No negatives: p(pos) = 1.
+                [0.0, 0.0, 1.0, 0.0, 0.0]
+            } else {
+                let (shift, ln, ezn, elqn) = if a.lneg > 1e-30 * l[r] {
+                    (m[r] as f64, a.lneg, a.ezn, a.elqn)
+                } else {
+                    exact_neg(p, i)
+                };
+                row_extra(
+                    lse,
+                    zp,
+                    up,
+                    shift,
+                    ln,
+                    ezn,
+                    elqn,
+                    a.mneg as f64,
+                    p.inv_tau as f64,
+                )
+            };
+            if grad {
+                let gr = &mut g[r * d..(r + 1) * d];
+                k::scale(gr, il[r]);
+                k::axpy(gr, -1.0, &p.keys[pos * d..(pos + 1) * d]);
+                k::scale(gr, c);
+            }
         }
     };
     let it_a = gq
-        .par_chunks_mut(BQ * d)
+        .par_chunks_mut(BQ * gd)
         .zip(mx.par_chunks_mut(BQ))
         .zip(invl.par_chunks_mut(BQ))
         .zip(lossv.par_chunks_mut(BQ))
+        .zip(exv.par_chunks_mut(BQ))
         .enumerate();
     pool::run(|| it_a.for_each(pass_a));
+    let loss = lossv.iter().sum::<f64>() / b as f64;
+    let (grad_tau, stats) = mean_extras(&exv);
+    if !grad {
+        return FusedOut {
+            loss,
+            gq,
+            gk: Vec::new(),
+            grad_tau,
+            stats,
+        };
+    }
 
     // Pass B: gradKeys, one task per block of BK2 keys.
     let mut gk = vec![0f32; n * d];
@@ -336,12 +611,7 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
             for r in 0..mb {
                 let i = i0 + r;
                 let row = &mut t[r * nb..(r + 1) * nb];
-                let masked = if p.exclude_self && i >= j0 && i < j0 + nb {
-                    Some(i - j0)
-                } else {
-                    None
-                };
-                exp_row(row, mx[i], masked);
+                exp_row(p, i, j0, row, mx[i]);
                 k::scale(row, invl[i]);
                 let pos = p.positives[i] as usize;
                 if pos >= j0 && pos < j0 + nb {
@@ -371,8 +641,13 @@ fn fused(p: &Fused) -> (f64, Vec<f32>, Vec<f32>) {
     };
     pool::run(|| gk.par_chunks_mut(BK2 * d).enumerate().for_each(pass_b));
 
-    let loss = lossv.iter().sum::<f64>() / b as f64;
-    (loss, gq, gk)
+    FusedOut {
+        loss,
+        gq,
+        gk,
+        grad_tau,
+        stats,
+    }
 }
 
 /// A validated InfoNCE / NT-Xent problem on prepared rows (normalized where asked), shared by
@@ -393,6 +668,8 @@ pub struct Prepared<'a> {
     pub positives: Cow<'a, [u32]>,
     /// Mask logit (i, i) (NT-Xent).
     pub exclude_self: bool,
+    /// Key ids for the removal of accidental hits (InfoNCE's `keyIds`).
+    pub key_ids: Option<&'a [u32]>,
     /// Norms of the raw query / key rows when they were normalized.
     pub q_norms: Option<Vec<f64>>,
     pub k_norms: Option<Vec<f64>>,
@@ -415,11 +692,31 @@ impl<'a> Prepared<'a> {
             log_q: self.log_q,
             positives: &self.positives,
             exclude_self: self.exclude_self,
+            key_ids: self.key_ids,
         }
     }
 
-    /// InfoNCE's result from the loss and the gradients with respect to the prepared rows.
-    pub fn finish_info_nce(&self, loss: f64, mut gq: Vec<f32>, mut gk: Vec<f32>) -> InfoNce {
+    /// ∂loss/∂τ and the diagnostics alone, by a host pass over the logits (no gradients); for
+    /// a backend that forms the loss and the gradients elsewhere.
+    pub fn extras(&self) -> (f64, NceStats) {
+        let o = fused(&self.fused(), false);
+        (o.grad_tau, o.stats)
+    }
+
+    /// InfoNCE's result from the loss and the gradients with respect to the prepared rows
+    /// (∂loss/∂τ and the diagnostics by [`Prepared::extras`]).
+    pub fn finish_info_nce(&self, loss: f64, gq: Vec<f32>, gk: Vec<f32>) -> InfoNce {
+        let ex = self.extras();
+        self.finish_info_nce_with(loss, gq, gk, ex)
+    }
+
+    fn finish_info_nce_with(
+        &self,
+        loss: f64,
+        mut gq: Vec<f32>,
+        mut gk: Vec<f32>,
+        (grad_temperature, stats): (f64, NceStats),
+    ) -> InfoNce {
         if let (Some(qn), Some(kn)) = (&self.q_norms, &self.k_norms) {
             back_norm(&mut gq, &self.q, qn, self.d);
             back_norm(&mut gk, self.keys(), kn, self.d);
@@ -428,12 +725,24 @@ impl<'a> Prepared<'a> {
             loss,
             grad_q: gq,
             grad_keys: gk,
+            grad_temperature,
+            stats,
         }
     }
 
     /// NT-Xent's result from the loss and the gradient with respect to z (queries and keys
-    /// together).
-    pub fn finish_nt_xent(&self, loss: f64, mut g: Vec<f32>) -> NtXent {
+    /// together); ∂loss/∂τ and the diagnostics by [`Prepared::extras`].
+    pub fn finish_nt_xent(&self, loss: f64, g: Vec<f32>) -> NtXent {
+        let ex = self.extras();
+        self.finish_nt_xent_with(loss, g, ex)
+    }
+
+    fn finish_nt_xent_with(
+        &self,
+        loss: f64,
+        mut g: Vec<f32>,
+        (grad_temperature, stats): (f64, NceStats),
+    ) -> NtXent {
         let norms = self.q_norms.as_ref().expect("NT-Xent rows are normalized");
         back_norm(&mut g, &self.q, norms, self.d);
         let grad_b = g.split_off(self.b / 2 * self.d);
@@ -441,6 +750,8 @@ impl<'a> Prepared<'a> {
             loss,
             grad_a: g,
             grad_b,
+            grad_temperature,
+            stats,
         }
     }
 }
@@ -454,6 +765,20 @@ pub fn info_nce_prepare<'a>(
     n: usize,
     d: usize,
     o: &InfoNceOpts<'a>,
+) -> Result<Prepared<'a>> {
+    info_nce_prepare_ids(q, b, keys, n, d, o, None)
+}
+
+/// [`info_nce_prepare`] with the `keyIds` of the removal of accidental hits.
+#[doc(hidden)]
+pub fn info_nce_prepare_ids<'a>(
+    q: &'a [f32],
+    b: usize,
+    keys: &'a [f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts<'a>,
+    key_ids: Option<&'a [u32]>,
 ) -> Result<Prepared<'a>> {
     const F: &str = "infoNCE";
     check_matrix(F, "q", q, b, d)?;
@@ -475,6 +800,15 @@ pub fn info_nce_prepare<'a>(
                 Shape,
                 "{F}: logQ has length {} but keys has {n} rows",
                 lq.len()
+            );
+        }
+    }
+    if let Some(ids) = key_ids {
+        if ids.len() != n {
+            bail!(
+                Shape,
+                "{F}: keyIds has length {} but keys has {n} rows",
+                ids.len()
             );
         }
     }
@@ -516,6 +850,7 @@ pub fn info_nce_prepare<'a>(
             log_q: o.log_q,
             positives,
             exclude_self: false,
+            key_ids,
             q_norms: Some(qn),
             k_norms: Some(kn),
         },
@@ -529,6 +864,7 @@ pub fn info_nce_prepare<'a>(
             log_q: o.log_q,
             positives,
             exclude_self: false,
+            key_ids,
             q_norms: None,
             k_norms: None,
         },
@@ -536,7 +872,8 @@ pub fn info_nce_prepare<'a>(
 }
 
 /// InfoNCE with logits q·k/τ − logQ_k, mean over queries of −log p(positive | query), and its
-/// gradients with respect to q and keys (through the normalization when `normalize`).
+/// gradients with respect to q and keys (through the normalization when `normalize`), ∂loss/∂τ
+/// and the diagnostics.
 pub fn info_nce(
     q: &[f32],
     b: usize,
@@ -545,9 +882,23 @@ pub fn info_nce(
     d: usize,
     o: &InfoNceOpts,
 ) -> Result<InfoNce> {
-    let p = info_nce_prepare(q, b, keys, n, d, o)?;
-    let (loss, gq, gk) = fused(&p.fused());
-    Ok(p.finish_info_nce(loss, gq, gk))
+    info_nce_ids(q, b, keys, n, d, o, None)
+}
+
+/// [`info_nce`] with accidental hits removed: for query i with positive p_i, every key j ≠ p_i
+/// with `key_ids[j] == key_ids[p_i]` is left out of the softmax (logit −∞, gradient 0).
+pub fn info_nce_ids(
+    q: &[f32],
+    b: usize,
+    keys: &[f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts,
+    key_ids: Option<&[u32]>,
+) -> Result<InfoNce> {
+    let p = info_nce_prepare_ids(q, b, keys, n, d, o, key_ids)?;
+    let r = fused(&p.fused(), true);
+    Ok(p.finish_info_nce_with(r.loss, r.gq, r.gk, (r.grad_tau, r.stats)))
 }
 
 /// Validates an NT-Xent call and prepares z = [â; b̂] (see [`nt_xent`]).
@@ -584,6 +935,7 @@ pub fn nt_xent_prepare(
         log_q: None,
         positives: Cow::Owned(positives),
         exclude_self: true,
+        key_ids: None,
         q_norms: Some(norms),
         k_norms: None,
     })
@@ -593,15 +945,28 @@ pub fn nt_xent_prepare(
 /// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, mut g, gk) = fused(&p.fused());
-    k::axpy(&mut g, 1.0, &gk);
-    drop(gk);
-    Ok(p.finish_nt_xent(loss, g))
+    let r = fused(&p.fused(), true);
+    let mut g = r.gq;
+    k::axpy(&mut g, 1.0, &r.gk);
+    Ok(p.finish_nt_xent_with(r.loss, g, (r.grad_tau, r.stats)))
 }
 
 /// muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j, M = muP − muQ (n ≥ 2).
 /// Zero rows have cosine 0 with everything.
 pub fn mismatch_score(a: &[f32], b: &[f32], rows: usize, d: usize) -> Result<Mismatch> {
+    mismatch_score_opts(a, b, rows, d, false)
+}
+
+/// [`mismatch_score`]; with `within_view`, muQ is the mean over every non-matching pair of the
+/// 2n views: the n(n − 1) cross-view pairs (a_i, b_j), i ≠ j, and the within-view pairs
+/// (a_i, a_j) and (b_i, b_j), i < j — 2n(n − 1) pairs in all.
+pub fn mismatch_score_opts(
+    a: &[f32],
+    b: &[f32],
+    rows: usize,
+    d: usize,
+    within_view: bool,
+) -> Result<Mismatch> {
     const F: &str = "mismatchScore";
     check_matrix(F, "a", a, rows, d)?;
     check_matrix(F, "b", b, rows, d)?;
@@ -613,6 +978,8 @@ pub fn mismatch_score(a: &[f32], b: &[f32], rows: usize, d: usize) -> Result<Mis
     let mut sa = vec![0f64; d];
     let mut sb = vec![0f64; d];
     let mut diag = 0f64;
+    // Σ_i ‖â_i‖² + ‖b̂_i‖² (1 per non-zero row).
+    let mut selfs = 0f64;
     for (ar, br) in a.chunks(d).zip(b.chunks(d)) {
         let na = row_norm(ar);
         let nb = row_norm(br);
@@ -625,13 +992,21 @@ pub fn mismatch_score(a: &[f32], b: &[f32], rows: usize, d: usize) -> Result<Mis
             sa[kk] += x;
             sb[kk] += y;
             dd += x * y;
+            selfs += x * x + y * y;
         }
         diag += dd;
     }
     let all: f64 = sa.iter().zip(&sb).map(|(x, y)| x * y).sum();
     let n = rows as f64;
     let mu_p = diag / n;
-    let mu_q = (all - diag) / (n * (n - 1.0));
+    let mu_q = if within_view {
+        // Σ_{i<j} â_i·â_j + b̂_i·b̂_j = (‖Σâ‖² + ‖Σb̂‖² − Σ‖â_i‖² − Σ‖b̂_i‖²)/2.
+        let sq = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
+        let within = (sq(&sa) + sq(&sb) - selfs) / 2.0;
+        (all - diag + within) / (2.0 * n * (n - 1.0))
+    } else {
+        (all - diag) / (n * (n - 1.0))
+    };
     Ok(Mismatch {
         mu_p,
         mu_q,

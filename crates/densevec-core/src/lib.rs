@@ -12,6 +12,7 @@ pub mod geometry;
 pub mod margin;
 pub mod quantized;
 pub mod regularizers;
+pub mod sampling;
 pub mod similarity;
 pub mod statistics;
 pub mod topk;

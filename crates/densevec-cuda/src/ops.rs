@@ -11,7 +11,9 @@ use densevec_core::contrastive::{
     info_nce_prepare, nt_xent_prepare, InfoNce, InfoNceOpts, NtXent, Prepared,
 };
 use densevec_core::error::check_matrix;
-use densevec_core::margin::{margin_prepare, MarginOpts, MarginPrepared, MarginSoftmax};
+use densevec_core::margin::{
+    margin_extras, margin_prepare, MarginOpts, MarginPrepared, MarginSoftmax,
+};
 use densevec_core::regularizers::{unit_rows, wasserstein_check, Wasserstein};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
@@ -810,7 +812,8 @@ pub fn margin_run(
     let total = loss.to_vec().map_err(be(F))?.iter().sum::<f64>() * inv_n;
     let gxv = gx.to_vec().map_err(be(F))?;
     let gwv = gw.to_vec().map_err(be(F))?;
-    Ok(pr.finish(total, gxv, gwv, logits, d))
+    let ex = margin_extras(pr, &logits, n, c, d, labels, o);
+    Ok(pr.finish(total, gxv, gwv, logits, d, ex))
 }
 
 // ---------------------------------------------------------------------------------------------

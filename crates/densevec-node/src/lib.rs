@@ -14,6 +14,7 @@ mod contrastive;
 mod geometry;
 mod margin;
 mod regularizers;
+mod sampling;
 mod similarity;
 mod statistics;
 

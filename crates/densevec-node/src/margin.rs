@@ -12,6 +12,8 @@ pub struct MarginSoftmaxResult {
     pub grad_x: Float32Array,
     pub grad_w: Float32Array,
     pub logits: Float32Array,
+    pub grad_scale: f64,
+    pub angular_margins: Float32Array,
 }
 
 impl IntoJs for mg::MarginSoftmax {
@@ -22,6 +24,8 @@ impl IntoJs for mg::MarginSoftmax {
             grad_x: Float32Array::new(self.grad_x),
             grad_w: Float32Array::new(self.grad_w),
             logits: Float32Array::new(self.logits),
+            grad_scale: self.grad_scale,
+            angular_margins: Float32Array::new(self.angular_margins),
         })
     }
 }
