@@ -1,5 +1,30 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { close, dv, fdGrad, randm, ref, rng, throwsCode } from './helpers';
+
+/** PyTorch autograd fixtures (scripts/fixtures/learning_extra.py). */
+const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'learning-extra.json'), 'utf8')) as {
+  cases: Array<Record<string, any>>;
+};
+
+function fm(o: { rows: number; cols: number; data: number[] }): { data: Float32Array; rows: number; cols: number } {
+  return { data: Float32Array.from(o.data), rows: o.rows, cols: o.cols };
+}
+
+function fopts(o: Record<string, any>): Record<string, any> {
+  const out: Record<string, any> = { ...o };
+  if (o.positives) out.positives = Uint32Array.from(o.positives);
+  if (o.keyIds) out.keyIds = Uint32Array.from(o.keyIds);
+  if (o.logQ) out.logQ = Float32Array.from(o.logQ);
+  return out;
+}
+
+function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
 
 type M = { data: Float32Array; rows: number; cols: number };
 type Stats = { meanEntropy: number; meanPositiveProbability: number; meanMaxNegativeProbability: number; effectiveNegatives: number };
@@ -566,4 +591,48 @@ describe('mismatchScore withinView', () => {
       throwsCode(() => m.mismatchScore(a, b, { withinView: 1 as never }), 'E_TYPE', /withinView/);
     }
   });
+});
+
+describe('PyTorch autograd fixtures', () => {
+  it('holds every kind of case', () => {
+    const kinds = new Set(fixtures.cases.map((c) => c.kind));
+    expect([...kinds].sort()).toEqual(['infoNCE', 'marginSoftmax', 'negativeSamplingLoss', 'ntXent']);
+    expect(fixtures.cases.length).toBeGreaterThanOrEqual(12);
+  });
+  for (const c of fixtures.cases) {
+    for (const [label, m, tol] of [
+      ['reference', ref, 1e-6],
+      ['native', dv, 2e-4],
+    ] as const) {
+      it(`${c.kind} ${c.name} (${label})`, () => {
+        const st = (got: Stats): void => close(statsArr(got), statsArr(c.stats), tol, tol);
+        const g = (got: ArrayLike<number>, want: number[]): void => close(got, want, tol, tol * Math.max(maxAbs(want), 1e-12));
+        if (c.kind === 'infoNCE') {
+          const r = m.infoNCE(fm(c.q), fm(c.keys), fopts(c.options) as never);
+          close(r.loss, c.loss, tol, tol);
+          g(r.gradQ.data, c.gradQ);
+          g(r.gradKeys.data, c.gradKeys);
+          close(r.gradTemperature, c.gradTemperature, tol, tol);
+          st(r.stats);
+        } else if (c.kind === 'ntXent') {
+          const r = m.ntXent(fm(c.a), fm(c.b), c.options);
+          close(r.loss, c.loss, tol, tol);
+          g(r.gradA.data, c.gradA);
+          close(r.gradTemperature, c.gradTemperature, tol, tol);
+          st(r.stats);
+        } else if (c.kind === 'marginSoftmax') {
+          const r = m.marginSoftmax(fm(c.x), fm(c.prototypes), Uint32Array.from(c.labels), c.options);
+          close(r.loss, c.loss, tol, tol);
+          close(r.gradScale, c.gradScale, tol, tol);
+          close(r.angularMargins, c.angularMargins, label === 'native' ? 1e-3 : 1e-6, label === 'native' ? 1e-3 : 1e-6);
+        } else {
+          const r = m.negativeSamplingLoss(fm(c.x), fm(c.positives), fm(c.negatives), fopts(c.options) as never);
+          close(r.loss, c.loss, tol, tol);
+          g(r.gradX.data, c.gradX);
+          g(r.gradPositives.data, c.gradPositives);
+          g(r.gradNegatives.data, c.gradNegatives);
+        }
+      });
+    }
+  }
 });
