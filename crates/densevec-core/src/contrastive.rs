@@ -230,12 +230,6 @@ impl Fused<'_> {
             None => false,
         }
     }
-
-    /// Whether any logit can be excluded.
-    #[inline]
-    fn has_mask(&self) -> bool {
-        self.exclude_self || self.key_ids.is_some()
-    }
 }
 
 /// Logits of queries i0..i0+mb against keys j0..j0+nb into `tile` (mb × nb, ld nb), with the
@@ -320,25 +314,19 @@ impl NegAcc {
         self.elqn *= a;
     }
 
-    /// Adds a tile: `e` holds exp(z − shift) (masked entries 0), `z` the logits (masked −∞,
-    /// zeroed here), `pin` the positive's place in the tile.
+    /// Adds a tile: `e` holds exp(z − shift) (masked entries 0), `z` the logits with masked
+    /// entries already set to 0, `pin` the positive's place in the tile, `ones` at least
+    /// `e.len()` ones (for a vectorized sum).
     fn add(
         &mut self,
         e: &mut [f32],
-        z: &mut [f32],
+        z: &[f32],
         lq: Option<&[f32]>,
         pin: Option<usize>,
-        mask: bool,
+        ones: &[f32],
     ) {
-        if mask {
-            for v in z.iter_mut() {
-                if *v == f32::NEG_INFINITY {
-                    *v = 0.0;
-                }
-            }
-        }
         let saved = pin.map(|jj| std::mem::replace(&mut e[jj], 0.0));
-        self.lneg += e.iter().map(|&v| v as f64).sum::<f64>();
+        self.lneg += k::dot(e, &ones[..e.len()]) as f64;
         self.ezn += k::dot(e, z) as f64;
         if let Some(lq) = lq {
             self.elqn += k::dot(e, lq) as f64;
@@ -467,6 +455,7 @@ fn fused(p: &Fused, grad: bool) -> FusedOut {
         let mb = m.len();
         let mut tile = vec![0f32; mb * BK.min(n)];
         let mut zc = vec![0f32; BK.min(n)];
+        let ones = vec![1f32; BK.min(n)];
         let mut l = vec![0f64; mb];
         let mut pos_logit = vec![0f32; mb];
         let mut acc = vec![NegAcc::EMPTY; mb];
@@ -513,14 +502,19 @@ fn fused(p: &Fused, grad: bool) -> FusedOut {
                 m[r] = mnew;
                 let z = &mut zc[..nb];
                 z.copy_from_slice(row);
+                // Masked logits are −∞; their e is 0, so 0 keeps e·z finite.
+                if p.exclude_self && i >= j0 && i < j0 + nb {
+                    z[i - j0] = 0.0;
+                }
+                if p.key_ids.is_some() {
+                    for (jj, v) in z.iter_mut().enumerate() {
+                        if p.masked(i, j0 + jj) {
+                            *v = 0.0;
+                        }
+                    }
+                }
                 l[r] += exp_row(p, i, j0, row, mnew);
-                acc[r].add(
-                    row,
-                    z,
-                    p.log_q.map(|lq| &lq[j0..j0 + nb]),
-                    pin,
-                    p.has_mask(),
-                );
+                acc[r].add(row, z, p.log_q.map(|lq| &lq[j0..j0 + nb]), pin, &ones);
             }
             if grad {
                 k::gemm_nn(
