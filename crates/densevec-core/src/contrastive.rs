@@ -414,6 +414,18 @@ struct FusedOut {
     stats: NceStats,
 }
 
+/// ∂loss/∂τ and the diagnostics from a backend's per-query rows of five values
+/// [Pneg·(E_q[z] + E_q[logQ] − u_pos), entropy, p(pos), max p(neg), effective negatives]
+/// (the first times −1/τ is ∂loss_i/∂τ).
+#[doc(hidden)]
+pub fn nce_extras_from_rows(rows: &[f64], inv_tau: f32) -> (f64, NceStats) {
+    let ex: Vec<RowExtra> = rows
+        .chunks_exact(5)
+        .map(|r| [-(inv_tau as f64) * r[0], r[1], r[2], r[3], r[4]])
+        .collect();
+    mean_extras(&ex)
+}
+
 /// Mean of the per-query extras, in a fixed order.
 fn mean_extras(ex: &[RowExtra]) -> (f64, NceStats) {
     let mut t = [0f64; 5];
@@ -704,7 +716,8 @@ impl<'a> Prepared<'a> {
         self.finish_info_nce_with(loss, gq, gk, ex)
     }
 
-    fn finish_info_nce_with(
+    /// [`Prepared::finish_info_nce`] with ∂loss/∂τ and the diagnostics already formed.
+    pub fn finish_info_nce_with(
         &self,
         loss: f64,
         mut gq: Vec<f32>,
@@ -731,7 +744,8 @@ impl<'a> Prepared<'a> {
         self.finish_nt_xent_with(loss, g, ex)
     }
 
-    fn finish_nt_xent_with(
+    /// [`Prepared::finish_nt_xent`] with ∂loss/∂τ and the diagnostics already formed.
+    pub fn finish_nt_xent_with(
         &self,
         loss: f64,
         mut g: Vec<f32>,
