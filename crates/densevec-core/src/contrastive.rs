@@ -1141,6 +1141,74 @@ mod tests {
     }
 
     #[test]
+    fn grad_temperature_matches_finite_differences_across_tiles() {
+        let (b, n, d) = (130usize, 300usize, 5usize);
+        let q = randv(b * d, 11);
+        let keys = randv(n * d, 12);
+        let pos: Vec<u32> = (0..b).map(|i| ((i * 13) % n) as u32).collect();
+        let lq: Vec<f32> = (0..n).map(|j| -1.0 - (j % 7) as f32 * 0.3).collect();
+        let ids: Vec<u32> = (0..n).map(|j| (j % 37) as u32).collect();
+        for key_ids in [None, Some(&ids[..])] {
+            let at = |t: f64| {
+                let o = InfoNceOpts {
+                    temperature: t,
+                    positives: Some(&pos),
+                    log_q: Some(&lq),
+                    normalize: true,
+                };
+                info_nce_ids(&q, b, &keys, n, d, &o, key_ids).unwrap()
+            };
+            let r = at(0.4);
+            let fd = (at(0.4 + 1e-3).loss - at(0.4 - 1e-3).loss) / 2e-3;
+            assert!(
+                (fd - r.grad_temperature).abs() < 1e-3 * fd.abs().max(1.0),
+                "{key_ids:?}: fd {fd} vs {}",
+                r.grad_temperature
+            );
+            let s = r.stats;
+            assert!(s.mean_positive_probability > 0.0 && s.mean_positive_probability < 1.0);
+            assert!(s.effective_negatives >= 1.0 && s.effective_negatives <= n as f64);
+        }
+        let x = nt_xent(&q, &keys[..b * d], b, d, 0.3).unwrap();
+        let fd = (nt_xent(&q, &keys[..b * d], b, d, 0.301).unwrap().loss
+            - nt_xent(&q, &keys[..b * d], b, d, 0.299).unwrap().loss)
+            / 2e-3;
+        assert!((fd - x.grad_temperature).abs() < 1e-3 * fd.abs().max(1.0));
+    }
+
+    #[test]
+    fn negative_stats_survive_a_dominant_positive() {
+        // Negatives 70–90 nats below the positive underflow the shared float32 shift; the
+        // float64 fallback keeps their statistics exact.
+        let q = [1f32, 0.0, 0.0, 0.0];
+        let keys = [
+            1f32, 0.0, 0.0, 0.0, 0.1, 0.99, 0.0, 0.0, 0.2, 0.0, 0.97, 0.0, 0.3, 0.0, 0.0, 0.95,
+        ];
+        let o = InfoNceOpts {
+            temperature: 0.01,
+            positives: None,
+            log_q: None,
+            normalize: false,
+        };
+        let r = info_nce(&q, 1, &keys, 4, 4, &o).unwrap();
+        let z: Vec<f64> = [10.0f64, 20.0, 30.0]
+            .iter()
+            .map(|v| (*v as f32 / 100.0) as f64 * 100.0)
+            .collect();
+        let m = z[2];
+        let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+        let l: f64 = e.iter().sum();
+        let h: f64 = -e.iter().map(|v| v / l * (v / l).ln()).sum::<f64>();
+        assert!(
+            (r.stats.effective_negatives - h.exp()).abs() < 1e-3 * h.exp(),
+            "{} vs {}",
+            r.stats.effective_negatives,
+            h.exp()
+        );
+        assert!(r.stats.mean_max_negative_probability > 0.0);
+    }
+
+    #[test]
     fn thread_count_does_not_change_bits() {
         let (b, n, d) = (300, 700, 33);
         let q = randv(b * d, 5);
@@ -1160,6 +1228,9 @@ mod tests {
         assert_eq!(r1.loss.to_bits(), r2.loss.to_bits());
         assert_eq!(r1.grad_q, r2.grad_q);
         assert_eq!(r1.grad_keys, r2.grad_keys);
+        assert_eq!(r1.grad_temperature.to_bits(), r2.grad_temperature.to_bits());
+        assert_eq!(r1.stats, r2.stats);
+        assert_eq!(x1.grad_temperature.to_bits(), x2.grad_temperature.to_bits());
         assert_eq!(x1.loss.to_bits(), x2.loss.to_bits());
         assert_eq!(x1.grad_a, x2.grad_a);
         assert_eq!(x1.grad_b, x2.grad_b);

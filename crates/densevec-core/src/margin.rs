@@ -688,6 +688,8 @@ mod tests {
         assert_eq!(a.loss.to_bits(), b.loss.to_bits());
         assert_eq!(a.grad_x, b.grad_x);
         assert_eq!(a.grad_w, b.grad_w);
+        assert_eq!(a.grad_scale.to_bits(), b.grad_scale.to_bits());
+        assert_eq!(a.angular_margins, b.angular_margins);
     }
 
     #[test]
