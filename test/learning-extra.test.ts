@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { close, dv, fdGrad, randm, ref, rng, throwsCode } from './helpers';
+import { close, dv, fdGrad, forEachIsa, randm, ref, rng, throwsCode } from './helpers';
 
 /** PyTorch autograd fixtures (scripts/fixtures/learning_extra.py). */
 const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'learning-extra.json'), 'utf8')) as {
@@ -635,4 +635,40 @@ describe('PyTorch autograd fixtures', () => {
       });
     }
   }
+});
+
+describe('every ISA', () => {
+  it('gradTemperature, stats, gradScale, angularMargins and negativeSamplingLoss agree with the reference on every forced ISA', () => {
+    const q = randm(37, 13, 101);
+    const keys = randm(300, 13, 102);
+    const r0 = rng(103);
+    const positives = new Uint32Array(37).map(() => Math.floor(r0() * 300));
+    const keyIds = new Uint32Array(300).map(() => Math.floor(r0() * 50));
+    const o = { temperature: 0.25, positives, keyIds, normalize: true };
+    const want = ref.infoNCE(q, keys, o);
+    const a = randm(19, 13, 104);
+    const b = randm(19, 13, 105);
+    const wantX = ref.ntXent(a, b, { temperature: 0.2 });
+    const labels = new Uint32Array(37).map(() => Math.floor(r0() * 7));
+    const w = randm(7, 13, 106);
+    const wantM = ref.marginSoftmax(q, w, labels, { kind: 'cosface' });
+    const neg = randm(37 * 3, 13, 107);
+    const pos37 = randm(37, 13, 108);
+    const wantN2 = ref.negativeSamplingLoss(q, pos37, neg);
+    expect(wantN2.loss).toBeGreaterThan(0);
+    forEachIsa(() => {
+      const r = dv.infoNCE(q, keys, o);
+      close(r.gradTemperature, want.gradTemperature, 1e-4, 1e-6);
+      close(statsArr(r.stats), statsArr(want.stats), 1e-4, 1e-6);
+      const x = dv.ntXent(a, b, { temperature: 0.2 });
+      close(x.gradTemperature, wantX.gradTemperature, 1e-4, 1e-6);
+      close(statsArr(x.stats), statsArr(wantX.stats), 1e-4, 1e-6);
+      const m = dv.marginSoftmax(q, w, labels, { kind: 'cosface' });
+      close(m.gradScale, wantM.gradScale, 1e-4, 1e-6);
+      close(m.angularMargins, wantM.angularMargins, 1e-3, 1e-3);
+      const ns = dv.negativeSamplingLoss(q, pos37, neg);
+      close(ns.loss, wantN2.loss, 1e-5, 1e-6);
+      close(ns.gradX.data, wantN2.gradX.data, 1e-4, 1e-6);
+    });
+  });
 });
