@@ -6,7 +6,9 @@
 //! * pass A, parallel over fixed blocks of queries: for each key tile, logits = Q_blk·K_tileᵀ/τ
 //!   (`gemm_nt`), the running row max and sum of exponentials are updated (the accumulator is
 //!   rescaled when the max grows) and O_blk += exp(S − m)·K_tile (`gemm_nn`). At the end
-//!   gradQ_i = (O_i / l_i − k_pos(i)) / (Bτ) and lse_i = m_i + ln l_i.
+//!   gradQ_i = (O_i / l_i − k_pos(i)) / (Bτ) and lse_i = m_i + ln l_i. The same pass keeps
+//!   the negatives' sums (Σ e, Σ e·z, Σ e·logQ with their own running max as shift) from which
+//!   ∂loss/∂τ and the softmax diagnostics follow per query.
 //! * pass B, parallel over fixed blocks of keys: each query tile's logits are recomputed,
 //!   P = exp(S − m_i)/l_i with the final statistics, the positive entries get −1, and
 //!   gradK_blk += (P − 1_pos)ᵀ·Q_tile (the small tile is transposed, then `gemm_nn`).
@@ -289,9 +291,10 @@ fn exp_row(p: &Fused, i: usize, j0: usize, row: &mut [f32], shift: f32) -> f64 {
     s
 }
 
-/// Per-query sums over the negatives (the positive and masked keys left out), kept with the
-/// same running shift as the log-sum-exp: Σ e_j, Σ e_j·z_j, Σ e_j·logQ_j, and the largest
-/// negative logit.
+/// Per-query sums over the negatives (the positive and masked keys left out) with their own
+/// running shift, the largest negative logit `mneg`: Σ e_j, Σ e_j·z_j, Σ e_j·logQ_j with
+/// e_j = exp(z_j − mneg). (A shared shift with the positive would let the negatives underflow
+/// float32 next to a dominant positive.)
 #[derive(Clone, Copy)]
 struct NegAcc {
     mneg: f32,
@@ -308,31 +311,61 @@ impl NegAcc {
         elqn: 0.0,
     };
 
-    fn rescale(&mut self, a: f64) {
-        self.lneg *= a;
-        self.ezn *= a;
-        self.elqn *= a;
-    }
-
-    /// Adds a tile: `e` holds exp(z − shift) (masked entries 0), `z` the logits with masked
-    /// entries already set to 0, `pin` the positive's place in the tile, `ones` at least
-    /// `e.len()` ones (for a vectorized sum).
+    /// Adds one tile of query i's logits `row` (masked entries −∞, not modified), with `mn` the
+    /// tile's largest negative logit and `pin` the positive's place in the tile. `z` and `e`
+    /// are scratch of the tile's length.
+    #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
-        e: &mut [f32],
-        z: &[f32],
-        lq: Option<&[f32]>,
+        p: &Fused,
+        i: usize,
+        j0: usize,
+        row: &[f32],
+        mn: f32,
         pin: Option<usize>,
-        ones: &[f32],
+        z: &mut [f32],
+        e: &mut [f32],
     ) {
-        let saved = pin.map(|jj| std::mem::replace(&mut e[jj], 0.0));
-        self.lneg += k::dot(e, &ones[..e.len()]) as f64;
-        self.ezn += k::dot(e, z) as f64;
-        if let Some(lq) = lq {
-            self.elqn += k::dot(e, lq) as f64;
+        if mn == f32::NEG_INFINITY {
+            return;
         }
-        if let (Some(jj), Some(v)) = (pin, saved) {
-            e[jj] = v;
+        let sh = self.mneg.max(mn);
+        if self.mneg != sh && self.mneg != f32::NEG_INFINITY {
+            let a = ((self.mneg - sh) as f64).exp();
+            self.lneg *= a;
+            self.ezn *= a;
+            self.elqn *= a;
+        }
+        self.mneg = sh;
+        z.copy_from_slice(row);
+        if let Some(jj) = pin {
+            z[jj] = f32::NEG_INFINITY;
+        }
+        e.copy_from_slice(z);
+        let mut s = k::exp_shift_sum(e, sh);
+        // Excluded entries: e = 0 exactly, and z = 0 so that e·z stays finite.
+        let mut drop = |jj: usize, z: &mut [f32], e: &mut [f32]| {
+            s -= e[jj] as f64;
+            e[jj] = 0.0;
+            z[jj] = 0.0;
+        };
+        if let Some(jj) = pin {
+            drop(jj, z, e);
+        }
+        if p.exclude_self && i >= j0 && i < j0 + row.len() {
+            drop(i - j0, z, e);
+        }
+        if p.key_ids.is_some() {
+            for jj in 0..row.len() {
+                if Some(jj) != pin && p.masked(i, j0 + jj) {
+                    drop(jj, z, e);
+                }
+            }
+        }
+        self.lneg += s;
+        self.ezn += k::dot(e, z) as f64;
+        if let Some(lq) = p.log_q {
+            self.elqn += k::dot(e, &lq[j0..j0 + row.len()]) as f64;
         }
     }
 }
@@ -369,31 +402,6 @@ fn row_extra(
         (mneg - lse).exp(),
         (lsen - eqz).exp(),
     ]
-}
-
-/// The negatives' sums of query i in float64 with their own shift (used when they underflow
-/// next to a dominant positive): (shift, Σ e, Σ e·z, Σ e·logQ).
-fn exact_neg(p: &Fused, i: usize) -> (f64, f64, f64, f64) {
-    let d = p.d;
-    let qi = &p.q[i * d..(i + 1) * d];
-    let pos = p.positives[i] as usize;
-    let z: Vec<(f64, f64)> = (0..p.n)
-        .filter(|&j| j != pos && !p.masked(i, j))
-        .map(|j| {
-            let lq = p.log_q.map_or(0.0, |l| l[j] as f64);
-            let s = k::dot(qi, &p.keys[j * d..(j + 1) * d]) as f64 * p.inv_tau as f64;
-            (s - lq, lq)
-        })
-        .collect();
-    let m = z.iter().fold(f64::NEG_INFINITY, |a, &(v, _)| a.max(v));
-    let (mut l, mut ez, mut elq) = (0.0, 0.0, 0.0);
-    for &(v, lq) in &z {
-        let e = (v - m).exp();
-        l += e;
-        ez += e * v;
-        elq += e * lq;
-    }
-    (m, l, ez, elq)
 }
 
 /// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss, per-row extras.
@@ -467,7 +475,7 @@ fn fused(p: &Fused, grad: bool) -> FusedOut {
         let mb = m.len();
         let mut tile = vec![0f32; mb * BK.min(n)];
         let mut zc = vec![0f32; BK.min(n)];
-        let ones = vec![1f32; BK.min(n)];
+        let mut ec = vec![0f32; BK.min(n)];
         let mut l = vec![0f64; mb];
         let mut pos_logit = vec![0f32; mb];
         let mut acc = vec![NegAcc::EMPTY; mb];
@@ -482,22 +490,21 @@ fn fused(p: &Fused, grad: bool) -> FusedOut {
                 let pos = p.positives[i] as usize;
                 // The tile's largest negative logit (the positive set aside), then the row max.
                 let pin = (pos >= j0 && pos < j0 + nb).then(|| pos - j0);
-                let tmax = match pin {
+                let (mn, tmax) = match pin {
                     Some(jj) => {
                         let pl = row[jj];
                         pos_logit[r] = pl;
                         row[jj] = f32::NEG_INFINITY;
                         let mn = k::max(row);
                         row[jj] = pl;
-                        acc[r].mneg = acc[r].mneg.max(mn);
-                        mn.max(pl)
+                        (mn, mn.max(pl))
                     }
                     None => {
                         let mn = k::max(row);
-                        acc[r].mneg = acc[r].mneg.max(mn);
-                        mn
+                        (mn, mn)
                     }
                 };
+                acc[r].add(p, i, j0, row, mn, pin, &mut zc[..nb], &mut ec[..nb]);
                 let mnew = m[r].max(tmax);
                 if mnew == f32::NEG_INFINITY {
                     row.fill(0.0);
@@ -506,27 +513,12 @@ fn fused(p: &Fused, grad: bool) -> FusedOut {
                 if m[r] != mnew && m[r] != f32::NEG_INFINITY {
                     let a = ((m[r] - mnew) as f64).exp();
                     l[r] *= a;
-                    acc[r].rescale(a);
                     if grad {
                         k::scale(&mut g[r * d..(r + 1) * d], a as f32);
                     }
                 }
                 m[r] = mnew;
-                let z = &mut zc[..nb];
-                z.copy_from_slice(row);
-                // Masked logits are −∞; their e is 0, so 0 keeps e·z finite.
-                if p.exclude_self && i >= j0 && i < j0 + nb {
-                    z[i - j0] = 0.0;
-                }
-                if p.key_ids.is_some() {
-                    for (jj, v) in z.iter_mut().enumerate() {
-                        if p.masked(i, j0 + jj) {
-                            *v = 0.0;
-                        }
-                    }
-                }
                 l[r] += exp_row(p, i, j0, row, mnew);
-                acc[r].add(row, z, p.log_q.map(|lq| &lq[j0..j0 + nb]), pin, &ones);
             }
             if grad {
                 k::gemm_nn(
@@ -556,19 +548,14 @@ fn fused(p: &Fused, grad: bool) -> FusedOut {
                 // No negatives: p(pos) = 1.
                 [0.0, 0.0, 1.0, 0.0, 0.0]
             } else {
-                let (shift, ln, ezn, elqn) = if a.lneg > 1e-30 * l[r] {
-                    (m[r] as f64, a.lneg, a.ezn, a.elqn)
-                } else {
-                    exact_neg(p, i)
-                };
                 row_extra(
                     lse,
                     zp,
                     up,
-                    shift,
-                    ln,
-                    ezn,
-                    elqn,
+                    a.mneg as f64,
+                    a.lneg,
+                    a.ezn,
+                    a.elqn,
                     a.mneg as f64,
                     p.inv_tau as f64,
                 )
@@ -1178,8 +1165,8 @@ mod tests {
 
     #[test]
     fn negative_stats_survive_a_dominant_positive() {
-        // Negatives 70–90 nats below the positive underflow the shared float32 shift; the
-        // float64 fallback keeps their statistics exact.
+        // Negatives 70–90 nats below the positive would underflow a float32 shift shared with
+        // the positive; with their own shift their statistics stay exact.
         let q = [1f32, 0.0, 0.0, 0.0];
         let keys = [
             1f32, 0.0, 0.0, 0.0, 0.1, 0.99, 0.0, 0.0, 0.2, 0.0, 0.97, 0.0, 0.3, 0.0, 0.0, 0.95,
