@@ -8,7 +8,12 @@ const path = require('node:path');
 const { measure, local, procStatus, resetPeakRss } = require('./harness');
 
 const RESULTS = path.join(__dirname, 'results');
-const PEAK_GFLOPS_PER_CORE = 253; // Zen 5: 2 FMA pipes × 16 fp32 lanes × 2 flop × ~3.95 GHz
+const { machine } = require('./machine');
+
+/** The single-core fp32 FMA peak measured in this run (GFLOP/s), or null where it could not be. */
+function peakGflops() {
+  return machine().peakGflopsPerCore;
+}
 
 const dv = require('../dist/index.js');
 
@@ -160,9 +165,10 @@ class Suite {
         continue;
       }
       if (t.kind === 'peak') {
-        if (d && d.throughput) {
-          const frac = d.throughput.value / PEAK_GFLOPS_PER_CORE / (d.threads ?? 1);
-          const gotCpu = d.throughputPerCpuSecond ? d.throughputPerCpuSecond.value / PEAK_GFLOPS_PER_CORE : null;
+        const peak = peakGflops();
+        if (d && d.throughput && peak) {
+          const frac = d.throughput.value / peak / (d.threads ?? 1);
+          const gotCpu = d.throughputPerCpuSecond ? d.throughputPerCpuSecond.value / peak : null;
           targets.push({ what: t.what, min: t.min, got: frac, met: frac >= t.min, gotCpu, cpuNote: 'per CPU-second' });
         }
         continue;
@@ -220,7 +226,7 @@ class Suite {
         cores: os.cpus().length,
         loadavg: os.loadavg(),
         node: process.version,
-        peakGflopsPerCoreAssumed: PEAK_GFLOPS_PER_CORE,
+        ...machine(),
       },
       densevec: dv.backendInfo(),
       anchors: Object.fromEntries(['simsimd', 'usearch', 'onnxruntime-node'].map((n) => [n, anchorVersion(n)])),
@@ -273,5 +279,6 @@ module.exports = {
   fmtMs,
   procStatus,
   resetPeakRss,
-  PEAK_GFLOPS_PER_CORE,
+  peakGflops,
+  machine,
 };

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Runs the benchmark suites: `node bench/run.js [--quick] [suite…]` (default: all).
+// Runs the benchmark suites: `node bench/run.js [--quick|--smoke] [suite…]` (default: all).
 // Each suite prints a table and writes bench/results/<suite>.json. See docs/benchmarks.md.
 'use strict';
 
-const SUITES = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry', 'cuda'];
+const SUITES = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry', 'cuda', 'pipelines'];
 
 async function main() {
   const args = process.argv.slice(2);
@@ -11,7 +11,7 @@ async function main() {
   const smoke = args.includes('--smoke'); // tiny shapes: checks the harness, figures not meaningful
   const unknown = args.filter((a) => a.startsWith('--') && a !== '--quick' && a !== '--smoke');
   if (unknown.length) {
-    console.error(`unknown option ${unknown.join(' ')}; usage: node bench/run.js [--quick] [${SUITES.join('|')}]…`);
+    console.error(`unknown option ${unknown.join(' ')}; usage: node bench/run.js [--quick|--smoke] [${SUITES.join('|')}]…`);
     process.exit(2);
   }
   const names = args.filter((a) => !a.startsWith('--'));
@@ -25,6 +25,7 @@ async function main() {
   const dv = require('../dist/index.js');
   const info = dv.backendInfo();
   console.log(`densevec backend ${info.backend}, ISA ${info.isa}, node ${process.version}, ${require('node:os').cpus().length} cores${quick ? ', quick pass' : ''}`);
+  require('./machine').machine(); // measured once, before any suite: printed here, recorded in every JSON
   if (info.backend !== 'native') console.log(`warning: the native addon is not loaded (${info.nativeError ?? 'reference backend selected'}): figures are for the TypeScript reference`);
   const t0 = Date.now();
   for (const n of names.length ? names : SUITES) {

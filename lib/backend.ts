@@ -145,6 +145,7 @@ export function cudaRoute(): 'strict' | 'auto' | null {
 
 /** Chooses the backend: 'auto' (fastest available), 'native', 'cuda' or 'reference'. */
 export function setBackend(name: 'auto' | BackendName): void {
+  if (typeof name !== 'string') fail('E_TYPE', `setBackend: name must be a string, got ${name === null ? 'null' : typeof name}`);
   switch (name) {
     case 'auto':
       current = binding ? 'native' : 'reference';
@@ -171,8 +172,37 @@ export function setBackend(name: 'auto' | BackendName): void {
   }
 }
 
+const BACKEND_NAMES = new Set(['auto', 'native', 'cuda', 'reference']);
+
+/**
+ * Reads DENSEVEC_THREADS: unset or empty → null; else it must be a decimal integer in
+ * [1, 1024] (E_ARG at load, naming the variable). The native pool reads the same variable.
+ */
+export function envThreads(raw: string | undefined): number | null {
+  if (raw === undefined || raw === '') return null;
+  // Digits only, as the native pool parses it (no sign, no spaces, no exponent).
+  const n = /^[0-9]{1,5}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= 1024)) {
+    throw new DensevecError('E_ARG', `densevec: DENSEVEC_THREADS must be an integer in [1, 1024], got '${raw}'`);
+  }
+  return n;
+}
+
+/**
+ * Reads DENSEVEC_BACKEND: unset or empty → 'auto'; else one of 'auto', 'native', 'cuda',
+ * 'reference' (E_ARG at load, naming the variable).
+ */
+export function envBackend(raw: string | undefined): 'auto' | BackendName {
+  if (raw === undefined || raw === '') return 'auto';
+  if (!BACKEND_NAMES.has(raw)) {
+    throw new DensevecError('E_ARG', `densevec: DENSEVEC_BACKEND must be 'auto', 'native', 'cuda' or 'reference', got '${raw}'`);
+  }
+  return raw as 'auto' | BackendName;
+}
+
 function initBackend(): void {
-  const want = process.env.DENSEVEC_BACKEND;
+  const want = envBackend(process.env.DENSEVEC_BACKEND);
+  const threads = envThreads(process.env.DENSEVEC_THREADS);
   const requireNative = process.env.DENSEVEC_REQUIRE_NATIVE === '1';
   if (!binding) {
     if (requireNative) {
@@ -184,8 +214,14 @@ function initBackend(): void {
       process.stderr.write(`densevec: native addon unavailable, using the pure-TypeScript reference backend (${loadError})\n`);
     }
   }
-  if (want && want !== '') setBackend(want as BackendName);
-  else setBackend('auto');
+  // The native pool reads the same (now validated) variable when it starts.
+  void threads;
+  try {
+    setBackend(want);
+  } catch (e) {
+    if (e instanceof DensevecError && want !== 'auto') throw new DensevecError(e.code, `densevec: DENSEVEC_BACKEND=${want}: ${e.message}`);
+    throw e;
+  }
 }
 initBackend();
 

@@ -9,7 +9,10 @@
  * On the native backend InfoNCE and NT-Xent are fused: the B × K logit matrix is never held
  * (tiles over keys with an online log-sum-exp), so extra memory is O((B + K)·d).
  */
-import { nat, rethrow } from './backend';
+import { cudaRoute, nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
+import { snap } from './validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/contrastive';
@@ -65,16 +68,18 @@ function ntxOut(r: { loss: number; gradA: Float32Array; gradB: Float32Array; gra
   };
 }
 
+/** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(f());
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }
 
 /** p(y_j | x) = softmax_j(x·y_j / τ) over the rows of `ys` (Float32Array of length ys.rows). */
 export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: number): Float32Array {
+  ys = snap('softmaxProbabilities', 'ys', ys);
   const n = nat();
   if (n === null) return ref.softmaxProbabilities(x, ys, temperature);
   ref.checkSoftmax('softmaxProbabilities', x, ys, temperature);
@@ -98,15 +103,18 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
  * const { loss, gradQ } = infoNCE(q, keys, { temperature: 0.07, normalize: true });
  */
 export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoNCEResult {
+  [q, keys, options] = ref.snapInfoNCE('infoNCE', q, keys, options);
   const n = nat();
   if (n === null) return ref.infoNCE(q, keys, options);
   const p = ref.checkInfoNCE('infoNCE', q, keys, options);
   try {
     const args = [q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize] as const;
-    // The GPU kernel has no accidental-hit mask: calls with keyIds stay on the CPU.
+    // Overflowing float32 logits (a subnormal τ, say) stay on the CPU, which handles them; so do
+    // calls with keyIds (the GPU kernel has no accidental-hit mask).
+    const eligible = cudaRoute() !== null && p.keyIds === null && !ref.logitsMayOverflow(q, keys, p);
     const r = viaCuda(
       CUDA_WORK.infoNCE(q.rows, keys.rows, q.cols),
-      p.keyIds === null,
+      eligible,
       (g) => g.cudaInfoNCE(...args),
       () => n.infoNCE(...args, p.keyIds ?? EMPTY_U32),
       n,
@@ -117,14 +125,17 @@ export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoN
   }
 }
 
-/** Async twin of {@link infoNCE}: runs off the event loop (inputs copied at call time). */
+/** Async twin of {@link infoNCE}: runs off the event loop (arguments read and copied at call time). */
 export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): Promise<InfoNCEResult> {
   return later(() => {
+    const fn = 'infoNCEAsync';
+    [q, keys, options] = ref.snapInfoNCE(fn, q, keys, options);
+    const p = ref.checkInfoNCE(fn, q, keys, options);
     const n = nat();
-    if (n === null) return ref.infoNCE(q, keys, options);
-    const p = ref.checkInfoNCE('infoNCEAsync', q, keys, options);
+    if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
+    const [qr, kr, d] = [q.rows, keys.rows, q.cols];
     return n
-      .infoNCEAsync(q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32)
+      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32)
       .then((r) => nceOut(r, q, keys), rethrow);
   });
 }
@@ -137,13 +148,15 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
  * the 2N anchors).
  */
 export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResult {
+  [a, b, options] = ref.snapNtXent('ntXent', a, b, options);
   const n = nat();
   if (n === null) return ref.ntXent(a, b, options);
   const t = ref.checkNtXent('ntXent', a, b, options);
   try {
     const r = viaCuda(
       CUDA_WORK.ntXent(a.rows, a.cols),
-      true,
+      // Cosine logits 1/τ beyond float32 (a subnormal τ) stay on the CPU, which handles them.
+      1 / t < 1e36,
       (g) => g.cudaNtXent(a.data, b.data, a.rows, a.cols, t),
       () => n.ntXent(a.data, b.data, a.rows, a.cols, t),
       n,
@@ -154,14 +167,17 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   }
 }
 
-/** Async twin of {@link ntXent} (inputs copied at call time). */
+/** Async twin of {@link ntXent} (arguments read and copied at call time). */
 export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promise<NtXentResult> {
   return later(() => {
+    const fn = 'ntXentAsync';
+    [a, b, options] = ref.snapNtXent(fn, a, b, options);
+    const t = ref.checkNtXent(fn, a, b, options);
     const n = nat();
-    if (n === null) return ref.ntXent(a, b, options);
-    const t = ref.checkNtXent('ntXentAsync', a, b, options);
+    if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
+    const [rows, cols] = [a.rows, a.cols];
     return n
-      .ntXentAsync(a.data, b.data, a.rows, a.cols, t)
+      .ntXentAsync(a.data, b.data, rows, cols, t)
       .then((r) => ntxOut(r, a, b), rethrow);
   });
 }
@@ -173,6 +189,8 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
  * n ≥ 2 rows; zero rows have cosine 0. O(n·d).
  */
 export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): MismatchResult {
+  a = snap('mismatchScore', 'a', a);
+  b = snap('mismatchScore', 'b', b);
   const n = nat();
   if (n === null) return ref.mismatchScore(a, b, options);
   const withinView = ref.checkMismatch('mismatchScore', a, b, options);

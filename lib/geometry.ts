@@ -4,9 +4,11 @@
  * alignment and spherical triangles on the unit hypersphere.
  */
 import { nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
+import { snap } from './validate';
 import type { Matrix } from './matrix';
 import * as ref from './reference/geometry';
-import { checkSeed } from './reference/statistics';
 import type { MetricOptions } from './reference/similarity';
 import type { ProcrustesResult, SphericalTriangle } from './reference/geometry';
 
@@ -18,7 +20,7 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(f());
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }
 
@@ -29,6 +31,7 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
  * votes, the label whose closest member among the k is nearest wins.
  */
 export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Uint32Array {
+  [train, queries, options] = ref.snapKnn('knnClassify', train, queries, options);
   const n = nat();
   if (n === null) return ref.knnClassify(train, labels, queries, k, options);
   const metric = ref.checkKnn('knnClassify', train, labels, queries, k, options);
@@ -39,12 +42,14 @@ export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix,
   }
 }
 
-/** Async twin of {@link knnClassify}: runs off the event loop (inputs copied at call time). */
+/** Async twin of {@link knnClassify}: runs off the event loop (arguments read and copied at call time). */
 export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Promise<Uint32Array> {
   return later(() => {
+    const fn = 'knnClassifyAsync';
+    [train, queries, options] = ref.snapKnn(fn, train, queries, options);
+    const metric = ref.checkKnn(fn, train, labels, queries, k, options);
     const n = nat();
-    if (n === null) return ref.knnClassify(train, labels, queries, k, options);
-    const metric = ref.checkKnn('knnClassifyAsync', train, labels, queries, k, options);
+    if (n === null) return refAsync<Uint32Array>('knnClassify', [train, labels, queries, k, options]);
     return n.knnClassifyAsync(train.data, train.rows, labels, queries.data, queries.rows, train.cols, k, metric).then((r) => r, rethrow);
   });
 }
@@ -58,8 +63,7 @@ export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Ma
 export function randomOrthogonal(d: number, seed: number): Matrix {
   const n = nat();
   if (n === null) return ref.randomOrthogonal(d, seed);
-  ref.checkOrthoDim('randomOrthogonal', d);
-  checkSeed('randomOrthogonal', 'seed', seed);
+  ref.checkRandomOrthogonal('randomOrthogonal', d, seed);
   try {
     return { data: n.randomOrthogonal(d, seed), rows: d, cols: d };
   } catch (e) {
@@ -69,6 +73,8 @@ export function randomOrthogonal(d: number, seed: number): Matrix {
 
 /** Matrix product a·b (a.rows × b.cols); a.cols must equal b.rows (E_SHAPE otherwise). */
 export function matmul(a: Matrix, b: Matrix): Matrix {
+  a = snap('matmul', 'a', a);
+  b = snap('matmul', 'b', b);
   const n = nat();
   if (n === null) return ref.matmul(a, b);
   ref.checkMatmul('matmul', a, b);
@@ -86,6 +92,8 @@ export function matmul(a: Matrix, b: Matrix): Matrix {
  * ‖x·Q − y‖_F. NaN/∞ → E_NON_FINITE.
  */
 export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
+  x = snap('procrustes', 'x', x);
+  y = snap('procrustes', 'y', y);
   const n = nat();
   if (n === null) return ref.procrustes(x, y);
   ref.checkProcrustes('procrustes', x, y);
@@ -97,15 +105,16 @@ export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
   }
 }
 
-/** Async twin of {@link procrustes} (inputs copied at call time). */
+/** Async twin of {@link procrustes} (arguments read and copied at call time). */
 export function procrustesAsync(x: Matrix, y: Matrix): Promise<ProcrustesResult> {
   return later(() => {
-    const n = nat();
-    if (n === null) return ref.procrustes(x, y);
+    x = snap('procrustesAsync', 'x', x);
+    y = snap('procrustesAsync', 'y', y);
     ref.checkProcrustes('procrustesAsync', x, y);
-    return n
-      .procrustesAsync(x.data, y.data, x.rows, x.cols)
-      .then((r) => ({ rotation: { data: r.rotation, rows: x.cols, cols: x.cols }, residual: r.residual }), rethrow);
+    const n = nat();
+    if (n === null) return refAsync<ProcrustesResult>('procrustes', [x, y]);
+    const d = x.cols;
+    return n.procrustesAsync(x.data, y.data, x.rows, d).then((r) => ({ rotation: { data: r.rotation, rows: d, cols: d }, residual: r.residual }), rethrow);
   });
 }
 
@@ -136,3 +145,4 @@ export function sphericalTriangle(x: Float32Array, y: Float32Array, z: Float32Ar
     rethrow(e);
   }
 }
+export * from './curvature';

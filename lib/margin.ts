@@ -8,6 +8,9 @@
  * the role of 1/τ); every loss is a mean over rows, as PyTorch's default reduction.
  */
 import { nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
+import { snap } from './validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/margin';
@@ -24,11 +27,12 @@ export type {
 } from './reference/margin';
 export { ARCFACE_SIN_EPS } from './reference/margin';
 
+/** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(f());
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }
 
@@ -60,6 +64,7 @@ function wrap(
  * the gradient stays finite at θ_y = 0.
  */
 export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): MarginResult {
+  [x, prototypes, options] = ref.snapMargin('marginSoftmax', x, prototypes, options);
   const n = nat();
   if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
   const p = ref.checkMargin('marginSoftmax', x, prototypes, labels, options);
@@ -78,15 +83,18 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   }
 }
 
-/** Async twin of {@link marginSoftmax}: runs off the event loop (inputs copied at call time). */
+/** Async twin of {@link marginSoftmax}: runs off the event loop (arguments read and copied at call time). */
 export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): Promise<MarginResult> {
   return later(() => {
+    const fn = 'marginSoftmaxAsync';
+    [x, prototypes, options] = ref.snapMargin(fn, x, prototypes, options);
+    const p = ref.checkMargin(fn, x, prototypes, labels, options);
     const n = nat();
-    if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
-    const p = ref.checkMargin('marginSoftmaxAsync', x, prototypes, labels, options);
+    if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
+    const [xs, ws] = [x, prototypes];
     return n
       .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing)
-      .then((r) => wrap(r, x, prototypes), rethrow);
+      .then((r) => wrap(r, xs, ws), rethrow);
   });
 }
 
@@ -96,6 +104,7 @@ export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32
  * (1 − ε)·onehot + ε/C. Returns `{ loss, grad }` with grad = ∂loss/∂logits.
  */
 export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, epsilon: number): CrossEntropyResult {
+  logits = snap('labelSmoothingCrossEntropy', 'logits', logits);
   const n = nat();
   if (n === null) return ref.labelSmoothingCrossEntropy(logits, labels, epsilon);
   ref.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
@@ -109,6 +118,7 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
 
 /** Squared-norm penalty: `{ loss: λ Σ‖row‖², grad: 2λ·m }` (λ ≥ 0). */
 export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
+  m = snap('normPenalty', 'm', m);
   const n = nat();
   if (n === null) return ref.normPenalty(m, lambda);
   ref.checkPenalty('normPenalty', m, lambda);
@@ -122,6 +132,7 @@ export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
 
 /** L1 penalty: `{ loss: λ Σ|m_ij|, grad: λ·sign(m) }` with sign(0) = 0 (λ ≥ 0). */
 export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
+  m = snap('l1Penalty', 'm', m);
   const n = nat();
   if (n === null) return ref.l1Penalty(m, lambda);
   ref.checkPenalty('l1Penalty', m, lambda);
@@ -144,6 +155,7 @@ export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
  * const { angles, gaps } = marginGeometry(prototypes, { kind: 'cosface', margin: 0.35 });
  */
 export function marginGeometry(prototypes: Matrix, options: MarginGeometryOptions): MarginGeometryResult {
+  prototypes = snap('marginGeometry', 'prototypes', prototypes);
   const n = nat();
   if (n === null) return ref.marginGeometry(prototypes, options);
   const p = ref.checkMarginGeometry('marginGeometry', prototypes, options);

@@ -4,11 +4,15 @@
  * Wasserstein pairwise-similarity regularizer with gradients.
  */
 import { nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
+import { snap, snapOpts } from './validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/regularizers';
 import type {
   BatchNormForwardOptions,
+  BatchNormGrads,
   BatchNormOptions,
   EmbeddingDrift,
   Sparsity,
@@ -19,6 +23,7 @@ import type {
 
 export type {
   BatchNormForwardOptions,
+  BatchNormGrads,
   BatchNormOptions,
   EmbeddingDrift,
   Sparsity,
@@ -32,13 +37,14 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(f());
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }
 
 /**
- * Batch normalization over the rows of a Matrix without affine parameters, equal to PyTorch's
- * `BatchNorm1d(dim, affine=False, momentum, eps)`. `runningMean` starts at 0 and `runningVar`
+ * Batch normalization over the rows of a Matrix, equal to PyTorch's
+ * `BatchNorm1d(dim, affine, momentum, eps)` (affine false by default; when true, `weight` starts
+ * at 1 and `bias` at 0 and the output is x̂·weight + bias; `backward` gives the gradients). `runningMean` starts at 0 and `runningVar`
  * at 1. `forward(m)` (training, the default) normalizes each column with the batch mean and the
  * biased batch variance, needs ≥ 2 rows (E_SHAPE otherwise) and updates
  * running ← (1 − momentum)·running + momentum·batch with the unbiased variance;
@@ -49,13 +55,79 @@ export class BatchNorm extends ref.BatchNorm {
   override forward(m: Matrix, options?: BatchNormForwardOptions): Matrix {
     const n = nat();
     if (n === null) return super.forward(m, options);
-    const training = ref.checkForward(this.dim, m, options);
+    m = snap('BatchNorm.forward', 'm', m);
+    const { training, state } = ref.checkForwardState(this, m, options);
+    const p = this.params('BatchNorm.forward');
     try {
-      const data = n.batchNormForward(m.data, m.rows, m.cols, this.runningMean, this.runningVar, this.momentum, this.eps, training);
+      const data = n.batchNormForward(m.data, m.rows, m.cols, state.runningMean, state.runningVar, state.momentum, state.eps, training);
+      if (p) n.batchNormAffineInPlace(data, m.rows, m.cols, p[0], p[1]);
+      this.remember(m, training, p);
       return { data, rows: m.rows, cols: m.cols };
     } catch (e) {
       rethrow(e);
     }
+  }
+
+  /**
+   * Gradients through the last forward pass, which must have been in training mode (E_ARG
+   * otherwise): ∂loss/∂input and, when affine, ∂loss/∂weight and ∂loss/∂bias — PyTorch
+   * `BatchNorm1d` autograd (see the reference class).
+   */
+  override backward(gradOut: Matrix): BatchNormGrads {
+    const n = nat();
+    if (n === null) return super.backward(gradOut);
+    const s = ref.checkBackward('BatchNorm.backward', this.dim, this.saved, gradOut);
+    try {
+      const r = n.batchNormBackward(s.x, gradOut.data, s.rows, this.dim, s.weight ?? new Float32Array(0), this.eps);
+      const gradX = { data: r.gradX, rows: s.rows, cols: this.dim };
+      return this.affine ? { gradX, gradWeight: r.gradWeight, gradBias: r.gradBias } : { gradX };
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+}
+
+/**
+ * Steady-state lag of a batch-norm running mean (PyTorch momentum μ ∈ (0, 1]) behind a batch
+ * mean drifting by `driftPerStep` per step: v·(1 − μ)/μ (μ = 0.1 → 9 steps of drift).
+ */
+export function batchNormLag(momentum: number, driftPerStep: number): number {
+  const n = nat();
+  if (n === null) return ref.batchNormLag(momentum, driftPerStep);
+  ref.checkLag('batchNormLag', momentum, driftPerStep);
+  try {
+    return n.batchNormLag(momentum, driftPerStep);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * The proximal operator of λ‖·‖₁ (λ ≥ 0 and finite): sign(x)·max(|x| − λ, 0) of every entry, a
+ * new Matrix. The proximal step of L1 regularization: it sets small entries exactly to 0.
+ */
+export function softThreshold(m: Matrix, lambda: number): Matrix {
+  m = snap('softThreshold', 'm', m);
+  const n = nat();
+  if (n === null) return ref.softThreshold(m, lambda);
+  ref.checkSoftThreshold('softThreshold', m, lambda);
+  try {
+    return { data: n.softThreshold(m.data, m.rows, m.cols, lambda), rows: m.rows, cols: m.cols };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** {@link softThreshold} written into `m.data` (views work; nothing is returned). */
+export function softThresholdInPlace(m: Matrix, lambda: number): void {
+  m = snap('softThresholdInPlace', 'm', m);
+  const n = nat();
+  if (n === null) return ref.softThresholdInPlace(m, lambda);
+  ref.checkSoftThreshold('softThresholdInPlace', m, lambda);
+  try {
+    n.softThresholdInPlace(m.data, m.rows, m.cols, lambda);
+  } catch (e) {
+    rethrow(e);
   }
 }
 
@@ -65,6 +137,8 @@ export class BatchNorm extends ref.BatchNorm {
  * similarity (0 for a pair with a zero row) and the mean Euclidean distance over rows.
  */
 export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
+  a = snap('embeddingDrift', 'a', a);
+  b = snap('embeddingDrift', 'b', b);
   const n = nat();
   if (n === null) return ref.embeddingDrift(a, b);
   ref.checkDrift('embeddingDrift', a, b);
@@ -81,6 +155,8 @@ export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
  * (√d − ‖r‖₁/‖r‖₂)/(√d − 1): 0 for a flat row (and for a zero row), 1 for a one-hot row.
  */
 export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
+  m = snap('sparsity', 'm', m);
+  options = snapOpts('sparsity', options, ['eps']);
   const n = nat();
   if (n === null) return ref.sparsity(m, options);
   const eps = ref.checkSparsity('sparsity', m, options);
@@ -105,6 +181,7 @@ function wrapW(r: { loss: number; gradA: Float32Array; gradB: Float32Array }, ro
  * memory is O(n²); no N × d array is formed.
  */
 export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: WassersteinOptions): WassersteinResult {
+  [a, b, options] = ref.snapWasserstein('wassersteinRegularizer', a, b, options);
   const n = nat();
   if (n === null) return ref.wassersteinRegularizer(a, b, options);
   const p = ref.checkWasserstein('wassersteinRegularizer', a, b, options);
@@ -122,12 +199,15 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   }
 }
 
-/** Async twin of {@link wassersteinRegularizer} (inputs copied at call time). */
+/** Async twin of {@link wassersteinRegularizer} (arguments read and copied at call time). */
 export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: WassersteinOptions): Promise<WassersteinResult> {
   return later(() => {
+    const fn = 'wassersteinRegularizerAsync';
+    [a, b, options] = ref.snapWasserstein(fn, a, b, options);
+    const p = ref.checkWasserstein(fn, a, b, options);
     const n = nat();
-    if (n === null) return ref.wassersteinRegularizer(a, b, options);
-    const p = ref.checkWasserstein('wassersteinRegularizerAsync', a, b, options);
-    return n.wassersteinRegularizerAsync(a.data, b.data, a.rows, a.cols, p).then((r) => wrapW(r, a.rows, a.cols), rethrow);
+    if (n === null) return refAsync<WassersteinResult>('wassersteinRegularizer', [a, b, options]);
+    const [rows, cols] = [a.rows, a.cols];
+    return n.wassersteinRegularizerAsync(a.data, b.data, rows, cols, p).then((r) => wrapW(r, rows, cols), rethrow);
   });
 }

@@ -5,6 +5,7 @@
  */
 import { nat, rethrow } from './backend';
 import type { Matrix } from './matrix';
+import { snap } from './validate';
 import * as ref from './reference/sampling';
 import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './reference/sampling';
 
@@ -64,7 +65,10 @@ export class AliasSampler extends ref.AliasSampler {
 export function unigramWeights(counts: WeightsLike, power = 0.75): Float64Array {
   const n = nat();
   if (n === null) return ref.unigramWeights(counts, power);
-  const c = ref.toWeights('unigramWeights', 'counts', counts);
+  // Types first (counts, then power), then the empty check, as the reference.
+  const c = ref.toWeights('unigramWeights', 'counts', counts, false);
+  if (typeof power !== 'number') ref.checkPower('unigramWeights', power);
+  ref.nonEmpty('unigramWeights', 'counts', c);
   ref.checkPower('unigramWeights', power);
   try {
     return n.unigramWeights(c, power);
@@ -84,6 +88,10 @@ export function unigramWeights(counts: WeightsLike, power = 0.75): Float64Array 
  * const { loss, gradX } = negativeSamplingLoss(x, contexts, noise, { k: 5 });
  */
 export function negativeSamplingLoss(x: Matrix, positives: Matrix, negatives: Matrix, options?: NegativeSamplingOptions): NegativeSamplingResult {
+  const fn = 'negativeSamplingLoss';
+  x = snap(fn, 'x', x);
+  positives = snap(fn, 'positives', positives);
+  negatives = snap(fn, 'negatives', negatives);
   const n = nat();
   if (n === null) return ref.negativeSamplingLoss(x, positives, negatives, options);
   const p = ref.checkNegativeSampling('negativeSamplingLoss', x, positives, negatives, options);

@@ -6,14 +6,17 @@
  * depend on it, as in IEEE arithmetic (in top-k, NaN scores rank last).
  */
 import { nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
 import type { Matrix } from './matrix';
 import * as ref from './reference/similarity';
-import type { MetricOptions, TopKResult } from './reference/similarity';
+import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './reference/similarity';
 import * as v from './validate';
 import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
 import { isQuantized, type Corpus, type QuantizedMatrix } from './reference/quantized';
 
-export type { MetricOptions, TopKResult } from './reference/similarity';
+export type { MetricOptions, TopKOptions, TopKResult } from './reference/similarity';
+export { SKIP_NONE } from './reference/similarity';
 export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './reference/quantized';
 export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './reference/quantized';
 
@@ -31,8 +34,9 @@ function qSplit(c: QuantizedMatrix, rows: number, cols: number): [Uint16Array, I
 export type { Metric } from './validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
-  // Fast accept for the common case; the reference's checks produce the error otherwise.
-  if (a instanceof Float32Array && b instanceof Float32Array && a.length === b.length && a.length !== 0) return;
+  // Fast accept for the common case (genuine Float32Arrays, brand-checked so that a Proxy or a
+  // look-alike never reaches the addon); the reference's checks produce the error otherwise.
+  if (v.isF32(a) && v.isF32(b) && a.length === b.length && a.length !== 0) return;
   ref.checkPair(fn, a, b);
 }
 
@@ -78,6 +82,7 @@ export function normalize(a: Float32Array): Float32Array {
 
 /** Normalizes in place: a vector, or every row of a Matrix (zero rows stay zero). */
 export function normalizeInPlace(x: Float32Array | Matrix): void {
+  x = v.snap('normalizeInPlace', 'x', x);
   const n = nat();
   if (n === null) return ref.normalizeInPlace(x);
   if (v.isF32(x)) {
@@ -95,6 +100,7 @@ export function normalizeInPlace(x: Float32Array | Matrix): void {
 
 /** New Matrix with the rows of `m` scaled to unit length. */
 export function normalizeRows(m: Matrix): Matrix {
+  m = v.snap('normalizeRows', 'm', m);
   const n = nat();
   if (n === null) return ref.normalizeRows(m);
   v.mat('normalizeRows', 'm', m);
@@ -112,6 +118,7 @@ export function normalizeRows(m: Matrix): Matrix {
  * that of its decoded float32 values, which are decoded piece by piece, never held whole.
  */
 export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions): Matrix {
+  [q, c, options] = ref.snapBatch('similarityMatrix', q, c, options);
   const n = nat();
   if (n === null) return ref.similarityMatrix(q, c, options);
   const metric = ref.checkBatch('similarityMatrix', q, c, options);
@@ -133,72 +140,112 @@ export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions):
 }
 
 /**
- * Exact top-k per query: `{ indices, scores }`, q.rows × k row-major, best first (largest
- * dot/cosine, smallest l2sq), ties broken by the lower index. Extra memory O(q.rows · k). `c` may
- * be a compact corpus (f16, bf16, i8; see {@link similarityMatrix}).
+ * Exact top-k per query: `{ indices, scores, corpusRows, k }`, q.rows × k row-major, best first
+ * (largest dot/cosine, smallest l2sq), ties broken by the lower index. Extra memory
+ * O(q.rows · k). `c` may be a compact corpus (f16, bf16, i8; see {@link similarityMatrix}) or a
+ * memory-mapped one (`openCorpus`). Options: `skip` (Uint32Array, q.rows entries: a corpus row
+ * query i never returns, 0xFFFFFFFF = none) and `mask` (Uint8Array, c.rows entries: 0 =
+ * ineligible); fewer than k eligible rows for a query → E_ARG. Calls with `skip` or `mask`
+ * run on the CPU (the GPU top-k has no filter).
  */
-export function topK(q: Matrix, c: Corpus, k: number, options?: MetricOptions): TopKResult {
+export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): TopKResult {
+  [q, c, options] = ref.snapBatch('topK', q, c, options, ref.TOPK_KEYS);
   const n = nat();
   if (n === null) return ref.topK(q, c, k, options);
-  v.matType('topK', 'q', q);
-  if (!isQuantized(c)) v.matType('topK', 'c', c);
-  v.int('topK', 'k', k);
-  const metric = ref.checkBatch('topK', q, c, options);
-  ref.checkK('topK', k, c.rows);
+  const sel = ref.selectTypes('topK', options);
+  const metric = ref.checkTopK('topK', q, c, k, options, sel);
+  const rows = c.rows;
   try {
-    if (isQuantized(c)) return n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric);
-    return viaCuda(
-      CUDA_WORK.similarity(q.rows, c.rows, q.cols),
-      k <= CUDA_TOPK_MAX_K,
-      (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
-      () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
-      n,
-    );
+    let r: TopKResult;
+    if (sel.skip !== undefined || sel.mask !== undefined) r = n.topKSelect(...selArgs(q, c, k, metric, sel));
+    else if (isQuantized(c)) r = n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric);
+    else {
+      r = viaCuda(
+        CUDA_WORK.similarity(q.rows, c.rows, q.cols),
+        k <= CUDA_TOPK_MAX_K,
+        (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
+        () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
+        n,
+      );
+    }
+    return tagged(r, rows, k);
   } catch (e) {
     rethrow(e);
   }
 }
 
-/** Runs `f` and turns a thrown error into a rejected promise. */
+const NO_F32 = new Float32Array(0);
+const NO_U32 = new Uint32Array(0);
+const NO_U8 = new Uint8Array(0);
+
+/** Adds `corpusRows` and `k` to a native top-k result. */
+function tagged(r: TopKResult, corpusRows: number, k: number): TopKResult {
+  r.corpusRows = corpusRows;
+  r.k = k;
+  return r;
+}
+
+/** The arguments of the native `topKSelect` (any corpus storage, skip / mask). */
+function selArgs(
+  q: Matrix,
+  c: Corpus,
+  k: number,
+  metric: number,
+  sel: TopKSelect,
+): [Float32Array, number, Float32Array, Uint16Array, Int8Array, number, number, number, number, Float32Array, number, number, number, Uint32Array, Uint8Array] {
+  const flags = (sel.skip !== undefined ? 1 : 0) | (sel.mask !== undefined ? 2 : 0);
+  const skip = sel.skip ?? NO_U32;
+  const mask = sel.mask ?? NO_U8;
+  if (isQuantized(c)) {
+    const [half, int8, rows, cols, dtype, scale, scales] = qSplit(c, c.rows, q.cols);
+    return [q.data, q.rows, NO_F32, half, int8, rows, cols, dtype, scale, scales, k, metric, flags, skip, mask];
+  }
+  return [q.data, q.rows, c.data, NO_HALF, NO_INT8, c.rows, q.cols, 0, 0, NO_SCALES, k, metric, flags, skip, mask];
+}
+
+/** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
   try {
     return Promise.resolve(f());
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }
 
 /**
- * Async twin of {@link similarityMatrix}: runs off the event loop on the native backend. The
- * inputs are copied when the call is made, so the caller may reuse its buffers at once.
+ * Async twin of {@link similarityMatrix}: runs off the event loop (native: the libuv pool;
+ * reference backend: a worker thread). Every argument is read and its values copied when the
+ * call is made, so the caller may reuse or change its buffers and matrices at once.
  */
 export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOptions): Promise<Matrix> {
   return later(() => {
+    const fn = 'similarityMatrixAsync';
+    [q, c, options] = ref.snapBatch(fn, q, c, options);
+    const metric = ref.checkBatch(fn, q, c, options);
     const n = nat();
-    if (n === null) return ref.similarityMatrix(q, c, options);
-    const metric = ref.checkBatch('similarityMatrixAsync', q, c, options);
+    if (n === null) return refAsync<Matrix>('similarityMatrix', [q, c, options]);
+    const qr = q.rows;
+    const cr = c.rows;
     if (isQuantized(c)) {
-      return n
-        .similarityMatrixQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric)
-        .then((data) => ({ data, rows: q.rows, cols: c.rows }), rethrow);
+      return n.similarityMatrixQAsync(q.data, qr, ...qSplit(c, cr, q.cols), metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
     }
-    return n
-      .similarityMatrixAsync(q.data, q.rows, c.data, c.rows, q.cols, metric)
-      .then((data) => ({ data, rows: q.rows, cols: c.rows }), rethrow);
+    return n.similarityMatrixAsync(q.data, qr, c.data, cr, q.cols, metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
   });
 }
 
-/** Async twin of {@link topK} (inputs copied at call time). */
-export function topKAsync(q: Matrix, c: Corpus, k: number, options?: MetricOptions): Promise<TopKResult> {
+/** Async twin of {@link topK} (arguments read and copied at call time; see {@link similarityMatrixAsync}; same options). */
+export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions): Promise<TopKResult> {
   return later(() => {
+    const fn = 'topKAsync';
+    [q, c, options] = ref.snapBatch(fn, q, c, options, ref.TOPK_KEYS);
+    const sel = ref.selectTypes(fn, options);
+    const metric = ref.checkTopK(fn, q, c, k, options, sel);
     const n = nat();
-    if (n === null) return ref.topK(q, c, k, options);
-    v.matType('topKAsync', 'q', q);
-    if (!isQuantized(c)) v.matType('topKAsync', 'c', c);
-    v.int('topKAsync', 'k', k);
-    const metric = ref.checkBatch('topKAsync', q, c, options);
-    ref.checkK('topKAsync', k, c.rows);
-    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric).then((r) => r, rethrow);
-    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then((r) => r, rethrow);
+    if (n === null) return refAsync<TopKResult>('topK', [q, c, k, options]);
+    const rows = c.rows;
+    const done = (r: TopKResult) => tagged(r, rows, k);
+    if (sel.skip !== undefined || sel.mask !== undefined) return n.topKSelectAsync(...selArgs(q, c, k, metric, sel)).then(done, rethrow);
+    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric).then(done, rethrow);
+    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then(done, rethrow);
   });
 }

@@ -5,6 +5,9 @@
  * pairwise cosines of a set of embeddings against that null.
  */
 import { nat, rethrow } from './backend';
+import { fromNative } from './errors';
+import { refAsync } from './refasync';
+import { snap, snapOpts } from './validate';
 import type { Matrix } from './matrix';
 import * as ref from './reference/statistics';
 import type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions } from './reference/statistics';
@@ -38,7 +41,8 @@ export function nullCosine(d: number): NullCosine {
 /**
  * Exact p-value of the cosine `s` between two independent uniform unit vectors in dimension
  * d, from (1 + cos)/2 ~ Beta((d−1)/2, (d−1)/2): P(cos ≥ s) (`tail: 'greater'`, default) or
- * P(|cos| ≥ |s|) (`'two-sided'`). Integer d ≥ 2 and |s| ≤ 1, else E_ARG; NaN → E_NON_FINITE.
+ * P(|cos| ≥ |s|) (`'two-sided'`). Integer d in [2, 2^53) and |s| ≤ 1, else E_ARG; NaN → E_NON_FINITE.
+ * For d ≥ 1e5 an asymptotic form is used (bounded work; tends to the normal tail Q(s√d)).
  */
 export function cosinePValue(s: number, d: number, options?: PValueOptions): number {
   const b = nat();
@@ -58,6 +62,8 @@ export function cosinePValue(s: number, d: number, options?: PValueOptions): num
  * that many random pairs (i ≠ j, with replacement). n < 2 → E_SHAPE; NaN/±∞ → E_NON_FINITE.
  */
 export function similarityStats(m: Matrix, options?: SimilarityStatsOptions): SimilarityStats {
+  m = snap('similarityStats', 'm', m);
+  options = snapOpts('similarityStats', options, ['sample']);
   const b = nat();
   if (b === null) return ref.similarityStats(m, options);
   const s = ref.checkSimilarityStats(m, options);
@@ -69,16 +75,18 @@ export function similarityStats(m: Matrix, options?: SimilarityStatsOptions): Si
 }
 
 /**
- * Async twin of {@link similarityStats}: runs off the event loop on the native backend (the
- * input is copied when the call is made).
+ * Async twin of {@link similarityStats}: runs off the event loop (native: the libuv pool;
+ * reference backend: a worker thread); the input is read and copied when the call is made.
  */
 export function similarityStatsAsync(m: Matrix, options?: SimilarityStatsOptions): Promise<SimilarityStats> {
   try {
-    const b = nat();
-    if (b === null) return Promise.resolve(ref.similarityStats(m, options));
+    m = snap('similarityStatsAsync', 'm', m);
+    options = snapOpts('similarityStatsAsync', options, ['sample']);
     const s = ref.checkSimilarityStats(m, options);
+    const b = nat();
+    if (b === null) return refAsync<SimilarityStats>('similarityStats', [m, s ? { sample: s } : undefined]);
     return b.similarityStatsAsync(m.data, m.rows, m.cols, s?.pairs, s?.seed).then((r) => r, rethrow);
   } catch (e) {
-    return Promise.reject(e);
+    return Promise.reject(fromNative(e));
   }
 }

@@ -2,24 +2,82 @@
  * Argument checks shared by every backend, so that native, CUDA and reference report the same
  * codes and messages. Order of checks inside a function: types, then shapes, then values, then
  * finiteness (API: E_TYPE before E_SHAPE before E_ARG before E_NON_FINITE).
+ *
+ * Every public function reads each field of its arguments once, at call time: a Matrix (or a
+ * compact corpus, or an options bag) is first copied into a frozen snapshot ({@link snap},
+ * {@link snapCorpus}, {@link snapOpts}), and only the snapshot is validated and computed on. A
+ * getter that changes its answer, or a caller that edits `rows` while an …Async call runs,
+ * cannot make validation and computation disagree.
  */
 import { fail } from './errors';
 import type { Matrix } from './matrix';
 
-function describe(v: unknown): string {
+/** %TypedArray%.prototype, the prototype shared by every typed array constructor. */
+const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
+/**
+ * The intrinsic %TypedArray%.prototype[@@toStringTag] getter: the typed array's constructor
+ * name for a genuine typed array of any realm, undefined for anything else (a Proxy of a typed
+ * array, an object whose prototype is Float32Array.prototype, a DataView, a plain object with
+ * a spoofed Symbol.toStringTag).
+ */
+const TYPED_ARRAY_TAG = (Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTO, Symbol.toStringTag) as PropertyDescriptor).get as (this: unknown) => string | undefined;
+
+/** Names of the typed array kinds densevec accepts somewhere. */
+export type TypedArrayKind = 'Float32Array' | 'Uint32Array' | 'Uint16Array' | 'Int8Array' | 'Uint8Array';
+
+/** The constructor name of a genuine typed array (any realm, any byteOffset), else undefined. */
+export function typedArrayKind(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || !ArrayBuffer.isView(v)) return undefined;
+  try {
+    return TYPED_ARRAY_TAG.call(v);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is a genuine typed array of kind `kind` (also from another realm). */
+export function isTyped(v: unknown, kind: TypedArrayKind): boolean {
+  return typedArrayKind(v) === kind;
+}
+
+const TYPED_NAMES = new Set([
+  'Float32Array', 'Float64Array', 'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array',
+  'Int32Array', 'Uint32Array', 'BigInt64Array', 'BigUint64Array', 'Float16Array', 'DataView', 'ArrayBuffer',
+]);
+
+/** Short description of a value's type for messages; never throws, never runs user code twice. */
+export function describe(v: unknown): string {
   if (v === null) return 'null';
-  if (Array.isArray(v)) return 'Array';
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
-  return typeof v;
+  if (typeof v !== 'object') return typeof v;
+  const k = typedArrayKind(v);
+  if (k !== undefined) return k;
+  let isArray = false;
+  let name: unknown;
+  try {
+    isArray = Array.isArray(v);
+    if (!isArray) name = (v as { constructor?: { name?: unknown } }).constructor?.name;
+  } catch {
+    return 'object';
+  }
+  if (isArray) return 'Array';
+  if (typeof name !== 'string' || name === '') return 'object';
+  // A Proxy of a typed array, or an object whose prototype is a typed array's, is not one.
+  if (TYPED_NAMES.has(name)) return `an object that is not a genuine ${name} (a Proxy or a look-alike)`;
+  return name;
 }
 
-function tag(v: unknown): string {
-  return Object.prototype.toString.call(v);
+/** A value as messages show it: strings quoted, BigInts with their n, never throws. */
+export function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined || v === null) return String(v);
+  if (typeof v === 'symbol') return 'a symbol';
+  return describe(v);
 }
 
-/** Is a Float32Array (also from another realm). */
+/** Is a genuine Float32Array (also from another realm). */
 export function isF32(v: unknown): v is Float32Array {
-  return v instanceof Float32Array || tag(v) === '[object Float32Array]';
+  return typedArrayKind(v) === 'Float32Array';
 }
 
 /** Checks that `v` is a Float32Array. */
@@ -33,20 +91,95 @@ export function vec(fn: string, name: string, v: unknown): asserts v is Float32A
   if (v.length === 0) fail('E_SHAPE', `${fn}: ${name} is empty`);
 }
 
+/** Checks that `v` is a genuine typed array of kind `kind` (E_TYPE otherwise). */
+export function typed(fn: string, name: string, v: unknown, kind: TypedArrayKind): void {
+  if (typedArrayKind(v) !== kind) fail('E_TYPE', `${fn}: ${name} must be a${kind === 'Int8Array' ? 'n' : ''} ${kind}, got ${describe(v)}`);
+}
+
 /** Checks that `v` is a Uint32Array. */
 export function u32(fn: string, name: string, v: unknown): asserts v is Uint32Array {
-  if (!(v instanceof Uint32Array) && tag(v) !== '[object Uint32Array]') {
-    fail('E_TYPE', `${fn}: ${name} must be a Uint32Array, got ${describe(v)}`);
+  typed(fn, name, v, 'Uint32Array');
+}
+
+function readFailed(fn: string, name: string, e: unknown): never {
+  let msg: string;
+  try {
+    msg = e instanceof Error ? e.message : String(e);
+  } catch {
+    msg = 'unknown error';
+  }
+  fail('E_TYPE', `${fn}: ${name} could not be read (${msg})`);
+}
+
+/**
+ * A frozen snapshot `{ data, rows, cols }` of a Matrix argument, each field read exactly once.
+ * Anything that is not a plain object (null, a primitive, an array, a typed array) is returned
+ * as is, for the type check to report. A getter or Proxy trap that throws gives E_TYPE.
+ */
+export function snap<T>(fn: string, name: string, m: T): T {
+  if (typeof m !== 'object' || m === null || typedArrayKind(m) !== undefined) return m;
+  try {
+    if (Array.isArray(m)) return m;
+    const o = m as unknown as { data: unknown; rows: unknown; cols: unknown };
+    const data = o.data;
+    const rows = o.rows;
+    const cols = o.cols;
+    return Object.freeze({ data, rows, cols }) as unknown as T;
+  } catch (e) {
+    return readFailed(fn, name, e);
+  }
+}
+
+/**
+ * A frozen snapshot of a corpus argument: `{ data, rows, cols }` for a Matrix, plus `dtype`
+ * (and `scale` for 'i8') for a compact corpus, each field read exactly once.
+ */
+export function snapCorpus<T>(fn: string, name: string, c: T): T {
+  if (typeof c !== 'object' || c === null || typedArrayKind(c) !== undefined) return c;
+  try {
+    if (Array.isArray(c)) return c;
+    const o = c as unknown as { data: unknown; rows: unknown; cols: unknown; dtype: unknown; scale: unknown };
+    const dtype = o.dtype;
+    const data = o.data;
+    const rows = o.rows;
+    const cols = o.cols;
+    if (dtype === undefined || dtype === 'f32') return Object.freeze({ data, rows, cols }) as unknown as T;
+    const scale = dtype === 'i8' ? o.scale : undefined;
+    return Object.freeze(dtype === 'i8' ? { data, rows, cols, dtype, scale } : { data, rows, cols, dtype }) as unknown as T;
+  } catch (e) {
+    return readFailed(fn, name, e);
+  }
+}
+
+/**
+ * A frozen snapshot of an options bag with the listed keys, each read exactly once (absent
+ * keys stay absent). undefined, null and non-objects are returned as is for the type check.
+ */
+export function snapOpts<T>(fn: string, o: T, keys: readonly string[]): T {
+  if (typeof o !== 'object' || o === null) return o;
+  try {
+    const src = o as unknown as Record<string, unknown>;
+    const out: Record<string, unknown> = {};
+    for (const k of keys) {
+      const x = src[k];
+      if (x !== undefined) out[k] = x;
+    }
+    return Object.freeze(out) as unknown as T;
+  } catch (e) {
+    return readFailed(fn, 'options', e);
   }
 }
 
 /** Checks the type of a Matrix (data Float32Array, integer rows/cols). */
 export function matType(fn: string, name: string, m: unknown): asserts m is Matrix {
   if (typeof m !== 'object' || m === null) fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}`);
+  if (typedArrayKind(m) !== undefined || Array.isArray(m)) {
+    fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}: wrap it with matrix(x, cols) (a single vector: matrix(x, x.length))`);
+  }
   const mm = m as Matrix;
   if (!isF32(mm.data)) fail('E_TYPE', `${fn}: ${name}.data must be a Float32Array, got ${describe(mm.data)}`);
-  if (!Number.isInteger(mm.rows) || mm.rows < 0) fail('E_TYPE', `${fn}: ${name}.rows must be a non-negative integer, got ${String(mm.rows)}`);
-  if (!Number.isInteger(mm.cols) || mm.cols < 0) fail('E_TYPE', `${fn}: ${name}.cols must be a non-negative integer, got ${String(mm.cols)}`);
+  if (!Number.isInteger(mm.rows) || mm.rows < 0) fail('E_TYPE', `${fn}: ${name}.rows must be a non-negative integer, got ${show(mm.rows)}`);
+  if (!Number.isInteger(mm.cols) || mm.cols < 0) fail('E_TYPE', `${fn}: ${name}.cols must be a non-negative integer, got ${show(mm.cols)}`);
 }
 
 /** Checks the shape of a Matrix: data.length === rows * cols and non-empty. */
@@ -78,12 +211,17 @@ export function sameShape(fn: string, an: string, a: Matrix, bn: string, b: Matr
 
 /** Checks an integer (E_TYPE otherwise). */
 export function int(fn: string, name: string, v: unknown): asserts v is number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) fail('E_TYPE', `${fn}: ${name} must be an integer, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v)) fail('E_TYPE', `${fn}: ${name} must be an integer, got ${show(v)}`);
 }
 
 /** Checks a number (E_TYPE otherwise). */
 export function num(fn: string, name: string, v: unknown): asserts v is number {
   if (typeof v !== 'number') fail('E_TYPE', `${fn}: ${name} must be a number, got ${describe(v)}`);
+}
+
+/** Checks a string (E_TYPE otherwise). */
+export function str(fn: string, name: string, v: unknown): asserts v is string {
+  if (typeof v !== 'string') fail('E_TYPE', `${fn}: ${name} must be a string, got ${describe(v)}`);
 }
 
 /** Checks an options bag: undefined or a plain object. */
@@ -101,15 +239,32 @@ export function finite(fn: string, name: string, v: Float32Array | Float64Array)
   }
 }
 
+/**
+ * Looks a name up in a fixed table by own keys only: 'toString', 'constructor' or '__proto__'
+ * are unknown names, not inherited properties.
+ */
+export function lookup<V>(table: ReadonlyMap<string, V>, name: unknown): V | undefined {
+  return typeof name === 'string' ? table.get(name) : undefined;
+}
+
 /** Metric names and their wire codes. */
 export type Metric = 'dot' | 'cosine' | 'l2sq';
-const METRICS: Record<string, number> = { dot: 0, cosine: 1, l2sq: 2 };
+const METRICS: ReadonlyMap<string, number> = new Map([
+  ['dot', 0],
+  ['cosine', 1],
+  ['l2sq', 2],
+]);
+
+/** Checks the type of a metric option (undefined or a string). */
+export function metricType(fn: string, m: unknown): void {
+  if (m !== undefined && typeof m !== 'string') fail('E_TYPE', `${fn}: metric must be a string, got ${describe(m)}`);
+}
 
 /** Resolves a metric option (default cosine) to its code; unknown → E_ARG. */
 export function metricCode(fn: string, m: unknown): number {
   if (m === undefined) return 1;
-  if (typeof m !== 'string') fail('E_TYPE', `${fn}: metric must be a string, got ${describe(m)}`);
-  const c = METRICS[m];
+  metricType(fn, m);
+  const c = lookup(METRICS, m);
   if (c === undefined) fail('E_ARG', `${fn}: unknown metric '${m}' (expected 'dot', 'cosine' or 'l2sq')`);
   return c;
 }

@@ -29,3 +29,4 @@ function writeEsm(cjsRel, outRel) {
 }
 writeEsm('index.js', 'index.mjs');
 writeEsm('reference/index.js', 'reference/index.mjs');
+writeEsm('bullmq.js', 'bullmq.mjs');

@@ -45,6 +45,17 @@ describe('demo (examples/demo.js)', () => {
     const html = readFileSync(join(dir, 'r.html'), 'utf8');
     expect(html.startsWith('<!doctype html>')).toBe(true);
     expect((html.match(/<svg /g) ?? []).length).toBeGreaterThanOrEqual(5);
+    // The data, seed and options come first, before any section.
+    const facts = html.indexOf('<dl class="facts">');
+    expect(facts).toBeGreaterThan(0);
+    expect(facts).toBeLessThan(html.indexOf('<h2>'));
+    expect(html).toMatch(/<dt>seed<\/dt><dd>3<\/dd>/);
+    expect(html).toMatch(/<dt>data<\/dt><dd>clusters\.csv: 150 rows × 12 features, 3 classes/);
+    for (const id of ['regularizers', 'triangle-ratios', 'hyperbolicity']) expect(html).toContain(`<figure id="${id}">`);
+    // Curvature along the data replaces the ambient-sphere column; the anisotropic map sits beside the rotation.
+    expect(a.out).toMatch(/audit NT-Xent head: knn=[\d.]+% meancos=-?[\d.]+ aniso-kept=[\d.]+ reldelta=[\d.]+ tri=[\d.]+/);
+    expect(a.out).toMatch(/^analogy standardized=[\d.]+% NT-Xent=[\d.]+% ArcFace=[\d.]+% CosFace=[\d.]+%$/m);
+    expect(a.out).not.toContain('curv=');
     const b = run(['--data', 'clusters.csv', '--quiet', '--seed', '3']);
     expect(b.out).toBe(a.out);
     const c = run(['--data', 'clusters.csv', '--quiet', '--seed', '4']);
@@ -82,6 +93,75 @@ describe('demo (examples/demo.js)', () => {
     expect(r.out).toContain('data v.f32 40x6 backend=native');
     expect(r.out).not.toContain('knn5');
   }, 60_000);
+
+  it('reads quoted fields and class names as labels; refuses one-column files, binary files without --dim and an unwritable --out up front', () => {
+    const lines = ['"species","a","b","c"'];
+    const r0 = randn(60 * 3, 4);
+    for (let i = 0; i < 60; i++) {
+      const c = i % 2;
+      lines.push([`"${c ? 'cat' : 'dog'}"`, ...[0, 1, 2].map((k) => `"${((k === c ? 3 : 0) + r0[i * 3 + k]).toFixed(4)}"`)].join(','));
+    }
+    writeFileSync(join(dir, 'quoted.csv'), lines.join('\n') + '\n');
+    const q = run(['--data', 'quoted.csv', '--epochs', '1', '--no-report']);
+    expect(q.code, q.err).toBe(0);
+    expect(q.out).toMatch(/60 rows × 3 features, 2 classes/);
+    expect(q.out).toMatch(/labels: first column \(class names, numbered in sorted order: cat=0, dog=1\)/);
+    writeFileSync(join(dir, 'one.csv'), 'x\n1\n2\n3\n4\n5\n');
+    const one = run(['--data', 'one.csv', '--no-report']);
+    expect(one.code).toBe(1);
+    expect(one.err).toMatch(/one\.csv has 1 feature column; the demo needs at least 2/);
+    expect(one.err).not.toMatch(/E_ARG|E_SHAPE/);
+    const v = randn(40 * 6, 9);
+    writeFileSync(join(dir, 'nodim.f32'), Buffer.from(v.buffer));
+    const b = run(['--data', 'nodim.f32', '--no-report']);
+    expect(b.code).toBe(1);
+    expect(b.err).toMatch(/looks like a binary file, not a CSV; for raw little-endian float32 vectors pass --dim N/);
+    expect(b.err).toMatch(/^[\x20-\x7e\n]*$/); // nothing binary reaches the terminal
+    for (const [out, re] of [['no/such/dir/r.html', /--out no\/such\/dir\/r\.html: cannot write there \(no directory/], ['.', /--out \.: is a directory/]] as const) {
+      const t0 = Date.now();
+      const r = run(['--data', 'clusters.csv', '--out', out]);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(re);
+      expect(r.out).toBe(''); // refused before any work
+      expect(Date.now() - t0).toBeLessThan(20_000);
+    }
+  }, 120_000);
+
+  it('keeps log lines and the progress bar apart on a terminal', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { progress } = require('../examples/lib/progress.js');
+    let written = '';
+    const stream = { write: (t: string) => { written += t; return true; } };
+    const bar = progress(true, stream, { minIntervalMs: 0 });
+    const b = bar('audit', 3);
+    for (let i = 0; i < 3; i++) {
+      bar.print(`row ${i}`);
+      b.tick();
+    }
+    b.stop();
+    bar.print('after');
+    // Replay on a tiny terminal: \r returns, ESC[2K clears the line, \n moves down.
+    const screen = [''];
+    let col = 0;
+    for (let i = 0; i < written.length; i++) {
+      if (written.startsWith('\x1b[2K', i)) { screen[screen.length - 1] = ''; i += 3; continue; }
+      const ch = written[i];
+      if (ch === '\r') col = 0;
+      else if (ch === '\n') { screen.push(''); col = 0; } else {
+        const l = screen[screen.length - 1];
+        screen[screen.length - 1] = l.slice(0, col) + ch + l.slice(col + 1);
+        col++;
+      }
+    }
+    expect(screen).toEqual(['row 0', 'row 1', 'row 2', 'after', '']);
+    expect(written).toMatch(/audit \[█+░*\] \d\/3/);
+    // Disabled (not a terminal, or --quiet): plain lines, no bar.
+    let plain = '';
+    const off = progress(false, { write: (t: string) => { plain += t; return true; } });
+    off('x', 5).tick();
+    off.print('line');
+    expect(plain).toBe('line\n');
+  });
 
   it('explains bad input and bad options', () => {
     writeFileSync(join(dir, 'ragged.csv'), '1,2,3\n4,5\n');

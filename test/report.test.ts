@@ -22,6 +22,17 @@ function chromium(): string | null {
   return null;
 }
 
+/**
+ * The browser test runs where Chromium is installed; elsewhere it is skipped with a printed reason,
+ * so `npm test` passes on a machine with only Rust, Node and a C++ compiler. CI installs Chromium
+ * and sets DENSEVEC_REQUIRE_BROWSER=1, which makes a missing browser a failure.
+ */
+const BROWSER = chromium();
+const REQUIRE_BROWSER = process.env.DENSEVEC_REQUIRE_BROWSER === '1';
+if (BROWSER === null && !REQUIRE_BROWSER) {
+  console.warn('report.test: Chromium not found (apt-get install chromium, or set $CHROMIUM): the screenshot test is skipped; DENSEVEC_REQUIRE_BROWSER=1 makes it mandatory');
+}
+
 interface Png { width: number; height: number; bitDepth: number; colorType: number; rows: Uint8Array[] }
 
 /** Decodes an 8-bit non-interlaced PNG (RGB or RGBA): chunks, inflate, un-filter every row. */
@@ -119,14 +130,15 @@ describe('HTML report of the demo', () => {
     expect(new Set(proj.match(/fill="#[0-9a-f]{6}" fill-opacity/g)).size).toBe(10);
   }, 120_000);
 
-  it('renders in headless Chromium to a non-blank screenshot', () => {
+  it.skipIf(BROWSER === null && !REQUIRE_BROWSER)('renders in headless Chromium to a non-blank screenshot', () => {
     expect(html, 'the report was not written').not.toBe('');
-    const bin = chromium();
+    const bin = BROWSER;
     if (bin === null) {
       throw new Error('Chromium is needed to render the report (apt-get install chromium, or set $CHROMIUM to the browser binary)');
     }
     const png = join(dir, 'shot.png');
-    const r = spawnSync(bin, ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', `--screenshot=${png}`,
+    const r = spawnSync(bin, ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile')}`, `--screenshot=${png}`,
       `--window-size=${WIDTH},${HEIGHT}`, `file://${out}`], { encoding: 'utf8', timeout: 90_000 });
     expect(existsSync(png), `chromium wrote no screenshot (exit ${r.status}): ${r.stderr}`).toBe(true);
     const img = decodePng(readFileSync(png));

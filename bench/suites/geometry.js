@@ -4,6 +4,8 @@
 //     and POT ot.wasserstein_1d on the precomputed pair cosines alone (no Gram, no gradient)
 //   procrustes 20,000 × 300 vs scipy.linalg.orthogonal_procrustes (float64, BLAS threads pinned
 //     with threadpoolctl)
+//   graphGeodesics (k-NN graph, 64 Dijkstra sources) and hyperbolicity (300 sampled
+//     quadruples), n = 2000, d = 64, k = 10, vs densevec's pure-TypeScript reference
 // 1 and 2 threads where the anchor can be pinned.
 'use strict';
 
@@ -110,6 +112,54 @@ module.exports = async function geometry({ quick, smoke }) {
   } else {
     suite.note('procrustes: not available in this build');
   }
+  // Intrinsic geometry on the k-NN graph: kNN graph O(n²d) + Dijkstra from sources; the
+  // anchor is densevec's own pure-TypeScript reference (same float64 algorithm, one thread).
+  const refImpl = require('../../dist/reference/index.js');
+  if (has('graphGeodesics')) {
+    const n = 2000 / S;
+    const d = 64;
+    const k = 10;
+    const m = randMatrix(n, d, 75);
+    const sources = Uint32Array.from({ length: 64 }, (_, i) => (i * 31) % n);
+    const opts = { k, sources };
+    const fn = () => dv.graphGeodesics(m, opts);
+    const impls = [];
+    for (const t of [1, 2]) impls.push(impl('densevec', 'densevec', t, fn, { before: dvThreads(t) }));
+    impls.push(impl('densevec reference (TS)', 'reference', 1, () => refImpl.graphGeodesics(m, opts)));
+    await suite.row({
+      workload: 'graphGeodesics (k-NN graph + 64 Dijkstra sources)',
+      params: { n, d, k, sources: sources.length },
+      impls,
+      throughput: (ms) => ({ value: (n * n * d) / ms / 1e6, unit: 'G pair-coords/s (graph)' }),
+      targets: [{ kind: 'scaling', label: 'densevec', min: 1.5, what: 'densevec 2T/1T ≥ 1.5' }],
+    });
+  } else {
+    suite.note('graphGeodesics: not available in this build');
+  }
+  if (has('hyperbolicity')) {
+    const n = 2000 / S;
+    const d = 64;
+    const opts = { k: 10, samples: 300, seed: 1 };
+    const m = randMatrix(n, d, 76);
+    const fn = () => dv.hyperbolicity(m, opts);
+    const impls = [];
+    for (const t of [1, 2]) impls.push(impl('densevec', 'densevec', t, fn, { before: dvThreads(t) }));
+    impls.push(impl('densevec reference (TS)', 'reference', 1, () => refImpl.hyperbolicity(m, opts)));
+    dv.setThreads(1);
+    const value = fn();
+    await suite.row({
+      workload: 'hyperbolicity (four-point δ, sampled quadruples)',
+      params: { n, d, k: opts.k, samples: opts.samples },
+      impls,
+      throughput: (ms) => ({ value: opts.samples / ms, unit: 'k quadruples/s' }),
+      targets: [{ kind: 'scaling', label: 'densevec', min: 1.5, what: 'densevec 2T/1T ≥ 1.5' }],
+      extra: { relativeDelta: value.relativeDelta },
+    });
+    suite.note(`hyperbolicity: relativeDelta ${value.relativeDelta.toPrecision(4)} (random Gaussian rows, n = ${n})`);
+  } else {
+    suite.note('hyperbolicity: not available in this build');
+  }
+
   if (torch) await torch.stop();
   if (sci) await sci.stop();
   return suite.write();

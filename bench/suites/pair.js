@@ -3,7 +3,7 @@
 'use strict';
 
 const path = require('node:path');
-const { dv, anchor, impl, Suite, randn } = require('../common');
+const { dv, anchor, impl, Suite, randn, dvThreads } = require('../common');
 
 function naiveDot(a, b) {
   let s = 0;
@@ -23,7 +23,7 @@ function naiveCosine(a, b) {
   return na > 0 && nb > 0 ? s / Math.sqrt(na * nb) : 0;
 }
 
-module.exports = async function pair({ quick }) {
+module.exports = async function pair({ quick, smoke }) {
   const suite = new Suite('pair', { quick });
   dv.setThreads(1);
   const simsimd = anchor('simsimd', suite.notes);
@@ -50,6 +50,40 @@ module.exports = async function pair({ quick }) {
     }
   }
 
+  // Batched row-wise pairs: one call for n rows, memory-bandwidth bound. Anchors: a loop of
+  // simsimd.dot over the same row views, and a plain copy of as many bytes as dotRows reads
+  // (TypedArray.prototype.set), which measures what the memory system gives in this run.
+  {
+    const R = smoke ? 10000 : 100000;
+    const D = 768;
+    const a = { data: randn(R * D, 61), rows: R, cols: D };
+    const b = { data: randn(R * D, 62), rows: R, cols: D };
+    const src = new Float32Array(2 * R * D);
+    const dst = new Float32Array(2 * R * D);
+    const aRows = Array.from({ length: R }, (_, i) => a.data.subarray(i * D, (i + 1) * D));
+    const bRows = Array.from({ length: R }, (_, i) => b.data.subarray(i * D, (i + 1) * D));
+    const out = new Float64Array(R);
+    const bytes = 2 * R * D * 4;
+    await suite.row({
+      workload: 'dotRows (bytes read per call)',
+      params: { rows: R, d: D },
+      impls: [
+        impl('densevec dotRows', 'densevec', 1, () => dv.dotRows(a, b), { before: dvThreads(1) }),
+        impl('densevec dotRows', 'densevec', 2, () => dv.dotRows(a, b), { before: dvThreads(2) }),
+        simsimd &&
+          impl('simsimd.dot loop', 'anchor', 1, () => {
+            for (let i = 0; i < R; i++) out[i] = simsimd.dot(aRows[i], bRows[i]);
+          }),
+        impl('copy of the same bytes', 'anchor', 1, () => dst.set(src)),
+      ],
+      throughput: (ms) => ({ value: bytes / ms / 1e6, unit: 'GB/s' }),
+      targets: [
+        { anchor: 'simsimd.dot loop', threads: 1, min: 5, what: 'dotRows 1T ≥ 5× a loop of simsimd.dot' },
+        { anchor: 'copy of the same bytes', threads: 1, min: 0.7, what: 'dotRows 1T ≥ 70 % of copy bandwidth' },
+      ],
+    });
+  }
+
   // Floor: what a call costs with (almost) no work, to read the rows above against.
   const binding = require(path.join(__dirname, '..', '..', 'dist', 'native', 'binding.cjs'));
   const one = new Float32Array([1]);
@@ -60,7 +94,7 @@ module.exports = async function pair({ quick }) {
     impls: [
       impl('densevec dot', 'densevec', 1, () => dv.dot(one, two)),
       typeof binding.dotFast === 'function' &&
-        impl('densevec raw dotFast(buffers, offsets, len)', 'floor', 1, () => binding.dotFast(one.buffer, 0, two.buffer, 0, 1)),
+        impl('densevec raw dotFast(a, b)', 'floor', 1, () => binding.dotFast(one, two)),
       impl('densevec binding dot(typed arrays)', 'floor', 1, () => binding.dot(one, two)),
       impl('densevec nativeThreads() (no args)', 'floor', 1, () => binding.nativeThreads()),
       simsimd && impl('simsimd dot', 'anchor', 1, () => simsimd.dot(one, two)),

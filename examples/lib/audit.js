@@ -1,8 +1,9 @@
 'use strict';
 /**
  * Audit of an embedding for the demo: kNN accuracy, isotropy against the null, invariance
- * under a random rotation, BatchNorm train/eval drift, sparsity, and the curvature of
- * spherical triangles on sampled triples.
+ * under a random rotation and distortion by a random anisotropic map, BatchNorm train/eval
+ * drift, sparsity, and the intrinsic curvature of the data (hyperbolicity and triangle
+ * comparison on the k-nearest-neighbour graph); analogies by vector arithmetic between classes.
  */
 
 function frob(m) {
@@ -121,19 +122,90 @@ function audit(dv, ref, zTrain, zTest, yTrain, yTest, seed, o = {}) {
     out.hoyer = sp.hoyer;
   }
 
-  // Curvature of spherical triangles: ≈ 1 for small triangles (the sphere's Gaussian
-  // curvature), larger for wide ones.
-  const cur = curvature(dv, ref, zTest, yTest, 300, seed + 7, false);
-  out.curvature = cur.medianCurvature;
-  out.triSide = cur.meanSide;
-  out.triangles = cur.points;
-  if (yTest) {
-    const cc = curvature(dv, ref, zTest, yTest, 300, seed + 8, true);
-    out.curvatureSame = cc.medianCurvature;
-    out.triSideSame = cc.meanSide;
-    out.trianglesSame = cc.points;
+  // Distortion by a random anisotropic map (singular values e^N(0, 1) between two random
+  // rotations) beside the rotation above: how many cosine neighbours survive it.
+  const d = zTest.cols;
+  if (zTest.rows >= 3) {
+    const kk = Math.min(10, zTest.rows - 1);
+    out.orthKept = dv.mapDistortion(zTest, Q, { k: kk }).neighborOverlap;
+    const A = anisotropic(dv, ref, d, seed + 11);
+    const md = dv.mapDistortion(zTest, A, { k: kk });
+    out.anisoKept = md.neighborOverlap;
+    out.anisoCond = md.conditionNumber;
+    out.anisoCosChange = md.meanCosineChange;
+    if (yTrain) out.anisoKnn = accuracy(dv.knnClassify(dv.matmul(zTrain, A), yTrain, dv.matmul(zTest, A), k, { metric: 'cosine' }), yTest);
+  }
+
+  // Intrinsic curvature of the test rows, measured along the data (angular k-NN graph):
+  // Gromov's four-point δ relative to the diameter (0 for a tree) and the triangle-comparison
+  // ratio (> 1 fatter than flat: positive curvature; < 1 thinner: negative).
+  if (zTest.rows >= 4) {
+    const kg = Math.min(o.graphK ?? 10, zTest.rows - 1);
+    try {
+      const h = dv.hyperbolicity(zTest, { k: kg, samples: 1000, seed: seed + 7 });
+      out.relDelta = h.relativeDelta;
+      out.hypSkipped = h.skipped;
+    } catch (e) {
+      if (e.code !== 'E_ARG') throw e;
+    }
+    try {
+      const t = dv.triangleCurvature(zTest, { k: kg, triangles: 200, seed: seed + 8 });
+      out.triRatio = t.medianRatio;
+      out.triPositive = t.positiveFraction;
+      out.triRatios = Array.from(t.ratios);
+    } catch (e) {
+      if (e.code !== 'E_ARG') throw e;
+    }
+    out.graphK = kg;
   }
   return out;
+}
+
+/** A d × d map U·diag(e^g)·V with U, V random rotations and g standard normal (seeded). */
+function anisotropic(dv, ref, d, seed) {
+  const U = dv.randomOrthogonal(d, seed);
+  const V = dv.randomOrthogonal(d, seed + 1);
+  const g = new ref.GaussianStream(seed + 2);
+  const S = new Float32Array(d * d);
+  for (let i = 0; i < d; i++) S[i * d + i] = Math.exp(g.gauss());
+  return dv.matmul(dv.matmul(U, { data: S, rows: d, cols: d }), V);
+}
+
+/**
+ * "medoid(A) : medoid(B) :: x : ?" with 3CosAdd over the rows of z: for `count` seeded triples
+ * (class A, class B ≠ A, a row x of class A other than A's medoid), whether the best answer
+ * (never the inputs) has class B. The medoid of a class is its row nearest to the class mean
+ * direction. Returns { accuracy, count, chance }.
+ */
+function analogyTransfer(dv, ref, z, y, count, seed) {
+  const classes = [...new Set(y)].sort((a, b) => a - b);
+  if (classes.length < 2) return null;
+  const unit = dv.normalizeRows(z);
+  const members = new Map(classes.map((c) => [c, []]));
+  y.forEach((l, i) => members.get(l).push(i));
+  const medoid = new Map();
+  for (const c of classes) {
+    const idx = members.get(c);
+    const mean = new Float32Array(z.cols);
+    for (const i of idx) for (let j = 0; j < z.cols; j++) mean[j] += unit.data[i * z.cols + j] / idx.length;
+    const best = dv.topK({ data: mean, rows: 1, cols: z.cols }, rowsOf(unit, idx), 1, { metric: 'cosine' }).indices[0];
+    medoid.set(c, idx[best]);
+  }
+  const rng = new ref.SplitMix64(seed);
+  const pick = (arr) => arr[Math.min(arr.length - 1, Math.floor(rng.uniform() * arr.length))];
+  let hit = 0;
+  let n = 0;
+  for (let t = 0; t < count; t++) {
+    const a = pick(classes);
+    const b = pick(classes.filter((c) => c !== a));
+    const xs = members.get(a).filter((i) => i !== medoid.get(a));
+    if (xs.length === 0) continue;
+    const x = pick(xs);
+    const r = dv.analogy(z, [medoid.get(a), medoid.get(b), x], 1, { method: 'add' });
+    if (y[r.indices[0]] === b) hit++;
+    n++;
+  }
+  return n === 0 ? null : { accuracy: hit / n, count: n, chance: 1 / classes.length };
 }
 
 /** Procrustes between two embeddings of the same rows (unit rows): residual before and after. */
@@ -145,4 +217,4 @@ function alignment(dv, a, b) {
   return { before: diffFrob(ua, ub) / nb, after: pr.residual / nb };
 }
 
-module.exports = { audit, alignment, curvature, rowsOf };
+module.exports = { audit, alignment, analogyTransfer, anisotropic, curvature, rowsOf };

@@ -178,8 +178,10 @@ function trainContrastive(dv, ref, task, seed, o) {
 }
 
 /**
- * Supervised margin head: z = xW, prototypes P (C × h), loss = marginSoftmax(kind, scale,
- * margin, label smoothing) + λ‖W‖². Light augmentation of the inputs. Returns { W, P, history }.
+ * Supervised margin head: z = xW (then, with `o.batchNorm`, an affine BatchNorm trained with
+ * it through its backward pass), prototypes P (C × h), loss = marginSoftmax(kind, scale, margin,
+ * label smoothing) + λ‖W‖². Light augmentation of the inputs. Returns { W, P, bn, history }
+ * (bn: the layer, to apply in inference mode, or null).
  */
 function trainMargin(dv, ref, task, kind, seed, o) {
   const rng = new ref.SplitMix64(seed);
@@ -187,20 +189,25 @@ function trainMargin(dv, ref, task, kind, seed, o) {
   const P = dv.randomUnitVectors(task.classes, o.dim, seed + 1);
   const view = augmenter(task.raw, task.mu, task.sd, rng, task.augmentMargin ?? task.augment);
   const next = batcher(task.trainIdx.length, Math.min(o.batch, task.trainIdx.length), rng);
-  const adam = new Adam([W.data, P.data], o.lr);
+  const bn = o.batchNorm ? new dv.BatchNorm(o.dim, { affine: true, momentum: 0.1 }) : null;
+  const adam = new Adam(bn ? [W.data, P.data, bn.weight, bn.bias] : [W.data, P.data], o.lr);
   const history = [];
   for (let step = 0; step < o.steps; step++) {
     const idx = next().map((i) => task.trainIdx[i]);
     const x = view(idx);
     const y = Uint32Array.from(idx, (i) => task.y[i]);
-    const z = dv.matmul(x, W);
+    const z0 = dv.matmul(x, W);
+    const z = bn ? bn.forward(z0) : z0;
     const r = dv.marginSoftmax(z, P, y, { kind, scale: o.scale, margin: o.margin[kind], labelSmoothing: o.labelSmoothing });
     const pen = dv.normPenalty(W, o.lambda);
-    adam.step([addInto(gradWeights(dv, x, r.gradX), pen.grad.data), r.gradW.data]);
+    const g = bn ? bn.backward(r.gradX) : { gradX: r.gradX };
+    const grads = [addInto(gradWeights(dv, x, g.gradX), pen.grad.data), r.gradW.data];
+    if (bn) grads.push(g.gradWeight, g.gradBias);
+    adam.step(grads);
     history.push({ step, loss: r.loss, penalty: pen.loss });
     if (o.onStep) o.onStep(step);
   }
-  return { W, P, history };
+  return { W, P, bn, history };
 }
 
 module.exports = { Adam, augmenter, batcher, gradWeights, trainContrastive, trainMargin, transpose };

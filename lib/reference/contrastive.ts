@@ -124,6 +124,16 @@ export interface InfoNCEParsed {
   keyIds: Uint32Array | null;
 }
 
+/** Snapshots of infoNCE's arguments: each field read once (validate.snap). */
+export function snapInfoNCE<Q, K, O>(fn: string, q: Q, keys: K, options: O): [Q, K, O] {
+  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds'])];
+}
+
+/** Snapshots of ntXent's arguments: each field read once (validate.snap). */
+export function snapNtXent<A, O>(fn: string, a: A, b: A, options: O): [A, A, O] {
+  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature'])];
+}
+
 /** Types, shapes and scalar values of infoNCE's arguments. */
 export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unknown): InfoNCEParsed {
   v.matType(fn, 'q', q);
@@ -156,6 +166,21 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   }
   checkTemperature(fn, o.temperature);
   return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null };
+}
+
+/**
+ * Whether float32 logits q·k/τ − logQ could overflow for these inputs (max|q|·max|k|·d/τ +
+ * max|logQ| near the float32 range, or 1/τ beyond it): such calls are kept off the GPU, and
+ * the native CPU code then computes them in float64 with the scaled logits of the reference.
+ */
+export function logitsMayOverflow(q: Matrix, keys: Matrix, p: InfoNCEParsed): boolean {
+  const maxAbs = (x: Float32Array): number => {
+    let m = 0;
+    for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
+    return m;
+  };
+  const bound = (maxAbs(q.data) * maxAbs(keys.data) * q.cols) / p.temperature + (p.logQ ? maxAbs(p.logQ) : 0);
+  return !Number.isFinite(Math.fround(1 / p.temperature)) || !(bound < 1e36);
 }
 
 /** Checks every index of `idx` is < n (E_ARG). */
@@ -270,22 +295,33 @@ function toMatrix(g: Float64Array, rows: number, cols: number): Matrix {
   return { data: Float32Array.from(g), rows, cols };
 }
 
-/** In place: row ← softmax(row) over a row of `n` logits (−∞ entries get probability 0); returns log-sum-exp. */
-function softmaxRow(z: Float64Array, off: number, n: number): number {
+/**
+ * In place: row ← softmax(row / α) for logits held scaled by α = min(τ, 1) (so that a tiny τ
+ * never makes an infinite logit); −∞ entries get probability 0. Returns
+ * [log Σ exp((row − max)/α), max] so that log-sum-exp = log Σ + max/α.
+ */
+function scaledSoftmaxRow(z: Float64Array, off: number, n: number, alpha: number): [number, number] {
   let m = -Infinity;
   for (let j = 0; j < n; j++) if (z[off + j] > m) m = z[off + j];
   let s = 0;
-  for (let j = 0; j < n; j++) s += Math.exp(z[off + j] - m);
-  for (let j = 0; j < n; j++) z[off + j] = Math.exp(z[off + j] - m) / s;
-  return m + Math.log(s);
+  for (let j = 0; j < n; j++) {
+    z[off + j] = Math.exp((z[off + j] - m) / alpha);
+    s += z[off + j];
+  }
+  for (let j = 0; j < n; j++) z[off + j] /= s;
+  return [Math.log(s), m];
 }
 
 /**
- * One query's ∂loss_i/∂τ and diagnostics from its logits z (masked entries −∞), positive `pos`
- * and logQ: [gradτ, entropy, p(pos), max p(neg), exp(entropy of the negatives)], in log space
+ * One query's ∂loss_i/∂τ and diagnostics from its logits z·α (masked entries −∞), positive
+ * `pos` and logQ: [gradτ, entropy, p(pos), max p(neg), exp(entropy of the negatives)], in log space
  * (exact for any spread of the logits).
  */
-function rowExtras(z: Float64Array, off: number, n: number, pos: number, logQ: Float32Array | null, tau: number): number[] {
+function rowExtras(zs: Float64Array, off: number, n: number, pos: number, logQ: Float32Array | null, tau: number, alpha = 1): number[] {
+  // Logits are held scaled by α = min(τ, 1); the diagnostics use the logits themselves.
+  const z = new Float64Array(n);
+  for (let j = 0; j < n; j++) z[j] = zs[off + j] / alpha;
+  off = 0;
   let m = -Infinity;
   let mn = -Infinity;
   for (let j = 0; j < n; j++) {
@@ -336,6 +372,7 @@ function meanExtras(ex: number[][]): { gradTemperature: number; stats: Contrasti
 /** p(y_j | x) = softmax_j(x·y_j / τ) over the rows of `ys`, as a Float32Array of length ys.rows. */
 export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: number): Float32Array {
   const fn = 'softmaxProbabilities';
+  ys = v.snap(fn, 'ys', ys);
   checkSoftmax(fn, x, ys, temperature);
   v.finite(fn, 'x', x);
   v.finite(fn, 'ys', ys.data);
@@ -344,9 +381,9 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
   for (let j = 0; j < ys.rows; j++) {
     let s = 0;
     for (let k = 0; k < d; k++) s += x[k] * ys.data[j * d + k];
-    z[j] = s / temperature;
+    z[j] = temperature < 1 ? s : s / temperature;
   }
-  softmaxRow(z, 0, ys.rows);
+  scaledSoftmaxRow(z, 0, ys.rows, Math.min(temperature, 1));
   return Float32Array.from(z);
 }
 
@@ -356,6 +393,7 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
  */
 export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoNCEResult {
   const fn = 'infoNCE';
+  [q, keys, options] = snapInfoNCE(fn, q, keys, options);
   const p = checkInfoNCE(fn, q, keys, options);
   scanInfoNCE(fn, q, keys, p);
   return infoNCECore(q, keys, p);
@@ -376,12 +414,16 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
     qx = qn.xh;
     kx = kn.xh;
   }
+  // Logits q·k/τ − logQ are held scaled by α = min(τ, 1): u = α·(q·k/τ − logQ), so that a tiny τ
+  // (down to the subnormals, where 1/τ overflows) never makes an infinite logit; differences
+  // (u − max u)/α ≤ 0 go through exp, and the gradients are divided by τ last.
+  const alpha = Math.min(tau, 1);
   const z = new Float64Array(B * K);
   for (let i = 0; i < B; i++) {
     for (let j = 0; j < K; j++) {
       let s = 0;
       for (let k = 0; k < d; k++) s += qx[i * d + k] * kx[j * d + k];
-      z[i * K + j] = s / tau - (p.logQ ? p.logQ[j] : 0);
+      z[i * K + j] = (tau < 1 ? s : s / tau) - alpha * (p.logQ ? p.logQ[j] : 0);
     }
   }
   if (p.keyIds) {
@@ -395,19 +437,26 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
   const ex: number[][] = [];
   for (let i = 0; i < B; i++) {
     const pos = p.positives ? p.positives[i] : i;
-    const zp = z[i * K + pos];
-    ex.push(rowExtras(z, i * K, K, pos, p.logQ, tau));
-    const lse = softmaxRow(z, i * K, K);
-    loss += lse - zp;
-    z[i * K + pos] -= 1; // z now holds P − onehot(positive)
+    const off = i * K;
+    ex.push(rowExtras(z, off, K, pos, p.logQ, tau, alpha));
+    let m = -Infinity;
+    for (let j = 0; j < K; j++) if (z[off + j] > m) m = z[off + j];
+    const zp = z[off + pos];
+    let sum = 0;
+    for (let j = 0; j < K; j++) {
+      z[off + j] = Math.exp((z[off + j] - m) / alpha);
+      sum += z[off + j];
+    }
+    for (let j = 0; j < K; j++) z[off + j] /= sum;
+    loss += Math.log(sum) + (m - zp) / alpha;
+    z[off + pos] -= 1; // z now holds P − onehot(positive)
   }
   loss /= B;
-  const c = 1 / (B * tau);
   const gq = new Float64Array(B * d);
   const gk = new Float64Array(K * d);
   for (let i = 0; i < B; i++) {
     for (let j = 0; j < K; j++) {
-      const g = z[i * K + j] * c;
+      const g = z[i * K + j] / B;
       if (g === 0) continue;
       for (let k = 0; k < d; k++) {
         gq[i * d + k] += g * kx[j * d + k];
@@ -415,6 +464,8 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
       }
     }
   }
+  for (let t = 0; t < gq.length; t++) gq[t] /= tau;
+  for (let t = 0; t < gk.length; t++) gk[t] /= tau;
   if (qn && kn) {
     backNorm(gq, qn.xh, qn.norms, B, d);
     backNorm(gk, kn.xh, kn.norms, K, d);
@@ -429,6 +480,7 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
  */
 export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResult {
   const fn = 'ntXent';
+  [a, b, options] = snapNtXent(fn, a, b, options);
   const tau = checkNtXent(fn, a, b, options);
   scanNtXent(fn, a, b);
   const N = a.rows;
@@ -447,21 +499,25 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       }
       let t = 0;
       for (let k = 0; k < d; k++) t += xh[i * d + k] * xh[j * d + k];
-      s[i * R + j] = t / tau;
+      // Held scaled by α = min(τ, 1), as in infoNCE, so a tiny τ never overflows.
+      s[i * R + j] = tau < 1 ? t : t / tau;
     }
   }
+  const alpha = Math.min(tau, 1);
   let loss = 0;
   const ex: number[][] = [];
   for (let i = 0; i < R; i++) {
     const pos = i < N ? i + N : i - N;
     const sp = s[i * R + pos];
-    ex.push(rowExtras(s, i * R, R, pos, null, tau));
-    loss += softmaxRow(s, i * R, R) - sp;
+    ex.push(rowExtras(s, i * R, R, pos, null, tau, alpha));
+    const [lse, m] = scaledSoftmaxRow(s, i * R, R, alpha);
+    loss += lse + (m - sp) / alpha;
     s[i * R + pos] -= 1;
   }
   loss /= R;
-  // Every z_m is both an anchor (row m of G) and a candidate (column m of G).
-  const c = 1 / (R * tau);
+  // Every z_m is both an anchor (row m of G) and a candidate (column m of G); the 1/τ of
+  // ∂logit/∂cos is applied after the sums.
+  const c = 1 / R;
   const g = new Float64Array(R * d);
   for (let i = 0; i < R; i++) {
     for (let j = 0; j < R; j++) {
@@ -473,6 +529,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       }
     }
   }
+  for (let t = 0; t < g.length; t++) g[t] /= tau;
   backNorm(g, xh, norms, R, d);
   return { loss, gradA: toMatrix(g.subarray(0, N * d), N, d), gradB: toMatrix(g.subarray(N * d), N, d), ...meanExtras(ex) };
 }
@@ -484,6 +541,8 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
  */
 export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): MismatchResult {
   const fn = 'mismatchScore';
+  a = v.snap(fn, 'a', a);
+  b = v.snap(fn, 'b', b);
   const withinView = checkMismatch(fn, a, b, options);
   v.finite(fn, 'a', a.data);
   v.finite(fn, 'b', b.data);
@@ -534,15 +593,16 @@ export function temperatureSchedule(options: ScheduleOptions): (t: number) => nu
   if (options === undefined || options === null || typeof options !== 'object') {
     fail('E_TYPE', `${fn}: options must be an object {start, end, steps, kind}, got ${options === null ? 'null' : typeof options}`);
   }
-  const { start, end, steps } = options;
-  const kind = options.kind ?? 'cosine';
+  const o = v.snapOpts(fn, options, ['start', 'end', 'steps', 'kind']);
+  const { start, end, steps } = o;
+  const kind = o.kind ?? 'cosine';
   v.num(fn, 'start', start);
   v.num(fn, 'end', end);
-  v.num(fn, 'steps', steps);
-  if (typeof kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string, got ${typeof kind}`);
+  v.int(fn, 'steps', steps);
+  v.str(fn, 'kind', kind);
   if (!(start > 0) || !Number.isFinite(start)) fail('E_ARG', `${fn}: start must be > 0 and finite, got ${start}`);
   if (!(end > 0) || !Number.isFinite(end)) fail('E_ARG', `${fn}: end must be > 0 and finite, got ${end}`);
-  if (!Number.isInteger(steps) || steps < 1) fail('E_ARG', `${fn}: steps must be an integer >= 1, got ${steps}`);
+  if (steps < 1) fail('E_ARG', `${fn}: steps must be an integer >= 1, got ${steps}`);
   if (kind !== 'linear' && kind !== 'cosine' && kind !== 'exponential') {
     fail('E_ARG', `${fn}: unknown kind '${kind}' (expected 'linear', 'cosine' or 'exponential')`);
   }

@@ -37,6 +37,11 @@ export interface SphericalTriangle {
 // ---------------------------------------------------------------------------------------------
 // k-nearest-neighbour classification
 
+/** Snapshots of knnClassify's matrices and options: each field read once (validate.snap). */
+export function snapKnn<M, O>(fn: string, train: M, queries: M, options: O): [M, M, O] {
+  return [v.snap(fn, 'train', train), v.snap(fn, 'queries', queries), v.snapOpts(fn, options, ['metric'])];
+}
+
 /** Validates the arguments of knnClassify; returns the metric code. */
 export function checkKnn(fn: string, train: unknown, labels: unknown, queries: unknown, k: unknown, options: MetricOptions | undefined): number {
   v.matType(fn, 'train', train);
@@ -44,7 +49,7 @@ export function checkKnn(fn: string, train: unknown, labels: unknown, queries: u
   v.matType(fn, 'queries', queries);
   v.int(fn, 'k', k);
   const o = v.opts(fn, options);
-  if (o.metric !== undefined && typeof o.metric !== 'string') v.metricCode(fn, o.metric);
+  v.metricType(fn, o.metric);
   v.matShape(fn, 'train', train);
   v.matShape(fn, 'queries', queries);
   v.sameCols(fn, 'train', train, 'queries', queries);
@@ -87,6 +92,7 @@ export function vote(neighbourLabels: ArrayLike<number>): number {
  * the k is nearest wins.
  */
 export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Uint32Array {
+  [train, queries, options] = snapKnn('knnClassify', train, queries, options);
   const metric = checkKnn('knnClassify', train, labels, queries, k, options);
   const d = train.cols;
   const tn = new Float64Array(train.rows);
@@ -126,7 +132,9 @@ const MASK64 = (1n << 64n) - 1n;
 export class GaussianStream {
   private state: bigint;
   private spare: number | null = null;
+  /** `seed`: an integer in [0, 2^53). */
   constructor(seed: number) {
+    checkSeed('GaussianStream', 'seed', seed);
     this.state = BigInt.asUintN(64, BigInt(seed));
   }
   /** Next 64-bit SplitMix64 output. */
@@ -155,6 +163,14 @@ export class GaussianStream {
     this.spare = r * Math.sin(t);
     return r * Math.cos(t);
   }
+}
+
+/** Validates randomOrthogonal: both types (integers) before either range. */
+export function checkRandomOrthogonal(fn: string, d: unknown, seed: unknown): void {
+  v.int(fn, 'd', d);
+  v.int(fn, 'seed', seed);
+  checkOrthoDim(fn, d);
+  checkSeed(fn, 'seed', seed);
 }
 
 /** Checks the dimension of randomOrthogonal. */
@@ -227,8 +243,7 @@ export function qrQ(a: Float64Array, d: number): Float64Array {
  * same matrix on every backend (within 1e-5).
  */
 export function randomOrthogonal(d: number, seed: number): Matrix {
-  checkOrthoDim('randomOrthogonal', d);
-  checkSeed('randomOrthogonal', 'seed', seed);
+  checkRandomOrthogonal('randomOrthogonal', d, seed);
   const g = new GaussianStream(seed);
   const a = new Float64Array(d * d);
   for (let i = 0; i < d * d; i++) a[i] = g.gauss();
@@ -250,6 +265,8 @@ export function checkMatmul(fn: string, a: unknown, b: unknown): void {
 
 /** a·b, an a.rows × b.cols Matrix (float64 accumulation). */
 export function matmul(a: Matrix, b: Matrix): Matrix {
+  a = v.snap('matmul', 'a', a);
+  b = v.snap('matmul', 'b', b);
   checkMatmul('matmul', a, b);
   const m = a.rows;
   const kd = a.cols;
@@ -378,6 +395,8 @@ export function polarOrthogonal(m: Float64Array, d: number): Float64Array {
  * ‖x·Q − y‖_F. When xᵀy is rank-deficient, Q is one of the minimizers (still orthogonal).
  */
 export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
+  x = v.snap('procrustes', 'x', x);
+  y = v.snap('procrustes', 'y', y);
   checkProcrustes('procrustes', x, y);
   const n = x.rows;
   const d = x.cols;
@@ -472,6 +491,10 @@ export function checkTriangle(fn: string, x: unknown, y: unknown, z: unknown): v
   }
   if (x.length === 0) fail('E_SHAPE', `${fn}: x, y, z are empty`);
   if (x.length < 2) fail('E_ARG', `${fn}: the dimension must be >= 2, got ${x.length}`);
+  // A zero vertex (E_ARG) is reported before a non-finite value (E_NON_FINITE).
+  for (const [name, a] of [['x', x], ['y', y], ['z', z]] as const) {
+    if ((a as Float32Array).every((t) => t === 0)) fail('E_ARG', `${fn}: ${name} is the zero vector`);
+  }
   v.finite(fn, 'x', x);
   v.finite(fn, 'y', y);
   v.finite(fn, 'z', z);
@@ -530,3 +553,4 @@ export function triangle64(X: Float64Array, Y: Float64Array, Z: Float64Array): S
   const chordArea = 0.5 * nu * nrm(reject(w, [uh]));
   return { sides, angles, excess, area: excess, chordArea, curvature: excess / chordArea };
 }
+export * from './curvature';

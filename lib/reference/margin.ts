@@ -73,7 +73,16 @@ export interface MarginParsed {
   labelSmoothing: number;
 }
 
-const KINDS: Record<string, number> = { normalized: 0, cosface: 1, arcface: 2 };
+const KINDS: ReadonlyMap<string, number> = new Map([
+  ['normalized', 0],
+  ['cosface', 1],
+  ['arcface', 2],
+]);
+
+/** Snapshots of marginSoftmax's matrices and options: each field read once (validate.snap). */
+export function snapMargin<M, O>(fn: string, x: M, w: M, options: O): [M, M, O] {
+  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing'])];
+}
 
 /** Checks label smoothing ε: a number (E_TYPE) in [0, 1) (E_ARG). */
 export function checkEpsilon(fn: string, name: string, e: unknown): asserts e is number {
@@ -98,8 +107,8 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   v.matShape(fn, 'prototypes', w);
   v.sameCols(fn, 'x', x, 'prototypes', w);
   if (labels.length !== x.rows) fail('E_SHAPE', `${fn}: labels has length ${labels.length} but x has ${x.rows} rows`);
-  const kind = KINDS[o.kind];
-  if (kind === undefined || !Object.prototype.hasOwnProperty.call(KINDS, o.kind)) {
+  const kind = v.lookup(KINDS, o.kind);
+  if (kind === undefined) {
     fail('E_ARG', `${fn}: unknown kind '${o.kind}' (expected 'normalized', 'cosface' or 'arcface')`);
   }
   const scale = o.scale ?? 30;
@@ -210,6 +219,7 @@ function backNorm(g: Float64Array, h: Float64Array, n: Float64Array, d: number):
  */
 export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): MarginResult {
   const fn = 'marginSoftmax';
+  [x, prototypes, options] = snapMargin(fn, x, prototypes, options);
   const p = checkMargin(fn, x, prototypes, labels, options);
   scanMargin(fn, x, prototypes, labels);
   const N = x.rows;
@@ -289,6 +299,7 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
  */
 export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, epsilon: number): CrossEntropyResult {
   const fn = 'labelSmoothingCrossEntropy';
+  logits = v.snap(fn, 'logits', logits);
   checkCrossEntropy(fn, logits, labels, epsilon);
   scanIndices(fn, 'labels', labels, logits.cols, 'columns of logits');
   v.finite(fn, 'logits', logits.data);
@@ -304,6 +315,7 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
 /** Squared-norm penalty: loss = λ Σ_i ‖m_i‖², grad = 2λ·m. λ ≥ 0. */
 export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
   const fn = 'normPenalty';
+  m = v.snap(fn, 'm', m);
   checkPenalty(fn, m, lambda);
   v.finite(fn, 'm', m.data);
   let s = 0;
@@ -318,6 +330,7 @@ export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
 /** L1 penalty: loss = λ Σ |m_ij|, grad = λ·sign(m) with sign(0) = 0. λ ≥ 0. */
 export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
   const fn = 'l1Penalty';
+  m = v.snap(fn, 'm', m);
   checkPenalty(fn, m, lambda);
   v.finite(fn, 'm', m.data);
   let s = 0;
@@ -344,8 +357,8 @@ export interface MarginGeometryResult {
   /**
    * Realised angular gap between the decision boundaries of classes i and j along the geodesic
    * from ŵ_i to ŵ_j: 0 ('normalized'), m ('arcface'), 2·asin(m / (2 sin(Δ_ij/2))) ('cosface';
-   * NaN where m > 2 sin(Δ_ij/2), i.e. the two prototypes are too close for the margin); NaN on
-   * the diagonal.
+   * NaN where m > 2 sin(Δ_ij/2), i.e. the two prototypes are too close for the margin; 0 when
+   * m = 0); NaN on the diagonal.
    */
   gaps: Matrix;
 }
@@ -360,10 +373,10 @@ export function checkMarginGeometry(fn: string, prototypes: unknown, options: un
   if (typeof o.kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string ('normalized', 'cosface' or 'arcface'), got ${typeof o.kind}`);
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   v.matShape(fn, 'prototypes', prototypes);
-  if (!Object.prototype.hasOwnProperty.call(KINDS, o.kind)) {
+  if (!KINDS.has(o.kind)) {
     fail('E_ARG', `${fn}: unknown kind '${o.kind}' (expected 'normalized', 'cosface' or 'arcface')`);
   }
-  const kind = KINDS[o.kind];
+  const kind = KINDS.get(o.kind) as number;
   let margin = 0;
   if (kind === 1) {
     margin = o.margin ?? 0.35;
@@ -401,8 +414,9 @@ export function marginGeometry(prototypes: Matrix, options: MarginGeometryOption
       if (p.kind === 0) gaps[i * C + j] = 0;
       else if (p.kind === 2) gaps[i * C + j] = p.margin;
       else {
-        const chord = 2 * Math.sin(delta / 2);
-        gaps[i * C + j] = p.margin > chord ? NaN : 2 * Math.asin(p.margin / chord);
+        // Directions that agree to rounding (Δ < 1e-7) coincide: chord 0.
+        const chord = delta < 1e-7 ? 0 : 2 * Math.sin(delta / 2);
+        gaps[i * C + j] = p.margin === 0 ? 0 : p.margin > chord ? NaN : 2 * Math.asin(p.margin / chord);
       }
     }
   }

@@ -40,8 +40,19 @@ export interface QuantizeOptions {
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** f16 bits → number (exact). */
+/** Checks the argument of the bits → number decoders: an integer (E_TYPE) in [0, 65535] (E_ARG). */
+function checkBits(fn: string, h: unknown): asserts h is number {
+  v.int(fn, 'h', h);
+  if (h < 0 || h > 0xffff) fail('E_ARG', `${fn}: h must be in [0, 65535] (16 bits), got ${h}`);
+}
+
+/** f16 bits → number (exact). `h` an integer in [0, 65535]. */
 export function f16ToNumber(h: number): number {
+  checkBits('f16ToNumber', h);
+  return f16Decode(h);
+}
+
+function f16Decode(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const man = h & 0x3ff;
@@ -52,6 +63,11 @@ export function f16ToNumber(h: number): number {
 
 /** number → f16 bits: rounded to float32 first, then to nearest even; overflow to ±∞. */
 export function numberToF16(x: number): number {
+  v.num('numberToF16', 'x', x);
+  return f16Encode(x);
+}
+
+function f16Encode(x: number): number {
   f32[0] = x;
   const b = u32[0];
   const sign = (b >>> 16) & 0x8000;
@@ -76,51 +92,90 @@ export function numberToF16(x: number): number {
   return sign | r;
 }
 
-/** bf16 bits → number (exact). */
+/** bf16 bits → number (exact). `h` an integer in [0, 65535]. */
 export function bf16ToNumber(h: number): number {
+  checkBits('bf16ToNumber', h);
+  return bf16Decode(h);
+}
+
+function bf16Decode(h: number): number {
   u32[0] = (h & 0xffff) << 16;
   return f32[0];
 }
 
 /** number → bf16 bits: rounded to float32 first, then to nearest even; NaN stays NaN. */
 export function numberToBf16(x: number): number {
+  v.num('numberToBf16', 'x', x);
+  return bf16Encode(x);
+}
+
+function bf16Encode(x: number): number {
   f32[0] = x;
   const b = u32[0];
   if (Number.isNaN(f32[0])) return ((b >>> 16) | 0x40) & 0xffff;
   return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** Whether `c` declares a compact storage type (it has a `dtype` other than 'f32'). */
+/** Whether `c` declares a compact storage type (a `dtype` other than 'f32'); reads `dtype` once. */
 export function isQuantized(c: unknown): c is QuantizedMatrix {
-  return typeof c === 'object' && c !== null && 'dtype' in c && (c as { dtype: unknown }).dtype !== undefined && (c as { dtype: unknown }).dtype !== 'f32';
+  if (typeof c !== 'object' || c === null) return false;
+  const d = (c as { dtype?: unknown }).dtype;
+  return d !== undefined && d !== 'f32';
 }
 
-/** Checks a compact corpus (shared by every backend): types, then shape, then scale values. */
-export function checkQuantized(fn: string, name: string, c: unknown): asserts c is QuantizedMatrix {
-  const m = c as QuantizedMatrix;
-  if (m.dtype !== 'f16' && m.dtype !== 'bf16' && m.dtype !== 'i8') {
-    fail('E_ARG', `${fn}: ${name}.dtype must be 'f32', 'f16', 'bf16' or 'i8', got ${JSON.stringify(m.dtype)}`);
-  }
-  if (m.dtype === 'i8') {
-    if (!(m.data instanceof Int8Array)) fail('E_TYPE', `${fn}: ${name}.data must be an Int8Array for dtype 'i8'`);
-    if (typeof m.scale !== 'number' && !(m.scale instanceof Float32Array)) {
-      fail('E_TYPE', `${fn}: ${name}.scale must be a number or a Float32Array (one per row) for dtype 'i8'`);
+/** The typed array a dtype stores its values in. */
+function storageOf(dtype: unknown): 'Uint16Array' | 'Int8Array' | null {
+  return dtype === 'f16' || dtype === 'bf16' ? 'Uint16Array' : dtype === 'i8' ? 'Int8Array' : null;
+}
+
+/**
+ * Types of a compact corpus (E_TYPE): dtype a string, data the typed array of its dtype (a
+ * Uint16Array or an Int8Array when the dtype is unknown), integer rows and cols, and for 'i8' a
+ * scale that is a number or a Float32Array.
+ */
+export function checkQuantizedType(fn: string, name: string, c: unknown): asserts c is QuantizedMatrix {
+  if (typeof c !== 'object' || c === null) fail('E_TYPE', `${fn}: ${name} must be a Matrix or a compact corpus, got ${v.describe(c)}`);
+  const m = c as { dtype: unknown; data: unknown; rows: unknown; cols: unknown; scale?: unknown };
+  if (typeof m.dtype !== 'string') fail('E_TYPE', `${fn}: ${name}.dtype must be a string, got ${v.describe(m.dtype)}`);
+  const kind = storageOf(m.dtype);
+  if (kind === null) {
+    const k = v.typedArrayKind(m.data);
+    if (k !== 'Uint16Array' && k !== 'Int8Array') {
+      fail('E_TYPE', `${fn}: ${name}.data must be a Uint16Array (f16, bf16) or an Int8Array (i8), got ${v.describe(m.data)}`);
     }
-  } else if (!(m.data instanceof Uint16Array)) {
-    fail('E_TYPE', `${fn}: ${name}.data must be a Uint16Array of ${m.dtype} bits for dtype '${m.dtype}'`);
+  } else if (!v.isTyped(m.data, kind)) {
+    fail('E_TYPE', kind === 'Int8Array'
+      ? `${fn}: ${name}.data must be an Int8Array for dtype 'i8', got ${v.describe(m.data)}`
+      : `${fn}: ${name}.data must be a Uint16Array of ${m.dtype} bits for dtype '${m.dtype}', got ${v.describe(m.data)}`);
   }
-  if (!Number.isInteger(m.rows) || m.rows < 0) fail('E_TYPE', `${fn}: ${name}.rows must be a non-negative integer, got ${String(m.rows)}`);
-  if (!Number.isInteger(m.cols) || m.cols < 0) fail('E_TYPE', `${fn}: ${name}.cols must be a non-negative integer, got ${String(m.cols)}`);
+  if (!Number.isInteger(m.rows) || (m.rows as number) < 0) fail('E_TYPE', `${fn}: ${name}.rows must be a non-negative integer, got ${v.show(m.rows)}`);
+  if (!Number.isInteger(m.cols) || (m.cols as number) < 0) fail('E_TYPE', `${fn}: ${name}.cols must be a non-negative integer, got ${v.show(m.cols)}`);
+  if (m.dtype === 'i8' && typeof m.scale !== 'number' && !v.isF32(m.scale)) {
+    fail('E_TYPE', `${fn}: ${name}.scale must be a number or a Float32Array (one per row) for dtype 'i8', got ${v.describe(m.scale)}`);
+  }
+}
+
+/** Shapes of a compact corpus whose types passed (E_SHAPE): data.length, non-empty, scale length. */
+export function checkQuantizedShape(fn: string, name: string, m: QuantizedMatrix): void {
   if (m.data.length !== m.rows * m.cols) {
     fail('E_SHAPE', `${fn}: ${name}.data has length ${m.data.length} but rows * cols = ${m.rows} * ${m.cols} = ${m.rows * m.cols}`);
   }
   if (m.rows === 0 || m.cols === 0) fail('E_SHAPE', `${fn}: ${name} is empty (${m.rows} x ${m.cols})`);
+  if (m.dtype === 'i8' && typeof m.scale !== 'number' && m.scale.length !== m.rows) {
+    fail('E_SHAPE', `${fn}: ${name}.scale has length ${m.scale.length} but ${name} has ${m.rows} rows`);
+  }
+}
+
+/** Values of a compact corpus whose types and shapes passed (E_ARG): a known dtype, scales finite and ≥ 0. */
+export function checkQuantizedValues(fn: string, name: string, m: QuantizedMatrix): void {
+  if (storageOf(m.dtype) === null) {
+    fail('E_ARG', `${fn}: ${name}.dtype must be 'f32', 'f16', 'bf16' or 'i8', got ${v.show(m.dtype)}`);
+  }
   if (m.dtype === 'i8') {
     const s = m.scale;
     if (typeof s === 'number') {
       if (!Number.isFinite(s) || s < 0) fail('E_ARG', `${fn}: ${name}.scale must be finite and >= 0, got ${s}`);
     } else {
-      if (s.length !== m.rows) fail('E_SHAPE', `${fn}: ${name}.scale has length ${s.length} but ${name} has ${m.rows} rows`);
       for (let i = 0; i < s.length; i++) {
         if (!Number.isFinite(s[i]) || s[i] < 0) fail('E_ARG', `${fn}: ${name}.scale[${i}] must be finite and >= 0, got ${s[i]}`);
       }
@@ -128,13 +183,26 @@ export function checkQuantized(fn: string, name: string, c: unknown): asserts c 
   }
 }
 
+/** Checks a compact corpus (shared by every backend): types, then shape, then dtype and scale values. */
+export function checkQuantized(fn: string, name: string, c: unknown): asserts c is QuantizedMatrix {
+  checkQuantizedType(fn, name, c);
+  checkQuantizedShape(fn, name, c);
+  checkQuantizedValues(fn, name, c);
+}
+
 /** The float32 values a compact corpus stands for (a new Matrix); a Matrix is returned as is. */
 export function dequantize(c: Corpus): Matrix {
-  if (!isQuantized(c)) {
-    v.mat('dequantize', 'c', c);
-    return c;
+  const cs = v.snapCorpus('dequantize', 'c', c);
+  if (!isQuantized(cs)) {
+    v.mat('dequantize', 'c', cs);
+    return c as Matrix;
   }
-  checkQuantized('dequantize', 'c', c);
+  checkQuantized('dequantize', 'c', cs);
+  return decode(cs);
+}
+
+/** The decoded values of a validated compact corpus. */
+function decode(c: QuantizedMatrix): Matrix {
   const out = new Float32Array(c.rows * c.cols);
   if (c.dtype === 'i8') {
     const s = c.scale;
@@ -143,54 +211,71 @@ export function dequantize(c: Corpus): Matrix {
       for (let j = 0; j < c.cols; j++) out[i * c.cols + j] = c.data[i * c.cols + j] * si;
     }
   } else {
-    const dec = c.dtype === 'f16' ? f16ToNumber : bf16ToNumber;
+    const dec = c.dtype === 'f16' ? f16Decode : bf16Decode;
     for (let i = 0; i < out.length; i++) out[i] = dec(c.data[i]);
   }
   return { data: out, rows: c.rows, cols: c.cols };
 }
 
+/** Rounds to the nearest integer, ties to even (as NumPy's `rint` and PyTorch's `round`). */
+export function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const r = x - f;
+  if (r > 0.5) return f + 1;
+  if (r < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
 /**
  * Encodes a float32 Matrix in a compact storage type: `'f16'` or `'bf16'` (round to nearest
- * even), or `'i8'` (v = round(x / scale) clamped to [−127, 127]; scale = max |x| / 127 per row,
- * or over the matrix with `{ scale: 'global' }`; a zero row gets scale 0).
+ * even), or `'i8'` (v = round(x / scale), ties to even, clamped to [−127, 127]; scale =
+ * max |x| / 127 per row, or over the matrix with `{ scale: 'global' }`; a zero row gets scale 0).
  */
 export function quantize(m: Matrix, dtype: 'f16' | 'bf16'): HalfMatrix;
 export function quantize(m: Matrix, dtype: 'i8', options?: QuantizeOptions): Int8Matrix;
 export function quantize(m: Matrix, dtype: 'f16' | 'bf16' | 'i8', options?: QuantizeOptions): QuantizedMatrix;
 export function quantize(m: Matrix, dtype: 'f16' | 'bf16' | 'i8', options?: QuantizeOptions): QuantizedMatrix {
-  v.mat('quantize', 'm', m);
-  const o = v.opts('quantize', options);
+  const fn = 'quantize';
+  m = v.snap(fn, 'm', m);
+  options = v.snapOpts(fn, options, ['scale']);
+  v.matType(fn, 'm', m);
+  v.str(fn, 'dtype', dtype);
+  const o = v.opts(fn, options);
+  if (o.scale !== undefined) v.str(fn, 'scale', o.scale);
+  v.matShape(fn, 'm', m);
   if (dtype === 'f16' || dtype === 'bf16') {
-    const enc = dtype === 'f16' ? numberToF16 : numberToBf16;
+    const enc = dtype === 'f16' ? f16Encode : bf16Encode;
     const data = new Uint16Array(m.data.length);
     for (let i = 0; i < data.length; i++) data[i] = enc(m.data[i]);
     return { data, rows: m.rows, cols: m.cols, dtype };
   }
-  if (dtype !== 'i8') fail('E_ARG', `quantize: dtype must be 'f16', 'bf16' or 'i8', got ${JSON.stringify(dtype)}`);
+  if (dtype !== 'i8') fail('E_ARG', `${fn}: dtype must be 'f16', 'bf16' or 'i8', got ${v.show(dtype)}`);
   if (o.scale !== undefined && o.scale !== 'row' && o.scale !== 'global') {
-    fail('E_ARG', `quantize: scale must be 'row' or 'global', got ${JSON.stringify(o.scale)}`);
+    fail('E_ARG', `${fn}: scale must be 'row' or 'global', got ${v.show(o.scale)}`);
   }
-  for (let i = 0; i < m.data.length; i++) {
-    if (!Number.isFinite(m.data[i])) fail('E_NON_FINITE', `quantize: m has a non-finite value ${m.data[i]} at index ${i}`);
+  const x = m.data;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i])) fail('E_NON_FINITE', `${fn}: m has a non-finite value ${x[i]} at index ${i}`);
   }
-  const data = new Int8Array(m.data.length);
+  const cols = m.cols;
+  const data = new Int8Array(x.length);
   const maxAbs = (a: number, b: number) => {
-    let x = 0;
-    for (let i = a; i < b; i++) x = Math.max(x, Math.abs(m.data[i]));
-    return x;
+    let t = 0;
+    for (let i = a; i < b; i++) t = Math.max(t, Math.abs(x[i]));
+    return t;
   };
   const encodeRows = (i0: number, i1: number, s: number) => {
-    for (let i = i0 * m.cols; i < i1 * m.cols; i++) data[i] = s === 0 ? 0 : Math.max(-127, Math.min(127, Math.round(m.data[i] / s)));
+    for (let i = i0 * cols; i < i1 * cols; i++) data[i] = s === 0 ? 0 : Math.max(-127, Math.min(127, roundHalfEven(x[i] / s)));
   };
   if (o.scale === 'global') {
-    const s = Math.fround(maxAbs(0, m.data.length) / 127);
+    const s = Math.fround(maxAbs(0, x.length) / 127);
     encodeRows(0, m.rows, s);
-    return { data, rows: m.rows, cols: m.cols, dtype: 'i8', scale: s };
+    return { data, rows: m.rows, cols, dtype: 'i8', scale: s };
   }
   const scale = new Float32Array(m.rows);
   for (let r = 0; r < m.rows; r++) {
-    scale[r] = maxAbs(r * m.cols, (r + 1) * m.cols) / 127;
+    scale[r] = maxAbs(r * cols, (r + 1) * cols) / 127;
     encodeRows(r, r + 1, scale[r]);
   }
-  return { data, rows: m.rows, cols: m.cols, dtype: 'i8', scale };
+  return { data, rows: m.rows, cols, dtype: 'i8', scale };
 }

@@ -45,8 +45,11 @@ function describe(x: unknown): string {
   return typeof x;
 }
 
-/** Copies weights/counts to a Float64Array (E_TYPE for anything else, E_SHAPE when empty). */
-export function toWeights(fn: string, name: string, w: unknown): Float64Array {
+/**
+ * Copies weights/counts to a Float64Array (E_TYPE for anything else; E_SHAPE when empty, unless
+ * `checkEmpty` is false and the caller checks it after its other type checks).
+ */
+export function toWeights(fn: string, name: string, w: unknown, checkEmpty = true): Float64Array {
   let out: Float64Array;
   if (w instanceof Float64Array || w instanceof Float32Array || w instanceof Uint32Array) out = Float64Array.from(w);
   else if (Array.isArray(w)) {
@@ -55,8 +58,13 @@ export function toWeights(fn: string, name: string, w: unknown): Float64Array {
     }
     out = Float64Array.from(w as number[]);
   } else fail('E_TYPE', `${fn}: ${name} must be a Float64Array, Float32Array, Uint32Array or number[], got ${describe(w)}`);
-  if (out.length === 0) fail('E_SHAPE', `${fn}: ${name} is empty`);
+  if (checkEmpty) nonEmpty(fn, name, out);
   return out;
+}
+
+/** E_SHAPE when empty. */
+export function nonEmpty(fn: string, name: string, w: Float64Array): void {
+  if (w.length === 0) fail('E_SHAPE', `${fn}: ${name} is empty`);
 }
 
 /** Value checks of weights: none negative (E_ARG), all finite (E_NON_FINITE). */
@@ -197,7 +205,9 @@ export function checkPower(fn: string, power: unknown): asserts power is number 
  */
 export function unigramWeights(counts: WeightsLike, power = 0.75): Float64Array {
   const fn = 'unigramWeights';
-  const c = toWeights(fn, 'counts', counts);
+  const c = toWeights(fn, 'counts', counts, false);
+  v.num(fn, 'power', power);
+  nonEmpty(fn, 'counts', c);
   checkPower(fn, power);
   scanWeights(fn, 'counts', c);
   const out = new Float64Array(c.length);

@@ -5,7 +5,7 @@
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
-import { checkQuantized, dequantize, isQuantized, type Corpus } from './quantized';
+import { checkQuantizedShape, checkQuantizedType, checkQuantizedValues, dequantize, isQuantized, type Corpus } from './quantized';
 
 /** Options of the batched similarity functions. */
 export interface MetricOptions {
@@ -13,10 +13,92 @@ export interface MetricOptions {
   metric?: v.Metric;
 }
 
-/** `{ indices, scores }` of {@link topK}: q.rows × k, row-major, best first per query. */
+/**
+ * `{ indices, scores }` of {@link topK}: q.rows × k, row-major, best first per query.
+ * `topK`, `mergeTopK` and `topKStream` also set `corpusRows` (rows of the corpus searched, what
+ * `mergeTopK` needs to place a shard without `offsets`) and `k` (entries per query).
+ */
 export interface TopKResult {
   indices: Uint32Array;
   scores: Float32Array;
+  /** Rows of the corpus the result was computed over (set by topK, mergeTopK, topKStream). */
+  corpusRows?: number;
+  /** Entries per query (set by topK, mergeTopK, topKStream). */
+  k?: number;
+}
+
+/** Options of {@link topK}: the metric and the eligibility filters. */
+export interface TopKOptions extends MetricOptions {
+  /** q.rows entries: `skip[i]` is a corpus row query i never returns (0xFFFFFFFF = none; self-search, dedup). */
+  skip?: Uint32Array;
+  /** c.rows entries: `mask[j] = 0` makes corpus row j ineligible for every query. */
+  mask?: Uint8Array;
+}
+
+/** The `skip` value meaning "none". */
+export const SKIP_NONE = 0xffffffff;
+
+/** The eligibility filters of a topK call, read once from its options. */
+export interface TopKSelect {
+  skip?: Uint32Array;
+  mask?: Uint8Array;
+}
+
+/** Reads and type-checks `skip` / `mask` (E_TYPE); call before the shape checks. */
+export function selectTypes(fn: string, o: TopKOptions | undefined): TopKSelect {
+  if (o === undefined || o === null || typeof o !== 'object') return {};
+  const skip = o.skip;
+  const mask = o.mask;
+  if (skip !== undefined && !(skip instanceof Uint32Array)) fail('E_TYPE', `${fn}: skip must be a Uint32Array (one corpus row per query, 0xFFFFFFFF = none)`);
+  if (mask !== undefined && !(mask instanceof Uint8Array)) fail('E_TYPE', `${fn}: mask must be a Uint8Array (one entry per corpus row, 0 = ineligible)`);
+  return { skip, mask };
+}
+
+/** Checks the lengths of `skip` / `mask` (E_SHAPE); call with the other shape checks. */
+export function selectShapes(fn: string, sel: TopKSelect, qRows: number, cRows: number): void {
+  const { skip, mask } = sel;
+  if (skip !== undefined && skip.length !== qRows) fail('E_SHAPE', `${fn}: skip has length ${skip.length} but q has ${qRows} rows`);
+  if (mask !== undefined && mask.length !== cRows) fail('E_SHAPE', `${fn}: mask has length ${mask.length} but c has ${cRows} rows`);
+}
+
+/**
+ * Checks the skip values and that every query keeps at least k eligible rows (E_ARG). Call
+ * after {@link selectShapes} and the k check.
+ */
+export function checkSelect(fn: string, sel: TopKSelect, qRows: number, cRows: number, k: number): void {
+  const { skip, mask } = sel;
+  if (skip !== undefined) {
+    for (let i = 0; i < skip.length; i++) {
+      if (skip[i] !== SKIP_NONE && skip[i] >= cRows) fail('E_ARG', `${fn}: skip[${i}] = ${skip[i]} is not a row of c (rows ${cRows}) nor 0xFFFFFFFF (none)`);
+    }
+  }
+  if (skip === undefined && mask === undefined) return;
+  let eligible = cRows;
+  if (mask !== undefined) {
+    eligible = 0;
+    for (let j = 0; j < mask.length; j++) if (mask[j] !== 0) eligible++;
+  }
+  for (let i = 0; i < qRows; i++) {
+    let n = eligible;
+    if (skip !== undefined && skip[i] !== SKIP_NONE && (mask === undefined || mask[skip[i]] !== 0)) n--;
+    if (n < k) fail('E_ARG', `${fn}: query ${i} has ${n} eligible corpus row(s) after skip/mask, fewer than k = ${k}`);
+  }
+}
+
+/**
+ * The ranking key of a top-k score under metric code 0/1/2: larger ranks first. The score is
+ * taken at the float32 precision it is returned in (so equal returned scores are ties, broken
+ * by the lower index); the orientation makes l2sq smallest-first; NaN ranks last. Shared by
+ * {@link topK} and `mergeTopK`, so merged shard results order exactly like one search.
+ */
+export function rankKey(score: number, metric: number): number {
+  const s = Math.fround(score);
+  return Number.isNaN(s) ? -Infinity : metric === 2 ? -s : s;
+}
+
+/** Whether (keyA, a) ranks strictly before (keyB, b): larger key, then lower index. */
+export function ranksBefore(keyA: number, a: number, keyB: number, b: number): boolean {
+  return keyA > keyB || (keyA === keyB && a < b);
 }
 
 /** Checks two non-empty Float32Arrays of equal length (shared by every backend). */
@@ -101,6 +183,7 @@ export function normalize(a: Float32Array): Float32Array {
 
 /** Normalizes `x` in place: a vector, or every row of a Matrix. */
 export function normalizeInPlace(x: Float32Array | Matrix): void {
+  x = v.snap('normalizeInPlace', 'x', x);
   if (v.isF32(x)) {
     v.vec('normalizeInPlace', 'x', x);
     normalizeRange(x, x, 0, x.length);
@@ -112,24 +195,57 @@ export function normalizeInPlace(x: Float32Array | Matrix): void {
 
 /** New Matrix whose rows are the rows of `m` scaled to unit length (zero rows stay zero). */
 export function normalizeRows(m: Matrix): Matrix {
+  m = v.snap('normalizeRows', 'm', m);
   v.mat('normalizeRows', 'm', m);
   const out = new Float32Array(m.data.length);
   for (let i = 0; i < m.rows; i++) normalizeRange(m.data, out, i * m.cols, m.cols);
   return { data: out, rows: m.rows, cols: m.cols };
 }
 
-/** Validates (q, c, metric) of the batched functions; returns the metric code. */
-export function checkBatch(fn: string, q: unknown, c: unknown, o: MetricOptions | undefined): number {
+/**
+ * Validates (q, c, [k,] metric) of the batched functions on snapshots (see validate.snap):
+ * every type first (q, c, k, options, metric), then shapes, then values. Returns the metric code.
+ */
+function batch(fn: string, q: unknown, c: unknown, o: MetricOptions | undefined, withK: boolean, k: unknown, sel?: TopKSelect): number {
   v.matType(fn, 'q', q);
   const quantized = isQuantized(c);
-  if (!quantized) v.matType(fn, 'c', c);
+  if (quantized) checkQuantizedType(fn, 'c', c);
+  else v.matType(fn, 'c', c);
+  if (withK) v.int(fn, 'k', k);
   const oo = v.opts(fn, o);
-  if (oo.metric !== undefined && typeof oo.metric !== 'string') v.metricCode(fn, oo.metric);
+  v.metricType(fn, oo.metric);
   v.matShape(fn, 'q', q);
-  if (quantized) checkQuantized(fn, 'c', c);
-  else v.matShape(fn, 'c', c);
+  if (quantized) checkQuantizedShape(fn, 'c', c);
+  else v.matShape(fn, 'c', c as Matrix);
   v.sameCols(fn, 'q', q, 'c', c as Matrix);
-  return v.metricCode(fn, oo.metric);
+  if (sel !== undefined) selectShapes(fn, sel, (q as Matrix).rows, (c as Matrix).rows);
+  if (quantized) checkQuantizedValues(fn, 'c', c);
+  const metric = v.metricCode(fn, oo.metric);
+  if (withK) checkK(fn, k, (c as Matrix).rows);
+  if (sel !== undefined) checkSelect(fn, sel, (q as Matrix).rows, (c as Matrix).rows, k as number);
+  return metric;
+}
+
+/** Validates (q, c, metric) of similarityMatrix; returns the metric code. */
+export function checkBatch(fn: string, q: unknown, c: unknown, o: MetricOptions | undefined): number {
+  return batch(fn, q, c, o, false, undefined);
+}
+
+/**
+ * Validates (q, c, k, metric) of topK and, when given, the `skip` / `mask` filters already
+ * read by {@link selectTypes} (their lengths with the shapes, their values after k); returns
+ * the metric code.
+ */
+export function checkTopK(fn: string, q: unknown, c: unknown, k: unknown, o: MetricOptions | undefined, sel?: TopKSelect): number {
+  return batch(fn, q, c, o, true, k, sel);
+}
+
+/** The option names topK reads. */
+export const TOPK_KEYS: readonly string[] = ['metric', 'skip', 'mask'];
+
+/** Snapshots of (q, c, options) of a batched call: each field read once (validate.snap). */
+export function snapBatch<Q, C, O>(fn: string, q: Q, c: C, o: O, keys: readonly string[] = ['metric']): [Q, C, O] {
+  return [v.snap(fn, 'q', q), v.snapCorpus(fn, 'c', c), v.snapOpts(fn, o, keys)];
 }
 
 /** Score of query row i against corpus row j in float64 for metric code 0/1/2. */
@@ -156,6 +272,7 @@ function rowSumsq(m: Matrix): Float64Array {
 
 /** q.rows × c.rows Matrix of similarities ('cosine' by default). */
 export function similarityMatrix(q: Matrix, corpus: Corpus, options?: MetricOptions): Matrix {
+  [q, corpus, options] = snapBatch('similarityMatrix', q, corpus, options);
   const metric = checkBatch('similarityMatrix', q, corpus, options);
   const c = dequantize(corpus);
   const qn = rowSumsq(q);
@@ -175,14 +292,13 @@ export function checkK(fn: string, k: unknown, rows: number): asserts k is numbe
 
 /**
  * Exact top-k of every query: indices and scores, q.rows × k, best first (largest dot/cosine,
- * smallest l2sq), ties broken by the lower index; NaN scores rank last.
+ * smallest l2sq), ties broken by the lower index; NaN scores rank last. `skip` / `mask`
+ * ({@link TopKOptions}) exclude rows; fewer than k eligible rows for a query → E_ARG.
  */
-export function topK(q: Matrix, corpus: Corpus, k: number, options?: MetricOptions): TopKResult {
-  v.matType('topK', 'q', q);
-  if (!isQuantized(corpus)) v.matType('topK', 'c', corpus);
-  v.int('topK', 'k', k);
-  const metric = checkBatch('topK', q, corpus, options);
-  checkK('topK', k, corpus.rows);
+export function topK(q: Matrix, corpus: Corpus, k: number, options?: TopKOptions): TopKResult {
+  [q, corpus, options] = snapBatch('topK', q, corpus, options, TOPK_KEYS);
+  const sel = selectTypes('topK', options);
+  const metric = checkTopK('topK', q, corpus, k, options, sel);
   const c = dequantize(corpus);
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
@@ -191,17 +307,20 @@ export function topK(q: Matrix, corpus: Corpus, k: number, options?: MetricOptio
   const s = new Float64Array(c.rows);
   const key = new Float64Array(c.rows);
   const order = new Uint32Array(c.rows);
+  const { skip, mask } = sel;
   for (let i = 0; i < q.rows; i++) {
+    let n = 0;
     for (let j = 0; j < c.rows; j++) {
+      if ((mask !== undefined && mask[j] === 0) || (skip !== undefined && skip[i] === j)) continue;
       s[j] = score64(q, i, c, j, metric, qn, cn);
-      key[j] = Number.isNaN(s[j]) ? -Infinity : metric === 2 ? -s[j] : s[j];
-      order[j] = j;
+      key[j] = rankKey(s[j], metric);
+      order[n++] = j;
     }
-    order.sort((x, y) => (key[x] > key[y] ? -1 : key[x] < key[y] ? 1 : x - y));
+    order.subarray(0, n).sort((x, y) => (ranksBefore(key[x], x, key[y], y) ? -1 : ranksBefore(key[y], y, key[x], x) ? 1 : 0));
     for (let t = 0; t < k; t++) {
       indices[i * k + t] = order[t];
       scores[i * k + t] = s[order[t]];
     }
   }
-  return { indices, scores };
+  return { indices, scores, corpusRows: c.rows, k };
 }

@@ -200,10 +200,11 @@ export function checkPValue(s: unknown, d: unknown, options: PValueOptions | und
   const fn = 'cosinePValue';
   v.num(fn, 's', s);
   v.int(fn, 'd', d);
-  const o = v.opts(fn, options);
+  const o = v.opts(fn, v.snapOpts(fn, options, ['tail']));
   const tail = o.tail;
-  if (tail !== undefined && typeof tail !== 'string') fail('E_TYPE', `${fn}: tail must be a string, got ${typeof tail}`);
+  if (tail !== undefined && typeof tail !== 'string') fail('E_TYPE', `${fn}: tail must be a string, got ${v.describe(tail)}`);
   if (d < 2) fail('E_ARG', `${fn}: d must be >= 2, got ${d}`);
+  if (d > Number.MAX_SAFE_INTEGER) fail('E_ARG', `${fn}: d must be < 2^53, got ${d}`);
   if (Math.abs(s) > 1) fail('E_ARG', `${fn}: s must be in [-1, 1], got ${s}`);
   if (tail !== undefined && tail !== 'greater' && tail !== 'two-sided') {
     fail('E_ARG', `${fn}: unknown tail '${tail}' (expected 'greater' or 'two-sided')`);
@@ -288,12 +289,68 @@ function betaCf(a: number, x: number): number {
   return h;
 }
 
+/** Dimension from which {@link upperTail} uses the asymptotic form (the continued fraction needs O(√d) steps). */
+export const PVALUE_ASYMPTOTIC_D = 1e5;
+
+/**
+ * erfcx(x) = e^{x²}·erfc(x) for x ≥ 0 (about 1e-14 relative): the series of erf below 2,
+ * Laplace's continued fraction (60 terms, evaluated backwards) from 2 on.
+ */
+export function erfcx(x: number): number {
+  if (x < 2) {
+    const x2 = x * x;
+    let term = x;
+    let sum = x;
+    for (let k = 1; k < 200; k++) {
+      term *= (2 * x2) / (2 * k + 1);
+      sum += term;
+      if (term < 1e-17 * sum) break;
+    }
+    // erf(x) = 2/√π · e^{−x²} · Σ 2^k x^{2k+1} / (1·3·…·(2k+1)), all terms positive.
+    return Math.exp(x2) - (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = 0;
+  for (let k = 60; k >= 1; k--) f = k / 2 / (x + f);
+  return 1 / (Math.sqrt(Math.PI) * (x + f));
+}
+
+/** Coefficients of dt/dw = Σ c_k w^{2k} for t = √(1 − e^{−w²}) (so that (1 − t²)^m = e^{−m w²}). */
+const DTDW = [1, -3 / 4, 25 / 96, -7 / 128, 79 / 10240, -33 / 40960];
+
+/**
+ * P(cos ≥ s) for 0 < s < 1 and large d (≥ {@link PVALUE_ASYMPTOTIC_D}), in log space: with
+ * m = (d − 3)/2 and w = √(−ln(1 − t²)), P = C ∫_{w₀}^∞ e^{−m w²} (dt/dw) dw, C = Γ(d/2) /
+ * (√π Γ((d−1)/2)); dt/dw is expanded in powers of w² and each ∫ w^{2k} e^{−m w²} is exact
+ * (erfcx and a recurrence). Terms dropped are O(w₀¹²) + O(m⁻⁶), below 1e-13 relative wherever the
+ * result does not underflow; the normal limit P → Q(s√d) holds as d → ∞.
+ */
+function upperTailAsymptotic(s: number, d: number): number {
+  const m = (d - 3) / 2;
+  const x = (d - 1) / 2;
+  // ln C = lnΓ(x + ½) − lnΓ(x) − ½ ln π by Stirling with its remainder δ.
+  const lnC = 0.5 * Math.log(x) + (x * Math.log1p(1 / (2 * x)) - 0.5) + stirlingDelta(x + 0.5) - stirlingDelta(x) - 0.5 * Math.log(Math.PI);
+  const w0 = Math.sqrt(-Math.log1p(-s * s));
+  // Beyond this the tail is below the smallest double (C ≤ 4e7, K₀ ≤ 1), and the expansion
+  // of dt/dw, meant for small w, would no longer hold.
+  if (m * w0 * w0 > 800) return 0;
+  // K_k = e^{m w₀²} ∫_{w₀}^∞ w^{2k} e^{−m w²} dw.
+  let kk = 0.5 * Math.sqrt(Math.PI / m) * erfcx(w0 * Math.sqrt(m));
+  let sum = DTDW[0] * kk;
+  for (let k = 1; k < DTDW.length; k++) {
+    kk = (w0 ** (2 * k - 1) + (2 * k - 1) * kk) / (2 * m);
+    sum += DTDW[k] * kk;
+  }
+  return Math.exp(lnC - m * w0 * w0 + Math.log(sum));
+}
+
 /**
  * P(cos ≥ s) for 0 < s ≤ 1 under the null in dimension d:
- * I_{(1−s)/2}(a, a) with a = (d − 1)/2, where x^a (1−x)^a = ((1 − s²)/4)^a.
+ * I_{(1−s)/2}(a, a) with a = (d − 1)/2, where x^a (1−x)^a = ((1 − s²)/4)^a; for
+ * d ≥ {@link PVALUE_ASYMPTOTIC_D} the asymptotic form (bounded work for every d).
  */
 function upperTail(s: number, d: number): number {
   if (s >= 1) return 0;
+  if (d >= PVALUE_ASYMPTOTIC_D) return upperTailAsymptotic(s, d);
   const a = (d - 1) / 2;
   const x = (1 - s) / 2;
   const lnFront = a * ln1mS2(s) + lnSymmetricBetaFactor(a);
@@ -310,7 +367,7 @@ export function cosineUpper(s: number, d: number): number {
 /**
  * Exact p-value of a cosine s between two independent uniform unit vectors in dimension d
  * ((1 + cos)/2 ~ Beta((d−1)/2, (d−1)/2)): P(cos ≥ s) for `tail: 'greater'` (default) or
- * P(|cos| ≥ |s|) for `'two-sided'`. Integer d ≥ 2 and |s| ≤ 1, else E_ARG; NaN s → E_NON_FINITE.
+ * P(|cos| ≥ |s|) for `'two-sided'`. Integer d in [2, 2^53) and |s| ≤ 1, else E_ARG; NaN s → E_NON_FINITE.
  */
 export function cosinePValue(s: number, d: number, options?: PValueOptions): number {
   const two = checkPValue(s, d, options);
@@ -345,24 +402,29 @@ export interface SimilarityStats {
 /** Largest sample size accepted by similarityStats. */
 export const MAX_SAMPLE_PAIRS = 2 ** 32;
 
-/** Validates similarityStats; returns the sample (null for the exact statistics). */
+/** Validates similarityStats (on snapshots, see validate.snap); returns the sample (null for the exact statistics). */
 export function checkSimilarityStats(m: unknown, options: SimilarityStatsOptions | undefined): { pairs: number; seed: number } | null {
   const fn = 'similarityStats';
   v.matType(fn, 'm', m);
   const o = v.opts(fn, options);
   const s = o.sample;
-  if (s !== undefined && (typeof s !== 'object' || s === null)) fail('E_TYPE', `${fn}: sample must be an object { pairs, seed }, got ${s === null ? 'null' : typeof s}`);
+  if (s !== undefined && (typeof s !== 'object' || s === null)) fail('E_TYPE', `${fn}: sample must be an object { pairs, seed }, got ${v.describe(s)}`);
+  let pairs = 0;
+  let seed = 0;
   if (s) {
-    v.int(fn, 'sample.pairs', s.pairs);
-    v.int(fn, 'sample.seed', s.seed);
+    const ss = v.snapOpts(fn, s, ['pairs', 'seed']);
+    pairs = ss.pairs;
+    seed = ss.seed;
+    v.int(fn, 'sample.pairs', pairs);
+    v.int(fn, 'sample.seed', seed);
   }
   v.matShape(fn, 'm', m, 2);
   if (s) {
-    if (s.pairs < 1 || s.pairs > MAX_SAMPLE_PAIRS) fail('E_ARG', `${fn}: sample.pairs must be in [1, 2^32], got ${s.pairs}`);
-    checkSeed(fn, 'sample.seed', s.seed);
+    if (pairs < 1 || pairs > MAX_SAMPLE_PAIRS) fail('E_ARG', `${fn}: sample.pairs must be in [1, 2^32], got ${pairs}`);
+    checkSeed(fn, 'sample.seed', seed);
   }
   v.finite(fn, 'm', m.data);
-  return s ? { pairs: s.pairs, seed: s.seed } : null;
+  return s ? { pairs, seed } : null;
 }
 
 /**
@@ -391,6 +453,8 @@ function finishStats(s1: number, s2: number, shift: number, pairs: number, d: nu
  * n < 2 → E_SHAPE; NaN or ±∞ → E_NON_FINITE.
  */
 export function similarityStats(m: Matrix, options?: SimilarityStatsOptions): SimilarityStats {
+  m = v.snap('similarityStats', 'm', m);
+  options = v.snapOpts('similarityStats', options, ['sample']);
   const sample = checkSimilarityStats(m, options);
   const n = m.rows;
   const d = m.cols;

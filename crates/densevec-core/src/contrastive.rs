@@ -892,8 +892,127 @@ pub fn info_nce_ids(
     key_ids: Option<&[u32]>,
 ) -> Result<InfoNce> {
     let p = info_nce_prepare_ids(q, b, keys, n, d, o, key_ids)?;
-    let r = fused(&p.fused(), true);
+    let r = if logits_may_overflow(&p, o.temperature) {
+        info_nce_f64(&p, o.temperature)
+    } else {
+        fused(&p.fused(), true)
+    };
     Ok(p.finish_info_nce_with(r.loss, r.gq, r.gk, (r.grad_tau, r.stats)))
+}
+
+/// Whether the float32 logits q·k/τ − logQ of the fused path could overflow (a temperature
+/// so small, or rows so large, that max|q|·max|k|·d/τ + max|logQ| nears the float32 range).
+pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
+    let max_abs = |x: &[f32]| x.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
+    let lq = p.log_q.map_or(0.0, max_abs);
+    let bound = max_abs(&p.q) * max_abs(p.keys()) * p.d as f64 / temperature + lq;
+    !p.inv_tau.is_finite() || bound.is_nan() || bound >= 1e36
+}
+
+/// InfoNCE (and NT-Xent, whose keys are its queries with the self logit masked) in float64 on
+/// the prepared rows, the logits held scaled by α = min(τ, 1) as in the reference: u = α·(q·k/τ − logQ), exp((u − max u)/α), gradients divided by τ last. Used
+/// when [`logits_may_overflow`]; never forms an infinite logit, so a subnormal τ gives a
+/// finite loss wherever the true loss is representable. ∂loss/∂τ and the diagnostics come from
+/// the log-probabilities (∂loss/∂τ overflows with 1/τ²).
+fn info_nce_f64(p: &Prepared, tau: f64) -> FusedOut {
+    let (b, n, d) = (p.b, p.n, p.d);
+    let q: &[f32] = &p.q;
+    let keys = p.keys();
+    let alpha = tau.min(1.0);
+    let fz = p.fused();
+    let mut z = vec![0f64; n];
+    let mut sims = vec![0f64; n];
+    let mut gq = vec![0f64; b * d];
+    let mut gk = vec![0f64; n * d];
+    let mut exv = vec![[0f64; 5]; b];
+    let mut loss = 0.0;
+    for i in 0..b {
+        let qi = &q[i * d..(i + 1) * d];
+        for (j, zj) in z.iter_mut().enumerate() {
+            let kj = &keys[j * d..(j + 1) * d];
+            let s: f64 = qi.iter().zip(kj).map(|(&x, &y)| x as f64 * y as f64).sum();
+            sims[j] = s;
+            let lq = p.log_q.map_or(0.0, |l| l[j] as f64);
+            *zj = if fz.masked(i, j) {
+                f64::NEG_INFINITY
+            } else {
+                (if tau < 1.0 { s } else { s / tau }) - alpha * lq
+            };
+        }
+        let pos = p.positives[i] as usize;
+        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let zp = z[pos];
+        let mut sum = 0.0;
+        for v in z.iter_mut() {
+            *v = ((*v - m) / alpha).exp();
+            sum += *v;
+        }
+        loss += sum.ln() + (m - zp) / alpha;
+        exv[i] = extras_from_probs(&z, sum, pos, &sims, tau);
+        for (j, &e) in z.iter().enumerate() {
+            let g = (e / sum - if j == pos { 1.0 } else { 0.0 }) / b as f64;
+            if g == 0.0 {
+                continue;
+            }
+            for t in 0..d {
+                gq[i * d + t] += g * keys[j * d + t] as f64;
+                gk[j * d + t] += g * qi[t] as f64;
+            }
+        }
+    }
+    let out = |g: Vec<f64>| {
+        g.into_iter()
+            .map(|v| (v / tau) as f32)
+            .collect::<Vec<f32>>()
+    };
+    let (grad_tau, stats) = mean_extras(&exv);
+    FusedOut {
+        loss: loss / b as f64,
+        gq: out(gq),
+        gk: out(gk),
+        grad_tau,
+        stats,
+    }
+}
+
+/// One query's extras from its unnormalized probabilities `e` (sum `sum`, masked entries 0),
+/// positive `pos` and similarities `sims` (before dividing by τ), in log space.
+fn extras_from_probs(e: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) -> RowExtra {
+    let lsum = sum.ln();
+    let lp = |j: usize| e[j].ln() - lsum;
+    let mut h = 0.0;
+    let mut gt = 0.0;
+    let mut ln_max = f64::NEG_INFINITY;
+    for (j, &v) in e.iter().enumerate() {
+        if v > 0.0 {
+            let pj = v / sum;
+            h -= pj * lp(j);
+            gt += (pj - if j == pos { 1.0 } else { 0.0 }) * sims[j];
+            if j != pos {
+                ln_max = ln_max.max(lp(j));
+            }
+        }
+    }
+    // ∂L_i/∂τ = −(1/τ)·Σ_j (p_j − y_j)·s_j/τ.
+    let gt = -gt / tau / tau;
+    if ln_max == f64::NEG_INFINITY {
+        return [gt, h, 1.0, 0.0, 0.0];
+    }
+    let mut l = 0.0;
+    for (j, &v) in e.iter().enumerate() {
+        if j != pos && v > 0.0 {
+            l += (lp(j) - ln_max).exp();
+        }
+    }
+    let lneg = ln_max + l.ln();
+    let mut hn = 0.0;
+    for (j, &v) in e.iter().enumerate() {
+        if j != pos && v > 0.0 {
+            let lq = lp(j) - lneg;
+            hn -= lq.exp() * lq;
+        }
+    }
+    [gt, h, lp(pos).exp(), ln_max.exp(), hn.exp()]
 }
 
 /// Validates an NT-Xent call and prepares z = [â; b̂] (see [`nt_xent`]).
@@ -940,7 +1059,11 @@ pub fn nt_xent_prepare(
 /// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let r = fused(&p.fused(), true);
+    let r = if logits_may_overflow(&p, temperature) {
+        info_nce_f64(&p, temperature)
+    } else {
+        fused(&p.fused(), true)
+    };
     let mut g = r.gq;
     k::axpy(&mut g, 1.0, &r.gk);
     Ok(p.finish_nt_xent_with(r.loss, g, (r.grad_tau, r.stats)))
@@ -1030,8 +1153,39 @@ pub fn softmax_probabilities(
     finite(F, "x", x)?;
     finite(F, "ys", ys)?;
     let mut z = vec![0f32; rows];
-    for (o, y) in z.iter_mut().zip(ys.chunks(d)) {
-        *o = (k::dot(x, y) as f64 / temperature) as f32;
+    let scaled = {
+        // Logits that could overflow float32 (a tiny τ): softmax in float64 on x·y scaled by
+        // α = min(τ, 1), exp((u − max u)/α), as the reference does.
+        let dots: Vec<f64> = ys.chunks(d).map(|y| k::dot(x, y) as f64).collect();
+        let big = dots.iter().fold(0f64, |m, v| m.max(v.abs())) / temperature;
+        if big.is_nan() || big >= 1e36 {
+            let alpha = temperature.min(1.0);
+            let u: Vec<f64> = dots
+                .iter()
+                .map(|&v| {
+                    if temperature < 1.0 {
+                        v
+                    } else {
+                        v / temperature
+                    }
+                })
+                .collect();
+            let m = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = u.iter().map(|&v| ((v - m) / alpha).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (o, v) in z.iter_mut().zip(e) {
+                *o = (v / sum) as f32;
+            }
+            true
+        } else {
+            for (o, v) in z.iter_mut().zip(dots) {
+                *o = (v / temperature) as f32;
+            }
+            false
+        }
+    };
+    if scaled {
+        return Ok(z);
     }
     let m = k::max(&z);
     let s = k::exp_shift_sum(&mut z, m);
@@ -1221,6 +1375,64 @@ mod tests {
         assert_eq!(x1.loss.to_bits(), x2.loss.to_bits());
         assert_eq!(x1.grad_a, x2.grad_a);
         assert_eq!(x1.grad_b, x2.grad_b);
+    }
+
+    #[test]
+    fn subnormal_temperature_gives_a_finite_loss() {
+        // Each query's positive is its own (unit) key, the strict best match: the loss and the
+        // gradients are exactly 0 however small τ is; 1/τ overflows float32 and float64.
+        let q = [1.0f32, 0.0, 0.0, 1.0, 0.6, 0.8];
+        for tau in [1e-320, 1e-300, 1e-40, 1e-20] {
+            let o = InfoNceOpts {
+                temperature: tau,
+                positives: None,
+                log_q: None,
+                normalize: false,
+            };
+            let r = info_nce(&q, 3, &q, 3, 2, &o).unwrap();
+            assert_eq!(r.loss, 0.0, "tau={tau}");
+            assert!(
+                r.grad_q.iter().chain(&r.grad_keys).all(|&g| g == 0.0),
+                "tau={tau}"
+            );
+        }
+        // NT-Xent and softmaxProbabilities take the same float64 path.
+        let a = [1.0f32, 0.0, 0.0, 1.0];
+        for tau in [1e-320, 1e-40] {
+            let r = nt_xent(&a, &a, 2, 2, tau).unwrap();
+            assert_eq!(r.loss, 0.0, "tau={tau}");
+            assert!(r.grad_a.iter().chain(&r.grad_b).all(|&g| g == 0.0));
+            let p = softmax_probabilities(&[1.0, 0.0], &a, 2, 2, tau).unwrap();
+            assert_eq!(p, vec![1.0, 0.0]);
+        }
+        // The float64 path equals the fused one where both apply.
+        let q = [0.3f32, -0.2, 0.5, 0.1, -0.4, 0.25];
+        let o = InfoNceOpts {
+            temperature: 0.5,
+            positives: None,
+            log_q: None,
+            normalize: false,
+        };
+        let p = info_nce_prepare(&q, 3, &q, 3, 2, &o).unwrap();
+        let r1 = fused(&p.fused(), true);
+        let r2 = info_nce_f64(&p, 0.5);
+        assert!((r1.loss - r2.loss).abs() < 1e-6);
+        for (a, b) in r1.gq.iter().chain(&r1.gk).zip(r2.gq.iter().chain(&r2.gk)) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        assert!((r1.grad_tau - r2.grad_tau).abs() < 1e-5 * r1.grad_tau.abs().max(1.0));
+        let (s1, s2) = (r1.stats, r2.stats);
+        for (a, b) in [
+            (s1.mean_entropy, s2.mean_entropy),
+            (s1.mean_positive_probability, s2.mean_positive_probability),
+            (
+                s1.mean_max_negative_probability,
+                s2.mean_max_negative_probability,
+            ),
+            (s1.effective_negatives, s2.effective_negatives),
+        ] {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
     }
 
     #[test]

@@ -66,15 +66,59 @@ macro_rules! bail {
     };
 }
 
-/// Checks a matrix buffer: `data.len() == rows * cols` and non-empty.
+/// A number as JavaScript's `String(x)` prints it (`NaN`, `Infinity`, `-Infinity`, `1e-7`,
+/// `1e+21`, `0.5`, `-0`→`0`), so that native and reference messages carry the same text.
+pub fn js_num(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    // Shortest round-trip digits and exponent, as both languages choose them.
+    let e = format!("{:e}", v.abs());
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let k = digits.len() as i32;
+    let n = exp + 1;
+    let sign = if v < 0.0 { "-" } else { "" };
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let es = if n >= 1 {
+            format!("+{}", n - 1)
+        } else {
+            format!("{}", n - 1)
+        };
+        if k == 1 {
+            format!("{digits}e{es}")
+        } else {
+            format!("{}.{}e{es}", &digits[..1], &digits[1..])
+        }
+    };
+    format!("{sign}{body}")
+}
+
+/// Checks a matrix buffer: `data.len() == rows * cols` and non-empty. Same text as the
+/// TypeScript check (`validate.matShape`).
 pub fn check_matrix(func: &str, name: &str, data: &[f32], rows: usize, cols: usize) -> Result<()> {
     if rows.checked_mul(cols) != Some(data.len()) {
+        let product = (rows as f64) * (cols as f64);
         bail!(
             Shape,
-            "{func}: {name} has data.length {} but rows * cols = {} * {}",
+            "{func}: {name}.data has length {} but rows * cols = {} * {} = {}",
             data.len(),
             rows,
-            cols
+            cols,
+            js_num(product)
         );
     }
     if rows == 0 || cols == 0 {
@@ -83,14 +127,52 @@ pub fn check_matrix(func: &str, name: &str, data: &[f32], rows: usize, cols: usi
     Ok(())
 }
 
-/// Fails with `E_NON_FINITE` if any value is NaN or ±∞.
+/// Fails with `E_NON_FINITE` if any value is NaN or ±∞ (the value printed as JavaScript does).
 pub fn check_finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         bail!(
             NonFinite,
             "{func}: {name} has a non-finite value {} at index {i}",
-            data[i]
+            js_num(data[i] as f64)
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn js_num_prints_as_javascript() {
+        let cases: [(f64, &str); 16] = [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (1.0, "1"),
+            (-2.5, "-2.5"),
+            (0.1, "0.1"),
+            (1e-7, "1e-7"),
+            (1.5e-7, "1.5e-7"),
+            (0.000001, "0.000001"),
+            (123456.0, "123456"),
+            (1e21, "1e+21"),
+            (1e20, "100000000000000000000"),
+            (1.2345e30, "1.2345e+30"),
+            (3.4028234663852886e38, "3.4028234663852886e+38"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(js_num(v), want, "{v:e}");
+        }
+    }
+
+    #[test]
+    fn matrix_messages_match_the_typescript_text() {
+        let e = check_matrix("f", "q", &[0.0; 3], 1, 2).unwrap_err();
+        assert_eq!(e.msg, "f: q.data has length 3 but rows * cols = 1 * 2 = 2");
+        let e = check_finite("f", "x", &[1.0, f32::INFINITY]).unwrap_err();
+        assert_eq!(e.msg, "f: x has a non-finite value Infinity at index 1");
+    }
 }

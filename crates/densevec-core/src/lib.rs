@@ -8,10 +8,13 @@ pub mod error;
 pub mod pool;
 
 pub mod contrastive;
+pub mod curvature;
 pub mod geometry;
 pub mod margin;
+pub mod mechanisms;
 pub mod quantized;
 pub mod regularizers;
+pub mod rows;
 pub mod sampling;
 pub mod similarity;
 pub mod statistics;

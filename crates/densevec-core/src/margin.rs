@@ -527,7 +527,7 @@ pub struct MarginGeometry {
     pub angles: Vec<f32>,
     /// Realised angular gap between the decision boundaries of classes i and j along the
     /// geodesic from ŵ_i to ŵ_j: 0 (normalized), m (arcface), 2·asin(m / (2 sin(Δ_ij/2)))
-    /// (cosface; NaN where m > 2 sin(Δ_ij/2)); NaN on the diagonal.
+    /// (cosface; NaN where m > 2 sin(Δ_ij/2), 0 when m = 0); NaN on the diagonal.
     pub gaps: Vec<f32>,
 }
 
@@ -559,8 +559,13 @@ pub fn margin_geometry(
         }
         _ => {}
     }
-    let (_, wn) = normalized_rows(F, "prototypes", w, c, d)?;
+    normalized_rows(F, "prototypes", w, c, d)?;
     finite(F, "prototypes", w)?;
+    // Norms in float64 (a float32 sum of squares would put near-parallel rows 1e-4 apart).
+    let wn: Vec<f64> = w
+        .chunks(d)
+        .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt())
+        .collect();
     let mut angles = vec![0f32; c * c];
     let mut gaps = vec![f32::NAN; c * c];
     for i in 0..c {
@@ -576,8 +581,15 @@ pub fn margin_geometry(
                 MarginKind::Normalized => 0.0,
                 MarginKind::ArcFace => margin as f32,
                 MarginKind::CosFace => {
-                    let chord = 2.0 * (delta / 2.0).sin();
-                    if margin > chord {
+                    // Directions that agree to rounding (Δ < 1e-7) coincide: chord 0.
+                    let chord = if delta < 1e-7 {
+                        0.0
+                    } else {
+                        2.0 * (delta / 2.0).sin()
+                    };
+                    if margin == 0.0 {
+                        0.0
+                    } else if margin > chord {
                         f32::NAN
                     } else {
                         (2.0 * (margin / chord).asin()) as f32

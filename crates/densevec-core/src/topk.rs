@@ -5,7 +5,7 @@
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
-use crate::quantized::Corpus;
+use crate::quantized::{check_corpus, Corpus};
 use crate::similarity::{aux, finish_tile_raw, Metric, TILE_M, TILE_N};
 use densevec_kernels as k;
 use rayon::prelude::*;
@@ -167,6 +167,44 @@ pub(crate) fn top_k_corpus(
     kk: usize,
     metric: Metric,
 ) -> TopK {
+    top_k_select(q, q_rows, c, c_rows, cols, kk, metric, Select::ALL)
+}
+
+/// Exact top-k of each query over the corpus rows that `sel` admits (a corpus in any storage
+/// type): like [`top_k`] (best first, ties by the lower index, NaN last), but query `i` never
+/// returns `sel.skip[i]` nor a row `j` with `sel.mask[j] == 0`. Fewer than `kk` eligible rows
+/// for a query → E_ARG.
+#[allow(clippy::too_many_arguments)]
+pub fn top_k_filtered(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    kk: usize,
+    metric: Metric,
+    sel: Select,
+) -> Result<TopK> {
+    const F: &str = "topK";
+    check_matrix(F, "q", q, q_rows, cols)?;
+    check_corpus(F, c, c_rows, cols)?;
+    check_k(F, kk, c_rows)?;
+    sel.check(F, q_rows, c_rows, kk)?;
+    Ok(top_k_select(q, q_rows, c, c_rows, cols, kk, metric, sel))
+}
+
+/// [`top_k_corpus`] restricted to the rows `sel` admits (checked by [`Select::check`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn top_k_select(
+    q: &[f32],
+    q_rows: usize,
+    c: &Corpus,
+    c_rows: usize,
+    cols: usize,
+    kk: usize,
+    metric: Metric,
+    sel: Select,
+) -> TopK {
     let qa = aux(metric, q, q_rows, cols);
     let ca = c.aux(metric, c_rows, cols);
     let scan = |heaps: Heaps, buf: &mut Vec<f32>, tile: &mut Vec<f32>, j0: usize| -> Heaps {
@@ -180,6 +218,7 @@ pub(crate) fn top_k_corpus(
             },
             j_off: j0,
             rows,
+            sel,
         };
         scan_block(heaps, tile, q, q_rows, &qa, &blk, cols, metric)
     };
@@ -211,6 +250,96 @@ pub(crate) struct Block<'a> {
     pub ca: &'a [f32],
     pub j_off: usize,
     pub rows: usize,
+    /// Which corpus rows each query may return.
+    pub sel: Select<'a>,
+}
+
+/// Row eligibility of a top-k call: `skip[i]` is one corpus row query `i` never returns
+/// ([`SKIP_NONE`] = none); `mask[j] == 0` makes corpus row `j` ineligible for every query.
+/// Both indexed globally (by corpus row, not block row).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Select<'a> {
+    pub skip: Option<&'a [u32]>,
+    pub mask: Option<&'a [u8]>,
+}
+
+/// The `skip` value that excludes nothing.
+pub const SKIP_NONE: u32 = u32::MAX;
+
+impl Select<'_> {
+    /// No filter: every row is eligible.
+    pub const ALL: Select<'static> = Select {
+        skip: None,
+        mask: None,
+    };
+
+    #[inline(always)]
+    fn admits(&self, qi: usize, j: usize) -> bool {
+        if let Some(s) = self.skip {
+            if s[qi] as usize == j {
+                return false;
+            }
+        }
+        match self.mask {
+            Some(m) => m[j] != 0,
+            None => true,
+        }
+    }
+
+    /// Checks lengths (E_SHAPE), skip values (E_ARG: a row index or `SKIP_NONE`) and that every
+    /// query keeps at least `kk` eligible rows (E_ARG).
+    pub fn check(&self, func: &str, q_rows: usize, c_rows: usize, kk: usize) -> Result<()> {
+        if let Some(s) = self.skip {
+            if s.len() != q_rows {
+                bail!(
+                    Shape,
+                    "{func}: skip has length {} but q has {q_rows} rows",
+                    s.len()
+                );
+            }
+        }
+        if let Some(m) = self.mask {
+            if m.len() != c_rows {
+                bail!(
+                    Shape,
+                    "{func}: mask has length {} but c has {c_rows} rows",
+                    m.len()
+                );
+            }
+        }
+        if let Some(s) = self.skip {
+            if let Some((i, &v)) = s
+                .iter()
+                .enumerate()
+                .find(|(_, &v)| v != SKIP_NONE && v as usize >= c_rows)
+            {
+                bail!(
+                    Arg,
+                    "{func}: skip[{i}] = {v} is not a row of c (rows {c_rows}) nor 0xFFFFFFFF (none)"
+                );
+            }
+        }
+        let eligible = match self.mask {
+            Some(m) => m.iter().filter(|&&x| x != 0).count(),
+            None => c_rows,
+        };
+        for i in 0..q_rows {
+            let mut n = eligible;
+            if let Some(s) = self.skip {
+                let j = s[i];
+                if j != SKIP_NONE && self.mask.is_none_or(|m| m[j as usize] != 0) {
+                    n -= 1;
+                }
+            }
+            if n < kk {
+                bail!(
+                    Arg,
+                    "{func}: query {i} has {n} eligible corpus row(s) after skip/mask, fewer than k = {kk}"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Scores every query against a corpus block tile by tile and pushes the candidates into the
@@ -271,6 +400,9 @@ pub(crate) fn scan_block(
                         -s
                     };
                     if key < floor {
+                        continue;
+                    }
+                    if !blk.sel.admits(qi, blk.j_off + j0 + jj) {
                         continue;
                     }
                     heaps.push(

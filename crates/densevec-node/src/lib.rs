@@ -11,12 +11,17 @@ mod common;
 mod runtime;
 
 mod contrastive;
+mod curvature;
 mod geometry;
 mod margin;
+mod mechanisms;
 mod regularizers;
+mod rows;
 mod sampling;
 mod similarity;
 mod statistics;
 
 mod cuda;
 mod quantized;
+
+mod corpus;

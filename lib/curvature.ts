@@ -1,0 +1,180 @@
+/**
+ * Intrinsic geometry of a point cloud and of linear maps (native backend): geodesic distances
+ * on the k-nearest-neighbour graph, Gromov's four-point hyperbolicity, triangle-comparison
+ * curvature, map distortion and analogies. Same results as the reference (float64 with the same
+ * operation order; the same SplitMix64 quadruples and triangles for a seed).
+ */
+import { nat, rethrow } from './backend';
+import { refAsync } from './refasync';
+import { snap, snapOpts } from './validate';
+import type { Matrix } from './matrix';
+import * as ref from './reference/curvature';
+import type {
+  AnalogyOptions,
+  AnalogyResult,
+  GraphGeodesicsOptions,
+  Hyperbolicity,
+  HyperbolicityOptions,
+  MapDistortion,
+  MapDistortionOptions,
+  TriangleCurvature,
+  TriangleCurvatureOptions,
+} from './reference/curvature';
+
+export type {
+  AnalogyOptions,
+  AnalogyResult,
+  GraphGeodesicsOptions,
+  GraphMetric,
+  GraphOptions,
+  Hyperbolicity,
+  HyperbolicityOptions,
+  MapDistortion,
+  MapDistortionOptions,
+  TriangleCurvature,
+  TriangleCurvatureOptions,
+} from './reference/curvature';
+
+/** Runs `f` and turns a thrown error into a rejected promise. */
+function later<T>(f: () => T | Promise<T>): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+const NONE = new Uint32Array(0);
+
+/**
+ * Geodesic distances along the data: shortest paths (Dijkstra) on the symmetrized
+ * k-nearest-neighbour graph of the rows, edge lengths the angle between rows (`metric:
+ * 'angular'`, default) or the Euclidean distance (`'euclidean'`). Returns a Matrix
+ * sources × rows (`sources` default: every row), ∞ where a row is unreachable.
+ */
+export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matrix {
+  m = snap('graphGeodesics', 'm', m);
+  options = snapOpts('graphGeodesics', options, ['k', 'metric', 'sources']);
+  const n = nat();
+  if (n === null) return ref.graphGeodesics(m, options);
+  const [k, code, s] = ref.checkGeodesics('graphGeodesics', m, options);
+  try {
+    const data = n.graphGeodesics(m.data, m.rows, m.cols, k, code, s ?? NONE, s === null);
+    return { data, rows: s ? s.length : m.rows, cols: m.rows };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link graphGeodesics} (inputs copied at call time). */
+export function graphGeodesicsAsync(m: Matrix, options: GraphGeodesicsOptions): Promise<Matrix> {
+  return later(() => {
+    m = snap('graphGeodesicsAsync', 'm', m);
+    options = snapOpts('graphGeodesicsAsync', options, ['k', 'metric', 'sources']);
+    const [k, code, s] = ref.checkGeodesics('graphGeodesicsAsync', m, options);
+    const n = nat();
+    if (n === null) return refAsync<ReturnType<typeof ref.graphGeodesics>>('graphGeodesics', [m, options]);
+    const rows = s ? s.length : m.rows;
+    const cols = m.rows;
+    return n.graphGeodesicsAsync(m.data, m.rows, m.cols, k, code, s ?? NONE, s === null).then((data) => ({ data, rows, cols }), rethrow);
+  });
+}
+
+/**
+ * Gromov's four-point δ of the k-NN graph metric over `samples` (default 1000) random
+ * quadruples of distinct rows drawn from the SplitMix64 stream of `seed` (default 0), with
+ * `relativeDelta` = 2δ/diameter (Khrulkov et al. 2020): 0 for a tree metric, small for
+ * tree-like (hyperbolic) data. See the reference for the exact definitions.
+ */
+export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbolicity {
+  m = snap('hyperbolicity', 'm', m);
+  options = snapOpts('hyperbolicity', options, ['k', 'metric', 'samples', 'seed']);
+  const n = nat();
+  if (n === null) return ref.hyperbolicity(m, options);
+  const [k, code, samples, seed] = ref.checkSampled('hyperbolicity', m, options, 'samples', 1000, 4);
+  try {
+    return n.hyperbolicity(m.data, m.rows, m.cols, k, code, samples, seed);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link hyperbolicity} (inputs copied at call time). */
+export function hyperbolicityAsync(m: Matrix, options: HyperbolicityOptions): Promise<Hyperbolicity> {
+  return later(() => {
+    m = snap('hyperbolicityAsync', 'm', m);
+    options = snapOpts('hyperbolicityAsync', options, ['k', 'metric', 'samples', 'seed']);
+    const [k, code, samples, seed] = ref.checkSampled('hyperbolicityAsync', m, options, 'samples', 1000, 4);
+    const n = nat();
+    if (n === null) return refAsync<ReturnType<typeof ref.hyperbolicity>>('hyperbolicity', [m, options]);
+    return n.hyperbolicityAsync(m.data, m.rows, m.cols, k, code, samples, seed).then((r) => r, rethrow);
+  });
+}
+
+/**
+ * Triangle-comparison curvature of the k-NN graph metric over `triangles` (default 200) random
+ * triangles: per triangle the graph distance from a vertex to the midpoint of the opposite
+ * side's shortest path over the same distance in the flat comparison triangle (> 1 positive
+ * curvature, < 1 negative); `medianRatio` and `positiveFraction` summarize them.
+ */
+export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions): TriangleCurvature {
+  m = snap('triangleCurvature', 'm', m);
+  options = snapOpts('triangleCurvature', options, ['k', 'metric', 'triangles', 'seed']);
+  const n = nat();
+  if (n === null) return ref.triangleCurvature(m, options);
+  const [k, code, triangles, seed] = ref.checkSampled('triangleCurvature', m, options, 'triangles', 200, 3);
+  try {
+    return n.triangleCurvature(m.data, m.rows, m.cols, k, code, triangles, seed);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/** Async twin of {@link triangleCurvature} (inputs copied at call time). */
+export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOptions): Promise<TriangleCurvature> {
+  return later(() => {
+    m = snap('triangleCurvatureAsync', 'm', m);
+    options = snapOpts('triangleCurvatureAsync', options, ['k', 'metric', 'triangles', 'seed']);
+    const [k, code, triangles, seed] = ref.checkSampled('triangleCurvatureAsync', m, options, 'triangles', 200, 3);
+    const n = nat();
+    if (n === null) return refAsync<ReturnType<typeof ref.triangleCurvature>>('triangleCurvature', [m, options]);
+    return n.triangleCurvatureAsync(m.data, m.rows, m.cols, k, code, triangles, seed).then((r) => r, rethrow);
+  });
+}
+
+/**
+ * How the d × d linear map `a` (rows x ↦ x·a) distorts the rows of `x`: singular values,
+ * condition number, the kept fraction of cosine k-nearest neighbours and the mean absolute
+ * change of pairwise cosines (orthogonal maps: 1, 1, 0).
+ */
+export function mapDistortion(x: Matrix, a: Matrix, options?: MapDistortionOptions): MapDistortion {
+  x = snap('mapDistortion', 'x', x);
+  a = snap('mapDistortion', 'a', a);
+  options = snapOpts('mapDistortion', options, ['k']);
+  const n = nat();
+  if (n === null) return ref.mapDistortion(x, a, options);
+  const k = ref.checkMapDistortion('mapDistortion', x, a, options);
+  try {
+    return n.mapDistortion(x.data, x.rows, x.cols, a.data, a.rows, a.cols, k);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * "a is to b as c is to ?" among the rows of `corpus` (a, b, c row indices, never returned):
+ * 3CosAdd (`method: 'add'`, default) or 3CosMul (`'mul'`, ε = 0.001, cosines shifted to
+ * [0, 1]); the k best rows with their scores, ties by the lower index.
+ */
+export function analogy(corpus: Matrix, abc: [number, number, number], k: number, options?: AnalogyOptions): AnalogyResult {
+  corpus = snap('analogy', 'corpus', corpus);
+  options = snapOpts('analogy', options, ['method']);
+  const n = nat();
+  if (n === null) return ref.analogy(corpus, abc, k, options);
+  const [a, b, c, mul] = ref.checkAnalogy('analogy', corpus, abc, k, options);
+  try {
+    return n.analogy(corpus.data, corpus.rows, corpus.cols, a, b, c, k, mul);
+  } catch (e) {
+    rethrow(e);
+  }
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { close, dv, randm, ref } from './helpers';
+
+const OPS = [
+  ['dotRows', 'dot'],
+  ['cosineRows', 'cosine'],
+  ['l2sqRows', 'l2sq'],
+] as const;
+
+function rowOf(m: { data: Float32Array; cols: number }, i: number): Float32Array {
+  return m.data.subarray(i * m.cols, (i + 1) * m.cols);
+}
+
+describe('batched row-wise pairs', () => {
+  for (const [fn, single] of OPS) {
+    it(`${fn} equals the single-pair function on every row, odd shapes, both backends`, () => {
+      for (const [rows, cols] of [[1, 1], [3, 7], [17, 33], [700, 5], [1025, 17]] as const) {
+        const a = randm(rows, cols, rows + cols);
+        const b = randm(rows, cols, 3 * rows + cols);
+        const got = dv[fn](a, b);
+        const want = ref[fn](a, b);
+        expect(got).toBeInstanceOf(Float32Array);
+        expect(got.length).toBe(rows);
+        close(got, want, 1e-5, 1e-5);
+        for (let i = 0; i < rows; i += 97) {
+          // Bit for bit the native single-pair value.
+          expect(got[i]).toBe(Math.fround(dv[single](rowOf(a, i), rowOf(b, i))));
+        }
+      }
+    });
+  }
+
+  it('honours subarray views at any offset', () => {
+    const big = randm(9, 6, 5).data;
+    const a = { data: big.subarray(1, 1 + 24), rows: 4, cols: 6 };
+    const b = { data: big.subarray(29, 29 + 24), rows: 4, cols: 6 };
+    close(dv.dotRows(a, b), ref.dotRows(a, b), 1e-5, 1e-5);
+  });
+
+  it('results do not depend on the thread count', () => {
+    const a = randm(5000, 24, 1);
+    const b = randm(5000, 24, 2);
+    dv.setThreads(1);
+    const one = dv.cosineRows(a, b);
+    dv.setThreads(2);
+    expect(dv.cosineRows(a, b)).toEqual(one);
+  });
+
+  it('bad input follows the error contract on both backends', () => {
+    const a = randm(3, 4, 1);
+    const cases: [unknown, unknown, string][] = [
+      [new Float32Array(12), a, 'E_TYPE'],
+      [a, { data: new Float64Array(12), rows: 3, cols: 4 }, 'E_TYPE'],
+      [a, randm(3, 5, 2), 'E_SHAPE'],
+      [a, randm(2, 4, 2), 'E_SHAPE'],
+      [{ data: new Float32Array(0), rows: 0, cols: 4 }, { data: new Float32Array(0), rows: 0, cols: 4 }, 'E_SHAPE'],
+      [{ data: new Float32Array(11), rows: 3, cols: 4 }, a, 'E_SHAPE'],
+    ];
+    for (const [x, y, code] of cases) {
+      for (const lib of [dv, ref]) {
+        for (const [fn] of OPS) {
+          let err: unknown;
+          try {
+            (lib[fn] as (p: unknown, q: unknown) => unknown)(x, y);
+          } catch (e) {
+            err = e;
+          }
+          expect(err, `${fn}`).toBeInstanceOf(dv.DensevecError);
+          expect((err as { code: string }).code, `${fn}`).toBe(code);
+        }
+      }
+    }
+  });
+});
