@@ -384,7 +384,9 @@ const LEARNING_FUNCTIONS = [
 
 /** Training settings of the heads (small enough for a minute on two cores). */
 const TRAIN = {
-  contrastive: { dim: 32, batch: 256, steps: 300, lr: 0.01, tauStart: 0.5, tauEnd: 0.1, mu: 1, lambda: 1e-4 },
+  // τ is learned (Adam on log τ, from tauStart, within [tauMin, 1]); tauEnd is the cosine
+  // schedule drawn next to it for reference.
+  contrastive: { dim: 32, batch: 256, steps: 300, lr: 0.01, tauStart: 0.5, tauEnd: 0.1, learnTemperature: true, tauLr: 0.02, tauMin: 0.02, mu: 1, lambda: 1e-4 },
   margin: { dim: 32, batch: 256, steps: 200, lr: 0.01, scale: 16, margin: { arcface: 0.3, cosface: 0.25 }, labelSmoothing: 0.1, lambda: 1e-4, batchNorm: true },
 };
 
@@ -461,8 +463,15 @@ function learning(dv, ref, c) {
   const [h1, t1] = timed(() => withBar('NT-Xent head', o.steps, (tick) => trainContrastive(dv, ref, task, seed, { ...o, onStep: tick })));
   const first = h1.history.slice(0, 10);
   const last = h1.history.slice(-10);
-  say(`  NT-Xent head, ${o.steps} steps of ${Math.min(o.batch, trainIdx.length)} pairs (${epochsOf(o.steps, o.batch)} epochs), τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), ` +
+  const tauLast = h1.history[h1.history.length - 1].tau;
+  say(`  NT-Xent head, ${o.steps} steps of ${Math.min(o.batch, trainIdx.length)} pairs (${epochsOf(o.steps, o.batch)} epochs), ` +
+    (o.learnTemperature ? `τ learned ${o.tauStart} → ${tauLast.toFixed(3)} (Adam on log τ), ` : `τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), `) +
     `Wasserstein weight ${o.mu}, L2 ${o.lambda}: ${ms(t1)}`);
+  if (h1.history[0].entropy !== undefined) {
+    const fl = (k, n) => `${mean(first.map((h) => h[k])).toFixed(n)} → ${mean(last.map((h) => h[k])).toFixed(n)}`;
+    say(`    softmax over the 2N − 1 candidates: entropy ${fl('entropy', 2)} nats, p(partner) ${fl('positiveProbability', 3)}, ` +
+      `largest negative p ${fl('maxNegativeProbability', 3)}, effective negatives ${fl('effectiveNegatives', 1)}`);
+  }
   say(`    NT-Xent ${mean(first.map((h) => h.ntxent)).toFixed(3)} → ${mean(last.map((h) => h.ntxent)).toFixed(3)} (means of the first and last 10 steps)` +
     `   Wasserstein ${mean(first.map((h) => h.wasserstein)).toExponential(2)} → ${mean(last.map((h) => h.wasserstein)).toExponential(2)}` +
     `   penalty ${last[last.length - 1].penalty.toExponential(2)}`);
@@ -484,6 +493,7 @@ function learning(dv, ref, c) {
   summary.push(`ntxent ${mean(first.map((h) => h.ntxent)).toFixed(3)}->${mean(last.map((h) => h.ntxent)).toFixed(3)} M=${m1.M.toFixed(3)}`);
 
   const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
+  const geometry = [];
   if (y) {
     for (const kind of ['arcface', 'cosface']) {
       const [h, t] = timed(() => withBar(kind === 'arcface' ? 'ArcFace head' : 'CosFace head', mo.steps,
@@ -498,6 +508,24 @@ function learning(dv, ref, c) {
         `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
       summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
       heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h]);
+      if (typeof dv.marginGeometry === 'function' && h.P.rows >= 2) {
+        // Realised angular gap between each pair of learned prototypes' decision boundaries.
+        const g = dv.marginGeometry(h.P, { kind, margin: mo.margin[kind] });
+        const points = [];
+        let unmet = 0;
+        for (let i = 0; i < h.P.rows; i++) {
+          for (let j = i + 1; j < h.P.rows; j++) {
+            const gap = g.gaps.data[i * h.P.rows + j];
+            if (Number.isNaN(gap)) unmet++;
+            else points.push({ x: g.angles.data[i * h.P.rows + j], y: gap });
+          }
+        }
+        geometry.push({ name: kind === 'arcface' ? `ArcFace (m = ${mo.margin[kind]} rad)` : `CosFace (m = ${mo.margin[kind]} in cosine)`, points });
+        const gaps = points.map((p) => p.y).sort((a, b) => a - b);
+        say(`    margin geometry of the ${h.P.rows} prototypes: realised angular gap ` +
+          (gaps.length ? `${gaps[0].toFixed(3)}–${gaps[gaps.length - 1].toFixed(3)} rad` : 'none') +
+          `${unmet ? `, ${unmet} pair(s) too close for the margin` : ''}`);
+      }
       curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss) });
       regularizers.push({ name: `${kind === 'arcface' ? 'ArcFace' : 'CosFace'}: L2 penalty`, xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.penalty), dash: true });
     }
@@ -576,10 +604,14 @@ function learning(dv, ref, c) {
   if (rep) {
     rep.heading('Learned embeddings');
     rep.text(`Linear heads ${raw.cols} → ${o.dim} trained with densevec's losses and gradients (Adam in JavaScript). ` +
-      'Training loss per step of each head (NT-Xent under a cosine temperature schedule; ArcFace and CosFace with label smoothing), ' +
+      'Training loss per step of each head (NT-Xent; ArcFace and CosFace with label smoothing), ' +
       'with its moving average over 10 steps (dashed): the numbers printed in the log are the means of the first and of the last 10 steps, ' +
       'so they sit on the dashed line, not on the first noisy step. The regularizers are orders of magnitude smaller than the losses, ' +
-      'so they have their own plot on a log scale (on the loss axis they would be a flat line at 0).');
+      'so they have their own plot on a log scale (on the loss axis they would be a flat line at 0). ' +
+      (o.learnTemperature ? 'The temperature is learned from ntXent\'s ∂L/∂τ (the cosine schedule dashed for reference); the softmax diagnostics per step ' +
+        '(entropy, effective number of negatives, probability of the partner view and of the hardest negative) and the realised angular gap between ' +
+        'the ArcFace and CosFace prototypes\' decision boundaries against the angle between them (constant m for ArcFace, ' +
+        '2·asin(m / (2 sin(Δ/2))) for CosFace) have their own plots.' : ''));
     const tau = dv.temperatureSchedule({ start: o.tauStart, end: o.tauEnd, steps: o.steps, kind: 'cosine' });
     const movingMean = (ys, w) => ys.map((_, i) => mean(ys.slice(Math.max(0, i - w + 1), i + 1)));
     const figs = curves.map((cv) => ({
@@ -590,8 +622,24 @@ function learning(dv, ref, c) {
     }));
     figs.push({ id: 'regularizers', svg: plots.linePlot(regularizers.filter((r0) => r0.ys.some((v) => v > 0)),
       { title: 'Regularizer terms (log scale)', xLabel: 'step', yLabel: 'value', logY: true }) });
-    figs.push({ id: 'temperature', svg: plots.linePlot([{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }],
-      { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }) });
+    const tauSeries = o.learnTemperature
+      ? [{ name: 'τ learned (from ∂L/∂τ)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.tau) },
+        { name: 'cosine schedule, for reference', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)), dash: true }]
+      : [{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }];
+    figs.push({ id: 'temperature', svg: plots.linePlot(tauSeries, { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }) });
+    if (h1.history[0].entropy !== undefined) {
+      const xs = h1.history.map((h) => h.step);
+      figs.push({ id: 'diagnostics', svg: plots.linePlot([
+        { name: 'entropy of p(·|anchor) (nats)', xs, ys: h1.history.map((h) => h.entropy) },
+        { name: 'log effective negatives', xs, ys: h1.history.map((h) => Math.log(h.effectiveNegatives)), dash: true },
+        { name: 'p(partner)', xs, ys: h1.history.map((h) => h.positiveProbability) },
+        { name: 'largest negative p', xs, ys: h1.history.map((h) => h.maxNegativeProbability), dash: true },
+      ], { title: 'NT-Xent softmax diagnostics per step', xLabel: 'step', yLabel: 'value' }) });
+    }
+    if (geometry.length) {
+      figs.push({ id: 'margin-geometry', svg: plots.scatterPlot(geometry,
+        { title: 'Realised angular gap between prototypes\' decision boundaries', xLabel: 'angle Δ between prototypes (radians)', yLabel: 'gap (radians)' }) });
+    }
     rep.figures(figs);
 
     // Intrinsic curvature: triangle-comparison ratios of each embedding.

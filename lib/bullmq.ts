@@ -173,6 +173,7 @@ interface TrainReply {
   gradQ: WireMatrix;
   gradKeys: WireMatrix;
   gradTemperature?: number;
+  stats?: InfoNCEResult['stats'];
 }
 
 const names = (prefix: string | undefined) => {
@@ -199,7 +200,14 @@ export function trainPart(job: TrainJob): TrainReply {
     ...(logQ !== undefined ? { logQ: decodeF32(logQ) } : {}),
   });
   const g = (r as InfoNCEResult & { gradTemperature?: number }).gradTemperature;
-  return { loss: r.loss, gradQ: toWire(r.gradQ), gradKeys: toWire(r.gradKeys), ...(typeof g === 'number' ? { gradTemperature: g } : {}) };
+  const st = (r as Partial<InfoNCEResult>).stats;
+  return {
+    loss: r.loss,
+    gradQ: toWire(r.gradQ),
+    gradKeys: toWire(r.gradKeys),
+    ...(typeof g === 'number' ? { gradTemperature: g } : {}),
+    ...(st ? { stats: { ...st } } : {}),
+  };
 }
 
 /**
@@ -338,7 +346,7 @@ export interface Coordinator {
     keys: Matrix,
     options: Omit<InfoNCEOptions, 'positives'>,
     bull?: Omit<InfoNCEDataParallelOptions, 'connection' | 'prefix'>,
-  ): Promise<InfoNCEResult & { gradTemperature?: number }>;
+  ): Promise<CombinedInfoNCE>;
   /** Closes the queues and their connections. */
   close(): Promise<void>;
 }
@@ -409,6 +417,9 @@ async function searchWith(pool: QueuePool, q: Matrix, k: number, options: Search
   return { indices, scores, corpusRows, k };
 }
 
+/** A combined InfoNCE result: ∂loss/∂τ and the diagnostics when every part reported them. */
+export type CombinedInfoNCE = Omit<InfoNCEResult, 'gradTemperature' | 'stats'> & { gradTemperature?: number; stats?: InfoNCEResult['stats'] };
+
 /**
  * Combines per-part InfoNCE results into the result of the whole batch. Part p has B_p local
  * queries (`sizes[p]`) and computed its mean loss over them against the same gathered keys; with
@@ -416,7 +427,10 @@ async function searchWith(pool: QueuePool, q: Matrix, k: number, options: Search
  * rows of part p are w_p gradQ_p (concatenated in part order). This equals `infoNCE` on the
  * concatenated queries (the mean over all B queries), up to float32 rounding of the sums.
  */
-export function combineInfoNCE(parts: readonly { loss: number; gradQ: Matrix; gradKeys: Matrix; gradTemperature?: number }[], sizes: readonly number[]): InfoNCEResult & { gradTemperature?: number } {
+export function combineInfoNCE(
+  parts: readonly { loss: number; gradQ: Matrix; gradKeys: Matrix; gradTemperature?: number; stats?: InfoNCEResult['stats'] }[],
+  sizes: readonly number[],
+): CombinedInfoNCE {
   const fn = 'combineInfoNCE';
   if (!Array.isArray(parts) || !Array.isArray(sizes)) fail('E_TYPE', `${fn}: parts and sizes must be arrays`);
   if (parts.length === 0 || parts.length !== sizes.length) fail('E_SHAPE', `${fn}: ${parts.length} parts but ${sizes.length} sizes`);
@@ -428,6 +442,9 @@ export function combineInfoNCE(parts: readonly { loss: number; gradQ: Matrix; gr
   let loss = 0;
   let gt = 0;
   let hasGt = true;
+  // The diagnostics are means over queries too: combined with the same weights.
+  const st = { meanEntropy: 0, meanPositiveProbability: 0, meanMaxNegativeProbability: 0, effectiveNegatives: 0 };
+  let hasSt = true;
   let at = 0;
   parts.forEach((p, i) => {
     const w = sizes[i] / total;
@@ -435,6 +452,12 @@ export function combineInfoNCE(parts: readonly { loss: number; gradQ: Matrix; gr
     loss += w * p.loss;
     if (typeof p.gradTemperature === 'number') gt += w * p.gradTemperature;
     else hasGt = false;
+    if (p.stats) {
+      st.meanEntropy += w * p.stats.meanEntropy;
+      st.meanPositiveProbability += w * p.stats.meanPositiveProbability;
+      st.meanMaxNegativeProbability += w * p.stats.meanMaxNegativeProbability;
+      st.effectiveNegatives += w * p.stats.effectiveNegatives;
+    } else hasSt = false;
     for (let j = 0; j < gradKeys.length; j++) gradKeys[j] += w * p.gradKeys.data[j];
     for (let j = 0; j < p.gradQ.data.length; j++) gradQ[at + j] = w * p.gradQ.data[j];
     at += p.gradQ.data.length;
@@ -444,6 +467,7 @@ export function combineInfoNCE(parts: readonly { loss: number; gradQ: Matrix; gr
     gradQ: { data: gradQ, rows: total, cols: d },
     gradKeys: { data: Float32Array.from(gradKeys), rows: kr, cols: d },
     ...(hasGt ? { gradTemperature: gt } : {}),
+    ...(hasSt ? { stats: st } : {}),
   };
 }
 
@@ -459,7 +483,7 @@ export async function infoNCEDataParallel(
   keys: Matrix,
   options: Omit<InfoNCEOptions, 'positives'>,
   bull: InfoNCEDataParallelOptions,
-): Promise<InfoNCEResult & { gradTemperature?: number }> {
+): Promise<CombinedInfoNCE> {
   if (!Array.isArray(parts) || parts.length === 0) fail('E_TYPE', 'infoNCEDataParallel: parts must be a non-empty array of { q, positives? }');
   return withPool('infoNCEDataParallel', bull.connection, (pool) => trainWith(pool, parts, keys, options, bull));
 }
@@ -470,7 +494,7 @@ async function trainWith(
   keys: Matrix,
   options: Omit<InfoNCEOptions, 'positives'>,
   bull: InfoNCEDataParallelOptions,
-): Promise<InfoNCEResult & { gradTemperature?: number }> {
+): Promise<CombinedInfoNCE> {
   if (!Array.isArray(parts) || parts.length === 0) fail('E_TYPE', 'infoNCEDataParallel: parts must be a non-empty array of { q, positives? }');
   const n = names(bull.prefix);
   const { logQ, ...rest } = options as InfoNCEOptions;
@@ -483,7 +507,7 @@ async function trainWith(
   });
   const replies = await fanOut<TrainReply>(pool, jobs, bull.attempts ?? 3, bull.timeoutMs ?? 120000);
   return combineInfoNCE(
-    replies.map((r) => ({ loss: r.loss, gradQ: fromWire(r.gradQ), gradKeys: fromWire(r.gradKeys), gradTemperature: r.gradTemperature })),
+    replies.map((r) => ({ loss: r.loss, gradQ: fromWire(r.gradQ), gradKeys: fromWire(r.gradKeys), gradTemperature: r.gradTemperature, stats: r.stats })),
     parts.map((p) => p.q.rows),
   );
 }

@@ -16,11 +16,13 @@ import { snap } from './validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/contrastive';
-import type { InfoNCEOptions, InfoNCEResult, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './reference/contrastive';
+import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './reference/contrastive';
 
 export type {
+  ContrastiveStats,
   InfoNCEOptions,
   InfoNCEResult,
+  MismatchOptions,
   MismatchResult,
   NtXentOptions,
   NtXentResult,
@@ -30,6 +32,41 @@ export type {
 
 const EMPTY_U32 = new Uint32Array(0);
 const EMPTY_F32 = new Float32Array(0);
+
+type NativeStats = { meanEntropy: number; meanPositiveProbability: number; meanMaxNegativeProbability: number; effectiveNegatives: number };
+
+function statsOf(s: NativeStats): NativeStats {
+  return {
+    meanEntropy: s.meanEntropy,
+    meanPositiveProbability: s.meanPositiveProbability,
+    meanMaxNegativeProbability: s.meanMaxNegativeProbability,
+    effectiveNegatives: s.effectiveNegatives,
+  };
+}
+
+function nceOut(
+  r: { loss: number; gradQ: Float32Array; gradKeys: Float32Array; gradTemperature: number; stats: NativeStats },
+  q: Matrix,
+  keys: Matrix,
+): InfoNCEResult {
+  return {
+    loss: r.loss,
+    gradQ: { data: r.gradQ, rows: q.rows, cols: q.cols },
+    gradKeys: { data: r.gradKeys, rows: keys.rows, cols: keys.cols },
+    gradTemperature: r.gradTemperature,
+    stats: statsOf(r.stats),
+  };
+}
+
+function ntxOut(r: { loss: number; gradA: Float32Array; gradB: Float32Array; gradTemperature: number; stats: NativeStats }, a: Matrix, b: Matrix): NtXentResult {
+  return {
+    loss: r.loss,
+    gradA: { data: r.gradA, rows: a.rows, cols: a.cols },
+    gradB: { data: r.gradB, rows: b.rows, cols: b.cols },
+    gradTemperature: r.gradTemperature,
+    stats: statsOf(r.stats),
+  };
+}
 
 /** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
@@ -56,8 +93,11 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
 /**
  * InfoNCE: loss = mean over queries of −log p(positive | query), logits q·k/τ − logQ_k.
  * `positives[i]` is the key index of query i's positive (default i). With `normalize: true` rows
- * are L2-normalized inside and the gradients flow through it. Returns `{ loss, gradQ, gradKeys }`
- * with ∂loss/∂q and ∂loss/∂keys in the shapes of q and keys.
+ * are L2-normalized inside and the gradients flow through it. `keyIds` removes accidental hits
+ * (keys j ≠ p_i with the positive's id get logit −∞). Returns
+ * `{ loss, gradQ, gradKeys, gradTemperature, stats }`: ∂loss/∂q and ∂loss/∂keys in the shapes
+ * of q and keys, ∂loss/∂τ, and the diagnostics of p(·|q) averaged over queries (computed in the
+ * same fused pass).
  *
  * @example
  * const { loss, gradQ } = infoNCE(q, keys, { temperature: 0.07, normalize: true });
@@ -69,16 +109,17 @@ export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoN
   const p = ref.checkInfoNCE('infoNCE', q, keys, options);
   try {
     const args = [q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize] as const;
-    // Overflowing float32 logits (a subnormal τ, say) stay on the CPU, which handles them.
-    const eligible = cudaRoute() !== null && !ref.logitsMayOverflow(q, keys, p);
+    // Overflowing float32 logits (a subnormal τ, say) stay on the CPU, which handles them; so do
+    // calls with keyIds (the GPU kernel has no accidental-hit mask).
+    const eligible = cudaRoute() !== null && p.keyIds === null && !ref.logitsMayOverflow(q, keys, p);
     const r = viaCuda(
       CUDA_WORK.infoNCE(q.rows, keys.rows, q.cols),
       eligible,
       (g) => g.cudaInfoNCE(...args),
-      () => n.infoNCE(...args),
+      () => n.infoNCE(...args, p.keyIds ?? EMPTY_U32),
       n,
     );
-    return { loss: r.loss, gradQ: { data: r.gradQ, rows: q.rows, cols: q.cols }, gradKeys: { data: r.gradKeys, rows: keys.rows, cols: keys.cols } };
+    return nceOut(r, q, keys);
   } catch (e) {
     rethrow(e);
   }
@@ -94,15 +135,17 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
     if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
     const [qr, kr, d] = [q.rows, keys.rows, q.cols];
     return n
-      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize)
-      .then((r) => ({ loss: r.loss, gradQ: { data: r.gradQ, rows: qr, cols: d }, gradKeys: { data: r.gradKeys, rows: kr, cols: d } }), rethrow);
+      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32)
+      .then((r) => nceOut(r, q, keys), rethrow);
   });
 }
 
 /**
  * NT-Xent, SimCLR's symmetric loss over two views a, b (N × d): rows are L2-normalized inside,
  * similarities are cosines / τ, each of the 2N views has its partner as positive and the other
- * 2N − 2 as negatives; loss = mean over the 2N anchors. Returns `{ loss, gradA, gradB }`.
+ * 2N − 2 as negatives; loss = mean over the 2N anchors. Returns
+ * `{ loss, gradA, gradB, gradTemperature, stats }` (∂loss/∂τ and the diagnostics averaged over
+ * the 2N anchors).
  */
 export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResult {
   [a, b, options] = ref.snapNtXent('ntXent', a, b, options);
@@ -118,7 +161,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       () => n.ntXent(a.data, b.data, a.rows, a.cols, t),
       n,
     );
-    return { loss: r.loss, gradA: { data: r.gradA, rows: a.rows, cols: a.cols }, gradB: { data: r.gradB, rows: b.rows, cols: b.cols } };
+    return ntxOut(r, a, b);
   } catch (e) {
     rethrow(e);
   }
@@ -135,22 +178,24 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const [rows, cols] = [a.rows, a.cols];
     return n
       .ntXentAsync(a.data, b.data, rows, cols, t)
-      .then((r) => ({ loss: r.loss, gradA: { data: r.gradA, rows, cols }, gradB: { data: r.gradB, rows, cols } }), rethrow);
+      .then((r) => ntxOut(r, a, b), rethrow);
   });
 }
 
 /**
  * How well two views align: muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j,
- * M = muP − muQ. Needs n ≥ 2 rows; zero rows have cosine 0. O(n·d).
+ * M = muP − muQ. With `withinView: true` muQ also counts the within-view pairs (a_i, a_j) and
+ * (b_i, b_j), i < j (the mean over all 2n(n − 1) non-matching pairs of the 2n views). Needs
+ * n ≥ 2 rows; zero rows have cosine 0. O(n·d).
  */
-export function mismatchScore(a: Matrix, b: Matrix): MismatchResult {
+export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): MismatchResult {
   a = snap('mismatchScore', 'a', a);
   b = snap('mismatchScore', 'b', b);
   const n = nat();
-  if (n === null) return ref.mismatchScore(a, b);
-  ref.checkMismatch('mismatchScore', a, b);
+  if (n === null) return ref.mismatchScore(a, b, options);
+  const withinView = ref.checkMismatch('mismatchScore', a, b, options);
   try {
-    const r = n.mismatchScore(a.data, b.data, a.rows, a.cols);
+    const r = n.mismatchScore(a.data, b.data, a.rows, a.cols, withinView);
     return { muP: r.muP, muQ: r.muQ, M: r.M };
   } catch (e) {
     rethrow(e);

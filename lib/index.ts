@@ -19,3 +19,4 @@ export * from './margin';
 export * from './geometry';
 export * from './regularizers';
 export * from './pipelines';
+export * from './sampling';

@@ -14,9 +14,17 @@ import { snap } from './validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/margin';
-import type { CrossEntropyResult, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
+import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
 
-export type { CrossEntropyResult, MarginKind, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
+export type {
+  CrossEntropyResult,
+  MarginGeometryOptions,
+  MarginGeometryResult,
+  MarginKind,
+  MarginOptions,
+  MarginResult,
+  PenaltyResult,
+} from './reference/margin';
 export { ARCFACE_SIN_EPS } from './reference/margin';
 
 /** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
@@ -28,12 +36,18 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
   }
 }
 
-function wrap(r: { loss: number; gradX: Float32Array; gradW: Float32Array; logits: Float32Array }, x: Matrix, w: Matrix): MarginResult {
+function wrap(
+  r: { loss: number; gradX: Float32Array; gradW: Float32Array; logits: Float32Array; gradScale: number; angularMargins: Float32Array },
+  x: Matrix,
+  w: Matrix,
+): MarginResult {
   return {
     loss: r.loss,
     gradX: { data: r.gradX, rows: x.rows, cols: x.cols },
     gradW: { data: r.gradW, rows: w.rows, cols: w.cols },
     logits: { data: r.logits, rows: x.rows, cols: w.rows },
+    gradScale: r.gradScale,
+    angularMargins: r.angularMargins,
   };
 }
 
@@ -42,7 +56,9 @@ function wrap(r: { loss: number; gradX: Float32Array; gradW: Float32Array; logit
  * through it); logits are s·cos θ_j, with the target entry replaced by s·cos θ_y
  * ('normalized'), s·(cos θ_y − m) ('cosface') or s·cos(θ_y + m) ('arcface', with the
  * continuation s·(cos θ_y − m·sin m) beyond θ_y > π − m). loss = mean label-smoothed
- * cross-entropy. Returns `{ loss, gradX, gradW, logits }`.
+ * cross-entropy. Returns `{ loss, gradX, gradW, logits, gradScale, angularMargins }`:
+ * gradScale = ∂loss/∂s, angularMargins[i] = min over j ≠ y of θ_j − θ_y (radians, before the
+ * margin; negative when row i is misclassified by the plain cosine).
  *
  * ArcFace's derivative divides by sin θ_y; it is clamped below at {@link ARCFACE_SIN_EPS} so
  * the gradient stays finite at θ_y = 0.
@@ -123,6 +139,30 @@ export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
   try {
     const r = n.l1Penalty(m.data, m.rows, m.cols, lambda);
     return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Geometry of class prototypes under a margin: `angles` (C × C) Δ_ij between the normalized
+ * prototypes, and `gaps` (C × C), the realised angular gap between classes i and j's decision
+ * boundaries along the geodesic from ŵ_i to ŵ_j: 0 ('normalized'), m ('arcface'),
+ * 2·asin(m / (2 sin(Δ_ij/2))) ('cosface', NaN where m > 2 sin(Δ_ij/2)); NaN on the diagonal.
+ * `margin` has marginSoftmax's defaults and ranges.
+ *
+ * @example
+ * const { angles, gaps } = marginGeometry(prototypes, { kind: 'cosface', margin: 0.35 });
+ */
+export function marginGeometry(prototypes: Matrix, options: MarginGeometryOptions): MarginGeometryResult {
+  prototypes = snap('marginGeometry', 'prototypes', prototypes);
+  const n = nat();
+  if (n === null) return ref.marginGeometry(prototypes, options);
+  const p = ref.checkMarginGeometry('marginGeometry', prototypes, options);
+  try {
+    const r = n.marginGeometry(prototypes.data, prototypes.rows, prototypes.cols, p.kind, p.margin);
+    const C = prototypes.rows;
+    return { angles: { data: r.angles, rows: C, cols: C }, gaps: { data: r.gaps, rows: C, cols: C } };
   } catch (e) {
     rethrow(e);
   }

@@ -6,6 +6,7 @@ Workloads (forward + backward of the loss with respect to every input, like dens
   ntxent       a, b: N×d; SimCLR NT-Xent over the 2N normalized views, τ = params.temperature
   margin       x: N×d, W: C×d, labels; arcface / cosface / normalized logits, CE with label smoothing
   wasserstein  a, b: n×d; sorted pairwise cosines of each view, loss = mean |S_a,(k) − S_b,(k)|^p
+  negsampling  x, positives: n×d, negatives: (n·k)×d; word2vec's −log σ(s⁺) − Σ log σ(−s⁻), mean over n
 See scripts/bench-serve.py for how it is driven (served by bench/run.js, or standalone).
 """
 import importlib.util
@@ -125,7 +126,25 @@ def wasserstein(params, inp):
     return step, float(step()), {'pairs': int(iu.shape[1])}
 
 
-WORKLOADS = {'infonce': infonce, 'ntxent': ntxent, 'margin': margin, 'wasserstein': wasserstein}
+def negsampling(params, inp):
+    x, yp, yn = leaf(inp['x']), leaf(inp['positives']), leaf(inp['negatives'])
+    n, d = x.shape
+    k = yn.shape[0] // n
+
+    def step():
+        x.grad = None
+        yp.grad = None
+        yn.grad = None
+        sp = (x * yp).sum(1)
+        sn = torch.bmm(yn.view(n, k, d), x.unsqueeze(2)).squeeze(2)
+        loss = -(F.logsigmoid(sp).sum() + F.logsigmoid(-sn).sum()) / n
+        loss.backward()
+        return loss.detach()
+
+    return step, float(step()), {'k': k}
+
+
+WORKLOADS = {'infonce': infonce, 'ntxent': ntxent, 'margin': margin, 'wasserstein': wasserstein, 'negsampling': negsampling}
 
 SHAPES = {
     'infonce': lambda p: {'q': ([p.get('B', 4096), p.get('d', 768)], 'float32', None), 'keys': ([p.get('B', 4096), p.get('d', 768)], 'float32', None)},
@@ -136,6 +155,11 @@ SHAPES = {
         'labels': ([p.get('N', 4096)], 'uint32', p.get('C', 10000)),
     },
     'wasserstein': lambda p: {'a': ([p.get('n', 2048), p.get('d', 128)], 'float32', None), 'b': ([p.get('n', 2048), p.get('d', 128)], 'float32', None)},
+    'negsampling': lambda p: {
+        'x': ([p.get('n', 4096), p.get('d', 300)], 'float32', None),
+        'positives': ([p.get('n', 4096), p.get('d', 300)], 'float32', None),
+        'negatives': ([p.get('n', 4096) * p.get('k', 5), p.get('d', 300)], 'float32', None),
+    },
 }
 
 if __name__ == '__main__':

@@ -447,6 +447,62 @@ const analogyMuts = [
   ]),
 ];
 
+/** Non-negative weights with at least one positive. */
+const weights = fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: 1, maxLength: 6 }).filter((w) => w.some((x) => x > 0));
+/** Mutations of a weights array argument i (`touches`: the arguments they exclude others from). */
+const weightMuts = (i: number, touches: number[]): Mutation[] => [
+  { name: `${i}: a negative weight`, code: 'E_ARG', touches, apply: (a) => ((a[i] as number[])[0] = -1) },
+  { name: `${i}: NaN inside`, code: 'E_NON_FINITE', touches, apply: (a) => ((a[i] as number[])[0] = NaN) },
+  { name: `${i}: Infinity inside`, code: 'E_NON_FINITE', touches, apply: (a) => ((a[i] as number[])[0] = Infinity) },
+  { name: `${i}: a string`, code: 'E_TYPE', touches, apply: (a) => (a[i] = 'x') },
+  { name: `${i}: empty`, code: 'E_SHAPE', touches, apply: (a) => (a[i] = []) },
+];
+const aliasArgs = fc.tuple(weights, fc.integer({ min: 0, max: 2 ** 40 }), dim(0, 20));
+const aliasMuts = [
+  // The constructor throws before sample is called: its mutations are not combined.
+  [
+    ...weightMuts(0, [0, 1, 2]),
+    { name: '0: all zero', code: 'E_ARG', touches: [0, 1, 2], apply: (a: unknown[]) => (a[0] = (a[0] as number[]).map(() => 0)) },
+    ...intMuts(1, { tooSmall: () => -1, tooLarge: () => 2 ** 53 }).map((m) => ({ ...m, touches: [0, 1, 2] })),
+  ] as Mutation[],
+  intMuts(2, { tooSmall: () => -1 }),
+];
+const unigramArgs = fc.tuple(fc.array(fc.double({ min: 0, max: 100, noNaN: true }), { minLength: 1, maxLength: 6 }), fc.double({ min: 0, max: 2, noNaN: true }));
+const unigramMuts = [weightMuts(0, [0]), numMuts(1, [-1, NaN])];
+
+/** negativeSamplingLoss: n anchors, k negatives each, d columns; k given or inferred. */
+const nsArgs = fc
+  .tuple(dim(1, 3), dim(1, 3), dim(1, 4), fc.boolean())
+  .chain(([n, k, d, giveK]) => fc.tuple(matOf(n, d), matOf(n, d), matOf(n * k, d)).map(([x, p, g]) => [x, p, g, giveK ? { k } : undefined]));
+const nsMuts = [
+  matMuts(0, { finite: true }),
+  matMuts(1, { finite: true }),
+  matMuts(2, { finite: true }),
+  optTypeMuts(3),
+  optMuts(3, 'k', [
+    ['2', 'E_TYPE'],
+    [1.5, 'E_TYPE'],
+    [0, 'E_ARG'],
+  ]),
+];
+
+/** marginGeometry: 2–5 prototypes, cosface or arcface with a margin in range. */
+const geomArgs = fc
+  .tuple(mat(2, 5, 1, 4), fc.constantFrom('cosface', 'arcface'), fc.double({ min: 0, max: 1, noNaN: true }))
+  .map(([w, kind, m]) => [w, { kind, margin: kind === 'arcface' ? m * 1.5 : m }]);
+const geomMuts = [
+  matMuts(0, { finite: true, zeroRow: true }),
+  optTypeMuts(1),
+  optMuts(1, 'kind', [
+    [5, 'E_TYPE'],
+    ['toString', 'E_ARG'],
+  ]),
+  optMuts(1, 'margin', [
+    ['1', 'E_TYPE'],
+    [2, 'E_ARG'],
+  ]),
+];
+
 const softArgs = fc.tuple(mat(), fc.double({ min: 0, max: 2, noNaN: true }));
 const softMuts = [...matMuts(0, { finite: true }), ...numMuts(1, [-1, NaN])];
 
@@ -617,6 +673,16 @@ const TABLE: Record<string, Row> = {
   ),
 
   marginSoftmax: fn(marginArgs, [marginMuts], { tol: [1e-3, 1e-3] }),
+  marginGeometry: fn(geomArgs, geomMuts, { tol: [1e-3, 1e-3] }),
+  negativeSamplingLoss: fn(nsArgs, nsMuts, { tol: [1e-4, 1e-4] }),
+  unigramWeights: fn(unigramArgs, unigramMuts, { tol: [1e-12, 0] }),
+  AliasSampler: fn(aliasArgs, aliasMuts, {
+    call: (api, a) => {
+      const s = new api.AliasSampler(a[0] as number[], a[1] as number);
+      return [s.sample(a[2] as number), s.probabilities, s.logProb(new Uint32Array([0]))];
+    },
+    tol: [1e-6, 0],
+  }),
   marginSoftmaxAsync: fn(marginArgs, [marginMuts], { tol: [1e-3, 1e-3] }),
   labelSmoothingCrossEntropy: fn(
     fc.tuple(dim(1, 4), dim(1, 4), fc.double({ min: 0, max: 0.9, noNaN: true })).chain(([n, c, e]) => fc.tuple(matOf(n, c), fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n })).map(([l, y]) => [l, Uint32Array.from(y), e])),

@@ -3,6 +3,7 @@
 //   infoNCE   B = 4096, d = 768, normalize: true, τ = 0.07, positives i → i
 //   ntXent    N = 4096 pairs (8192 views), d = 768, τ = 0.1
 //   marginSoftmax arcface (s = 30, m = 0.5), N = 4096, C = 10,000, d = 512
+//   negativeSamplingLoss (word2vec) n = 4096 anchors, k = 5 negatives each, d = 300
 // 1 and 2 threads on both sides (torch.set_num_threads). GFLOP/s counts the three GEMMs of
 // forward + backward (6·rows·cols·d) as nominal work. Then the memory of one infoNCE call at
 // B = 65,536 in a child process (VmHWM minus VmRSS before the call).
@@ -155,6 +156,25 @@ module.exports = async function learning({ quick, smoke }) {
       inputs: py ? { x: input(x.data, [N, d]), prototypes: input(w.data, [C, d]), labels: input(labels, [N]) } : {},
       flop: 6 * N * C * d,
       target: 2.0,
+    });
+  }
+  {
+    const n = 4096 / S;
+    const k = 5;
+    const d = 300;
+    const x = randMatrix(n, d, 58);
+    const yp = randMatrix(n, d, 59);
+    const yn = randMatrix(n * k, d, 60);
+    await lossRow(suite, py, {
+      name: 'negativeSamplingLoss',
+      workload: 'negsampling',
+      fn: () => dv.negativeSamplingLoss(x, yp, yn, { k }),
+      params: { n, k, d },
+      torchParams: { n, k, d },
+      inputs: py ? { x: input(x.data, [n, d]), positives: input(yp.data, [n, d]), negatives: input(yn.data, [n * k, d]) } : {},
+      // Forward dots and the three gradient updates: 2 + 2 + 2 flops per scored row and column.
+      flop: 6 * n * (k + 1) * d,
+      target: 1.0,
     });
   }
   if (py) await py.stop();

@@ -3,7 +3,7 @@
  * Training helpers of the demo: augmentations, Adam, and two kinds of heads trained with
  * densevec's losses and gradients — a contrastive linear projection (NT-Xent on two augmented
  * views, a Wasserstein regularizer between the views' similarity distributions, an L2 penalty,
- * a temperature schedule) and supervised margin heads (ArcFace / CosFace with label smoothing).
+ * a temperature schedule or a learned temperature) and supervised margin heads (ArcFace / CosFace with label smoothing).
  * Everything is deterministic for a seed (the documented PRNG of densevec/reference).
  */
 
@@ -123,8 +123,12 @@ function initWeights(dv, d, h, seed) {
 
 /**
  * Contrastive projection head z = xW (W: d × h) trained on pairs of augmented views with
- * loss = NT-Xent(τ(t)) + μ·W₂(similarities of view a, of view b) + λ‖W‖², τ on a cosine
- * schedule. Returns { W, history: [{ step, tau, ntxent, wasserstein, penalty }] }.
+ * loss = NT-Xent(τ) + μ·W₂(similarities of view a, of view b) + λ‖W‖². τ follows a cosine
+ * schedule, or with `learnTemperature` is learned (CLIP's logit scale): Adam on log τ with
+ * ∂L/∂log τ = τ·∂L/∂τ from ntXent's gradTemperature, starting at tauStart, kept in
+ * [tauMin, 1]. Returns { W, history: [{ step, tau, ntxent, wasserstein, penalty,
+ * gradTemperature, entropy, positiveProbability, maxNegativeProbability, effectiveNegatives }] }
+ * (the last five from ntXent's diagnostics).
  */
 function trainContrastive(dv, ref, task, seed, o) {
   const rng = new ref.SplitMix64(seed);
@@ -133,6 +137,9 @@ function trainContrastive(dv, ref, task, seed, o) {
   const next = batcher(task.trainIdx.length, Math.min(o.batch, task.trainIdx.length), rng);
   const tau = dv.temperatureSchedule({ start: o.tauStart, end: o.tauEnd, steps: o.steps, kind: 'cosine' });
   const adam = new Adam([W.data], o.lr);
+  const logTau = new Float64Array([Math.log(o.tauStart)]);
+  const adamTau = o.learnTemperature ? new Adam([logTau], o.tauLr ?? 0.02) : null;
+  const logTauMin = Math.log(o.tauMin ?? 0.02);
   const history = [];
   for (let step = 0; step < o.steps; step++) {
     const idx = next().map((i) => task.trainIdx[i]);
@@ -140,7 +147,7 @@ function trainContrastive(dv, ref, task, seed, o) {
     const xb = view(idx);
     const za = dv.matmul(xa, W);
     const zb = dv.matmul(xb, W);
-    const t = tau(step);
+    const t = adamTau ? Math.exp(logTau[0]) : tau(step);
     const nt = dv.ntXent(za, zb, { temperature: t });
     const ws = dv.wassersteinRegularizer(za, zb, { p: 2 });
     const pen = dv.normPenalty(W, o.lambda);
@@ -148,7 +155,23 @@ function trainContrastive(dv, ref, task, seed, o) {
     const gb = addInto(Float32Array.from(nt.gradB.data), ws.gradB.data, o.mu);
     const gW = addInto(addInto(gradWeights(dv, xa, { data: ga, rows: za.rows, cols: za.cols }), gradWeights(dv, xb, { data: gb, rows: zb.rows, cols: zb.cols })), pen.grad.data);
     adam.step([gW]);
-    history.push({ step, tau: t, ntxent: nt.loss, wasserstein: ws.loss, penalty: pen.loss });
+    if (adamTau) {
+      adamTau.step([[t * nt.gradTemperature]]);
+      logTau[0] = Math.min(0, Math.max(logTauMin, logTau[0]));
+    }
+    const st = nt.stats ?? {};
+    history.push({
+      step,
+      tau: t,
+      ntxent: nt.loss,
+      wasserstein: ws.loss,
+      penalty: pen.loss,
+      gradTemperature: nt.gradTemperature,
+      entropy: st.meanEntropy,
+      positiveProbability: st.meanPositiveProbability,
+      maxNegativeProbability: st.meanMaxNegativeProbability,
+      effectiveNegatives: st.effectiveNegatives,
+    });
     if (o.onStep) o.onStep(step);
   }
   return { W, history };

@@ -20,6 +20,28 @@ export interface InfoNCEOptions {
   logQ?: Float32Array;
   /** L2-normalize q and keys inside (gradients flow through it). Default false. */
   normalize?: boolean;
+  /**
+   * Id of the item behind each key (length keys.rows). For query i with positive p_i, every key
+   * j ≠ p_i with keyIds[j] = keyIds[p_i] is an accidental hit and is left out of the softmax
+   * (logit −∞, gradient 0), as TensorFlow's `remove_accidental_hits`.
+   */
+  keyIds?: Uint32Array;
+}
+
+/**
+ * Diagnostics of the softmax p(·|q) over the keys, each averaged over queries (anchors for
+ * {@link ntXent}). A query without negatives counts entropy 0, positive probability 1 and 0 for
+ * the two negative measures.
+ */
+export interface ContrastiveStats {
+  /** Entropy of p(·|q) in nats. */
+  meanEntropy: number;
+  /** p(positive | q). */
+  meanPositiveProbability: number;
+  /** The largest probability given to a negative. */
+  meanMaxNegativeProbability: number;
+  /** exp(entropy of the negatives' renormalized probabilities): 1 … number of negatives. */
+  effectiveNegatives: number;
 }
 
 /** Result of {@link infoNCE}: mean loss and gradients with the shapes of q and keys. */
@@ -27,6 +49,9 @@ export interface InfoNCEResult {
   loss: number;
   gradQ: Matrix;
   gradKeys: Matrix;
+  /** ∂loss/∂τ (for a learnable temperature; logQ does not depend on τ). */
+  gradTemperature: number;
+  stats: ContrastiveStats;
 }
 
 /** Options of {@link ntXent}. */
@@ -40,6 +65,19 @@ export interface NtXentResult {
   loss: number;
   gradA: Matrix;
   gradB: Matrix;
+  /** ∂loss/∂τ. */
+  gradTemperature: number;
+  stats: ContrastiveStats;
+}
+
+/** Options of {@link mismatchScore}. */
+export interface MismatchOptions {
+  /**
+   * Also count the within-view pairs (a_i, a_j) and (b_i, b_j), i < j, in muQ (default false:
+   * cross-view pairs (a_i, b_j), i ≠ j, only). Then muQ is the mean over all 2n(n − 1)
+   * non-matching pairs of the 2n views.
+   */
+  withinView?: boolean;
 }
 
 /** Result of {@link mismatchScore}. */
@@ -84,11 +122,12 @@ export interface InfoNCEParsed {
   positives: Uint32Array | null;
   logQ: Float32Array | null;
   normalize: boolean;
+  keyIds: Uint32Array | null;
 }
 
 /** Snapshots of infoNCE's arguments: each field read once (validate.snap). */
 export function snapInfoNCE<Q, K, O>(fn: string, q: Q, keys: K, options: O): [Q, K, O] {
-  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize'])];
+  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds'])];
 }
 
 /** Snapshots of ntXent's arguments: each field read once (validate.snap). */
@@ -107,6 +146,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   v.num(fn, 'temperature', o.temperature);
   if (o.positives !== undefined) v.u32(fn, 'positives', o.positives);
   if (o.logQ !== undefined) v.vecType(fn, 'logQ', o.logQ);
+  if (o.keyIds !== undefined) v.u32(fn, 'keyIds', o.keyIds);
   if (o.normalize !== undefined && typeof o.normalize !== 'boolean') {
     fail('E_TYPE', `${fn}: normalize must be a boolean, got ${typeof o.normalize}`);
   }
@@ -122,8 +162,11 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   if (o.logQ !== undefined && o.logQ.length !== keys.rows) {
     fail('E_SHAPE', `${fn}: logQ has length ${o.logQ.length} but keys has ${keys.rows} rows`);
   }
+  if (o.keyIds !== undefined && o.keyIds.length !== keys.rows) {
+    fail('E_SHAPE', `${fn}: keyIds has length ${o.keyIds.length} but keys has ${keys.rows} rows`);
+  }
   checkTemperature(fn, o.temperature);
-  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true };
+  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null };
 }
 
 /**
@@ -194,13 +237,18 @@ export function scanNtXent(fn: string, a: Matrix, b: Matrix): void {
   v.finite(fn, 'b', b.data);
 }
 
-/** Types and shapes of mismatchScore (n ≥ 2 rows, same shape). */
-export function checkMismatch(fn: string, a: unknown, b: unknown): void {
+/** Types and shapes of mismatchScore (n ≥ 2 rows, same shape); returns withinView. */
+export function checkMismatch(fn: string, a: unknown, b: unknown, options?: unknown): boolean {
   v.matType(fn, 'a', a);
   v.matType(fn, 'b', b);
+  const o = v.opts(fn, options as MismatchOptions | undefined);
+  if (o.withinView !== undefined && typeof o.withinView !== 'boolean') {
+    fail('E_TYPE', `${fn}: withinView must be a boolean, got ${typeof o.withinView}`);
+  }
   v.matShape(fn, 'a', a, 2);
   v.matShape(fn, 'b', b, 2);
   v.sameShape(fn, 'a', a, 'b', b);
+  return o.withinView === true;
 }
 
 /** Types, shapes and values of softmaxProbabilities. */
@@ -265,6 +313,60 @@ function scaledSoftmaxRow(z: Float64Array, off: number, n: number, alpha: number
   return [Math.log(s), m];
 }
 
+/**
+ * One query's ∂loss_i/∂τ and diagnostics from its logits z·α (masked entries −∞), positive
+ * `pos` and logQ: [gradτ, entropy, p(pos), max p(neg), exp(entropy of the negatives)], in log space
+ * (exact for any spread of the logits).
+ */
+function rowExtras(zs: Float64Array, off: number, n: number, pos: number, logQ: Float32Array | null, tau: number, alpha = 1): number[] {
+  // Logits are held scaled by α = min(τ, 1); the diagnostics use the logits themselves.
+  const z = new Float64Array(n);
+  for (let j = 0; j < n; j++) z[j] = zs[off + j] / alpha;
+  off = 0;
+  let m = -Infinity;
+  let mn = -Infinity;
+  for (let j = 0; j < n; j++) {
+    const x = z[off + j];
+    if (x > m) m = x;
+    if (j !== pos && x > mn) mn = x;
+  }
+  const zp = z[off + pos];
+  if (mn === -Infinity) return [0, 0, 1, 0, 0];
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(z[off + j] - m);
+  const lse = m + Math.log(s);
+  let ln = 0;
+  let ez = 0;
+  let elq = 0;
+  for (let j = 0; j < n; j++) {
+    const x = z[off + j];
+    if (j === pos || x === -Infinity) continue;
+    const e = Math.exp(x - mn);
+    ln += e;
+    ez += e * x;
+    if (logQ) elq += e * logQ[j];
+  }
+  const eqz = ez / ln;
+  const lsen = mn + Math.log(ln);
+  const pneg = Math.exp(lsen - lse);
+  const pp = Math.exp(zp - lse);
+  const up = zp + (logQ ? logQ[pos] : 0);
+  // ∂L_i/∂τ = −(1/τ) Σ_j (p_j − y_j)·u_j with u_j = s_j/τ = z_j + logQ_j (a sum over negatives).
+  const gt = (-pneg * (eqz + elq / ln - up)) / tau;
+  return [gt, pp * (lse - zp) + pneg * (lse - eqz), pp, Math.exp(mn - lse), Math.exp(lsen - eqz)];
+}
+
+/** Means of per-query extras → (gradTemperature, stats). */
+function meanExtras(ex: number[][]): { gradTemperature: number; stats: ContrastiveStats } {
+  const t = [0, 0, 0, 0, 0];
+  for (const e of ex) for (let k = 0; k < 5; k++) t[k] += e[k];
+  const n = ex.length;
+  return {
+    gradTemperature: t[0] / n,
+    stats: { meanEntropy: t[1] / n, meanPositiveProbability: t[2] / n, meanMaxNegativeProbability: t[3] / n, effectiveNegatives: t[4] / n },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Public functions.
 
@@ -325,10 +427,19 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
       z[i * K + j] = (tau < 1 ? s : s / tau) - alpha * (p.logQ ? p.logQ[j] : 0);
     }
   }
+  if (p.keyIds) {
+    for (let i = 0; i < B; i++) {
+      const pos = p.positives ? p.positives[i] : i;
+      const id = p.keyIds[pos];
+      for (let j = 0; j < K; j++) if (j !== pos && p.keyIds[j] === id) z[i * K + j] = -Infinity;
+    }
+  }
   let loss = 0;
+  const ex: number[][] = [];
   for (let i = 0; i < B; i++) {
     const pos = p.positives ? p.positives[i] : i;
     const off = i * K;
+    ex.push(rowExtras(z, off, K, pos, p.logQ, tau, alpha));
     let m = -Infinity;
     for (let j = 0; j < K; j++) if (z[off + j] > m) m = z[off + j];
     const zp = z[off + pos];
@@ -360,7 +471,7 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
     backNorm(gq, qn.xh, qn.norms, B, d);
     backNorm(gk, kn.xh, kn.norms, K, d);
   }
-  return { loss, gradQ: toMatrix(gq, B, d), gradKeys: toMatrix(gk, K, d) };
+  return { loss, gradQ: toMatrix(gq, B, d), gradKeys: toMatrix(gk, K, d), ...meanExtras(ex) };
 }
 
 /**
@@ -395,9 +506,11 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   }
   const alpha = Math.min(tau, 1);
   let loss = 0;
+  const ex: number[][] = [];
   for (let i = 0; i < R; i++) {
     const pos = i < N ? i + N : i - N;
     const sp = s[i * R + pos];
+    ex.push(rowExtras(s, i * R, R, pos, null, tau, alpha));
     const [lse, m] = scaledSoftmaxRow(s, i * R, R, alpha);
     loss += lse + (m - sp) / alpha;
     s[i * R + pos] -= 1;
@@ -419,18 +532,19 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   }
   for (let t = 0; t < g.length; t++) g[t] /= tau;
   backNorm(g, xh, norms, R, d);
-  return { loss, gradA: toMatrix(g.subarray(0, N * d), N, d), gradB: toMatrix(g.subarray(N * d), N, d) };
+  return { loss, gradA: toMatrix(g.subarray(0, N * d), N, d), gradB: toMatrix(g.subarray(N * d), N, d), ...meanExtras(ex) };
 }
 
 /**
  * Alignment of two views: muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j,
- * M = muP − muQ. Zero rows have cosine 0 with everything (as {@link cosine}).
+ * M = muP − muQ. With `withinView: true`, muQ also counts the within-view pairs (a_i, a_j) and
+ * (b_i, b_j), i < j. Zero rows have cosine 0 with everything (as {@link cosine}).
  */
-export function mismatchScore(a: Matrix, b: Matrix): MismatchResult {
+export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): MismatchResult {
   const fn = 'mismatchScore';
   a = v.snap(fn, 'a', a);
   b = v.snap(fn, 'b', b);
-  checkMismatch(fn, a, b);
+  const withinView = checkMismatch(fn, a, b, options);
   v.finite(fn, 'a', a.data);
   v.finite(fn, 'b', b.data);
   const n = a.rows;
@@ -459,7 +573,14 @@ export function mismatchScore(a: Matrix, b: Matrix): MismatchResult {
   let all = 0;
   for (let k = 0; k < d; k++) all += sa[k] * sb[k];
   const muP = diag / n;
-  const muQ = (all - diag) / (n * (n - 1));
+  let muQ = (all - diag) / (n * (n - 1));
+  if (withinView) {
+    // Σ_{i<j} â_i·â_j = (‖Σ â_i‖² − Σ ‖â_i‖²)/2, likewise for b.
+    let within = 0;
+    for (let k = 0; k < d; k++) within += sa[k] * sa[k] + sb[k] * sb[k];
+    for (let i = 0; i < n * d; i++) within -= ah[i] * ah[i] + bh[i] * bh[i];
+    muQ = (all - diag + within / 2) / (2 * n * (n - 1));
+  }
   return { muP, muQ, M: muP - muQ };
 }
 

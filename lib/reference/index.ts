@@ -17,3 +17,4 @@ export * from './regularizers';
 export * from './pipelines';
 export { matrixFrom, toArrow } from '../inputs';
 export type { TensorLike } from '../inputs';
+export * from './sampling';

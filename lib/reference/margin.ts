@@ -35,6 +35,13 @@ export interface MarginResult {
   gradW: Matrix;
   /** The N × C logits fed to the softmax (s·cos θ, with the target entries replaced). */
   logits: Matrix;
+  /** ∂loss/∂s (for a learnable scale; every logit is linear in s). */
+  gradScale: number;
+  /**
+   * Per row, min over j ≠ y of θ_j − θ_y in radians (θ_j = angle between x̂ and ŵ_j), before
+   * any margin: negative when the row is misclassified by the plain cosine; +∞ when C = 1.
+   */
+  angularMargins: Float32Array;
 }
 
 /** Result of {@link labelSmoothingCrossEntropy}. */
@@ -237,9 +244,28 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
     }
   }
   const logits = Float32Array.from(z);
+  // Angular margins from the cosines (z_j/s off the label; the label's cosine recomputed).
+  const angularMargins = new Float32Array(N);
+  for (let i = 0; i < N; i++) {
+    const y = labels[i];
+    let cy = 0;
+    for (let k = 0; k < d; k++) cy += xu.h[i * d + k] * wu.h[y * d + k];
+    let best = Infinity;
+    for (let j = 0; j < C; j++) {
+      if (j === y) continue;
+      const t = Math.acos(Math.min(1, Math.max(-1, z[i * C + j] / p.scale))) - Math.acos(Math.min(1, Math.max(-1, cy)));
+      if (t < best) best = t;
+    }
+    angularMargins[i] = best;
+  }
+  const zs = Float64Array.from(z);
   let loss = 0;
   for (let i = 0; i < N; i++) loss += ceRow(z, i * C, C, labels[i], p.labelSmoothing);
   loss /= N;
+  // Every logit is s·(a function of the cosines), so ∂loss/∂s = Σ (∂loss/∂z)·z / s.
+  let gs = 0;
+  for (let i = 0; i < N * C; i++) gs += z[i] * zs[i];
+  const gradScale = gs / N / p.scale;
   // z now holds ∂loss_i/∂logit; chain to ∂loss/∂cos and divide by N for the mean.
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) z[i * C + j] *= (j === labels[i] ? dzy[i] : p.scale) / N;
@@ -262,6 +288,8 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
     gradX: { data: Float32Array.from(gx), rows: N, cols: d },
     gradW: { data: Float32Array.from(gw), rows: C, cols: d },
     logits: { data: logits, rows: N, cols: C },
+    gradScale,
+    angularMargins,
   };
 }
 
@@ -313,4 +341,85 @@ export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
     g[i] = m.data[i] > 0 ? lambda : m.data[i] < 0 ? -lambda : 0;
   }
   return { loss: lambda * s, grad: { data: g, rows: m.rows, cols: m.cols } };
+}
+
+/** Options of {@link marginGeometry}. */
+export interface MarginGeometryOptions {
+  /** 'normalized', 'cosface' or 'arcface' (required). */
+  kind: MarginKind;
+  /** m, with the defaults and ranges of {@link marginSoftmax}; ignored for 'normalized'. */
+  margin?: number;
+}
+
+/** Result of {@link marginGeometry}: two C × C matrices. */
+export interface MarginGeometryResult {
+  /** Δ_ij, the angle between ŵ_i and ŵ_j in radians (0 on the diagonal). */
+  angles: Matrix;
+  /**
+   * Realised angular gap between the decision boundaries of classes i and j along the geodesic
+   * from ŵ_i to ŵ_j: 0 ('normalized'), m ('arcface'), 2·asin(m / (2 sin(Δ_ij/2))) ('cosface';
+   * NaN where m > 2 sin(Δ_ij/2), i.e. the two prototypes are too close for the margin; 0 when
+   * m = 0); NaN on the diagonal.
+   */
+  gaps: Matrix;
+}
+
+/** Types, shapes and values of marginGeometry; returns (kind code, margin). */
+export function checkMarginGeometry(fn: string, prototypes: unknown, options: unknown): { kind: number; margin: number } {
+  v.matType(fn, 'prototypes', prototypes);
+  if (options === undefined || options === null || typeof options !== 'object') {
+    fail('E_TYPE', `${fn}: options must be an object with a kind, got ${options === null ? 'null' : typeof options}`);
+  }
+  const o = options as MarginGeometryOptions;
+  if (typeof o.kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string ('normalized', 'cosface' or 'arcface'), got ${typeof o.kind}`);
+  if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
+  v.matShape(fn, 'prototypes', prototypes);
+  if (!KINDS.has(o.kind)) {
+    fail('E_ARG', `${fn}: unknown kind '${o.kind}' (expected 'normalized', 'cosface' or 'arcface')`);
+  }
+  const kind = KINDS.get(o.kind) as number;
+  let margin = 0;
+  if (kind === 1) {
+    margin = o.margin ?? 0.35;
+    if (!(margin >= 0 && margin <= 1)) fail('E_ARG', `${fn}: margin must be in [0, 1] for cosface, got ${margin}`);
+  } else if (kind === 2) {
+    margin = o.margin ?? 0.5;
+    if (!(margin >= 0 && margin < Math.PI / 2)) fail('E_ARG', `${fn}: margin must be in [0, π/2) radians for arcface, got ${margin}`);
+  }
+  return { kind, margin };
+}
+
+/**
+ * Geometry of class prototypes under a margin: `angles` Δ_ij between the normalized prototypes
+ * and the angular `gaps` the margin realises between each pair's decision boundaries (CosFace's
+ * constant cosine margin is wide in angle between close prototypes and narrow between far
+ * ones; ArcFace's is m everywhere). Rows are normalized inside (a zero row → E_ARG).
+ */
+export function marginGeometry(prototypes: Matrix, options: MarginGeometryOptions): MarginGeometryResult {
+  const fn = 'marginGeometry';
+  const p = checkMarginGeometry(fn, prototypes, options);
+  scanZeroRows(fn, 'prototypes', prototypes);
+  v.finite(fn, 'prototypes', prototypes.data);
+  const C = prototypes.rows;
+  const wu = unit(prototypes);
+  const d = prototypes.cols;
+  const angles = new Float32Array(C * C);
+  const gaps = new Float32Array(C * C).fill(NaN);
+  for (let i = 0; i < C; i++) {
+    for (let j = 0; j < C; j++) {
+      if (i === j) continue;
+      let c = 0;
+      for (let k = 0; k < d; k++) c += wu.h[i * d + k] * wu.h[j * d + k];
+      const delta = Math.acos(Math.min(1, Math.max(-1, c)));
+      angles[i * C + j] = delta;
+      if (p.kind === 0) gaps[i * C + j] = 0;
+      else if (p.kind === 2) gaps[i * C + j] = p.margin;
+      else {
+        // Directions that agree to rounding (Δ < 1e-7) coincide: chord 0.
+        const chord = delta < 1e-7 ? 0 : 2 * Math.sin(delta / 2);
+        gaps[i * C + j] = p.margin === 0 ? 0 : p.margin > chord ? NaN : 2 * Math.asin(p.margin / chord);
+      }
+    }
+  }
+  return { angles: { data: angles, rows: C, cols: C }, gaps: { data: gaps, rows: C, cols: C } };
 }

@@ -6,7 +6,9 @@
 //! * pass A, parallel over fixed blocks of queries: for each key tile, logits = Q_blk·K_tileᵀ/τ
 //!   (`gemm_nt`), the running row max and sum of exponentials are updated (the accumulator is
 //!   rescaled when the max grows) and O_blk += exp(S − m)·K_tile (`gemm_nn`). At the end
-//!   gradQ_i = (O_i / l_i − k_pos(i)) / (Bτ) and lse_i = m_i + ln l_i.
+//!   gradQ_i = (O_i / l_i − k_pos(i)) / (Bτ) and lse_i = m_i + ln l_i. The same pass keeps
+//!   the negatives' sums (Σ e, Σ e·z, Σ e·logQ with their own running max as shift) from which
+//!   ∂loss/∂τ and the softmax diagnostics follow per query.
 //! * pass B, parallel over fixed blocks of keys: each query tile's logits are recomputed,
 //!   P = exp(S − m_i)/l_i with the final statistics, the positive entries get −1, and
 //!   gradK_blk += (P − 1_pos)ᵀ·Q_tile (the small tile is transposed, then `gemm_nn`).
@@ -34,12 +36,28 @@ const BQ2: usize = 256;
 /// Rows per piece for row-wise work (normalization, backprop through it).
 const ROWS: usize = 256;
 
+/// Diagnostics of the softmax over keys, each averaged over queries (anchors for NT-Xent).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NceStats {
+    /// Entropy of p(·|q) in nats.
+    pub mean_entropy: f64,
+    /// p(positive | q).
+    pub mean_positive_probability: f64,
+    /// The largest probability of a negative (0 for a query without negatives).
+    pub mean_max_negative_probability: f64,
+    /// exp of the entropy of the negatives' renormalized probabilities (0 without negatives).
+    pub effective_negatives: f64,
+}
+
 /// Result of [`info_nce`].
 #[derive(Clone, Debug)]
 pub struct InfoNce {
     pub loss: f64,
     pub grad_q: Vec<f32>,
     pub grad_keys: Vec<f32>,
+    /// ∂loss/∂τ.
+    pub grad_temperature: f64,
+    pub stats: NceStats,
 }
 
 /// Result of [`nt_xent`].
@@ -48,6 +66,9 @@ pub struct NtXent {
     pub loss: f64,
     pub grad_a: Vec<f32>,
     pub grad_b: Vec<f32>,
+    /// ∂loss/∂τ.
+    pub grad_temperature: f64,
+    pub stats: NceStats,
 }
 
 /// Result of [`mismatch_score`].
@@ -193,6 +214,25 @@ struct Fused<'a> {
     positives: &'a [u32],
     /// Mask logit (i, i): queries and keys are the same rows (NT-Xent).
     exclude_self: bool,
+    /// Mask keys j ≠ p_i with key_ids[j] = key_ids[p_i] (accidental hits).
+    key_ids: Option<&'a [u32]>,
+}
+
+impl Fused<'_> {
+    /// Whether logit (i, j) is excluded from the softmax.
+    #[inline]
+    fn masked(&self, i: usize, j: usize) -> bool {
+        if self.exclude_self && i == j {
+            return true;
+        }
+        match self.key_ids {
+            Some(ids) => {
+                let pos = self.positives[i] as usize;
+                j != pos && ids[j] == ids[pos]
+            }
+            None => false,
+        }
+    }
 }
 
 /// Logits of queries i0..i0+mb against keys j0..j0+nb into `tile` (mb × nb, ld nb), with the
@@ -222,43 +262,224 @@ fn logits_tile(p: &Fused, i0: usize, mb: usize, j0: usize, nb: usize, tile: &mut
                 row[i - j0] = f32::NEG_INFINITY;
             }
         }
+        if p.key_ids.is_some() {
+            let i = i0 + r;
+            for (jj, v) in row.iter_mut().enumerate() {
+                if p.masked(i, j0 + jj) {
+                    *v = f32::NEG_INFINITY;
+                }
+            }
+        }
     }
 }
 
 /// exp(row − shift) in place with masked (−∞) entries forced to exactly 0; returns the sum.
 #[inline]
-fn exp_row(row: &mut [f32], shift: f32, masked: Option<usize>) -> f64 {
+fn exp_row(p: &Fused, i: usize, j0: usize, row: &mut [f32], shift: f32) -> f64 {
     let mut s = k::exp_shift_sum(row, shift);
-    if let Some(j) = masked {
-        s -= row[j] as f64;
-        row[j] = 0.0;
+    if p.exclude_self && i >= j0 && i < j0 + row.len() {
+        s -= row[i - j0] as f64;
+        row[i - j0] = 0.0;
+    }
+    if p.key_ids.is_some() {
+        for (jj, v) in row.iter_mut().enumerate() {
+            if p.masked(i, j0 + jj) {
+                s -= *v as f64;
+                *v = 0.0;
+            }
+        }
     }
     s
 }
 
-/// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss.
+/// Per-query sums over the negatives (the positive and masked keys left out) with their own
+/// running shift, the largest negative logit `mneg`: Σ e_j, Σ e_j·z_j, Σ e_j·logQ_j with
+/// e_j = exp(z_j − mneg). (A shared shift with the positive would let the negatives underflow
+/// float32 next to a dominant positive.)
+#[derive(Clone, Copy)]
+struct NegAcc {
+    mneg: f32,
+    lneg: f64,
+    ezn: f64,
+    elqn: f64,
+}
+
+impl NegAcc {
+    const EMPTY: NegAcc = NegAcc {
+        mneg: f32::NEG_INFINITY,
+        lneg: 0.0,
+        ezn: 0.0,
+        elqn: 0.0,
+    };
+
+    /// Adds one tile of query i's logits `row` (masked entries −∞, not modified), with `mn` the
+    /// tile's largest negative logit and `pin` the positive's place in the tile. `z` and `e`
+    /// are scratch of the tile's length.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        p: &Fused,
+        i: usize,
+        j0: usize,
+        row: &[f32],
+        mn: f32,
+        pin: Option<usize>,
+        z: &mut [f32],
+        e: &mut [f32],
+    ) {
+        if mn == f32::NEG_INFINITY {
+            return;
+        }
+        let sh = self.mneg.max(mn);
+        if self.mneg != sh && self.mneg != f32::NEG_INFINITY {
+            let a = ((self.mneg - sh) as f64).exp();
+            self.lneg *= a;
+            self.ezn *= a;
+            self.elqn *= a;
+        }
+        self.mneg = sh;
+        z.copy_from_slice(row);
+        if let Some(jj) = pin {
+            z[jj] = f32::NEG_INFINITY;
+        }
+        e.copy_from_slice(z);
+        let mut s = k::exp_shift_sum(e, sh);
+        // Excluded entries: e = 0 exactly, and z = 0 so that e·z stays finite.
+        let mut drop = |jj: usize, z: &mut [f32], e: &mut [f32]| {
+            s -= e[jj] as f64;
+            e[jj] = 0.0;
+            z[jj] = 0.0;
+        };
+        if let Some(jj) = pin {
+            drop(jj, z, e);
+        }
+        if p.exclude_self && i >= j0 && i < j0 + row.len() {
+            drop(i - j0, z, e);
+        }
+        if p.key_ids.is_some() {
+            for jj in 0..row.len() {
+                if Some(jj) != pin && p.masked(i, j0 + jj) {
+                    drop(jj, z, e);
+                }
+            }
+        }
+        self.lneg += s;
+        self.ezn += k::dot(e, z) as f64;
+        if let Some(lq) = p.log_q {
+            self.elqn += k::dot(e, &lq[j0..j0 + row.len()]) as f64;
+        }
+    }
+}
+
+/// One query's ∂loss_i/∂τ and diagnostics: [gradτ, entropy, p(pos), max p(neg), effective
+/// negatives].
+type RowExtra = [f64; 5];
+
+/// The extras of one query from its log-sum-exp `lse`, positive logit `zp` (and zp + logQ_pos
+/// = `up`), and the negatives' sums with shift `shift`: `ln` = Σ exp(z − shift), `ezn` =
+/// Σ exp(z − shift)·z, `elqn` = Σ exp(z − shift)·logQ, `mneg` the largest negative logit.
+#[allow(clippy::too_many_arguments)]
+fn row_extra(
+    lse: f64,
+    zp: f64,
+    up: f64,
+    shift: f64,
+    ln: f64,
+    ezn: f64,
+    elqn: f64,
+    mneg: f64,
+    inv_tau: f64,
+) -> RowExtra {
+    let eqz = ezn / ln;
+    let eqlq = elqn / ln;
+    let lsen = shift + ln.ln();
+    let pneg = (lsen - lse).exp();
+    let pp = (zp - lse).exp();
+    let h = pp * (lse - zp) + pneg * (lse - eqz);
+    [
+        -inv_tau * pneg * (eqz + eqlq - up),
+        h,
+        pp,
+        (mneg - lse).exp(),
+        (lsen - eqz).exp(),
+    ]
+}
+
+/// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss, per-row extras.
 type PassA<'a> = (
-    ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
-    &'a mut [f64],
+    (
+        ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+        &'a mut [f64],
+    ),
+    &'a mut [RowExtra],
 );
 
-/// Runs both passes; returns (loss, gradQ, gradKeys) with respect to the prepared rows.
-fn fused(func: &str, p: &Fused) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+/// What the fused passes return: loss, gradQ, gradKeys, ∂loss/∂τ and the diagnostics.
+struct FusedOut {
+    loss: f64,
+    gq: Vec<f32>,
+    gk: Vec<f32>,
+    grad_tau: f64,
+    stats: NceStats,
+}
+
+/// ∂loss/∂τ and the diagnostics from a backend's per-query rows of five values
+/// [Pneg·(E_q[z] + E_q[logQ] − u_pos), entropy, p(pos), max p(neg), effective negatives]
+/// (the first times −1/τ is ∂loss_i/∂τ).
+#[doc(hidden)]
+pub fn nce_extras_from_rows(rows: &[f64], inv_tau: f32) -> (f64, NceStats) {
+    let ex: Vec<RowExtra> = rows
+        .chunks_exact(5)
+        .map(|r| [-(inv_tau as f64) * r[0], r[1], r[2], r[3], r[4]])
+        .collect();
+    mean_extras(&ex)
+}
+
+/// Mean of the per-query extras, in a fixed order.
+fn mean_extras(ex: &[RowExtra]) -> (f64, NceStats) {
+    let mut t = [0f64; 5];
+    for e in ex {
+        for (a, b) in t.iter_mut().zip(e) {
+            *a += b;
+        }
+    }
+    let inv = 1.0 / ex.len().max(1) as f64;
+    (
+        t[0] * inv,
+        NceStats {
+            mean_entropy: t[1] * inv,
+            mean_positive_probability: t[2] * inv,
+            mean_max_negative_probability: t[3] * inv,
+            effective_negatives: t[4] * inv,
+        },
+    )
+}
+
+/// Runs both passes (pass A alone when `grad` is false: then only the loss, ∂loss/∂τ and the
+/// diagnostics are formed); results are with respect to the prepared rows.
+fn fused(func: &str, p: &Fused, grad: bool) -> Result<FusedOut> {
     let (b, n, d) = (p.b, p.n, p.d);
-    let mut gq = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
+    // Without `grad`, gradQ is a placeholder of one value per query (never written).
+    let gd = if grad { d } else { 1 };
+    let mut gq = alloc::try_mat(func, "gradQ", b, gd, "split the batch")?;
     let mut mx = vec![0f32; b];
     let mut invl = vec![0f32; b];
     let mut lossv = vec![0f64; b];
+    let mut exv = vec![[0f64; 5]; b];
     // ∂loss/∂logit = (P − 1_pos)/B, and ∂logit/∂(q·k) = 1/τ.
     let c = (p.inv_tau as f64 / b as f64) as f32;
 
-    // Pass A: online log-sum-exp and gradQ, one task per block of BQ queries.
-    let pass_a = |(blk, (((g, m), il), lv)): (usize, PassA)| {
+    // Pass A: online log-sum-exp, gradQ and the per-query extras, one task per block of BQ
+    // queries.
+    let pass_a = |(blk, ((((g, m), il), lv), ex)): (usize, PassA)| {
         let i0 = blk * BQ;
         let mb = m.len();
         let mut tile = vec![0f32; mb * BK.min(n)];
+        let mut zc = vec![0f32; BK.min(n)];
+        let mut ec = vec![0f32; BK.min(n)];
         let mut l = vec![0f64; mb];
         let mut pos_logit = vec![0f32; mb];
+        let mut acc = vec![NegAcc::EMPTY; mb];
         m.fill(f32::NEG_INFINITY);
         for j0 in (0..n).step_by(BK) {
             let nb = BK.min(n - j0);
@@ -268,15 +489,24 @@ fn fused(func: &str, p: &Fused) -> Result<(f64, Vec<f32>, Vec<f32>)> {
                 let i = i0 + r;
                 let row = &mut t[r * nb..(r + 1) * nb];
                 let pos = p.positives[i] as usize;
-                if pos >= j0 && pos < j0 + nb {
-                    pos_logit[r] = row[pos - j0];
-                }
-                let masked = if p.exclude_self && i >= j0 && i < j0 + nb {
-                    Some(i - j0)
-                } else {
-                    None
+                // The tile's largest negative logit (the positive set aside), then the row max.
+                let pin = (pos >= j0 && pos < j0 + nb).then(|| pos - j0);
+                let (mn, tmax) = match pin {
+                    Some(jj) => {
+                        let pl = row[jj];
+                        pos_logit[r] = pl;
+                        row[jj] = f32::NEG_INFINITY;
+                        let mn = k::max(row);
+                        row[jj] = pl;
+                        (mn, mn.max(pl))
+                    }
+                    None => {
+                        let mn = k::max(row);
+                        (mn, mn)
+                    }
                 };
-                let mnew = m[r].max(k::max(row));
+                acc[r].add(p, i, j0, row, mn, pin, &mut zc[..nb], &mut ec[..nb]);
+                let mnew = m[r].max(tmax);
                 if mnew == f32::NEG_INFINITY {
                     row.fill(0.0);
                     continue;
@@ -284,42 +514,80 @@ fn fused(func: &str, p: &Fused) -> Result<(f64, Vec<f32>, Vec<f32>)> {
                 if m[r] != mnew && m[r] != f32::NEG_INFINITY {
                     let a = ((m[r] - mnew) as f64).exp();
                     l[r] *= a;
-                    k::scale(&mut g[r * d..(r + 1) * d], a as f32);
+                    if grad {
+                        k::scale(&mut g[r * d..(r + 1) * d], a as f32);
+                    }
                 }
                 m[r] = mnew;
-                l[r] += exp_row(row, mnew, masked);
+                l[r] += exp_row(p, i, j0, row, mnew);
             }
-            k::gemm_nn(
-                mb,
-                d,
-                nb,
-                t,
-                nb,
-                &p.keys[j0 * d..(j0 + nb) * d],
-                d,
-                g,
-                d,
-                true,
-            );
+            if grad {
+                k::gemm_nn(
+                    mb,
+                    d,
+                    nb,
+                    t,
+                    nb,
+                    &p.keys[j0 * d..(j0 + nb) * d],
+                    d,
+                    g,
+                    d,
+                    true,
+                );
+            }
         }
         for r in 0..mb {
             let i = i0 + r;
             let pos = p.positives[i] as usize;
-            lv[r] = m[r] as f64 + l[r].ln() - pos_logit[r] as f64;
+            let lse = m[r] as f64 + l[r].ln();
+            lv[r] = lse - pos_logit[r] as f64;
             il[r] = (1.0 / l[r]) as f32;
-            let gr = &mut g[r * d..(r + 1) * d];
-            k::scale(gr, il[r]);
-            k::axpy(gr, -1.0, &p.keys[pos * d..(pos + 1) * d]);
-            k::scale(gr, c);
+            let zp = pos_logit[r] as f64;
+            let up = zp + p.log_q.map_or(0.0, |lq| lq[pos] as f64);
+            let a = acc[r];
+            ex[r] = if a.mneg == f32::NEG_INFINITY {
+                // No negatives: p(pos) = 1.
+                [0.0, 0.0, 1.0, 0.0, 0.0]
+            } else {
+                row_extra(
+                    lse,
+                    zp,
+                    up,
+                    a.mneg as f64,
+                    a.lneg,
+                    a.ezn,
+                    a.elqn,
+                    a.mneg as f64,
+                    p.inv_tau as f64,
+                )
+            };
+            if grad {
+                let gr = &mut g[r * d..(r + 1) * d];
+                k::scale(gr, il[r]);
+                k::axpy(gr, -1.0, &p.keys[pos * d..(pos + 1) * d]);
+                k::scale(gr, c);
+            }
         }
     };
     let it_a = gq
-        .par_chunks_mut(BQ * d)
+        .par_chunks_mut(BQ * gd)
         .zip(mx.par_chunks_mut(BQ))
         .zip(invl.par_chunks_mut(BQ))
         .zip(lossv.par_chunks_mut(BQ))
+        .zip(exv.par_chunks_mut(BQ))
         .enumerate();
     pool::run(|| it_a.for_each(pass_a));
+    let loss = lossv.iter().sum::<f64>() / b as f64;
+    let (grad_tau, stats) = mean_extras(&exv);
+    if !grad {
+        return Ok(FusedOut {
+            loss,
+            gq,
+            gk: Vec::new(),
+            grad_tau,
+            stats,
+        });
+    }
 
     // Pass B: gradKeys, one task per block of BK2 keys.
     let mut gk = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
@@ -337,12 +605,7 @@ fn fused(func: &str, p: &Fused) -> Result<(f64, Vec<f32>, Vec<f32>)> {
             for r in 0..mb {
                 let i = i0 + r;
                 let row = &mut t[r * nb..(r + 1) * nb];
-                let masked = if p.exclude_self && i >= j0 && i < j0 + nb {
-                    Some(i - j0)
-                } else {
-                    None
-                };
-                exp_row(row, mx[i], masked);
+                exp_row(p, i, j0, row, mx[i]);
                 k::scale(row, invl[i]);
                 let pos = p.positives[i] as usize;
                 if pos >= j0 && pos < j0 + nb {
@@ -372,13 +635,18 @@ fn fused(func: &str, p: &Fused) -> Result<(f64, Vec<f32>, Vec<f32>)> {
     };
     pool::run(|| gk.par_chunks_mut(BK2 * d).enumerate().for_each(pass_b));
 
-    let loss = lossv.iter().sum::<f64>() / b as f64;
-    Ok((loss, gq, gk))
+    Ok(FusedOut {
+        loss,
+        gq,
+        gk,
+        grad_tau,
+        stats,
+    })
 }
 
 /// A validated InfoNCE / NT-Xent problem on prepared rows (normalized where asked), shared by
 /// the CPU path here and the GPU backend (which runs the O(B·K·d) part on the device and
-/// [`Prepared::finish_info_nce`] / [`Prepared::finish_nt_xent`] on the host).
+/// [`Prepared::finish_info_nce_with`] / [`Prepared::finish_nt_xent_with`] on the host).
 #[doc(hidden)]
 pub struct Prepared<'a> {
     /// Queries, b × d (for NT-Xent: z = [â; b̂], 2N × d).
@@ -394,6 +662,8 @@ pub struct Prepared<'a> {
     pub positives: Cow<'a, [u32]>,
     /// Mask logit (i, i) (NT-Xent).
     pub exclude_self: bool,
+    /// Key ids for the removal of accidental hits (InfoNCE's `keyIds`).
+    pub key_ids: Option<&'a [u32]>,
     /// Norms of the raw query / key rows when they were normalized.
     pub q_norms: Option<Vec<f64>>,
     pub k_norms: Option<Vec<f64>>,
@@ -416,11 +686,19 @@ impl<'a> Prepared<'a> {
             log_q: self.log_q,
             positives: &self.positives,
             exclude_self: self.exclude_self,
+            key_ids: self.key_ids,
         }
     }
 
-    /// InfoNCE's result from the loss and the gradients with respect to the prepared rows.
-    pub fn finish_info_nce(&self, loss: f64, mut gq: Vec<f32>, mut gk: Vec<f32>) -> InfoNce {
+    /// InfoNCE's result from the loss, the gradients with respect to the prepared rows, and
+    /// ∂loss/∂τ with the diagnostics.
+    pub fn finish_info_nce_with(
+        &self,
+        loss: f64,
+        mut gq: Vec<f32>,
+        mut gk: Vec<f32>,
+        (grad_temperature, stats): (f64, NceStats),
+    ) -> InfoNce {
         if let (Some(qn), Some(kn)) = (&self.q_norms, &self.k_norms) {
             back_norm(&mut gq, &self.q, qn, self.d);
             back_norm(&mut gk, self.keys(), kn, self.d);
@@ -429,12 +707,19 @@ impl<'a> Prepared<'a> {
             loss,
             grad_q: gq,
             grad_keys: gk,
+            grad_temperature,
+            stats,
         }
     }
 
-    /// NT-Xent's result from the loss and the gradient with respect to z (queries and keys
-    /// together).
-    pub fn finish_nt_xent(&self, loss: f64, mut g: Vec<f32>) -> NtXent {
+    /// NT-Xent's result from the loss, the gradient with respect to z (queries and keys
+    /// together), and ∂loss/∂τ with the diagnostics.
+    pub fn finish_nt_xent_with(
+        &self,
+        loss: f64,
+        mut g: Vec<f32>,
+        (grad_temperature, stats): (f64, NceStats),
+    ) -> NtXent {
         let norms = self.q_norms.as_ref().expect("NT-Xent rows are normalized");
         back_norm(&mut g, &self.q, norms, self.d);
         let grad_b = g.split_off(self.b / 2 * self.d);
@@ -442,6 +727,8 @@ impl<'a> Prepared<'a> {
             loss,
             grad_a: g,
             grad_b,
+            grad_temperature,
+            stats,
         }
     }
 }
@@ -455,6 +742,20 @@ pub fn info_nce_prepare<'a>(
     n: usize,
     d: usize,
     o: &InfoNceOpts<'a>,
+) -> Result<Prepared<'a>> {
+    info_nce_prepare_ids(q, b, keys, n, d, o, None)
+}
+
+/// [`info_nce_prepare`] with the `keyIds` of the removal of accidental hits.
+#[doc(hidden)]
+pub fn info_nce_prepare_ids<'a>(
+    q: &'a [f32],
+    b: usize,
+    keys: &'a [f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts<'a>,
+    key_ids: Option<&'a [u32]>,
 ) -> Result<Prepared<'a>> {
     const F: &str = "infoNCE";
     check_matrix(F, "q", q, b, d)?;
@@ -476,6 +777,15 @@ pub fn info_nce_prepare<'a>(
                 Shape,
                 "{F}: logQ has length {} but keys has {n} rows",
                 lq.len()
+            );
+        }
+    }
+    if let Some(ids) = key_ids {
+        if ids.len() != n {
+            bail!(
+                Shape,
+                "{F}: keyIds has length {} but keys has {n} rows",
+                ids.len()
             );
         }
     }
@@ -517,6 +827,7 @@ pub fn info_nce_prepare<'a>(
             log_q: o.log_q,
             positives,
             exclude_self: false,
+            key_ids,
             q_norms: Some(qn),
             k_norms: Some(kn),
         },
@@ -530,6 +841,7 @@ pub fn info_nce_prepare<'a>(
             log_q: o.log_q,
             positives,
             exclude_self: false,
+            key_ids,
             q_norms: None,
             k_norms: None,
         },
@@ -537,7 +849,8 @@ pub fn info_nce_prepare<'a>(
 }
 
 /// InfoNCE with logits q·k/τ − logQ_k, mean over queries of −log p(positive | query), and its
-/// gradients with respect to q and keys (through the normalization when `normalize`).
+/// gradients with respect to q and keys (through the normalization when `normalize`), ∂loss/∂τ
+/// and the diagnostics.
 pub fn info_nce(
     q: &[f32],
     b: usize,
@@ -546,13 +859,27 @@ pub fn info_nce(
     d: usize,
     o: &InfoNceOpts,
 ) -> Result<InfoNce> {
-    let p = info_nce_prepare(q, b, keys, n, d, o)?;
-    let (loss, gq, gk) = if logits_may_overflow(&p, o.temperature) {
+    info_nce_ids(q, b, keys, n, d, o, None)
+}
+
+/// [`info_nce`] with accidental hits removed: for query i with positive p_i, every key j ≠ p_i
+/// with `key_ids[j] == key_ids[p_i]` is left out of the softmax (logit −∞, gradient 0).
+pub fn info_nce_ids(
+    q: &[f32],
+    b: usize,
+    keys: &[f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts,
+    key_ids: Option<&[u32]>,
+) -> Result<InfoNce> {
+    let p = info_nce_prepare_ids(q, b, keys, n, d, o, key_ids)?;
+    let r = if logits_may_overflow(&p, o.temperature) {
         info_nce_f64("infoNCE", &p, o.temperature)?
     } else {
-        fused("infoNCE", &p.fused())?
+        fused("infoNCE", &p.fused(), true)?
     };
-    Ok(p.finish_info_nce(loss, gq, gk))
+    Ok(p.finish_info_nce_with(r.loss, r.gq, r.gk, (r.grad_tau, r.stats)))
 }
 
 /// Whether the float32 logits q·k/τ − logQ of the fused path could overflow (a temperature
@@ -567,23 +894,28 @@ pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
 /// InfoNCE (and NT-Xent, whose keys are its queries with the self logit masked) in float64 on
 /// the prepared rows, the logits held scaled by α = min(τ, 1) as in the reference: u = α·(q·k/τ − logQ), exp((u − max u)/α), gradients divided by τ last. Used
 /// when [`logits_may_overflow`]; never forms an infinite logit, so a subnormal τ gives a
-/// finite loss wherever the true loss is representable.
-fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+/// finite loss wherever the true loss is representable. ∂loss/∂τ and the diagnostics come from
+/// the log-probabilities (∂loss/∂τ overflows with 1/τ²).
+fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<FusedOut> {
     let (b, n, d) = (p.b, p.n, p.d);
     let q: &[f32] = &p.q;
     let keys = p.keys();
     let alpha = tau.min(1.0);
+    let fz = p.fused();
     let mut z = vec![0f64; n];
+    let mut sims = vec![0f64; n];
     let mut gq: Vec<f64> = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
     let mut gk: Vec<f64> = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
+    let mut exv = vec![[0f64; 5]; b];
     let mut loss = 0.0;
     for i in 0..b {
         let qi = &q[i * d..(i + 1) * d];
         for (j, zj) in z.iter_mut().enumerate() {
             let kj = &keys[j * d..(j + 1) * d];
             let s: f64 = qi.iter().zip(kj).map(|(&x, &y)| x as f64 * y as f64).sum();
+            sims[j] = s;
             let lq = p.log_q.map_or(0.0, |l| l[j] as f64);
-            *zj = if p.exclude_self && i == j {
+            *zj = if fz.masked(i, j) {
                 f64::NEG_INFINITY
             } else {
                 (if tau < 1.0 { s } else { s / tau }) - alpha * lq
@@ -598,6 +930,7 @@ fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<(f64, Vec<f32>, Ve
             sum += *v;
         }
         loss += sum.ln() + (m - zp) / alpha;
+        exv[i] = extras_from_probs(&z, sum, pos, &sims, tau);
         for (j, &e) in z.iter().enumerate() {
             let g = (e / sum - if j == pos { 1.0 } else { 0.0 }) / b as f64;
             if g == 0.0 {
@@ -614,7 +947,54 @@ fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<(f64, Vec<f32>, Ve
             .map(|v| (v / tau) as f32)
             .collect::<Vec<f32>>()
     };
-    Ok((loss / b as f64, out(gq), out(gk)))
+    let (grad_tau, stats) = mean_extras(&exv);
+    Ok(FusedOut {
+        loss: loss / b as f64,
+        gq: out(gq),
+        gk: out(gk),
+        grad_tau,
+        stats,
+    })
+}
+
+/// One query's extras from its unnormalized probabilities `e` (sum `sum`, masked entries 0),
+/// positive `pos` and similarities `sims` (before dividing by τ), in log space.
+fn extras_from_probs(e: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) -> RowExtra {
+    let lsum = sum.ln();
+    let lp = |j: usize| e[j].ln() - lsum;
+    let mut h = 0.0;
+    let mut gt = 0.0;
+    let mut ln_max = f64::NEG_INFINITY;
+    for (j, &v) in e.iter().enumerate() {
+        if v > 0.0 {
+            let pj = v / sum;
+            h -= pj * lp(j);
+            gt += (pj - if j == pos { 1.0 } else { 0.0 }) * sims[j];
+            if j != pos {
+                ln_max = ln_max.max(lp(j));
+            }
+        }
+    }
+    // ∂L_i/∂τ = −(1/τ)·Σ_j (p_j − y_j)·s_j/τ.
+    let gt = -gt / tau / tau;
+    if ln_max == f64::NEG_INFINITY {
+        return [gt, h, 1.0, 0.0, 0.0];
+    }
+    let mut l = 0.0;
+    for (j, &v) in e.iter().enumerate() {
+        if j != pos && v > 0.0 {
+            l += (lp(j) - ln_max).exp();
+        }
+    }
+    let lneg = ln_max + l.ln();
+    let mut hn = 0.0;
+    for (j, &v) in e.iter().enumerate() {
+        if j != pos && v > 0.0 {
+            let lq = lp(j) - lneg;
+            hn -= lq.exp() * lq;
+        }
+    }
+    [gt, h, lp(pos).exp(), ln_max.exp(), hn.exp()]
 }
 
 /// Validates an NT-Xent call and prepares z = [â; b̂] (see [`nt_xent`]).
@@ -652,6 +1032,7 @@ pub fn nt_xent_prepare(
         log_q: None,
         positives: Cow::Owned(positives),
         exclude_self: true,
+        key_ids: None,
         q_norms: Some(norms),
         k_norms: None,
     })
@@ -661,19 +1042,32 @@ pub fn nt_xent_prepare(
 /// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, mut g, gk) = if logits_may_overflow(&p, temperature) {
+    let r = if logits_may_overflow(&p, temperature) {
         info_nce_f64("ntXent", &p, temperature)?
     } else {
-        fused("ntXent", &p.fused())?
+        fused("ntXent", &p.fused(), true)?
     };
-    k::axpy(&mut g, 1.0, &gk);
-    drop(gk);
-    Ok(p.finish_nt_xent(loss, g))
+    let mut g = r.gq;
+    k::axpy(&mut g, 1.0, &r.gk);
+    Ok(p.finish_nt_xent_with(r.loss, g, (r.grad_tau, r.stats)))
 }
 
 /// muP = mean cos(a_i, b_i), muQ = mean cos(a_i, b_j) over i ≠ j, M = muP − muQ (n ≥ 2).
 /// Zero rows have cosine 0 with everything.
 pub fn mismatch_score(a: &[f32], b: &[f32], rows: usize, d: usize) -> Result<Mismatch> {
+    mismatch_score_opts(a, b, rows, d, false)
+}
+
+/// [`mismatch_score`]; with `within_view`, muQ is the mean over every non-matching pair of the
+/// 2n views: the n(n − 1) cross-view pairs (a_i, b_j), i ≠ j, and the within-view pairs
+/// (a_i, a_j) and (b_i, b_j), i < j — 2n(n − 1) pairs in all.
+pub fn mismatch_score_opts(
+    a: &[f32],
+    b: &[f32],
+    rows: usize,
+    d: usize,
+    within_view: bool,
+) -> Result<Mismatch> {
     const F: &str = "mismatchScore";
     check_matrix(F, "a", a, rows, d)?;
     check_matrix(F, "b", b, rows, d)?;
@@ -685,6 +1079,8 @@ pub fn mismatch_score(a: &[f32], b: &[f32], rows: usize, d: usize) -> Result<Mis
     let mut sa = vec![0f64; d];
     let mut sb = vec![0f64; d];
     let mut diag = 0f64;
+    // Σ_i ‖â_i‖² + ‖b̂_i‖² (1 per non-zero row).
+    let mut selfs = 0f64;
     for (ar, br) in a.chunks(d).zip(b.chunks(d)) {
         let na = row_norm(ar);
         let nb = row_norm(br);
@@ -697,13 +1093,21 @@ pub fn mismatch_score(a: &[f32], b: &[f32], rows: usize, d: usize) -> Result<Mis
             sa[kk] += x;
             sb[kk] += y;
             dd += x * y;
+            selfs += x * x + y * y;
         }
         diag += dd;
     }
     let all: f64 = sa.iter().zip(&sb).map(|(x, y)| x * y).sum();
     let n = rows as f64;
     let mu_p = diag / n;
-    let mu_q = (all - diag) / (n * (n - 1.0));
+    let mu_q = if within_view {
+        // Σ_{i<j} â_i·â_j + b̂_i·b̂_j = (‖Σâ‖² + ‖Σb̂‖² − Σ‖â_i‖² − Σ‖b̂_i‖²)/2.
+        let sq = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>();
+        let within = (sq(&sa) + sq(&sb) - selfs) / 2.0;
+        (all - diag + within) / (2.0 * n * (n - 1.0))
+    } else {
+        (all - diag) / (n * (n - 1.0))
+    };
     Ok(Mismatch {
         mu_p,
         mu_q,
@@ -861,6 +1265,74 @@ mod tests {
     }
 
     #[test]
+    fn grad_temperature_matches_finite_differences_across_tiles() {
+        let (b, n, d) = (130usize, 300usize, 5usize);
+        let q = randv(b * d, 11);
+        let keys = randv(n * d, 12);
+        let pos: Vec<u32> = (0..b).map(|i| ((i * 13) % n) as u32).collect();
+        let lq: Vec<f32> = (0..n).map(|j| -1.0 - (j % 7) as f32 * 0.3).collect();
+        let ids: Vec<u32> = (0..n).map(|j| (j % 37) as u32).collect();
+        for key_ids in [None, Some(&ids[..])] {
+            let at = |t: f64| {
+                let o = InfoNceOpts {
+                    temperature: t,
+                    positives: Some(&pos),
+                    log_q: Some(&lq),
+                    normalize: true,
+                };
+                info_nce_ids(&q, b, &keys, n, d, &o, key_ids).unwrap()
+            };
+            let r = at(0.4);
+            let fd = (at(0.4 + 1e-3).loss - at(0.4 - 1e-3).loss) / 2e-3;
+            assert!(
+                (fd - r.grad_temperature).abs() < 1e-3 * fd.abs().max(1.0),
+                "{key_ids:?}: fd {fd} vs {}",
+                r.grad_temperature
+            );
+            let s = r.stats;
+            assert!(s.mean_positive_probability > 0.0 && s.mean_positive_probability < 1.0);
+            assert!(s.effective_negatives >= 1.0 && s.effective_negatives <= n as f64);
+        }
+        let x = nt_xent(&q, &keys[..b * d], b, d, 0.3).unwrap();
+        let fd = (nt_xent(&q, &keys[..b * d], b, d, 0.301).unwrap().loss
+            - nt_xent(&q, &keys[..b * d], b, d, 0.299).unwrap().loss)
+            / 2e-3;
+        assert!((fd - x.grad_temperature).abs() < 1e-3 * fd.abs().max(1.0));
+    }
+
+    #[test]
+    fn negative_stats_survive_a_dominant_positive() {
+        // Negatives 70–90 nats below the positive would underflow a float32 shift shared with
+        // the positive; with their own shift their statistics stay exact.
+        let q = [1f32, 0.0, 0.0, 0.0];
+        let keys = [
+            1f32, 0.0, 0.0, 0.0, 0.1, 0.99, 0.0, 0.0, 0.2, 0.0, 0.97, 0.0, 0.3, 0.0, 0.0, 0.95,
+        ];
+        let o = InfoNceOpts {
+            temperature: 0.01,
+            positives: None,
+            log_q: None,
+            normalize: false,
+        };
+        let r = info_nce(&q, 1, &keys, 4, 4, &o).unwrap();
+        let z: Vec<f64> = [10.0f64, 20.0, 30.0]
+            .iter()
+            .map(|v| (*v as f32 / 100.0) as f64 * 100.0)
+            .collect();
+        let m = z[2];
+        let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
+        let l: f64 = e.iter().sum();
+        let h: f64 = -e.iter().map(|v| v / l * (v / l).ln()).sum::<f64>();
+        assert!(
+            (r.stats.effective_negatives - h.exp()).abs() < 1e-3 * h.exp(),
+            "{} vs {}",
+            r.stats.effective_negatives,
+            h.exp()
+        );
+        assert!(r.stats.mean_max_negative_probability > 0.0);
+    }
+
+    #[test]
     fn thread_count_does_not_change_bits() {
         let (b, n, d) = (300, 700, 33);
         let q = randv(b * d, 5);
@@ -880,6 +1352,9 @@ mod tests {
         assert_eq!(r1.loss.to_bits(), r2.loss.to_bits());
         assert_eq!(r1.grad_q, r2.grad_q);
         assert_eq!(r1.grad_keys, r2.grad_keys);
+        assert_eq!(r1.grad_temperature.to_bits(), r2.grad_temperature.to_bits());
+        assert_eq!(r1.stats, r2.stats);
+        assert_eq!(x1.grad_temperature.to_bits(), x2.grad_temperature.to_bits());
         assert_eq!(x1.loss.to_bits(), x2.loss.to_bits());
         assert_eq!(x1.grad_a, x2.grad_a);
         assert_eq!(x1.grad_b, x2.grad_b);
@@ -922,11 +1397,24 @@ mod tests {
             normalize: false,
         };
         let p = info_nce_prepare(&q, 3, &q, 3, 2, &o).unwrap();
-        let (l1, g1, k1) = fused("infoNCE", &p.fused()).unwrap();
-        let (l2, g2, k2) = info_nce_f64("infoNCE", &p, 0.5).unwrap();
-        assert!((l1 - l2).abs() < 1e-6);
-        for (a, b) in g1.iter().chain(&k1).zip(g2.iter().chain(&k2)) {
+        let r1 = fused("infoNCE", &p.fused(), true).unwrap();
+        let r2 = info_nce_f64("infoNCE", &p, 0.5).unwrap();
+        assert!((r1.loss - r2.loss).abs() < 1e-6);
+        for (a, b) in r1.gq.iter().chain(&r1.gk).zip(r2.gq.iter().chain(&r2.gk)) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        assert!((r1.grad_tau - r2.grad_tau).abs() < 1e-5 * r1.grad_tau.abs().max(1.0));
+        let (s1, s2) = (r1.stats, r2.stats);
+        for (a, b) in [
+            (s1.mean_entropy, s2.mean_entropy),
+            (s1.mean_positive_probability, s2.mean_positive_probability),
+            (
+                s1.mean_max_negative_probability,
+                s2.mean_max_negative_probability,
+            ),
+            (s1.effective_negatives, s2.effective_negatives),
+        ] {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
 

@@ -16,6 +16,7 @@ pub mod mechanisms;
 pub mod quantized;
 pub mod regularizers;
 pub mod rows;
+pub mod sampling;
 pub mod similarity;
 pub mod statistics;
 pub mod topk;

@@ -66,6 +66,10 @@ pub struct MarginSoftmax {
     pub grad_x: Vec<f32>,
     pub grad_w: Vec<f32>,
     pub logits: Vec<f32>,
+    /// ∂loss/∂s.
+    pub grad_scale: f64,
+    /// Per row, min over j ≠ y of θ_j − θ_y in radians (+∞ when C = 1).
+    pub angular_margins: Vec<f32>,
 }
 
 /// `{ loss, grad }` of the cross-entropy and the penalties.
@@ -147,6 +151,65 @@ type RowsTask<'a> = (
     &'a mut [f64],
 );
 
+/// One margin-softmax row-block task: a [`RowsTask`], per-row Σ (∂loss/∂z)·z, angular margins.
+type RowsTaskX<'a> = ((RowsTask<'a>, &'a mut [f64]), &'a mut [f32]);
+
+/// min over j ≠ y of θ_j − θ_y = acos(max_{j≠y} cos θ_j) − acos(cos θ_y) from a row of cosines
+/// (+∞ for a single class).
+fn angular_margin(cos: &[f32], y: usize) -> f32 {
+    let mut mx = f32::NEG_INFINITY;
+    for (j, &v) in cos.iter().enumerate() {
+        if j != y && v > mx {
+            mx = v;
+        }
+    }
+    if mx == f32::NEG_INFINITY {
+        return f32::INFINITY;
+    }
+    let a = |v: f32| (v as f64).clamp(-1.0, 1.0).acos();
+    (a(mx) - a(cos[y])) as f32
+}
+
+/// ∂loss/∂s and the angular margins from the logits a backend returned (a host pass over the
+/// N × C logits, O(N·(C + d))): cos θ_j = z_j/s off the label, cos θ_y from the unit rows.
+pub fn margin_extras(
+    pr: &MarginPrepared,
+    logits: &[f32],
+    n: usize,
+    c: usize,
+    d: usize,
+    labels: &[u32],
+    o: &MarginOpts,
+) -> (f64, Vec<f32>) {
+    let eps = o.label_smoothing;
+    let mut gs = 0f64;
+    let mut ang = vec![0f32; n];
+    let mut row = vec![0f64; c];
+    let mut cosr = vec![0f32; c];
+    for i in 0..n {
+        let y = labels[i] as usize;
+        let z = &logits[i * c..(i + 1) * c];
+        for (cv, &zv) in cosr.iter_mut().zip(z) {
+            *cv = (zv as f64 / o.scale) as f32;
+        }
+        cosr[y] = k::dot(&pr.xh[i * d..(i + 1) * d], &pr.wh[y * d..(y + 1) * d]);
+        ang[i] = angular_margin(&cosr, y);
+        let m = z.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+        let mut se = 0f64;
+        for (r, &zv) in row.iter_mut().zip(z) {
+            *r = (zv as f64 - m).exp();
+            se += *r;
+        }
+        let mut t = 0f64;
+        for (j, (&r, &zv)) in row.iter().zip(z).enumerate() {
+            let target = eps / c as f64 + if j == y { 1.0 - eps } else { 0.0 };
+            t += (r / se - target) * zv as f64;
+        }
+        gs += t;
+    }
+    (gs / n as f64 / o.scale, ang)
+}
+
 /// A validated margin-softmax problem: unit rows, their norms, and each row's target logit
 /// z_y, dz_y/d cos θ_y, cos θ_y and tangent ŵ_y − cos θ_y·x̂ (all from float64 norms and dot
 /// products of the raw rows, so they are accurate near θ_y = 0). Shared by the CPU path and
@@ -173,7 +236,8 @@ pub struct MarginPrepared {
 
 impl MarginPrepared {
     /// The result from the loss, the logits, the gradients with respect to the unit rows
-    /// (target column left out) and ∂loss/∂z_y per row (`target_grad`, mean included).
+    /// (target column left out), `(∂loss/∂s, angular margins)` (see [`margin_extras`]) and
+    /// ∂loss/∂z_y per row (`target_grad`, mean included).
     #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &self,
@@ -182,6 +246,7 @@ impl MarginPrepared {
         mut gw: Vec<f32>,
         logits: Vec<f32>,
         d: usize,
+        (grad_scale, angular_margins): (f64, Vec<f32>),
         target_grad: &[f64],
         labels: &[u32],
     ) -> MarginSoftmax {
@@ -193,6 +258,8 @@ impl MarginPrepared {
             grad_x: gx,
             grad_w: gw,
             logits,
+            grad_scale,
+            angular_margins,
         }
     }
 
@@ -435,21 +502,27 @@ pub fn margin_softmax(
     alloc::probe(F, "the N × C logits", g.len() * 4, SPLIT)?;
     let mut logits = similarity_matrix(xh, n, wh, c, d, Metric::Dot)?;
     let mut lossv = vec![0f64; n];
+    // Per row: Σ_j (∂loss_i/∂z_j)·z_j (for ∂loss/∂s), the angular margin, ∂loss/∂z_y.
+    let mut gsv = vec![0f64; n];
+    let mut angv = vec![0f32; n];
     let mut tgrad = vec![0f64; n];
     let eps = o.label_smoothing;
     let s32 = o.scale as f32;
     let inv_n = 1.0 / n as f64;
-    let rows_work = |(blk, (((lg, gg), lv), tv)): (usize, RowsTask)| {
+    let rows_work = |(blk, (((((lg, gg), lv), tv), gs), an)): (usize, RowsTaskX)| {
         for r in 0..lv.len() {
             let i = blk * ROWS + r;
             let y = labels[i] as usize;
             let zy = pr.target[i].0;
             let lrow = &mut lg[r * c..(r + 1) * c];
+            an[r] = angular_margin(lrow, y);
             k::scale(lrow, s32);
             lrow[y] = zy as f32;
             let grow = &mut gg[r * c..(r + 1) * c];
             grow.copy_from_slice(lrow);
             lv[r] = ce_row(grow, y, eps);
+            // All logits are linear in s: ∂z_j/∂s = z_j/s.
+            gs[r] = k::dot(grow, lrow) as f64 - (1.0 - eps) * zy;
             let py = grow[y] as f64;
             k::scale(grow, (o.scale * inv_n) as f32);
             // The target column's share is added in float64 by `finish`.
@@ -463,10 +536,13 @@ pub fn margin_softmax(
             .zip(g.par_chunks_mut(ROWS * c))
             .zip(lossv.par_chunks_mut(ROWS))
             .zip(tgrad.par_chunks_mut(ROWS))
+            .zip(gsv.par_chunks_mut(ROWS))
+            .zip(angv.par_chunks_mut(ROWS))
             .enumerate()
             .for_each(rows_work)
     });
     let loss = lossv.iter().sum::<f64>() * inv_n;
+    let grad_scale = gsv.iter().sum::<f64>() * inv_n / o.scale;
 
     // gradX̂ = G·Ŵ over fixed row blocks.
     let mut gx = alloc::try_mat(F, "gradX", n, d, SPLIT)?;
@@ -512,7 +588,7 @@ pub fn margin_softmax(
             })
     });
     drop(g);
-    Ok(pr.finish(loss, gx, gw, logits, d, &tgrad, labels))
+    Ok(pr.finish(loss, gx, gw, logits, d, (grad_scale, angv), &tgrad, labels))
 }
 
 /// PyTorch's `cross_entropy(logits, labels, label_smoothing=ε)` with mean reduction, and its
@@ -627,6 +703,87 @@ pub fn l1_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<Lo
         loss: lambda * s,
         grad,
     })
+}
+
+/// Result of [`margin_geometry`]: two C × C matrices, row-major.
+#[derive(Clone, Debug)]
+pub struct MarginGeometry {
+    /// Δ_ij = angle between ŵ_i and ŵ_j (radians; 0 on the diagonal).
+    pub angles: Vec<f32>,
+    /// Realised angular gap between the decision boundaries of classes i and j along the
+    /// geodesic from ŵ_i to ŵ_j: 0 (normalized), m (arcface), 2·asin(m / (2 sin(Δ_ij/2)))
+    /// (cosface; NaN where m > 2 sin(Δ_ij/2), 0 when m = 0); NaN on the diagonal.
+    pub gaps: Vec<f32>,
+}
+
+/// Angles between the class prototypes (c × d, normalized inside) and the angular gaps a margin
+/// of `kind` and `margin` realises between each pair's decision boundaries.
+pub fn margin_geometry(
+    w: &[f32],
+    c: usize,
+    d: usize,
+    kind: MarginKind,
+    margin: f64,
+) -> Result<MarginGeometry> {
+    const F: &str = "marginGeometry";
+    check_matrix(F, "prototypes", w, c, d)?;
+    match kind {
+        MarginKind::CosFace if !(0.0..=1.0).contains(&margin) => {
+            bail!(
+                Arg,
+                "{F}: margin must be in [0, 1] for cosface, got {}",
+                js_num(margin)
+            )
+        }
+        MarginKind::ArcFace if !(0.0..std::f64::consts::FRAC_PI_2).contains(&margin) => {
+            bail!(
+                Arg,
+                "{F}: margin must be in [0, π/2) radians for arcface, got {}",
+                js_num(margin)
+            )
+        }
+        _ => {}
+    }
+    normalized_rows(F, "prototypes", w, c, d)?;
+    finite(F, "prototypes", w)?;
+    // Norms in float64 (a float32 sum of squares would put near-parallel rows 1e-4 apart).
+    let wn: Vec<f64> = w
+        .chunks(d)
+        .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt())
+        .collect();
+    let mut angles = vec![0f32; c * c];
+    let mut gaps = vec![f32::NAN; c * c];
+    for i in 0..c {
+        for j in 0..c {
+            if i == j {
+                continue;
+            }
+            let (wi, wj) = (&w[i * d..(i + 1) * d], &w[j * d..(j + 1) * d]);
+            let dot: f64 = wi.iter().zip(wj).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let delta = (dot / (wn[i] * wn[j])).clamp(-1.0, 1.0).acos();
+            angles[i * c + j] = delta as f32;
+            gaps[i * c + j] = match kind {
+                MarginKind::Normalized => 0.0,
+                MarginKind::ArcFace => margin as f32,
+                MarginKind::CosFace => {
+                    // Directions that agree to rounding (Δ < 1e-7) coincide: chord 0.
+                    let chord = if delta < 1e-7 {
+                        0.0
+                    } else {
+                        2.0 * (delta / 2.0).sin()
+                    };
+                    if margin == 0.0 {
+                        0.0
+                    } else if margin > chord {
+                        f32::NAN
+                    } else {
+                        (2.0 * (margin / chord).asin()) as f32
+                    }
+                }
+            };
+        }
+    }
+    Ok(MarginGeometry { angles, gaps })
 }
 
 #[cfg(test)]
@@ -883,6 +1040,8 @@ mod tests {
         assert_eq!(a.loss.to_bits(), b.loss.to_bits());
         assert_eq!(a.grad_x, b.grad_x);
         assert_eq!(a.grad_w, b.grad_w);
+        assert_eq!(a.grad_scale.to_bits(), b.grad_scale.to_bits());
+        assert_eq!(a.angular_margins, b.angular_margins);
     }
 
     #[test]

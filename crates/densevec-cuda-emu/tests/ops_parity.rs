@@ -6,7 +6,7 @@
 //! with the GEMMs as 3xTF32 (split operands, TF32-rounded products) in many blocks.
 #![cfg(target_os = "linux")]
 
-use densevec_core::contrastive::{info_nce, nt_xent, InfoNceOpts};
+use densevec_core::contrastive::{info_nce, nt_xent, InfoNceOpts, NceStats};
 use densevec_core::margin::{margin_softmax, MarginKind, MarginOpts};
 use densevec_core::regularizers::wasserstein_regularizer;
 use densevec_core::similarity::{similarity_matrix, Metric};
@@ -85,6 +85,37 @@ fn close_grad(what: &str, got: &[f32], want: &[f32]) {
     if let Err(e) = close(got, want, 1e-4, 1e-5 * m) {
         panic!("{what}: {e}");
     }
+}
+
+/// ∂loss/∂τ or ∂loss/∂s and the softmax diagnostics (host-side on the device path).
+fn close_scalar(what: &str, got: f64, want: f64) {
+    assert!(
+        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+        "{what}: {got} vs {want}"
+    );
+}
+
+fn close_stats(what: &str, got: &NceStats, want: &NceStats) {
+    close_scalar(
+        &format!("{what} entropy"),
+        got.mean_entropy,
+        want.mean_entropy,
+    );
+    close_scalar(
+        &format!("{what} p(pos)"),
+        got.mean_positive_probability,
+        want.mean_positive_probability,
+    );
+    close_scalar(
+        &format!("{what} max p(neg)"),
+        got.mean_max_negative_probability,
+        want.mean_max_negative_probability,
+    );
+    close_scalar(
+        &format!("{what} effective negatives"),
+        got.effective_negatives,
+        want.effective_negatives,
+    );
 }
 
 fn close_loss(what: &str, got: f64, want: f64) {
@@ -228,6 +259,12 @@ fn info_nce_matches_the_cpu_with_every_option_and_block_size() {
                 close_loss(&what, got.loss, want.loss);
                 close_grad(&format!("{what} gradQ"), &got.grad_q, &want.grad_q);
                 close_grad(&format!("{what} gradKeys"), &got.grad_keys, &want.grad_keys);
+                close_scalar(
+                    &format!("{what} gradTemperature"),
+                    got.grad_temperature,
+                    want.grad_temperature,
+                );
+                close_stats(&what, &got.stats, &want.stats);
                 clean(&emu);
             }
         }
@@ -247,6 +284,12 @@ fn nt_xent_matches_the_cpu() {
                 close_loss(&what, got.loss, want.loss);
                 close_grad(&format!("{what} gradA"), &got.grad_a, &want.grad_a);
                 close_grad(&format!("{what} gradB"), &got.grad_b, &want.grad_b);
+                close_scalar(
+                    &format!("{what} gradTemperature"),
+                    got.grad_temperature,
+                    want.grad_temperature,
+                );
+                close_stats(&what, &got.stats, &want.stats);
                 clean(&emu);
             }
         }
@@ -279,6 +322,23 @@ fn margin_softmax_matches_the_cpu_for_every_kind() {
                 close_grad(&format!("{what} logits"), &got.logits, &want.logits);
                 close_grad(&format!("{what} gradX"), &got.grad_x, &want.grad_x);
                 close_grad(&format!("{what} gradW"), &got.grad_w, &want.grad_w);
+                close_scalar(
+                    &format!("{what} gradScale"),
+                    got.grad_scale,
+                    want.grad_scale,
+                );
+                assert_eq!(got.angular_margins.len(), n);
+                for (i, (g, w)) in got
+                    .angular_margins
+                    .iter()
+                    .zip(&want.angular_margins)
+                    .enumerate()
+                {
+                    assert!(
+                        g == w || (g - w).abs() <= 1e-3,
+                        "{what} angularMargins[{i}]: {g} vs {w}"
+                    );
+                }
                 clean(&emu);
             }
         }

@@ -57,11 +57,18 @@ __device__ __forceinline__ double dv_block_sum(double v, double* sh) {
 //   loss[i] = logsumexp_j z_j - z_{i,pos(i)},
 //   s_ij <- softmax(z)_j - [j == pos(i)]   (the gradient with respect to the logits, times B).
 // When lo is not null the result is stored split for 3xTF32: its TF32 part in s, the rest in lo
-// (same layout). One block of DV_CE_THREADS threads per row.
+// (same layout). When extra is not null, row i's diagnostics go to extra[5i .. 5i+4]: with the
+// negatives' (j != pos(i), z_j finite) own shift mn = max z_j, ln = sum exp(z_j - mn),
+// Eq[z] and Eq[logQ] their means under the renormalized negatives, Pneg = exp(mn + ln ln - lse):
+//   [Pneg (Eq[z] + Eq[logQ] - z_pos - logQ_pos), entropy of p, p_pos, exp(mn - lse),
+//    exp(mn + ln ln - Eq[z])]
+// (the first times -1/tau is d loss_i / d tau); a row without negatives gets [0, 0, 1, 0, 0].
+// One block of DV_CE_THREADS threads per row.
 extern "C" __global__ void __launch_bounds__(DV_CE_THREADS)
 dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
            const float* __restrict__ log_q, int has_logq, const unsigned* __restrict__ positives,
-           int exclude_self, double* __restrict__ loss, float* __restrict__ lo) {
+           int exclude_self, double* __restrict__ loss, float* __restrict__ lo,
+           double* __restrict__ extra) {
   __shared__ float shf[DV_CE_THREADS / 32];
   __shared__ double shd[DV_CE_THREADS / 32];
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {  // block-uniform loop
@@ -82,6 +89,43 @@ dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
     const double lse = (double)mx + log(se);
     const int pos = (int)positives[i];
     const float zpos = row[pos];  // every thread reads it before any thread overwrites the row
+    if (extra) {  // block-uniform
+      float mn = DV_NEG_INF;
+      for (int j = threadIdx.x; j < n; j += DV_CE_THREADS)
+        if (j != pos) mn = fmaxf(mn, row[j]);
+      mn = dv_block_max(mn, shf);
+      double ln = 0.0, ez = 0.0, elq = 0.0;
+      if (mn != DV_NEG_INF) {
+        for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
+          const float z = row[j];
+          if (j == pos || z == DV_NEG_INF) continue;
+          const double e = (double)expf(z - mn);
+          ln += e;
+          ez += e * (double)z;
+          if (has_logq) elq += e * (double)log_q[j];
+        }
+      }
+      ln = dv_block_sum(ln, shd);
+      ez = dv_block_sum(ez, shd);
+      elq = dv_block_sum(elq, shd);
+      if (threadIdx.x == 0) {
+        double* x = extra + (size_t)i * 5;
+        if (mn == DV_NEG_INF) {
+          x[0] = 0.0; x[1] = 0.0; x[2] = 1.0; x[3] = 0.0; x[4] = 0.0;
+        } else {
+          const double zp = (double)zpos;
+          const double up = zp + (has_logq ? (double)log_q[pos] : 0.0);
+          const double eqz = ez / ln, eqlq = elq / ln;
+          const double lsen = (double)mn + log(ln);
+          const double pneg = exp(lsen - lse), pp = exp(zp - lse);
+          x[0] = pneg * (eqz + eqlq - up);
+          x[1] = pp * (lse - zp) + pneg * (lse - eqz);
+          x[2] = pp;
+          x[3] = exp((double)mn - lse);
+          x[4] = exp(lsen - eqz);
+        }
+      }
+    }
     __syncthreads();
     if (threadIdx.x == 0) loss[i] = lse - (double)zpos;
     const float flse = (float)lse;

@@ -520,15 +520,15 @@ pub fn info_nce(
     o: &InfoNceOpts,
 ) -> Result<InfoNce> {
     let p = info_nce_prepare(q, b, keys, n, d, o)?;
-    let (loss, gq, gk) = with_gpu("cudaInfoNCE", |g| ops::fused_ce(g, "cudaInfoNCE", &p))?;
-    Ok(p.finish_info_nce(loss, gq, gk))
+    let (loss, gq, gk, ex) = with_gpu("cudaInfoNCE", |g| ops::fused_ce(g, "cudaInfoNCE", &p))?;
+    Ok(p.finish_info_nce_with(loss, gq, gk, ex))
 }
 
 /// NT-Xent on the GPU (see [`ops::fused_ce`]).
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, g, _) = with_gpu("cudaNtXent", |dev| ops::fused_ce(dev, "cudaNtXent", &p))?;
-    Ok(p.finish_nt_xent(loss, g))
+    let (loss, g, _, ex) = with_gpu("cudaNtXent", |dev| ops::fused_ce(dev, "cudaNtXent", &p))?;
+    Ok(p.finish_nt_xent_with(loss, g, ex))
 }
 
 /// Margin softmax on the GPU (see [`ops::margin_softmax`]).

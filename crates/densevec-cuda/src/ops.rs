@@ -8,10 +8,13 @@
 
 use crate::dev::{gemm_rm, gemm_rm_p, Arg, Buf, DevPtr, Device, Launch};
 use densevec_core::contrastive::{
-    info_nce_prepare, nt_xent_prepare, InfoNce, InfoNceOpts, NtXent, Prepared,
+    info_nce_prepare, nce_extras_from_rows, nt_xent_prepare, InfoNce, InfoNceOpts, NceStats,
+    NtXent, Prepared,
 };
 use densevec_core::error::check_matrix;
-use densevec_core::margin::{margin_prepare, MarginOpts, MarginPrepared, MarginSoftmax};
+use densevec_core::margin::{
+    margin_extras, margin_prepare, MarginOpts, MarginPrepared, MarginSoftmax,
+};
 use densevec_core::regularizers::{unit_rows, wasserstein_check, Wasserstein};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
@@ -530,6 +533,9 @@ pub fn top_k(
 // ---------------------------------------------------------------------------------------------
 // InfoNCE and NT-Xent
 
+/// What [`fused_ce`] returns: loss, gradQ, gradKeys, and (∂loss/∂τ, diagnostics).
+pub type FusedCe = (f64, Vec<f32>, Vec<f32>, (f64, NceStats));
+
 /// The device part of InfoNCE / NT-Xent on prepared rows: (loss, gradQ, gradKeys) with respect
 /// to the prepared rows; for NT-Xent (keys are the queries) gradQ already holds both terms and
 /// gradKeys is empty.
@@ -537,11 +543,7 @@ pub fn top_k(
 /// Blocks of R complete logit rows: S = Q_blk Kᵀ / τ (GEMM), the row kernel turns S into
 /// P − 1_pos and the per-row losses, then gradQ_blk = (1/(Bτ)) P K and
 /// gradK += (1/(Bτ)) Pᵀ Q_blk (two GEMMs). Three B·K·d GEMMs in all; R × K floats of scratch.
-pub fn fused_ce(
-    dev: &dyn Device,
-    f: &'static str,
-    p: &Prepared,
-) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+pub fn fused_ce(dev: &dyn Device, f: &'static str, p: &Prepared) -> Result<FusedCe> {
     let (b, n, d) = (p.b, p.n, p.d);
     let shared = p.keys.is_none();
     // Inputs are finite (checked by the core), so both split or neither does.
@@ -568,6 +570,8 @@ pub fn fused_ce(
     };
     let gkptr = gk.as_ref().map_or(gq.ptr, |g| g.ptr);
     let loss = Buf::<f64>::zeros(dev, b).map_err(be(f))?;
+    // Per row: the ∂loss/∂τ term and the softmax diagnostics (see dv_ce_rows).
+    let extra = Buf::<f64>::zeros(dev, 5 * b).map_err(be(f))?;
     let r = rows_within(dev, 4 * n * (1 + split as usize), b);
     // The block of logits, turned in place into P − 1_pos (split for 3xTF32).
     let s = Operand::zeros(dev, f, r * n, split)?;
@@ -609,6 +613,7 @@ pub fn fused_ce(
                 Arg::I32(p.exclude_self as i32),
                 loss.arg(0),
                 s.lo_arg(),
+                extra.arg(0),
             ],
         )
         .map_err(be(f))?;
@@ -653,12 +658,13 @@ pub fn fused_ce(
     }
     let lossv = host(f, "the per-row losses", &loss)?;
     let total = lossv.iter().sum::<f64>() / b as f64;
+    let ex = nce_extras_from_rows(&host(f, "the per-row diagnostics", &extra)?, p.inv_tau);
     let gqv = host(f, "gradQ", &gq)?;
     let gkv = match &gk {
         Some(g) => host(f, "gradKeys", g)?,
         None => Vec::new(),
     };
-    Ok((total, gqv, gkv))
+    Ok((total, gqv, gkv, ex))
 }
 
 /// InfoNCE on the device (same contract as `densevec_core::contrastive::info_nce`).
@@ -672,8 +678,8 @@ pub fn info_nce(
     o: &InfoNceOpts,
 ) -> Result<InfoNce> {
     let p = info_nce_prepare(q, b, keys, n, d, o)?;
-    let (loss, gq, gk) = fused_ce(dev, "cudaInfoNCE", &p)?;
-    Ok(p.finish_info_nce(loss, gq, gk))
+    let (loss, gq, gk, ex) = fused_ce(dev, "cudaInfoNCE", &p)?;
+    Ok(p.finish_info_nce_with(loss, gq, gk, ex))
 }
 
 /// NT-Xent on the device (same contract as `densevec_core::contrastive::nt_xent`).
@@ -686,8 +692,8 @@ pub fn nt_xent(
     temperature: f64,
 ) -> Result<NtXent> {
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, g, _) = fused_ce(dev, "cudaNtXent", &p)?;
-    Ok(p.finish_nt_xent(loss, g))
+    let (loss, g, _, ex) = fused_ce(dev, "cudaNtXent", &p)?;
+    Ok(p.finish_nt_xent_with(loss, g, ex))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -829,7 +835,8 @@ pub fn margin_run(
     let gxv = host(F, "gradX", &gx)?;
     let gwv = host(F, "gradPrototypes", &gw)?;
     let tg = pr.target_grads(&row_loss, &logits, labels, o.label_smoothing);
-    Ok(pr.finish(total, gxv, gwv, logits, d, &tg, labels))
+    let ex = margin_extras(pr, &logits, n, c, d, labels, o);
+    Ok(pr.finish(total, gxv, gwv, logits, d, ex, &tg, labels))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,12 +5,33 @@ use densevec_core::contrastive::{self as c, InfoNceOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// `{ loss, gradQ, gradKeys }` of infoNCE (gradients row-major, shapes of q and keys).
+/// `stats` of infoNCE / ntXent: diagnostics of p(·|q), averaged over queries.
+#[napi(object)]
+pub struct ContrastiveStats {
+    pub mean_entropy: f64,
+    pub mean_positive_probability: f64,
+    pub mean_max_negative_probability: f64,
+    pub effective_negatives: f64,
+}
+
+fn stats(s: c::NceStats) -> ContrastiveStats {
+    ContrastiveStats {
+        mean_entropy: s.mean_entropy,
+        mean_positive_probability: s.mean_positive_probability,
+        mean_max_negative_probability: s.mean_max_negative_probability,
+        effective_negatives: s.effective_negatives,
+    }
+}
+
+/// `{ loss, gradQ, gradKeys, gradTemperature, stats }` of infoNCE (gradients row-major,
+/// shapes of q and keys).
 #[napi(object, object_from_js = false)]
 pub struct InfoNceResult<'e> {
     pub loss: f64,
     pub grad_q: Float32ArraySlice<'e>,
     pub grad_keys: Float32ArraySlice<'e>,
+    pub grad_temperature: f64,
+    pub stats: ContrastiveStats,
 }
 
 impl IntoJs for c::InfoNce {
@@ -20,16 +41,20 @@ impl IntoJs for c::InfoNce {
             loss: self.loss,
             grad_q: typed(env, func, "gradQ", &self.grad_q)?,
             grad_keys: typed(env, func, "gradKeys", &self.grad_keys)?,
+            grad_temperature: self.grad_temperature,
+            stats: stats(self.stats),
         })
     }
 }
 
-/// `{ loss, gradA, gradB }` of ntXent.
+/// `{ loss, gradA, gradB, gradTemperature, stats }` of ntXent.
 #[napi(object, object_from_js = false)]
 pub struct NtXentResult<'e> {
     pub loss: f64,
     pub grad_a: Float32ArraySlice<'e>,
     pub grad_b: Float32ArraySlice<'e>,
+    pub grad_temperature: f64,
+    pub stats: ContrastiveStats,
 }
 
 impl IntoJs for c::NtXent {
@@ -39,7 +64,17 @@ impl IntoJs for c::NtXent {
             loss: self.loss,
             grad_a: typed(env, func, "gradA", &self.grad_a)?,
             grad_b: typed(env, func, "gradB", &self.grad_b)?,
+            grad_temperature: self.grad_temperature,
+            stats: stats(self.stats),
         })
+    }
+}
+
+fn ids(key_ids: &[u32]) -> Option<&[u32]> {
+    if key_ids.is_empty() {
+        None
+    } else {
+        Some(key_ids)
     }
 }
 
@@ -71,7 +106,8 @@ pub(crate) fn nce_opts<'a>(
     }
 }
 
-/// InfoNCE; an empty `positives` means query i ↔ key i; `logQ` is used when `hasLogQ`.
+/// InfoNCE; an empty `positives` means query i ↔ key i; `logQ` is used when `hasLogQ`; an
+/// empty `keyIds` means no removal of accidental hits.
 #[napi(js_name = "infoNCE")]
 #[allow(clippy::too_many_arguments)]
 pub fn info_nce<'e>(
@@ -86,6 +122,7 @@ pub fn info_nce<'e>(
     log_q: &[f32],
     has_log_q: bool,
     normalize: bool,
+    key_ids: &[u32],
 ) -> napi::Result<InfoNceResult<'e>> {
     const F: &str = "infoNCE";
     let (b, n, d) = (
@@ -94,7 +131,7 @@ pub fn info_nce<'e>(
         to_usize(F, "cols", cols)?,
     );
     let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
-    guard(F, || c::info_nce(q, b, keys, n, d, &o))?.into_js(env, F)
+    guard(F, || c::info_nce_ids(q, b, keys, n, d, &o, ids(key_ids)))?.into_js(env, F)
 }
 
 /// Async twin of `infoNCE` (inputs are copied first).
@@ -111,6 +148,7 @@ pub fn info_nce_async(
     log_q: &[f32],
     has_log_q: bool,
     normalize: bool,
+    key_ids: &[u32],
 ) -> napi::Result<AsyncTask<Job<c::InfoNce>>> {
     const F: &str = "infoNCEAsync";
     let (b, n, d) = (
@@ -118,15 +156,16 @@ pub fn info_nce_async(
         to_usize(F, "keys.rows", k_rows)?,
         to_usize(F, "cols", cols)?,
     );
-    let (q, keys, positives, log_q) = (
+    let (q, keys, positives, log_q, key_ids) = (
         copy(F, "q", q)?,
         copy(F, "keys", keys)?,
         copy(F, "positives", positives)?,
         copy(F, "log_q", log_q)?,
+        copy(F, "keyIds", key_ids)?,
     );
     Ok(Job::new(F, move || {
         let o = nce_opts(temperature, &positives, &log_q, has_log_q, normalize);
-        c::info_nce(&q, b, &keys, n, d, &o)
+        c::info_nce_ids(&q, b, &keys, n, d, &o, ids(&key_ids))
     }))
 }
 
@@ -160,12 +199,19 @@ pub fn nt_xent_async(
     Ok(Job::new(F, move || c::nt_xent(&a, &b, r, d, temperature)))
 }
 
-/// Mean matching and non-matching cosines of two views.
+/// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the
+/// within-view pairs).
 #[napi]
-pub fn mismatch_score(a: &[f32], b: &[f32], rows: f64, cols: f64) -> napi::Result<MismatchResult> {
+pub fn mismatch_score(
+    a: &[f32],
+    b: &[f32],
+    rows: f64,
+    cols: f64,
+    within_view: bool,
+) -> napi::Result<MismatchResult> {
     const F: &str = "mismatchScore";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let m = guard(F, || c::mismatch_score(a, b, r, d))?;
+    let m = guard(F, || c::mismatch_score_opts(a, b, r, d, within_view))?;
     Ok(MismatchResult {
         mu_p: m.mu_p,
         mu_q: m.mu_q,

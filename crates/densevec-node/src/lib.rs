@@ -17,6 +17,7 @@ mod margin;
 mod mechanisms;
 mod regularizers;
 mod rows;
+mod sampling;
 mod similarity;
 mod statistics;
 

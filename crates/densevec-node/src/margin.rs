@@ -5,13 +5,15 @@ use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// `{ loss, gradX, gradW, logits }` of marginSoftmax (row-major buffers).
+/// `{ loss, gradX, gradW, logits, gradScale, angularMargins }` of marginSoftmax (row-major buffers).
 #[napi(object, object_from_js = false)]
 pub struct MarginSoftmaxResult<'e> {
     pub loss: f64,
     pub grad_x: Float32ArraySlice<'e>,
     pub grad_w: Float32ArraySlice<'e>,
     pub logits: Float32ArraySlice<'e>,
+    pub grad_scale: f64,
+    pub angular_margins: Float32ArraySlice<'e>,
 }
 
 impl IntoJs for mg::MarginSoftmax {
@@ -22,6 +24,8 @@ impl IntoJs for mg::MarginSoftmax {
             grad_x: typed(env, func, "gradX", &self.grad_x)?,
             grad_w: typed(env, func, "gradW", &self.grad_w)?,
             logits: typed(env, func, "logits", &self.logits)?,
+            grad_scale: self.grad_scale,
+            angular_margins: typed(env, func, "angularMargins", &self.angular_margins)?,
         })
     }
 }

@@ -499,7 +499,7 @@ fn learning_parity(rng: &mut Rng, rows: &mut Vec<String>) -> i32 {
             rows,
             "infoNCE",
             &shape,
-            got.map(|(loss, gq, gk)| p.finish_info_nce(loss, gq, gk)),
+            got.map(|(loss, gq, gk, ex)| p.finish_info_nce_with(loss, gq, gk, ex)),
             &want,
         );
     }
@@ -586,10 +586,10 @@ fn info_nce_mode(
     tf32x3: bool,
 ) -> densevec_core::Result<densevec_core::contrastive::InfoNce> {
     let p = densevec_core::contrastive::info_nce_prepare(q, b, k, n, d, o)?;
-    let (loss, gq, gk) = cu::with_gpu("gpu-check", |g| {
+    let (loss, gq, gk, ex) = cu::with_gpu("gpu-check", |g| {
         g.with_gemm_mode(tf32x3, |g| cu::ops::fused_ce(g, "infoNCE", &p))
     })?;
-    Ok(p.finish_info_nce(loss, gq, gk))
+    Ok(p.finish_info_nce_with(loss, gq, gk, ex))
 }
 
 /// The loss and the named arrays of a result, for [`compare`].

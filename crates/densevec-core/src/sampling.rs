@@ -1,0 +1,376 @@
+//! Negative sampling: Walker's alias sampler on the documented SplitMix64 stream, unigram
+//! weights, and the binary negative-sampling (word2vec) / NCE loss.
+//!
+//! The alias table is built in float64 with Vose's stable variant in a fixed order, so the
+//! TypeScript reference builds the same table and, from the same seed, draws the same indices:
+//! draw t uses the stream's outputs 2t and 2t + 1 as uniforms u, u' ∈ (0, 1): column
+//! i = min(⌊u·K⌋, K − 1), then i when u' < prob[i], else alias[i].
+
+use crate::bail;
+use crate::contrastive::{finite, js_num};
+use crate::error::{check_matrix, Result};
+use crate::pool;
+use crate::statistics::SplitMix64;
+use densevec_kernels as k;
+use rayon::prelude::*;
+
+/// Walker's alias table over K categories.
+#[derive(Clone, Debug)]
+pub struct AliasTable {
+    /// Acceptance probability of each column.
+    pub prob: Vec<f64>,
+    /// The other category of each column.
+    pub alias: Vec<u32>,
+    /// The normalized target distribution.
+    pub probabilities: Vec<f64>,
+}
+
+/// Checks sampler weights: non-empty (E_SHAPE), none negative (E_ARG), finite (E_NON_FINITE),
+/// at least one positive (E_ARG).
+fn check_weights(func: &str, name: &str, w: &[f64]) -> Result<()> {
+    if w.is_empty() {
+        bail!(Shape, "{func}: {name} is empty");
+    }
+    if w.len() > u32::MAX as usize {
+        bail!(
+            Shape,
+            "{func}: {name} has {} entries, more than 2^32 − 1",
+            w.len()
+        );
+    }
+    if let Some(i) = w.iter().position(|&v| v < 0.0) {
+        bail!(Arg, "{func}: {name}[{i}] = {} is negative", js_num(w[i]));
+    }
+    if let Some(i) = w.iter().position(|v| !v.is_finite()) {
+        bail!(
+            NonFinite,
+            "{func}: {name} has a non-finite value {} at index {i}",
+            js_num(w[i])
+        );
+    }
+    Ok(())
+}
+
+impl AliasTable {
+    /// Builds the table of `weights` (non-negative, finite, at least one positive).
+    pub fn new(weights: &[f64]) -> Result<AliasTable> {
+        const F: &str = "AliasSampler";
+        check_weights(F, "weights", weights)?;
+        let total: f64 = weights.iter().sum();
+        if total == 0.0 {
+            bail!(
+                Arg,
+                "{F}: weights are all zero (at least one must be positive)"
+            );
+        }
+        if !total.is_finite() {
+            bail!(
+                Arg,
+                "{F}: the sum of weights overflows (got {})",
+                js_num(total)
+            );
+        }
+        let kk = weights.len();
+        let probabilities: Vec<f64> = weights.iter().map(|&w| w / total).collect();
+        let mut q: Vec<f64> = probabilities.iter().map(|&p| p * kk as f64).collect();
+        let mut prob = vec![0f64; kk];
+        let mut alias = vec![0u32; kk];
+        let mut small = Vec::with_capacity(kk);
+        let mut large = Vec::with_capacity(kk);
+        for (i, &v) in q.iter().enumerate() {
+            if v < 1.0 {
+                small.push(i);
+            } else {
+                large.push(i);
+            }
+        }
+        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
+            small.pop();
+            large.pop();
+            prob[s] = q[s];
+            alias[s] = l as u32;
+            q[l] = (q[l] + q[s]) - 1.0;
+            if q[l] < 1.0 {
+                small.push(l);
+            } else {
+                large.push(l);
+            }
+        }
+        for i in large.into_iter().chain(small) {
+            prob[i] = 1.0;
+            alias[i] = i as u32;
+        }
+        Ok(AliasTable {
+            prob,
+            alias,
+            probabilities,
+        })
+    }
+
+    /// `n` draws continuing the stream of `seed` after `draws` outputs (two per sample).
+    pub fn sample(&self, seed: u64, draws: u64, n: usize) -> Vec<u32> {
+        let mut rng = SplitMix64::at(seed, draws);
+        let kk = self.prob.len();
+        (0..n)
+            .map(|_| {
+                let u = rng.uniform();
+                let i = ((u * kk as f64) as usize).min(kk - 1);
+                let u2 = rng.uniform();
+                if u2 < self.prob[i] {
+                    i as u32
+                } else {
+                    self.alias[i]
+                }
+            })
+            .collect()
+    }
+
+    /// log p(index) of each index (−∞ for a zero-weight category); E_ARG when out of range.
+    pub fn log_prob(&self, indices: &[u32]) -> Result<Vec<f32>> {
+        let kk = self.probabilities.len();
+        if let Some(i) = indices.iter().position(|&v| v as usize >= kk) {
+            bail!(
+                Arg,
+                "AliasSampler.logProb: indices[{i}] = {} is out of range [0, {kk})",
+                indices[i]
+            );
+        }
+        Ok(indices
+            .iter()
+            .map(|&v| self.probabilities[v as usize].ln() as f32)
+            .collect())
+    }
+}
+
+/// counts^power, elementwise (word2vec's unigram^0.75 noise distribution, unnormalized).
+pub fn unigram_weights(counts: &[f64], power: f64) -> Result<Vec<f64>> {
+    const F: &str = "unigramWeights";
+    if counts.is_empty() {
+        bail!(Shape, "{F}: counts is empty");
+    }
+    if !power.is_finite() || power < 0.0 {
+        bail!(
+            Arg,
+            "{F}: power must be >= 0 and finite, got {}",
+            js_num(power)
+        );
+    }
+    check_weights(F, "counts", counts)?;
+    Ok(counts.iter().map(|&c| c.powf(power)).collect())
+}
+
+/// Result of [`negative_sampling_loss`].
+#[derive(Clone, Debug)]
+pub struct NegSampling {
+    pub loss: f64,
+    pub grad_x: Vec<f32>,
+    pub grad_positives: Vec<f32>,
+    pub grad_negatives: Vec<f32>,
+}
+
+/// log(1 + e^t) without overflow.
+#[inline]
+pub fn softplus(t: f64) -> f64 {
+    t.max(0.0) + (-t.abs()).exp().ln_1p()
+}
+
+/// σ(t) without overflow.
+#[inline]
+pub fn sigmoid(t: f64) -> f64 {
+    if t >= 0.0 {
+        1.0 / (1.0 + (-t).exp())
+    } else {
+        let e = t.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Anchors per task.
+const ANCHORS: usize = 64;
+
+/// One task's rows of gradX, gradPositives, gradNegatives and its loss sum.
+type NsTask<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a mut f64);
+
+/// Binary negative-sampling loss over anchors x (n × d), their positives (n × d) and k
+/// negatives each (n·k × d, k consecutive rows per anchor):
+/// mean_i [softplus(−o⁺_i) + Σ_r softplus(o⁻_ir)] with o = s − log(k·Q) when `log_q` (the
+/// n + n·k log sampling probabilities, positives first: NCE), else o = s (word2vec).
+#[allow(clippy::too_many_arguments)]
+pub fn negative_sampling_loss(
+    x: &[f32],
+    n: usize,
+    pos: &[f32],
+    neg: &[f32],
+    neg_rows: usize,
+    d: usize,
+    kk: Option<usize>,
+    log_q: Option<&[f32]>,
+) -> Result<NegSampling> {
+    const F: &str = "negativeSamplingLoss";
+    check_matrix(F, "x", x, n, d)?;
+    check_matrix(F, "positives", pos, n, d)?;
+    check_matrix(F, "negatives", neg, neg_rows, d)?;
+    let k_ = match kk {
+        Some(v) => {
+            if v.checked_mul(n) != Some(neg_rows) && v >= 1 {
+                bail!(
+                    Shape,
+                    "{F}: negatives has {neg_rows} rows but x has {n} rows and k = {v} (needs n·k)"
+                );
+            }
+            v
+        }
+        None => {
+            if !neg_rows.is_multiple_of(n) {
+                bail!(
+                    Shape,
+                    "{F}: negatives has {neg_rows} rows, not a multiple of x's {n} rows"
+                );
+            }
+            neg_rows / n
+        }
+    };
+    if let Some(lq) = log_q {
+        if lq.len() != n + neg_rows {
+            bail!(
+                Shape,
+                "{F}: logQ has length {} but there are n + n·k = {} scored rows",
+                lq.len(),
+                n + neg_rows
+            );
+        }
+    }
+    if k_ < 1 {
+        bail!(Arg, "{F}: k must be >= 1, got {k_}");
+    }
+    finite(F, "x", x)?;
+    finite(F, "positives", pos)?;
+    finite(F, "negatives", neg)?;
+    if let Some(lq) = log_q {
+        finite(F, "logQ", lq)?;
+    }
+    let lnk = (k_ as f64).ln();
+    let shift = |idx: usize| log_q.map_or(0.0, |lq| lnk + lq[idx] as f64);
+    let inv_n = 1.0 / n as f64;
+    let mut gx = vec![0f32; n * d];
+    let mut gp = vec![0f32; n * d];
+    let mut gn = vec![0f32; neg_rows * d];
+    let mut lossv = vec![0f64; n.div_ceil(ANCHORS)];
+    let work = |(blk, (((gxb, gpb), gnb), lv)): (usize, NsTask)| {
+        let a0 = blk * ANCHORS;
+        let mut l = 0f64;
+        for r in 0..gxb.len() / d {
+            let i = a0 + r;
+            let xi = &x[i * d..(i + 1) * d];
+            let gxi = &mut gxb[r * d..(r + 1) * d];
+            let yp = &pos[i * d..(i + 1) * d];
+            let o = k::dot(xi, yp) as f64 - shift(i);
+            l += softplus(-o);
+            let c = (-sigmoid(-o) * inv_n) as f32;
+            k::axpy(gxi, c, yp);
+            let gpi = &mut gpb[r * d..(r + 1) * d];
+            k::axpy(gpi, c, xi);
+            for t in 0..k_ {
+                let j = i * k_ + t;
+                let yn = &neg[j * d..(j + 1) * d];
+                let o = k::dot(xi, yn) as f64 - shift(n + j);
+                l += softplus(o);
+                let c = (sigmoid(o) * inv_n) as f32;
+                k::axpy(gxi, c, yn);
+                let gr = (r * k_ + t) * d;
+                k::axpy(&mut gnb[gr..gr + d], c, xi);
+            }
+        }
+        *lv = l;
+    };
+    pool::run(|| {
+        gx.par_chunks_mut(ANCHORS * d)
+            .zip(gp.par_chunks_mut(ANCHORS * d))
+            .zip(gn.par_chunks_mut(ANCHORS * k_ * d))
+            .zip(lossv.par_iter_mut())
+            .enumerate()
+            .for_each(work)
+    });
+    Ok(NegSampling {
+        loss: lossv.iter().sum::<f64>() * inv_n,
+        grad_x: gx,
+        grad_positives: gp,
+        grad_negatives: gn,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_matches_distribution_and_is_deterministic() {
+        let w = [1.0, 0.0, 3.0, 6.0];
+        let t = AliasTable::new(&w).unwrap();
+        let s = t.sample(7, 0, 40000);
+        let mut c = [0usize; 4];
+        for &v in &s {
+            c[v as usize] += 1;
+        }
+        assert_eq!(c[1], 0);
+        for (i, &cnt) in c.iter().enumerate() {
+            let e = t.probabilities[i] * 40000.0;
+            assert!(
+                (cnt as f64 - e).abs() < 5.0 * e.sqrt().max(1.0),
+                "{i}: {cnt} vs {e}"
+            );
+        }
+        // Continuing the stream equals one longer draw.
+        let a = t.sample(7, 0, 10);
+        let b = t.sample(7, 20, 5);
+        assert_eq!(&s[10..15], &b[..]);
+        assert_eq!(&s[..10], &a[..]);
+    }
+
+    #[test]
+    fn bad_weights() {
+        use crate::Code;
+        assert_eq!(AliasTable::new(&[1.0, -1.0]).unwrap_err().code, Code::Arg);
+        assert_eq!(AliasTable::new(&[0.0, 0.0]).unwrap_err().code, Code::Arg);
+        assert_eq!(
+            AliasTable::new(&[1.0, f64::NAN]).unwrap_err().code,
+            Code::NonFinite
+        );
+        assert_eq!(AliasTable::new(&[]).unwrap_err().code, Code::Shape);
+    }
+
+    #[test]
+    fn ns_gradients_match_finite_differences() {
+        let (n, kk, d) = (3, 2, 4);
+        let mut x: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 6.0)
+            .collect();
+        let p: Vec<f32> = (0..n * d)
+            .map(|i| ((i * 5 % 13) as f32 - 6.0) / 7.0)
+            .collect();
+        let ng: Vec<f32> = (0..n * kk * d)
+            .map(|i| ((i * 3 % 7) as f32 - 3.0) / 4.0)
+            .collect();
+        let lq: Vec<f32> = (0..n + n * kk).map(|i| -1.0 - i as f32 * 0.1).collect();
+        let r = negative_sampling_loss(&x, n, &p, &ng, n * kk, d, None, Some(&lq)).unwrap();
+        for t in 0..x.len() {
+            let x0 = x[t];
+            x[t] = x0 + 1e-2;
+            let up = negative_sampling_loss(&x, n, &p, &ng, n * kk, d, Some(kk), Some(&lq))
+                .unwrap()
+                .loss;
+            x[t] = x0 - 1e-2;
+            let dn = negative_sampling_loss(&x, n, &p, &ng, n * kk, d, Some(kk), Some(&lq))
+                .unwrap()
+                .loss;
+            x[t] = x0;
+            let fd = (up - dn) / 2e-2;
+            assert!(
+                (fd - r.grad_x[t] as f64).abs() < 1e-3,
+                "{t}: {fd} vs {}",
+                r.grad_x[t]
+            );
+        }
+        assert!(softplus(1000.0).is_finite() && softplus(-1000.0) == 0.0);
+    }
+}

@@ -1,0 +1,109 @@
+/**
+ * Negative sampling: Walker's alias sampler on the documented SplitMix64 stream (same draws for
+ * a seed on every backend), word2vec's unigram weights, and the binary negative-sampling /
+ * NCE loss with its gradients.
+ */
+import { nat, rethrow } from './backend';
+import type { Matrix } from './matrix';
+import { snap } from './validate';
+import * as ref from './reference/sampling';
+import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './reference/sampling';
+
+export type { NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './reference/sampling';
+
+const EMPTY_F32 = new Float32Array(0);
+
+/**
+ * Walker's alias sampler over K categories with probabilities weights / Σ weights (weights
+ * non-negative and finite, at least one positive: E_ARG / E_NON_FINITE otherwise). `sample(n)`
+ * returns the next n indices of the documented SplitMix64 stream of `seed` (identical on every
+ * backend), `logProb(indices)` their log-probabilities (InfoNCE's `logQ`), `probabilities` the
+ * normalized distribution.
+ *
+ * @example
+ * const sampler = new AliasSampler(unigramWeights(counts), 42);
+ * const negatives = sampler.sample(1024);
+ * const logQ = sampler.logProb(negatives);
+ */
+export class AliasSampler extends ref.AliasSampler {
+  protected override build(w: Float64Array): AliasTable {
+    const n = nat();
+    if (n === null) return super.build(w);
+    try {
+      return n.aliasBuild(w);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  protected override draw(count: number): Uint32Array {
+    const n = nat();
+    if (n === null) return super.draw(count);
+    try {
+      return n.aliasSample(this.prob, this.alias, this.probabilities, this.seed, this.draws, count);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+
+  override logProb(indices: Uint32Array): Float32Array {
+    const n = nat();
+    if (n === null) return super.logProb(indices);
+    ref.aliasLogProbCheck(indices);
+    try {
+      return n.aliasLogProb(this.probabilities, indices);
+    } catch (e) {
+      rethrow(e);
+    }
+  }
+}
+
+/**
+ * word2vec's noise weights counts^power (default 0.75), unnormalized (Float64Array): feed them
+ * to {@link AliasSampler}. Counts are non-negative and finite; power ≥ 0.
+ */
+export function unigramWeights(counts: WeightsLike, power = 0.75): Float64Array {
+  const n = nat();
+  if (n === null) return ref.unigramWeights(counts, power);
+  // Types first (counts, then power), then the empty check, as the reference.
+  const c = ref.toWeights('unigramWeights', 'counts', counts, false);
+  if (typeof power !== 'number') ref.checkPower('unigramWeights', power);
+  ref.nonEmpty('unigramWeights', 'counts', c);
+  ref.checkPower('unigramWeights', power);
+  try {
+    return n.unigramWeights(c, power);
+  } catch (e) {
+    rethrow(e);
+  }
+}
+
+/**
+ * Binary negative-sampling loss (word2vec) or, with `logQ`, NCE. x and positives are n × d,
+ * negatives (n·k) × d with k consecutive rows per anchor (k inferred from the row counts when
+ * omitted). loss = mean_i [−log σ(o⁺_i) − Σ_r log σ(−o⁻_ir)] with o = x·y, or o = x·y − log(k·Q)
+ * with logQ (length n + n·k, positives first). Stable for any |o| (softplus). Returns
+ * `{ loss, gradX, gradPositives, gradNegatives }`.
+ *
+ * @example
+ * const { loss, gradX } = negativeSamplingLoss(x, contexts, noise, { k: 5 });
+ */
+export function negativeSamplingLoss(x: Matrix, positives: Matrix, negatives: Matrix, options?: NegativeSamplingOptions): NegativeSamplingResult {
+  const fn = 'negativeSamplingLoss';
+  x = snap(fn, 'x', x);
+  positives = snap(fn, 'positives', positives);
+  negatives = snap(fn, 'negatives', negatives);
+  const n = nat();
+  if (n === null) return ref.negativeSamplingLoss(x, positives, negatives, options);
+  const p = ref.checkNegativeSampling('negativeSamplingLoss', x, positives, negatives, options);
+  try {
+    const r = n.negativeSamplingLoss(x.data, x.rows, positives.data, negatives.data, negatives.rows, x.cols, p.k, p.logQ ?? EMPTY_F32, p.logQ !== null);
+    return {
+      loss: r.loss,
+      gradX: { data: r.gradX, rows: x.rows, cols: x.cols },
+      gradPositives: { data: r.gradPositives, rows: x.rows, cols: x.cols },
+      gradNegatives: { data: r.gradNegatives, rows: negatives.rows, cols: x.cols },
+    };
+  } catch (e) {
+    rethrow(e);
+  }
+}
