@@ -535,7 +535,7 @@ describe('npm install of the main package alone (no binary for this platform)', 
     expect(out.similarity.dot).toBe(ref.dot(a, b));
     expect(out.similarity.cosine).toBe(ref.cosine(a, b));
     const t = ref.topK(q, c, 3);
-    expect(out.similarity.topK).toEqual({ indices: Array.from(t.indices), scores: Array.from(t.scores) });
+    expect(out.similarity.topK).toEqual({ indices: Array.from(t.indices), scores: Array.from(t.scores), corpusRows: t.corpusRows, k: t.k });
     for (const [chapter, fn] of CHAPTER_CALLS) {
       if (typeof ref[fn] !== 'function') continue;
       const got = out.chapters[chapter]?.[fn];
