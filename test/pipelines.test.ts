@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -304,6 +304,10 @@ describe('writeCorpus / openCorpus', () => {
     const version = variant('version.dvc', (b) => (b.writeUInt32LE(7, 8), b));
     const dtype = variant('dtype.dvc', (b) => (b.writeUInt32LE(9, 12), b));
     const rows = variant('rows.dvc', (b) => (b.writeBigUInt64LE(11n, 16), b));
+    // A sparse file over 4 GiB (no disk blocks): the largest one buffer maps.
+    const huge = join(dir, 'huge.dvc');
+    copyFileSync(good, huge);
+    truncateSync(huge, 2 ** 32 + 64 + 16);
     for (const [, impl] of IMPLS) {
       throwsCode(() => impl.openCorpus(truncated), 'E_SHAPE', /needs exactly 224.*truncated/);
       throwsCode(() => impl.openCorpus(trailing), 'E_SHAPE', /trailing bytes/);
@@ -314,6 +318,7 @@ describe('writeCorpus / openCorpus', () => {
       throwsCode(() => impl.openCorpus(dtype), 'E_ARG', /unknown dtype code 9/);
       throwsCode(() => impl.openCorpus(rows), 'E_SHAPE', /11 x 4/);
       throwsCode(() => impl.openCorpus(join(dir, 'missing.dvc')), 'E_ARG', /cannot open/);
+      throwsCode(() => impl.openCorpus(huge), 'E_ARG', /more than the 4294967296 bytes \(4 GiB\) one mapped buffer holds; write the corpus as shard files/);
       throwsCode(() => impl.openCorpus(3 as never), 'E_TYPE');
       expect(impl.openCorpus(good, { cols: 4, dtype: 'f32' }).rows).toBe(10);
       throwsCode(() => impl.openCorpus(good, { cols: 5 }), 'E_SHAPE', /has 4 columns but cols 5/);

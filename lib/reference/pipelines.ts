@@ -414,6 +414,9 @@ export function corpusFromBuffer(fn: string, path: string, buf: ArrayBuffer, exp
 }
 
 /** Reads a whole file into a fresh (8-byte aligned) ArrayBuffer. */
+/** Largest corpus file: one ArrayBuffer of 2^32 bytes, as the native backend maps it. */
+const MAX_FILE_BYTES = 2 ** 32;
+
 export function readWhole(fn: string, path: string): ArrayBuffer {
   if (typeof path !== 'string') fail('E_TYPE', `${fn}: path must be a string, got ${describe(path)}`);
   let fd: number;
@@ -424,6 +427,12 @@ export function readWhole(fn: string, path: string): ArrayBuffer {
   }
   try {
     const size = fs.fstatSync(fd).size;
+    if (size > MAX_FILE_BYTES) {
+      fail(
+        'E_ARG',
+        `${fn}: '${path}' has ${size} bytes, more than the ${MAX_FILE_BYTES} bytes (4 GiB) one mapped buffer holds; write the corpus as shard files of at most 4 GiB (writeCorpus per shard) and combine them exactly with topKStream or mergeTopK`,
+      );
+    }
     const buf = new ArrayBuffer(size);
     const u8 = new Uint8Array(buf);
     let at = 0;

@@ -141,11 +141,14 @@ pub fn top_k_select_async(
     }))
 }
 
+/// Largest file `mapCorpus` maps: one external ArrayBuffer of at most 2^32 bytes.
+const MAX_MAPPED_BYTES: u64 = 1 << 32;
+
 /// Memory-maps the file at `path` (private copy-on-write pages: writes through the returned
 /// buffer never reach the file, and never fault) and returns an ArrayBuffer over the mapping,
 /// without copying. The mapping lives as long as the ArrayBuffer (and every view of it); it is
 /// unmapped when the garbage collector frees the buffer. Files shorter than the 64-byte header
-/// are refused (E_SHAPE); the header itself is read by the caller.
+/// are refused (E_SHAPE), files over 4 GiB with E_ARG; the header itself is read by the caller.
 #[napi(js_name = "mapCorpus")]
 pub fn map_corpus(env: Env, path: String) -> napi::Result<ArrayBuffer<'static>> {
     const F: &str = "openCorpus";
@@ -167,6 +170,18 @@ pub fn map_corpus(env: Env, path: String) -> napi::Result<ArrayBuffer<'static>> 
             format!("{F}: '{path}' has {len} bytes, too large to map here"),
         )
     })?;
+    // One ArrayBuffer holds at most 2^32 bytes on the Node versions this package supports
+    // (Node refuses larger external buffers): refuse with the way out rather than fail inside.
+    if len > MAX_MAPPED_BYTES {
+        return Err(err(
+            Code::Arg,
+            format!(
+                "{F}: '{path}' has {len} bytes, more than the {MAX_MAPPED_BYTES} bytes (4 GiB) one mapped buffer holds; \
+                 write the corpus as shard files of at most 4 GiB (writeCorpus per shard) and combine them \
+                 exactly with topKStream or mergeTopK"
+            ),
+        ));
+    }
     // SAFETY: a private (copy-on-write) mapping: changes by other processes to the file while it
     // is mapped may or may not be seen, as documented for openCorpus; the memory stays valid
     // until the mapping is dropped by the buffer's finalizer.
