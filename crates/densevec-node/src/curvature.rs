@@ -7,8 +7,28 @@ use densevec_core::statistics::check_seed;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-fn metric(func: &str, code: u32) -> napi::Result<cv::GraphMetric> {
-    guard(func, || cv::GraphMetric::from_code(func, code))
+/// The converted shape, k and metric shared by every graph binding: (rows, cols, k, metric).
+fn graph_args(
+    func: &str,
+    rows: f64,
+    cols: f64,
+    k: f64,
+    metric_code: u32,
+) -> napi::Result<(usize, usize, usize, cv::GraphMetric)> {
+    Ok((
+        to_usize(func, "rows", rows)?,
+        to_usize(func, "cols", cols)?,
+        to_usize(func, "k", k)?,
+        guard(func, || cv::GraphMetric::from_code(func, metric_code))?,
+    ))
+}
+
+/// The sample count (named `what`) and seed of the sampled graph bindings.
+fn sample_args(func: &str, what: &str, count: f64, seed: f64) -> napi::Result<(usize, u64)> {
+    Ok((
+        to_usize(func, what, count)?,
+        guard(func, || check_seed(func, "seed", seed))?,
+    ))
 }
 
 /// Geodesic distances on the symmetrized k-NN graph (sources × rows, row-major); an empty
@@ -26,12 +46,7 @@ pub fn graph_geodesics<'e>(
     all_sources: bool,
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "graphGeodesics";
-    let (n, d, kk) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let mt = metric(F, metric_code)?;
+    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
     let src = if all_sources { None } else { Some(sources) };
     guard(F, || cv::graph_geodesics(m, n, d, kk, mt, src))
         .and_then(|v| typed(env, F, "the result", &v))
@@ -50,12 +65,7 @@ pub fn graph_geodesics_async(
     all_sources: bool,
 ) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "graphGeodesicsAsync";
-    let (n, d, kk) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let mt = metric(F, metric_code)?;
+    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
     let (m, s) = (copy(F, "m", m)?, copy(F, "sources", sources)?);
     Ok(Job::new(F, move || {
         let src = if all_sources { None } else { Some(&s[..]) };
@@ -98,14 +108,8 @@ pub fn hyperbolicity(
     seed: f64,
 ) -> napi::Result<HyperbolicityResult> {
     const F: &str = "hyperbolicity";
-    let (n, d, kk, s) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-        to_usize(F, "samples", samples)?,
-    );
-    let mt = metric(F, metric_code)?;
-    let sd = guard(F, || check_seed(F, "seed", seed))?;
+    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
+    let (s, sd) = sample_args(F, "samples", samples, seed)?;
     guard(F, || cv::hyperbolicity(m, n, d, kk, mt, s, sd))?.into_js(&env, F)
 }
 
@@ -122,14 +126,8 @@ pub fn hyperbolicity_async(
     seed: f64,
 ) -> napi::Result<AsyncTask<Job<cv::Hyperbolicity>>> {
     const F: &str = "hyperbolicityAsync";
-    let (n, d, kk, s) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-        to_usize(F, "samples", samples)?,
-    );
-    let mt = metric(F, metric_code)?;
-    let sd = guard(F, || check_seed(F, "seed", seed))?;
+    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
+    let (s, sd) = sample_args(F, "samples", samples, seed)?;
     let m = copy(F, "m", m)?;
     Ok(Job::new(F, move || {
         cv::hyperbolicity(&m, n, d, kk, mt, s, sd)
@@ -170,14 +168,8 @@ pub fn triangle_curvature_async(
     seed: f64,
 ) -> napi::Result<AsyncTask<Job<cv::TriangleCurvature>>> {
     const F: &str = "triangleCurvatureAsync";
-    let (n, d, kk, t) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-        to_usize(F, "triangles", triangles)?,
-    );
-    let mt = metric(F, metric_code)?;
-    let sd = guard(F, || check_seed(F, "seed", seed))?;
+    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
+    let (t, sd) = sample_args(F, "triangles", triangles, seed)?;
     let m = copy(F, "m", m)?;
     Ok(Job::new(F, move || {
         cv::triangle_curvature(&m, n, d, kk, mt, t, sd)
@@ -198,14 +190,8 @@ pub fn triangle_curvature<'e>(
     seed: f64,
 ) -> napi::Result<TriangleCurvatureResult<'e>> {
     const F: &str = "triangleCurvature";
-    let (n, d, kk, t) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-        to_usize(F, "triangles", triangles)?,
-    );
-    let mt = metric(F, metric_code)?;
-    let sd = guard(F, || check_seed(F, "seed", seed))?;
+    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
+    let (t, sd) = sample_args(F, "triangles", triangles, seed)?;
     guard(F, || cv::triangle_curvature(m, n, d, kk, mt, t, sd))?.into_js(env, F)
 }
 
