@@ -18,10 +18,10 @@
  */
 import { fail } from './errors';
 import type { Matrix } from './matrix';
-import { mergeTopK } from './reference/pipelines';
-import type { Corpus } from './reference/quantized';
-import type { InfoNCEOptions, InfoNCEResult } from './reference/contrastive';
-import type { TopKResult } from './reference/similarity';
+import { mergeTopK } from './contract/pipelines';
+import type { Corpus } from './contract/quantized';
+import type { InfoNCEOptions, InfoNCEResult } from './contract/contrastive';
+import type { TopKResult } from './contract/similarity';
 import { openCorpus } from './pipelines';
 import { infoNCE } from './contrastive';
 import { topK } from './similarity';

@@ -12,23 +12,14 @@
 import { cudaRoute, nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
-import { snap } from './validate';
+import { snap } from './contract/validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
+import * as contract from './contract/contrastive';
 import * as ref from './reference/contrastive';
-import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './reference/contrastive';
+import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './contract/contrastive';
 
-export type {
-  ContrastiveStats,
-  InfoNCEOptions,
-  InfoNCEResult,
-  MismatchOptions,
-  MismatchResult,
-  NtXentOptions,
-  NtXentResult,
-  ScheduleKind,
-  ScheduleOptions,
-} from './reference/contrastive';
+export type { ContrastiveStats, InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleKind, ScheduleOptions } from './contract/contrastive';
 
 const EMPTY_U32 = new Uint32Array(0);
 const EMPTY_F32 = new Float32Array(0);
@@ -82,7 +73,7 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
   ys = snap('softmaxProbabilities', 'ys', ys);
   const n = nat();
   if (n === null) return ref.softmaxProbabilities(x, ys, temperature);
-  ref.checkSoftmax('softmaxProbabilities', x, ys, temperature);
+  contract.checkSoftmax('softmaxProbabilities', x, ys, temperature);
   try {
     return n.softmaxProbabilities(x, ys.data, ys.rows, ys.cols, temperature);
   } catch (e) {
@@ -103,15 +94,15 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
  * const { loss, gradQ } = infoNCE(q, keys, { temperature: 0.07, normalize: true });
  */
 export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoNCEResult {
-  [q, keys, options] = ref.snapInfoNCE('infoNCE', q, keys, options);
+  [q, keys, options] = contract.snapInfoNCE('infoNCE', q, keys, options);
   const n = nat();
   if (n === null) return ref.infoNCE(q, keys, options);
-  const p = ref.checkInfoNCE('infoNCE', q, keys, options);
+  const p = contract.checkInfoNCE('infoNCE', q, keys, options);
   try {
     const args = [q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize] as const;
     // Overflowing float32 logits (a subnormal τ, say) stay on the CPU, which handles them; so do
     // calls with keyIds (the GPU kernel has no accidental-hit mask).
-    const eligible = cudaRoute() !== null && p.keyIds === null && !ref.logitsMayOverflow(q, keys, p);
+    const eligible = cudaRoute() !== null && p.keyIds === null && !contract.logitsMayOverflow(q, keys, p);
     const r = viaCuda(
       CUDA_WORK.infoNCE(q.rows, keys.rows, q.cols),
       eligible,
@@ -129,8 +120,8 @@ export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoN
 export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): Promise<InfoNCEResult> {
   return later(() => {
     const fn = 'infoNCEAsync';
-    [q, keys, options] = ref.snapInfoNCE(fn, q, keys, options);
-    const p = ref.checkInfoNCE(fn, q, keys, options);
+    [q, keys, options] = contract.snapInfoNCE(fn, q, keys, options);
+    const p = contract.checkInfoNCE(fn, q, keys, options);
     const n = nat();
     if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
     const [qr, kr, d] = [q.rows, keys.rows, q.cols];
@@ -148,10 +139,10 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
  * the 2N anchors).
  */
 export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResult {
-  [a, b, options] = ref.snapNtXent('ntXent', a, b, options);
+  [a, b, options] = contract.snapNtXent('ntXent', a, b, options);
   const n = nat();
   if (n === null) return ref.ntXent(a, b, options);
-  const t = ref.checkNtXent('ntXent', a, b, options);
+  const t = contract.checkNtXent('ntXent', a, b, options);
   try {
     const r = viaCuda(
       CUDA_WORK.ntXent(a.rows, a.cols),
@@ -171,8 +162,8 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
 export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promise<NtXentResult> {
   return later(() => {
     const fn = 'ntXentAsync';
-    [a, b, options] = ref.snapNtXent(fn, a, b, options);
-    const t = ref.checkNtXent(fn, a, b, options);
+    [a, b, options] = contract.snapNtXent(fn, a, b, options);
+    const t = contract.checkNtXent(fn, a, b, options);
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
     const [rows, cols] = [a.rows, a.cols];
@@ -193,7 +184,7 @@ export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): 
   b = snap('mismatchScore', 'b', b);
   const n = nat();
   if (n === null) return ref.mismatchScore(a, b, options);
-  const withinView = ref.checkMismatch('mismatchScore', a, b, options);
+  const withinView = contract.checkMismatch('mismatchScore', a, b, options);
   try {
     const r = n.mismatchScore(a.data, b.data, a.rows, a.cols, withinView);
     return { muP: r.muP, muQ: r.muQ, M: r.M };

@@ -6,34 +6,13 @@
  */
 import { nat, rethrow } from './backend';
 import { refAsync } from './refasync';
-import { snap, snapOpts } from './validate';
+import { snap, snapOpts } from './contract/validate';
 import type { Matrix } from './matrix';
+import * as contract from './contract/curvature';
 import * as ref from './reference/curvature';
-import type {
-  AnalogyOptions,
-  AnalogyResult,
-  GraphGeodesicsOptions,
-  Hyperbolicity,
-  HyperbolicityOptions,
-  MapDistortion,
-  MapDistortionOptions,
-  TriangleCurvature,
-  TriangleCurvatureOptions,
-} from './reference/curvature';
+import type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from './contract/curvature';
 
-export type {
-  AnalogyOptions,
-  AnalogyResult,
-  GraphGeodesicsOptions,
-  GraphMetric,
-  GraphOptions,
-  Hyperbolicity,
-  HyperbolicityOptions,
-  MapDistortion,
-  MapDistortionOptions,
-  TriangleCurvature,
-  TriangleCurvatureOptions,
-} from './reference/curvature';
+export type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, GraphMetric, GraphOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from './contract/curvature';
 
 /** Runs `f` and turns a thrown error into a rejected promise. */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
@@ -57,7 +36,7 @@ export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matri
   options = snapOpts('graphGeodesics', options, ['k', 'metric', 'sources']);
   const n = nat();
   if (n === null) return ref.graphGeodesics(m, options);
-  const [k, code, s] = ref.checkGeodesics('graphGeodesics', m, options);
+  const [k, code, s] = contract.checkGeodesics('graphGeodesics', m, options);
   try {
     const data = n.graphGeodesics(m.data, m.rows, m.cols, k, code, s ?? NONE, s === null);
     return { data, rows: s ? s.length : m.rows, cols: m.rows };
@@ -71,7 +50,7 @@ export function graphGeodesicsAsync(m: Matrix, options: GraphGeodesicsOptions): 
   return later(() => {
     m = snap('graphGeodesicsAsync', 'm', m);
     options = snapOpts('graphGeodesicsAsync', options, ['k', 'metric', 'sources']);
-    const [k, code, s] = ref.checkGeodesics('graphGeodesicsAsync', m, options);
+    const [k, code, s] = contract.checkGeodesics('graphGeodesicsAsync', m, options);
     const n = nat();
     if (n === null) return refAsync<ReturnType<typeof ref.graphGeodesics>>('graphGeodesics', [m, options]);
     const rows = s ? s.length : m.rows;
@@ -91,7 +70,7 @@ export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbo
   options = snapOpts('hyperbolicity', options, ['k', 'metric', 'samples', 'seed']);
   const n = nat();
   if (n === null) return ref.hyperbolicity(m, options);
-  const [k, code, samples, seed] = ref.checkSampled('hyperbolicity', m, options, 'samples', 1000, 4);
+  const [k, code, samples, seed] = contract.checkSampled('hyperbolicity', m, options, 'samples', 1000, 4);
   try {
     return n.hyperbolicity(m.data, m.rows, m.cols, k, code, samples, seed);
   } catch (e) {
@@ -104,7 +83,7 @@ export function hyperbolicityAsync(m: Matrix, options: HyperbolicityOptions): Pr
   return later(() => {
     m = snap('hyperbolicityAsync', 'm', m);
     options = snapOpts('hyperbolicityAsync', options, ['k', 'metric', 'samples', 'seed']);
-    const [k, code, samples, seed] = ref.checkSampled('hyperbolicityAsync', m, options, 'samples', 1000, 4);
+    const [k, code, samples, seed] = contract.checkSampled('hyperbolicityAsync', m, options, 'samples', 1000, 4);
     const n = nat();
     if (n === null) return refAsync<ReturnType<typeof ref.hyperbolicity>>('hyperbolicity', [m, options]);
     return n.hyperbolicityAsync(m.data, m.rows, m.cols, k, code, samples, seed).then((r) => r, rethrow);
@@ -122,7 +101,7 @@ export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions):
   options = snapOpts('triangleCurvature', options, ['k', 'metric', 'triangles', 'seed']);
   const n = nat();
   if (n === null) return ref.triangleCurvature(m, options);
-  const [k, code, triangles, seed] = ref.checkSampled('triangleCurvature', m, options, 'triangles', 200, 3);
+  const [k, code, triangles, seed] = contract.checkSampled('triangleCurvature', m, options, 'triangles', 200, 3);
   try {
     return n.triangleCurvature(m.data, m.rows, m.cols, k, code, triangles, seed);
   } catch (e) {
@@ -135,7 +114,7 @@ export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOpti
   return later(() => {
     m = snap('triangleCurvatureAsync', 'm', m);
     options = snapOpts('triangleCurvatureAsync', options, ['k', 'metric', 'triangles', 'seed']);
-    const [k, code, triangles, seed] = ref.checkSampled('triangleCurvatureAsync', m, options, 'triangles', 200, 3);
+    const [k, code, triangles, seed] = contract.checkSampled('triangleCurvatureAsync', m, options, 'triangles', 200, 3);
     const n = nat();
     if (n === null) return refAsync<ReturnType<typeof ref.triangleCurvature>>('triangleCurvature', [m, options]);
     return n.triangleCurvatureAsync(m.data, m.rows, m.cols, k, code, triangles, seed).then((r) => r, rethrow);
@@ -153,7 +132,7 @@ export function mapDistortion(x: Matrix, a: Matrix, options?: MapDistortionOptio
   options = snapOpts('mapDistortion', options, ['k']);
   const n = nat();
   if (n === null) return ref.mapDistortion(x, a, options);
-  const k = ref.checkMapDistortion('mapDistortion', x, a, options);
+  const k = contract.checkMapDistortion('mapDistortion', x, a, options);
   try {
     return n.mapDistortion(x.data, x.rows, x.cols, a.data, a.rows, a.cols, k);
   } catch (e) {
@@ -171,7 +150,7 @@ export function analogy(corpus: Matrix, abc: [number, number, number], k: number
   options = snapOpts('analogy', options, ['method']);
   const n = nat();
   if (n === null) return ref.analogy(corpus, abc, k, options);
-  const [a, b, c, mul] = ref.checkAnalogy('analogy', corpus, abc, k, options);
+  const [a, b, c, mul] = contract.checkAnalogy('analogy', corpus, abc, k, options);
   try {
     return n.analogy(corpus.data, corpus.rows, corpus.cols, a, b, c, k, mul);
   } catch (e) {

@@ -6,14 +6,15 @@
 import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
-import { snap } from './validate';
+import { snap } from './contract/validate';
 import type { Matrix } from './matrix';
+import * as contract from './contract/geometry';
 import * as ref from './reference/geometry';
-import type { MetricOptions } from './reference/similarity';
-import type { ProcrustesResult, SphericalTriangle } from './reference/geometry';
+import type { MetricOptions } from './contract/similarity';
+import type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
 
-export type { ProcrustesResult, SphericalTriangle } from './reference/geometry';
-export { GaussianStream } from './reference/geometry';
+export type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
+export { GaussianStream } from './contract/geometry';
 
 /** Runs `f` and turns a thrown error into a rejected promise. */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
@@ -31,10 +32,10 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
  * votes, the label whose closest member among the k is nearest wins.
  */
 export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Uint32Array {
-  [train, queries, options] = ref.snapKnn('knnClassify', train, queries, options);
+  [train, queries, options] = contract.snapKnn('knnClassify', train, queries, options);
   const n = nat();
   if (n === null) return ref.knnClassify(train, labels, queries, k, options);
-  const metric = ref.checkKnn('knnClassify', train, labels, queries, k, options);
+  const metric = contract.checkKnn('knnClassify', train, labels, queries, k, options);
   try {
     return n.knnClassify(train.data, train.rows, labels, queries.data, queries.rows, train.cols, k, metric);
   } catch (e) {
@@ -46,8 +47,8 @@ export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix,
 export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Promise<Uint32Array> {
   return later(() => {
     const fn = 'knnClassifyAsync';
-    [train, queries, options] = ref.snapKnn(fn, train, queries, options);
-    const metric = ref.checkKnn(fn, train, labels, queries, k, options);
+    [train, queries, options] = contract.snapKnn(fn, train, queries, options);
+    const metric = contract.checkKnn(fn, train, labels, queries, k, options);
     const n = nat();
     if (n === null) return refAsync<Uint32Array>('knnClassify', [train, labels, queries, k, options]);
     return n.knnClassifyAsync(train.data, train.rows, labels, queries.data, queries.rows, train.cols, k, metric).then((r) => r, rethrow);
@@ -63,7 +64,7 @@ export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Ma
 export function randomOrthogonal(d: number, seed: number): Matrix {
   const n = nat();
   if (n === null) return ref.randomOrthogonal(d, seed);
-  ref.checkRandomOrthogonal('randomOrthogonal', d, seed);
+  contract.checkRandomOrthogonal('randomOrthogonal', d, seed);
   try {
     return { data: n.randomOrthogonal(d, seed), rows: d, cols: d };
   } catch (e) {
@@ -77,7 +78,7 @@ export function matmul(a: Matrix, b: Matrix): Matrix {
   b = snap('matmul', 'b', b);
   const n = nat();
   if (n === null) return ref.matmul(a, b);
-  ref.checkMatmul('matmul', a, b);
+  contract.checkMatmul('matmul', a, b);
   try {
     return { data: n.matmul(a.data, a.rows, a.cols, b.data, b.cols), rows: a.rows, cols: b.cols };
   } catch (e) {
@@ -96,7 +97,7 @@ export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
   y = snap('procrustes', 'y', y);
   const n = nat();
   if (n === null) return ref.procrustes(x, y);
-  ref.checkProcrustes('procrustes', x, y);
+  contract.checkProcrustes('procrustes', x, y);
   try {
     const r = n.procrustes(x.data, y.data, x.rows, x.cols);
     return { rotation: { data: r.rotation, rows: x.cols, cols: x.cols }, residual: r.residual };
@@ -110,7 +111,7 @@ export function procrustesAsync(x: Matrix, y: Matrix): Promise<ProcrustesResult>
   return later(() => {
     x = snap('procrustesAsync', 'x', x);
     y = snap('procrustesAsync', 'y', y);
-    ref.checkProcrustes('procrustesAsync', x, y);
+    contract.checkProcrustes('procrustesAsync', x, y);
     const n = nat();
     if (n === null) return refAsync<ProcrustesResult>('procrustes', [x, y]);
     const d = x.cols;
@@ -130,7 +131,7 @@ export function procrustesAsync(x: Matrix, y: Matrix): Promise<ProcrustesResult>
 export function sphericalTriangle(x: Float32Array, y: Float32Array, z: Float32Array): SphericalTriangle {
   const n = nat();
   if (n === null) return ref.sphericalTriangle(x, y, z);
-  ref.checkTriangle('sphericalTriangle', x, y, z);
+  contract.checkTriangle('sphericalTriangle', x, y, z);
   try {
     const t = n.sphericalTriangle(x, y, z);
     return {

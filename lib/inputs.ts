@@ -7,7 +7,7 @@
  */
 import { fail } from './errors';
 import type { Matrix } from './matrix';
-import { describe, typedArrayKind } from './validate';
+import { describe, typedArrayKind } from './contract/validate';
 
 /** A tensor as transformers.js and onnxruntime return them: row-major data and its dims. */
 export interface TensorLike {

@@ -10,22 +10,15 @@
 import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
-import { snap } from './validate';
+import { snap } from './contract/validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
+import * as contract from './contract/margin';
 import * as ref from './reference/margin';
-import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
+import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
 
-export type {
-  CrossEntropyResult,
-  MarginGeometryOptions,
-  MarginGeometryResult,
-  MarginKind,
-  MarginOptions,
-  MarginResult,
-  PenaltyResult,
-} from './reference/margin';
-export { ARCFACE_SIN_EPS } from './reference/margin';
+export type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginKind, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
+export { ARCFACE_SIN_EPS } from './contract/margin';
 
 /** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
@@ -64,10 +57,10 @@ function wrap(
  * the gradient stays finite at θ_y = 0.
  */
 export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): MarginResult {
-  [x, prototypes, options] = ref.snapMargin('marginSoftmax', x, prototypes, options);
+  [x, prototypes, options] = contract.snapMargin('marginSoftmax', x, prototypes, options);
   const n = nat();
   if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
-  const p = ref.checkMargin('marginSoftmax', x, prototypes, labels, options);
+  const p = contract.checkMargin('marginSoftmax', x, prototypes, labels, options);
   try {
     const args = [x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing] as const;
     const r = viaCuda(
@@ -87,8 +80,8 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
 export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): Promise<MarginResult> {
   return later(() => {
     const fn = 'marginSoftmaxAsync';
-    [x, prototypes, options] = ref.snapMargin(fn, x, prototypes, options);
-    const p = ref.checkMargin(fn, x, prototypes, labels, options);
+    [x, prototypes, options] = contract.snapMargin(fn, x, prototypes, options);
+    const p = contract.checkMargin(fn, x, prototypes, labels, options);
     const n = nat();
     if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
     const [xs, ws] = [x, prototypes];
@@ -107,7 +100,7 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
   logits = snap('labelSmoothingCrossEntropy', 'logits', logits);
   const n = nat();
   if (n === null) return ref.labelSmoothingCrossEntropy(logits, labels, epsilon);
-  ref.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
+  contract.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
   try {
     const r = n.labelSmoothingCrossEntropy(logits.data, logits.rows, logits.cols, labels, epsilon);
     return { loss: r.loss, grad: { data: r.grad, rows: logits.rows, cols: logits.cols } };
@@ -121,7 +114,7 @@ export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
   m = snap('normPenalty', 'm', m);
   const n = nat();
   if (n === null) return ref.normPenalty(m, lambda);
-  ref.checkPenalty('normPenalty', m, lambda);
+  contract.checkPenalty('normPenalty', m, lambda);
   try {
     const r = n.normPenalty(m.data, m.rows, m.cols, lambda);
     return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
@@ -135,7 +128,7 @@ export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
   m = snap('l1Penalty', 'm', m);
   const n = nat();
   if (n === null) return ref.l1Penalty(m, lambda);
-  ref.checkPenalty('l1Penalty', m, lambda);
+  contract.checkPenalty('l1Penalty', m, lambda);
   try {
     const r = n.l1Penalty(m.data, m.rows, m.cols, lambda);
     return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
@@ -158,7 +151,7 @@ export function marginGeometry(prototypes: Matrix, options: MarginGeometryOption
   prototypes = snap('marginGeometry', 'prototypes', prototypes);
   const n = nat();
   if (n === null) return ref.marginGeometry(prototypes, options);
-  const p = ref.checkMarginGeometry('marginGeometry', prototypes, options);
+  const p = contract.checkMarginGeometry('marginGeometry', prototypes, options);
   try {
     const r = n.marginGeometry(prototypes.data, prototypes.rows, prototypes.cols, p.kind, p.margin);
     const C = prototypes.rows;

@@ -1,6 +1,6 @@
 import { fail } from './errors';
 import { matrixFrom, type TensorLike } from './inputs';
-import { describe, isF32, matType, show, snap } from './validate';
+import { describe, isF32, matType, show, snap } from './contract/validate';
 
 /** A row-major matrix: one embedding per row; `data.length === rows * cols`. */
 export interface Matrix {

@@ -4,22 +4,14 @@
  */
 import { nativeBinding, rethrow } from './backend';
 import type { Matrix } from './matrix';
-import type { Corpus } from './reference/quantized';
-import { checkOpenOptions, corpusFromBuffer, readWhole, streamTopK, type CorpusChunks, type OpenCorpusOptions, type TopKStreamOptions } from './reference/pipelines';
-import type { TopKResult } from './reference/similarity';
+import type { Corpus } from './contract/quantized';
+import { checkOpenOptions, corpusFromBuffer, readWhole, streamTopK, type CorpusChunks, type OpenCorpusOptions, type TopKStreamOptions } from './contract/pipelines';
+import type { TopKResult } from './contract/similarity';
 import { topK } from './similarity';
 import { fail } from './errors';
 
-export {
-  mergeTopK,
-  writeCorpus,
-  readCorpusHeader,
-  corpusChunks,
-  CORPUS_MAGIC,
-  CORPUS_VERSION,
-  CORPUS_HEADER_BYTES,
-} from './reference/pipelines';
-export type { MergeTopKOptions, TopKStreamOptions, CorpusChunk, CorpusChunks, CorpusFileInfo, OpenCorpusOptions } from './reference/pipelines';
+export { mergeTopK, writeCorpus, readCorpusHeader, corpusChunks, CORPUS_MAGIC, CORPUS_VERSION, CORPUS_HEADER_BYTES } from './contract/pipelines';
+export type { MergeTopKOptions, TopKStreamOptions, CorpusChunk, CorpusChunks, CorpusFileInfo, OpenCorpusOptions } from './contract/pipelines';
 export { matrixFrom, toArrow } from './inputs';
 export type { TensorLike } from './inputs';
 

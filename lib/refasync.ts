@@ -14,7 +14,7 @@
 import * as path from 'node:path';
 import { DensevecError, type ErrorCode } from './errors';
 import * as ref from './reference/index';
-import { typedArrayKind } from './validate';
+import { typedArrayKind } from './contract/validate';
 
 type WorkerLike = import('node:worker_threads').Worker;
 

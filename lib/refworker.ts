@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { DensevecError } from './errors';
 import * as ref from './reference/index';
 import { REF_ASYNC_FUNCTIONS } from './refasync';
-import { typedArrayKind } from './validate';
+import { typedArrayKind } from './contract/validate';
 
 const ALLOWED = new Set<string>(REF_ASYNC_FUNCTIONS);
 

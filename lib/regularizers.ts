@@ -6,31 +6,14 @@
 import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
-import { snap, snapOpts } from './validate';
+import { snap, snapOpts } from './contract/validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
+import * as contract from './contract/regularizers';
 import * as ref from './reference/regularizers';
-import type {
-  BatchNormForwardOptions,
-  BatchNormGrads,
-  BatchNormOptions,
-  EmbeddingDrift,
-  Sparsity,
-  SparsityOptions,
-  WassersteinOptions,
-  WassersteinResult,
-} from './reference/regularizers';
+import type { BatchNormForwardOptions, BatchNormGrads, BatchNormOptions, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
 
-export type {
-  BatchNormForwardOptions,
-  BatchNormGrads,
-  BatchNormOptions,
-  EmbeddingDrift,
-  Sparsity,
-  SparsityOptions,
-  WassersteinOptions,
-  WassersteinResult,
-} from './reference/regularizers';
+export type { BatchNormForwardOptions, BatchNormGrads, BatchNormOptions, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
 
 /** Runs `f` and turns a thrown error into a rejected promise. */
 function later<T>(f: () => T | Promise<T>): Promise<T> {
@@ -50,13 +33,13 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
  * running ← (1 − momentum)·running + momentum·batch with the unbiased variance;
  * `forward(m, { training: false })` normalizes with the running statistics.
  */
-export class BatchNorm extends ref.BatchNorm {
+export class BatchNorm extends contract.BatchNormBase {
   /** Normalizes the rows of `m` (n × dim); returns a new Matrix (see the class comment). */
   override forward(m: Matrix, options?: BatchNormForwardOptions): Matrix {
     const n = nat();
-    if (n === null) return super.forward(m, options);
+    if (n === null) return ref.BatchNorm.prototype.forward.call(this, m, options);
     m = snap('BatchNorm.forward', 'm', m);
-    const { training, state } = ref.checkForwardState(this, m, options);
+    const { training, state } = contract.checkForwardState(this, m, options);
     const p = this.params('BatchNorm.forward');
     try {
       const data = n.batchNormForward(m.data, m.rows, m.cols, state.runningMean, state.runningVar, state.momentum, state.eps, training);
@@ -75,8 +58,8 @@ export class BatchNorm extends ref.BatchNorm {
    */
   override backward(gradOut: Matrix): BatchNormGrads {
     const n = nat();
-    if (n === null) return super.backward(gradOut);
-    const s = ref.checkBackward('BatchNorm.backward', this.dim, this.saved, gradOut);
+    if (n === null) return ref.BatchNorm.prototype.backward.call(this, gradOut);
+    const s = contract.checkBackward('BatchNorm.backward', this.dim, this.saved, gradOut);
     try {
       const r = n.batchNormBackward(s.x, gradOut.data, s.rows, this.dim, s.weight ?? new Float32Array(0), this.eps);
       const gradX = { data: r.gradX, rows: s.rows, cols: this.dim };
@@ -94,7 +77,7 @@ export class BatchNorm extends ref.BatchNorm {
 export function batchNormLag(momentum: number, driftPerStep: number): number {
   const n = nat();
   if (n === null) return ref.batchNormLag(momentum, driftPerStep);
-  ref.checkLag('batchNormLag', momentum, driftPerStep);
+  contract.checkLag('batchNormLag', momentum, driftPerStep);
   try {
     return n.batchNormLag(momentum, driftPerStep);
   } catch (e) {
@@ -110,7 +93,7 @@ export function softThreshold(m: Matrix, lambda: number): Matrix {
   m = snap('softThreshold', 'm', m);
   const n = nat();
   if (n === null) return ref.softThreshold(m, lambda);
-  ref.checkSoftThreshold('softThreshold', m, lambda);
+  contract.checkSoftThreshold('softThreshold', m, lambda);
   try {
     return { data: n.softThreshold(m.data, m.rows, m.cols, lambda), rows: m.rows, cols: m.cols };
   } catch (e) {
@@ -123,7 +106,7 @@ export function softThresholdInPlace(m: Matrix, lambda: number): void {
   m = snap('softThresholdInPlace', 'm', m);
   const n = nat();
   if (n === null) return ref.softThresholdInPlace(m, lambda);
-  ref.checkSoftThreshold('softThresholdInPlace', m, lambda);
+  contract.checkSoftThreshold('softThresholdInPlace', m, lambda);
   try {
     n.softThresholdInPlace(m.data, m.rows, m.cols, lambda);
   } catch (e) {
@@ -141,7 +124,7 @@ export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
   b = snap('embeddingDrift', 'b', b);
   const n = nat();
   if (n === null) return ref.embeddingDrift(a, b);
-  ref.checkDrift('embeddingDrift', a, b);
+  contract.checkDrift('embeddingDrift', a, b);
   try {
     return n.embeddingDrift(a.data, b.data, a.rows, a.cols);
   } catch (e) {
@@ -159,7 +142,7 @@ export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
   options = snapOpts('sparsity', options, ['eps']);
   const n = nat();
   if (n === null) return ref.sparsity(m, options);
-  const eps = ref.checkSparsity('sparsity', m, options);
+  const eps = contract.checkSparsity('sparsity', m, options);
   try {
     return n.sparsity(m.data, m.rows, m.cols, eps);
   } catch (e) {
@@ -181,10 +164,10 @@ function wrapW(r: { loss: number; gradA: Float32Array; gradB: Float32Array }, ro
  * memory is O(n²); no N × d array is formed.
  */
 export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: WassersteinOptions): WassersteinResult {
-  [a, b, options] = ref.snapWasserstein('wassersteinRegularizer', a, b, options);
+  [a, b, options] = contract.snapWasserstein('wassersteinRegularizer', a, b, options);
   const n = nat();
   if (n === null) return ref.wassersteinRegularizer(a, b, options);
-  const p = ref.checkWasserstein('wassersteinRegularizer', a, b, options);
+  const p = contract.checkWasserstein('wassersteinRegularizer', a, b, options);
   try {
     const r = viaCuda(
       CUDA_WORK.wassersteinRegularizer(a.rows, a.cols),
@@ -203,8 +186,8 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
 export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: WassersteinOptions): Promise<WassersteinResult> {
   return later(() => {
     const fn = 'wassersteinRegularizerAsync';
-    [a, b, options] = ref.snapWasserstein(fn, a, b, options);
-    const p = ref.checkWasserstein(fn, a, b, options);
+    [a, b, options] = contract.snapWasserstein(fn, a, b, options);
+    const p = contract.checkWasserstein(fn, a, b, options);
     const n = nat();
     if (n === null) return refAsync<WassersteinResult>('wassersteinRegularizer', [a, b, options]);
     const [rows, cols] = [a.rows, a.cols];

@@ -6,8 +6,9 @@
  */
 import { nat, rethrow } from './backend';
 import type { Matrix } from './matrix';
+import * as contract from './contract/rows';
 import * as ref from './reference/rows';
-import { snap } from './validate';
+import { snap } from './contract/validate';
 
 type RowsFn = 'dotRows' | 'cosineRows' | 'l2sqRows';
 
@@ -16,7 +17,7 @@ function pairRows(fn: RowsFn, a: Matrix, b: Matrix): Float32Array {
   b = snap(fn, 'b', b);
   const n = nat();
   if (n === null) return ref[fn](a, b);
-  ref.checkRows(fn, a, b);
+  contract.checkRows(fn, a, b);
   try {
     return n[fn](a.data, b.data, a.rows, a.cols);
   } catch (e) {

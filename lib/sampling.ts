@@ -5,11 +5,12 @@
  */
 import { nat, rethrow } from './backend';
 import type { Matrix } from './matrix';
-import { snap } from './validate';
+import { snap } from './contract/validate';
+import * as contract from './contract/sampling';
 import * as ref from './reference/sampling';
-import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './reference/sampling';
+import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './contract/sampling';
 
-export type { NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './reference/sampling';
+export type { NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './contract/sampling';
 
 const EMPTY_F32 = new Float32Array(0);
 
@@ -25,10 +26,10 @@ const EMPTY_F32 = new Float32Array(0);
  * const negatives = sampler.sample(1024);
  * const logQ = sampler.logProb(negatives);
  */
-export class AliasSampler extends ref.AliasSampler {
+export class AliasSampler extends contract.AliasSamplerBase {
   protected override build(w: Float64Array): AliasTable {
     const n = nat();
-    if (n === null) return super.build(w);
+    if (n === null) return ref.buildAlias(w);
     try {
       return n.aliasBuild(w);
     } catch (e) {
@@ -38,7 +39,7 @@ export class AliasSampler extends ref.AliasSampler {
 
   protected override draw(count: number): Uint32Array {
     const n = nat();
-    if (n === null) return super.draw(count);
+    if (n === null) return ref.aliasDraw(this.prob, this.alias, this.seed, this.draws, count);
     try {
       return n.aliasSample(this.prob, this.alias, this.probabilities, this.seed, this.draws, count);
     } catch (e) {
@@ -48,8 +49,8 @@ export class AliasSampler extends ref.AliasSampler {
 
   override logProb(indices: Uint32Array): Float32Array {
     const n = nat();
-    if (n === null) return super.logProb(indices);
-    ref.aliasLogProbCheck(indices);
+    if (n === null) return ref.aliasLogProb(this.probabilities, indices);
+    contract.aliasLogProbCheck(indices);
     try {
       return n.aliasLogProb(this.probabilities, indices);
     } catch (e) {
@@ -66,10 +67,10 @@ export function unigramWeights(counts: WeightsLike, power = 0.75): Float64Array 
   const n = nat();
   if (n === null) return ref.unigramWeights(counts, power);
   // Types first (counts, then power), then the empty check, as the reference.
-  const c = ref.toWeights('unigramWeights', 'counts', counts, false);
-  if (typeof power !== 'number') ref.checkPower('unigramWeights', power);
-  ref.nonEmpty('unigramWeights', 'counts', c);
-  ref.checkPower('unigramWeights', power);
+  const c = contract.toWeights('unigramWeights', 'counts', counts, false);
+  if (typeof power !== 'number') contract.checkPower('unigramWeights', power);
+  contract.nonEmpty('unigramWeights', 'counts', c);
+  contract.checkPower('unigramWeights', power);
   try {
     return n.unigramWeights(c, power);
   } catch (e) {
@@ -94,7 +95,7 @@ export function negativeSamplingLoss(x: Matrix, positives: Matrix, negatives: Ma
   negatives = snap(fn, 'negatives', negatives);
   const n = nat();
   if (n === null) return ref.negativeSamplingLoss(x, positives, negatives, options);
-  const p = ref.checkNegativeSampling('negativeSamplingLoss', x, positives, negatives, options);
+  const p = contract.checkNegativeSampling('negativeSamplingLoss', x, positives, negatives, options);
   try {
     const r = n.negativeSamplingLoss(x.data, x.rows, positives.data, negatives.data, negatives.rows, x.cols, p.k, p.logQ ?? EMPTY_F32, p.logQ !== null);
     return {

@@ -9,16 +9,17 @@ import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import type { Matrix } from './matrix';
+import * as contract from './contract/similarity';
 import * as ref from './reference/similarity';
-import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './reference/similarity';
-import * as v from './validate';
+import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './contract/similarity';
+import * as v from './contract/validate';
 import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
-import { isQuantized, type Corpus, type QuantizedMatrix } from './reference/quantized';
+import { isQuantized, type Corpus, type QuantizedMatrix } from './contract/quantized';
 
-export type { MetricOptions, TopKOptions, TopKResult } from './reference/similarity';
-export { SKIP_NONE } from './reference/similarity';
-export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './reference/quantized';
-export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './reference/quantized';
+export type { MetricOptions, TopKOptions, TopKResult } from './contract/similarity';
+export { SKIP_NONE } from './contract/similarity';
+export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './contract/quantized';
+export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './contract/quantized';
 
 const NO_HALF = new Uint16Array(0);
 const NO_INT8 = new Int8Array(0);
@@ -31,13 +32,13 @@ function qSplit(c: QuantizedMatrix, rows: number, cols: number): [Uint16Array, I
   }
   return [c.data, NO_INT8, rows, cols, c.dtype === 'f16' ? 1 : 2, 0, NO_SCALES];
 }
-export type { Metric } from './validate';
+export type { Metric } from './contract/validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
   // Fast accept for the common case (genuine Float32Arrays, brand-checked so that a Proxy or a
   // look-alike never reaches the addon); the reference's checks produce the error otherwise.
   if (v.isF32(a) && v.isF32(b) && a.length === b.length && a.length !== 0) return;
-  ref.checkPair(fn, a, b);
+  contract.checkPair(fn, a, b);
 }
 
 /** Dot product Σ a_k b_k of two equal-length vectors. */
@@ -118,10 +119,10 @@ export function normalizeRows(m: Matrix): Matrix {
  * that of its decoded float32 values, which are decoded piece by piece, never held whole.
  */
 export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions): Matrix {
-  [q, c, options] = ref.snapBatch('similarityMatrix', q, c, options);
+  [q, c, options] = contract.snapBatch('similarityMatrix', q, c, options);
   const n = nat();
   if (n === null) return ref.similarityMatrix(q, c, options);
-  const metric = ref.checkBatch('similarityMatrix', q, c, options);
+  const metric = contract.checkBatch('similarityMatrix', q, c, options);
   try {
     if (isQuantized(c)) {
       return { data: n.similarityMatrixQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric), rows: q.rows, cols: c.rows };
@@ -149,11 +150,11 @@ export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions):
  * run on the CPU (the GPU top-k has no filter).
  */
 export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): TopKResult {
-  [q, c, options] = ref.snapBatch('topK', q, c, options, ref.TOPK_KEYS);
+  [q, c, options] = contract.snapBatch('topK', q, c, options, contract.TOPK_KEYS);
   const n = nat();
   if (n === null) return ref.topK(q, c, k, options);
   const sel = ref.selectTypes('topK', options);
-  const metric = ref.checkTopK('topK', q, c, k, options, sel);
+  const metric = contract.checkTopK('topK', q, c, k, options, sel);
   const rows = c.rows;
   try {
     let r: TopKResult;
@@ -220,8 +221,8 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
 export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOptions): Promise<Matrix> {
   return later(() => {
     const fn = 'similarityMatrixAsync';
-    [q, c, options] = ref.snapBatch(fn, q, c, options);
-    const metric = ref.checkBatch(fn, q, c, options);
+    [q, c, options] = contract.snapBatch(fn, q, c, options);
+    const metric = contract.checkBatch(fn, q, c, options);
     const n = nat();
     if (n === null) return refAsync<Matrix>('similarityMatrix', [q, c, options]);
     const qr = q.rows;
@@ -237,9 +238,9 @@ export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOpti
 export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions): Promise<TopKResult> {
   return later(() => {
     const fn = 'topKAsync';
-    [q, c, options] = ref.snapBatch(fn, q, c, options, ref.TOPK_KEYS);
+    [q, c, options] = contract.snapBatch(fn, q, c, options, contract.TOPK_KEYS);
     const sel = ref.selectTypes(fn, options);
-    const metric = ref.checkTopK(fn, q, c, k, options, sel);
+    const metric = contract.checkTopK(fn, q, c, k, options, sel);
     const n = nat();
     if (n === null) return refAsync<TopKResult>('topK', [q, c, k, options]);
     const rows = c.rows;

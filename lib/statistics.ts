@@ -7,12 +7,13 @@
 import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
-import { snap, snapOpts } from './validate';
+import { snap, snapOpts } from './contract/validate';
 import type { Matrix } from './matrix';
+import * as contract from './contract/statistics';
 import * as ref from './reference/statistics';
-import type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions } from './reference/statistics';
+import type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions } from './contract/statistics';
 
-export type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions, Tail } from './reference/statistics';
+export type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions, Tail } from './contract/statistics';
 
 /**
  * n × d Matrix of rows drawn uniformly from the unit sphere S^{d−1}, from the documented
@@ -22,7 +23,7 @@ export type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions
 export function randomUnitVectors(n: number, d: number, seed: number): Matrix {
   const b = nat();
   if (b === null) return ref.randomUnitVectors(n, d, seed);
-  ref.checkRandomUnitVectors(n, d, seed);
+  contract.checkRandomUnitVectors(n, d, seed);
   try {
     return { data: b.randomUnitVectors(n, d, seed), rows: n, cols: d };
   } catch (e) {
@@ -47,7 +48,7 @@ export function nullCosine(d: number): NullCosine {
 export function cosinePValue(s: number, d: number, options?: PValueOptions): number {
   const b = nat();
   if (b === null) return ref.cosinePValue(s, d, options);
-  const two = ref.checkPValue(s, d, options);
+  const two = contract.checkPValue(s, d, options);
   try {
     return b.cosinePValue(s, d, two);
   } catch (e) {
@@ -66,7 +67,7 @@ export function similarityStats(m: Matrix, options?: SimilarityStatsOptions): Si
   options = snapOpts('similarityStats', options, ['sample']);
   const b = nat();
   if (b === null) return ref.similarityStats(m, options);
-  const s = ref.checkSimilarityStats(m, options);
+  const s = contract.checkSimilarityStats(m, options);
   try {
     return b.similarityStats(m.data, m.rows, m.cols, s?.pairs, s?.seed);
   } catch (e) {
@@ -82,7 +83,7 @@ export function similarityStatsAsync(m: Matrix, options?: SimilarityStatsOptions
   try {
     m = snap('similarityStatsAsync', 'm', m);
     options = snapOpts('similarityStatsAsync', options, ['sample']);
-    const s = ref.checkSimilarityStats(m, options);
+    const s = contract.checkSimilarityStats(m, options);
     const b = nat();
     if (b === null) return refAsync<SimilarityStats>('similarityStats', [m, s ? { sample: s } : undefined]);
     return b.similarityStatsAsync(m.data, m.rows, m.cols, s?.pairs, s?.seed).then((r) => r, rethrow);

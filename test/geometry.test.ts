@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { close, dv, forEachIsa, randm, randn, ref, rng, throwsCode } from './helpers';
+import { close, dv, forEachIsa, randm, randn, ref, refStats, rng, throwsCode } from './helpers';
 
 type M = { data: Float32Array; rows: number; cols: number };
 const fx = JSON.parse(readFileSync(new URL('./fixtures/geometry.json', import.meta.url), 'utf8'));
@@ -147,7 +147,7 @@ describe('randomOrthogonal and matmul', () => {
     // The same stream as the statistics chapter's documented PRNG.
     const mine = new ref.GaussianStream(12345);
     const theirs = new Float64Array(101);
-    ref.fillNormals(new ref.SplitMix64(12345), theirs, 0, 101);
+    refStats.fillNormals(new refStats.SplitMix64(12345), theirs, 0, 101);
     expect(Array.from({ length: 101 }, () => mine.gauss())).toEqual(Array.from(theirs));
     const h = new ref.GaussianStream(7);
     const xs = Array.from({ length: 20000 }, () => h.gauss());

@@ -9,6 +9,8 @@ export const dv = require('../dist/index.js') as typeof import('../dist/index');
 export const native = require('../dist/native/binding.cjs') as Record<string, (...args: unknown[]) => unknown>;
 /** The pure-TypeScript reference, as built. */
 export const ref = require('../dist/reference/index.js') as typeof import('../dist/reference/index');
+/** The reference's statistics module, for the internals its tests pin (SplitMix64, lnGamma, …). */
+export const refStats = require('../dist/reference/statistics.js') as typeof import('../dist/reference/statistics');
 
 /** Mulberry32: a small seeded PRNG for test data. */
 export function rng(seed: number): () => number {

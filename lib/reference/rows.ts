@@ -1,18 +1,9 @@
 /**
  * Reference of the batched row-wise pairs: one value per row of two n × d matrices.
  */
+import { checkRows } from '../contract/rows';
 import type { Matrix } from '../matrix';
-import * as v from '../validate';
 import { cosine, dot, l2sq } from './similarity';
-
-/** Validates the two matrices of a row-wise call: types, then non-empty shapes, then equal shapes. */
-export function checkRows(fn: string, a: unknown, b: unknown): asserts a is Matrix {
-  v.matType(fn, 'a', a);
-  v.matType(fn, 'b', b);
-  v.matShape(fn, 'a', a);
-  v.matShape(fn, 'b', b);
-  v.sameShape(fn, 'a', a, 'b', b);
-}
 
 function pairRows(fn: string, a: Matrix, b: Matrix, f: (x: Float32Array, y: Float32Array) => number): Float32Array {
   checkRows(fn, a, b);

@@ -3,6 +3,7 @@
  * engine refuses (larger than a typed array may be, or more memory than it can get) throws
  * `E_ARG` naming the function, the bytes asked for, what they were for and, where one exists,
  * the way out, as the native backend does, instead of a plain `RangeError`.
+ * Shared by both backends (lib/contract/).
  */
 import { fail } from '../errors';
 

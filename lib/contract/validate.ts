@@ -9,8 +9,8 @@
  * getter that changes its answer, or a caller that edits `rows` while an …Async call runs,
  * cannot make validation and computation disagree.
  */
-import { fail } from './errors';
-import type { Matrix } from './matrix';
+import { fail } from '../errors';
+import type { Matrix } from '../matrix';
 
 /** %TypedArray%.prototype, the prototype shared by every typed array constructor. */
 const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;

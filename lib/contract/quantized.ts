@@ -3,11 +3,12 @@
  * f16 and bf16 as their bits in a Uint16Array, i8 in an Int8Array with a scale (value =
  * v · scale; one number, or a Float32Array with one scale per row). A compact corpus means
  * exactly its decoded float32 values: every result equals the function on `dequantize(c)`.
+ * The encoding and decoding are the one implementation both backends use.
  */
 import { fail } from '../errors';
-import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
-import * as v from '../validate';
+import { alloc } from './alloc';
+import * as v from './validate';
 
 /** A corpus stored as IEEE half precision (`'f16'`) or bfloat16 (`'bf16'`) bits. */
 export interface HalfMatrix {
