@@ -166,7 +166,7 @@ class Suite {
       }
       if (t.kind === 'peak') {
         const peak = peakGflops();
-        if (d && d.throughput && peak) {
+        if (d?.throughput && peak) {
           const frac = d.throughput.value / peak / (d.threads ?? 1);
           const gotCpu = d.throughputPerCpuSecond ? d.throughputPerCpuSecond.value / peak : null;
           targets.push({ what: t.what, min: t.min, got: frac, met: frac >= t.min, gotCpu, cpuNote: 'per CPU-second' });
@@ -186,7 +186,7 @@ class Suite {
     return row;
   }
 
-  print(entries, ratios, scaling, targets, spec) {
+  print(entries, _ratios, scaling, targets, spec) {
     const best = entries.filter((e) => e.group === 'densevec');
     const ref1 = best.find((e) => e.threads === 1) ?? best[0];
     const w = Math.max(28, ...entries.map((e) => e.name.length + 2));

@@ -18,6 +18,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
+const { rowsOf } = require('./lib/audit.js');
 
 const HELP = `Usage: node examples/demo.js [options]
 
@@ -63,7 +64,7 @@ function parseArgs(argv) {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    let [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, null];
+    const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, null];
     const val = () => {
       if (inline !== null) return inline;
       const v = need(i, flag);
@@ -349,12 +350,6 @@ function threshold(dv, alpha, d) {
   return (lo + hi) / 2;
 }
 
-function subset(m, idx) {
-  const out = new Float32Array(idx.length * m.cols);
-  idx.forEach((r, i) => out.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
-  return { data: out, rows: idx.length, cols: m.cols };
-}
-
 /** Seeded Fisher–Yates permutation of 0..n-1 with the documented PRNG. */
 function permutation(ref, n, seed) {
   const rng = new ref.SplitMix64(seed);
@@ -559,9 +554,9 @@ function learning(dv, ref, c) {
   say(line(cols));
   for (const [name, zTe, a, t] of results) {
     if (a.knn !== undefined && name !== 'standardized input') knnStages.push({ name, value: a.knn });
-    say(line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
+    say(`${line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
       dKnn(a.rotKnn, a.knn), fx(a.orthKept, 3), dKnn(a.anisoKnn, a.knn), fx(a.anisoKept, 3),
-      fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.relDelta, 3), fx(a.triRatio, 3)]) + `  (${ms(t)})`);
+      fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.relDelta, 3), fx(a.triRatio, 3)])}  (${ms(t)})`);
     auditRows.push([[name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2), a.rotKnn === undefined ? '–' : pct(a.rotKnn),
       a.rotRecovered.toExponential(1), fx(a.orthKept, 3), a.anisoCond === undefined ? '–' : a.anisoCond.toFixed(1), fx(a.anisoKept, 3),
       a.anisoKnn === undefined ? '–' : pct(a.anisoKnn)],
@@ -773,7 +768,7 @@ function project2(ref, m, seed) {
 }
 
 function subsetRows(m, idx) {
-  return subset(m, idx);
+  return rowsOf(m, idx);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -849,14 +844,14 @@ function main() {
   const nTest = Math.min(MAX_TEST, Math.max(1, Math.round(raw.rows * 0.25)));
   const testIdx = perm.slice(0, nTest);
   const trainIdx = perm.slice(nTest);
-  const trainX = subset(x, trainIdx);
-  const testX = subset(x, testIdx);
+  const trainX = rowsOf(x, trainIdx);
+  const testX = rowsOf(x, testIdx);
   let majority = null;
   if (labels) {
     const trainY = Uint32Array.from(trainIdx, (i) => labels[i]);
     const testY = Uint32Array.from(testIdx, (i) => labels[i]);
-    const rawTrain = subset(raw, trainIdx);
-    const rawTest = subset(raw, testIdx);
+    const rawTrain = rowsOf(raw, trainIdx);
+    const rawTest = rowsOf(raw, testIdx);
     say();
     say(`kNN classification (knnClassify), held-out split ${trainIdx.length} train / ${testIdx.length} test:`);
     const ks = [1, 5, 15].filter((k) => k <= trainIdx.length);
@@ -909,9 +904,11 @@ function main() {
     let wPairs = 0;
     for (const c of [...new Set(labels)].sort((a, b) => a - b)) {
       const idx = [];
-      labels.forEach((l, i) => l === c && idx.push(i));
+      labels.forEach((l, i) => {
+        if (l === c) idx.push(i);
+      });
       if (idx.length < 2) continue;
-      const st = pairStats(subset(x, idx));
+      const st = pairStats(rowsOf(x, idx));
       within += st.mean * st.pairs;
       wPairs += st.pairs;
     }
@@ -952,9 +949,9 @@ function main() {
       `0.01 / ${trainX.rows} (Bonferroni over the candidates).`);
     rep.figures([
       { id: 'cosine-hist-input', svg: plots.linePlot([
-        plots.densitySeries('random unit vectors', upper(subset(control, pick)), -1, 1, 100),
-        plots.densitySeries('raw features', upper(subset(raw, pick)), -1, 1, 100),
-        plots.densitySeries('standardized', upper(subset(x, pick)), -1, 1, 100),
+        plots.densitySeries('random unit vectors', upper(rowsOf(control, pick)), -1, 1, 100),
+        plots.densitySeries('raw features', upper(rowsOf(raw, pick)), -1, 1, 100),
+        plots.densitySeries('standardized', upper(rowsOf(x, pick)), -1, 1, 100),
         nullLine,
       ], { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }) },
       plots.linePlot([plots.densitySeries('nearest neighbour of a test query', top, -1, 1, 100), nullLine],
@@ -972,12 +969,12 @@ function main() {
   const k = Math.min(10, x.rows);
   // Every row as a query (up to MAX_QUERIES rows of the seeded permutation).
   const qIdx = x.rows <= MAX_QUERIES ? Array.from({ length: x.rows }, (_, i) => i) : perm.slice(0, MAX_QUERIES);
-  const qx = qIdx.length === x.rows ? x : subset(x, qIdx);
+  const qx = qIdx.length === x.rows ? x : rowsOf(x, qIdx);
   const [res, tTop] = timed(() => dv.topK(qx, x, k, { metric: 'cosine' }));
   say(`  ${qIdx.length === x.rows ? `all ${x.rows} rows` : `a sample of ${qIdx.length} of the ${x.rows} rows`} as queries, k = ${k}: ${ms(tTop)} ` +
     `(${((qIdx.length * x.rows) / (tTop / 1000) / 1e6).toFixed(1)} M similarities/s)`);
   if (info.backend !== 'reference') {
-    const q = subset(x, perm.slice(0, Math.min(100, x.rows)));
+    const q = rowsOf(x, perm.slice(0, Math.min(100, x.rows)));
     const [, tNat] = timed(() => dv.topK(q, x, k));
     const [, tRef] = timed(() => ref.topK(q, x, k));
     say(`  ${q.rows} queries: native ${ms(tNat)}, pure-TypeScript reference ${ms(tRef)} (×${(tRef / Math.max(tNat, 1e-3)).toFixed(1)})`);
@@ -992,7 +989,7 @@ function main() {
 
   // Near-duplicates: the nearest other row at cosine ≥ 0.99 on the raw features (and exact
   // duplicates, l2sq = 0).
-  const [nd, tDup] = timed(() => dv.topK(qIdx.length === raw.rows ? raw : subset(raw, qIdx), raw, 2, { metric: 'cosine' }));
+  const [nd, tDup] = timed(() => dv.topK(qIdx.length === raw.rows ? raw : rowsOf(raw, qIdx), raw, 2, { metric: 'cosine' }));
   const seen = new Set();
   const pairs = [];
   qIdx.forEach((i, q) => {
@@ -1061,7 +1058,7 @@ function checkWritable(file) {
   } catch {
     st = null;
   }
-  if (st && st.isDirectory()) throw new UsageError(`--out ${file}: is a directory; give a file name, e.g. ${path.join(file, 'densevec-report.html')}`);
+  if (st?.isDirectory()) throw new UsageError(`--out ${file}: is a directory; give a file name, e.g. ${path.join(file, 'densevec-report.html')}`);
   const dir = path.dirname(abs);
   try {
     if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');

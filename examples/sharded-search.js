@@ -162,8 +162,8 @@ async function serve(o) {
     workerOptions: { lockDuration: o.lockMs ?? 5000, stalledInterval: Math.max(500, Math.floor((o.lockMs ?? 5000) / 3)), maxStalledCount: 5 },
   });
   for (const x of w.workers) {
-    x.on('failed', (job, e) => console.error(`worker ${process.pid}: job failed: ${e && e.message}`));
-    x.on('error', (e) => process.env.DENSEVEC_DEBUG && console.error(`worker ${process.pid}: ${e && e.message}`));
+    x.on('failed', (_job, e) => console.error(`worker ${process.pid}: job failed: ${e?.message}`));
+    x.on('error', (e) => process.env.DENSEVEC_DEBUG && console.error(`worker ${process.pid}: ${e?.message}`));
   }
   process.send?.('ready');
   const stop = async () => {
@@ -264,7 +264,7 @@ async function main() {
     }
   } catch (e) {
     await cleanup();
-    console.error(`sharded-search: ${e && e.message ? e.message : e}`);
+    console.error(`sharded-search: ${e?.message ? e.message : e}`);
     process.exitCode = 2;
   }
 }

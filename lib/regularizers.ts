@@ -11,7 +11,7 @@ import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as contract from './contract/regularizers';
 import * as ref from './reference/regularizers';
-import type { BatchNormForwardOptions, BatchNormGrads, BatchNormOptions, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
+import type { BatchNormForwardOptions, BatchNormGrads, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
 
 export type { BatchNormForwardOptions, BatchNormGrads, BatchNormOptions, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
 
@@ -105,7 +105,10 @@ export function softThreshold(m: Matrix, lambda: number): Matrix {
 export function softThresholdInPlace(m: Matrix, lambda: number): void {
   m = snap('softThresholdInPlace', 'm', m);
   const n = nat();
-  if (n === null) return ref.softThresholdInPlace(m, lambda);
+  if (n === null) {
+    ref.softThresholdInPlace(m, lambda);
+    return;
+  }
   contract.checkSoftThreshold('softThresholdInPlace', m, lambda);
   try {
     n.softThresholdInPlace(m.data, m.rows, m.cols, lambda);

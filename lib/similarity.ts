@@ -85,7 +85,10 @@ export function normalize(a: Float32Array): Float32Array {
 export function normalizeInPlace(x: Float32Array | Matrix): void {
   x = v.snap('normalizeInPlace', 'x', x);
   const n = nat();
-  if (n === null) return ref.normalizeInPlace(x);
+  if (n === null) {
+    ref.normalizeInPlace(x);
+    return;
+  }
   if (v.isF32(x)) {
     v.vec('normalizeInPlace', 'x', x);
     n.normalizeInPlace(x, x.length);

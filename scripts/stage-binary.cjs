@@ -24,7 +24,7 @@ function isMusl() {
   }
   const report = process.report && typeof process.report.getReport === 'function' ? process.report.getReport() : null;
   if (!report) return false;
-  if (report.header && report.header.glibcVersionRuntime) return false;
+  if (report.header?.glibcVersionRuntime) return false;
   return Array.isArray(report.sharedObjects) && report.sharedObjects.some((f) => f.includes('libc.musl-') || f.includes('ld-musl-'));
 }
 

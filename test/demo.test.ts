@@ -19,13 +19,13 @@ function clusters(file: string): void {
   const n = 150;
   const d = 12;
   const z = randn(n * d, 5);
-  const lines = ['label,' + Array.from({ length: d }, (_, k) => `f${k}`).join(',')];
+  const lines = [`label,${Array.from({ length: d }, (_, k) => `f${k}`).join(',')}`];
   for (let i = 0; i < n; i++) {
     const c = i % 3;
     const row = Array.from({ length: d }, (_, k) => (k % 3 === c ? 4 : 0) + z[i * d + k]);
     lines.push([c, ...row.map((v) => v.toFixed(5))].join(','));
   }
-  writeFileSync(join(dir, file), lines.join('\n') + '\n');
+  writeFileSync(join(dir, file), `${lines.join('\n')}\n`);
 }
 
 describe('demo (examples/demo.js)', () => {
@@ -101,7 +101,7 @@ describe('demo (examples/demo.js)', () => {
       const c = i % 2;
       lines.push([`"${c ? 'cat' : 'dog'}"`, ...[0, 1, 2].map((k) => `"${((k === c ? 3 : 0) + r0[i * 3 + k]).toFixed(4)}"`)].join(','));
     }
-    writeFileSync(join(dir, 'quoted.csv'), lines.join('\n') + '\n');
+    writeFileSync(join(dir, 'quoted.csv'), `${lines.join('\n')}\n`);
     const q = run(['--data', 'quoted.csv', '--epochs', '1', '--no-report']);
     expect(q.code, q.err).toBe(0);
     expect(q.out).toMatch(/60 rows × 3 features, 2 classes/);

@@ -64,7 +64,9 @@ function floyd(m: M, k: number, metric: 'angular' | 'euclidean'): number[][] {
   const n = m.rows;
   const d = m.cols;
   const p = Array.from({ length: n }, (_, i) => Array.from(m.data.subarray(i * d, i * d + d)));
-  if (metric === 'angular') for (const r of p) { const s = Math.hypot(...r); r.forEach((x, j) => (r[j] = x / s)); }
+  if (metric === 'angular') for (const r of p) { const s = Math.hypot(...r); r.forEach((x, j) => {
+        r[j] = x / s;
+      }); }
   const len = (i: number, j: number) => {
     const c = Math.hypot(...p[i].map((x, t) => x - p[j][t]));
     return metric === 'angular' ? 2 * Math.asin(Math.min(c / 2, 1)) : c;

@@ -12,6 +12,14 @@ export const ref = require('../dist/reference/index.js') as typeof import('../di
 /** The reference's statistics module, for the internals its tests pin (SplitMix64, lnGamma, …). */
 export const refStats = require('../dist/reference/statistics.js') as typeof import('../dist/reference/statistics');
 
+/** The rows `idx` of `m`, in that order, as a new Matrix. */
+export function gatherRows(m: { data: Float32Array; rows: number; cols: number }, idx: ArrayLike<number>): { data: Float32Array; rows: number; cols: number } {
+  const c = m.cols;
+  const data = new Float32Array(idx.length * c);
+  for (let t = 0; t < idx.length; t++) data.set(m.data.subarray(idx[t] * c, (idx[t] + 1) * c), t * c);
+  return { data, rows: idx.length, cols: c };
+}
+
 /** Mulberry32: a small seeded PRNG for test data. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;

@@ -124,7 +124,7 @@ function stageMainPackage(dest: string): void {
     fs.copyFileSync(path.join(root, f.path), path.join(dest, f.path));
   }
   const manifest = { ...pkg, optionalDependencies: releaseOptionalDependencies() };
-  fs.writeFileSync(path.join(dest, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
+  fs.writeFileSync(path.join(dest, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 // Inputs shared by the consumers (read from inputs.json) and the expectations here.
@@ -288,7 +288,7 @@ let mainPack: PackResult;
 let platformPack: PackResult;
 let withNative = '';
 let mainOnly = '';
-let installLogs: string[] = [];
+const installLogs: string[] = [];
 
 beforeAll(() => {
   for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/reference/index.mjs', `lib/native/${binaryFile}`]) {
@@ -616,7 +616,9 @@ function expectClose(got: unknown, want: unknown, where: string): void {
   } else if (Array.isArray(want)) {
     expect(Array.isArray(got), where).toBe(true);
     expect((got as unknown[]).length, where).toBe(want.length);
-    want.forEach((w, i) => expectClose((got as unknown[])[i], w, `${where}[${i}]`));
+    want.forEach((w, i) => {
+      expectClose((got as unknown[])[i], w, `${where}[${i}]`);
+    });
   } else if (want && typeof want === 'object') {
     for (const [k, w] of Object.entries(want)) expectClose((got as Record<string, unknown>)[k], w, `${where}.${k}`);
   } else {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { close, dv, fdGrad, forEachIsa, randm, ref, rng, throwsCode } from './helpers';
+import { close, dv, fdGrad, gatherRows, forEachIsa, randm, ref, rng, throwsCode } from './helpers';
 
 /** PyTorch autograd fixtures (scripts/fixtures/learning_extra.py). */
 const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'learning-extra.json'), 'utf8')) as {
@@ -33,7 +33,7 @@ function statsArr(s: Stats): number[] {
   return [s.meanEntropy, s.meanPositiveProbability, s.meanMaxNegativeProbability, s.effectiveNegatives];
 }
 
-function unitRows(rows: number, cols: number, seed: number): M {
+function _unitRows(rows: number, cols: number, seed: number): M {
   return ref.normalizeRows(randm(rows, cols, seed));
 }
 
@@ -250,8 +250,7 @@ describe('accidental hits: keyIds', () => {
         const keep: number[] = [];
         for (let j = 0; j < keys.rows; j++) if (j === positives[i] || keyIds[j] !== keyIds[positives[i]]) keep.push(j);
         removed += keys.rows - keep.length;
-        const kd = new Float32Array(keep.length * d);
-        keep.forEach((j, t) => kd.set(keys.data.subarray(j * d, (j + 1) * d), t * d));
+        const kd = gatherRows(keys, keep).data;
         const qi: M = { data: q.data.slice(i * d, (i + 1) * d), rows: 1, cols: d };
         const one = m.infoNCE(
           qi,
@@ -264,7 +263,9 @@ describe('accidental hits: keyIds', () => {
         );
         loss += one.loss / B;
         gt += one.gradTemperature / B;
-        statsArr(one.stats).forEach((v, t) => (st[t] += v / B));
+        statsArr(one.stats).forEach((v, t) => {
+          st[t] += v / B;
+        });
         for (let k = 0; k < d; k++) gq[i * d + k] = one.gradQ.data[k] / B;
         keep.forEach((j, t) => {
           for (let k = 0; k < d; k++) gk[j * d + k] += one.gradKeys.data[t * d + k] / B;

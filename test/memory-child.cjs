@@ -66,7 +66,7 @@ async function expectArgAsync(name, f) {
   try {
     p = f();
   } catch (e) {
-    failures.push(`${name}: threw synchronously instead of rejecting: ${e && e.message}`);
+    failures.push(`${name}: threw synchronously instead of rejecting: ${e?.message}`);
     return;
   }
   try {
@@ -211,7 +211,7 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.log(`FAIL   unexpected: ${e && e.stack}`);
+  console.log(`FAIL   unexpected: ${e?.stack}`);
   console.log(JSON.stringify({ ok: false, huge, loop, failures: [...failures, String(e)] }));
   process.exitCode = 1;
 });

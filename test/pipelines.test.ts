@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { close, dv, native, randm, ref, throwsCode } from './helpers';
+import { close, dv, gatherRows, native, randm, ref, throwsCode } from './helpers';
 
 const require = createRequire(import.meta.url);
 const arrow = require('apache-arrow') as typeof import('apache-arrow');
@@ -28,9 +28,7 @@ function slice(m: M, r0: number, r1: number): M {
 function compact(m: M, keep: (j: number) => boolean): { m: M; idx: number[] } {
   const idx: number[] = [];
   for (let j = 0; j < m.rows; j++) if (keep(j)) idx.push(j);
-  const data = new Float32Array(idx.length * m.cols);
-  idx.forEach((j, t) => data.set(m.data.subarray(j * m.cols, (j + 1) * m.cols), t * m.cols));
-  return { m: { data, rows: idx.length, cols: m.cols }, idx };
+  return { m: gatherRows(m, idx), idx };
 }
 
 /** A corpus with duplicated rows (exact ties) spread over it. */
@@ -300,10 +298,22 @@ describe('writeCorpus / openCorpus', () => {
     const trailing = variant('trail.dvc', (b) => Buffer.concat([b, Buffer.alloc(3)]));
     const tiny = variant('tiny.dvc', (b) => b.subarray(0, 10));
     const empty = variant('empty.dvc', () => Buffer.alloc(0));
-    const magic = variant('magic.dvc', (b) => (b.write('NOTACORP', 0, 'latin1'), b));
-    const version = variant('version.dvc', (b) => (b.writeUInt32LE(7, 8), b));
-    const dtype = variant('dtype.dvc', (b) => (b.writeUInt32LE(9, 12), b));
-    const rows = variant('rows.dvc', (b) => (b.writeBigUInt64LE(11n, 16), b));
+    const magic = variant('magic.dvc', (b) => {
+      b.write('NOTACORP', 0, 'latin1');
+      return b;
+    });
+    const version = variant('version.dvc', (b) => {
+      b.writeUInt32LE(7, 8);
+      return b;
+    });
+    const dtype = variant('dtype.dvc', (b) => {
+      b.writeUInt32LE(9, 12);
+      return b;
+    });
+    const rows = variant('rows.dvc', (b) => {
+      b.writeBigUInt64LE(11n, 16);
+      return b;
+    });
     // A sparse file over 4 GiB (no disk blocks): the largest one buffer maps.
     const huge = join(dir, 'huge.dvc');
     copyFileSync(good, huge);

@@ -540,14 +540,19 @@ const TABLE: Record<string, Row> = {
     fc.tuple(dim(0, 3), dim(1, 3)).chain(([r, c]) => fc.array(fc.array(val, { minLength: c, maxLength: c }), { minLength: r, maxLength: r }).map((rows) => [rows])),
     [
       [
-        { name: 'an entry a string', code: 'E_TYPE', touches: [0], apply: (a) => ((a[0] as unknown[][]).length ? ((a[0] as unknown[][])[0][0] = 'a') : (a[0] = [['a']])) },
+        { name: 'an entry a string', code: 'E_TYPE', touches: [0], apply: (a) => {
+            const rows = a[0] as unknown[][];
+            if (rows.length) rows[0][0] = 'a';
+            else a[0] = [['a']];
+          },
+        },
         { name: 'a ragged row', code: 'E_SHAPE', touches: [0], apply: (a) => (a[0] = [[1, 2], [3]]) },
         { name: 'not an array', code: 'E_TYPE', touches: [0], apply: (a) => (a[0] = 5) },
       ],
       [{ name: 'cols a string', code: 'E_TYPE', touches: [1], apply: (a) => (a[1] = '3') }],
     ],
   ),
-  row: fn(mat().chain((m) => fc.integer({ min: 0, max: m.rows - 1 }).map((i) => [m, i])), [matMuts(0).filter((x) => x.name.indexOf('one too long') < 0), intMuts(1, { tooLarge: (a) => 99 })]),
+  row: fn(mat().chain((m) => fc.integer({ min: 0, max: m.rows - 1 }).map((i) => [m, i])), [matMuts(0).filter((x) => x.name.indexOf('one too long') < 0), intMuts(1, { tooLarge: (_a) => 99 })]),
   rows: fn(mat().map((m) => [m]), [matMuts(0)]),
   quantize: fn(
     fc.tuple(mat(), fc.constantFrom('f16', 'bf16', 'i8'), fc.constantFrom(undefined, 'row', 'global')).map(([m, t, s]) => (t === 'i8' && s ? [m, t, { scale: s }] : [m, t])),
@@ -791,7 +796,10 @@ function closeDeep(a: unknown, b: unknown, rtol: number, atol: number, path = '$
   if (typeof b === 'number') {
     expect(typeof a, path).toBe('number');
     const x = a as number;
-    if (Number.isNaN(b) || Number.isNaN(x)) return expect(Number.isNaN(x), `${path}: ${x} vs ${b}`).toBe(Number.isNaN(b));
+    if (Number.isNaN(b) || Number.isNaN(x)) {
+      expect(Number.isNaN(x), `${path}: ${x} vs ${b}`).toBe(Number.isNaN(b));
+      return;
+    }
     if (x === b) return;
     expect(Math.abs(x - b) <= atol + rtol * Math.abs(b), `${path}: ${x} vs ${b}`).toBe(true);
     return;
@@ -807,7 +815,9 @@ function closeDeep(a: unknown, b: unknown, rtol: number, atol: number, path = '$
   if (Array.isArray(b)) {
     expect(Array.isArray(a), path).toBe(true);
     expect((a as unknown[]).length, path).toBe(b.length);
-    b.forEach((v, i) => closeDeep((a as unknown[])[i], v, rtol, atol, `${path}[${i}]`));
+    b.forEach((v, i) => {
+      closeDeep((a as unknown[])[i], v, rtol, atol, `${path}[${i}]`);
+    });
     return;
   }
   if (typeof b === 'object' && b !== null) {

@@ -18,9 +18,10 @@ function diffFrob(a, b) {
   return Math.sqrt(s);
 }
 
+/** The rows `idx` of `m`, in that order, as a new Matrix. */
 function rowsOf(m, idx) {
   const out = new Float32Array(idx.length * m.cols);
-  idx.forEach((r, i) => out.set(m.data.subarray(r * m.cols, (r + 1) * m.cols), i * m.cols));
+  for (let i = 0; i < idx.length; i++) out.set(m.data.subarray(idx[i] * m.cols, (idx[i] + 1) * m.cols), i * m.cols);
   return { data: out, rows: idx.length, cols: m.cols };
 }
 
@@ -38,7 +39,11 @@ function accuracy(pred, truth) {
 function curvature(dv, ref, z, y, count, seed, sameClass) {
   const rng = new ref.SplitMix64(seed);
   const byClass = new Map();
-  if (sameClass) y.forEach((l, i) => (byClass.get(l) || byClass.set(l, []).get(l)).push(i));
+  if (sameClass) {
+    y.forEach((l, i) => {
+      (byClass.get(l) || byClass.set(l, []).get(l)).push(i);
+    });
+  }
   const groups = sameClass ? [...byClass.values()].filter((g) => g.length >= 3) : [Array.from({ length: z.rows }, (_, i) => i)];
   let k = 0;
   let excess = 0;
@@ -51,8 +56,8 @@ function curvature(dv, ref, z, y, count, seed, sameClass) {
     const g = groups[Math.min(groups.length - 1, Math.floor(rng.uniform() * groups.length))];
     const pick = () => g[Math.min(g.length - 1, Math.floor(rng.uniform() * g.length))];
     const a = pick();
-    let b = pick();
-    let c = pick();
+    const b = pick();
+    const c = pick();
     if (a === b || b === c || a === c) {
       skipped++;
       continue;
@@ -182,7 +187,9 @@ function analogyTransfer(dv, ref, z, y, count, seed) {
   if (classes.length < 2) return null;
   const unit = dv.normalizeRows(z);
   const members = new Map(classes.map((c) => [c, []]));
-  y.forEach((l, i) => members.get(l).push(i));
+  y.forEach((l, i) => {
+    members.get(l).push(i);
+  });
   const medoid = new Map();
   for (const c of classes) {
     const idx = members.get(c);

@@ -175,7 +175,7 @@ function scatterPlot(series, o = {}) {
   const lines = series.map((s) => ({ name: s.name, xs: [], ys: [] }));
   let svg = linePlot(lines.map((l, k) => ({ ...l, xs: series[k].points.map((p) => p.x), ys: series[k].points.map((p) => p.y) })), { padX: 0.04, ...o });
   // Replace the connecting paths by dots: redraw as circles.
-  svg = svg.replace(/<path d="([^"]*)" fill="none" stroke="([^"]+)"[^>]*\/>/g, (all, d, color) => {
+  svg = svg.replace(/<path d="([^"]*)" fill="none" stroke="([^"]+)"[^>]*\/>/g, (_all, d, color) => {
     const pts = d.match(/[ML][\d.-]+ [\d.-]+/g) || [];
     return pts.map((p) => {
       const [x, y] = p.slice(1).split(' ');

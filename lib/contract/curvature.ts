@@ -193,7 +193,9 @@ export function checkMapDistortion(fn: string, x: unknown, a: unknown, options: 
 export function checkAnalogy(fn: string, corpus: unknown, abc: unknown, k: unknown, options: AnalogyOptions | undefined): [number, number, number, boolean] {
   v.matType(fn, 'corpus', corpus);
   if (!Array.isArray(abc)) fail('E_TYPE', `${fn}: [a, b, c] must be an array of three row indices, got ${abc === null ? 'null' : typeof abc}`);
-  abc.forEach((x, i) => v.int(fn, ['a', 'b', 'c'][i] ?? `index ${i}`, x));
+  abc.forEach((x, i) => {
+    v.int(fn, ['a', 'b', 'c'][i] ?? `index ${i}`, x);
+  });
   v.int(fn, 'k', k);
   const o = v.opts(fn, options);
   const method = o.method ?? 'add';

@@ -360,7 +360,7 @@ export function temperatureSchedule(options: ScheduleOptions): (t: number) => nu
     if (typeof t !== 'number' || Number.isNaN(t)) fail('E_TYPE', `${fn}: t must be a number, got ${String(t)}`);
     const r = Math.min(Math.max(t, 0), steps) / steps;
     if (kind === 'linear') return start + (end - start) * r;
-    if (kind === 'exponential') return start * Math.pow(end / start, r);
+    if (kind === 'exponential') return start * (end / start) ** r;
     return end + ((start - end) * (1 + Math.cos(Math.PI * r))) / 2;
   };
 }

@@ -213,7 +213,11 @@ export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbo
   for (let q = 0; q < samples; q++) quads.push(drawDistinct(rng, n, 4));
   const pairs: [number, number][] = [[0, 1], [2, 3], [0, 2], [1, 3], [0, 3], [1, 2]];
   const req: [number, number][][] = Array.from({ length: n }, () => []);
-  quads.forEach((q, qi) => pairs.forEach(([a, b], s) => req[q[a]].push([qi * 6 + s, q[b]])));
+  quads.forEach((q, qi) => {
+    pairs.forEach(([a, b], s) => {
+      req[q[a]].push([qi * 6 + s, q[b]]);
+    });
+  });
   const dist = new Float64Array(6 * samples);
   let diameter = 0;
   for (let s = 0; s < n; s++) {

@@ -4,7 +4,7 @@
  * NCE loss. Float64 throughout; the native backend builds the same alias table and draws the
  * same indices for a seed.
  */
-import { AliasSamplerBase, aliasLogProbCheck, type AliasTable, checkCount, checkNegativeSampling, checkPower, type NegativeSamplingOptions, type NegativeSamplingResult, nonEmpty, scanWeights, toWeights, type WeightsLike } from '../contract/sampling';
+import { AliasSamplerBase, aliasLogProbCheck, type AliasTable, checkNegativeSampling, checkPower, type NegativeSamplingOptions, type NegativeSamplingResult, nonEmpty, scanWeights, toWeights, type WeightsLike } from '../contract/sampling';
 import * as v from '../contract/validate';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
@@ -110,7 +110,7 @@ export function unigramWeights(counts: WeightsLike, power = 0.75): Float64Array 
   checkPower(fn, power);
   scanWeights(fn, 'counts', c);
   const out = new Float64Array(c.length);
-  for (let i = 0; i < c.length; i++) out[i] = Math.pow(c[i], power);
+  for (let i = 0; i < c.length; i++) out[i] = c[i] ** power;
   return out;
 }
 
