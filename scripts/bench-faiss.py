@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""faiss anchor for bench/topk.js: exact inner-product top-k with IndexFlatIP (pip install faiss-cpu).
+"""faiss anchor for bench/suites/topk.js: exact inner-product top-k with IndexFlatIP (pip install faiss-cpu).
 
 Workload:
   flatip  corpus: N×d, queries: Q×d, params.k; the index is built once at setup (a copy of the

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SciPy and POT anchors for bench/geometry.js.
+"""SciPy and POT anchors for bench/suites/geometry.js.
 
 Workloads:
   procrustes  x, y: n×d (float32 files, converted once to float64 as SciPy users do);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch CPU anchors for bench/learning.js and bench/geometry.js (autograd, float32).
+"""PyTorch CPU anchors for bench/suites/learning.js and bench/suites/geometry.js (autograd, float32).
 
 Workloads (forward + backward of the loss with respect to every input, like densevec's calls):
   infonce      q, keys: B×d; logits = q̂·k̂ᵀ/τ (rows L2-normalized when params.normalize), CE to i → i

@@ -294,7 +294,7 @@ describe('contrastive: temperature schedules', () => {
       throwsCode(() => be.temperatureSchedule({ start: 0, end: 1, steps: 3 }), 'E_ARG', /start/);
       throwsCode(() => be.temperatureSchedule({ start: 1, end: -1, steps: 3 }), 'E_ARG', /end/);
       throwsCode(() => be.temperatureSchedule({ start: 1, end: 1, steps: 0 }), 'E_ARG', /steps/);
-      // A non-integer where an integer is required is a type error (API.md, Errors).
+      // A non-integer where an integer is required is a type error (README.md, Errors).
       throwsCode(() => be.temperatureSchedule({ start: 1, end: 1, steps: 2.5 }), 'E_TYPE', /steps/);
       throwsCode(() => be.temperatureSchedule({ start: 1, end: 1, steps: 2, kind: 'step' as never }), 'E_ARG', /kind/);
       throwsCode(() => be.temperatureSchedule({ start: '1' as never, end: 1, steps: 2 }), 'E_TYPE');

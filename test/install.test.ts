@@ -93,7 +93,7 @@ interface PackResult {
   files: { path: string; size: number }[];
 }
 
-/** `npm pack` of a package directory (no lifecycle scripts: `prepare` would rebuild the addon). */
+/** `npm pack` of a package directory (no lifecycle scripts: the output is JSON, and the build under test is packed as it is). */
 function pack(dir: string, dest: string | null): PackResult {
   const args = [npm, 'pack', '--json', '--ignore-scripts'];
   if (dest === null) args.push('--dry-run');
@@ -357,6 +357,43 @@ describe('what the packages ship', () => {
     const packed = JSON.parse(fs.readFileSync(path.join(tmp, 'densevec', 'package.json'), 'utf8'));
     expect(packed.optionalDependencies).toEqual(releaseOptionalDependencies());
     expect(Object.keys(packed.optionalDependencies)).toContain(platformPkg);
+  });
+
+  it('prepare builds only what is missing or older than its sources', () => {
+    const { plan } = require(path.join(root, 'scripts', 'prepare.cjs')) as { plan: (dir: string) => { native: boolean; ts: boolean } };
+    const tree = fs.mkdtempSync(path.join(tmp, 'prepare-'));
+    const put = (rel: string, secondsAgo: number) => {
+      const f = path.join(tree, rel);
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(f, rel);
+      const t = new Date(Date.now() - secondsAgo * 1000);
+      fs.utimesSync(f, t, t);
+    };
+    const sources = ['crates/densevec-core/src/lib.rs', 'Cargo.toml', 'Cargo.lock', 'lib/index.ts', 'lib/contract/validate.ts', 'tsconfig.json', 'scripts/post-build.cjs'];
+    for (const f of sources) put(f, 100);
+    // A fresh clone: nothing built.
+    expect(plan(tree)).toMatchObject({ native: true, ts: true });
+    put(`lib/native/densevec.${platform}.node`, 50);
+    put('lib/native/binding.cjs', 50);
+    expect(plan(tree)).toMatchObject({ native: false, ts: true });
+    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'reference/index.js', 'native/binding.cjs']) put(`dist/${f}`, 10);
+    // A current build: `npm pack` / `npm install` build nothing.
+    expect(plan(tree)).toEqual({ native: false, ts: false, reason: 'the addon and dist/ are current' });
+    put('lib/contract/validate.ts', 1);
+    expect(plan(tree)).toMatchObject({ native: false, ts: true });
+    for (const f of ['index.js', 'index.mjs', 'index.d.ts', 'reference/index.js', 'native/binding.cjs']) put(`dist/${f}`, 0);
+    put('crates/densevec-core/src/lib.rs', 0);
+    expect(plan(tree)).toMatchObject({ native: true, ts: true });
+  });
+
+  it('npm pack of a current build runs prepare, which rebuilds nothing', () => {
+    // The build under test is current (the tests load it); packing with lifecycle scripts must
+    // leave the addon and dist/ untouched.
+    const watched = [path.join(root, 'lib', 'native', binaryFile), path.join(root, 'dist', 'index.js')];
+    const before = watched.map((f) => fs.statSync(f).mtimeMs);
+    const r = ok(run(process.execPath, [npm, 'pack', '--dry-run'], root, { ...childEnv, PATH: process.env.PATH }), 'npm pack --dry-run');
+    expect(`${r.stdout}${r.stderr}`).toContain('densevec prepare: the addon and dist/ are current; nothing to build');
+    expect(watched.map((f) => fs.statSync(f).mtimeMs)).toEqual(before);
   });
 
   it('per-platform package.json files agree with napi.targets', () => {

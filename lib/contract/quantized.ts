@@ -1,5 +1,5 @@
 /**
- * Compact corpus storage for similarityMatrix and topK (API.md §1, optional storage types):
+ * Compact corpus storage for similarityMatrix and topK (README.md, "Similarity geometry": compact corpora):
  * f16 and bf16 as their bits in a Uint16Array, i8 in an Int8Array with a scale (value =
  * v · scale; one number, or a Float32Array with one scale per row). A compact corpus means
  * exactly its decoded float32 values: every result equals the function on `dequantize(c)`.
