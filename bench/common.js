@@ -6,6 +6,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { measure, local, procStatus, resetPeakRss } = require('./harness');
+const { benchmarkJs, measureMicro, fmtOps } = require('./micro');
 
 const RESULTS = path.join(__dirname, 'results');
 const { machine } = require('./machine');
@@ -93,7 +94,7 @@ function pad(s, n, right = false) {
 /** Builds an implementation entry: label + thread count + timed function. */
 function impl(label, group, threads, fn, extra = {}) {
   const name = threads ? `${label} ${threads}T` : label;
-  const it = { ...local(name, fn, extra), label, group, threads: threads ?? null };
+  const it = { ...local(name, fn, extra), fn, label, group, threads: threads ?? null };
   if (extra.scale) {
     // The call does 1/scale of the workload (a subset); report the time scaled to the whole.
     const run = it.run;
@@ -109,9 +110,10 @@ function impl(label, group, threads, fn, extra = {}) {
  * One benchmark suite: rows are measured with measure() and collected for the JSON file.
  */
 class Suite {
-  constructor(name, { quick }) {
+  constructor(name, { quick, smoke = false }) {
     this.name = name;
     this.quick = quick;
+    this.smoke = smoke;
     this.rows = [];
     this.notes = [];
     this.extra = {};
@@ -126,7 +128,9 @@ class Suite {
 
   /**
    * Measures a row. spec: { workload, params, impls, throughput(ms) → { value, unit } | null,
-   * targets: [{ anchor: label, threads, min, what }], opts }.
+   * targets: [{ anchor: label, threads, min, what }], opts, micro }. `micro: true` (single-call
+   * rows of synchronous functions) measures with benchmark.js (bench/micro.js) instead of the
+   * interleaved harness, and also prints ops/sec ± relative margin of error.
    */
   async row(spec) {
     const impls = spec.impls.filter(Boolean);
@@ -135,7 +139,12 @@ class Suite {
       console.log('  (nothing to run)');
       return null;
     }
-    const res = await measure(impls, { ...this.opts, ...(spec.opts ?? {}) });
+    let res = spec.micro ? measureMicro(impls, { quick: this.quick, smoke: this.smoke }) : null;
+    if (spec.micro && res === null && !this.notes.some((n) => n.startsWith('benchmark not installed'))) {
+      this.note(`benchmark not installed (${benchmarkJs().error}); single-call rows use the interleaved harness — run \`node bench/install-anchors.cjs\``);
+    }
+    const harness = res ? 'benchmark.js' : 'interleaved';
+    res ??= await measure(impls, { ...this.opts, ...(spec.opts ?? {}) });
     const entries = impls.map((i) => {
       const r = res[i.name];
       const tp = spec.throughput ? spec.throughput(r.medianMs, i) : null;
@@ -181,7 +190,7 @@ class Suite {
       }
     }
     this.print(entries, ratios, scaling, targets, spec);
-    const row = { workload: spec.workload, params: spec.params ?? {}, implementations: entries, ratios, scaling, targets, ...(spec.extra ?? {}) };
+    const row = { workload: spec.workload, params: spec.params ?? {}, harness, implementations: entries, ratios, scaling, targets, ...(spec.extra ?? {}) };
     this.rows.push(row);
     return row;
   }
@@ -190,8 +199,10 @@ class Suite {
     const best = entries.filter((e) => e.group === 'densevec');
     const ref1 = best.find((e) => e.threads === 1) ?? best[0];
     const w = Math.max(28, ...entries.map((e) => e.name.length + 2));
+    // benchmark.js rows: the mean per call and mean ∓ margin of error instead of median and IQR.
+    const micro = entries.some((e) => e.hz !== undefined);
     console.log(
-      `  ${pad('implementation', w)}${pad('median', 12, true)}${pad('IQR', 22, true)}${pad('CPU/call', 12, true)}${pad('throughput', 18, true)}${pad('dv speedup', 12, true)}`,
+      `  ${pad('implementation', w)}${pad(micro ? 'mean' : 'median', 12, true)}${pad(micro ? '± margin of error' : 'IQR', 22, true)}${pad('CPU/call', 12, true)}${pad('throughput', 18, true)}${pad('dv speedup', 12, true)}`,
     );
     for (const e of entries) {
       const iqr = `${fmtMs(e.q1Ms)}–${fmtMs(e.q3Ms)}`;
@@ -204,6 +215,7 @@ class Suite {
       const cpu = e.cpuMedianMs != null ? fmtMs(e.cpuMedianMs) : '';
       console.log(`  ${pad(e.name, w)}${pad(fmtMs(e.medianMs), 12, true)}${pad(iqr, 22, true)}${pad(cpu, 12, true)}${pad(tp, 18, true)}${pad(rel, 12, true)}`);
     }
+    for (const e of entries) if (e.hz !== undefined) console.log(`  benchmark.js ${e.name}: ${fmtOps(e)} (${e.samples} runs sampled)`);
     for (const s of scaling) console.log(`  2T/1T ${s.label}: ${s.speedup2T.toFixed(2)}×`);
     for (const t of targets) {
       const miss = t.met ? 'met' : `MISSED by ${Math.max(1, Math.round((1 - t.got / t.min) * 100))} %`;
@@ -220,7 +232,8 @@ class Suite {
       quick: this.quick,
       mode: process.env.DENSEVEC_BENCH_MODE ?? (this.quick ? 'quick' : 'full'),
       date: new Date().toISOString(),
-      harness: 'median of interleaved rounds (bench/harness.js): every implementation runs once per round in rotating order after warm-up; figures are per call',
+      harness:
+        'median of interleaved rounds (bench/harness.js): every implementation runs once per round in rotating order after warm-up; figures are per call. Rows with harness "benchmark.js" (single calls): mean per call from benchmark.js, with hz (ops/sec) and rme (relative margin of error, %)',
       machine: {
         cpu: os.cpus()[0]?.model ?? 'unknown',
         cores: os.cpus().length,

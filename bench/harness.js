@@ -1,8 +1,9 @@
-// Hand-rolled median-of-rounds harness.
+// Hand-rolled median-of-rounds harness, for the side-by-side rows of batch workloads (the
+// single-call rows use benchmark.js: bench/micro.js).
 //
-// Why not benchmark.js: it measures one function to completion before moving to the next, so on a
-// shared machine a burst of load from another process lands on whichever implementation happened
-// to be running. Here every implementation of a row runs once per round, in a rotating order, and
+// Why not benchmark.js here: it measures one function to completion before moving to the next, so
+// on a shared machine a burst of load from another process lands on whichever implementation
+// happened to be running. Here every implementation of a row runs once per round, in a rotating order, and
 // each reported figure is the median over rounds of the per-call time of one sample (a sample
 // repeats the call enough times to last at least `minSampleMs`). Warm-up runs every
 // implementation until it has spent `warmupMs` (JIT, page faults, thread pools, caches) and
