@@ -10,7 +10,6 @@
  * (tiles over keys with an online log-sum-exp), so extra memory is O((B + K)·d).
  */
 import { cudaRoute, nat, rethrow } from './backend';
-import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap } from './contract/validate';
 import { CUDA_WORK, viaCuda } from './cuda';
@@ -18,6 +17,7 @@ import type { Matrix } from './matrix';
 import * as contract from './contract/contrastive';
 import * as ref from './reference/contrastive';
 import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './contract/contrastive';
+import { later } from './contract/async';
 
 export type { ContrastiveStats, InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleKind, ScheduleOptions } from './contract/contrastive';
 
@@ -57,15 +57,6 @@ function ntxOut(r: { loss: number; gradA: Float32Array; gradB: Float32Array; gra
     gradTemperature: r.gradTemperature,
     stats: statsOf(r.stats),
   };
-}
-
-/** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
-function later<T>(f: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(f());
-  } catch (e) {
-    return Promise.reject(fromNative(e));
-  }
 }
 
 /** p(y_j | x) = softmax_j(x·y_j / τ) over the rows of `ys` (Float32Array of length ys.rows). */

@@ -11,17 +11,9 @@ import type { Matrix } from './matrix';
 import * as contract from './contract/curvature';
 import * as ref from './reference/curvature';
 import type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from './contract/curvature';
+import { later } from './contract/async';
 
 export type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, GraphMetric, GraphOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from './contract/curvature';
-
-/** Runs `f` and turns a thrown error into a rejected promise. */
-function later<T>(f: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(f());
-  } catch (e) {
-    return Promise.reject(e);
-  }
-}
 
 const NONE = new Uint32Array(0);
 

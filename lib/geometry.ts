@@ -4,7 +4,6 @@
  * alignment and spherical triangles on the unit hypersphere.
  */
 import { nat, rethrow } from './backend';
-import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap } from './contract/validate';
 import type { Matrix } from './matrix';
@@ -12,18 +11,10 @@ import * as contract from './contract/geometry';
 import * as ref from './reference/geometry';
 import type { MetricOptions } from './contract/similarity';
 import type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
+import { later } from './contract/async';
 
 export type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
 export { GaussianStream } from './contract/geometry';
-
-/** Runs `f` and turns a thrown error into a rejected promise. */
-function later<T>(f: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(f());
-  } catch (e) {
-    return Promise.reject(fromNative(e));
-  }
-}
 
 /**
  * Predicted label of every query row (Uint32Array of queries.rows): majority vote among its k

@@ -8,7 +8,6 @@
  * the role of 1/τ); every loss is a mean over rows, as PyTorch's default reduction.
  */
 import { nat, rethrow } from './backend';
-import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap } from './contract/validate';
 import { CUDA_WORK, viaCuda } from './cuda';
@@ -16,18 +15,10 @@ import type { Matrix } from './matrix';
 import * as contract from './contract/margin';
 import * as ref from './reference/margin';
 import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
+import { later } from './contract/async';
 
 export type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginKind, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
 export { ARCFACE_SIN_EPS } from './contract/margin';
-
-/** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
-function later<T>(f: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(f());
-  } catch (e) {
-    return Promise.reject(fromNative(e));
-  }
-}
 
 function wrap(
   r: { loss: number; gradX: Float32Array; gradW: Float32Array; logits: Float32Array; gradScale: number; angularMargins: Float32Array },

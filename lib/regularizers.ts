@@ -4,7 +4,6 @@
  * Wasserstein pairwise-similarity regularizer with gradients.
  */
 import { nat, rethrow } from './backend';
-import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap, snapOpts } from './contract/validate';
 import { CUDA_WORK, viaCuda } from './cuda';
@@ -12,17 +11,9 @@ import type { Matrix } from './matrix';
 import * as contract from './contract/regularizers';
 import * as ref from './reference/regularizers';
 import type { BatchNormForwardOptions, BatchNormGrads, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
+import { later } from './contract/async';
 
 export type { BatchNormForwardOptions, BatchNormGrads, BatchNormOptions, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
-
-/** Runs `f` and turns a thrown error into a rejected promise. */
-function later<T>(f: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(f());
-  } catch (e) {
-    return Promise.reject(fromNative(e));
-  }
-}
 
 /**
  * Batch normalization over the rows of a Matrix, equal to PyTorch's

@@ -6,7 +6,6 @@
  * depend on it, as in IEEE arithmetic (in top-k, NaN scores rank last).
  */
 import { nat, rethrow } from './backend';
-import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import type { Matrix } from './matrix';
 import * as contract from './contract/similarity';
@@ -15,6 +14,7 @@ import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './contr
 import * as v from './contract/validate';
 import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
 import { isQuantized, type Corpus, type QuantizedMatrix } from './contract/quantized';
+import { later } from './contract/async';
 
 export type { MetricOptions, TopKOptions, TopKResult } from './contract/similarity';
 export { SKIP_NONE } from './contract/similarity';
@@ -205,15 +205,6 @@ function selArgs(
     return [q.data, q.rows, NO_F32, half, int8, rows, cols, dtype, scale, scales, k, metric, flags, skip, mask];
   }
   return [q.data, q.rows, c.data, NO_HALF, NO_INT8, c.rows, q.cols, 0, 0, NO_SCALES, k, metric, flags, skip, mask];
-}
-
-/** Runs `f` and turns a thrown error into a rejected promise (always a DensevecError). */
-function later<T>(f: () => T | Promise<T>): Promise<T> {
-  try {
-    return Promise.resolve(f());
-  } catch (e) {
-    return Promise.reject(fromNative(e));
-  }
 }
 
 /**

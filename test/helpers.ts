@@ -1,4 +1,5 @@
 /** Shared test helpers: seeded random data, tolerance checks, forced ISAs. */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { expect } from 'vitest';
 
@@ -11,6 +12,31 @@ export const native = require('../dist/native/binding.cjs') as Record<string, (.
 export const ref = require('../dist/reference/index.js') as typeof import('../dist/reference/index');
 /** The reference's statistics module, for the internals its tests pin (SplitMix64, lnGamma, …). */
 export const refStats = require('../dist/reference/statistics.js') as typeof import('../dist/reference/statistics');
+
+/** A matrix as the tests build it. */
+export type M = { data: Float32Array; rows: number; cols: number };
+
+/** A JSON fixture of test/fixtures (written by scripts/fixtures/*.py). */
+export function fixture(name: string): { cases: Array<Record<string, any>> } {
+  return JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8'));
+}
+
+/** A fixture's matrix ({ rows, cols, data: number[] }) as a float32 Matrix. */
+export function fm(o: { rows: number; cols: number; data: number[] }): M {
+  return { data: Float32Array.from(o.data), rows: o.rows, cols: o.cols };
+}
+
+/** The largest |a_i| (0 for an empty array). */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** Compares gradients: elementwise within rtol, plus an absolute floor, `floor` × the largest entry and at least `abs`. */
+export function closeGrad(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-4, floor = 1e-5, abs = 1e-12): void {
+  close(got, want, rtol, Math.max(floor * maxAbs(want), abs));
+}
 
 /** The rows `idx` of `m`, in that order, as a new Matrix. */
 export function gatherRows(m: { data: Float32Array; rows: number; cols: number }, idx: ArrayLike<number>): { data: Float32Array; rows: number; cols: number } {

@@ -1,16 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { close, dv, fdGrad, gatherRows, forEachIsa, randm, ref, rng, throwsCode } from './helpers';
+import { close, dv, fdGrad, fixture, fm, forEachIsa, gatherRows, type M, maxAbs, randm, ref, rng, throwsCode } from './helpers';
 
 /** PyTorch autograd fixtures (scripts/fixtures/learning_extra.py). */
-const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'learning-extra.json'), 'utf8')) as {
-  cases: Array<Record<string, any>>;
-};
-
-function fm(o: { rows: number; cols: number; data: number[] }): { data: Float32Array; rows: number; cols: number } {
-  return { data: Float32Array.from(o.data), rows: o.rows, cols: o.cols };
-}
+const fixtures = fixture('learning-extra.json');
 
 function fopts(o: Record<string, any>): Record<string, any> {
   const out: Record<string, any> = { ...o };
@@ -20,21 +12,10 @@ function fopts(o: Record<string, any>): Record<string, any> {
   return out;
 }
 
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
-type M = { data: Float32Array; rows: number; cols: number };
 type Stats = { meanEntropy: number; meanPositiveProbability: number; meanMaxNegativeProbability: number; effectiveNegatives: number };
 
 function statsArr(s: Stats): number[] {
   return [s.meanEntropy, s.meanPositiveProbability, s.meanMaxNegativeProbability, s.effectiveNegatives];
-}
-
-function _unitRows(rows: number, cols: number, seed: number): M {
-  return ref.normalizeRows(randm(rows, cols, seed));
 }
 
 /** Central difference of f at t with relative step. */

@@ -1,28 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { close, dv, fdGrad, randm, ref, rng, throwsCode } from './helpers';
+import { close, closeGrad, dv, fdGrad, fixture, fm, type M, randm, ref, rng, throwsCode } from './helpers';
 
-type M = { data: Float32Array; rows: number; cols: number };
+const fixtures = fixture('learning.json');
 
-const fixtures = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'learning.json'), 'utf8')) as {
-  cases: Array<Record<string, any>>;
-};
-
-function fm(o: { rows: number; cols: number; data: number[] }): M {
-  return { data: Float32Array.from(o.data), rows: o.rows, cols: o.cols };
-}
-
-function maxAbs(a: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
-  return m;
-}
-
-/** Elementwise within rtol, plus an absolute floor: `floor` × the largest entry, at least `abs`. */
-function closeGrad(got: ArrayLike<number>, want: ArrayLike<number>, rtol = 1e-4, floor = 1e-5, abs = 1e-12): void {
-  close(got, want, rtol, Math.max(floor * maxAbs(want), abs));
-}
 
 
 function labelsOf(n: number, c: number, seed: number): Uint32Array {
