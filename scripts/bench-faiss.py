@@ -6,23 +6,13 @@ Workload:
           corpus); the timed call is index.search(queries, k), with
           distance_compute_blas_threshold = 20 (params.blas_threshold) so a batch of queries goes
           through BLAS
-See scripts/bench-serve.py for how it is driven.
+See scripts/bench_serve.py for how it is driven.
 """
-import importlib.util
-import json
-import os
 import sys
 
-_spec = importlib.util.spec_from_file_location('bench_serve', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bench-serve.py'))
-serve = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve)
+import bench_serve as serve
 
-try:
-    import numpy as np
-    import faiss
-except Exception as e:
-    print(json.dumps({'ready': False, 'error': f'{type(e).__name__}: {e} (try: pip install faiss-cpu)'}), flush=True)
-    sys.exit(0)
+np, faiss = serve.need('numpy', 'faiss', hint=' (try: pip install faiss-cpu)')
 
 VERSIONS = {'faiss': faiss.__version__, 'numpy': np.__version__, 'python': sys.version.split()[0]}
 

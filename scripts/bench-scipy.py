@@ -9,24 +9,13 @@ Workloads:
               returns W_p^p — the same number as densevec's wassersteinRegularizer loss
               (POT has no gradient through the normalization or the Gram matrix, so this
               anchor covers only the 1-D transport part of the work)
-See scripts/bench-serve.py for how it is driven.
+See scripts/bench_serve.py for how it is driven.
 """
-import importlib.util
-import json
-import os
 import sys
 
-_spec = importlib.util.spec_from_file_location('bench_serve', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bench-serve.py'))
-serve = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve)
+import bench_serve as serve
 
-try:
-    import numpy as np
-    import scipy
-    import scipy.linalg
-except Exception as e:
-    print(json.dumps({'ready': False, 'error': f'{type(e).__name__}: {e}'}), flush=True)
-    sys.exit(0)
+np, scipy, _ = serve.need('numpy', 'scipy', 'scipy.linalg')
 
 try:
     import ot

@@ -7,25 +7,15 @@ Workloads (forward + backward of the loss with respect to every input, like dens
   margin       x: N×d, W: C×d, labels; arcface / cosface / normalized logits, CE with label smoothing
   wasserstein  a, b: n×d; sorted pairwise cosines of each view, loss = mean |S_a,(k) − S_b,(k)|^p
   negsampling  x, positives: n×d, negatives: (n·k)×d; word2vec's −log σ(s⁺) − Σ log σ(−s⁻), mean over n
-See scripts/bench-serve.py for how it is driven (served by bench/run.js, or standalone).
+See scripts/bench_serve.py for how it is driven (served by bench/run.js, or standalone).
 """
-import importlib.util
-import json
 import math
-import os
 import sys
 
-_spec = importlib.util.spec_from_file_location('bench_serve', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'bench-serve.py'))
-serve = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(serve)
+import bench_serve as serve
 
-try:
-    import numpy as np
-    import torch
-    import torch.nn.functional as F
-except Exception as e:  # torch missing: tell the caller, which skips these rows
-    print(json.dumps({'ready': False, 'error': f'{type(e).__name__}: {e}'}), flush=True)
-    sys.exit(0)
+# torch missing: tell the caller, which skips these rows
+np, torch, F = serve.need('numpy', 'torch', 'torch.nn.functional')
 
 VERSIONS = {'torch': torch.__version__, 'numpy': np.__version__, 'python': sys.version.split()[0]}
 

@@ -1,4 +1,5 @@
-"""Shared loop of the Python benchmark anchors (scripts/bench-torch.py, bench-scipy.py, bench-faiss.py).
+"""Shared loop of the Python benchmark anchors (scripts/bench-torch.py, bench-scipy.py, bench-faiss.py),
+which `import bench_serve`.
 
 Two ways to run a workload script:
 
@@ -19,12 +20,23 @@ Two ways to run a workload script:
     (median and all samples, ms per call).
 """
 import argparse
+import importlib
 import json
 import statistics
 import sys
 import time
 
 import numpy as np
+
+
+def need(*modules, hint=''):
+    """Imports `modules` and returns them; when one is missing, tells the caller (which skips
+    these rows) with a {"ready": false} line and exits."""
+    try:
+        return [importlib.import_module(m) for m in modules]
+    except Exception as e:
+        print(json.dumps({'ready': False, 'error': f'{type(e).__name__}: {e}{hint}'}), flush=True)
+        sys.exit(0)
 
 
 def load_input(spec):
