@@ -793,7 +793,9 @@ function main() {
 
   if (opts.report) checkWritable(opts.report);
   const dv = require('../dist/index.js');
-  const ref = require('../dist/reference/index.js');
+  // The reference's public API, plus the documented PRNG (SplitMix64: fast uniforms for the
+  // shuffles and augmentations) and lnGamma from its statistics module.
+  const ref = { ...require('../dist/reference/index.js'), ...require('../dist/reference/statistics.js') };
   try {
     dv.setBackend(opts.backend);
   } catch (e) {

@@ -20,9 +20,9 @@
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+const { pingRedis, startRedis, stopProcess } = require('./lib/redis.js');
 
 const HELP = `Usage: node examples/sharded-search.js [options]
   --workers N   worker processes (default 3; also the number of shards)
@@ -77,58 +77,12 @@ function connectionFrom(url) {
   return c;
 }
 
-/** Whether a Redis server answers PING at host:port within timeoutMs. */
-function pingRedis(host, port, timeoutMs = 500) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.on('error', () => done(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** REDIS_URL, a server on 127.0.0.1:6379, or one started here (returned with its process). */
 async function redis() {
   if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, proc: null };
   if (await pingRedis('127.0.0.1', 6379)) return { url: 'redis://127.0.0.1:6379', proc: null };
-  const port = await freePort();
-  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' });
-  const failed = new Promise((_, reject) => proc.on('error', (e) => reject(new Error(`cannot start redis-server (${e.message}); install it or set REDIS_URL`))));
-  for (let i = 0; i < 100; i++) {
-    if (await Promise.race([pingRedis('127.0.0.1', port), failed])) return { url: `redis://127.0.0.1:${port}`, proc };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  proc.kill('SIGKILL');
-  throw new Error(`redis-server on 127.0.0.1:${port} did not answer`);
-}
-
-/** Sends SIGTERM, then SIGKILL after 3 s; resolves when the process has exited. */
-function stopProcess(p) {
-  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-    p.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    p.kill('SIGTERM');
-  });
+  const { url, proc } = await startRedis();
+  return { url, proc };
 }
 
 /** Seeded uniform data in [-1, 1) (mulberry32). */

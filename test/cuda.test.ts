@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { close, dv, native, randm, ref, throwsCode } from './helpers';
+import { close, dv, native, randm, ref, throwsCode, topKMatchesReference } from './helpers';
 
 // The GPU paths run only where a CUDA device exists. Elsewhere (CI, laptops) each test checks
 // the fallback instead and says so: "no GPU: <reason>".
@@ -146,21 +146,7 @@ describe('cuda backend: results', () => {
   });
 
   it('topK agrees with the reference, ties by lower index, k above the GPU limit on the CPU', () => {
-    onCuda(() => {
-      const q = randm(7, 33, 1);
-      const c = randm(5000, 33, 2);
-      for (const metric of ['dot', 'cosine', 'l2sq'] as const) {
-        for (const k of [1, 5, 64, 128, 200]) {
-          const got = dv.topK(q, c, k, { metric });
-          const want = ref.topK(q, c, k, { metric });
-          expect(Array.from(got.indices)).toEqual(Array.from(want.indices));
-          close(got.scores, want.scores, 1e-4, 1e-4);
-        }
-      }
-      const dup = { data: new Float32Array([1, 0, 0, 1, 1, 0, 1, 0]), rows: 4, cols: 2 };
-      const one = { data: new Float32Array([1, 0]), rows: 1, cols: 2 };
-      expect(Array.from(dv.topK(one, dup, 3).indices)).toEqual([0, 2, 3]);
-    });
+    onCuda(() => topKMatchesReference([1, 5, 64, 128, 200]));
   });
 
   it('infoNCE, ntXent, marginSoftmax and wassersteinRegularizer agree with the reference (GPU when present, else native)', () => {

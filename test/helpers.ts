@@ -38,6 +38,28 @@ export function closeGrad(got: ArrayLike<number>, want: ArrayLike<number>, rtol 
   close(got, want, rtol, Math.max(floor * maxAbs(want), abs));
 }
 
+/**
+ * topK of the main entry equals the reference's (indices exactly, scores within 1e-4) for a 7 × 33
+ * query block against a 5000-row corpus, every metric and each of `ks`; ties (duplicated rows)
+ * come out in index order.
+ */
+export function topKMatchesReference(ks: readonly number[]): void {
+  const q = randm(7, 33, 1);
+  const c = randm(5000, 33, 2);
+  for (const metric of ['dot', 'cosine', 'l2sq'] as const) {
+    for (const k of ks) {
+      const got = dv.topK(q, c, k, { metric });
+      const want = ref.topK(q, c, k, { metric });
+      expect(Array.from(got.indices)).toEqual(Array.from(want.indices));
+      close(got.scores, want.scores, 1e-4, 1e-4);
+    }
+  }
+  const dup = { data: new Float32Array([1, 0, 0, 1, 1, 0, 1, 0]), rows: 4, cols: 2 };
+  const one = { data: new Float32Array([1, 0]), rows: 1, cols: 2 };
+  expect(Array.from(dv.topK(one, dup, 3).indices)).toEqual([0, 2, 3]);
+  expect(Array.from(ref.topK(one, dup, 3).indices)).toEqual([0, 2, 3]);
+}
+
 /** The rows `idx` of `m`, in that order, as a new Matrix. */
 export function gatherRows(m: { data: Float32Array; rows: number; cols: number }, idx: ArrayLike<number>): { data: Float32Array; rows: number; cols: number } {
   const c = m.cols;

@@ -3,10 +3,9 @@
  * started here on a free loopback port. Without redis-server the Redis parts print why they did
  * not run (DENSEVEC_REQUIRE_REDIS=1 makes them mandatory, as in CI).
  */
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { close, dv, randm } from './helpers';
 
 const require = createRequire(import.meta.url);
 const bull = require('../dist/bullmq.js') as typeof import('../dist/bullmq');
+const { startRedis } = require('../examples/lib/redis.js') as { startRedis: () => Promise<{ url: string; port: number; proc: ChildProcess }> };
 
 type M = { data: Float32Array; rows: number; cols: number };
 const slice = (m: M, r0: number, r1: number): M => ({ data: m.data.subarray(r0 * m.cols, r1 * m.cols), rows: r1 - r0, cols: m.cols });
@@ -22,40 +22,13 @@ const REQUIRE = process.env.DENSEVEC_REQUIRE_REDIS === '1';
 const hasRedis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).status === 0;
 const NO_REDIS = 'redis-server is not installed (apt-get install redis-server); the Redis tests of densevec/bullmq did not run';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(300, () => done(false));
-    s.on('error', () => done(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
 let redis: ChildProcess | null = null;
 let port = 0;
 const dir = mkdtempSync(join(tmpdir(), 'densevec-sharded-'));
 
 beforeAll(async () => {
   if (!hasRedis) return;
-  port = await freePort();
-  redis = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 100 && !(await ping(port)); i++) await new Promise((r) => setTimeout(r, 100));
+  ({ proc: redis, port } = await startRedis());
 });
 
 afterAll(() => {

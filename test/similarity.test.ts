@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { close, dv, forEachIsa, native, randm, randn, ref, throwsCode } from './helpers';
+import { close, dv, forEachIsa, native, randm, randn, ref, throwsCode, topKMatchesReference } from './helpers';
 
 describe('similarity: native vs reference', () => {
   it('runs on the native backend', () => {
@@ -39,21 +39,7 @@ describe('similarity: native vs reference', () => {
   });
 
   it('topK returns the exact top-k, ties by lower index', () => {
-    const q = randm(7, 33, 1);
-    const c = randm(5000, 33, 2);
-    for (const metric of ['dot', 'cosine', 'l2sq'] as const) {
-      for (const k of [1, 5, 64]) {
-        const got = dv.topK(q, c, k, { metric });
-        const want = ref.topK(q, c, k, { metric });
-        expect(Array.from(got.indices)).toEqual(Array.from(want.indices));
-        close(got.scores, want.scores, 1e-4, 1e-4);
-      }
-    }
-    // Ties: duplicated rows must come out in index order.
-    const dup = { data: new Float32Array([1, 0, 0, 1, 1, 0, 1, 0]), rows: 4, cols: 2 };
-    const one = { data: new Float32Array([1, 0]), rows: 1, cols: 2 };
-    expect(Array.from(dv.topK(one, dup, 3).indices)).toEqual([0, 2, 3]);
-    expect(Array.from(ref.topK(one, dup, 3).indices)).toEqual([0, 2, 3]);
+    topKMatchesReference([1, 5, 64]);
   });
 
   it('async twins agree with the sync functions', async () => {

@@ -12,49 +12,12 @@
 
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { dv, impl, Suite, randMatrix, dvThreads, procStatus, resetPeakRss } = require('../common');
+const { startRedis, stopProcess } = require('../../examples/lib/redis.js');
 
 const slice = (m, r0, r1) => ({ data: m.data.subarray(r0 * m.cols, r1 * m.cols), rows: r1 - r0, cols: m.cols });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function ping(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(300, () => done(false));
-    s.on('error', () => done(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-function stop(p) {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-    p.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    p.kill('SIGTERM');
-  });
-}
 
 module.exports = async function pipelines({ quick, smoke }) {
   const suite = new Suite('pipelines', { quick });
@@ -161,17 +124,14 @@ module.exports = async function pipelines({ quick, smoke }) {
     if (!bullmqOk || !redisOk) {
       suite.note(`sharded rows skipped: ${!redisOk ? 'redis-server is not installed' : 'bullmq / ioredis are not installed'}`);
     } else {
-      const port = await freePort();
-      const redis = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-      cleanups.push(() => stop(redis));
-      for (let i = 0; i < 100 && !(await ping(port)); i++) await new Promise((r) => setTimeout(r, 100));
+      const { proc: redis, url, port } = await startRedis();
+      cleanups.push(() => stopProcess(redis));
       const bull = require('../../dist/bullmq.js');
       const shardFiles = shards.map((sh, s) => {
         const f = path.join(dir, `shard-${s}.dvc`);
         dv.writeCorpus(f, sh);
         return f;
       });
-      const url = `redis://127.0.0.1:${port}`;
       const example = path.join(__dirname, '..', '..', 'examples', 'sharded-search.js');
       const impls = [];
       for (const W of [1, 2, 3]) {
@@ -185,7 +145,7 @@ module.exports = async function pipelines({ quick, smoke }) {
           p.once('exit', (code, sig) => {
             if (!stopping) suite.note(`a worker process (${W}-worker run) exited early: code ${code}, signal ${sig}`);
           });
-          cleanups.push(() => stop(p));
+          cleanups.push(() => stopProcess(p));
         }
         await Promise.all(procs.map((p) => new Promise((res) => p.once('message', res))));
         const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
