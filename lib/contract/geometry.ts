@@ -138,13 +138,7 @@ export function checkMatmul(fn: string, a: unknown, b: unknown): void {
 
 /** Validates procrustes. */
 export function checkProcrustes(fn: string, x: unknown, y: unknown): void {
-  v.matType(fn, 'x', x);
-  v.matType(fn, 'y', y);
-  v.matShape(fn, 'x', x);
-  v.matShape(fn, 'y', y);
-  v.sameShape(fn, 'x', x, 'y', y);
-  v.finite(fn, 'x', x.data);
-  v.finite(fn, 'y', y.data);
+  v.matPair(fn, 'x', x, 'y', y, true);
 }
 
 /** Validates the inputs of sphericalTriangle. */

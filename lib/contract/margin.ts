@@ -87,16 +87,22 @@ export function checkEpsilon(fn: string, name: string, e: unknown): asserts e is
   if (!(e >= 0 && e < 1)) fail('E_ARG', `${fn}: ${name} must be in [0, 1), got ${e}`);
 }
 
+/** The options object of the margin functions and its `kind` (a string), read as given: E_TYPE otherwise. */
+function kindOptions<O extends { kind: unknown }>(fn: string, options: unknown): O {
+  if (options === undefined || options === null || typeof options !== 'object') {
+    fail('E_TYPE', `${fn}: options must be an object with a kind, got ${options === null ? 'null' : typeof options}`);
+  }
+  const o = options as O;
+  if (typeof o.kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string ('normalized', 'cosface' or 'arcface'), got ${typeof o.kind}`);
+  return o;
+}
+
 /** Types, shapes and scalar values of marginSoftmax. */
 export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown, options: unknown): MarginParsed {
   v.matType(fn, 'x', x);
   v.matType(fn, 'prototypes', w);
   v.u32(fn, 'labels', labels);
-  if (options === undefined || options === null || typeof options !== 'object') {
-    fail('E_TYPE', `${fn}: options must be an object with a kind, got ${options === null ? 'null' : typeof options}`);
-  }
-  const o = options as MarginOptions;
-  if (typeof o.kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string ('normalized', 'cosface' or 'arcface'), got ${typeof o.kind}`);
+  const o = kindOptions<MarginOptions>(fn, options);
   if (o.scale !== undefined) v.num(fn, 'scale', o.scale);
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   if (o.labelSmoothing !== undefined) v.num(fn, 'labelSmoothing', o.labelSmoothing);
@@ -174,11 +180,7 @@ export interface MarginGeometryResult {
 /** Types, shapes and values of marginGeometry; returns (kind code, margin). */
 export function checkMarginGeometry(fn: string, prototypes: unknown, options: unknown): { kind: number; margin: number } {
   v.matType(fn, 'prototypes', prototypes);
-  if (options === undefined || options === null || typeof options !== 'object') {
-    fail('E_TYPE', `${fn}: options must be an object with a kind, got ${options === null ? 'null' : typeof options}`);
-  }
-  const o = options as MarginGeometryOptions;
-  if (typeof o.kind !== 'string') fail('E_TYPE', `${fn}: kind must be a string ('normalized', 'cosface' or 'arcface'), got ${typeof o.kind}`);
+  const o = kindOptions<MarginGeometryOptions>(fn, options);
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   v.matShape(fn, 'prototypes', prototypes);
   if (!KINDS.has(o.kind)) {

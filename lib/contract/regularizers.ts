@@ -178,13 +178,7 @@ export function checkSoftThreshold(fn: string, m: unknown, lambda: unknown): ass
 
 /** Validates embeddingDrift. */
 export function checkDrift(fn: string, a: unknown, b: unknown): void {
-  v.matType(fn, 'a', a);
-  v.matType(fn, 'b', b);
-  v.matShape(fn, 'a', a);
-  v.matShape(fn, 'b', b);
-  v.sameShape(fn, 'a', a, 'b', b);
-  v.finite(fn, 'a', a.data);
-  v.finite(fn, 'b', b.data);
+  v.matPair(fn, 'a', a, 'b', b, true);
 }
 
 // ---------------------------------------------------------------------------------------------

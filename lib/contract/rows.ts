@@ -6,9 +6,5 @@ import * as v from './validate';
 
 /** Validates the two matrices of a row-wise call: types, then non-empty shapes, then equal shapes. */
 export function checkRows(fn: string, a: unknown, b: unknown): asserts a is Matrix {
-  v.matType(fn, 'a', a);
-  v.matType(fn, 'b', b);
-  v.matShape(fn, 'a', a);
-  v.matShape(fn, 'b', b);
-  v.sameShape(fn, 'a', a, 'b', b);
+  v.matPair(fn, 'a', a, 'b', b, false);
 }

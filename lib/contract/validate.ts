@@ -209,6 +209,22 @@ export function sameShape(fn: string, an: string, a: Matrix, bn: string, b: Matr
   }
 }
 
+/**
+ * Two matrices of equal shape (`an`, `bn` name them): both types, then both non-empty shapes,
+ * then equal shapes, then (when `checkFinite`) finiteness of each.
+ */
+export function matPair(fn: string, an: string, a: unknown, bn: string, b: unknown, checkFinite: boolean): asserts a is Matrix {
+  matType(fn, an, a);
+  matType(fn, bn, b);
+  matShape(fn, an, a);
+  matShape(fn, bn, b);
+  sameShape(fn, an, a, bn, b);
+  if (checkFinite) {
+    finite(fn, an, a.data);
+    finite(fn, bn, b.data);
+  }
+}
+
 /** Checks an integer (E_TYPE otherwise). */
 export function int(fn: string, name: string, v: unknown): asserts v is number {
   if (typeof v !== 'number' || !Number.isInteger(v)) fail('E_TYPE', `${fn}: ${name} must be an integer, got ${show(v)}`);

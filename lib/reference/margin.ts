@@ -9,6 +9,7 @@ import { scanIndices, scanZeroRows } from '../contract/contrastive';
 import { ARCFACE_SIN_EPS, checkCrossEntropy, checkMargin, checkMarginGeometry, checkPenalty, type CrossEntropyResult, type MarginGeometryOptions, type MarginGeometryResult, type MarginOptions, type MarginParsed, type MarginResult, type PenaltyResult, scanMargin, snapMargin } from '../contract/margin';
 import * as v from '../contract/validate';
 import type { Matrix } from '../matrix';
+import { unitRows64 } from './similarity';
 
 /**
  * Target logit z = s·f(cos θ) and dz/d cos θ for a kind (0 normalized, 1 cosface, 2 arcface).
@@ -48,19 +49,6 @@ function ceRow(z: Float64Array, off: number, C: number, y: number, eps: number):
   return loss;
 }
 
-function unit(m: Matrix): { h: Float64Array; n: Float64Array } {
-  const d = m.cols;
-  const h = new Float64Array(m.data.length);
-  const n = new Float64Array(m.rows);
-  for (let i = 0; i < m.rows; i++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) s += m.data[i * d + k] * m.data[i * d + k];
-    n[i] = Math.sqrt(s);
-    for (let k = 0; k < d; k++) h[i * d + k] = m.data[i * d + k] / n[i];
-  }
-  return { h, n };
-}
-
 function backNorm(g: Float64Array, h: Float64Array, n: Float64Array, d: number): void {
   for (let i = 0; i < n.length; i++) {
     let s = 0;
@@ -82,8 +70,8 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   const N = x.rows;
   const C = prototypes.rows;
   const d = x.cols;
-  const xu = unit(x);
-  const wu = unit(prototypes);
+  const xu = unitRows64(x);
+  const wu = unitRows64(prototypes);
   const z = alloc(Float64Array, N * C, fn, 'the N × C logits', 'split the batch');
   const dzy = new Float64Array(N);
   for (let i = 0; i < N; i++) {
@@ -169,34 +157,28 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
   return { loss: loss / N, grad: { data: Float32Array.from(z), rows: N, cols: C } };
 }
 
-/** Squared-norm penalty: loss = λ Σ_i ‖m_i‖², grad = 2λ·m. λ ≥ 0. */
-export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
-  const fn = 'normPenalty';
+/** λ Σ f(m_ij) with the gradient λ·f'(m_ij), after the checks of `fn` (λ ≥ 0). */
+function penalty(fn: string, m: Matrix, lambda: number, f: (x: number) => number, df: (x: number) => number): PenaltyResult {
   m = v.snap(fn, 'm', m);
   checkPenalty(fn, m, lambda);
   v.finite(fn, 'm', m.data);
   let s = 0;
   const g = new Float32Array(m.data.length);
   for (let i = 0; i < m.data.length; i++) {
-    s += m.data[i] * m.data[i];
-    g[i] = 2 * lambda * m.data[i];
+    s += f(m.data[i]);
+    g[i] = lambda * df(m.data[i]);
   }
   return { loss: lambda * s, grad: { data: g, rows: m.rows, cols: m.cols } };
 }
 
+/** Squared-norm penalty: loss = λ Σ_i ‖m_i‖², grad = 2λ·m. λ ≥ 0. */
+export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
+  return penalty('normPenalty', m, lambda, (x) => x * x, (x) => 2 * x);
+}
+
 /** L1 penalty: loss = λ Σ |m_ij|, grad = λ·sign(m) with sign(0) = 0. λ ≥ 0. */
 export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
-  const fn = 'l1Penalty';
-  m = v.snap(fn, 'm', m);
-  checkPenalty(fn, m, lambda);
-  v.finite(fn, 'm', m.data);
-  let s = 0;
-  const g = new Float32Array(m.data.length);
-  for (let i = 0; i < m.data.length; i++) {
-    s += Math.abs(m.data[i]);
-    g[i] = m.data[i] > 0 ? lambda : m.data[i] < 0 ? -lambda : 0;
-  }
-  return { loss: lambda * s, grad: { data: g, rows: m.rows, cols: m.cols } };
+  return penalty('l1Penalty', m, lambda, Math.abs, (x) => (x > 0 ? 1 : x < 0 ? -1 : 0));
 }
 
 /**
@@ -211,7 +193,7 @@ export function marginGeometry(prototypes: Matrix, options: MarginGeometryOption
   scanZeroRows(fn, 'prototypes', prototypes);
   v.finite(fn, 'prototypes', prototypes.data);
   const C = prototypes.rows;
-  const wu = unit(prototypes);
+  const wu = unitRows64(prototypes);
   const d = prototypes.cols;
   const angles = new Float32Array(C * C);
   const gaps = new Float32Array(C * C).fill(NaN);

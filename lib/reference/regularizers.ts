@@ -7,6 +7,7 @@ import { alloc } from '../contract/alloc';
 import { BatchNormBase, type BatchNormForwardOptions, type BatchNormGrads, checkBackward, checkDrift, checkForwardState, checkLag, checkSoftThreshold, checkSparsity, checkWasserstein, type EmbeddingDrift, snapWasserstein, type Sparsity, type SparsityOptions, type WassersteinOptions, type WassersteinResult } from '../contract/regularizers';
 import * as v from '../contract/validate';
 import type { Matrix } from '../matrix';
+import { unitRows64 } from './similarity';
 
 /**
  * Batch normalization over the rows of a Matrix, without affine parameters: PyTorch's
@@ -202,20 +203,6 @@ export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
   return { fractionNearZero: near / m.data.length, hoyer: h / m.rows };
 }
 
-function unitRows(m: Matrix): { xh: Float64Array; norms: Float64Array } {
-  const d = m.cols;
-  const xh = new Float64Array(m.data.length);
-  const norms = new Float64Array(m.rows);
-  for (let i = 0; i < m.rows; i++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) s += m.data[i * d + k] ** 2;
-    const nr = Math.sqrt(s);
-    norms[i] = nr;
-    for (let k = 0; k < d; k++) xh[i * d + k] = m.data[i * d + k] / nr;
-  }
-  return { xh, norms };
-}
-
 /** Sorted upper-triangle cosines: values in pair order and the stable ascending permutation. */
 function sortedPairs(xh: Float64Array, n: number, d: number): { s: Float64Array; order: Uint32Array } {
   const N = (n * (n - 1)) / 2;
@@ -272,10 +259,10 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   const n = a.rows;
   const d = a.cols;
   const N = (n * (n - 1)) / 2;
-  const A = unitRows(a);
-  const B = unitRows(b);
-  const sa = sortedPairs(A.xh, n, d);
-  const sb = sortedPairs(B.xh, n, d);
+  const A = unitRows64(a);
+  const B = unitRows64(b);
+  const sa = sortedPairs(A.h, n, d);
+  const sb = sortedPairs(B.h, n, d);
   const ga = alloc(Float64Array, N, 'wassersteinRegularizer', 'the pair coefficients');
   const gb = alloc(Float64Array, N, 'wassersteinRegularizer', 'the pair coefficients');
   let loss = 0;
@@ -296,7 +283,7 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   }
   return {
     loss: loss / N,
-    gradA: { data: backprop(ga, A.xh, A.norms, n, d), rows: n, cols: d },
-    gradB: { data: backprop(gb, B.xh, B.norms, n, d), rows: n, cols: d },
+    gradA: { data: backprop(ga, A.h, A.n, n, d), rows: n, cols: d },
+    gradB: { data: backprop(gb, B.h, B.n, n, d), rows: n, cols: d },
   };
 }

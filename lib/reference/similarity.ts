@@ -182,3 +182,17 @@ export function topK(q: Matrix, corpus: Corpus, k: number, options?: TopKOptions
   }
   return { indices, scores, corpusRows: c.rows, k };
 }
+
+/** The rows of `m` in float64 divided by their norms (`h`), and the norms (`n`). */
+export function unitRows64(m: Matrix): { h: Float64Array; n: Float64Array } {
+  const d = m.cols;
+  const h = new Float64Array(m.data.length);
+  const n = new Float64Array(m.rows);
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    for (let k = 0; k < d; k++) s += m.data[i * d + k] * m.data[i * d + k];
+    n[i] = Math.sqrt(s);
+    for (let k = 0; k < d; k++) h[i * d + k] = m.data[i * d + k] / n[i];
+  }
+  return { h, n };
+}
