@@ -97,6 +97,21 @@ function kindOptions<O extends { kind: unknown }>(fn: string, options: unknown):
   return o;
 }
 
+/** The margin of a kind (1 cosface, 2 arcface; 0 for normalized): as given or the default, range-checked (E_ARG). */
+function marginOf(fn: string, kind: number, given: number | undefined): number {
+  if (kind === 1) {
+    const margin = given ?? 0.35;
+    if (!(margin >= 0 && margin <= 1)) fail('E_ARG', `${fn}: margin must be in [0, 1] for cosface, got ${margin}`);
+    return margin;
+  }
+  if (kind === 2) {
+    const margin = given ?? 0.5;
+    if (!(margin >= 0 && margin < Math.PI / 2)) fail('E_ARG', `${fn}: margin must be in [0, π/2) radians for arcface, got ${margin}`);
+    return margin;
+  }
+  return 0;
+}
+
 /** Types, shapes and scalar values of marginSoftmax. */
 export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown, options: unknown): MarginParsed {
   v.matType(fn, 'x', x);
@@ -116,14 +131,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   }
   const scale = o.scale ?? 30;
   if (!(scale > 0) || !Number.isFinite(scale)) fail('E_ARG', `${fn}: scale must be > 0 and finite, got ${scale}`);
-  let margin = 0;
-  if (kind === 1) {
-    margin = o.margin ?? 0.35;
-    if (!(margin >= 0 && margin <= 1)) fail('E_ARG', `${fn}: margin must be in [0, 1] for cosface, got ${margin}`);
-  } else if (kind === 2) {
-    margin = o.margin ?? 0.5;
-    if (!(margin >= 0 && margin < Math.PI / 2)) fail('E_ARG', `${fn}: margin must be in [0, π/2) radians for arcface, got ${margin}`);
-  }
+  const margin = marginOf(fn, kind, o.margin);
   const eps = o.labelSmoothing ?? 0;
   checkEpsilon(fn, 'labelSmoothing', eps);
   return { kind, scale, margin, labelSmoothing: eps };
@@ -187,13 +195,6 @@ export function checkMarginGeometry(fn: string, prototypes: unknown, options: un
     fail('E_ARG', `${fn}: unknown kind '${o.kind}' (expected 'normalized', 'cosface' or 'arcface')`);
   }
   const kind = KINDS.get(o.kind) as number;
-  let margin = 0;
-  if (kind === 1) {
-    margin = o.margin ?? 0.35;
-    if (!(margin >= 0 && margin <= 1)) fail('E_ARG', `${fn}: margin must be in [0, 1] for cosface, got ${margin}`);
-  } else if (kind === 2) {
-    margin = o.margin ?? 0.5;
-    if (!(margin >= 0 && margin < Math.PI / 2)) fail('E_ARG', `${fn}: margin must be in [0, π/2) radians for arcface, got ${margin}`);
-  }
+  const margin = marginOf(fn, kind, o.margin);
   return { kind, margin };
 }

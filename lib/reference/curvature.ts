@@ -196,6 +196,27 @@ export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matri
 }
 
 /**
+ * The checks of a sampled graph function, its k-NN graph, and its draws: `count` (option `key`,
+ * default `def`) sets of `size` distinct rows from the SplitMix64 stream of the seed.
+ */
+function sampledGraph(
+  fn: string,
+  m: Matrix,
+  options: Parameters<typeof checkSampled>[2],
+  key: 'samples' | 'triangles',
+  def: number,
+  size: number,
+): { k: number; n: number; g: ReturnType<typeof knnGraph>; draws: number[][] } {
+  const [k, code, count, seed] = checkSampled(fn, m, options, key, def, size);
+  const n = m.rows;
+  const g = knnGraph(prepare(fn, m, code), n, m.cols, k, code);
+  const rng = new SplitMix64(seed);
+  const draws: number[][] = [];
+  for (let t = 0; t < count; t++) draws.push(drawDistinct(rng, n, size));
+  return { k, n, g, draws };
+}
+
+/**
  * Gromov's four-point hyperbolicity of the geodesic (k-NN graph) metric of the rows: over
  * `samples` random quadruples of distinct rows (x, y, z, w), with the three pair sums
  * d(x,y)+d(z,w), d(x,z)+d(y,w), d(x,w)+d(y,z), δ is the largest half-gap between the two
@@ -205,12 +226,8 @@ export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matri
  */
 export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbolicity {
   const fn = 'hyperbolicity';
-  const [k, code, samples, seed] = checkSampled(fn, m, options, 'samples', 1000, 4);
-  const n = m.rows;
-  const g = knnGraph(prepare(fn, m, code), n, m.cols, k, code);
-  const rng = new SplitMix64(seed);
-  const quads: number[][] = [];
-  for (let q = 0; q < samples; q++) quads.push(drawDistinct(rng, n, 4));
+  const { k, n, g, draws: quads } = sampledGraph(fn, m, options, 'samples', 1000, 4);
+  const samples = quads.length;
   const pairs: [number, number][] = [[0, 1], [2, 3], [0, 2], [1, 3], [0, 3], [1, 2]];
   const req: [number, number][][] = Array.from({ length: n }, () => []);
   quads.forEach((q, qi) => {
@@ -282,12 +299,8 @@ function triangleRatio(g: Graph, x: number, y: number, z: number, pred: Int32Arr
  */
 export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions): TriangleCurvature {
   const fn = 'triangleCurvature';
-  const [k, code, triangles, seed] = checkSampled(fn, m, options, 'triangles', 200, 3);
-  const n = m.rows;
-  const g = knnGraph(prepare(fn, m, code), n, m.cols, k, code);
-  const rng = new SplitMix64(seed);
-  const tris: number[][] = [];
-  for (let t = 0; t < triangles; t++) tris.push(drawDistinct(rng, n, 3));
+  const { k, n, g, draws: tris } = sampledGraph(fn, m, options, 'triangles', 200, 3);
+  const triangles = tris.length;
   const pred = new Int32Array(n);
   const ratios: number[] = [];
   for (const [x, y, z] of tris) {
