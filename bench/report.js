@@ -6,6 +6,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { fmtMs } = require('./common');
+const { fmtOps } = require('./micro');
 
 const ORDER = ['pair', 'similarity', 'topk', 'normalize', 'learning', 'geometry', 'cuda'];
 const dir = path.join(__dirname, 'results');
@@ -14,7 +15,7 @@ const files = ORDER.filter((s) => (want.length ? want.includes(s) : true)).filte
 
 // Summary: every target of every row, wall-time and CPU-time ratios side by side.
 function summary(results) {
-  const lines = ['### Summary against the targets', '', '| suite | workload | densevec (median, 1T) | target | ratio (wall) | ratio (CPU time) | |', '|---|---|---:|---|---:|---:|---|'];
+  const lines = ['### Summary against the targets', '', '| suite | workload | densevec (median or mean, 1T) | target | ratio (wall) | ratio (CPU time) | |', '|---|---|---:|---|---:|---:|---|'];
   for (const r of results) {
     for (const row of r.rows) {
       const d1 = row.implementations.find((e) => e.group === 'densevec' && e.threads === 1);
@@ -41,13 +42,19 @@ for (const r of all) {
   );
   for (const row of r.rows) {
     out.push(`**${row.workload}** \`${JSON.stringify(row.params)}\``, '');
-    out.push('| implementation | median (wall) | CPU time | throughput (wall) | per CPU-second | densevec speed-up (wall) |', '|---|---:|---:|---:|---:|---:|');
+    const micro = row.harness === 'benchmark.js';
+    if (micro) out.push('| implementation | ops/sec ± margin of error (benchmark.js) | mean per call | throughput | densevec speed-up |', '|---|---:|---:|---:|---:|');
+    else out.push('| implementation | median (wall) | CPU time | throughput (wall) | per CPU-second | densevec speed-up (wall) |', '|---|---:|---:|---:|---:|---:|');
     const dvs = row.implementations.filter((e) => e.group === 'densevec');
     for (const e of row.implementations) {
       let rel = '';
       if (e.group !== 'densevec' && dvs.length) {
         const d = dvs.find((x) => x.threads === e.threads) ?? dvs[0];
         rel = `${(e.medianMs / d.medianMs).toFixed(2)}× (${d.name})`;
+      }
+      if (micro) {
+        out.push(`| ${e.name} | ${fmtOps(e)} | ${fmtMs(e.medianMs)} | ${tp(e.throughput)} | ${rel} |`);
+        continue;
       }
       out.push(`| ${e.name} | ${fmtMs(e.medianMs)} | ${e.cpuMedianMs != null ? fmtMs(e.cpuMedianMs) : ''} | ${tp(e.throughput)}${e.percentOfPeak != null ? ` (${e.percentOfPeak.toFixed(1)} % of peak)` : ''} | ${tp(e.throughputPerCpuSecond)}${e.percentOfPeakPerCpuSecond != null ? ` (${e.percentOfPeakPerCpuSecond.toFixed(1)} %)` : ''} | ${rel} |`);
     }
