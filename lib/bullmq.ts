@@ -488,13 +488,10 @@ export async function infoNCEDataParallel(
   return withPool('infoNCEDataParallel', bull.connection, (pool) => trainWith(pool, parts, keys, options, bull));
 }
 
-async function trainWith(
-  pool: QueuePool,
-  parts: readonly DataParallelPart[],
-  keys: Matrix,
-  options: Omit<InfoNCEOptions, 'positives'>,
-  bull: InfoNCEDataParallelOptions,
-): Promise<CombinedInfoNCE> {
+/** The arguments of {@link infoNCEDataParallel}. */
+type DataParallelArgs = Parameters<typeof infoNCEDataParallel>;
+
+async function trainWith(pool: QueuePool, ...[parts, keys, options, bull]: DataParallelArgs): Promise<CombinedInfoNCE> {
   if (!Array.isArray(parts) || parts.length === 0) fail('E_TYPE', 'infoNCEDataParallel: parts must be a non-empty array of { q, positives? }');
   const n = names(bull.prefix);
   const { logQ, ...rest } = options as InfoNCEOptions;
