@@ -11,7 +11,7 @@ import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap } from './validate';
-import { CUDA_WORK, viaCuda } from './cuda';
+import { ASYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/margin';
 import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
@@ -51,6 +51,14 @@ function wrap(
   };
 }
 
+/** Margin kind names of the native entry point, by kind code. */
+const KIND_NAMES = ['normalized', 'cosface', 'arcface'] as const;
+
+/** The native arguments of marginSoftmax. */
+function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: ref.MarginParsed) {
+  return { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale: p.scale, margin: p.margin, labelSmoothing: p.labelSmoothing };
+}
+
 /**
  * Margin softmax loss. x (N × d) and prototypes (C × d) are L2-normalized inside (gradients flow
  * through it); logits are s·cos θ_j, with the target entry replaced by s·cos θ_y
@@ -69,14 +77,7 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
   const p = ref.checkMargin('marginSoftmax', x, prototypes, labels, options);
   try {
-    const args = [x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing] as const;
-    const r = viaCuda(
-      CUDA_WORK.marginSoftmax(x.rows, prototypes.rows, x.cols),
-      true,
-      (g) => g.cudaMarginSoftmax(...args),
-      () => n.marginSoftmax(...args),
-      n,
-    );
+    const r = now(n.marginSoftmax(marginArgs(x, prototypes, labels, p), onDevice()));
     return wrap(r, x, prototypes);
   } catch (e) {
     rethrow(e);
@@ -92,8 +93,7 @@ export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32
     const n = nat();
     if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
     const [xs, ws] = [x, prototypes];
-    return n
-      .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing)
+    return soon(n.marginSoftmax(marginArgs(x, prototypes, labels, p), ASYNC))
       .then((r) => wrap(r, xs, ws), rethrow);
   });
 }

@@ -7,7 +7,7 @@ import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap, snapOpts } from './validate';
-import { CUDA_WORK, viaCuda } from './cuda';
+import { ASYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/regularizers';
 import type {
@@ -59,7 +59,7 @@ export class BatchNorm extends ref.BatchNorm {
     const { training, state } = ref.checkForwardState(this, m, options);
     const p = this.params('BatchNorm.forward');
     try {
-      const data = n.batchNormForward(m.data, m.rows, m.cols, state.runningMean, state.runningVar, state.momentum, state.eps, training);
+      const data = n.batchNormForward({ x: m, runningMean: state.runningMean, runningVar: state.runningVar, momentum: state.momentum, eps: state.eps, training });
       if (p) n.batchNormAffineInPlace(data, m.rows, m.cols, p[0], p[1]);
       this.remember(m, training, p);
       return { data, rows: m.rows, cols: m.cols };
@@ -186,13 +186,7 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   if (n === null) return ref.wassersteinRegularizer(a, b, options);
   const p = ref.checkWasserstein('wassersteinRegularizer', a, b, options);
   try {
-    const r = viaCuda(
-      CUDA_WORK.wassersteinRegularizer(a.rows, a.cols),
-      true,
-      (g) => g.cudaWassersteinRegularizer(a.data, b.data, a.rows, a.cols, p),
-      () => n.wassersteinRegularizer(a.data, b.data, a.rows, a.cols, p),
-      n,
-    );
+    const r = now(n.wassersteinRegularizer({ a, b, p }, onDevice()));
     return wrapW(r, a.rows, a.cols);
   } catch (e) {
     rethrow(e);
@@ -208,6 +202,6 @@ export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: Wass
     const n = nat();
     if (n === null) return refAsync<WassersteinResult>('wassersteinRegularizer', [a, b, options]);
     const [rows, cols] = [a.rows, a.cols];
-    return n.wassersteinRegularizerAsync(a.data, b.data, rows, cols, p).then((r) => wrapW(r, rows, cols), rethrow);
+    return soon(n.wassersteinRegularizer({ a, b, p }, ASYNC)).then((r) => wrapW(r, rows, cols), rethrow);
   });
 }

@@ -11,7 +11,6 @@ import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, Weigh
 
 export type { NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './reference/sampling';
 
-const EMPTY_F32 = new Float32Array(0);
 
 /**
  * Walker's alias sampler over K categories with probabilities weights / Σ weights (weights
@@ -96,7 +95,7 @@ export function negativeSamplingLoss(x: Matrix, positives: Matrix, negatives: Ma
   if (n === null) return ref.negativeSamplingLoss(x, positives, negatives, options);
   const p = ref.checkNegativeSampling('negativeSamplingLoss', x, positives, negatives, options);
   try {
-    const r = n.negativeSamplingLoss(x.data, x.rows, positives.data, negatives.data, negatives.rows, x.cols, p.k, p.logQ ?? EMPTY_F32, p.logQ !== null);
+    const r = n.negativeSamplingLoss({ x, positives: positives.data, negatives, k: p.k, logQ: p.logQ ?? undefined });
     return {
       loss: r.loss,
       gradX: { data: r.gradX, rows: x.rows, cols: x.cols },

@@ -7,7 +7,7 @@ export type { ErrorCode } from '../errors';
 export { matrix, row, rows } from '../matrix';
 export type { Matrix } from '../matrix';
 export * from './similarity';
-export { dotRows, cosineRows, l2sqRows } from './rows';
+export { dotRows, cosineRows, l2sqRows, l1Rows } from './rows';
 export * from './quantized';
 export * from './statistics';
 export * from './contrastive';

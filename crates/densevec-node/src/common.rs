@@ -1,5 +1,5 @@
-//! Shared plumbing of the bindings: error mapping, panic containment, returned buffers, async
-//! tasks.
+//! Shared plumbing of the bindings: error mapping, panic containment, returned buffers (the
+//! runner of every operation is `run.rs`).
 //!
 //! Every error crosses into JavaScript as a plain `Error` whose message is `CODE|text`; the
 //! TypeScript layer turns it into a `DensevecError` with `code = CODE`. Panics are caught and
@@ -13,7 +13,7 @@
 
 use densevec_core::{alloc, Code, Error as CoreError};
 use napi::bindgen_prelude::*;
-use napi::{sys, ScopedTask};
+use napi::sys;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -61,21 +61,7 @@ pub fn to_usize(func: &str, name: &str, v: f64) -> napi::Result<usize> {
     Ok(v as usize)
 }
 
-/// Converts the `(q.rows, c.rows, cols)` numbers of a batched query × corpus call.
-pub fn batch_dims(
-    func: &str,
-    q_rows: f64,
-    c_rows: f64,
-    cols: f64,
-) -> napi::Result<(usize, usize, usize)> {
-    Ok((
-        to_usize(func, "q.rows", q_rows)?,
-        to_usize(func, "c.rows", c_rows)?,
-        to_usize(func, "cols", cols)?,
-    ))
-}
-
-/// A fallible copy of an input (the `…Async` twins copy theirs before queuing the work).
+/// A fallible copy of an input (asynchronous calls copy theirs before queuing the work).
 pub fn copy<T: Copy>(func: &str, name: &str, src: &[T]) -> napi::Result<Vec<T>> {
     alloc::try_copy(func, &format!("a copy of {name}"), src).map_err(to_napi)
 }
@@ -183,43 +169,5 @@ where
     type Js<'e> = T::View<'e>;
     fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<T::View<'e>> {
         typed(env, func, "the result", &self)
-    }
-}
-
-/// A boxed computation run on the libuv pool by `AsyncTask`. Inputs are owned copies taken on
-/// the calling thread, so a caller may mutate or detach its buffers while the task runs.
-pub struct Job<T: IntoJs> {
-    name: &'static str,
-    f: Option<Box<dyn FnOnce() -> densevec_core::Result<T> + Send>>,
-}
-
-impl<T: IntoJs> Job<T> {
-    pub fn new(
-        name: &'static str,
-        f: impl FnOnce() -> densevec_core::Result<T> + Send + 'static,
-    ) -> AsyncTask<Job<T>> {
-        AsyncTask::new(Job {
-            name,
-            f: Some(Box::new(f)),
-        })
-    }
-}
-
-impl<'task, T: IntoJs> ScopedTask<'task> for Job<T> {
-    type Output = T;
-    type JsValue = T::Js<'task>;
-
-    fn compute(&mut self) -> napi::Result<T> {
-        let f = self.f.take().ok_or_else(|| {
-            napi::Error::new(
-                Status::GenericFailure,
-                format!("E_INTERNAL|{}: task ran twice", self.name),
-            )
-        })?;
-        guard(self.name, f)
-    }
-
-    fn resolve(&mut self, env: &'task Env, output: T) -> napi::Result<T::Js<'task>> {
-        output.into_js(env, self.name)
     }
 }

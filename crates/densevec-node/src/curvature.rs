@@ -1,76 +1,72 @@
 //! Bindings of the intrinsic-geometry additions: graph geodesics, hyperbolicity, triangle
 //! curvature, map distortion and analogies.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::{typed, IntoJs};
+use crate::run::{run, How, Op, Own, Ret};
 use densevec_core::curvature as cv;
 use densevec_core::statistics::check_seed;
+use densevec_core::view::dim;
+use densevec_core::Result;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// The converted shape, k and metric shared by every graph binding: (rows, cols, k, metric).
-fn graph_args(
+/// The metric of a k-NN graph's edge lengths.
+#[napi(string_enum = "lowercase")]
+#[derive(Clone, Copy)]
+pub enum GraphMetricName {
+    Angular,
+    Euclidean,
+}
+
+/// The converted shape, k and metric shared by every graph operation: (rows, cols, k, metric).
+fn graph(
     func: &str,
-    rows: f64,
-    cols: f64,
+    m: &Mat,
     k: f64,
-    metric_code: u32,
-) -> napi::Result<(usize, usize, usize, cv::GraphMetric)> {
-    Ok((
-        to_usize(func, "rows", rows)?,
-        to_usize(func, "cols", cols)?,
-        to_usize(func, "k", k)?,
-        guard(func, || cv::GraphMetric::from_code(func, metric_code))?,
-    ))
+    metric: GraphMetricName,
+) -> Result<(usize, usize, usize, cv::GraphMetric)> {
+    let (n, d) = m.dims(func, "m")?;
+    let mt = match metric {
+        GraphMetricName::Angular => cv::GraphMetric::Angular,
+        GraphMetricName::Euclidean => cv::GraphMetric::Euclidean,
+    };
+    Ok((n, d, dim(func, "k", k)?, mt))
 }
 
-/// The sample count (named `what`) and seed of the sampled graph bindings.
-fn sample_args(func: &str, what: &str, count: f64, seed: f64) -> napi::Result<(usize, u64)> {
-    Ok((
-        to_usize(func, what, count)?,
-        guard(func, || check_seed(func, "seed", seed))?,
-    ))
+/// The arguments of `graphGeodesics`: `sources` absent means every row.
+#[napi(object, object_to_js = false)]
+pub struct GraphGeodesicsArgs {
+    pub m: Mat,
+    pub k: f64,
+    pub metric: GraphMetricName,
+    pub sources: Option<Uint32Array>,
 }
 
-/// Geodesic distances on the symmetrized k-NN graph (sources × rows, row-major); an empty
-/// `sources` means every row.
-#[napi]
-#[allow(clippy::too_many_arguments)]
+impl Op for GraphGeodesicsArgs {
+    type Out = Vec<f32>;
+    const NAME: &'static str = "graphGeodesics";
+    const ASYNC: &'static str = "graphGeodesicsAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        let (m, sources) = (self.m.own(func, "m")?, self.sources.own(func, "sources")?);
+        Ok(Self { m, sources, ..self })
+    }
+
+    fn cpu(&self, func: &str) -> Result<Vec<f32>> {
+        let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
+        cv::graph_geodesics(&self.m.data, n, d, kk, mt, self.sources.as_deref())
+    }
+}
+
+/// Geodesic distances on the k-NN graph (sources × rows), now or as a Promise (`how`).
+#[napi(ts_return_type = "Float32Array | Promise<Float32Array>")]
 pub fn graph_geodesics<'e>(
     env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    sources: &[u32],
-    all_sources: bool,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "graphGeodesics";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let src = if all_sources { None } else { Some(sources) };
-    guard(F, || cv::graph_geodesics(m, n, d, kk, mt, src))
-        .and_then(|v| typed(env, F, "the result", &v))
-}
-
-/// Async twin of `graphGeodesics` (inputs are copied first).
-#[napi(ts_return_type = "Promise<Float32Array>")]
-#[allow(clippy::too_many_arguments)]
-pub fn graph_geodesics_async(
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    sources: &[u32],
-    all_sources: bool,
-) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
-    const F: &str = "graphGeodesicsAsync";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (m, s) = (copy(F, "m", m)?, copy(F, "sources", sources)?);
-    Ok(Job::new(F, move || {
-        let src = if all_sources { None } else { Some(&s[..]) };
-        cv::graph_geodesics(&m, n, d, kk, mt, src)
-    }))
+    args: GraphGeodesicsArgs,
+    how: How,
+) -> napi::Result<Ret<'e, GraphGeodesicsArgs>> {
+    run(env, args, how)
 }
 
 /// `{ delta, relativeDelta, diameter, skipped }`.
@@ -94,44 +90,44 @@ impl IntoJs for cv::Hyperbolicity {
     }
 }
 
-/// Gromov four-point δ of the k-NN graph metric over sampled quadruples.
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn hyperbolicity(
-    env: Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    samples: f64,
-    seed: f64,
-) -> napi::Result<HyperbolicityResult> {
-    const F: &str = "hyperbolicity";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (s, sd) = sample_args(F, "samples", samples, seed)?;
-    guard(F, || cv::hyperbolicity(m, n, d, kk, mt, s, sd))?.into_js(&env, F)
+/// The arguments of `hyperbolicity`: `samples` quadruples from the stream of `seed`.
+#[napi(object, object_to_js = false)]
+pub struct HyperbolicityArgs {
+    pub m: Mat,
+    pub k: f64,
+    pub metric: GraphMetricName,
+    pub samples: f64,
+    pub seed: f64,
 }
 
-/// Async twin of `hyperbolicity` (inputs are copied first).
-#[napi(ts_return_type = "Promise<HyperbolicityResult>")]
-#[allow(clippy::too_many_arguments)]
-pub fn hyperbolicity_async(
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    samples: f64,
-    seed: f64,
-) -> napi::Result<AsyncTask<Job<cv::Hyperbolicity>>> {
-    const F: &str = "hyperbolicityAsync";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (s, sd) = sample_args(F, "samples", samples, seed)?;
-    let m = copy(F, "m", m)?;
-    Ok(Job::new(F, move || {
-        cv::hyperbolicity(&m, n, d, kk, mt, s, sd)
-    }))
+impl Op for HyperbolicityArgs {
+    type Out = cv::Hyperbolicity;
+    const NAME: &'static str = "hyperbolicity";
+    const ASYNC: &'static str = "hyperbolicityAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        Ok(Self {
+            m: self.m.own(func, "m")?,
+            ..self
+        })
+    }
+
+    fn cpu(&self, func: &str) -> Result<cv::Hyperbolicity> {
+        let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
+        let s = dim(func, "samples", self.samples)?;
+        let seed = check_seed(func, "seed", self.seed)?;
+        cv::hyperbolicity(&self.m.data, n, d, kk, mt, s, seed)
+    }
+}
+
+/// Gromov's four-point δ of the k-NN graph metric, now or as a Promise (`how`).
+#[napi(ts_return_type = "HyperbolicityResult | Promise<HyperbolicityResult>")]
+pub fn hyperbolicity<'e>(
+    env: &'e Env,
+    args: HyperbolicityArgs,
+    how: How,
+) -> napi::Result<Ret<'e, HyperbolicityArgs>> {
+    run(env, args, how)
 }
 
 /// `{ ratios, medianRatio, positiveFraction, skipped }`.
@@ -155,44 +151,42 @@ impl IntoJs for cv::TriangleCurvature {
     }
 }
 
-/// Async twin of `triangleCurvature` (inputs are copied first).
-#[napi(ts_return_type = "Promise<TriangleCurvatureResult>")]
-#[allow(clippy::too_many_arguments)]
-pub fn triangle_curvature_async(
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    triangles: f64,
-    seed: f64,
-) -> napi::Result<AsyncTask<Job<cv::TriangleCurvature>>> {
-    const F: &str = "triangleCurvatureAsync";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (t, sd) = sample_args(F, "triangles", triangles, seed)?;
-    let m = copy(F, "m", m)?;
-    Ok(Job::new(F, move || {
-        cv::triangle_curvature(&m, n, d, kk, mt, t, sd)
-    }))
+/// The arguments of `triangleCurvature`: `triangles` triangles from the stream of `seed`.
+#[napi(object, object_to_js = false)]
+pub struct TriangleCurvatureArgs {
+    pub m: Mat,
+    pub k: f64,
+    pub metric: GraphMetricName,
+    pub triangles: f64,
+    pub seed: f64,
 }
 
-/// Triangle-comparison curvature ratios of the k-NN graph metric over sampled triangles.
-#[napi]
-#[allow(clippy::too_many_arguments)]
+impl Op for TriangleCurvatureArgs {
+    type Out = cv::TriangleCurvature;
+    const NAME: &'static str = "triangleCurvature";
+    const ASYNC: &'static str = "triangleCurvatureAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        let m = self.m.own(func, "m")?;
+        Ok(Self { m, ..self })
+    }
+
+    fn cpu(&self, func: &str) -> Result<cv::TriangleCurvature> {
+        let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
+        let t = dim(func, "triangles", self.triangles)?;
+        let seed = check_seed(func, "seed", self.seed)?;
+        cv::triangle_curvature(&self.m.data, n, d, kk, mt, t, seed)
+    }
+}
+
+/// Triangle-comparison curvature of the k-NN graph metric, now or as a Promise (`how`).
+#[napi(ts_return_type = "TriangleCurvatureResult | Promise<TriangleCurvatureResult>")]
 pub fn triangle_curvature<'e>(
     env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    triangles: f64,
-    seed: f64,
-) -> napi::Result<TriangleCurvatureResult<'e>> {
-    const F: &str = "triangleCurvature";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (t, sd) = sample_args(F, "triangles", triangles, seed)?;
-    guard(F, || cv::triangle_curvature(m, n, d, kk, mt, t, sd))?.into_js(env, F)
+    args: TriangleCurvatureArgs,
+    how: How,
+) -> napi::Result<Ret<'e, TriangleCurvatureArgs>> {
+    run(env, args, how)
 }
 
 /// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
@@ -204,34 +198,51 @@ pub struct MapDistortionResult<'e> {
     pub mean_cosine_change: f64,
 }
 
+impl IntoJs for cv::MapDistortion {
+    type Js<'e> = MapDistortionResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<MapDistortionResult<'e>> {
+        Ok(MapDistortionResult {
+            singular_values: typed(env, func, "singularValues", &self.singular_values)?,
+            condition_number: self.condition_number,
+            neighbor_overlap: self.neighbor_overlap,
+            mean_cosine_change: self.mean_cosine_change,
+        })
+    }
+}
+
+/// The arguments of `mapDistortion`: the rows of `x` and the d × d map `a`.
+#[napi(object, object_to_js = false)]
+pub struct MapDistortionArgs {
+    pub x: Mat,
+    pub a: Mat,
+    pub k: f64,
+}
+
+impl Op for MapDistortionArgs {
+    type Out = cv::MapDistortion;
+    const NAME: &'static str = "mapDistortion";
+    const ASYNC: &'static str = "mapDistortionAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        let (x, a) = (self.x.own(func, "x")?, self.a.own(func, "a")?);
+        Ok(Self { x, a, ..self })
+    }
+
+    fn cpu(&self, func: &str) -> Result<cv::MapDistortion> {
+        let ((n, d), (ar, ac)) = (self.x.dims(func, "x")?, self.a.dims(func, "a")?);
+        let kk = dim(func, "k", self.k)?;
+        cv::map_distortion(&self.x.data, n, d, &self.a.data, ar, ac, kk)
+    }
+}
+
 /// Distortion of the rows of x by the linear map a.
-#[napi]
-#[allow(clippy::too_many_arguments)]
+#[napi(ts_return_type = "MapDistortionResult | Promise<MapDistortionResult>")]
 pub fn map_distortion<'e>(
     env: &'e Env,
-    x: &[f32],
-    rows: f64,
-    cols: f64,
-    a: &[f32],
-    a_rows: f64,
-    a_cols: f64,
-    k: f64,
-) -> napi::Result<MapDistortionResult<'e>> {
-    const F: &str = "mapDistortion";
-    let (n, d, ar, ac, kk) = (
-        to_usize(F, "x.rows", rows)?,
-        to_usize(F, "x.cols", cols)?,
-        to_usize(F, "a.rows", a_rows)?,
-        to_usize(F, "a.cols", a_cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let r = guard(F, || cv::map_distortion(x, n, d, a, ar, ac, kk))?;
-    Ok(MapDistortionResult {
-        singular_values: typed(env, F, "singularValues", &r.singular_values)?,
-        condition_number: r.condition_number,
-        neighbor_overlap: r.neighbor_overlap,
-        mean_cosine_change: r.mean_cosine_change,
-    })
+    args: MapDistortionArgs,
+    how: How,
+) -> napi::Result<Ret<'e, MapDistortionArgs>> {
+    run(env, args, how)
 }
 
 /// `{ indices, scores }` of an analogy query.
@@ -241,34 +252,52 @@ pub struct AnalogyResult<'e> {
     pub scores: Float32ArraySlice<'e>,
 }
 
-/// The k best answers to "a : b :: c : ?" (3CosAdd, or 3CosMul when `mul`).
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn analogy<'e>(
-    env: &'e Env,
-    corpus: &[f32],
-    rows: f64,
-    cols: f64,
-    a: f64,
-    b: f64,
-    c: f64,
-    k: f64,
-    mul: bool,
-) -> napi::Result<AnalogyResult<'e>> {
-    const F: &str = "analogy";
-    let (n, d, kk) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let abc = [
-        to_usize(F, "a", a)?,
-        to_usize(F, "b", b)?,
-        to_usize(F, "c", c)?,
-    ];
-    let (i, s) = guard(F, || cv::analogy(corpus, n, d, abc, kk, mul))?;
-    Ok(AnalogyResult {
-        indices: typed(env, F, "the indices", &i)?,
-        scores: typed(env, F, "the scores", &s)?,
-    })
+/// The answers of an analogy query: (indices, scores).
+pub struct Analogy(Vec<u32>, Vec<f32>);
+
+impl IntoJs for Analogy {
+    type Js<'e> = AnalogyResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<AnalogyResult<'e>> {
+        Ok(AnalogyResult {
+            indices: typed(env, func, "the indices", &self.0)?,
+            scores: typed(env, func, "the scores", &self.1)?,
+        })
+    }
+}
+
+/// The arguments of `analogy`: "a : b :: c : ?" among the rows of `corpus` (3CosAdd, or
+/// 3CosMul when `mul`).
+#[napi(object, object_to_js = false)]
+pub struct AnalogyArgs {
+    pub corpus: Mat,
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    pub k: f64,
+    pub mul: bool,
+}
+
+impl Op for AnalogyArgs {
+    type Out = Analogy;
+    const NAME: &'static str = "analogy";
+    const ASYNC: &'static str = "analogyAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        let corpus = self.corpus.own(func, "corpus")?;
+        Ok(Self { corpus, ..self })
+    }
+
+    fn cpu(&self, func: &str) -> Result<Analogy> {
+        let (n, d) = self.corpus.dims(func, "corpus")?;
+        let kk = dim(func, "k", self.k)?;
+        let abc = [dim(func, "a", self.a)?, dim(func, "b", self.b)?, dim(func, "c", self.c)?];
+        let (i, s) = cv::analogy(&self.corpus.data, n, d, abc, kk, self.mul)?;
+        Ok(Analogy(i, s))
+    }
+}
+
+/// The k best answers to "a : b :: c : ?".
+#[napi(ts_return_type = "AnalogyResult | Promise<AnalogyResult>")]
+pub fn analogy<'e>(env: &'e Env, args: AnalogyArgs, how: How) -> napi::Result<Ret<'e, AnalogyArgs>> {
+    run(env, args, how)
 }

@@ -1,6 +1,8 @@
 //! Bindings of chapter 4 (margin losses) and of the cross-entropy and penalties of chapter 6.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::run::{run, How, Op, Own, Ret};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -44,94 +46,93 @@ fn lg<'e>(env: &'e Env, func: &str, r: mg::LossGrad) -> napi::Result<LossGradRes
     })
 }
 
-pub(crate) fn opts(
-    func: &str,
-    kind: u32,
-    scale: f64,
-    margin: f64,
-    label_smoothing: f64,
-) -> densevec_core::Result<MarginOpts> {
-    Ok(MarginOpts {
-        kind: MarginKind::from_code(func, kind)?,
-        scale,
-        margin,
-        label_smoothing,
-    })
+/// A margin kind.
+#[napi(string_enum = "lowercase")]
+#[derive(Clone, Copy)]
+pub enum MarginKindName {
+    Normalized,
+    Cosface,
+    Arcface,
 }
 
-/// Margin softmax; kind 0 normalized, 1 cosface, 2 arcface (defaults applied by the caller).
-#[napi]
-#[allow(clippy::too_many_arguments)]
+impl From<MarginKindName> for MarginKind {
+    fn from(k: MarginKindName) -> MarginKind {
+        match k {
+            MarginKindName::Normalized => MarginKind::Normalized,
+            MarginKindName::Cosface => MarginKind::CosFace,
+            MarginKindName::Arcface => MarginKind::ArcFace,
+        }
+    }
+}
+
+/// The arguments of `marginSoftmax`: x (N × d), prototypes (C × d), one label per row.
+#[napi(object, object_to_js = false)]
+pub struct MarginSoftmaxArgs {
+    pub x: Mat,
+    pub prototypes: Mat,
+    pub labels: Uint32Array,
+    pub kind: MarginKindName,
+    pub scale: f64,
+    pub margin: f64,
+    pub label_smoothing: f64,
+}
+
+impl MarginSoftmaxArgs {
+    fn opts(&self) -> MarginOpts {
+        MarginOpts {
+            kind: self.kind.into(),
+            scale: self.scale,
+            margin: self.margin,
+            label_smoothing: self.label_smoothing,
+        }
+    }
+
+    fn dims(&self, func: &str) -> densevec_core::Result<(usize, usize, usize)> {
+        let ((n, d), (c, _)) = (self.x.dims(func, "x")?, self.prototypes.dims(func, "prototypes")?);
+        Ok((n, c, d))
+    }
+}
+
+impl Op for MarginSoftmaxArgs {
+    type Out = mg::MarginSoftmax;
+    const NAME: &'static str = "marginSoftmax";
+    const ASYNC: &'static str = "marginSoftmaxAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        Ok(Self {
+            x: self.x.own(func, "x")?,
+            prototypes: self.prototypes.own(func, "w")?,
+            labels: self.labels.own(func, "labels")?,
+            ..self
+        })
+    }
+
+    fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
+        let (n, c, d) = self.dims(func)?;
+        let (x, w) = (&self.x.data, &self.prototypes.data);
+        mg::margin_softmax(x, n, w, c, d, &self.labels, &self.opts())
+    }
+
+    /// Three N × C × d GEMMs: cosines, gradX, gradW.
+    fn gpu_work(&self) -> Option<f64> {
+        Some(3.0 * self.x.rows * self.prototypes.rows * self.x.cols)
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
+        let (n, c, d) = self.dims(func)?;
+        let (x, w) = (&self.x.data, &self.prototypes.data);
+        densevec_cuda::margin_softmax(x, n, w, c, d, &self.labels, &self.opts())
+    }
+}
+
+/// Margin softmax loss with its gradients, now or as a Promise (`how`).
+#[napi(ts_return_type = "MarginSoftmaxResult | Promise<MarginSoftmaxResult>")]
 pub fn margin_softmax<'e>(
     env: &'e Env,
-    x: &[f32],
-    x_rows: f64,
-    w: &[f32],
-    w_rows: f64,
-    cols: f64,
-    labels: &[u32],
-    kind: u32,
-    scale: f64,
-    margin: f64,
-    label_smoothing: f64,
-) -> napi::Result<MarginSoftmaxResult<'e>> {
-    const F: &str = "marginSoftmax";
-    let (n, c, d) = (
-        to_usize(F, "x.rows", x_rows)?,
-        to_usize(F, "prototypes.rows", w_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
-    guard(F, || {
-        mg::margin_softmax(
-            x,
-            n,
-            w,
-            c,
-            d,
-            labels,
-            &opts(F, kind, scale, margin, label_smoothing)?,
-        )
-    })?
-    .into_js(env, F)
-}
-
-/// Async twin of `marginSoftmax` (inputs are copied first).
-#[napi(ts_return_type = "Promise<MarginSoftmaxResult>")]
-#[allow(clippy::too_many_arguments)]
-pub fn margin_softmax_async(
-    x: &[f32],
-    x_rows: f64,
-    w: &[f32],
-    w_rows: f64,
-    cols: f64,
-    labels: &[u32],
-    kind: u32,
-    scale: f64,
-    margin: f64,
-    label_smoothing: f64,
-) -> napi::Result<AsyncTask<Job<mg::MarginSoftmax>>> {
-    const F: &str = "marginSoftmaxAsync";
-    let (n, c, d) = (
-        to_usize(F, "x.rows", x_rows)?,
-        to_usize(F, "prototypes.rows", w_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
-    let (x, w, labels) = (
-        copy(F, "x", x)?,
-        copy(F, "w", w)?,
-        copy(F, "labels", labels)?,
-    );
-    Ok(Job::new(F, move || {
-        mg::margin_softmax(
-            &x,
-            n,
-            &w,
-            c,
-            d,
-            &labels,
-            &opts(F, kind, scale, margin, label_smoothing)?,
-        )
-    }))
+    args: MarginSoftmaxArgs,
+    how: How,
+) -> napi::Result<Ret<'e, MarginSoftmaxArgs>> {
+    run(env, args, how)
 }
 
 /// Cross-entropy with label smoothing (PyTorch's convention, mean over rows).

@@ -1,32 +1,39 @@
 //! Bindings of chapter 6: practical mechanisms and regularizers.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::run::{run, How, Op, Own, Ret};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// One batch-norm forward pass; updates `running_mean`/`running_var` in place in training mode.
+/// The arguments of `BatchNorm.forward`: the running statistics are updated in place.
+#[napi(object, object_to_js = false)]
+pub struct BatchNormForwardArgs {
+    pub x: Mat,
+    pub running_mean: Float32Array,
+    pub running_var: Float32Array,
+    pub momentum: f64,
+    pub eps: f64,
+    pub training: bool,
+}
+
+/// Batch normalization of the rows of x (training: batch statistics, updating the running
+/// ones in place; else the running statistics).
 #[napi]
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward<'e>(
     env: &'e Env,
-    x: &[f32],
-    rows: f64,
-    cols: f64,
-    mut running_mean: Float32ArraySlice,
-    mut running_var: Float32ArraySlice,
-    momentum: f64,
-    eps: f64,
-    training: bool,
+    mut args: BatchNormForwardArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "BatchNorm.forward";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    let a = &mut args;
     // SAFETY: the running-statistics arrays are alive for this synchronous call, owned by the
-    // layer object and not touched by anything else meanwhile; they never alias `x`'s view in
-    // a way that matters, as `x` is only read before they are written.
-    let (rm, rv) = unsafe { (running_mean.as_mut(), running_var.as_mut()) };
+    // layer object and not touched by anything else meanwhile; `x` is only read.
+    let (rm, rv) = unsafe { (a.running_mean.as_mut(), a.running_var.as_mut()) };
+    let (x, momentum, eps, training) = (&a.x, a.momentum, a.eps, a.training);
     guard(F, || {
-        reg::batch_norm_forward(x, n, d, rm, rv, momentum, eps, training)
+        let (n, d) = x.dims(F, "x")?;
+        reg::batch_norm_forward(&x.data, n, d, rm, rv, momentum, eps, training)
     })
     .and_then(|v| typed(env, F, "the result", &v))
 }
@@ -93,34 +100,50 @@ impl IntoJs for reg::Wasserstein {
     }
 }
 
-/// Wasserstein pairwise-similarity regularizer with gradients; p ∈ {1, 2}.
-#[napi]
-pub fn wasserstein_regularizer<'e>(
-    env: &'e Env,
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    p: u32,
-) -> napi::Result<WassersteinResult<'e>> {
-    const F: &str = "wassersteinRegularizer";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || reg::wasserstein_regularizer(a, b, n, d, p))?.into_js(env, F)
+/// The arguments of `wassersteinRegularizer`: two views of the same n items, p ∈ {1, 2}.
+#[napi(object, object_to_js = false)]
+pub struct WassersteinArgs {
+    pub a: Mat,
+    pub b: Mat,
+    pub p: u32,
 }
 
-/// Async twin of `wassersteinRegularizer` (inputs are copied first).
-#[napi(ts_return_type = "Promise<WassersteinResult>")]
-pub fn wasserstein_regularizer_async(
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    p: u32,
-) -> napi::Result<AsyncTask<Job<reg::Wasserstein>>> {
-    const F: &str = "wassersteinRegularizerAsync";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (a, b) = (copy(F, "a", a)?, copy(F, "b", b)?);
-    Ok(Job::new(F, move || {
-        reg::wasserstein_regularizer(&a, &b, n, d, p)
-    }))
+impl Op for WassersteinArgs {
+    type Out = reg::Wasserstein;
+    const NAME: &'static str = "wassersteinRegularizer";
+    const ASYNC: &'static str = "wassersteinRegularizerAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        Ok(Self {
+            a: self.a.own(func, "a")?,
+            b: self.b.own(func, "b")?,
+            ..self
+        })
+    }
+
+    fn cpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
+        let (n, d) = self.a.dims(func, "a")?;
+        reg::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+    }
+
+    /// Two n × n × d GEMMs per view (cosines, gradient) and the sort of n(n−1)/2 pairs.
+    fn gpu_work(&self) -> Option<f64> {
+        let n = self.a.rows;
+        Some(4.0 * n * n * self.a.cols + 64.0 * (n * (n - 1.0) / 2.0))
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
+        let (n, d) = self.a.dims(func, "a")?;
+        densevec_cuda::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+    }
+}
+
+/// The Wasserstein geometry regularizer with its gradients, now or as a Promise (`how`).
+#[napi(ts_return_type = "WassersteinResult | Promise<WassersteinResult>")]
+pub fn wasserstein_regularizer<'e>(
+    env: &'e Env,
+    args: WassersteinArgs,
+    how: How,
+) -> napi::Result<Ret<'e, WassersteinArgs>> {
+    run(env, args, how)
 }

@@ -2,7 +2,9 @@
 //! class keeps the table and the stream position), unigram weights, the negative-sampling loss
 //! and the margin geometry of class prototypes.
 
+use crate::args::Mat;
 use crate::common::{copy, guard, to_usize, typed};
+use densevec_core::view::dim;
 use densevec_core::margin::{self as mg, MarginKind};
 use densevec_core::sampling as s;
 use napi::bindgen_prelude::*;
@@ -96,32 +98,29 @@ pub struct NegSamplingResult<'e> {
     pub grad_negatives: Float32ArraySlice<'e>,
 }
 
-/// Negative-sampling / NCE loss; `k` 0 means inferred; `logQ` used when `hasLogQ`.
+/// The arguments of `negativeSamplingLoss`: `k` 0 means inferred from the row counts, `logQ`
+/// absent means plain negative sampling (present: NCE).
+#[napi(object, object_to_js = false)]
+pub struct NegativeSamplingArgs {
+    pub x: Mat,
+    pub positives: Float32Array,
+    pub negatives: Mat,
+    pub k: f64,
+    pub log_q: Option<Float32Array>,
+}
+
+/// Negative-sampling / NCE loss with its gradients.
 #[napi]
-#[allow(clippy::too_many_arguments)]
 pub fn negative_sampling_loss<'e>(
     env: &'e Env,
-    x: &[f32],
-    rows: f64,
-    positives: &[f32],
-    negatives: &[f32],
-    neg_rows: f64,
-    cols: f64,
-    k: f64,
-    log_q: &[f32],
-    has_log_q: bool,
+    args: NegativeSamplingArgs,
 ) -> napi::Result<NegSamplingResult<'e>> {
     const F: &str = "negativeSamplingLoss";
-    let (n, nr, d, k) = (
-        to_usize(F, "x.rows", rows)?,
-        to_usize(F, "negatives.rows", neg_rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let kk = if k == 0 { None } else { Some(k) };
-    let lq = if has_log_q { Some(log_q) } else { None };
     let r = guard(F, || {
-        s::negative_sampling_loss(x, n, positives, negatives, nr, d, kk, lq)
+        let ((n, d), (nr, _)) = (args.x.dims(F, "x")?, args.negatives.dims(F, "negatives")?);
+        let kk = Some(dim(F, "k", args.k)?).filter(|&k| k > 0);
+        let (x, neg) = (&args.x.data, &args.negatives.data);
+        s::negative_sampling_loss(x, n, &args.positives, neg, nr, d, kk, args.log_q.as_deref())
     })?;
     Ok(NegSamplingResult {
         loss: r.loss,

@@ -1,6 +1,9 @@
 //! Bindings of chapter 2: statistics of high-dimensional embeddings.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::run::{run, How, Op, Own, Ret};
+use densevec_core::view::dim;
 use densevec_core::statistics as st;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -53,47 +56,44 @@ impl IntoJs for st::SimilarityStats {
     }
 }
 
-fn sample_arg(f: &str, pairs: Option<f64>, seed: Option<f64>) -> napi::Result<Option<(u64, u64)>> {
-    match (pairs, seed) {
-        (Some(p), Some(s)) => {
-            let p = to_usize(f, "sample.pairs", p)? as u64;
-            let s = guard(f, || st::check_seed(f, "sample.seed", s))?;
-            Ok(Some((p, s)))
-        }
-        _ => Ok(None),
+/// The arguments of `similarityStats`: all pairs of rows, or `samplePairs` pairs drawn from
+/// the stream of `sampleSeed` when both are given.
+#[napi(object, object_to_js = false)]
+pub struct SimilarityStatsArgs {
+    pub m: Mat,
+    pub sample_pairs: Option<f64>,
+    pub sample_seed: Option<f64>,
+}
+
+impl Op for SimilarityStatsArgs {
+    type Out = st::SimilarityStats;
+    const NAME: &'static str = "similarityStats";
+    const ASYNC: &'static str = "similarityStatsAsync";
+
+    fn detach(self, func: &str) -> napi::Result<Self> {
+        let m = self.m.own(func, "data")?;
+        Ok(Self { m, ..self })
+    }
+
+    fn cpu(&self, f: &str) -> densevec_core::Result<st::SimilarityStats> {
+        let (n, d) = self.m.dims(f, "m")?;
+        let sample = match (self.sample_pairs, self.sample_seed) {
+            (Some(p), Some(s)) => Some((
+                dim(f, "sample.pairs", p)? as u64,
+                st::check_seed(f, "sample.seed", s)?,
+            )),
+            _ => None,
+        };
+        st::similarity_stats(&self.m.data, n, d, sample)
     }
 }
 
-/// Pairwise cosine statistics of the rows (all pairs i < j, or a seeded sample of pairs).
-#[napi]
-pub fn similarity_stats(
-    env: Env,
-    data: &[f32],
-    rows: f64,
-    cols: f64,
-    sample_pairs: Option<f64>,
-    sample_seed: Option<f64>,
-) -> napi::Result<SimilarityStats> {
-    const F: &str = "similarityStats";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let sample = sample_arg(F, sample_pairs, sample_seed)?;
-    guard(F, || st::similarity_stats(data, n, d, sample))?.into_js(&env, F)
-}
-
-/// Async twin of `similarityStats` (the input is copied first).
-#[napi(ts_return_type = "Promise<SimilarityStats>")]
-pub fn similarity_stats_async(
-    data: &[f32],
-    rows: f64,
-    cols: f64,
-    sample_pairs: Option<f64>,
-    sample_seed: Option<f64>,
-) -> napi::Result<AsyncTask<Job<st::SimilarityStats>>> {
-    const F: &str = "similarityStatsAsync";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let sample = sample_arg(F, sample_pairs, sample_seed)?;
-    let data = copy(F, "data", data)?;
-    Ok(Job::new(F, move || {
-        st::similarity_stats(&data, n, d, sample)
-    }))
+/// Statistics of the pairwise cosines, now or as a Promise (`how`).
+#[napi(ts_return_type = "SimilarityStats | Promise<SimilarityStats>")]
+pub fn similarity_stats<'e>(
+    env: &'e Env,
+    args: SimilarityStatsArgs,
+    how: How,
+) -> napi::Result<Ret<'e, SimilarityStatsArgs>> {
+    run(env, args, how)
 }
