@@ -2,7 +2,7 @@
 
 use crate::args::Mat;
 use crate::common::{guard, to_usize, typed, IntoJs};
-use crate::run::{run, How, Op, Own, Ret};
+use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -126,21 +126,6 @@ fn max_abs(x: &[f32]) -> f64 {
 }
 
 impl Op for InfoNceArgs {
-    type Out = c::InfoNce;
-    const NAME: &'static str = "infoNCE";
-    const ASYNC: &'static str = "infoNCEAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            q: self.q.own(func, "q")?,
-            keys: self.keys.own(func, "keys")?,
-            positives: self.positives.own(func, "positives")?,
-            log_q: self.log_q.own(func, "logQ")?,
-            key_ids: self.key_ids.own(func, "keyIds")?,
-            ..self
-        })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
         let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
         let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
@@ -160,14 +145,12 @@ impl Op for InfoNceArgs {
     }
 }
 
-/// InfoNCE with its gradients and diagnostics, now or as a Promise (`how`).
-#[napi(
-    js_name = "infoNCE",
-    ts_return_type = "InfoNceResult | Promise<InfoNceResult>"
-)]
-pub fn info_nce<'e>(env: &'e Env, args: InfoNceArgs, how: How) -> napi::Result<Ret<'e, InfoNceArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// InfoNCE with its gradients and diagnostics, now or as a Promise (`how`).
+    info_nce = "infoNCE",
+    InfoNceArgs { q: "q", keys: "keys", positives: "positives", log_q: "logQ", key_ids: "keyIds" } -> c::InfoNce,
+    "InfoNceResult | Promise<InfoNceResult>"
+);
 
 /// The arguments of `ntXent`: two views `a`, `b` of the same shape.
 #[napi(object, object_to_js = false)]
@@ -178,18 +161,6 @@ pub struct NtXentArgs {
 }
 
 impl Op for NtXentArgs {
-    type Out = c::NtXent;
-    const NAME: &'static str = "ntXent";
-    const ASYNC: &'static str = "ntXentAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            a: self.a.own(func, "a")?,
-            b: self.b.own(func, "b")?,
-            ..self
-        })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
         let (r, d) = self.a.dims(func, "a")?;
         c::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
@@ -208,11 +179,12 @@ impl Op for NtXentArgs {
     }
 }
 
-/// SimCLR NT-Xent over two views, now or as a Promise (`how`).
-#[napi(ts_return_type = "NtXentResult | Promise<NtXentResult>")]
-pub fn nt_xent<'e>(env: &'e Env, args: NtXentArgs, how: How) -> napi::Result<Ret<'e, NtXentArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// SimCLR NT-Xent over two views, now or as a Promise (`how`).
+    nt_xent = "ntXent",
+    NtXentArgs { a: "a", b: "b" } -> c::NtXent,
+    "NtXentResult | Promise<NtXentResult>"
+);
 
 /// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the
 /// within-view pairs).

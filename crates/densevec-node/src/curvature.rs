@@ -3,7 +3,7 @@
 
 use crate::args::Mat;
 use crate::common::{typed, IntoJs};
-use crate::run::{run, How, Op, Own, Ret};
+use crate::run::{operation, Op};
 use densevec_core::curvature as cv;
 use densevec_core::statistics::check_seed;
 use densevec_core::view::dim;
@@ -44,30 +44,18 @@ pub struct GraphGeodesicsArgs {
 }
 
 impl Op for GraphGeodesicsArgs {
-    type Out = Vec<f32>;
-    const NAME: &'static str = "graphGeodesics";
-    const ASYNC: &'static str = "graphGeodesicsAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        let (m, sources) = (self.m.own(func, "m")?, self.sources.own(func, "sources")?);
-        Ok(Self { m, sources, ..self })
-    }
-
     fn cpu(&self, func: &str) -> Result<Vec<f32>> {
         let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
         cv::graph_geodesics(&self.m.data, n, d, kk, mt, self.sources.as_deref())
     }
 }
 
-/// Geodesic distances on the k-NN graph (sources × rows), now or as a Promise (`how`).
-#[napi(ts_return_type = "Float32Array | Promise<Float32Array>")]
-pub fn graph_geodesics<'e>(
-    env: &'e Env,
-    args: GraphGeodesicsArgs,
-    how: How,
-) -> napi::Result<Ret<'e, GraphGeodesicsArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// Geodesic distances on the k-NN graph (sources × rows), now or as a Promise (`how`).
+    graph_geodesics = "graphGeodesics",
+    GraphGeodesicsArgs { m: "m", sources: "sources" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
 
 /// `{ delta, relativeDelta, diameter, skipped }`.
 #[napi(object)]
@@ -101,17 +89,6 @@ pub struct HyperbolicityArgs {
 }
 
 impl Op for HyperbolicityArgs {
-    type Out = cv::Hyperbolicity;
-    const NAME: &'static str = "hyperbolicity";
-    const ASYNC: &'static str = "hyperbolicityAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            m: self.m.own(func, "m")?,
-            ..self
-        })
-    }
-
     fn cpu(&self, func: &str) -> Result<cv::Hyperbolicity> {
         let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
         let s = dim(func, "samples", self.samples)?;
@@ -120,15 +97,12 @@ impl Op for HyperbolicityArgs {
     }
 }
 
-/// Gromov's four-point δ of the k-NN graph metric, now or as a Promise (`how`).
-#[napi(ts_return_type = "HyperbolicityResult | Promise<HyperbolicityResult>")]
-pub fn hyperbolicity<'e>(
-    env: &'e Env,
-    args: HyperbolicityArgs,
-    how: How,
-) -> napi::Result<Ret<'e, HyperbolicityArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// Gromov's four-point δ of the k-NN graph metric, now or as a Promise (`how`).
+    hyperbolicity = "hyperbolicity",
+    HyperbolicityArgs { m: "m" } -> cv::Hyperbolicity,
+    "HyperbolicityResult | Promise<HyperbolicityResult>"
+);
 
 /// `{ ratios, medianRatio, positiveFraction, skipped }`.
 #[napi(object, object_from_js = false)]
@@ -162,15 +136,6 @@ pub struct TriangleCurvatureArgs {
 }
 
 impl Op for TriangleCurvatureArgs {
-    type Out = cv::TriangleCurvature;
-    const NAME: &'static str = "triangleCurvature";
-    const ASYNC: &'static str = "triangleCurvatureAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        let m = self.m.own(func, "m")?;
-        Ok(Self { m, ..self })
-    }
-
     fn cpu(&self, func: &str) -> Result<cv::TriangleCurvature> {
         let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
         let t = dim(func, "triangles", self.triangles)?;
@@ -179,15 +144,12 @@ impl Op for TriangleCurvatureArgs {
     }
 }
 
-/// Triangle-comparison curvature of the k-NN graph metric, now or as a Promise (`how`).
-#[napi(ts_return_type = "TriangleCurvatureResult | Promise<TriangleCurvatureResult>")]
-pub fn triangle_curvature<'e>(
-    env: &'e Env,
-    args: TriangleCurvatureArgs,
-    how: How,
-) -> napi::Result<Ret<'e, TriangleCurvatureArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// Triangle-comparison curvature of the k-NN graph metric, now or as a Promise (`how`).
+    triangle_curvature = "triangleCurvature",
+    TriangleCurvatureArgs { m: "m" } -> cv::TriangleCurvature,
+    "TriangleCurvatureResult | Promise<TriangleCurvatureResult>"
+);
 
 /// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
 #[napi(object, object_from_js = false)]
@@ -219,15 +181,6 @@ pub struct MapDistortionArgs {
 }
 
 impl Op for MapDistortionArgs {
-    type Out = cv::MapDistortion;
-    const NAME: &'static str = "mapDistortion";
-    const ASYNC: &'static str = "mapDistortionAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        let (x, a) = (self.x.own(func, "x")?, self.a.own(func, "a")?);
-        Ok(Self { x, a, ..self })
-    }
-
     fn cpu(&self, func: &str) -> Result<cv::MapDistortion> {
         let ((n, d), (ar, ac)) = (self.x.dims(func, "x")?, self.a.dims(func, "a")?);
         let kk = dim(func, "k", self.k)?;
@@ -235,15 +188,12 @@ impl Op for MapDistortionArgs {
     }
 }
 
-/// Distortion of the rows of x by the linear map a.
-#[napi(ts_return_type = "MapDistortionResult | Promise<MapDistortionResult>")]
-pub fn map_distortion<'e>(
-    env: &'e Env,
-    args: MapDistortionArgs,
-    how: How,
-) -> napi::Result<Ret<'e, MapDistortionArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// Distortion of the rows of x by the linear map a.
+    map_distortion = "mapDistortion",
+    MapDistortionArgs { x: "x", a: "a" } -> cv::MapDistortion,
+    "MapDistortionResult | Promise<MapDistortionResult>"
+);
 
 /// `{ indices, scores }` of an analogy query.
 #[napi(object, object_from_js = false)]
@@ -278,15 +228,6 @@ pub struct AnalogyArgs {
 }
 
 impl Op for AnalogyArgs {
-    type Out = Analogy;
-    const NAME: &'static str = "analogy";
-    const ASYNC: &'static str = "analogyAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        let corpus = self.corpus.own(func, "corpus")?;
-        Ok(Self { corpus, ..self })
-    }
-
     fn cpu(&self, func: &str) -> Result<Analogy> {
         let (n, d) = self.corpus.dims(func, "corpus")?;
         let kk = dim(func, "k", self.k)?;
@@ -296,8 +237,9 @@ impl Op for AnalogyArgs {
     }
 }
 
-/// The k best answers to "a : b :: c : ?".
-#[napi(ts_return_type = "AnalogyResult | Promise<AnalogyResult>")]
-pub fn analogy<'e>(env: &'e Env, args: AnalogyArgs, how: How) -> napi::Result<Ret<'e, AnalogyArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// The k best answers to "a : b :: c : ?".
+    analogy = "analogy",
+    AnalogyArgs { corpus: "corpus" } -> Analogy,
+    "AnalogyResult | Promise<AnalogyResult>"
+);

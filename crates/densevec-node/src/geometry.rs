@@ -2,7 +2,7 @@
 
 use crate::args::{Mat, MetricName};
 use crate::common::{guard, to_usize, typed, IntoJs};
-use crate::run::{run, How, Op, Own, Ret};
+use crate::run::{operation, Op};
 use densevec_core::geometry as geo;
 use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
@@ -28,19 +28,6 @@ pub struct KnnClassifyArgs {
 }
 
 impl Op for KnnClassifyArgs {
-    type Out = Labels;
-    const NAME: &'static str = "knnClassify";
-    const ASYNC: &'static str = "knnClassifyAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            train: self.train.own(func, "train")?,
-            labels: self.labels.own(func, "labels")?,
-            queries: self.queries.own(func, "queries")?,
-            ..self
-        })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<Labels> {
         let ((tr, d), (qr, _)) = (self.train.dims(func, "train")?, self.queries.dims(func, "queries")?);
         let (kk, m) = (dim(func, "k", self.k)?, self.metric.into());
@@ -49,15 +36,12 @@ impl Op for KnnClassifyArgs {
     }
 }
 
-/// k-NN classification of the query rows, now or as a Promise (`how`).
-#[napi(ts_return_type = "Uint32Array | Promise<Uint32Array>")]
-pub fn knn_classify<'e>(
-    env: &'e Env,
-    args: KnnClassifyArgs,
-    how: How,
-) -> napi::Result<Ret<'e, KnnClassifyArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// k-NN classification of the query rows, now or as a Promise (`how`).
+    knn_classify = "knnClassify",
+    KnnClassifyArgs { train: "train", labels: "labels", queries: "queries" } -> Labels,
+    "Uint32Array | Promise<Uint32Array>"
+);
 
 /// d × d Haar orthogonal matrix (row-major) from the documented Gaussian stream.
 #[napi]
@@ -116,30 +100,18 @@ pub struct ProcrustesArgs {
 }
 
 impl Op for ProcrustesArgs {
-    type Out = geo::Procrustes;
-    const NAME: &'static str = "procrustes";
-    const ASYNC: &'static str = "procrustesAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        let (x, y) = (self.x.own(func, "x")?, self.y.own(func, "y")?);
-        Ok(Self { x, y })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<geo::Procrustes> {
         let (n, d) = self.x.dims(func, "x")?;
         geo::procrustes(&self.x.data, &self.y.data, n, d)
     }
 }
 
-/// The orthogonal Procrustes rotation of x onto y, now or as a Promise (`how`).
-#[napi(ts_return_type = "ProcrustesResult | Promise<ProcrustesResult>")]
-pub fn procrustes<'e>(
-    env: &'e Env,
-    args: ProcrustesArgs,
-    how: How,
-) -> napi::Result<Ret<'e, ProcrustesArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// The orthogonal Procrustes rotation of x onto y, now or as a Promise (`how`).
+    procrustes = "procrustes",
+    ProcrustesArgs { x: "x", y: "y" } -> geo::Procrustes,
+    "ProcrustesResult | Promise<ProcrustesResult>"
+);
 
 /// Spherical triangle of three vectors (normalized inside).
 #[napi(object)]

@@ -2,7 +2,7 @@
 
 use crate::args::Mat;
 use crate::common::{guard, to_usize, typed, IntoJs};
-use crate::run::{run, How, Op, Own, Ret};
+use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -94,19 +94,6 @@ impl MarginSoftmaxArgs {
 }
 
 impl Op for MarginSoftmaxArgs {
-    type Out = mg::MarginSoftmax;
-    const NAME: &'static str = "marginSoftmax";
-    const ASYNC: &'static str = "marginSoftmaxAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            x: self.x.own(func, "x")?,
-            prototypes: self.prototypes.own(func, "w")?,
-            labels: self.labels.own(func, "labels")?,
-            ..self
-        })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
         let (n, c, d) = self.dims(func)?;
         let (x, w) = (&self.x.data, &self.prototypes.data);
@@ -125,15 +112,12 @@ impl Op for MarginSoftmaxArgs {
     }
 }
 
-/// Margin softmax loss with its gradients, now or as a Promise (`how`).
-#[napi(ts_return_type = "MarginSoftmaxResult | Promise<MarginSoftmaxResult>")]
-pub fn margin_softmax<'e>(
-    env: &'e Env,
-    args: MarginSoftmaxArgs,
-    how: How,
-) -> napi::Result<Ret<'e, MarginSoftmaxArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// Margin softmax loss with its gradients, now or as a Promise (`how`).
+    margin_softmax = "marginSoftmax",
+    MarginSoftmaxArgs { x: "x", prototypes: "w", labels: "labels" } -> mg::MarginSoftmax,
+    "MarginSoftmaxResult | Promise<MarginSoftmaxResult>"
+);
 
 /// Cross-entropy with label smoothing (PyTorch's convention, mean over rows).
 #[napi]

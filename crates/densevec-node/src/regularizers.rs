@@ -2,7 +2,7 @@
 
 use crate::args::Mat;
 use crate::common::{guard, to_usize, typed, IntoJs};
-use crate::run::{run, How, Op, Own, Ret};
+use crate::run::{operation, Op};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -109,18 +109,6 @@ pub struct WassersteinArgs {
 }
 
 impl Op for WassersteinArgs {
-    type Out = reg::Wasserstein;
-    const NAME: &'static str = "wassersteinRegularizer";
-    const ASYNC: &'static str = "wassersteinRegularizerAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            a: self.a.own(func, "a")?,
-            b: self.b.own(func, "b")?,
-            ..self
-        })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
         let (n, d) = self.a.dims(func, "a")?;
         reg::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
@@ -138,12 +126,9 @@ impl Op for WassersteinArgs {
     }
 }
 
-/// The Wasserstein geometry regularizer with its gradients, now or as a Promise (`how`).
-#[napi(ts_return_type = "WassersteinResult | Promise<WassersteinResult>")]
-pub fn wasserstein_regularizer<'e>(
-    env: &'e Env,
-    args: WassersteinArgs,
-    how: How,
-) -> napi::Result<Ret<'e, WassersteinArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// The Wasserstein geometry regularizer with its gradients, now or as a Promise (`how`).
+    wasserstein_regularizer = "wassersteinRegularizer",
+    WassersteinArgs { a: "a", b: "b" } -> reg::Wasserstein,
+    "WassersteinResult | Promise<WassersteinResult>"
+);

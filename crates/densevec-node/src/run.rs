@@ -45,8 +45,9 @@ pub struct How {
     pub min_work: Option<f64>,
 }
 
-/// One operation of the binding: its arguments and what it computes.
-pub trait Op: Send + Sized + 'static {
+/// The argument struct of an operation: its names, its result, and how it is detached from
+/// the caller's memory. Written by [`operation!`], never by hand.
+pub trait Args: Send + Sized + 'static {
     /// What it computes, turned into a JavaScript value on the main thread.
     type Out: IntoJs;
     /// The public name of the synchronous form (errors name it).
@@ -57,7 +58,10 @@ pub trait Op: Send + Sized + 'static {
     /// The same arguments over owned copies of every input buffer (made fallibly, each named
     /// in a refused allocation), so that the operation can run after the call returns.
     fn detach(self, func: &str) -> napi::Result<Self>;
+}
 
+/// One operation of the binding: what its arguments compute, on the CPU and on the GPU.
+pub trait Op: Args {
     /// Computes on the CPU; `func` names the call in errors.
     fn cpu(&self, func: &str) -> Result<Self::Out>;
 
@@ -100,7 +104,38 @@ impl<'task, O: Op> ScopedTask<'task> for Task<O> {
 }
 
 /// What an entry point returns: the value (mode 'sync') or a Promise of it (mode 'async').
-pub type Ret<'e, O> = Either<<<O as Op>::Out as IntoJs>::Js<'e>, AsyncTask<Task<O>>>;
+pub type Ret<'e, O> = Either<<<O as Args>::Out as IntoJs>::Js<'e>, AsyncTask<Task<O>>>;
+
+/// Declares an operation on its argument struct: `impl Args` (the typed-array fields listed
+/// with the names their copies carry are copied by `detach`, the other fields moved) and its
+/// entry point, which runs it as `how` says. The struct's `impl Op` holds the computation.
+///
+/// `operation!(entry = "jsName", Struct { field: "name", … } -> Out, "TsOut");`
+macro_rules! operation {
+    ($(#[$doc:meta])* $entry:ident = $js:tt, $args:ident { $($buf:ident: $name:tt),* } -> $out:ty, $ts:tt) => {
+        impl $crate::run::Args for $args {
+            type Out = $out;
+            const NAME: &'static str = $js;
+            const ASYNC: &'static str = concat!($js, "Async");
+            fn detach(self, func: &str) -> napi::Result<Self> {
+                #[allow(unused_imports)]
+                use $crate::run::Own;
+                Ok(Self { $($buf: self.$buf.own(func, $name)?,)* ..self })
+            }
+        }
+
+        $(#[$doc])*
+        #[napi(js_name = $js, ts_return_type = $ts)]
+        pub fn $entry<'e>(
+            env: &'e Env,
+            args: $args,
+            how: $crate::run::How,
+        ) -> napi::Result<$crate::run::Ret<'e, $args>> {
+            $crate::run::run(env, args, how)
+        }
+    };
+}
+pub(crate) use operation;
 
 /// Runs `op` as `how` says (see the module documentation).
 pub fn run<'e, O: Op>(env: &'e Env, op: O, how: How) -> napi::Result<Ret<'e, O>> {

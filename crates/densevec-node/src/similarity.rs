@@ -2,7 +2,7 @@
 
 use crate::args::{CorpusArg, Mat, MetricName};
 use crate::common::{guard, to_usize, typed, typed_with, IntoJs, SPLIT};
-use crate::run::{run, How, Op, Own, Ret};
+use crate::run::{operation, Op};
 use densevec_core::error::check_matrix;
 use densevec_core::quantized::{self as qz, Corpus};
 use densevec_core::similarity as sim;
@@ -82,18 +82,6 @@ pub struct SimilarityMatrixArgs {
 }
 
 impl Op for SimilarityMatrixArgs {
-    type Out = Vec<f32>;
-    const NAME: &'static str = "similarityMatrix";
-    const ASYNC: &'static str = "similarityMatrixAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            q: self.q.own(func, "q")?,
-            c: self.c.own(func, "c")?,
-            metric: self.metric,
-        })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
         let ((qr, d), cr, m) = (self.q.dims(func, "q")?, self.c.rows(func)?, self.metric.into());
         match self.c.dense() {
@@ -136,15 +124,12 @@ impl Op for SimilarityMatrixArgs {
     }
 }
 
-/// q.rows × c.rows similarity matrix (row-major), now or as a Promise (`how`).
-#[napi(ts_return_type = "Float32Array | Promise<Float32Array>")]
-pub fn similarity_matrix<'e>(
-    env: &'e Env,
-    args: SimilarityMatrixArgs,
-    how: How,
-) -> napi::Result<Ret<'e, SimilarityMatrixArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// q.rows × c.rows similarity matrix (row-major), now or as a Promise (`how`).
+    similarity_matrix = "similarityMatrix",
+    SimilarityMatrixArgs { q: "q", c: "c" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
 
 /// Top-k result: `q.rows × k` row-major, best first per query.
 #[napi(object, object_from_js = false)]
@@ -177,21 +162,6 @@ pub struct TopKArgs {
 }
 
 impl Op for TopKArgs {
-    type Out = topk::TopK;
-    const NAME: &'static str = "topK";
-    const ASYNC: &'static str = "topKAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        Ok(Self {
-            q: self.q.own(func, "q")?,
-            c: self.c.own(func, "c")?,
-            k: self.k,
-            metric: self.metric,
-            skip: self.skip.own(func, "skip")?,
-            mask: self.mask.own(func, "mask")?,
-        })
-    }
-
     fn cpu(&self, func: &str) -> densevec_core::Result<topk::TopK> {
         let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
         let (kk, m, q) = (dim(func, "k", self.k)?, self.metric.into(), &self.q.data[..]);
@@ -225,11 +195,12 @@ impl Op for TopKArgs {
     }
 }
 
-/// Exact top-k per query row, now or as a Promise (`how`).
-#[napi(ts_return_type = "TopKResult | Promise<TopKResult>")]
-pub fn top_k<'e>(env: &'e Env, args: TopKArgs, how: How) -> napi::Result<Ret<'e, TopKArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// Exact top-k per query row, now or as a Promise (`how`).
+    top_k = "topK",
+    TopKArgs { q: "q", c: "c", skip: "skip", mask: "mask" } -> topk::TopK,
+    "TopKResult | Promise<TopKResult>"
+);
 
 /// Largest k that the GPU top-k takes (larger k run on the CPU).
 #[napi]

@@ -2,7 +2,7 @@
 
 use crate::args::Mat;
 use crate::common::{guard, to_usize, typed, IntoJs};
-use crate::run::{run, How, Op, Own, Ret};
+use crate::run::{operation, Op};
 use densevec_core::view::dim;
 use densevec_core::statistics as st;
 use napi::bindgen_prelude::*;
@@ -66,15 +66,6 @@ pub struct SimilarityStatsArgs {
 }
 
 impl Op for SimilarityStatsArgs {
-    type Out = st::SimilarityStats;
-    const NAME: &'static str = "similarityStats";
-    const ASYNC: &'static str = "similarityStatsAsync";
-
-    fn detach(self, func: &str) -> napi::Result<Self> {
-        let m = self.m.own(func, "data")?;
-        Ok(Self { m, ..self })
-    }
-
     fn cpu(&self, f: &str) -> densevec_core::Result<st::SimilarityStats> {
         let (n, d) = self.m.dims(f, "m")?;
         let sample = match (self.sample_pairs, self.sample_seed) {
@@ -88,12 +79,9 @@ impl Op for SimilarityStatsArgs {
     }
 }
 
-/// Statistics of the pairwise cosines, now or as a Promise (`how`).
-#[napi(ts_return_type = "SimilarityStats | Promise<SimilarityStats>")]
-pub fn similarity_stats<'e>(
-    env: &'e Env,
-    args: SimilarityStatsArgs,
-    how: How,
-) -> napi::Result<Ret<'e, SimilarityStatsArgs>> {
-    run(env, args, how)
-}
+operation!(
+    /// Statistics of the pairwise cosines, now or as a Promise (`how`).
+    similarity_stats = "similarityStats",
+    SimilarityStatsArgs { m: "data" } -> st::SimilarityStats,
+    "SimilarityStats | Promise<SimilarityStats>"
+);
