@@ -87,7 +87,7 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
   if (n === null) return ref.softmaxProbabilities(x, ys, temperature);
   ref.checkSoftmax('softmaxProbabilities', x, ys, temperature);
   try {
-    return n.softmaxProbabilities(x, ys.data, ys.rows, ys.cols, temperature);
+    return n.softmaxProbabilities({ x, ys, temperature });
   } catch (e) {
     rethrow(e);
   }
@@ -177,7 +177,7 @@ export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): 
   if (n === null) return ref.mismatchScore(a, b, options);
   const withinView = ref.checkMismatch('mismatchScore', a, b, options);
   try {
-    const r = n.mismatchScore(a.data, b.data, a.rows, a.cols, withinView);
+    const r = n.mismatchScore({ a, b, withinView });
     return { muP: r.muP, muQ: r.muQ, M: r.M };
   } catch (e) {
     rethrow(e);

@@ -109,7 +109,7 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
   if (n === null) return ref.labelSmoothingCrossEntropy(logits, labels, epsilon);
   ref.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
   try {
-    const r = n.labelSmoothingCrossEntropy(logits.data, logits.rows, logits.cols, labels, epsilon);
+    const r = n.labelSmoothingCrossEntropy({ logits, labels, epsilon });
     return { loss: r.loss, grad: { data: r.grad, rows: logits.rows, cols: logits.cols } };
   } catch (e) {
     rethrow(e);
@@ -123,7 +123,7 @@ export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
   if (n === null) return ref.normPenalty(m, lambda);
   ref.checkPenalty('normPenalty', m, lambda);
   try {
-    const r = n.normPenalty(m.data, m.rows, m.cols, lambda);
+    const r = n.normPenalty({ m, lambda });
     return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
   } catch (e) {
     rethrow(e);
@@ -137,7 +137,7 @@ export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
   if (n === null) return ref.l1Penalty(m, lambda);
   ref.checkPenalty('l1Penalty', m, lambda);
   try {
-    const r = n.l1Penalty(m.data, m.rows, m.cols, lambda);
+    const r = n.l1Penalty({ m, lambda });
     return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
   } catch (e) {
     rethrow(e);
@@ -160,7 +160,7 @@ export function marginGeometry(prototypes: Matrix, options: MarginGeometryOption
   if (n === null) return ref.marginGeometry(prototypes, options);
   const p = ref.checkMarginGeometry('marginGeometry', prototypes, options);
   try {
-    const r = n.marginGeometry(prototypes.data, prototypes.rows, prototypes.cols, p.kind, p.margin);
+    const r = n.marginGeometry({ prototypes, kind: KIND_NAMES[p.kind], margin: p.margin });
     const C = prototypes.rows;
     return { angles: { data: r.angles, rows: C, cols: C }, gaps: { data: r.gaps, rows: C, cols: C } };
   } catch (e) {

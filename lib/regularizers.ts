@@ -112,7 +112,7 @@ export function softThreshold(m: Matrix, lambda: number): Matrix {
   if (n === null) return ref.softThreshold(m, lambda);
   ref.checkSoftThreshold('softThreshold', m, lambda);
   try {
-    return { data: n.softThreshold(m.data, m.rows, m.cols, lambda), rows: m.rows, cols: m.cols };
+    return { data: n.softThreshold({ m, lambda }), rows: m.rows, cols: m.cols };
   } catch (e) {
     rethrow(e);
   }
@@ -143,7 +143,7 @@ export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
   if (n === null) return ref.embeddingDrift(a, b);
   ref.checkDrift('embeddingDrift', a, b);
   try {
-    return n.embeddingDrift(a.data, b.data, a.rows, a.cols);
+    return n.embeddingDrift({ a, b });
   } catch (e) {
     rethrow(e);
   }
@@ -161,7 +161,7 @@ export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
   if (n === null) return ref.sparsity(m, options);
   const eps = ref.checkSparsity('sparsity', m, options);
   try {
-    return n.sparsity(m.data, m.rows, m.cols, eps);
+    return n.sparsity({ m, eps });
   } catch (e) {
     rethrow(e);
   }

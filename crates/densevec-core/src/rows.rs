@@ -114,7 +114,10 @@ mod tests {
 
     #[test]
     fn l1_is_the_sum_of_absolute_differences() {
-        let (a, b) = ([1.0f32, -2.0, 3.0, 0.5, 0.0, -1.0], [0.0f32, 2.0, 3.0, -0.5, 0.0, 1.0]);
+        let (a, b) = (
+            [1.0f32, -2.0, 3.0, 0.5, 0.0, -1.0],
+            [0.0f32, 2.0, 3.0, -0.5, 0.0, 1.0],
+        );
         let got = pair_rows("l1Rows", PairOp::L1, &a, &b, 2, 3).unwrap();
         assert_eq!(got, vec![5.0, 3.0]);
     }

@@ -62,7 +62,13 @@ mod tests {
         let m = MatRef::new("f", "m", &d, 2, 3).unwrap();
         assert_eq!(m.row(1), &[4.0, 5.0, 6.0]);
         let e = MatRef::new("f", "m", &d, 4, 2).unwrap_err();
-        assert_eq!((e.code, e.msg.as_str()), (Code::Shape, "f: m.data has length 6 but rows * cols = 4 * 2 = 8"));
+        assert_eq!(
+            (e.code, e.msg.as_str()),
+            (
+                Code::Shape,
+                "f: m.data has length 6 but rows * cols = 4 * 2 = 8"
+            )
+        );
         let e = MatRef::new("f", "m", &[], 0, 3).unwrap_err();
         assert_eq!(e.msg, "f: m is empty (0 x 3)");
         // rows · cols beyond usize is a shape error, never a wrap-around.

@@ -106,7 +106,10 @@ impl CorpusArg {
         let missing = |what: &str| {
             Error::new(
                 Code::Type,
-                format!("{func}: c has dtype {} but no {what} data", self.dtype_name()),
+                format!(
+                    "{func}: c has dtype {} but no {what} data",
+                    self.dtype_name()
+                ),
             )
         };
         Ok(match self.dtype {

@@ -171,3 +171,13 @@ where
         typed(env, func, "the result", &self)
     }
 }
+
+/// Runs a synchronous core call and turns its result into JavaScript values (errors name
+/// `func`): the body of every entry point that has no asynchronous or GPU form.
+pub fn call<'e, T: IntoJs>(
+    env: &'e Env,
+    func: &str,
+    f: impl FnOnce() -> densevec_core::Result<T>,
+) -> napi::Result<T::Js<'e>> {
+    guard(func, f)?.into_js(env, func)
+}

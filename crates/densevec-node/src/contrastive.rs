@@ -1,7 +1,7 @@
 //! Bindings of chapter 3: contrastive learning.
 
 use crate::args::Mat;
-use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::common::{call, guard, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use napi::bindgen_prelude::*;
@@ -186,19 +186,23 @@ operation!(
     "NtXentResult | Promise<NtXentResult>"
 );
 
+/// The arguments of `mismatchScore`: two views of the same shape.
+#[napi(object, object_to_js = false)]
+pub struct MismatchArgs {
+    pub a: Mat,
+    pub b: Mat,
+    pub within_view: bool,
+}
+
 /// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the
 /// within-view pairs).
 #[napi]
-pub fn mismatch_score(
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    within_view: bool,
-) -> napi::Result<MismatchResult> {
+pub fn mismatch_score(args: MismatchArgs) -> napi::Result<MismatchResult> {
     const F: &str = "mismatchScore";
-    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let m = guard(F, || c::mismatch_score_opts(a, b, r, d, within_view))?;
+    let m = guard(F, || {
+        let (r, d) = args.a.dims(F, "a")?;
+        c::mismatch_score_opts(&args.a.data, &args.b.data, r, d, args.within_view)
+    })?;
     Ok(MismatchResult {
         mu_p: m.mu_p,
         mu_q: m.mu_q,
@@ -206,18 +210,22 @@ pub fn mismatch_score(
     })
 }
 
+/// The arguments of `softmaxProbabilities`: the query `x` and the rows `ys`.
+#[napi(object, object_to_js = false)]
+pub struct SoftmaxArgs {
+    pub x: Float32Array,
+    pub ys: Mat,
+    pub temperature: f64,
+}
+
 /// softmax_j(x·y_j/τ) over the rows of ys.
 #[napi]
 pub fn softmax_probabilities<'e>(
     env: &'e Env,
-    x: &[f32],
-    ys: &[f32],
-    rows: f64,
-    cols: f64,
-    temperature: f64,
+    args: SoftmaxArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "softmaxProbabilities";
-    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || c::softmax_probabilities(x, ys, r, d, temperature))
-        .and_then(|v| typed(env, F, "the result", &v))
+    call(env, "softmaxProbabilities", || {
+        let (r, d) = args.ys.dims("softmaxProbabilities", "ys")?;
+        c::softmax_probabilities(&args.x, &args.ys.data, r, d, args.temperature)
+    })
 }

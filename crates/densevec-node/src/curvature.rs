@@ -231,7 +231,11 @@ impl Op for AnalogyArgs {
     fn cpu(&self, func: &str) -> Result<Analogy> {
         let (n, d) = self.corpus.dims(func, "corpus")?;
         let kk = dim(func, "k", self.k)?;
-        let abc = [dim(func, "a", self.a)?, dim(func, "b", self.b)?, dim(func, "c", self.c)?];
+        let abc = [
+            dim(func, "a", self.a)?,
+            dim(func, "b", self.b)?,
+            dim(func, "c", self.c)?,
+        ];
         let (i, s) = cv::analogy(&self.corpus.data, n, d, abc, kk, self.mul)?;
         Ok(Analogy(i, s))
     }

@@ -1,7 +1,7 @@
 //! Bindings of chapter 5: symmetry and geometry.
 
 use crate::args::{Mat, MetricName};
-use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::common::{call, guard, to_usize, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::geometry as geo;
 use densevec_core::view::dim;
@@ -29,7 +29,10 @@ pub struct KnnClassifyArgs {
 
 impl Op for KnnClassifyArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<Labels> {
-        let ((tr, d), (qr, _)) = (self.train.dims(func, "train")?, self.queries.dims(func, "queries")?);
+        let ((tr, d), (qr, _)) = (
+            self.train.dims(func, "train")?,
+            self.queries.dims(func, "queries")?,
+        );
         let (kk, m) = (dim(func, "k", self.k)?, self.metric.into());
         let (train, queries) = (&self.train.data, &self.queries.data);
         geo::knn_classify(train, tr, &self.labels, queries, qr, d, kk, m).map(Labels)
@@ -56,23 +59,21 @@ pub fn random_orthogonal<'e>(
     guard(F, || geo::random_orthogonal(d, seed)).and_then(|v| typed(env, F, "the result", &v))
 }
 
-/// a (m × kd) · b (kd × n), row-major.
+/// The arguments of `matmul`: a (m × k) and b (k × n).
+#[napi(object, object_to_js = false)]
+pub struct MatmulArgs {
+    pub a: Mat,
+    pub b: Mat,
+}
+
+/// a · b, row-major.
 #[napi]
-pub fn matmul<'e>(
-    env: &'e Env,
-    a: &[f32],
-    m: f64,
-    kd: f64,
-    b: &[f32],
-    n: f64,
-) -> napi::Result<Float32ArraySlice<'e>> {
+pub fn matmul<'e>(env: &'e Env, args: MatmulArgs) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "matmul";
-    let (m, kd, n) = (
-        to_usize(F, "a.rows", m)?,
-        to_usize(F, "a.cols", kd)?,
-        to_usize(F, "b.cols", n)?,
-    );
-    guard(F, || geo::matmul(a, m, kd, b, n)).and_then(|v| typed(env, F, "the result", &v))
+    call(env, F, || {
+        let ((m, kd), n) = (args.a.dims(F, "a")?, dim(F, "b.cols", args.b.cols)?);
+        geo::matmul(&args.a.data, m, kd, &args.b.data, n)
+    })
 }
 
 /// `{ rotation, residual }` of orthogonal Procrustes.

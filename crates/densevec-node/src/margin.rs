@@ -1,7 +1,7 @@
 //! Bindings of chapter 4 (margin losses) and of the cross-entropy and penalties of chapter 6.
 
 use crate::args::Mat;
-use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::common::{call, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use napi::bindgen_prelude::*;
@@ -39,11 +39,15 @@ pub struct LossGradResult<'e> {
     pub grad: Float32ArraySlice<'e>,
 }
 
-fn lg<'e>(env: &'e Env, func: &str, r: mg::LossGrad) -> napi::Result<LossGradResult<'e>> {
-    Ok(LossGradResult {
-        loss: r.loss,
-        grad: typed(env, func, "the gradient", &r.grad)?,
-    })
+impl IntoJs for mg::LossGrad {
+    type Js<'e> = LossGradResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<LossGradResult<'e>> {
+        let grad = typed(env, func, "the gradient", &self.grad)?;
+        Ok(LossGradResult {
+            loss: self.loss,
+            grad,
+        })
+    }
 }
 
 /// A margin kind.
@@ -88,7 +92,10 @@ impl MarginSoftmaxArgs {
     }
 
     fn dims(&self, func: &str) -> densevec_core::Result<(usize, usize, usize)> {
-        let ((n, d), (c, _)) = (self.x.dims(func, "x")?, self.prototypes.dims(func, "prototypes")?);
+        let ((n, d), (c, _)) = (
+            self.x.dims(func, "x")?,
+            self.prototypes.dims(func, "prototypes")?,
+        );
         Ok((n, c, d))
     }
 }
@@ -119,48 +126,56 @@ operation!(
     "MarginSoftmaxResult | Promise<MarginSoftmaxResult>"
 );
 
+/// The arguments of `labelSmoothingCrossEntropy`: logits (N × C), one label per row.
+#[napi(object, object_to_js = false)]
+pub struct CrossEntropyArgs {
+    pub logits: Mat,
+    pub labels: Uint32Array,
+    pub epsilon: f64,
+}
+
 /// Cross-entropy with label smoothing (PyTorch's convention, mean over rows).
 #[napi]
 pub fn label_smoothing_cross_entropy<'e>(
     env: &'e Env,
-    logits: &[f32],
-    rows: f64,
-    cols: f64,
-    labels: &[u32],
-    epsilon: f64,
+    args: CrossEntropyArgs,
 ) -> napi::Result<LossGradResult<'e>> {
     const F: &str = "labelSmoothingCrossEntropy";
-    let (n, c) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || {
-        mg::label_smoothing_cross_entropy(logits, n, c, labels, epsilon)
+    call(env, F, || {
+        let (n, c) = args.logits.dims(F, "logits")?;
+        mg::label_smoothing_cross_entropy(&args.logits.data, n, c, &args.labels, args.epsilon)
     })
-    .and_then(|r| lg(env, F, r))
+}
+
+/// The arguments of `normPenalty` and `l1Penalty`.
+#[napi(object, object_to_js = false)]
+pub struct PenaltyArgs {
+    pub m: Mat,
+    pub lambda: f64,
+}
+
+type Penalty = fn(&[f32], usize, usize, f64) -> densevec_core::Result<mg::LossGrad>;
+
+fn penalty<'e>(
+    env: &'e Env,
+    func: &str,
+    a: &PenaltyArgs,
+    f: Penalty,
+) -> napi::Result<LossGradResult<'e>> {
+    call(env, func, || {
+        let (r, c) = a.m.dims(func, "m")?;
+        f(&a.m.data, r, c, a.lambda)
+    })
 }
 
 /// λ Σ‖row‖² and 2λ·m.
 #[napi]
-pub fn norm_penalty<'e>(
-    env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    lambda: f64,
-) -> napi::Result<LossGradResult<'e>> {
-    const F: &str = "normPenalty";
-    let (r, c) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || mg::norm_penalty(m, r, c, lambda)).and_then(|r| lg(env, F, r))
+pub fn norm_penalty<'e>(env: &'e Env, args: PenaltyArgs) -> napi::Result<LossGradResult<'e>> {
+    penalty(env, "normPenalty", &args, mg::norm_penalty)
 }
 
 /// λ Σ|m_ij| and λ·sign(m).
 #[napi]
-pub fn l1_penalty<'e>(
-    env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    lambda: f64,
-) -> napi::Result<LossGradResult<'e>> {
-    const F: &str = "l1Penalty";
-    let (r, c) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || mg::l1_penalty(m, r, c, lambda)).and_then(|r| lg(env, F, r))
+pub fn l1_penalty<'e>(env: &'e Env, args: PenaltyArgs) -> napi::Result<LossGradResult<'e>> {
+    penalty(env, "l1Penalty", &args, mg::l1_penalty)
 }

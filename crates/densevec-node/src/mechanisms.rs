@@ -1,23 +1,30 @@
 //! Bindings of the chapter 6 additions: soft thresholding, the affine part and backward pass
 //! of batch normalization, and the running-mean lag.
 
-use crate::common::{guard, to_usize, typed};
+use crate::args::Mat;
+use crate::common::{call, guard, to_usize, typed};
 use densevec_core::mechanisms as mech;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// sign(x)·max(|x| − λ, 0) of every entry, as a new buffer.
+/// The arguments of `softThreshold`: the matrix and λ ≥ 0.
+#[napi(object, object_to_js = false)]
+pub struct SoftThresholdArgs {
+    pub m: Mat,
+    pub lambda: f64,
+}
+
+/// sign(x)·max(|x| − λ, 0) elementwise, in a new buffer.
 #[napi]
 pub fn soft_threshold<'e>(
     env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    lambda: f64,
+    args: SoftThresholdArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "softThreshold";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || mech::soft_threshold(m, n, d, lambda)).and_then(|v| typed(env, F, "the result", &v))
+    call(env, F, || {
+        let (n, d) = args.m.dims(F, "m")?;
+        mech::soft_threshold(&args.m.data, n, d, args.lambda)
+    })
 }
 
 /// sign(x)·max(|x| − λ, 0) of every entry, in place.

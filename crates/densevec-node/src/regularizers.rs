@@ -1,7 +1,7 @@
 //! Bindings of chapter 6: practical mechanisms and regularizers.
 
 use crate::args::Mat;
-use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::common::{guard, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
@@ -45,20 +45,24 @@ pub struct EmbeddingDriftResult {
     pub mean_l2: f64,
 }
 
+/// The arguments of `embeddingDrift`: two matrices of the same shape.
+#[napi(object, object_to_js = false)]
+pub struct DriftArgs {
+    pub a: Mat,
+    pub b: Mat,
+}
+
 /// Mean cosine and mean Euclidean distance over matching rows.
 #[napi]
-pub fn embedding_drift(
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-) -> napi::Result<EmbeddingDriftResult> {
+pub fn embedding_drift(args: DriftArgs) -> napi::Result<EmbeddingDriftResult> {
     const F: &str = "embeddingDrift";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (c, l) = guard(F, || reg::embedding_drift(a, b, n, d))?;
+    let (mean_cosine, mean_l2) = guard(F, || {
+        let (n, d) = args.a.dims(F, "a")?;
+        reg::embedding_drift(&args.a.data, &args.b.data, n, d)
+    })?;
     Ok(EmbeddingDriftResult {
-        mean_cosine: c,
-        mean_l2: l,
+        mean_cosine,
+        mean_l2,
     })
 }
 
@@ -69,15 +73,24 @@ pub struct SparsityResult {
     pub hoyer: f64,
 }
 
+/// The arguments of `sparsity`: the matrix and the near-zero threshold.
+#[napi(object, object_to_js = false)]
+pub struct SparsityArgs {
+    pub m: Mat,
+    pub eps: f64,
+}
+
 /// Fraction of near-zero entries and mean Hoyer sparsity.
 #[napi]
-pub fn sparsity(m: &[f32], rows: f64, cols: f64, eps: f64) -> napi::Result<SparsityResult> {
+pub fn sparsity(args: SparsityArgs) -> napi::Result<SparsityResult> {
     const F: &str = "sparsity";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (f, h) = guard(F, || reg::sparsity(m, n, d, eps))?;
+    let (fraction_near_zero, hoyer) = guard(F, || {
+        let (n, d) = args.m.dims(F, "m")?;
+        reg::sparsity(&args.m.data, n, d, args.eps)
+    })?;
     Ok(SparsityResult {
-        fraction_near_zero: f,
-        hoyer: h,
+        fraction_near_zero,
+        hoyer,
     })
 }
 

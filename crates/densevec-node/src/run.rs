@@ -179,7 +179,14 @@ macro_rules! own {
         }
     )*};
 }
-own!(Float32Array, Float64Array, Uint32Array, Uint16Array, Uint8Array, Int8Array);
+own!(
+    Float32Array,
+    Float64Array,
+    Uint32Array,
+    Uint16Array,
+    Uint8Array,
+    Int8Array
+);
 
 impl<T: Own> Own for Option<T> {
     fn own(&self, func: &str, name: &str) -> napi::Result<Self> {

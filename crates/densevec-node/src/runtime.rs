@@ -95,23 +95,19 @@ pub fn cuda_info() -> CudaInfo {
             gemm: Some(d.gemm),
             reason: None,
         },
-        Ok(Err(r)) => CudaInfo {
-            available: false,
-            device: None,
-            memory: None,
-            compute_capability: None,
-            cublas: None,
-            gemm: None,
-            reason: Some(r),
-        },
-        Err(_) => CudaInfo {
-            available: false,
-            device: None,
-            memory: None,
-            compute_capability: None,
-            cublas: None,
-            gemm: None,
-            reason: Some("CUDA probe failed unexpectedly".into()),
-        },
+        Ok(Err(r)) => unavailable(r),
+        Err(_) => unavailable("CUDA probe failed unexpectedly".into()),
+    }
+}
+
+fn unavailable(reason: String) -> CudaInfo {
+    CudaInfo {
+        available: false,
+        device: None,
+        memory: None,
+        compute_capability: None,
+        cublas: None,
+        gemm: None,
+        reason: Some(reason),
     }
 }

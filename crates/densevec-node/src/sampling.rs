@@ -4,9 +4,10 @@
 
 use crate::args::Mat;
 use crate::common::{copy, guard, to_usize, typed};
-use densevec_core::view::dim;
-use densevec_core::margin::{self as mg, MarginKind};
+use crate::margin::MarginKindName;
+use densevec_core::margin as mg;
 use densevec_core::sampling as s;
+use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -137,21 +138,24 @@ pub struct MarginGeometryResult<'e> {
     pub gaps: Float32ArraySlice<'e>,
 }
 
-/// Margin geometry of prototypes; kind 0 normalized, 1 cosface, 2 arcface.
+/// The arguments of `marginGeometry`: the prototypes (C × d), the margin kind and size.
+#[napi(object, object_to_js = false)]
+pub struct MarginGeometryArgs {
+    pub prototypes: Mat,
+    pub kind: MarginKindName,
+    pub margin: f64,
+}
+
+/// Margin geometry of prototypes.
 #[napi]
 pub fn margin_geometry<'e>(
     env: &'e Env,
-    w: &[f32],
-    rows: f64,
-    cols: f64,
-    kind: u32,
-    margin: f64,
+    args: MarginGeometryArgs,
 ) -> napi::Result<MarginGeometryResult<'e>> {
     const F: &str = "marginGeometry";
-    let (c, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let r = guard(F, || {
-        let k = MarginKind::from_code(F, kind)?;
-        mg::margin_geometry(w, c, d, k, margin)
+        let (c, d) = args.prototypes.dims(F, "prototypes")?;
+        mg::margin_geometry(&args.prototypes.data, c, d, args.kind.into(), args.margin)
     })?;
     Ok(MarginGeometryResult {
         angles: typed(env, F, "angles", &r.angles)?,

@@ -3,12 +3,12 @@
 use crate::args::{CorpusArg, Mat, MetricName};
 use crate::common::{guard, to_usize, typed, typed_with, IntoJs, SPLIT};
 use crate::run::{operation, Op};
+use densevec_core::alloc;
 use densevec_core::error::check_matrix;
 use densevec_core::quantized::{self as qz, Corpus};
 use densevec_core::similarity as sim;
 use densevec_core::topk::{self, Select};
 use densevec_core::view::dim;
-use densevec_core::alloc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -83,7 +83,11 @@ pub struct SimilarityMatrixArgs {
 
 impl Op for SimilarityMatrixArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
-        let ((qr, d), cr, m) = (self.q.dims(func, "q")?, self.c.rows(func)?, self.metric.into());
+        let ((qr, d), cr, m) = (
+            self.q.dims(func, "q")?,
+            self.c.rows(func)?,
+            self.metric.into(),
+        );
         match self.c.dense() {
             Some(c) => sim::similarity_matrix(&self.q.data, qr, c, cr, d, m),
             None => qz::similarity_matrix_q(&self.q.data, qr, &self.c.corpus(func)?, cr, d, m),
@@ -93,7 +97,11 @@ impl Op for SimilarityMatrixArgs {
     /// Argument errors first, then the size of the result, which is computed in place.
     fn sync<'e>(&self, env: &'e Env, func: &str) -> napi::Result<Float32ArraySlice<'e>> {
         let ((qr, d), cr, m) = guard(func, || {
-            Ok((self.q.dims(func, "q")?, self.c.rows(func)?, self.metric.into()))
+            Ok((
+                self.q.dims(func, "q")?,
+                self.c.rows(func)?,
+                self.metric.into(),
+            ))
         })?;
         let (q, c) = (&self.q.data[..], guard(func, || self.c.corpus(func))?);
         let len = guard(func, || {
@@ -164,7 +172,11 @@ pub struct TopKArgs {
 impl Op for TopKArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<topk::TopK> {
         let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
-        let (kk, m, q) = (dim(func, "k", self.k)?, self.metric.into(), &self.q.data[..]);
+        let (kk, m, q) = (
+            dim(func, "k", self.k)?,
+            self.metric.into(),
+            &self.q.data[..],
+        );
         if self.skip.is_some() || self.mask.is_some() {
             let sel = Select {
                 skip: self.skip.as_deref(),

@@ -1,28 +1,32 @@
 //! Bindings of chapter 2: statistics of high-dimensional embeddings.
 
 use crate::args::Mat;
-use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::common::{call, guard, to_usize, IntoJs};
 use crate::run::{operation, Op};
-use densevec_core::view::dim;
 use densevec_core::statistics as st;
+use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+
+/// The arguments of `randomUnitVectors`: n rows of d values from the stream of `seed`.
+#[napi(object, object_to_js = false)]
+pub struct RandomUnitArgs {
+    pub n: f64,
+    pub d: f64,
+    pub seed: f64,
+}
 
 /// n × d row-major buffer of rows uniform on the unit sphere (documented PRNG).
 #[napi]
 pub fn random_unit_vectors<'e>(
     env: &'e Env,
-    n: f64,
-    d: f64,
-    seed: f64,
+    args: RandomUnitArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "randomUnitVectors";
-    let (n, d) = (to_usize(F, "n", n)?, to_usize(F, "d", d)?);
-    guard(F, || {
-        let seed = st::check_seed(F, "seed", seed)?;
-        st::random_unit_vectors(n, d, seed)
+    call(env, F, || {
+        let (n, d) = (dim(F, "n", args.n)?, dim(F, "d", args.d)?);
+        st::random_unit_vectors(n, d, st::check_seed(F, "seed", args.seed)?)
     })
-    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// Exact null p-value of the cosine `s` in dimension `d`.
