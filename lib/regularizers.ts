@@ -78,7 +78,8 @@ export class BatchNorm extends ref.BatchNorm {
     if (n === null) return super.backward(gradOut);
     const s = ref.checkBackward('BatchNorm.backward', this.dim, this.saved, gradOut);
     try {
-      const r = n.batchNormBackward(s.x, gradOut.data, s.rows, this.dim, s.weight ?? new Float32Array(0), this.eps);
+      const x = { data: s.x, rows: s.rows, cols: this.dim };
+      const r = n.batchNormBackward({ x, gradOut: gradOut.data, weight: s.weight ?? undefined, eps: this.eps });
       const gradX = { data: r.gradX, rows: s.rows, cols: this.dim };
       return this.affine ? { gradX, gradWeight: r.gradWeight, gradBias: r.gradBias } : { gradX };
     } catch (e) {

@@ -109,7 +109,7 @@ impl InfoNceArgs {
         let t = self.temperature;
         let log_q = self.log_q.as_deref().map_or(0.0, max_abs);
         let bound = max_abs(&self.q.data) * max_abs(&self.keys.data) * self.q.cols / t + log_q;
-        !((1.0 / t) as f32).is_finite() || !(bound < 1e36)
+        !((1.0 / t) as f32).is_finite() || bound.is_nan() || bound >= 1e36
     }
 }
 

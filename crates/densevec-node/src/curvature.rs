@@ -34,6 +34,31 @@ fn graph(
     Ok((n, d, dim(func, "k", k)?, mt))
 }
 
+/// A statistic of the k-NN graph over random samples: (m, rows, cols, k, metric, count, seed).
+type SampledFn<T> = fn(&[f32], usize, usize, usize, cv::GraphMetric, usize, u64) -> Result<T>;
+
+/// Converts the graph arguments, the sample count (named `what`) and the seed, then runs `f`.
+fn sampled<T>(
+    func: &str,
+    m: &Mat,
+    (k, metric): (f64, GraphMetricName),
+    (what, count): (&str, f64),
+    seed: f64,
+    f: SampledFn<T>,
+) -> Result<T> {
+    let (n, d, kk, mt) = graph(func, m, k, metric)?;
+    let count = dim(func, what, count)?;
+    f(
+        &m.data,
+        n,
+        d,
+        kk,
+        mt,
+        count,
+        check_seed(func, "seed", seed)?,
+    )
+}
+
 /// The arguments of `graphGeodesics`: `sources` absent means every row.
 #[napi(object, object_to_js = false)]
 pub struct GraphGeodesicsArgs {
@@ -90,10 +115,15 @@ pub struct HyperbolicityArgs {
 
 impl Op for HyperbolicityArgs {
     fn cpu(&self, func: &str) -> Result<cv::Hyperbolicity> {
-        let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
-        let s = dim(func, "samples", self.samples)?;
-        let seed = check_seed(func, "seed", self.seed)?;
-        cv::hyperbolicity(&self.m.data, n, d, kk, mt, s, seed)
+        let count = ("samples", self.samples);
+        sampled(
+            func,
+            &self.m,
+            (self.k, self.metric),
+            count,
+            self.seed,
+            cv::hyperbolicity,
+        )
     }
 }
 
@@ -137,10 +167,9 @@ pub struct TriangleCurvatureArgs {
 
 impl Op for TriangleCurvatureArgs {
     fn cpu(&self, func: &str) -> Result<cv::TriangleCurvature> {
-        let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
-        let t = dim(func, "triangles", self.triangles)?;
-        let seed = check_seed(func, "seed", self.seed)?;
-        cv::triangle_curvature(&self.m.data, n, d, kk, mt, t, seed)
+        let count = ("triangles", self.triangles);
+        let f = cv::triangle_curvature;
+        sampled(func, &self.m, (self.k, self.metric), count, self.seed, f)
     }
 }
 

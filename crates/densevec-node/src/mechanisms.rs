@@ -70,26 +70,27 @@ pub struct BatchNormGradsResult<'e> {
     pub grad_bias: Float32ArraySlice<'e>,
 }
 
-/// Backward pass of a training-mode batch norm (input `x`, the forward's weight — empty for a
-/// layer without affine parameters — and eps).
+/// The arguments of `BatchNorm.backward`: the forward's input `x` (saved), the gradient of
+/// the output, the forward's `weight` (absent for a layer without affine parameters) and eps.
+#[napi(object, object_to_js = false)]
+pub struct BatchNormBackwardArgs {
+    pub x: Mat,
+    pub grad_out: Float32Array,
+    pub weight: Option<Float32Array>,
+    pub eps: f64,
+}
+
+/// Backward pass of a training-mode batch norm.
 #[napi]
 pub fn batch_norm_backward<'e>(
     env: &'e Env,
-    x: &[f32],
-    grad_out: &[f32],
-    rows: f64,
-    cols: f64,
-    weight: &[f32],
-    eps: f64,
+    args: BatchNormBackwardArgs,
 ) -> napi::Result<BatchNormGradsResult<'e>> {
     const F: &str = "BatchNorm.backward";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let w = if weight.is_empty() {
-        None
-    } else {
-        Some(weight)
-    };
-    let g = guard(F, || mech::batch_norm_backward(x, grad_out, n, d, w, eps))?;
+    let g = guard(F, || {
+        let ((n, d), w) = (args.x.dims(F, "x")?, args.weight.as_deref());
+        mech::batch_norm_backward(&args.x.data, &args.grad_out, n, d, w, args.eps)
+    })?;
     Ok(BatchNormGradsResult {
         grad_x: typed(env, F, "gradX", &g.grad_x)?,
         grad_weight: typed(env, F, "gradWeight", &g.grad_weight)?,

@@ -117,6 +117,8 @@ macro_rules! operation {
             type Out = $out;
             const NAME: &'static str = $js;
             const ASYNC: &'static str = concat!($js, "Async");
+            // `..self` moves the fields that are not buffers (none, for some operations).
+            #[allow(clippy::needless_update)]
             fn detach(self, func: &str) -> napi::Result<Self> {
                 #[allow(unused_imports)]
                 use $crate::run::Own;
