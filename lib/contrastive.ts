@@ -13,7 +13,7 @@ import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap } from './validate';
-import { ASYNC, now, onDevice, soon } from './cuda';
+import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/contrastive';
 import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './reference/contrastive';
@@ -87,7 +87,7 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
   if (n === null) return ref.softmaxProbabilities(x, ys, temperature);
   ref.checkSoftmax('softmaxProbabilities', x, ys, temperature);
   try {
-    return n.softmaxProbabilities({ x, ys, temperature });
+    return now(n.softmaxProbabilities({ x, ys, temperature }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -177,7 +177,7 @@ export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): 
   if (n === null) return ref.mismatchScore(a, b, options);
   const withinView = ref.checkMismatch('mismatchScore', a, b, options);
   try {
-    const r = n.mismatchScore({ a, b, withinView });
+    const r = now(n.mismatchScore({ a, b, withinView }, SYNC));
     return { muP: r.muP, muQ: r.muQ, M: r.M };
   } catch (e) {
     rethrow(e);

@@ -80,7 +80,7 @@ export function matmul(a: Matrix, b: Matrix): Matrix {
   if (n === null) return ref.matmul(a, b);
   ref.checkMatmul('matmul', a, b);
   try {
-    return { data: n.matmul({ a, b }), rows: a.rows, cols: b.cols };
+    return { data: now(n.matmul({ a, b }, SYNC)), rows: a.rows, cols: b.cols };
   } catch (e) {
     rethrow(e);
   }

@@ -11,7 +11,7 @@ import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap } from './validate';
-import { ASYNC, now, onDevice, soon } from './cuda';
+import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/margin';
 import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './reference/margin';
@@ -109,7 +109,7 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
   if (n === null) return ref.labelSmoothingCrossEntropy(logits, labels, epsilon);
   ref.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
   try {
-    const r = n.labelSmoothingCrossEntropy({ logits, labels, epsilon });
+    const r = now(n.labelSmoothingCrossEntropy({ logits, labels, epsilon }, SYNC));
     return { loss: r.loss, grad: { data: r.grad, rows: logits.rows, cols: logits.cols } };
   } catch (e) {
     rethrow(e);
@@ -160,7 +160,7 @@ export function marginGeometry(prototypes: Matrix, options: MarginGeometryOption
   if (n === null) return ref.marginGeometry(prototypes, options);
   const p = ref.checkMarginGeometry('marginGeometry', prototypes, options);
   try {
-    const r = n.marginGeometry({ prototypes, kind: KIND_NAMES[p.kind], margin: p.margin });
+    const r = now(n.marginGeometry({ prototypes, kind: KIND_NAMES[p.kind], margin: p.margin }, SYNC));
     const C = prototypes.rows;
     return { angles: { data: r.angles, rows: C, cols: C }, gaps: { data: r.gaps, rows: C, cols: C } };
   } catch (e) {

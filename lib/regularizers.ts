@@ -7,7 +7,7 @@ import { nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap, snapOpts } from './validate';
-import { ASYNC, now, onDevice, soon } from './cuda';
+import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/regularizers';
 import type {
@@ -79,7 +79,7 @@ export class BatchNorm extends ref.BatchNorm {
     const s = ref.checkBackward('BatchNorm.backward', this.dim, this.saved, gradOut);
     try {
       const x = { data: s.x, rows: s.rows, cols: this.dim };
-      const r = n.batchNormBackward({ x, gradOut: gradOut.data, weight: s.weight ?? undefined, eps: this.eps });
+      const r = now(n.batchNormBackward({ x, gradOut: gradOut.data, weight: s.weight ?? undefined, eps: this.eps }, SYNC));
       const gradX = { data: r.gradX, rows: s.rows, cols: this.dim };
       return this.affine ? { gradX, gradWeight: r.gradWeight, gradBias: r.gradBias } : { gradX };
     } catch (e) {
@@ -113,7 +113,7 @@ export function softThreshold(m: Matrix, lambda: number): Matrix {
   if (n === null) return ref.softThreshold(m, lambda);
   ref.checkSoftThreshold('softThreshold', m, lambda);
   try {
-    return { data: n.softThreshold({ m, lambda }), rows: m.rows, cols: m.cols };
+    return { data: now(n.softThreshold({ m, lambda }, SYNC)), rows: m.rows, cols: m.cols };
   } catch (e) {
     rethrow(e);
   }
@@ -144,7 +144,7 @@ export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
   if (n === null) return ref.embeddingDrift(a, b);
   ref.checkDrift('embeddingDrift', a, b);
   try {
-    return n.embeddingDrift({ a, b });
+    return now(n.embeddingDrift({ a, b }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -162,7 +162,7 @@ export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
   if (n === null) return ref.sparsity(m, options);
   const eps = ref.checkSparsity('sparsity', m, options);
   try {
-    return n.sparsity({ m, eps });
+    return now(n.sparsity({ m, eps }, SYNC));
   } catch (e) {
     rethrow(e);
   }

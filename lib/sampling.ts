@@ -4,6 +4,7 @@
  * NCE loss with its gradients.
  */
 import { nat, rethrow } from './backend';
+import { SYNC, now } from './cuda';
 import type { Matrix } from './matrix';
 import { snap } from './validate';
 import * as ref from './reference/sampling';
@@ -95,7 +96,7 @@ export function negativeSamplingLoss(x: Matrix, positives: Matrix, negatives: Ma
   if (n === null) return ref.negativeSamplingLoss(x, positives, negatives, options);
   const p = ref.checkNegativeSampling('negativeSamplingLoss', x, positives, negatives, options);
   try {
-    const r = n.negativeSamplingLoss({ x, positives: positives.data, negatives, k: p.k, logQ: p.logQ ?? undefined });
+    const r = now(n.negativeSamplingLoss({ x, positives: positives.data, negatives, k: p.k, logQ: p.logQ ?? undefined }, SYNC));
     return {
       loss: r.loss,
       gradX: { data: r.gradX, rows: x.rows, cols: x.cols },

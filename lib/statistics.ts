@@ -25,7 +25,7 @@ export function randomUnitVectors(n: number, d: number, seed: number): Matrix {
   if (b === null) return ref.randomUnitVectors(n, d, seed);
   ref.checkRandomUnitVectors(n, d, seed);
   try {
-    return { data: b.randomUnitVectors({ n, d, seed }), rows: n, cols: d };
+    return { data: now(b.randomUnitVectors({ n, d, seed }, SYNC)), rows: n, cols: d };
   } catch (e) {
     rethrow(e);
   }

@@ -181,3 +181,16 @@ pub fn call<'e, T: IntoJs>(
 ) -> napi::Result<T::Js<'e>> {
     guard(func, f)?.into_js(env, func)
 }
+
+/// `IntoJs` for plain `#[napi(object)]` results (numbers only): the value itself.
+macro_rules! plain_js {
+    ($($t:ty),*) => {$(
+        impl $crate::common::IntoJs for $t {
+            type Js<'e> = $t;
+            fn into_js(self, _env: &Env, _func: &str) -> napi::Result<$t> {
+                Ok(self)
+            }
+        }
+    )*};
+}
+pub(crate) use plain_js;

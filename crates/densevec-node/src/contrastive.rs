@@ -1,7 +1,7 @@
 //! Bindings of chapter 3: contrastive learning.
 
 use crate::args::Mat;
-use crate::common::{call, guard, typed, IntoJs};
+use crate::common::{plain_js, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use napi::bindgen_prelude::*;
@@ -194,21 +194,27 @@ pub struct MismatchArgs {
     pub within_view: bool,
 }
 
-/// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the
-/// within-view pairs).
-#[napi]
-pub fn mismatch_score(args: MismatchArgs) -> napi::Result<MismatchResult> {
-    const F: &str = "mismatchScore";
-    let m = guard(F, || {
-        let (r, d) = args.a.dims(F, "a")?;
-        c::mismatch_score_opts(&args.a.data, &args.b.data, r, d, args.within_view)
-    })?;
-    Ok(MismatchResult {
-        mu_p: m.mu_p,
-        mu_q: m.mu_q,
-        m: m.m,
-    })
+plain_js!(MismatchResult);
+
+impl Op for MismatchArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<MismatchResult> {
+        let (r, d) = self.a.dims(func, "a")?;
+        let m = c::mismatch_score_opts(&self.a.data, &self.b.data, r, d, self.within_view)?;
+        Ok(MismatchResult {
+            mu_p: m.mu_p,
+            mu_q: m.mu_q,
+            m: m.m,
+        })
+    }
 }
+
+operation!(
+    /// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the
+    /// within-view pairs).
+    mismatch_score = "mismatchScore",
+    MismatchArgs { a: "a", b: "b" } -> MismatchResult,
+    "MismatchResult | Promise<MismatchResult>"
+);
 
 /// The arguments of `softmaxProbabilities`: the query `x` and the rows `ys`.
 #[napi(object, object_to_js = false)]
@@ -218,14 +224,16 @@ pub struct SoftmaxArgs {
     pub temperature: f64,
 }
 
-/// softmax_j(x·y_j/τ) over the rows of ys.
-#[napi]
-pub fn softmax_probabilities<'e>(
-    env: &'e Env,
-    args: SoftmaxArgs,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    call(env, "softmaxProbabilities", || {
-        let (r, d) = args.ys.dims("softmaxProbabilities", "ys")?;
-        c::softmax_probabilities(&args.x, &args.ys.data, r, d, args.temperature)
-    })
+impl Op for SoftmaxArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let (r, d) = self.ys.dims(func, "ys")?;
+        c::softmax_probabilities(&self.x, &self.ys.data, r, d, self.temperature)
+    }
 }
+
+operation!(
+    /// softmax_j(x·y_j/τ) over the rows of ys.
+    softmax_probabilities = "softmaxProbabilities",
+    SoftmaxArgs { x: "x", ys: "ys" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);

@@ -1,7 +1,7 @@
 //! Bindings of chapter 5: symmetry and geometry.
 
 use crate::args::{Mat, MetricName};
-use crate::common::{call, guard, to_usize, typed, IntoJs};
+use crate::common::{guard, to_usize, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::geometry as geo;
 use densevec_core::view::dim;
@@ -66,15 +66,19 @@ pub struct MatmulArgs {
     pub b: Mat,
 }
 
-/// a · b, row-major.
-#[napi]
-pub fn matmul<'e>(env: &'e Env, args: MatmulArgs) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "matmul";
-    call(env, F, || {
-        let ((m, kd), n) = (args.a.dims(F, "a")?, dim(F, "b.cols", args.b.cols)?);
-        geo::matmul(&args.a.data, m, kd, &args.b.data, n)
-    })
+impl Op for MatmulArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let ((m, kd), n) = (self.a.dims(func, "a")?, dim(func, "b.cols", self.b.cols)?);
+        geo::matmul(&self.a.data, m, kd, &self.b.data, n)
+    }
 }
+
+operation!(
+    /// a · b, row-major.
+    matmul = "matmul",
+    MatmulArgs { a: "a", b: "b" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
 
 /// `{ rotation, residual }` of orthogonal Procrustes.
 #[napi(object, object_from_js = false)]

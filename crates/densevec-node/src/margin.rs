@@ -134,18 +134,19 @@ pub struct CrossEntropyArgs {
     pub epsilon: f64,
 }
 
-/// Cross-entropy with label smoothing (PyTorch's convention, mean over rows).
-#[napi]
-pub fn label_smoothing_cross_entropy<'e>(
-    env: &'e Env,
-    args: CrossEntropyArgs,
-) -> napi::Result<LossGradResult<'e>> {
-    const F: &str = "labelSmoothingCrossEntropy";
-    call(env, F, || {
-        let (n, c) = args.logits.dims(F, "logits")?;
-        mg::label_smoothing_cross_entropy(&args.logits.data, n, c, &args.labels, args.epsilon)
-    })
+impl Op for CrossEntropyArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<mg::LossGrad> {
+        let (n, c) = self.logits.dims(func, "logits")?;
+        mg::label_smoothing_cross_entropy(&self.logits.data, n, c, &self.labels, self.epsilon)
+    }
 }
+
+operation!(
+    /// Cross-entropy with label smoothing (PyTorch's convention, mean over rows).
+    label_smoothing_cross_entropy = "labelSmoothingCrossEntropy",
+    CrossEntropyArgs { logits: "logits", labels: "labels" } -> mg::LossGrad,
+    "LossGradResult | Promise<LossGradResult>"
+);
 
 /// The arguments of `normPenalty` and `l1Penalty`.
 #[napi(object, object_to_js = false)]

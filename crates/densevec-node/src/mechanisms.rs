@@ -2,7 +2,8 @@
 //! of batch normalization, and the running-mean lag.
 
 use crate::args::Mat;
-use crate::common::{call, guard, to_usize, typed};
+use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::run::{operation, Op};
 use densevec_core::mechanisms as mech;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -14,18 +15,19 @@ pub struct SoftThresholdArgs {
     pub lambda: f64,
 }
 
-/// sign(x)·max(|x| − λ, 0) elementwise, in a new buffer.
-#[napi]
-pub fn soft_threshold<'e>(
-    env: &'e Env,
-    args: SoftThresholdArgs,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "softThreshold";
-    call(env, F, || {
-        let (n, d) = args.m.dims(F, "m")?;
-        mech::soft_threshold(&args.m.data, n, d, args.lambda)
-    })
+impl Op for SoftThresholdArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let (n, d) = self.m.dims(func, "m")?;
+        mech::soft_threshold(&self.m.data, n, d, self.lambda)
+    }
 }
+
+operation!(
+    /// sign(x)·max(|x| − λ, 0) elementwise, in a new buffer.
+    soft_threshold = "softThreshold",
+    SoftThresholdArgs { m: "m" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
 
 /// sign(x)·max(|x| − λ, 0) of every entry, in place.
 #[napi]
@@ -80,23 +82,30 @@ pub struct BatchNormBackwardArgs {
     pub eps: f64,
 }
 
-/// Backward pass of a training-mode batch norm.
-#[napi]
-pub fn batch_norm_backward<'e>(
-    env: &'e Env,
-    args: BatchNormBackwardArgs,
-) -> napi::Result<BatchNormGradsResult<'e>> {
-    const F: &str = "BatchNorm.backward";
-    let g = guard(F, || {
-        let ((n, d), w) = (args.x.dims(F, "x")?, args.weight.as_deref());
-        mech::batch_norm_backward(&args.x.data, &args.grad_out, n, d, w, args.eps)
-    })?;
-    Ok(BatchNormGradsResult {
-        grad_x: typed(env, F, "gradX", &g.grad_x)?,
-        grad_weight: typed(env, F, "gradWeight", &g.grad_weight)?,
-        grad_bias: typed(env, F, "gradBias", &g.grad_bias)?,
-    })
+impl IntoJs for mech::BatchNormGrads {
+    type Js<'e> = BatchNormGradsResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<BatchNormGradsResult<'e>> {
+        Ok(BatchNormGradsResult {
+            grad_x: typed(env, func, "gradX", &self.grad_x)?,
+            grad_weight: typed(env, func, "gradWeight", &self.grad_weight)?,
+            grad_bias: typed(env, func, "gradBias", &self.grad_bias)?,
+        })
+    }
 }
+
+impl Op for BatchNormBackwardArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<mech::BatchNormGrads> {
+        let ((n, d), w) = (self.x.dims(func, "x")?, self.weight.as_deref());
+        mech::batch_norm_backward(&self.x.data, &self.grad_out, n, d, w, self.eps)
+    }
+}
+
+operation!(
+    /// Backward pass of a training-mode batch norm.
+    batch_norm_backward = "batchNormBackward",
+    BatchNormBackwardArgs { x: "x", grad_out: "gradOut", weight: "weight" } -> mech::BatchNormGrads,
+    "BatchNormGradsResult | Promise<BatchNormGradsResult>"
+);
 
 /// Steady-state lag v·(1 − μ)/μ of a running mean behind a drifting batch mean.
 #[napi]

@@ -1,7 +1,7 @@
 //! Bindings of chapter 6: practical mechanisms and regularizers.
 
 use crate::args::Mat;
-use crate::common::{guard, typed, IntoJs};
+use crate::common::{guard, plain_js, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
@@ -52,19 +52,25 @@ pub struct DriftArgs {
     pub b: Mat,
 }
 
-/// Mean cosine and mean Euclidean distance over matching rows.
-#[napi]
-pub fn embedding_drift(args: DriftArgs) -> napi::Result<EmbeddingDriftResult> {
-    const F: &str = "embeddingDrift";
-    let (mean_cosine, mean_l2) = guard(F, || {
-        let (n, d) = args.a.dims(F, "a")?;
-        reg::embedding_drift(&args.a.data, &args.b.data, n, d)
-    })?;
-    Ok(EmbeddingDriftResult {
-        mean_cosine,
-        mean_l2,
-    })
+impl Op for DriftArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<EmbeddingDriftResult> {
+        let (n, d) = self.a.dims(func, "a")?;
+        let (mean_cosine, mean_l2) = reg::embedding_drift(&self.a.data, &self.b.data, n, d)?;
+        Ok(EmbeddingDriftResult {
+            mean_cosine,
+            mean_l2,
+        })
+    }
 }
+
+operation!(
+    /// Mean cosine and mean Euclidean distance over matching rows.
+    embedding_drift = "embeddingDrift",
+    DriftArgs { a: "a", b: "b" } -> EmbeddingDriftResult,
+    "EmbeddingDriftResult | Promise<EmbeddingDriftResult>"
+);
+
+plain_js!(EmbeddingDriftResult);
 
 /// `{ fractionNearZero, hoyer }`.
 #[napi(object)]
@@ -73,6 +79,8 @@ pub struct SparsityResult {
     pub hoyer: f64,
 }
 
+plain_js!(SparsityResult);
+
 /// The arguments of `sparsity`: the matrix and the near-zero threshold.
 #[napi(object, object_to_js = false)]
 pub struct SparsityArgs {
@@ -80,19 +88,23 @@ pub struct SparsityArgs {
     pub eps: f64,
 }
 
-/// Fraction of near-zero entries and mean Hoyer sparsity.
-#[napi]
-pub fn sparsity(args: SparsityArgs) -> napi::Result<SparsityResult> {
-    const F: &str = "sparsity";
-    let (fraction_near_zero, hoyer) = guard(F, || {
-        let (n, d) = args.m.dims(F, "m")?;
-        reg::sparsity(&args.m.data, n, d, args.eps)
-    })?;
-    Ok(SparsityResult {
-        fraction_near_zero,
-        hoyer,
-    })
+impl Op for SparsityArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<SparsityResult> {
+        let (n, d) = self.m.dims(func, "m")?;
+        let (fraction_near_zero, hoyer) = reg::sparsity(&self.m.data, n, d, self.eps)?;
+        Ok(SparsityResult {
+            fraction_near_zero,
+            hoyer,
+        })
+    }
 }
+
+operation!(
+    /// Fraction of near-zero entries and mean Hoyer sparsity.
+    sparsity = "sparsity",
+    SparsityArgs { m: "m" } -> SparsityResult,
+    "SparsityResult | Promise<SparsityResult>"
+);
 
 /// `{ loss, gradA, gradB }` of the Wasserstein regularizer (gradients n × d row-major).
 #[napi(object, object_from_js = false)]

@@ -119,10 +119,10 @@ macro_rules! operation {
             const ASYNC: &'static str = concat!($js, "Async");
             // `..self` moves the fields that are not buffers (none, for some operations).
             #[allow(clippy::needless_update)]
-            fn detach(self, func: &str) -> napi::Result<Self> {
+            fn detach(self, _func: &str) -> napi::Result<Self> {
                 #[allow(unused_imports)]
                 use $crate::run::Own;
-                Ok(Self { $($buf: self.$buf.own(func, $name)?,)* ..self })
+                Ok(Self { $($buf: self.$buf.own(_func, $name)?,)* ..self })
             }
         }
 

@@ -3,8 +3,9 @@
 //! and the margin geometry of class prototypes.
 
 use crate::args::Mat;
-use crate::common::{copy, guard, to_usize, typed};
+use crate::common::{copy, guard, to_usize, typed, IntoJs};
 use crate::margin::MarginKindName;
+use crate::run::{operation, Op};
 use densevec_core::margin as mg;
 use densevec_core::sampling as s;
 use densevec_core::view::dim;
@@ -110,26 +111,33 @@ pub struct NegativeSamplingArgs {
     pub log_q: Option<Float32Array>,
 }
 
-/// Negative-sampling / NCE loss with its gradients.
-#[napi]
-pub fn negative_sampling_loss<'e>(
-    env: &'e Env,
-    args: NegativeSamplingArgs,
-) -> napi::Result<NegSamplingResult<'e>> {
-    const F: &str = "negativeSamplingLoss";
-    let r = guard(F, || {
-        let ((n, d), (nr, _)) = (args.x.dims(F, "x")?, args.negatives.dims(F, "negatives")?);
-        let kk = Some(dim(F, "k", args.k)?).filter(|&k| k > 0);
-        let (x, neg) = (&args.x.data, &args.negatives.data);
-        s::negative_sampling_loss(x, n, &args.positives, neg, nr, d, kk, args.log_q.as_deref())
-    })?;
-    Ok(NegSamplingResult {
-        loss: r.loss,
-        grad_x: typed(env, F, "gradX", &r.grad_x)?,
-        grad_positives: typed(env, F, "gradPositives", &r.grad_positives)?,
-        grad_negatives: typed(env, F, "gradNegatives", &r.grad_negatives)?,
-    })
+impl IntoJs for s::NegSampling {
+    type Js<'e> = NegSamplingResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<NegSamplingResult<'e>> {
+        Ok(NegSamplingResult {
+            loss: self.loss,
+            grad_x: typed(env, func, "gradX", &self.grad_x)?,
+            grad_positives: typed(env, func, "gradPositives", &self.grad_positives)?,
+            grad_negatives: typed(env, func, "gradNegatives", &self.grad_negatives)?,
+        })
+    }
 }
+
+impl Op for NegativeSamplingArgs {
+    fn cpu(&self, f: &str) -> densevec_core::Result<s::NegSampling> {
+        let ((n, d), (nr, _)) = (self.x.dims(f, "x")?, self.negatives.dims(f, "negatives")?);
+        let kk = Some(dim(f, "k", self.k)?).filter(|&k| k > 0);
+        let (x, neg, lq) = (&self.x.data, &self.negatives.data, self.log_q.as_deref());
+        s::negative_sampling_loss(x, n, &self.positives, neg, nr, d, kk, lq)
+    }
+}
+
+operation!(
+    /// Negative-sampling / NCE loss with its gradients.
+    negative_sampling_loss = "negativeSamplingLoss",
+    NegativeSamplingArgs { x: "x", positives: "positives", negatives: "negatives", log_q: "logQ" } -> s::NegSampling,
+    "NegSamplingResult | Promise<NegSamplingResult>"
+);
 
 /// `{ angles, gaps }` (C × C, row-major) of marginGeometry.
 #[napi(object, object_from_js = false)]
@@ -146,19 +154,27 @@ pub struct MarginGeometryArgs {
     pub margin: f64,
 }
 
-/// Margin geometry of prototypes.
-#[napi]
-pub fn margin_geometry<'e>(
-    env: &'e Env,
-    args: MarginGeometryArgs,
-) -> napi::Result<MarginGeometryResult<'e>> {
-    const F: &str = "marginGeometry";
-    let r = guard(F, || {
-        let (c, d) = args.prototypes.dims(F, "prototypes")?;
-        mg::margin_geometry(&args.prototypes.data, c, d, args.kind.into(), args.margin)
-    })?;
-    Ok(MarginGeometryResult {
-        angles: typed(env, F, "angles", &r.angles)?,
-        gaps: typed(env, F, "gaps", &r.gaps)?,
-    })
+impl IntoJs for mg::MarginGeometry {
+    type Js<'e> = MarginGeometryResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<MarginGeometryResult<'e>> {
+        let angles = typed(env, func, "angles", &self.angles)?;
+        Ok(MarginGeometryResult {
+            angles,
+            gaps: typed(env, func, "gaps", &self.gaps)?,
+        })
+    }
 }
+
+impl Op for MarginGeometryArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginGeometry> {
+        let (c, d) = self.prototypes.dims(func, "prototypes")?;
+        mg::margin_geometry(&self.prototypes.data, c, d, self.kind.into(), self.margin)
+    }
+}
+
+operation!(
+    /// Margin geometry of prototypes.
+    margin_geometry = "marginGeometry",
+    MarginGeometryArgs { prototypes: "prototypes" } -> mg::MarginGeometry,
+    "MarginGeometryResult | Promise<MarginGeometryResult>"
+);

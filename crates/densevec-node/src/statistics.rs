@@ -1,7 +1,7 @@
 //! Bindings of chapter 2: statistics of high-dimensional embeddings.
 
 use crate::args::Mat;
-use crate::common::{call, guard, to_usize, IntoJs};
+use crate::common::{guard, to_usize, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::statistics as st;
 use densevec_core::view::dim;
@@ -16,18 +16,19 @@ pub struct RandomUnitArgs {
     pub seed: f64,
 }
 
-/// n × d row-major buffer of rows uniform on the unit sphere (documented PRNG).
-#[napi]
-pub fn random_unit_vectors<'e>(
-    env: &'e Env,
-    args: RandomUnitArgs,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "randomUnitVectors";
-    call(env, F, || {
-        let (n, d) = (dim(F, "n", args.n)?, dim(F, "d", args.d)?);
-        st::random_unit_vectors(n, d, st::check_seed(F, "seed", args.seed)?)
-    })
+impl Op for RandomUnitArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let (n, d) = (dim(func, "n", self.n)?, dim(func, "d", self.d)?);
+        st::random_unit_vectors(n, d, st::check_seed(func, "seed", self.seed)?)
+    }
 }
+
+operation!(
+    /// n × d row-major buffer of rows uniform on the unit sphere (documented PRNG).
+    random_unit_vectors = "randomUnitVectors",
+    RandomUnitArgs {  } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
 
 /// Exact null p-value of the cosine `s` in dimension `d`.
 #[napi]
