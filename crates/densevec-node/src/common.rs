@@ -194,3 +194,52 @@ macro_rules! plain_js {
     )*};
 }
 pub(crate) use plain_js;
+
+/// Numbers of a core result as JavaScript numbers.
+pub trait ToF64 {
+    fn to_f64(self) -> f64;
+}
+
+impl ToF64 for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+impl ToF64 for usize {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+/// A result object of numbers, typed arrays (each made by [`typed`] and named in a refused
+/// allocation) and nested objects, and its [`IntoJs`] from the core's result type:
+/// `js_result!(Name from core::T { num, …; buf: Float32ArraySlice = "what", …; obj: Ty => conv, … });`
+macro_rules! js_result {
+    ($(#[$m:meta])* $name:ident from $src:ty {
+        $($num:ident),*;
+        $($buf:ident: $bt:ident = $what:literal),*;
+        $($obj:ident: $ot:ty => $conv:path),*
+    }) => {
+        $(#[$m])*
+        #[napi(object, object_from_js = false)]
+        pub struct $name<'e> {
+            $(pub $num: f64,)*
+            $(pub $buf: $bt<'e>,)*
+            $(pub $obj: $ot,)*
+        }
+
+        impl $crate::common::IntoJs for $src {
+            type Js<'e> = $name<'e>;
+            fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<$name<'e>> {
+                let _ = (env, func);
+                Ok($name {
+                    $($num: $crate::common::ToF64::to_f64(self.$num),)*
+                    $($buf: $crate::common::typed(env, func, $what, &self.$buf)?,)*
+                    $($obj: $conv(self.$obj),)*
+                })
+            }
+        }
+    };
+}
+pub(crate) use js_result;

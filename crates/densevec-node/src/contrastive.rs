@@ -1,7 +1,8 @@
 //! Bindings of chapter 3: contrastive learning.
 
 use crate::args::Mat;
-use crate::common::{plain_js, typed, IntoJs};
+use crate::common::js_result;
+use crate::common::plain_js;
 use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use napi::bindgen_prelude::*;
@@ -25,52 +26,24 @@ fn stats(s: c::NceStats) -> ContrastiveStats {
     }
 }
 
-/// `{ loss, gradQ, gradKeys, gradTemperature, stats }` of infoNCE (gradients row-major,
-/// shapes of q and keys).
-#[napi(object, object_from_js = false)]
-pub struct InfoNceResult<'e> {
-    pub loss: f64,
-    pub grad_q: Float32ArraySlice<'e>,
-    pub grad_keys: Float32ArraySlice<'e>,
-    pub grad_temperature: f64,
-    pub stats: ContrastiveStats,
-}
-
-impl IntoJs for c::InfoNce {
-    type Js<'e> = InfoNceResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<InfoNceResult<'e>> {
-        Ok(InfoNceResult {
-            loss: self.loss,
-            grad_q: typed(env, func, "gradQ", &self.grad_q)?,
-            grad_keys: typed(env, func, "gradKeys", &self.grad_keys)?,
-            grad_temperature: self.grad_temperature,
-            stats: stats(self.stats),
-        })
+js_result!(
+    /// `{ loss, gradQ, gradKeys, gradTemperature, stats }` of infoNCE (gradients row-major,
+    /// shapes of q and keys).
+    InfoNceResult from c::InfoNce {
+        loss, grad_temperature;
+        grad_q: Float32ArraySlice = "gradQ", grad_keys: Float32ArraySlice = "gradKeys";
+        stats: ContrastiveStats => stats
     }
-}
+);
 
-/// `{ loss, gradA, gradB, gradTemperature, stats }` of ntXent.
-#[napi(object, object_from_js = false)]
-pub struct NtXentResult<'e> {
-    pub loss: f64,
-    pub grad_a: Float32ArraySlice<'e>,
-    pub grad_b: Float32ArraySlice<'e>,
-    pub grad_temperature: f64,
-    pub stats: ContrastiveStats,
-}
-
-impl IntoJs for c::NtXent {
-    type Js<'e> = NtXentResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<NtXentResult<'e>> {
-        Ok(NtXentResult {
-            loss: self.loss,
-            grad_a: typed(env, func, "gradA", &self.grad_a)?,
-            grad_b: typed(env, func, "gradB", &self.grad_b)?,
-            grad_temperature: self.grad_temperature,
-            stats: stats(self.stats),
-        })
+js_result!(
+    /// `{ loss, gradA, gradB, gradTemperature, stats }` of ntXent.
+    NtXentResult from c::NtXent {
+        loss, grad_temperature;
+        grad_a: Float32ArraySlice = "gradA", grad_b: Float32ArraySlice = "gradB";
+        stats: ContrastiveStats => stats
     }
-}
+);
 
 /// `{ muP, muQ, M }` of mismatchScore.
 #[napi(object)]

@@ -2,6 +2,7 @@
 //! curvature, map distortion and analogies.
 
 use crate::args::Mat;
+use crate::common::js_result;
 use crate::common::{typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::curvature as cv;
@@ -134,26 +135,14 @@ operation!(
     "HyperbolicityResult | Promise<HyperbolicityResult>"
 );
 
-/// `{ ratios, medianRatio, positiveFraction, skipped }`.
-#[napi(object, object_from_js = false)]
-pub struct TriangleCurvatureResult<'e> {
-    pub ratios: Float32ArraySlice<'e>,
-    pub median_ratio: f64,
-    pub positive_fraction: f64,
-    pub skipped: f64,
-}
+js_result!(
+    /// `{ ratios, medianRatio, positiveFraction, skipped }`.
+    TriangleCurvatureResult from cv::TriangleCurvature {
+        median_ratio, positive_fraction, skipped;
+        ratios: Float32ArraySlice = "ratios";
 
-impl IntoJs for cv::TriangleCurvature {
-    type Js<'e> = TriangleCurvatureResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<TriangleCurvatureResult<'e>> {
-        Ok(TriangleCurvatureResult {
-            ratios: typed(env, func, "ratios", &self.ratios)?,
-            median_ratio: self.median_ratio,
-            positive_fraction: self.positive_fraction,
-            skipped: self.skipped as f64,
-        })
     }
-}
+);
 
 /// The arguments of `triangleCurvature`: `triangles` triangles from the stream of `seed`.
 #[napi(object, object_to_js = false)]
@@ -180,26 +169,14 @@ operation!(
     "TriangleCurvatureResult | Promise<TriangleCurvatureResult>"
 );
 
-/// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
-#[napi(object, object_from_js = false)]
-pub struct MapDistortionResult<'e> {
-    pub singular_values: Float64ArraySlice<'e>,
-    pub condition_number: f64,
-    pub neighbor_overlap: f64,
-    pub mean_cosine_change: f64,
-}
+js_result!(
+    /// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
+    MapDistortionResult from cv::MapDistortion {
+        condition_number, neighbor_overlap, mean_cosine_change;
+        singular_values: Float64ArraySlice = "singularValues";
 
-impl IntoJs for cv::MapDistortion {
-    type Js<'e> = MapDistortionResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<MapDistortionResult<'e>> {
-        Ok(MapDistortionResult {
-            singular_values: typed(env, func, "singularValues", &self.singular_values)?,
-            condition_number: self.condition_number,
-            neighbor_overlap: self.neighbor_overlap,
-            mean_cosine_change: self.mean_cosine_change,
-        })
     }
-}
+);
 
 /// The arguments of `mapDistortion`: the rows of `x` and the d × d map `a`.
 #[napi(object, object_to_js = false)]

@@ -1,6 +1,7 @@
 //! Bindings of chapter 5: symmetry and geometry.
 
 use crate::args::{Mat, MetricName};
+use crate::common::js_result;
 use crate::common::{guard, to_usize, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::geometry as geo;
@@ -80,22 +81,14 @@ operation!(
     "Float32Array | Promise<Float32Array>"
 );
 
-/// `{ rotation, residual }` of orthogonal Procrustes.
-#[napi(object, object_from_js = false)]
-pub struct ProcrustesResult<'e> {
-    pub rotation: Float32ArraySlice<'e>,
-    pub residual: f64,
-}
+js_result!(
+    /// `{ rotation, residual }` of orthogonal Procrustes.
+    ProcrustesResult from geo::Procrustes {
+        residual;
+        rotation: Float32ArraySlice = "rotation";
 
-impl IntoJs for geo::Procrustes {
-    type Js<'e> = ProcrustesResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<ProcrustesResult<'e>> {
-        Ok(ProcrustesResult {
-            rotation: typed(env, func, "rotation", &self.rotation)?,
-            residual: self.residual,
-        })
     }
-}
+);
 
 /// The arguments of `procrustes`: two matrices of the same shape.
 #[napi(object, object_to_js = false)]

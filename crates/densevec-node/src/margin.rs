@@ -1,54 +1,30 @@
 //! Bindings of chapter 4 (margin losses) and of the cross-entropy and penalties of chapter 6.
 
 use crate::args::Mat;
-use crate::common::{call, typed, IntoJs};
+use crate::common::call;
+use crate::common::js_result;
 use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// `{ loss, gradX, gradW, logits, gradScale, angularMargins }` of marginSoftmax (row-major buffers).
-#[napi(object, object_from_js = false)]
-pub struct MarginSoftmaxResult<'e> {
-    pub loss: f64,
-    pub grad_x: Float32ArraySlice<'e>,
-    pub grad_w: Float32ArraySlice<'e>,
-    pub logits: Float32ArraySlice<'e>,
-    pub grad_scale: f64,
-    pub angular_margins: Float32ArraySlice<'e>,
-}
+js_result!(
+    /// `{ loss, gradX, gradW, logits, gradScale, angularMargins }` of marginSoftmax (row-major buffers).
+    MarginSoftmaxResult from mg::MarginSoftmax {
+        loss, grad_scale;
+        grad_x: Float32ArraySlice = "gradX", grad_w: Float32ArraySlice = "gradW", logits: Float32ArraySlice = "logits", angular_margins: Float32ArraySlice = "angularMargins";
 
-impl IntoJs for mg::MarginSoftmax {
-    type Js<'e> = MarginSoftmaxResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<MarginSoftmaxResult<'e>> {
-        Ok(MarginSoftmaxResult {
-            loss: self.loss,
-            grad_x: typed(env, func, "gradX", &self.grad_x)?,
-            grad_w: typed(env, func, "gradW", &self.grad_w)?,
-            logits: typed(env, func, "logits", &self.logits)?,
-            grad_scale: self.grad_scale,
-            angular_margins: typed(env, func, "angularMargins", &self.angular_margins)?,
-        })
     }
-}
+);
 
-/// `{ loss, grad }` of the cross-entropy and the penalties.
-#[napi(object, object_from_js = false)]
-pub struct LossGradResult<'e> {
-    pub loss: f64,
-    pub grad: Float32ArraySlice<'e>,
-}
+js_result!(
+    /// `{ loss, grad }` of the cross-entropy and the penalties.
+    LossGradResult from mg::LossGrad {
+        loss;
+        grad: Float32ArraySlice = "the gradient";
 
-impl IntoJs for mg::LossGrad {
-    type Js<'e> = LossGradResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<LossGradResult<'e>> {
-        let grad = typed(env, func, "the gradient", &self.grad)?;
-        Ok(LossGradResult {
-            loss: self.loss,
-            grad,
-        })
     }
-}
+);
 
 /// A margin kind.
 #[napi(string_enum = "lowercase")]

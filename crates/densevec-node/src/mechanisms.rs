@@ -2,7 +2,8 @@
 //! of batch normalization, and the running-mean lag.
 
 use crate::args::Mat;
-use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::common::js_result;
+use crate::common::{guard, to_usize};
 use crate::run::{operation, Op};
 use densevec_core::mechanisms as mech;
 use napi::bindgen_prelude::*;
@@ -64,13 +65,14 @@ pub fn batch_norm_affine_in_place(
     })
 }
 
-/// `{ gradX, gradWeight, gradBias }` of a training-mode batch norm.
-#[napi(object, object_from_js = false)]
-pub struct BatchNormGradsResult<'e> {
-    pub grad_x: Float32ArraySlice<'e>,
-    pub grad_weight: Float32ArraySlice<'e>,
-    pub grad_bias: Float32ArraySlice<'e>,
-}
+js_result!(
+    /// `{ gradX, gradWeight, gradBias }` of a training-mode batch norm.
+    BatchNormGradsResult from mech::BatchNormGrads {
+        ;
+        grad_x: Float32ArraySlice = "gradX", grad_weight: Float32ArraySlice = "gradWeight", grad_bias: Float32ArraySlice = "gradBias";
+
+    }
+);
 
 /// The arguments of `BatchNorm.backward`: the forward's input `x` (saved), the gradient of
 /// the output, the forward's `weight` (absent for a layer without affine parameters) and eps.
@@ -80,17 +82,6 @@ pub struct BatchNormBackwardArgs {
     pub grad_out: Float32Array,
     pub weight: Option<Float32Array>,
     pub eps: f64,
-}
-
-impl IntoJs for mech::BatchNormGrads {
-    type Js<'e> = BatchNormGradsResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<BatchNormGradsResult<'e>> {
-        Ok(BatchNormGradsResult {
-            grad_x: typed(env, func, "gradX", &self.grad_x)?,
-            grad_weight: typed(env, func, "gradWeight", &self.grad_weight)?,
-            grad_bias: typed(env, func, "gradBias", &self.grad_bias)?,
-        })
-    }
 }
 
 impl Op for BatchNormBackwardArgs {

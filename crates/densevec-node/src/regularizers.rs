@@ -1,7 +1,8 @@
 //! Bindings of chapter 6: practical mechanisms and regularizers.
 
 use crate::args::Mat;
-use crate::common::{guard, plain_js, typed, IntoJs};
+use crate::common::js_result;
+use crate::common::{guard, plain_js, typed};
 use crate::run::{operation, Op};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
@@ -106,24 +107,14 @@ operation!(
     "SparsityResult | Promise<SparsityResult>"
 );
 
-/// `{ loss, gradA, gradB }` of the Wasserstein regularizer (gradients n × d row-major).
-#[napi(object, object_from_js = false)]
-pub struct WassersteinResult<'e> {
-    pub loss: f64,
-    pub grad_a: Float32ArraySlice<'e>,
-    pub grad_b: Float32ArraySlice<'e>,
-}
+js_result!(
+    /// `{ loss, gradA, gradB }` of the Wasserstein regularizer (gradients n × d row-major).
+    WassersteinResult from reg::Wasserstein {
+        loss;
+        grad_a: Float32ArraySlice = "gradA", grad_b: Float32ArraySlice = "gradB";
 
-impl IntoJs for reg::Wasserstein {
-    type Js<'e> = WassersteinResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<WassersteinResult<'e>> {
-        Ok(WassersteinResult {
-            loss: self.loss,
-            grad_a: typed(env, func, "gradA", &self.grad_a)?,
-            grad_b: typed(env, func, "gradB", &self.grad_b)?,
-        })
     }
-}
+);
 
 /// The arguments of `wassersteinRegularizer`: two views of the same n items, p ∈ {1, 2}.
 #[napi(object, object_to_js = false)]

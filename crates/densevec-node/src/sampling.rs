@@ -3,7 +3,8 @@
 //! and the margin geometry of class prototypes.
 
 use crate::args::Mat;
-use crate::common::{copy, guard, to_usize, typed, IntoJs};
+use crate::common::js_result;
+use crate::common::{copy, guard, to_usize, typed};
 use crate::margin::MarginKindName;
 use crate::run::{operation, Op};
 use densevec_core::margin as mg;
@@ -91,14 +92,14 @@ pub fn unigram_weights<'e>(
     typed(env, F, "the weights", &v)
 }
 
-/// `{ loss, gradX, gradPositives, gradNegatives }` of negativeSamplingLoss.
-#[napi(object, object_from_js = false)]
-pub struct NegSamplingResult<'e> {
-    pub loss: f64,
-    pub grad_x: Float32ArraySlice<'e>,
-    pub grad_positives: Float32ArraySlice<'e>,
-    pub grad_negatives: Float32ArraySlice<'e>,
-}
+js_result!(
+    /// `{ loss, gradX, gradPositives, gradNegatives }` of negativeSamplingLoss.
+    NegSamplingResult from s::NegSampling {
+        loss;
+        grad_x: Float32ArraySlice = "gradX", grad_positives: Float32ArraySlice = "gradPositives", grad_negatives: Float32ArraySlice = "gradNegatives";
+
+    }
+);
 
 /// The arguments of `negativeSamplingLoss`: `k` 0 means inferred from the row counts, `logQ`
 /// absent means plain negative sampling (present: NCE).
@@ -109,18 +110,6 @@ pub struct NegativeSamplingArgs {
     pub negatives: Mat,
     pub k: f64,
     pub log_q: Option<Float32Array>,
-}
-
-impl IntoJs for s::NegSampling {
-    type Js<'e> = NegSamplingResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<NegSamplingResult<'e>> {
-        Ok(NegSamplingResult {
-            loss: self.loss,
-            grad_x: typed(env, func, "gradX", &self.grad_x)?,
-            grad_positives: typed(env, func, "gradPositives", &self.grad_positives)?,
-            grad_negatives: typed(env, func, "gradNegatives", &self.grad_negatives)?,
-        })
-    }
 }
 
 impl Op for NegativeSamplingArgs {
@@ -139,12 +128,14 @@ operation!(
     "NegSamplingResult | Promise<NegSamplingResult>"
 );
 
-/// `{ angles, gaps }` (C × C, row-major) of marginGeometry.
-#[napi(object, object_from_js = false)]
-pub struct MarginGeometryResult<'e> {
-    pub angles: Float32ArraySlice<'e>,
-    pub gaps: Float32ArraySlice<'e>,
-}
+js_result!(
+    /// `{ angles, gaps }` (C × C, row-major) of marginGeometry.
+    MarginGeometryResult from mg::MarginGeometry {
+        ;
+        angles: Float32ArraySlice = "angles", gaps: Float32ArraySlice = "gaps";
+
+    }
+);
 
 /// The arguments of `marginGeometry`: the prototypes (C × d), the margin kind and size.
 #[napi(object, object_to_js = false)]
@@ -152,17 +143,6 @@ pub struct MarginGeometryArgs {
     pub prototypes: Mat,
     pub kind: MarginKindName,
     pub margin: f64,
-}
-
-impl IntoJs for mg::MarginGeometry {
-    type Js<'e> = MarginGeometryResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<MarginGeometryResult<'e>> {
-        let angles = typed(env, func, "angles", &self.angles)?;
-        Ok(MarginGeometryResult {
-            angles,
-            gaps: typed(env, func, "gaps", &self.gaps)?,
-        })
-    }
 }
 
 impl Op for MarginGeometryArgs {

@@ -1,7 +1,8 @@
 //! Bindings of chapter 1: similarity geometry.
 
 use crate::args::{CorpusArg, Mat, MetricName};
-use crate::common::{guard, to_usize, typed, typed_with, IntoJs, SPLIT};
+use crate::common::js_result;
+use crate::common::{guard, to_usize, typed_with, SPLIT};
 use crate::run::{operation, Op};
 use densevec_core::alloc;
 use densevec_core::error::check_matrix;
@@ -139,22 +140,14 @@ operation!(
     "Float32Array | Promise<Float32Array>"
 );
 
-/// Top-k result: `q.rows × k` row-major, best first per query.
-#[napi(object, object_from_js = false)]
-pub struct TopKResult<'e> {
-    pub indices: Uint32ArraySlice<'e>,
-    pub scores: Float32ArraySlice<'e>,
-}
+js_result!(
+    /// Top-k result: `q.rows × k` row-major, best first per query.
+    TopKResult from topk::TopK {
+        ;
+        indices: Uint32ArraySlice = "the indices", scores: Float32ArraySlice = "the scores";
 
-impl IntoJs for topk::TopK {
-    type Js<'e> = TopKResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<TopKResult<'e>> {
-        Ok(TopKResult {
-            indices: typed(env, func, "the indices", &self.indices)?,
-            scores: typed(env, func, "the scores", &self.scores)?,
-        })
     }
-}
+);
 
 /// The arguments of `topK`: the `k` best corpus rows per query, over a corpus in any storage
 /// type, optionally restricted by `skip` (one corpus row per query, 0xFFFFFFFF = none) and
