@@ -214,8 +214,23 @@ impl ToF64 for usize {
 
 /// A result object of numbers, typed arrays (each made by [`typed`] and named in a refused
 /// allocation) and nested objects, and its [`IntoJs`] from the core's result type:
-/// `js_result!(Name from core::T { num, …; buf: Float32ArraySlice = "what", …; obj: Ty => conv, … });`
+/// `js_result!(Name from core::T { num, …; buf: Float32ArraySlice = "what", …; obj: Ty => conv, … });`,
+/// or `js_result!(Name from core::T { num, … })` for a result of numbers only.
 macro_rules! js_result {
+    ($(#[$m:meta])* $name:ident from $src:ty { $($num:ident),* }) => {
+        $(#[$m])*
+        #[napi(object, object_from_js = false)]
+        pub struct $name {
+            $(pub $num: f64,)*
+        }
+
+        impl $crate::common::IntoJs for $src {
+            type Js<'e> = $name;
+            fn into_js(self, _env: &Env, _func: &str) -> napi::Result<$name> {
+                Ok($name { $($num: $crate::common::ToF64::to_f64(self.$num),)* })
+            }
+        }
+    };
     ($(#[$m:meta])* $name:ident from $src:ty {
         $($num:ident),*;
         $($buf:ident: $bt:ident = $what:literal),*;

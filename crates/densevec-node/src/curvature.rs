@@ -83,26 +83,10 @@ operation!(
     "Float32Array | Promise<Float32Array>"
 );
 
-/// `{ delta, relativeDelta, diameter, skipped }`.
-#[napi(object)]
-pub struct HyperbolicityResult {
-    pub delta: f64,
-    pub relative_delta: f64,
-    pub diameter: f64,
-    pub skipped: f64,
-}
-
-impl IntoJs for cv::Hyperbolicity {
-    type Js<'e> = HyperbolicityResult;
-    fn into_js(self, _env: &Env, _func: &str) -> napi::Result<HyperbolicityResult> {
-        Ok(HyperbolicityResult {
-            delta: self.delta,
-            relative_delta: self.relative_delta,
-            diameter: self.diameter,
-            skipped: self.skipped as f64,
-        })
-    }
-}
+js_result!(
+    /// `{ delta, relativeDelta, diameter, skipped }`.
+    HyperbolicityResult from cv::Hyperbolicity { delta, relative_delta, diameter, skipped }
+);
 
 /// The arguments of `hyperbolicity`: `samples` quadruples from the stream of `seed`.
 #[napi(object, object_to_js = false)]

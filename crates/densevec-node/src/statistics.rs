@@ -1,7 +1,8 @@
 //! Bindings of chapter 2: statistics of high-dimensional embeddings.
 
 use crate::args::Mat;
-use crate::common::{guard, to_usize, IntoJs};
+use crate::common::js_result;
+use crate::common::{guard, to_usize};
 use crate::run::{operation, Op};
 use densevec_core::statistics as st;
 use densevec_core::view::dim;
@@ -38,28 +39,10 @@ pub fn cosine_p_value(s: f64, d: f64, two_sided: bool) -> napi::Result<f64> {
     guard(F, || st::cosine_p_value(s, d, two_sided))
 }
 
-/// `{ mean, variance, nullVariance, zScore, pairs }` of the pairwise cosines.
-#[napi(object)]
-pub struct SimilarityStats {
-    pub mean: f64,
-    pub variance: f64,
-    pub null_variance: f64,
-    pub z_score: f64,
-    pub pairs: f64,
-}
-
-impl IntoJs for st::SimilarityStats {
-    type Js<'e> = SimilarityStats;
-    fn into_js(self, _env: &Env, _func: &str) -> napi::Result<SimilarityStats> {
-        Ok(SimilarityStats {
-            mean: self.mean,
-            variance: self.variance,
-            null_variance: self.null_variance,
-            z_score: self.z_score,
-            pairs: self.pairs,
-        })
-    }
-}
+js_result!(
+    /// `{ mean, variance, nullVariance, zScore, pairs }` of the pairwise cosines.
+    SimilarityStats from st::SimilarityStats { mean, variance, null_variance, z_score, pairs }
+);
 
 /// The arguments of `similarityStats`: all pairs of rows, or `samplePairs` pairs drawn from
 /// the stream of `sampleSeed` when both are given.
