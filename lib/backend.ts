@@ -108,7 +108,6 @@ loadNative();
 const WARNED = Symbol.for('densevec.referenceFallbackWarned');
 
 let current: BackendName = 'reference';
-let threadsWanted: number | null = null;
 
 let cudaCache: CudaStatus | null = null;
 /** Whether the last setBackend was 'auto' (large similarity calls may then go to the GPU). */
@@ -118,10 +117,8 @@ let autoMode = true;
 export function cudaStatus(): CudaStatus {
   if (cudaCache) return cudaCache;
   if (!binding) return { available: false, reason: `the native addon is not available: ${loadError ?? 'unknown reason'}` };
-  const b = binding as Partial<NativeBinding>;
-  if (typeof b.cudaInfo !== 'function') return (cudaCache = { available: false, reason: 'this build of densevec has no CUDA backend' });
   try {
-    const c = b.cudaInfo();
+    const c = binding.cudaInfo();
     cudaCache = c.available
       ? { available: true, device: c.device ?? undefined, memory: c.memory ?? undefined, computeCapability: c.computeCapability ?? undefined, gemm: c.gemm ?? undefined }
       : { available: false, reason: c.reason ?? 'unknown reason' };
@@ -233,9 +230,17 @@ export function nat(): NativeBinding | null {
   return current === 'native' || current === 'cuda' ? binding : null;
 }
 
-/** The native binding if it loaded at all (whatever backend is selected). */
-export function nativeBinding(): NativeBinding | null {
-  return binding;
+/**
+ * A private memory mapping of the file at `path` (see `openCorpus`) when the addon loaded,
+ * whatever backend is selected; null without the addon.
+ */
+export function mapFile(path: string): ArrayBuffer | null {
+  if (!binding) return null;
+  try {
+    return binding.mapCorpus(path);
+  } catch (e) {
+    rethrow(e);
+  }
 }
 
 /** Rethrows a native error as a DensevecError. */
@@ -259,7 +264,6 @@ export function backendInfo(): BackendInfo {
 export function setThreads(n: number): void {
   if (typeof n !== 'number' || !Number.isInteger(n)) fail('E_TYPE', `setThreads: n must be an integer, got ${String(n)}`);
   if (n < 1 || n > 1024) fail('E_ARG', `setThreads: n must be in [1, 1024], got ${n}`);
-  threadsWanted = n;
   if (binding) {
     try {
       binding.nativeSetThreads(n);
@@ -267,11 +271,6 @@ export function setThreads(n: number): void {
       rethrow(e);
     }
   }
-}
-
-/** Threads last asked for with {@link setThreads} (null if never). */
-export function requestedThreads(): number | null {
-  return threadsWanted;
 }
 
 /**

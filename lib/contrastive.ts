@@ -9,10 +9,10 @@
  * On the native backend InfoNCE and NT-Xent are fused: the B × K logit matrix is never held
  * (tiles over keys with an online log-sum-exp), so extra memory is O((B + K)·d).
  */
-import { cudaRoute, nat, rethrow } from './backend';
+import { nat, rethrow } from './backend';
 import { refAsync } from './refasync';
 import { snap } from './contract/validate';
-import { CUDA_WORK, viaCuda } from './cuda';
+import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as contract from './contract/contrastive';
 import * as ref from './reference/contrastive';
@@ -21,8 +21,11 @@ import { later } from './contract/async';
 
 export type { ContrastiveStats, InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleKind, ScheduleOptions } from './contract/contrastive';
 
-const EMPTY_U32 = new Uint32Array(0);
-const EMPTY_F32 = new Float32Array(0);
+/** The native arguments of infoNCE (absent options stay absent). */
+function nceArgs(q: Matrix, keys: Matrix, p: contract.InfoNCEParsed) {
+  const o = { q, keys, temperature: p.temperature, normalize: p.normalize };
+  return { ...o, positives: p.positives ?? undefined, logQ: p.logQ ?? undefined, keyIds: p.keyIds ?? undefined };
+}
 
 type NativeStats = { meanEntropy: number; meanPositiveProbability: number; meanMaxNegativeProbability: number; effectiveNegatives: number };
 
@@ -66,7 +69,7 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
   if (n === null) return ref.softmaxProbabilities(x, ys, temperature);
   contract.checkSoftmax('softmaxProbabilities', x, ys, temperature);
   try {
-    return n.softmaxProbabilities(x, ys.data, ys.rows, ys.cols, temperature);
+    return now(n.softmaxProbabilities({ x, ys, temperature }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -90,17 +93,7 @@ export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoN
   if (n === null) return ref.infoNCE(q, keys, options);
   const p = contract.checkInfoNCE('infoNCE', q, keys, options);
   try {
-    const args = [q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize] as const;
-    // Overflowing float32 logits (a subnormal τ, say) stay on the CPU, which handles them; so do
-    // calls with keyIds (the GPU kernel has no accidental-hit mask).
-    const eligible = cudaRoute() !== null && p.keyIds === null && !contract.logitsMayOverflow(q, keys, p);
-    const r = viaCuda(
-      CUDA_WORK.infoNCE(q.rows, keys.rows, q.cols),
-      eligible,
-      (g) => g.cudaInfoNCE(...args),
-      () => n.infoNCE(...args, p.keyIds ?? EMPTY_U32),
-      n,
-    );
+    const r = now(n.infoNCE(nceArgs(q, keys, p), onDevice()));
     return nceOut(r, q, keys);
   } catch (e) {
     rethrow(e);
@@ -115,9 +108,7 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
     const p = contract.checkInfoNCE(fn, q, keys, options);
     const n = nat();
     if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
-    const [qr, kr, d] = [q.rows, keys.rows, q.cols];
-    return n
-      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32)
+    return soon(n.infoNCE(nceArgs(q, keys, p), ASYNC))
       .then((r) => nceOut(r, q, keys), rethrow);
   });
 }
@@ -135,14 +126,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   if (n === null) return ref.ntXent(a, b, options);
   const t = contract.checkNtXent('ntXent', a, b, options);
   try {
-    const r = viaCuda(
-      CUDA_WORK.ntXent(a.rows, a.cols),
-      // Cosine logits 1/τ beyond float32 (a subnormal τ) stay on the CPU, which handles them.
-      1 / t < 1e36,
-      (g) => g.cudaNtXent(a.data, b.data, a.rows, a.cols, t),
-      () => n.ntXent(a.data, b.data, a.rows, a.cols, t),
-      n,
-    );
+    const r = now(n.ntXent({ a, b, temperature: t }, onDevice()));
     return ntxOut(r, a, b);
   } catch (e) {
     rethrow(e);
@@ -157,9 +141,7 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const t = contract.checkNtXent(fn, a, b, options);
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
-    const [rows, cols] = [a.rows, a.cols];
-    return n
-      .ntXentAsync(a.data, b.data, rows, cols, t)
+    return soon(n.ntXent({ a, b, temperature: t }, ASYNC))
       .then((r) => ntxOut(r, a, b), rethrow);
   });
 }
@@ -177,7 +159,7 @@ export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): 
   if (n === null) return ref.mismatchScore(a, b, options);
   const withinView = contract.checkMismatch('mismatchScore', a, b, options);
   try {
-    const r = n.mismatchScore(a.data, b.data, a.rows, a.cols, withinView);
+    const r = now(n.mismatchScore({ a, b, withinView }, SYNC));
     return { muP: r.muP, muQ: r.muQ, M: r.M };
   } catch (e) {
     rethrow(e);

@@ -1,39 +1,24 @@
 /**
- * Routing to the optional CUDA backend. On the GPU: similarityMatrix, topK (k ≤ 128), infoNCE,
- * ntXent, marginSoftmax and wassersteinRegularizer (the synchronous forms).
+ * How a native call runs: now or as a Promise, and on which device. On the GPU: similarityMatrix,
+ * topK (k ≤ 128, float32 corpus, no filters), infoNCE, ntXent, marginSoftmax and
+ * wassersteinRegularizer (the synchronous forms). The choice is made in the addon (each
+ * operation knows whether its GPU form takes the arguments, and its work); this module passes
+ * the backend's wish:
  *
- * - backend 'cuda' (setBackend('cuda') or DENSEVEC_BACKEND=cuda): every call of those functions
- *   runs on the GPU; GPU errors are thrown (E_BACKEND). Other functions, the …Async twins, and
- *   topK with larger k run on the native CPU code.
- * - backend 'auto' (the default): a call goes to the GPU only when a GPU is present and the call
- *   is large enough to win over the CPU after the host↔device copies: when its work
- *   ({@link CUDA_WORK}: the multiply-adds of its GEMMs) is at least {@link cudaAutoMinWork}
- *   (2e9 by default, settable with DENSEVEC_CUDA_MIN_WORK); a GPU error then falls back to the
- *   CPU silently.
+ * - backend 'cuda' (setBackend('cuda') or DENSEVEC_BACKEND=cuda): device 'gpu', every call of
+ *   those functions runs on the GPU; GPU errors are thrown (E_BACKEND). Other functions, the
+ *   …Async twins, and topK with larger k run on the native CPU code.
+ * - backend 'auto' (the default): device 'auto', a call goes to the GPU only when a GPU is
+ *   present and the call is large enough to win over the CPU after the host↔device copies:
+ *   when its work (the multiply-adds of its GEMMs) is at least {@link cudaAutoMinWork} (2e9 by
+ *   default, settable with DENSEVEC_CUDA_MIN_WORK); a GPU error then falls back to the CPU
+ *   silently.
  */
-import { cudaRoute, type NativeBinding } from './backend';
+import { cudaRoute } from './backend';
+import { isQuantized, type Corpus } from './contract/quantized';
 
 /** Default multiply-add count (q.rows · c.rows · cols) from which 'auto' uses the GPU. */
 export const CUDA_AUTO_MIN_WORK = 2e9;
-
-/**
- * The work of a call as the 'auto' backend measures it: the multiply-adds of the GEMMs the GPU
- * runs for it (for the Wasserstein regularizer, plus 64 per pair for the sort).
- */
-export const CUDA_WORK = {
-  similarity: (qRows: number, cRows: number, cols: number): number => qRows * cRows * cols,
-  /** Three B × K × d GEMMs: logits, gradQ, gradKeys. */
-  infoNCE: (qRows: number, kRows: number, cols: number): number => 3 * qRows * kRows * cols,
-  /** The same over the 2N rows of both views. */
-  ntXent: (rows: number, cols: number): number => 3 * (2 * rows) * (2 * rows) * cols,
-  /** Three N × C × d GEMMs: cosines, gradX, gradW. */
-  marginSoftmax: (rows: number, classes: number, cols: number): number => 3 * rows * classes * cols,
-  /** Two n × n × d GEMMs per view (cosines, gradient) and the sort of n(n−1)/2 pairs. */
-  wassersteinRegularizer: (rows: number, cols: number): number => 4 * rows * rows * cols + 64 * ((rows * (rows - 1)) / 2),
-};
-
-/** Largest k the GPU top-k handles (its per-thread lists live in registers/local memory). */
-export const CUDA_TOPK_MAX_K = 128;
 
 /** The threshold in effect: DENSEVEC_CUDA_MIN_WORK if it is a non-negative number, else the default. */
 export function cudaAutoMinWork(): number {
@@ -41,20 +26,52 @@ export function cudaAutoMinWork(): number {
   return process.env.DENSEVEC_CUDA_MIN_WORK !== undefined && Number.isFinite(v) && v >= 0 ? v : CUDA_AUTO_MIN_WORK;
 }
 
-/**
- * Runs `gpu` with the binding when this call should run on the GPU, else `cpu`. `work` is the
- * call's {@link CUDA_WORK}; `eligible` is false for calls the GPU path does not take (k too large).
- */
-export function viaCuda<T>(work: number, eligible: boolean, gpu: (b: NativeBinding) => T, cpu: () => T, b: NativeBinding): T {
-  if (!eligible) return cpu();
+/** The second argument of every native entry point (the addon's `How`). */
+export interface How {
+  mode: 'sync' | 'async';
+  device?: 'cpu' | 'gpu' | 'auto';
+  minWork?: number;
+}
+
+/** Now, on the CPU. */
+export const SYNC: How = { mode: 'sync' };
+/** As a Promise, on the libuv pool (inputs copied at call time). */
+export const ASYNC: How = { mode: 'async' };
+
+/** Now, on the device the backend asks for (for the operations that have a GPU form). */
+export function onDevice(): How {
   const route = cudaRoute();
-  if (route === 'strict') return gpu(b);
-  if (route === 'auto' && work >= cudaAutoMinWork()) {
-    try {
-      return gpu(b);
-    } catch {
-      return cpu();
-    }
-  }
-  return cpu();
+  if (route === null) return SYNC;
+  return route === 'strict' ? { mode: 'sync', device: 'gpu' } : { mode: 'sync', device: 'auto', minWork: cudaAutoMinWork() };
+}
+
+/** The value of a native call made with a synchronous {@link How}. */
+export function now<T>(r: T | Promise<T>): T {
+  return r as T;
+}
+
+/** The Promise of a native call made with {@link ASYNC}. */
+export function soon<T>(r: T | Promise<T>): Promise<T> {
+  return r as Promise<T>;
+}
+
+/** Metric names of the native entry points, by metric code. */
+export const METRIC_NAMES = ['dot', 'cosine', 'l2sq'] as const;
+
+/** The native corpus argument: the float32 values, or the compact ones with their dtype. */
+export function corpusArg(c: Corpus): NativeCorpus {
+  if (!isQuantized(c)) return { dtype: 'f32', rows: c.rows, f32: c.data };
+  if (c.dtype === 'i8') return typeof c.scale === 'number' ? { dtype: 'i8', rows: c.rows, int8: c.data, scale: c.scale } : { dtype: 'i8', rows: c.rows, int8: c.data, scales: c.scale };
+  return { dtype: c.dtype, rows: c.rows, half: c.data };
+}
+
+/** The addon's `CorpusArg`. */
+export interface NativeCorpus {
+  dtype: 'f32' | 'f16' | 'bf16' | 'i8';
+  rows: number;
+  f32?: Float32Array;
+  half?: Uint16Array;
+  int8?: Int8Array;
+  scale?: number;
+  scales?: Float32Array;
 }

@@ -5,6 +5,7 @@
  * operation order; the same SplitMix64 quadruples and triangles for a seed).
  */
 import { nat, rethrow } from './backend';
+import { ASYNC, SYNC, now, soon } from './cuda';
 import { refAsync } from './refasync';
 import { snap, snapOpts } from './contract/validate';
 import type { Matrix } from './matrix';
@@ -15,7 +16,13 @@ import { later } from './contract/async';
 
 export type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, GraphMetric, GraphOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from './contract/curvature';
 
-const NONE = new Uint32Array(0);
+/** Graph metric names of the native entry points, by metric code. */
+const GRAPH_METRICS = ['angular', 'euclidean'] as const;
+
+/** The native arguments of graphGeodesics (`sources` absent: every row). */
+function geoArgs(m: Matrix, k: number, code: number, s: Uint32Array | null) {
+  return { m, k, metric: GRAPH_METRICS[code], sources: s ?? undefined };
+}
 
 /**
  * Geodesic distances along the data: shortest paths (Dijkstra) on the symmetrized
@@ -30,7 +37,7 @@ export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matri
   if (n === null) return ref.graphGeodesics(m, options);
   const [k, code, s] = contract.checkGeodesics('graphGeodesics', m, options);
   try {
-    const data = n.graphGeodesics(m.data, m.rows, m.cols, k, code, s ?? NONE, s === null);
+    const data = now(n.graphGeodesics(geoArgs(m, k, code, s), SYNC));
     return { data, rows: s ? s.length : m.rows, cols: m.rows };
   } catch (e) {
     rethrow(e);
@@ -47,7 +54,7 @@ export function graphGeodesicsAsync(m: Matrix, options: GraphGeodesicsOptions): 
     if (n === null) return refAsync<ReturnType<typeof ref.graphGeodesics>>('graphGeodesics', [m, options]);
     const rows = s ? s.length : m.rows;
     const cols = m.rows;
-    return n.graphGeodesicsAsync(m.data, m.rows, m.cols, k, code, s ?? NONE, s === null).then((data) => ({ data, rows, cols }), rethrow);
+    return soon(n.graphGeodesics(geoArgs(m, k, code, s), ASYNC)).then((data) => ({ data, rows, cols }), rethrow);
   });
 }
 
@@ -64,7 +71,7 @@ export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbo
   if (n === null) return ref.hyperbolicity(m, options);
   const [k, code, samples, seed] = contract.checkSampled('hyperbolicity', m, options, 'samples', 1000, 4);
   try {
-    return n.hyperbolicity(m.data, m.rows, m.cols, k, code, samples, seed);
+    return now(n.hyperbolicity({ m, k, metric: GRAPH_METRICS[code], samples, seed }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -78,7 +85,7 @@ export function hyperbolicityAsync(m: Matrix, options: HyperbolicityOptions): Pr
     const [k, code, samples, seed] = contract.checkSampled('hyperbolicityAsync', m, options, 'samples', 1000, 4);
     const n = nat();
     if (n === null) return refAsync<ReturnType<typeof ref.hyperbolicity>>('hyperbolicity', [m, options]);
-    return n.hyperbolicityAsync(m.data, m.rows, m.cols, k, code, samples, seed).then((r) => r, rethrow);
+    return soon(n.hyperbolicity({ m, k, metric: GRAPH_METRICS[code], samples, seed }, ASYNC)).then((r) => r, rethrow);
   });
 }
 
@@ -95,7 +102,7 @@ export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions):
   if (n === null) return ref.triangleCurvature(m, options);
   const [k, code, triangles, seed] = contract.checkSampled('triangleCurvature', m, options, 'triangles', 200, 3);
   try {
-    return n.triangleCurvature(m.data, m.rows, m.cols, k, code, triangles, seed);
+    return now(n.triangleCurvature({ m, k, metric: GRAPH_METRICS[code], triangles, seed }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -109,7 +116,7 @@ export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOpti
     const [k, code, triangles, seed] = contract.checkSampled('triangleCurvatureAsync', m, options, 'triangles', 200, 3);
     const n = nat();
     if (n === null) return refAsync<ReturnType<typeof ref.triangleCurvature>>('triangleCurvature', [m, options]);
-    return n.triangleCurvatureAsync(m.data, m.rows, m.cols, k, code, triangles, seed).then((r) => r, rethrow);
+    return soon(n.triangleCurvature({ m, k, metric: GRAPH_METRICS[code], triangles, seed }, ASYNC)).then((r) => r, rethrow);
   });
 }
 
@@ -126,7 +133,7 @@ export function mapDistortion(x: Matrix, a: Matrix, options?: MapDistortionOptio
   if (n === null) return ref.mapDistortion(x, a, options);
   const k = contract.checkMapDistortion('mapDistortion', x, a, options);
   try {
-    return n.mapDistortion(x.data, x.rows, x.cols, a.data, a.rows, a.cols, k);
+    return now(n.mapDistortion({ x, a, k }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -144,7 +151,7 @@ export function analogy(corpus: Matrix, abc: [number, number, number], k: number
   if (n === null) return ref.analogy(corpus, abc, k, options);
   const [a, b, c, mul] = contract.checkAnalogy('analogy', corpus, abc, k, options);
   try {
-    return n.analogy(corpus.data, corpus.rows, corpus.cols, a, b, c, k, mul);
+    return now(n.analogy({ corpus, a, b, c, k, mul }, SYNC));
   } catch (e) {
     rethrow(e);
   }

@@ -4,6 +4,7 @@
  * alignment and spherical triangles on the unit hypersphere.
  */
 import { nat, rethrow } from './backend';
+import { ASYNC, METRIC_NAMES, SYNC, now, soon } from './cuda';
 import { refAsync } from './refasync';
 import { snap } from './contract/validate';
 import type { Matrix } from './matrix';
@@ -28,7 +29,7 @@ export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix,
   if (n === null) return ref.knnClassify(train, labels, queries, k, options);
   const metric = contract.checkKnn('knnClassify', train, labels, queries, k, options);
   try {
-    return n.knnClassify(train.data, train.rows, labels, queries.data, queries.rows, train.cols, k, metric);
+    return now(n.knnClassify({ train, labels, queries, k, metric: METRIC_NAMES[metric] }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -42,7 +43,7 @@ export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Ma
     const metric = contract.checkKnn(fn, train, labels, queries, k, options);
     const n = nat();
     if (n === null) return refAsync<Uint32Array>('knnClassify', [train, labels, queries, k, options]);
-    return n.knnClassifyAsync(train.data, train.rows, labels, queries.data, queries.rows, train.cols, k, metric).then((r) => r, rethrow);
+    return soon(n.knnClassify({ train, labels, queries, k, metric: METRIC_NAMES[metric] }, ASYNC)).then((r) => r, rethrow);
   });
 }
 
@@ -71,7 +72,7 @@ export function matmul(a: Matrix, b: Matrix): Matrix {
   if (n === null) return ref.matmul(a, b);
   contract.checkMatmul('matmul', a, b);
   try {
-    return { data: n.matmul(a.data, a.rows, a.cols, b.data, b.cols), rows: a.rows, cols: b.cols };
+    return { data: now(n.matmul({ a, b }, SYNC)), rows: a.rows, cols: b.cols };
   } catch (e) {
     rethrow(e);
   }
@@ -90,7 +91,7 @@ export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
   if (n === null) return ref.procrustes(x, y);
   contract.checkProcrustes('procrustes', x, y);
   try {
-    const r = n.procrustes(x.data, y.data, x.rows, x.cols);
+    const r = now(n.procrustes({ x, y }, SYNC));
     return { rotation: { data: r.rotation, rows: x.cols, cols: x.cols }, residual: r.residual };
   } catch (e) {
     rethrow(e);
@@ -106,7 +107,7 @@ export function procrustesAsync(x: Matrix, y: Matrix): Promise<ProcrustesResult>
     const n = nat();
     if (n === null) return refAsync<ProcrustesResult>('procrustes', [x, y]);
     const d = x.cols;
-    return n.procrustesAsync(x.data, y.data, x.rows, d).then((r) => ({ rotation: { data: r.rotation, rows: d, cols: d }, residual: r.residual }), rethrow);
+    return soon(n.procrustes({ x, y }, ASYNC)).then((r) => ({ rotation: { data: r.rotation, rows: d, cols: d }, residual: r.residual }), rethrow);
   });
 }
 

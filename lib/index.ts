@@ -12,7 +12,7 @@ export type { Matrix } from './matrix';
 export { backendInfo, setBackend, setThreads, setIsa, availableIsas } from './backend';
 export type { BackendInfo, BackendName, IsaName } from './backend';
 export * from './similarity';
-export { dotRows, cosineRows, l2sqRows } from './rows';
+export { dotRows, cosineRows, l2sqRows, l1Rows } from './rows';
 export * from './statistics';
 export * from './contrastive';
 export * from './margin';

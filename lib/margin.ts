@@ -10,7 +10,7 @@
 import { nat, rethrow } from './backend';
 import { refAsync } from './refasync';
 import { snap } from './contract/validate';
-import { CUDA_WORK, viaCuda } from './cuda';
+import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as contract from './contract/margin';
 import * as ref from './reference/margin';
@@ -35,6 +35,14 @@ function wrap(
   };
 }
 
+/** Margin kind names of the native entry point, by kind code. */
+const KIND_NAMES = ['normalized', 'cosface', 'arcface'] as const;
+
+/** The native arguments of marginSoftmax. */
+function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: contract.MarginParsed) {
+  return { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale: p.scale, margin: p.margin, labelSmoothing: p.labelSmoothing };
+}
+
 /**
  * Margin softmax loss. x (N × d) and prototypes (C × d) are L2-normalized inside (gradients flow
  * through it); logits are s·cos θ_j, with the target entry replaced by s·cos θ_y
@@ -53,14 +61,7 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
   const p = contract.checkMargin('marginSoftmax', x, prototypes, labels, options);
   try {
-    const args = [x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing] as const;
-    const r = viaCuda(
-      CUDA_WORK.marginSoftmax(x.rows, prototypes.rows, x.cols),
-      true,
-      (g) => g.cudaMarginSoftmax(...args),
-      () => n.marginSoftmax(...args),
-      n,
-    );
+    const r = now(n.marginSoftmax(marginArgs(x, prototypes, labels, p), onDevice()));
     return wrap(r, x, prototypes);
   } catch (e) {
     rethrow(e);
@@ -76,8 +77,7 @@ export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32
     const n = nat();
     if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
     const [xs, ws] = [x, prototypes];
-    return n
-      .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing)
+    return soon(n.marginSoftmax(marginArgs(x, prototypes, labels, p), ASYNC))
       .then((r) => wrap(r, xs, ws), rethrow);
   });
 }
@@ -93,7 +93,7 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
   if (n === null) return ref.labelSmoothingCrossEntropy(logits, labels, epsilon);
   contract.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
   try {
-    const r = n.labelSmoothingCrossEntropy(logits.data, logits.rows, logits.cols, labels, epsilon);
+    const r = now(n.labelSmoothingCrossEntropy({ logits, labels, epsilon }, SYNC));
     return { loss: r.loss, grad: { data: r.grad, rows: logits.rows, cols: logits.cols } };
   } catch (e) {
     rethrow(e);
@@ -107,7 +107,7 @@ export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
   if (n === null) return ref.normPenalty(m, lambda);
   contract.checkPenalty('normPenalty', m, lambda);
   try {
-    const r = n.normPenalty(m.data, m.rows, m.cols, lambda);
+    const r = n.normPenalty({ m, lambda });
     return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
   } catch (e) {
     rethrow(e);
@@ -121,7 +121,7 @@ export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
   if (n === null) return ref.l1Penalty(m, lambda);
   contract.checkPenalty('l1Penalty', m, lambda);
   try {
-    const r = n.l1Penalty(m.data, m.rows, m.cols, lambda);
+    const r = n.l1Penalty({ m, lambda });
     return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
   } catch (e) {
     rethrow(e);
@@ -144,7 +144,7 @@ export function marginGeometry(prototypes: Matrix, options: MarginGeometryOption
   if (n === null) return ref.marginGeometry(prototypes, options);
   const p = contract.checkMarginGeometry('marginGeometry', prototypes, options);
   try {
-    const r = n.marginGeometry(prototypes.data, prototypes.rows, prototypes.cols, p.kind, p.margin);
+    const r = now(n.marginGeometry({ prototypes, kind: KIND_NAMES[p.kind], margin: p.margin }, SYNC));
     const C = prototypes.rows;
     return { angles: { data: r.angles, rows: C, cols: C }, gaps: { data: r.gaps, rows: C, cols: C } };
   } catch (e) {

@@ -2,7 +2,7 @@
  * Pipelines: top-k that composes (exact merging of shard results, streaming over corpus chunks)
  * and corpora larger than memory (memory-mapped corpus files). See docs/pipelines.md.
  */
-import { nativeBinding, rethrow } from './backend';
+import { mapFile } from './backend';
 import type { Matrix } from './matrix';
 import type { Corpus } from './contract/quantized';
 import { checkOpenOptions, corpusFromBuffer, readWhole, streamTopK, type CorpusChunks, type OpenCorpusOptions, type TopKStreamOptions } from './contract/pipelines';
@@ -45,14 +45,6 @@ export function topKStream(q: Matrix, chunks: CorpusChunks, k: number, options?:
 export function openCorpus(path: string, options?: OpenCorpusOptions): Corpus {
   if (typeof path !== 'string') fail('E_TYPE', `openCorpus: path must be a string, got ${typeof path}`);
   const expect = checkOpenOptions('openCorpus', options);
-  const n = nativeBinding();
-  let buf: ArrayBuffer;
-  if (n !== null && typeof n.mapCorpus === 'function') {
-    try {
-      buf = n.mapCorpus(path);
-    } catch (e) {
-      rethrow(e);
-    }
-  } else buf = readWhole('openCorpus', path);
+  const buf = mapFile(path) ?? readWhole('openCorpus', path);
   return corpusFromBuffer('openCorpus', path, buf, expect);
 }

@@ -6,7 +6,7 @@
 import { nat, rethrow } from './backend';
 import { refAsync } from './refasync';
 import { snap, snapOpts } from './contract/validate';
-import { CUDA_WORK, viaCuda } from './cuda';
+import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as contract from './contract/regularizers';
 import * as ref from './reference/regularizers';
@@ -33,7 +33,7 @@ export class BatchNorm extends contract.BatchNormBase {
     const { training, state } = contract.checkForwardState(this, m, options);
     const p = this.params('BatchNorm.forward');
     try {
-      const data = n.batchNormForward(m.data, m.rows, m.cols, state.runningMean, state.runningVar, state.momentum, state.eps, training);
+      const data = n.batchNormForward({ x: m, runningMean: state.runningMean, runningVar: state.runningVar, momentum: state.momentum, eps: state.eps, training });
       if (p) n.batchNormAffineInPlace(data, m.rows, m.cols, p[0], p[1]);
       this.remember(m, training, p);
       return { data, rows: m.rows, cols: m.cols };
@@ -52,7 +52,8 @@ export class BatchNorm extends contract.BatchNormBase {
     if (n === null) return ref.BatchNorm.prototype.backward.call(this, gradOut);
     const s = contract.checkBackward('BatchNorm.backward', this.dim, this.saved, gradOut);
     try {
-      const r = n.batchNormBackward(s.x, gradOut.data, s.rows, this.dim, s.weight ?? new Float32Array(0), this.eps);
+      const x = { data: s.x, rows: s.rows, cols: this.dim };
+      const r = now(n.batchNormBackward({ x, gradOut: gradOut.data, weight: s.weight ?? undefined, eps: this.eps }, SYNC));
       const gradX = { data: r.gradX, rows: s.rows, cols: this.dim };
       return this.affine ? { gradX, gradWeight: r.gradWeight, gradBias: r.gradBias } : { gradX };
     } catch (e) {
@@ -86,7 +87,7 @@ export function softThreshold(m: Matrix, lambda: number): Matrix {
   if (n === null) return ref.softThreshold(m, lambda);
   contract.checkSoftThreshold('softThreshold', m, lambda);
   try {
-    return { data: n.softThreshold(m.data, m.rows, m.cols, lambda), rows: m.rows, cols: m.cols };
+    return { data: now(n.softThreshold({ m, lambda }, SYNC)), rows: m.rows, cols: m.cols };
   } catch (e) {
     rethrow(e);
   }
@@ -120,7 +121,7 @@ export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
   if (n === null) return ref.embeddingDrift(a, b);
   contract.checkDrift('embeddingDrift', a, b);
   try {
-    return n.embeddingDrift(a.data, b.data, a.rows, a.cols);
+    return now(n.embeddingDrift({ a, b }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -138,7 +139,7 @@ export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
   if (n === null) return ref.sparsity(m, options);
   const eps = contract.checkSparsity('sparsity', m, options);
   try {
-    return n.sparsity(m.data, m.rows, m.cols, eps);
+    return now(n.sparsity({ m, eps }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -163,13 +164,7 @@ export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: Wasserste
   if (n === null) return ref.wassersteinRegularizer(a, b, options);
   const p = contract.checkWasserstein('wassersteinRegularizer', a, b, options);
   try {
-    const r = viaCuda(
-      CUDA_WORK.wassersteinRegularizer(a.rows, a.cols),
-      true,
-      (g) => g.cudaWassersteinRegularizer(a.data, b.data, a.rows, a.cols, p),
-      () => n.wassersteinRegularizer(a.data, b.data, a.rows, a.cols, p),
-      n,
-    );
+    const r = now(n.wassersteinRegularizer({ a, b, p }, onDevice()));
     return wrapW(r, a.rows, a.cols);
   } catch (e) {
     rethrow(e);
@@ -185,6 +180,6 @@ export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: Wass
     const n = nat();
     if (n === null) return refAsync<WassersteinResult>('wassersteinRegularizer', [a, b, options]);
     const [rows, cols] = [a.rows, a.cols];
-    return n.wassersteinRegularizerAsync(a.data, b.data, rows, cols, p).then((r) => wrapW(r, rows, cols), rethrow);
+    return soon(n.wassersteinRegularizer({ a, b, p }, ASYNC)).then((r) => wrapW(r, rows, cols), rethrow);
   });
 }

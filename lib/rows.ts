@@ -1,5 +1,5 @@
 /**
- * Batched row-wise pairs: `dotRows`, `cosineRows`, `l2sqRows` return one value per row of two
+ * Batched row-wise pairs: `dotRows`, `cosineRows`, `l2sqRows`, `l1Rows` return one value per row of two
  * n × d matrices in one call. A single-pair call (`dot`, `cosine`, `l2sq`) costs ~80 ns of
  * argument handling however short the vectors are; these pay it once for all n rows and run
  * at memory bandwidth. Each value equals the single-pair function on the same two rows.
@@ -10,7 +10,7 @@ import * as contract from './contract/rows';
 import * as ref from './reference/rows';
 import { snap } from './contract/validate';
 
-type RowsFn = 'dotRows' | 'cosineRows' | 'l2sqRows';
+type RowsFn = 'dotRows' | 'cosineRows' | 'l2sqRows' | 'l1Rows';
 
 function pairRows(fn: RowsFn, a: Matrix, b: Matrix): Float32Array {
   a = snap(fn, 'a', a);
@@ -19,7 +19,7 @@ function pairRows(fn: RowsFn, a: Matrix, b: Matrix): Float32Array {
   if (n === null) return ref[fn](a, b);
   contract.checkRows(fn, a, b);
   try {
-    return n[fn](a.data, b.data, a.rows, a.cols);
+    return n[fn]({ a, b });
   } catch (e) {
     rethrow(e);
   }
@@ -38,4 +38,9 @@ export function cosineRows(a: Matrix, b: Matrix): Float32Array {
 /** Squared Euclidean distance Σ_k (a_ik − b_ik)² for every row i. */
 export function l2sqRows(a: Matrix, b: Matrix): Float32Array {
   return pairRows('l2sqRows', a, b);
+}
+
+/** L1 (Manhattan) distance Σ_k |a_ik − b_ik| of row i of `a` and row i of `b`, for every row. */
+export function l1Rows(a: Matrix, b: Matrix): Float32Array {
+  return pairRows('l1Rows', a, b);
 }

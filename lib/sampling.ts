@@ -4,6 +4,7 @@
  * NCE loss with its gradients.
  */
 import { nat, rethrow } from './backend';
+import { SYNC, now } from './cuda';
 import type { Matrix } from './matrix';
 import { snap } from './contract/validate';
 import * as contract from './contract/sampling';
@@ -12,7 +13,6 @@ import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, Weigh
 
 export type { NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './contract/sampling';
 
-const EMPTY_F32 = new Float32Array(0);
 
 /**
  * Walker's alias sampler over K categories with probabilities weights / Σ weights (weights
@@ -97,7 +97,7 @@ export function negativeSamplingLoss(x: Matrix, positives: Matrix, negatives: Ma
   if (n === null) return ref.negativeSamplingLoss(x, positives, negatives, options);
   const p = contract.checkNegativeSampling('negativeSamplingLoss', x, positives, negatives, options);
   try {
-    const r = n.negativeSamplingLoss(x.data, x.rows, positives.data, negatives.data, negatives.rows, x.cols, p.k, p.logQ ?? EMPTY_F32, p.logQ !== null);
+    const r = now(n.negativeSamplingLoss({ x, positives: positives.data, negatives, k: p.k, logQ: p.logQ ?? undefined }, SYNC));
     return {
       loss: r.loss,
       gradX: { data: r.gradX, rows: x.rows, cols: x.cols },

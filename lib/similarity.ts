@@ -12,7 +12,7 @@ import * as contract from './contract/similarity';
 import * as ref from './reference/similarity';
 import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './contract/similarity';
 import * as v from './contract/validate';
-import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
+import { ASYNC, METRIC_NAMES, corpusArg, now, onDevice, soon } from './cuda';
 import { isQuantized, type Corpus, type QuantizedMatrix } from './contract/quantized';
 import { later } from './contract/async';
 
@@ -21,16 +21,9 @@ export { SKIP_NONE } from './contract/similarity';
 export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './contract/quantized';
 export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './contract/quantized';
 
-const NO_HALF = new Uint16Array(0);
-const NO_INT8 = new Int8Array(0);
-const NO_SCALES = new Float32Array(0);
-
-/** The compact-corpus arguments of the native entry points: half, int8, rows, cols, dtype code, scale, scales. */
-function qSplit(c: QuantizedMatrix, rows: number, cols: number): [Uint16Array, Int8Array, number, number, number, number, Float32Array] {
-  if (c.dtype === 'i8') {
-    return typeof c.scale === 'number' ? [NO_HALF, c.data, rows, cols, 3, c.scale, NO_SCALES] : [NO_HALF, c.data, rows, cols, 3, 0, c.scale];
-  }
-  return [c.data, NO_INT8, rows, cols, c.dtype === 'f16' ? 1 : 2, 0, NO_SCALES];
+/** The native arguments of similarityMatrix / topK. */
+function batchArgs(q: Matrix, c: Corpus, metric: number) {
+  return { q: { data: q.data, rows: q.rows, cols: q.cols }, c: corpusArg(c), metric: METRIC_NAMES[metric] };
 }
 export type { Metric } from './contract/validate';
 
@@ -127,17 +120,7 @@ export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions):
   if (n === null) return ref.similarityMatrix(q, c, options);
   const metric = contract.checkBatch('similarityMatrix', q, c, options);
   try {
-    if (isQuantized(c)) {
-      return { data: n.similarityMatrixQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric), rows: q.rows, cols: c.rows };
-    }
-    const data = viaCuda(
-      CUDA_WORK.similarity(q.rows, c.rows, q.cols),
-      true,
-      (g) => g.cudaSimilarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
-      () => n.similarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
-      n,
-    );
-    return { data, rows: q.rows, cols: c.rows };
+    return { data: now(n.similarityMatrix(batchArgs(q, c, metric), onDevice())), rows: q.rows, cols: c.rows };
   } catch (e) {
     rethrow(e);
   }
@@ -158,53 +141,18 @@ export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): To
   if (n === null) return ref.topK(q, c, k, options);
   const sel = ref.selectTypes('topK', options);
   const metric = contract.checkTopK('topK', q, c, k, options, sel);
-  const rows = c.rows;
   try {
-    let r: TopKResult;
-    if (sel.skip !== undefined || sel.mask !== undefined) r = n.topKSelect(...selArgs(q, c, k, metric, sel));
-    else if (isQuantized(c)) r = n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric);
-    else {
-      r = viaCuda(
-        CUDA_WORK.similarity(q.rows, c.rows, q.cols),
-        k <= CUDA_TOPK_MAX_K,
-        (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
-        () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
-        n,
-      );
-    }
-    return tagged(r, rows, k);
+    return tagged(now(n.topK({ ...batchArgs(q, c, metric), k, ...sel }, onDevice())), c.rows, k);
   } catch (e) {
     rethrow(e);
   }
 }
-
-const NO_F32 = new Float32Array(0);
-const NO_U32 = new Uint32Array(0);
-const NO_U8 = new Uint8Array(0);
 
 /** Adds `corpusRows` and `k` to a native top-k result. */
 function tagged(r: TopKResult, corpusRows: number, k: number): TopKResult {
   r.corpusRows = corpusRows;
   r.k = k;
   return r;
-}
-
-/** The arguments of the native `topKSelect` (any corpus storage, skip / mask). */
-function selArgs(
-  q: Matrix,
-  c: Corpus,
-  k: number,
-  metric: number,
-  sel: TopKSelect,
-): [Float32Array, number, Float32Array, Uint16Array, Int8Array, number, number, number, number, Float32Array, number, number, number, Uint32Array, Uint8Array] {
-  const flags = (sel.skip !== undefined ? 1 : 0) | (sel.mask !== undefined ? 2 : 0);
-  const skip = sel.skip ?? NO_U32;
-  const mask = sel.mask ?? NO_U8;
-  if (isQuantized(c)) {
-    const [half, int8, rows, cols, dtype, scale, scales] = qSplit(c, c.rows, q.cols);
-    return [q.data, q.rows, NO_F32, half, int8, rows, cols, dtype, scale, scales, k, metric, flags, skip, mask];
-  }
-  return [q.data, q.rows, c.data, NO_HALF, NO_INT8, c.rows, q.cols, 0, 0, NO_SCALES, k, metric, flags, skip, mask];
 }
 
 /**
@@ -219,12 +167,8 @@ export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOpti
     const metric = contract.checkBatch(fn, q, c, options);
     const n = nat();
     if (n === null) return refAsync<Matrix>('similarityMatrix', [q, c, options]);
-    const qr = q.rows;
-    const cr = c.rows;
-    if (isQuantized(c)) {
-      return n.similarityMatrixQAsync(q.data, qr, ...qSplit(c, cr, q.cols), metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
-    }
-    return n.similarityMatrixAsync(q.data, qr, c.data, cr, q.cols, metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
+    const [qr, cr] = [q.rows, c.rows];
+    return soon(n.similarityMatrix(batchArgs(q, c, metric), ASYNC)).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
   });
 }
 
@@ -238,9 +182,6 @@ export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions
     const n = nat();
     if (n === null) return refAsync<TopKResult>('topK', [q, c, k, options]);
     const rows = c.rows;
-    const done = (r: TopKResult) => tagged(r, rows, k);
-    if (sel.skip !== undefined || sel.mask !== undefined) return n.topKSelectAsync(...selArgs(q, c, k, metric, sel)).then(done, rethrow);
-    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric).then(done, rethrow);
-    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then(done, rethrow);
+    return soon(n.topK({ ...batchArgs(q, c, metric), k, ...sel }, ASYNC)).then((r) => tagged(r, rows, k), rethrow);
   });
 }

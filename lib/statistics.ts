@@ -5,6 +5,7 @@
  * pairwise cosines of a set of embeddings against that null.
  */
 import { nat, rethrow } from './backend';
+import { ASYNC, SYNC, now, soon } from './cuda';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import { snap, snapOpts } from './contract/validate';
@@ -25,7 +26,7 @@ export function randomUnitVectors(n: number, d: number, seed: number): Matrix {
   if (b === null) return ref.randomUnitVectors(n, d, seed);
   contract.checkRandomUnitVectors(n, d, seed);
   try {
-    return { data: b.randomUnitVectors(n, d, seed), rows: n, cols: d };
+    return { data: now(b.randomUnitVectors({ n, d, seed }, SYNC)), rows: n, cols: d };
   } catch (e) {
     rethrow(e);
   }
@@ -69,7 +70,7 @@ export function similarityStats(m: Matrix, options?: SimilarityStatsOptions): Si
   if (b === null) return ref.similarityStats(m, options);
   const s = contract.checkSimilarityStats(m, options);
   try {
-    return b.similarityStats(m.data, m.rows, m.cols, s?.pairs, s?.seed);
+    return now(b.similarityStats({ m, samplePairs: s?.pairs, sampleSeed: s?.seed }, SYNC));
   } catch (e) {
     rethrow(e);
   }
@@ -86,7 +87,7 @@ export function similarityStatsAsync(m: Matrix, options?: SimilarityStatsOptions
     const s = contract.checkSimilarityStats(m, options);
     const b = nat();
     if (b === null) return refAsync<SimilarityStats>('similarityStats', [m, s ? { sample: s } : undefined]);
-    return b.similarityStatsAsync(m.data, m.rows, m.cols, s?.pairs, s?.seed).then((r) => r, rethrow);
+    return soon(b.similarityStats({ m, samplePairs: s?.pairs, sampleSeed: s?.seed }, ASYNC)).then((r) => r, rethrow);
   } catch (e) {
     return Promise.reject(fromNative(e));
   }

@@ -82,39 +82,55 @@ describe('cuda backend: availability', () => {
     }
   });
 
-  it('the raw GPU bindings check shapes first, then report the missing backend as E_BACKEND', () => {
+  it('the raw bindings asked for the GPU check shapes first, then report the missing backend as E_BACKEND', () => {
     const q = new Float32Array(6);
     const c = new Float32Array(6);
-    rawThrows(() => native.cudaSimilarityMatrix(q, 2, c, 4, 3, 0), 'E_SHAPE');
-    rawThrows(() => native.cudaTopK(q, 2, c, 2, 3, 3, 0), 'E_ARG');
-    rawThrows(() => native.cudaTopK(q, 2, c, 2, 3, 1, 7), 'E_ARG');
+    const GPU = { mode: 'sync', device: 'gpu' };
+    const sim = (cRows: number, metric = 'dot') => native.similarityMatrix({ q: { data: q, rows: 2, cols: 3 }, c: { dtype: 'f32', rows: cRows, f32: c }, metric }, GPU);
+    const top = (k: number) => native.topK({ q: { data: q, rows: 2, cols: 3 }, c: { dtype: 'f32', rows: 2, f32: c }, k, metric: 'dot' }, GPU);
+    rawThrows(() => sim(4), 'E_SHAPE');
+    rawThrows(() => top(3), 'E_ARG');
     expect(native.cudaTopKMax()).toBe(128);
     if (!gpu) {
-      rawThrows(() => native.cudaSimilarityMatrix(q, 2, c, 2, 3, 0), 'E_BACKEND', /not available/);
-      rawThrows(() => native.cudaTopK(q, 2, c, 2, 3, 1, 0), 'E_BACKEND', /not available/);
+      rawThrows(() => sim(2), 'E_BACKEND', /not available/);
+      rawThrows(() => top(1), 'E_BACKEND', /not available/);
+      // k beyond the GPU's limit runs on the CPU (and fails there for its own reason here: k > c.rows).
+      rawThrows(() => top(129), 'E_ARG', /k/);
+      // 'auto' falls back to the CPU silently, whatever the work threshold.
+      const auto = { mode: 'sync', device: 'auto', minWork: 0 };
+      const r = native.similarityMatrix({ q: { data: q, rows: 2, cols: 3 }, c: { dtype: 'f32', rows: 2, f32: c }, metric: 'dot' }, auto) as Float32Array;
+      expect(Array.from(r)).toEqual([0, 0, 0, 0]);
     }
   });
 
-  it('the raw GPU learning bindings validate like their CPU twins before asking for the device', () => {
+  it('the raw learning bindings asked for the GPU validate like the CPU before asking for the device', () => {
     const x = new Float32Array([1, 2, 3, 4, 5, 6]);
-    const none = new Uint32Array(0);
-    const noQ = new Float32Array(0);
+    const m = (data: Float32Array, rows: number, cols = 3) => ({ data, rows, cols });
+    const GPU = { mode: 'sync', device: 'gpu' };
+    const nce = (o: Record<string, unknown>) => native.infoNCE({ q: m(x, 2), keys: m(x, 2), temperature: 0.1, normalize: false, ...o }, GPU);
     // shapes, then arguments, then values — the CPU's order
-    rawThrows(() => native.cudaInfoNCE(x, 2, x, 3, 3, 0.1, none, noQ, false, false), 'E_SHAPE');
-    rawThrows(() => native.cudaInfoNCE(x, 2, x, 2, 3, 0, none, noQ, false, false), 'E_ARG', /temperature/);
-    rawThrows(() => native.cudaInfoNCE(x, 2, x, 2, 3, 0.1, new Uint32Array([0, 5]), noQ, false, false), 'E_ARG', /positives\[1\]/);
-    rawThrows(() => native.cudaInfoNCE(new Float32Array([1, 2, 3, NaN, 5, 6]), 2, x, 2, 3, 0.1, none, noQ, false, false), 'E_NON_FINITE');
-    rawThrows(() => native.cudaNtXent(x, x, 3, 3, 0.1), 'E_SHAPE');
-    rawThrows(() => native.cudaNtXent(x, new Float32Array([0, 0, 0, 1, 1, 1]), 2, 3, 0.1), 'E_ARG', /zero norm/);
-    rawThrows(() => native.cudaMarginSoftmax(x, 2, x, 2, 3, new Uint32Array([0, 2]), 0, 30, 0, 0), 'E_ARG', /labels\[1\]/);
-    rawThrows(() => native.cudaMarginSoftmax(x, 2, x, 2, 3, new Uint32Array([0, 1]), 2, 30, 2, 0), 'E_ARG', /margin/);
-    rawThrows(() => native.cudaWassersteinRegularizer(x, x, 1, 6, 2), 'E_SHAPE');
-    rawThrows(() => native.cudaWassersteinRegularizer(x, x, 2, 3, 3), 'E_ARG', /p must be/);
+    rawThrows(() => nce({ keys: m(x, 3) }), 'E_SHAPE');
+    rawThrows(() => nce({ temperature: 0 }), 'E_ARG', /temperature/);
+    rawThrows(() => nce({ positives: new Uint32Array([0, 5]) }), 'E_ARG', /positives\[1\]/);
+    rawThrows(() => nce({ q: m(new Float32Array([1, 2, 3, NaN, 5, 6]), 2) }), 'E_NON_FINITE');
+    const ntx = (a: Float32Array, b: Float32Array, rows: number) => native.ntXent({ a: m(a, rows), b: m(b, rows), temperature: 0.1 }, GPU);
+    rawThrows(() => ntx(x, x, 3), 'E_SHAPE');
+    rawThrows(() => ntx(x, new Float32Array([0, 0, 0, 1, 1, 1]), 2), 'E_ARG', /zero norm/);
+    const margin = (labels: number[], kind: string, mg: number, ls = 0) =>
+      native.marginSoftmax({ x: m(x, 2), prototypes: m(x, 2), labels: new Uint32Array(labels), kind, scale: 30, margin: mg, labelSmoothing: ls }, GPU);
+    rawThrows(() => margin([0, 2], 'normalized', 0), 'E_ARG', /labels\[1\]/);
+    rawThrows(() => margin([0, 1], 'arcface', 2), 'E_ARG', /margin/);
+    const w = (rows: number, cols: number, p: number) => native.wassersteinRegularizer({ a: m(x, rows, cols), b: m(x, rows, cols), p }, GPU);
+    rawThrows(() => w(1, 6, 2), 'E_SHAPE');
+    rawThrows(() => w(2, 3, 3), 'E_ARG', /p must be/);
     if (!gpu) {
-      rawThrows(() => native.cudaInfoNCE(x, 2, x, 2, 3, 0.1, none, noQ, false, true), 'E_BACKEND', /not available/);
-      rawThrows(() => native.cudaNtXent(x, x, 2, 3, 0.1), 'E_BACKEND', /not available/);
-      rawThrows(() => native.cudaMarginSoftmax(x, 2, x, 2, 3, new Uint32Array([0, 1]), 2, 30, 0.5, 0.1), 'E_BACKEND', /not available/);
-      rawThrows(() => native.cudaWassersteinRegularizer(x, x, 2, 3, 2), 'E_BACKEND', /not available/);
+      rawThrows(() => nce({ normalize: true }), 'E_BACKEND', /not available/);
+      rawThrows(() => ntx(x, x, 2), 'E_BACKEND', /not available/);
+      rawThrows(() => margin([0, 1], 'arcface', 0.5, 0.1), 'E_BACKEND', /not available/);
+      rawThrows(() => w(2, 3, 2), 'E_BACKEND', /not available/);
+      // With keyIds the GPU form does not apply: the CPU computes, even when the GPU is asked for.
+      const r = nce({ keyIds: new Uint32Array([0, 1]) }) as { loss: number };
+      expect(Number.isFinite(r.loss)).toBe(true);
     }
   });
 });

@@ -115,8 +115,6 @@ describe('size arithmetic on dimensions', () => {
   it('the native binding refuses dimensions whose products overflow, with E_SHAPE / E_ARG', () => {
     const q = randm(1, 4, 1);
     const half = new Uint16Array(4);
-    const empty8 = new Int8Array(0);
-    const noScales = new Float32Array(0);
     const code = (f: () => unknown): string => {
       try {
         f();
@@ -128,13 +126,16 @@ describe('size arithmetic on dimensions', () => {
     };
     // Compact corpus: c.rows × cols = (2^52 + 1) × 4 does not match the data length, and
     // (2^52 + 1) × 2^20 does not even fit in 64 bits: both are shape errors, never a wrap-around.
-    expect(code(() => native.similarityMatrixQ(q.data, 1, half, empty8, big, 4, 1, 1, noScales, 0))).toBe('E_SHAPE');
-    expect(code(() => native.similarityMatrixQ(q.data, 1, half, empty8, big, 2 ** 20, 1, 1, noScales, 0))).toBe('E_SHAPE');
-    expect(code(() => native.topKQ(q.data, 1, half, empty8, big, 4, 1, 1, noScales, 1, 0))).toBe('E_SHAPE');
-    expect(code(() => native.similarityMatrix(q.data, big, q.data, 1, 4, 0))).toBe('E_SHAPE');
-    expect(code(() => native.similarityMatrix(q.data, 1, q.data, big, 2 ** 40, 0))).toBe('E_SHAPE');
-    expect(code(() => native.matmul(q.data, 1, 4, q.data, big))).toBe('E_SHAPE');
-    expect(code(() => native.randomUnitVectors(2 ** 52, 2 ** 52, 1))).toBe('E_ARG');
+    const S = { mode: 'sync' };
+    const qm = (rows: number, cols = 4) => ({ data: q.data, rows, cols });
+    const f16 = (rows: number) => ({ dtype: 'f16', rows, half });
+    expect(code(() => native.similarityMatrix({ q: qm(1), c: f16(big), metric: 'dot' }, S))).toBe('E_SHAPE');
+    expect(code(() => native.similarityMatrix({ q: qm(1, 2 ** 20), c: f16(big), metric: 'dot' }, S))).toBe('E_SHAPE');
+    expect(code(() => native.topK({ q: qm(1), c: f16(big), k: 1, metric: 'dot' }, S))).toBe('E_SHAPE');
+    expect(code(() => native.similarityMatrix({ q: qm(big), c: { dtype: 'f32', rows: 1, f32: q.data }, metric: 'dot' }, S))).toBe('E_SHAPE');
+    expect(code(() => native.similarityMatrix({ q: qm(1, 2 ** 40), c: { dtype: 'f32', rows: big, f32: q.data }, metric: 'dot' }, S))).toBe('E_SHAPE');
+    expect(code(() => native.matmul({ a: qm(1), b: { data: q.data, rows: 4, cols: big } }, S))).toBe('E_SHAPE');
+    expect(code(() => native.randomUnitVectors({ n: 2 ** 52, d: 2 ** 52, seed: 1 }, S))).toBe('E_ARG');
     expect(code(() => native.normalizeRows(q.data, big))).toBe('E_SHAPE');
   });
 

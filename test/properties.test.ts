@@ -766,6 +766,7 @@ const TABLE: Record<string, Row> = {
   dotRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
   cosineRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
   l2sqRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
+  l1Rows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
   graphGeodesics: fn(geoArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
   graphGeodesicsAsync: fn(geoArgs, [graphMuts], { tol: [1e-4, 1e-5] }),
   hyperbolicity: fn(hypArgs, [graphMuts], { tol: [1e-4, 1e-5] }),

@@ -30,6 +30,26 @@ describe('batched row-wise pairs', () => {
     });
   }
 
+  it('l1Rows is the sum of absolute differences per row, on both backends', () => {
+    const a = { data: new Float32Array([1, -2, 3, 0.5, 0, -1]), rows: 2, cols: 3 };
+    const b = { data: new Float32Array([0, 2, 3, -0.5, 0, 1]), rows: 2, cols: 3 };
+    expect(Array.from(dv.l1Rows(a, b))).toEqual([5, 3]);
+    expect(Array.from(ref.l1Rows(a, b))).toEqual([5, 3]);
+    for (const [rows, cols] of [[1, 1], [3, 7], [700, 5], [1025, 17]] as const) {
+      const x = randm(rows, cols, rows + cols);
+      const y = randm(rows, cols, 3 * rows + cols);
+      const got = dv.l1Rows(x, y);
+      expect(got).toBeInstanceOf(Float32Array);
+      close(got, ref.l1Rows(x, y), 1e-6, 1e-6);
+      // A metric: zero on equal rows, symmetric, and the triangle inequality through 0.
+      expect(Array.from(dv.l1Rows(x, x)).every((v) => v === 0)).toBe(true);
+      expect(dv.l1Rows(y, x)).toEqual(got);
+      const zero = { data: new Float32Array(rows * cols), rows, cols };
+      const viaZero = dv.l1Rows(x, zero).map((v, i) => v + dv.l1Rows(zero, y)[i]);
+      for (let i = 0; i < rows; i++) expect(got[i]).toBeLessThanOrEqual(viaZero[i] * (1 + 1e-6));
+    }
+  });
+
   it('honours subarray views at any offset', () => {
     const big = randm(9, 6, 5).data;
     const a = { data: big.subarray(1, 1 + 24), rows: 4, cols: 6 };
@@ -58,7 +78,7 @@ describe('batched row-wise pairs', () => {
     ];
     for (const [x, y, code] of cases) {
       for (const lib of [dv, ref]) {
-        for (const [fn] of OPS) {
+        for (const fn of [...OPS.map(([f]) => f), 'l1Rows' as const]) {
           let err: unknown;
           try {
             (lib[fn] as (p: unknown, q: unknown) => unknown)(x, y);

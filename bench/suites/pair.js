@@ -98,7 +98,6 @@ module.exports = async function pair({ quick, smoke }) {
       impl('densevec dot', 'densevec', 1, () => dv.dot(one, two)),
       typeof binding.dotFast === 'function' &&
         impl('densevec raw dotFast(a, b)', 'floor', 1, () => binding.dotFast(one, two)),
-      impl('densevec binding dot(typed arrays)', 'floor', 1, () => binding.dot(one, two)),
       impl('densevec nativeThreads() (no args)', 'floor', 1, () => binding.nativeThreads()),
       simsimd && impl('simsimd dot', 'anchor', 1, () => simsimd.dot(one, two)),
     ],

@@ -17,7 +17,7 @@ export { SKIP_NONE } from '../contract/similarity';
 export type { MetricOptions, TopKOptions, TopKResult } from '../contract/similarity';
 export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from '../contract/quantized';
 export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from '../contract/quantized';
-export { dotRows, cosineRows, l2sqRows } from './rows';
+export { dotRows, cosineRows, l2sqRows, l1Rows } from './rows';
 
 export { randomUnitVectors, nullCosine, cosinePValue, similarityStats } from './statistics';
 export type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions, Tail } from '../contract/statistics';

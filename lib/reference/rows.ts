@@ -29,3 +29,15 @@ export function cosineRows(a: Matrix, b: Matrix): Float32Array {
 export function l2sqRows(a: Matrix, b: Matrix): Float32Array {
   return pairRows('l2sqRows', a, b, l2sq);
 }
+
+/** Σ_k |a_ik − b_ik| (summed in float64) of two rows. */
+function l1(x: Float32Array, y: Float32Array): number {
+  let s = 0;
+  for (let k = 0; k < x.length; k++) s += Math.abs(x[k] - y[k]);
+  return s;
+}
+
+/** L1 (Manhattan) distance Σ_k |a_ik − b_ik| of row i of `a` and row i of `b`, for every row. */
+export function l1Rows(a: Matrix, b: Matrix): Float32Array {
+  return pairRows('l1Rows', a, b, l1);
+}

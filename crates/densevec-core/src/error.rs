@@ -108,23 +108,9 @@ pub fn js_num(v: f64) -> String {
 }
 
 /// Checks a matrix buffer: `data.len() == rows * cols` and non-empty. Same text as the
-/// TypeScript check (`validate.matShape`).
+/// TypeScript check (`validate.matShape`); the check itself is [`crate::view::MatRef::new`].
 pub fn check_matrix(func: &str, name: &str, data: &[f32], rows: usize, cols: usize) -> Result<()> {
-    if rows.checked_mul(cols) != Some(data.len()) {
-        let product = (rows as f64) * (cols as f64);
-        bail!(
-            Shape,
-            "{func}: {name}.data has length {} but rows * cols = {} * {} = {}",
-            data.len(),
-            rows,
-            cols,
-            js_num(product)
-        );
-    }
-    if rows == 0 || cols == 0 {
-        bail!(Shape, "{func}: {name} is empty ({rows} x {cols})");
-    }
-    Ok(())
+    crate::view::MatRef::new(func, name, data, rows, cols).map(|_| ())
 }
 
 /// Fails with `E_NON_FINITE` if any value is NaN or ±∞ (the value printed as JavaScript does).

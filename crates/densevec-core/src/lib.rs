@@ -20,5 +20,6 @@ pub mod sampling;
 pub mod similarity;
 pub mod statistics;
 pub mod topk;
+pub mod view;
 
 pub use error::{Code, Error, Result};

@@ -1,5 +1,5 @@
 //! Batched row-wise pairs: one value per row of two `n × d` matrices (`dotRows`, `cosineRows`,
-//! `l2sqRows`). Memory-bandwidth bound: each input row is read once, the pair functions of
+//! `l2sqRows`, `l1Rows`). Memory-bandwidth bound: each input row is read once, the pair functions of
 //! [`crate::similarity`] do the arithmetic, so every value equals the single-pair function on
 //! the same two rows, bit for bit.
 
@@ -18,6 +18,8 @@ pub enum PairOp {
     Cosine,
     /// Σ (a_k − b_k)².
     L2sq,
+    /// Σ |a_k − b_k| (the L1, Manhattan, distance), summed in float64.
+    L1,
 }
 
 impl PairOp {
@@ -26,8 +28,18 @@ impl PairOp {
             PairOp::Dot => similarity::dot(a, b),
             PairOp::Cosine => similarity::cosine(a, b),
             PairOp::L2sq => similarity::l2sq(a, b),
+            PairOp::L1 => Ok(l1(a, b)),
         }
     }
+}
+
+/// Σ |a_k − b_k| of two equal-length rows, summed in float64 (exact to float32 rounding for
+/// any row length a typed array holds) and rounded once.
+fn l1(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).abs())
+        .sum::<f64>() as f32
 }
 
 /// Rows per parallel piece (fixed, so the work split never depends on the thread count; each
@@ -89,7 +101,7 @@ mod tests {
         for &(rows, cols) in &[(1, 1), (3, 7), (513, 5), (1500, 33)] {
             let a = data(rows * cols, 1);
             let b = data(rows * cols, 2);
-            for op in [PairOp::Dot, PairOp::Cosine, PairOp::L2sq] {
+            for op in [PairOp::Dot, PairOp::Cosine, PairOp::L2sq, PairOp::L1] {
                 let got = pair_rows("t", op, &a, &b, rows, cols).unwrap();
                 for (i, g) in got.iter().enumerate() {
                     let r = i * cols..(i + 1) * cols;
@@ -98,6 +110,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn l1_is_the_sum_of_absolute_differences() {
+        let (a, b) = (
+            [1.0f32, -2.0, 3.0, 0.5, 0.0, -1.0],
+            [0.0f32, 2.0, 3.0, -0.5, 0.0, 1.0],
+        );
+        let got = pair_rows("l1Rows", PairOp::L1, &a, &b, 2, 3).unwrap();
+        assert_eq!(got, vec![5.0, 3.0]);
     }
 
     #[test]

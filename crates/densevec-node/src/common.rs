@@ -1,5 +1,5 @@
-//! Shared plumbing of the bindings: error mapping, panic containment, returned buffers, async
-//! tasks.
+//! Shared plumbing of the bindings: error mapping, panic containment, returned buffers (the
+//! runner of every operation is `run.rs`).
 //!
 //! Every error crosses into JavaScript as a plain `Error` whose message is `CODE|text`; the
 //! TypeScript layer turns it into a `DensevecError` with `code = CODE`. Panics are caught and
@@ -13,7 +13,7 @@
 
 use densevec_core::{alloc, Code, Error as CoreError};
 use napi::bindgen_prelude::*;
-use napi::{sys, ScopedTask};
+use napi::sys;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -61,21 +61,7 @@ pub fn to_usize(func: &str, name: &str, v: f64) -> napi::Result<usize> {
     Ok(v as usize)
 }
 
-/// Converts the `(q.rows, c.rows, cols)` numbers of a batched query × corpus call.
-pub fn batch_dims(
-    func: &str,
-    q_rows: f64,
-    c_rows: f64,
-    cols: f64,
-) -> napi::Result<(usize, usize, usize)> {
-    Ok((
-        to_usize(func, "q.rows", q_rows)?,
-        to_usize(func, "c.rows", c_rows)?,
-        to_usize(func, "cols", cols)?,
-    ))
-}
-
-/// A fallible copy of an input (the `…Async` twins copy theirs before queuing the work).
+/// A fallible copy of an input (asynchronous calls copy theirs before queuing the work).
 pub fn copy<T: Copy>(func: &str, name: &str, src: &[T]) -> napi::Result<Vec<T>> {
     alloc::try_copy(func, &format!("a copy of {name}"), src).map_err(to_napi)
 }
@@ -186,40 +172,89 @@ where
     }
 }
 
-/// A boxed computation run on the libuv pool by `AsyncTask`. Inputs are owned copies taken on
-/// the calling thread, so a caller may mutate or detach its buffers while the task runs.
-pub struct Job<T: IntoJs> {
-    name: &'static str,
-    f: Option<Box<dyn FnOnce() -> densevec_core::Result<T> + Send>>,
+/// Runs a synchronous core call and turns its result into JavaScript values (errors name
+/// `func`): the body of every entry point that has no asynchronous or GPU form.
+pub fn call<'e, T: IntoJs>(
+    env: &'e Env,
+    func: &str,
+    f: impl FnOnce() -> densevec_core::Result<T>,
+) -> napi::Result<T::Js<'e>> {
+    guard(func, f)?.into_js(env, func)
 }
 
-impl<T: IntoJs> Job<T> {
-    pub fn new(
-        name: &'static str,
-        f: impl FnOnce() -> densevec_core::Result<T> + Send + 'static,
-    ) -> AsyncTask<Job<T>> {
-        AsyncTask::new(Job {
-            name,
-            f: Some(Box::new(f)),
-        })
+/// `IntoJs` for plain `#[napi(object)]` results (numbers only): the value itself.
+macro_rules! plain_js {
+    ($($t:ty),*) => {$(
+        impl $crate::common::IntoJs for $t {
+            type Js<'e> = $t;
+            fn into_js(self, _env: &Env, _func: &str) -> napi::Result<$t> {
+                Ok(self)
+            }
+        }
+    )*};
+}
+pub(crate) use plain_js;
+
+/// Numbers of a core result as JavaScript numbers.
+pub trait ToF64 {
+    fn to_f64(self) -> f64;
+}
+
+impl ToF64 for f64 {
+    fn to_f64(self) -> f64 {
+        self
     }
 }
 
-impl<'task, T: IntoJs> ScopedTask<'task> for Job<T> {
-    type Output = T;
-    type JsValue = T::Js<'task>;
-
-    fn compute(&mut self) -> napi::Result<T> {
-        let f = self.f.take().ok_or_else(|| {
-            napi::Error::new(
-                Status::GenericFailure,
-                format!("E_INTERNAL|{}: task ran twice", self.name),
-            )
-        })?;
-        guard(self.name, f)
-    }
-
-    fn resolve(&mut self, env: &'task Env, output: T) -> napi::Result<T::Js<'task>> {
-        output.into_js(env, self.name)
+impl ToF64 for usize {
+    fn to_f64(self) -> f64 {
+        self as f64
     }
 }
+
+/// A result object of numbers, typed arrays (each made by [`typed`] and named in a refused
+/// allocation) and nested objects, and its [`IntoJs`] from the core's result type:
+/// `js_result!(Name from core::T { num, …; buf: Float32ArraySlice = "what", …; obj: Ty => conv, … });`,
+/// or `js_result!(Name from core::T { num, … })` for a result of numbers only.
+macro_rules! js_result {
+    ($(#[$m:meta])* $name:ident from $src:ty { $($num:ident),* }) => {
+        $(#[$m])*
+        #[napi(object, object_from_js = false)]
+        pub struct $name {
+            $(pub $num: f64,)*
+        }
+
+        impl $crate::common::IntoJs for $src {
+            type Js<'e> = $name;
+            fn into_js(self, _env: &Env, _func: &str) -> napi::Result<$name> {
+                Ok($name { $($num: $crate::common::ToF64::to_f64(self.$num),)* })
+            }
+        }
+    };
+    ($(#[$m:meta])* $name:ident from $src:ty {
+        $($num:ident),*;
+        $($buf:ident: $bt:ident = $what:literal),*;
+        $($obj:ident: $ot:ty => $conv:path),*
+    }) => {
+        $(#[$m])*
+        #[napi(object, object_from_js = false)]
+        pub struct $name<'e> {
+            $(pub $num: f64,)*
+            $(pub $buf: $bt<'e>,)*
+            $(pub $obj: $ot,)*
+        }
+
+        impl $crate::common::IntoJs for $src {
+            type Js<'e> = $name<'e>;
+            fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<$name<'e>> {
+                let _ = (env, func);
+                Ok($name {
+                    $($num: $crate::common::ToF64::to_f64(self.$num),)*
+                    $($buf: $crate::common::typed(env, func, $what, &self.$buf)?,)*
+                    $($obj: $conv(self.$obj),)*
+                })
+            }
+        }
+    };
+}
+pub(crate) use js_result;

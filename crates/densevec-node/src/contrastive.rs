@@ -1,6 +1,9 @@
 //! Bindings of chapter 3: contrastive learning.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::js_result;
+use crate::common::plain_js;
+use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -23,60 +26,24 @@ fn stats(s: c::NceStats) -> ContrastiveStats {
     }
 }
 
-/// `{ loss, gradQ, gradKeys, gradTemperature, stats }` of infoNCE (gradients row-major,
-/// shapes of q and keys).
-#[napi(object, object_from_js = false)]
-pub struct InfoNceResult<'e> {
-    pub loss: f64,
-    pub grad_q: Float32ArraySlice<'e>,
-    pub grad_keys: Float32ArraySlice<'e>,
-    pub grad_temperature: f64,
-    pub stats: ContrastiveStats,
-}
-
-impl IntoJs for c::InfoNce {
-    type Js<'e> = InfoNceResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<InfoNceResult<'e>> {
-        Ok(InfoNceResult {
-            loss: self.loss,
-            grad_q: typed(env, func, "gradQ", &self.grad_q)?,
-            grad_keys: typed(env, func, "gradKeys", &self.grad_keys)?,
-            grad_temperature: self.grad_temperature,
-            stats: stats(self.stats),
-        })
+js_result!(
+    /// `{ loss, gradQ, gradKeys, gradTemperature, stats }` of infoNCE (gradients row-major,
+    /// shapes of q and keys).
+    InfoNceResult from c::InfoNce {
+        loss, grad_temperature;
+        grad_q: Float32ArraySlice = "gradQ", grad_keys: Float32ArraySlice = "gradKeys";
+        stats: ContrastiveStats => stats
     }
-}
+);
 
-/// `{ loss, gradA, gradB, gradTemperature, stats }` of ntXent.
-#[napi(object, object_from_js = false)]
-pub struct NtXentResult<'e> {
-    pub loss: f64,
-    pub grad_a: Float32ArraySlice<'e>,
-    pub grad_b: Float32ArraySlice<'e>,
-    pub grad_temperature: f64,
-    pub stats: ContrastiveStats,
-}
-
-impl IntoJs for c::NtXent {
-    type Js<'e> = NtXentResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<NtXentResult<'e>> {
-        Ok(NtXentResult {
-            loss: self.loss,
-            grad_a: typed(env, func, "gradA", &self.grad_a)?,
-            grad_b: typed(env, func, "gradB", &self.grad_b)?,
-            grad_temperature: self.grad_temperature,
-            stats: stats(self.stats),
-        })
+js_result!(
+    /// `{ loss, gradA, gradB, gradTemperature, stats }` of ntXent.
+    NtXentResult from c::NtXent {
+        loss, grad_temperature;
+        grad_a: Float32ArraySlice = "gradA", grad_b: Float32ArraySlice = "gradB";
+        stats: ContrastiveStats => stats
     }
-}
-
-fn ids(key_ids: &[u32]) -> Option<&[u32]> {
-    if key_ids.is_empty() {
-        None
-    } else {
-        Some(key_ids)
-    }
-}
+);
 
 /// `{ muP, muQ, M }` of mismatchScore.
 #[napi(object)]
@@ -87,150 +54,159 @@ pub struct MismatchResult {
     pub m: f64,
 }
 
-pub(crate) fn nce_opts<'a>(
-    temperature: f64,
-    positives: &'a [u32],
-    log_q: &'a [f32],
-    has_log_q: bool,
-    normalize: bool,
-) -> InfoNceOpts<'a> {
-    InfoNceOpts {
-        temperature,
-        positives: if positives.is_empty() {
-            None
-        } else {
-            Some(positives)
-        },
-        log_q: if has_log_q { Some(log_q) } else { None },
-        normalize,
+/// The arguments of `infoNCE`: `positives` absent means query i ↔ key i, `logQ` absent means
+/// no sampled-softmax correction, `keyIds` absent means no removal of accidental hits.
+#[napi(object, object_to_js = false)]
+pub struct InfoNceArgs {
+    pub q: Mat,
+    pub keys: Mat,
+    pub temperature: f64,
+    pub positives: Option<Uint32Array>,
+    pub log_q: Option<Float32Array>,
+    pub normalize: bool,
+    pub key_ids: Option<Uint32Array>,
+}
+
+impl InfoNceArgs {
+    fn opts(&self) -> InfoNceOpts<'_> {
+        InfoNceOpts {
+            temperature: self.temperature,
+            positives: self.positives.as_deref(),
+            log_q: self.log_q.as_deref(),
+            normalize: self.normalize,
+        }
+    }
+
+    /// Whether a float32 logit could overflow (a subnormal τ, say): the CPU handles those.
+    fn logits_may_overflow(&self) -> bool {
+        let t = self.temperature;
+        let log_q = self.log_q.as_deref().map_or(0.0, max_abs);
+        let bound = max_abs(&self.q.data) * max_abs(&self.keys.data) * self.q.cols / t + log_q;
+        !((1.0 / t) as f32).is_finite() || bound.is_nan() || bound >= 1e36
     }
 }
 
-/// InfoNCE; an empty `positives` means query i ↔ key i; `logQ` is used when `hasLogQ`; an
-/// empty `keyIds` means no removal of accidental hits.
-#[napi(js_name = "infoNCE")]
-#[allow(clippy::too_many_arguments)]
-pub fn info_nce<'e>(
-    env: &'e Env,
-    q: &[f32],
-    q_rows: f64,
-    keys: &[f32],
-    k_rows: f64,
-    cols: f64,
-    temperature: f64,
-    positives: &[u32],
-    log_q: &[f32],
-    has_log_q: bool,
-    normalize: bool,
-    key_ids: &[u32],
-) -> napi::Result<InfoNceResult<'e>> {
-    const F: &str = "infoNCE";
-    let (b, n, d) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "keys.rows", k_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
-    let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
-    guard(F, || c::info_nce_ids(q, b, keys, n, d, &o, ids(key_ids)))?.into_js(env, F)
-}
-
-/// Async twin of `infoNCE` (inputs are copied first).
-#[napi(js_name = "infoNCEAsync", ts_return_type = "Promise<InfoNceResult>")]
-#[allow(clippy::too_many_arguments)]
-pub fn info_nce_async(
-    q: &[f32],
-    q_rows: f64,
-    keys: &[f32],
-    k_rows: f64,
-    cols: f64,
-    temperature: f64,
-    positives: &[u32],
-    log_q: &[f32],
-    has_log_q: bool,
-    normalize: bool,
-    key_ids: &[u32],
-) -> napi::Result<AsyncTask<Job<c::InfoNce>>> {
-    const F: &str = "infoNCEAsync";
-    let (b, n, d) = (
-        to_usize(F, "q.rows", q_rows)?,
-        to_usize(F, "keys.rows", k_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
-    let (q, keys, positives, log_q, key_ids) = (
-        copy(F, "q", q)?,
-        copy(F, "keys", keys)?,
-        copy(F, "positives", positives)?,
-        copy(F, "log_q", log_q)?,
-        copy(F, "keyIds", key_ids)?,
-    );
-    Ok(Job::new(F, move || {
-        let o = nce_opts(temperature, &positives, &log_q, has_log_q, normalize);
-        c::info_nce_ids(&q, b, &keys, n, d, &o, ids(&key_ids))
-    }))
-}
-
-/// SimCLR NT-Xent over two views of `rows × cols`.
-#[napi]
-pub fn nt_xent<'e>(
-    env: &'e Env,
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    temperature: f64,
-) -> napi::Result<NtXentResult<'e>> {
-    const F: &str = "ntXent";
-    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || c::nt_xent(a, b, r, d, temperature))?.into_js(env, F)
-}
-
-/// Async twin of `ntXent` (inputs are copied first).
-#[napi(ts_return_type = "Promise<NtXentResult>")]
-pub fn nt_xent_async(
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    temperature: f64,
-) -> napi::Result<AsyncTask<Job<c::NtXent>>> {
-    const F: &str = "ntXentAsync";
-    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (a, b) = (copy(F, "a", a)?, copy(F, "b", b)?);
-    Ok(Job::new(F, move || c::nt_xent(&a, &b, r, d, temperature)))
-}
-
-/// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the
-/// within-view pairs).
-#[napi]
-pub fn mismatch_score(
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    within_view: bool,
-) -> napi::Result<MismatchResult> {
-    const F: &str = "mismatchScore";
-    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let m = guard(F, || c::mismatch_score_opts(a, b, r, d, within_view))?;
-    Ok(MismatchResult {
-        mu_p: m.mu_p,
-        mu_q: m.mu_q,
-        m: m.m,
+/// max |x_i| (NaN when any value is NaN).
+fn max_abs(x: &[f32]) -> f64 {
+    x.iter().fold(0.0f64, |m, &v| {
+        let a = (v as f64).abs();
+        if m.is_nan() || a.is_nan() {
+            f64::NAN
+        } else {
+            m.max(a)
+        }
     })
 }
 
-/// softmax_j(x·y_j/τ) over the rows of ys.
-#[napi]
-pub fn softmax_probabilities<'e>(
-    env: &'e Env,
-    x: &[f32],
-    ys: &[f32],
-    rows: f64,
-    cols: f64,
-    temperature: f64,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "softmaxProbabilities";
-    let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || c::softmax_probabilities(x, ys, r, d, temperature))
-        .and_then(|v| typed(env, F, "the result", &v))
+impl Op for InfoNceArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
+        let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
+        let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
+        c::info_nce_ids(q, b, keys, n, d, &self.opts(), ids)
+    }
+
+    /// Three B × K × d GEMMs (logits, gradQ, gradKeys); calls with `keyIds` (no accidental-hit
+    /// mask on the GPU) or logits that may overflow float32 stay on the CPU.
+    fn gpu_work(&self) -> Option<f64> {
+        (self.key_ids.is_none() && !self.logits_may_overflow())
+            .then_some(3.0 * self.q.rows * self.keys.rows * self.q.cols)
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
+        let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
+        densevec_cuda::info_nce(&self.q.data, b, &self.keys.data, n, d, &self.opts())
+    }
 }
+
+operation!(
+    /// InfoNCE with its gradients and diagnostics, now or as a Promise (`how`).
+    info_nce = "infoNCE",
+    InfoNceArgs { q: "q", keys: "keys", positives: "positives", log_q: "logQ", key_ids: "keyIds" } -> c::InfoNce,
+    "InfoNceResult | Promise<InfoNceResult>"
+);
+
+/// The arguments of `ntXent`: two views `a`, `b` of the same shape.
+#[napi(object, object_to_js = false)]
+pub struct NtXentArgs {
+    pub a: Mat,
+    pub b: Mat,
+    pub temperature: f64,
+}
+
+impl Op for NtXentArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
+        let (r, d) = self.a.dims(func, "a")?;
+        c::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
+    }
+
+    /// The same GEMMs over the 2N rows of both views; cosine logits 1/τ beyond float32 (a
+    /// subnormal τ) stay on the CPU.
+    fn gpu_work(&self) -> Option<f64> {
+        let n2 = 2.0 * self.a.rows;
+        (1.0 / self.temperature < 1e36).then_some(3.0 * n2 * n2 * self.a.cols)
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
+        let (r, d) = self.a.dims(func, "a")?;
+        densevec_cuda::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
+    }
+}
+
+operation!(
+    /// SimCLR NT-Xent over two views, now or as a Promise (`how`).
+    nt_xent = "ntXent",
+    NtXentArgs { a: "a", b: "b" } -> c::NtXent,
+    "NtXentResult | Promise<NtXentResult>"
+);
+
+/// The arguments of `mismatchScore`: two views of the same shape.
+#[napi(object, object_to_js = false)]
+pub struct MismatchArgs {
+    pub a: Mat,
+    pub b: Mat,
+    pub within_view: bool,
+}
+
+plain_js!(MismatchResult);
+
+impl Op for MismatchArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<MismatchResult> {
+        let (r, d) = self.a.dims(func, "a")?;
+        let m = c::mismatch_score_opts(&self.a.data, &self.b.data, r, d, self.within_view)?;
+        Ok(MismatchResult {
+            mu_p: m.mu_p,
+            mu_q: m.mu_q,
+            m: m.m,
+        })
+    }
+}
+
+operation!(
+    /// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the
+    /// within-view pairs).
+    mismatch_score = "mismatchScore",
+    MismatchArgs { a: "a", b: "b" } -> MismatchResult,
+    "MismatchResult | Promise<MismatchResult>"
+);
+
+/// The arguments of `softmaxProbabilities`: the query `x` and the rows `ys`.
+#[napi(object, object_to_js = false)]
+pub struct SoftmaxArgs {
+    pub x: Float32Array,
+    pub ys: Mat,
+    pub temperature: f64,
+}
+
+impl Op for SoftmaxArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let (r, d) = self.ys.dims(func, "ys")?;
+        c::softmax_probabilities(&self.x, &self.ys.data, r, d, self.temperature)
+    }
+}
+
+operation!(
+    /// softmax_j(x·y_j/τ) over the rows of ys.
+    softmax_probabilities = "softmaxProbabilities",
+    SoftmaxArgs { x: "x", ys: "ys" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);

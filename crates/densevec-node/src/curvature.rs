@@ -1,238 +1,189 @@
 //! Bindings of the intrinsic-geometry additions: graph geodesics, hyperbolicity, triangle
 //! curvature, map distortion and analogies.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::js_result;
+use crate::common::{typed, IntoJs};
+use crate::run::{operation, Op};
 use densevec_core::curvature as cv;
 use densevec_core::statistics::check_seed;
+use densevec_core::view::dim;
+use densevec_core::Result;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// The converted shape, k and metric shared by every graph binding: (rows, cols, k, metric).
-fn graph_args(
+/// The metric of a k-NN graph's edge lengths.
+#[napi(string_enum = "lowercase")]
+#[derive(Clone, Copy)]
+pub enum GraphMetricName {
+    Angular,
+    Euclidean,
+}
+
+/// The converted shape, k and metric shared by every graph operation: (rows, cols, k, metric).
+fn graph(
     func: &str,
-    rows: f64,
-    cols: f64,
+    m: &Mat,
     k: f64,
-    metric_code: u32,
-) -> napi::Result<(usize, usize, usize, cv::GraphMetric)> {
-    Ok((
-        to_usize(func, "rows", rows)?,
-        to_usize(func, "cols", cols)?,
-        to_usize(func, "k", k)?,
-        guard(func, || cv::GraphMetric::from_code(func, metric_code))?,
-    ))
+    metric: GraphMetricName,
+) -> Result<(usize, usize, usize, cv::GraphMetric)> {
+    let (n, d) = m.dims(func, "m")?;
+    let mt = match metric {
+        GraphMetricName::Angular => cv::GraphMetric::Angular,
+        GraphMetricName::Euclidean => cv::GraphMetric::Euclidean,
+    };
+    Ok((n, d, dim(func, "k", k)?, mt))
 }
 
-/// The sample count (named `what`) and seed of the sampled graph bindings.
-fn sample_args(func: &str, what: &str, count: f64, seed: f64) -> napi::Result<(usize, u64)> {
-    Ok((
-        to_usize(func, what, count)?,
-        guard(func, || check_seed(func, "seed", seed))?,
-    ))
+/// A statistic of the k-NN graph over random samples: (m, rows, cols, k, metric, count, seed).
+type SampledFn<T> = fn(&[f32], usize, usize, usize, cv::GraphMetric, usize, u64) -> Result<T>;
+
+/// Converts the graph arguments, the sample count (named `what`) and the seed, then runs `f`.
+fn sampled<T>(
+    func: &str,
+    m: &Mat,
+    (k, metric): (f64, GraphMetricName),
+    (what, count): (&str, f64),
+    seed: f64,
+    f: SampledFn<T>,
+) -> Result<T> {
+    let (n, d, kk, mt) = graph(func, m, k, metric)?;
+    let count = dim(func, what, count)?;
+    f(
+        &m.data,
+        n,
+        d,
+        kk,
+        mt,
+        count,
+        check_seed(func, "seed", seed)?,
+    )
 }
 
-/// Geodesic distances on the symmetrized k-NN graph (sources × rows, row-major); an empty
-/// `sources` means every row.
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn graph_geodesics<'e>(
-    env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    sources: &[u32],
-    all_sources: bool,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "graphGeodesics";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let src = if all_sources { None } else { Some(sources) };
-    guard(F, || cv::graph_geodesics(m, n, d, kk, mt, src))
-        .and_then(|v| typed(env, F, "the result", &v))
+/// The arguments of `graphGeodesics`: `sources` absent means every row.
+#[napi(object, object_to_js = false)]
+pub struct GraphGeodesicsArgs {
+    pub m: Mat,
+    pub k: f64,
+    pub metric: GraphMetricName,
+    pub sources: Option<Uint32Array>,
 }
 
-/// Async twin of `graphGeodesics` (inputs are copied first).
-#[napi(ts_return_type = "Promise<Float32Array>")]
-#[allow(clippy::too_many_arguments)]
-pub fn graph_geodesics_async(
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    sources: &[u32],
-    all_sources: bool,
-) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
-    const F: &str = "graphGeodesicsAsync";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (m, s) = (copy(F, "m", m)?, copy(F, "sources", sources)?);
-    Ok(Job::new(F, move || {
-        let src = if all_sources { None } else { Some(&s[..]) };
-        cv::graph_geodesics(&m, n, d, kk, mt, src)
-    }))
-}
-
-/// `{ delta, relativeDelta, diameter, skipped }`.
-#[napi(object)]
-pub struct HyperbolicityResult {
-    pub delta: f64,
-    pub relative_delta: f64,
-    pub diameter: f64,
-    pub skipped: f64,
-}
-
-impl IntoJs for cv::Hyperbolicity {
-    type Js<'e> = HyperbolicityResult;
-    fn into_js(self, _env: &Env, _func: &str) -> napi::Result<HyperbolicityResult> {
-        Ok(HyperbolicityResult {
-            delta: self.delta,
-            relative_delta: self.relative_delta,
-            diameter: self.diameter,
-            skipped: self.skipped as f64,
-        })
+impl Op for GraphGeodesicsArgs {
+    fn cpu(&self, func: &str) -> Result<Vec<f32>> {
+        let (n, d, kk, mt) = graph(func, &self.m, self.k, self.metric)?;
+        cv::graph_geodesics(&self.m.data, n, d, kk, mt, self.sources.as_deref())
     }
 }
 
-/// Gromov four-point δ of the k-NN graph metric over sampled quadruples.
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn hyperbolicity(
-    env: Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    samples: f64,
-    seed: f64,
-) -> napi::Result<HyperbolicityResult> {
-    const F: &str = "hyperbolicity";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (s, sd) = sample_args(F, "samples", samples, seed)?;
-    guard(F, || cv::hyperbolicity(m, n, d, kk, mt, s, sd))?.into_js(&env, F)
+operation!(
+    /// Geodesic distances on the k-NN graph (sources × rows), now or as a Promise (`how`).
+    graph_geodesics = "graphGeodesics",
+    GraphGeodesicsArgs { m: "m", sources: "sources" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
+
+js_result!(
+    /// `{ delta, relativeDelta, diameter, skipped }`.
+    HyperbolicityResult from cv::Hyperbolicity { delta, relative_delta, diameter, skipped }
+);
+
+/// The arguments of `hyperbolicity`: `samples` quadruples from the stream of `seed`.
+#[napi(object, object_to_js = false)]
+pub struct HyperbolicityArgs {
+    pub m: Mat,
+    pub k: f64,
+    pub metric: GraphMetricName,
+    pub samples: f64,
+    pub seed: f64,
 }
 
-/// Async twin of `hyperbolicity` (inputs are copied first).
-#[napi(ts_return_type = "Promise<HyperbolicityResult>")]
-#[allow(clippy::too_many_arguments)]
-pub fn hyperbolicity_async(
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    samples: f64,
-    seed: f64,
-) -> napi::Result<AsyncTask<Job<cv::Hyperbolicity>>> {
-    const F: &str = "hyperbolicityAsync";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (s, sd) = sample_args(F, "samples", samples, seed)?;
-    let m = copy(F, "m", m)?;
-    Ok(Job::new(F, move || {
-        cv::hyperbolicity(&m, n, d, kk, mt, s, sd)
-    }))
-}
-
-/// `{ ratios, medianRatio, positiveFraction, skipped }`.
-#[napi(object, object_from_js = false)]
-pub struct TriangleCurvatureResult<'e> {
-    pub ratios: Float32ArraySlice<'e>,
-    pub median_ratio: f64,
-    pub positive_fraction: f64,
-    pub skipped: f64,
-}
-
-impl IntoJs for cv::TriangleCurvature {
-    type Js<'e> = TriangleCurvatureResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<TriangleCurvatureResult<'e>> {
-        Ok(TriangleCurvatureResult {
-            ratios: typed(env, func, "ratios", &self.ratios)?,
-            median_ratio: self.median_ratio,
-            positive_fraction: self.positive_fraction,
-            skipped: self.skipped as f64,
-        })
+impl Op for HyperbolicityArgs {
+    fn cpu(&self, func: &str) -> Result<cv::Hyperbolicity> {
+        let count = ("samples", self.samples);
+        sampled(
+            func,
+            &self.m,
+            (self.k, self.metric),
+            count,
+            self.seed,
+            cv::hyperbolicity,
+        )
     }
 }
 
-/// Async twin of `triangleCurvature` (inputs are copied first).
-#[napi(ts_return_type = "Promise<TriangleCurvatureResult>")]
-#[allow(clippy::too_many_arguments)]
-pub fn triangle_curvature_async(
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    triangles: f64,
-    seed: f64,
-) -> napi::Result<AsyncTask<Job<cv::TriangleCurvature>>> {
-    const F: &str = "triangleCurvatureAsync";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (t, sd) = sample_args(F, "triangles", triangles, seed)?;
-    let m = copy(F, "m", m)?;
-    Ok(Job::new(F, move || {
-        cv::triangle_curvature(&m, n, d, kk, mt, t, sd)
-    }))
+operation!(
+    /// Gromov's four-point δ of the k-NN graph metric, now or as a Promise (`how`).
+    hyperbolicity = "hyperbolicity",
+    HyperbolicityArgs { m: "m" } -> cv::Hyperbolicity,
+    "HyperbolicityResult | Promise<HyperbolicityResult>"
+);
+
+js_result!(
+    /// `{ ratios, medianRatio, positiveFraction, skipped }`.
+    TriangleCurvatureResult from cv::TriangleCurvature {
+        median_ratio, positive_fraction, skipped;
+        ratios: Float32ArraySlice = "ratios";
+
+    }
+);
+
+/// The arguments of `triangleCurvature`: `triangles` triangles from the stream of `seed`.
+#[napi(object, object_to_js = false)]
+pub struct TriangleCurvatureArgs {
+    pub m: Mat,
+    pub k: f64,
+    pub metric: GraphMetricName,
+    pub triangles: f64,
+    pub seed: f64,
 }
 
-/// Triangle-comparison curvature ratios of the k-NN graph metric over sampled triangles.
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn triangle_curvature<'e>(
-    env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    k: f64,
-    metric_code: u32,
-    triangles: f64,
-    seed: f64,
-) -> napi::Result<TriangleCurvatureResult<'e>> {
-    const F: &str = "triangleCurvature";
-    let (n, d, kk, mt) = graph_args(F, rows, cols, k, metric_code)?;
-    let (t, sd) = sample_args(F, "triangles", triangles, seed)?;
-    guard(F, || cv::triangle_curvature(m, n, d, kk, mt, t, sd))?.into_js(env, F)
+impl Op for TriangleCurvatureArgs {
+    fn cpu(&self, func: &str) -> Result<cv::TriangleCurvature> {
+        let count = ("triangles", self.triangles);
+        let f = cv::triangle_curvature;
+        sampled(func, &self.m, (self.k, self.metric), count, self.seed, f)
+    }
 }
 
-/// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
-#[napi(object, object_from_js = false)]
-pub struct MapDistortionResult<'e> {
-    pub singular_values: Float64ArraySlice<'e>,
-    pub condition_number: f64,
-    pub neighbor_overlap: f64,
-    pub mean_cosine_change: f64,
+operation!(
+    /// Triangle-comparison curvature of the k-NN graph metric, now or as a Promise (`how`).
+    triangle_curvature = "triangleCurvature",
+    TriangleCurvatureArgs { m: "m" } -> cv::TriangleCurvature,
+    "TriangleCurvatureResult | Promise<TriangleCurvatureResult>"
+);
+
+js_result!(
+    /// `{ singularValues, conditionNumber, neighborOverlap, meanCosineChange }`.
+    MapDistortionResult from cv::MapDistortion {
+        condition_number, neighbor_overlap, mean_cosine_change;
+        singular_values: Float64ArraySlice = "singularValues";
+
+    }
+);
+
+/// The arguments of `mapDistortion`: the rows of `x` and the d × d map `a`.
+#[napi(object, object_to_js = false)]
+pub struct MapDistortionArgs {
+    pub x: Mat,
+    pub a: Mat,
+    pub k: f64,
 }
 
-/// Distortion of the rows of x by the linear map a.
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn map_distortion<'e>(
-    env: &'e Env,
-    x: &[f32],
-    rows: f64,
-    cols: f64,
-    a: &[f32],
-    a_rows: f64,
-    a_cols: f64,
-    k: f64,
-) -> napi::Result<MapDistortionResult<'e>> {
-    const F: &str = "mapDistortion";
-    let (n, d, ar, ac, kk) = (
-        to_usize(F, "x.rows", rows)?,
-        to_usize(F, "x.cols", cols)?,
-        to_usize(F, "a.rows", a_rows)?,
-        to_usize(F, "a.cols", a_cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let r = guard(F, || cv::map_distortion(x, n, d, a, ar, ac, kk))?;
-    Ok(MapDistortionResult {
-        singular_values: typed(env, F, "singularValues", &r.singular_values)?,
-        condition_number: r.condition_number,
-        neighbor_overlap: r.neighbor_overlap,
-        mean_cosine_change: r.mean_cosine_change,
-    })
+impl Op for MapDistortionArgs {
+    fn cpu(&self, func: &str) -> Result<cv::MapDistortion> {
+        let ((n, d), (ar, ac)) = (self.x.dims(func, "x")?, self.a.dims(func, "a")?);
+        let kk = dim(func, "k", self.k)?;
+        cv::map_distortion(&self.x.data, n, d, &self.a.data, ar, ac, kk)
+    }
 }
+
+operation!(
+    /// Distortion of the rows of x by the linear map a.
+    map_distortion = "mapDistortion",
+    MapDistortionArgs { x: "x", a: "a" } -> cv::MapDistortion,
+    "MapDistortionResult | Promise<MapDistortionResult>"
+);
 
 /// `{ indices, scores }` of an analogy query.
 #[napi(object, object_from_js = false)]
@@ -241,34 +192,48 @@ pub struct AnalogyResult<'e> {
     pub scores: Float32ArraySlice<'e>,
 }
 
-/// The k best answers to "a : b :: c : ?" (3CosAdd, or 3CosMul when `mul`).
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn analogy<'e>(
-    env: &'e Env,
-    corpus: &[f32],
-    rows: f64,
-    cols: f64,
-    a: f64,
-    b: f64,
-    c: f64,
-    k: f64,
-    mul: bool,
-) -> napi::Result<AnalogyResult<'e>> {
-    const F: &str = "analogy";
-    let (n, d, kk) = (
-        to_usize(F, "rows", rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let abc = [
-        to_usize(F, "a", a)?,
-        to_usize(F, "b", b)?,
-        to_usize(F, "c", c)?,
-    ];
-    let (i, s) = guard(F, || cv::analogy(corpus, n, d, abc, kk, mul))?;
-    Ok(AnalogyResult {
-        indices: typed(env, F, "the indices", &i)?,
-        scores: typed(env, F, "the scores", &s)?,
-    })
+/// The answers of an analogy query: (indices, scores).
+pub struct Analogy(Vec<u32>, Vec<f32>);
+
+impl IntoJs for Analogy {
+    type Js<'e> = AnalogyResult<'e>;
+    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<AnalogyResult<'e>> {
+        Ok(AnalogyResult {
+            indices: typed(env, func, "the indices", &self.0)?,
+            scores: typed(env, func, "the scores", &self.1)?,
+        })
+    }
 }
+
+/// The arguments of `analogy`: "a : b :: c : ?" among the rows of `corpus` (3CosAdd, or
+/// 3CosMul when `mul`).
+#[napi(object, object_to_js = false)]
+pub struct AnalogyArgs {
+    pub corpus: Mat,
+    pub a: f64,
+    pub b: f64,
+    pub c: f64,
+    pub k: f64,
+    pub mul: bool,
+}
+
+impl Op for AnalogyArgs {
+    fn cpu(&self, func: &str) -> Result<Analogy> {
+        let (n, d) = self.corpus.dims(func, "corpus")?;
+        let kk = dim(func, "k", self.k)?;
+        let abc = [
+            dim(func, "a", self.a)?,
+            dim(func, "b", self.b)?,
+            dim(func, "c", self.c)?,
+        ];
+        let (i, s) = cv::analogy(&self.corpus.data, n, d, abc, kk, self.mul)?;
+        Ok(Analogy(i, s))
+    }
+}
+
+operation!(
+    /// The k best answers to "a : b :: c : ?".
+    analogy = "analogy",
+    AnalogyArgs { corpus: "corpus" } -> Analogy,
+    "AnalogyResult | Promise<AnalogyResult>"
+);

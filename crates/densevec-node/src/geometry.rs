@@ -1,8 +1,11 @@
 //! Bindings of chapter 5: symmetry and geometry.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::{Mat, MetricName};
+use crate::common::js_result;
+use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::run::{operation, Op};
 use densevec_core::geometry as geo;
-use densevec_core::similarity::Metric;
+use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -15,82 +18,34 @@ impl IntoJs for Labels {
     }
 }
 
-/// Predicted labels by majority vote among the k nearest training rows; metric 0 dot, 1 cosine,
-/// 2 l2sq.
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn knn_classify<'e>(
-    env: &'e Env,
-    train: &[f32],
-    train_rows: f64,
-    labels: &[u32],
-    queries: &[f32],
-    query_rows: f64,
-    cols: f64,
-    k: f64,
-    metric: u32,
-) -> napi::Result<Uint32ArraySlice<'e>> {
-    const F: &str = "knnClassify";
-    let (tr, qr, d, kk) = (
-        to_usize(F, "train.rows", train_rows)?,
-        to_usize(F, "queries.rows", query_rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    guard(F, || {
-        geo::knn_classify(
-            train,
-            tr,
-            labels,
-            queries,
-            qr,
-            d,
-            kk,
-            Metric::from_code(F, metric)?,
-        )
-    })
-    .and_then(|v| typed(env, F, "the result", &v))
+/// The arguments of `knnClassify`: majority label of the k nearest training rows per query.
+#[napi(object, object_to_js = false)]
+pub struct KnnClassifyArgs {
+    pub train: Mat,
+    pub labels: Uint32Array,
+    pub queries: Mat,
+    pub k: f64,
+    pub metric: MetricName,
 }
 
-/// Async twin of `knnClassify` (inputs are copied first).
-#[napi(ts_return_type = "Promise<Uint32Array>")]
-#[allow(clippy::too_many_arguments)]
-pub fn knn_classify_async(
-    train: &[f32],
-    train_rows: f64,
-    labels: &[u32],
-    queries: &[f32],
-    query_rows: f64,
-    cols: f64,
-    k: f64,
-    metric: u32,
-) -> napi::Result<AsyncTask<Job<Labels>>> {
-    const F: &str = "knnClassifyAsync";
-    let (tr, qr, d, kk) = (
-        to_usize(F, "train.rows", train_rows)?,
-        to_usize(F, "queries.rows", query_rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let (train, labels, queries) = (
-        copy(F, "train", train)?,
-        copy(F, "labels", labels)?,
-        copy(F, "queries", queries)?,
-    );
-    Ok(Job::new(F, move || {
-        geo::knn_classify(
-            &train,
-            tr,
-            &labels,
-            &queries,
-            qr,
-            d,
-            kk,
-            Metric::from_code(F, metric)?,
-        )
-        .map(Labels)
-    }))
+impl Op for KnnClassifyArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Labels> {
+        let ((tr, d), (qr, _)) = (
+            self.train.dims(func, "train")?,
+            self.queries.dims(func, "queries")?,
+        );
+        let (kk, m) = (dim(func, "k", self.k)?, self.metric.into());
+        let (train, queries) = (&self.train.data, &self.queries.data);
+        geo::knn_classify(train, tr, &self.labels, queries, qr, d, kk, m).map(Labels)
+    }
 }
+
+operation!(
+    /// k-NN classification of the query rows, now or as a Promise (`how`).
+    knn_classify = "knnClassify",
+    KnnClassifyArgs { train: "train", labels: "labels", queries: "queries" } -> Labels,
+    "Uint32Array | Promise<Uint32Array>"
+);
 
 /// d × d Haar orthogonal matrix (row-major) from the documented Gaussian stream.
 #[napi]
@@ -105,69 +60,56 @@ pub fn random_orthogonal<'e>(
     guard(F, || geo::random_orthogonal(d, seed)).and_then(|v| typed(env, F, "the result", &v))
 }
 
-/// a (m × kd) · b (kd × n), row-major.
-#[napi]
-pub fn matmul<'e>(
-    env: &'e Env,
-    a: &[f32],
-    m: f64,
-    kd: f64,
-    b: &[f32],
-    n: f64,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "matmul";
-    let (m, kd, n) = (
-        to_usize(F, "a.rows", m)?,
-        to_usize(F, "a.cols", kd)?,
-        to_usize(F, "b.cols", n)?,
-    );
-    guard(F, || geo::matmul(a, m, kd, b, n)).and_then(|v| typed(env, F, "the result", &v))
+/// The arguments of `matmul`: a (m × k) and b (k × n).
+#[napi(object, object_to_js = false)]
+pub struct MatmulArgs {
+    pub a: Mat,
+    pub b: Mat,
 }
 
-/// `{ rotation, residual }` of orthogonal Procrustes.
-#[napi(object, object_from_js = false)]
-pub struct ProcrustesResult<'e> {
-    pub rotation: Float32ArraySlice<'e>,
-    pub residual: f64,
-}
-
-impl IntoJs for geo::Procrustes {
-    type Js<'e> = ProcrustesResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<ProcrustesResult<'e>> {
-        Ok(ProcrustesResult {
-            rotation: typed(env, func, "rotation", &self.rotation)?,
-            residual: self.residual,
-        })
+impl Op for MatmulArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let ((m, kd), n) = (self.a.dims(func, "a")?, dim(func, "b.cols", self.b.cols)?);
+        geo::matmul(&self.a.data, m, kd, &self.b.data, n)
     }
 }
 
-/// Orthogonal Procrustes of two n × d matrices.
-#[napi]
-pub fn procrustes<'e>(
-    env: &'e Env,
-    x: &[f32],
-    y: &[f32],
-    rows: f64,
-    cols: f64,
-) -> napi::Result<ProcrustesResult<'e>> {
-    const F: &str = "procrustes";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || geo::procrustes(x, y, n, d))?.into_js(env, F)
+operation!(
+    /// a · b, row-major.
+    matmul = "matmul",
+    MatmulArgs { a: "a", b: "b" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
+
+js_result!(
+    /// `{ rotation, residual }` of orthogonal Procrustes.
+    ProcrustesResult from geo::Procrustes {
+        residual;
+        rotation: Float32ArraySlice = "rotation";
+
+    }
+);
+
+/// The arguments of `procrustes`: two matrices of the same shape.
+#[napi(object, object_to_js = false)]
+pub struct ProcrustesArgs {
+    pub x: Mat,
+    pub y: Mat,
 }
 
-/// Async twin of `procrustes` (inputs are copied first).
-#[napi(ts_return_type = "Promise<ProcrustesResult>")]
-pub fn procrustes_async(
-    x: &[f32],
-    y: &[f32],
-    rows: f64,
-    cols: f64,
-) -> napi::Result<AsyncTask<Job<geo::Procrustes>>> {
-    const F: &str = "procrustesAsync";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (x, y) = (copy(F, "x", x)?, copy(F, "y", y)?);
-    Ok(Job::new(F, move || geo::procrustes(&x, &y, n, d)))
+impl Op for ProcrustesArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<geo::Procrustes> {
+        let (n, d) = self.x.dims(func, "x")?;
+        geo::procrustes(&self.x.data, &self.y.data, n, d)
+    }
 }
+
+operation!(
+    /// The orthogonal Procrustes rotation of x onto y, now or as a Promise (`how`).
+    procrustes = "procrustes",
+    ProcrustesArgs { x: "x", y: "y" } -> geo::Procrustes,
+    "ProcrustesResult | Promise<ProcrustesResult>"
+);
 
 /// Spherical triangle of three vectors (normalized inside).
 #[napi(object)]

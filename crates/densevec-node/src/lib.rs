@@ -1,13 +1,17 @@
-//! densevec-node: the napi-rs bindings of densevec. No math lives here: each function checks
-//! what it receives, calls `densevec-core`, and maps errors to `CODE|message` (see `common`).
-//! Sync functions borrow typed-array memory for the duration of the call; `…Async` twins copy
-//! their inputs first and run on the libuv pool.
+//! densevec-node: the napi-rs bindings of densevec. No math lives here: each operation is one
+//! entry point taking one argument struct (`#[napi(object)]`: typed arrays, `Option`s for
+//! optional inputs, string enums for small name sets), converted once into validated core
+//! views (`densevec_core::view`), and run by the one runner (`run.rs`) synchronously (borrowing
+//! the caller's memory), as a task on the libuv pool (inputs copied first) or on the GPU.
+//! Errors cross as `CODE|message` (see `common`).
 
 #![deny(clippy::unwrap_used)]
 // napi-derive registers exports only outside `cfg(test)`; unit-test builds see them as unused.
 #![cfg_attr(test, allow(dead_code))]
 
+mod args;
 mod common;
+mod run;
 mod runtime;
 
 mod contrastive;
@@ -20,8 +24,5 @@ mod rows;
 mod sampling;
 mod similarity;
 mod statistics;
-
-mod cuda;
-mod quantized;
 
 mod corpus;

@@ -1,181 +1,158 @@
 //! Bindings of chapter 4 (margin losses) and of the cross-entropy and penalties of chapter 6.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::call;
+use crate::common::js_result;
+use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// `{ loss, gradX, gradW, logits, gradScale, angularMargins }` of marginSoftmax (row-major buffers).
-#[napi(object, object_from_js = false)]
-pub struct MarginSoftmaxResult<'e> {
-    pub loss: f64,
-    pub grad_x: Float32ArraySlice<'e>,
-    pub grad_w: Float32ArraySlice<'e>,
-    pub logits: Float32ArraySlice<'e>,
-    pub grad_scale: f64,
-    pub angular_margins: Float32ArraySlice<'e>,
+js_result!(
+    /// `{ loss, gradX, gradW, logits, gradScale, angularMargins }` of marginSoftmax (row-major buffers).
+    MarginSoftmaxResult from mg::MarginSoftmax {
+        loss, grad_scale;
+        grad_x: Float32ArraySlice = "gradX", grad_w: Float32ArraySlice = "gradW", logits: Float32ArraySlice = "logits", angular_margins: Float32ArraySlice = "angularMargins";
+
+    }
+);
+
+js_result!(
+    /// `{ loss, grad }` of the cross-entropy and the penalties.
+    LossGradResult from mg::LossGrad {
+        loss;
+        grad: Float32ArraySlice = "the gradient";
+
+    }
+);
+
+/// A margin kind.
+#[napi(string_enum = "lowercase")]
+#[derive(Clone, Copy)]
+pub enum MarginKindName {
+    Normalized,
+    Cosface,
+    Arcface,
 }
 
-impl IntoJs for mg::MarginSoftmax {
-    type Js<'e> = MarginSoftmaxResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<MarginSoftmaxResult<'e>> {
-        Ok(MarginSoftmaxResult {
-            loss: self.loss,
-            grad_x: typed(env, func, "gradX", &self.grad_x)?,
-            grad_w: typed(env, func, "gradW", &self.grad_w)?,
-            logits: typed(env, func, "logits", &self.logits)?,
-            grad_scale: self.grad_scale,
-            angular_margins: typed(env, func, "angularMargins", &self.angular_margins)?,
-        })
+impl From<MarginKindName> for MarginKind {
+    fn from(k: MarginKindName) -> MarginKind {
+        match k {
+            MarginKindName::Normalized => MarginKind::Normalized,
+            MarginKindName::Cosface => MarginKind::CosFace,
+            MarginKindName::Arcface => MarginKind::ArcFace,
+        }
     }
 }
 
-/// `{ loss, grad }` of the cross-entropy and the penalties.
-#[napi(object, object_from_js = false)]
-pub struct LossGradResult<'e> {
-    pub loss: f64,
-    pub grad: Float32ArraySlice<'e>,
+/// The arguments of `marginSoftmax`: x (N × d), prototypes (C × d), one label per row.
+#[napi(object, object_to_js = false)]
+pub struct MarginSoftmaxArgs {
+    pub x: Mat,
+    pub prototypes: Mat,
+    pub labels: Uint32Array,
+    pub kind: MarginKindName,
+    pub scale: f64,
+    pub margin: f64,
+    pub label_smoothing: f64,
 }
 
-fn lg<'e>(env: &'e Env, func: &str, r: mg::LossGrad) -> napi::Result<LossGradResult<'e>> {
-    Ok(LossGradResult {
-        loss: r.loss,
-        grad: typed(env, func, "the gradient", &r.grad)?,
-    })
+impl MarginSoftmaxArgs {
+    fn opts(&self) -> MarginOpts {
+        MarginOpts {
+            kind: self.kind.into(),
+            scale: self.scale,
+            margin: self.margin,
+            label_smoothing: self.label_smoothing,
+        }
+    }
+
+    fn dims(&self, func: &str) -> densevec_core::Result<(usize, usize, usize)> {
+        let ((n, d), (c, _)) = (
+            self.x.dims(func, "x")?,
+            self.prototypes.dims(func, "prototypes")?,
+        );
+        Ok((n, c, d))
+    }
 }
 
-pub(crate) fn opts(
+impl Op for MarginSoftmaxArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
+        let (n, c, d) = self.dims(func)?;
+        let (x, w) = (&self.x.data, &self.prototypes.data);
+        mg::margin_softmax(x, n, w, c, d, &self.labels, &self.opts())
+    }
+
+    /// Three N × C × d GEMMs: cosines, gradX, gradW.
+    fn gpu_work(&self) -> Option<f64> {
+        Some(3.0 * self.x.rows * self.prototypes.rows * self.x.cols)
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
+        let (n, c, d) = self.dims(func)?;
+        let (x, w) = (&self.x.data, &self.prototypes.data);
+        densevec_cuda::margin_softmax(x, n, w, c, d, &self.labels, &self.opts())
+    }
+}
+
+operation!(
+    /// Margin softmax loss with its gradients, now or as a Promise (`how`).
+    margin_softmax = "marginSoftmax",
+    MarginSoftmaxArgs { x: "x", prototypes: "w", labels: "labels" } -> mg::MarginSoftmax,
+    "MarginSoftmaxResult | Promise<MarginSoftmaxResult>"
+);
+
+/// The arguments of `labelSmoothingCrossEntropy`: logits (N × C), one label per row.
+#[napi(object, object_to_js = false)]
+pub struct CrossEntropyArgs {
+    pub logits: Mat,
+    pub labels: Uint32Array,
+    pub epsilon: f64,
+}
+
+impl Op for CrossEntropyArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<mg::LossGrad> {
+        let (n, c) = self.logits.dims(func, "logits")?;
+        mg::label_smoothing_cross_entropy(&self.logits.data, n, c, &self.labels, self.epsilon)
+    }
+}
+
+operation!(
+    /// Cross-entropy with label smoothing (PyTorch's convention, mean over rows).
+    label_smoothing_cross_entropy = "labelSmoothingCrossEntropy",
+    CrossEntropyArgs { logits: "logits", labels: "labels" } -> mg::LossGrad,
+    "LossGradResult | Promise<LossGradResult>"
+);
+
+/// The arguments of `normPenalty` and `l1Penalty`.
+#[napi(object, object_to_js = false)]
+pub struct PenaltyArgs {
+    pub m: Mat,
+    pub lambda: f64,
+}
+
+type Penalty = fn(&[f32], usize, usize, f64) -> densevec_core::Result<mg::LossGrad>;
+
+fn penalty<'e>(
+    env: &'e Env,
     func: &str,
-    kind: u32,
-    scale: f64,
-    margin: f64,
-    label_smoothing: f64,
-) -> densevec_core::Result<MarginOpts> {
-    Ok(MarginOpts {
-        kind: MarginKind::from_code(func, kind)?,
-        scale,
-        margin,
-        label_smoothing,
-    })
-}
-
-/// Margin softmax; kind 0 normalized, 1 cosface, 2 arcface (defaults applied by the caller).
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn margin_softmax<'e>(
-    env: &'e Env,
-    x: &[f32],
-    x_rows: f64,
-    w: &[f32],
-    w_rows: f64,
-    cols: f64,
-    labels: &[u32],
-    kind: u32,
-    scale: f64,
-    margin: f64,
-    label_smoothing: f64,
-) -> napi::Result<MarginSoftmaxResult<'e>> {
-    const F: &str = "marginSoftmax";
-    let (n, c, d) = (
-        to_usize(F, "x.rows", x_rows)?,
-        to_usize(F, "prototypes.rows", w_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
-    guard(F, || {
-        mg::margin_softmax(
-            x,
-            n,
-            w,
-            c,
-            d,
-            labels,
-            &opts(F, kind, scale, margin, label_smoothing)?,
-        )
-    })?
-    .into_js(env, F)
-}
-
-/// Async twin of `marginSoftmax` (inputs are copied first).
-#[napi(ts_return_type = "Promise<MarginSoftmaxResult>")]
-#[allow(clippy::too_many_arguments)]
-pub fn margin_softmax_async(
-    x: &[f32],
-    x_rows: f64,
-    w: &[f32],
-    w_rows: f64,
-    cols: f64,
-    labels: &[u32],
-    kind: u32,
-    scale: f64,
-    margin: f64,
-    label_smoothing: f64,
-) -> napi::Result<AsyncTask<Job<mg::MarginSoftmax>>> {
-    const F: &str = "marginSoftmaxAsync";
-    let (n, c, d) = (
-        to_usize(F, "x.rows", x_rows)?,
-        to_usize(F, "prototypes.rows", w_rows)?,
-        to_usize(F, "cols", cols)?,
-    );
-    let (x, w, labels) = (
-        copy(F, "x", x)?,
-        copy(F, "w", w)?,
-        copy(F, "labels", labels)?,
-    );
-    Ok(Job::new(F, move || {
-        mg::margin_softmax(
-            &x,
-            n,
-            &w,
-            c,
-            d,
-            &labels,
-            &opts(F, kind, scale, margin, label_smoothing)?,
-        )
-    }))
-}
-
-/// Cross-entropy with label smoothing (PyTorch's convention, mean over rows).
-#[napi]
-pub fn label_smoothing_cross_entropy<'e>(
-    env: &'e Env,
-    logits: &[f32],
-    rows: f64,
-    cols: f64,
-    labels: &[u32],
-    epsilon: f64,
+    a: &PenaltyArgs,
+    f: Penalty,
 ) -> napi::Result<LossGradResult<'e>> {
-    const F: &str = "labelSmoothingCrossEntropy";
-    let (n, c) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || {
-        mg::label_smoothing_cross_entropy(logits, n, c, labels, epsilon)
+    call(env, func, || {
+        let (r, c) = a.m.dims(func, "m")?;
+        f(&a.m.data, r, c, a.lambda)
     })
-    .and_then(|r| lg(env, F, r))
 }
 
 /// λ Σ‖row‖² and 2λ·m.
 #[napi]
-pub fn norm_penalty<'e>(
-    env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    lambda: f64,
-) -> napi::Result<LossGradResult<'e>> {
-    const F: &str = "normPenalty";
-    let (r, c) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || mg::norm_penalty(m, r, c, lambda)).and_then(|r| lg(env, F, r))
+pub fn norm_penalty<'e>(env: &'e Env, args: PenaltyArgs) -> napi::Result<LossGradResult<'e>> {
+    penalty(env, "normPenalty", &args, mg::norm_penalty)
 }
 
 /// λ Σ|m_ij| and λ·sign(m).
 #[napi]
-pub fn l1_penalty<'e>(
-    env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    lambda: f64,
-) -> napi::Result<LossGradResult<'e>> {
-    const F: &str = "l1Penalty";
-    let (r, c) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || mg::l1_penalty(m, r, c, lambda)).and_then(|r| lg(env, F, r))
+pub fn l1_penalty<'e>(env: &'e Env, args: PenaltyArgs) -> napi::Result<LossGradResult<'e>> {
+    penalty(env, "l1Penalty", &args, mg::l1_penalty)
 }

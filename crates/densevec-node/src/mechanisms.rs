@@ -1,24 +1,34 @@
 //! Bindings of the chapter 6 additions: soft thresholding, the affine part and backward pass
 //! of batch normalization, and the running-mean lag.
 
-use crate::common::{guard, to_usize, typed};
+use crate::args::Mat;
+use crate::common::js_result;
+use crate::common::{guard, to_usize};
+use crate::run::{operation, Op};
 use densevec_core::mechanisms as mech;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// sign(x)·max(|x| − λ, 0) of every entry, as a new buffer.
-#[napi]
-pub fn soft_threshold<'e>(
-    env: &'e Env,
-    m: &[f32],
-    rows: f64,
-    cols: f64,
-    lambda: f64,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "softThreshold";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || mech::soft_threshold(m, n, d, lambda)).and_then(|v| typed(env, F, "the result", &v))
+/// The arguments of `softThreshold`: the matrix and λ ≥ 0.
+#[napi(object, object_to_js = false)]
+pub struct SoftThresholdArgs {
+    pub m: Mat,
+    pub lambda: f64,
 }
+
+impl Op for SoftThresholdArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let (n, d) = self.m.dims(func, "m")?;
+        mech::soft_threshold(&self.m.data, n, d, self.lambda)
+    }
+}
+
+operation!(
+    /// sign(x)·max(|x| − λ, 0) elementwise, in a new buffer.
+    soft_threshold = "softThreshold",
+    SoftThresholdArgs { m: "m" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
 
 /// sign(x)·max(|x| − λ, 0) of every entry, in place.
 #[napi]
@@ -55,40 +65,38 @@ pub fn batch_norm_affine_in_place(
     })
 }
 
-/// `{ gradX, gradWeight, gradBias }` of a training-mode batch norm.
-#[napi(object, object_from_js = false)]
-pub struct BatchNormGradsResult<'e> {
-    pub grad_x: Float32ArraySlice<'e>,
-    pub grad_weight: Float32ArraySlice<'e>,
-    pub grad_bias: Float32ArraySlice<'e>,
+js_result!(
+    /// `{ gradX, gradWeight, gradBias }` of a training-mode batch norm.
+    BatchNormGradsResult from mech::BatchNormGrads {
+        ;
+        grad_x: Float32ArraySlice = "gradX", grad_weight: Float32ArraySlice = "gradWeight", grad_bias: Float32ArraySlice = "gradBias";
+
+    }
+);
+
+/// The arguments of `BatchNorm.backward`: the forward's input `x` (saved), the gradient of
+/// the output, the forward's `weight` (absent for a layer without affine parameters) and eps.
+#[napi(object, object_to_js = false)]
+pub struct BatchNormBackwardArgs {
+    pub x: Mat,
+    pub grad_out: Float32Array,
+    pub weight: Option<Float32Array>,
+    pub eps: f64,
 }
 
-/// Backward pass of a training-mode batch norm (input `x`, the forward's weight — empty for a
-/// layer without affine parameters — and eps).
-#[napi]
-pub fn batch_norm_backward<'e>(
-    env: &'e Env,
-    x: &[f32],
-    grad_out: &[f32],
-    rows: f64,
-    cols: f64,
-    weight: &[f32],
-    eps: f64,
-) -> napi::Result<BatchNormGradsResult<'e>> {
-    const F: &str = "BatchNorm.backward";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let w = if weight.is_empty() {
-        None
-    } else {
-        Some(weight)
-    };
-    let g = guard(F, || mech::batch_norm_backward(x, grad_out, n, d, w, eps))?;
-    Ok(BatchNormGradsResult {
-        grad_x: typed(env, F, "gradX", &g.grad_x)?,
-        grad_weight: typed(env, F, "gradWeight", &g.grad_weight)?,
-        grad_bias: typed(env, F, "gradBias", &g.grad_bias)?,
-    })
+impl Op for BatchNormBackwardArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<mech::BatchNormGrads> {
+        let ((n, d), w) = (self.x.dims(func, "x")?, self.weight.as_deref());
+        mech::batch_norm_backward(&self.x.data, &self.grad_out, n, d, w, self.eps)
+    }
 }
+
+operation!(
+    /// Backward pass of a training-mode batch norm.
+    batch_norm_backward = "batchNormBackward",
+    BatchNormBackwardArgs { x: "x", grad_out: "gradOut", weight: "weight" } -> mech::BatchNormGrads,
+    "BatchNormGradsResult | Promise<BatchNormGradsResult>"
+);
 
 /// Steady-state lag v·(1 − μ)/μ of a running mean behind a drifting batch mean.
 #[napi]

@@ -1,32 +1,40 @@
 //! Bindings of chapter 6: practical mechanisms and regularizers.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::js_result;
+use crate::common::{guard, plain_js, typed};
+use crate::run::{operation, Op};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// One batch-norm forward pass; updates `running_mean`/`running_var` in place in training mode.
+/// The arguments of `BatchNorm.forward`: the running statistics are updated in place.
+#[napi(object, object_to_js = false)]
+pub struct BatchNormForwardArgs {
+    pub x: Mat,
+    pub running_mean: Float32Array,
+    pub running_var: Float32Array,
+    pub momentum: f64,
+    pub eps: f64,
+    pub training: bool,
+}
+
+/// Batch normalization of the rows of x (training: batch statistics, updating the running
+/// ones in place; else the running statistics).
 #[napi]
-#[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward<'e>(
     env: &'e Env,
-    x: &[f32],
-    rows: f64,
-    cols: f64,
-    mut running_mean: Float32ArraySlice,
-    mut running_var: Float32ArraySlice,
-    momentum: f64,
-    eps: f64,
-    training: bool,
+    mut args: BatchNormForwardArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "BatchNorm.forward";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    let a = &mut args;
     // SAFETY: the running-statistics arrays are alive for this synchronous call, owned by the
-    // layer object and not touched by anything else meanwhile; they never alias `x`'s view in
-    // a way that matters, as `x` is only read before they are written.
-    let (rm, rv) = unsafe { (running_mean.as_mut(), running_var.as_mut()) };
+    // layer object and not touched by anything else meanwhile; `x` is only read.
+    let (rm, rv) = unsafe { (a.running_mean.as_mut(), a.running_var.as_mut()) };
+    let (x, momentum, eps, training) = (&a.x, a.momentum, a.eps, a.training);
     guard(F, || {
-        reg::batch_norm_forward(x, n, d, rm, rv, momentum, eps, training)
+        let (n, d) = x.dims(F, "x")?;
+        reg::batch_norm_forward(&x.data, n, d, rm, rv, momentum, eps, training)
     })
     .and_then(|v| typed(env, F, "the result", &v))
 }
@@ -38,22 +46,32 @@ pub struct EmbeddingDriftResult {
     pub mean_l2: f64,
 }
 
-/// Mean cosine and mean Euclidean distance over matching rows.
-#[napi]
-pub fn embedding_drift(
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-) -> napi::Result<EmbeddingDriftResult> {
-    const F: &str = "embeddingDrift";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (c, l) = guard(F, || reg::embedding_drift(a, b, n, d))?;
-    Ok(EmbeddingDriftResult {
-        mean_cosine: c,
-        mean_l2: l,
-    })
+/// The arguments of `embeddingDrift`: two matrices of the same shape.
+#[napi(object, object_to_js = false)]
+pub struct DriftArgs {
+    pub a: Mat,
+    pub b: Mat,
 }
+
+impl Op for DriftArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<EmbeddingDriftResult> {
+        let (n, d) = self.a.dims(func, "a")?;
+        let (mean_cosine, mean_l2) = reg::embedding_drift(&self.a.data, &self.b.data, n, d)?;
+        Ok(EmbeddingDriftResult {
+            mean_cosine,
+            mean_l2,
+        })
+    }
+}
+
+operation!(
+    /// Mean cosine and mean Euclidean distance over matching rows.
+    embedding_drift = "embeddingDrift",
+    DriftArgs { a: "a", b: "b" } -> EmbeddingDriftResult,
+    "EmbeddingDriftResult | Promise<EmbeddingDriftResult>"
+);
+
+plain_js!(EmbeddingDriftResult);
 
 /// `{ fractionNearZero, hoyer }`.
 #[napi(object)]
@@ -62,65 +80,71 @@ pub struct SparsityResult {
     pub hoyer: f64,
 }
 
-/// Fraction of near-zero entries and mean Hoyer sparsity.
-#[napi]
-pub fn sparsity(m: &[f32], rows: f64, cols: f64, eps: f64) -> napi::Result<SparsityResult> {
-    const F: &str = "sparsity";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (f, h) = guard(F, || reg::sparsity(m, n, d, eps))?;
-    Ok(SparsityResult {
-        fraction_near_zero: f,
-        hoyer: h,
-    })
+plain_js!(SparsityResult);
+
+/// The arguments of `sparsity`: the matrix and the near-zero threshold.
+#[napi(object, object_to_js = false)]
+pub struct SparsityArgs {
+    pub m: Mat,
+    pub eps: f64,
 }
 
-/// `{ loss, gradA, gradB }` of the Wasserstein regularizer (gradients n × d row-major).
-#[napi(object, object_from_js = false)]
-pub struct WassersteinResult<'e> {
-    pub loss: f64,
-    pub grad_a: Float32ArraySlice<'e>,
-    pub grad_b: Float32ArraySlice<'e>,
-}
-
-impl IntoJs for reg::Wasserstein {
-    type Js<'e> = WassersteinResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<WassersteinResult<'e>> {
-        Ok(WassersteinResult {
-            loss: self.loss,
-            grad_a: typed(env, func, "gradA", &self.grad_a)?,
-            grad_b: typed(env, func, "gradB", &self.grad_b)?,
+impl Op for SparsityArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<SparsityResult> {
+        let (n, d) = self.m.dims(func, "m")?;
+        let (fraction_near_zero, hoyer) = reg::sparsity(&self.m.data, n, d, self.eps)?;
+        Ok(SparsityResult {
+            fraction_near_zero,
+            hoyer,
         })
     }
 }
 
-/// Wasserstein pairwise-similarity regularizer with gradients; p ∈ {1, 2}.
-#[napi]
-pub fn wasserstein_regularizer<'e>(
-    env: &'e Env,
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    p: u32,
-) -> napi::Result<WassersteinResult<'e>> {
-    const F: &str = "wassersteinRegularizer";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || reg::wasserstein_regularizer(a, b, n, d, p))?.into_js(env, F)
+operation!(
+    /// Fraction of near-zero entries and mean Hoyer sparsity.
+    sparsity = "sparsity",
+    SparsityArgs { m: "m" } -> SparsityResult,
+    "SparsityResult | Promise<SparsityResult>"
+);
+
+js_result!(
+    /// `{ loss, gradA, gradB }` of the Wasserstein regularizer (gradients n × d row-major).
+    WassersteinResult from reg::Wasserstein {
+        loss;
+        grad_a: Float32ArraySlice = "gradA", grad_b: Float32ArraySlice = "gradB";
+
+    }
+);
+
+/// The arguments of `wassersteinRegularizer`: two views of the same n items, p ∈ {1, 2}.
+#[napi(object, object_to_js = false)]
+pub struct WassersteinArgs {
+    pub a: Mat,
+    pub b: Mat,
+    pub p: u32,
 }
 
-/// Async twin of `wassersteinRegularizer` (inputs are copied first).
-#[napi(ts_return_type = "Promise<WassersteinResult>")]
-pub fn wasserstein_regularizer_async(
-    a: &[f32],
-    b: &[f32],
-    rows: f64,
-    cols: f64,
-    p: u32,
-) -> napi::Result<AsyncTask<Job<reg::Wasserstein>>> {
-    const F: &str = "wassersteinRegularizerAsync";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let (a, b) = (copy(F, "a", a)?, copy(F, "b", b)?);
-    Ok(Job::new(F, move || {
-        reg::wasserstein_regularizer(&a, &b, n, d, p)
-    }))
+impl Op for WassersteinArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
+        let (n, d) = self.a.dims(func, "a")?;
+        reg::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+    }
+
+    /// Two n × n × d GEMMs per view (cosines, gradient) and the sort of n(n−1)/2 pairs.
+    fn gpu_work(&self) -> Option<f64> {
+        let n = self.a.rows;
+        Some(4.0 * n * n * self.a.cols + 64.0 * (n * (n - 1.0) / 2.0))
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
+        let (n, d) = self.a.dims(func, "a")?;
+        densevec_cuda::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+    }
 }
+
+operation!(
+    /// The Wasserstein geometry regularizer with its gradients, now or as a Promise (`how`).
+    wasserstein_regularizer = "wassersteinRegularizer",
+    WassersteinArgs { a: "a", b: "b" } -> reg::Wasserstein,
+    "WassersteinResult | Promise<WassersteinResult>"
+);

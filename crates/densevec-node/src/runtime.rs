@@ -1,4 +1,5 @@
-//! Runtime controls: ISA, threads.
+//! Runtime controls: ISA, threads, and the availability of the CUDA backend (whose compute
+//! forms are chosen by the runner, `run.rs`).
 
 use crate::common::{err, to_usize};
 use densevec_core::Code;
@@ -55,4 +56,58 @@ pub fn native_set_threads(n: f64) -> napi::Result<()> {
 #[napi]
 pub fn native_init() -> Option<String> {
     isa::init_from_env().err()
+}
+
+/// Availability of the CUDA backend.
+#[napi(object)]
+pub struct CudaInfo {
+    /// Whether the GPU functions (similarityMatrix, topK, infoNCE, ntXent, marginSoftmax,
+    /// wassersteinRegularizer) can run.
+    pub available: bool,
+    /// Device name (when available).
+    pub device: Option<String>,
+    /// Total device memory in bytes (when available).
+    pub memory: Option<f64>,
+    /// Compute capability as "major.minor" (when available).
+    pub compute_capability: Option<String>,
+    /// Whether GEMM runs through cuBLAS (when available).
+    pub cublas: Option<bool>,
+    /// How GEMMs run: "3xTF32", "FP32" or "FP32 kernel" (when available).
+    pub gemm: Option<String>,
+    /// Why the backend is not available (when not).
+    pub reason: Option<String>,
+}
+
+/// Reports whether the CUDA backend can run here and why not. Never throws; computed once per
+/// process.
+#[napi]
+pub fn cuda_info() -> CudaInfo {
+    match std::panic::catch_unwind(densevec_cuda::available) {
+        Ok(Ok(d)) => CudaInfo {
+            available: true,
+            device: Some(d.name),
+            memory: Some(d.total_memory as f64),
+            compute_capability: Some(format!(
+                "{}.{}",
+                d.compute_capability.0, d.compute_capability.1
+            )),
+            cublas: Some(d.cublas),
+            gemm: Some(d.gemm),
+            reason: None,
+        },
+        Ok(Err(r)) => unavailable(r),
+        Err(_) => unavailable("CUDA probe failed unexpectedly".into()),
+    }
+}
+
+fn unavailable(reason: String) -> CudaInfo {
+    CudaInfo {
+        available: false,
+        device: None,
+        memory: None,
+        compute_capability: None,
+        cublas: None,
+        gemm: None,
+        reason: Some(reason),
+    }
 }

@@ -2,9 +2,14 @@
 //! class keeps the table and the stream position), unigram weights, the negative-sampling loss
 //! and the margin geometry of class prototypes.
 
+use crate::args::Mat;
+use crate::common::js_result;
 use crate::common::{copy, guard, to_usize, typed};
-use densevec_core::margin::{self as mg, MarginKind};
+use crate::margin::MarginKindName;
+use crate::run::{operation, Op};
+use densevec_core::margin as mg;
 use densevec_core::sampling as s;
+use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -87,75 +92,69 @@ pub fn unigram_weights<'e>(
     typed(env, F, "the weights", &v)
 }
 
-/// `{ loss, gradX, gradPositives, gradNegatives }` of negativeSamplingLoss.
-#[napi(object, object_from_js = false)]
-pub struct NegSamplingResult<'e> {
-    pub loss: f64,
-    pub grad_x: Float32ArraySlice<'e>,
-    pub grad_positives: Float32ArraySlice<'e>,
-    pub grad_negatives: Float32ArraySlice<'e>,
+js_result!(
+    /// `{ loss, gradX, gradPositives, gradNegatives }` of negativeSamplingLoss.
+    NegSamplingResult from s::NegSampling {
+        loss;
+        grad_x: Float32ArraySlice = "gradX", grad_positives: Float32ArraySlice = "gradPositives", grad_negatives: Float32ArraySlice = "gradNegatives";
+
+    }
+);
+
+/// The arguments of `negativeSamplingLoss`: `k` 0 means inferred from the row counts, `logQ`
+/// absent means plain negative sampling (present: NCE).
+#[napi(object, object_to_js = false)]
+pub struct NegativeSamplingArgs {
+    pub x: Mat,
+    pub positives: Float32Array,
+    pub negatives: Mat,
+    pub k: f64,
+    pub log_q: Option<Float32Array>,
 }
 
-/// Negative-sampling / NCE loss; `k` 0 means inferred; `logQ` used when `hasLogQ`.
-#[napi]
-#[allow(clippy::too_many_arguments)]
-pub fn negative_sampling_loss<'e>(
-    env: &'e Env,
-    x: &[f32],
-    rows: f64,
-    positives: &[f32],
-    negatives: &[f32],
-    neg_rows: f64,
-    cols: f64,
-    k: f64,
-    log_q: &[f32],
-    has_log_q: bool,
-) -> napi::Result<NegSamplingResult<'e>> {
-    const F: &str = "negativeSamplingLoss";
-    let (n, nr, d, k) = (
-        to_usize(F, "x.rows", rows)?,
-        to_usize(F, "negatives.rows", neg_rows)?,
-        to_usize(F, "cols", cols)?,
-        to_usize(F, "k", k)?,
-    );
-    let kk = if k == 0 { None } else { Some(k) };
-    let lq = if has_log_q { Some(log_q) } else { None };
-    let r = guard(F, || {
-        s::negative_sampling_loss(x, n, positives, negatives, nr, d, kk, lq)
-    })?;
-    Ok(NegSamplingResult {
-        loss: r.loss,
-        grad_x: typed(env, F, "gradX", &r.grad_x)?,
-        grad_positives: typed(env, F, "gradPositives", &r.grad_positives)?,
-        grad_negatives: typed(env, F, "gradNegatives", &r.grad_negatives)?,
-    })
+impl Op for NegativeSamplingArgs {
+    fn cpu(&self, f: &str) -> densevec_core::Result<s::NegSampling> {
+        let ((n, d), (nr, _)) = (self.x.dims(f, "x")?, self.negatives.dims(f, "negatives")?);
+        let kk = Some(dim(f, "k", self.k)?).filter(|&k| k > 0);
+        let (x, neg, lq) = (&self.x.data, &self.negatives.data, self.log_q.as_deref());
+        s::negative_sampling_loss(x, n, &self.positives, neg, nr, d, kk, lq)
+    }
 }
 
-/// `{ angles, gaps }` (C × C, row-major) of marginGeometry.
-#[napi(object, object_from_js = false)]
-pub struct MarginGeometryResult<'e> {
-    pub angles: Float32ArraySlice<'e>,
-    pub gaps: Float32ArraySlice<'e>,
+operation!(
+    /// Negative-sampling / NCE loss with its gradients.
+    negative_sampling_loss = "negativeSamplingLoss",
+    NegativeSamplingArgs { x: "x", positives: "positives", negatives: "negatives", log_q: "logQ" } -> s::NegSampling,
+    "NegSamplingResult | Promise<NegSamplingResult>"
+);
+
+js_result!(
+    /// `{ angles, gaps }` (C × C, row-major) of marginGeometry.
+    MarginGeometryResult from mg::MarginGeometry {
+        ;
+        angles: Float32ArraySlice = "angles", gaps: Float32ArraySlice = "gaps";
+
+    }
+);
+
+/// The arguments of `marginGeometry`: the prototypes (C × d), the margin kind and size.
+#[napi(object, object_to_js = false)]
+pub struct MarginGeometryArgs {
+    pub prototypes: Mat,
+    pub kind: MarginKindName,
+    pub margin: f64,
 }
 
-/// Margin geometry of prototypes; kind 0 normalized, 1 cosface, 2 arcface.
-#[napi]
-pub fn margin_geometry<'e>(
-    env: &'e Env,
-    w: &[f32],
-    rows: f64,
-    cols: f64,
-    kind: u32,
-    margin: f64,
-) -> napi::Result<MarginGeometryResult<'e>> {
-    const F: &str = "marginGeometry";
-    let (c, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let r = guard(F, || {
-        let k = MarginKind::from_code(F, kind)?;
-        mg::margin_geometry(w, c, d, k, margin)
-    })?;
-    Ok(MarginGeometryResult {
-        angles: typed(env, F, "angles", &r.angles)?,
-        gaps: typed(env, F, "gaps", &r.gaps)?,
-    })
+impl Op for MarginGeometryArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginGeometry> {
+        let (c, d) = self.prototypes.dims(func, "prototypes")?;
+        mg::margin_geometry(&self.prototypes.data, c, d, self.kind.into(), self.margin)
+    }
 }
+
+operation!(
+    /// Margin geometry of prototypes.
+    margin_geometry = "marginGeometry",
+    MarginGeometryArgs { prototypes: "prototypes" } -> mg::MarginGeometry,
+    "MarginGeometryResult | Promise<MarginGeometryResult>"
+);

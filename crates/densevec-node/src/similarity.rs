@@ -1,29 +1,17 @@
 //! Bindings of chapter 1: similarity geometry.
 
-use crate::common::{batch_dims, copy, guard, to_usize, typed, typed_with, IntoJs, Job, SPLIT};
+use crate::args::{CorpusArg, Mat, MetricName};
+use crate::common::js_result;
+use crate::common::{guard, to_usize, typed_with, SPLIT};
+use crate::run::{operation, Op};
+use densevec_core::alloc;
 use densevec_core::error::check_matrix;
-use densevec_core::similarity::{self as sim, Metric};
-use densevec_core::{alloc, topk};
+use densevec_core::quantized::{self as qz, Corpus};
+use densevec_core::similarity as sim;
+use densevec_core::topk::{self, Select};
+use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-
-/// Σ a_k b_k.
-#[napi]
-pub fn dot(a: &[f32], b: &[f32]) -> napi::Result<f64> {
-    guard("dot", || sim::dot(a, b)).map(|v| v as f64)
-}
-
-/// Cosine similarity; 0 when either norm is 0.
-#[napi]
-pub fn cosine(a: &[f32], b: &[f32]) -> napi::Result<f64> {
-    guard("cosine", || sim::cosine(a, b)).map(|v| v as f64)
-}
-
-/// Squared Euclidean distance.
-#[napi(js_name = "l2sq")]
-pub fn l2sq(a: &[f32], b: &[f32]) -> napi::Result<f64> {
-    guard("l2sq", || sim::l2sq(a, b)).map(|v| v as f64)
-}
 
 /// Euclidean norm.
 #[napi]
@@ -81,112 +69,148 @@ pub fn normalize_rows<'e>(
     })
 }
 
-/// Row-major q.rows × c.rows similarity; metric 0 dot, 1 cosine, 2 l2sq.
-#[napi]
-pub fn similarity_matrix<'e>(
-    env: &'e Env,
-    q: &[f32],
-    q_rows: f64,
-    c: &[f32],
-    c_rows: f64,
-    cols: f64,
-    metric: u32,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "similarityMatrix";
-    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    // Argument errors first, then the size of the result, which is computed in place.
-    let (metric, len) = guard(F, || {
-        let m = Metric::from_code(F, metric)?;
-        check_matrix(F, "q", q, qr, d)?;
-        check_matrix(F, "c", c, cr, d)?;
-        Ok((m, alloc::elems(F, SIM_WHAT, &[qr, cr], 4, SIM_HINT)?))
-    })?;
-    typed_with(env, F, SIM_WHAT, SIM_HINT, len, |out| {
-        guard(F, || {
-            sim::similarity_matrix_into(q, qr, c, cr, d, metric, out)
-        })
-    })
-}
-
 /// What the similarity matrix is called in a refused allocation, and the way out.
 pub(crate) const SIM_WHAT: &str = "the q.rows × c.rows similarity matrix";
 pub(crate) const SIM_HINT: &str = "use topK for nearest neighbours, or split the batch";
 
-/// Async twin of `similarityMatrix` (inputs are copied first).
-#[napi(ts_return_type = "Promise<Float32Array>")]
-pub fn similarity_matrix_async(
-    q: &[f32],
-    q_rows: f64,
-    c: &[f32],
-    c_rows: f64,
-    cols: f64,
-    metric: u32,
-) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
-    const F: &str = "similarityMatrixAsync";
-    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    let (q, c) = (copy(F, "q", q)?, copy(F, "c", c)?);
-    Ok(Job::new(F, move || {
-        sim::similarity_matrix(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
-    }))
+/// The arguments of `similarityMatrix`: q.rows × c.rows similarities of the rows of `q` and
+/// the rows of `c` (a corpus in any storage type).
+#[napi(object, object_to_js = false)]
+pub struct SimilarityMatrixArgs {
+    pub q: Mat,
+    pub c: CorpusArg,
+    pub metric: MetricName,
 }
 
-/// Top-k result: `q.rows × k` row-major, best first per query.
-#[napi(object, object_from_js = false)]
-pub struct TopKResult<'e> {
-    pub indices: Uint32ArraySlice<'e>,
-    pub scores: Float32ArraySlice<'e>,
-}
+impl Op for SimilarityMatrixArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let ((qr, d), cr, m) = (
+            self.q.dims(func, "q")?,
+            self.c.rows(func)?,
+            self.metric.into(),
+        );
+        match self.c.dense() {
+            Some(c) => sim::similarity_matrix(&self.q.data, qr, c, cr, d, m),
+            None => qz::similarity_matrix_q(&self.q.data, qr, &self.c.corpus(func)?, cr, d, m),
+        }
+    }
 
-impl IntoJs for topk::TopK {
-    type Js<'e> = TopKResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<TopKResult<'e>> {
-        Ok(TopKResult {
-            indices: typed(env, func, "the indices", &self.indices)?,
-            scores: typed(env, func, "the scores", &self.scores)?,
+    /// Argument errors first, then the size of the result, which is computed in place.
+    fn sync<'e>(&self, env: &'e Env, func: &str) -> napi::Result<Float32ArraySlice<'e>> {
+        let ((qr, d), cr, m) = guard(func, || {
+            Ok((
+                self.q.dims(func, "q")?,
+                self.c.rows(func)?,
+                self.metric.into(),
+            ))
+        })?;
+        let (q, c) = (&self.q.data[..], guard(func, || self.c.corpus(func))?);
+        let len = guard(func, || {
+            check_matrix(func, "q", q, qr, d)?;
+            match c {
+                Corpus::F32(c) => check_matrix(func, "c", c, cr, d)?,
+                _ => qz::check_corpus(func, &c, cr, d)?,
+            }
+            alloc::elems(func, SIM_WHAT, &[qr, cr], 4, SIM_HINT)
+        })?;
+        typed_with(env, func, SIM_WHAT, SIM_HINT, len, |out| {
+            guard(func, || match c {
+                Corpus::F32(c) => sim::similarity_matrix_into(q, qr, c, cr, d, m, out),
+                _ => qz::similarity_matrix_q_into(q, qr, &c, cr, d, m, out),
+            })
         })
+    }
+
+    fn gpu_work(&self) -> Option<f64> {
+        self.c.dense()?;
+        Some(self.q.rows * self.c.rows * self.q.cols)
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
+        let c = self.c.dense().unwrap_or_default();
+        densevec_cuda::similarity_matrix(&self.q.data, qr, c, cr, d, self.metric.into())
     }
 }
 
-/// Exact top-k per query row; metric 0 dot, 1 cosine, 2 l2sq.
-#[allow(clippy::too_many_arguments)]
-#[napi]
-pub fn top_k<'e>(
-    env: &'e Env,
-    q: &[f32],
-    q_rows: f64,
-    c: &[f32],
-    c_rows: f64,
-    cols: f64,
-    k: f64,
-    metric: u32,
-) -> napi::Result<TopKResult<'e>> {
-    const F: &str = "topK";
-    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    let kk = to_usize(F, "k", k)?;
-    guard(F, || {
-        topk::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?)
-    })?
-    .into_js(env, F)
+operation!(
+    /// q.rows × c.rows similarity matrix (row-major), now or as a Promise (`how`).
+    similarity_matrix = "similarityMatrix",
+    SimilarityMatrixArgs { q: "q", c: "c" } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
+
+js_result!(
+    /// Top-k result: `q.rows × k` row-major, best first per query.
+    TopKResult from topk::TopK {
+        ;
+        indices: Uint32ArraySlice = "the indices", scores: Float32ArraySlice = "the scores";
+
+    }
+);
+
+/// The arguments of `topK`: the `k` best corpus rows per query, over a corpus in any storage
+/// type, optionally restricted by `skip` (one corpus row per query, 0xFFFFFFFF = none) and
+/// `mask` (one entry per corpus row, 0 = ineligible).
+#[napi(object, object_to_js = false)]
+pub struct TopKArgs {
+    pub q: Mat,
+    pub c: CorpusArg,
+    pub k: f64,
+    pub metric: MetricName,
+    pub skip: Option<Uint32Array>,
+    pub mask: Option<Uint8Array>,
 }
 
-/// Async twin of `topK` (inputs are copied first).
-#[napi(ts_return_type = "Promise<TopKResult>")]
-pub fn top_k_async(
-    q: &[f32],
-    q_rows: f64,
-    c: &[f32],
-    c_rows: f64,
-    cols: f64,
-    k: f64,
-    metric: u32,
-) -> napi::Result<AsyncTask<Job<topk::TopK>>> {
-    const F: &str = "topKAsync";
-    let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
-    let kk = to_usize(F, "k", k)?;
-    let (q, c) = (copy(F, "q", q)?, copy(F, "c", c)?);
-    Ok(Job::new(F, move || {
-        topk::top_k(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
-    }))
+impl Op for TopKArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<topk::TopK> {
+        let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
+        let (kk, m, q) = (
+            dim(func, "k", self.k)?,
+            self.metric.into(),
+            &self.q.data[..],
+        );
+        if self.skip.is_some() || self.mask.is_some() {
+            let sel = Select {
+                skip: self.skip.as_deref(),
+                mask: self.mask.as_deref(),
+            };
+            let c = self.c.corpus(func)?;
+            return topk::top_k_filtered(q, qr, &c, cr, d, kk, m, sel);
+        }
+        match self.c.dense() {
+            Some(c) => topk::top_k(q, qr, c, cr, d, kk, m),
+            None => qz::top_k_q(q, qr, &self.c.corpus(func)?, cr, d, kk, m),
+        }
+    }
+
+    /// The GPU top-k takes float32 corpora without filters and k ≤ 128.
+    fn gpu_work(&self) -> Option<f64> {
+        self.c.dense()?;
+        let small_k = self.k <= densevec_cuda::KMAX as f64;
+        (self.skip.is_none() && self.mask.is_none() && small_k)
+            .then_some(self.q.rows * self.c.rows * self.q.cols)
+    }
+
+    fn gpu(&self, func: &str) -> densevec_core::Result<topk::TopK> {
+        let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
+        let c = self.c.dense().unwrap_or_default();
+        let (kk, m) = (dim(func, "k", self.k)?, self.metric.into());
+        densevec_cuda::top_k(&self.q.data, qr, c, cr, d, kk, m)
+    }
+}
+
+operation!(
+    /// Exact top-k per query row, now or as a Promise (`how`).
+    top_k = "topK",
+    TopKArgs { q: "q", c: "c", skip: "skip", mask: "mask" } -> topk::TopK,
+    "TopKResult | Promise<TopKResult>"
+);
+
+/// Largest k that the GPU top-k takes (larger k run on the CPU).
+#[napi]
+pub fn cuda_top_k_max() -> u32 {
+    densevec_cuda::KMAX as u32
 }
 
 // ---------------------------------------------------------------------------------------------

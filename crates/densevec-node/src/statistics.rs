@@ -1,26 +1,35 @@
 //! Bindings of chapter 2: statistics of high-dimensional embeddings.
 
-use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
+use crate::args::Mat;
+use crate::common::js_result;
+use crate::common::{guard, to_usize};
+use crate::run::{operation, Op};
 use densevec_core::statistics as st;
+use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-/// n × d row-major buffer of rows uniform on the unit sphere (documented PRNG).
-#[napi]
-pub fn random_unit_vectors<'e>(
-    env: &'e Env,
-    n: f64,
-    d: f64,
-    seed: f64,
-) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "randomUnitVectors";
-    let (n, d) = (to_usize(F, "n", n)?, to_usize(F, "d", d)?);
-    guard(F, || {
-        let seed = st::check_seed(F, "seed", seed)?;
-        st::random_unit_vectors(n, d, seed)
-    })
-    .and_then(|v| typed(env, F, "the result", &v))
+/// The arguments of `randomUnitVectors`: n rows of d values from the stream of `seed`.
+#[napi(object, object_to_js = false)]
+pub struct RandomUnitArgs {
+    pub n: f64,
+    pub d: f64,
+    pub seed: f64,
 }
+
+impl Op for RandomUnitArgs {
+    fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
+        let (n, d) = (dim(func, "n", self.n)?, dim(func, "d", self.d)?);
+        st::random_unit_vectors(n, d, st::check_seed(func, "seed", self.seed)?)
+    }
+}
+
+operation!(
+    /// n × d row-major buffer of rows uniform on the unit sphere (documented PRNG).
+    random_unit_vectors = "randomUnitVectors",
+    RandomUnitArgs {  } -> Vec<f32>,
+    "Float32Array | Promise<Float32Array>"
+);
 
 /// Exact null p-value of the cosine `s` in dimension `d`.
 #[napi]
@@ -30,70 +39,37 @@ pub fn cosine_p_value(s: f64, d: f64, two_sided: bool) -> napi::Result<f64> {
     guard(F, || st::cosine_p_value(s, d, two_sided))
 }
 
-/// `{ mean, variance, nullVariance, zScore, pairs }` of the pairwise cosines.
-#[napi(object)]
-pub struct SimilarityStats {
-    pub mean: f64,
-    pub variance: f64,
-    pub null_variance: f64,
-    pub z_score: f64,
-    pub pairs: f64,
+js_result!(
+    /// `{ mean, variance, nullVariance, zScore, pairs }` of the pairwise cosines.
+    SimilarityStats from st::SimilarityStats { mean, variance, null_variance, z_score, pairs }
+);
+
+/// The arguments of `similarityStats`: all pairs of rows, or `samplePairs` pairs drawn from
+/// the stream of `sampleSeed` when both are given.
+#[napi(object, object_to_js = false)]
+pub struct SimilarityStatsArgs {
+    pub m: Mat,
+    pub sample_pairs: Option<f64>,
+    pub sample_seed: Option<f64>,
 }
 
-impl IntoJs for st::SimilarityStats {
-    type Js<'e> = SimilarityStats;
-    fn into_js(self, _env: &Env, _func: &str) -> napi::Result<SimilarityStats> {
-        Ok(SimilarityStats {
-            mean: self.mean,
-            variance: self.variance,
-            null_variance: self.null_variance,
-            z_score: self.z_score,
-            pairs: self.pairs,
-        })
+impl Op for SimilarityStatsArgs {
+    fn cpu(&self, f: &str) -> densevec_core::Result<st::SimilarityStats> {
+        let (n, d) = self.m.dims(f, "m")?;
+        let sample = match (self.sample_pairs, self.sample_seed) {
+            (Some(p), Some(s)) => Some((
+                dim(f, "sample.pairs", p)? as u64,
+                st::check_seed(f, "sample.seed", s)?,
+            )),
+            _ => None,
+        };
+        st::similarity_stats(&self.m.data, n, d, sample)
     }
 }
 
-fn sample_arg(f: &str, pairs: Option<f64>, seed: Option<f64>) -> napi::Result<Option<(u64, u64)>> {
-    match (pairs, seed) {
-        (Some(p), Some(s)) => {
-            let p = to_usize(f, "sample.pairs", p)? as u64;
-            let s = guard(f, || st::check_seed(f, "sample.seed", s))?;
-            Ok(Some((p, s)))
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Pairwise cosine statistics of the rows (all pairs i < j, or a seeded sample of pairs).
-#[napi]
-pub fn similarity_stats(
-    env: Env,
-    data: &[f32],
-    rows: f64,
-    cols: f64,
-    sample_pairs: Option<f64>,
-    sample_seed: Option<f64>,
-) -> napi::Result<SimilarityStats> {
-    const F: &str = "similarityStats";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let sample = sample_arg(F, sample_pairs, sample_seed)?;
-    guard(F, || st::similarity_stats(data, n, d, sample))?.into_js(&env, F)
-}
-
-/// Async twin of `similarityStats` (the input is copied first).
-#[napi(ts_return_type = "Promise<SimilarityStats>")]
-pub fn similarity_stats_async(
-    data: &[f32],
-    rows: f64,
-    cols: f64,
-    sample_pairs: Option<f64>,
-    sample_seed: Option<f64>,
-) -> napi::Result<AsyncTask<Job<st::SimilarityStats>>> {
-    const F: &str = "similarityStatsAsync";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    let sample = sample_arg(F, sample_pairs, sample_seed)?;
-    let data = copy(F, "data", data)?;
-    Ok(Job::new(F, move || {
-        st::similarity_stats(&data, n, d, sample)
-    }))
-}
+operation!(
+    /// Statistics of the pairwise cosines, now or as a Promise (`how`).
+    similarity_stats = "similarityStats",
+    SimilarityStatsArgs { m: "data" } -> st::SimilarityStats,
+    "SimilarityStats | Promise<SimilarityStats>"
+);
