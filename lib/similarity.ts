@@ -139,7 +139,7 @@ export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): To
   [q, c, options] = contract.snapBatch('topK', q, c, options, contract.TOPK_KEYS);
   const n = nat();
   if (n === null) return ref.topK(q, c, k, options);
-  const sel = ref.selectTypes('topK', options);
+  const sel = contract.selectTypes('topK', options);
   const metric = contract.checkTopK('topK', q, c, k, options, sel);
   try {
     return tagged(now(n.topK({ ...batchArgs(q, c, metric), k, ...sel }, onDevice())), c.rows, k);
@@ -177,7 +177,7 @@ export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions
   return later(() => {
     const fn = 'topKAsync';
     [q, c, options] = contract.snapBatch(fn, q, c, options, contract.TOPK_KEYS);
-    const sel = ref.selectTypes(fn, options);
+    const sel = contract.selectTypes(fn, options);
     const metric = contract.checkTopK(fn, q, c, k, options, sel);
     const n = nat();
     if (n === null) return refAsync<TopKResult>('topK', [q, c, k, options]);

@@ -158,3 +158,13 @@ export function checkK(fn: string, k: unknown, rows: number): asserts k is numbe
   v.int(fn, 'k', k);
   if (k < 1 || k > rows) fail('E_ARG', `${fn}: k must be in [1, ${rows}] (rows of the corpus), got ${k}`);
 }
+
+/** Reads and type-checks `skip` / `mask` (E_TYPE); call before the shape checks. */
+export function selectTypes(fn: string, o: TopKOptions | undefined): TopKSelect {
+  if (o === undefined || o === null || typeof o !== 'object') return {};
+  const skip = o.skip;
+  const mask = o.mask;
+  if (skip !== undefined && !(skip instanceof Uint32Array)) fail('E_TYPE', `${fn}: skip must be a Uint32Array (one corpus row per query, 0xFFFFFFFF = none)`);
+  if (mask !== undefined && !(mask instanceof Uint8Array)) fail('E_TYPE', `${fn}: mask must be a Uint8Array (one entry per corpus row, 0 = ineligible)`);
+  return { skip, mask };
+}

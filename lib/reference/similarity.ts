@@ -4,20 +4,10 @@
  */
 import { alloc } from '../contract/alloc';
 import { type Corpus, dequantize } from '../contract/quantized';
-import { checkBatch, checkPair, checkTopK, type MetricOptions, rankKey, ranksBefore, snapBatch, TOPK_KEYS, type TopKOptions, type TopKResult, type TopKSelect } from '../contract/similarity';
+import { checkBatch, checkPair, checkTopK, type MetricOptions, rankKey, ranksBefore, selectTypes, snapBatch, TOPK_KEYS, type TopKOptions, type TopKResult, type TopKSelect } from '../contract/similarity';
 import * as v from '../contract/validate';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
-
-/** Reads and type-checks `skip` / `mask` (E_TYPE); call before the shape checks. */
-export function selectTypes(fn: string, o: TopKOptions | undefined): TopKSelect {
-  if (o === undefined || o === null || typeof o !== 'object') return {};
-  const skip = o.skip;
-  const mask = o.mask;
-  if (skip !== undefined && !(skip instanceof Uint32Array)) fail('E_TYPE', `${fn}: skip must be a Uint32Array (one corpus row per query, 0xFFFFFFFF = none)`);
-  if (mask !== undefined && !(mask instanceof Uint8Array)) fail('E_TYPE', `${fn}: mask must be a Uint8Array (one entry per corpus row, 0 = ineligible)`);
-  return { skip, mask };
-}
 
 /** Float64 dot product of two equal-length ranges. */
 export function dot64(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, n: number): number {
