@@ -5,7 +5,7 @@
 #![cfg(target_os = "linux")]
 
 use densevec_core::similarity::Metric;
-use densevec_cuda::dev::{gemm_rm, Arg, Buf, DevPtr, Device, Launch, Sgemm};
+use densevec_cuda::dev::{gemm_rm, Arg, Buf, DevPtr, Device, Launch, Rm, Sgemm};
 use densevec_cuda_emu::{Emu, DEFAULT_BUDGET};
 
 fn geom(grid: [u32; 3], block: [u32; 3]) -> Launch {
@@ -974,10 +974,15 @@ fn row_major_gemm_helper_runs_on_the_column_major_sgemm() {
         let b: Vec<f32> = (0..br * ldb).map(|_| rng.f32()).collect();
         let (da, db) = (Buf::from(&d, &a).unwrap(), Buf::from(&d, &b).unwrap());
         let dc = Buf::<f32>::zeros(&d, m * ldc).unwrap();
-        gemm_rm(
-            &d, ta, tb, m, n, k, 1.0, da.ptr, lda, db.ptr, ldb, 0.0, dc.ptr, ldc,
-        )
-        .unwrap();
+        let ra = Rm {
+            t: ta,
+            ..Rm::n(da.ptr, lda)
+        };
+        let rb = Rm {
+            t: tb,
+            ..Rm::n(db.ptr, ldb)
+        };
+        gemm_rm(&d, [m, n, k], 1.0, ra, rb, 0.0, Rm::n(dc.ptr, ldc)).unwrap();
         let c = dc.to_vec().unwrap();
         for i in 0..m {
             for j in 0..n {
