@@ -28,6 +28,12 @@ use densevec_cuda::{
 /// What one configuration of a case gave: the compared parts, or why there is no result.
 pub type Outcome = std::result::Result<Vec<Part>, String>;
 
+/// A case's work on one device configuration (see [`Rig::each`]).
+pub type Job<'a> = &'a mut dyn FnMut(&dyn Device) -> Outcome;
+
+/// What [`Rig::each`] returns: the outcome on each configuration, named.
+pub type Runs = Vec<(String, Outcome)>;
+
 /// A device to check, in each of its configurations.
 pub trait Rig {
     /// The GPU's shapes (large) or the emulator's (small: every barrier of a 256-thread block
@@ -40,12 +46,7 @@ pub trait Rig {
     /// of near-cancelling terms exceed it, as cuBLAS's blocked sums do not). A rig may turn an
     /// outcome into a failure after the call (the emulator: memory leaked or written out of
     /// bounds).
-    fn each(
-        &self,
-        scratch: usize,
-        f32_sums: bool,
-        f: &mut dyn FnMut(&dyn Device) -> Outcome,
-    ) -> Vec<(String, Outcome)>;
+    fn each(&self, scratch: usize, f32_sums: bool, f: Job) -> Runs;
 }
 
 /// One compared quantity of a result.
@@ -227,38 +228,37 @@ trait Parts {
     fn parts(&self) -> Vec<(&'static str, Val<'_>)>;
 }
 
-fn stats(s: &NceStats) -> [(&'static str, Val<'static>); 4] {
-    [
-        ("entropy", Val::Scalar(s.mean_entropy)),
-        ("pPositive", Val::Scalar(s.mean_positive_probability)),
-        ("maxPNegative", Val::Scalar(s.mean_max_negative_probability)),
-        ("effectiveNegatives", Val::Scalar(s.effective_negatives)),
-    ]
+/// InfoNCE's and NT-Xent's parts: the loss, the two gradients, ∂loss/∂τ and the diagnostics.
+fn nce_parts<'a>(
+    loss: f64,
+    grads: [(&'static str, &'a [f32]); 2],
+    grad_temperature: f64,
+    s: &NceStats,
+) -> Vec<(&'static str, Val<'a>)> {
+    let mut v = vec![("loss", Val::Loss(loss))];
+    v.extend(grads.map(|(name, g)| (name, Val::Grad(g))));
+    v.push(("gradTemperature", Val::Scalar(grad_temperature)));
+    v.push(("entropy", Val::Scalar(s.mean_entropy)));
+    v.push(("pPositive", Val::Scalar(s.mean_positive_probability)));
+    v.push(("maxPNegative", Val::Scalar(s.mean_max_negative_probability)));
+    v.push(("effectiveNegatives", Val::Scalar(s.effective_negatives)));
+    v
 }
 
 impl Parts for InfoNce {
     fn parts(&self) -> Vec<(&'static str, Val<'_>)> {
-        let mut v = vec![
-            ("loss", Val::Loss(self.loss)),
-            ("gradQ", Val::Grad(&self.grad_q)),
-            ("gradKeys", Val::Grad(&self.grad_keys)),
-            ("gradTemperature", Val::Scalar(self.grad_temperature)),
+        let grads = [
+            ("gradQ", &self.grad_q[..]),
+            ("gradKeys", &self.grad_keys[..]),
         ];
-        v.extend(stats(&self.stats));
-        v
+        nce_parts(self.loss, grads, self.grad_temperature, &self.stats)
     }
 }
 
 impl Parts for NtXent {
     fn parts(&self) -> Vec<(&'static str, Val<'_>)> {
-        let mut v = vec![
-            ("loss", Val::Loss(self.loss)),
-            ("gradA", Val::Grad(&self.grad_a)),
-            ("gradB", Val::Grad(&self.grad_b)),
-            ("gradTemperature", Val::Scalar(self.grad_temperature)),
-        ];
-        v.extend(stats(&self.stats));
-        v
+        let grads = [("gradA", &self.grad_a[..]), ("gradB", &self.grad_b[..])];
+        nce_parts(self.loss, grads, self.grad_temperature, &self.stats)
     }
 }
 
@@ -298,162 +298,137 @@ where
 // ---------------------------------------------------------------------------------------------
 // Argument errors
 
-/// A sample of wrong calls: the CUDA path (on the device, and through the public functions,
-/// which answer before asking for a GPU) gives the CPU's error, code and message.
+/// Wrong calls, each checked on every configuration of a rig and through [`densevec_cuda::run`]
+/// (what the public functions call; it answers before asking for a GPU).
+struct Errors<'r> {
+    rig: &'r dyn Rig,
+    rows: Vec<Row>,
+}
+
+impl Errors<'_> {
+    /// `op` fails as the CPU's call did (`want`): same code, same message.
+    fn check<O: GpuOp, T>(&mut self, what: &str, op: &O, want: Result<T>) {
+        let want = want.err();
+        let same = |got: std::result::Result<(), densevec_core::Error>| -> Outcome {
+            let want = want.as_ref().ok_or("the CPU accepts this call")?;
+            let got = got.err().ok_or("the GPU path accepts this call")?;
+            if (got.code, &got.msg) != (want.code, &want.msg) {
+                let (g, w) = ((got.code, &got.msg), (want.code, &want.msg));
+                return Err(format!("{g:?}, want {w:?}"));
+            }
+            Ok(vec![Part {
+                name: "error",
+                ok: true,
+                err: 0.0,
+            }])
+        };
+        let f = |dev: &dyn Device| same(ops::on(dev, op).map(drop));
+        case(self.rig, &mut self.rows, "errors", what.into(), 1 << 20, f);
+        let outcome = same(densevec_cuda::run(op).map(drop));
+        let (case, config) = (what.to_string(), "densevec_cuda::run".to_string());
+        self.rows.push(Row {
+            func: "errors",
+            case,
+            config,
+            outcome,
+        });
+    }
+}
+
+/// A sample of wrong calls: the CUDA path gives the CPU's error, code and message.
 pub fn errors(rig: &dyn Rig) -> Vec<Row> {
     let x = [1f32, 2.0, 3.0, 4.0, 5.0, 6.0];
-    let inf = [1f32, 2.0, 3.0, f32::NAN, 5.0, 6.0];
-    let o = |temperature| InfoNceOpts {
-        temperature,
+    let nan = [1f32, 2.0, 3.0, f32::NAN, 5.0, 6.0];
+    let o1 = InfoNceOpts {
+        temperature: 0.1,
         positives: None,
         log_q: None,
         normalize: false,
     };
-    let (o0, o1) = (o(0.0), o(0.1));
+    let o0 = InfoNceOpts {
+        temperature: 0.0,
+        ..o1
+    };
     let bad_pos = [0u32, 5];
     let o2 = InfoNceOpts {
         positives: Some(&bad_pos),
         ..o1
     };
-    let mo = |margin| MarginOpts {
+    let m0 = MarginOpts {
         kind: MarginKind::ArcFace,
         scale: 30.0,
-        margin,
+        margin: 0.5,
         label_smoothing: 0.0,
     };
-    let (m0, m1) = (mo(0.5), mo(3.5));
+    let m1 = MarginOpts { margin: 3.5, ..m0 };
     let dot = Metric::Dot;
-    type Call<'a> = (
-        &'static str,
-        Box<dyn Fn(&dyn Device) -> Result<()> + 'a>,
-        Box<dyn Fn() -> Result<()> + 'a>,
-        Result<()>,
+    let sim = SimilarityArgs {
+        q: &x,
+        q_rows: 2,
+        c: &x,
+        c_rows: 4,
+        cols: 3,
+        metric: dot,
+    };
+    let ntx = NtXentArgs {
+        a: &x,
+        b: &x[..3],
+        rows: 2,
+        d: 3,
+        temperature: 0.1,
+    };
+    let was = WassersteinArgs {
+        a: &x,
+        b: &x,
+        n: 2,
+        d: 3,
+        p: 3,
+    };
+    let mut e = Errors {
+        rig,
+        rows: Vec::new(),
+    };
+    e.check(
+        "similarityMatrix c shape",
+        &sim,
+        similarity_matrix(&x, 2, &x, 4, 3, dot),
     );
-    fn sim<'a>(q: &'a [f32], qr: usize, c: &'a [f32], cr: usize, d: usize) -> SimilarityArgs<'a> {
-        SimilarityArgs {
-            q,
-            q_rows: qr,
-            c,
-            c_rows: cr,
-            cols: d,
-            metric: Metric::Dot,
-        }
-    }
-    let calls: Vec<Call> = vec![
-        (
-            "similarityMatrix q shape",
-            Box::new(|dev| ops::on(dev, &sim(&x, 2, &x, 4, 3)).map(drop)),
-            Box::new(|| densevec_cuda::similarity_matrix(&x, 2, &x, 4, 3, dot).map(drop)),
-            similarity_matrix(&x, 2, &x, 4, 3, dot).map(drop),
-        ),
-        (
-            "topK k > c.rows",
-            Box::new(|dev| ops::on(dev, &tk(&x, 2, &x, 2, 3, 3)).map(drop)),
-            Box::new(|| densevec_cuda::top_k(&x, 2, &x, 2, 3, 3, dot).map(drop)),
-            top_k(&x, 2, &x, 2, 3, 3, dot).map(drop),
-        ),
-        (
-            "topK k = 0",
-            Box::new(|dev| ops::on(dev, &tk(&x, 2, &x, 2, 3, 0)).map(drop)),
-            Box::new(|| densevec_cuda::top_k(&x, 2, &x, 2, 3, 0, dot).map(drop)),
-            top_k(&x, 2, &x, 2, 3, 0, dot).map(drop),
-        ),
-        (
-            "infoNCE temperature",
-            Box::new(|dev| ops::on(dev, &nce(&x, &x, &o0)).map(drop)),
-            Box::new(|| densevec_cuda::info_nce(&x, 2, &x, 2, 3, &o0).map(drop)),
-            info_nce(&x, 2, &x, 2, 3, &o0).map(drop),
-        ),
-        (
-            "infoNCE positives",
-            Box::new(|dev| ops::on(dev, &nce(&x, &x, &o2)).map(drop)),
-            Box::new(|| densevec_cuda::info_nce(&x, 2, &x, 2, 3, &o2).map(drop)),
-            info_nce(&x, 2, &x, 2, 3, &o2).map(drop),
-        ),
-        (
-            "infoNCE non-finite",
-            Box::new(|dev| ops::on(dev, &nce(&inf, &x, &o1)).map(drop)),
-            Box::new(|| densevec_cuda::info_nce(&inf, 2, &x, 2, 3, &o1).map(drop)),
-            info_nce(&inf, 2, &x, 2, 3, &o1).map(drop),
-        ),
-        (
-            "ntXent shape",
-            Box::new(|dev| {
-                ops::on(
-                    dev,
-                    &NtXentArgs {
-                        a: &x,
-                        b: &x[..3],
-                        rows: 2,
-                        d: 3,
-                        temperature: 0.1,
-                    },
-                )
-                .map(drop)
-            }),
-            Box::new(|| densevec_cuda::nt_xent(&x, &x[..3], 2, 3, 0.1).map(drop)),
-            nt_xent(&x, &x[..3], 2, 3, 0.1).map(drop),
-        ),
-        (
-            "marginSoftmax labels",
-            Box::new(|dev| ops::on(dev, &mg(&x, &[0, 2], &m0)).map(drop)),
-            Box::new(|| densevec_cuda::margin_softmax(&x, 2, &x, 2, 3, &[0, 2], &m0).map(drop)),
-            margin_softmax(&x, 2, &x, 2, 3, &[0, 2], &m0).map(drop),
-        ),
-        (
-            "marginSoftmax margin",
-            Box::new(|dev| ops::on(dev, &mg(&x, &[0, 1], &m1)).map(drop)),
-            Box::new(|| densevec_cuda::margin_softmax(&x, 2, &x, 2, 3, &[0, 1], &m1).map(drop)),
-            margin_softmax(&x, 2, &x, 2, 3, &[0, 1], &m1).map(drop),
-        ),
-        (
-            "wassersteinRegularizer p",
-            Box::new(|dev| {
-                ops::on(
-                    dev,
-                    &WassersteinArgs {
-                        a: &x,
-                        b: &x,
-                        n: 2,
-                        d: 3,
-                        p: 3,
-                    },
-                )
-                .map(drop)
-            }),
-            Box::new(|| densevec_cuda::wasserstein_regularizer(&x, &x, 2, 3, 3).map(drop)),
-            wasserstein_regularizer(&x, &x, 2, 3, 3).map(drop),
-        ),
-    ];
-    let mut rows = Vec::new();
-    for (what, on_dev, public, want) in &calls {
-        let same = |r: Result<()>| -> Outcome {
-            let want = want.as_ref().err().ok_or("the CPU accepts this call")?;
-            let got = r.err().ok_or("the GPU path accepts this call")?;
-            let ok = (got.code, &got.msg) == (want.code, &want.msg);
-            if !ok {
-                return Err(format!(
-                    "{:?} {:?}, want {:?} {:?}",
-                    got.code, got.msg, want.code, want.msg
-                ));
-            }
-            Ok(vec![Part {
-                name: "error",
-                ok,
-                err: 0.0,
-            }])
-        };
-        case(rig, &mut rows, "errors", what.to_string(), 1 << 20, |dev| {
-            same(on_dev(dev))
-        });
-        rows.push(Row {
-            func: "errors",
-            case: what.to_string(),
-            config: "public function".into(),
-            outcome: same(public()),
-        });
-    }
-    rows
+    e.check(
+        "topK k > c.rows",
+        &tk(&x, 2, &x, 2, 3, 3),
+        top_k(&x, 2, &x, 2, 3, 3, dot),
+    );
+    e.check(
+        "topK k = 0",
+        &tk(&x, 2, &x, 2, 3, 0),
+        top_k(&x, 2, &x, 2, 3, 0, dot),
+    );
+    e.check(
+        "infoNCE temperature",
+        &nce(&x, &x, &o0),
+        info_nce(&x, 2, &x, 2, 3, &o0),
+    );
+    e.check(
+        "infoNCE positives",
+        &nce(&x, &x, &o2),
+        info_nce(&x, 2, &x, 2, 3, &o2),
+    );
+    e.check(
+        "infoNCE non-finite",
+        &nce(&nan, &x, &o1),
+        info_nce(&nan, 2, &x, 2, 3, &o1),
+    );
+    e.check("ntXent b shape", &ntx, nt_xent(&x, &x[..3], 2, 3, 0.1));
+    let lm = margin_softmax(&x, 2, &x, 2, 3, &[0, 2], &m0);
+    e.check("marginSoftmax labels", &mg(&x, &[0, 2], &m0), lm);
+    let mm = margin_softmax(&x, 2, &x, 2, 3, &[0, 1], &m1);
+    e.check("marginSoftmax margin", &mg(&x, &[0, 1], &m1), mm);
+    e.check(
+        "wassersteinRegularizer p",
+        &was,
+        wasserstein_regularizer(&x, &x, 2, 3, 3),
+    );
+    e.rows
 }
 
 fn tk<'a>(q: &'a [f32], qr: usize, c: &'a [f32], cr: usize, d: usize, k: usize) -> TopKArgs<'a> {

@@ -10,7 +10,7 @@
 use densevec_core::Code;
 use densevec_cuda::dev::{Arg, Device, Launch};
 use densevec_cuda::{ops, WassersteinArgs};
-use densevec_cuda_check::parity::{self, Outcome, Rig, Row};
+use densevec_cuda_check::parity::{self, Job, Rig, Row, Runs};
 use densevec_cuda_check::{Gemm, GemmMode, Rng};
 use densevec_cuda_emu::Emu;
 
@@ -23,12 +23,7 @@ impl Rig for Emulator {
         false
     }
 
-    fn each(
-        &self,
-        scratch: usize,
-        f32_sums: bool,
-        f: &mut dyn FnMut(&dyn Device) -> Outcome,
-    ) -> Vec<(String, Outcome)> {
+    fn each(&self, scratch: usize, f32_sums: bool, f: Job) -> Runs {
         let configs = [
             (
                 Emu::with_budget(64 << 20),
@@ -83,44 +78,27 @@ fn pass(rows: Vec<Row>) {
     );
 }
 
-#[test]
-fn argument_errors_are_the_cpu_errors() {
-    pass(parity::errors(&Emulator));
+/// One test per group of cases of the suite (they run in parallel).
+macro_rules! suite {
+    ($($test:ident: $cases:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                pass(parity::$cases(&Emulator));
+            }
+        )*
+    };
 }
 
-#[test]
-fn similarity_matrix_matches_the_cpu_in_one_and_many_blocks() {
-    pass(parity::similarity(&Emulator));
-}
-
-#[test]
-fn top_k_streams_the_corpus_and_keeps_the_cpu_order() {
-    pass(parity::top_k_cases(&Emulator));
-}
-
-#[test]
-fn infinite_inputs_give_the_cpu_results_in_both_gemm_modes() {
-    pass(parity::infinite_inputs(&Emulator));
-}
-
-#[test]
-fn info_nce_matches_the_cpu_with_every_option_and_block_size() {
-    pass(parity::info_nce_cases(&Emulator));
-}
-
-#[test]
-fn nt_xent_matches_the_cpu() {
-    pass(parity::nt_xent_cases(&Emulator));
-}
-
-#[test]
-fn margin_softmax_matches_the_cpu_for_every_kind() {
-    pass(parity::margin_cases(&Emulator));
-}
-
-#[test]
-fn wasserstein_matches_the_cpu_through_the_device_sort() {
-    pass(parity::wasserstein_cases(&Emulator));
+suite! {
+    argument_errors_are_the_cpu_errors: errors,
+    similarity_matrix_matches_the_cpu_in_one_and_many_blocks: similarity,
+    top_k_streams_the_corpus_and_keeps_the_cpu_order: top_k_cases,
+    infinite_inputs_give_the_cpu_results_in_every_gemm_mode: infinite_inputs,
+    info_nce_matches_the_cpu_with_every_option_and_block_size: info_nce_cases,
+    nt_xent_matches_the_cpu: nt_xent_cases,
+    margin_softmax_matches_the_cpu_for_every_kind: margin_cases,
+    wasserstein_matches_the_cpu_through_the_device_sort: wasserstein_cases,
 }
 
 /// A failing comparison is reported as a failure (the suite can fail).
@@ -131,12 +109,7 @@ fn a_wrong_result_fails_its_row() {
         fn large(&self) -> bool {
             false
         }
-        fn each(
-            &self,
-            _: usize,
-            _: bool,
-            f: &mut dyn FnMut(&dyn Device) -> Outcome,
-        ) -> Vec<(String, Outcome)> {
+        fn each(&self, _: usize, _: bool, f: Job) -> Runs {
             // A device whose SGEMM does nothing: every result is wrong, so no row is ok.
             struct NoGemm(Emu);
             impl Device for NoGemm {

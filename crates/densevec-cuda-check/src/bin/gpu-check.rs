@@ -7,8 +7,7 @@
 //! device (the JSON says why); 1 when a parity check fails.
 
 use densevec_cuda as cu;
-use densevec_cuda::dev::Device;
-use densevec_cuda_check::parity::{self, Outcome, Rig};
+use densevec_cuda_check::parity::{self, Job, Rig, Runs};
 use densevec_cuda_check::{bench, esc, Gemm, GemmMode, Rng};
 use std::fmt::Write as _;
 
@@ -21,12 +20,7 @@ impl Rig for Gpu {
         true
     }
 
-    fn each(
-        &self,
-        _scratch: usize,
-        _f32_sums: bool,
-        f: &mut dyn FnMut(&dyn Device) -> Outcome,
-    ) -> Vec<(String, Outcome)> {
+    fn each(&self, _scratch: usize, _f32_sums: bool, f: Job) -> Runs {
         let mut out = Vec::new();
         let r = cu::with_gpu("gpu-check", |g| {
             for mode in [GemmMode::AsIs, GemmMode::Fp32, GemmMode::OwnKernel] {
