@@ -228,6 +228,13 @@ trait Parts {
     fn parts(&self) -> Vec<(&'static str, Val<'_>)>;
 }
 
+/// The loss and the gradients of a result.
+fn loss_grads<'a>(loss: f64, grads: &[(&'static str, &'a [f32])]) -> Vec<(&'static str, Val<'a>)> {
+    let mut v = vec![("loss", Val::Loss(loss))];
+    v.extend(grads.iter().map(|&(name, g)| (name, Val::Grad(g))));
+    v
+}
+
 /// InfoNCE's and NT-Xent's parts: the loss, the two gradients, ∂loss/∂τ and the diagnostics.
 fn nce_parts<'a>(
     loss: f64,
@@ -235,8 +242,7 @@ fn nce_parts<'a>(
     grad_temperature: f64,
     s: &NceStats,
 ) -> Vec<(&'static str, Val<'a>)> {
-    let mut v = vec![("loss", Val::Loss(loss))];
-    v.extend(grads.map(|(name, g)| (name, Val::Grad(g))));
+    let mut v = loss_grads(loss, &grads);
     v.push(("gradTemperature", Val::Scalar(grad_temperature)));
     v.push(("entropy", Val::Scalar(s.mean_entropy)));
     v.push(("pPositive", Val::Scalar(s.mean_positive_probability)));
@@ -264,24 +270,24 @@ impl Parts for NtXent {
 
 impl Parts for MarginSoftmax {
     fn parts(&self) -> Vec<(&'static str, Val<'_>)> {
-        vec![
-            ("loss", Val::Loss(self.loss)),
-            ("logits", Val::Grad(&self.logits)),
-            ("gradX", Val::Grad(&self.grad_x)),
-            ("gradW", Val::Grad(&self.grad_w)),
-            ("gradScale", Val::Scalar(self.grad_scale)),
-            ("angularMargins", Val::Near(&self.angular_margins, 1e-3)),
-        ]
+        let grads = [
+            ("logits", &self.logits[..]),
+            ("gradX", &self.grad_x),
+            ("gradW", &self.grad_w),
+        ];
+        let mut v = loss_grads(self.loss, &grads);
+        v.push(("gradScale", Val::Scalar(self.grad_scale)));
+        v.push(("angularMargins", Val::Near(&self.angular_margins, 1e-3)));
+        v
     }
 }
 
 impl Parts for Wasserstein {
     fn parts(&self) -> Vec<(&'static str, Val<'_>)> {
-        vec![
-            ("loss", Val::Loss(self.loss)),
-            ("gradA", Val::Grad(&self.grad_a)),
-            ("gradB", Val::Grad(&self.grad_b)),
-        ]
+        loss_grads(
+            self.loss,
+            &[("gradA", &self.grad_a), ("gradB", &self.grad_b)],
+        )
     }
 }
 
