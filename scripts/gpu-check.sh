@@ -22,7 +22,7 @@ out="${out:-gpu-check.json}"
 bin="${GPU_CHECK_BIN:-}"
 if [ -z "$bin" ] && command -v cargo >/dev/null 2>&1; then
   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    cargo build --release -p densevec-cuda --bin gpu-check --target-dir target/gpu-check || exit 3
+    cargo build --release -p densevec-cuda-check --bin gpu-check --target-dir target/gpu-check || exit 3
   bin=target/gpu-check/release/gpu-check
 fi
 for cand in target/gpu-check/release/gpu-check target/release/gpu-check .tmp/gpu-check; do

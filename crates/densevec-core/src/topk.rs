@@ -141,8 +141,9 @@ pub fn top_k(
     top_k_corpus(F, q, q_rows, &Corpus::F32(c), c_rows, cols, kk, metric)
 }
 
-/// Checks k against the corpus rows, and that row indices fit in u32.
-pub(crate) fn check_k(func: &str, kk: usize, c_rows: usize) -> Result<()> {
+/// Checks k against the corpus rows (E_ARG outside [1, c.rows]), and that row indices fit in
+/// u32 (E_SHAPE); shared with the GPU backend so that both give the same errors.
+pub fn check_k(func: &str, kk: usize, c_rows: usize) -> Result<()> {
     if kk < 1 || kk > c_rows {
         bail!(Arg, "{func}: k must be in [1, {c_rows}] (c.rows), got {kk}");
     }

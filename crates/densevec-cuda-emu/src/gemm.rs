@@ -20,21 +20,15 @@ pub(crate) fn validate(g: &Sgemm) -> Result<(), String> {
             return bad(format!("{name} = {v} < 0"));
         }
     }
-    let (rows_a, rows_a_is) = if g.transa {
-        (g.k, "k, A transposed")
-    } else {
-        (g.m, "m")
-    };
-    if g.lda < rows_a.max(1) {
-        return bad(format!("lda = {} < max(1, {rows_a_is} = {rows_a})", g.lda));
-    }
-    let (rows_b, rows_b_is) = if g.transb {
-        (g.n, "n, B transposed")
-    } else {
-        (g.k, "k")
-    };
-    if g.ldb < rows_b.max(1) {
-        return bad(format!("ldb = {} < max(1, {rows_b_is} = {rows_b})", g.ldb));
+    // The rows of A as stored (k when transposed, else m), then of B (n, else k).
+    for (ld_is, ld, transposed, if_t, if_n) in [
+        ("lda", g.lda, g.transa, (g.k, "k, A transposed"), (g.m, "m")),
+        ("ldb", g.ldb, g.transb, (g.n, "n, B transposed"), (g.k, "k")),
+    ] {
+        let (rows, rows_is) = if transposed { if_t } else { if_n };
+        if ld < rows.max(1) {
+            return bad(format!("{ld_is} = {ld} < max(1, {rows_is} = {rows})"));
+        }
     }
     if g.ldc < g.m.max(1) {
         return bad(format!("ldc = {} < max(1, m = {})", g.ldc, g.m));
@@ -100,34 +94,22 @@ pub(crate) fn run(mem: &Memory, g: &Sgemm, f32_sums: bool) -> Result<(), String>
     // op(A) packed row by row and op(B) column by column, both as f64, so that every C
     // element is one contiguous dot product. Packing copies the operands before C is written,
     // so an operand overlapping C reads its old values.
-    let (mut pa, mut pb) = (Vec::new(), Vec::new());
-    if reads_ab {
+    let (pa, pb) = if reads_ab {
         // SAFETY: ranges checked above; the allocations stay alive while `mem` is borrowed.
         let a = unsafe { std::slice::from_raw_parts(g.a as *const f32, span(ar, ac, lda)) };
         let b = unsafe { std::slice::from_raw_parts(g.b as *const f32, span(br, bc, ldb)) };
-        pa.reserve(m * k);
-        for i in 0..m {
-            for l in 0..k {
-                let v = if g.transa {
-                    a[l + i * lda]
-                } else {
-                    a[i + l * lda]
-                };
-                pa.push(input(v, g.tf32));
-            }
-        }
-        pb.reserve(k * n);
-        for j in 0..n {
-            for l in 0..k {
-                let v = if g.transb {
-                    b[j + l * ldb]
-                } else {
-                    b[l + j * ldb]
-                };
-                pb.push(input(v, g.tf32));
-            }
-        }
-    }
+        // `outer` vectors of k values; element (o, l) at x[l + o·ld] when the k values of a
+        // vector are contiguous, else at x[o + l·ld].
+        let pack = |x: &[f32], outer: usize, ld: usize, k_contiguous: bool| -> Vec<f64> {
+            let at = |o: usize, l: usize| if k_contiguous { l + o * ld } else { o + l * ld };
+            (0..outer * k)
+                .map(|t| input(x[at(t / k, t % k)], g.tf32))
+                .collect()
+        };
+        (pack(a, m, lda, g.transa), pack(b, n, ldb, !g.transb))
+    } else {
+        (Vec::new(), Vec::new())
+    };
     // SAFETY: range checked above; no other reference into C is alive (A and B were copied).
     let c = unsafe { std::slice::from_raw_parts_mut(g.c as *mut f32, span(m, n, ldc)) };
     let (alpha, beta) = (g.alpha as f64, g.beta as f64);

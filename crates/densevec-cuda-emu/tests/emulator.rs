@@ -5,7 +5,7 @@
 #![cfg(target_os = "linux")]
 
 use densevec_core::similarity::Metric;
-use densevec_cuda::dev::{gemm_rm, Arg, Buf, DevPtr, Device, Launch, Sgemm};
+use densevec_cuda::dev::{gemm_rm, Arg, Buf, DevPtr, Device, Launch, Rm, Sgemm};
 use densevec_cuda_emu::{Emu, DEFAULT_BUDGET};
 
 fn geom(grid: [u32; 3], block: [u32; 3]) -> Launch {
@@ -757,6 +757,49 @@ fn sgemm_ref(
     }
 }
 
+/// Column-major operands of an SGEMM test: op(A) m × k and op(B) k × n stored with leading
+/// dimensions padded by `pads` (lda, ldb) and C m × n with ldc = m + `pads.2`, random in [-1, 1).
+fn sgemm_operands(
+    rng: &mut Rng,
+    (ta, tb): (bool, bool),
+    (m, n, k): (usize, usize, usize),
+    pads: (usize, usize, usize),
+) -> (Vec<f32>, Vec<f32>, (usize, usize, usize)) {
+    let (ar, ac) = if ta { (k, m) } else { (m, k) };
+    let (br, bc) = if tb { (n, k) } else { (k, n) };
+    let lds = (ar + pads.0, br + pads.1, m + pads.2);
+    let a: Vec<f32> = (0..lds.0 * ac).map(|_| rng.f32()).collect();
+    let b: Vec<f32> = (0..lds.1 * bc).map(|_| rng.f32()).collect();
+    (a, b, lds)
+}
+
+/// The [`Sgemm`] of operands at `ptrs` (A, B, C).
+fn sgemm_of(
+    (ta, tb): (bool, bool),
+    (m, n, k): (usize, usize, usize),
+    (lda, ldb, ldc): (usize, usize, usize),
+    (alpha, beta): (f32, f32),
+    (a, b, c): (DevPtr, DevPtr, DevPtr),
+) -> Sgemm {
+    let i = |v: usize| v as i32;
+    Sgemm {
+        transa: ta,
+        transb: tb,
+        m: i(m),
+        n: i(n),
+        k: i(k),
+        alpha,
+        a,
+        lda: i(lda),
+        b,
+        ldb: i(ldb),
+        beta,
+        c,
+        ldc: i(ldc),
+        tf32: false,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_sgemm(
     d: &Emu,
@@ -775,22 +818,14 @@ fn run_sgemm(
         Buf::from(d, b).unwrap(),
         Buf::from(d, c).unwrap(),
     );
-    d.sgemm(&Sgemm {
-        transa: ta,
-        transb: tb,
-        m: m as i32,
-        n: n as i32,
-        k: k as i32,
-        alpha,
-        a: da.ptr,
-        lda: lda as i32,
-        b: db.ptr,
-        ldb: ldb as i32,
-        beta,
-        c: dc.ptr,
-        ldc: ldc as i32,
-        tf32: false,
-    })
+    let ptrs = (da.ptr, db.ptr, dc.ptr);
+    d.sgemm(&sgemm_of(
+        (ta, tb),
+        (m, n, k),
+        (lda, ldb, ldc),
+        (alpha, beta),
+        ptrs,
+    ))
     .unwrap();
     dc.to_vec().unwrap()
 }
@@ -801,11 +836,7 @@ fn sgemm_all_transpose_combinations_with_padded_leading_dimensions() {
     let mut rng = Rng(42);
     let (m, n, k) = (37, 29, 23);
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-        let (ar, ac) = if ta { (k, m) } else { (m, k) };
-        let (br, bc) = if tb { (n, k) } else { (k, n) };
-        let (lda, ldb, ldc) = (ar + 3, br + 5, m + 2);
-        let a: Vec<f32> = (0..lda * ac).map(|_| rng.f32()).collect();
-        let b: Vec<f32> = (0..ldb * bc).map(|_| rng.f32()).collect();
+        let (a, b, (lda, ldb, ldc)) = sgemm_operands(&mut rng, (ta, tb), (m, n, k), (3, 5, 2));
         let c: Vec<f32> = (0..ldc * n).map(|_| rng.f32()).collect();
         for (alpha, beta) in [(1.0, 0.0), (0.75, -0.5), (-2.0, 1.0)] {
             let got = run_sgemm(
@@ -974,10 +1005,15 @@ fn row_major_gemm_helper_runs_on_the_column_major_sgemm() {
         let b: Vec<f32> = (0..br * ldb).map(|_| rng.f32()).collect();
         let (da, db) = (Buf::from(&d, &a).unwrap(), Buf::from(&d, &b).unwrap());
         let dc = Buf::<f32>::zeros(&d, m * ldc).unwrap();
-        gemm_rm(
-            &d, ta, tb, m, n, k, 1.0, da.ptr, lda, db.ptr, ldb, 0.0, dc.ptr, ldc,
-        )
-        .unwrap();
+        let ra = Rm {
+            t: ta,
+            ..Rm::n(da.ptr, lda)
+        };
+        let rb = Rm {
+            t: tb,
+            ..Rm::n(db.ptr, ldb)
+        };
+        gemm_rm(&d, [m, n, k], 1.0, ra, rb, 0.0, Rm::n(dc.ptr, ldc)).unwrap();
         let c = dc.to_vec().unwrap();
         for i in 0..m {
             for j in 0..n {
@@ -1096,11 +1132,8 @@ fn dv_sgemm_kernel_has_the_semantics_of_cublas() {
     let (m, n, k) = (70usize, 130usize, 37usize);
     for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
         for (alpha, beta) in [(1.0f32, 0.0f32), (0.5, -2.0)] {
-            let (ar, ac) = if ta { (k, m) } else { (m, k) };
-            let (br, bc) = if tb { (n, k) } else { (k, n) };
-            let (lda, ldb, ldc) = (ar + 3, br + 1, m + 5);
-            let a: Vec<f32> = (0..lda * ac).map(|_| rng.f32()).collect();
-            let b: Vec<f32> = (0..ldb * bc).map(|_| rng.f32()).collect();
+            let (a, b, lds) = sgemm_operands(&mut rng, (ta, tb), (m, n, k), (3, 1, 5));
+            let ldc = lds.2;
             let c0: Vec<f32> = (0..ldc * n)
                 .map(|i| {
                     if beta == 0.0 && i % 7 == 0 {
@@ -1112,21 +1145,9 @@ fn dv_sgemm_kernel_has_the_semantics_of_cublas() {
                 .collect();
             let (da, db) = (Buf::from(&d, &a).unwrap(), Buf::from(&d, &b).unwrap());
             let (c1, c2) = (Buf::from(&d, &c0).unwrap(), Buf::from(&d, &c0).unwrap());
-            let g = |c: &Buf<f32>| Sgemm {
-                transa: ta,
-                transb: tb,
-                m: m as i32,
-                n: n as i32,
-                k: k as i32,
-                alpha,
-                a: da.ptr,
-                lda: lda as i32,
-                b: db.ptr,
-                ldb: ldb as i32,
-                beta,
-                c: c.ptr,
-                ldc: ldc as i32,
-                tf32: false,
+            let g = |c: &Buf<f32>| {
+                let ptrs = (da.ptr, db.ptr, c.ptr);
+                sgemm_of((ta, tb), (m, n, k), lds, (alpha, beta), ptrs)
             };
             d.sgemm(&g(&c1)).unwrap();
             densevec_cuda::dev::sgemm_by_kernel(&d, &g(&c2)).unwrap();

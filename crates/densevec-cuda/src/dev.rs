@@ -62,7 +62,7 @@ pub struct Sgemm {
     pub ldc: i32,
     /// The products may use TF32 inputs (10 explicit mantissa bits, FP32 accumulation): set by
     /// the 3xTF32 scheme, whose operands are split so that this loses nothing (see
-    /// `ops::Split`).
+    /// `ops::gemm_x`).
     pub tf32: bool,
 }
 
@@ -191,73 +191,76 @@ impl<T: Copy> Drop for Buf<'_, T> {
     }
 }
 
-/// Row-major GEMM on a column-major device: C (m × n, row stride ldc) =
-/// alpha · op(A) · op(B) + beta · C with A, B row-major (row strides lda, ldb); `ta`: A is
-/// stored k × m and used transposed; `tb`: B is stored n × k and used transposed.
+/// A row-major operand of [`gemm_rm`]: the address of its first element, its row stride, and
+/// whether it is used transposed (A stored k × m, B stored n × k).
+#[derive(Clone, Copy, Debug)]
+pub struct Rm {
+    pub ptr: DevPtr,
+    pub ld: usize,
+    pub t: bool,
+    /// The values are exact in TF32 (split operands of the 3xTF32 scheme), so the products may
+    /// run on TF32 tensor cores ([`Sgemm::tf32`] when both operands are).
+    pub tf32: bool,
+}
+
+impl Rm {
+    /// Used as stored.
+    pub fn n(ptr: DevPtr, ld: usize) -> Rm {
+        Rm {
+            ptr,
+            ld,
+            t: false,
+            tf32: false,
+        }
+    }
+    /// Used transposed.
+    pub fn t(ptr: DevPtr, ld: usize) -> Rm {
+        Rm {
+            t: true,
+            ..Rm::n(ptr, ld)
+        }
+    }
+    /// The same operand, its values exact in TF32.
+    pub fn tf32(self) -> Rm {
+        Rm { tf32: true, ..self }
+    }
+}
+
+/// Row-major GEMM on a column-major device: C (m × n) = alpha · op(A) · op(B) + beta · C with
+/// A, B and C row-major (`c.t` must be false), `[m, n, k]` = `mnk`.
 ///
 /// A row-major matrix with row stride ld is, read column-major, its transpose; so
 /// Cᵀ = op(B)ᵀ · op(A)ᵀ is one column-major GEMM with the operands swapped and the same
 /// transpose flags.
-#[allow(clippy::too_many_arguments)]
 pub fn gemm_rm(
     dev: &dyn Device,
-    ta: bool,
-    tb: bool,
-    m: usize,
-    n: usize,
-    k: usize,
+    [m, n, k]: [usize; 3],
     alpha: f32,
-    a: DevPtr,
-    lda: usize,
-    b: DevPtr,
-    ldb: usize,
+    a: Rm,
+    b: Rm,
     beta: f32,
-    c: DevPtr,
-    ldc: usize,
+    c: Rm,
 ) -> Result<(), String> {
-    gemm_rm_p(
-        dev, false, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-    )
-}
-
-/// [`gemm_rm`] with the TF32 flag of [`Sgemm`].
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_rm_p(
-    dev: &dyn Device,
-    tf32: bool,
-    ta: bool,
-    tb: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: DevPtr,
-    lda: usize,
-    b: DevPtr,
-    ldb: usize,
-    beta: f32,
-    c: DevPtr,
-    ldc: usize,
-) -> Result<(), String> {
+    debug_assert!(!c.t, "the output of gemm_rm is never transposed");
     if m == 0 || n == 0 {
         return Ok(());
     }
     let i = |v: usize| i32::try_from(v).map_err(|_| format!("GEMM dimension {v} exceeds 2^31"));
     dev.sgemm(&Sgemm {
-        transa: tb,
-        transb: ta,
+        transa: b.t,
+        transb: a.t,
         m: i(n)?,
         n: i(m)?,
         k: i(k)?,
         alpha,
-        a: b,
-        lda: i(ldb)?,
-        b: a,
-        ldb: i(lda)?,
+        a: b.ptr,
+        lda: i(b.ld)?,
+        b: a.ptr,
+        ldb: i(a.ld)?,
         beta,
-        c,
-        ldc: i(ldc)?,
-        tf32,
+        c: c.ptr,
+        ldc: i(c.ld)?,
+        tf32: a.tf32 && b.tf32,
     })
 }
 

@@ -13,13 +13,14 @@ pub mod ops;
 
 use cudarc::cublas::{result as blas_result, sys as blas_sys, CudaBlas};
 use cudarc::driver::{result as drv, CudaContext, CudaFunction, CudaModule, CudaStream};
-use densevec_core::contrastive::{info_nce_prepare, nt_xent_prepare, InfoNce, InfoNceOpts, NtXent};
-use densevec_core::margin::{margin_prepare, MarginOpts, MarginSoftmax};
-use densevec_core::regularizers::{wasserstein_check, Wasserstein};
+use densevec_core::contrastive::{InfoNce, InfoNceOpts, NtXent};
+use densevec_core::margin::{MarginOpts, MarginSoftmax};
+use densevec_core::regularizers::Wasserstein;
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
 use densevec_core::{Code, Error, Result};
 use dev::{Arg, DevPtr, Device, Launch, Sgemm};
+use ops::GpuOp;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -247,31 +248,6 @@ impl Cuda {
     fn bind(&self) -> std::result::Result<(), String> {
         self.ctx.bind_to_thread().map_err(|e| format!("{e:?}"))
     }
-
-    /// Runs `f` with cuBLAS switched off (our own GEMM kernel), for the GPU check.
-    pub fn without_cublas<T>(&mut self, f: impl FnOnce(&Cuda) -> T) -> T {
-        let (blas, t) = (self.blas.take(), self.tf32x3);
-        self.tf32x3 = false;
-        let r = f(self);
-        self.blas = blas;
-        self.tf32x3 = t;
-        r
-    }
-
-    /// Runs `f` with the GEMMs as plain FP32 SGEMM (`tf32x3 = false`) or as 3xTF32 (`true`,
-    /// where cuBLAS is present), for the GPU check.
-    pub fn with_gemm_mode<T>(&mut self, tf32x3: bool, f: impl FnOnce(&Cuda) -> T) -> T {
-        let t = self.tf32x3;
-        self.tf32x3 = tf32x3 && self.blas.is_some();
-        let r = f(self);
-        self.tf32x3 = t;
-        r
-    }
-
-    /// Whether GEMMs run as 3xTF32.
-    pub fn gemm_mode_tf32x3(&self) -> bool {
-        self.tf32x3
-    }
 }
 
 impl Device for Cuda {
@@ -476,201 +452,74 @@ pub fn with_gpu<T>(func: &str, f: impl FnOnce(&mut Cuda) -> Result<T>) -> Result
     }
 }
 
-/// q.rows × c.rows similarity on the GPU (see [`ops::similarity_matrix`]). Argument errors
-/// come before the device question.
-pub fn similarity_matrix(
-    q: &[f32],
-    q_rows: usize,
-    c: &[f32],
-    c_rows: usize,
-    cols: usize,
-    metric: Metric,
-) -> Result<Vec<f32>> {
-    const F: &str = "cudaSimilarityMatrix";
-    densevec_core::error::check_matrix(F, "q", q, q_rows, cols)?;
-    densevec_core::error::check_matrix(F, "c", c, c_rows, cols)?;
-    with_gpu(F, |g| {
-        ops::similarity_matrix(g, q, q_rows, c, c_rows, cols, metric)
-    })
+/// Runs `op` on the GPU: its argument checks (the core's, so the errors are the CPU's) before
+/// the device question, then the device part with the device locked (see [`with_gpu`]).
+pub fn run<O: GpuOp>(op: &O) -> Result<O::Out> {
+    let host = op.prepare()?;
+    with_gpu(O::NAME, |g| op.run(g, host))
 }
 
-/// Exact top-k on the GPU (see [`ops::top_k`]).
-#[allow(clippy::too_many_arguments)]
-pub fn top_k(
-    q: &[f32],
-    q_rows: usize,
-    c: &[f32],
-    c_rows: usize,
-    cols: usize,
-    kk: usize,
-    metric: Metric,
-) -> Result<TopK> {
-    const F: &str = "cudaTopK";
-    ops::check_top_k(F, q, q_rows, c, c_rows, cols, kk)?;
-    with_gpu(F, |g| ops::top_k(g, q, q_rows, c, c_rows, cols, kk, metric))
-}
-
-/// InfoNCE on the GPU (see [`ops::fused_ce`]); same contract, checks and results as the CPU.
-pub fn info_nce(
-    q: &[f32],
-    b: usize,
-    keys: &[f32],
-    n: usize,
-    d: usize,
-    o: &InfoNceOpts,
-) -> Result<InfoNce> {
-    let p = info_nce_prepare(q, b, keys, n, d, o)?;
-    let (loss, gq, gk, ex) = with_gpu("cudaInfoNCE", |g| ops::fused_ce(g, "cudaInfoNCE", &p))?;
-    Ok(p.finish_info_nce_with(loss, gq, gk, ex))
-}
-
-/// NT-Xent on the GPU (see [`ops::fused_ce`]).
-pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
-    let p = nt_xent_prepare(a, b, rows, d, temperature)?;
-    let (loss, g, _, ex) = with_gpu("cudaNtXent", |dev| ops::fused_ce(dev, "cudaNtXent", &p))?;
-    Ok(p.finish_nt_xent_with(loss, g, ex))
-}
-
-/// Margin softmax on the GPU (see [`ops::margin_softmax`]).
-#[allow(clippy::too_many_arguments)]
-pub fn margin_softmax(
-    x: &[f32],
-    n: usize,
-    w: &[f32],
-    c: usize,
-    d: usize,
-    labels: &[u32],
-    o: &MarginOpts,
-) -> Result<MarginSoftmax> {
-    let pr = margin_prepare(x, n, w, c, d, labels, o)?;
-    with_gpu("cudaMarginSoftmax", |g| {
-        ops::margin_run(g, &pr, n, c, d, labels, o)
-    })
-}
-
-/// The Wasserstein regularizer on the GPU (see [`ops::wasserstein_regularizer`]).
-pub fn wasserstein_regularizer(
-    a: &[f32],
-    b: &[f32],
-    n: usize,
-    d: usize,
-    p: u32,
-) -> Result<Wasserstein> {
-    wasserstein_check(a, b, n, d, p)?;
-    with_gpu("cudaWassersteinRegularizer", |g| {
-        ops::wasserstein_run(g, a, b, n, d, p)
-    })
-}
-
-/// Device-side timing helpers for the GPU check (not part of the public contract).
-pub mod bench {
-    use super::*;
-    use dev::{gemm_rm, Buf};
-
-    /// Median milliseconds of `reps` timed runs (after one warm-up) of `f`, synchronized.
-    fn median(g: &Cuda, reps: usize, f: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
-        f()?;
-        g.sync().map_err(|e| Error::new(Code::Backend, e))?;
-        let mut t = Vec::new();
-        for _ in 0..reps.max(1) {
-            let t0 = std::time::Instant::now();
-            f()?;
-            g.sync().map_err(|e| Error::new(Code::Backend, e))?;
-            t.push(t0.elapsed().as_secs_f64() * 1e3);
+/// Declares an operation's argument struct (its [`GpuOp`] is in [`ops`]) and the function of
+/// the same arguments, in order, that runs it on the GPU: one list for both.
+macro_rules! gpu_fn {
+    ($(#[$doc:meta])* $name:ident, $args:ident { $($arg:ident: $ty:ty),* $(,)? } -> $out:ty) => {
+        #[doc = concat!("The arguments of [`", stringify!($name), "`], for [`run`] or [`ops::on`].")]
+        #[derive(Clone, Copy, Debug)]
+        pub struct $args<'a> {
+            $(pub $arg: $ty),*
         }
-        t.sort_by(|x, y| x.total_cmp(y));
-        Ok(t[t.len() / 2])
-    }
 
-    fn data(len: usize, seed: usize) -> Vec<f32> {
-        (0..len)
-            .map(|i| ((i.wrapping_mul(7919).wrapping_add(seed)) % 1000) as f32 / 1000.0 - 0.5)
-            .collect()
-    }
+        $(#[$doc])*
+        pub fn $name<'a>($($arg: $ty),*) -> Result<$out> {
+            run(&$args { $($arg),* })
+        }
+    };
+}
 
-    /// Median milliseconds of (a) the device part of similarityMatrix on resident data (norms,
-    /// the 3xTF32 split when `tf32x3`, the GEMM(s), the epilogue) and (b) a bare FP32 SGEMM of
-    /// the same shape (cuBLAS when present); and whether cuBLAS ran.
-    pub fn similarity_vs_gemm(
-        m: usize,
-        n: usize,
-        d: usize,
+gpu_fn!(
+    /// q.rows × c.rows similarity on the GPU; same contract and errors as the CPU's
+    /// `similarity_matrix`.
+    similarity_matrix, SimilarityArgs {
+        q: &'a [f32], q_rows: usize, c: &'a [f32], c_rows: usize, cols: usize, metric: Metric,
+    } -> Vec<f32>
+);
+
+gpu_fn!(
+    /// Exact top-k on the GPU, k ≤ [`KMAX`]; same contract and errors as the CPU's `top_k`.
+    top_k, TopKArgs {
+        q: &'a [f32], q_rows: usize, c: &'a [f32], c_rows: usize, cols: usize, k: usize,
         metric: Metric,
-        reps: usize,
-        tf32x3: bool,
-    ) -> Result<(f64, f64, bool)> {
-        const F: &str = "bench";
-        with_gpu(F, |g| {
-            g.with_gemm_mode(tf32x3, |g| {
-                let be = ops::be(F);
-                let dev = g as &dyn Device;
-                let mc = match metric {
-                    Metric::Dot => 0,
-                    Metric::Cosine => 1,
-                    Metric::L2sq => 2,
-                };
-                let split = g.gemm_mode_tf32x3();
-                let da = Buf::from(dev, &data(m * d, 1)).map_err(&be)?;
-                let db = Buf::from(dev, &data(n * d, 2)).map_err(&be)?;
-                let flag = Buf::<i32>::zeros(dev, 1).map_err(&be)?;
-                let (sa, sb) = if split {
-                    (
-                        Some(ops::Operand::zeros(dev, F, m * d, true)?),
-                        Some(ops::Operand::zeros(dev, F, n * d, true)?),
-                    )
-                } else {
-                    (None, None)
-                };
-                let out = Buf::<f32>::zeros(dev, m * n).map_err(&be)?;
-                let sim = median(g, reps, &mut || {
-                    let aux = if mc != 0 {
-                        Some((
-                            ops::aux_of(dev, F, &da, 0, m, d, mc)?,
-                            ops::aux_of(dev, F, &db, 0, n, d, mc)?,
-                        ))
-                    } else {
-                        None
-                    };
-                    let (a, b) = match (&sa, &sb) {
-                        (Some(x), Some(y)) => {
-                            ops::split_from(dev, F, &da, x, &flag, m * d)?;
-                            ops::split_from(dev, F, &db, y, &flag, n * d)?;
-                            (x.at(0), y.at(0))
-                        }
-                        _ => ((da.ptr, None), (db.ptr, None)),
-                    };
-                    ops::gemm_x(
-                        dev, F, false, true, m, n, d, 1.0, a, d, b, d, 0.0, out.ptr, n,
-                    )?;
-                    match &aux {
-                        Some((qa, ca)) => ops::finish(dev, F, &out, m, n, n, qa, 0, ca, mc),
-                        None => Ok(()),
-                    }
-                })?;
-                let raw = median(g, reps, &mut || {
-                    gemm_rm(
-                        dev, false, true, m, n, d, 1.0, da.ptr, d, db.ptr, d, 0.0, out.ptr, n,
-                    )
-                    .map_err(ops::be(F))
-                })?;
-                Ok((sim, raw, g.blas.is_some()))
-            })
-        })
-    }
+    } -> TopK
+);
 
-    /// Median milliseconds of a whole call `f` (host↔device copies included).
-    pub fn time_call(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-        f()?;
-        let mut t = Vec::new();
-        for _ in 0..reps.max(1) {
-            let t0 = std::time::Instant::now();
-            f()?;
-            t.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-        t.sort_by(|x, y| x.total_cmp(y));
-        Ok(t[t.len() / 2])
-    }
-}
+gpu_fn!(
+    /// InfoNCE on the GPU; same contract, checks and results as the CPU.
+    info_nce, InfoNceArgs {
+        q: &'a [f32], b: usize, keys: &'a [f32], n: usize, d: usize, o: &'a InfoNceOpts<'a>,
+    } -> InfoNce
+);
+
+gpu_fn!(
+    /// NT-Xent on the GPU.
+    nt_xent, NtXentArgs {
+        a: &'a [f32], b: &'a [f32], rows: usize, d: usize, temperature: f64,
+    } -> NtXent
+);
+
+gpu_fn!(
+    /// Margin softmax on the GPU.
+    margin_softmax, MarginArgs {
+        x: &'a [f32], n: usize, w: &'a [f32], c: usize, d: usize, labels: &'a [u32],
+        o: &'a MarginOpts,
+    } -> MarginSoftmax
+);
+
+gpu_fn!(
+    /// The Wasserstein regularizer on the GPU.
+    wasserstein_regularizer, WassersteinArgs {
+        a: &'a [f32], b: &'a [f32], n: usize, d: usize, p: u32,
+    } -> Wasserstein
+);
 
 #[cfg(test)]
 mod tests {
