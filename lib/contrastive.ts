@@ -12,7 +12,7 @@
 import { cudaRoute, nat, rethrow } from './backend';
 import { fromNative } from './errors';
 import { refAsync } from './refasync';
-import { snap } from './validate';
+import { precisionOf, snap } from './validate';
 import { CUDA_WORK, viaCuda } from './cuda';
 import type { Matrix } from './matrix';
 import * as ref from './reference/contrastive';
@@ -111,12 +111,13 @@ export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoN
     const args = [q.data, q.rows, keys.data, keys.rows, q.cols, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize] as const;
     // Overflowing float32 logits (a subnormal τ, say) stay on the CPU, which handles them; so do
     // calls with keyIds (the GPU kernel has no accidental-hit mask).
-    const eligible = cudaRoute() !== null && p.keyIds === null && !ref.logitsMayOverflow(q, keys, p);
+    // bf16 precision stays on the CPU too.
+    const eligible = cudaRoute() !== null && p.keyIds === null && p.precision === 0 && !ref.logitsMayOverflow(q, keys, p);
     const r = viaCuda(
       CUDA_WORK.infoNCE(q.rows, keys.rows, q.cols),
       eligible,
       (g) => g.cudaInfoNCE(...args),
-      () => n.infoNCE(...args, p.keyIds ?? EMPTY_U32),
+      () => n.infoNCE(...args, p.keyIds ?? EMPTY_U32, p.precision),
       n,
     );
     return nceOut(r, q, keys);
@@ -135,7 +136,7 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
     if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
     const [qr, kr, d] = [q.rows, keys.rows, q.cols];
     return n
-      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32)
+      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32, p.precision)
       .then((r) => nceOut(r, q, keys), rethrow);
   });
 }
@@ -152,13 +153,15 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   const n = nat();
   if (n === null) return ref.ntXent(a, b, options);
   const t = ref.checkNtXent('ntXent', a, b, options);
+  const prec = precisionOf('ntXent', options);
   try {
     const r = viaCuda(
       CUDA_WORK.ntXent(a.rows, a.cols),
-      // Cosine logits 1/τ beyond float32 (a subnormal τ) stay on the CPU, which handles them.
-      1 / t < 1e36,
+      // Cosine logits 1/τ beyond float32 (a subnormal τ) stay on the CPU, which handles them;
+      // so does bf16 precision.
+      1 / t < 1e36 && prec === 0,
       (g) => g.cudaNtXent(a.data, b.data, a.rows, a.cols, t),
-      () => n.ntXent(a.data, b.data, a.rows, a.cols, t),
+      () => n.ntXent(a.data, b.data, a.rows, a.cols, t, prec),
       n,
     );
     return ntxOut(r, a, b);
@@ -173,11 +176,12 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const fn = 'ntXentAsync';
     [a, b, options] = ref.snapNtXent(fn, a, b, options);
     const t = ref.checkNtXent(fn, a, b, options);
+    const prec = precisionOf(fn, options);
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
     const [rows, cols] = [a.rows, a.cols];
     return n
-      .ntXentAsync(a.data, b.data, rows, cols, t)
+      .ntXentAsync(a.data, b.data, rows, cols, t, prec)
       .then((r) => ntxOut(r, a, b), rethrow);
   });
 }

@@ -72,9 +72,10 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
     const args = [x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing] as const;
     const r = viaCuda(
       CUDA_WORK.marginSoftmax(x.rows, prototypes.rows, x.cols),
-      true,
+      // bf16 precision stays on the CPU.
+      p.precision === 0,
       (g) => g.cudaMarginSoftmax(...args),
-      () => n.marginSoftmax(...args),
+      () => n.marginSoftmax(...args, p.precision),
       n,
     );
     return wrap(r, x, prototypes);
@@ -93,7 +94,7 @@ export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32
     if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
     const [xs, ws] = [x, prototypes];
     return n
-      .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing)
+      .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing, p.precision)
       .then((r) => wrap(r, xs, ws), rethrow);
   });
 }

@@ -10,12 +10,12 @@ import { fromNative } from './errors';
 import { refAsync } from './refasync';
 import type { Matrix } from './matrix';
 import * as ref from './reference/similarity';
-import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './reference/similarity';
+import type { SimilarityOptions, TopKOptions, TopKResult, TopKSelect } from './reference/similarity';
 import * as v from './validate';
 import { viaCuda, CUDA_TOPK_MAX_K, CUDA_WORK } from './cuda';
 import { isQuantized, type Corpus, type QuantizedMatrix } from './reference/quantized';
 
-export type { MetricOptions, TopKOptions, TopKResult } from './reference/similarity';
+export type { MetricOptions, SimilarityOptions, TopKOptions, TopKResult } from './reference/similarity';
 export { SKIP_NONE } from './reference/similarity';
 export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './reference/quantized';
 export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './reference/quantized';
@@ -31,7 +31,7 @@ function qSplit(c: QuantizedMatrix, rows: number, cols: number): [Uint16Array, I
   }
   return [c.data, NO_INT8, rows, cols, c.dtype === 'f16' ? 1 : 2, 0, NO_SCALES];
 }
-export type { Metric } from './validate';
+export type { Metric, Precision } from './validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
   // Fast accept for the common case (genuine Float32Arrays, brand-checked so that a Proxy or a
@@ -116,21 +116,24 @@ export function normalizeRows(m: Matrix): Matrix {
  * `metric`: 'cosine' (default), 'dot' or 'l2sq'. `c` may be a compact corpus
  * ({@link QuantizedMatrix}: f16, bf16 or i8 with a scale; see {@link quantize}): the result is
  * that of its decoded float32 values, which are decoded piece by piece, never held whole.
+ * `precision: 'bf16'` rounds q and c to bfloat16 and accumulates in float32: the result is the
+ * metric of the rounded rows (see {@link SimilarityOptions}); such calls stay on the CPU.
  */
-export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions): Matrix {
+export function similarityMatrix(q: Matrix, c: Corpus, options?: SimilarityOptions): Matrix {
   [q, c, options] = ref.snapBatch('similarityMatrix', q, c, options);
   const n = nat();
   if (n === null) return ref.similarityMatrix(q, c, options);
   const metric = ref.checkBatch('similarityMatrix', q, c, options);
+  const prec = ref.precisionOf('similarityMatrix', options);
   try {
     if (isQuantized(c)) {
-      return { data: n.similarityMatrixQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric), rows: q.rows, cols: c.rows };
+      return { data: n.similarityMatrixQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), metric, prec), rows: q.rows, cols: c.rows };
     }
     const data = viaCuda(
       CUDA_WORK.similarity(q.rows, c.rows, q.cols),
-      true,
+      prec === 0,
       (g) => g.cudaSimilarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
-      () => n.similarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric),
+      () => n.similarityMatrix(q.data, q.rows, c.data, c.rows, q.cols, metric, prec),
       n,
     );
     return { data, rows: q.rows, cols: c.rows };
@@ -146,7 +149,8 @@ export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions):
  * memory-mapped one (`openCorpus`). Options: `skip` (Uint32Array, q.rows entries: a corpus row
  * query i never returns, 0xFFFFFFFF = none) and `mask` (Uint8Array, c.rows entries: 0 =
  * ineligible); fewer than k eligible rows for a query → E_ARG. Calls with `skip` or `mask`
- * run on the CPU (the GPU top-k has no filter).
+ * run on the CPU (the GPU top-k has no filter). `precision: 'bf16'`: scores of the
+ * bfloat16-rounded rows, float32 accumulation (see {@link similarityMatrix}), on the CPU.
  */
 export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): TopKResult {
   [q, c, options] = ref.snapBatch('topK', q, c, options, ref.TOPK_KEYS);
@@ -154,17 +158,18 @@ export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): To
   if (n === null) return ref.topK(q, c, k, options);
   const sel = ref.selectTypes('topK', options);
   const metric = ref.checkTopK('topK', q, c, k, options, sel);
+  const prec = ref.precisionOf('topK', options);
   const rows = c.rows;
   try {
     let r: TopKResult;
-    if (sel.skip !== undefined || sel.mask !== undefined) r = n.topKSelect(...selArgs(q, c, k, metric, sel));
-    else if (isQuantized(c)) r = n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric);
+    if (sel.skip !== undefined || sel.mask !== undefined) r = n.topKSelect(...selArgs(q, c, k, metric, sel), prec);
+    else if (isQuantized(c)) r = n.topKQ(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric, prec);
     else {
       r = viaCuda(
         CUDA_WORK.similarity(q.rows, c.rows, q.cols),
-        k <= CUDA_TOPK_MAX_K,
+        k <= CUDA_TOPK_MAX_K && prec === 0,
         (g) => g.cudaTopK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
-        () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric),
+        () => n.topK(q.data, q.rows, c.data, c.rows, q.cols, k, metric, prec),
         n,
       );
     }
@@ -217,19 +222,20 @@ function later<T>(f: () => T | Promise<T>): Promise<T> {
  * reference backend: a worker thread). Every argument is read and its values copied when the
  * call is made, so the caller may reuse or change its buffers and matrices at once.
  */
-export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOptions): Promise<Matrix> {
+export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: SimilarityOptions): Promise<Matrix> {
   return later(() => {
     const fn = 'similarityMatrixAsync';
     [q, c, options] = ref.snapBatch(fn, q, c, options);
     const metric = ref.checkBatch(fn, q, c, options);
+    const prec = ref.precisionOf(fn, options);
     const n = nat();
     if (n === null) return refAsync<Matrix>('similarityMatrix', [q, c, options]);
     const qr = q.rows;
     const cr = c.rows;
     if (isQuantized(c)) {
-      return n.similarityMatrixQAsync(q.data, qr, ...qSplit(c, cr, q.cols), metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
+      return n.similarityMatrixQAsync(q.data, qr, ...qSplit(c, cr, q.cols), metric, prec).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
     }
-    return n.similarityMatrixAsync(q.data, qr, c.data, cr, q.cols, metric).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
+    return n.similarityMatrixAsync(q.data, qr, c.data, cr, q.cols, metric, prec).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
   });
 }
 
@@ -240,12 +246,13 @@ export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions
     [q, c, options] = ref.snapBatch(fn, q, c, options, ref.TOPK_KEYS);
     const sel = ref.selectTypes(fn, options);
     const metric = ref.checkTopK(fn, q, c, k, options, sel);
+    const prec = ref.precisionOf(fn, options);
     const n = nat();
     if (n === null) return refAsync<TopKResult>('topK', [q, c, k, options]);
     const rows = c.rows;
     const done = (r: TopKResult) => tagged(r, rows, k);
-    if (sel.skip !== undefined || sel.mask !== undefined) return n.topKSelectAsync(...selArgs(q, c, k, metric, sel)).then(done, rethrow);
-    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric).then(done, rethrow);
-    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric).then(done, rethrow);
+    if (sel.skip !== undefined || sel.mask !== undefined) return n.topKSelectAsync(...selArgs(q, c, k, metric, sel), prec).then(done, rethrow);
+    if (isQuantized(c)) return n.topKQAsync(q.data, q.rows, ...qSplit(c, c.rows, q.cols), k, metric, prec).then(done, rethrow);
+    return n.topKAsync(q.data, q.rows, c.data, c.rows, q.cols, k, metric, prec).then(done, rethrow);
   });
 }

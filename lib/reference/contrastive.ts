@@ -9,6 +9,7 @@ import { fail } from '../errors';
 import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
+import { bf16F64 } from './precision';
 
 /** Options of {@link infoNCE}. */
 export interface InfoNCEOptions {
@@ -26,6 +27,15 @@ export interface InfoNCEOptions {
    * (logit −∞, gradient 0), as TensorFlow's `remove_accidental_hits`.
    */
   keyIds?: Uint32Array;
+  /**
+   * 'f32' (default) or 'bf16': the three GEMMs take bfloat16 inputs (nearest even) and accumulate in
+   * float32 — the logits from the bf16 values of the (normalized, when `normalize`) rows of q
+   * and keys, gradQ from those of the softmax weights and the key rows, gradKeys from those of
+   * the weights and the query rows. The logQ correction, the softmax and the backward pass
+   * through the normalization stay in float32/float64. Calls whose float32 logits could overflow
+   * take the float64 path whatever the precision. Calls with 'bf16' run on the CPU.
+   */
+  precision?: v.Precision;
 }
 
 /**
@@ -58,6 +68,12 @@ export interface InfoNCEResult {
 export interface NtXentOptions {
   /** τ > 0 (required). */
   temperature: number;
+  /**
+   * 'f32' (default) or 'bf16': the similarity and gradient GEMMs take bfloat16 inputs (the
+   * normalized rows and the softmax weights, nearest even) and accumulate in float32; the
+   * normalization and its backward pass stay in float32/float64. Calls with 'bf16' run on the CPU.
+   */
+  precision?: v.Precision;
 }
 
 /** Result of {@link ntXent}: mean loss over the 2N anchors and gradients for both views. */
@@ -123,16 +139,18 @@ export interface InfoNCEParsed {
   logQ: Float32Array | null;
   normalize: boolean;
   keyIds: Uint32Array | null;
+  /** 0 f32, 1 bf16. */
+  precision: number;
 }
 
 /** Snapshots of infoNCE's arguments: each field read once (validate.snap). */
 export function snapInfoNCE<Q, K, O>(fn: string, q: Q, keys: K, options: O): [Q, K, O] {
-  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds'])];
+  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds', 'precision'])];
 }
 
 /** Snapshots of ntXent's arguments: each field read once (validate.snap). */
 export function snapNtXent<A, O>(fn: string, a: A, b: A, options: O): [A, A, O] {
-  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature'])];
+  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature', 'precision'])];
 }
 
 /** Types, shapes and scalar values of infoNCE's arguments. */
@@ -150,6 +168,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   if (o.normalize !== undefined && typeof o.normalize !== 'boolean') {
     fail('E_TYPE', `${fn}: normalize must be a boolean, got ${typeof o.normalize}`);
   }
+  v.precisionType(fn, o.precision);
   v.matShape(fn, 'q', q);
   v.matShape(fn, 'keys', keys);
   v.sameCols(fn, 'q', q, 'keys', keys);
@@ -166,7 +185,8 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
     fail('E_SHAPE', `${fn}: keyIds has length ${o.keyIds.length} but keys has ${keys.rows} rows`);
   }
   checkTemperature(fn, o.temperature);
-  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null };
+  const precision = v.precisionCode(fn, o.precision);
+  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null, precision };
 }
 
 /**
@@ -222,10 +242,12 @@ export function checkNtXent(fn: string, a: unknown, b: unknown, options: unknown
   }
   const t = (options as NtXentOptions).temperature;
   v.num(fn, 'temperature', t);
+  v.precisionType(fn, (options as NtXentOptions).precision);
   v.matShape(fn, 'a', a);
   v.matShape(fn, 'b', b);
   v.sameShape(fn, 'a', a, 'b', b);
   checkTemperature(fn, t);
+  v.precisionCode(fn, (options as NtXentOptions).precision);
   return t;
 }
 
@@ -415,6 +437,12 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
     qx = qn.xh;
     kx = kn.xh;
   }
+  // bf16 precision: every product of the logits and of the gradients uses the bf16 values of
+  // the rows (the backward pass through the normalization keeps the unrounded rows).
+  if (p.precision === 1) {
+    qx = bf16F64(qx);
+    kx = bf16F64(kx);
+  }
   // Logits q·k/τ − logQ are held scaled by α = min(τ, 1): u = α·(q·k/τ − logQ), so that a tiny τ
   // (down to the subnormals, where 1/τ overflows) never makes an infinite logit; differences
   // (u − max u)/α ≤ 0 go through exp, and the gradients are divided by τ last.
@@ -491,6 +519,9 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   zx.set(a.data, 0);
   zx.set(b.data, N * d);
   const { xh, norms } = normRows(zx, R, d);
+  // bf16 precision: the products use the bf16 values of the normalized rows (xb); the backward
+  // pass through the normalization keeps the unrounded rows (xh).
+  const xb = v.precisionOf(fn, options) === 1 ? bf16F64(xh) : xh;
   const s = alloc(Float64Array, R * R, 'ntXent', 'the 2N × 2N similarities', 'split the batch');
   for (let i = 0; i < R; i++) {
     for (let j = 0; j < R; j++) {
@@ -499,7 +530,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
         continue;
       }
       let t = 0;
-      for (let k = 0; k < d; k++) t += xh[i * d + k] * xh[j * d + k];
+      for (let k = 0; k < d; k++) t += xb[i * d + k] * xb[j * d + k];
       // Held scaled by α = min(τ, 1), as in infoNCE, so a tiny τ never overflows.
       s[i * R + j] = tau < 1 ? t : t / tau;
     }
@@ -525,8 +556,8 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       const w = s[i * R + j] * c;
       if (w === 0) continue;
       for (let k = 0; k < d; k++) {
-        g[i * d + k] += w * xh[j * d + k];
-        g[j * d + k] += w * xh[i * d + k];
+        g[i * d + k] += w * xb[j * d + k];
+        g[j * d + k] += w * xb[i * d + k];
       }
     }
   }

@@ -8,6 +8,7 @@ import { fail } from '../errors';
 import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
+import { bf16F64 } from './precision';
 import { scanIndices, scanZeroRows } from './contrastive';
 
 /** The target-logit rule of {@link marginSoftmax}. */
@@ -23,6 +24,13 @@ export interface MarginOptions {
   margin?: number;
   /** ε ∈ [0, 1) (default 0), as PyTorch's `cross_entropy(label_smoothing=ε)`. */
   labelSmoothing?: number;
+  /**
+   * 'f32' (default) or 'bf16': the cosines of the non-target classes and both gradient GEMMs
+   * take bfloat16 inputs (the normalized rows of x and prototypes, and ∂loss/∂cos, nearest even)
+   * and accumulate in float32. The target class's cosine, its margin and its share of the
+   * gradients stay in float64 from the unrounded rows. Calls with 'bf16' run on the CPU.
+   */
+  precision?: v.Precision;
 }
 
 /** Result of {@link marginSoftmax}. */
@@ -72,6 +80,8 @@ export interface MarginParsed {
   scale: number;
   margin: number;
   labelSmoothing: number;
+  /** 0 f32, 1 bf16. */
+  precision: number;
 }
 
 const KINDS: ReadonlyMap<string, number> = new Map([
@@ -82,7 +92,7 @@ const KINDS: ReadonlyMap<string, number> = new Map([
 
 /** Snapshots of marginSoftmax's matrices and options: each field read once (validate.snap). */
 export function snapMargin<M, O>(fn: string, x: M, w: M, options: O): [M, M, O] {
-  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing'])];
+  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing', 'precision'])];
 }
 
 /** Checks label smoothing ε: a number (E_TYPE) in [0, 1) (E_ARG). */
@@ -104,6 +114,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   if (o.scale !== undefined) v.num(fn, 'scale', o.scale);
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   if (o.labelSmoothing !== undefined) v.num(fn, 'labelSmoothing', o.labelSmoothing);
+  v.precisionType(fn, o.precision);
   v.matShape(fn, 'x', x);
   v.matShape(fn, 'prototypes', w);
   v.sameCols(fn, 'x', x, 'prototypes', w);
@@ -124,7 +135,8 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   }
   const eps = o.labelSmoothing ?? 0;
   checkEpsilon(fn, 'labelSmoothing', eps);
-  return { kind, scale, margin, labelSmoothing: eps };
+  const precision = v.precisionCode(fn, o.precision);
+  return { kind, scale, margin, labelSmoothing: eps, precision };
 }
 
 /** Per-element scans of marginSoftmax (labels, zero rows, finiteness). */
@@ -228,12 +240,16 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   const d = x.cols;
   const xu = unit(x);
   const wu = unit(prototypes);
+  // bf16 precision: the non-target products use the bf16 values of the unit rows.
+  const xb = p.precision === 1 ? bf16F64(xu.h) : xu.h;
+  const wb = p.precision === 1 ? bf16F64(wu.h) : wu.h;
   const z = alloc(Float64Array, N * C, fn, 'the N × C logits', 'split the batch');
   const dzy = new Float64Array(N);
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) {
       let c = 0;
-      for (let k = 0; k < d; k++) c += xu.h[i * d + k] * wu.h[j * d + k];
+      if (j === labels[i]) for (let k = 0; k < d; k++) c += xu.h[i * d + k] * wu.h[j * d + k];
+      else for (let k = 0; k < d; k++) c += xb[i * d + k] * wb[j * d + k];
       if (j === labels[i]) {
         const t = targetLogit(p, c);
         z[i * C + j] = t.z;
@@ -275,9 +291,10 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) {
       const g = z[i * C + j];
+      const [xr, wr] = j === labels[i] ? [xu.h, wu.h] : [xb, wb];
       for (let k = 0; k < d; k++) {
-        gx[i * d + k] += g * wu.h[j * d + k];
-        gw[j * d + k] += g * xu.h[i * d + k];
+        gx[i * d + k] += g * wr[j * d + k];
+        gw[j * d + k] += g * xr[i * d + k];
       }
     }
   }

@@ -2,6 +2,7 @@
 
 use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
+use densevec_core::precision::{with_precision, Precision};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -123,6 +124,7 @@ pub fn info_nce<'e>(
     has_log_q: bool,
     normalize: bool,
     key_ids: &[u32],
+    precision: Option<u32>,
 ) -> napi::Result<InfoNceResult<'e>> {
     const F: &str = "infoNCE";
     let (b, n, d) = (
@@ -131,7 +133,11 @@ pub fn info_nce<'e>(
         to_usize(F, "cols", cols)?,
     );
     let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
-    guard(F, || c::info_nce_ids(q, b, keys, n, d, &o, ids(key_ids)))?.into_js(env, F)
+    guard(F, || {
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || c::info_nce_ids(q, b, keys, n, d, &o, ids(key_ids)))
+    })?
+    .into_js(env, F)
 }
 
 /// Async twin of `infoNCE` (inputs are copied first).
@@ -149,6 +155,7 @@ pub fn info_nce_async(
     has_log_q: bool,
     normalize: bool,
     key_ids: &[u32],
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<c::InfoNce>>> {
     const F: &str = "infoNCEAsync";
     let (b, n, d) = (
@@ -165,7 +172,8 @@ pub fn info_nce_async(
     );
     Ok(Job::new(F, move || {
         let o = nce_opts(temperature, &positives, &log_q, has_log_q, normalize);
-        c::info_nce_ids(&q, b, &keys, n, d, &o, ids(&key_ids))
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || c::info_nce_ids(&q, b, &keys, n, d, &o, ids(&key_ids)))
     }))
 }
 
@@ -178,10 +186,15 @@ pub fn nt_xent<'e>(
     rows: f64,
     cols: f64,
     temperature: f64,
+    precision: Option<u32>,
 ) -> napi::Result<NtXentResult<'e>> {
     const F: &str = "ntXent";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || c::nt_xent(a, b, r, d, temperature))?.into_js(env, F)
+    guard(F, || {
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || c::nt_xent(a, b, r, d, temperature))
+    })?
+    .into_js(env, F)
 }
 
 /// Async twin of `ntXent` (inputs are copied first).
@@ -192,11 +205,15 @@ pub fn nt_xent_async(
     rows: f64,
     cols: f64,
     temperature: f64,
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<c::NtXent>>> {
     const F: &str = "ntXentAsync";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
     let (a, b) = (copy(F, "a", a)?, copy(F, "b", b)?);
-    Ok(Job::new(F, move || c::nt_xent(&a, &b, r, d, temperature)))
+    Ok(Job::new(F, move || {
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || c::nt_xent(&a, &b, r, d, temperature))
+    }))
 }
 
 /// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the

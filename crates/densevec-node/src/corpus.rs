@@ -7,6 +7,7 @@
 
 use crate::common::{batch_dims, copy, err, guard, to_usize, IntoJs, Job};
 use crate::similarity::TopKResult;
+use densevec_core::precision::{with_precision, Precision};
 use densevec_core::quantized::{Corpus, I8Scale};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::{self, Select, TopK};
@@ -75,22 +76,26 @@ pub fn top_k_select<'e>(
     sel: u32,
     skip: &[u32],
     mask: &[u8],
+    precision: Option<u32>,
 ) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
     guard(F, || {
         let c = corpus(F, c32, half, int8, dtype, scale, scales)?;
-        topk::top_k_filtered(
-            q,
-            qr,
-            &c,
-            cr,
-            d,
-            kk,
-            Metric::from_code(F, metric)?,
-            select(sel, skip, mask),
-        )
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || {
+            topk::top_k_filtered(
+                q,
+                qr,
+                &c,
+                cr,
+                d,
+                kk,
+                Metric::from_code(F, metric)?,
+                select(sel, skip, mask),
+            )
+        })
     })?
     .into_js(env, F)
 }
@@ -114,6 +119,7 @@ pub fn top_k_select_async(
     sel: u32,
     skip: &[u32],
     mask: &[u8],
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<TopK>>> {
     const F: &str = "topKAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
@@ -128,16 +134,19 @@ pub fn top_k_select_async(
     let (skip, mask) = (copy(F, "skip", skip)?, copy(F, "mask", mask)?);
     Ok(Job::new(F, move || {
         let c = corpus(F, &c32, &half, &int8, dtype, scale, &scales)?;
-        topk::top_k_filtered(
-            &q,
-            qr,
-            &c,
-            cr,
-            d,
-            kk,
-            Metric::from_code(F, metric)?,
-            select(sel, &skip, &mask),
-        )
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || {
+            topk::top_k_filtered(
+                &q,
+                qr,
+                &c,
+                cr,
+                d,
+                kk,
+                Metric::from_code(F, metric)?,
+                select(sel, &skip, &mask),
+            )
+        })
     }))
 }
 

@@ -2,6 +2,7 @@
 
 use crate::common::{copy, guard, to_usize, typed, IntoJs, Job};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
+use densevec_core::precision::{with_precision, Precision};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -74,6 +75,7 @@ pub fn margin_softmax<'e>(
     scale: f64,
     margin: f64,
     label_smoothing: f64,
+    precision: Option<u32>,
 ) -> napi::Result<MarginSoftmaxResult<'e>> {
     const F: &str = "marginSoftmax";
     let (n, c, d) = (
@@ -82,15 +84,9 @@ pub fn margin_softmax<'e>(
         to_usize(F, "cols", cols)?,
     );
     guard(F, || {
-        mg::margin_softmax(
-            x,
-            n,
-            w,
-            c,
-            d,
-            labels,
-            &opts(F, kind, scale, margin, label_smoothing)?,
-        )
+        let o = opts(F, kind, scale, margin, label_smoothing)?;
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || mg::margin_softmax(x, n, w, c, d, labels, &o))
     })?
     .into_js(env, F)
 }
@@ -109,6 +105,7 @@ pub fn margin_softmax_async(
     scale: f64,
     margin: f64,
     label_smoothing: f64,
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<mg::MarginSoftmax>>> {
     const F: &str = "marginSoftmaxAsync";
     let (n, c, d) = (
@@ -122,15 +119,9 @@ pub fn margin_softmax_async(
         copy(F, "labels", labels)?,
     );
     Ok(Job::new(F, move || {
-        mg::margin_softmax(
-            &x,
-            n,
-            &w,
-            c,
-            d,
-            &labels,
-            &opts(F, kind, scale, margin, label_smoothing)?,
-        )
+        let o = opts(F, kind, scale, margin, label_smoothing)?;
+        let p = Precision::from_code(F, precision)?;
+        with_precision(p, || mg::margin_softmax(&x, n, &w, c, d, &labels, &o))
     }))
 }
 

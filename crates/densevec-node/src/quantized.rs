@@ -7,6 +7,7 @@ use crate::common::{batch_dims, copy, guard, to_usize, typed_with, IntoJs, Job};
 use crate::similarity::{TopKResult, SIM_HINT, SIM_WHAT};
 use densevec_core::alloc;
 use densevec_core::error::check_matrix;
+use densevec_core::precision::{with_precision, Precision};
 use densevec_core::quantized::{self as qz, Corpus, I8Scale};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::TopK;
@@ -57,6 +58,7 @@ pub fn similarity_matrix_q<'e>(
     scale: f64,
     scales: &[f32],
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
@@ -70,7 +72,9 @@ pub fn similarity_matrix_q<'e>(
     })?;
     typed_with(env, F, SIM_WHAT, SIM_HINT, len, |out| {
         guard(F, || {
-            qz::similarity_matrix_q_into(q, qr, &c, cr, d, metric, out)
+            with_precision(Precision::from_code(F, precision)?, || {
+                qz::similarity_matrix_q_into(q, qr, &c, cr, d, metric, out)
+            })
         })
     })
 }
@@ -92,6 +96,7 @@ pub fn similarity_matrix_q_async(
     scale: f64,
     scales: &[f32],
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "similarityMatrixAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
@@ -103,7 +108,10 @@ pub fn similarity_matrix_q_async(
     );
     Ok(Job::new(F, move || {
         let c = corpus(F, &half, &int8, dtype, scale, &scales)?;
-        qz::similarity_matrix_q(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        with_precision(Precision::from_code(F, precision)?, || {
+            qz::similarity_matrix_q(&q, qr, &c, cr, d, m)
+        })
     }))
 }
 
@@ -123,13 +131,17 @@ pub fn top_k_q<'e>(
     scales: &[f32],
     k: f64,
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
     guard(F, || {
         let c = corpus(F, half, int8, dtype, scale, scales)?;
-        qz::top_k_q(q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        with_precision(Precision::from_code(F, precision)?, || {
+            qz::top_k_q(q, qr, &c, cr, d, kk, m)
+        })
     })?
     .into_js(env, F)
 }
@@ -149,6 +161,7 @@ pub fn top_k_q_async(
     scales: &[f32],
     k: f64,
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<TopK>>> {
     const F: &str = "topKAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
@@ -161,6 +174,9 @@ pub fn top_k_q_async(
     );
     Ok(Job::new(F, move || {
         let c = corpus(F, &half, &int8, dtype, scale, &scales)?;
-        qz::top_k_q(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        with_precision(Precision::from_code(F, precision)?, || {
+            qz::top_k_q(&q, qr, &c, cr, d, kk, m)
+        })
     }))
 }

@@ -2,6 +2,7 @@
 
 use crate::common::{batch_dims, copy, guard, to_usize, typed, typed_with, IntoJs, Job, SPLIT};
 use densevec_core::error::check_matrix;
+use densevec_core::precision::{with_precision, Precision};
 use densevec_core::similarity::{self as sim, Metric};
 use densevec_core::{alloc, topk};
 use napi::bindgen_prelude::*;
@@ -91,6 +92,7 @@ pub fn similarity_matrix<'e>(
     c_rows: f64,
     cols: f64,
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "similarityMatrix";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
@@ -103,7 +105,9 @@ pub fn similarity_matrix<'e>(
     })?;
     typed_with(env, F, SIM_WHAT, SIM_HINT, len, |out| {
         guard(F, || {
-            sim::similarity_matrix_into(q, qr, c, cr, d, metric, out)
+            with_precision(Precision::from_code(F, precision)?, || {
+                sim::similarity_matrix_into(q, qr, c, cr, d, metric, out)
+            })
         })
     })
 }
@@ -121,12 +125,16 @@ pub fn similarity_matrix_async(
     c_rows: f64,
     cols: f64,
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<Vec<f32>>>> {
     const F: &str = "similarityMatrixAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let (q, c) = (copy(F, "q", q)?, copy(F, "c", c)?);
     Ok(Job::new(F, move || {
-        sim::similarity_matrix(&q, qr, &c, cr, d, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        with_precision(Precision::from_code(F, precision)?, || {
+            sim::similarity_matrix(&q, qr, &c, cr, d, m)
+        })
     }))
 }
 
@@ -159,12 +167,16 @@ pub fn top_k<'e>(
     cols: f64,
     k: f64,
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<TopKResult<'e>> {
     const F: &str = "topK";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
     guard(F, || {
-        topk::top_k(q, qr, c, cr, d, kk, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        with_precision(Precision::from_code(F, precision)?, || {
+            topk::top_k(q, qr, c, cr, d, kk, m)
+        })
     })?
     .into_js(env, F)
 }
@@ -179,13 +191,17 @@ pub fn top_k_async(
     cols: f64,
     k: f64,
     metric: u32,
+    precision: Option<u32>,
 ) -> napi::Result<AsyncTask<Job<topk::TopK>>> {
     const F: &str = "topKAsync";
     let (qr, cr, d) = batch_dims(F, q_rows, c_rows, cols)?;
     let kk = to_usize(F, "k", k)?;
     let (q, c) = (copy(F, "q", q)?, copy(F, "c", c)?);
     Ok(Job::new(F, move || {
-        topk::top_k(&q, qr, &c, cr, d, kk, Metric::from_code(F, metric)?)
+        let m = Metric::from_code(F, metric)?;
+        with_precision(Precision::from_code(F, precision)?, || {
+            topk::top_k(&q, qr, &c, cr, d, kk, m)
+        })
     }))
 }
 
