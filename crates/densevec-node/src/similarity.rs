@@ -82,8 +82,10 @@ pub fn normalize_rows<'e>(
     })
 }
 
-/// Row-major q.rows × c.rows similarity; metric 0 dot, 1 cosine, 2 l2sq.
+/// Row-major q.rows × c.rows similarity; metric 0 dot, 1 cosine, 2 l2sq; precision 0 f32
+/// (default), 1 bf16.
 #[napi]
+#[allow(clippy::too_many_arguments)]
 pub fn similarity_matrix<'e>(
     env: &'e Env,
     q: &[f32],
@@ -183,6 +185,7 @@ pub fn top_k<'e>(
 
 /// Async twin of `topK` (inputs are copied first).
 #[napi(ts_return_type = "Promise<TopKResult>")]
+#[allow(clippy::too_many_arguments)]
 pub fn top_k_async(
     q: &[f32],
     q_rows: f64,
