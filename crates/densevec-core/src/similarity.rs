@@ -374,6 +374,9 @@ pub(crate) struct Queries<'a> {
     /// GEMM unnormalized, so that their bf16 values are the caller's rounded values). Empty
     /// otherwise.
     qscale: Vec<f32>,
+    /// Cosine at bf16 precision: the corpus rows reach [`finish_tile`] unrounded (the GEMM
+    /// rounds them itself), so a pair scored directly rounds its corpus row first.
+    round_c: bool,
     cols: usize,
 }
 
@@ -392,6 +395,7 @@ pub(crate) fn prepare_queries(
         qa: Vec::new(),
         direct: vec![false; rows],
         qscale: Vec::new(),
+        round_c: metric == Metric::Cosine && prec == Precision::Bf16,
         cols,
     };
     match metric {
@@ -481,6 +485,16 @@ pub(crate) unsafe fn finish_tile(
     let d = qs.cols;
     let crow = |j: usize| &cb[j * d..(j + 1) * d];
     let qrow = |i: usize| &qs.orig[i * d..(i + 1) * d];
+    // A pair scored directly (rare: rows the float32 path cannot take), with the corpus row
+    // rounded to bf16 first when it arrives unrounded.
+    let direct = |qi: usize, j: usize| {
+        if qs.round_c {
+            let r: Vec<f32> = crow(j).iter().map(|&x| Precision::Bf16.round(x)).collect();
+            direct_score(metric, qrow(qi), &r)
+        } else {
+            direct_score(metric, qrow(qi), crow(j))
+        }
+    };
     if metric == Metric::L2sq {
         scratch.clear();
         scratch.extend((0..nb).map(|j| l2_aux(crow(j))));
@@ -490,7 +504,7 @@ pub(crate) unsafe fn finish_tile(
         let row = std::slice::from_raw_parts_mut(tile.add(i * ld), nb);
         if qs.direct[qi] {
             for (j, v) in row.iter_mut().enumerate() {
-                *v = direct_score(metric, qrow(qi), crow(j));
+                *v = direct(qi, j);
             }
             continue;
         }
@@ -505,7 +519,7 @@ pub(crate) unsafe fn finish_tile(
                             *v *= s;
                         }
                     } else {
-                        *v = direct_score(metric, qrow(qi), crow(j));
+                        *v = direct(qi, j);
                     }
                 }
             }
@@ -513,7 +527,7 @@ pub(crate) unsafe fn finish_tile(
                 let (qa, tau) = (qs.qa[qi], l2_recompute(d));
                 for (j, (v, &cn)) in row.iter_mut().zip(scratch.iter()).enumerate() {
                     if cn.is_nan() {
-                        *v = direct_score(metric, qrow(qi), crow(j));
+                        *v = direct(qi, j);
                     } else {
                         let s = qa + cn;
                         let r = s - 2.0 * *v;
@@ -668,8 +682,9 @@ pub(crate) fn round_queries(q: &[f32], prec: Precision) -> std::borrow::Cow<'_, 
 }
 
 /// Corpus rows `j0 .. j0 + rows` as float32, as the batched functions take them at `prec`:
-/// stored or decoded (in `buf`), and at bf16 precision rounded (in `rbuf`) when a metric other
-/// than dot needs them after the GEMM (the bf16 GEMM rounds its inputs itself).
+/// stored or decoded (in `buf`), and at bf16 precision rounded (in `rbuf`) for l2sq, which needs
+/// them after the GEMM (the bf16 GEMM rounds its inputs itself; cosine rounds the rare rows it
+/// scores directly, see `Queries::round_c`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn corpus_rows<'b>(
     c: &'b Corpus,
@@ -682,7 +697,7 @@ pub(crate) fn corpus_rows<'b>(
     prec: Precision,
 ) -> &'b [f32] {
     let raw = c.rows(j0, rows, cols, buf);
-    if prec == Precision::F32 || metric == Metric::Dot {
+    if prec == Precision::F32 || metric != Metric::L2sq {
         return raw;
     }
     prec.round_into(raw, rbuf);
@@ -709,8 +724,8 @@ pub(crate) fn corpus_aux(
     let (mut buf, mut rbuf) = (Vec::new(), Vec::new());
     for j0 in (0..rows).step_by(PIECE) {
         let n = PIECE.min(rows - j0);
-        let r = corpus_rows(c, j0, n, cols, &mut buf, &mut rbuf, metric, prec);
-        out.extend(aux(metric, r, n, cols));
+        prec.round_into(c.rows(j0, n, cols, &mut buf), &mut rbuf);
+        out.extend(aux(metric, &rbuf, n, cols));
     }
     out
 }
