@@ -435,7 +435,7 @@ mod tests {
     #[test]
     fn branch_free_form_matches() {
         let mut s = 0x9E37_79B9u32;
-        let mut check = |bits: u32| {
+        let check = |bits: u32| {
             let x = f32::from_bits(bits);
             let want = bf16_to_f32(round_bf16_daz(x));
             let got = to_bf16_f32(x);
