@@ -11,8 +11,9 @@
  */
 import { nat, rethrow } from './backend';
 import { refAsync } from './refasync';
+import * as v from './contract/validate';
 import { snap } from './contract/validate';
-import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
+import { ASYNC, PRECISION_NAMES, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as contract from './contract/contrastive';
 import * as ref from './reference/contrastive';
@@ -23,7 +24,7 @@ export type { ContrastiveStats, InfoNCEOptions, InfoNCEResult, MismatchOptions, 
 
 /** The native arguments of infoNCE (absent options stay absent). */
 function nceArgs(q: Matrix, keys: Matrix, p: contract.InfoNCEParsed) {
-  const o = { q, keys, temperature: p.temperature, normalize: p.normalize };
+  const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision] };
   return { ...o, positives: p.positives ?? undefined, logQ: p.logQ ?? undefined, keyIds: p.keyIds ?? undefined };
 }
 
@@ -125,8 +126,9 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   const n = nat();
   if (n === null) return ref.ntXent(a, b, options);
   const t = contract.checkNtXent('ntXent', a, b, options);
+  const precision = PRECISION_NAMES[v.precisionOf('ntXent', options)];
   try {
-    const r = now(n.ntXent({ a, b, temperature: t }, onDevice()));
+    const r = now(n.ntXent({ a, b, temperature: t, precision }, onDevice()));
     return ntxOut(r, a, b);
   } catch (e) {
     rethrow(e);
@@ -139,9 +141,10 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const fn = 'ntXentAsync';
     [a, b, options] = contract.snapNtXent(fn, a, b, options);
     const t = contract.checkNtXent(fn, a, b, options);
+    const precision = PRECISION_NAMES[v.precisionOf(fn, options)];
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
-    return soon(n.ntXent({ a, b, temperature: t }, ASYNC))
+    return soon(n.ntXent({ a, b, temperature: t, precision }, ASYNC))
       .then((r) => ntxOut(r, a, b), rethrow);
   });
 }

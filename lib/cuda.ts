@@ -58,6 +58,9 @@ export function soon<T>(r: T | Promise<T>): Promise<T> {
 /** Metric names of the native entry points, by metric code. */
 export const METRIC_NAMES = ['dot', 'cosine', 'l2sq'] as const;
 
+/** The binding's precision names by code (0 f32, 1 bf16). */
+export const PRECISION_NAMES = ['f32', 'bf16'] as const;
+
 /** The native corpus argument: the float32 values, or the compact ones with their dtype. */
 export function corpusArg(c: Corpus): NativeCorpus {
   if (!isQuantized(c)) return { dtype: 'f32', rows: c.rows, f32: c.data };

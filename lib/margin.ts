@@ -10,7 +10,7 @@
 import { nat, rethrow } from './backend';
 import { refAsync } from './refasync';
 import { snap } from './contract/validate';
-import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
+import { ASYNC, PRECISION_NAMES, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as contract from './contract/margin';
 import * as ref from './reference/margin';
@@ -40,7 +40,7 @@ const KIND_NAMES = ['normalized', 'cosface', 'arcface'] as const;
 
 /** The native arguments of marginSoftmax. */
 function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: contract.MarginParsed) {
-  return { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale: p.scale, margin: p.margin, labelSmoothing: p.labelSmoothing };
+  return { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale: p.scale, margin: p.margin, labelSmoothing: p.labelSmoothing, precision: PRECISION_NAMES[p.precision] };
 }
 
 /**

@@ -10,22 +10,22 @@ import { refAsync } from './refasync';
 import type { Matrix } from './matrix';
 import * as contract from './contract/similarity';
 import * as ref from './reference/similarity';
-import type { MetricOptions, TopKOptions, TopKResult, TopKSelect } from './contract/similarity';
+import type { SimilarityOptions, TopKOptions, TopKResult, TopKSelect } from './contract/similarity';
 import * as v from './contract/validate';
-import { ASYNC, METRIC_NAMES, corpusArg, now, onDevice, soon } from './cuda';
+import { ASYNC, METRIC_NAMES, PRECISION_NAMES, corpusArg, now, onDevice, soon } from './cuda';
 import { isQuantized, type Corpus, type QuantizedMatrix } from './contract/quantized';
 import { later } from './contract/async';
 
-export type { MetricOptions, TopKOptions, TopKResult } from './contract/similarity';
+export type { MetricOptions, SimilarityOptions, TopKOptions, TopKResult } from './contract/similarity';
 export { SKIP_NONE } from './contract/similarity';
 export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './contract/quantized';
 export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './contract/quantized';
 
 /** The native arguments of similarityMatrix / topK. */
-function batchArgs(q: Matrix, c: Corpus, metric: number) {
-  return { q: { data: q.data, rows: q.rows, cols: q.cols }, c: corpusArg(c), metric: METRIC_NAMES[metric] };
+function batchArgs(q: Matrix, c: Corpus, metric: number, precision = 0) {
+  return { q: { data: q.data, rows: q.rows, cols: q.cols }, c: corpusArg(c), metric: METRIC_NAMES[metric], precision: PRECISION_NAMES[precision] };
 }
-export type { Metric } from './contract/validate';
+export type { Metric, Precision } from './contract/validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
   // Fast accept for the common case (genuine Float32Arrays, brand-checked so that a Proxy or a
@@ -113,14 +113,17 @@ export function normalizeRows(m: Matrix): Matrix {
  * `metric`: 'cosine' (default), 'dot' or 'l2sq'. `c` may be a compact corpus
  * ({@link QuantizedMatrix}: f16, bf16 or i8 with a scale; see {@link quantize}): the result is
  * that of its decoded float32 values, which are decoded piece by piece, never held whole.
+ * `precision: 'bf16'` rounds q and c to bfloat16 and accumulates in float32: the result is the
+ * metric of the rounded rows (see {@link SimilarityOptions}); such calls stay on the CPU.
  */
-export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions): Matrix {
+export function similarityMatrix(q: Matrix, c: Corpus, options?: SimilarityOptions): Matrix {
   [q, c, options] = contract.snapBatch('similarityMatrix', q, c, options);
   const n = nat();
   if (n === null) return ref.similarityMatrix(q, c, options);
   const metric = contract.checkBatch('similarityMatrix', q, c, options);
+  const prec = contract.precisionOf('similarityMatrix', options);
   try {
-    return { data: now(n.similarityMatrix(batchArgs(q, c, metric), onDevice())), rows: q.rows, cols: c.rows };
+    return { data: now(n.similarityMatrix(batchArgs(q, c, metric, prec), onDevice())), rows: q.rows, cols: c.rows };
   } catch (e) {
     rethrow(e);
   }
@@ -133,7 +136,8 @@ export function similarityMatrix(q: Matrix, c: Corpus, options?: MetricOptions):
  * memory-mapped one (`openCorpus`). Options: `skip` (Uint32Array, q.rows entries: a corpus row
  * query i never returns, 0xFFFFFFFF = none) and `mask` (Uint8Array, c.rows entries: 0 =
  * ineligible); fewer than k eligible rows for a query → E_ARG. Calls with `skip` or `mask`
- * run on the CPU (the GPU top-k has no filter).
+ * run on the CPU (the GPU top-k has no filter). `precision: 'bf16'`: scores of the
+ * bfloat16-rounded rows, float32 accumulation (see {@link similarityMatrix}), on the CPU.
  */
 export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): TopKResult {
   [q, c, options] = contract.snapBatch('topK', q, c, options, contract.TOPK_KEYS);
@@ -141,8 +145,9 @@ export function topK(q: Matrix, c: Corpus, k: number, options?: TopKOptions): To
   if (n === null) return ref.topK(q, c, k, options);
   const sel = contract.selectTypes('topK', options);
   const metric = contract.checkTopK('topK', q, c, k, options, sel);
+  const prec = contract.precisionOf('topK', options);
   try {
-    return tagged(now(n.topK({ ...batchArgs(q, c, metric), k, ...sel }, onDevice())), c.rows, k);
+    return tagged(now(n.topK({ ...batchArgs(q, c, metric, prec), k, ...sel }, onDevice())), c.rows, k);
   } catch (e) {
     rethrow(e);
   }
@@ -160,15 +165,16 @@ function tagged(r: TopKResult, corpusRows: number, k: number): TopKResult {
  * reference backend: a worker thread). Every argument is read and its values copied when the
  * call is made, so the caller may reuse or change its buffers and matrices at once.
  */
-export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: MetricOptions): Promise<Matrix> {
+export function similarityMatrixAsync(q: Matrix, c: Corpus, options?: SimilarityOptions): Promise<Matrix> {
   return later(() => {
     const fn = 'similarityMatrixAsync';
     [q, c, options] = contract.snapBatch(fn, q, c, options);
     const metric = contract.checkBatch(fn, q, c, options);
+    const prec = contract.precisionOf(fn, options);
     const n = nat();
     if (n === null) return refAsync<Matrix>('similarityMatrix', [q, c, options]);
     const [qr, cr] = [q.rows, c.rows];
-    return soon(n.similarityMatrix(batchArgs(q, c, metric), ASYNC)).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
+    return soon(n.similarityMatrix(batchArgs(q, c, metric, prec), ASYNC)).then((data) => ({ data, rows: qr, cols: cr }), rethrow);
   });
 }
 
@@ -179,9 +185,10 @@ export function topKAsync(q: Matrix, c: Corpus, k: number, options?: TopKOptions
     [q, c, options] = contract.snapBatch(fn, q, c, options, contract.TOPK_KEYS);
     const sel = contract.selectTypes(fn, options);
     const metric = contract.checkTopK(fn, q, c, k, options, sel);
+    const prec = contract.precisionOf(fn, options);
     const n = nat();
     if (n === null) return refAsync<TopKResult>('topK', [q, c, k, options]);
     const rows = c.rows;
-    return soon(n.topK({ ...batchArgs(q, c, metric), k, ...sel }, ASYNC)).then((r) => tagged(r, rows, k), rethrow);
+    return soon(n.topK({ ...batchArgs(q, c, metric, prec), k, ...sel }, ASYNC)).then((r) => tagged(r, rows, k), rethrow);
   });
 }

@@ -2,6 +2,8 @@
 """PyTorch CPU anchors for bench/suites/learning.js and bench/suites/geometry.js (autograd, float32).
 
 Workloads (forward + backward of the loss with respect to every input, like densevec's calls):
+  (infonce, ntxent, margin: with params.autocast the forward runs under
+   torch.autocast('cpu', dtype=torch.bfloat16), the bf16 anchor of densevec's precision: 'bf16')
   infonce      q, keys: B×d; logits = q̂·k̂ᵀ/τ (rows L2-normalized when params.normalize), CE to i → i
   ntxent       a, b: N×d; SimCLR NT-Xent over the 2N normalized views, τ = params.temperature
   margin       x: N×d, W: C×d, labels; arcface / cosface / normalized logits, CE with label smoothing
@@ -9,6 +11,7 @@ Workloads (forward + backward of the loss with respect to every input, like dens
   negsampling  x, positives: n×d, negatives: (n·k)×d; word2vec's −log σ(s⁺) − Σ log σ(−s⁻), mean over n
 See scripts/bench_serve.py for how it is driven (served by bench/run.js, or standalone).
 """
+import contextlib
 import math
 import sys
 
@@ -25,6 +28,13 @@ def set_threads(n):
         torch.set_num_threads(n)
 
 
+def autocast(params):
+    """torch.autocast('cpu', dtype=torch.bfloat16) when params.autocast, else no context."""
+    if params.get('autocast'):
+        return torch.autocast('cpu', dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def leaf(arr):
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).requires_grad_(True)
 
@@ -38,9 +48,10 @@ def infonce(params, inp):
     def step():
         q.grad = None
         k.grad = None
-        qq = F.normalize(q, dim=1) if norm else q
-        kk = F.normalize(k, dim=1) if norm else k
-        loss = F.cross_entropy(qq @ kk.T / tau, target)
+        with autocast(params):
+            qq = F.normalize(q, dim=1) if norm else q
+            kk = F.normalize(k, dim=1) if norm else k
+            loss = F.cross_entropy(qq @ kk.T / tau, target)
         loss.backward()
         return loss.detach()
 
@@ -57,9 +68,10 @@ def ntxent(params, inp):
     def step():
         a.grad = None
         b.grad = None
-        z = F.normalize(torch.cat([a, b]), dim=1)
-        sim = (z @ z.T / tau).masked_fill(eye, float('-inf'))
-        loss = F.cross_entropy(sim, target)
+        with autocast(params):
+            z = F.normalize(torch.cat([a, b]), dim=1)
+            sim = (z @ z.T / tau).masked_fill(eye, float('-inf'))
+            loss = F.cross_entropy(sim, target)
         loss.backward()
         return loss.detach()
 
@@ -78,17 +90,18 @@ def margin(params, inp):
     def step():
         x.grad = None
         w.grad = None
-        cos = F.normalize(x, dim=1) @ F.normalize(w, dim=1).T
-        cy = cos.gather(1, y[:, None]).squeeze(1)
-        if kind == 'arcface':
-            sin = torch.sqrt(torch.clamp(1 - cy * cy, min=1e-12))
-            phi = torch.where(cy > th, cy * cos_m - sin * sin_m, cy - m * sin_m)
-        elif kind == 'cosface':
-            phi = cy - m
-        else:
-            phi = cy
-        logits = s * cos.scatter(1, y[:, None], phi[:, None])
-        loss = F.cross_entropy(logits, y, label_smoothing=eps)
+        with autocast(params):
+            cos = (F.normalize(x, dim=1) @ F.normalize(w, dim=1).T).float()
+            cy = cos.gather(1, y[:, None]).squeeze(1)
+            if kind == 'arcface':
+                sin = torch.sqrt(torch.clamp(1 - cy * cy, min=1e-12))
+                phi = torch.where(cy > th, cy * cos_m - sin * sin_m, cy - m * sin_m)
+            elif kind == 'cosface':
+                phi = cy - m
+            else:
+                phi = cy
+            logits = s * cos.scatter(1, y[:, None], phi[:, None])
+            loss = F.cross_entropy(logits, y, label_smoothing=eps)
         loss.backward()
         return loss.detach()
 

@@ -205,6 +205,16 @@ function optMuts(i: number, field: string, cases: Array<[unknown, Code]>): Mutat
   }));
 }
 
+/** Options { metric?, precision? }, or undefined when neither is set. */
+const simOpts = (m: unknown, p: unknown) => (m === undefined && p === undefined ? undefined : { ...(m === undefined ? {} : { metric: m }), ...(p === undefined ? {} : { precision: p }) });
+const precision = fc.constantFrom(undefined, 'f32', 'bf16');
+const precisionMuts = (i: number) =>
+  optMuts(i, 'precision', [
+    [16, 'E_TYPE'],
+    ['toString', 'E_ARG'],
+    ['fp16', 'E_ARG'],
+  ]);
+
 /** The options bag at i is not an object. */
 function optTypeMuts(i: number): Mutation[] {
   return [{ name: `${i}: options a number`, code: 'E_TYPE', touches: [i], apply: (a) => (a[i] = 5) }];
@@ -286,6 +296,7 @@ const infoMuts = [
     [[0], 'E_TYPE'],
     [new Float32Array(9), 'E_SHAPE'],
   ]),
+  ...precisionMuts(2),
 ];
 
 const ntArgs = fc.tuple(sameShape(), fc.double({ min: 0.1, max: 2, noNaN: true })).map(([[a, b], t]) => [a, b, { temperature: t }]);
@@ -298,6 +309,7 @@ const ntMuts = [
     ['x', 'E_TYPE'],
     [0, 'E_ARG'],
   ]),
+  ...precisionMuts(2),
 ];
 
 const marginArgs = fc
@@ -324,11 +336,12 @@ const marginMuts = [
     [1, 'E_ARG'],
     [1n, 'E_TYPE'],
   ]),
+  ...precisionMuts(3),
 ];
 
 const topKArgs = fc
-  .tuple(dim(1, 3), dim(1, 5), dim(1, 4), fc.constantFrom(undefined, 'dot', 'l2sq'))
-  .chain(([q, c, d, m]) => fc.tuple(intMat(q, d), intMat(c, d), fc.integer({ min: 1, max: c })).map(([qq, cc, k]) => [qq, cc, k, m === undefined ? undefined : { metric: m }]));
+  .tuple(dim(1, 3), dim(1, 5), dim(1, 4), fc.constantFrom(undefined, 'dot', 'l2sq'), fc.constantFrom(undefined, 'bf16'))
+  .chain(([q, c, d, m, p]) => fc.tuple(intMat(q, d), intMat(c, d), fc.integer({ min: 1, max: c })).map(([qq, cc, k]) => [qq, cc, k, simOpts(m, p)]));
 const topKMuts = [
   ...matMuts(0),
   ...matMuts(1),
@@ -336,6 +349,7 @@ const topKMuts = [
   ...intMuts(2, { tooSmall: () => 0, tooLarge: (a) => (a[1] as M).rows + 1 }),
   ...optTypeMuts(3),
   ...metricMuts(3),
+  ...precisionMuts(3),
 ];
 /** topK: the cosine metric may order near-equal scores differently in float32; compare scores, and indices for exact metrics. */
 function compareTopK(n: unknown, r: unknown, args: unknown[]): void {
@@ -394,8 +408,8 @@ function compareProcrustes(n: unknown, r: unknown): void {
   expect([a.rotation.rows, a.rotation.cols]).toEqual([b.rotation.rows, b.rotation.cols]);
 }
 
-const simArgs = fc.tuple(pairQC, metric).map(([[q, c], m]) => [q, c, m === undefined ? undefined : { metric: m }]);
-const simMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1), ...optTypeMuts(2), ...metricMuts(2)];
+const simArgs = fc.tuple(pairQC, metric, precision).map(([[q, c], m, p]) => [q, c, simOpts(m, p)]);
+const simMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1), ...optTypeMuts(2), ...metricMuts(2), ...precisionMuts(2)];
 
 const rowsArgs = sameShape();
 const rowsMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1)];

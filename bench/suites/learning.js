@@ -24,6 +24,7 @@ function labelsFor(n, classes, seed) {
 
 async function lossRow(suite, py, spec) {
   const { name, fn, workload, params, inputs, flop, torchParams } = spec;
+  const label = spec.label ?? name;
   if (!has(name)) {
     suite.note(`${name}: not available in this build`);
     return;
@@ -38,17 +39,24 @@ async function lossRow(suite, py, spec) {
       const job = await py.setup(workload, torchParams, inputs);
       theirs = job.value;
       for (const t of [1, 2]) impls.push(py.impl('PyTorch', job.id, t));
-      spec.cleanup = () => py.free(job.id);
+      const jobs = [job];
+      // bf16 rows: PyTorch under torch.autocast('cpu', dtype=torch.bfloat16) as a second anchor.
+      if (spec.autocast) {
+        const ac = await py.setup(workload, { ...torchParams, autocast: true }, inputs);
+        jobs.push(ac);
+        for (const t of [1, 2]) impls.push(py.impl('PyTorch bf16 autocast', ac.id, t));
+      }
+      spec.cleanup = () => Promise.all(jobs.map((j) => py.free(j.id)));
     } catch (e) {
       suite.note(`PyTorch ${workload} skipped: ${e.message}`);
     }
   }
   const row = await suite.row({
-    workload: `${name} fwd+bwd`,
+    workload: `${label} fwd+bwd`,
     params,
     impls,
     throughput: (ms) => ({ value: flop / ms / 1e6, unit: 'GFLOP/s' }),
-    targets: [
+    targets: spec.targets ?? [
       { anchor: 'PyTorch', threads: 1, min: spec.target, what: `1T ≥ ${spec.target}× PyTorch` },
       { anchor: 'PyTorch', threads: 2, min: spec.target, what: `2T ≥ ${spec.target}× PyTorch` },
       { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
@@ -59,9 +67,26 @@ async function lossRow(suite, py, spec) {
     extra: { loss: { densevec: mine, pytorch: theirs } },
     opts: suite.quick ? { rounds: 3 } : {}, // calls of seconds: three interleaved rounds in a quick pass
   });
-  if (theirs !== null) suite.note(`${name}: loss densevec ${mine.toPrecision(7)} vs PyTorch ${theirs.toPrecision(7)}`);
+  if (theirs !== null) suite.note(`${label}: loss densevec ${mine.toPrecision(7)} vs PyTorch ${theirs.toPrecision(7)}`);
   if (spec.cleanup) await spec.cleanup();
   return row;
+}
+
+/**
+ * A bf16 row (precision: 'bf16'): anchors PyTorch f32 and PyTorch bf16 autocast; targets from
+ * PERF.md (≥ 2.5× PyTorch f32, ≥ 1.2× PyTorch bf16 autocast, one thread, side by side).
+ */
+function bf16Spec(spec) {
+  return {
+    ...spec,
+    label: `${spec.name} bf16`,
+    autocast: true,
+    targets: [
+      { anchor: 'PyTorch', threads: 1, min: 2.5, what: '1T ≥ 2.5× PyTorch f32' },
+      { anchor: 'PyTorch bf16 autocast', threads: 1, min: 1.2, what: '1T ≥ 1.2× PyTorch bf16 autocast' },
+      { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
+    ],
+  };
 }
 
 /** Runs bench/suites/learning-memory.js in a child; resolves to its report (or a partial one). */
@@ -126,6 +151,15 @@ module.exports = async function learning({ quick, smoke }) {
       flop: 6 * B * B * d,
       target: 1.3, // PERF.md (f32, one run, side by side)
     });
+    await lossRow(suite, py, bf16Spec({
+      name: 'infoNCE',
+      workload: 'infonce',
+      fn: () => dv.infoNCE(q, k, { temperature: 0.07, normalize: true, precision: 'bf16' }),
+      params: { B, d, temperature: 0.07, normalize: true, precision: 'bf16' },
+      torchParams: { temperature: 0.07, normalize: true },
+      inputs: py ? { q: input(q.data, [B, d]), keys: input(k.data, [B, d]) } : {},
+      flop: 6 * B * B * d,
+    }));
     const a = randMatrix(B, d, 53);
     const b = randMatrix(B, d, 54);
     await lossRow(suite, py, {
@@ -138,6 +172,15 @@ module.exports = async function learning({ quick, smoke }) {
       flop: 6 * (2 * B) * (2 * B) * d,
       target: 1.5, // PERF.md (f32, one run, side by side)
     });
+    await lossRow(suite, py, bf16Spec({
+      name: 'ntXent',
+      workload: 'ntxent',
+      fn: () => dv.ntXent(a, b, { temperature: 0.1, precision: 'bf16' }),
+      params: { N: B, d, temperature: 0.1, precision: 'bf16' },
+      torchParams: { temperature: 0.1 },
+      inputs: py ? { a: input(a.data, [B, d]), b: input(b.data, [B, d]) } : {},
+      flop: 6 * (2 * B) * (2 * B) * d,
+    }));
   }
   {
     const N = 4096 / S;
@@ -157,6 +200,15 @@ module.exports = async function learning({ quick, smoke }) {
       flop: 6 * N * C * d,
       target: 1.5, // PERF.md (f32, one run, side by side)
     });
+    await lossRow(suite, py, bf16Spec({
+      name: 'marginSoftmax',
+      workload: 'margin',
+      fn: () => dv.marginSoftmax(x, w, labels, { ...opts, precision: 'bf16' }),
+      params: { N, C, d, ...opts, precision: 'bf16' },
+      torchParams: opts,
+      inputs: py ? { x: input(x.data, [N, d]), prototypes: input(w.data, [C, d]), labels: input(labels, [N]) } : {},
+      flop: 6 * N * C * d,
+    }));
   }
   {
     const n = 4096 / S;

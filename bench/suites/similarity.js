@@ -26,6 +26,8 @@ module.exports = async function similarity({ quick }) {
     impls.push(impl('densevec', 'densevec', t, () => dv.similarityMatrix(q, c, { metric: 'dot' }), { before: dvThreads(t) }));
   }
   impls.push(impl('densevec cosine', 'densevec-extra', 1, () => dv.similarityMatrix(q, c, { metric: 'cosine' }), { before: dvThreads(1) }));
+  // precision: 'bf16' (vdpbf16ps where the CPU has AVX512-BF16); GFLOP/s still counts 2·q·n·d.
+  impls.push(impl('densevec bf16', 'densevec-extra', 1, () => dv.similarityMatrix(q, c, { metric: 'dot', precision: 'bf16' }), { before: dvThreads(1) }));
   let check = null;
   if (ort) {
     const feeds = { A: new ort.Tensor('float32', q.data, [Q, D]), B: new ort.Tensor('float32', c.data, [N, D]) };

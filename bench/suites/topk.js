@@ -29,6 +29,7 @@ module.exports = async function topk({ quick }) {
   const usearch = anchor('usearch', suite.notes);
   const impls = [];
   for (const t of [1, 2]) impls.push(impl('densevec', 'densevec', t, () => dv.topK(q, c, K, { metric: 'dot' }), { before: dvThreads(t) }));
+  impls.push(impl('densevec bf16', 'densevec-extra', 1, () => dv.topK(q, c, K, { metric: 'dot', precision: 'bf16' }), { before: dvThreads(1) }));
 
   dv.setThreads(1);
   const mem = peakExtra(() => dv.topK(q, c, K, { metric: 'dot' }));

@@ -22,6 +22,15 @@ export interface InfoNCEOptions {
    * (logit −∞, gradient 0), as TensorFlow's `remove_accidental_hits`.
    */
   keyIds?: Uint32Array;
+  /**
+   * 'f32' (default) or 'bf16': the three GEMMs take bfloat16 inputs (nearest even) and accumulate in
+   * float32 — the logits from the bf16 values of the (normalized, when `normalize`) rows of q
+   * and keys, gradQ from those of the softmax weights and the key rows, gradKeys from those of
+   * the weights and the query rows. The logQ correction, the softmax and the backward pass
+   * through the normalization stay in float32/float64. Calls whose float32 logits could overflow
+   * take the float64 path whatever the precision. Calls with 'bf16' run on the CPU.
+   */
+  precision?: v.Precision;
 }
 
 /**
@@ -54,6 +63,12 @@ export interface InfoNCEResult {
 export interface NtXentOptions {
   /** τ > 0 (required). */
   temperature: number;
+  /**
+   * 'f32' (default) or 'bf16': the similarity and gradient GEMMs take bfloat16 inputs (the
+   * normalized rows and the softmax weights, nearest even) and accumulate in float32; the
+   * normalization and its backward pass stay in float32/float64. Calls with 'bf16' run on the CPU.
+   */
+  precision?: v.Precision;
 }
 
 /** Result of {@link ntXent}: mean loss over the 2N anchors and gradients for both views. */
@@ -119,16 +134,18 @@ export interface InfoNCEParsed {
   logQ: Float32Array | null;
   normalize: boolean;
   keyIds: Uint32Array | null;
+  /** 0 f32, 1 bf16. */
+  precision: number;
 }
 
 /** Snapshots of infoNCE's arguments: each field read once (validate.snap). */
 export function snapInfoNCE<Q, K, O>(fn: string, q: Q, keys: K, options: O): [Q, K, O] {
-  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds'])];
+  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds', 'precision'])];
 }
 
 /** Snapshots of ntXent's arguments: each field read once (validate.snap). */
 export function snapNtXent<A, O>(fn: string, a: A, b: A, options: O): [A, A, O] {
-  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature'])];
+  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature', 'precision'])];
 }
 
 /** Types, shapes and scalar values of infoNCE's arguments. */
@@ -146,6 +163,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   if (o.normalize !== undefined && typeof o.normalize !== 'boolean') {
     fail('E_TYPE', `${fn}: normalize must be a boolean, got ${typeof o.normalize}`);
   }
+  v.precisionType(fn, o.precision);
   v.matShape(fn, 'q', q);
   v.matShape(fn, 'keys', keys);
   v.sameCols(fn, 'q', q, 'keys', keys);
@@ -162,7 +180,8 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
     fail('E_SHAPE', `${fn}: keyIds has length ${o.keyIds.length} but keys has ${keys.rows} rows`);
   }
   checkTemperature(fn, o.temperature);
-  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null };
+  const precision = v.precisionCode(fn, o.precision);
+  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null, precision };
 }
 
 /**
@@ -218,10 +237,12 @@ export function checkNtXent(fn: string, a: unknown, b: unknown, options: unknown
   }
   const t = (options as NtXentOptions).temperature;
   v.num(fn, 'temperature', t);
+  v.precisionType(fn, (options as NtXentOptions).precision);
   v.matShape(fn, 'a', a);
   v.matShape(fn, 'b', b);
   v.sameShape(fn, 'a', a, 'b', b);
   checkTemperature(fn, t);
+  v.precisionCode(fn, (options as NtXentOptions).precision);
   return t;
 }
 

@@ -19,6 +19,13 @@ export interface MarginOptions {
   margin?: number;
   /** ε ∈ [0, 1) (default 0), as PyTorch's `cross_entropy(label_smoothing=ε)`. */
   labelSmoothing?: number;
+  /**
+   * 'f32' (default) or 'bf16': the cosines of the non-target classes and both gradient GEMMs
+   * take bfloat16 inputs (the normalized rows of x and prototypes, and ∂loss/∂cos, nearest even)
+   * and accumulate in float32. The target class's cosine, its margin and its share of the
+   * gradients stay in float64 from the unrounded rows. Calls with 'bf16' run on the CPU.
+   */
+  precision?: v.Precision;
 }
 
 /** Result of {@link marginSoftmax}. */
@@ -68,6 +75,8 @@ export interface MarginParsed {
   scale: number;
   margin: number;
   labelSmoothing: number;
+  /** 0 f32, 1 bf16. */
+  precision: number;
 }
 
 const KINDS: ReadonlyMap<string, number> = new Map([
@@ -78,7 +87,7 @@ const KINDS: ReadonlyMap<string, number> = new Map([
 
 /** Snapshots of marginSoftmax's matrices and options: each field read once (validate.snap). */
 export function snapMargin<M, O>(fn: string, x: M, w: M, options: O): [M, M, O] {
-  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing'])];
+  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing', 'precision'])];
 }
 
 /** Checks label smoothing ε: a number (E_TYPE) in [0, 1) (E_ARG). */
@@ -121,6 +130,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   if (o.scale !== undefined) v.num(fn, 'scale', o.scale);
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   if (o.labelSmoothing !== undefined) v.num(fn, 'labelSmoothing', o.labelSmoothing);
+  v.precisionType(fn, o.precision);
   v.matShape(fn, 'x', x);
   v.matShape(fn, 'prototypes', w);
   v.sameCols(fn, 'x', x, 'prototypes', w);
@@ -134,7 +144,8 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   const margin = marginOf(fn, kind, o.margin);
   const eps = o.labelSmoothing ?? 0;
   checkEpsilon(fn, 'labelSmoothing', eps);
-  return { kind, scale, margin, labelSmoothing: eps };
+  const precision = v.precisionCode(fn, o.precision);
+  return { kind, scale, margin, labelSmoothing: eps, precision };
 }
 
 /** Per-element scans of marginSoftmax (labels, zero rows, finiteness). */

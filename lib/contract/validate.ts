@@ -271,6 +271,35 @@ const METRICS: ReadonlyMap<string, number> = new Map([
   ['l2sq', 2],
 ]);
 
+/**
+ * Compute precision of the GEMM-bound functions: 'f32' (default) or 'bf16' (inputs rounded to
+ * bfloat16, nearest even, float32 subnormals as zero; products accumulated in float32).
+ */
+export type Precision = 'f32' | 'bf16';
+const PRECISIONS: ReadonlyMap<string, number> = new Map([
+  ['f32', 0],
+  ['bf16', 1],
+]);
+
+/** Checks the type of a precision option (undefined or a string). */
+export function precisionType(fn: string, p: unknown): void {
+  if (p !== undefined && typeof p !== 'string') fail('E_TYPE', `${fn}: precision must be a string, got ${describe(p)}`);
+}
+
+/** Resolves a precision option (default 'f32') to its wire code (0 f32, 1 bf16); unknown → E_ARG. */
+export function precisionCode(fn: string, p: unknown): number {
+  if (p === undefined) return 0;
+  precisionType(fn, p);
+  const c = lookup(PRECISIONS, p);
+  if (c === undefined) fail('E_ARG', `${fn}: unknown precision '${p}' (expected 'f32' or 'bf16')`);
+  return c;
+}
+
+/** The precision code of options already validated ({@link precisionCode} of `o.precision`). */
+export function precisionOf(fn: string, o: unknown): number {
+  return precisionCode(fn, o !== null && typeof o === 'object' ? (o as { precision?: unknown }).precision : undefined);
+}
+
 /** Checks the type of a metric option (undefined or a string). */
 export function metricType(fn: string, m: unknown): void {
   if (m !== undefined && typeof m !== 'string') fail('E_TYPE', `${fn}: metric must be a string, got ${describe(m)}`);

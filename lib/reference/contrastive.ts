@@ -10,6 +10,7 @@ import { checkInfoNCE, checkMismatch, checkNtXent, checkSoftmax, type Contrastiv
 import * as v from '../contract/validate';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
+import { bf16F64 } from './precision';
 
 // ---------------------------------------------------------------------------------------------
 // Float64 helpers.
@@ -164,6 +165,12 @@ function infoNCECore(q: Matrix, keys: Matrix, p: InfoNCEParsed): InfoNCEResult {
     qx = qn.xh;
     kx = kn.xh;
   }
+  // bf16 precision: every product of the logits and of the gradients uses the bf16 values of
+  // the rows (the backward pass through the normalization keeps the unrounded rows).
+  if (p.precision === 1) {
+    qx = bf16F64(qx);
+    kx = bf16F64(kx);
+  }
   // Logits q·k/τ − logQ are held scaled by α = min(τ, 1): u = α·(q·k/τ − logQ), so that a tiny τ
   // (down to the subnormals, where 1/τ overflows) never makes an infinite logit; differences
   // (u − max u)/α ≤ 0 go through exp, and the gradients are divided by τ last.
@@ -240,6 +247,9 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   zx.set(a.data, 0);
   zx.set(b.data, N * d);
   const { xh, norms } = normRows(zx, R, d);
+  // bf16 precision: the products use the bf16 values of the normalized rows (xb); the backward
+  // pass through the normalization keeps the unrounded rows (xh).
+  const xb = v.precisionOf(fn, options) === 1 ? bf16F64(xh) : xh;
   const s = alloc(Float64Array, R * R, 'ntXent', 'the 2N × 2N similarities', 'split the batch');
   for (let i = 0; i < R; i++) {
     for (let j = 0; j < R; j++) {
@@ -248,7 +258,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
         continue;
       }
       let t = 0;
-      for (let k = 0; k < d; k++) t += xh[i * d + k] * xh[j * d + k];
+      for (let k = 0; k < d; k++) t += xb[i * d + k] * xb[j * d + k];
       // Held scaled by α = min(τ, 1), as in infoNCE, so a tiny τ never overflows.
       s[i * R + j] = tau < 1 ? t : t / tau;
     }
@@ -274,8 +284,8 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       const w = s[i * R + j] * c;
       if (w === 0) continue;
       for (let k = 0; k < d; k++) {
-        g[i * d + k] += w * xh[j * d + k];
-        g[j * d + k] += w * xh[i * d + k];
+        g[i * d + k] += w * xb[j * d + k];
+        g[j * d + k] += w * xb[i * d + k];
       }
     }
   }

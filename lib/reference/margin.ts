@@ -9,6 +9,7 @@ import { scanIndices, scanZeroRows } from '../contract/contrastive';
 import { ARCFACE_SIN_EPS, checkCrossEntropy, checkMargin, checkMarginGeometry, checkPenalty, type CrossEntropyResult, type MarginGeometryOptions, type MarginGeometryResult, type MarginOptions, type MarginParsed, type MarginResult, type PenaltyResult, scanMargin, snapMargin } from '../contract/margin';
 import * as v from '../contract/validate';
 import type { Matrix } from '../matrix';
+import { bf16F64 } from './precision';
 import { unitRows64 } from './similarity';
 
 /**
@@ -72,12 +73,16 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   const d = x.cols;
   const xu = unitRows64(x);
   const wu = unitRows64(prototypes);
+  // bf16 precision: the non-target products use the bf16 values of the unit rows.
+  const xb = p.precision === 1 ? bf16F64(xu.h) : xu.h;
+  const wb = p.precision === 1 ? bf16F64(wu.h) : wu.h;
   const z = alloc(Float64Array, N * C, fn, 'the N × C logits', 'split the batch');
   const dzy = new Float64Array(N);
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) {
       let c = 0;
-      for (let k = 0; k < d; k++) c += xu.h[i * d + k] * wu.h[j * d + k];
+      if (j === labels[i]) for (let k = 0; k < d; k++) c += xu.h[i * d + k] * wu.h[j * d + k];
+      else for (let k = 0; k < d; k++) c += xb[i * d + k] * wb[j * d + k];
       if (j === labels[i]) {
         const t = targetLogit(p, c);
         z[i * C + j] = t.z;
@@ -119,9 +124,10 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) {
       const g = z[i * C + j];
+      const [xr, wr] = j === labels[i] ? [xu.h, wu.h] : [xb, wb];
       for (let k = 0; k < d; k++) {
-        gx[i * d + k] += g * wu.h[j * d + k];
-        gw[j * d + k] += g * xu.h[i * d + k];
+        gx[i * d + k] += g * wr[j * d + k];
+        gw[j * d + k] += g * xr[i * d + k];
       }
     }
   }

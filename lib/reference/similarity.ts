@@ -4,10 +4,11 @@
  */
 import { alloc } from '../contract/alloc';
 import { type Corpus, dequantize } from '../contract/quantized';
-import { checkBatch, checkPair, checkTopK, type MetricOptions, rankKey, ranksBefore, selectTypes, snapBatch, TOPK_KEYS, type TopKOptions, type TopKResult, type TopKSelect } from '../contract/similarity';
+import { checkBatch, checkPair, checkTopK, type MetricOptions, precisionOf, rankKey, ranksBefore, selectTypes, snapBatch, TOPK_KEYS, type TopKOptions, type TopKResult, type TopKSelect, type SimilarityOptions } from '../contract/similarity';
 import * as v from '../contract/validate';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
+import { bf16Matrix } from './precision';
 
 /** Float64 dot product of two equal-length ranges. */
 export function dot64(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, n: number): number {
@@ -125,10 +126,11 @@ function rowSumsq(m: Matrix): Float64Array {
 }
 
 /** q.rows × c.rows Matrix of similarities ('cosine' by default). */
-export function similarityMatrix(q: Matrix, corpus: Corpus, options?: MetricOptions): Matrix {
+export function similarityMatrix(q: Matrix, corpus: Corpus, options?: SimilarityOptions): Matrix {
   [q, corpus, options] = snapBatch('similarityMatrix', q, corpus, options);
   const metric = checkBatch('similarityMatrix', q, corpus, options);
-  const c = dequantize(corpus);
+  let c = dequantize(corpus);
+  if (precisionOf('similarityMatrix', options) === 1) [q, c] = [bf16Matrix(q), bf16Matrix(c)];
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
   const out = alloc(Float32Array, q.rows * c.rows, 'similarityMatrix', 'the q.rows × c.rows similarity matrix', 'use topK for nearest neighbours, or split the batch');
@@ -147,7 +149,8 @@ export function topK(q: Matrix, corpus: Corpus, k: number, options?: TopKOptions
   [q, corpus, options] = snapBatch('topK', q, corpus, options, TOPK_KEYS);
   const sel = selectTypes('topK', options);
   const metric = checkTopK('topK', q, corpus, k, options, sel);
-  const c = dequantize(corpus);
+  let c = dequantize(corpus);
+  if (precisionOf('topK', options) === 1) [q, c] = [bf16Matrix(q), bf16Matrix(c)];
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
   const indices = alloc(Uint32Array, q.rows * k, 'topK', 'the q.rows × k indices', 'split the queries into batches');

@@ -21,6 +21,7 @@ use crate::alloc;
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::precision::{self, Precision};
 use densevec_kernels as k;
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -216,6 +217,8 @@ struct Fused<'a> {
     exclude_self: bool,
     /// Mask keys j ≠ p_i with key_ids[j] = key_ids[p_i] (accidental hits).
     key_ids: Option<&'a [u32]>,
+    /// Precision of every GEMM (logits and both gradients); see [`crate::precision`].
+    prec: Precision,
 }
 
 impl Fused<'_> {
@@ -239,7 +242,7 @@ impl Fused<'_> {
 /// temperature, the logQ correction and the self mask applied.
 fn logits_tile(p: &Fused, i0: usize, mb: usize, j0: usize, nb: usize, tile: &mut [f32]) {
     let d = p.d;
-    k::gemm_nt(
+    p.prec.gemm_nt(
         mb,
         nb,
         d,
@@ -522,7 +525,7 @@ fn fused(func: &str, p: &Fused, grad: bool) -> Result<FusedOut> {
                 l[r] += exp_row(p, i, j0, row, mnew);
             }
             if grad {
-                k::gemm_nn(
+                p.prec.gemm_nn(
                     mb,
                     d,
                     nb,
@@ -618,7 +621,7 @@ fn fused(func: &str, p: &Fused, grad: bool) -> Result<FusedOut> {
                     tr[jj * mb + r] = t[r * nb + jj];
                 }
             }
-            k::gemm_nn(
+            p.prec.gemm_nn(
                 nb,
                 d,
                 mb,
@@ -687,6 +690,7 @@ impl<'a> Prepared<'a> {
             positives: &self.positives,
             exclude_self: self.exclude_self,
             key_ids: self.key_ids,
+            prec: precision::current(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod curvature;
 pub mod geometry;
 pub mod margin;
 pub mod mechanisms;
+pub mod precision;
 pub mod quantized;
 pub mod regularizers;
 pub mod rows;

@@ -495,6 +495,8 @@ pub fn margin_softmax(
 ) -> Result<MarginSoftmax> {
     let pr = margin_prepare(x, n, w, c, d, labels, o)?;
     let (xh, wh) = (&pr.xh, &pr.wh);
+    // The logits (`similarity_matrix` reads it too) and both gradient GEMMs at this precision.
+    let prec = crate::precision::current();
 
     // cos θ for every (row, class), then logits and ∂loss/∂cos row by row.
     const F: &str = "marginSoftmax";
@@ -551,7 +553,7 @@ pub fn margin_softmax(
             .zip(g.par_chunks(ROWS * c))
             .for_each(|(gxb, gb)| {
                 let mb = gxb.len() / d;
-                k::gemm_nn(mb, d, c, gb, c, wh, d, gxb, d, false);
+                prec.gemm_nn(mb, d, c, gb, c, wh, d, gxb, d, false);
             })
     });
     // gradŴ = Gᵀ·X̂ over fixed class blocks, through transposed slabs of SLAB rows.
@@ -572,7 +574,7 @@ pub fn margin_softmax(
                             t[jj * mb + r] = v;
                         }
                     }
-                    k::gemm_nn(
+                    prec.gemm_nn(
                         cb,
                         d,
                         mb,

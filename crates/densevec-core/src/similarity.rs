@@ -3,6 +3,7 @@
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::precision::{self, Precision};
 use crate::quantized::Corpus;
 use densevec_kernels as k;
 use rayon::prelude::*;
@@ -369,20 +370,49 @@ pub(crate) struct Queries<'a> {
     qa: Vec<f32>,
     /// Rows scored directly in float64 against every corpus row.
     direct: Vec<bool>,
+    /// Cosine at bf16 precision: 1/‖q_i‖ per row, applied after the GEMM (the rows enter the
+    /// GEMM unnormalized, so that their bf16 values are the caller's rounded values). Empty
+    /// otherwise.
+    qscale: Vec<f32>,
+    /// Cosine at bf16 precision: the corpus rows reach [`finish_tile`] unrounded (the GEMM
+    /// rounds them itself), so a pair scored directly rounds its corpus row first.
+    round_c: bool,
     cols: usize,
 }
 
-/// Prepares `rows × cols` query rows for `metric` (O(rows·cols) work).
-pub(crate) fn prepare_queries(metric: Metric, q: &[f32], rows: usize, cols: usize) -> Queries<'_> {
+/// Prepares `rows × cols` query rows for `metric` (O(rows·cols) work). At bf16 precision `q`
+/// must already hold the rounded values ([`round_queries`]).
+pub(crate) fn prepare_queries(
+    metric: Metric,
+    q: &[f32],
+    rows: usize,
+    cols: usize,
+    prec: Precision,
+) -> Queries<'_> {
     let mut p = Queries {
         rows: std::borrow::Cow::Borrowed(q),
         orig: q,
         qa: Vec::new(),
         direct: vec![false; rows],
+        qscale: Vec::new(),
+        round_c: metric == Metric::Cosine && prec == Precision::Bf16,
         cols,
     };
     match metric {
         Metric::Dot => {}
+        Metric::Cosine if prec == Precision::Bf16 => {
+            let mut qs = vec![0f32; rows];
+            for (i, r) in q.chunks(cols.max(1)).enumerate().take(rows) {
+                let n = norm64(r);
+                if (COS_LO..=COS_HI).contains(&n) {
+                    qs[i] = (1.0 / n) as f32;
+                } else if n != 0.0 {
+                    // Not finite, or 1/‖r‖ outside the float32 path's range.
+                    p.direct[i] = true;
+                }
+            }
+            p.qscale = qs;
+        }
         Metric::Cosine => {
             let mut u = q.to_vec();
             for (r, dr) in u.chunks_mut(cols.max(1)).zip(p.direct.iter_mut()) {
@@ -455,6 +485,16 @@ pub(crate) unsafe fn finish_tile(
     let d = qs.cols;
     let crow = |j: usize| &cb[j * d..(j + 1) * d];
     let qrow = |i: usize| &qs.orig[i * d..(i + 1) * d];
+    // A pair scored directly (rare: rows the float32 path cannot take), with the corpus row
+    // rounded to bf16 first when it arrives unrounded.
+    let direct = |qi: usize, j: usize| {
+        if qs.round_c {
+            let r: Vec<f32> = crow(j).iter().map(|&x| Precision::Bf16.round(x)).collect();
+            direct_score(metric, qrow(qi), &r)
+        } else {
+            direct_score(metric, qrow(qi), crow(j))
+        }
+    };
     if metric == Metric::L2sq {
         scratch.clear();
         scratch.extend((0..nb).map(|j| l2_aux(crow(j))));
@@ -464,18 +504,22 @@ pub(crate) unsafe fn finish_tile(
         let row = std::slice::from_raw_parts_mut(tile.add(i * ld), nb);
         if qs.direct[qi] {
             for (j, v) in row.iter_mut().enumerate() {
-                *v = direct_score(metric, qrow(qi), crow(j));
+                *v = direct(qi, j);
             }
             continue;
         }
         match metric {
             Metric::Dot => {}
             Metric::Cosine => {
+                let qscale = qs.qscale.get(qi).copied();
                 for (j, (v, &c)) in row.iter_mut().zip(ca).enumerate() {
                     if c >= 0.0 {
                         *v *= c;
+                        if let Some(s) = qscale {
+                            *v *= s;
+                        }
                     } else {
-                        *v = direct_score(metric, qrow(qi), crow(j));
+                        *v = direct(qi, j);
                     }
                 }
             }
@@ -483,7 +527,7 @@ pub(crate) unsafe fn finish_tile(
                 let (qa, tau) = (qs.qa[qi], l2_recompute(d));
                 for (j, (v, &cn)) in row.iter_mut().zip(scratch.iter()).enumerate() {
                     if cn.is_nan() {
-                        *v = direct_score(metric, qrow(qi), crow(j));
+                        *v = direct(qi, j);
                     } else {
                         let s = qa + cn;
                         let r = s - 2.0 * *v;
@@ -577,22 +621,21 @@ pub(crate) fn similarity_corpus_into(
     metric: Metric,
     out: &mut [f32],
 ) {
-    let qs = prepare_queries(metric, q, q_rows, cols);
-    let ca = if metric == Metric::Cosine {
-        c.aux(metric, c_rows, cols)
-    } else {
-        Vec::new()
-    };
+    let prec = precision::current();
+    let qr = round_queries(q, prec);
+    let qs = prepare_queries(metric, &qr, q_rows, cols, prec);
+    let ca = corpus_aux(c, metric, c_rows, cols, prec);
     let (m, n) = (q_rows, c_rows);
     let tiles: Vec<(usize, usize)> = (0..m)
         .step_by(TILE_M)
         .flat_map(|i| (0..n).step_by(TILE_N).map(move |j| (i, j)))
         .collect();
     let ptr = SendPtr(out.as_mut_ptr());
-    let work = |(buf, scratch): &mut (Vec<f32>, Vec<f32>), &(i0, j0): &(usize, usize)| {
+    let work = |(buf, scratch, rbuf): &mut (Vec<f32>, Vec<f32>, Vec<f32>),
+                &(i0, j0): &(usize, usize)| {
         let mb = TILE_M.min(m - i0);
         let nb = TILE_N.min(n - j0);
-        let cb = c.rows(j0, nb, cols, buf);
+        let cb = corpus_rows(c, j0, nb, cols, buf, rbuf, metric, prec);
         let cat = if ca.is_empty() {
             &ca[..]
         } else {
@@ -602,7 +645,7 @@ pub(crate) fn similarity_corpus_into(
         // and this task is their only reader and writer; the prepared q and cb hold these rows.
         unsafe {
             let t = ptr.get().add(i0 * n + j0);
-            k::gemm_nt_raw(
+            prec.gemm_nt_raw(
                 mb,
                 nb,
                 cols,
@@ -619,14 +662,72 @@ pub(crate) fn similarity_corpus_into(
         }
     };
     if tiles.len() == 1 {
-        work(&mut (Vec::new(), Vec::new()), &tiles[0]);
+        work(&mut (Vec::new(), Vec::new(), Vec::new()), &tiles[0]);
     } else {
         pool::run(|| {
             tiles
                 .par_iter()
-                .for_each_init(|| (Vec::new(), Vec::new()), work)
+                .for_each_init(|| (Vec::new(), Vec::new(), Vec::new()), work)
         });
     }
+}
+
+/// The query rows as the batched functions take them at `prec`: `q` itself (f32), or its bf16
+/// values.
+pub(crate) fn round_queries(q: &[f32], prec: Precision) -> std::borrow::Cow<'_, [f32]> {
+    match prec {
+        Precision::F32 => std::borrow::Cow::Borrowed(q),
+        Precision::Bf16 => std::borrow::Cow::Owned(q.iter().map(|&x| prec.round(x)).collect()),
+    }
+}
+
+/// Corpus rows `j0 .. j0 + rows` as float32, as the batched functions take them at `prec`:
+/// stored or decoded (in `buf`), and at bf16 precision rounded (in `rbuf`) for l2sq, which needs
+/// them after the GEMM (the bf16 GEMM rounds its inputs itself; cosine rounds the rare rows it
+/// scores directly, see `Queries::round_c`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn corpus_rows<'b>(
+    c: &'b Corpus,
+    j0: usize,
+    rows: usize,
+    cols: usize,
+    buf: &'b mut Vec<f32>,
+    rbuf: &'b mut Vec<f32>,
+    metric: Metric,
+    prec: Precision,
+) -> &'b [f32] {
+    let raw = c.rows(j0, rows, cols, buf);
+    if prec == Precision::F32 || metric != Metric::L2sq {
+        return raw;
+    }
+    prec.round_into(raw, rbuf);
+    rbuf
+}
+
+/// The corpus auxiliaries of `metric` (see [`aux`]) at `prec`: of the bf16 values at bf16
+/// precision.
+pub(crate) fn corpus_aux(
+    c: &Corpus,
+    metric: Metric,
+    rows: usize,
+    cols: usize,
+    prec: Precision,
+) -> Vec<f32> {
+    if metric != Metric::Cosine {
+        return Vec::new();
+    }
+    if prec == Precision::F32 {
+        return c.aux(metric, rows, cols);
+    }
+    const PIECE: usize = 4096;
+    let mut out = Vec::with_capacity(rows);
+    let (mut buf, mut rbuf) = (Vec::new(), Vec::new());
+    for j0 in (0..rows).step_by(PIECE) {
+        let n = PIECE.min(rows - j0);
+        prec.round_into(c.rows(j0, n, cols, &mut buf), &mut rbuf);
+        out.extend(aux(metric, &rbuf, n, cols));
+    }
+    out
 }
 
 const SIM_F: &str = "similarityMatrix";

@@ -6,9 +6,12 @@ use crate::alloc;
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::precision::{self, Precision};
 use crate::quantized::{check_corpus, Corpus};
-use crate::similarity::{finish_tile, prepare_queries, Metric, Queries, TILE_M, TILE_N};
-use densevec_kernels as k;
+use crate::similarity::{
+    corpus_aux, corpus_rows, finish_tile, prepare_queries, round_queries, Metric, Queries, TILE_M,
+    TILE_N,
+};
 use rayon::prelude::*;
 
 /// One candidate: `key` is the score oriented so that larger is better (NaN → −∞, and a NaN
@@ -207,16 +210,15 @@ pub(crate) fn top_k_select(
     sel: Select,
 ) -> Result<TopK> {
     let new = || Heaps::try_new(func, q_rows, kk);
-    let qs = prepare_queries(metric, q, q_rows, cols);
-    let ca = if metric == Metric::Cosine {
-        c.aux(metric, c_rows, cols)
-    } else {
-        Vec::new()
-    };
-    let scan = |heaps: Heaps, buf: &mut Vec<f32>, tile: &mut Vec<f32>, j0: usize| -> Heaps {
+    let prec = precision::current();
+    let qr = round_queries(q, prec);
+    let qs = prepare_queries(metric, &qr, q_rows, cols, prec);
+    let ca = corpus_aux(c, metric, c_rows, cols, prec);
+    let scan = |heaps: Heaps, bufs: &mut (Vec<f32>, Vec<f32>), tile: &mut Vec<f32>, j0: usize| {
         let rows = PIECE.min(c_rows - j0);
+        let (buf, rbuf) = bufs;
         let blk = Block {
-            c: c.rows(j0, rows, cols, buf),
+            c: corpus_rows(c, j0, rows, cols, buf, rbuf, metric, prec),
             ca: if ca.is_empty() {
                 &ca
             } else {
@@ -226,17 +228,17 @@ pub(crate) fn top_k_select(
             rows,
             sel,
         };
-        scan_block(heaps, tile, &qs, q_rows, &blk, cols, metric)
+        scan_block(heaps, tile, &qs, q_rows, &blk, cols, metric, prec)
     };
     let heaps = if c_rows <= PIECE {
-        scan(new()?, &mut Vec::new(), &mut Vec::new(), 0)
+        scan(new()?, &mut (Vec::new(), Vec::new()), &mut Vec::new(), 0)
     } else {
         let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
         pool::run(|| {
             pieces
                 .par_iter()
                 .fold(
-                    || new().map(|h| (h, Vec::new(), Vec::new())),
+                    || new().map(|h| (h, (Vec::new(), Vec::new()), Vec::new())),
                     |st, &j0| {
                         st.map(|(h, mut b, mut t)| {
                             let h = scan(h, &mut b, &mut t, j0);
@@ -350,8 +352,8 @@ impl Select<'_> {
     }
 }
 
-/// Scores every query against a corpus block tile by tile and pushes the candidates into the
-/// heaps.
+/// Scores every query against a corpus block tile by tile (GEMM at `prec`) and pushes the
+/// candidates into the heaps.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn scan_block(
     mut heaps: Heaps,
@@ -361,6 +363,7 @@ pub(crate) fn scan_block(
     blk: &Block,
     cols: usize,
     metric: Metric,
+    prec: Precision,
 ) -> Heaps {
     let larger = metric.larger_is_better();
     tile.resize(TILE_M * TILE_N, 0.0);
@@ -372,7 +375,7 @@ pub(crate) fn scan_block(
             // SAFETY: the tile buffer holds TILE_M × TILE_N values; q and the block hold these
             // rows.
             unsafe {
-                k::gemm_nt_raw(
+                prec.gemm_nt_raw(
                     mb,
                     nb,
                     cols,

@@ -8,6 +8,7 @@
 //! Preconditions (checked by callers, `debug_assert`ed here): paired slices have equal length,
 //! GEMM operands are large enough for their leading dimensions.
 
+pub mod bf16;
 pub mod isa;
 pub mod scalar;
 

@@ -2,6 +2,7 @@
 //! name sets (metric, dtype), each converted once into a validated core view.
 
 use crate::run::Own;
+use densevec_core::precision::Precision;
 use densevec_core::quantized::{Corpus, I8Scale};
 use densevec_core::similarity::Metric;
 use densevec_core::view::{dim, MatRef};
@@ -61,6 +62,27 @@ impl From<MetricName> for Metric {
             MetricName::L2sq => Metric::L2sq,
         }
     }
+}
+
+/// The compute precision of the GEMM-bound functions (absent = f32).
+#[napi(string_enum = "lowercase")]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum PrecisionName {
+    F32,
+    Bf16,
+}
+
+/// The core's precision for an optional `precision` field.
+pub fn precision(p: Option<PrecisionName>) -> Precision {
+    match p {
+        Some(PrecisionName::Bf16) => Precision::Bf16,
+        _ => Precision::F32,
+    }
+}
+
+/// Whether a call asks for bf16 (no GPU form: such calls stay on the CPU).
+pub fn is_bf16(p: Option<PrecisionName>) -> bool {
+    p == Some(PrecisionName::Bf16)
 }
 
 /// The storage type of a corpus.

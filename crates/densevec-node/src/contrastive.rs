@@ -1,10 +1,11 @@
 //! Bindings of chapter 3: contrastive learning.
 
-use crate::args::Mat;
+use crate::args::{is_bf16, precision, Mat, PrecisionName};
 use crate::common::js_result;
 use crate::common::plain_js;
 use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
+use densevec_core::precision::with_precision;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -65,6 +66,8 @@ pub struct InfoNceArgs {
     pub log_q: Option<Float32Array>,
     pub normalize: bool,
     pub key_ids: Option<Uint32Array>,
+    /// GEMM precision: 'f32' (default) or 'bf16'.
+    pub precision: Option<PrecisionName>,
 }
 
 impl InfoNceArgs {
@@ -100,14 +103,19 @@ fn max_abs(x: &[f32]) -> f64 {
 
 impl Op for InfoNceArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
-        let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
-        let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
-        c::info_nce_ids(q, b, keys, n, d, &self.opts(), ids)
+        with_precision(precision(self.precision), || {
+            let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
+            let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
+            c::info_nce_ids(q, b, keys, n, d, &self.opts(), ids)
+        })
     }
 
     /// Three B × K × d GEMMs (logits, gradQ, gradKeys); calls with `keyIds` (no accidental-hit
     /// mask on the GPU) or logits that may overflow float32 stay on the CPU.
     fn gpu_work(&self) -> Option<f64> {
+        if is_bf16(self.precision) {
+            return None;
+        }
         (self.key_ids.is_none() && !self.logits_may_overflow())
             .then_some(3.0 * self.q.rows * self.keys.rows * self.q.cols)
     }
@@ -131,17 +139,24 @@ pub struct NtXentArgs {
     pub a: Mat,
     pub b: Mat,
     pub temperature: f64,
+    /// GEMM precision: 'f32' (default) or 'bf16'.
+    pub precision: Option<PrecisionName>,
 }
 
 impl Op for NtXentArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
-        let (r, d) = self.a.dims(func, "a")?;
-        c::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
+        with_precision(precision(self.precision), || {
+            let (r, d) = self.a.dims(func, "a")?;
+            c::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
+        })
     }
 
     /// The same GEMMs over the 2N rows of both views; cosine logits 1/τ beyond float32 (a
     /// subnormal τ) stay on the CPU.
     fn gpu_work(&self) -> Option<f64> {
+        if is_bf16(self.precision) {
+            return None;
+        }
         let n2 = 2.0 * self.a.rows;
         (1.0 / self.temperature < 1e36).then_some(3.0 * n2 * n2 * self.a.cols)
     }

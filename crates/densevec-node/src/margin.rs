@@ -1,10 +1,11 @@
 //! Bindings of chapter 4 (margin losses) and of the cross-entropy and penalties of chapter 6.
 
-use crate::args::Mat;
+use crate::args::{is_bf16, precision, Mat, PrecisionName};
 use crate::common::call;
 use crate::common::js_result;
 use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
+use densevec_core::precision::with_precision;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -55,6 +56,8 @@ pub struct MarginSoftmaxArgs {
     pub scale: f64,
     pub margin: f64,
     pub label_smoothing: f64,
+    /// GEMM precision: 'f32' (default) or 'bf16'.
+    pub precision: Option<PrecisionName>,
 }
 
 impl MarginSoftmaxArgs {
@@ -78,13 +81,18 @@ impl MarginSoftmaxArgs {
 
 impl Op for MarginSoftmaxArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
-        let (n, c, d) = self.dims(func)?;
-        let (x, w) = (&self.x.data, &self.prototypes.data);
-        mg::margin_softmax(x, n, w, c, d, &self.labels, &self.opts())
+        with_precision(precision(self.precision), || {
+            let (n, c, d) = self.dims(func)?;
+            let (x, w) = (&self.x.data, &self.prototypes.data);
+            mg::margin_softmax(x, n, w, c, d, &self.labels, &self.opts())
+        })
     }
 
     /// Three N × C × d GEMMs: cosines, gradX, gradW.
     fn gpu_work(&self) -> Option<f64> {
+        if is_bf16(self.precision) {
+            return None;
+        }
         Some(3.0 * self.x.rows * self.prototypes.rows * self.x.cols)
     }
 

@@ -1,11 +1,12 @@
 //! Bindings of chapter 1: similarity geometry.
 
-use crate::args::{CorpusArg, Mat, MetricName};
+use crate::args::{is_bf16, precision, CorpusArg, Mat, MetricName, PrecisionName};
 use crate::common::js_result;
 use crate::common::{guard, to_usize, typed_with, SPLIT};
 use crate::run::{operation, Op};
 use densevec_core::alloc;
 use densevec_core::error::check_matrix;
+use densevec_core::precision::with_precision;
 use densevec_core::quantized::{self as qz, Corpus};
 use densevec_core::similarity as sim;
 use densevec_core::topk::{self, Select};
@@ -80,19 +81,23 @@ pub struct SimilarityMatrixArgs {
     pub q: Mat,
     pub c: CorpusArg,
     pub metric: MetricName,
+    /// GEMM precision: 'f32' (default) or 'bf16'.
+    pub precision: Option<PrecisionName>,
 }
 
 impl Op for SimilarityMatrixArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
-        let ((qr, d), cr, m) = (
-            self.q.dims(func, "q")?,
-            self.c.rows(func)?,
-            self.metric.into(),
-        );
-        match self.c.dense() {
-            Some(c) => sim::similarity_matrix(&self.q.data, qr, c, cr, d, m),
-            None => qz::similarity_matrix_q(&self.q.data, qr, &self.c.corpus(func)?, cr, d, m),
-        }
+        with_precision(precision(self.precision), || {
+            let ((qr, d), cr, m) = (
+                self.q.dims(func, "q")?,
+                self.c.rows(func)?,
+                self.metric.into(),
+            );
+            match self.c.dense() {
+                Some(c) => sim::similarity_matrix(&self.q.data, qr, c, cr, d, m),
+                None => qz::similarity_matrix_q(&self.q.data, qr, &self.c.corpus(func)?, cr, d, m),
+            }
+        })
     }
 
     /// Argument errors first, then the size of the result, which is computed in place.
@@ -114,14 +119,19 @@ impl Op for SimilarityMatrixArgs {
             alloc::elems(func, SIM_WHAT, &[qr, cr], 4, SIM_HINT)
         })?;
         typed_with(env, func, SIM_WHAT, SIM_HINT, len, |out| {
-            guard(func, || match c {
-                Corpus::F32(c) => sim::similarity_matrix_into(q, qr, c, cr, d, m, out),
-                _ => qz::similarity_matrix_q_into(q, qr, &c, cr, d, m, out),
+            guard(func, || {
+                with_precision(precision(self.precision), || match c {
+                    Corpus::F32(c) => sim::similarity_matrix_into(q, qr, c, cr, d, m, out),
+                    _ => qz::similarity_matrix_q_into(q, qr, &c, cr, d, m, out),
+                })
             })
         })
     }
 
     fn gpu_work(&self) -> Option<f64> {
+        if is_bf16(self.precision) {
+            return None;
+        }
         self.c.dense()?;
         Some(self.q.rows * self.c.rows * self.q.cols)
     }
@@ -160,32 +170,39 @@ pub struct TopKArgs {
     pub metric: MetricName,
     pub skip: Option<Uint32Array>,
     pub mask: Option<Uint8Array>,
+    /// GEMM precision: 'f32' (default) or 'bf16'.
+    pub precision: Option<PrecisionName>,
 }
 
 impl Op for TopKArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<topk::TopK> {
-        let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
-        let (kk, m, q) = (
-            dim(func, "k", self.k)?,
-            self.metric.into(),
-            &self.q.data[..],
-        );
-        if self.skip.is_some() || self.mask.is_some() {
-            let sel = Select {
-                skip: self.skip.as_deref(),
-                mask: self.mask.as_deref(),
-            };
-            let c = self.c.corpus(func)?;
-            return topk::top_k_filtered(q, qr, &c, cr, d, kk, m, sel);
-        }
-        match self.c.dense() {
-            Some(c) => topk::top_k(q, qr, c, cr, d, kk, m),
-            None => qz::top_k_q(q, qr, &self.c.corpus(func)?, cr, d, kk, m),
-        }
+        with_precision(precision(self.precision), || {
+            let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
+            let (kk, m, q) = (
+                dim(func, "k", self.k)?,
+                self.metric.into(),
+                &self.q.data[..],
+            );
+            if self.skip.is_some() || self.mask.is_some() {
+                let sel = Select {
+                    skip: self.skip.as_deref(),
+                    mask: self.mask.as_deref(),
+                };
+                let c = self.c.corpus(func)?;
+                return topk::top_k_filtered(q, qr, &c, cr, d, kk, m, sel);
+            }
+            match self.c.dense() {
+                Some(c) => topk::top_k(q, qr, c, cr, d, kk, m),
+                None => qz::top_k_q(q, qr, &self.c.corpus(func)?, cr, d, kk, m),
+            }
+        })
     }
 
     /// The GPU top-k takes float32 corpora without filters and k ≤ 128.
     fn gpu_work(&self) -> Option<f64> {
+        if is_bf16(self.precision) {
+            return None;
+        }
         self.c.dense()?;
         let small_k = self.k <= densevec_cuda::KMAX as f64;
         (self.skip.is_none() && self.mask.is_none() && small_k)

@@ -1,6 +1,7 @@
-//! x86-64 kernels: AVX2+FMA and AVX-512F, plus the GEMM packing routines they share.
+//! x86-64 kernels: AVX2+FMA, AVX-512F and the AVX512-BF16 GEMM, plus the GEMM packing routines they share.
 pub mod avx2;
 pub mod avx512;
+pub mod bf16;
 
 use std::arch::x86_64::*;
 

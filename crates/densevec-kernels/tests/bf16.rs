@@ -1,0 +1,350 @@
+//! The bf16 GEMMs: the `vdpbf16ps` path (where the CPU has it) against the fallback on every
+//! ISA and against a float64 reference on the rounded inputs, odd shapes, padded leading
+//! dimensions, accumulation, NaN/∞ inputs, subnormal inputs, and independence from tiling.
+//!
+//! `isa::set` is process-global, so every test that forces an ISA holds `LOCK`.
+
+use densevec_kernels::bf16::{self as b16, to_bf16_f32};
+use densevec_kernels::{isa, Isa};
+use std::sync::{Mutex, MutexGuard};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1).
+    fn f(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+}
+
+/// The sums in the documented order, in float32: per k pair, the odd product then the even one,
+/// each added with one rounding (the products of bf16 values are exact in float32).
+#[allow(clippy::too_many_arguments)]
+fn order_ref(
+    nt: bool,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    for i in 0..m {
+        for j in 0..n {
+            let av = |p: usize| to_bf16_f32(a[i * lda + p]);
+            let bv = |p: usize| to_bf16_f32(if nt { b[j * ldb + p] } else { b[p * ldb + j] });
+            let mut s = if accumulate { c[i * ldc + j] } else { 0.0 };
+            let mut p = 0;
+            while p < kd {
+                if p + 1 < kd {
+                    s += av(p + 1) * bv(p + 1);
+                }
+                s += av(p) * bv(p);
+                p += 2;
+            }
+            c[i * ldc + j] = s;
+        }
+    }
+}
+
+/// Float64 sums of the rounded inputs.
+#[allow(clippy::too_many_arguments)]
+fn f64_ref(
+    nt: bool,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+) -> Vec<f64> {
+    let mut out = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f64;
+            for p in 0..kd {
+                let bv = if nt { b[j * ldb + p] } else { b[p * ldb + j] };
+                s += to_bf16_f32(a[i * lda + p]) as f64 * to_bf16_f32(bv) as f64;
+            }
+            out[i * n + j] = s;
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    nt: bool,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if nt {
+        b16::gemm_nt_bf16(m, n, kd, a, lda, b, ldb, c, ldc);
+    } else {
+        b16::gemm_nn_bf16(m, n, kd, a, lda, b, ldb, c, ldc, accumulate);
+    }
+}
+
+/// One case on the active ISA: result vs the order reference (bit for bit unless scalar) and
+/// vs float64 (tolerance), padding columns of C untouched.
+fn check(nt: bool, m: usize, n: usize, kd: usize, rng: &mut Rng, accumulate: bool) {
+    let accumulate = accumulate && !nt;
+    let (lda, ldb, ldc) = (kd + 3, if nt { kd + 1 } else { n + 2 }, n + 5);
+    let a = rng.vec(m.max(1) * lda);
+    let b = rng.vec(if nt { n.max(1) * ldb } else { kd.max(1) * ldb });
+    let c0: Vec<f32> = (0..m * ldc).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
+    let mut c = c0.clone();
+    run(nt, m, n, kd, &a, lda, &b, ldb, &mut c, ldc, accumulate);
+    let mut want = c0.clone();
+    order_ref(nt, m, n, kd, &a, lda, &b, ldb, &mut want, ldc, accumulate);
+    let exact = isa::active() != Isa::Scalar;
+    let f = f64_ref(nt, m, n, kd, &a, lda, &b, ldb);
+    for i in 0..m {
+        for j in 0..ldc {
+            let (g, w) = (c[i * ldc + j], want[i * ldc + j]);
+            if j >= n {
+                assert_eq!(g.to_bits(), c0[i * ldc + j].to_bits(), "padding touched");
+                continue;
+            }
+            if exact {
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "{} nt={nt} {m}x{n}x{kd} acc={accumulate} ({i},{j}): {g} vs {w}",
+                    b16::path_name()
+                );
+            }
+            let base = if accumulate {
+                c0[i * ldc + j] as f64
+            } else {
+                0.0
+            };
+            let tol = 1e-6 * (kd as f64 + 1.0) * 2.0 + 1e-6;
+            assert!(
+                (g as f64 - (base + f[i * n + j])).abs() <= tol,
+                "nt={nt} {m}x{n}x{kd} ({i},{j}): {g} vs {}",
+                base + f[i * n + j]
+            );
+        }
+    }
+}
+
+fn shapes() -> Vec<(usize, usize, usize)> {
+    vec![
+        (1, 1, 1),
+        (1, 1, 2),
+        (3, 5, 7),
+        (12, 32, 8),
+        (13, 33, 9),
+        (11, 31, 385),
+        (25, 70, 384),
+        (24, 64, 769),
+        (37, 45, 1),
+        (5, 3, 0),
+        (150, 40, 50),
+        (7, 2100, 33),
+    ]
+}
+
+#[test]
+fn every_path_follows_the_documented_order() {
+    let _g = lock();
+    let mut rng = Rng::new(7);
+    for isa_now in isa::available() {
+        isa::set(isa_now).unwrap();
+        for &(m, n, kd) in &shapes() {
+            for nt in [true, false] {
+                for acc in [false, true] {
+                    check(nt, m, n, kd, &mut rng, acc);
+                }
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+#[test]
+fn native_path_equals_fallback_bit_for_bit() {
+    let _g = lock();
+    isa::set(isa::detected()).unwrap();
+    let native = b16::native_active();
+    println!("bf16 path: {}", b16::path_name());
+    let mut rng = Rng::new(11);
+    for &(m, n, kd) in &[
+        (29, 77, 768),
+        (64, 96, 1001),
+        (3, 4000, 130),
+        (150, 2100, 401),
+    ] {
+        for nt in [true, false] {
+            let (lda, ldb) = (kd, if nt { kd } else { n });
+            let a = rng.vec(m * lda);
+            let b = rng.vec(if nt { n * ldb } else { kd * ldb });
+            let mut c1 = vec![0f32; m * n];
+            let mut c2 = vec![1f32; m * n];
+            run(nt, m, n, kd, &a, lda, &b, ldb, &mut c1, n, false);
+            unsafe {
+                b16::gemm_bf16_fallback(
+                    nt,
+                    m,
+                    n,
+                    kd,
+                    a.as_ptr(),
+                    lda,
+                    b.as_ptr(),
+                    ldb,
+                    c2.as_mut_ptr(),
+                    n,
+                    false,
+                );
+            }
+            for (x, y) in c1.iter().zip(&c2) {
+                assert_eq!(x.to_bits(), y.to_bits(), "native={native}");
+            }
+        }
+    }
+}
+
+#[test]
+fn forcing_a_lower_isa_uses_the_fallback() {
+    let _g = lock();
+    for isa_now in isa::available() {
+        isa::set(isa_now).unwrap();
+        let native = b16::native_active();
+        assert_eq!(native, isa_now == Isa::Avx512 && b16::has_avx512_bf16());
+        assert_eq!(
+            b16::path_name(),
+            if native { "avx512bf16" } else { "fallback" }
+        );
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+#[test]
+fn special_values() {
+    let _g = lock();
+    for isa_now in isa::available() {
+        isa::set(isa_now).unwrap();
+        // Row 0 of A holds NaN, row 1 +∞, row 2 a float32 subnormal and a value that rounds to
+        // the largest finite bf16, row 3 ordinary values.
+        let kd = 5;
+        let a = vec![
+            1.0,
+            f32::NAN,
+            1.0,
+            1.0,
+            1.0,
+            f32::INFINITY,
+            1.0,
+            0.0,
+            0.0,
+            0.0,
+            1.0e-39,
+            3.0e38,
+            0.0,
+            0.0,
+            0.0,
+            0.5,
+            0.25,
+            -1.0,
+            2.0,
+            1.0 + 1.0 / 256.0,
+        ];
+        let b = vec![1.0f32, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0];
+        let mut c = vec![0f32; 8];
+        b16::gemm_nt_bf16(4, 2, kd, &a, kd, &b, kd, &mut c, 2);
+        assert!(c[0].is_nan() && c[1].is_nan(), "{c:?}"); // NaN·1
+        assert_eq!(c[2], f32::INFINITY); // ∞·1 + 1·1
+        assert!(c[3].is_nan()); // ∞·0
+                                // 3e38 rounds to the bf16 3.0037e38.
+        assert_eq!(c[4], to_bf16_f32(3.0e38));
+        assert_eq!(c[5], to_bf16_f32(3.0e38));
+        assert_ne!(to_bf16_f32(3.0e38), 3.0e38);
+        // 0.5 + 0.25 − 1 + 2 + round(1 + 2⁻⁸) = 1.75 + 1 (tie to even).
+        assert_eq!(c[6], 2.75);
+        assert_eq!(c[7], 0.25);
+        // A float32 subnormal input counts as zero (1e-39·1e30 would be 1e-9 otherwise).
+        let mut c = vec![5f32; 1];
+        b16::gemm_nt_bf16(1, 1, 1, &[1.0e-39], 1, &[1.0e30], 1, &mut c, 1);
+        assert_eq!(c[0], 0.0);
+        b16::gemm_nn_bf16(
+            1,
+            1,
+            2,
+            &[1.0e-39, 1.0],
+            2,
+            &[1.0e30, 2.0],
+            1,
+            &mut c,
+            1,
+            false,
+        );
+        assert_eq!(c[0], 2.0);
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+#[test]
+fn results_do_not_depend_on_tiling() {
+    let _g = lock();
+    isa::set(isa::detected()).unwrap();
+    let mut rng = Rng::new(3);
+    let (m, n, kd) = (50, 3000, 800);
+    let a = rng.vec(m * kd);
+    let b = rng.vec(n * kd);
+    let mut whole = vec![0f32; m * n];
+    b16::gemm_nt_bf16(m, n, kd, &a, kd, &b, kd, &mut whole, n);
+    // Tiles of C computed separately (as threads would): same bits.
+    let mut tiled = vec![0f32; m * n];
+    for (i0, i1) in [(0, 7), (7, 31), (31, 50)] {
+        for (j0, j1) in [(0, 33), (33, 2049), (2049, 3000)] {
+            unsafe {
+                b16::gemm_nt_bf16_raw(
+                    i1 - i0,
+                    j1 - j0,
+                    kd,
+                    a.as_ptr().add(i0 * kd),
+                    kd,
+                    b.as_ptr().add(j0 * kd),
+                    kd,
+                    tiled.as_mut_ptr().add(i0 * n + j0),
+                    n,
+                );
+            }
+        }
+    }
+    for (x, y) in whole.iter().zip(&tiled) {
+        assert_eq!(x.to_bits(), y.to_bits());
+    }
+}
