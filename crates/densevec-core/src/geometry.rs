@@ -177,25 +177,20 @@ pub fn matmul(a: &[f32], m: usize, kd: usize, b: &[f32], n: usize) -> Result<Vec
         n,
         "split a into row blocks",
     )?;
-    pool::run(|| {
-        out.par_chunks_mut(MM_ROWS * n)
-            .enumerate()
-            .for_each(|(blk, c)| {
-                let i0 = blk * MM_ROWS;
-                let mb = c.len() / n;
-                k::gemm_nn(
-                    mb,
-                    n,
-                    kd,
-                    &a[i0 * kd..(i0 + mb) * kd],
-                    kd,
-                    b,
-                    n,
-                    c,
-                    n,
-                    false,
-                );
-            })
+    pool::par_row_blocks(&mut out, n, MM_ROWS, |i0, c| {
+        let mb = c.len() / n;
+        k::gemm_nn(
+            mb,
+            n,
+            kd,
+            &a[i0 * kd..(i0 + mb) * kd],
+            kd,
+            b,
+            n,
+            c,
+            n,
+            false,
+        );
     });
     Ok(out)
 }

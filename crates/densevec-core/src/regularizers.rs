@@ -323,34 +323,29 @@ fn view(x: &[f32], n: usize, d: usize) -> Result<View> {
 /// ∂/∂x̂ = G·X̂ (blocked GEMM), then through the normalization x̂ = x/‖x‖.
 fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Result<Vec<f32>> {
     let mut out = alloc::try_mat(WF, "the N × d gradient", n, d, "")?;
-    pool::run(|| {
-        out.par_chunks_mut(W_ROWS * d)
-            .enumerate()
-            .for_each(|(blk, o)| {
-                let i0 = blk * W_ROWS;
-                let mb = o.len() / d;
-                k::gemm_nn(
-                    mb,
-                    d,
-                    n,
-                    &g[i0 * n..(i0 + mb) * n],
-                    n,
-                    &v.xh,
-                    d,
-                    o,
-                    d,
-                    false,
-                );
-                for (r, orow) in o.chunks_exact_mut(d).enumerate() {
-                    let i = i0 + r;
-                    let xr = &v.xh[i * d..(i + 1) * d];
-                    let t = k::dot(orow, xr);
-                    let inv = (1.0 / v.norms[i]) as f32;
-                    for (oo, &xv) in orow.iter_mut().zip(xr) {
-                        *oo = (*oo - t * xv) * inv;
-                    }
-                }
-            })
+    pool::par_row_blocks(&mut out, d, W_ROWS, |i0, o| {
+        let mb = o.len() / d;
+        k::gemm_nn(
+            mb,
+            d,
+            n,
+            &g[i0 * n..(i0 + mb) * n],
+            n,
+            &v.xh,
+            d,
+            o,
+            d,
+            false,
+        );
+        for (r, orow) in o.chunks_exact_mut(d).enumerate() {
+            let i = i0 + r;
+            let xr = &v.xh[i * d..(i + 1) * d];
+            let t = k::dot(orow, xr);
+            let inv = (1.0 / v.norms[i]) as f32;
+            for (oo, &xv) in orow.iter_mut().zip(xr) {
+                *oo = (*oo - t * xv) * inv;
+            }
+        }
     });
     Ok(out)
 }
