@@ -642,10 +642,8 @@ mod tests {
     #[test]
     fn procrustes_residual_matches_the_direct_form() {
         let (n, d) = (1100, 13);
-        let x = randn(n * d, 21);
-        let q = random_orthogonal(d, 4).unwrap();
-        let xq = matmul(&x, n, d, &q, d).unwrap();
-        let noise = randn(n * d, 22);
+        let (x, noise) = (randn(n * d, 21), randn(n * d, 22));
+        let xq = matmul(&x, n, d, &random_orthogonal(d, 4).unwrap(), d).unwrap();
         // Unrelated (from the SVD), noisy fits on both sides of the cancellation rule, and a
         // near-perfect fit (recomputed directly).
         for (eps, tol) in [
