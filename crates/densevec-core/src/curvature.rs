@@ -300,6 +300,36 @@ fn alloc_zeroed<T: Clone + Default>(func: &str, len: usize) -> Result<Vec<T>> {
 /// Largest number of sampled quadruples or triangles.
 pub const MAX_SAMPLES: usize = 1 << 20;
 
+/// The checks and set-up shared by the sampled graph statistics: the k-NN graph of m and
+/// `count` tuples of `arity` distinct rows drawn from the SplitMix64 stream of `seed` (the
+/// count named `what` in errors).
+#[allow(clippy::too_many_arguments)]
+fn sampled_graph(
+    func: &str,
+    m: &[f32],
+    rows: usize,
+    cols: usize,
+    k: usize,
+    metric: GraphMetric,
+    (what, count): (&str, usize),
+    arity: usize,
+    seed: u64,
+) -> Result<(Graph, Vec<usize>)> {
+    check_graph_args(func, m, rows, cols, k, arity)?;
+    if !(1..=MAX_SAMPLES).contains(&count) {
+        bail!(Arg, "{func}: {what} must be in [1, 2^20], got {count}");
+    }
+    check_finite(func, "m", m)?;
+    let p = prepare(func, m, cols, metric)?;
+    let g = knn_graph(&p, rows, cols, k, metric);
+    let mut rng = SplitMix64::new(seed);
+    let mut tuples = alloc_zeroed::<usize>(func, arity * count)?;
+    for t in tuples.chunks_exact_mut(arity) {
+        draw_distinct(&mut rng, rows, t);
+    }
+    Ok((g, tuples))
+}
+
 /// Result of [`hyperbolicity`].
 pub struct Hyperbolicity {
     pub delta: f64,
@@ -322,18 +352,7 @@ pub fn hyperbolicity(
     seed: u64,
 ) -> Result<Hyperbolicity> {
     const F: &str = "hyperbolicity";
-    check_graph_args(F, m, rows, cols, k, 4)?;
-    if !(1..=MAX_SAMPLES).contains(&samples) {
-        bail!(Arg, "{F}: samples must be in [1, 2^20], got {samples}");
-    }
-    check_finite(F, "m", m)?;
-    let p = prepare(F, m, cols, metric)?;
-    let g = knn_graph(&p, rows, cols, k, metric);
-    let mut rng = SplitMix64::new(seed);
-    let mut quads = alloc_zeroed::<usize>(F, 4 * samples)?;
-    for q in quads.chunks_exact_mut(4) {
-        draw_distinct(&mut rng, rows, q);
-    }
+    let (g, quads) = sampled_graph(F, m, rows, cols, k, metric, ("samples", samples), 4, seed)?;
     // Pair slots 0..6: (0,1) (2,3) (0,2) (1,3) (0,3) (1,2); the pair's first vertex is the source.
     const PAIRS: [(usize, usize); 6] = [(0, 1), (2, 3), (0, 2), (1, 3), (0, 3), (1, 2)];
     let mut req: Vec<Vec<(u32, u32)>> = vec![Vec::new(); rows];
@@ -426,18 +445,17 @@ pub fn triangle_curvature(
     seed: u64,
 ) -> Result<TriangleCurvature> {
     const F: &str = "triangleCurvature";
-    check_graph_args(F, m, rows, cols, k, 3)?;
-    if !(1..=MAX_SAMPLES).contains(&triangles) {
-        bail!(Arg, "{F}: triangles must be in [1, 2^20], got {triangles}");
-    }
-    check_finite(F, "m", m)?;
-    let p = prepare(F, m, cols, metric)?;
-    let g = knn_graph(&p, rows, cols, k, metric);
-    let mut rng = SplitMix64::new(seed);
-    let mut tris = alloc_zeroed::<usize>(F, 3 * triangles)?;
-    for t in tris.chunks_exact_mut(3) {
-        draw_distinct(&mut rng, rows, t);
-    }
+    let (g, tris) = sampled_graph(
+        F,
+        m,
+        rows,
+        cols,
+        k,
+        metric,
+        ("triangles", triangles),
+        3,
+        seed,
+    )?;
     let found: Vec<Option<f64>> = pool::run(|| {
         tris.par_chunks(3)
             .map(|t| triangle_ratio(&g, t[0], t[1], t[2]))

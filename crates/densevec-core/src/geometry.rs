@@ -177,25 +177,20 @@ pub fn matmul(a: &[f32], m: usize, kd: usize, b: &[f32], n: usize) -> Result<Vec
         n,
         "split a into row blocks",
     )?;
-    pool::run(|| {
-        out.par_chunks_mut(MM_ROWS * n)
-            .enumerate()
-            .for_each(|(blk, c)| {
-                let i0 = blk * MM_ROWS;
-                let mb = c.len() / n;
-                k::gemm_nn(
-                    mb,
-                    n,
-                    kd,
-                    &a[i0 * kd..(i0 + mb) * kd],
-                    kd,
-                    b,
-                    n,
-                    c,
-                    n,
-                    false,
-                );
-            })
+    pool::par_row_blocks(&mut out, n, MM_ROWS, |i0, c| {
+        let mb = c.len() / n;
+        k::gemm_nn(
+            mb,
+            n,
+            kd,
+            &a[i0 * kd..(i0 + mb) * kd],
+            kd,
+            b,
+            n,
+            c,
+            n,
+            false,
+        );
     });
     Ok(out)
 }
@@ -211,91 +206,163 @@ pub struct Procrustes {
     pub residual: f64,
 }
 
-/// Rows of x and y per piece of the xᵀy accumulation and of the residual.
+/// Rows of x and y per piece: the unit of the xᵀy accumulation, of the norms, of the magnitude
+/// scan and of the direct residual. Fixed, so the split never depends on the thread count.
 const PR_ROWS: usize = 512;
-/// Output rows (columns of x) per parallel task of xᵀy.
-const PR_COLS: usize = 64;
+/// Memory for the float32 xᵀy tiles of the pieces in flight (at least one piece is).
+const PR_TILE_BYTES: usize = 32 << 20;
+/// The residual comes from the SVD, √(‖x‖² + ‖y‖² − 2Σσ), when that difference is at least
+/// this fraction of ‖x‖² + ‖y‖²; below it (a near-perfect fit, where the subtraction cancels)
+/// it is recomputed directly from x·Q − y. See [`procrustes`].
+pub const PR_CANCELLATION: f64 = 1e-3;
 
-/// xᵀy (d × d, f64) for n × d row-major x, y: parallel over fixed blocks of output rows; each
-/// block sums fixed pieces of `PR_ROWS` input rows (f32 GEMM per piece, f64 across pieces) in
-/// order, so the result does not depend on the thread count.
-fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Vec<f64>> {
-    let mut m = alloc::try_mat("procrustes", "the d × d matrix x^T y", d, d, "")?;
-    pool::run(|| {
-        m.par_chunks_mut(PR_COLS * d)
-            .enumerate()
-            .for_each(|(blk, acc)| {
-                let i0 = blk * PR_COLS;
-                let ib = acc.len() / d;
-                let mut xt = vec![0f32; ib * PR_ROWS];
-                let mut tile = vec![0f32; ib * d];
-                for r0 in (0..n).step_by(PR_ROWS) {
-                    let p = PR_ROWS.min(n - r0);
-                    // xt (ib × p) = x[r0..r0+p, i0..i0+ib]ᵀ
-                    for r in 0..p {
-                        let src = &x[(r0 + r) * d + i0..(r0 + r) * d + i0 + ib];
-                        for (i, &v) in src.iter().enumerate() {
-                            xt[i * p + r] = v;
-                        }
-                    }
-                    k::gemm_nn(
-                        ib,
-                        d,
-                        p,
-                        &xt[..ib * p],
-                        p,
-                        &y[r0 * d..(r0 + p) * d],
-                        d,
-                        &mut tile,
-                        d,
-                        false,
+/// What one pass over x and y gathers: xᵀy (d × d, row-major), ‖x‖² + ‖y‖², and the largest
+/// magnitude's bit pattern (sign cleared) of x and of y — for finite values it orders as the
+/// magnitudes do, ±∞ and NaN give `NON_FINITE` or more.
+struct Pass {
+    m: Vec<f64>,
+    norms: f64,
+    bits_x: u32,
+    bits_y: u32,
+}
+
+const NON_FINITE: u32 = 0x7F80_0000;
+
+/// [`Pass`] for n × d row-major x, y, split along n into pieces of `PR_ROWS` rows computed in
+/// parallel: a float32 GEMM per piece, the pieces summed in float64 in piece order (every entry
+/// of xᵀy is ((t₀ + t₁) + t₂) + …), the squared norms likewise (float32 per row, float64 per
+/// piece and across pieces). Nothing depends on the thread count or on how many pieces are in
+/// flight at once. Non-finite inputs give a meaningless xᵀy (never a panic): the caller
+/// checks the bit patterns first.
+fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Pass> {
+    const F: &str = "procrustes";
+    let mut m: Vec<f64> = alloc::try_mat(F, "the d × d matrix x^T y", d, d, "")?;
+    let pieces = n.div_ceil(PR_ROWS);
+    let tile_bytes = alloc::elems(F, "the d × d matrix x^T y", &[d, d], 4, "")?;
+    let wave = (PR_TILE_BYTES / tile_bytes).clamp(1, pieces);
+    let mut tiles: Vec<f32> = alloc::try_mat(F, "the float32 tiles of x^T y", wave, d * d, "")?;
+    // Per piece: (‖x‖² + ‖y‖², magnitude bits of x, of y).
+    let mut stats = vec![(0f64, 0u32, 0u32); pieces];
+    for p0 in (0..pieces).step_by(wave) {
+        let w = wave.min(pieces - p0);
+        let tiles = &mut tiles[..w * d * d];
+        pool::run(|| {
+            tiles
+                .par_chunks_mut(d * d)
+                .zip(stats[p0..p0 + w].par_iter_mut())
+                .enumerate()
+                .for_each(|(t, (tile, st))| {
+                    let r0 = (p0 + t) * PR_ROWS;
+                    let rows = PR_ROWS.min(n - r0);
+                    let xs = &x[r0 * d..(r0 + rows) * d];
+                    let ys = &y[r0 * d..(r0 + rows) * d];
+                    *st = (
+                        row_sumsq(xs, d) + row_sumsq(ys, d),
+                        amax_bits(xs),
+                        amax_bits(ys),
                     );
-                    for (a, &t) in acc.iter_mut().zip(&tile) {
+                    PR_XT.with(|buf| {
+                        let mut buf = buf.borrow_mut();
+                        buf.resize(d * rows, 0.0);
+                        // buf (d × rows) = xsᵀ
+                        for (r, row) in xs.chunks_exact(d).enumerate() {
+                            for (i, &v) in row.iter().enumerate() {
+                                buf[i * rows + r] = v;
+                            }
+                        }
+                        k::gemm_nn(d, d, rows, &buf, rows, ys, d, tile, d, false);
+                    });
+                });
+            m.par_chunks_mut(d).enumerate().for_each(|(i, acc)| {
+                for tile in tiles.chunks_exact(d * d) {
+                    for (a, &t) in acc.iter_mut().zip(&tile[i * d..(i + 1) * d]) {
                         *a += t as f64;
                     }
                 }
-            })
-    });
-    Ok(m)
+            });
+        });
+    }
+    Ok(Pass {
+        m,
+        norms: stats.iter().map(|s| s.0).sum(),
+        bits_x: stats.iter().map(|s| s.1).max().unwrap_or(0),
+        bits_y: stats.iter().map(|s| s.2).max().unwrap_or(0),
+    })
 }
 
-/// Orthogonal Procrustes: Q = U·Vᵀ from the SVD of xᵀy (minimizes ‖x·Q − y‖_F over orthogonal
-/// Q, reflections allowed) and the residual ‖x·Q − y‖_F.
+thread_local! {
+    /// Per-thread buffer for the transposed rows of x of one piece.
+    static PR_XT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Σ of the squared entries of the rows of `m` (width d): float32 per row, float64 across rows.
+fn row_sumsq(m: &[f32], d: usize) -> f64 {
+    m.chunks_exact(d).map(|r| k::sumsq(r) as f64).sum()
+}
+
+/// The largest of the bit patterns of |v| over `m` (see [`Pass`]).
+fn amax_bits(m: &[f32]) -> u32 {
+    m.iter().fold(0u32, |a, v| a.max(v.to_bits() & 0x7FFF_FFFF))
+}
+
+/// Orthogonal Procrustes: Q = U·Vᵀ from the SVD U·Σ·Vᵀ of xᵀy (minimizes ‖x·Q − y‖_F over
+/// orthogonal Q, reflections allowed) and the residual ‖x·Q − y‖_F.
+///
+/// The residual is √(‖x‖² + ‖y‖² − 2Σσᵢ) (tr(QᵀM) = Σσᵢ for this Q) when that difference is at
+/// least [`PR_CANCELLATION`] of ‖x‖² + ‖y‖²; a closer fit would lose too many digits to the
+/// subtraction, and the residual is then recomputed directly from x·Q − y (one more n × d × d
+/// product).
 pub fn procrustes(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes> {
     const F: &str = "procrustes";
     check_matrix(F, "x", x, n, d)?;
     check_matrix(F, "y", y, n, d)?;
-    check_finite(F, "x", x)?;
-    check_finite(F, "y", y)?;
+    // One parallel pass forms xᵀy, the norms and the largest magnitudes; a non-finite value is
+    // then located by the serial check (same error, same precedence).
+    let pass = xt_y(x, y, n, d)?;
+    if pass.bits_x >= NON_FINITE {
+        check_finite(F, "x", x)?;
+    }
+    if pass.bits_y >= NON_FINITE {
+        check_finite(F, "y", y)?;
+    }
     // Q is unchanged and the residual scales by α when x and y are both scaled by α. The
     // float32 products of xᵀy overflow beyond ~1e19 and vanish below ~1e-19, so inputs whose
-    // largest magnitude is outside [2^-40, 2^40] are scaled by a power of two (exact) first.
-    let amax = x.iter().chain(y).fold(0f32, |m, v| m.max(v.abs()));
+    // largest magnitude is outside [2^-40, 2^40] are scaled by a power of two (exact) and the
+    // pass is made again on the scaled copies.
+    let amax = f32::from_bits(pass.bits_x.max(pass.bits_y));
     if amax > 0.0 && !(PR_SAFE_LO..=PR_SAFE_HI).contains(&amax) {
+        drop(pass);
         let e = (amax as f64).log2().floor() as i32 + 1;
         let alpha = 2f64.powi(-e);
         let mut sx = alloc::try_copy(F, "x scaled into the float32 product range", x)?;
         let mut sy = alloc::try_copy(F, "y scaled into the float32 product range", y)?;
-        for v in sx.iter_mut().chain(sy.iter_mut()) {
-            *v = (*v as f64 * alpha) as f32;
-        }
-        let mut r = procrustes_in_range(&sx, &sy, n, d)?;
+        pool::run(|| {
+            sx.par_chunks_mut(PR_ROWS * d)
+                .chain(sy.par_chunks_mut(PR_ROWS * d))
+                .for_each(|c| {
+                    for v in c {
+                        *v = (*v as f64 * alpha) as f32;
+                    }
+                })
+        });
+        let pass = xt_y(&sx, &sy, n, d)?;
+        let mut r = solve(&sx, &sy, pass, d)?;
         r.residual /= alpha;
         return Ok(r);
     }
-    procrustes_in_range(x, y, n, d)
+    solve(x, y, pass, d)
 }
 
 /// Largest magnitudes [`procrustes`] takes without scaling.
 const PR_SAFE_LO: f32 = 9.094947e-13; // 2^-40
 const PR_SAFE_HI: f32 = 1.0995116e12; // 2^40
 
-/// [`procrustes`] on checked inputs whose magnitudes suit float32 products.
-fn procrustes_in_range(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes> {
+/// Q and the residual from the pass over checked x and y whose magnitudes suit float32 products.
+fn solve(x: &[f32], y: &[f32], pass: Pass, d: usize) -> Result<Procrustes> {
     const F: &str = "procrustes";
     let dd = alloc::elems(F, "the d × d matrices of the SVD", &[d, d], 8, "")?;
     let mut rotation = alloc::try_vec(F, "the d × d rotation", dd)?;
-    let m = xt_y(x, y, n, d)?;
+    let Pass { m, norms, .. } = pass;
     // faer allocates infallibly: its copy of x^T y, U, V, U·V^T (d × d f64 each) and the SVD
     // workspace are checked here, before it runs.
     let par = faer::get_global_parallelism();
@@ -318,6 +385,7 @@ fn procrustes_in_range(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procr
         ),
     }
     let mm = Mat::<f64>::from_fn(d, d, |i, j| m[i * d + j]);
+    drop(m);
     let svd = match mm.svd() {
         Ok(s) => s,
         Err(_) => bail!(Arg, "{F}: the SVD of x^T y did not converge"),
@@ -328,42 +396,36 @@ fn procrustes_in_range(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procr
             rotation[i * d + j] = q[(i, j)] as f32;
         }
     }
-    // ‖xQ − y‖² = ‖x‖² + ‖y‖² − 2·tr(QᵀM) = ‖x‖² + ‖y‖² − 2·Σσ. Used when it does not cancel
-    // (the residual is at least a tenth of the norms); otherwise the residual is formed
-    // directly from x·Q − y.
-    let sumsq = |m: &[f32]| -> f64 {
-        let pieces: Vec<f64> = pool::run(|| {
-            m.par_chunks(PR_ROWS * d)
-                .map(|c| c.chunks_exact(d).map(|r| k::sumsq(r) as f64).sum::<f64>())
-                .collect()
-        });
-        pieces.iter().sum()
-    };
-    let norms = sumsq(x) + sumsq(y);
+    // ‖xQ − y‖² = ‖x‖² + ‖y‖² − 2·tr(QᵀM) = ‖x‖² + ‖y‖² − 2·Σσ.
     let sv = svd.S().column_vector();
     let sigma: f64 = (0..d).map(|i| sv[i]).sum();
     let algebraic = norms - 2.0 * sigma;
-    let residual = if algebraic >= 0.1 * norms {
+    let residual = if algebraic >= PR_CANCELLATION * norms {
         algebraic.sqrt()
     } else {
-        let rot = &rotation;
-        let pieces: Vec<f64> = pool::run(|| {
-            x.par_chunks(PR_ROWS * d)
-                .zip(y.par_chunks(PR_ROWS * d))
-                .map(|(xs, ys)| {
-                    let p = xs.len() / d;
-                    let mut t = vec![0f32; p * d];
-                    k::gemm_nn(p, d, d, xs, d, rot, d, &mut t, d, false);
-                    t.iter()
-                        .zip(ys)
-                        .map(|(&a, &b)| ((a - b) as f64).powi(2))
-                        .sum::<f64>()
-                })
-                .collect()
-        });
-        pieces.iter().sum::<f64>().sqrt()
+        direct_residual(x, y, &rotation, d)
     };
     Ok(Procrustes { rotation, residual })
+}
+
+/// ‖x·rot − y‖_F formed directly: a float32 product per piece of `PR_ROWS` rows, the squared
+/// differences summed in float64 per piece and across pieces in order.
+fn direct_residual(x: &[f32], y: &[f32], rot: &[f32], d: usize) -> f64 {
+    let pieces: Vec<f64> = pool::run(|| {
+        x.par_chunks(PR_ROWS * d)
+            .zip(y.par_chunks(PR_ROWS * d))
+            .map(|(xs, ys)| {
+                let p = xs.len() / d;
+                let mut t = vec![0f32; p * d];
+                k::gemm_nn(p, d, d, xs, d, rot, d, &mut t, d, false);
+                t.iter()
+                    .zip(ys)
+                    .map(|(&a, &b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>()
+            })
+            .collect()
+    });
+    pieces.iter().sum::<f64>().sqrt()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,6 +623,96 @@ mod tests {
             assert!((a - b).abs() < 1e-4);
         }
         assert!(p.residual < 1e-3, "{}", p.residual);
+    }
+
+    /// ‖x·rot − y‖_F in float64 from the returned (float32) rotation.
+    fn direct64(x: &[f32], y: &[f32], rot: &[f32], n: usize, d: usize) -> f64 {
+        let mut s = 0f64;
+        for r in 0..n {
+            for j in 0..d {
+                let v: f64 = (0..d)
+                    .map(|i| x[r * d + i] as f64 * rot[i * d + j] as f64)
+                    .sum();
+                s += (v - y[r * d + j] as f64).powi(2);
+            }
+        }
+        s.sqrt()
+    }
+
+    #[test]
+    fn procrustes_residual_matches_the_direct_form() {
+        let (n, d) = (1100, 13);
+        let (x, noise) = (randn(n * d, 21), randn(n * d, 22));
+        let xq = matmul(&x, n, d, &random_orthogonal(d, 4).unwrap(), d).unwrap();
+        // Unrelated (from the SVD), noisy fits on both sides of the cancellation rule, and a
+        // near-perfect fit (recomputed directly).
+        for (eps, tol) in [
+            (f32::NAN, 1e-6),
+            (0.3, 1e-6),
+            (0.05, 1e-5),
+            (0.03, 1e-5),
+            (1e-4, 1e-5),
+        ] {
+            let y: Vec<f32> = if eps.is_nan() {
+                randn(n * d, 23)
+            } else {
+                xq.iter().zip(&noise).map(|(a, e)| a + eps * e).collect()
+            };
+            let p = procrustes(&x, &y, n, d).unwrap();
+            let want = direct64(&x, &y, &p.rotation, n, d);
+            assert!(
+                (p.residual - want).abs() <= tol * want,
+                "eps {eps}: {} vs {want}",
+                p.residual
+            );
+            // Scaled inputs: same rotation, residual scaled (powers of two are exact).
+            for s in [2f32.powi(60), 2f32.powi(-60)] {
+                let (sx, sy): (Vec<f32>, Vec<f32>) =
+                    x.iter().zip(&y).map(|(&a, &b)| (a * s, b * s)).unzip();
+                let ps = procrustes(&sx, &sy, n, d).unwrap();
+                assert_eq!(ps.rotation, p.rotation, "eps {eps} scale {s}");
+                let rel = (ps.residual / s as f64 - p.residual).abs() / p.residual;
+                assert!(rel < 1e-12, "eps {eps} scale {s}: {rel}");
+            }
+        }
+    }
+
+    #[test]
+    fn procrustes_is_identical_for_every_thread_count() {
+        // Several pieces: any dependence of the summation order on the threads would show.
+        let (n, d) = (3 * PR_ROWS + 17, 9);
+        let x = randn(n * d, 31);
+        let y = randn(n * d, 32);
+        pool::set_threads(1).unwrap();
+        let a = procrustes(&x, &y, n, d).unwrap();
+        pool::set_threads(3).unwrap();
+        let b = procrustes(&x, &y, n, d).unwrap();
+        assert_eq!(a.rotation, b.rotation);
+        assert_eq!(a.residual.to_bits(), b.residual.to_bits());
+    }
+
+    #[test]
+    fn procrustes_reports_non_finite_input() {
+        let (n, d) = (700, 4);
+        let x = randn(n * d, 1);
+        let mut y = randn(n * d, 2);
+        y[2001] = f32::INFINITY;
+        let e = procrustes(&x, &y, n, d).err().unwrap();
+        assert_eq!(e.code.as_str(), "E_NON_FINITE");
+        assert!(
+            e.msg
+                .contains("y has a non-finite value Infinity at index 2001"),
+            "{}",
+            e.msg
+        );
+        let mut x2 = x.clone();
+        x2[5] = f32::NAN;
+        let e = procrustes(&x2, &y, n, d).err().unwrap();
+        assert!(
+            e.msg.contains("x has a non-finite value NaN at index 5"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]

@@ -115,14 +115,12 @@ pub fn batch_norm_backward(
             "{F}: the forward batch had {rows} row(s), at least 2 are needed"
         );
     }
-    if let Some(w) = weight {
-        if w.len() != cols {
-            bail!(
-                Shape,
-                "{F}: weight must have length {cols}, got {}",
-                w.len()
-            );
-        }
+    if let Some(w) = weight.filter(|w| w.len() != cols) {
+        bail!(
+            Shape,
+            "{F}: weight must have length {cols}, got {}",
+            w.len()
+        );
     }
     #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(eps > 0.0) {
@@ -130,22 +128,7 @@ pub fn batch_norm_backward(
     }
     check_finite(F, "gradOut", grad_out)?;
     let n = rows as f64;
-    let mut mean = vec![0f64; cols];
-    for r in x.chunks_exact(cols) {
-        for (m, &v) in mean.iter_mut().zip(r) {
-            *m += v as f64;
-        }
-    }
-    for m in mean.iter_mut() {
-        *m /= n;
-    }
-    let mut var = vec![0f64; cols];
-    for r in x.chunks_exact(cols) {
-        for ((s, &m), &v) in var.iter_mut().zip(&mean).zip(r) {
-            let t = v as f64 - m;
-            *s += t * t;
-        }
-    }
+    let (mean, var) = crate::regularizers::column_stats(x, rows, cols);
     let inv: Vec<f64> = var.iter().map(|s| 1.0 / (s / n + eps).sqrt()).collect();
     let w = |j: usize| weight.map_or(1.0, |w| w[j] as f64);
     // Column sums Σg, Σ g·x̂.

@@ -2,6 +2,7 @@
 //! number of threads, and reductions combine pieces in index order, so results are identical
 //! for every thread count.
 
+use rayon::prelude::*;
 use std::sync::{Arc, OnceLock, RwLock};
 
 fn default_threads() -> usize {
@@ -58,4 +59,19 @@ pub fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         Some(p) => p.install(f),
         None => f(),
     }
+}
+
+/// Runs `f(first_row, block)` in the pool over the fixed blocks of `block_rows` rows of the
+/// row-major `out` (rows of `width ≥ 1` values; the last block may be shorter).
+pub fn par_row_blocks<T: Send>(
+    out: &mut [T],
+    width: usize,
+    block_rows: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    run(|| {
+        out.par_chunks_mut(block_rows * width)
+            .enumerate()
+            .for_each(|(b, c)| f(b * block_rows, c))
+    })
 }

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 // Batch normalization
 
 /// Column statistics in f64: (mean, Σ(x − mean)²) by two passes over the rows.
-fn column_stats(x: &[f32], rows: usize, cols: usize) -> (Vec<f64>, Vec<f64>) {
+pub(crate) fn column_stats(x: &[f32], rows: usize, cols: usize) -> (Vec<f64>, Vec<f64>) {
     let mut mean = vec![0f64; cols];
     for r in x.chunks_exact(cols) {
         for (m, &v) in mean.iter_mut().zip(r) {
@@ -167,6 +167,8 @@ pub struct Wasserstein {
 pub const MAX_WASSERSTEIN_ROWS: usize = 65536;
 /// Rows per block of the pairwise-similarity GEMM and of the gradient GEMM.
 const W_ROWS: usize = 64;
+/// Sorted slots per piece of the loss and coefficient pass.
+const W_SLOTS: usize = 1 << 16;
 const WF: &str = "wassersteinRegularizer";
 
 /// Order-preserving map of a finite f32 to u32 (−0 and +0 map alike).
@@ -321,34 +323,29 @@ fn view(x: &[f32], n: usize, d: usize) -> Result<View> {
 /// ∂/∂x̂ = G·X̂ (blocked GEMM), then through the normalization x̂ = x/‖x‖.
 fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Result<Vec<f32>> {
     let mut out = alloc::try_mat(WF, "the N × d gradient", n, d, "")?;
-    pool::run(|| {
-        out.par_chunks_mut(W_ROWS * d)
-            .enumerate()
-            .for_each(|(blk, o)| {
-                let i0 = blk * W_ROWS;
-                let mb = o.len() / d;
-                k::gemm_nn(
-                    mb,
-                    d,
-                    n,
-                    &g[i0 * n..(i0 + mb) * n],
-                    n,
-                    &v.xh,
-                    d,
-                    o,
-                    d,
-                    false,
-                );
-                for (r, orow) in o.chunks_exact_mut(d).enumerate() {
-                    let i = i0 + r;
-                    let xr = &v.xh[i * d..(i + 1) * d];
-                    let t = k::dot(orow, xr);
-                    let inv = (1.0 / v.norms[i]) as f32;
-                    for (oo, &xv) in orow.iter_mut().zip(xr) {
-                        *oo = (*oo - t * xv) * inv;
-                    }
-                }
-            })
+    pool::par_row_blocks(&mut out, d, W_ROWS, |i0, o| {
+        let mb = o.len() / d;
+        k::gemm_nn(
+            mb,
+            d,
+            n,
+            &g[i0 * n..(i0 + mb) * n],
+            n,
+            &v.xh,
+            d,
+            o,
+            d,
+            false,
+        );
+        for (r, orow) in o.chunks_exact_mut(d).enumerate() {
+            let i = i0 + r;
+            let xr = &v.xh[i * d..(i + 1) * d];
+            let t = k::dot(orow, xr);
+            let inv = (1.0 / v.norms[i]) as f32;
+            for (oo, &xv) in orow.iter_mut().zip(xr) {
+                *oo = (*oo - t * xv) * inv;
+            }
+        }
     });
     Ok(out)
 }
@@ -398,28 +395,38 @@ pub fn wasserstein_regularizer(
     let (keys_a, keys_b) = (std::mem::take(&mut va.keys), std::mem::take(&mut vb.keys));
     let npairs = keys_a.len();
     let nf = npairs as f64;
-    // Per-slot coefficient g_k = ∂loss/∂S_a,(k) = −∂loss/∂S_b,(k); the loss sums in slot order.
+    // Per-slot coefficient g_k = ∂loss/∂S_a,(k) = −∂loss/∂S_b,(k); the loss sums in slot order
+    // within fixed pieces of slots, and the pieces in order.
     let mut coef = alloc::try_vec(WF, "the pair coefficients", npairs)?;
-    let mut loss = 0f64;
-    for ((&ka, &kb), c) in keys_a.iter().zip(&keys_b).zip(coef.iter_mut()) {
-        let sa = from_order_bits((ka >> 32) as u32) as f64;
-        let sb = from_order_bits((kb >> 32) as u32) as f64;
-        let diff = sa - sb;
-        let g = if p == 2 {
-            loss += diff * diff;
-            2.0 * diff / nf
-        } else {
-            loss += diff.abs();
-            if diff > 0.0 {
-                1.0 / nf
-            } else if diff < 0.0 {
-                -1.0 / nf
-            } else {
-                0.0
-            }
-        };
-        *c = g as f32;
-    }
+    let parts: Vec<f64> = pool::run(|| {
+        coef.par_chunks_mut(W_SLOTS)
+            .zip(keys_a.par_chunks(W_SLOTS).zip(keys_b.par_chunks(W_SLOTS)))
+            .map(|(cs, (ka, kb))| {
+                let mut loss = 0f64;
+                for ((&ka, &kb), c) in ka.iter().zip(kb).zip(cs.iter_mut()) {
+                    let sa = from_order_bits((ka >> 32) as u32) as f64;
+                    let sb = from_order_bits((kb >> 32) as u32) as f64;
+                    let diff = sa - sb;
+                    let g = if p == 2 {
+                        loss += diff * diff;
+                        2.0 * diff / nf
+                    } else {
+                        loss += diff.abs();
+                        if diff > 0.0 {
+                            1.0 / nf
+                        } else if diff < 0.0 {
+                            -1.0 / nf
+                        } else {
+                            0.0
+                        }
+                    };
+                    *c = g as f32;
+                }
+                loss
+            })
+            .collect()
+    });
+    let loss: f64 = parts.iter().sum();
     let mut ga = alloc::try_mat(WF, "the N × N coefficient matrix", n, n, "")?;
     let mut gb = alloc::try_mat(WF, "the N × N coefficient matrix", n, n, "")?;
     pool::run(|| {
