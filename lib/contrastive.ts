@@ -6,8 +6,9 @@
  * Energy E(x, y) = −x·y and p(y_j | x) = softmax_j(x·y_j / τ). Losses are means and return
  * their gradients; inputs are scanned for NaN/±∞ (E_NON_FINITE).
  *
- * On the native backend InfoNCE and NT-Xent are fused: the B × K logit matrix is never held
- * (tiles over keys with an online log-sum-exp), so extra memory is O((B + K)·d).
+ * On the native backend InfoNCE and NT-Xent hold the B × K logit matrix when it fits the
+ * `scratchBytes` budget (default 256 MiB: three GEMMs, NT-Xent half the forward by symmetry);
+ * larger batches are tiled over keys with an online log-sum-exp, in O((B + K)·d) extra memory.
  */
 import { cudaRoute, nat, rethrow } from './backend';
 import { fromNative } from './errors';
@@ -116,7 +117,7 @@ export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoN
       CUDA_WORK.infoNCE(q.rows, keys.rows, q.cols),
       eligible,
       (g) => g.cudaInfoNCE(...args),
-      () => n.infoNCE(...args, p.keyIds ?? EMPTY_U32),
+      () => n.infoNCE(...args, p.keyIds ?? EMPTY_U32, p.scratchBytes),
       n,
     );
     return nceOut(r, q, keys);
@@ -135,7 +136,7 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
     if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
     const [qr, kr, d] = [q.rows, keys.rows, q.cols];
     return n
-      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32)
+      .infoNCEAsync(q.data, qr, keys.data, kr, d, p.temperature, p.positives ?? EMPTY_U32, p.logQ ?? EMPTY_F32, p.logQ !== null, p.normalize, p.keyIds ?? EMPTY_U32, p.scratchBytes)
       .then((r) => nceOut(r, q, keys), rethrow);
   });
 }
@@ -158,7 +159,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
       // Cosine logits 1/τ beyond float32 (a subnormal τ) stay on the CPU, which handles them.
       1 / t < 1e36,
       (g) => g.cudaNtXent(a.data, b.data, a.rows, a.cols, t),
-      () => n.ntXent(a.data, b.data, a.rows, a.cols, t),
+      () => n.ntXent(a.data, b.data, a.rows, a.cols, t, ref.ntXentScratch(options)),
       n,
     );
     return ntxOut(r, a, b);
@@ -177,7 +178,7 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
     const [rows, cols] = [a.rows, a.cols];
     return n
-      .ntXentAsync(a.data, b.data, rows, cols, t)
+      .ntXentAsync(a.data, b.data, rows, cols, t, ref.ntXentScratch(options))
       .then((r) => ntxOut(r, a, b), rethrow);
   });
 }

@@ -74,7 +74,7 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
       CUDA_WORK.marginSoftmax(x.rows, prototypes.rows, x.cols),
       true,
       (g) => g.cudaMarginSoftmax(...args),
-      () => n.marginSoftmax(...args),
+      () => n.marginSoftmax(...args, p.scratchBytes),
       n,
     );
     return wrap(r, x, prototypes);
@@ -93,7 +93,7 @@ export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32
     if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
     const [xs, ws] = [x, prototypes];
     return n
-      .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing)
+      .marginSoftmaxAsync(x.data, x.rows, prototypes.data, prototypes.rows, x.cols, labels, p.kind, p.scale, p.margin, p.labelSmoothing, p.scratchBytes)
       .then((r) => wrap(r, xs, ws), rethrow);
   });
 }

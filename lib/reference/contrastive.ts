@@ -26,6 +26,15 @@ export interface InfoNCEOptions {
    * (logit −∞, gradient 0), as TensorFlow's `remove_accidental_hits`.
    */
   keyIds?: Uint32Array;
+  /**
+   * Bytes of scratch memory the native CPU backend may use to hold the logit matrix
+   * (default 268435456 = 256 MiB; a non-negative integer). When the float32 logits fit
+   * (4·q.rows·keys.rows bytes), they are kept and forward + backward take three GEMMs; otherwise the tiled
+   * path runs in O((rows + cols)·d) memory. Results agree within float32 rounding either way and
+   * are bit-identical for every thread count; `0` always takes the tiled path. The reference and
+   * GPU backends validate and ignore it.
+   */
+  scratchBytes?: number;
 }
 
 /**
@@ -58,6 +67,15 @@ export interface InfoNCEResult {
 export interface NtXentOptions {
   /** τ > 0 (required). */
   temperature: number;
+  /**
+   * Bytes of scratch memory the native CPU backend may use to hold the logit matrix
+   * (default 268435456 = 256 MiB; a non-negative integer). When the float32 logits fit
+   * (4·(2N)² bytes; by symmetry only half of the forward GEMM is done and the backward is one GEMM), they are kept and forward + backward take three GEMMs; otherwise the tiled
+   * path runs in O((rows + cols)·d) memory. Results agree within float32 rounding either way and
+   * are bit-identical for every thread count; `0` always takes the tiled path. The reference and
+   * GPU backends validate and ignore it.
+   */
+  scratchBytes?: number;
 }
 
 /** Result of {@link ntXent}: mean loss over the 2N anchors and gradients for both views. */
@@ -116,6 +134,22 @@ export function checkTemperature(fn: string, t: unknown): asserts t is number {
   if (!(t > 0) || !Number.isFinite(t)) fail('E_ARG', `${fn}: temperature must be > 0 and finite, got ${t}`);
 }
 
+/** Default `scratchBytes` of the fused losses (256 MiB). */
+export const DEFAULT_SCRATCH_BYTES = 268435456;
+
+/** Type of a `scratchBytes` option: undefined or an integer (E_TYPE). */
+export function checkScratchType(fn: string, s: unknown): void {
+  if (s !== undefined) v.int(fn, 'scratchBytes', s);
+}
+
+/** Value of a type-checked `scratchBytes` option: ≥ 0 and ≤ 2^53 − 1 (E_ARG); the default when absent. */
+export function scratchValue(fn: string, s: unknown): number {
+  if (s === undefined) return DEFAULT_SCRATCH_BYTES;
+  const n = s as number;
+  if (!(n >= 0) || n > Number.MAX_SAFE_INTEGER) fail('E_ARG', `${fn}: scratchBytes must be a non-negative integer (bytes), got ${n}`);
+  return n;
+}
+
 /** Parsed InfoNCE options. */
 export interface InfoNCEParsed {
   temperature: number;
@@ -123,16 +157,17 @@ export interface InfoNCEParsed {
   logQ: Float32Array | null;
   normalize: boolean;
   keyIds: Uint32Array | null;
+  scratchBytes: number;
 }
 
 /** Snapshots of infoNCE's arguments: each field read once (validate.snap). */
 export function snapInfoNCE<Q, K, O>(fn: string, q: Q, keys: K, options: O): [Q, K, O] {
-  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds'])];
+  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds', 'scratchBytes'])];
 }
 
 /** Snapshots of ntXent's arguments: each field read once (validate.snap). */
 export function snapNtXent<A, O>(fn: string, a: A, b: A, options: O): [A, A, O] {
-  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature'])];
+  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature', 'scratchBytes'])];
 }
 
 /** Types, shapes and scalar values of infoNCE's arguments. */
@@ -150,6 +185,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   if (o.normalize !== undefined && typeof o.normalize !== 'boolean') {
     fail('E_TYPE', `${fn}: normalize must be a boolean, got ${typeof o.normalize}`);
   }
+  checkScratchType(fn, o.scratchBytes);
   v.matShape(fn, 'q', q);
   v.matShape(fn, 'keys', keys);
   v.sameCols(fn, 'q', q, 'keys', keys);
@@ -166,7 +202,8 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
     fail('E_SHAPE', `${fn}: keyIds has length ${o.keyIds.length} but keys has ${keys.rows} rows`);
   }
   checkTemperature(fn, o.temperature);
-  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null };
+  const scratchBytes = scratchValue(fn, o.scratchBytes);
+  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null, scratchBytes };
 }
 
 /**
@@ -222,11 +259,18 @@ export function checkNtXent(fn: string, a: unknown, b: unknown, options: unknown
   }
   const t = (options as NtXentOptions).temperature;
   v.num(fn, 'temperature', t);
+  checkScratchType(fn, (options as NtXentOptions).scratchBytes);
   v.matShape(fn, 'a', a);
   v.matShape(fn, 'b', b);
   v.sameShape(fn, 'a', a, 'b', b);
   checkTemperature(fn, t);
+  scratchValue(fn, (options as NtXentOptions).scratchBytes);
   return t;
+}
+
+/** `scratchBytes` of ntXent options that {@link checkNtXent} accepted. */
+export function ntXentScratch(options: NtXentOptions): number {
+  return options.scratchBytes ?? DEFAULT_SCRATCH_BYTES;
 }
 
 /** Per-element scans of ntXent. */

@@ -8,7 +8,7 @@ import { fail } from '../errors';
 import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from '../validate';
-import { scanIndices, scanZeroRows } from './contrastive';
+import { checkScratchType, scanIndices, scanZeroRows, scratchValue } from './contrastive';
 
 /** The target-logit rule of {@link marginSoftmax}. */
 export type MarginKind = 'normalized' | 'cosface' | 'arcface';
@@ -23,6 +23,14 @@ export interface MarginOptions {
   margin?: number;
   /** ε ∈ [0, 1) (default 0), as PyTorch's `cross_entropy(label_smoothing=ε)`. */
   labelSmoothing?: number;
+  /**
+   * Bytes of scratch memory the native CPU backend may use for the N × C gradient of the
+   * logits (default 268435456 = 256 MiB; a non-negative integer). When it fits (4·N·C bytes)
+   * it is held whole; otherwise it is formed block by block from the logits, in bounded memory.
+   * Results are bit-identical either way and for every thread count. The reference and GPU
+   * backends validate and ignore it.
+   */
+  scratchBytes?: number;
 }
 
 /** Result of {@link marginSoftmax}. */
@@ -72,6 +80,7 @@ export interface MarginParsed {
   scale: number;
   margin: number;
   labelSmoothing: number;
+  scratchBytes: number;
 }
 
 const KINDS: ReadonlyMap<string, number> = new Map([
@@ -82,7 +91,7 @@ const KINDS: ReadonlyMap<string, number> = new Map([
 
 /** Snapshots of marginSoftmax's matrices and options: each field read once (validate.snap). */
 export function snapMargin<M, O>(fn: string, x: M, w: M, options: O): [M, M, O] {
-  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing'])];
+  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing', 'scratchBytes'])];
 }
 
 /** Checks label smoothing ε: a number (E_TYPE) in [0, 1) (E_ARG). */
@@ -104,6 +113,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   if (o.scale !== undefined) v.num(fn, 'scale', o.scale);
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   if (o.labelSmoothing !== undefined) v.num(fn, 'labelSmoothing', o.labelSmoothing);
+  checkScratchType(fn, o.scratchBytes);
   v.matShape(fn, 'x', x);
   v.matShape(fn, 'prototypes', w);
   v.sameCols(fn, 'x', x, 'prototypes', w);
@@ -124,7 +134,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   }
   const eps = o.labelSmoothing ?? 0;
   checkEpsilon(fn, 'labelSmoothing', eps);
-  return { kind, scale, margin, labelSmoothing: eps };
+  return { kind, scale, margin, labelSmoothing: eps, scratchBytes: scratchValue(fn, o.scratchBytes) };
 }
 
 /** Per-element scans of marginSoftmax (labels, zero rows, finiteness). */

@@ -67,6 +67,13 @@ pub(crate) fn mm_nn(
     k::gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate)
 }
 
+/// Whether a `rows × cols` float32 matrix fits `budget` bytes.
+pub(crate) fn fits(rows: usize, cols: usize, budget: usize) -> bool {
+    rows.checked_mul(cols)
+        .and_then(|x| x.checked_mul(4))
+        .is_some_and(|x| x > 0 && x <= budget)
+}
+
 /// Side of the square tiles of the transposes.
 const T: usize = 32;
 

@@ -123,6 +123,7 @@ pub fn info_nce<'e>(
     has_log_q: bool,
     normalize: bool,
     key_ids: &[u32],
+    scratch_bytes: f64,
 ) -> napi::Result<InfoNceResult<'e>> {
     const F: &str = "infoNCE";
     let (b, n, d) = (
@@ -130,8 +131,12 @@ pub fn info_nce<'e>(
         to_usize(F, "keys.rows", k_rows)?,
         to_usize(F, "cols", cols)?,
     );
+    let scratch = to_usize(F, "scratchBytes", scratch_bytes)?;
     let o = nce_opts(temperature, positives, log_q, has_log_q, normalize);
-    guard(F, || c::info_nce_ids(q, b, keys, n, d, &o, ids(key_ids)))?.into_js(env, F)
+    guard(F, || {
+        c::info_nce_with(q, b, keys, n, d, &o, ids(key_ids), scratch)
+    })?
+    .into_js(env, F)
 }
 
 /// Async twin of `infoNCE` (inputs are copied first).
@@ -149,6 +154,7 @@ pub fn info_nce_async(
     has_log_q: bool,
     normalize: bool,
     key_ids: &[u32],
+    scratch_bytes: f64,
 ) -> napi::Result<AsyncTask<Job<c::InfoNce>>> {
     const F: &str = "infoNCEAsync";
     let (b, n, d) = (
@@ -156,6 +162,7 @@ pub fn info_nce_async(
         to_usize(F, "keys.rows", k_rows)?,
         to_usize(F, "cols", cols)?,
     );
+    let scratch = to_usize(F, "scratchBytes", scratch_bytes)?;
     let (q, keys, positives, log_q, key_ids) = (
         copy(F, "q", q)?,
         copy(F, "keys", keys)?,
@@ -165,7 +172,7 @@ pub fn info_nce_async(
     );
     Ok(Job::new(F, move || {
         let o = nce_opts(temperature, &positives, &log_q, has_log_q, normalize);
-        c::info_nce_ids(&q, b, &keys, n, d, &o, ids(&key_ids))
+        c::info_nce_with(&q, b, &keys, n, d, &o, ids(&key_ids), scratch)
     }))
 }
 
@@ -178,10 +185,12 @@ pub fn nt_xent<'e>(
     rows: f64,
     cols: f64,
     temperature: f64,
+    scratch_bytes: f64,
 ) -> napi::Result<NtXentResult<'e>> {
     const F: &str = "ntXent";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    guard(F, || c::nt_xent(a, b, r, d, temperature))?.into_js(env, F)
+    let scratch = to_usize(F, "scratchBytes", scratch_bytes)?;
+    guard(F, || c::nt_xent_with(a, b, r, d, temperature, scratch))?.into_js(env, F)
 }
 
 /// Async twin of `ntXent` (inputs are copied first).
@@ -192,11 +201,15 @@ pub fn nt_xent_async(
     rows: f64,
     cols: f64,
     temperature: f64,
+    scratch_bytes: f64,
 ) -> napi::Result<AsyncTask<Job<c::NtXent>>> {
     const F: &str = "ntXentAsync";
     let (r, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
+    let scratch = to_usize(F, "scratchBytes", scratch_bytes)?;
     let (a, b) = (copy(F, "a", a)?, copy(F, "b", b)?);
-    Ok(Job::new(F, move || c::nt_xent(&a, &b, r, d, temperature)))
+    Ok(Job::new(F, move || {
+        c::nt_xent_with(&a, &b, r, d, temperature, scratch)
+    }))
 }
 
 /// Mean matching and non-matching cosines of two views (`withinView`: muQ also over the

@@ -74,6 +74,7 @@ pub fn margin_softmax<'e>(
     scale: f64,
     margin: f64,
     label_smoothing: f64,
+    scratch_bytes: f64,
 ) -> napi::Result<MarginSoftmaxResult<'e>> {
     const F: &str = "marginSoftmax";
     let (n, c, d) = (
@@ -81,8 +82,9 @@ pub fn margin_softmax<'e>(
         to_usize(F, "prototypes.rows", w_rows)?,
         to_usize(F, "cols", cols)?,
     );
+    let scratch = to_usize(F, "scratchBytes", scratch_bytes)?;
     guard(F, || {
-        mg::margin_softmax(
+        mg::margin_softmax_with(
             x,
             n,
             w,
@@ -90,6 +92,7 @@ pub fn margin_softmax<'e>(
             d,
             labels,
             &opts(F, kind, scale, margin, label_smoothing)?,
+            scratch,
         )
     })?
     .into_js(env, F)
@@ -109,6 +112,7 @@ pub fn margin_softmax_async(
     scale: f64,
     margin: f64,
     label_smoothing: f64,
+    scratch_bytes: f64,
 ) -> napi::Result<AsyncTask<Job<mg::MarginSoftmax>>> {
     const F: &str = "marginSoftmaxAsync";
     let (n, c, d) = (
@@ -116,13 +120,14 @@ pub fn margin_softmax_async(
         to_usize(F, "prototypes.rows", w_rows)?,
         to_usize(F, "cols", cols)?,
     );
+    let scratch = to_usize(F, "scratchBytes", scratch_bytes)?;
     let (x, w, labels) = (
         copy(F, "x", x)?,
         copy(F, "w", w)?,
         copy(F, "labels", labels)?,
     );
     Ok(Job::new(F, move || {
-        mg::margin_softmax(
+        mg::margin_softmax_with(
             &x,
             n,
             &w,
@@ -130,6 +135,7 @@ pub fn margin_softmax_async(
             d,
             &labels,
             &opts(F, kind, scale, margin, label_smoothing)?,
+            scratch,
         )
     }))
 }

@@ -26,12 +26,7 @@ const RB: usize = 256;
 const TS: usize = 64;
 const SPLIT: &str = "split the batch, or lower scratchBytes to take the tiled path";
 
-/// Whether a `rows × cols` float32 logit matrix fits `budget` bytes.
-pub(crate) fn fits(rows: usize, cols: usize, budget: usize) -> bool {
-    rows.checked_mul(cols)
-        .and_then(|x| x.checked_mul(4))
-        .is_some_and(|x| x > 0 && x <= budget)
-}
+pub(crate) use crate::lossgemm::fits;
 
 /// Turns row `i` of the logits (the raw similarities q_i·k_j on entry) into
 /// P'_i = (p_i − y_i)·c in place; returns the row's loss and extras. `e` is scratch of the
