@@ -6,8 +6,9 @@
  * Energy E(x, y) = −x·y and p(y_j | x) = softmax_j(x·y_j / τ). Losses are means and return
  * their gradients; inputs are scanned for NaN/±∞ (E_NON_FINITE).
  *
- * On the native backend InfoNCE and NT-Xent are fused: the B × K logit matrix is never held
- * (tiles over keys with an online log-sum-exp), so extra memory is O((B + K)·d).
+ * On the native backend InfoNCE and NT-Xent hold the B × K logit matrix when it fits the
+ * `scratchBytes` budget (default 256 MiB: three GEMMs, NT-Xent half the forward by symmetry);
+ * larger batches are tiled over keys with an online log-sum-exp, in O((B + K)·d) extra memory.
  */
 import { nat, rethrow } from './backend';
 import { refAsync } from './refasync';
@@ -24,7 +25,7 @@ export type { ContrastiveStats, InfoNCEOptions, InfoNCEResult, MismatchOptions, 
 
 /** The native arguments of infoNCE (absent options stay absent). */
 function nceArgs(q: Matrix, keys: Matrix, p: contract.InfoNCEParsed) {
-  const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision] };
+  const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };
   return { ...o, positives: p.positives ?? undefined, logQ: p.logQ ?? undefined, keyIds: p.keyIds ?? undefined };
 }
 
@@ -128,7 +129,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   const t = contract.checkNtXent('ntXent', a, b, options);
   const precision = PRECISION_NAMES[v.precisionOf('ntXent', options)];
   try {
-    const r = now(n.ntXent({ a, b, temperature: t, precision }, onDevice()));
+    const r = now(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, onDevice()));
     return ntxOut(r, a, b);
   } catch (e) {
     rethrow(e);
@@ -144,7 +145,7 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const precision = PRECISION_NAMES[v.precisionOf(fn, options)];
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
-    return soon(n.ntXent({ a, b, temperature: t, precision }, ASYNC))
+    return soon(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, ASYNC))
       .then((r) => ntxOut(r, a, b), rethrow);
   });
 }

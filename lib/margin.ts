@@ -40,7 +40,7 @@ const KIND_NAMES = ['normalized', 'cosface', 'arcface'] as const;
 
 /** The native arguments of marginSoftmax. */
 function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: contract.MarginParsed) {
-  return { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale: p.scale, margin: p.margin, labelSmoothing: p.labelSmoothing, precision: PRECISION_NAMES[p.precision] };
+  return { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale: p.scale, margin: p.margin, labelSmoothing: p.labelSmoothing, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };
 }
 
 /**

@@ -31,6 +31,15 @@ export interface InfoNCEOptions {
    * take the float64 path whatever the precision. Calls with 'bf16' run on the CPU.
    */
   precision?: v.Precision;
+  /**
+   * Bytes of scratch memory the native CPU backend may use to hold the logit matrix
+   * (default 268435456 = 256 MiB; a non-negative integer). When the float32 logits fit
+   * (4·q.rows·keys.rows bytes), they are kept and forward + backward take three GEMMs; otherwise
+   * the tiled path runs in O((rows + cols)·d) memory. Results agree within float32 rounding
+   * either way and are bit-identical for every thread count; `0` always takes the tiled path.
+   * The reference and GPU backends validate and ignore it.
+   */
+  scratchBytes?: number;
 }
 
 /**
@@ -69,6 +78,15 @@ export interface NtXentOptions {
    * normalization and its backward pass stay in float32/float64. Calls with 'bf16' run on the CPU.
    */
   precision?: v.Precision;
+  /**
+   * Bytes of scratch memory the native CPU backend may use to hold the logit matrix
+   * (default 268435456 = 256 MiB; a non-negative integer). When the float32 logits fit
+   * (4·(2N)² bytes), they are kept: by symmetry only half of the forward GEMM is done and the
+   * backward is one GEMM; otherwise the tiled path runs in O(N·d) memory. Results agree within
+   * float32 rounding either way and are bit-identical for every thread count; `0` always takes
+   * the tiled path. The reference and GPU backends validate and ignore it.
+   */
+  scratchBytes?: number;
 }
 
 /** Result of {@link ntXent}: mean loss over the 2N anchors and gradients for both views. */
@@ -127,6 +145,27 @@ export function checkTemperature(fn: string, t: unknown): asserts t is number {
   if (!(t > 0) || !Number.isFinite(t)) fail('E_ARG', `${fn}: temperature must be > 0 and finite, got ${t}`);
 }
 
+/** Default `scratchBytes` of the fused losses (256 MiB). */
+export const DEFAULT_SCRATCH_BYTES = 268435456;
+
+/** Type of a `scratchBytes` option: undefined or an integer (E_TYPE). */
+export function checkScratchType(fn: string, s: unknown): void {
+  if (s !== undefined) v.int(fn, 'scratchBytes', s);
+}
+
+/** Value of a type-checked `scratchBytes` option: ≥ 0 and ≤ 2^53 − 1 (E_ARG); the default when absent. */
+export function scratchValue(fn: string, s: unknown): number {
+  if (s === undefined) return DEFAULT_SCRATCH_BYTES;
+  const n = s as number;
+  if (!(n >= 0) || n > Number.MAX_SAFE_INTEGER) fail('E_ARG', `${fn}: scratchBytes must be a non-negative integer (bytes), got ${n}`);
+  return n;
+}
+
+/** `scratchBytes` of ntXent options that {@link checkNtXent} accepted. */
+export function ntXentScratch(options: NtXentOptions): number {
+  return options.scratchBytes ?? DEFAULT_SCRATCH_BYTES;
+}
+
 /** Parsed InfoNCE options. */
 export interface InfoNCEParsed {
   temperature: number;
@@ -136,16 +175,17 @@ export interface InfoNCEParsed {
   keyIds: Uint32Array | null;
   /** 0 f32, 1 bf16. */
   precision: number;
+  scratchBytes: number;
 }
 
 /** Snapshots of infoNCE's arguments: each field read once (validate.snap). */
 export function snapInfoNCE<Q, K, O>(fn: string, q: Q, keys: K, options: O): [Q, K, O] {
-  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds', 'precision'])];
+  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds', 'precision', 'scratchBytes'])];
 }
 
 /** Snapshots of ntXent's arguments: each field read once (validate.snap). */
 export function snapNtXent<A, O>(fn: string, a: A, b: A, options: O): [A, A, O] {
-  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature', 'precision'])];
+  return [v.snap(fn, 'a', a), v.snap(fn, 'b', b), v.snapOpts(fn, options, ['temperature', 'precision', 'scratchBytes'])];
 }
 
 /** Types, shapes and scalar values of infoNCE's arguments. */
@@ -164,6 +204,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
     fail('E_TYPE', `${fn}: normalize must be a boolean, got ${typeof o.normalize}`);
   }
   v.precisionType(fn, o.precision);
+  checkScratchType(fn, o.scratchBytes);
   v.matShape(fn, 'q', q);
   v.matShape(fn, 'keys', keys);
   v.sameCols(fn, 'q', q, 'keys', keys);
@@ -181,7 +222,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   }
   checkTemperature(fn, o.temperature);
   const precision = v.precisionCode(fn, o.precision);
-  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null, precision };
+  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null, precision, scratchBytes: scratchValue(fn, o.scratchBytes) };
 }
 
 /**
@@ -238,11 +279,13 @@ export function checkNtXent(fn: string, a: unknown, b: unknown, options: unknown
   const t = (options as NtXentOptions).temperature;
   v.num(fn, 'temperature', t);
   v.precisionType(fn, (options as NtXentOptions).precision);
+  checkScratchType(fn, (options as NtXentOptions).scratchBytes);
   v.matShape(fn, 'a', a);
   v.matShape(fn, 'b', b);
   v.sameShape(fn, 'a', a, 'b', b);
   checkTemperature(fn, t);
   v.precisionCode(fn, (options as NtXentOptions).precision);
+  scratchValue(fn, (options as NtXentOptions).scratchBytes);
   return t;
 }
 

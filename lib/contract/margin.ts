@@ -3,7 +3,7 @@
  */
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
-import { scanIndices, scanZeroRows } from './contrastive';
+import { checkScratchType, scanIndices, scanZeroRows, scratchValue } from './contrastive';
 import * as v from './validate';
 
 /** The target-logit rule of {@link marginSoftmax}. */
@@ -26,6 +26,14 @@ export interface MarginOptions {
    * gradients stay in float64 from the unrounded rows. Calls with 'bf16' run on the CPU.
    */
   precision?: v.Precision;
+  /**
+   * Bytes of scratch memory the native CPU backend may use for the N × C gradient of the
+   * logits (default 268435456 = 256 MiB; a non-negative integer). When it fits (4·N·C bytes)
+   * it is held whole; otherwise it is formed block by block from the logits, in bounded memory.
+   * Results are bit-identical either way and for every thread count. The reference and GPU
+   * backends validate and ignore it.
+   */
+  scratchBytes?: number;
 }
 
 /** Result of {@link marginSoftmax}. */
@@ -77,6 +85,7 @@ export interface MarginParsed {
   labelSmoothing: number;
   /** 0 f32, 1 bf16. */
   precision: number;
+  scratchBytes: number;
 }
 
 const KINDS: ReadonlyMap<string, number> = new Map([
@@ -87,7 +96,7 @@ const KINDS: ReadonlyMap<string, number> = new Map([
 
 /** Snapshots of marginSoftmax's matrices and options: each field read once (validate.snap). */
 export function snapMargin<M, O>(fn: string, x: M, w: M, options: O): [M, M, O] {
-  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing', 'precision'])];
+  return [v.snap(fn, 'x', x), v.snap(fn, 'prototypes', w), v.snapOpts(fn, options, ['kind', 'scale', 'margin', 'labelSmoothing', 'precision', 'scratchBytes'])];
 }
 
 /** Checks label smoothing ε: a number (E_TYPE) in [0, 1) (E_ARG). */
@@ -131,6 +140,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   if (o.labelSmoothing !== undefined) v.num(fn, 'labelSmoothing', o.labelSmoothing);
   v.precisionType(fn, o.precision);
+  checkScratchType(fn, o.scratchBytes);
   v.matShape(fn, 'x', x);
   v.matShape(fn, 'prototypes', w);
   v.sameCols(fn, 'x', x, 'prototypes', w);
@@ -145,7 +155,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   const eps = o.labelSmoothing ?? 0;
   checkEpsilon(fn, 'labelSmoothing', eps);
   const precision = v.precisionCode(fn, o.precision);
-  return { kind, scale, margin, labelSmoothing: eps, precision };
+  return { kind, scale, margin, labelSmoothing: eps, precision, scratchBytes: scratchValue(fn, o.scratchBytes) };
 }
 
 /** Per-element scans of marginSoftmax (labels, zero rows, finiteness). */

@@ -26,6 +26,8 @@ use densevec_kernels as k;
 use rayon::prelude::*;
 use std::borrow::Cow;
 
+mod held;
+
 /// Queries per task in pass A.
 const BQ: usize = 128;
 /// Keys per tile in pass A.
@@ -79,6 +81,10 @@ pub struct Mismatch {
     pub mu_q: f64,
     pub m: f64,
 }
+
+/// Default scratch budget of the fused losses (256 MiB): a call whose logit matrix fits keeps
+/// it (three GEMMs); a larger one takes the tiled O((B + K)·d) path.
+pub const DEFAULT_SCRATCH_BYTES: usize = 256 << 20;
 
 /// Options of [`info_nce`].
 #[derive(Clone, Copy, Debug)]
@@ -276,10 +282,15 @@ fn logits_tile(p: &Fused, i0: usize, mb: usize, j0: usize, nb: usize, tile: &mut
     }
 }
 
-/// exp(row − shift) in place with masked (−∞) entries forced to exactly 0; returns the sum.
+/// exp(row − shift) in place with masked (−∞) entries and the entry `pin` (the positive,
+/// set to −∞ by the caller) forced to exactly 0; returns the sum.
 #[inline]
-fn exp_row(p: &Fused, i: usize, j0: usize, row: &mut [f32], shift: f32) -> f64 {
+fn exp_row(p: &Fused, i: usize, j0: usize, row: &mut [f32], shift: f32, pin: Option<usize>) -> f64 {
     let mut s = k::exp_shift_sum(row, shift);
+    if let Some(jj) = pin {
+        s -= row[jj] as f64;
+        row[jj] = 0.0;
+    }
     if p.exclude_self && i >= j0 && i < j0 + row.len() {
         s -= row[i - j0] as f64;
         row[i - j0] = 0.0;
@@ -293,85 +304,6 @@ fn exp_row(p: &Fused, i: usize, j0: usize, row: &mut [f32], shift: f32) -> f64 {
         }
     }
     s
-}
-
-/// Per-query sums over the negatives (the positive and masked keys left out) with their own
-/// running shift, the largest negative logit `mneg`: Σ e_j, Σ e_j·z_j, Σ e_j·logQ_j with
-/// e_j = exp(z_j − mneg). (A shared shift with the positive would let the negatives underflow
-/// float32 next to a dominant positive.)
-#[derive(Clone, Copy)]
-struct NegAcc {
-    mneg: f32,
-    lneg: f64,
-    ezn: f64,
-    elqn: f64,
-}
-
-impl NegAcc {
-    const EMPTY: NegAcc = NegAcc {
-        mneg: f32::NEG_INFINITY,
-        lneg: 0.0,
-        ezn: 0.0,
-        elqn: 0.0,
-    };
-
-    /// Adds one tile of query i's logits `row` (masked entries −∞, not modified), with `mn` the
-    /// tile's largest negative logit and `pin` the positive's place in the tile. `z` and `e`
-    /// are scratch of the tile's length.
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        p: &Fused,
-        i: usize,
-        j0: usize,
-        row: &[f32],
-        mn: f32,
-        pin: Option<usize>,
-        z: &mut [f32],
-        e: &mut [f32],
-    ) {
-        if mn == f32::NEG_INFINITY {
-            return;
-        }
-        let sh = self.mneg.max(mn);
-        if self.mneg != sh && self.mneg != f32::NEG_INFINITY {
-            let a = ((self.mneg - sh) as f64).exp();
-            self.lneg *= a;
-            self.ezn *= a;
-            self.elqn *= a;
-        }
-        self.mneg = sh;
-        z.copy_from_slice(row);
-        if let Some(jj) = pin {
-            z[jj] = f32::NEG_INFINITY;
-        }
-        e.copy_from_slice(z);
-        let mut s = k::exp_shift_sum(e, sh);
-        // Excluded entries: e = 0 exactly, and z = 0 so that e·z stays finite.
-        let mut drop = |jj: usize, z: &mut [f32], e: &mut [f32]| {
-            s -= e[jj] as f64;
-            e[jj] = 0.0;
-            z[jj] = 0.0;
-        };
-        if let Some(jj) = pin {
-            drop(jj, z, e);
-        }
-        if p.exclude_self && i >= j0 && i < j0 + row.len() {
-            drop(i - j0, z, e);
-        }
-        if p.key_ids.is_some() {
-            for jj in 0..row.len() {
-                if Some(jj) != pin && p.masked(i, j0 + jj) {
-                    drop(jj, z, e);
-                }
-            }
-        }
-        self.lneg += s;
-        self.ezn += k::dot(e, z) as f64;
-        if let Some(lq) = p.log_q {
-            self.elqn += k::dot(e, &lq[j0..j0 + row.len()]) as f64;
-        }
-    }
 }
 
 /// One query's ∂loss_i/∂τ and diagnostics: [gradτ, entropy, p(pos), max p(neg), effective
@@ -408,10 +340,14 @@ fn row_extra(
     ]
 }
 
-/// One pass-A task's outputs: gradQ rows, row max, 1/row sum, per-row loss, per-row extras.
+/// One pass-A task's outputs: gradQ rows, per-row shift, scale and p(negatives), per-row
+/// loss, per-row extras.
 type PassA<'a> = (
     (
-        ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+        (
+            ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]),
+            &'a mut [f32],
+        ),
         &'a mut [f64],
     ),
     &'a mut [RowExtra],
@@ -458,31 +394,40 @@ fn mean_extras(ex: &[RowExtra]) -> (f64, NceStats) {
     )
 }
 
-/// Runs both passes (pass A alone when `grad` is false: then only the loss, ∂loss/∂τ and the
-/// diagnostics are formed); results are with respect to the prepared rows.
-fn fused(func: &str, p: &Fused, grad: bool) -> Result<FusedOut> {
+/// ln(eᵃ + eᵇ) in float64.
+#[inline]
+fn log_add_exp(a: f64, b: f64) -> f64 {
+    let m = a.max(b);
+    m + ((a - m).exp() + (b - m).exp()).ln()
+}
+
+/// The tiled path: both passes, O((B + K)·d) memory; results with respect to the prepared
+/// rows.
+///
+/// The online softmax is shifted by the running largest *negative* logit m (the positive
+/// set aside and added in float64 at the end), so one exp per logit gives the gradient, the
+/// loss and the negatives' statistics: Σ e_j, Σ e_j·logQ_j, and Σ e_j·z_j = q_i·(Σ e_j k_j)/τ −
+/// Σ e_j·logQ_j from the gradient accumulator itself.
+fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
     let (b, n, d) = (p.b, p.n, p.d);
-    // Without `grad`, gradQ is a placeholder of one value per query (never written).
-    let gd = if grad { d } else { 1 };
-    let mut gq = alloc::try_mat(func, "gradQ", b, gd, "split the batch")?;
+    let mut gq = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
     let mut mx = vec![0f32; b];
-    let mut invl = vec![0f32; b];
+    let mut scv = vec![0f32; b];
+    let mut negp = vec![0f32; b];
     let mut lossv = vec![0f64; b];
     let mut exv = vec![[0f64; 5]; b];
     // ∂loss/∂logit = (P − 1_pos)/B, and ∂logit/∂(q·k) = 1/τ.
     let c = (p.inv_tau as f64 / b as f64) as f32;
 
-    // Pass A: online log-sum-exp, gradQ and the per-query extras, one task per block of BQ
-    // queries.
-    let pass_a = |(blk, ((((g, m), il), lv), ex)): (usize, PassA)| {
+    // Pass A: online log-sum-exp over the negatives, gradQ and the per-query extras, one task
+    // per block of BQ queries.
+    let pass_a = |(blk, (((((g, m), sc), ng), lv), ex)): (usize, PassA)| {
         let i0 = blk * BQ;
         let mb = m.len();
         let mut tile = vec![0f32; mb * BK.min(n)];
-        let mut zc = vec![0f32; BK.min(n)];
-        let mut ec = vec![0f32; BK.min(n)];
         let mut l = vec![0f64; mb];
+        let mut elq = vec![0f64; mb];
         let mut pos_logit = vec![0f32; mb];
-        let mut acc = vec![NegAcc::EMPTY; mb];
         m.fill(f32::NEG_INFINITY);
         for j0 in (0..n).step_by(BK) {
             let nb = BK.min(n - j0);
@@ -492,24 +437,12 @@ fn fused(func: &str, p: &Fused, grad: bool) -> Result<FusedOut> {
                 let i = i0 + r;
                 let row = &mut t[r * nb..(r + 1) * nb];
                 let pos = p.positives[i] as usize;
-                // The tile's largest negative logit (the positive set aside), then the row max.
                 let pin = (pos >= j0 && pos < j0 + nb).then(|| pos - j0);
-                let (mn, tmax) = match pin {
-                    Some(jj) => {
-                        let pl = row[jj];
-                        pos_logit[r] = pl;
-                        row[jj] = f32::NEG_INFINITY;
-                        let mn = k::max(row);
-                        row[jj] = pl;
-                        (mn, mn.max(pl))
-                    }
-                    None => {
-                        let mn = k::max(row);
-                        (mn, mn)
-                    }
-                };
-                acc[r].add(p, i, j0, row, mn, pin, &mut zc[..nb], &mut ec[..nb]);
-                let mnew = m[r].max(tmax);
+                if let Some(jj) = pin {
+                    pos_logit[r] = row[jj];
+                    row[jj] = f32::NEG_INFINITY;
+                }
+                let mnew = m[r].max(k::max(row));
                 if mnew == f32::NEG_INFINITY {
                     row.fill(0.0);
                     continue;
@@ -517,84 +450,77 @@ fn fused(func: &str, p: &Fused, grad: bool) -> Result<FusedOut> {
                 if m[r] != mnew && m[r] != f32::NEG_INFINITY {
                     let a = ((m[r] - mnew) as f64).exp();
                     l[r] *= a;
-                    if grad {
-                        k::scale(&mut g[r * d..(r + 1) * d], a as f32);
-                    }
+                    elq[r] *= a;
+                    k::scale(&mut g[r * d..(r + 1) * d], a as f32);
                 }
                 m[r] = mnew;
-                l[r] += exp_row(p, i, j0, row, mnew);
+                l[r] += exp_row(p, i, j0, row, mnew, pin);
+                if let Some(lq) = p.log_q {
+                    elq[r] += k::dot(row, &lq[j0..j0 + nb]) as f64;
+                }
             }
-            if grad {
-                p.prec.gemm_nn(
-                    mb,
-                    d,
-                    nb,
-                    t,
-                    nb,
-                    &p.keys[j0 * d..(j0 + nb) * d],
-                    d,
-                    g,
-                    d,
-                    true,
-                );
-            }
+            p.prec.gemm_nn(
+                mb,
+                d,
+                nb,
+                t,
+                nb,
+                &p.keys[j0 * d..(j0 + nb) * d],
+                d,
+                g,
+                d,
+                true,
+            );
         }
         for r in 0..mb {
             let i = i0 + r;
             let pos = p.positives[i] as usize;
-            let lse = m[r] as f64 + l[r].ln();
-            lv[r] = lse - pos_logit[r] as f64;
-            il[r] = (1.0 / l[r]) as f32;
             let zp = pos_logit[r] as f64;
-            let up = zp + p.log_q.map_or(0.0, |lq| lq[pos] as f64);
-            let a = acc[r];
-            ex[r] = if a.mneg == f32::NEG_INFINITY {
-                // No negatives: p(pos) = 1.
-                [0.0, 0.0, 1.0, 0.0, 0.0]
-            } else {
-                row_extra(
-                    lse,
-                    zp,
-                    up,
-                    a.mneg as f64,
-                    a.lneg,
-                    a.ezn,
-                    a.elqn,
-                    a.mneg as f64,
-                    p.inv_tau as f64,
-                )
-            };
-            if grad {
-                let gr = &mut g[r * d..(r + 1) * d];
-                k::scale(gr, il[r]);
-                k::axpy(gr, -1.0, &p.keys[pos * d..(pos + 1) * d]);
-                k::scale(gr, c);
+            if m[r] == f32::NEG_INFINITY {
+                // No negatives: p(pos) = 1, loss 0, gradient 0 (the row was never touched).
+                lv[r] = 0.0;
+                ex[r] = [0.0, 0.0, 1.0, 0.0, 0.0];
+                sc[r] = 0.0;
+                ng[r] = 0.0;
+                continue;
             }
+            let gr = &mut g[r * d..(r + 1) * d];
+            let mneg = m[r] as f64;
+            let lsen = mneg + l[r].ln();
+            let lse = log_add_exp(zp, lsen);
+            let pneg = (lsen - lse).exp();
+            let up = zp + p.log_q.map_or(0.0, |lq| lq[pos] as f64);
+            // Σ e_j·z_j from the accumulator: z_j = (q_i·k_j)/τ − logQ_j.
+            let ezn = p.inv_tau as f64 * k::dot(&p.q[i * d..(i + 1) * d], gr) as f64 - elq[r];
+            ex[r] = row_extra(lse, zp, up, mneg, l[r], ezn, elq[r], mneg, p.inv_tau as f64);
+            lv[r] = lse - zp;
+            let s = (mneg - lse).exp();
+            sc[r] = s as f32;
+            ng[r] = pneg as f32;
+            // gradQ_i = (Σ_neg p_j k_j − p(neg)·k_pos)·c with p_j = e_j·exp(m − lse).
+            k::scale(gr, (s * c as f64) as f32);
+            k::axpy(
+                gr,
+                (-pneg * c as f64) as f32,
+                &p.keys[pos * d..(pos + 1) * d],
+            );
         }
     };
     let it_a = gq
-        .par_chunks_mut(BQ * gd)
+        .par_chunks_mut(BQ * d)
         .zip(mx.par_chunks_mut(BQ))
-        .zip(invl.par_chunks_mut(BQ))
+        .zip(scv.par_chunks_mut(BQ))
+        .zip(negp.par_chunks_mut(BQ))
         .zip(lossv.par_chunks_mut(BQ))
         .zip(exv.par_chunks_mut(BQ))
         .enumerate();
     pool::run(|| it_a.for_each(pass_a));
     let loss = lossv.iter().sum::<f64>() / b as f64;
     let (grad_tau, stats) = mean_extras(&exv);
-    if !grad {
-        return Ok(FusedOut {
-            loss,
-            gq,
-            gk: Vec::new(),
-            grad_tau,
-            stats,
-        });
-    }
 
     // Pass B: gradKeys, one task per block of BK2 keys.
     let mut gk = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
-    let (mx, invl) = (&mx, &invl);
+    let (mx, scv, negp) = (&mx, &scv, &negp);
     let pass_b = |(blk, g): (usize, &mut [f32])| {
         let j0 = blk * BK2;
         let nb = g.len() / d;
@@ -608,19 +534,20 @@ fn fused(func: &str, p: &Fused, grad: bool) -> Result<FusedOut> {
             for r in 0..mb {
                 let i = i0 + r;
                 let row = &mut t[r * nb..(r + 1) * nb];
-                exp_row(p, i, j0, row, mx[i]);
-                k::scale(row, invl[i]);
+                if mx[i] == f32::NEG_INFINITY {
+                    row.fill(0.0);
+                    continue;
+                }
+                exp_row(p, i, j0, row, mx[i], None);
+                k::scale(row, scv[i]);
                 let pos = p.positives[i] as usize;
                 if pos >= j0 && pos < j0 + nb {
-                    row[pos - j0] -= 1.0;
+                    // p_pos − 1 = −p(negatives).
+                    row[pos - j0] = -negp[i];
                 }
             }
             let tr = &mut tt[..mb * nb];
-            for r in 0..mb {
-                for jj in 0..nb {
-                    tr[jj * mb + r] = t[r * nb + jj];
-                }
-            }
+            crate::lossgemm::transpose(t, nb, mb, nb, tr, mb);
             p.prec.gemm_nn(
                 nb,
                 d,
@@ -877,11 +804,32 @@ pub fn info_nce_ids(
     o: &InfoNceOpts,
     key_ids: Option<&[u32]>,
 ) -> Result<InfoNce> {
+    info_nce_with(q, b, keys, n, d, o, key_ids, DEFAULT_SCRATCH_BYTES)
+}
+
+/// [`info_nce_ids`] with a scratch budget in bytes: when the B × K float32 logits (4·B·K
+/// bytes) fit it they are held and the call does three GEMMs; otherwise it takes the tiled
+/// path, O((B + K)·d) extra memory and four GEMMs. Both give the same results within float32
+/// rounding, and each is bit-identical for every thread count.
+#[allow(clippy::too_many_arguments)]
+pub fn info_nce_with(
+    q: &[f32],
+    b: usize,
+    keys: &[f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts,
+    key_ids: Option<&[u32]>,
+    scratch_bytes: usize,
+) -> Result<InfoNce> {
+    const F: &str = "infoNCE";
     let p = info_nce_prepare_ids(q, b, keys, n, d, o, key_ids)?;
     let r = if logits_may_overflow(&p, o.temperature) {
-        info_nce_f64("infoNCE", &p, o.temperature)?
+        info_nce_f64(F, &p, o.temperature)?
+    } else if held::fits(b, n, scratch_bytes) {
+        held::info_nce(F, &p.fused())?
     } else {
-        fused("infoNCE", &p.fused(), true)?
+        fused(F, &p.fused())?
     };
     Ok(p.finish_info_nce_with(r.loss, r.gq, r.gk, (r.grad_tau, r.stats)))
 }
@@ -1045,14 +993,33 @@ pub fn nt_xent_prepare(
 /// SimCLR's NT-Xent over two views a, b (N × d each): rows normalized inside, z = [â; b̂],
 /// logits cos/τ with the self-similarity excluded, the partner view as positive, mean over 2N.
 pub fn nt_xent(a: &[f32], b: &[f32], rows: usize, d: usize, temperature: f64) -> Result<NtXent> {
+    nt_xent_with(a, b, rows, d, temperature, DEFAULT_SCRATCH_BYTES)
+}
+
+/// [`nt_xent`] with a scratch budget in bytes: when the 2N × 2N float32 logits (16·N² bytes)
+/// fit it they are held, the symmetric similarity is computed once per pair and the gradient
+/// is one GEMM with P' + P'ᵀ; otherwise the tiled path runs in O(N·d) extra memory.
+pub fn nt_xent_with(
+    a: &[f32],
+    b: &[f32],
+    rows: usize,
+    d: usize,
+    temperature: f64,
+    scratch_bytes: usize,
+) -> Result<NtXent> {
+    const F: &str = "ntXent";
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
     let r = if logits_may_overflow(&p, temperature) {
-        info_nce_f64("ntXent", &p, temperature)?
+        info_nce_f64(F, &p, temperature)?
+    } else if held::fits(p.b, p.n, scratch_bytes) {
+        held::nt_xent(F, &p.fused())?
     } else {
-        fused("ntXent", &p.fused(), true)?
+        fused(F, &p.fused())?
     };
     let mut g = r.gq;
-    k::axpy(&mut g, 1.0, &r.gk);
+    if !r.gk.is_empty() {
+        k::axpy(&mut g, 1.0, &r.gk);
+    }
     Ok(p.finish_nt_xent_with(r.loss, g, (r.grad_tau, r.stats)))
 }
 
@@ -1304,6 +1271,146 @@ mod tests {
         assert!((fd - x.grad_temperature).abs() < 1e-3 * fd.abs().max(1.0));
     }
 
+    fn close(a: f64, b: f64, tol: f64, what: &str) {
+        assert!(
+            (a - b).abs() <= tol * a.abs().max(b.abs()).max(1.0),
+            "{what}: {a} vs {b}"
+        );
+    }
+
+    fn close_v(a: &[f32], b: &[f32], tol: f64, what: &str) {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let scale = a
+            .iter()
+            .fold(0f64, |m, v| m.max((*v as f64).abs()))
+            .max(1e-30);
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                ((*x - *y) as f64).abs() <= tol * scale,
+                "{what}[{i}]: {x} vs {y} (scale {scale})"
+            );
+        }
+    }
+
+    fn close_stats(a: &NceStats, b: &NceStats, tol: f64, what: &str) {
+        close(a.mean_entropy, b.mean_entropy, tol, what);
+        close(
+            a.mean_positive_probability,
+            b.mean_positive_probability,
+            tol,
+            what,
+        );
+        close(
+            a.mean_max_negative_probability,
+            b.mean_max_negative_probability,
+            tol,
+            what,
+        );
+        close(a.effective_negatives, b.effective_negatives, tol, what);
+    }
+
+    #[test]
+    fn held_and_tiled_paths_agree_with_float64_and_across_threads() {
+        // Shapes across the tiles of both paths, every option.
+        for &(b, n, d) in &[(1usize, 2usize, 3usize), (37, 300, 9), (300, 520, 17)] {
+            let q = randv(b * d, 31 + b as u64);
+            let keys = randv(n * d, 32 + n as u64);
+            let pos: Vec<u32> = (0..b).map(|i| ((i * 11 + 3) % n) as u32).collect();
+            let lq: Vec<f32> = (0..n).map(|j| -2.0 + (j % 5) as f32 * 0.25).collect();
+            let ids: Vec<u32> = (0..n).map(|j| (j % 29) as u32).collect();
+            for (with_pos, with_lq, with_ids, normalize) in [
+                (false, false, false, true),
+                (true, true, false, false),
+                (true, false, true, true),
+                (true, true, true, false),
+            ] {
+                if !with_pos && n < b {
+                    continue;
+                }
+                let o = InfoNceOpts {
+                    temperature: 0.2,
+                    positives: with_pos.then_some(&pos[..]),
+                    log_q: with_lq.then_some(&lq[..]),
+                    normalize,
+                };
+                let key_ids = with_ids.then_some(&ids[..]);
+                let what = format!("{b}x{n}x{d} {with_pos} {with_lq} {with_ids} {normalize}");
+                let pr = info_nce_prepare_ids(&q, b, &keys, n, d, &o, key_ids).unwrap();
+                let want = info_nce_f64("infoNCE", &pr, 0.2).unwrap();
+                let want = pr.finish_info_nce_with(
+                    want.loss,
+                    want.gq,
+                    want.gk,
+                    (want.grad_tau, want.stats),
+                );
+                let mut per_path = Vec::new();
+                for budget in [0usize, DEFAULT_SCRATCH_BYTES] {
+                    pool::set_threads(1).unwrap();
+                    let r1 = info_nce_with(&q, b, &keys, n, d, &o, key_ids, budget).unwrap();
+                    pool::set_threads(3).unwrap();
+                    let r3 = info_nce_with(&q, b, &keys, n, d, &o, key_ids, budget).unwrap();
+                    assert_eq!(r1.loss.to_bits(), r3.loss.to_bits(), "{what} {budget}");
+                    assert_eq!(r1.grad_q, r3.grad_q, "{what} {budget}");
+                    assert_eq!(r1.grad_keys, r3.grad_keys, "{what} {budget}");
+                    assert_eq!(r1.grad_temperature.to_bits(), r3.grad_temperature.to_bits());
+                    assert_eq!(r1.stats, r3.stats, "{what} {budget}");
+                    let w = format!("{what} budget {budget}");
+                    close(r1.loss, want.loss, 1e-5, &w);
+                    close_v(&r1.grad_q, &want.grad_q, 2e-5, &w);
+                    close_v(&r1.grad_keys, &want.grad_keys, 2e-5, &w);
+                    close(r1.grad_temperature, want.grad_temperature, 1e-4, &w);
+                    close_stats(&r1.stats, &want.stats, 1e-4, &w);
+                    per_path.push(r1);
+                }
+                close(per_path[0].loss, per_path[1].loss, 1e-5, &what);
+                close_v(&per_path[0].grad_q, &per_path[1].grad_q, 2e-5, &what);
+                close_v(&per_path[0].grad_keys, &per_path[1].grad_keys, 2e-5, &what);
+            }
+        }
+        pool::set_threads(1).unwrap();
+    }
+
+    #[test]
+    fn nt_xent_paths_agree_with_float64_and_across_threads() {
+        for &(rows, d) in &[(1usize, 3usize), (5, 4), (150, 11), (300, 7)] {
+            let a = randv(rows * d, 41 + rows as u64);
+            let bb = randv(rows * d, 42 + rows as u64);
+            let pr = nt_xent_prepare(&a, &bb, rows, d, 0.15).unwrap();
+            let w = info_nce_f64("ntXent", &pr, 0.15).unwrap();
+            let mut g = w.gq.clone();
+            k::axpy(&mut g, 1.0, &w.gk);
+            let want = pr.finish_nt_xent_with(w.loss, g, (w.grad_tau, w.stats));
+            for budget in [0usize, DEFAULT_SCRATCH_BYTES] {
+                pool::set_threads(1).unwrap();
+                let r1 = nt_xent_with(&a, &bb, rows, d, 0.15, budget).unwrap();
+                pool::set_threads(3).unwrap();
+                let r3 = nt_xent_with(&a, &bb, rows, d, 0.15, budget).unwrap();
+                let what = format!("{rows}x{d} budget {budget}");
+                assert_eq!(r1.loss.to_bits(), r3.loss.to_bits(), "{what}");
+                assert_eq!(r1.grad_a, r3.grad_a, "{what}");
+                assert_eq!(r1.grad_b, r3.grad_b, "{what}");
+                assert_eq!(r1.grad_temperature.to_bits(), r3.grad_temperature.to_bits());
+                assert_eq!(r1.stats, r3.stats, "{what}");
+                close(r1.loss, want.loss, 1e-5, &what);
+                close_v(&r1.grad_a, &want.grad_a, 2e-5, &what);
+                close_v(&r1.grad_b, &want.grad_b, 2e-5, &what);
+                close(r1.grad_temperature, want.grad_temperature, 1e-4, &what);
+                close_stats(&r1.stats, &want.stats, 1e-4, &what);
+            }
+        }
+        pool::set_threads(1).unwrap();
+    }
+
+    #[test]
+    fn budget_picks_the_path() {
+        assert!(held::fits(4096, 4096, DEFAULT_SCRATCH_BYTES));
+        assert!(held::fits(8192, 8192, DEFAULT_SCRATCH_BYTES));
+        assert!(!held::fits(8192, 8193, DEFAULT_SCRATCH_BYTES));
+        assert!(!held::fits(65536, 65536, DEFAULT_SCRATCH_BYTES));
+        assert!(!held::fits(1, 1, 0));
+        assert!(!held::fits(usize::MAX, 2, usize::MAX));
+    }
+
     #[test]
     fn negative_stats_survive_a_dominant_positive() {
         // Negatives 70–90 nats below the positive would underflow a float32 shift shared with
@@ -1318,7 +1425,6 @@ mod tests {
             log_q: None,
             normalize: false,
         };
-        let r = info_nce(&q, 1, &keys, 4, 4, &o).unwrap();
         let z: Vec<f64> = [10.0f64, 20.0, 30.0]
             .iter()
             .map(|v| (*v as f32 / 100.0) as f64 * 100.0)
@@ -1327,13 +1433,16 @@ mod tests {
         let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
         let l: f64 = e.iter().sum();
         let h: f64 = -e.iter().map(|v| v / l * (v / l).ln()).sum::<f64>();
-        assert!(
-            (r.stats.effective_negatives - h.exp()).abs() < 1e-3 * h.exp(),
-            "{} vs {}",
-            r.stats.effective_negatives,
-            h.exp()
-        );
-        assert!(r.stats.mean_max_negative_probability > 0.0);
+        for budget in [0, DEFAULT_SCRATCH_BYTES] {
+            let r = info_nce_with(&q, 1, &keys, 4, 4, &o, None, budget).unwrap();
+            assert!(
+                (r.stats.effective_negatives - h.exp()).abs() < 1e-3 * h.exp(),
+                "{budget}: {} vs {}",
+                r.stats.effective_negatives,
+                h.exp()
+            );
+            assert!(r.stats.mean_max_negative_probability > 0.0);
+        }
     }
 
     #[test]
@@ -1401,7 +1510,7 @@ mod tests {
             normalize: false,
         };
         let p = info_nce_prepare(&q, 3, &q, 3, 2, &o).unwrap();
-        let r1 = fused("infoNCE", &p.fused(), true).unwrap();
+        let r1 = fused("infoNCE", &p.fused()).unwrap();
         let r2 = info_nce_f64("infoNCE", &p, 0.5).unwrap();
         assert!((r1.loss - r2.loss).abs() < 1e-6);
         for (a, b) in r1.gq.iter().chain(&r1.gk).zip(r2.gq.iter().chain(&r2.gk)) {

@@ -11,6 +11,7 @@ pub mod pool;
 pub mod contrastive;
 pub mod curvature;
 pub mod geometry;
+pub(crate) mod lossgemm;
 pub mod margin;
 pub mod mechanisms;
 pub mod precision;

@@ -2,15 +2,18 @@
 //! classification-side regularizers of chapter 6: label-smoothed cross-entropy, the squared-norm
 //! penalty and the L1 penalty.
 //!
-//! marginSoftmax returns the N × C logits, so it holds them; it also holds one N × C buffer of
-//! ∂loss/∂cos. Both gemms of the backward pass are cut into fixed row blocks (gradX) and fixed
-//! class blocks (gradW, over a transposed slab of the gradient), so results are bit-identical
-//! for every thread count.
+//! marginSoftmax returns the N × C logits, so it holds them; the N × C gradient of the logits is
+//! held too when it fits the scratch budget, and formed block by block from the logits
+//! otherwise (the same values). Both GEMMs of the backward pass are cut into output blocks
+//! (gradX by rows, gradW by classes) without splitting a sum, so results are bit-identical for
+//! every thread count.
 
 use crate::alloc;
 use crate::bail;
+use crate::contrastive::DEFAULT_SCRATCH_BYTES;
 use crate::contrastive::{back_norm, finite, js_num, normalized_rows};
 use crate::error::{check_matrix, Result};
+use crate::lossgemm::{mm_nn, mm_tn, transpose};
 use crate::pool;
 use crate::similarity::{similarity_matrix, Metric};
 use densevec_kernels as k;
@@ -20,10 +23,12 @@ use rayon::prelude::*;
 const ROWS: usize = 64;
 /// The way out of a refused allocation proportional to the batch.
 const SPLIT: &str = "split the batch";
-/// Classes per task of gradW.
-const CLS: usize = 64;
-/// Rows of N per transposed slab in gradW.
+/// Classes per task of gradW on the bounded-scratch path.
+const CLS: usize = 256;
+/// Rows of N per slab of the gradient in gradW on the bounded-scratch path.
 const SLAB: usize = 1024;
+/// Rows per task of gradX.
+const XB: usize = 256;
 /// Elements per piece of the penalties.
 const PIECE: usize = 1 << 16;
 
@@ -144,15 +149,6 @@ fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
 
 /// One row-block task of the preparation: (z_y, dz_y/d cos θ_y), cos θ_y and tangent rows.
 type PrepTask<'a> = ((&'a mut [(f64, f64)], &'a mut [f64]), &'a mut [f32]);
-
-/// One row-block task: logits rows, gradient rows, per-row loss, per-row ∂loss/∂z_y.
-type RowsTask<'a> = (
-    ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]),
-    &'a mut [f64],
-);
-
-/// One margin-softmax row-block task: a [`RowsTask`], per-row Σ (∂loss/∂z)·z, angular margins.
-type RowsTaskX<'a> = ((RowsTask<'a>, &'a mut [f64]), &'a mut [f32]);
 
 /// min over j ≠ y of θ_j − θ_y = acos(max_{j≠y} cos θ_j) − acos(cos θ_y) from a row of cosines
 /// (+∞ for a single class).
@@ -493,6 +489,56 @@ pub fn margin_softmax(
     labels: &[u32],
     o: &MarginOpts,
 ) -> Result<MarginSoftmax> {
+    margin_softmax_with(x, n, w, c, d, labels, o, DEFAULT_SCRATCH_BYTES)
+}
+
+/// One row-block task of the softmax pass: logits rows, per-row lse, loss, ∂loss/∂z_y,
+/// Σ (∂loss/∂z)·z and angular margin.
+type SoftTask<'a> = (
+    (
+        (
+            ((&'a mut [f32], &'a mut [f32]), &'a mut [f64]),
+            &'a mut [f64],
+        ),
+        &'a mut [f64],
+    ),
+    &'a mut [f32],
+);
+
+/// The gradient of the loss with respect to cos θ for logits `z` (a row, or the columns
+/// c0.. of one) with the row's log-sum-exp `lse`: (e^{z − lse} − ε/C)·s/N, 0 at the target
+/// column `yin` (its share is added in float64 by [`MarginPrepared::finish`]). Elementwise,
+/// so a piece of a row gets the same values as the whole row.
+#[inline]
+fn grad_piece(z: &[f32], lse: f32, yin: Option<usize>, eps_c: f32, f: f32, out: &mut [f32]) {
+    out.copy_from_slice(z);
+    k::exp_shift_sum(out, lse);
+    if eps_c != 0.0 {
+        for v in out.iter_mut() {
+            *v -= eps_c;
+        }
+    }
+    k::scale(out, f);
+    if let Some(y) = yin {
+        out[y] = 0.0;
+    }
+}
+
+/// [`margin_softmax`] with a scratch budget in bytes for the N × C gradient of the logits:
+/// held whole when its 4·N·C bytes fit, otherwise formed block by block from the logits (the
+/// same values, so the results are bit-identical either way and for every thread count).
+/// Three GEMMs: the logits, gradX = G·Ŵ and gradŴ = Gᵀ·X̂.
+#[allow(clippy::too_many_arguments)]
+pub fn margin_softmax_with(
+    x: &[f32],
+    n: usize,
+    w: &[f32],
+    c: usize,
+    d: usize,
+    labels: &[u32],
+    o: &MarginOpts,
+    scratch_bytes: usize,
+) -> Result<MarginSoftmax> {
     let pr = margin_prepare(x, n, w, c, d, labels, o)?;
     let (xh, wh) = (&pr.xh, &pr.wh);
     // The logits (`similarity_matrix` reads it too) and both gradient GEMMs at this precision.
@@ -500,96 +546,161 @@ pub fn margin_softmax(
 
     // cos θ for every (row, class), then logits and ∂loss/∂cos row by row.
     const F: &str = "marginSoftmax";
-    let mut g: Vec<f32> = alloc::try_mat(F, "the N × C logit gradient", n, c, SPLIT)?;
-    alloc::probe(F, "the N × C logits", g.len() * 4, SPLIT)?;
+    alloc::probe(
+        F,
+        "the N × C logits",
+        n.saturating_mul(c).saturating_mul(4),
+        SPLIT,
+    )?;
     let mut logits = similarity_matrix(xh, n, wh, c, d, Metric::Dot)?;
+    let mut lsev = vec![0f32; n];
     let mut lossv = vec![0f64; n];
-    // Per row: Σ_j (∂loss_i/∂z_j)·z_j (for ∂loss/∂s), the angular margin, ∂loss/∂z_y.
+    let mut tgrad = vec![0f64; n];
     let mut gsv = vec![0f64; n];
     let mut angv = vec![0f32; n];
-    let mut tgrad = vec![0f64; n];
     let eps = o.label_smoothing;
     let s32 = o.scale as f32;
     let inv_n = 1.0 / n as f64;
-    let rows_work = |(blk, (((((lg, gg), lv), tv), gs), an)): (usize, RowsTaskX)| {
+    // One pass per row: angular margin, logits, log-sum-exp, loss and the sums for ∂loss/∂s.
+    let soft = |(blk, (((((lg, ls), lv), tv), gs), an)): (usize, SoftTask)| {
+        let mut e = vec![0f32; c];
         for r in 0..lv.len() {
             let i = blk * ROWS + r;
             let y = labels[i] as usize;
             let zy = pr.target[i].0;
             let lrow = &mut lg[r * c..(r + 1) * c];
-            an[r] = angular_margin(lrow, y);
+            let cy = lrow[y];
+            lrow[y] = f32::NEG_INFINITY;
+            let mx = k::max(lrow);
+            lrow[y] = cy;
+            an[r] = if mx == f32::NEG_INFINITY {
+                f32::INFINITY
+            } else {
+                let a = |v: f32| (v as f64).clamp(-1.0, 1.0).acos();
+                (a(mx) - a(cy)) as f32
+            };
             k::scale(lrow, s32);
             lrow[y] = zy as f32;
-            let grow = &mut gg[r * c..(r + 1) * c];
-            grow.copy_from_slice(lrow);
-            lv[r] = ce_row(grow, y, eps);
-            // All logits are linear in s: ∂z_j/∂s = z_j/s.
-            gs[r] = k::dot(grow, lrow) as f64 - (1.0 - eps) * zy;
-            let py = grow[y] as f64;
-            k::scale(grow, (o.scale * inv_n) as f32);
-            // The target column's share is added in float64 by `finish`.
-            grow[y] = 0.0;
+            let sum = if eps != 0.0 {
+                lrow.iter().map(|&v| v as f64).sum::<f64>()
+            } else {
+                0.0
+            };
+            let m = k::max(lrow);
+            e.copy_from_slice(lrow);
+            let se = k::exp_shift_sum(&mut e, m);
+            let lse = m as f64 + se.ln();
+            ls[r] = lse as f32;
+            let zy = lrow[y] as f64;
+            lv[r] = lse - (1.0 - eps) * zy - eps / c as f64 * sum;
+            // Σ_j (p_j − t_j)·z_j: all logits are linear in s, ∂z_j/∂s = z_j/s.
+            gs[r] = k::dot(&e, lrow) as f64 / se - (1.0 - eps) * zy - eps / c as f64 * sum;
+            let py = (zy - lse).exp() - eps / c as f64;
             tv[r] = (py - (1.0 - eps)) * inv_n;
         }
     };
     pool::run(|| {
         logits
             .par_chunks_mut(ROWS * c)
-            .zip(g.par_chunks_mut(ROWS * c))
+            .zip(lsev.par_chunks_mut(ROWS))
             .zip(lossv.par_chunks_mut(ROWS))
             .zip(tgrad.par_chunks_mut(ROWS))
             .zip(gsv.par_chunks_mut(ROWS))
             .zip(angv.par_chunks_mut(ROWS))
             .enumerate()
-            .for_each(rows_work)
+            .for_each(soft)
     });
     let loss = lossv.iter().sum::<f64>() * inv_n;
     let grad_scale = gsv.iter().sum::<f64>() * inv_n / o.scale;
+    let eps_c = (eps / c as f64) as f32;
+    let f = (o.scale * inv_n) as f32;
+    let (lg, ls) = (&logits, &lsev);
 
-    // gradX̂ = G·Ŵ over fixed row blocks.
-    let mut gx = alloc::try_mat(F, "gradX", n, d, SPLIT)?;
-    pool::run(|| {
-        gx.par_chunks_mut(ROWS * d)
-            .zip(g.par_chunks(ROWS * c))
-            .for_each(|(gxb, gb)| {
-                let mb = gxb.len() / d;
-                prec.gemm_nn(mb, d, c, gb, c, wh, d, gxb, d, false);
-            })
-    });
-    // gradŴ = Gᵀ·X̂ over fixed class blocks, through transposed slabs of SLAB rows.
-    let mut gw = alloc::try_mat(F, "gradPrototypes", c, d, SPLIT)?;
-    pool::run(|| {
-        gw.par_chunks_mut(CLS * d)
-            .enumerate()
-            .for_each(|(blk, gwb)| {
-                let c0 = blk * CLS;
-                let cb = gwb.len() / d;
-                let sl = SLAB.min(n);
-                let mut t = vec![0f32; cb * sl];
-                for (si, i0) in (0..n).step_by(SLAB).enumerate() {
-                    let mb = SLAB.min(n - i0);
+    let (gx, gw) = if crate::lossgemm::fits(n, c, scratch_bytes) {
+        // G held whole: gradX̂ = G·Ŵ over row blocks, gradŴ = Gᵀ·X̂.
+        let mut g: Vec<f32> = alloc::try_mat(F, "the N × C logit gradient", n, c, SPLIT)?;
+        let mut gx = alloc::try_mat(F, "gradX", n, d, SPLIT)?;
+        pool::run(|| {
+            g.par_chunks_mut(XB * c)
+                .zip(gx.par_chunks_mut(XB * d))
+                .enumerate()
+                .for_each(|(blk, (gb, gxb))| {
+                    let mb = gxb.len() / d;
                     for r in 0..mb {
-                        let src = &g[(i0 + r) * c + c0..(i0 + r) * c + c0 + cb];
-                        for (jj, &v) in src.iter().enumerate() {
-                            t[jj * mb + r] = v;
-                        }
+                        let i = blk * XB + r;
+                        let y = labels[i] as usize;
+                        let out = &mut gb[r * c..(r + 1) * c];
+                        grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
                     }
-                    prec.gemm_nn(
-                        cb,
-                        d,
-                        mb,
-                        &t[..cb * mb],
-                        mb,
-                        &xh[i0 * d..(i0 + mb) * d],
-                        d,
-                        gwb,
-                        d,
-                        si > 0,
-                    );
-                }
-            })
-    });
-    drop(g);
+                    mm_nn(prec, mb, d, c, gb, c, wh, d, gxb, d, false);
+                })
+        });
+        let gw = mm_tn(prec, F, "gradPrototypes", &g, n, c, xh, d)?;
+        (gx, gw)
+    } else {
+        // Bounded scratch: G formed block by block from the logits.
+        let mut gx = alloc::try_mat(F, "gradX", n, d, SPLIT)?;
+        pool::run(|| {
+            gx.par_chunks_mut(XB * d)
+                .enumerate()
+                .try_for_each(|(blk, gxb)| {
+                    let mb = gxb.len() / d;
+                    let mut gb: Vec<f32> =
+                        alloc::try_mat(F, "a block of the logit gradient", mb, c, SPLIT)?;
+                    for r in 0..mb {
+                        let i = blk * XB + r;
+                        let y = labels[i] as usize;
+                        let out = &mut gb[r * c..(r + 1) * c];
+                        grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
+                    }
+                    mm_nn(prec, mb, d, c, &gb, c, wh, d, gxb, d, false);
+                    Ok::<(), crate::Error>(())
+                })
+        })?;
+        // gradŴᵀ (d × cb per task) = X̂ᵀ·G[:, block], over row slabs in order (the same chain
+        // of fused multiply-adds as one product over all rows).
+        let mut xt: Vec<f32> = alloc::try_mat(F, "a transposed copy of x", d, n, SPLIT)?;
+        transpose(xh, d, n, d, &mut xt, n);
+        let mut gw = alloc::try_mat(F, "gradPrototypes", c, d, SPLIT)?;
+        pool::run(|| {
+            gw.par_chunks_mut(CLS * d)
+                .enumerate()
+                .try_for_each(|(blk, gwb)| {
+                    let c0 = blk * CLS;
+                    let cb = gwb.len() / d;
+                    let sl = SLAB.min(n);
+                    let mut t: Vec<f32> =
+                        alloc::try_mat(F, "a slab of the logit gradient", sl, cb, SPLIT)?;
+                    let mut acc: Vec<f32> = alloc::try_mat(F, "gradPrototypes", d, cb, SPLIT)?;
+                    for (si, i0) in (0..n).step_by(SLAB).enumerate() {
+                        let mb = SLAB.min(n - i0);
+                        for r in 0..mb {
+                            let i = i0 + r;
+                            let y = labels[i] as usize;
+                            let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
+                            let z = &lg[i * c + c0..i * c + c0 + cb];
+                            grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
+                        }
+                        mm_nn(
+                            prec,
+                            d,
+                            cb,
+                            mb,
+                            &xt[i0..],
+                            n,
+                            &t[..mb * cb],
+                            cb,
+                            &mut acc,
+                            cb,
+                            si > 0,
+                        );
+                    }
+                    transpose(&acc, cb, d, cb, gwb, d);
+                    Ok::<(), crate::Error>(())
+                })
+        })?;
+        (gx, gw)
+    };
     Ok(pr.finish(loss, gx, gw, logits, d, (grad_scale, angv), &tgrad, labels))
 }
 
@@ -802,6 +913,42 @@ mod tests {
                 ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
             })
             .collect()
+    }
+
+    #[test]
+    fn held_and_blockwise_gradients_are_bit_identical_across_threads() {
+        // Shapes across the row blocks, class blocks and slabs of both paths.
+        for &(n, c, d) in &[(1usize, 1usize, 3usize), (300, 700, 9), (1100, 300, 5)] {
+            let x = randv(n * d, 5 + n as u64);
+            let w = randv(c * d, 6 + c as u64);
+            let labels: Vec<u32> = (0..n).map(|i| ((i * 37) % c) as u32).collect();
+            for (kind, eps) in [(MarginKind::ArcFace, 0.1), (MarginKind::CosFace, 0.0)] {
+                let o = MarginOpts {
+                    kind,
+                    scale: 20.0,
+                    margin: 0.3,
+                    label_smoothing: eps,
+                };
+                let mut all = Vec::new();
+                for budget in [0usize, DEFAULT_SCRATCH_BYTES] {
+                    for t in [1usize, 3] {
+                        pool::set_threads(t).unwrap();
+                        all.push(
+                            margin_softmax_with(&x, n, &w, c, d, &labels, &o, budget).unwrap(),
+                        );
+                    }
+                }
+                for r in &all[1..] {
+                    assert_eq!(r.loss.to_bits(), all[0].loss.to_bits(), "{n} {c} {d}");
+                    assert_eq!(r.grad_x, all[0].grad_x, "{n} {c} {d}");
+                    assert_eq!(r.grad_w, all[0].grad_w, "{n} {c} {d}");
+                    assert_eq!(r.logits, all[0].logits);
+                    assert_eq!(r.grad_scale.to_bits(), all[0].grad_scale.to_bits());
+                    assert_eq!(r.angular_margins, all[0].angular_margins);
+                }
+            }
+        }
+        pool::set_threads(1).unwrap();
     }
 
     fn loss(

@@ -85,6 +85,14 @@ pub fn is_bf16(p: Option<PrecisionName>) -> bool {
     p == Some(PrecisionName::Bf16)
 }
 
+/// The `scratchBytes` budget of the fused losses (absent = the core's default of 256 MiB).
+pub fn scratch(func: &str, v: Option<f64>) -> Result<usize> {
+    match v {
+        None => Ok(densevec_core::contrastive::DEFAULT_SCRATCH_BYTES),
+        Some(v) => dim(func, "scratchBytes", v),
+    }
+}
+
 /// The storage type of a corpus.
 #[napi(string_enum = "lowercase")]
 #[derive(Clone, Copy, PartialEq, Eq)]

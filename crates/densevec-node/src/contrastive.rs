@@ -1,6 +1,6 @@
 //! Bindings of chapter 3: contrastive learning.
 
-use crate::args::{is_bf16, precision, Mat, PrecisionName};
+use crate::args::{is_bf16, precision, scratch, Mat, PrecisionName};
 use crate::common::js_result;
 use crate::common::plain_js;
 use crate::run::{operation, Op};
@@ -68,6 +68,8 @@ pub struct InfoNceArgs {
     pub key_ids: Option<Uint32Array>,
     /// GEMM precision: 'f32' (default) or 'bf16'.
     pub precision: Option<PrecisionName>,
+    /// Bytes the logits may be held in (absent = 256 MiB; 0 = always the tiled path).
+    pub scratch_bytes: Option<f64>,
 }
 
 impl InfoNceArgs {
@@ -106,7 +108,8 @@ impl Op for InfoNceArgs {
         with_precision(precision(self.precision), || {
             let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
             let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
-            c::info_nce_ids(q, b, keys, n, d, &self.opts(), ids)
+            let s = scratch(func, self.scratch_bytes)?;
+            c::info_nce_with(q, b, keys, n, d, &self.opts(), ids, s)
         })
     }
 
@@ -141,13 +144,16 @@ pub struct NtXentArgs {
     pub temperature: f64,
     /// GEMM precision: 'f32' (default) or 'bf16'.
     pub precision: Option<PrecisionName>,
+    /// Bytes the logits may be held in (absent = 256 MiB; 0 = always the tiled path).
+    pub scratch_bytes: Option<f64>,
 }
 
 impl Op for NtXentArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
         with_precision(precision(self.precision), || {
             let (r, d) = self.a.dims(func, "a")?;
-            c::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
+            let s = scratch(func, self.scratch_bytes)?;
+            c::nt_xent_with(&self.a.data, &self.b.data, r, d, self.temperature, s)
         })
     }
 

@@ -1,6 +1,6 @@
 //! Bindings of chapter 4 (margin losses) and of the cross-entropy and penalties of chapter 6.
 
-use crate::args::{is_bf16, precision, Mat, PrecisionName};
+use crate::args::{is_bf16, precision, scratch, Mat, PrecisionName};
 use crate::common::call;
 use crate::common::js_result;
 use crate::run::{operation, Op};
@@ -58,6 +58,8 @@ pub struct MarginSoftmaxArgs {
     pub label_smoothing: f64,
     /// GEMM precision: 'f32' (default) or 'bf16'.
     pub precision: Option<PrecisionName>,
+    /// Bytes the logit gradient may be held in (absent = 256 MiB).
+    pub scratch_bytes: Option<f64>,
 }
 
 impl MarginSoftmaxArgs {
@@ -84,7 +86,8 @@ impl Op for MarginSoftmaxArgs {
         with_precision(precision(self.precision), || {
             let (n, c, d) = self.dims(func)?;
             let (x, w) = (&self.x.data, &self.prototypes.data);
-            mg::margin_softmax(x, n, w, c, d, &self.labels, &self.opts())
+            let s = scratch(func, self.scratch_bytes)?;
+            mg::margin_softmax_with(x, n, w, c, d, &self.labels, &self.opts(), s)
         })
     }
 

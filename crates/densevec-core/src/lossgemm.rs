@@ -1,0 +1,173 @@
+//! The GEMM call sites of the fused losses (InfoNCE, NT-Xent, marginSoftmax) and the small
+//! dense helpers around them (transposes, the parallel Aᵀ·B product).
+//!
+//! Every product of those losses goes through [`mm_nt`], [`mm_nn`] or [`mm_tn`], so a compute
+//! mode (a precision, a different kernel) can be threaded through here. The kernels form each
+//! element of C as one sequential chain over k whatever the tiling, so splitting the output
+//! across tasks never changes a bit: results are identical for every thread count.
+
+use crate::alloc;
+use crate::error::Result;
+use crate::pool;
+use crate::precision::Precision;
+use rayon::prelude::*;
+
+/// C = A·Bᵀ (row-major, see [`k::gemm_nt`]).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn mm_nt(
+    prec: Precision,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    prec.gemm_nt(m, n, kd, a, lda, b, ldb, c, ldc)
+}
+
+/// [`mm_nt`] on raw pointers, for tasks that write disjoint tiles of one buffer.
+///
+/// # Safety
+/// As [`k::gemm_nt_raw`].
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn mm_nt_raw(
+    prec: Precision,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    prec.gemm_nt_raw(m, n, kd, a, lda, b, ldb, c, ldc)
+}
+
+/// C (+)= A·B (row-major, see [`k::gemm_nn`]).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn mm_nn(
+    prec: Precision,
+    m: usize,
+    n: usize,
+    kd: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    prec.gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate)
+}
+
+/// Whether a `rows × cols` float32 matrix fits `budget` bytes.
+pub(crate) fn fits(rows: usize, cols: usize, budget: usize) -> bool {
+    rows.checked_mul(cols)
+        .and_then(|x| x.checked_mul(4))
+        .is_some_and(|x| x > 0 && x <= budget)
+}
+
+/// Side of the square tiles of the transposes.
+const T: usize = 32;
+
+/// `dst[c·ldd + r] = src[r·lds + c]` for r < rows, c < cols (a tiled transpose).
+pub(crate) fn transpose(
+    src: &[f32],
+    lds: usize,
+    rows: usize,
+    cols: usize,
+    dst: &mut [f32],
+    ldd: usize,
+) {
+    for r0 in (0..rows).step_by(T) {
+        let r1 = (r0 + T).min(rows);
+        for c0 in (0..cols).step_by(T) {
+            let c1 = (c0 + T).min(cols);
+            for c in c0..c1 {
+                let d = &mut dst[c * ldd + r0..c * ldd + r1];
+                for (r, v) in (r0..r1).zip(d.iter_mut()) {
+                    *v = src[r * lds + c];
+                }
+            }
+        }
+    }
+}
+
+/// Columns of C per task of [`mm_tn`].
+const TN_COLS: usize = 512;
+
+/// Aᵀ·B for row-major A (rows × n) and B (rows × d): the n × d product, computed as
+/// (Bᵀ·A)ᵀ, so that A, the large operand (a logit or gradient matrix), is read in its own
+/// layout and only the thin B and the result are transposed. Parallel over fixed blocks of n.
+pub(crate) fn mm_tn(
+    prec: Precision,
+    func: &str,
+    what: &str,
+    a: &[f32],
+    rows: usize,
+    n: usize,
+    b: &[f32],
+    d: usize,
+) -> Result<Vec<f32>> {
+    let mut out = alloc::try_mat(func, what, n, d, "split the batch")?;
+    if rows == 0 || n == 0 || d == 0 {
+        return Ok(out);
+    }
+    // Bᵀ: d × rows.
+    let mut bt = alloc::try_mat(
+        func,
+        "a transposed copy of the rows",
+        d,
+        rows,
+        "split the batch",
+    )?;
+    pool::run(|| {
+        bt.par_chunks_mut(T * rows)
+            .enumerate()
+            .for_each(|(blk, o)| {
+                let c0 = blk * T;
+                let cols = o.len() / rows;
+                transpose(&b[c0..], d, rows, cols, o, rows);
+            })
+    });
+    let blocks = n.div_ceil(TN_COLS);
+    let cb = n.div_ceil(blocks).div_ceil(16) * 16;
+    pool::run(|| {
+        out.par_chunks_mut(cb * d)
+            .enumerate()
+            .try_for_each(|(blk, ob)| {
+                let j0 = blk * cb;
+                let nb = ob.len() / d;
+                let mut t: Vec<f32> = alloc::try_mat(func, what, d, nb, "split the batch")?;
+                mm_nn(prec, d, nb, rows, &bt, rows, &a[j0..], n, &mut t, nb, false);
+                transpose(&t, nb, d, nb, ob, d);
+                Ok(())
+            })
+    })?;
+    Ok(out)
+}
+
+/// A raw pointer shared by tasks that touch disjoint parts of one buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SyncPtr(pub *mut f32);
+
+impl SyncPtr {
+    /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
+    #[inline]
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: users only access disjoint ranges from different tasks (documented at each use).
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
