@@ -35,8 +35,8 @@ use std::cell::RefCell;
 /// `dst[p·rows + i]`.
 pub(crate) type PackA = unsafe fn(usize, usize, *const f32, usize, *mut f32);
 /// Packs a B micro-panel of `cols ≤ NR` columns of C and `kc` steps of k into
-/// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: cols, kc, b, ldb, dst.
-pub(crate) type PackB = unsafe fn(usize, usize, *const f32, usize, *mut f32);
+/// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: NR, cols, kc, b, ldb, dst.
+pub(crate) type PackB = unsafe fn(usize, usize, usize, *const f32, usize, *mut f32);
 /// Micro-kernel: rows (≤ MR), cols (≤ NR), kc, packed A, packed B, C, ldc, load_c.
 pub(crate) type Kernel =
     unsafe fn(usize, usize, usize, *const f32, *const f32, *mut f32, usize, bool);
@@ -45,6 +45,7 @@ pub(crate) type Kernel =
 pub(crate) type Prefetch = unsafe fn(*const f32, usize, usize, usize);
 
 /// One ISA's blocking parameters and building blocks.
+#[derive(Clone, Copy)]
 pub(crate) struct Spec {
     pub mr: usize,
     pub nr: usize,
@@ -154,9 +155,9 @@ pub(crate) unsafe fn run(
                     while jr < jc + nb {
                         let cols = nr.min(jc + nb - jr);
                         if nt {
-                            (spec.pack_b_nt)(cols, kc, b.add(jr * ldb + pc), ldb, pb);
+                            (spec.pack_b_nt)(nr, cols, kc, b.add(jr * ldb + pc), ldb, pb);
                         } else {
-                            (spec.pack_b_nn)(cols, kc, b.add(pc * ldb + jr), ldb, pb);
+                            (spec.pack_b_nn)(nr, cols, kc, b.add(pc * ldb + jr), ldb, pb);
                         }
                         // The next micro-panel of this block: rows to prefetch, split over the
                         // micro-kernel calls below.
@@ -262,9 +263,9 @@ unsafe fn run_panel_stationary(
             while pc < k {
                 let kc = kcb.min(k - pc);
                 if nt {
-                    (spec.pack_b_nt)(cols, kc, b.add(jr * ldb + pc), ldb, pb);
+                    (spec.pack_b_nt)(nr, cols, kc, b.add(jr * ldb + pc), ldb, pb);
                 } else {
-                    (spec.pack_b_nn)(cols, kc, b.add(pc * ldb + jr), ldb, pb);
+                    (spec.pack_b_nn)(nr, cols, kc, b.add(pc * ldb + jr), ldb, pb);
                 }
                 // Prefetch the source of the next micro-panel: the next KC block of this panel,
                 // or the first of the next panel.

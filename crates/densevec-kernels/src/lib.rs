@@ -11,6 +11,8 @@
 pub mod isa;
 pub mod scalar;
 
+mod simd;
+
 mod gemm;
 
 #[cfg(target_arch = "x86_64")]

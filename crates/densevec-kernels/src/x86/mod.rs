@@ -2,7 +2,24 @@
 pub mod avx2;
 pub mod avx512;
 
+use crate::gemm::{Kernel, Spec};
 use std::arch::x86_64::*;
+
+/// The GEMM blocking and building blocks of an x86 ISA with `mr × nr` micro-tiles.
+fn spec(mr: usize, nr: usize, kernel: Kernel) -> Spec {
+    Spec {
+        mr,
+        nr,
+        kc: 256,
+        mc: 240,
+        nc: 768,
+        prefetch,
+        pack_a,
+        pack_b_nt,
+        pack_b_nn,
+        kernel,
+    }
+}
 
 /// Transposes eight `__m256` rows in place (row r, lane q → row q, lane r).
 macro_rules! transpose8x8 {
