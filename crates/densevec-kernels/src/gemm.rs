@@ -52,13 +52,56 @@ pub(crate) struct Spec {
     pub kc: usize,
     pub mc: usize,
     pub nc: usize,
+    /// Largest A (m·k floats) packed whole for the panel-stationary order.
+    pub a_whole_max: usize,
     pub prefetch: Prefetch,
+    /// Brings the C tile of the next micro-kernel call into L1 (with intent to write).
+    pub prefetch_c: Prefetch,
     pub pack_a: PackA,
     /// B given as n×k row-major (the `NT` product): a transposing pack.
     pub pack_b_nt: PackB,
     /// B given as k×n row-major (the `NN` product): a copying pack.
     pub pack_b_nn: PackB,
     pub kernel: Kernel,
+}
+
+/// Cache blocking for an `mr × nr` micro-kernel on this CPU: (KC, MC, NC, largest A packed
+/// whole), from the cache sizes of [`crate::cpu::caches`]. `full_rate` says whether the
+/// micro-kernel issues two full-width vector FMAs per cycle (AVX-512 on cores that execute
+/// 512 bits at once); it then needs its B micro-panel in L1, otherwise L2 keeps up.
+///
+/// - KC (the most; [`balanced_kc`] evens the blocks out for a given k): the packed B
+///   micro-panel (KC × NR floats) fills at most half of L1d when `full_rate`, else an eighth
+///   of L2 (fewer passes over C); a multiple of 8 in [128, 768];
+/// - MC: the packed A block (MC × KC) fills at most half of L2; a multiple of MR;
+/// - NC: the B block (KC × NC) fills at most half of this core's share of L3 (or of L2 without
+///   L3); a multiple of NR in [4·NR, 3072];
+/// - the panel-stationary order takes A whole up to 60 % of L2.
+///
+/// None of these changes a result: every element of C is the same FMA chain over k whatever
+/// the blocking (see the module docs).
+pub(crate) fn blocking(mr: usize, nr: usize, full_rate: bool) -> (usize, usize, usize, usize) {
+    let c = crate::cpu::caches();
+    let f = 4; // bytes per float
+    let panel_bytes = if full_rate { c.l1d / 2 } else { c.l2 / 8 };
+    let kc = (panel_bytes / (nr * f)).clamp(128, 768) & !7;
+    let mc = ((c.l2 / 2 / (kc * f)) / mr).max(1) * mr;
+    let l3 = if c.l3_per_core > 0 {
+        c.l3_per_core
+    } else {
+        c.l2
+    };
+    let nc = ((l3 / 2 / (kc * f)).clamp(4 * nr, 3072) / nr) * nr;
+    let a_whole = c.l2 * 6 / 10 / f;
+    (kc, mc, nc, a_whole)
+}
+
+/// The KC block size for a product over `k`: as few blocks as `kc_max` allows, of equal size
+/// (rounded up to a multiple of 8, so at most `kc_max + 7`).
+#[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
+fn balanced_kc(kc_max: usize, k: usize) -> usize {
+    let blocks = ((k + kc_max - 1) / kc_max).max(1);
+    ((k + blocks - 1) / blocks + 7) & !7
 }
 
 thread_local! {
@@ -128,10 +171,11 @@ pub(crate) unsafe fn run(
         return;
     }
     let (mr, nr) = (spec.mr, spec.nr);
-    if m <= spec.mc && m * k <= A_WHOLE_MAX {
+    if m <= spec.mc && m * k <= spec.a_whole_max {
         return run_panel_stationary(spec, nt, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
     }
-    let kc_max = spec.kc.min(k);
+    let kcb = balanced_kc(spec.kc, k);
+    let kc_max = kcb.min(k);
     let mc_max = spec.mc.min(m);
     with_buffers(mc_max * kc_max, nr * kc_max, |pa, pb| {
         let mut jc = 0;
@@ -139,7 +183,7 @@ pub(crate) unsafe fn run(
             let nb = spec.nc.min(n - jc);
             let mut pc = 0;
             while pc < k {
-                let kc = spec.kc.min(k - pc);
+                let kc = kcb.min(k - pc);
                 let load_c = accumulate || pc > 0;
                 let mut ic = 0;
                 while ic < m {
@@ -191,6 +235,15 @@ pub(crate) unsafe fn run(
                                 ldc,
                                 load_c,
                             );
+                            if ir + mr < mb {
+                                let next = mr.min(mb - ir - mr);
+                                (spec.prefetch_c)(
+                                    c.add((ic + ir + mr) * ldc + jr),
+                                    next,
+                                    ldc,
+                                    cols,
+                                );
+                            }
                             if pf_row < pf_rows {
                                 let r = per_block.min(pf_rows - pf_row);
                                 (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
@@ -208,9 +261,6 @@ pub(crate) unsafe fn run(
         }
     })
 }
-
-/// Largest A (m·k floats, 640 KiB) packed whole for the panel-stationary order.
-const A_WHOLE_MAX: usize = 160 * 1024;
 
 /// The loop order for a short A (m ≤ MC, all of it packed at once, in L2): for each NR-wide
 /// panel of C, all KC blocks in turn. Each B row is then read from memory in one sequential
@@ -235,7 +285,7 @@ unsafe fn run_panel_stationary(
     ldc: usize,
     accumulate: bool,
 ) {
-    let (mr, nr, kcb) = (spec.mr, spec.nr, spec.kc);
+    let (mr, nr, kcb) = (spec.mr, spec.nr, balanced_kc(spec.kc, k));
     with_buffers(m * k, nr * kcb.min(k), |pa, pb| {
         // A, block by block: block pc holds m×kc values from offset pc·m.
         let mut pc = 0;
@@ -300,6 +350,10 @@ unsafe fn run_panel_stationary(
                         ldc,
                         load_c,
                     );
+                    if ir + mr < m {
+                        let next = mr.min(m - ir - mr);
+                        (spec.prefetch_c)(c.add((ir + mr) * ldc + jr), next, ldc, cols);
+                    }
                     if pf_row < pf_rows {
                         let r = per_block.min(pf_rows - pf_row);
                         (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);

@@ -8,6 +8,8 @@
 //! Preconditions (checked by callers, `debug_assert`ed here): paired slices have equal length,
 //! GEMM operands are large enough for their leading dimensions.
 
+pub mod cpu;
+pub mod f16;
 pub mod isa;
 pub mod scalar;
 
@@ -216,4 +218,44 @@ pub unsafe fn gemm_nn_raw(
         return;
     }
     dispatch!(gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate))
+}
+
+/// Floating-point operations per second of one thread running independent fused multiply-adds
+/// on the active ISA's full vectors (register operands only) for about `seconds`: the per-core
+/// arithmetic peak that the GEMM figures are compared with. Runs on the calling thread.
+pub fn fma_peak(seconds: f64) -> f64 {
+    let lanes = match isa::active() {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Neon => 4,
+        Isa::Scalar => 1,
+    };
+    let accs = match isa::active() {
+        Isa::Avx512 => 24,
+        Isa::Avx2 => 12,
+        Isa::Neon => 16,
+        Isa::Scalar => 4,
+    };
+    let run = |iters: usize| {
+        let t = std::time::Instant::now();
+        let s = dispatch!(fma_loop(iters));
+        // SAFETY: reads a local; volatile so that the loop's result counts as used.
+        unsafe { std::ptr::read_volatile(&s) };
+        t.elapsed().as_secs_f64()
+    };
+    let mut iters = 1usize << 14;
+    let mut best = 0f64;
+    let start = std::time::Instant::now();
+    loop {
+        let t = run(iters);
+        if t > 0.0 {
+            best = best.max((iters * accs * lanes * 2) as f64 / t);
+        }
+        if start.elapsed().as_secs_f64() >= seconds {
+            return best;
+        }
+        if t < 0.01 {
+            iters *= 2;
+        }
+    }
 }

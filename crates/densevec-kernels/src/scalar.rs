@@ -144,3 +144,14 @@ pub unsafe fn gemm_nn(
         }
     }
 }
+
+/// `iters` steps of four independent float32 multiply-adds (see [`crate::fma_peak`]).
+pub fn fma_loop(iters: usize) -> f32 {
+    let mut a = [0f32; 4];
+    for _ in 0..iters {
+        for v in a.iter_mut() {
+            *v = v.mul_add(0.999_999, 1e-7);
+        }
+    }
+    a.iter().sum()
+}

@@ -395,6 +395,26 @@ pub(crate) unsafe fn kernel<S: Simd>(
     by_rows!(14 13 12 11 10 9 8 7 6 5 4 3 2)
 }
 
+/// `iters` steps of 2·MR independent fused multiply-adds on full vectors (the micro-kernel's
+/// accumulator count, enough to cover FMA latency on every supported core): the arithmetic
+/// peak, free of memory traffic. Returns a sum of the accumulators so the work is kept.
+#[inline(always)]
+pub(crate) unsafe fn fma_loop<S: Simd>(iters: usize) -> f32 {
+    let mut acc = [S::zero(); 24];
+    let n = (2 * S::MR).min(24);
+    let (x, y) = (S::splat(0.999_999), S::splat(1e-7));
+    for _ in 0..iters {
+        for a in acc.iter_mut().take(n) {
+            *a = S::fma(*a, x, y);
+        }
+    }
+    let mut s = S::zero();
+    for a in acc.iter().take(n) {
+        s = S::add(s, *a);
+    }
+    S::reduce_add(s)
+}
+
 /// Defines an ISA module's public kernels: `#[target_feature]` functions that instantiate the
 /// generic kernels above for `$s`, and the GEMM entry points over its blocking.
 macro_rules! isa_kernels {
@@ -438,6 +458,11 @@ macro_rules! isa_kernels {
         #[target_feature(enable = $feat)]
         pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
             crate::simd::exp_shift_sum::<$s>(x, shift)
+        }
+        /// `iters` steps of independent fused multiply-adds: see [`crate::fma_peak`].
+        #[target_feature(enable = $feat)]
+        pub unsafe fn fma_loop(iters: usize) -> f32 {
+            crate::simd::fma_loop::<$s>(iters)
         }
         /// The GEMM micro-kernel, compiled for this ISA.
         #[target_feature(enable = $feat)]

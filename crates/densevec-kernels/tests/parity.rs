@@ -692,3 +692,36 @@ fn gemm_k_zero_and_empty() {
     }
     isa::set(isa::detected()).unwrap();
 }
+
+#[test]
+fn f16_decode_is_exact_on_every_isa() {
+    let src: Vec<u16> = (0..=u16::MAX).collect();
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        for off in [0usize, 3] {
+            let s = &src[off..];
+            let mut out = vec![0f32; s.len()];
+            k::f16::f16_decode(s, &mut out);
+            for (&h, &o) in s.iter().zip(&out) {
+                let w = k::f16::f16_to_f32(h);
+                assert!(
+                    o.to_bits() == w.to_bits() || (o.is_nan() && w.is_nan()),
+                    "{:?} {:#x}: {} vs {}",
+                    isa,
+                    h,
+                    o,
+                    w
+                );
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+    // Spot values: 1, −2, the smallest subnormal, the largest finite, +∞.
+    let want = [1.0f32, -2.0, 5.960_464_5e-8, 65504.0, f32::INFINITY];
+    let got: Vec<f32> = [0x3c00u16, 0xc000, 0x0001, 0x7bff, 0x7c00]
+        .iter()
+        .map(|&h| k::f16::f16_to_f32(h))
+        .collect();
+    assert_eq!(got, want);
+}

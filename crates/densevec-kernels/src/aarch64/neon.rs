@@ -134,13 +134,17 @@ isa_kernels!(Neon, "neon");
 
 /// GEMM building blocks and blocking: 8×8 micro-tiles, portable packing, no prefetch.
 fn spec() -> Spec {
+    let (mr, nr) = (Neon::MR, 2 * Neon::W);
+    let (kc, mc, nc, a_whole_max) = gemm::blocking(mr, nr, false);
     Spec {
-        mr: Neon::MR,
-        nr: 2 * Neon::W,
-        kc: 256,
-        mc: 128,
-        nc: 512,
+        mr,
+        nr,
+        kc,
+        mc,
+        nc,
+        a_whole_max,
         prefetch: gemm::no_prefetch,
+        prefetch_c: gemm::no_prefetch,
         pack_a: gemm::pack_a_generic,
         pack_b_nt: gemm::pack_b_nt_generic,
         pack_b_nn: gemm::pack_b_nn_generic,

@@ -158,5 +158,5 @@ isa_kernels!(Avx2, "avx2,fma");
 
 /// GEMM building blocks and blocking: 6×16 micro-tiles, the shared AVX packing routines.
 fn spec() -> Spec {
-    super::spec(Avx2::MR, 2 * Avx2::W, gemm_kernel)
+    super::spec(Avx2::MR, 2 * Avx2::W, false, gemm_kernel)
 }

@@ -139,7 +139,9 @@ impl Simd for Avx512 {
 
 isa_kernels!(Avx512, "avx512f");
 
-/// GEMM building blocks and blocking: 12×32 micro-tiles, the shared AVX packing routines.
+/// GEMM building blocks and blocking: 12×32 micro-tiles, the shared AVX packing routines;
+/// full-rate where the core executes 512-bit FMAs whole.
 fn spec() -> Spec {
-    super::spec(Avx512::MR, 2 * Avx512::W, gemm_kernel)
+    let full_rate = crate::cpu::caches().full_width_512;
+    super::spec(Avx512::MR, 2 * Avx512::W, full_rate, gemm_kernel)
 }

@@ -6,14 +6,17 @@ use crate::gemm::{Kernel, Spec};
 use std::arch::x86_64::*;
 
 /// The GEMM blocking and building blocks of an x86 ISA with `mr × nr` micro-tiles.
-fn spec(mr: usize, nr: usize, kernel: Kernel) -> Spec {
+fn spec(mr: usize, nr: usize, full_rate: bool, kernel: Kernel) -> Spec {
+    let (kc, mc, nc, a_whole_max) = crate::gemm::blocking(mr, nr, full_rate);
     Spec {
         mr,
         nr,
-        kc: 256,
-        mc: 240,
-        nc: 768,
+        kc,
+        mc,
+        nc,
+        a_whole_max,
         prefetch,
+        prefetch_c,
         pack_a,
         pack_b_nt,
         pack_b_nn,
@@ -221,5 +224,22 @@ pub(crate) unsafe fn prefetch(p: *const f32, rows: usize, ld: usize, len: usize)
             _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(off));
             off += 64;
         }
+    }
+}
+
+/// Prefetches `rows` rows of `len` floats, `ld` apart, into L1 for writing (a hint only).
+///
+/// # Safety
+/// A hint only; the addresses need not be valid.
+pub(crate) unsafe fn prefetch_c(p: *const f32, rows: usize, ld: usize, len: usize) {
+    for r in 0..rows {
+        let row = p.wrapping_add(r * ld) as *const i8;
+        let mut off = 0;
+        while off < len * 4 {
+            _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(off));
+            off += 64;
+        }
+        // The last line of the row (the row need not start on a line boundary).
+        _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(len * 4 - 1));
     }
 }
