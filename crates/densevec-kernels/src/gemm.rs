@@ -14,7 +14,7 @@
 //! While the micro-kernels run on one B micro-panel, the rows of the next one are prefetched
 //! (a slice after each micro-kernel call), so that packing it does not wait on memory.
 //!
-//! A short A (m ≤ MC and m·k ≤ `A_WHOLE_MAX`, e.g. the similarity tiles) takes another order,
+//! A short A (m ≤ MC and m·k ≤ `a_whole_max`, e.g. the similarity tiles) takes another order,
 //! [`run_panel_stationary`]: A packed whole once, then for each NR-wide panel of C all KC blocks
 //! in turn, so B rows stream sequentially. Both orders run the same micro-kernel.
 //!
@@ -139,41 +139,86 @@ fn with_buffers<R>(la: usize, lb: usize, f: impl FnOnce(*mut f32, *mut f32) -> R
     })
 }
 
-/// C (+)= A·Bᵀ (`nt`) or A·B, with the blocking of `spec`. See the module docs.
+/// The operands of one GEMM call on raw row-major blocks: C (+)= A·Bᵀ (`nt`, B is n × k) or
+/// A·B (B is k × n), A m × k; see [`crate::gemm_nt_raw`] and [`crate::gemm_nn_raw`].
+#[derive(Clone, Copy)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: *const f32,
+    pub lda: usize,
+    pub b: *const f32,
+    pub ldb: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// B given as n × k (the product A·Bᵀ) rather than k × n.
+    pub nt: bool,
+    /// C += A·B(ᵀ) rather than C = A·B(ᵀ).
+    pub accumulate: bool,
+}
+
+impl Gemm {
+    /// Where B's element for column `j` of C and step `p` of k lives.
+    fn b_at(&self, j: usize, p: usize) -> *const f32 {
+        if self.nt {
+            self.b.wrapping_add(j * self.ldb + p)
+        } else {
+            self.b.wrapping_add(p * self.ldb + j)
+        }
+    }
+
+    /// The source of the B micro-panel for columns `j..j + cols`, steps `p..p + kc`, as
+    /// (first row, rows, floats per row) of B's storage.
+    fn b_rows(&self, j: usize, p: usize, cols: usize, kc: usize) -> (*const f32, usize, usize) {
+        if self.nt {
+            (self.b_at(j, p), cols, kc)
+        } else {
+            (self.b_at(j, p), kc, cols)
+        }
+    }
+
+    /// Packs that B micro-panel into `dst`.
+    unsafe fn pack_b(
+        &self,
+        spec: &Spec,
+        j: usize,
+        p: usize,
+        cols: usize,
+        kc: usize,
+        dst: *mut f32,
+    ) {
+        let pack = if self.nt {
+            spec.pack_b_nt
+        } else {
+            spec.pack_b_nn
+        };
+        pack(spec.nr, cols, kc, self.b_at(j, p), self.ldb, dst)
+    }
+}
+
+/// C (+)= A·Bᵀ or A·B, with the blocking of `spec`. See the module docs.
 ///
 /// # Safety
 /// As [`crate::gemm_nt_raw`] / [`crate::gemm_nn_raw`].
-#[allow(clippy::too_many_arguments)]
 #[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
-pub(crate) unsafe fn run(
-    spec: &Spec,
-    nt: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
+pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
+    let (m, n, k) = (g.m, g.n, g.k);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        if !accumulate {
+        if !g.accumulate {
             for i in 0..m {
-                std::ptr::write_bytes(c.add(i * ldc), 0, n);
+                std::ptr::write_bytes(g.c.add(i * g.ldc), 0, n);
             }
         }
         return;
     }
-    let (mr, nr) = (spec.mr, spec.nr);
     if m <= spec.mc && m * k <= spec.a_whole_max {
-        return run_panel_stationary(spec, nt, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return run_panel_stationary(spec, g);
     }
+    let nr = spec.nr;
     let kcb = balanced_kc(spec.kc, k);
     let kc_max = kcb.min(k);
     let mc_max = spec.mc.min(m);
@@ -184,73 +229,23 @@ pub(crate) unsafe fn run(
             let mut pc = 0;
             while pc < k {
                 let kc = kcb.min(k - pc);
-                let load_c = accumulate || pc > 0;
                 let mut ic = 0;
                 while ic < m {
                     let mb = spec.mc.min(m - ic);
-                    let mut ir = 0;
-                    while ir < mb {
-                        let rows = mr.min(mb - ir);
-                        (spec.pack_a)(rows, kc, a.add((ic + ir) * lda + pc), lda, pa.add(ir * kc));
-                        ir += mr;
-                    }
-                    let blocks = (mb + mr - 1) / mr;
+                    pack_a_block(spec, g.a.add(ic * g.lda + pc), g.lda, mb, kc, pa);
                     let mut jr = jc;
                     while jr < jc + nb {
                         let cols = nr.min(jc + nb - jr);
-                        if nt {
-                            (spec.pack_b_nt)(nr, cols, kc, b.add(jr * ldb + pc), ldb, pb);
-                        } else {
-                            (spec.pack_b_nn)(nr, cols, kc, b.add(pc * ldb + jr), ldb, pb);
-                        }
-                        // The next micro-panel of this block: rows to prefetch, split over the
-                        // micro-kernel calls below.
+                        g.pack_b(spec, jr, pc, cols, kc, pb);
+                        // The next micro-panel of this block, prefetched during the sweep.
                         let next = jr + nr;
-                        let next_cols = if next < jc + nb {
-                            nr.min(jc + nb - next)
+                        let pf = if next < jc + nb {
+                            g.b_rows(next, pc, nr.min(jc + nb - next), kc)
                         } else {
-                            0
+                            (g.b, 0, 0)
                         };
-                        let (pf_base, pf_rows, pf_len) = if nt {
-                            (b.wrapping_add(next * ldb + pc), next_cols, kc)
-                        } else {
-                            (
-                                b.wrapping_add(pc * ldb + next),
-                                if next_cols > 0 { kc } else { 0 },
-                                next_cols,
-                            )
-                        };
-                        let per_block = (pf_rows + blocks - 1) / blocks;
-                        let mut pf_row = 0;
-                        let mut ir = 0;
-                        while ir < mb {
-                            let rows = mr.min(mb - ir);
-                            (spec.kernel)(
-                                rows,
-                                cols,
-                                kc,
-                                pa.add(ir * kc),
-                                pb,
-                                c.add((ic + ir) * ldc + jr),
-                                ldc,
-                                load_c,
-                            );
-                            if ir + mr < mb {
-                                let next = mr.min(mb - ir - mr);
-                                (spec.prefetch_c)(
-                                    c.add((ic + ir + mr) * ldc + jr),
-                                    next,
-                                    ldc,
-                                    cols,
-                                );
-                            }
-                            if pf_row < pf_rows {
-                                let r = per_block.min(pf_rows - pf_row);
-                                (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
-                                pf_row += r;
-                            }
-                            ir += mr;
-                        }
+                        let c = g.c.add(ic * g.ldc + jr);
+                        sweep(spec, g, mb, cols, kc, pa, pb, c, g.accumulate || pc > 0, pf);
                         jr += nr;
                     }
                     ic += mb;
@@ -262,6 +257,71 @@ pub(crate) unsafe fn run(
     })
 }
 
+/// Packs `rows` rows × `kc` steps of A (at `a`, leading dimension `lda`) into consecutive
+/// MR-row micro-panels at `dst` (micro-panel i at `dst + i·MR·kc`).
+unsafe fn pack_a_block(
+    spec: &Spec,
+    a: *const f32,
+    lda: usize,
+    rows: usize,
+    kc: usize,
+    dst: *mut f32,
+) {
+    let mut ir = 0;
+    while ir < rows {
+        let r = spec.mr.min(rows - ir);
+        (spec.pack_a)(r, kc, a.add(ir * lda), lda, dst.add(ir * kc));
+        ir += spec.mr;
+    }
+}
+
+/// Runs the micro-kernel down `rows` rows of packed A (`pa`, as [`pack_a_block`] lays it out)
+/// against one packed B micro-panel `pb` of `cols` columns, writing the `rows × cols` strip of
+/// C at `c`. After each call it prefetches the C tile of the next one, and a slice of the rows
+/// `pf` (first row, rows, floats per row) of the next B micro-panel's source.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+unsafe fn sweep(
+    spec: &Spec,
+    g: &Gemm,
+    rows: usize,
+    cols: usize,
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    load_c: bool,
+    pf: (*const f32, usize, usize),
+) {
+    let (mr, ldc) = (spec.mr, g.ldc);
+    let (pf_base, pf_rows, pf_len) = pf;
+    let per_block = (pf_rows + (rows + mr - 1) / mr - 1) / ((rows + mr - 1) / mr);
+    let mut pf_row = 0;
+    let mut ir = 0;
+    while ir < rows {
+        let r = mr.min(rows - ir);
+        (spec.kernel)(
+            r,
+            cols,
+            kc,
+            pa.add(ir * kc),
+            pb,
+            c.add(ir * ldc),
+            ldc,
+            load_c,
+        );
+        if ir + mr < rows {
+            let next = mr.min(rows - ir - mr);
+            (spec.prefetch_c)(c.add((ir + mr) * ldc), next, ldc, cols);
+        }
+        if pf_row < pf_rows {
+            let n = per_block.min(pf_rows - pf_row);
+            (spec.prefetch)(pf_base.wrapping_add(pf_row * g.ldb), n, g.ldb, pf_len);
+            pf_row += n;
+        }
+        ir += mr;
+    }
+}
+
 /// The loop order for a short A (m ≤ MC, all of it packed at once, in L2): for each NR-wide
 /// panel of C, all KC blocks in turn. Each B row is then read from memory in one sequential
 /// sweep (the rows of a panel are adjacent when B is a row-major matrix), and the m×NR strip
@@ -270,53 +330,24 @@ pub(crate) unsafe fn run(
 ///
 /// # Safety
 /// As [`run`].
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
-unsafe fn run_panel_stationary(
-    spec: &Spec,
-    nt: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    let (mr, nr, kcb) = (spec.mr, spec.nr, balanced_kc(spec.kc, k));
+unsafe fn run_panel_stationary(spec: &Spec, g: &Gemm) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    let (nr, kcb) = (spec.nr, balanced_kc(spec.kc, k));
     with_buffers(m * k, nr * kcb.min(k), |pa, pb| {
         // A, block by block: block pc holds m×kc values from offset pc·m.
         let mut pc = 0;
         while pc < k {
             let kc = kcb.min(k - pc);
-            let mut ir = 0;
-            while ir < m {
-                let rows = mr.min(m - ir);
-                (spec.pack_a)(
-                    rows,
-                    kc,
-                    a.add(ir * lda + pc),
-                    lda,
-                    pa.add(pc * m + ir * kc),
-                );
-                ir += mr;
-            }
+            pack_a_block(spec, g.a.add(pc), g.lda, m, kc, pa.add(pc * m));
             pc += kc;
         }
-        let blocks = (m + mr - 1) / mr;
         let mut jr = 0;
         while jr < n {
             let cols = nr.min(n - jr);
             let mut pc = 0;
             while pc < k {
                 let kc = kcb.min(k - pc);
-                if nt {
-                    (spec.pack_b_nt)(nr, cols, kc, b.add(jr * ldb + pc), ldb, pb);
-                } else {
-                    (spec.pack_b_nn)(nr, cols, kc, b.add(pc * ldb + jr), ldb, pb);
-                }
+                g.pack_b(spec, jr, pc, cols, kc, pb);
                 // Prefetch the source of the next micro-panel: the next KC block of this panel,
                 // or the first of the next panel.
                 let (nj, np) = if pc + kc < k {
@@ -324,43 +355,24 @@ unsafe fn run_panel_stationary(
                 } else {
                     (jr + nr, 0)
                 };
-                let (pf_base, pf_rows, pf_len) = if nj >= n {
-                    (b, 0, 0)
+                let pf = if nj >= n {
+                    (g.b, 0, 0)
                 } else {
-                    let (ncols, nkc) = (nr.min(n - nj), kcb.min(k - np));
-                    if nt {
-                        (b.wrapping_add(nj * ldb + np), ncols, nkc)
-                    } else {
-                        (b.wrapping_add(np * ldb + nj), nkc, ncols)
-                    }
+                    g.b_rows(nj, np, nr.min(n - nj), kcb.min(k - np))
                 };
-                let per_block = (pf_rows + blocks - 1) / blocks;
-                let mut pf_row = 0;
-                let load_c = accumulate || pc > 0;
-                let mut ir = 0;
-                while ir < m {
-                    let rows = mr.min(m - ir);
-                    (spec.kernel)(
-                        rows,
-                        cols,
-                        kc,
-                        pa.add(pc * m + ir * kc),
-                        pb,
-                        c.add(ir * ldc + jr),
-                        ldc,
-                        load_c,
-                    );
-                    if ir + mr < m {
-                        let next = mr.min(m - ir - mr);
-                        (spec.prefetch_c)(c.add((ir + mr) * ldc + jr), next, ldc, cols);
-                    }
-                    if pf_row < pf_rows {
-                        let r = per_block.min(pf_rows - pf_row);
-                        (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
-                        pf_row += r;
-                    }
-                    ir += mr;
-                }
+                let load_c = g.accumulate || pc > 0;
+                sweep(
+                    spec,
+                    g,
+                    m,
+                    cols,
+                    kc,
+                    pa.add(pc * m),
+                    pb,
+                    g.c.add(jr),
+                    load_c,
+                    pf,
+                );
                 pc += kc;
             }
             jr += nr;

@@ -23,6 +23,7 @@ pub mod x86;
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 
+pub use gemm::Gemm;
 pub use isa::Isa;
 
 macro_rules! dispatch {
@@ -151,10 +152,20 @@ pub unsafe fn gemm_nt_raw(
     c: *mut f32,
     ldc: usize,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    dispatch!(gemm_nt(m, n, kd, a, lda, b, ldb, c, ldc))
+    let g = Gemm {
+        m,
+        n,
+        k: kd,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        nt: true,
+        accumulate: false,
+    };
+    dispatch!(gemm(&g))
 }
 
 /// C = A·B (or C += A·B when `accumulate`) on row-major blocks:
@@ -214,10 +225,20 @@ pub unsafe fn gemm_nn_raw(
     ldc: usize,
     accumulate: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    dispatch!(gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate))
+    let g = Gemm {
+        m,
+        n,
+        k: kd,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        nt: false,
+        accumulate,
+    };
+    dispatch!(gemm(&g))
 }
 
 /// Floating-point operations per second of one thread running independent fused multiply-adds

@@ -478,34 +478,9 @@ macro_rules! isa_kernels {
         ) {
             crate::simd::kernel::<$s>(rows, cols, kc, pa, pb, c, ldc, load_c)
         }
-        /// C = A·Bᵀ.
-        pub unsafe fn gemm_nt(
-            m: usize,
-            n: usize,
-            k: usize,
-            a: *const f32,
-            lda: usize,
-            b: *const f32,
-            ldb: usize,
-            c: *mut f32,
-            ldc: usize,
-        ) {
-            crate::gemm::run(&spec(), true, m, n, k, a, lda, b, ldb, c, ldc, false)
-        }
-        /// C (+)= A·B.
-        pub unsafe fn gemm_nn(
-            m: usize,
-            n: usize,
-            k: usize,
-            a: *const f32,
-            lda: usize,
-            b: *const f32,
-            ldb: usize,
-            c: *mut f32,
-            ldc: usize,
-            accumulate: bool,
-        ) {
-            crate::gemm::run(&spec(), false, m, n, k, a, lda, b, ldb, c, ldc, accumulate)
+        /// C (+)= A·Bᵀ or A·B over this ISA's blocking.
+        pub unsafe fn gemm(g: &crate::Gemm) {
+            crate::gemm::run(&spec(), g)
         }
     };
 }
