@@ -22,6 +22,13 @@ pub struct Caches {
     pub full_width_512: bool,
 }
 
+const UNKNOWN: Caches = Caches {
+    l1d: 0,
+    l2: 0,
+    l3_per_core: 0,
+    full_width_512: false,
+};
+
 const DEFAULT: Caches = Caches {
     l1d: 32 * 1024,
     l2: 512 * 1024,
@@ -91,12 +98,7 @@ fn read_caches() -> Option<Caches> {
         } else {
             return None;
         };
-        let mut c = Caches {
-            l1d: 0,
-            l2: 0,
-            l3_per_core: 0,
-            full_width_512: false,
-        };
+        let mut c = UNKNOWN;
         for sub in 0..16 {
             let r = __cpuid_count(leaf, sub);
             let kind = r.eax & 0x1f;
@@ -138,12 +140,7 @@ fn read_caches() -> Option<Caches> {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn read_caches() -> Option<Caches> {
-    let mut c = Caches {
-        l1d: 0,
-        l2: 0,
-        l3_per_core: 0,
-        full_width_512: false,
-    };
+    let mut c = UNKNOWN;
     for i in 0..8 {
         let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{}", i);
         let read = |f: &str| std::fs::read_to_string(format!("{}/{}", dir, f)).ok();

@@ -37,9 +37,22 @@ pub(crate) type PackA = unsafe fn(usize, usize, *const f32, usize, *mut f32);
 /// Packs a B micro-panel of `cols ≤ NR` columns of C and `kc` steps of k into
 /// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: NR, cols, kc, b, ldb, dst.
 pub(crate) type PackB = unsafe fn(usize, usize, usize, *const f32, usize, *mut f32);
-/// Micro-kernel: rows (≤ MR), cols (≤ NR), kc, packed A, packed B, C, ldc, load_c.
-pub(crate) type Kernel =
-    unsafe fn(usize, usize, usize, *const f32, *const f32, *mut f32, usize, bool);
+/// Micro-kernel: see [`Tile`].
+pub(crate) type Kernel = unsafe fn(&Tile);
+
+/// One micro-kernel call: a `rows ≤ MR` × `cols ≤ NR` block of C at `c` (leading dimension
+/// `ldc`) from `kc` steps of packed A (`rows` values per step) and of a packed, zero-padded B
+/// micro-panel (NR values per step); C is loaded first when `load_c`, else overwritten.
+pub(crate) struct Tile {
+    pub rows: usize,
+    pub cols: usize,
+    pub kc: usize,
+    pub pa: *const f32,
+    pub pb: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub load_c: bool,
+}
 
 /// Prefetches `rows` rows of `len` floats, `ld` apart, towards the caches (a hint only).
 pub(crate) type Prefetch = unsafe fn(*const f32, usize, usize, usize);
@@ -65,6 +78,36 @@ pub(crate) struct Spec {
     pub kernel: Kernel,
 }
 
+impl Spec {
+    /// An ISA's GEMM: `mr × nr` micro-tiles, its packing routines (A, B for `NT`, B for
+    /// `NN`), prefetches (B source rows towards L2, C tiles into L1), micro-kernel, and the
+    /// blocking of [`blocking`] for this CPU.
+    pub(crate) fn new(
+        mr: usize,
+        nr: usize,
+        full_rate: bool,
+        packs: (PackA, PackB, PackB),
+        prefetches: (Prefetch, Prefetch),
+        kernel: Kernel,
+    ) -> Spec {
+        let (kc, mc, nc, a_whole_max) = blocking(mr, nr, full_rate);
+        Spec {
+            mr,
+            nr,
+            kc,
+            mc,
+            nc,
+            a_whole_max,
+            prefetch: prefetches.0,
+            prefetch_c: prefetches.1,
+            pack_a: packs.0,
+            pack_b_nt: packs.1,
+            pack_b_nn: packs.2,
+            kernel,
+        }
+    }
+}
+
 /// Cache blocking for an `mr × nr` micro-kernel on this CPU: (KC, MC, NC, largest A packed
 /// whole), from the cache sizes of [`crate::cpu::caches`]. `full_rate` says whether the
 /// micro-kernel issues two full-width vector FMAs per cycle (AVX-512 on cores that execute
@@ -80,7 +123,7 @@ pub(crate) struct Spec {
 ///
 /// None of these changes a result: every element of C is the same FMA chain over k whatever
 /// the blocking (see the module docs).
-pub(crate) fn blocking(mr: usize, nr: usize, full_rate: bool) -> (usize, usize, usize, usize) {
+fn blocking(mr: usize, nr: usize, full_rate: bool) -> (usize, usize, usize, usize) {
     let c = crate::cpu::caches();
     let f = 4; // bytes per float
     let panel_bytes = if full_rate { c.l1d / 2 } else { c.l2 / 8 };
@@ -299,16 +342,17 @@ unsafe fn sweep(
     let mut ir = 0;
     while ir < rows {
         let r = mr.min(rows - ir);
-        (spec.kernel)(
-            r,
+        let tile = Tile {
+            rows: r,
             cols,
             kc,
-            pa.add(ir * kc),
+            pa: pa.add(ir * kc),
             pb,
-            c.add(ir * ldc),
+            c: c.add(ir * ldc),
             ldc,
             load_c,
-        );
+        };
+        (spec.kernel)(&tile);
         if ir + mr < rows {
             let next = mr.min(rows - ir - mr);
             (spec.prefetch_c)(c.add((ir + mr) * ldc), next, ldc, cols);

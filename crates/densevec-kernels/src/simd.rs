@@ -13,6 +13,8 @@
 //! no let-else (the NEON build uses Debian's rustc 1.63).
 #![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
 
+use crate::gemm::Tile;
+
 /// The primitives of one SIMD ISA. Every method is `unsafe`: it may only run on a CPU with the
 /// ISA, inside a function compiled for it, on pointers valid for the lanes it touches.
 pub(crate) trait Simd: Copy {
@@ -319,21 +321,14 @@ pub(crate) unsafe fn exp_shift_sum<S: Simd>(x: &mut [f32], shift: f32) -> f64 {
 /// The R × 2W block of C at `c`: `acc[i] (+)= Σ_p a[p·R + i]·b[p·2W ..]`, one FMA per p, in
 /// order. `cols < 2W` stores (and loads) only the first `cols` columns.
 #[inline(always)]
-unsafe fn ukr<S: Simd, const R: usize>(
-    kc: usize,
-    pa: *const f32,
-    pb: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    load_c: bool,
-    cols: usize,
-) {
+unsafe fn ukr<S: Simd, const R: usize>(t: &Tile) {
+    let (kc, pa, pb, c, ldc, cols) = (t.kc, t.pa, t.pb, t.c, t.ldc, t.cols);
     let w = S::W;
     let (r0, r1) = (cols.min(w), cols.max(w).min(2 * w) - w);
     let full = cols == 2 * w;
     let mut c0 = [S::zero(); R];
     let mut c1 = [S::zero(); R];
-    if load_c {
+    if t.load_c {
         for i in 0..R {
             let row = c.add(i * ldc);
             if full {
@@ -371,24 +366,14 @@ unsafe fn ukr<S: Simd, const R: usize>(
     }
 }
 
-/// The GEMM micro-kernel: a `rows ≤ MR` × `cols ≤ 2W` block of C from packed A (`rows` values
-/// per step of k) and a packed, zero-padded B micro-panel (2W values per step).
+/// The GEMM micro-kernel (NR = 2W): one [`Tile`], by the instance of [`ukr`] for its rows.
 #[inline(always)]
-pub(crate) unsafe fn kernel<S: Simd>(
-    rows: usize,
-    cols: usize,
-    kc: usize,
-    pa: *const f32,
-    pb: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    load_c: bool,
-) {
+pub(crate) unsafe fn kernel<S: Simd>(t: &Tile) {
     macro_rules! by_rows {
         ($($r:literal)*) => {
-            match rows {
-                $($r if $r <= S::MR => ukr::<S, $r>(kc, pa, pb, c, ldc, load_c, cols),)*
-                _ => ukr::<S, 1>(kc, pa, pb, c, ldc, load_c, cols),
+            match t.rows {
+                $($r if $r <= S::MR => ukr::<S, $r>(t),)*
+                _ => ukr::<S, 1>(t),
             }
         };
     }
@@ -466,17 +451,8 @@ macro_rules! isa_kernels {
         }
         /// The GEMM micro-kernel, compiled for this ISA.
         #[target_feature(enable = $feat)]
-        unsafe fn gemm_kernel(
-            rows: usize,
-            cols: usize,
-            kc: usize,
-            pa: *const f32,
-            pb: *const f32,
-            c: *mut f32,
-            ldc: usize,
-            load_c: bool,
-        ) {
-            crate::simd::kernel::<$s>(rows, cols, kc, pa, pb, c, ldc, load_c)
+        unsafe fn gemm_kernel(t: &crate::gemm::Tile) {
+            crate::simd::kernel::<$s>(t)
         }
         /// C (+)= A·Bᵀ or A·B over this ISA's blocking.
         pub unsafe fn gemm(g: &crate::Gemm) {

@@ -134,20 +134,18 @@ isa_kernels!(Neon, "neon");
 
 /// GEMM building blocks and blocking: 8×8 micro-tiles, portable packing, no prefetch.
 fn spec() -> Spec {
-    let (mr, nr) = (Neon::MR, 2 * Neon::W);
-    let (kc, mc, nc, a_whole_max) = gemm::blocking(mr, nr, false);
-    Spec {
-        mr,
-        nr,
-        kc,
-        mc,
-        nc,
-        a_whole_max,
-        prefetch: gemm::no_prefetch,
-        prefetch_c: gemm::no_prefetch,
-        pack_a: gemm::pack_a_generic,
-        pack_b_nt: gemm::pack_b_nt_generic,
-        pack_b_nn: gemm::pack_b_nn_generic,
-        kernel: gemm_kernel,
-    }
+    let packs = (
+        gemm::pack_a_generic as gemm::PackA,
+        gemm::pack_b_nt_generic as gemm::PackB,
+        gemm::pack_b_nn_generic as gemm::PackB,
+    );
+    let prefetch = gemm::no_prefetch as gemm::Prefetch;
+    Spec::new(
+        Neon::MR,
+        2 * Neon::W,
+        false,
+        packs,
+        (prefetch, prefetch),
+        gemm_kernel,
+    )
 }
