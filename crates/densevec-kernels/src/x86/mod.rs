@@ -195,14 +195,7 @@ pub(crate) unsafe fn pack_b_nn(
 /// # Safety
 /// A hint only; the addresses need not be valid.
 pub(crate) unsafe fn prefetch(p: *const f32, rows: usize, ld: usize, len: usize) {
-    for r in 0..rows {
-        let row = p.wrapping_add(r * ld) as *const i8;
-        let mut off = 0;
-        while off < len * 4 {
-            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(off));
-            off += 64;
-        }
-    }
+    prefetch_rows::<_MM_HINT_T1>(p, rows, ld, len)
 }
 
 /// Prefetches `rows` rows of `len` floats, `ld` apart, into L1 for writing (a hint only).
@@ -210,14 +203,23 @@ pub(crate) unsafe fn prefetch(p: *const f32, rows: usize, ld: usize, len: usize)
 /// # Safety
 /// A hint only; the addresses need not be valid.
 pub(crate) unsafe fn prefetch_c(p: *const f32, rows: usize, ld: usize, len: usize) {
+    prefetch_rows::<_MM_HINT_ET0>(p, rows, ld, len)
+}
+
+/// One `HINT` prefetch per 64 bytes of each row, and one for the row's last byte (rows need
+/// not start on a line boundary).
+#[inline(always)]
+unsafe fn prefetch_rows<const HINT: i32>(p: *const f32, rows: usize, ld: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
     for r in 0..rows {
         let row = p.wrapping_add(r * ld) as *const i8;
         let mut off = 0;
         while off < len * 4 {
-            _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(off));
+            _mm_prefetch::<HINT>(row.wrapping_add(off));
             off += 64;
         }
-        // The last line of the row (the row need not start on a line boundary).
-        _mm_prefetch::<_MM_HINT_ET0>(row.wrapping_add(len * 4 - 1));
+        _mm_prefetch::<HINT>(row.wrapping_add(len * 4 - 1));
     }
 }
