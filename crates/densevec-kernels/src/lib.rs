@@ -41,6 +41,106 @@ macro_rules! dispatch {
     }};
 }
 
+/// The kernels of one ISA, chosen once per operation by [`kernels`] and then called without
+/// looking the ISA up again: a row loop takes the table before it starts. Same functions as
+/// the free ones (same bits); the ISA stays the one active when the table was taken.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    isa: Isa,
+    dot: unsafe fn(&[f32], &[f32]) -> f32,
+    dot_norms: DotNorms,
+    l2sq: unsafe fn(&[f32], &[f32]) -> f32,
+    sumsq: unsafe fn(&[f32]) -> f32,
+    scale: unsafe fn(&mut [f32], f32),
+    axpy: unsafe fn(&mut [f32], f32, &[f32]),
+    max: unsafe fn(&[f32]) -> f32,
+    exp_shift_sum: unsafe fn(&mut [f32], f32) -> f64,
+}
+
+type DotNorms = unsafe fn(&[f32], &[f32]) -> (f32, f32, f32);
+
+/// The kernel table of the active ISA ([`isa::active`]).
+pub fn kernels() -> Kernels {
+    macro_rules! table {
+        ($isa:expr, $($m:ident)::+) => {
+            Kernels {
+                isa: $isa,
+                dot: $($m)::+::dot,
+                dot_norms: $($m)::+::dot_norms,
+                l2sq: $($m)::+::l2sq,
+                sumsq: $($m)::+::sumsq,
+                scale: $($m)::+::scale,
+                axpy: $($m)::+::axpy,
+                max: $($m)::+::max,
+                exp_shift_sum: $($m)::+::exp_shift_sum,
+            }
+        };
+    }
+    match isa::active() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => table!(Isa::Avx512, x86::avx512),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => table!(Isa::Avx2, x86::avx2),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => table!(Isa::Neon, aarch64::neon),
+        _ => table!(Isa::Scalar, scalar),
+    }
+}
+
+// SAFETY (every method): the function pointers come from `kernels()`, which only installs an
+// ISA's functions when that ISA is active, i.e. supported by this CPU (`isa::set` refuses
+// others); the functions accept any lengths.
+impl Kernels {
+    /// The ISA these kernels run.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    /// Σ a_k b_k ([`dot`]).
+    #[inline]
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        unsafe { (self.dot)(a, b) }
+    }
+    /// (a·b, ‖a‖², ‖b‖²) ([`dot_norms`]).
+    #[inline]
+    pub fn dot_norms(&self, a: &[f32], b: &[f32]) -> (f32, f32, f32) {
+        debug_assert_eq!(a.len(), b.len());
+        unsafe { (self.dot_norms)(a, b) }
+    }
+    /// Σ (a_k − b_k)² ([`l2sq`]).
+    #[inline]
+    pub fn l2sq(&self, a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        unsafe { (self.l2sq)(a, b) }
+    }
+    /// ‖a‖² ([`sumsq`]).
+    #[inline]
+    pub fn sumsq(&self, a: &[f32]) -> f32 {
+        unsafe { (self.sumsq)(a) }
+    }
+    /// x ← s·x ([`scale`]).
+    #[inline]
+    pub fn scale(&self, x: &mut [f32], s: f32) {
+        unsafe { (self.scale)(x, s) }
+    }
+    /// y ← y + alpha·x ([`axpy`]).
+    #[inline]
+    pub fn axpy(&self, y: &mut [f32], alpha: f32, x: &[f32]) {
+        debug_assert_eq!(y.len(), x.len());
+        unsafe { (self.axpy)(y, alpha, x) }
+    }
+    /// max_k x_k ([`max`]).
+    #[inline]
+    pub fn max(&self, x: &[f32]) -> f32 {
+        unsafe { (self.max)(x) }
+    }
+    /// x_k ← exp(x_k − shift), Σ in float64 ([`exp_shift_sum`]).
+    #[inline]
+    pub fn exp_shift_sum(&self, x: &mut [f32], shift: f32) -> f64 {
+        unsafe { (self.exp_shift_sum)(x, shift) }
+    }
+}
+
 /// Σ a_k b_k.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {

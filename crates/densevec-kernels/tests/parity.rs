@@ -725,3 +725,38 @@ fn f16_decode_is_exact_on_every_isa() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn kernel_table_matches_free_functions() {
+    let mut rng = Rng::new(77);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let kt = k::kernels();
+        assert_eq!(kt.isa(), isa);
+        for n in [0usize, 1, 5, 17, 63, 768, 1031] {
+            let (a, b) = (rng.vec(n), rng.vec(n));
+            assert_eq!(kt.dot(&a, &b).to_bits(), k::dot(&a, &b).to_bits());
+            let (t, f) = (kt.dot_norms(&a, &b), k::dot_norms(&a, &b));
+            assert_eq!(
+                (t.0.to_bits(), t.1.to_bits(), t.2.to_bits()),
+                (f.0.to_bits(), f.1.to_bits(), f.2.to_bits())
+            );
+            assert_eq!(kt.l2sq(&a, &b).to_bits(), k::l2sq(&a, &b).to_bits());
+            assert_eq!(kt.sumsq(&a).to_bits(), k::sumsq(&a).to_bits());
+            assert_eq!(kt.max(&a).to_bits(), k::max(&a).to_bits());
+            let (mut y1, mut y2) = (a.clone(), a.clone());
+            kt.axpy(&mut y1, 0.3, &b);
+            k::axpy(&mut y2, 0.3, &b);
+            kt.scale(&mut y1, -1.7);
+            k::scale(&mut y2, -1.7);
+            let (s1, s2) = (
+                kt.exp_shift_sum(&mut y1, 0.5),
+                k::exp_shift_sum(&mut y2, 0.5),
+            );
+            assert_eq!(s1.to_bits(), s2.to_bits());
+            assert!(y1.iter().zip(&y2).all(|(u, v)| u.to_bits() == v.to_bits()));
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+}
