@@ -5,8 +5,8 @@
 //! A corpus row means exactly its decoded float32 value, so every result equals the float32
 //! function applied to the decoded corpus. The search code is the float32 corpus's own
 //! (`similarity::similarity_corpus`, `topk::top_k_corpus`): each tile or piece of corpus rows is
-//! decoded (F16C on x86 where present) into a per-task float32 buffer, so the decoded corpus is
-//! never held whole.
+//! decoded (`densevec_kernels::f16`: F16C on x86 when the active ISA is a SIMD one) into a
+//! per-task float32 buffer, so the decoded corpus is never held whole.
 
 use crate::bail;
 use crate::error::{check_matrix, Result};
@@ -31,27 +31,8 @@ pub enum Corpus<'a> {
     I8 { data: &'a [i8], scale: I8Scale<'a> },
 }
 
-/// f16 bits → f32 (exact; subnormals, infinities and NaN included).
-#[inline]
-pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h as u32) & 0x8000) << 16;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    let bits = if exp == 0 {
-        if man == 0 {
-            sign
-        } else {
-            // subnormal: man · 2^-24, exact in f32
-            let v = man as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-    } else if exp == 31 {
-        sign | 0x7f80_0000 | (man << 13)
-    } else {
-        sign | ((exp + 112) << 23) | (man << 13)
-    };
-    f32::from_bits(bits)
-}
+use densevec_kernels::f16::f16_decode;
+pub use densevec_kernels::f16::f16_to_f32;
 
 /// f32 → f16 bits, round to nearest even; overflow to ±∞, NaN stays NaN.
 pub fn f32_to_f16(x: f32) -> u16 {
@@ -103,36 +84,6 @@ pub fn f32_to_bf16(x: f32) -> u16 {
     }
     let round = 0x7fff + ((b >> 16) & 1);
     (b.wrapping_add(round) >> 16) as u16
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "f16c,avx")]
-unsafe fn f16_decode_f16c(src: &[u16], out: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let n = src.len();
-    let mut i = 0;
-    while i + 8 <= n {
-        let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
-        _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
-        i += 8;
-    }
-    for j in i..n {
-        out[j] = f16_to_f32(src[j]);
-    }
-}
-
-fn f16_decode(src: &[u16], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("avx") {
-            // SAFETY: the features were detected just above.
-            unsafe { f16_decode_f16c(src, out) };
-            return;
-        }
-    }
-    for (o, &h) in out.iter_mut().zip(src) {
-        *o = f16_to_f32(h);
-    }
 }
 
 impl Corpus<'_> {

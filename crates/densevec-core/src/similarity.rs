@@ -70,7 +70,13 @@ pub(crate) fn sumsq_f64(a: &[f32]) -> f64 {
 /// the float64 sum.
 #[inline]
 pub fn sumsq_robust(a: &[f32]) -> f64 {
-    let s = k::sumsq(a);
+    sumsq_robust_with(&k::kernels(), a)
+}
+
+/// [`sumsq_robust`] with a kernel table taken once by the caller's row loop.
+#[inline]
+fn sumsq_robust_with(kt: &k::Kernels, a: &[f32]) -> f64 {
+    let s = kt.sumsq(a);
     if sumsq_in_range(s, a.len()) {
         s as f64
     } else {
@@ -187,9 +193,14 @@ pub fn norm(a: &[f32]) -> f32 {
 /// Scales `x` to unit length in place; a zero vector stays zero, a vector holding NaN or ±∞
 /// becomes NaN (as in the reference).
 pub fn normalize_inplace(x: &mut [f32]) {
-    let s = k::sumsq(x);
+    normalize_with(&k::kernels(), x)
+}
+
+/// [`normalize_inplace`] with a kernel table taken once by the caller's row loop.
+fn normalize_with(kt: &k::Kernels, x: &mut [f32]) {
+    let s = kt.sumsq(x);
     if sumsq_in_range(s, x.len()) {
-        k::scale(x, (1.0 / (s as f64).sqrt()) as f32);
+        kt.scale(x, (1.0 / (s as f64).sqrt()) as f32);
         return;
     }
     let s = sumsq_f64(x);
@@ -216,13 +227,14 @@ pub fn normalize_rows_inplace(data: &mut [f32], cols: usize) {
     if cols == 0 {
         return;
     }
+    let kt = k::kernels();
     if data.len() < ROW_PIECE * cols * 4 {
-        data.chunks_mut(cols).for_each(normalize_inplace);
+        data.chunks_mut(cols).for_each(|r| normalize_with(&kt, r));
         return;
     }
     pool::run(|| {
         data.par_chunks_mut(ROW_PIECE * cols)
-            .for_each(|piece| piece.chunks_mut(cols).for_each(normalize_inplace));
+            .for_each(|piece| piece.chunks_mut(cols).for_each(|r| normalize_with(&kt, r)));
     });
 }
 
@@ -253,7 +265,8 @@ fn map_rows(data: &[f32], rows: usize, cols: usize, f: impl Fn(&[f32]) -> f32 + 
 /// ‖row_i‖² for every row (float64 sums where float32 would over- or underflow, rounded to
 /// float32).
 pub fn row_sumsq(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    map_rows(data, rows, cols, |r| sumsq_robust(r) as f32)
+    let kt = k::kernels();
+    map_rows(data, rows, cols, |r| sumsq_robust_with(&kt, r) as f32)
 }
 
 /// 1/‖row‖ per row, 0 for a zero row (so that zero rows give cosine 0).
@@ -324,8 +337,8 @@ fn l2_in_range(s: f64) -> bool {
 
 /// ‖c‖² of a corpus row for the batched l2sq, or NaN when the row is scored directly.
 #[inline]
-fn l2_aux(c: &[f32]) -> f32 {
-    let s = k::sumsq(c);
+fn l2_aux(kt: &k::Kernels, c: &[f32]) -> f32 {
+    let s = kt.sumsq(c);
     if s.is_finite() && (L2_LO..=L2_HI).contains(&(s as f64)) {
         return s;
     }
@@ -434,8 +447,9 @@ pub(crate) fn prepare_queries(
         }
         Metric::L2sq => {
             let mut qa = vec![0f32; rows];
+            let kt = k::kernels();
             for (i, r) in q.chunks(cols.max(1)).enumerate() {
-                let s = sumsq_robust(r);
+                let s = sumsq_robust_with(&kt, r);
                 qa[i] = s as f32;
                 p.direct[i] = !l2_in_range(s);
             }
@@ -497,7 +511,8 @@ pub(crate) unsafe fn finish_tile(
     };
     if metric == Metric::L2sq {
         scratch.clear();
-        scratch.extend((0..nb).map(|j| l2_aux(crow(j))));
+        let kt = k::kernels();
+        scratch.extend((0..nb).map(|j| l2_aux(&kt, crow(j))));
     }
     for i in 0..mb {
         let qi = i0 + i;

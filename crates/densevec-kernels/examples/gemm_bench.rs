@@ -3,7 +3,10 @@
 //! 192 query rows × 384 corpus rows) and in one call, gemm_nn on the backward-pass shape
 //! (100 × 20,000 scores times the 20,000 × 768 corpus), and dot at d = 768 / 1536.
 //!
-//!     cargo run --release -p densevec-kernels --example gemm_bench [-- reps]
+//!     cargo run --release -p densevec-kernels --example gemm_bench [-- reps [MxNxK]]
+//!
+//! With a shape, only gemm_nt on that shape is timed. Every GEMM figure is also given as a
+//! percentage of the one-thread FMA peak measured first (`densevec_kernels::fma_peak`).
 //!
 //! Times are the best of several runs, measured as on-CPU time of the thread
 //! (`CLOCK_THREAD_CPUTIME_ID`) where available, so a busy machine distorts them less.
@@ -84,6 +87,32 @@ fn main() {
             .collect::<Vec<_>>()
     );
 
+    let peak = k::fma_peak(0.3);
+    println!("fma peak (one thread): {:.1} GFLOP/s", peak / 1e9);
+    let pct = |gflops: f64| 100.0 * gflops * 1e9 / peak;
+    if let Some(shape) = std::env::args().nth(2) {
+        // `gemm_bench REPS MxNxK`: gemm_nt on one shape only.
+        let dims: Vec<usize> = shape.split('x').filter_map(|v| v.parse().ok()).collect();
+        if dims.len() != 3 {
+            eprintln!("shape must be MxNxK");
+            std::process::exit(2);
+        }
+        let (m, n, d) = (dims[0], dims[1], dims[2]);
+        let (a, b) = (fill(m * d, 1), fill(n * d, 2));
+        let mut c = vec![0f32; m * n];
+        let t = best_of(reps, || k::gemm_nt(m, n, d, &a, d, &b, d, &mut c, n));
+        let g = 2.0 * (m * n * d) as f64 / t / 1e9;
+        println!(
+            "gemm_nt {}x{}x{}: {:.1} ms, {:.1} GFLOP/s, {:.0} % of peak",
+            m,
+            n,
+            d,
+            t * 1e3,
+            g,
+            pct(g)
+        );
+        return;
+    }
     let (m, n, d) = (100usize, 20_000usize, 768usize);
     let q = fill(m * d, 1);
     let c = fill(n * d, 2);
@@ -108,14 +137,15 @@ fn main() {
         }
     });
     println!(
-        "gemm_nt {}x{}x{} in {}x{} tiles: {:.1} ms, {:.1} GFLOP/s",
+        "gemm_nt {}x{}x{} in {}x{} tiles: {:.1} ms, {:.1} GFLOP/s, {:.0} % of peak",
         m,
         n,
         d,
         TILE_M,
         TILE_N,
         t * 1e3,
-        flops / t / 1e9
+        flops / t / 1e9,
+        pct(flops / t / 1e9)
     );
 
     // One 100 × 384 tile over and over (B panel warm in L2/L3): the micro-kernel's ceiling.
@@ -155,12 +185,13 @@ fn main() {
 
     let t = best_of(reps, || k::gemm_nt(m, n, d, &q, d, &c, d, &mut out, n));
     println!(
-        "gemm_nt {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s",
+        "gemm_nt {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s, {:.0} % of peak",
         m,
         n,
         d,
         t * 1e3,
-        flops / t / 1e9
+        flops / t / 1e9,
+        pct(flops / t / 1e9)
     );
 
     // The backward-pass shape: (m × n scores) · (n × d corpus) → m × d, i.e. k = 20,000.

@@ -14,7 +14,7 @@
 //! While the micro-kernels run on one B micro-panel, the rows of the next one are prefetched
 //! (a slice after each micro-kernel call), so that packing it does not wait on memory.
 //!
-//! A short A (m ≤ MC and m·k ≤ `A_WHOLE_MAX`, e.g. the similarity tiles) takes another order,
+//! A short A (m ≤ MC and m·k ≤ `a_whole_max`, e.g. the similarity tiles) takes another order,
 //! [`run_panel_stationary`]: A packed whole once, then for each NR-wide panel of C all KC blocks
 //! in turn, so B rows stream sequentially. Both orders run the same micro-kernel.
 //!
@@ -35,29 +35,116 @@ use std::cell::RefCell;
 /// `dst[p·rows + i]`.
 pub(crate) type PackA = unsafe fn(usize, usize, *const f32, usize, *mut f32);
 /// Packs a B micro-panel of `cols ≤ NR` columns of C and `kc` steps of k into
-/// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: cols, kc, b, ldb, dst.
-pub(crate) type PackB = unsafe fn(usize, usize, *const f32, usize, *mut f32);
-/// Micro-kernel: rows (≤ MR), cols (≤ NR), kc, packed A, packed B, C, ldc, load_c.
-pub(crate) type Kernel =
-    unsafe fn(usize, usize, usize, *const f32, *const f32, *mut f32, usize, bool);
+/// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: NR, cols, kc, b, ldb, dst.
+pub(crate) type PackB = unsafe fn(usize, usize, usize, *const f32, usize, *mut f32);
+/// Micro-kernel: see [`Tile`].
+pub(crate) type Kernel = unsafe fn(&Tile);
+
+/// One micro-kernel call: a `rows ≤ MR` × `cols ≤ NR` block of C at `c` (leading dimension
+/// `ldc`) from `kc` steps of packed A (`rows` values per step) and of a packed, zero-padded B
+/// micro-panel (NR values per step); C is loaded first when `load_c`, else overwritten.
+pub(crate) struct Tile {
+    pub rows: usize,
+    pub cols: usize,
+    pub kc: usize,
+    pub pa: *const f32,
+    pub pb: *const f32,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub load_c: bool,
+}
 
 /// Prefetches `rows` rows of `len` floats, `ld` apart, towards the caches (a hint only).
 pub(crate) type Prefetch = unsafe fn(*const f32, usize, usize, usize);
 
 /// One ISA's blocking parameters and building blocks.
+#[derive(Clone, Copy)]
 pub(crate) struct Spec {
     pub mr: usize,
     pub nr: usize,
     pub kc: usize,
     pub mc: usize,
     pub nc: usize,
+    /// Largest A (m·k floats) packed whole for the panel-stationary order.
+    pub a_whole_max: usize,
     pub prefetch: Prefetch,
+    /// Brings the C tile of the next micro-kernel call into L1 (with intent to write).
+    pub prefetch_c: Prefetch,
     pub pack_a: PackA,
     /// B given as n×k row-major (the `NT` product): a transposing pack.
     pub pack_b_nt: PackB,
     /// B given as k×n row-major (the `NN` product): a copying pack.
     pub pack_b_nn: PackB,
     pub kernel: Kernel,
+}
+
+impl Spec {
+    /// An ISA's GEMM: `mr × nr` micro-tiles, its packing routines (A, B for `NT`, B for
+    /// `NN`), prefetches (B source rows towards L2, C tiles into L1), micro-kernel, and the
+    /// blocking of [`blocking`] for this CPU.
+    pub(crate) fn new(
+        mr: usize,
+        nr: usize,
+        full_rate: bool,
+        packs: (PackA, PackB, PackB),
+        prefetches: (Prefetch, Prefetch),
+        kernel: Kernel,
+    ) -> Spec {
+        let (kc, mc, nc, a_whole_max) = blocking(mr, nr, full_rate);
+        Spec {
+            mr,
+            nr,
+            kc,
+            mc,
+            nc,
+            a_whole_max,
+            prefetch: prefetches.0,
+            prefetch_c: prefetches.1,
+            pack_a: packs.0,
+            pack_b_nt: packs.1,
+            pack_b_nn: packs.2,
+            kernel,
+        }
+    }
+}
+
+/// Cache blocking for an `mr × nr` micro-kernel on this CPU: (KC, MC, NC, largest A packed
+/// whole), from the cache sizes of [`crate::cpu::caches`]. `full_rate` says whether the
+/// micro-kernel issues two full-width vector FMAs per cycle (AVX-512 on cores that execute
+/// 512 bits at once); it then needs its B micro-panel in L1, otherwise L2 keeps up.
+///
+/// - KC (the most; [`balanced_kc`] evens the blocks out for a given k): the packed B
+///   micro-panel (KC × NR floats) fills at most half of L1d when `full_rate`, else an eighth
+///   of L2 (fewer passes over C); a multiple of 8 in [128, 768];
+/// - MC: the packed A block (MC × KC) fills at most half of L2; a multiple of MR;
+/// - NC: the B block (KC × NC) fills at most half of this core's share of L3 (or of L2 without
+///   L3); a multiple of NR in [4·NR, 3072];
+/// - the panel-stationary order takes A whole up to 60 % of L2.
+///
+/// None of these changes a result: every element of C is the same FMA chain over k whatever
+/// the blocking (see the module docs).
+fn blocking(mr: usize, nr: usize, full_rate: bool) -> (usize, usize, usize, usize) {
+    let c = crate::cpu::caches();
+    let f = 4; // bytes per float
+    let panel_bytes = if full_rate { c.l1d / 2 } else { c.l2 / 8 };
+    let kc = (panel_bytes / (nr * f)).clamp(128, 768) & !7;
+    let mc = ((c.l2 / 2 / (kc * f)) / mr).max(1) * mr;
+    let l3 = if c.l3_per_core > 0 {
+        c.l3_per_core
+    } else {
+        c.l2
+    };
+    let nc = ((l3 / 2 / (kc * f)).clamp(4 * nr, 3072) / nr) * nr;
+    let a_whole = c.l2 * 6 / 10 / f;
+    (kc, mc, nc, a_whole)
+}
+
+/// The KC block size for a product over `k`: as few blocks as `kc_max` allows, of equal size
+/// (rounded up to a multiple of 8, so at most `kc_max + 7`).
+#[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
+fn balanced_kc(kc_max: usize, k: usize) -> usize {
+    let blocks = ((k + kc_max - 1) / kc_max).max(1);
+    ((k + blocks - 1) / blocks + 7) & !7
 }
 
 thread_local! {
@@ -95,42 +182,88 @@ fn with_buffers<R>(la: usize, lb: usize, f: impl FnOnce(*mut f32, *mut f32) -> R
     })
 }
 
-/// C (+)= A·Bᵀ (`nt`) or A·B, with the blocking of `spec`. See the module docs.
+/// The operands of one GEMM call on raw row-major blocks: C (+)= A·Bᵀ (`nt`, B is n × k) or
+/// A·B (B is k × n), A m × k; see [`crate::gemm_nt_raw`] and [`crate::gemm_nn_raw`].
+#[derive(Clone, Copy)]
+pub struct Gemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: *const f32,
+    pub lda: usize,
+    pub b: *const f32,
+    pub ldb: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    /// B given as n × k (the product A·Bᵀ) rather than k × n.
+    pub nt: bool,
+    /// C += A·B(ᵀ) rather than C = A·B(ᵀ).
+    pub accumulate: bool,
+}
+
+impl Gemm {
+    /// Where B's element for column `j` of C and step `p` of k lives.
+    fn b_at(&self, j: usize, p: usize) -> *const f32 {
+        if self.nt {
+            self.b.wrapping_add(j * self.ldb + p)
+        } else {
+            self.b.wrapping_add(p * self.ldb + j)
+        }
+    }
+
+    /// The source of the B micro-panel for columns `j..j + cols`, steps `p..p + kc`, as
+    /// (first row, rows, floats per row) of B's storage.
+    fn b_rows(&self, j: usize, p: usize, cols: usize, kc: usize) -> (*const f32, usize, usize) {
+        if self.nt {
+            (self.b_at(j, p), cols, kc)
+        } else {
+            (self.b_at(j, p), kc, cols)
+        }
+    }
+
+    /// Packs that B micro-panel into `dst`.
+    unsafe fn pack_b(
+        &self,
+        spec: &Spec,
+        j: usize,
+        p: usize,
+        cols: usize,
+        kc: usize,
+        dst: *mut f32,
+    ) {
+        let pack = if self.nt {
+            spec.pack_b_nt
+        } else {
+            spec.pack_b_nn
+        };
+        pack(spec.nr, cols, kc, self.b_at(j, p), self.ldb, dst)
+    }
+}
+
+/// C (+)= A·Bᵀ or A·B, with the blocking of `spec`. See the module docs.
 ///
 /// # Safety
 /// As [`crate::gemm_nt_raw`] / [`crate::gemm_nn_raw`].
-#[allow(clippy::too_many_arguments)]
 #[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
-pub(crate) unsafe fn run(
-    spec: &Spec,
-    nt: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
+pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
+    let (m, n, k) = (g.m, g.n, g.k);
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        if !accumulate {
+        if !g.accumulate {
             for i in 0..m {
-                std::ptr::write_bytes(c.add(i * ldc), 0, n);
+                std::ptr::write_bytes(g.c.add(i * g.ldc), 0, n);
             }
         }
         return;
     }
-    let (mr, nr) = (spec.mr, spec.nr);
-    if m <= spec.mc && m * k <= A_WHOLE_MAX {
-        return run_panel_stationary(spec, nt, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    if m <= spec.mc && m * k <= spec.a_whole_max {
+        return run_panel_stationary(spec, g);
     }
-    let kc_max = spec.kc.min(k);
+    let nr = spec.nr;
+    let kcb = balanced_kc(spec.kc, k);
+    let kc_max = kcb.min(k);
     let mc_max = spec.mc.min(m);
     with_buffers(mc_max * kc_max, nr * kc_max, |pa, pb| {
         let mut jc = 0;
@@ -138,65 +271,24 @@ pub(crate) unsafe fn run(
             let nb = spec.nc.min(n - jc);
             let mut pc = 0;
             while pc < k {
-                let kc = spec.kc.min(k - pc);
-                let load_c = accumulate || pc > 0;
+                let kc = kcb.min(k - pc);
                 let mut ic = 0;
                 while ic < m {
                     let mb = spec.mc.min(m - ic);
-                    let mut ir = 0;
-                    while ir < mb {
-                        let rows = mr.min(mb - ir);
-                        (spec.pack_a)(rows, kc, a.add((ic + ir) * lda + pc), lda, pa.add(ir * kc));
-                        ir += mr;
-                    }
-                    let blocks = (mb + mr - 1) / mr;
+                    pack_a_block(spec, g.a.add(ic * g.lda + pc), g.lda, mb, kc, pa);
                     let mut jr = jc;
                     while jr < jc + nb {
                         let cols = nr.min(jc + nb - jr);
-                        if nt {
-                            (spec.pack_b_nt)(cols, kc, b.add(jr * ldb + pc), ldb, pb);
-                        } else {
-                            (spec.pack_b_nn)(cols, kc, b.add(pc * ldb + jr), ldb, pb);
-                        }
-                        // The next micro-panel of this block: rows to prefetch, split over the
-                        // micro-kernel calls below.
+                        g.pack_b(spec, jr, pc, cols, kc, pb);
+                        // The next micro-panel of this block, prefetched during the sweep.
                         let next = jr + nr;
-                        let next_cols = if next < jc + nb {
-                            nr.min(jc + nb - next)
+                        let pf = if next < jc + nb {
+                            g.b_rows(next, pc, nr.min(jc + nb - next), kc)
                         } else {
-                            0
+                            (g.b, 0, 0)
                         };
-                        let (pf_base, pf_rows, pf_len) = if nt {
-                            (b.wrapping_add(next * ldb + pc), next_cols, kc)
-                        } else {
-                            (
-                                b.wrapping_add(pc * ldb + next),
-                                if next_cols > 0 { kc } else { 0 },
-                                next_cols,
-                            )
-                        };
-                        let per_block = (pf_rows + blocks - 1) / blocks;
-                        let mut pf_row = 0;
-                        let mut ir = 0;
-                        while ir < mb {
-                            let rows = mr.min(mb - ir);
-                            (spec.kernel)(
-                                rows,
-                                cols,
-                                kc,
-                                pa.add(ir * kc),
-                                pb,
-                                c.add((ic + ir) * ldc + jr),
-                                ldc,
-                                load_c,
-                            );
-                            if pf_row < pf_rows {
-                                let r = per_block.min(pf_rows - pf_row);
-                                (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
-                                pf_row += r;
-                            }
-                            ir += mr;
-                        }
+                        let c = g.c.add(ic * g.ldc + jr);
+                        sweep(spec, g, mb, cols, kc, pa, pb, c, g.accumulate || pc > 0, pf);
                         jr += nr;
                     }
                     ic += mb;
@@ -208,8 +300,71 @@ pub(crate) unsafe fn run(
     })
 }
 
-/// Largest A (m·k floats, 640 KiB) packed whole for the panel-stationary order.
-const A_WHOLE_MAX: usize = 160 * 1024;
+/// Packs `rows` rows × `kc` steps of A (at `a`, leading dimension `lda`) into consecutive
+/// MR-row micro-panels at `dst` (micro-panel i at `dst + i·MR·kc`).
+unsafe fn pack_a_block(
+    spec: &Spec,
+    a: *const f32,
+    lda: usize,
+    rows: usize,
+    kc: usize,
+    dst: *mut f32,
+) {
+    let mut ir = 0;
+    while ir < rows {
+        let r = spec.mr.min(rows - ir);
+        (spec.pack_a)(r, kc, a.add(ir * lda), lda, dst.add(ir * kc));
+        ir += spec.mr;
+    }
+}
+
+/// Runs the micro-kernel down `rows` rows of packed A (`pa`, as [`pack_a_block`] lays it out)
+/// against one packed B micro-panel `pb` of `cols` columns, writing the `rows × cols` strip of
+/// C at `c`. After each call it prefetches the C tile of the next one, and a slice of the rows
+/// `pf` (first row, rows, floats per row) of the next B micro-panel's source.
+#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
+unsafe fn sweep(
+    spec: &Spec,
+    g: &Gemm,
+    rows: usize,
+    cols: usize,
+    kc: usize,
+    pa: *const f32,
+    pb: *const f32,
+    c: *mut f32,
+    load_c: bool,
+    pf: (*const f32, usize, usize),
+) {
+    let (mr, ldc) = (spec.mr, g.ldc);
+    let (pf_base, pf_rows, pf_len) = pf;
+    let per_block = (pf_rows + (rows + mr - 1) / mr - 1) / ((rows + mr - 1) / mr);
+    let mut pf_row = 0;
+    let mut ir = 0;
+    while ir < rows {
+        let r = mr.min(rows - ir);
+        let tile = Tile {
+            rows: r,
+            cols,
+            kc,
+            pa: pa.add(ir * kc),
+            pb,
+            c: c.add(ir * ldc),
+            ldc,
+            load_c,
+        };
+        (spec.kernel)(&tile);
+        if ir + mr < rows {
+            let next = mr.min(rows - ir - mr);
+            (spec.prefetch_c)(c.add((ir + mr) * ldc), next, ldc, cols);
+        }
+        if pf_row < pf_rows {
+            let n = per_block.min(pf_rows - pf_row);
+            (spec.prefetch)(pf_base.wrapping_add(pf_row * g.ldb), n, g.ldb, pf_len);
+            pf_row += n;
+        }
+        ir += mr;
+    }
+}
 
 /// The loop order for a short A (m ≤ MC, all of it packed at once, in L2): for each NR-wide
 /// panel of C, all KC blocks in turn. Each B row is then read from memory in one sequential
@@ -219,53 +374,24 @@ const A_WHOLE_MAX: usize = 160 * 1024;
 ///
 /// # Safety
 /// As [`run`].
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
-unsafe fn run_panel_stationary(
-    spec: &Spec,
-    nt: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    let (mr, nr, kcb) = (spec.mr, spec.nr, spec.kc);
+unsafe fn run_panel_stationary(spec: &Spec, g: &Gemm) {
+    let (m, n, k) = (g.m, g.n, g.k);
+    let (nr, kcb) = (spec.nr, balanced_kc(spec.kc, k));
     with_buffers(m * k, nr * kcb.min(k), |pa, pb| {
         // A, block by block: block pc holds m×kc values from offset pc·m.
         let mut pc = 0;
         while pc < k {
             let kc = kcb.min(k - pc);
-            let mut ir = 0;
-            while ir < m {
-                let rows = mr.min(m - ir);
-                (spec.pack_a)(
-                    rows,
-                    kc,
-                    a.add(ir * lda + pc),
-                    lda,
-                    pa.add(pc * m + ir * kc),
-                );
-                ir += mr;
-            }
+            pack_a_block(spec, g.a.add(pc), g.lda, m, kc, pa.add(pc * m));
             pc += kc;
         }
-        let blocks = (m + mr - 1) / mr;
         let mut jr = 0;
         while jr < n {
             let cols = nr.min(n - jr);
             let mut pc = 0;
             while pc < k {
                 let kc = kcb.min(k - pc);
-                if nt {
-                    (spec.pack_b_nt)(cols, kc, b.add(jr * ldb + pc), ldb, pb);
-                } else {
-                    (spec.pack_b_nn)(cols, kc, b.add(pc * ldb + jr), ldb, pb);
-                }
+                g.pack_b(spec, jr, pc, cols, kc, pb);
                 // Prefetch the source of the next micro-panel: the next KC block of this panel,
                 // or the first of the next panel.
                 let (nj, np) = if pc + kc < k {
@@ -273,39 +399,24 @@ unsafe fn run_panel_stationary(
                 } else {
                     (jr + nr, 0)
                 };
-                let (pf_base, pf_rows, pf_len) = if nj >= n {
-                    (b, 0, 0)
+                let pf = if nj >= n {
+                    (g.b, 0, 0)
                 } else {
-                    let (ncols, nkc) = (nr.min(n - nj), kcb.min(k - np));
-                    if nt {
-                        (b.wrapping_add(nj * ldb + np), ncols, nkc)
-                    } else {
-                        (b.wrapping_add(np * ldb + nj), nkc, ncols)
-                    }
+                    g.b_rows(nj, np, nr.min(n - nj), kcb.min(k - np))
                 };
-                let per_block = (pf_rows + blocks - 1) / blocks;
-                let mut pf_row = 0;
-                let load_c = accumulate || pc > 0;
-                let mut ir = 0;
-                while ir < m {
-                    let rows = mr.min(m - ir);
-                    (spec.kernel)(
-                        rows,
-                        cols,
-                        kc,
-                        pa.add(pc * m + ir * kc),
-                        pb,
-                        c.add(ir * ldc + jr),
-                        ldc,
-                        load_c,
-                    );
-                    if pf_row < pf_rows {
-                        let r = per_block.min(pf_rows - pf_row);
-                        (spec.prefetch)(pf_base.wrapping_add(pf_row * ldb), r, ldb, pf_len);
-                        pf_row += r;
-                    }
-                    ir += mr;
-                }
+                let load_c = g.accumulate || pc > 0;
+                sweep(
+                    spec,
+                    g,
+                    m,
+                    cols,
+                    kc,
+                    pa.add(pc * m),
+                    pb,
+                    g.c.add(jr),
+                    load_c,
+                    pf,
+                );
                 pc += kc;
             }
             jr += nr;

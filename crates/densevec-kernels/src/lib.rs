@@ -9,8 +9,12 @@
 //! GEMM operands are large enough for their leading dimensions.
 
 pub mod bf16;
+pub mod cpu;
+pub mod f16;
 pub mod isa;
 pub mod scalar;
+
+mod simd;
 
 mod gemm;
 
@@ -20,6 +24,7 @@ pub mod x86;
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 
+pub use gemm::Gemm;
 pub use isa::Isa;
 
 macro_rules! dispatch {
@@ -35,6 +40,106 @@ macro_rules! dispatch {
             _ => unsafe { scalar::$name($($arg),*) },
         }
     }};
+}
+
+/// The kernels of one ISA, chosen once per operation by [`kernels`] and then called without
+/// looking the ISA up again: a row loop takes the table before it starts. Same functions as
+/// the free ones (same bits); the ISA stays the one active when the table was taken.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    isa: Isa,
+    dot: unsafe fn(&[f32], &[f32]) -> f32,
+    dot_norms: DotNorms,
+    l2sq: unsafe fn(&[f32], &[f32]) -> f32,
+    sumsq: unsafe fn(&[f32]) -> f32,
+    scale: unsafe fn(&mut [f32], f32),
+    axpy: unsafe fn(&mut [f32], f32, &[f32]),
+    max: unsafe fn(&[f32]) -> f32,
+    exp_shift_sum: unsafe fn(&mut [f32], f32) -> f64,
+}
+
+type DotNorms = unsafe fn(&[f32], &[f32]) -> (f32, f32, f32);
+
+/// The kernel table of the active ISA ([`isa::active`]).
+pub fn kernels() -> Kernels {
+    macro_rules! table {
+        ($isa:expr, $($m:ident)::+) => {
+            Kernels {
+                isa: $isa,
+                dot: $($m)::+::dot,
+                dot_norms: $($m)::+::dot_norms,
+                l2sq: $($m)::+::l2sq,
+                sumsq: $($m)::+::sumsq,
+                scale: $($m)::+::scale,
+                axpy: $($m)::+::axpy,
+                max: $($m)::+::max,
+                exp_shift_sum: $($m)::+::exp_shift_sum,
+            }
+        };
+    }
+    match isa::active() {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => table!(Isa::Avx512, x86::avx512),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => table!(Isa::Avx2, x86::avx2),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => table!(Isa::Neon, aarch64::neon),
+        _ => table!(Isa::Scalar, scalar),
+    }
+}
+
+// SAFETY (every method): the function pointers come from `kernels()`, which only installs an
+// ISA's functions when that ISA is active, i.e. supported by this CPU (`isa::set` refuses
+// others); the functions accept any lengths.
+impl Kernels {
+    /// The ISA these kernels run.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+    /// Σ a_k b_k ([`dot`]).
+    #[inline]
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        unsafe { (self.dot)(a, b) }
+    }
+    /// (a·b, ‖a‖², ‖b‖²) ([`dot_norms`]).
+    #[inline]
+    pub fn dot_norms(&self, a: &[f32], b: &[f32]) -> (f32, f32, f32) {
+        debug_assert_eq!(a.len(), b.len());
+        unsafe { (self.dot_norms)(a, b) }
+    }
+    /// Σ (a_k − b_k)² ([`l2sq`]).
+    #[inline]
+    pub fn l2sq(&self, a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        unsafe { (self.l2sq)(a, b) }
+    }
+    /// ‖a‖² ([`sumsq`]).
+    #[inline]
+    pub fn sumsq(&self, a: &[f32]) -> f32 {
+        unsafe { (self.sumsq)(a) }
+    }
+    /// x ← s·x ([`scale`]).
+    #[inline]
+    pub fn scale(&self, x: &mut [f32], s: f32) {
+        unsafe { (self.scale)(x, s) }
+    }
+    /// y ← y + alpha·x ([`axpy`]).
+    #[inline]
+    pub fn axpy(&self, y: &mut [f32], alpha: f32, x: &[f32]) {
+        debug_assert_eq!(y.len(), x.len());
+        unsafe { (self.axpy)(y, alpha, x) }
+    }
+    /// max_k x_k ([`max`]).
+    #[inline]
+    pub fn max(&self, x: &[f32]) -> f32 {
+        unsafe { (self.max)(x) }
+    }
+    /// x_k ← exp(x_k − shift), Σ in float64 ([`exp_shift_sum`]).
+    #[inline]
+    pub fn exp_shift_sum(&self, x: &mut [f32], shift: f32) -> f64 {
+        unsafe { (self.exp_shift_sum)(x, shift) }
+    }
 }
 
 /// Σ a_k b_k.
@@ -148,10 +253,20 @@ pub unsafe fn gemm_nt_raw(
     c: *mut f32,
     ldc: usize,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    dispatch!(gemm_nt(m, n, kd, a, lda, b, ldb, c, ldc))
+    let g = Gemm {
+        m,
+        n,
+        k: kd,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        nt: true,
+        accumulate: false,
+    };
+    dispatch!(gemm(&g))
 }
 
 /// C = A·B (or C += A·B when `accumulate`) on row-major blocks:
@@ -211,8 +326,58 @@ pub unsafe fn gemm_nn_raw(
     ldc: usize,
     accumulate: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
+    let g = Gemm {
+        m,
+        n,
+        k: kd,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        nt: false,
+        accumulate,
+    };
+    dispatch!(gemm(&g))
+}
+
+/// Floating-point operations per second of one thread running independent fused multiply-adds
+/// on the active ISA's full vectors (register operands only) for about `seconds`: the per-core
+/// arithmetic peak that the GEMM figures are compared with. Runs on the calling thread.
+pub fn fma_peak(seconds: f64) -> f64 {
+    let lanes = match isa::active() {
+        Isa::Avx512 => 16,
+        Isa::Avx2 => 8,
+        Isa::Neon => 4,
+        Isa::Scalar => 1,
+    };
+    let accs = match isa::active() {
+        Isa::Avx512 => 24,
+        Isa::Avx2 => 12,
+        Isa::Neon => 16,
+        Isa::Scalar => 4,
+    };
+    let run = |iters: usize| {
+        let t = std::time::Instant::now();
+        let s = dispatch!(fma_loop(iters));
+        // SAFETY: reads a local; volatile so that the loop's result counts as used.
+        unsafe { std::ptr::read_volatile(&s) };
+        t.elapsed().as_secs_f64()
+    };
+    let mut iters = 1usize << 14;
+    let mut best = 0f64;
+    let start = std::time::Instant::now();
+    loop {
+        let t = run(iters);
+        if t > 0.0 {
+            best = best.max((iters * accs * lanes * 2) as f64 / t);
+        }
+        if start.elapsed().as_secs_f64() >= seconds {
+            return best;
+        }
+        if t < 0.01 {
+            iters *= 2;
+        }
     }
-    dispatch!(gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate))
 }

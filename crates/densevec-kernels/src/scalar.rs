@@ -3,11 +3,16 @@
 
 /// Σ a_k b_k.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    dot_f64(a, b) as f32
+}
+
+/// Σ a_k b_k in float64, not rounded.
+fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
     let mut s = 0f64;
     for (x, y) in a.iter().zip(b) {
         s += *x as f64 * *y as f64;
     }
-    s as f32
+    s
 }
 
 /// (a·b, a·a, b·b) in one pass.
@@ -80,67 +85,58 @@ pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
     s
 }
 
-/// C[i·ldc + j] = Σ_k A[i·lda + k]·B[j·ldb + k] for i < m, j < n (both operands row-major,
-/// the "NT" product A·Bᵀ). Overwrites C.
-#[allow(clippy::too_many_arguments)]
+/// C (+)= A·Bᵀ or A·B: every element is a float64 sum over k, rounded once (added to C in
+/// float64 when accumulating).
 ///
 /// # Safety
-/// See [`crate::gemm_nt_raw`].
-pub unsafe fn gemm_nt(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    for i in 0..m {
-        let ar = std::slice::from_raw_parts(a.add(i * lda), k);
-        for j in 0..n {
-            *c.add(i * ldc + j) = dot(ar, std::slice::from_raw_parts(b.add(j * ldb), k));
+/// See [`crate::gemm_nt_raw`] and [`crate::gemm_nn_raw`].
+pub unsafe fn gemm(g: &crate::Gemm) {
+    if g.nt {
+        for i in 0..g.m {
+            let ar = std::slice::from_raw_parts(g.a.add(i * g.lda), g.k);
+            for j in 0..g.n {
+                let br = std::slice::from_raw_parts(g.b.add(j * g.ldb), g.k);
+                let cij = g.c.add(i * g.ldc + j);
+                *cij = if g.accumulate {
+                    (*cij as f64 + dot_f64(ar, br)) as f32
+                } else {
+                    dot(ar, br)
+                };
+            }
         }
+        return;
     }
-}
-
-/// C (+)= A·B, row-major; see [`crate::gemm_nn`].
-///
-/// # Safety
-/// See [`crate::gemm_nn_raw`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_nn(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    let mut acc = vec![0f64; n];
-    for i in 0..m {
+    let mut acc = vec![0f64; g.n];
+    for i in 0..g.m {
         for v in acc.iter_mut() {
             *v = 0.0;
         }
-        for p in 0..k {
-            let aip = *a.add(i * lda + p) as f64;
-            let br = std::slice::from_raw_parts(b.add(p * ldb), n);
+        let ar = g.a.add(i * g.lda);
+        for p in 0..g.k {
+            let aip = *ar.add(p) as f64;
+            let br = std::slice::from_raw_parts(g.b.add(p * g.ldb), g.n);
             for (v, bv) in acc.iter_mut().zip(br) {
                 *v += aip * *bv as f64;
             }
         }
         for (j, v) in acc.iter().enumerate() {
-            let cij = c.add(i * ldc + j);
-            *cij = if accumulate {
+            let cij = g.c.add(i * g.ldc + j);
+            *cij = if g.accumulate {
                 (*cij as f64 + *v) as f32
             } else {
                 *v as f32
             };
         }
     }
+}
+
+/// `iters` steps of four independent float32 multiply-adds (see [`crate::fma_peak`]).
+pub fn fma_loop(iters: usize) -> f32 {
+    let mut a = [0f32; 4];
+    for _ in 0..iters {
+        for v in a.iter_mut() {
+            *v = v.mul_add(0.999_999, 1e-7);
+        }
+    }
+    a.iter().sum()
 }

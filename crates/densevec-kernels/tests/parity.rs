@@ -692,3 +692,71 @@ fn gemm_k_zero_and_empty() {
     }
     isa::set(isa::detected()).unwrap();
 }
+
+#[test]
+fn f16_decode_is_exact_on_every_isa() {
+    let src: Vec<u16> = (0..=u16::MAX).collect();
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        for off in [0usize, 3] {
+            let s = &src[off..];
+            let mut out = vec![0f32; s.len()];
+            k::f16::f16_decode(s, &mut out);
+            for (&h, &o) in s.iter().zip(&out) {
+                let w = k::f16::f16_to_f32(h);
+                assert!(
+                    o.to_bits() == w.to_bits() || (o.is_nan() && w.is_nan()),
+                    "{:?} {:#x}: {} vs {}",
+                    isa,
+                    h,
+                    o,
+                    w
+                );
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+    // Spot values: 1, −2, the smallest subnormal, the largest finite, +∞.
+    let want = [1.0f32, -2.0, 5.960_464_5e-8, 65504.0, f32::INFINITY];
+    let got: Vec<f32> = [0x3c00u16, 0xc000, 0x0001, 0x7bff, 0x7c00]
+        .iter()
+        .map(|&h| k::f16::f16_to_f32(h))
+        .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn kernel_table_matches_free_functions() {
+    let mut rng = Rng::new(77);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let kt = k::kernels();
+        assert_eq!(kt.isa(), isa);
+        for n in [0usize, 1, 5, 17, 63, 768, 1031] {
+            let (a, b) = (rng.vec(n), rng.vec(n));
+            assert_eq!(kt.dot(&a, &b).to_bits(), k::dot(&a, &b).to_bits());
+            let (t, f) = (kt.dot_norms(&a, &b), k::dot_norms(&a, &b));
+            assert_eq!(
+                (t.0.to_bits(), t.1.to_bits(), t.2.to_bits()),
+                (f.0.to_bits(), f.1.to_bits(), f.2.to_bits())
+            );
+            assert_eq!(kt.l2sq(&a, &b).to_bits(), k::l2sq(&a, &b).to_bits());
+            assert_eq!(kt.sumsq(&a).to_bits(), k::sumsq(&a).to_bits());
+            assert_eq!(kt.max(&a).to_bits(), k::max(&a).to_bits());
+            let (mut y1, mut y2) = (a.clone(), a.clone());
+            kt.axpy(&mut y1, 0.3, &b);
+            k::axpy(&mut y2, 0.3, &b);
+            kt.scale(&mut y1, -1.7);
+            k::scale(&mut y2, -1.7);
+            let (s1, s2) = (
+                kt.exp_shift_sum(&mut y1, 0.5),
+                k::exp_shift_sum(&mut y2, 0.5),
+            );
+            assert_eq!(s1.to_bits(), s2.to_bits());
+            assert!(y1.iter().zip(&y2).all(|(u, v)| u.to_bits() == v.to_bits()));
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+}

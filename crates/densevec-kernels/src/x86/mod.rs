@@ -3,7 +3,14 @@ pub mod avx2;
 pub mod avx512;
 pub mod bf16;
 
+use crate::gemm::{Kernel, PackA, PackB, Spec};
 use std::arch::x86_64::*;
+
+/// The GEMM blocking and building blocks of an x86 ISA with `mr × nr` micro-tiles.
+fn spec(mr: usize, nr: usize, full_rate: bool, kernel: Kernel) -> Spec {
+    let packs = (pack_a as PackA, pack_b_nt as PackB, pack_b_nn as PackB);
+    Spec::new(mr, nr, full_rate, packs, (prefetch, prefetch_c), kernel)
+}
 
 /// Transposes eight `__m256` rows in place (row r, lane q → row q, lane r).
 macro_rules! transpose8x8 {
@@ -56,51 +63,42 @@ macro_rules! transpose4x4 {
 /// `a` valid for `rows` rows of `kc` values `lda` apart; `dst` for `rows·kc` values; AVX.
 #[target_feature(enable = "avx")]
 pub(crate) unsafe fn pack_a(rows: usize, kc: usize, a: *const f32, lda: usize, dst: *mut f32) {
-    let kc8 = kc & !7;
-    let kc4 = kc & !3;
     let mut i = 0;
-    while i + 8 <= rows {
-        let src = a.add(i * lda);
-        let mut p = 0;
-        while p < kc8 {
-            let mut r = [_mm256_setzero_ps(); 8];
-            for (q, v) in r.iter_mut().enumerate() {
-                *v = _mm256_loadu_ps(src.add(q * lda + p));
+    // Groups of G rows: G×G register transposes along k, the last kc % G steps one by one.
+    macro_rules! groups {
+        ($g:expr, $zero:ident, $load:ident, $store:ident, $transpose:ident) => {
+            while i + $g <= rows {
+                let src = a.add(i * lda);
+                let kcg = kc - kc % $g;
+                let mut p = 0;
+                while p < kcg {
+                    let mut r = [$zero(); $g];
+                    for (q, v) in r.iter_mut().enumerate() {
+                        *v = $load(src.add(q * lda + p));
+                    }
+                    $transpose!(r);
+                    for (q, v) in r.iter().enumerate() {
+                        $store(dst.add((p + q) * rows + i), *v);
+                    }
+                    p += $g;
+                }
+                for p in kcg..kc {
+                    for q in 0..$g {
+                        *dst.add(p * rows + i + q) = *src.add(q * lda + p);
+                    }
+                }
+                i += $g;
             }
-            transpose8x8!(r);
-            for (q, v) in r.iter().enumerate() {
-                _mm256_storeu_ps(dst.add((p + q) * rows + i), *v);
-            }
-            p += 8;
-        }
-        for p in kc8..kc {
-            for q in 0..8 {
-                *dst.add(p * rows + i + q) = *src.add(q * lda + p);
-            }
-        }
-        i += 8;
+        };
     }
-    while i + 4 <= rows {
-        let src = a.add(i * lda);
-        let mut p = 0;
-        while p < kc4 {
-            let mut r = [_mm_setzero_ps(); 4];
-            for (q, v) in r.iter_mut().enumerate() {
-                *v = _mm_loadu_ps(src.add(q * lda + p));
-            }
-            transpose4x4!(r);
-            for (q, v) in r.iter().enumerate() {
-                _mm_storeu_ps(dst.add((p + q) * rows + i), *v);
-            }
-            p += 4;
-        }
-        for p in kc4..kc {
-            for q in 0..4 {
-                *dst.add(p * rows + i + q) = *src.add(q * lda + p);
-            }
-        }
-        i += 4;
-    }
+    groups!(
+        8,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        transpose8x8
+    );
+    groups!(4, _mm_setzero_ps, _mm_loadu_ps, _mm_storeu_ps, transpose4x4);
     while i < rows {
         let src = a.add(i * lda);
         for p in 0..kc {
@@ -198,12 +196,31 @@ pub(crate) unsafe fn pack_b_nn(
 /// # Safety
 /// A hint only; the addresses need not be valid.
 pub(crate) unsafe fn prefetch(p: *const f32, rows: usize, ld: usize, len: usize) {
+    prefetch_rows::<_MM_HINT_T1>(p, rows, ld, len)
+}
+
+/// Prefetches `rows` rows of `len` floats, `ld` apart, into L1 for writing (a hint only).
+///
+/// # Safety
+/// A hint only; the addresses need not be valid.
+pub(crate) unsafe fn prefetch_c(p: *const f32, rows: usize, ld: usize, len: usize) {
+    prefetch_rows::<_MM_HINT_ET0>(p, rows, ld, len)
+}
+
+/// One `HINT` prefetch per 64 bytes of each row, and one for the row's last byte (rows need
+/// not start on a line boundary).
+#[inline(always)]
+unsafe fn prefetch_rows<const HINT: i32>(p: *const f32, rows: usize, ld: usize, len: usize) {
+    if len == 0 {
+        return;
+    }
     for r in 0..rows {
         let row = p.wrapping_add(r * ld) as *const i8;
         let mut off = 0;
         while off < len * 4 {
-            _mm_prefetch::<_MM_HINT_T1>(row.wrapping_add(off));
+            _mm_prefetch::<HINT>(row.wrapping_add(off));
             off += 64;
         }
+        _mm_prefetch::<HINT>(row.wrapping_add(len * 4 - 1));
     }
 }
