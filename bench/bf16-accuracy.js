@@ -97,7 +97,9 @@ for (const metric of ['cosine', 'dot', 'l2sq']) {
     const s = new Set(f.indices.subarray(i * K, (i + 1) * K));
     for (let t = 0; t < K; t++) if (s.has(b.indices[i * K + t])) same++;
   }
-  console.log(`topK cosine k = ${K}: ${((100 * same) / (q.rows * K)).toFixed(2)} % of the f32 neighbours kept; scores |Δ| max ${fmt(stats(b.scores, f.scores).maxAbs)}`);
+  console.log(
+    `topK cosine k = ${K}: ${((100 * same) / (q.rows * K)).toFixed(2)} % of the f32 neighbours kept; scores |Δ| max ${fmt(stats(b.scores, f.scores).maxAbs)}`,
+  );
 }
 {
   const B = 1024;

@@ -74,7 +74,9 @@ function machine() {
     peakGflopsPerCore: fma.peak ?? null,
     copyGBs: copyBandwidth(),
   };
-  const peak = cached.peakGflopsPerCore ? `${cached.peakGflopsPerCore.toFixed(1)} GFLOP/s per core (fp32 FMA, avx2 ${fma.avx2}, avx512 ${fma.avx512})` : `not measured (${fma.error})`;
+  const peak = cached.peakGflopsPerCore
+    ? `${cached.peakGflopsPerCore.toFixed(1)} GFLOP/s per core (fp32 FMA, avx2 ${fma.avx2}, avx512 ${fma.avx512})`
+    : `not measured (${fma.error})`;
   const id = cached.cpuId ? ` (${cached.cpuId.vendor} family ${cached.cpuId.family} model ${cached.cpuId.model}; ${cached.cpuId.simd.join(' ')})` : '';
   console.log(`machine: ${cached.cpu}${id}; peak ${peak}; copy ${cached.copyGBs.toFixed(1)} GB/s (1 thread)`);
   return cached;

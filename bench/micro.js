@@ -42,9 +42,13 @@ function measureMicro(impls, mode) {
   const suite = new Benchmark.Suite();
   for (const i of impls) {
     const fn = i.fn;
-    suite.add(i.name, () => {
-      sunk += Number(fn()) || 1;
-    }, options(mode));
+    suite.add(
+      i.name,
+      () => {
+        sunk += Number(fn()) || 1;
+      },
+      options(mode),
+    );
   }
   suite.run({ async: false });
   const out = {};

@@ -15,7 +15,12 @@ const files = ORDER.filter((s) => (want.length ? want.includes(s) : true)).filte
 
 // Summary: every target of every row, wall-time and CPU-time ratios side by side.
 function summary(results) {
-  const lines = ['### Summary against the targets', '', '| suite | workload | densevec (median or mean, 1T) | target | ratio (wall) | ratio (CPU time) | |', '|---|---|---:|---|---:|---:|---|'];
+  const lines = [
+    '### Summary against the targets',
+    '',
+    '| suite | workload | densevec (median or mean, 1T) | target | ratio (wall) | ratio (CPU time) | |',
+    '|---|---|---:|---|---:|---:|---|',
+  ];
   for (const r of results) {
     for (const row of r.rows) {
       const d1 = row.implementations.find((e) => e.group === 'densevec' && e.threads === 1);
@@ -43,8 +48,13 @@ for (const r of all) {
   for (const row of r.rows) {
     out.push(`**${row.workload}** \`${JSON.stringify(row.params)}\``, '');
     const micro = row.harness === 'benchmark.js';
-    if (micro) out.push('| implementation | ops/sec ± margin of error (benchmark.js) | mean per call | throughput | densevec speed-up |', '|---|---:|---:|---:|---:|');
-    else out.push('| implementation | median (wall) | CPU time | throughput (wall) | per CPU-second | densevec speed-up (wall) |', '|---|---:|---:|---:|---:|---:|');
+    if (micro)
+      out.push('| implementation | ops/sec ± margin of error (benchmark.js) | mean per call | throughput | densevec speed-up |', '|---|---:|---:|---:|---:|');
+    else
+      out.push(
+        '| implementation | median (wall) | CPU time | throughput (wall) | per CPU-second | densevec speed-up (wall) |',
+        '|---|---:|---:|---:|---:|---:|',
+      );
     const dvs = row.implementations.filter((e) => e.group === 'densevec');
     for (const e of row.implementations) {
       let rel = '';
@@ -56,12 +66,17 @@ for (const r of all) {
         out.push(`| ${e.name} | ${fmtOps(e)} | ${fmtMs(e.medianMs)} | ${tp(e.throughput)} | ${rel} |`);
         continue;
       }
-      out.push(`| ${e.name} | ${fmtMs(e.medianMs)} | ${e.cpuMedianMs != null ? fmtMs(e.cpuMedianMs) : ''} | ${tp(e.throughput)}${e.percentOfPeak != null ? ` (${e.percentOfPeak.toFixed(1)} % of peak)` : ''} | ${tp(e.throughputPerCpuSecond)}${e.percentOfPeakPerCpuSecond != null ? ` (${e.percentOfPeakPerCpuSecond.toFixed(1)} %)` : ''} | ${rel} |`);
+      out.push(
+        `| ${e.name} | ${fmtMs(e.medianMs)} | ${e.cpuMedianMs != null ? fmtMs(e.cpuMedianMs) : ''} | ${tp(e.throughput)}${e.percentOfPeak != null ? ` (${e.percentOfPeak.toFixed(1)} % of peak)` : ''} | ${tp(e.throughputPerCpuSecond)}${e.percentOfPeakPerCpuSecond != null ? ` (${e.percentOfPeakPerCpuSecond.toFixed(1)} %)` : ''} | ${rel} |`,
+      );
     }
     out.push('');
     const extra = [];
     for (const sc of row.scaling) extra.push(`2T/1T ${sc.label} ${sc.speedup2T.toFixed(2)}×`);
-    for (const t of row.targets) extra.push(`target ${t.what}: ${t.got.toFixed(2)} — ${t.met ? 'met' : `**missed** by ${Math.max(1, Math.round((1 - t.got / t.min) * 100))} %`}${t.gotCpu != null ? ` (${t.cpuNote ?? 'CPU-time ratio'} ${t.gotCpu.toFixed(2)})` : ''}`);
+    for (const t of row.targets)
+      extra.push(
+        `target ${t.what}: ${t.got.toFixed(2)} — ${t.met ? 'met' : `**missed** by ${Math.max(1, Math.round((1 - t.got / t.min) * 100))} %`}${t.gotCpu != null ? ` (${t.cpuNote ?? 'CPU-time ratio'} ${t.gotCpu.toFixed(2)})` : ''}`,
+      );
     if (extra.length) out.push(...extra.map((x) => `- ${x}`), '');
   }
   if (r.notes.length) out.push(...r.notes.map((n) => `- ${n}`), '');

@@ -24,9 +24,12 @@ async function main() {
   process.env.DENSEVEC_BENCH_MODE = smoke ? 'smoke' : quick ? 'quick' : 'full'; // recorded in the JSON
   const dv = require('../dist/index.js');
   const info = dv.backendInfo();
-  console.log(`densevec backend ${info.backend}, ISA ${info.isa}, node ${process.version}, ${require('node:os').cpus().length} cores${quick ? ', quick pass' : ''}`);
+  console.log(
+    `densevec backend ${info.backend}, ISA ${info.isa}, node ${process.version}, ${require('node:os').cpus().length} cores${quick ? ', quick pass' : ''}`,
+  );
   require('./machine').machine(); // measured once, before any suite: printed here, recorded in every JSON
-  if (info.backend !== 'native') console.log(`warning: the native addon is not loaded (${info.nativeError ?? 'reference backend selected'}): figures are for the TypeScript reference`);
+  if (info.backend !== 'native')
+    console.log(`warning: the native addon is not loaded (${info.nativeError ?? 'reference backend selected'}): figures are for the TypeScript reference`);
   const t0 = Date.now();
   for (const n of names.length ? names : SUITES) {
     const s0 = Date.now();

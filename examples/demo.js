@@ -72,17 +72,24 @@ function parseArgs(argv) {
       return v;
     };
     switch (flag) {
-      case '--data': o.data = val(); break;
-      case '--dim': o.dim = int(val(), '--dim', 1); break;
+      case '--data':
+        o.data = val();
+        break;
+      case '--dim':
+        o.dim = int(val(), '--dim', 1);
+        break;
       case '--labels': {
         o.labels = val();
         if (!['last', 'first', 'none'].includes(o.labels)) throw new UsageError(`--labels must be last, first or none, got '${o.labels}'`);
         break;
       }
-      case '--seed': o.seed = int(val(), '--seed', 0); break;
+      case '--seed':
+        o.seed = int(val(), '--seed', 0);
+        break;
       case '--backend': {
         o.backend = val();
-        if (!['auto', 'native', 'reference', 'cuda'].includes(o.backend)) throw new UsageError(`--backend must be auto, native or reference, got '${o.backend}'`);
+        if (!['auto', 'native', 'reference', 'cuda'].includes(o.backend))
+          throw new UsageError(`--backend must be auto, native or reference, got '${o.backend}'`);
         break;
       }
       case '--report': {
@@ -97,11 +104,21 @@ function parseArgs(argv) {
         if (o.report === '') throw new UsageError('--out needs a file name');
         break;
       }
-      case '--no-report': o.report = null; break;
-      case '--epochs': o.epochs = int(val(), '--epochs', 1); break;
-      case '--quiet': o.quiet = true; break;
-      case '--help': case '-h': o.help = true; break;
-      default: throw new UsageError(`unknown option '${a}' (see --help)`);
+      case '--no-report':
+        o.report = null;
+        break;
+      case '--epochs':
+        o.epochs = int(val(), '--epochs', 1);
+        break;
+      case '--quiet':
+        o.quiet = true;
+        break;
+      case '--help':
+      case '-h':
+        o.help = true;
+        break;
+      default:
+        throw new UsageError(`unknown option '${a}' (see --help)`);
     }
   }
   if (o.dim !== null && o.labels !== null && o.labels !== 'none') throw new UsageError('--labels applies to CSV files only (raw float32 files have no labels)');
@@ -223,7 +240,9 @@ function load(opts) {
     if (buf.length === 0) throw new UsageError(`${file} is empty`);
     if (opts.dim < 2) throw new UsageError(`--dim ${opts.dim}: the demo needs at least 2 values per row`);
     if (buf.length % (4 * opts.dim) !== 0) {
-      throw new UsageError(`${file} has ${buf.length} bytes, not a multiple of 4 * dim = ${4 * opts.dim} (raw little-endian float32, --dim ${opts.dim} per row)`);
+      throw new UsageError(
+        `${file} has ${buf.length} bytes, not a multiple of 4 * dim = ${4 * opts.dim} (raw little-endian float32, --dim ${opts.dim} per row)`,
+      );
     }
     const n = buf.length / (4 * opts.dim);
     const data = new Float32Array(n * opts.dim);
@@ -251,15 +270,17 @@ function load(opts) {
     names = [...new Set(rows.map((r) => r.f[j]))].sort();
   }
   // Numbers of every other column.
-  const num = rows.map((r) => r.f.map((f, j) => {
-    if (names && j === lcOf(where)) return NaN;
-    const v = f === '' ? NaN : Number(f);
-    if (!Number.isFinite(v)) {
-      const hint = (j === 0 || j === width - 1) && opts.labels === 'none' ? ' (is this a label column? drop --labels none)' : '';
-      throw new UsageError(`${file}:${r.line}: column ${j + 1} is not a finite number: ${shown(f)}${hint}`);
-    }
-    return v;
-  }));
+  const num = rows.map((r) =>
+    r.f.map((f, j) => {
+      if (names && j === lcOf(where)) return NaN;
+      const v = f === '' ? NaN : Number(f);
+      if (!Number.isFinite(v)) {
+        const hint = (j === 0 || j === width - 1) && opts.labels === 'none' ? ' (is this a label column? drop --labels none)' : '';
+        throw new UsageError(`${file}:${r.line}: column ${j + 1} is not a finite number: ${shown(f)}${hint}`);
+      }
+      return v;
+    }),
+  );
   if (where === null) {
     if (file === shipped || looksLikeLabels(num, width - 1)) where = 'last';
     else if (width > 1 && looksLikeLabels(num, 0)) where = 'first';
@@ -268,7 +289,10 @@ function load(opts) {
   const lc = lcOf(where);
   if (lc >= 0 && width < 2) throw new UsageError(`${file} has one column; nothing is left for features after the label`);
   const cols = lc >= 0 ? width - 1 : width;
-  if (cols < 2) throw new UsageError(`${file} has ${cols} feature column; the demo needs at least 2 (one row per item, one column per feature${lc >= 0 ? ', plus the label' : ''})`);
+  if (cols < 2)
+    throw new UsageError(
+      `${file} has ${cols} feature column; the demo needs at least 2 (one row per item, one column per feature${lc >= 0 ? ', plus the label' : ''})`,
+    );
   const labels = lc >= 0 ? new Uint32Array(rows.length) : null;
   if (lc >= 0) {
     rows.forEach((r, i) => {
@@ -372,16 +396,42 @@ function accuracy(pred, truth) {
 // ------------------------------------------------------------------------------------------
 
 const LEARNING_FUNCTIONS = [
-  'matmul', 'ntXent', 'wassersteinRegularizer', 'normPenalty', 'temperatureSchedule', 'mismatchScore',
-  'marginSoftmax', 'knnClassify', 'randomOrthogonal', 'procrustes', 'BatchNorm', 'embeddingDrift',
-  'sparsity', 'mapDistortion', 'hyperbolicity', 'triangleCurvature', 'analogy',
+  'matmul',
+  'ntXent',
+  'wassersteinRegularizer',
+  'normPenalty',
+  'temperatureSchedule',
+  'mismatchScore',
+  'marginSoftmax',
+  'knnClassify',
+  'randomOrthogonal',
+  'procrustes',
+  'BatchNorm',
+  'embeddingDrift',
+  'sparsity',
+  'mapDistortion',
+  'hyperbolicity',
+  'triangleCurvature',
+  'analogy',
 ];
 
 /** Training settings of the heads (small enough for a minute on two cores). */
 const TRAIN = {
   // τ is learned (Adam on log τ, from tauStart, within [tauMin, 1]); tauEnd is the cosine
   // schedule drawn next to it for reference.
-  contrastive: { dim: 32, batch: 256, steps: 300, lr: 0.01, tauStart: 0.5, tauEnd: 0.1, learnTemperature: true, tauLr: 0.02, tauMin: 0.02, mu: 1, lambda: 1e-4 },
+  contrastive: {
+    dim: 32,
+    batch: 256,
+    steps: 300,
+    lr: 0.01,
+    tauStart: 0.5,
+    tauEnd: 0.1,
+    learnTemperature: true,
+    tauLr: 0.02,
+    tauMin: 0.02,
+    mu: 1,
+    lambda: 1e-4,
+  },
   margin: { dim: 32, batch: 256, steps: 200, lr: 0.01, scale: 16, margin: { arcface: 0.3, cosface: 0.25 }, labelSmoothing: 0.1, lambda: 1e-4, batchNorm: true },
 };
 
@@ -418,7 +468,12 @@ function learning(dv, ref, c) {
   const classList = labels ? [...new Set(labels)].sort((a, b) => a - b) : [];
   const y = labels ? Uint32Array.from(labels, (l) => classList.indexOf(l)) : null;
   const task = {
-    raw, mu: x.mu, sd: x.sd, trainIdx, y, classes: classList.length,
+    raw,
+    mu: x.mu,
+    sd: x.sd,
+    trainIdx,
+    y,
+    classes: classList.length,
     // Views for the contrastive head: feature dropout, Gaussian noise and (images) shifts.
     augment: { imageSide: image ? side : 0, noise: 0.5, dropout: 0.2, shift: 0.2 },
     // Lighter for the supervised heads: a linear map cannot absorb shifts.
@@ -453,23 +508,31 @@ function learning(dv, ref, c) {
     }
   };
 
-  say(`Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
-    '20% feature dropout and Gaussian noise of 0.5 standard deviations):');
+  say(
+    `Learned embeddings (linear heads ${raw.cols} → ${o.dim}, Adam; contrastive views: ${image ? `a one-pixel shift of the ${side}×${side} image with probability 0.2, ` : ''}` +
+      '20% feature dropout and Gaussian noise of 0.5 standard deviations):',
+  );
   const [h1, t1] = timed(() => withBar('NT-Xent head', o.steps, (tick) => trainContrastive(dv, ref, task, seed, { ...o, onStep: tick })));
   const first = h1.history.slice(0, 10);
   const last = h1.history.slice(-10);
   const tauLast = h1.history[h1.history.length - 1].tau;
-  say(`  NT-Xent head, ${o.steps} steps of ${Math.min(o.batch, trainIdx.length)} pairs (${epochsOf(o.steps, o.batch)} epochs), ` +
-    (o.learnTemperature ? `τ learned ${o.tauStart} → ${tauLast.toFixed(3)} (Adam on log τ), ` : `τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), `) +
-    `Wasserstein weight ${o.mu}, L2 ${o.lambda}: ${ms(t1)}`);
+  say(
+    `  NT-Xent head, ${o.steps} steps of ${Math.min(o.batch, trainIdx.length)} pairs (${epochsOf(o.steps, o.batch)} epochs), ` +
+      (o.learnTemperature ? `τ learned ${o.tauStart} → ${tauLast.toFixed(3)} (Adam on log τ), ` : `τ ${o.tauStart} → ${o.tauEnd} (cosine schedule), `) +
+      `Wasserstein weight ${o.mu}, L2 ${o.lambda}: ${ms(t1)}`,
+  );
   if (h1.history[0].entropy !== undefined) {
     const fl = (k, n) => `${mean(first.map((h) => h[k])).toFixed(n)} → ${mean(last.map((h) => h[k])).toFixed(n)}`;
-    say(`    softmax over the 2N − 1 candidates: entropy ${fl('entropy', 2)} nats, p(partner) ${fl('positiveProbability', 3)}, ` +
-      `largest negative p ${fl('maxNegativeProbability', 3)}, effective negatives ${fl('effectiveNegatives', 1)}`);
+    say(
+      `    softmax over the 2N − 1 candidates: entropy ${fl('entropy', 2)} nats, p(partner) ${fl('positiveProbability', 3)}, ` +
+        `largest negative p ${fl('maxNegativeProbability', 3)}, effective negatives ${fl('effectiveNegatives', 1)}`,
+    );
   }
-  say(`    NT-Xent ${mean(first.map((h) => h.ntxent)).toFixed(3)} → ${mean(last.map((h) => h.ntxent)).toFixed(3)} (means of the first and last 10 steps)` +
-    `   Wasserstein ${mean(first.map((h) => h.wasserstein)).toExponential(2)} → ${mean(last.map((h) => h.wasserstein)).toExponential(2)}` +
-    `   penalty ${last[last.length - 1].penalty.toExponential(2)}`);
+  say(
+    `    NT-Xent ${mean(first.map((h) => h.ntxent)).toFixed(3)} → ${mean(last.map((h) => h.ntxent)).toFixed(3)} (means of the first and last 10 steps)` +
+      `   Wasserstein ${mean(first.map((h) => h.wasserstein)).toExponential(2)} → ${mean(last.map((h) => h.wasserstein)).toExponential(2)}` +
+      `   penalty ${last[last.length - 1].penalty.toExponential(2)}`,
+  );
   // Alignment of two augmented views of the test rows: matched vs unmatched cosines.
   const vrng = new ref.SplitMix64(seed + 99);
   const view = augmenter(raw, x.mu, x.sd, vrng, task.augment);
@@ -480,27 +543,35 @@ function learning(dv, ref, c) {
   for (let i = 0; i < o.dim; i++) for (let j = 0; j < raw.cols; j++) W0.data[j * o.dim + i] = init.data[i * raw.cols + j];
   const m0 = dv.mismatchScore(dv.matmul(va, W0), dv.matmul(vb, W0));
   const m1 = dv.mismatchScore(dv.matmul(va, h1.W), dv.matmul(vb, h1.W));
-  say(`    two views of the test rows: matched − unmatched mean cosine M = ${m0.M.toFixed(3)} at init → ${m1.M.toFixed(3)} trained ` +
-    `(matched ${m1.muP.toFixed(3)}, unmatched ${m1.muQ.toFixed(3)})`);
+  say(
+    `    two views of the test rows: matched − unmatched mean cosine M = ${m0.M.toFixed(3)} at init → ${m1.M.toFixed(3)} trained ` +
+      `(matched ${m1.muP.toFixed(3)}, unmatched ${m1.muQ.toFixed(3)})`,
+  );
   curves.push({ name: 'NT-Xent', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.ntxent) });
   regularizers.push({ name: `NT-Xent: Wasserstein × ${o.mu}`, xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => o.mu * h.wasserstein) });
   regularizers.push({ name: 'NT-Xent: L2 penalty', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.penalty), dash: true });
   summary.push(`ntxent ${mean(first.map((h) => h.ntxent)).toFixed(3)}->${mean(last.map((h) => h.ntxent)).toFixed(3)} M=${m1.M.toFixed(3)}`);
 
-  const heads = [['standardized input', null], ['NT-Xent head', h1.W]];
+  const heads = [
+    ['standardized input', null],
+    ['NT-Xent head', h1.W],
+  ];
   const geometry = [];
   if (y) {
     for (const kind of ['arcface', 'cosface']) {
-      const [h, t] = timed(() => withBar(kind === 'arcface' ? 'ArcFace head' : 'CosFace head', mo.steps,
-        (tick) => trainMargin(dv, ref, task, kind, seed, { ...mo, onStep: tick })));
+      const [h, t] = timed(() =>
+        withBar(kind === 'arcface' ? 'ArcFace head' : 'CosFace head', mo.steps, (tick) => trainMargin(dv, ref, task, kind, seed, { ...mo, onStep: tick })),
+      );
       const proto = dv.topK(test(h), h.P, 1, { metric: 'cosine' }).indices;
       let hit = 0;
       for (let i = 0; i < proto.length; i++) if (proto[i] === yTest[i]) hit++;
       const f = h.history.slice(0, 10);
       const l = h.history.slice(-10);
-      say(`  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps (${epochsOf(mo.steps, mo.batch)} epochs)${mo.batchNorm ? ', affine BatchNorm trained with it' : ''}, s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
-        `loss ${mean(f.map((q) => q.loss)).toFixed(3)} → ${mean(l.map((q) => q.loss)).toFixed(3)} (means of the first and last 10 steps), ` +
-        `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`);
+      say(
+        `  ${kind === 'arcface' ? 'ArcFace' : 'CosFace'} head, ${mo.steps} steps (${epochsOf(mo.steps, mo.batch)} epochs)${mo.batchNorm ? ', affine BatchNorm trained with it' : ''}, s = ${mo.scale}, m = ${mo.margin[kind]}, label smoothing ${mo.labelSmoothing}: ` +
+          `loss ${mean(f.map((q) => q.loss)).toFixed(3)} → ${mean(l.map((q) => q.loss)).toFixed(3)} (means of the first and last 10 steps), ` +
+          `nearest-prototype test accuracy ${((100 * hit) / proto.length).toFixed(1)}% (${ms(t)})`,
+      );
       summary.push(`${kind} prototype-accuracy ${((100 * hit) / proto.length).toFixed(1)}%`);
       heads.push([kind === 'arcface' ? 'ArcFace head' : 'CosFace head', h]);
       if (typeof dv.marginGeometry === 'function' && h.P.rows >= 2) {
@@ -517,22 +588,47 @@ function learning(dv, ref, c) {
         }
         geometry.push({ name: kind === 'arcface' ? `ArcFace (m = ${mo.margin[kind]} rad)` : `CosFace (m = ${mo.margin[kind]} in cosine)`, points });
         const gaps = points.map((p) => p.y).sort((a, b) => a - b);
-        say(`    margin geometry of the ${h.P.rows} prototypes: realised angular gap ` +
-          (gaps.length ? `${gaps[0].toFixed(3)}–${gaps[gaps.length - 1].toFixed(3)} rad` : 'none') +
-          `${unmet ? `, ${unmet} pair(s) too close for the margin` : ''}`);
+        say(
+          `    margin geometry of the ${h.P.rows} prototypes: realised angular gap ` +
+            (gaps.length ? `${gaps[0].toFixed(3)}–${gaps[gaps.length - 1].toFixed(3)} rad` : 'none') +
+            `${unmet ? `, ${unmet} pair(s) too close for the margin` : ''}`,
+        );
       }
       curves.push({ name: kind === 'arcface' ? 'ArcFace' : 'CosFace', xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.loss) });
-      regularizers.push({ name: `${kind === 'arcface' ? 'ArcFace' : 'CosFace'}: L2 penalty`, xs: h.history.map((q) => q.step), ys: h.history.map((q) => q.penalty), dash: true });
+      regularizers.push({
+        name: `${kind === 'arcface' ? 'ArcFace' : 'CosFace'}: L2 penalty`,
+        xs: h.history.map((q) => q.step),
+        ys: h.history.map((q) => q.penalty),
+        dash: true,
+      });
     }
   }
 
   // Audit table.
   say();
-  say('Audit (test rows; kNN k = 5 cosine; rot: a randomOrthogonal map; aniso: a random map U·diag(e^N(0,1))·V; ' +
-    'kept: fraction of the 10 cosine neighbours kept (mapDistortion); BN: train- vs eval-mode BatchNorm; ' +
-    'sparsity of unit rows, |x| ≤ 0.01; rel δ: hyperbolicity 2δ/diameter of the angular 10-NN graph (0 = a tree); ' +
-    'tri: median triangle-comparison ratio on that graph (> 1 positively curved)):');
-  const cols = ['embedding', 'dim', 'kNN', 'mean cos', 'z', 'var/null', 'rot ΔkNN', 'rot kept', 'aniso ΔkNN', 'aniso kept', 'BN cos', 'Hoyer', '|x|≤.01', 'rel δ', 'tri'];
+  say(
+    'Audit (test rows; kNN k = 5 cosine; rot: a randomOrthogonal map; aniso: a random map U·diag(e^N(0,1))·V; ' +
+      'kept: fraction of the 10 cosine neighbours kept (mapDistortion); BN: train- vs eval-mode BatchNorm; ' +
+      'sparsity of unit rows, |x| ≤ 0.01; rel δ: hyperbolicity 2δ/diameter of the angular 10-NN graph (0 = a tree); ' +
+      'tri: median triangle-comparison ratio on that graph (> 1 positively curved)):',
+  );
+  const cols = [
+    'embedding',
+    'dim',
+    'kNN',
+    'mean cos',
+    'z',
+    'var/null',
+    'rot ΔkNN',
+    'rot kept',
+    'aniso ΔkNN',
+    'aniso kept',
+    'BN cos',
+    'Hoyer',
+    '|x|≤.01',
+    'rel δ',
+    'tri',
+  ];
   const widths = [19, 4, 6, 8, 8, 8, 8, 8, 10, 10, 7, 6, 7, 6, 6];
   const line = (vals) => `  ${vals.map((v, i) => String(v).padStart(widths[i])).join(' ')}`;
   const pct = (v) => (v === undefined ? '–' : `${(100 * v).toFixed(1)}%`);
@@ -554,14 +650,55 @@ function learning(dv, ref, c) {
   say(line(cols));
   for (const [name, zTe, a, t] of results) {
     if (a.knn !== undefined && name !== 'standardized input') knnStages.push({ name, value: a.knn });
-    say(`${line([name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2),
-      dKnn(a.rotKnn, a.knn), fx(a.orthKept, 3), dKnn(a.anisoKnn, a.knn), fx(a.anisoKept, 3),
-      fx(a.bnDriftCos, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.relDelta, 3), fx(a.triRatio, 3)])}  (${ms(t)})`);
-    auditRows.push([[name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2), a.rotKnn === undefined ? '–' : pct(a.rotKnn),
-      a.rotRecovered.toExponential(1), fx(a.orthKept, 3), a.anisoCond === undefined ? '–' : a.anisoCond.toFixed(1), fx(a.anisoKept, 3),
-      a.anisoKnn === undefined ? '–' : pct(a.anisoKnn)],
-    [name, fx(a.bnDriftCos, 4), fx(a.bnDriftL2, 3), fx(a.hoyer, 3), pct(a.nearZero), fx(a.relDelta, 3), a.hypSkipped ?? '–', fx(a.triRatio, 3), fx(a.triPositive, 2)]]);
-    summary.push(`audit ${name}: knn=${pct(a.knn)} meancos=${fx(a.meanCos, 4)} aniso-kept=${fx(a.anisoKept, 3)} reldelta=${fx(a.relDelta, 3)} tri=${fx(a.triRatio, 3)}`);
+    say(
+      `${line([
+        name,
+        zTe.cols,
+        pct(a.knn),
+        fx(a.meanCos, 4),
+        fx(a.zScore, 1),
+        fx(a.varRatio, 2),
+        dKnn(a.rotKnn, a.knn),
+        fx(a.orthKept, 3),
+        dKnn(a.anisoKnn, a.knn),
+        fx(a.anisoKept, 3),
+        fx(a.bnDriftCos, 3),
+        fx(a.hoyer, 3),
+        pct(a.nearZero),
+        fx(a.relDelta, 3),
+        fx(a.triRatio, 3),
+      ])}  (${ms(t)})`,
+    );
+    auditRows.push([
+      [
+        name,
+        zTe.cols,
+        pct(a.knn),
+        fx(a.meanCos, 4),
+        fx(a.zScore, 1),
+        fx(a.varRatio, 2),
+        a.rotKnn === undefined ? '–' : pct(a.rotKnn),
+        a.rotRecovered.toExponential(1),
+        fx(a.orthKept, 3),
+        a.anisoCond === undefined ? '–' : a.anisoCond.toFixed(1),
+        fx(a.anisoKept, 3),
+        a.anisoKnn === undefined ? '–' : pct(a.anisoKnn),
+      ],
+      [
+        name,
+        fx(a.bnDriftCos, 4),
+        fx(a.bnDriftL2, 3),
+        fx(a.hoyer, 3),
+        pct(a.nearZero),
+        fx(a.relDelta, 3),
+        a.hypSkipped ?? '–',
+        fx(a.triRatio, 3),
+        fx(a.triPositive, 2),
+      ],
+    ]);
+    summary.push(
+      `audit ${name}: knn=${pct(a.knn)} meancos=${fx(a.meanCos, 4)} aniso-kept=${fx(a.anisoKept, 3)} reldelta=${fx(a.relDelta, 3)} tri=${fx(a.triRatio, 3)}`,
+    );
   }
   const an = embeddings.find((e) => e.name !== 'standardized input')?.audit;
   if (an && an.anisoCond !== undefined) {
@@ -576,8 +713,10 @@ function learning(dv, ref, c) {
       if (r) analogies.push([e.name, r]);
     }
     if (analogies.length > 0) {
-      say(`  analogy (3CosAdd) "medoid of class A : medoid of class B :: a test row of class A : ?" answered with a row of class B, ` +
-        `${analogies[0][1].count} seeded triples: ${analogies.map(([n0, r]) => `${n0} ${pct(r.accuracy)}`).join(', ')} (chance ≈ ${pct(analogies[0][1].chance)})`);
+      say(
+        `  analogy (3CosAdd) "medoid of class A : medoid of class B :: a test row of class A : ?" answered with a row of class B, ` +
+          `${analogies[0][1].count} seeded triples: ${analogies.map(([n0, r]) => `${n0} ${pct(r.accuracy)}`).join(', ')} (chance ≈ ${pct(analogies[0][1].chance)})`,
+      );
       summary.push(`analogy ${analogies.map(([n0, r]) => `${n0.replace(/ head$/, '').replace(/ input$/, '')}=${pct(r.accuracy)}`).join(' ')}`);
     }
   }
@@ -593,47 +732,76 @@ function learning(dv, ref, c) {
     for (let i = 0; i < p1.length; i++) if (p1[i] === p2[i]) same++;
     agree = `; kNN predictions agree on ${((100 * same) / p1.length).toFixed(1)}% of test rows`;
   }
-  say(`  Procrustes between NT-Xent heads of seeds ${seed} and ${seed + 1} (unit rows): relative residual ${al.before.toFixed(3)} → ${al.after.toFixed(3)} after the best rotation${agree} (${ms(t2)})`);
+  say(
+    `  Procrustes between NT-Xent heads of seeds ${seed} and ${seed + 1} (unit rows): relative residual ${al.before.toFixed(3)} → ${al.after.toFixed(3)} after the best rotation${agree} (${ms(t2)})`,
+  );
   summary.push(`procrustes seeds ${al.before.toFixed(3)}->${al.after.toFixed(3)}`);
 
   if (rep) {
     rep.heading('Learned embeddings');
-    rep.text(`Linear heads ${raw.cols} → ${o.dim} trained with densevec's losses and gradients (Adam in JavaScript). ` +
-      'Training loss per step of each head (NT-Xent; ArcFace and CosFace with label smoothing), ' +
-      'with its moving average over 10 steps (dashed): the numbers printed in the log are the means of the first and of the last 10 steps, ' +
-      'so they sit on the dashed line, not on the first noisy step. The regularizers are orders of magnitude smaller than the losses, ' +
-      'so they have their own plot on a log scale (on the loss axis they would be a flat line at 0). ' +
-      (o.learnTemperature ? 'The temperature is learned from ntXent\'s ∂L/∂τ (the cosine schedule dashed for reference); the softmax diagnostics per step ' +
-        '(entropy, effective number of negatives, probability of the partner view and of the hardest negative) and the realised angular gap between ' +
-        'the ArcFace and CosFace prototypes\' decision boundaries against the angle between them (constant m for ArcFace, ' +
-        '2·asin(m / (2 sin(Δ/2))) for CosFace) have their own plots.' : ''));
+    rep.text(
+      `Linear heads ${raw.cols} → ${o.dim} trained with densevec's losses and gradients (Adam in JavaScript). ` +
+        'Training loss per step of each head (NT-Xent; ArcFace and CosFace with label smoothing), ' +
+        'with its moving average over 10 steps (dashed): the numbers printed in the log are the means of the first and of the last 10 steps, ' +
+        'so they sit on the dashed line, not on the first noisy step. The regularizers are orders of magnitude smaller than the losses, ' +
+        'so they have their own plot on a log scale (on the loss axis they would be a flat line at 0). ' +
+        (o.learnTemperature
+          ? "The temperature is learned from ntXent's ∂L/∂τ (the cosine schedule dashed for reference); the softmax diagnostics per step " +
+            '(entropy, effective number of negatives, probability of the partner view and of the hardest negative) and the realised angular gap between ' +
+            "the ArcFace and CosFace prototypes' decision boundaries against the angle between them (constant m for ArcFace, " +
+            '2·asin(m / (2 sin(Δ/2))) for CosFace) have their own plots.'
+          : ''),
+    );
     const tau = dv.temperatureSchedule({ start: o.tauStart, end: o.tauEnd, steps: o.steps, kind: 'cosine' });
     const movingMean = (ys, w) => ys.map((_, i) => mean(ys.slice(Math.max(0, i - w + 1), i + 1)));
     const figs = curves.map((cv) => ({
       id: `loss-${cv.name.toLowerCase().replace(/[^a-z]/g, '')}`,
-      svg: plots.linePlot([{ name: `${cv.name} loss per step`, xs: cv.xs, ys: cv.ys },
-        { name: 'mean of the last 10 steps', xs: cv.xs, ys: movingMean(cv.ys, 10), dash: true, color: '#222' }],
-      { title: `Training loss, ${cv.name} head`, xLabel: `step (${cv.xs.length} steps)`, yLabel: 'loss' }),
+      svg: plots.linePlot(
+        [
+          { name: `${cv.name} loss per step`, xs: cv.xs, ys: cv.ys },
+          { name: 'mean of the last 10 steps', xs: cv.xs, ys: movingMean(cv.ys, 10), dash: true, color: '#222' },
+        ],
+        { title: `Training loss, ${cv.name} head`, xLabel: `step (${cv.xs.length} steps)`, yLabel: 'loss' },
+      ),
     }));
-    figs.push({ id: 'regularizers', svg: plots.linePlot(regularizers.filter((r0) => r0.ys.some((v) => v > 0)),
-      { title: 'Regularizer terms (log scale)', xLabel: 'step', yLabel: 'value', logY: true }) });
+    figs.push({
+      id: 'regularizers',
+      svg: plots.linePlot(
+        regularizers.filter((r0) => r0.ys.some((v) => v > 0)),
+        { title: 'Regularizer terms (log scale)', xLabel: 'step', yLabel: 'value', logY: true },
+      ),
+    });
     const tauSeries = o.learnTemperature
-      ? [{ name: 'τ learned (from ∂L/∂τ)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.tau) },
-        { name: 'cosine schedule, for reference', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)), dash: true }]
+      ? [
+          { name: 'τ learned (from ∂L/∂τ)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => h.tau) },
+          { name: 'cosine schedule, for reference', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)), dash: true },
+        ]
       : [{ name: 'τ (cosine schedule)', xs: h1.history.map((h) => h.step), ys: h1.history.map((h) => tau(h.step)) }];
     figs.push({ id: 'temperature', svg: plots.linePlot(tauSeries, { title: 'Temperature', xLabel: 'step', yLabel: 'τ' }) });
     if (h1.history[0].entropy !== undefined) {
       const xs = h1.history.map((h) => h.step);
-      figs.push({ id: 'diagnostics', svg: plots.linePlot([
-        { name: 'entropy of p(·|anchor) (nats)', xs, ys: h1.history.map((h) => h.entropy) },
-        { name: 'log effective negatives', xs, ys: h1.history.map((h) => Math.log(h.effectiveNegatives)), dash: true },
-        { name: 'p(partner)', xs, ys: h1.history.map((h) => h.positiveProbability) },
-        { name: 'largest negative p', xs, ys: h1.history.map((h) => h.maxNegativeProbability), dash: true },
-      ], { title: 'NT-Xent softmax diagnostics per step', xLabel: 'step', yLabel: 'value' }) });
+      figs.push({
+        id: 'diagnostics',
+        svg: plots.linePlot(
+          [
+            { name: 'entropy of p(·|anchor) (nats)', xs, ys: h1.history.map((h) => h.entropy) },
+            { name: 'log effective negatives', xs, ys: h1.history.map((h) => Math.log(h.effectiveNegatives)), dash: true },
+            { name: 'p(partner)', xs, ys: h1.history.map((h) => h.positiveProbability) },
+            { name: 'largest negative p', xs, ys: h1.history.map((h) => h.maxNegativeProbability), dash: true },
+          ],
+          { title: 'NT-Xent softmax diagnostics per step', xLabel: 'step', yLabel: 'value' },
+        ),
+      });
     }
     if (geometry.length) {
-      figs.push({ id: 'margin-geometry', svg: plots.scatterPlot(geometry,
-        { title: 'Realised angular gap between prototypes\' decision boundaries', xLabel: 'angle Δ between prototypes (radians)', yLabel: 'gap (radians)' }) });
+      figs.push({
+        id: 'margin-geometry',
+        svg: plots.scatterPlot(geometry, {
+          title: "Realised angular gap between prototypes' decision boundaries",
+          xLabel: 'angle Δ between prototypes (radians)',
+          yLabel: 'gap (radians)',
+        }),
+      });
     }
     rep.figures(figs);
 
@@ -645,17 +813,35 @@ function learning(dv, ref, c) {
       const lo = Math.min(0.98, all[Math.floor(0.02 * (all.length - 1))]);
       const hi = Math.max(1.02, all[Math.ceil(0.98 * (all.length - 1))]);
       rep.heading('Intrinsic curvature of each embedding');
-      rep.text(`Measured along the data, not on the ambient sphere: geodesic distances on the angular ${withRatios[0].audit.graphK}-nearest-neighbour graph ` +
-        'of the test rows (graphGeodesics). Left: per random geodesic triangle, the distance from a vertex to the midpoint of the opposite side ' +
-        'over the same distance in the flat triangle with the same sides (triangleCurvature): 1 is flat, above 1 positively curved (like a sphere), ' +
-        'below 1 negatively curved (like a tree). Graph paths zigzag, which biases short triangles; compare embeddings with each other. ' +
-        'Right: Gromov hyperbolicity relative to the diameter, 2δ/diameter over 1000 sampled quadruples (hyperbolicity): 0 for a tree metric; ' +
-        'triangles or quadruples that straddle disconnected parts of the graph (well-separated classes) are skipped.');
+      rep.text(
+        `Measured along the data, not on the ambient sphere: geodesic distances on the angular ${withRatios[0].audit.graphK}-nearest-neighbour graph ` +
+          'of the test rows (graphGeodesics). Left: per random geodesic triangle, the distance from a vertex to the midpoint of the opposite side ' +
+          'over the same distance in the flat triangle with the same sides (triangleCurvature): 1 is flat, above 1 positively curved (like a sphere), ' +
+          'below 1 negatively curved (like a tree). Graph paths zigzag, which biases short triangles; compare embeddings with each other. ' +
+          'Right: Gromov hyperbolicity relative to the diameter, 2δ/diameter over 1000 sampled quadruples (hyperbolicity): 0 for a tree metric; ' +
+          'triangles or quadruples that straddle disconnected parts of the graph (well-separated classes) are skipped.',
+      );
       rep.figures([
-        { id: 'triangle-ratios', svg: plots.linePlot(withRatios.map((e) => plots.densitySeries(`${e.name} (median ${e.audit.triRatio.toFixed(3)})`, e.audit.triRatios, lo, hi, 40)),
-          { title: 'Triangle comparison ratios (2–98 % range)', xLabel: 'graph distance / flat comparison distance', yLabel: 'density', xDomain: [lo, hi], vlines: [{ x: 1, name: 'flat' }] }) },
-        { id: 'hyperbolicity', svg: plots.barPlot(embeddings.filter((e) => e.audit.relDelta !== undefined).map((e) => ({ name: e.name.replace(/ head$/, ''), value: e.audit.relDelta })),
-          { title: 'Relative hyperbolicity 2δ / diameter', yLabel: '2δ / diameter', yDomain: [0, 1], format: (v) => v.toFixed(3) }) },
+        {
+          id: 'triangle-ratios',
+          svg: plots.linePlot(
+            withRatios.map((e) => plots.densitySeries(`${e.name} (median ${e.audit.triRatio.toFixed(3)})`, e.audit.triRatios, lo, hi, 40)),
+            {
+              title: 'Triangle comparison ratios (2–98 % range)',
+              xLabel: 'graph distance / flat comparison distance',
+              yLabel: 'density',
+              xDomain: [lo, hi],
+              vlines: [{ x: 1, name: 'flat' }],
+            },
+          ),
+        },
+        {
+          id: 'hyperbolicity',
+          svg: plots.barPlot(
+            embeddings.filter((e) => e.audit.relDelta !== undefined).map((e) => ({ name: e.name.replace(/ head$/, ''), value: e.audit.relDelta })),
+            { title: 'Relative hyperbolicity 2δ / diameter', yLabel: '2δ / diameter', yDomain: [0, 1], format: (v) => v.toFixed(3) },
+          ),
+        },
       ]);
     }
 
@@ -671,50 +857,95 @@ function learning(dv, ref, c) {
     const grid = Array.from({ length: 401 }, (_, i) => -1 + i / 200);
     const learned = embeddings.filter((e) => e.name !== 'standardized input');
     rep.heading('Pairwise cosines of the learned embeddings');
-    rep.text(`Density of the pairwise cosines of ${pick.length} test rows in each ${o.dim}-dimensional embedding, against the ` +
-      `null density of the cosine between independent uniform directions in d = ${o.dim}, f(s) ∝ (1 − s²)^((d − 3)/2). ` +
-      'Mass far to the right of the null comes from rows of one class; the heads spread the classes apart.');
-    rep.figures([{
-      id: 'cosine-hist-embedding',
-      svg: plots.linePlot([
-        ...learned.map((e) => plots.densitySeries(e.name, upper(e.z), -1, 1, 100)),
-        { name: `null, d = ${o.dim}`, xs: grid, ys: grid.map((s0) => c.nullDensity(s0, o.dim)), dash: true, color: '#444' },
-      ], { title: `Pairwise cosines, learned embeddings (d = ${o.dim})`, xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }),
-    }]);
+    rep.text(
+      `Density of the pairwise cosines of ${pick.length} test rows in each ${o.dim}-dimensional embedding, against the ` +
+        `null density of the cosine between independent uniform directions in d = ${o.dim}, f(s) ∝ (1 − s²)^((d − 3)/2). ` +
+        'Mass far to the right of the null comes from rows of one class; the heads spread the classes apart.',
+    );
+    rep.figures([
+      {
+        id: 'cosine-hist-embedding',
+        svg: plots.linePlot(
+          [
+            ...learned.map((e) => plots.densitySeries(e.name, upper(e.z), -1, 1, 100)),
+            { name: `null, d = ${o.dim}`, xs: grid, ys: grid.map((s0) => c.nullDensity(s0, o.dim)), dash: true, color: '#444' },
+          ],
+          { title: `Pairwise cosines, learned embeddings (d = ${o.dim})`, xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' },
+        ),
+      },
+    ]);
 
     // 2-D projections: the top two principal directions of each embedding's unit test rows.
     rep.heading('2-D projections of the test embeddings');
-    rep.text('Each point is a test row (unit-normalized), projected on the top two principal directions of that ' +
-      'embedding (power iteration with deflation on the covariance), coloured by class.');
+    rep.text(
+      'Each point is a test row (unit-normalized), projected on the top two principal directions of that ' +
+        'embedding (power iteration with deflation on the covariance), coloured by class.',
+    );
     const classes = y ? [...new Set(yTest)].sort((a, b) => a - b) : [0];
-    if (y) rep.html(`<p>${classes.map((cl, k) => `<span style="color:${plots.COLORS[k % plots.COLORS.length]}">● class ${classList[cl]}</span>`).join(' &nbsp; ')}</p>`);
-    rep.figures(embeddings.map((e) => {
-      const p2 = c.project2(dv.normalizeRows(e.z), seed);
-      return {
-        id: `projection-${e.name.toLowerCase().replace(/[^a-z]/g, '').replace(/head$/, '')}`,
-        svg: plots.scatterPlot(classes.map((cl) => ({
-          name: y ? `class ${classList[cl]}` : 'rows',
-          points: p2.filter((_, i) => !y || yTest[i] === cl),
-        })), { title: `${e.name}: top-2 principal directions`, xLabel: 'PC 1', yLabel: 'PC 2', legend: 'none', size: [380, 340] }),
-      };
-    }));
+    if (y)
+      rep.html(
+        `<p>${classes.map((cl, k) => `<span style="color:${plots.COLORS[k % plots.COLORS.length]}">● class ${classList[cl]}</span>`).join(' &nbsp; ')}</p>`,
+      );
+    rep.figures(
+      embeddings.map((e) => {
+        const p2 = c.project2(dv.normalizeRows(e.z), seed);
+        return {
+          id: `projection-${e.name
+            .toLowerCase()
+            .replace(/[^a-z]/g, '')
+            .replace(/head$/, '')}`,
+          svg: plots.scatterPlot(
+            classes.map((cl) => ({
+              name: y ? `class ${classList[cl]}` : 'rows',
+              points: p2.filter((_, i) => !y || yTest[i] === cl),
+            })),
+            { title: `${e.name}: top-2 principal directions`, xLabel: 'PC 1', yLabel: 'PC 2', legend: 'none', size: [380, 340] },
+          ),
+        };
+      }),
+    );
     rep.heading('Audit');
-    rep.text('Accuracy, isotropy, and what maps do: a random rotation (kNN, Procrustes residual after recovering it, neighbours kept) ' +
-      'and a random anisotropic map U·diag(e^g)·V, g standard normal (its condition number, the fraction of the 10 cosine neighbours kept ' +
-      '(mapDistortion), and kNN after the map).');
-    rep.table(['embedding', 'dim', 'kNN (k=5)', 'mean cos', 'z', 'var / null', 'kNN rotated', 'Procrustes (rotated)', 'kept (rotation)',
-      'anisotropic: condition', 'kept (anisotropic)', 'kNN (anisotropic)'], auditRows.map((r0) => r0[0]));
-    rep.text('Mechanisms and intrinsic geometry: BatchNorm train- vs eval-mode drift, sparsity of the unit rows, Gromov hyperbolicity ' +
-      '2δ/diameter of the angular 10-NN graph (with the quadruples skipped because they straddle disconnected parts), and the ' +
-      'triangle-comparison ratios on that graph (median, and the fraction above 1).');
-    rep.table(['embedding', 'BN drift cos', 'BN drift L2', 'Hoyer', '|x| ≤ 0.01', '2δ / diameter', 'quadruples skipped', 'median triangle ratio', 'ratios > 1'],
-      auditRows.map((r0) => r0[1]));
+    rep.text(
+      'Accuracy, isotropy, and what maps do: a random rotation (kNN, Procrustes residual after recovering it, neighbours kept) ' +
+        'and a random anisotropic map U·diag(e^g)·V, g standard normal (its condition number, the fraction of the 10 cosine neighbours kept ' +
+        '(mapDistortion), and kNN after the map).',
+    );
+    rep.table(
+      [
+        'embedding',
+        'dim',
+        'kNN (k=5)',
+        'mean cos',
+        'z',
+        'var / null',
+        'kNN rotated',
+        'Procrustes (rotated)',
+        'kept (rotation)',
+        'anisotropic: condition',
+        'kept (anisotropic)',
+        'kNN (anisotropic)',
+      ],
+      auditRows.map((r0) => r0[0]),
+    );
+    rep.text(
+      'Mechanisms and intrinsic geometry: BatchNorm train- vs eval-mode drift, sparsity of the unit rows, Gromov hyperbolicity ' +
+        '2δ/diameter of the angular 10-NN graph (with the quadruples skipped because they straddle disconnected parts), and the ' +
+        'triangle-comparison ratios on that graph (median, and the fraction above 1).',
+    );
+    rep.table(
+      ['embedding', 'BN drift cos', 'BN drift L2', 'Hoyer', '|x| ≤ 0.01', '2δ / diameter', 'quadruples skipped', 'median triangle ratio', 'ratios > 1'],
+      auditRows.map((r0) => r0[1]),
+    );
     if (analogies && analogies.length > 0) {
-      rep.text(`Analogies between classes (3CosAdd): "medoid of class A : medoid of class B :: a test row of class A : ?" over ${analogies[0][1].count} seeded triples; ` +
-        `the answer has class B in ${analogies.map(([n0, r]) => `${pct(r.accuracy)} (${n0})`).join(', ')}; chance ≈ ${pct(analogies[0][1].chance)}.`);
+      rep.text(
+        `Analogies between classes (3CosAdd): "medoid of class A : medoid of class B :: a test row of class A : ?" over ${analogies[0][1].count} seeded triples; ` +
+          `the answer has class B in ${analogies.map(([n0, r]) => `${pct(r.accuracy)} (${n0})`).join(', ')}; chance ≈ ${pct(analogies[0][1].chance)}.`,
+      );
     }
-    rep.text(`Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
-      `${al.after.toFixed(3)} after the best orthogonal map.`);
+    rep.text(
+      `Procrustes between the NT-Xent heads of seeds ${seed} and ${seed + 1}: relative residual ${al.before.toFixed(3)} before, ` +
+        `${al.after.toFixed(3)} after the best orthogonal map.`,
+    );
   }
 }
 
@@ -826,17 +1057,34 @@ function main() {
   say(`backend: ${info.backend}${info.isa ? ` (${info.isa})` : ''}, ${info.threads} thread(s)${info.nativeError ? `; native addon: ${info.nativeError}` : ''}`);
   if (ds.labelColumn && ds.labelColumn !== 'none') {
     const nm = ds.labelNames;
-    say(`labels: ${ds.labelColumn} column${nm ? ` (class names, numbered in sorted order: ${nm.slice(0, 6).map((v, i) => `${v}=${i}`).join(', ')}${nm.length > 6 ? ', …' : ''})` : ''}`);
+    say(
+      `labels: ${ds.labelColumn} column${
+        nm
+          ? ` (class names, numbered in sorted order: ${nm
+              .slice(0, 6)
+              .map((v, i) => `${v}=${i}`)
+              .join(', ')}${nm.length > 6 ? ', …' : ''})`
+          : ''
+      }`,
+    );
   }
   say(`loaded in ${ms(tLoad)}, standardized (per-feature z-scores) in ${ms(tStd)}`);
   summary.push(`data ${ds.name} ${raw.rows}x${raw.cols}${labels ? ` classes=${nClasses}` : ''} backend=${info.backend}`);
   if (rep) {
     rep.facts([
-      ['data', `${opts.data ?? 'examples/data/digits.csv.gz (UCI handwritten digits, shipped)'}: ${raw.rows} rows × ${raw.cols} features` +
-        `${labels ? `, ${nClasses} classes (${ds.labelColumn} column)` : ', no labels'}`],
+      [
+        'data',
+        `${opts.data ?? 'examples/data/digits.csv.gz (UCI handwritten digits, shipped)'}: ${raw.rows} rows × ${raw.cols} features` +
+          `${labels ? `, ${nClasses} classes (${ds.labelColumn} column)` : ', no labels'}`,
+      ],
       ['seed', String(opts.seed)],
       ['backend', `${info.backend}${info.isa ? ` (${info.isa})` : ''}, ${info.threads} thread(s)`],
-      ['training', opts.epochs === null ? `default lengths (${TRAIN.contrastive.steps} steps NT-Xent, ${TRAIN.margin.steps} steps per margin head)` : `${opts.epochs} epoch(s) per head`],
+      [
+        'training',
+        opts.epochs === null
+          ? `default lengths (${TRAIN.contrastive.steps} steps NT-Xent, ${TRAIN.margin.steps} steps per margin head)`
+          : `${opts.epochs} epoch(s) per head`,
+      ],
       ['command', `node examples/demo.js ${process.argv.slice(2).join(' ')}`.trim()],
     ]);
   }
@@ -857,7 +1105,10 @@ function main() {
     say();
     say(`kNN classification (knnClassify), held-out split ${trainIdx.length} train / ${testIdx.length} test:`);
     const ks = [1, 5, 15].filter((k) => k <= trainIdx.length);
-    for (const [label, tr, te] of [['raw', rawTrain, rawTest], ['standardized', trainX, testX]]) {
+    for (const [label, tr, te] of [
+      ['raw', rawTrain, rawTest],
+      ['standardized', trainX, testX],
+    ]) {
       for (const metric of ['cosine', 'l2sq']) {
         const row = [];
         for (const k of ks) {
@@ -891,14 +1142,20 @@ function main() {
   const control = dv.randomUnitVectors(x.rows, d, opts.seed);
   // All pairs up to MAX_EXACT rows, else a seeded sample of pairs.
   const pairStats = (m) => (m.rows <= MAX_EXACT ? dv.similarityStats(m) : dv.similarityStats(m, { sample: { pairs: SAMPLE_PAIRS, seed: opts.seed } }));
-  const rows = [['random unit vectors', control], ['raw features', raw], ['standardized', x]];
+  const rows = [
+    ['random unit vectors', control],
+    ['raw features', raw],
+    ['standardized', x],
+  ];
   let rawStats = null;
   for (const [label, m] of rows) {
     const [st, t] = timed(() => pairStats(m));
     if (m === raw) rawStats = st;
-    say(`  ${label.padEnd(20)} mean ${st.mean.toFixed(4).padStart(7)}  sd ${Math.sqrt(st.variance).toFixed(4)}  ` +
-      `variance/null ${(st.variance / st.nullVariance).toFixed(2).padStart(6)}  z ${st.zScore.toFixed(1).padStart(8)}  ` +
-      `over ${st.pairs}${m.rows > MAX_EXACT ? ' sampled' : ''} pairs (${ms(t)})`);
+    say(
+      `  ${label.padEnd(20)} mean ${st.mean.toFixed(4).padStart(7)}  sd ${Math.sqrt(st.variance).toFixed(4)}  ` +
+        `variance/null ${(st.variance / st.nullVariance).toFixed(2).padStart(6)}  z ${st.zScore.toFixed(1).padStart(8)}  ` +
+        `over ${st.pairs}${m.rows > MAX_EXACT ? ' sampled' : ''} pairs (${ms(t)})`,
+    );
     if (label !== 'random unit vectors') summary.push(`stats ${label} mean=${st.mean.toFixed(4)} z=${st.zScore.toFixed(1)}`);
   }
   if (labels) {
@@ -919,8 +1176,10 @@ function main() {
   }
   const [sampled, tSample] = timed(() => dv.similarityStats(x, { sample: { pairs: 20000, seed: opts.seed } }));
   say(`  standardized, sampled 20000 pairs: mean ${sampled.mean.toFixed(4)}, sd ${Math.sqrt(sampled.variance).toFixed(4)} (${ms(tSample)})`);
-  say(`  p-value of the raw features' mean cosine ${rawStats.mean.toFixed(3)} as a single pair in d = ${d}: ` +
-    `P(cos ≥ s) = ${fmtP(dv.cosinePValue(Math.min(1, Math.max(-1, rawStats.mean)), d))}`);
+  say(
+    `  p-value of the raw features' mean cosine ${rawStats.mean.toFixed(3)} as a single pair in d = ${d}: ` +
+      `P(cos ≥ s) = ${fmtP(dv.cosinePValue(Math.min(1, Math.max(-1, rawStats.mean)), d))}`,
+  );
 
   // Nearest-neighbour cosines of held-out queries: how many beat chance after Bonferroni?
   const [nn, tNN] = timed(() => dv.topK(testX, trainX, 1, { metric: 'cosine' }));
@@ -929,8 +1188,10 @@ function main() {
   const alpha = 0.01 / trainX.rows; // Bonferroni over the corpus searched per query
   let significant = 0;
   for (const s of top) if (dv.cosinePValue(Math.min(1, s), d) < alpha) significant++;
-  say(`  nearest-neighbour cosine of each test query: median ${median.toFixed(3)}, min ${top[0].toFixed(3)}; ` +
-    `p-value of the median ${fmtP(dv.cosinePValue(Math.min(1, median), d))}`);
+  say(
+    `  nearest-neighbour cosine of each test query: median ${median.toFixed(3)}, min ${top[0].toFixed(3)}; ` +
+      `p-value of the median ${fmtP(dv.cosinePValue(Math.min(1, median), d))}`,
+  );
   say(`  ${significant}/${top.length} queries have a neighbour significant at 0.01 after Bonferroni over ${trainX.rows} candidates (${ms(tNN)})`);
   summary.push(`nn median=${median.toFixed(3)} significant=${significant}/${top.length}`);
   if (rep) {
@@ -945,23 +1206,42 @@ function main() {
     const nullLine = { name: `null, d = ${d}`, xs: grid, ys: grid.map((c) => nullDensity(ref, c, d)), dash: true, color: '#444' };
     const sStar = threshold(dv, alpha, d);
     rep.heading('Cosine similarity against the null of random directions');
-    rep.text(`Density of the pairwise cosines of ${pick.length} rows (the same rows for each representation), ` +
-      `with the exact null density of the cosine between independent uniform directions in d = ${d}. ` +
-      `Right: the nearest-neighbour cosine of each test query; the dotted line is the cosine whose p-value is ` +
-      `0.01 / ${trainX.rows} (Bonferroni over the candidates).`);
+    rep.text(
+      `Density of the pairwise cosines of ${pick.length} rows (the same rows for each representation), ` +
+        `with the exact null density of the cosine between independent uniform directions in d = ${d}. ` +
+        `Right: the nearest-neighbour cosine of each test query; the dotted line is the cosine whose p-value is ` +
+        `0.01 / ${trainX.rows} (Bonferroni over the candidates).`,
+    );
     rep.figures([
-      { id: 'cosine-hist-input', svg: plots.linePlot([
-        plots.densitySeries('random unit vectors', upper(rowsOf(control, pick)), -1, 1, 100),
-        plots.densitySeries('raw features', upper(rowsOf(raw, pick)), -1, 1, 100),
-        plots.densitySeries('standardized', upper(rowsOf(x, pick)), -1, 1, 100),
-        nullLine,
-      ], { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' }) },
-      plots.linePlot([plots.densitySeries('nearest neighbour of a test query', top, -1, 1, 100), nullLine],
-        { title: 'Nearest-neighbour cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left', vlines: [{ x: sStar, name: `p = ${fmtP(alpha)}` }] }),
-      plots.linePlot([8, d, 768].filter((v, i, a) => a.indexOf(v) === i).map((dd) => {
-        const xs = Array.from({ length: 201 }, (_, i) => i / 200);
-        return { name: `d = ${dd}`, xs, ys: xs.map((s0) => dv.cosinePValue(s0, dd)) };
-      }), { title: 'Exact p-value P(cos ≥ s)', xLabel: 's', yLabel: 'p-value', logY: true, yDomain: [1e-40, 1] }),
+      {
+        id: 'cosine-hist-input',
+        svg: plots.linePlot(
+          [
+            plots.densitySeries('random unit vectors', upper(rowsOf(control, pick)), -1, 1, 100),
+            plots.densitySeries('raw features', upper(rowsOf(raw, pick)), -1, 1, 100),
+            plots.densitySeries('standardized', upper(rowsOf(x, pick)), -1, 1, 100),
+            nullLine,
+          ],
+          { title: 'Pairwise cosines', xLabel: 'cosine', yLabel: 'density', xDomain: [-1, 1], legend: 'left' },
+        ),
+      },
+      plots.linePlot([plots.densitySeries('nearest neighbour of a test query', top, -1, 1, 100), nullLine], {
+        title: 'Nearest-neighbour cosines',
+        xLabel: 'cosine',
+        yLabel: 'density',
+        xDomain: [-1, 1],
+        legend: 'left',
+        vlines: [{ x: sStar, name: `p = ${fmtP(alpha)}` }],
+      }),
+      plots.linePlot(
+        [8, d, 768]
+          .filter((v, i, a) => a.indexOf(v) === i)
+          .map((dd) => {
+            const xs = Array.from({ length: 201 }, (_, i) => i / 200);
+            return { name: `d = ${dd}`, xs, ys: xs.map((s0) => dv.cosinePValue(s0, dd)) };
+          }),
+        { title: 'Exact p-value P(cos ≥ s)', xLabel: 's', yLabel: 'p-value', logY: true, yDomain: [1e-40, 1] },
+      ),
     ]);
   }
 
@@ -973,8 +1253,10 @@ function main() {
   const qIdx = x.rows <= MAX_QUERIES ? Array.from({ length: x.rows }, (_, i) => i) : perm.slice(0, MAX_QUERIES);
   const qx = qIdx.length === x.rows ? x : rowsOf(x, qIdx);
   const [res, tTop] = timed(() => dv.topK(qx, x, k, { metric: 'cosine' }));
-  say(`  ${qIdx.length === x.rows ? `all ${x.rows} rows` : `a sample of ${qIdx.length} of the ${x.rows} rows`} as queries, k = ${k}: ${ms(tTop)} ` +
-    `(${((qIdx.length * x.rows) / (tTop / 1000) / 1e6).toFixed(1)} M similarities/s)`);
+  say(
+    `  ${qIdx.length === x.rows ? `all ${x.rows} rows` : `a sample of ${qIdx.length} of the ${x.rows} rows`} as queries, k = ${k}: ${ms(tTop)} ` +
+      `(${((qIdx.length * x.rows) / (tTop / 1000) / 1e6).toFixed(1)} M similarities/s)`,
+  );
   if (info.backend !== 'reference') {
     const q = rowsOf(x, perm.slice(0, Math.min(100, x.rows)));
     const [, tNat] = timed(() => dv.topK(q, x, k));
@@ -1007,9 +1289,12 @@ function main() {
   const thr = 0.99;
   const dups = pairs.filter((p) => p[2] >= thr).sort((a, b) => b[2] - a[2] || a[0] - b[0]);
   let exact = 0;
-  for (const [i, j] of dups) if (dv.l2sq(raw.data.subarray(i * raw.cols, (i + 1) * raw.cols), raw.data.subarray(j * raw.cols, (j + 1) * raw.cols)) === 0) exact++;
-  say(`Near-duplicates (nearest other row at cosine ≥ ${thr}, raw features${qIdx.length < raw.rows ? `, for ${qIdx.length} sampled rows` : ''}): ` +
-    `${dups.length} pair(s), ${exact} exact (${ms(tDup)})`);
+  for (const [i, j] of dups)
+    if (dv.l2sq(raw.data.subarray(i * raw.cols, (i + 1) * raw.cols), raw.data.subarray(j * raw.cols, (j + 1) * raw.cols)) === 0) exact++;
+  say(
+    `Near-duplicates (nearest other row at cosine ≥ ${thr}, raw features${qIdx.length < raw.rows ? `, for ${qIdx.length} sampled rows` : ''}): ` +
+      `${dups.length} pair(s), ${exact} exact (${ms(tDup)})`,
+  );
   for (const [i, j, s] of dups.slice(0, 5)) {
     say(`  rows ${i} and ${j}: cosine ${s.toFixed(4)}${labels ? `, labels ${labels[i]} / ${labels[j]}` : ''}`);
   }
@@ -1017,22 +1302,53 @@ function main() {
 
   // 5. Learned embeddings and their audit.
   learning(dv, ref, {
-    raw, x, labels, trainIdx, testIdx, seed: opts.seed, say, summary, shipped: ds.shipped, rep, plots, bar, epochs: opts.epochs, knnStages,
-    nullDensity: (s0, dd) => nullDensity(ref, s0, dd), project2: (m, seed) => project2(ref, m, seed),
+    raw,
+    x,
+    labels,
+    trainIdx,
+    testIdx,
+    seed: opts.seed,
+    say,
+    summary,
+    shipped: ds.shipped,
+    rep,
+    plots,
+    bar,
+    epochs: opts.epochs,
+    knnStages,
+    nullDensity: (s0, dd) => nullDensity(ref, s0, dd),
+    project2: (m, seed) => project2(ref, m, seed),
   });
   if (rep && knnStages.length > 0) {
     rep.heading('kNN accuracy per stage');
-    rep.text('Held-out accuracy of knnClassify (k = 5, cosine) on the raw and standardized features and on each learned ' +
-      'embedding of the same split. The axis is zoomed onto the bars (its lower end is written under the plot), so that a ' +
-      'gain of one or two points is visible.');
+    rep.text(
+      'Held-out accuracy of knnClassify (k = 5, cosine) on the raw and standardized features and on each learned ' +
+        'embedding of the same split. The axis is zoomed onto the bars (its lower end is written under the plot), so that a ' +
+        'gain of one or two points is visible.',
+    );
     const accs = knnStages.map((s0) => 100 * s0.value);
     // Zoom the axis onto the bars so that differences of a point or two show; say so on the plot.
     const lo = Math.max(0, Math.floor(Math.min(...accs) - Math.max(2, 0.5 * (Math.max(...accs) - Math.min(...accs)))));
     const hi = Math.min(100, Math.ceil(Math.max(...accs) + 1));
-    rep.figures([{ id: 'knn-bars', svg: barPlot(knnStages.map((s0) => ({ name: s0.name, value: 100 * s0.value })),
-      { title: 'kNN accuracy (k = 5, cosine)', yLabel: 'test accuracy (%)', yDomain: [lo, hi > lo ? hi : lo + 1], format: (v) => v.toFixed(1),
-        hline: majority === null ? null : { y: 100 * majority, name: 'majority class' },
-        note: lo > 0 ? `the axis starts at ${lo} %${majority !== null && 100 * majority < lo ? `; always predicting the majority class scores ${(100 * majority).toFixed(1)} %` : ''}` : '' }) }]);
+    rep.figures([
+      {
+        id: 'knn-bars',
+        svg: barPlot(
+          knnStages.map((s0) => ({ name: s0.name, value: 100 * s0.value })),
+          {
+            title: 'kNN accuracy (k = 5, cosine)',
+            yLabel: 'test accuracy (%)',
+            yDomain: [lo, hi > lo ? hi : lo + 1],
+            format: (v) => v.toFixed(1),
+            hline: majority === null ? null : { y: 100 * majority, name: 'majority class' },
+            note:
+              lo > 0
+                ? `the axis starts at ${lo} %${majority !== null && 100 * majority < lo ? `; always predicting the majority class scores ${(100 * majority).toFixed(1)} %` : ''}`
+                : '',
+          },
+        ),
+      },
+    ]);
   }
 
   const total = Number(process.hrtime.bigint() - total0) / 1e6;
@@ -1066,7 +1382,9 @@ function checkWritable(file) {
     if (!fs.statSync(dir).isDirectory()) throw new Error('not a directory');
     fs.accessSync(st ? abs : dir, fs.constants.W_OK);
   } catch (e) {
-    throw new UsageError(`--out ${file}: cannot write there (${e.code === 'ENOENT' ? `no directory ${dir}` : e.code === 'EACCES' ? 'permission denied' : e.message})`);
+    throw new UsageError(
+      `--out ${file}: cannot write there (${e.code === 'ENOENT' ? `no directory ${dir}` : e.code === 'EACCES' ? 'permission denied' : e.message})`,
+    );
   }
 }
 

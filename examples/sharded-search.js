@@ -174,10 +174,15 @@ async function main() {
       procs.push(p);
       cleanups.push(() => stopProcess(p));
     }
-    await Promise.all(procs.map((p) => new Promise((res, rej) => {
-      p.once('message', res);
-      p.once('exit', (c) => rej(new Error(`a worker exited early (code ${c})`)));
-    })));
+    await Promise.all(
+      procs.map(
+        (p) =>
+          new Promise((res, rej) => {
+            p.once('message', res);
+            p.once('exit', (c) => rej(new Error(`a worker exited early (code ${c})`)));
+          }),
+      ),
+    );
     console.log(`workers: ${S} processes (each serving 2 shards)`);
     // Count the jobs BullMQ recovers from the killed worker (its lock expired: 'stalled').
     const { QueueEvents } = require('bullmq');
@@ -209,7 +214,9 @@ async function main() {
     let ok = true;
     if (o.check) {
       const want = dv.topK(queries, corpus, o.k, { metric: o.metric });
-      ok = Buffer.compare(Buffer.from(want.indices.buffer), Buffer.from(got.indices.buffer)) === 0 && Buffer.compare(Buffer.from(want.scores.buffer), Buffer.from(got.scores.buffer)) === 0;
+      ok =
+        Buffer.compare(Buffer.from(want.indices.buffer), Buffer.from(got.indices.buffer)) === 0 &&
+        Buffer.compare(Buffer.from(want.scores.buffer), Buffer.from(got.scores.buffer)) === 0;
     }
     await cleanup();
     if (o.check) {

@@ -120,7 +120,13 @@ export function cudaStatus(): CudaStatus {
   try {
     const c = binding.cudaInfo();
     cudaCache = c.available
-      ? { available: true, device: c.device ?? undefined, memory: c.memory ?? undefined, computeCapability: c.computeCapability ?? undefined, gemm: c.gemm ?? undefined }
+      ? {
+          available: true,
+          device: c.device ?? undefined,
+          memory: c.memory ?? undefined,
+          computeCapability: c.computeCapability ?? undefined,
+          gemm: c.gemm ?? undefined,
+        }
       : { available: false, reason: c.reason ?? 'unknown reason' };
   } catch (e) {
     cudaCache = { available: false, reason: firstLine(e) };

@@ -94,13 +94,22 @@ export interface InfoNCEDataParallelOptions extends BullmqCommon {
 }
 
 type Bullmq = {
-  Queue: new (name: string, opts: Record<string, unknown>) => {
+  Queue: new (
+    name: string,
+    opts: Record<string, unknown>,
+  ) => {
     add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<{ waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown> }>;
-    addBulk(jobs: { name: string; data: unknown; opts?: Record<string, unknown> }[]): Promise<{ waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown> }[]>;
+    addBulk(
+      jobs: { name: string; data: unknown; opts?: Record<string, unknown> }[],
+    ): Promise<{ waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown> }[]>;
     close(): Promise<void>;
   };
   QueueEvents: new (name: string, opts: Record<string, unknown>) => { waitUntilReady(): Promise<unknown>; close(): Promise<void> };
-  Worker: new (name: string, proc: (job: { data: unknown }) => Promise<unknown>, opts: Record<string, unknown>) => {
+  Worker: new (
+    name: string,
+    proc: (job: { data: unknown }) => Promise<unknown>,
+    opts: Record<string, unknown>,
+  ) => {
     close(): Promise<void>;
     on(ev: string, f: (...a: unknown[]) => void): void;
   };
@@ -111,7 +120,10 @@ function loadBullmq(fn: string): Bullmq {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('bullmq') as Bullmq;
   } catch (e) {
-    return fail('E_BACKEND', `${fn}: needs the optional peer dependencies 'bullmq' and 'ioredis' (npm install bullmq ioredis): ${(e as Error).message.split('\n')[0]}`);
+    return fail(
+      'E_BACKEND',
+      `${fn}: needs the optional peer dependencies 'bullmq' and 'ioredis' (npm install bullmq ioredis): ${(e as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -220,7 +232,8 @@ export function createShardWorker(options: ShardWorkerOptions): ShardWorker {
   const fn = 'createShardWorker';
   if (typeof options !== 'object' || options === null) fail('E_TYPE', `${fn}: options must be an object`);
   const B = loadBullmq(fn);
-  const entries: [number, string][] = options.shards instanceof Map ? [...options.shards.entries()] : Object.entries(options.shards ?? {}).map(([s, p]) => [Number(s), p]);
+  const entries: [number, string][] =
+    options.shards instanceof Map ? [...options.shards.entries()] : Object.entries(options.shards ?? {}).map(([s, p]) => [Number(s), p]);
   if (entries.length === 0 && options.train === false) fail('E_ARG', `${fn}: no shards and no training: nothing to serve`);
   const n = names(options.prefix);
   const corpora = new Map<number, Corpus>();
@@ -315,7 +328,10 @@ async function fanOut<R>(
   );
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${jobs.length - done} of ${jobs.length} jobs unfinished after ${timeoutMs} ms (are workers serving every queue?)`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`${jobs.length - done} of ${jobs.length} jobs unfinished after ${timeoutMs} ms (are workers serving every queue?)`)),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([
@@ -361,7 +377,8 @@ export function createCoordinator(common: BullmqCommon): Coordinator {
   const pool = new QueuePool(loadBullmq('createCoordinator'), common.connection);
   return {
     searchSharded: (q, k, o) => searchWith(pool, q, k, { ...o, connection: common.connection, prefix: common.prefix }),
-    infoNCEDataParallel: (parts, keys, options, bull) => trainWith(pool, parts, keys, options, { ...(bull ?? {}), connection: common.connection, prefix: common.prefix }),
+    infoNCEDataParallel: (parts, keys, options, bull) =>
+      trainWith(pool, parts, keys, options, { ...(bull ?? {}), connection: common.connection, prefix: common.prefix }),
     close: () => pool.close(),
   };
 }
@@ -408,7 +425,9 @@ async function searchWith(pool: QueuePool, q: Matrix, k: number, options: Search
   const scores = new Float32Array(q.rows * k);
   let corpusRows = 0;
   starts.forEach((r0, b) => {
-    const parts = replies.slice(b * S, (b + 1) * S).map((r) => ({ indices: decodeU32(r.indices), scores: decodeF32(r.scores), k: r.k, corpusRows: r.corpusRows }));
+    const parts = replies
+      .slice(b * S, (b + 1) * S)
+      .map((r) => ({ indices: decodeU32(r.indices), scores: decodeF32(r.scores), k: r.k, corpusRows: r.corpusRows }));
     const m = mergeTopK(parts, k, { metric: options.metric });
     indices.set(m.indices, r0 * k);
     scores.set(m.scores, r0 * k);
@@ -448,7 +467,8 @@ export function combineInfoNCE(
   let at = 0;
   parts.forEach((p, i) => {
     const w = sizes[i] / total;
-    if (p.gradKeys.rows !== kr || p.gradKeys.cols !== d || p.gradQ.rows !== sizes[i] || p.gradQ.cols !== d) fail('E_SHAPE', `${fn}: part ${i} has the wrong shapes`);
+    if (p.gradKeys.rows !== kr || p.gradKeys.cols !== d || p.gradQ.rows !== sizes[i] || p.gradQ.cols !== d)
+      fail('E_SHAPE', `${fn}: part ${i} has the wrong shapes`);
     loss += w * p.loss;
     if (typeof p.gradTemperature === 'number') gt += w * p.gradTemperature;
     else hasGt = false;
@@ -499,7 +519,12 @@ async function trainWith(pool: QueuePool, ...[parts, keys, options, bull]: DataP
   const jobs = parts.map((p) => {
     const pos = p.positives ?? Uint32Array.from({ length: p.q.rows }, (_, i) => offset + i);
     offset += p.q.rows;
-    const data: TrainJob = { q: toWire(p.q), keys: toWire(keys), positives: encodeArray(pos), options: { ...rest, ...(logQ !== undefined ? { logQ: encodeArray(logQ) } : {}) } };
+    const data: TrainJob = {
+      q: toWire(p.q),
+      keys: toWire(keys),
+      positives: encodeArray(pos),
+      options: { ...rest, ...(logQ !== undefined ? { logQ: encodeArray(logQ) } : {}) },
+    };
     return { queue: n.train, data };
   });
   const replies = await fanOut<TrainReply>(pool, jobs, bull.attempts ?? 3, bull.timeoutMs ?? 120000);

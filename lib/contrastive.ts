@@ -21,7 +21,17 @@ import * as ref from './reference/contrastive';
 import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './contract/contrastive';
 import { later } from './contract/async';
 
-export type { ContrastiveStats, InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleKind, ScheduleOptions } from './contract/contrastive';
+export type {
+  ContrastiveStats,
+  InfoNCEOptions,
+  InfoNCEResult,
+  MismatchOptions,
+  MismatchResult,
+  NtXentOptions,
+  NtXentResult,
+  ScheduleKind,
+  ScheduleOptions,
+} from './contract/contrastive';
 
 /** The native arguments of infoNCE (absent options stay absent). */
 function nceArgs(q: Matrix, keys: Matrix, p: contract.InfoNCEParsed) {
@@ -54,7 +64,11 @@ function nceOut(
   };
 }
 
-function ntxOut(r: { loss: number; gradA: Float32Array; gradB: Float32Array; gradTemperature: number; stats: NativeStats }, a: Matrix, b: Matrix): NtXentResult {
+function ntxOut(
+  r: { loss: number; gradA: Float32Array; gradB: Float32Array; gradTemperature: number; stats: NativeStats },
+  a: Matrix,
+  b: Matrix,
+): NtXentResult {
   return {
     loss: r.loss,
     gradA: { data: r.gradA, rows: a.rows, cols: a.cols },
@@ -110,8 +124,7 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
     const p = contract.checkInfoNCE(fn, q, keys, options);
     const n = nat();
     if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
-    return soon(n.infoNCE(nceArgs(q, keys, p), ASYNC))
-      .then((r) => nceOut(r, q, keys), rethrow);
+    return soon(n.infoNCE(nceArgs(q, keys, p), ASYNC)).then((r) => nceOut(r, q, keys), rethrow);
   });
 }
 
@@ -145,8 +158,7 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const precision = PRECISION_NAMES[v.precisionOf(fn, options)];
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
-    return soon(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, ASYNC))
-      .then((r) => ntxOut(r, a, b), rethrow);
+    return soon(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, ASYNC)).then((r) => ntxOut(r, a, b), rethrow);
   });
 }
 

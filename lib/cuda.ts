@@ -64,7 +64,10 @@ export const PRECISION_NAMES = ['f32', 'bf16'] as const;
 /** The native corpus argument: the float32 values, or the compact ones with their dtype. */
 export function corpusArg(c: Corpus): NativeCorpus {
   if (!isQuantized(c)) return { dtype: 'f32', rows: c.rows, f32: c.data };
-  if (c.dtype === 'i8') return typeof c.scale === 'number' ? { dtype: 'i8', rows: c.rows, int8: c.data, scale: c.scale } : { dtype: 'i8', rows: c.rows, int8: c.data, scales: c.scale };
+  if (c.dtype === 'i8')
+    return typeof c.scale === 'number'
+      ? { dtype: 'i8', rows: c.rows, int8: c.data, scale: c.scale }
+      : { dtype: 'i8', rows: c.rows, int8: c.data, scales: c.scale };
   return { dtype: c.dtype, rows: c.rows, half: c.data };
 }
 

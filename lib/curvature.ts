@@ -11,10 +11,32 @@ import { snap, snapOpts } from './contract/validate';
 import type { Matrix } from './matrix';
 import * as contract from './contract/curvature';
 import * as ref from './reference/curvature';
-import type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from './contract/curvature';
+import type {
+  AnalogyOptions,
+  AnalogyResult,
+  GraphGeodesicsOptions,
+  Hyperbolicity,
+  HyperbolicityOptions,
+  MapDistortion,
+  MapDistortionOptions,
+  TriangleCurvature,
+  TriangleCurvatureOptions,
+} from './contract/curvature';
 import { later } from './contract/async';
 
-export type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, GraphMetric, GraphOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from './contract/curvature';
+export type {
+  AnalogyOptions,
+  AnalogyResult,
+  GraphGeodesicsOptions,
+  GraphMetric,
+  GraphOptions,
+  Hyperbolicity,
+  HyperbolicityOptions,
+  MapDistortion,
+  MapDistortionOptions,
+  TriangleCurvature,
+  TriangleCurvatureOptions,
+} from './contract/curvature';
 
 /** Graph metric names of the native entry points, by metric code. */
 const GRAPH_METRICS = ['angular', 'euclidean'] as const;

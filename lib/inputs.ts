@@ -139,7 +139,8 @@ export function matrixFrom(x: unknown, cols?: number): Matrix {
     if (isArrowData(x) || isArrowVector(x)) return fromArrow(fn, x, cols);
     const t = x as Partial<TensorLike>;
     if (t.dims !== undefined) {
-      if (!ArrayBuffer.isView(t.data) && !Array.isArray(t.data)) fail('E_TYPE', `${fn}: tensor data must be a Float32Array (or another numeric array), got ${describe(t.data)}`);
+      if (!ArrayBuffer.isView(t.data) && !Array.isArray(t.data))
+        fail('E_TYPE', `${fn}: tensor data must be a Float32Array (or another numeric array), got ${describe(t.data)}`);
       if (!Array.isArray(t.dims) && !ArrayBuffer.isView(t.dims)) fail('E_TYPE', `${fn}: tensor dims must be an array, got ${describe(t.dims)}`);
       return fromTensor(fn, t as TensorLike, cols);
     }
@@ -173,8 +174,10 @@ function loadArrow(fn: string): ArrowModule {
  */
 export function toArrow(m: Matrix): unknown {
   const fn = 'toArrow';
-  if (typeof m !== 'object' || m === null || !(m.data instanceof Float32Array)) fail('E_TYPE', `${fn}: m must be a Matrix {data: Float32Array, rows, cols}, got ${describe(m)}`);
-  if (!Number.isInteger(m.rows) || !Number.isInteger(m.cols) || m.rows < 0 || m.cols < 0) fail('E_TYPE', `${fn}: m.rows and m.cols must be non-negative integers`);
+  if (typeof m !== 'object' || m === null || !(m.data instanceof Float32Array))
+    fail('E_TYPE', `${fn}: m must be a Matrix {data: Float32Array, rows, cols}, got ${describe(m)}`);
+  if (!Number.isInteger(m.rows) || !Number.isInteger(m.cols) || m.rows < 0 || m.cols < 0)
+    fail('E_TYPE', `${fn}: m.rows and m.cols must be non-negative integers`);
   if (m.data.length !== m.rows * m.cols) fail('E_SHAPE', `${fn}: m.data has length ${m.data.length} but rows * cols = ${m.rows * m.cols}`);
   if (m.cols === 0) fail('E_SHAPE', `${fn}: m has no columns`);
   const A = loadArrow(fn);

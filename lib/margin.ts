@@ -17,7 +17,15 @@ import * as ref from './reference/margin';
 import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
 import { later } from './contract/async';
 
-export type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginKind, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
+export type {
+  CrossEntropyResult,
+  MarginGeometryOptions,
+  MarginGeometryResult,
+  MarginKind,
+  MarginOptions,
+  MarginResult,
+  PenaltyResult,
+} from './contract/margin';
 export { ARCFACE_SIN_EPS } from './contract/margin';
 
 function wrap(
@@ -40,7 +48,17 @@ const KIND_NAMES = ['normalized', 'cosface', 'arcface'] as const;
 
 /** The native arguments of marginSoftmax. */
 function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: contract.MarginParsed) {
-  return { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale: p.scale, margin: p.margin, labelSmoothing: p.labelSmoothing, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };
+  return {
+    x,
+    prototypes,
+    labels,
+    kind: KIND_NAMES[p.kind],
+    scale: p.scale,
+    margin: p.margin,
+    labelSmoothing: p.labelSmoothing,
+    precision: PRECISION_NAMES[p.precision],
+    scratchBytes: p.scratchBytes,
+  };
 }
 
 /**
@@ -77,8 +95,7 @@ export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32
     const n = nat();
     if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
     const [xs, ws] = [x, prototypes];
-    return soon(n.marginSoftmax(marginArgs(x, prototypes, labels, p), ASYNC))
-      .then((r) => wrap(r, xs, ws), rethrow);
+    return soon(n.marginSoftmax(marginArgs(x, prototypes, labels, p), ASYNC)).then((r) => wrap(r, xs, ws), rethrow);
   });
 }
 

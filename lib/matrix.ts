@@ -18,10 +18,7 @@ export interface Matrix {
  * (copied), a tensor-like `{ data, dims: [rows, cols] }` (no copy for Float32Array data) and an
  * Apache Arrow `FixedSizeList<Float32>` Vector or Data (no copy for one chunk; nulls → E_ARG).
  */
-export function matrix(
-  data: Float32Array | Float64Array | number[][] | readonly (readonly number[])[] | TensorLike | object,
-  cols?: number,
-): Matrix {
+export function matrix(data: Float32Array | Float64Array | number[][] | readonly (readonly number[])[] | TensorLike | object, cols?: number): Matrix {
   if (isF32(data)) {
     if (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 1) {
       fail('E_TYPE', `matrix: cols must be a positive integer when data is a Float32Array, got ${show(cols)}`);
@@ -43,7 +40,7 @@ export function matrix(
     if (!Array.isArray(r)) fail('E_TYPE', `matrix: row ${i} is not an array, got ${describe(r)}`);
     rs[i] = r;
   }
-  const c = rows > 0 ? (rs[0] as readonly unknown[]).length : cols ?? 0;
+  const c = rows > 0 ? (rs[0] as readonly unknown[]).length : (cols ?? 0);
   const out = new Float32Array(rows * c);
   for (let i = 0; i < rows; i++) {
     const r = rs[i] as readonly unknown[];

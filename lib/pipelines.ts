@@ -5,7 +5,15 @@
 import { mapFile } from './backend';
 import type { Matrix } from './matrix';
 import type { Corpus } from './contract/quantized';
-import { checkOpenOptions, corpusFromBuffer, readWhole, streamTopK, type CorpusChunks, type OpenCorpusOptions, type TopKStreamOptions } from './contract/pipelines';
+import {
+  checkOpenOptions,
+  corpusFromBuffer,
+  readWhole,
+  streamTopK,
+  type CorpusChunks,
+  type OpenCorpusOptions,
+  type TopKStreamOptions,
+} from './contract/pipelines';
 import type { TopKResult } from './contract/similarity';
 import { topK } from './similarity';
 import { fail } from './errors';

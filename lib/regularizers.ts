@@ -10,10 +10,27 @@ import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
 import type { Matrix } from './matrix';
 import * as contract from './contract/regularizers';
 import * as ref from './reference/regularizers';
-import type { BatchNormForwardOptions, BatchNormGrads, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
+import type {
+  BatchNormForwardOptions,
+  BatchNormGrads,
+  EmbeddingDrift,
+  Sparsity,
+  SparsityOptions,
+  WassersteinOptions,
+  WassersteinResult,
+} from './contract/regularizers';
 import { later } from './contract/async';
 
-export type { BatchNormForwardOptions, BatchNormGrads, BatchNormOptions, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from './contract/regularizers';
+export type {
+  BatchNormForwardOptions,
+  BatchNormGrads,
+  BatchNormOptions,
+  EmbeddingDrift,
+  Sparsity,
+  SparsityOptions,
+  WassersteinOptions,
+  WassersteinResult,
+} from './contract/regularizers';
 
 /**
  * Batch normalization over the rows of a Matrix, equal to PyTorch's
@@ -33,7 +50,14 @@ export class BatchNorm extends contract.BatchNormBase {
     const { training, state } = contract.checkForwardState(this, m, options);
     const p = this.params('BatchNorm.forward');
     try {
-      const data = n.batchNormForward({ x: m, runningMean: state.runningMean, runningVar: state.runningVar, momentum: state.momentum, eps: state.eps, training });
+      const data = n.batchNormForward({
+        x: m,
+        runningMean: state.runningMean,
+        runningVar: state.runningVar,
+        momentum: state.momentum,
+        eps: state.eps,
+        training,
+      });
       if (p) n.batchNormAffineInPlace(data, m.rows, m.cols, p[0], p[1]);
       this.remember(m, training, p);
       return { data, rows: m.rows, cols: m.cols };

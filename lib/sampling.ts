@@ -13,7 +13,6 @@ import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, Weigh
 
 export type { NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './contract/sampling';
 
-
 /**
  * Walker's alias sampler over K categories with probabilities weights / Σ weights (weights
  * non-negative and finite, at least one positive: E_ARG / E_NON_FINITE otherwise). `sample(n)`

@@ -10,10 +10,10 @@ import { refAsync } from './refasync';
 import type { Matrix } from './matrix';
 import * as contract from './contract/similarity';
 import * as ref from './reference/similarity';
-import type { SimilarityOptions, TopKOptions, TopKResult, TopKSelect } from './contract/similarity';
+import type { SimilarityOptions, TopKOptions, TopKResult } from './contract/similarity';
 import * as v from './contract/validate';
 import { ASYNC, METRIC_NAMES, PRECISION_NAMES, corpusArg, now, onDevice, soon } from './cuda';
-import { isQuantized, type Corpus, type QuantizedMatrix } from './contract/quantized';
+import type { Corpus, QuantizedMatrix } from './contract/quantized';
 import { later } from './contract/async';
 
 export type { MetricOptions, SimilarityOptions, TopKOptions, TopKResult } from './contract/similarity';

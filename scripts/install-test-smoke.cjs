@@ -14,7 +14,10 @@ const os = require('node:os');
 const path = require('node:path');
 
 const dir = path.resolve(process.argv[2] || '.');
-const tarballs = fs.readdirSync(dir).filter((f) => f.endsWith('.tgz')).map((f) => path.join(dir, f));
+const tarballs = fs
+  .readdirSync(dir)
+  .filter((f) => f.endsWith('.tgz'))
+  .map((f) => path.join(dir, f));
 if (!tarballs.some((t) => /[\\/]densevec-\d[^\\/]*\.tgz$/.test(t)) || tarballs.length < 2) {
   console.error(`install-test-smoke: ${dir} needs densevec-<version>.tgz and a densevec-<platform>-<version>.tgz, found: ${tarballs.join(', ') || 'none'}`);
   process.exit(2);

@@ -62,11 +62,7 @@ function addonFiles(root) {
 /** What needs building under `root`: `{ native, ts, reason }`. */
 function plan(root) {
   const addon = addonFiles(root);
-  const nativeSrc = Math.max(
-    newest(path.join(root, 'crates')),
-    newest(path.join(root, 'Cargo.toml')),
-    newest(path.join(root, 'Cargo.lock')),
-  );
+  const nativeSrc = Math.max(newest(path.join(root, 'crates')), newest(path.join(root, 'Cargo.toml')), newest(path.join(root, 'Cargo.lock')));
   const addonTime = oldest(addon);
   if (addonTime === 0 || addonTime < nativeSrc) {
     return { native: true, ts: true, reason: addonTime === 0 ? 'no addon in lib/native' : 'the Rust sources are newer than the addon' };

@@ -258,7 +258,11 @@ describe('contract: one typed-array rule', () => {
     sameError(() => dv.similarityMatrix(randm(1, 3, 1), { data: i8, rows: 1, cols: 3, dtype: 'i8', scale: 1 } as never), 'E_TYPE', /Int8Array/);
     const u16 = Object.create(Uint16Array.prototype);
     sameError(() => dv.topK(randm(1, 3, 1), { data: u16, rows: 1, cols: 3, dtype: 'f16' } as never, 1), 'E_TYPE', /Uint16Array/);
-    sameError(() => dv.dequantize({ data: new Int8Array(3), rows: 1, cols: 3, dtype: 'i8', scale: new Proxy(new Float32Array(1), {}) } as never), 'E_TYPE', /scale/);
+    sameError(
+      () => dv.dequantize({ data: new Int8Array(3), rows: 1, cols: 3, dtype: 'i8', scale: new Proxy(new Float32Array(1), {}) } as never),
+      'E_TYPE',
+      /scale/,
+    );
   });
 
   it('genuine arrays are accepted from any realm and at any byteOffset', () => {
@@ -316,11 +320,15 @@ describe('contract: one typed-array rule', () => {
     ];
     for (const [edit, code, re] of cases) {
       for (const training of [true, false]) {
-        sameError(() => {
-          const layer = new dv.BatchNorm(3);
-          edit(layer as unknown as Record<string, unknown>);
-          return layer.forward(m, { training });
-        }, code, re);
+        sameError(
+          () => {
+            const layer = new dv.BatchNorm(3);
+            edit(layer as unknown as Record<string, unknown>);
+            return layer.forward(m, { training });
+          },
+          code,
+          re,
+        );
       }
     }
     // Unchanged layers still agree with the reference.
@@ -351,12 +359,20 @@ describe('contract: precedence E_TYPE > E_SHAPE > E_ARG > E_NON_FINITE', () => {
     sameError(() => dv.topK(q, { data: new Uint16Array(3), rows: 1, cols: 3, dtype: 'f64' } as never, 1), 'E_ARG', /dtype/);
     sameError(() => dv.topK(q, { data: new Uint16Array(3), rows: 1, cols: 3, dtype: 'f16' } as never, 1.5), 'E_TYPE', /k must be an integer/);
     sameError(() => dv.topK(badQ, { data: new Uint16Array(3), rows: 1, cols: 3, dtype: 'f16' } as never, 'x' as never), 'E_TYPE', /k/);
-    sameError(() => dv.similarityMatrix(q, { data: new Int8Array(3), rows: 1, cols: 3, dtype: 'i8', scale: new Float32Array(2) } as never), 'E_SHAPE', /scale has length 2/);
+    sameError(
+      () => dv.similarityMatrix(q, { data: new Int8Array(3), rows: 1, cols: 3, dtype: 'i8', scale: new Float32Array(2) } as never),
+      'E_SHAPE',
+      /scale has length 2/,
+    );
     // quantize: types, then shapes, then values, then finiteness.
     sameError(() => dv.quantize(badQ, 5 as never), 'E_TYPE', /dtype must be a string/);
     sameError(() => dv.quantize(badQ, 'i8', 5 as never), 'E_TYPE', /options/);
     sameError(() => dv.quantize(badQ, 'x' as never), 'E_SHAPE');
-    sameError(() => dv.quantize({ data: Float32Array.from([NaN, 1, 2]), rows: 1, cols: 3 }, 'i8', { scale: 'x' as never }), 'E_ARG', /scale must be 'row' or 'global'/);
+    sameError(
+      () => dv.quantize({ data: Float32Array.from([NaN, 1, 2]), rows: 1, cols: 3 }, 'i8', { scale: 'x' as never }),
+      'E_ARG',
+      /scale must be 'row' or 'global'/,
+    );
     sameError(() => dv.quantize({ data: Float32Array.from([NaN, 1, 2]), rows: 1, cols: 3 }, 'i8'), 'E_NON_FINITE');
   });
 
@@ -497,7 +513,8 @@ describe('contract: environment variables', () => {
     expect(bogus.out).toMatch(/^ERR DensevecError E_ARG densevec: DENSEVEC_BACKEND must be 'auto', 'native', 'cuda' or 'reference', got 'bogus'/);
     const abc = child({ DENSEVEC_THREADS: 'abc' });
     expect(abc.out).toMatch(/^ERR DensevecError E_ARG densevec: DENSEVEC_THREADS must be an integer in \[1, 1024\], got 'abc'/);
-    for (const t of ['0', '-1', '1.5', '2000', '2x', ' 2', '1e1']) expect(child({ DENSEVEC_THREADS: t }).out).toMatch(/^ERR DensevecError E_ARG .*DENSEVEC_THREADS/);
+    for (const t of ['0', '-1', '1.5', '2000', '2x', ' 2', '1e1'])
+      expect(child({ DENSEVEC_THREADS: t }).out).toMatch(/^ERR DensevecError E_ARG .*DENSEVEC_THREADS/);
     expect(child({ DENSEVEC_THREADS: '2' }).out).toBe('OK native 2');
     expect(child({ DENSEVEC_BACKEND: 'reference' }).out).toBe('OK reference 1');
     expect(child({}).out).toMatch(/^OK native \d+$/);
@@ -555,16 +572,28 @@ describe('contract: one wording on both backends', () => {
     const lab = new Uint32Array([0, 1, 9]);
     const cases: Array<[() => unknown, string, string]> = [
       [() => dv.cosine(new Float32Array(4), new Float32Array(3)), 'E_SHAPE', 'cosine: a has length 4 but b has length 3'],
-      [() => dv.similarityMatrix({ data: new Float32Array(3), rows: 1, cols: 2 }, q), 'E_SHAPE', 'similarityMatrix: q.data has length 3 but rows * cols = 1 * 2 = 2'],
+      [
+        () => dv.similarityMatrix({ data: new Float32Array(3), rows: 1, cols: 2 }, q),
+        'E_SHAPE',
+        'similarityMatrix: q.data has length 3 but rows * cols = 1 * 2 = 2',
+      ],
       [() => dv.infoNCE(infQ, q, { temperature: 1 }), 'E_NON_FINITE', 'infoNCE: q has a non-finite value -Infinity at index 2'],
       [() => dv.infoNCE(q, nanQ, { temperature: 1 }), 'E_NON_FINITE', 'infoNCE: keys has a non-finite value NaN at index 5'],
       [() => dv.infoNCE(q, q, { temperature: 1, positives: lab }), 'E_ARG', 'infoNCE: positives[2] = 9 is out of range [0, 3) (rows of keys)'],
       [() => dv.infoNCE(zero, q, { temperature: 1, normalize: true }), 'E_ARG', 'infoNCE: q row 1 has zero norm and cannot be normalized'],
       [() => dv.ntXent(q, infQ, { temperature: 1 }), 'E_NON_FINITE', 'ntXent: b has a non-finite value -Infinity at index 2'],
       [() => dv.marginSoftmax(q, q, lab, { kind: 'arcface' }), 'E_ARG', 'marginSoftmax: labels[2] = 9 is out of range [0, 3) (rows of prototypes)'],
-      [() => dv.marginSoftmax(q, nanQ, new Uint32Array(3), { kind: 'arcface' }), 'E_NON_FINITE', 'marginSoftmax: prototypes has a non-finite value NaN at index 5'],
+      [
+        () => dv.marginSoftmax(q, nanQ, new Uint32Array(3), { kind: 'arcface' }),
+        'E_NON_FINITE',
+        'marginSoftmax: prototypes has a non-finite value NaN at index 5',
+      ],
       [() => dv.labelSmoothingCrossEntropy(q, lab, 0.1), 'E_ARG', 'labelSmoothingCrossEntropy: labels[2] = 9 is out of range [0, 4) (columns of logits)'],
-      [() => dv.labelSmoothingCrossEntropy(infQ, new Uint32Array(3), 0.1), 'E_NON_FINITE', 'labelSmoothingCrossEntropy: logits has a non-finite value -Infinity at index 2'],
+      [
+        () => dv.labelSmoothingCrossEntropy(infQ, new Uint32Array(3), 0.1),
+        'E_NON_FINITE',
+        'labelSmoothingCrossEntropy: logits has a non-finite value -Infinity at index 2',
+      ],
       [() => dv.normPenalty(nanQ, 1), 'E_NON_FINITE', 'normPenalty: m has a non-finite value NaN at index 5'],
       [() => dv.similarityStats(infQ), 'E_NON_FINITE', 'similarityStats: m has a non-finite value -Infinity at index 2'],
       [() => dv.procrustes(q, infQ), 'E_NON_FINITE', 'procrustes: y has a non-finite value -Infinity at index 2'],
@@ -572,7 +601,11 @@ describe('contract: one wording on both backends', () => {
       [() => dv.sparsity(nanQ), 'E_NON_FINITE', 'sparsity: m has a non-finite value NaN at index 5'],
       [() => dv.mismatchScore(q, infQ), 'E_NON_FINITE', 'mismatchScore: b has a non-finite value -Infinity at index 2'],
       [() => dv.softmaxProbabilities(q.data.subarray(0, 4), infQ, 1), 'E_NON_FINITE', 'softmaxProbabilities: ys has a non-finite value -Infinity at index 2'],
-      [() => dv.sphericalTriangle(new Float32Array(3), Float32Array.from([1, 0, 0]), Float32Array.from([0, 1, 0])), 'E_ARG', 'sphericalTriangle: x is the zero vector'],
+      [
+        () => dv.sphericalTriangle(new Float32Array(3), Float32Array.from([1, 0, 0]), Float32Array.from([0, 1, 0])),
+        'E_ARG',
+        'sphericalTriangle: x is the zero vector',
+      ],
       [() => new dv.BatchNorm(4).forward(infQ), 'E_NON_FINITE', 'BatchNorm.forward: m has a non-finite value -Infinity at index 2'],
       [() => dv.topK(q, q, 4), 'E_ARG', 'topK: k must be in [1, 3] (rows of the corpus), got 4'],
       [() => dv.randomUnitVectors(2 ** 20, 2 ** 11, 1), 'E_ARG', 'randomUnitVectors: n * d = 1048576 * 2048 exceeds the limit of 1073741824 values'],

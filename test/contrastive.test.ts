@@ -3,8 +3,6 @@ import { close, closeGrad, dv, fdGrad, fixture, fm, type M, maxAbs, randm, randn
 
 const fixtures = fixture('learning.json');
 
-
-
 function unitRows(rows: number, cols: number, seed: number): M {
   return ref.normalizeRows(randm(rows, cols, seed));
 }
@@ -63,7 +61,12 @@ describe('contrastive: reference gradients by finite differences', () => {
       }
       // infoNCE's loss for one query is −log p(y⁺|x), so its gradient is the negative.
       const r = be.infoNCE(x, ys, { temperature: tau, positives: new Uint32Array([pos]) });
-      closeGrad(Array.from(r.gradQ.data, (g) => -g), want, 1e-5, 1e-6);
+      closeGrad(
+        Array.from(r.gradQ.data, (g) => -g),
+        want,
+        1e-5,
+        1e-6,
+      );
     }
   });
 });
@@ -121,7 +124,12 @@ describe('contrastive: native vs reference', () => {
     }
   });
 
-  for (const [N, d] of [[1, 3], [2, 1], [7, 9], [131, 65]]) {
+  for (const [N, d] of [
+    [1, 3],
+    [2, 1],
+    [7, 9],
+    [131, 65],
+  ]) {
     it(`ntXent N=${N} d=${d}`, () => {
       const a = randm(N, d, N + d);
       const b = randm(N, d, N * 5 + d);
@@ -136,14 +144,26 @@ describe('contrastive: native vs reference', () => {
   }
 
   it('softmaxProbabilities and mismatchScore agree', () => {
-    for (const [n, d] of [[1, 1], [2, 3], [50, 17]]) {
+    for (const [n, d] of [
+      [1, 1],
+      [2, 3],
+      [50, 17],
+    ]) {
       const x = randn(d, n);
       const ys = randm(n, d, n + 1);
       const p = dv.softmaxProbabilities(x, ys, 0.3);
       close(p, ref.softmaxProbabilities(x, ys, 0.3), 1e-5, 1e-7);
-      close(p.reduce((s, v) => s + v, 0), 1, 1e-5);
+      close(
+        p.reduce((s, v) => s + v, 0),
+        1,
+        1e-5,
+      );
     }
-    for (const [n, d] of [[2, 1], [3, 4], [200, 33]]) {
+    for (const [n, d] of [
+      [2, 1],
+      [3, 4],
+      [200, 33],
+    ]) {
       const a = randm(n, d, n);
       const b = randm(n, d, n + 100);
       b.data.fill(0, 0, d); // a zero row has cosine 0
@@ -192,15 +212,17 @@ describe('contrastive: native vs reference', () => {
     const keys = randm(700, 40, 52);
     const positives = Uint32Array.from({ length: 300 }, (_, i) => (i * 13) % 700);
     const logQ = randn(700, 53);
-    const run = () => [
-      dv.infoNCE(q, keys, { temperature: 0.1, positives, logQ, normalize: true }),
-      dv.ntXent(q, { data: keys.data.subarray(0, 300 * 40), rows: 300, cols: 40 }, { temperature: 0.2 }),
-    ] as const;
+    const run = () =>
+      [
+        dv.infoNCE(q, keys, { temperature: 0.1, positives, logQ, normalize: true }),
+        dv.ntXent(q, { data: keys.data.subarray(0, 300 * 40), rows: 300, cols: 40 }, { temperature: 0.2 }),
+      ] as const;
     dv.setThreads(1);
     const [a1, b1] = run();
     dv.setThreads(2);
     const [a2, b2] = run();
-    const same = (x: Float32Array, y: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
+    const same = (x: Float32Array, y: Float32Array) =>
+      Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
     expect(a1.loss).toBe(a2.loss);
     expect(same(a1.gradQ.data, a2.gradQ.data)).toBe(true);
     expect(same(a1.gradKeys.data, a2.gradKeys.data)).toBe(true);
@@ -263,7 +285,7 @@ describe('contrastive: temperature schedules', () => {
       const lin = be.temperatureSchedule({ start: 1, end: 0.1, steps: 10, kind: 'linear' });
       close([lin(0), lin(5), lin(10), lin(-3), lin(99)], [1, 0.55, 0.1, 1, 0.1], 1e-12, 1e-15);
       const cos = be.temperatureSchedule({ start: 0.5, end: 0.05, steps: 4 });
-      close([cos(0), cos(2), cos(4), cos(1)], [0.5, 0.275, 0.05, 0.05 + 0.45 * (1 + Math.SQRT1_2) / 2], 1e-12, 1e-15);
+      close([cos(0), cos(2), cos(4), cos(1)], [0.5, 0.275, 0.05, 0.05 + (0.45 * (1 + Math.SQRT1_2)) / 2], 1e-12, 1e-15);
       const ex = be.temperatureSchedule({ start: 1, end: 0.01, steps: 2, kind: 'exponential' });
       close([ex(0), ex(1), ex(2)], [1, 0.1, 0.01], 1e-12, 1e-15);
     }

@@ -86,7 +86,8 @@ describe('cuda backend: availability', () => {
     const q = new Float32Array(6);
     const c = new Float32Array(6);
     const GPU = { mode: 'sync', device: 'gpu' };
-    const sim = (cRows: number, metric = 'dot') => native.similarityMatrix({ q: { data: q, rows: 2, cols: 3 }, c: { dtype: 'f32', rows: cRows, f32: c }, metric }, GPU);
+    const sim = (cRows: number, metric = 'dot') =>
+      native.similarityMatrix({ q: { data: q, rows: 2, cols: 3 }, c: { dtype: 'f32', rows: cRows, f32: c }, metric }, GPU);
     const top = (k: number) => native.topK({ q: { data: q, rows: 2, cols: 3 }, c: { dtype: 'f32', rows: 2, f32: c }, k, metric: 'dot' }, GPU);
     rawThrows(() => sim(4), 'E_SHAPE');
     rawThrows(() => top(3), 'E_ARG');
@@ -136,7 +137,12 @@ describe('cuda backend: availability', () => {
 });
 
 describe('cuda backend: results', () => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [17, 33, 65], [200, 401, 97]];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [3, 5, 7],
+    [17, 33, 65],
+    [200, 401, 97],
+  ];
 
   function onCuda(f: () => void): void {
     if (gpu) dv.setBackend('cuda');
@@ -176,7 +182,11 @@ describe('cuda backend: results', () => {
           close((got[k] as { data: Float32Array }).data, w, 1e-4, 1e-5 * m);
         }
       };
-      for (const [b, n, d] of [[1, 1, 1], [7, 13, 5], [40, 97, 33]] as const) {
+      for (const [b, n, d] of [
+        [1, 1, 1],
+        [7, 13, 5],
+        [40, 97, 33],
+      ] as const) {
         const q = randm(b, d, b + d);
         const k = randm(n, d, n + 2 * d);
         const positives = Uint32Array.from({ length: b }, (_, i) => (i * 7 + 3) % n);
@@ -191,7 +201,10 @@ describe('cuda backend: results', () => {
       const x = randm(15, 8, 3);
       const w = randm(6, 8, 4);
       const labels = Uint32Array.from({ length: 15 }, (_, i) => i % 6);
-      for (const o of [{ kind: 'arcface', margin: 0.5 }, { kind: 'cosface', margin: 0.35, labelSmoothing: 0.1 }] as const) {
+      for (const o of [
+        { kind: 'arcface', margin: 0.5 },
+        { kind: 'cosface', margin: 0.35, labelSmoothing: 0.1 },
+      ] as const) {
         const got = dv.marginSoftmax(x, w, labels, o);
         const want = ref.marginSoftmax(x, w, labels, o);
         lossAndGrads(got as never, want as never, ['gradX', 'gradW', 'logits']);

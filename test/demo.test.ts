@@ -39,7 +39,16 @@ describe('demo (examples/demo.js)', () => {
     expect(lines[0]).toBe('data clusters.csv 150x12 classes=3 backend=native');
     const knn = /knn5-cosine standardized ([\d.]+)%/.exec(a.out);
     expect(Number(knn?.[1])).toBeGreaterThan(90);
-    for (const key of ['stats raw features', 'nn median', 'near-duplicates', 'ntxent', 'arcface prototype-accuracy', 'cosface prototype-accuracy', 'audit NT-Xent head', 'procrustes seeds']) {
+    for (const key of [
+      'stats raw features',
+      'nn median',
+      'near-duplicates',
+      'ntxent',
+      'arcface prototype-accuracy',
+      'cosface prototype-accuracy',
+      'audit NT-Xent head',
+      'procrustes seeds',
+    ]) {
       expect(a.out).toContain(key);
     }
     const html = readFileSync(join(dir, 'r.html'), 'utf8');
@@ -117,7 +126,10 @@ describe('demo (examples/demo.js)', () => {
     expect(b.code).toBe(1);
     expect(b.err).toMatch(/looks like a binary file, not a CSV; for raw little-endian float32 vectors pass --dim N/);
     expect(b.err).toMatch(/^[\x20-\x7e\n]*$/); // nothing binary reaches the terminal
-    for (const [out, re] of [['no/such/dir/r.html', /--out no\/such\/dir\/r\.html: cannot write there \(no directory/], ['.', /--out \.: is a directory/]] as const) {
+    for (const [out, re] of [
+      ['no/such/dir/r.html', /--out no\/such\/dir\/r\.html: cannot write there \(no directory/],
+      ['.', /--out \.: is a directory/],
+    ] as const) {
       const t0 = Date.now();
       const r = run(['--data', 'clusters.csv', '--out', out]);
       expect(r.code).toBe(1);
@@ -131,7 +143,12 @@ describe('demo (examples/demo.js)', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { progress } = require('../examples/lib/progress.js');
     let written = '';
-    const stream = { write: (t: string) => { written += t; return true; } };
+    const stream = {
+      write: (t: string) => {
+        written += t;
+        return true;
+      },
+    };
     const bar = progress(true, stream, { minIntervalMs: 0 });
     const b = bar('audit', 3);
     for (let i = 0; i < 3; i++) {
@@ -144,10 +161,17 @@ describe('demo (examples/demo.js)', () => {
     const screen = [''];
     let col = 0;
     for (let i = 0; i < written.length; i++) {
-      if (written.startsWith('\x1b[2K', i)) { screen[screen.length - 1] = ''; i += 3; continue; }
+      if (written.startsWith('\x1b[2K', i)) {
+        screen[screen.length - 1] = '';
+        i += 3;
+        continue;
+      }
       const ch = written[i];
       if (ch === '\r') col = 0;
-      else if (ch === '\n') { screen.push(''); col = 0; } else {
+      else if (ch === '\n') {
+        screen.push('');
+        col = 0;
+      } else {
         const l = screen[screen.length - 1];
         screen[screen.length - 1] = l.slice(0, col) + ch + l.slice(col + 1);
         col++;
@@ -157,7 +181,12 @@ describe('demo (examples/demo.js)', () => {
     expect(written).toMatch(/audit \[█+░*\] \d\/3/);
     // Disabled (not a terminal, or --quiet): plain lines, no bar.
     let plain = '';
-    const off = progress(false, { write: (t: string) => { plain += t; return true; } });
+    const off = progress(false, {
+      write: (t: string) => {
+        plain += t;
+        return true;
+      },
+    });
     off('x', 5).tick();
     off.print('line');
     expect(plain).toBe('line\n');

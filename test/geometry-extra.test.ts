@@ -64,9 +64,13 @@ function floyd(m: M, k: number, metric: 'angular' | 'euclidean'): number[][] {
   const n = m.rows;
   const d = m.cols;
   const p = Array.from({ length: n }, (_, i) => Array.from(m.data.subarray(i * d, i * d + d)));
-  if (metric === 'angular') for (const r of p) { const s = Math.hypot(...r); r.forEach((x, j) => {
+  if (metric === 'angular')
+    for (const r of p) {
+      const s = Math.hypot(...r);
+      r.forEach((x, j) => {
         r[j] = x / s;
-      }); }
+      });
+    }
   const len = (i: number, j: number) => {
     const c = Math.hypot(...p[i].map((x, t) => x - p[j][t]));
     return metric === 'angular' ? 2 * Math.asin(Math.min(c / 2, 1)) : c;
@@ -85,7 +89,10 @@ function floyd(m: M, k: number, metric: 'angular' | 'euclidean'): number[][] {
 describe('softThreshold', () => {
   it('is sign(x)·max(|x| − λ, 0) on both backends, in place on views', () => {
     for (const [, impl] of impls) {
-      const m = mat([[1.5, -0.2, 0.3], [-2, 0.5, -0.5]]);
+      const m = mat([
+        [1.5, -0.2, 0.3],
+        [-2, 0.5, -0.5],
+      ]);
       const copy = m.data.slice();
       const r = impl.softThreshold(m, 0.5);
       expect(Array.from(r.data)).toEqual([1, 0, 0, -1.5, 0, 0]);
@@ -230,7 +237,18 @@ describe('BatchNorm: affine parameters and backward', () => {
       bn.forward(x);
       throwsCode(() => bn.backward({ data: [1], rows: 1, cols: 1 } as never), 'E_TYPE');
       throwsCode(() => bn.backward(randm(5, 3, 2)), 'E_SHAPE');
-      throwsCode(() => bn.backward(mat([[1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, NaN]])), 'E_NON_FINITE');
+      throwsCode(
+        () =>
+          bn.backward(
+            mat([
+              [1, 2, 3],
+              [1, 2, 3],
+              [1, 2, 3],
+              [1, 2, NaN],
+            ]),
+          ),
+        'E_NON_FINITE',
+      );
       bn.forward(x, { training: false });
       throwsCode(() => bn.backward(x), 'E_ARG');
       bn.weight = new Float32Array(2);
@@ -258,7 +276,11 @@ describe('BatchNorm: affine parameters and backward', () => {
 
   it('batchNormLag is the steady-state lag of the running mean (checked by simulation)', () => {
     for (const [, impl] of impls) {
-      for (const [mu, v] of [[0.1, 0.05], [0.3, -0.2], [1, 0.7]]) {
+      for (const [mu, v] of [
+        [0.1, 0.05],
+        [0.3, -0.2],
+        [1, 0.7],
+      ]) {
         const bn = new impl.BatchNorm(1, { momentum: mu });
         let lag = 0;
         for (let t = 1; t <= 300; t++) {
@@ -392,7 +414,11 @@ describe('mapDistortion', () => {
     close(p.meanCosineChange, q.meanCosineChange, 1e-10);
     expect(p.singularValues).toBeInstanceOf(Float64Array);
     // Σσ² = ‖a‖_F².
-    close(p.singularValues.reduce((s, v) => s + v * v, 0), a.data.reduce((s, v) => s + v * v, 0), 1e-9);
+    close(
+      p.singularValues.reduce((s, v) => s + v * v, 0),
+      a.data.reduce((s, v) => s + v * v, 0),
+      1e-9,
+    );
   });
 
   it('follows the error contract', () => {
@@ -432,8 +458,18 @@ describe('graphGeodesics', () => {
     const th = [0, 0.1, 0.25, 0.3, 0.55, 0.6, 0.9];
     for (const [, impl] of impls) {
       const g = impl.graphGeodesics(arc(th), { k: 2 });
-      close(g.data, th.flatMap((a) => th.map((b) => Math.abs(a - b))), 1e-6, 1e-6);
-      const two = mat([[1, 0], [1, 0.01], [-1, 0], [-1, 0.01]]);
+      close(
+        g.data,
+        th.flatMap((a) => th.map((b) => Math.abs(a - b))),
+        1e-6,
+        1e-6,
+      );
+      const two = mat([
+        [1, 0],
+        [1, 0.01],
+        [-1, 0],
+        [-1, 0.01],
+      ]);
       const h = impl.graphGeodesics(two, { k: 1, sources: Uint32Array.from([0]) });
       expect(h.data[2]).toBe(Infinity);
       expect(h.data[1]).toBeGreaterThan(0);
@@ -486,10 +522,13 @@ describe('hyperbolicity', () => {
     let diam = 0;
     const n = 9;
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) diam = Math.max(diam, D[i][j]);
-    for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) for (let c = b + 1; c < n; c++) for (let d = c + 1; d < n; d++) {
-      const s = [D[a][b] + D[c][d], D[a][c] + D[b][d], D[a][d] + D[b][c]].sort((p, q) => q - p);
-      best = Math.max(best, (s[0] - s[1]) / 2);
-    }
+    for (let a = 0; a < n; a++)
+      for (let b = a + 1; b < n; b++)
+        for (let c = b + 1; c < n; c++)
+          for (let d = c + 1; d < n; d++) {
+            const s = [D[a][b] + D[c][d], D[a][c] + D[b][d], D[a][d] + D[b][c]].sort((p, q) => q - p);
+            best = Math.max(best, (s[0] - s[1]) / 2);
+          }
     expect(best).toBeGreaterThan(0);
     for (const [, impl] of impls) {
       const h = impl.hyperbolicity(m, { k: 3, samples: 20000, seed: 9 });
@@ -521,7 +560,12 @@ describe('hyperbolicity', () => {
       throwsCode(() => impl.hyperbolicity(m, { k: 2, seed: -1 }), 'E_ARG');
       throwsCode(() => impl.hyperbolicity(m, { k: 0 }), 'E_ARG');
       // Two far pairs with k = 1: every quadruple crosses components.
-      const two = mat([[1, 0], [1, 0.01], [-1, 0], [-1, 0.01]]);
+      const two = mat([
+        [1, 0],
+        [1, 0.01],
+        [-1, 0],
+        [-1, 0.01],
+      ]);
       throwsCode(() => impl.hyperbolicity(two, { k: 1, samples: 10 }), 'E_ARG', /disconnected/);
     }
   });

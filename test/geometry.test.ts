@@ -37,7 +37,12 @@ function clusters(c: number, n: number, d: number, s: number, seed: number): { x
 describe('knnClassify', () => {
   it('native equals reference on random shapes, every metric, every ISA', () => {
     forEachIsa(() => {
-      for (const [c, n, d, q, k] of [[3, 20, 7, 11, 5], [5, 13, 33, 17, 1], [4, 50, 16, 40, 9], [2, 600, 9, 5, 25]]) {
+      for (const [c, n, d, q, k] of [
+        [3, 20, 7, 11, 5],
+        [5, 13, 33, 17, 1],
+        [4, 50, 16, 40, 9],
+        [2, 600, 9, 5, 25],
+      ]) {
         const { x, labels } = clusters(c, n, d, 1.5, c * 100 + d);
         const qs = randm(q, d, q + d);
         for (const metric of ['cosine', 'dot', 'l2sq'] as const) {
@@ -173,7 +178,12 @@ describe('randomOrthogonal and matmul', () => {
 
   it('matmul agrees with the reference, every ISA', () => {
     forEachIsa(() => {
-      for (const [m, k, n] of [[1, 1, 1], [3, 5, 7], [65, 33, 17], [130, 70, 129]]) {
+      for (const [m, k, n] of [
+        [1, 1, 1],
+        [3, 5, 7],
+        [65, 33, 17],
+        [130, 70, 129],
+      ]) {
         const a = randm(m, k, m + k);
         const b = randm(k, n, k + n);
         const got = dv.matmul(a, b);
@@ -213,7 +223,11 @@ describe('procrustes', () => {
 
   it('recovers a planted rotation with noise and reflections; native equals reference', () => {
     const r = rng(11);
-    for (const [n, d, noise] of [[200, 8, 0.01], [500, 33, 0.05], [1000, 64, 0.001]]) {
+    for (const [n, d, noise] of [
+      [200, 8, 0.01],
+      [500, 33, 0.05],
+      [1000, 64, 0.001],
+    ]) {
       const x = randm(n, d, n + d);
       const Q = dv.randomOrthogonal(d, d);
       // A reflection: flip one column.

@@ -179,12 +179,7 @@ describe('batched l2sq under cancellation', () => {
         const want = ref.similarityMatrix(a, b, { metric: 'l2sq' }).data;
         expect(Array.from(got).map(Number.isFinite)).toEqual(Array.from(want).map(Number.isFinite));
         expect(Array.from(got).filter((v) => !Number.isFinite(v))).toEqual(Array.from(want).filter((v) => !Number.isFinite(v)));
-        close(
-          Array.from(got).filter(Number.isFinite),
-          Array.from(want).filter(Number.isFinite),
-          1e-6,
-          0,
-        );
+        close(Array.from(got).filter(Number.isFinite), Array.from(want).filter(Number.isFinite), 1e-6, 0);
         expect(Array.from(dv.topK(a, b, b.rows, { metric: 'l2sq' }).indices)).toEqual(Array.from(ref.topK(a, b, b.rows, { metric: 'l2sq' }).indices));
       }
     });

@@ -309,9 +309,7 @@ beforeAll(() => {
 
   withNative = path.join(tmp, 'with-native');
   writeConsumer(withNative);
-  installLogs.push(
-    npmInstall(withNative, [path.join(tarballs, mainPack.filename), path.join(tarballs, platformPack.filename)]).stdout,
-  );
+  installLogs.push(npmInstall(withNative, [path.join(tarballs, mainPack.filename), path.join(tarballs, platformPack.filename)]).stdout);
   mainOnly = path.join(tmp, 'main-only');
   writeConsumer(mainOnly);
   installLogs.push(npmInstall(mainOnly, [path.join(tarballs, mainPack.filename)]).stdout);
@@ -323,18 +321,25 @@ afterAll(() => {
 
 describe('what the packages ship', () => {
   it('main package (npm pack --dry-run): dist, types, ESM entries, loader; no binary, sources or tests', () => {
-    const files = pack(root, null).files.map((f) => f.path).sort();
+    const files = pack(root, null)
+      .files.map((f) => f.path)
+      .sort();
     for (const f of [
-      'package.json', 'LICENSE',
-      'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts',
-      'dist/reference/index.js', 'dist/reference/index.mjs', 'dist/reference/index.d.ts',
-      'dist/native/binding.cjs', 'dist/native/binding.d.cts', 'dist/backend.js',
+      'package.json',
+      'LICENSE',
+      'dist/index.js',
+      'dist/index.mjs',
+      'dist/index.d.ts',
+      'dist/reference/index.js',
+      'dist/reference/index.mjs',
+      'dist/reference/index.d.ts',
+      'dist/native/binding.cjs',
+      'dist/native/binding.d.cts',
+      'dist/backend.js',
     ]) {
       expect(files, f).toContain(f);
     }
-    const stray = files.filter(
-      (f) => !/^(package\.json|README\.md|LICENSE)$/.test(f) && !/^dist\/.*\.(js|mjs|cjs|d\.ts|d\.cts)$/.test(f),
-    );
+    const stray = files.filter((f) => !/^(package\.json|README\.md|LICENSE)$/.test(f) && !/^dist\/.*\.(js|mjs|cjs|d\.ts|d\.cts)$/.test(f));
     expect(stray).toEqual([]);
     expect(files.filter((f) => f.endsWith('.node'))).toEqual([]);
     // Every export target exists in the package.
@@ -369,7 +374,15 @@ describe('what the packages ship', () => {
       const t = new Date(Date.now() - secondsAgo * 1000);
       fs.utimesSync(f, t, t);
     };
-    const sources = ['crates/densevec-core/src/lib.rs', 'Cargo.toml', 'Cargo.lock', 'lib/index.ts', 'lib/contract/validate.ts', 'tsconfig.json', 'scripts/post-build.cjs'];
+    const sources = [
+      'crates/densevec-core/src/lib.rs',
+      'Cargo.toml',
+      'Cargo.lock',
+      'lib/index.ts',
+      'lib/contract/validate.ts',
+      'tsconfig.json',
+      'scripts/post-build.cjs',
+    ];
     for (const f of sources) put(f, 100);
     // A fresh clone: nothing built.
     expect(plan(tree)).toMatchObject({ native: true, ts: true });
@@ -449,7 +462,12 @@ describe('npm install of the packed tarballs, offline, without Rust', () => {
     const installed = JSON.parse(fs.readFileSync(path.join(withNative, 'node_modules', 'densevec', 'package.json'), 'utf8'));
     expect(installed.dependencies ?? {}).toEqual({});
     // Nothing beyond the two packages was installed.
-    expect(fs.readdirSync(path.join(withNative, 'node_modules')).filter((d) => !d.startsWith('.')).sort()).toEqual(['densevec', platformPkg].sort());
+    expect(
+      fs
+        .readdirSync(path.join(withNative, 'node_modules'))
+        .filter((d) => !d.startsWith('.'))
+        .sort(),
+    ).toEqual(['densevec', platformPkg].sort());
     expect(fs.readdirSync(path.join(mainOnly, 'node_modules')).filter((d) => !d.startsWith('.'))).toEqual(['densevec']);
     expect(fs.existsSync(path.join(withNative, 'node_modules', 'densevec', 'dist', 'native', binaryFile))).toBe(false);
   });
@@ -524,8 +542,14 @@ describe('npm install of the packed tarballs, offline, without Rust', () => {
     fs.writeFileSync(path.join(dir, 'bad.ts'), CONSUMER_BAD);
     const config = (module: string, moduleResolution: string, files: string[]) => ({
       compilerOptions: {
-        module, moduleResolution, target: 'es2022', lib: ['es2022'],
-        strict: true, noEmit: true, skipLibCheck: false, types: [],
+        module,
+        moduleResolution,
+        target: 'es2022',
+        lib: ['es2022'],
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: [],
       },
       files,
     });
@@ -586,11 +610,17 @@ describe('npm install of the main package alone (no binary for this platform)', 
     expect(JSON.parse(r.stdout).backend).toBe('reference');
     expect(r.stderr.split(WARNING).length - 1).toBe(1);
     // A second instance of the module (cleared require cache, bundler duplicates) stays quiet too.
-    const twice = ok(node(mainOnly, ['-e', `
+    const twice = ok(
+      node(mainOnly, [
+        '-e',
+        `
       const a = require('densevec');
       for (const k of Object.keys(require.cache)) if (k.includes('node_modules')) delete require.cache[k];
       const b = require('densevec');
-      process.stdout.write(String(a !== b && b.backendInfo().backend === 'reference'));`]), 'two instances');
+      process.stdout.write(String(a !== b && b.backendInfo().backend === 'reference'));`,
+      ]),
+      'two instances',
+    );
     expect(twice.stdout).toBe('true');
     expect(twice.stderr.split(WARNING).length - 1).toBe(1);
   });
@@ -626,21 +656,39 @@ describe('npm install of the main package alone (no binary for this platform)', 
 
   it('DENSEVEC_REQUIRE_NATIVE=1 makes require and import throw E_BACKEND', () => {
     const env = { DENSEVEC_REQUIRE_NATIVE: '1' };
-    const cjs = node(mainOnly, ['-e', `
+    const cjs = node(
+      mainOnly,
+      [
+        '-e',
+        `
       try { require('densevec'); process.stdout.write('loaded'); }
-      catch (e) { process.stdout.write(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }`], env);
+      catch (e) { process.stdout.write(JSON.stringify({ name: e.name, code: e.code, message: e.message })); }`,
+      ],
+      env,
+    );
     const e1 = JSON.parse(cjs.stdout);
     expect(e1.name).toBe('DensevecError');
     expect(e1.code).toBe('E_BACKEND');
     expect(e1.message).toMatch(/DENSEVEC_REQUIRE_NATIVE=1/);
     expect(e1.message).toContain(`'${platformPkg}'`);
     expect(cjs.stderr).not.toContain(WARNING);
-    const esm = node(mainOnly, ['--input-type=module', '-e', `
+    const esm = node(
+      mainOnly,
+      [
+        '--input-type=module',
+        '-e',
+        `
       import('densevec').then(() => process.stdout.write('loaded'),
-        (e) => process.stdout.write(JSON.stringify({ name: e.name, code: e.code })));`], env);
+        (e) => process.stdout.write(JSON.stringify({ name: e.name, code: e.code })));`,
+      ],
+      env,
+    );
     expect(JSON.parse(esm.stdout)).toEqual({ name: 'DensevecError', code: 'E_BACKEND' });
     // The reference entry alone does not need the addon.
-    const refOnly = ok(node(mainOnly, ['-e', "process.stdout.write(String(require('densevec/reference').dot(Float32Array.of(2), Float32Array.of(3))))"], env), 'reference');
+    const refOnly = ok(
+      node(mainOnly, ['-e', "process.stdout.write(String(require('densevec/reference').dot(Float32Array.of(2), Float32Array.of(3))))"], env),
+      'reference',
+    );
     expect(refOnly.stdout).toBe('6');
   });
 });

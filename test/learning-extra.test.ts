@@ -388,7 +388,12 @@ describe('AliasSampler and unigramWeights', () => {
     expect(Array.from(new dv.AliasSampler(weights, 1235).sample(1000))).not.toEqual(Array.from(a1));
     close(b.probabilities, a.probabilities, 1e-15, 0);
     const s = weights.reduce((x, y) => x + y, 0);
-    close(a.probabilities, Array.from(weights, (w) => w / s), 1e-15, 0);
+    close(
+      a.probabilities,
+      Array.from(weights, (w) => w / s),
+      1e-15,
+      0,
+    );
   });
 
   it('matches its target distribution (chi-square at a fixed seed)', () => {
@@ -547,7 +552,10 @@ describe('mismatchScore withinView', () => {
     const a = randm(5, 3, 91);
     const b = randm(5, 3, 92);
     a.data.fill(0, 3, 6); // a zero row: cosine 0 with everything
-    const views = [...Array.from({ length: 5 }, (_, i) => a.data.subarray(i * 3, i * 3 + 3)), ...Array.from({ length: 5 }, (_, i) => b.data.subarray(i * 3, i * 3 + 3))];
+    const views = [
+      ...Array.from({ length: 5 }, (_, i) => a.data.subarray(i * 3, i * 3 + 3)),
+      ...Array.from({ length: 5 }, (_, i) => b.data.subarray(i * 3, i * 3 + 3)),
+    ];
     const cos = (u: Float32Array, w: Float32Array): number => {
       const nu = Math.hypot(...u);
       const nw = Math.hypot(...w);

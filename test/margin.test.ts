@@ -3,8 +3,6 @@ import { close, closeGrad, dv, fdGrad, fixture, fm, type M, randm, ref, rng, thr
 
 const fixtures = fixture('learning.json');
 
-
-
 function labelsOf(n: number, c: number, seed: number): Uint32Array {
   const r = rng(seed);
   return Uint32Array.from({ length: n }, () => Math.floor(r() * c));
@@ -80,16 +78,31 @@ describe('margin: reference gradients by finite differences', () => {
     const labels = new Uint32Array([6, 0, 2, 2]);
     for (const eps of [0, 0.3]) {
       const r = ref.labelSmoothingCrossEntropy(z, labels, eps);
-      closeGrad(r.grad.data, fdGrad(z.data, () => ref.labelSmoothingCrossEntropy(z, labels, eps).loss), 1e-4, 1e-5);
+      closeGrad(
+        r.grad.data,
+        fdGrad(z.data, () => ref.labelSmoothingCrossEntropy(z, labels, eps).loss),
+        1e-4,
+        1e-5,
+      );
     }
     const m = randm(3, 4, 9);
     const np = ref.normPenalty(m, 0.3);
-    closeGrad(np.grad.data, fdGrad(m.data, () => ref.normPenalty(m, 0.3).loss), 1e-5, 1e-6);
+    closeGrad(
+      np.grad.data,
+      fdGrad(m.data, () => ref.normPenalty(m, 0.3).loss),
+      1e-5,
+      1e-6,
+    );
     let s = 0;
     for (const v of m.data) s += v * v;
     close(np.loss, 0.3 * s, 1e-12);
     const l1 = ref.l1Penalty(m, 0.7);
-    closeGrad(l1.grad.data, fdGrad(m.data, () => ref.l1Penalty(m, 0.7).loss, 1e-4), 1e-5, 1e-6);
+    closeGrad(
+      l1.grad.data,
+      fdGrad(m.data, () => ref.l1Penalty(m, 0.7).loss, 1e-4),
+      1e-5,
+      1e-6,
+    );
   });
 });
 
@@ -139,7 +152,11 @@ describe('margin: native vs reference', () => {
   });
 
   it('cross-entropy and penalties agree, sign(0) = 0', () => {
-    for (const [N, C] of [[1, 1], [3, 7], [100, 1001]]) {
+    for (const [N, C] of [
+      [1, 1],
+      [3, 7],
+      [100, 1001],
+    ]) {
       const z = randm(N, C, N + C);
       const labels = labelsOf(N, C, C);
       for (const eps of [0, 0.1, 0.9]) {
@@ -183,7 +200,8 @@ describe('margin: native vs reference', () => {
     const x = randm(300, 24, 21);
     const w = randm(150, 24, 22);
     const labels = labelsOf(300, 150, 23);
-    const same = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    const same = (a: Float32Array, b: Float32Array) =>
+      Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
     dv.setThreads(1);
     const a = dv.marginSoftmax(x, w, labels, { kind: 'arcface', labelSmoothing: 0.1 });
     const ca = dv.labelSmoothingCrossEntropy(a.logits, labels, 0.1);

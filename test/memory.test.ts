@@ -152,10 +152,7 @@ describe('size arithmetic on dimensions', () => {
         return reads === 1 ? 1 : big;
       },
     };
-    for (const f of [
-      () => dv.similarityMatrix(q, tricky),
-      () => dv.topK(q, tricky, 1),
-    ]) {
+    for (const f of [() => dv.similarityMatrix(q, tricky), () => dv.topK(q, tricky, 1)]) {
       reads = 0;
       let r: unknown;
       try {

@@ -164,7 +164,9 @@ describe('mergeTopK', () => {
     const c = { data: new Float32Array([NaN, 0, 1, 0, NaN, 1, 2, 0, 0, 0]), rows: 5, cols: 2 };
     for (const [, impl] of IMPLS) {
       const whole = impl.topK(q, c, 5, { metric: 'dot' });
-      const merged = impl.mergeTopK([impl.topK(q, slice(c, 0, 2), 2, { metric: 'dot' }), impl.topK(q, slice(c, 2, 5), 3, { metric: 'dot' })], 5, { metric: 'dot' });
+      const merged = impl.mergeTopK([impl.topK(q, slice(c, 0, 2), 2, { metric: 'dot' }), impl.topK(q, slice(c, 2, 5), 3, { metric: 'dot' })], 5, {
+        metric: 'dot',
+      });
       expect(Array.from(merged.indices)).toEqual(Array.from(whole.indices));
       expect(Array.from(whole.indices).slice(3)).toEqual([0, 2]);
     }
@@ -184,7 +186,9 @@ describe('mergeTopK', () => {
       throwsCode(() => impl.mergeTopK([a, b], 7), 'E_ARG', /fewer than k = 7/);
       throwsCode(() => impl.mergeTopK([a, { indices: b.indices, scores: b.scores, k: 3 }], 3), 'E_ARG', /corpusRows/);
       throwsCode(() => impl.mergeTopK([a, b], 3, { metric: 'manhattan' as never }), 'E_ARG');
-      expect(Array.from(impl.mergeTopK([a, { indices: b.indices, scores: b.scores, k: 3 }], 3, { offsets: [0, 5] }).indices)).toEqual(Array.from(impl.mergeTopK([a, b], 3).indices));
+      expect(Array.from(impl.mergeTopK([a, { indices: b.indices, scores: b.scores, k: 3 }], 3, { offsets: [0, 5] }).indices)).toEqual(
+        Array.from(impl.mergeTopK([a, b], 3).indices),
+      );
     }
   });
 });
@@ -254,7 +258,10 @@ describe('writeCorpus / openCorpus', () => {
         expect(o.dtype).toBe(mm.dtype);
         expect(o.data.constructor).toBe(mm.data.constructor);
         expect(Array.from(o.data as ArrayLike<number>)).toEqual(Array.from(mm.data as ArrayLike<number>));
-        if (mm.scale !== undefined) expect(typeof mm.scale === 'number' ? o.scale : Array.from(o.scale as Float32Array)).toEqual(typeof mm.scale === 'number' ? mm.scale : Array.from(mm.scale as Float32Array));
+        if (mm.scale !== undefined)
+          expect(typeof mm.scale === 'number' ? o.scale : Array.from(o.scale as Float32Array)).toEqual(
+            typeof mm.scale === 'number' ? mm.scale : Array.from(mm.scale as Float32Array),
+          );
         for (const metric of METRICS) {
           expect(Array.from(impl.topK(q, o, 8, { metric }).indices), `${impl_name} ${name}`).toEqual(Array.from(impl.topK(q, m as M, 8, { metric }).indices));
         }
@@ -394,12 +401,21 @@ describe('matrix() inputs and toArrow', () => {
     // Results on the Arrow input equal those on the Matrix.
     expect(Array.from(dv.topK(ms, m, 2).indices)).toEqual(Array.from(dv.topK(slice(m, 2, 7), m, 2).indices));
     // Several chunks are concatenated (copied).
-    const two = new arrow.Vector([...(dv.toArrow(slice(m, 0, 4)) as import('apache-arrow').Vector).data, ...(dv.toArrow(slice(m, 4, 10)) as import('apache-arrow').Vector).data]);
+    const two = new arrow.Vector([
+      ...(dv.toArrow(slice(m, 0, 4)) as import('apache-arrow').Vector).data,
+      ...(dv.toArrow(slice(m, 4, 10)) as import('apache-arrow').Vector).data,
+    ]);
     expect(Array.from(dv.matrix(two).data)).toEqual(Array.from(m.data));
     // Nulls.
     const f32 = new arrow.Float32();
     const child = arrow.makeData({ type: f32, length: 6, data: new Float32Array(6) });
-    const withNull = arrow.makeData({ type: new arrow.FixedSizeList(3, new arrow.Field('item', f32)), length: 2, nullCount: 1, nullBitmap: new Uint8Array([1]), child });
+    const withNull = arrow.makeData({
+      type: new arrow.FixedSizeList(3, new arrow.Field('item', f32)),
+      length: 2,
+      nullCount: 1,
+      nullBitmap: new Uint8Array([1]),
+      child,
+    });
     throwsCode(() => dv.matrix(withNull), 'E_ARG', /1 null row/);
     // Other Arrow types.
     const ints = arrow.vectorFromArray([1, 2, 3], new arrow.Int32());

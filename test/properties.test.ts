@@ -206,7 +206,8 @@ function optMuts(i: number, field: string, cases: Array<[unknown, Code]>): Mutat
 }
 
 /** Options { metric?, precision? }, or undefined when neither is set. */
-const simOpts = (m: unknown, p: unknown) => (m === undefined && p === undefined ? undefined : { ...(m === undefined ? {} : { metric: m }), ...(p === undefined ? {} : { precision: p }) });
+const simOpts = (m: unknown, p: unknown) =>
+  m === undefined && p === undefined ? undefined : { ...(m === undefined ? {} : { metric: m }), ...(p === undefined ? {} : { precision: p }) };
 const precision = fc.constantFrom(undefined, 'f32', 'bf16');
 const precisionMuts = (i: number) =>
   optMuts(i, 'precision', [
@@ -237,7 +238,8 @@ function idxMuts(i: number, bound: (a: unknown[]) => number, o: { shape?: boolea
     { name: `${i}: a Proxy`, code: 'E_TYPE', touches: t, apply: (a) => (a[i] = new Proxy(arg<Uint32Array>(a, i), {})) },
     { name: `${i}: an index out of range`, code: 'E_ARG', touches: t, apply: (a, v) => (arg<Uint32Array>(a, i)[0] = bound(v)) },
   ];
-  if (o.shape !== false) ms.push({ name: `${i}: one longer`, code: 'E_SHAPE', touches: t, apply: (a) => (a[i] = Uint32Array.from([...arg<Uint32Array>(a, i), 0])) });
+  if (o.shape !== false)
+    ms.push({ name: `${i}: one longer`, code: 'E_SHAPE', touches: t, apply: (a) => (a[i] = Uint32Array.from([...arg<Uint32Array>(a, i), 0])) });
   return ms;
 }
 
@@ -267,12 +269,14 @@ const vecPair = dim(1, 6).chain((n) => fc.tuple(f32(n), f32(n)));
 const infoArgs = fc
   .tuple(dim(1, 4), dim(0, 3), dim(1, 4), fc.double({ min: 0.1, max: 2, noNaN: true }), fc.boolean(), fc.boolean(), fc.boolean())
   .chain(([b, extra, d, temperature, normalize, withPos, withLogQ]) =>
-    fc.tuple(matOf(b, d), matOf(b + extra, d), f32(b + extra), fc.array(fc.integer({ min: 0, max: b + extra - 1 }), { minLength: b, maxLength: b })).map(([q, k, lq, pos]) => {
-      const o: Record<string, unknown> = { temperature, normalize };
-      if (withPos) o.positives = Uint32Array.from(pos);
-      if (withLogQ) o.logQ = lq;
-      return [q, k, o];
-    }),
+    fc
+      .tuple(matOf(b, d), matOf(b + extra, d), f32(b + extra), fc.array(fc.integer({ min: 0, max: b + extra - 1 }), { minLength: b, maxLength: b }))
+      .map(([q, k, lq, pos]) => {
+        const o: Record<string, unknown> = { temperature, normalize };
+        if (withPos) o.positives = Uint32Array.from(pos);
+        if (withLogQ) o.logQ = lq;
+        return [q, k, o];
+      }),
   );
 const infoMuts = [
   ...matMuts(0, { finite: true }),
@@ -313,9 +317,19 @@ const ntMuts = [
 ];
 
 const marginArgs = fc
-  .tuple(dim(1, 4), dim(1, 4), dim(1, 4), fc.constantFrom('normalized', 'cosface', 'arcface'), fc.double({ min: 1, max: 30, noNaN: true }), fc.double({ min: 0, max: 0.5, noNaN: true }), fc.double({ min: 0, max: 0.9, noNaN: true }))
+  .tuple(
+    dim(1, 4),
+    dim(1, 4),
+    dim(1, 4),
+    fc.constantFrom('normalized', 'cosface', 'arcface'),
+    fc.double({ min: 1, max: 30, noNaN: true }),
+    fc.double({ min: 0, max: 0.5, noNaN: true }),
+    fc.double({ min: 0, max: 0.9, noNaN: true }),
+  )
   .chain(([n, c, d, kind, scale, margin, eps]) =>
-    fc.tuple(matOf(n, d), matOf(c, d), fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n })).map(([x, w, l]) => [x, w, Uint32Array.from(l), { kind, scale, margin, labelSmoothing: eps }]),
+    fc
+      .tuple(matOf(n, d), matOf(c, d), fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n }))
+      .map(([x, w, l]) => [x, w, Uint32Array.from(l), { kind, scale, margin, labelSmoothing: eps }]),
   );
 const marginMuts = [
   ...matMuts(0, { finite: true, zeroRow: true }),
@@ -363,7 +377,9 @@ function compareTopK(n: unknown, r: unknown, args: unknown[]): void {
 const knnArgs = fc
   .tuple(dim(1, 5), dim(1, 3), dim(1, 3), fc.constantFrom('dot', 'l2sq'))
   .chain(([t, q, d, m]) =>
-    fc.tuple(intMat(t, d), fc.array(fc.integer({ min: 0, max: 2 }), { minLength: t, maxLength: t }), intMat(q, d), fc.integer({ min: 1, max: t })).map(([tr, l, qq, k]) => [tr, Uint32Array.from(l), qq, k, { metric: m }]),
+    fc
+      .tuple(intMat(t, d), fc.array(fc.integer({ min: 0, max: 2 }), { minLength: t, maxLength: t }), intMat(q, d), fc.integer({ min: 1, max: t }))
+      .map(([tr, l, qq, k]) => [tr, Uint32Array.from(l), qq, k, { metric: m }]),
   );
 const knnMuts = [
   ...matMuts(0),
@@ -386,7 +402,9 @@ const wassMuts = [
   ]),
 ];
 
-const statsArgs = fc.tuple(mat(2, 4), fc.option(fc.tuple(dim(1, 20), fc.integer({ min: 0, max: 1000 })), { nil: undefined })).map(([m, s]) => [m, s ? { sample: { pairs: s[0], seed: s[1] } } : undefined]);
+const statsArgs = fc
+  .tuple(mat(2, 4), fc.option(fc.tuple(dim(1, 20), fc.integer({ min: 0, max: 1000 })), { nil: undefined }))
+  .map(([m, s]) => [m, s ? { sample: { pairs: s[0], seed: s[1] } } : undefined]);
 const statsMuts = [
   ...matMuts(0, { finite: true }),
   ...optTypeMuts(1),
@@ -416,7 +434,9 @@ const rowsMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1)];
 
 /** A matrix of 3–6 rows for the neighbour-graph functions, with k in [1, rows − 1]. */
 const graphArgs = (extra: (rows: number) => fc.Arbitrary<Record<string, unknown>>, minRows = 3) =>
-  fc.tuple(dim(minRows, 6), dim(2, 4)).chain(([r, c]) => fc.tuple(matOf(r, c), fc.integer({ min: 1, max: r - 1 }), extra(r)).map(([m, k, o]) => [m, { k, ...o }]));
+  fc
+    .tuple(dim(minRows, 6), dim(2, 4))
+    .chain(([r, c]) => fc.tuple(matOf(r, c), fc.integer({ min: 1, max: r - 1 }), extra(r)).map(([m, k, o]) => [m, { k, ...o }]));
 const graphMuts = [
   ...matMuts(0, { finite: true }),
   ...optTypeMuts(1),
@@ -431,21 +451,32 @@ const graphMuts = [
     ['toString', 'E_ARG'],
   ]),
 ];
-const seeded = (count: string) => () =>
-  fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 1000 })).map(([n, seed]) => ({ [count]: n, seed }));
+const seeded = (count: string) => () => fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 1000 })).map(([n, seed]) => ({ [count]: n, seed }));
 const hypArgs = graphArgs(seeded('samples'), 4); // quadruples of distinct rows
 const triArgs = graphArgs(seeded('triangles'));
 const geoArgs = graphArgs(() => fc.constant({}));
 
 /** (x, a): an n × d sample and a d × d map. */
-const mapArgs = fc.tuple(dim(3, 6), dim(1, 4)).chain(([n, d]) => fc.tuple(matOf(n, d), matOf(d, d), fc.integer({ min: 1, max: n - 1 })).map(([x, a, k]) => [x, a, { k }]));
-const mapMuts = [...matMuts(0, { finite: true }), ...matMuts(1, { finite: true }), ...optTypeMuts(2), ...optMuts(2, 'k', [['1', 'E_TYPE'], [0, 'E_ARG']])];
+const mapArgs = fc
+  .tuple(dim(3, 6), dim(1, 4))
+  .chain(([n, d]) => fc.tuple(matOf(n, d), matOf(d, d), fc.integer({ min: 1, max: n - 1 })).map(([x, a, k]) => [x, a, { k }]));
+const mapMuts = [
+  ...matMuts(0, { finite: true }),
+  ...matMuts(1, { finite: true }),
+  ...optTypeMuts(2),
+  ...optMuts(2, 'k', [
+    ['1', 'E_TYPE'],
+    [0, 'E_ARG'],
+  ]),
+];
 
 /** analogy: a corpus of 6–8 rows, three distinct row indices, k ≤ rows − 3. */
 const analogyArgs = fc
   .tuple(dim(6, 8), dim(2, 4), fc.constantFrom(undefined, 'add', 'mul'))
   .chain(([r, c, method]) =>
-    fc.tuple(matOf(r, c), fc.shuffledSubarray([...Array(r).keys()], { minLength: 3, maxLength: 3 }), fc.integer({ min: 1, max: r - 3 })).map(([m, abc, k]) => [m, abc, k, method === undefined ? undefined : { method }]),
+    fc
+      .tuple(matOf(r, c), fc.shuffledSubarray([...Array(r).keys()], { minLength: 3, maxLength: 3 }), fc.integer({ min: 1, max: r - 3 }))
+      .map(([m, abc, k]) => [m, abc, k, method === undefined ? undefined : { method }]),
   );
 /** analogy: scores of near-equal candidates may order differently in float32; compare scores. */
 function compareAnalogy(n: unknown, r: unknown): void {
@@ -481,7 +512,10 @@ const aliasMuts = [
   ] as Mutation[],
   intMuts(2, { tooSmall: () => -1 }),
 ];
-const unigramArgs = fc.tuple(fc.array(fc.double({ min: 0, max: 100, noNaN: true }), { minLength: 1, maxLength: 6 }), fc.double({ min: 0, max: 2, noNaN: true }));
+const unigramArgs = fc.tuple(
+  fc.array(fc.double({ min: 0, max: 100, noNaN: true }), { minLength: 1, maxLength: 6 }),
+  fc.double({ min: 0, max: 2, noNaN: true }),
+);
 const unigramMuts = [weightMuts(0, [0]), numMuts(1, [-1, NaN])];
 
 /** negativeSamplingLoss: n anchors, k negatives each, d columns; k given or inferred. */
@@ -535,26 +569,45 @@ const TABLE: Record<string, Row> = {
     expect(['native', 'cuda', 'reference']).toContain(i.backend);
   }),
   availableIsas: other(() => expect(dv.availableIsas()).toContain('scalar')),
-  setBackend: fn(fc.constant(['auto']), [
-    [
-      { name: 'a number', code: 'E_TYPE', touches: [0], apply: (a) => (a[0] = 5) },
-      { name: 'unknown', code: 'E_ARG', touches: [0], apply: (a) => (a[0] = 'gpu') },
-      { name: 'toString', code: 'E_ARG', touches: [0], apply: (a) => (a[0] = 'toString') },
-    ],
-  ], { call: (api, a) => api.setBackend(a[0] as never) }),
-  setThreads: fn(fc.constant([dv.backendInfo().threads]), [intMuts(0, { tooSmall: () => 0, tooLarge: () => 5000 })]),
-  setIsa: fn(fc.constant(['scalar']), [
-    [
-      { name: 'a number', code: 'E_TYPE', touches: [0], apply: (a) => (a[0] = 5) },
-      { name: 'unknown', code: 'E_ARG', touches: [0], apply: (a) => (a[0] = 'sse9') },
-    ],
-  ], { call: (api, a) => { api.setIsa(a[0] as never); api.setIsa(dv.availableIsas().at(-1) as never); } }),
-
-  matrix: fn(
-    fc.tuple(dim(0, 3), dim(1, 3)).chain(([r, c]) => fc.array(fc.array(val, { minLength: c, maxLength: c }), { minLength: r, maxLength: r }).map((rows) => [rows])),
+  setBackend: fn(
+    fc.constant(['auto']),
     [
       [
-        { name: 'an entry a string', code: 'E_TYPE', touches: [0], apply: (a) => {
+        { name: 'a number', code: 'E_TYPE', touches: [0], apply: (a) => (a[0] = 5) },
+        { name: 'unknown', code: 'E_ARG', touches: [0], apply: (a) => (a[0] = 'gpu') },
+        { name: 'toString', code: 'E_ARG', touches: [0], apply: (a) => (a[0] = 'toString') },
+      ],
+    ],
+    { call: (api, a) => api.setBackend(a[0] as never) },
+  ),
+  setThreads: fn(fc.constant([dv.backendInfo().threads]), [intMuts(0, { tooSmall: () => 0, tooLarge: () => 5000 })]),
+  setIsa: fn(
+    fc.constant(['scalar']),
+    [
+      [
+        { name: 'a number', code: 'E_TYPE', touches: [0], apply: (a) => (a[0] = 5) },
+        { name: 'unknown', code: 'E_ARG', touches: [0], apply: (a) => (a[0] = 'sse9') },
+      ],
+    ],
+    {
+      call: (api, a) => {
+        api.setIsa(a[0] as never);
+        api.setIsa(dv.availableIsas().at(-1) as never);
+      },
+    },
+  ),
+
+  matrix: fn(
+    fc
+      .tuple(dim(0, 3), dim(1, 3))
+      .chain(([r, c]) => fc.array(fc.array(val, { minLength: c, maxLength: c }), { minLength: r, maxLength: r }).map((rows) => [rows])),
+    [
+      [
+        {
+          name: 'an entry a string',
+          code: 'E_TYPE',
+          touches: [0],
+          apply: (a) => {
             const rows = a[0] as unknown[][];
             if (rows.length) rows[0][0] = 'a';
             else a[0] = [['a']];
@@ -566,10 +619,18 @@ const TABLE: Record<string, Row> = {
       [{ name: 'cols a string', code: 'E_TYPE', touches: [1], apply: (a) => (a[1] = '3') }],
     ],
   ),
-  row: fn(mat().chain((m) => fc.integer({ min: 0, max: m.rows - 1 }).map((i) => [m, i])), [matMuts(0).filter((x) => x.name.indexOf('one too long') < 0), intMuts(1, { tooLarge: (_a) => 99 })]),
-  rows: fn(mat().map((m) => [m]), [matMuts(0)]),
+  row: fn(
+    mat().chain((m) => fc.integer({ min: 0, max: m.rows - 1 }).map((i) => [m, i])),
+    [matMuts(0).filter((x) => x.name.indexOf('one too long') < 0), intMuts(1, { tooLarge: (_a) => 99 })],
+  ),
+  rows: fn(
+    mat().map((m) => [m]),
+    [matMuts(0)],
+  ),
   quantize: fn(
-    fc.tuple(mat(), fc.constantFrom('f16', 'bf16', 'i8'), fc.constantFrom(undefined, 'row', 'global')).map(([m, t, s]) => (t === 'i8' && s ? [m, t, { scale: s }] : [m, t])),
+    fc
+      .tuple(mat(), fc.constantFrom('f16', 'bf16', 'i8'), fc.constantFrom(undefined, 'row', 'global'))
+      .map(([m, t, s]) => (t === 'i8' && s ? [m, t, { scale: s }] : [m, t])),
     [
       matMuts(0),
       [
@@ -583,24 +644,67 @@ const TABLE: Record<string, Row> = {
     fc.tuple(mat(), fc.constantFrom('f16', 'bf16', 'i8')).map(([m, t]) => [dv.quantize(m, t as 'i8')]),
     [
       [
-        { name: 'data a Proxy', code: 'E_TYPE', touches: [0], apply: (a) => (a[0] = { ...(a[0] as object), data: new Proxy((a[0] as { data: object }).data, {}) }) },
-        { name: 'data too long', code: 'E_SHAPE', touches: [0], apply: (a) => { const c = a[0] as { data: Uint16Array | Int8Array; dtype: string }; a[0] = { ...c, data: c.dtype === 'i8' ? Int8Array.from([...c.data, 1]) : Uint16Array.from([...c.data, 1]) }; } },
+        {
+          name: 'data a Proxy',
+          code: 'E_TYPE',
+          touches: [0],
+          apply: (a) => (a[0] = { ...(a[0] as object), data: new Proxy((a[0] as { data: object }).data, {}) }),
+        },
+        {
+          name: 'data too long',
+          code: 'E_SHAPE',
+          touches: [0],
+          apply: (a) => {
+            const c = a[0] as { data: Uint16Array | Int8Array; dtype: string };
+            a[0] = { ...c, data: c.dtype === 'i8' ? Int8Array.from([...c.data, 1]) : Uint16Array.from([...c.data, 1]) };
+          },
+        },
         { name: 'dtype unknown', code: 'E_ARG', touches: [0], apply: (a) => (a[0] = { ...(a[0] as object), dtype: 'u4' }) },
       ],
     ],
   ),
-  f16ToNumber: fn(fc.integer({ min: 0, max: 0xffff }).map((h) => [h]), [intMuts(0, { tooLarge: () => 0x10000, tooSmall: () => -1 })]),
-  bf16ToNumber: fn(fc.integer({ min: 0, max: 0xffff }).map((h) => [h]), [intMuts(0, { tooLarge: () => 0x10000 })]),
-  numberToF16: fn(fc.double({ min: -7e4, max: 7e4, noNaN: true }).map((x) => [x]), [numMuts(0)]),
-  numberToBf16: fn(fc.double({ min: -1e30, max: 1e30, noNaN: true }).map((x) => [x]), [numMuts(0)]),
+  f16ToNumber: fn(
+    fc.integer({ min: 0, max: 0xffff }).map((h) => [h]),
+    [intMuts(0, { tooLarge: () => 0x10000, tooSmall: () => -1 })],
+  ),
+  bf16ToNumber: fn(
+    fc.integer({ min: 0, max: 0xffff }).map((h) => [h]),
+    [intMuts(0, { tooLarge: () => 0x10000 })],
+  ),
+  numberToF16: fn(
+    fc.double({ min: -7e4, max: 7e4, noNaN: true }).map((x) => [x]),
+    [numMuts(0)],
+  ),
+  numberToBf16: fn(
+    fc.double({ min: -1e30, max: 1e30, noNaN: true }).map((x) => [x]),
+    [numMuts(0)],
+  ),
 
   dot: fn(vecPair, [vecMuts(0), vecMuts(1, { shape: false })], { tol: [1e-4, 1e-4] }),
   cosine: fn(vecPair, [vecMuts(0), vecMuts(1, { shape: false })], { tol: [1e-4, 1e-5] }),
   l2sq: fn(vecPair, [vecMuts(0), vecMuts(1, { shape: false })], { tol: [1e-4, 1e-4] }),
-  norm: fn(f32(3).map((a) => [a]), [vecMuts(0, { shape: false }).concat([{ name: 'empty', code: 'E_SHAPE', touches: [0], apply: (a) => (a[0] = new Float32Array(0)) }])]),
-  normalize: fn(f32(4).map((a) => [a]), [vecMuts(0, { shape: false })]),
-  normalizeInPlace: fn(mat().map((m) => [m]), [matMuts(0)], { call: (api, a) => { api.normalizeInPlace(a[0] as M); return a[0]; } }),
-  normalizeRows: fn(mat().map((m) => [m]), [matMuts(0)]),
+  norm: fn(
+    f32(3).map((a) => [a]),
+    [vecMuts(0, { shape: false }).concat([{ name: 'empty', code: 'E_SHAPE', touches: [0], apply: (a) => (a[0] = new Float32Array(0)) }])],
+  ),
+  normalize: fn(
+    f32(4).map((a) => [a]),
+    [vecMuts(0, { shape: false })],
+  ),
+  normalizeInPlace: fn(
+    mat().map((m) => [m]),
+    [matMuts(0)],
+    {
+      call: (api, a) => {
+        api.normalizeInPlace(a[0] as M);
+        return a[0];
+      },
+    },
+  ),
+  normalizeRows: fn(
+    mat().map((m) => [m]),
+    [matMuts(0)],
+  ),
   similarityMatrix: fn(simArgs, [simMuts]),
   similarityMatrixAsync: fn(simArgs, [simMuts]),
   topK: fn(topKArgs, [topKMuts], { compare: compareTopK }),
@@ -643,18 +747,31 @@ const TABLE: Record<string, Row> = {
   matrixFrom: other(() => expect(Array.from(dv.matrixFrom(new Float64Array([1, 2, 3, 4]), 2).data)).toEqual([1, 2, 3, 4])),
   toArrow: other(() => expect((dv.toArrow({ data: new Float32Array(6), rows: 3, cols: 2 }) as { length: number }).length).toBe(3)),
 
-  randomUnitVectors: fn(fc.tuple(dim(1, 4), dim(1, 5), fc.integer({ min: 0, max: 2 ** 40 })), [
-    intMuts(0, { tooSmall: () => 0 }),
-    intMuts(1, { tooSmall: () => 0 }),
-    intMuts(2, { tooSmall: () => -1, tooLarge: () => 2 ** 53 }),
-  ], { tol: [1e-6, 1e-6] }),
-  nullCosine: fn(fc.integer({ min: 2, max: 1e6 }).map((d) => [d]), [intMuts(0, { tooSmall: () => 1 })]),
+  randomUnitVectors: fn(
+    fc.tuple(dim(1, 4), dim(1, 5), fc.integer({ min: 0, max: 2 ** 40 })),
+    [intMuts(0, { tooSmall: () => 0 }), intMuts(1, { tooSmall: () => 0 }), intMuts(2, { tooSmall: () => -1, tooLarge: () => 2 ** 53 })],
+    { tol: [1e-6, 1e-6] },
+  ),
+  nullCosine: fn(
+    fc.integer({ min: 2, max: 1e6 }).map((d) => [d]),
+    [intMuts(0, { tooSmall: () => 1 })],
+  ),
   cosinePValue: fn(
-    fc.tuple(fc.double({ min: -1, max: 1, noNaN: true }), fc.oneof(fc.integer({ min: 2, max: 3000 }), fc.integer({ min: 2, max: Number.MAX_SAFE_INTEGER })), fc.constantFrom(undefined, { tail: 'greater' }, { tail: 'two-sided' })),
+    fc.tuple(
+      fc.double({ min: -1, max: 1, noNaN: true }),
+      fc.oneof(fc.integer({ min: 2, max: 3000 }), fc.integer({ min: 2, max: Number.MAX_SAFE_INTEGER })),
+      fc.constantFrom(undefined, { tail: 'greater' }, { tail: 'two-sided' }),
+    ),
     [
       numMuts(0, [1.5, -2]).concat([{ name: 's NaN', code: 'E_NON_FINITE', touches: [0], apply: (a) => (a[0] = NaN) }]),
       intMuts(1, { tooSmall: () => 1, tooLarge: () => 2 ** 53 }),
-      optTypeMuts(2).concat(optMuts(2, 'tail', [[1, 'E_TYPE'], ['less', 'E_ARG'], ['toString', 'E_ARG']])),
+      optTypeMuts(2).concat(
+        optMuts(2, 'tail', [
+          [1, 'E_TYPE'],
+          ['less', 'E_ARG'],
+          ['toString', 'E_ARG'],
+        ]),
+      ),
     ],
     { tol: [1e-9, 1e-12] },
   ),
@@ -662,7 +779,9 @@ const TABLE: Record<string, Row> = {
   similarityStatsAsync: fn(statsArgs, [statsMuts], { tol: [1e-4, 1e-4] }),
 
   softmaxProbabilities: fn(
-    fc.tuple(dim(1, 4), dim(1, 4), fc.double({ min: 0.2, max: 3, noNaN: true })).chain(([n, d, t]) => fc.tuple(f32(d), matOf(n, d)).map(([x, ys]) => [x, ys, t])),
+    fc
+      .tuple(dim(1, 4), dim(1, 4), fc.double({ min: 0.2, max: 3, noNaN: true }))
+      .chain(([n, d, t]) => fc.tuple(f32(d), matOf(n, d)).map(([x, ys]) => [x, ys, t])),
     [vecMuts(0, { finite: true }), matMuts(1, { finite: true }), numMuts(2, [0, -1])],
     { tol: [1e-3, 1e-5] },
   ),
@@ -672,7 +791,14 @@ const TABLE: Record<string, Row> = {
   ntXentAsync: fn(ntArgs, [ntMuts], { tol: [1e-3, 1e-3] }),
   mismatchScore: fn(sameShape(2), [matMuts(0, { finite: true }), matMuts(1, { finite: true }), colsMut(1)], { tol: [1e-4, 1e-5] }),
   temperatureSchedule: fn(
-    fc.tuple(fc.double({ min: 0.01, max: 2, noNaN: true }), fc.double({ min: 0.01, max: 2, noNaN: true }), dim(1, 100), fc.constantFrom(undefined, 'linear', 'cosine', 'exponential')).map(([start, end, steps, kind]) => [{ start, end, steps, kind }]),
+    fc
+      .tuple(
+        fc.double({ min: 0.01, max: 2, noNaN: true }),
+        fc.double({ min: 0.01, max: 2, noNaN: true }),
+        dim(1, 100),
+        fc.constantFrom(undefined, 'linear', 'cosine', 'exponential'),
+      )
+      .map(([start, end, steps, kind]) => [{ start, end, steps, kind }]),
     [
       optTypeMuts(0),
       optMuts(0, 'steps', [
@@ -687,8 +813,15 @@ const TABLE: Record<string, Row> = {
         [5, 'E_TYPE'],
         ['valueOf', 'E_ARG'],
       ]),
-    ].flat().map((m) => [m]),
-    { call: (api, a) => { const f = api.temperatureSchedule(a[0] as never); return [0, 0.5, 3, 1e9].map(f); } },
+    ]
+      .flat()
+      .map((m) => [m]),
+    {
+      call: (api, a) => {
+        const f = api.temperatureSchedule(a[0] as never);
+        return [0, 0.5, 3, 1e9].map(f);
+      },
+    },
   ),
 
   marginSoftmax: fn(marginArgs, [marginMuts], { tol: [1e-3, 1e-3] }),
@@ -704,29 +837,54 @@ const TABLE: Record<string, Row> = {
   }),
   marginSoftmaxAsync: fn(marginArgs, [marginMuts], { tol: [1e-3, 1e-3] }),
   labelSmoothingCrossEntropy: fn(
-    fc.tuple(dim(1, 4), dim(1, 4), fc.double({ min: 0, max: 0.9, noNaN: true })).chain(([n, c, e]) => fc.tuple(matOf(n, c), fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n })).map(([l, y]) => [l, Uint32Array.from(y), e])),
+    fc
+      .tuple(dim(1, 4), dim(1, 4), fc.double({ min: 0, max: 0.9, noNaN: true }))
+      .chain(([n, c, e]) =>
+        fc.tuple(matOf(n, c), fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n })).map(([l, y]) => [l, Uint32Array.from(y), e]),
+      ),
     [matMuts(0, { finite: true }), idxMuts(1, (a) => (a[0] as M).cols), numMuts(2, [1, -0.1])],
     { tol: [1e-4, 1e-5] },
   ),
-  normPenalty: fn(fc.tuple(mat(), fc.double({ min: 0, max: 3, noNaN: true })), [matMuts(0, { finite: true }), numMuts(1, [-1, Infinity])], { tol: [1e-4, 1e-4] }),
+  normPenalty: fn(fc.tuple(mat(), fc.double({ min: 0, max: 3, noNaN: true })), [matMuts(0, { finite: true }), numMuts(1, [-1, Infinity])], {
+    tol: [1e-4, 1e-4],
+  }),
   l1Penalty: fn(fc.tuple(mat(), fc.double({ min: 0, max: 3, noNaN: true })), [matMuts(0, { finite: true }), numMuts(1, [-1, NaN])], { tol: [1e-4, 1e-4] }),
 
-  GaussianStream: fn(fc.integer({ min: 0, max: 2 ** 50 }).map((s) => [s]), [intMuts(0, { tooSmall: () => -1, tooLarge: () => 2 ** 53 })], {
-    call: (api, a) => {
-      const g = new api.GaussianStream(a[0] as number);
-      return [g.gauss(), g.gauss(), g.uniform()];
+  GaussianStream: fn(
+    fc.integer({ min: 0, max: 2 ** 50 }).map((s) => [s]),
+    [intMuts(0, { tooSmall: () => -1, tooLarge: () => 2 ** 53 })],
+    {
+      call: (api, a) => {
+        const g = new api.GaussianStream(a[0] as number);
+        return [g.gauss(), g.gauss(), g.uniform()];
+      },
+      tol: [0, 0],
     },
-    tol: [0, 0],
-  }),
+  ),
   knnClassify: fn(knnArgs, [knnMuts]),
   knnClassifyAsync: fn(knnArgs, [knnMuts]),
-  randomOrthogonal: fn(fc.tuple(dim(1, 6), fc.integer({ min: 0, max: 2 ** 40 })), [
-    intMuts(0, { tooSmall: () => 0, tooLarge: () => 16385 }),
-    intMuts(1, { tooSmall: () => -1 }),
-  ], { tol: [1e-4, 1e-5] }),
+  randomOrthogonal: fn(
+    fc.tuple(dim(1, 6), fc.integer({ min: 0, max: 2 ** 40 })),
+    [intMuts(0, { tooSmall: () => 0, tooLarge: () => 16385 }), intMuts(1, { tooSmall: () => -1 })],
+    { tol: [1e-4, 1e-5] },
+  ),
   matmul: fn(
     fc.tuple(dim(), dim(), dim()).chain(([m, k, n]) => fc.tuple(matOf(m, k), matOf(k, n))),
-    [matMuts(0), matMuts(1), [{ name: 'b.rows ≠ a.cols', code: 'E_SHAPE', touches: [1], apply: (a) => { const b = a[1] as M; a[1] = { data: new Float32Array((b.rows + 1) * b.cols), rows: b.rows + 1, cols: b.cols }; } }]],
+    [
+      matMuts(0),
+      matMuts(1),
+      [
+        {
+          name: 'b.rows ≠ a.cols',
+          code: 'E_SHAPE',
+          touches: [1],
+          apply: (a) => {
+            const b = a[1] as M;
+            a[1] = { data: new Float32Array((b.rows + 1) * b.cols), rows: b.rows + 1, cols: b.cols };
+          },
+        },
+      ],
+    ],
     { tol: [1e-4, 1e-4] },
   ),
   procrustes: fn(procArgs, [procMuts], { compare: compareProcrustes }),
@@ -741,14 +899,19 @@ const TABLE: Record<string, Row> = {
         return vs;
       }),
     ),
-    [vecMuts(0, { finite: true }), vecMuts(1, { finite: true }), vecMuts(2, { finite: true, shape: false }), [{ name: 'x zero', code: 'E_ARG', touches: [0], apply: (a) => (arg<Float32Array>(a, 0).fill(0)) }]],
+    [
+      vecMuts(0, { finite: true }),
+      vecMuts(1, { finite: true }),
+      vecMuts(2, { finite: true, shape: false }),
+      [{ name: 'x zero', code: 'E_ARG', touches: [0], apply: (a) => arg<Float32Array>(a, 0).fill(0) }],
+    ],
     { tol: [1e-3, 1e-4] },
   ),
 
   BatchNorm: fn(
-    fc.tuple(dim(2, 4), dim(1, 4), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 1e-6, max: 1, noNaN: true }), fc.boolean()).chain(([n, d, momentum, eps, training]) =>
-      matOf(n, d).map((m) => [d, { momentum, eps }, m, { training }]),
-    ),
+    fc
+      .tuple(dim(2, 4), dim(1, 4), fc.double({ min: 0, max: 1, noNaN: true }), fc.double({ min: 1e-6, max: 1, noNaN: true }), fc.boolean())
+      .chain(([n, d, momentum, eps, training]) => matOf(n, d).map((m) => [d, { momentum, eps }, m, { training }])),
     [
       // The constructor throws before forward is called: its mutations are not combined.
       [
@@ -773,8 +936,18 @@ const TABLE: Record<string, Row> = {
   ),
   embeddingDrift: fn(sameShape(), [matMuts(0, { finite: true }), matMuts(1, { finite: true }), colsMut(1)], { tol: [1e-4, 1e-4] }),
   sparsity: fn(
-    fc.tuple(mat(1, 4, 2, 5), fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined })).map(([m, e]) => [m, e === undefined ? undefined : { eps: e }]),
-    [matMuts(0, { finite: true }), optTypeMuts(1).concat(optMuts(1, 'eps', [['0', 'E_TYPE'], [-1, 'E_ARG']]))],
+    fc
+      .tuple(mat(1, 4, 2, 5), fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }))
+      .map(([m, e]) => [m, e === undefined ? undefined : { eps: e }]),
+    [
+      matMuts(0, { finite: true }),
+      optTypeMuts(1).concat(
+        optMuts(1, 'eps', [
+          ['0', 'E_TYPE'],
+          [-1, 'E_ARG'],
+        ]),
+      ),
+    ],
     { tol: [1e-4, 1e-5] },
   ),
   dotRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
@@ -933,7 +1106,10 @@ describe('properties: valid inputs agree across backends', () => {
             return;
           }
           // Both may refuse a generated case (e.g. a degenerate triangle), but identically.
-          expect({ native: n.ok ? 'ok' : n.message, reference: r.ok ? 'ok' : r.message }).toEqual({ native: r.ok ? 'ok' : r.message, reference: r.ok ? 'ok' : r.message });
+          expect({ native: n.ok ? 'ok' : n.message, reference: r.ok ? 'ok' : r.message }).toEqual({
+            native: r.ok ? 'ok' : r.message,
+            reference: r.ok ? 'ok' : r.message,
+          });
           expect(n.ok || n.densevec).toBe(true);
         }),
         { numRuns: VALID_RUNS, seed: SEED, endOnFailure: true },
@@ -955,7 +1131,10 @@ describe('properties: invalid inputs give the predicted code, identically on bot
           const want = ORDER[Math.min(...picks.map((m) => ORDER.indexOf(m.code)))];
           const [n, r] = await both(row, name, args);
           const what = picks.map((m) => m.name).join(' + ');
-          for (const [b, o] of [['native', n], ['reference', r]] as const) {
+          for (const [b, o] of [
+            ['native', n],
+            ['reference', r],
+          ] as const) {
             expect(o.ok, `${name} (${what}) on ${b} did not throw`).toBe(false);
             if (!o.ok) {
               expect(o.densevec, `${name} (${what}) on ${b}: ${o.message}`).toBe(true);

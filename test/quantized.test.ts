@@ -45,7 +45,10 @@ describe('quantize / dequantize', () => {
 
   it('round trips within the storage precision; i8 keeps each row within scale/2', () => {
     const m = randm(13, 37, 1);
-    for (const [t, rel] of [['f16', 2 ** -11], ['bf16', 2 ** -8]] as const) {
+    for (const [t, rel] of [
+      ['f16', 2 ** -11],
+      ['bf16', 2 ** -8],
+    ] as const) {
       const back = dv.dequantize(dv.quantize(m, t));
       for (let i = 0; i < m.data.length; i++) expect(Math.abs(back.data[i] - m.data[i])).toBeLessThanOrEqual(rel * Math.abs(m.data[i]) + 1e-7);
     }
@@ -76,7 +79,11 @@ describe('quantize / dequantize', () => {
 });
 
 describe('similarityMatrix and topK on compact corpora', () => {
-  const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [17, 1601, 33]];
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [3, 5, 7],
+    [17, 1601, 33],
+  ];
 
   it('native equals the float32 function on the decoded corpus, every dtype, metric and ISA', () => {
     forEachIsa((isa) => {

@@ -28,7 +28,11 @@ describe('BatchNorm', () => {
   });
 
   it('native equals reference on random shapes; defaults', () => {
-    for (const [n, d] of [[2, 1], [7, 13], [64, 33]]) {
+    for (const [n, d] of [
+      [2, 1],
+      [7, 13],
+      [64, 33],
+    ]) {
       const a = new dv.BatchNorm(d);
       const b = new ref.BatchNorm(d);
       expect([a.momentum, a.eps]).toEqual([0.1, 1e-5]);
@@ -192,7 +196,13 @@ describe('wassersteinRegularizer', () => {
   it('native equals reference on random shapes, every ISA', () => {
     const want = new Map<string, ReturnType<typeof ref.wassersteinRegularizer>>();
     forEachIsa(() => {
-      for (const [n, d] of [[2, 1], [3, 2], [17, 9], [70, 33], [130, 64]]) {
+      for (const [n, d] of [
+        [2, 1],
+        [3, 2],
+        [17, 9],
+        [70, 33],
+        [130, 64],
+      ]) {
         for (const p of [1, 2]) {
           const a = randm(n, d, n + d);
           const b = randm(n, d, n * d);

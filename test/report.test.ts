@@ -30,10 +30,18 @@ function chromium(): string | null {
 const BROWSER = chromium();
 const REQUIRE_BROWSER = process.env.DENSEVEC_REQUIRE_BROWSER === '1';
 if (BROWSER === null && !REQUIRE_BROWSER) {
-  console.warn('report.test: Chromium not found (apt-get install chromium, or set $CHROMIUM): the screenshot test is skipped; DENSEVEC_REQUIRE_BROWSER=1 makes it mandatory');
+  console.warn(
+    'report.test: Chromium not found (apt-get install chromium, or set $CHROMIUM): the screenshot test is skipped; DENSEVEC_REQUIRE_BROWSER=1 makes it mandatory',
+  );
 }
 
-interface Png { width: number; height: number; bitDepth: number; colorType: number; rows: Uint8Array[] }
+interface Png {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colorType: number;
+  rows: Uint8Array[];
+}
 
 /** Decodes an 8-bit non-interlaced PNG (RGB or RGBA): chunks, inflate, un-filter every row. */
 function decodePng(buf: Buffer): Png {
@@ -56,7 +64,8 @@ function decodePng(buf: Buffer): Png {
   const height = ihdr.readUInt32BE(4);
   const bitDepth = ihdr[8];
   const colorType = ihdr[9];
-  if (bitDepth !== 8 || (colorType !== 2 && colorType !== 6) || ihdr[12] !== 0) throw new Error(`unsupported PNG: depth ${bitDepth}, colour type ${colorType}, interlace ${ihdr[12]}`);
+  if (bitDepth !== 8 || (colorType !== 2 && colorType !== 6) || ihdr[12] !== 0)
+    throw new Error(`unsupported PNG: depth ${bitDepth}, colour type ${colorType}, interlace ${ihdr[12]}`);
   const bpp = colorType === 6 ? 4 : 3;
   const raw = inflateSync(Buffer.concat(idat));
   const stride = width * bpp;
@@ -97,7 +106,9 @@ describe('HTML report of the demo', () => {
 
   it('writes a self-contained page with the SVG plots', () => {
     const r = spawnSync(process.execPath, [demo, '--epochs', '2', '--out', out, '--quiet', '--seed', '5'], {
-      cwd: dir, encoding: 'utf8', env: { ...process.env, DENSEVEC_THREADS: '2' },
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, DENSEVEC_THREADS: '2' },
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain(`wrote ${out}`);
@@ -108,8 +119,18 @@ describe('HTML report of the demo', () => {
     expect(html.startsWith('<!doctype html>')).toBe(true);
     // No external assets: nothing is fetched.
     expect(html).not.toMatch(/<script|<link|<img|src=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
-    const ids = ['cosine-hist-input', 'loss-ntxent', 'loss-arcface', 'loss-cosface', 'cosine-hist-embedding', 'knn-bars',
-      'projection-standardizedinput', 'projection-ntxent', 'projection-arcface', 'projection-cosface'];
+    const ids = [
+      'cosine-hist-input',
+      'loss-ntxent',
+      'loss-arcface',
+      'loss-cosface',
+      'cosine-hist-embedding',
+      'knn-bars',
+      'projection-standardizedinput',
+      'projection-ntxent',
+      'projection-arcface',
+      'projection-cosface',
+    ];
     for (const id of ids) {
       const m = new RegExp(`<figure id="${id}"><svg [^>]*>([\\s\\S]*?)</svg></figure>`).exec(html);
       expect(m, id).not.toBeNull();
@@ -130,36 +151,55 @@ describe('HTML report of the demo', () => {
     expect(new Set(proj.match(/fill="#[0-9a-f]{6}" fill-opacity/g)).size).toBe(10);
   }, 120_000);
 
-  it.skipIf(BROWSER === null && !REQUIRE_BROWSER)('renders in headless Chromium to a non-blank screenshot', () => {
-    expect(html, 'the report was not written').not.toBe('');
-    const bin = BROWSER;
-    if (bin === null) {
-      throw new Error('Chromium is needed to render the report (apt-get install chromium, or set $CHROMIUM to the browser binary)');
-    }
-    const png = join(dir, 'shot.png');
-    const r = spawnSync(bin, ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${join(dir, 'profile')}`, `--screenshot=${png}`,
-      `--window-size=${WIDTH},${HEIGHT}`, `file://${out}`], { encoding: 'utf8', timeout: 90_000 });
-    expect(existsSync(png), `chromium wrote no screenshot (exit ${r.status}): ${r.stderr}`).toBe(true);
-    const img = decodePng(readFileSync(png));
-    expect([img.width, img.height]).toEqual([WIDTH, HEIGHT]);
-    // Not one colour: count distinct pixel values and non-white pixels.
-    const bpp = img.colorType === 6 ? 4 : 3;
-    const colours = new Set<number>();
-    let ink = 0;
-    for (const row of img.rows) {
-      for (let i = 0; i < row.length; i += bpp) {
-        colours.add((row[i] << 16) | (row[i + 1] << 8) | row[i + 2]);
-        if (row[i] < 200 || row[i + 1] < 200 || row[i + 2] < 200) ink++;
+  it.skipIf(BROWSER === null && !REQUIRE_BROWSER)(
+    'renders in headless Chromium to a non-blank screenshot',
+    () => {
+      expect(html, 'the report was not written').not.toBe('');
+      const bin = BROWSER;
+      if (bin === null) {
+        throw new Error('Chromium is needed to render the report (apt-get install chromium, or set $CHROMIUM to the browser binary)');
       }
-    }
-    expect(colours.size).toBeGreaterThan(20);
-    expect(ink / (WIDTH * HEIGHT)).toBeGreaterThan(0.01);
-    // Coloured (not only grey) pixels: the plots' series are drawn.
-    let coloured = 0;
-    for (const row of img.rows) {
-      for (let i = 0; i < row.length; i += bpp) if (Math.max(row[i], row[i + 1], row[i + 2]) - Math.min(row[i], row[i + 1], row[i + 2]) > 60) coloured++;
-    }
-    expect(coloured).toBeGreaterThan(1000);
-  }, 120_000);
+      const png = join(dir, 'shot.png');
+      const r = spawnSync(
+        bin,
+        [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--hide-scrollbars',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          `--user-data-dir=${join(dir, 'profile')}`,
+          `--screenshot=${png}`,
+          `--window-size=${WIDTH},${HEIGHT}`,
+          `file://${out}`,
+        ],
+        { encoding: 'utf8', timeout: 90_000 },
+      );
+      expect(existsSync(png), `chromium wrote no screenshot (exit ${r.status}): ${r.stderr}`).toBe(true);
+      const img = decodePng(readFileSync(png));
+      expect([img.width, img.height]).toEqual([WIDTH, HEIGHT]);
+      // Not one colour: count distinct pixel values and non-white pixels.
+      const bpp = img.colorType === 6 ? 4 : 3;
+      const colours = new Set<number>();
+      let ink = 0;
+      for (const row of img.rows) {
+        for (let i = 0; i < row.length; i += bpp) {
+          colours.add((row[i] << 16) | (row[i + 1] << 8) | row[i + 2]);
+          if (row[i] < 200 || row[i + 1] < 200 || row[i + 2] < 200) ink++;
+        }
+      }
+      expect(colours.size).toBeGreaterThan(20);
+      expect(ink / (WIDTH * HEIGHT)).toBeGreaterThan(0.01);
+      // Coloured (not only grey) pixels: the plots' series are drawn.
+      let coloured = 0;
+      for (const row of img.rows) {
+        for (let i = 0; i < row.length; i += bpp) if (Math.max(row[i], row[i + 1], row[i + 2]) - Math.min(row[i], row[i + 1], row[i + 2]) > 60) coloured++;
+      }
+      expect(coloured).toBeGreaterThan(1000);
+    },
+    120_000,
+  );
 });

@@ -14,7 +14,13 @@ function rowOf(m: { data: Float32Array; cols: number }, i: number): Float32Array
 describe('batched row-wise pairs', () => {
   for (const [fn, single] of OPS) {
     it(`${fn} equals the single-pair function on every row, odd shapes, both backends`, () => {
-      for (const [rows, cols] of [[1, 1], [3, 7], [17, 33], [700, 5], [1025, 17]] as const) {
+      for (const [rows, cols] of [
+        [1, 1],
+        [3, 7],
+        [17, 33],
+        [700, 5],
+        [1025, 17],
+      ] as const) {
         const a = randm(rows, cols, rows + cols);
         const b = randm(rows, cols, 3 * rows + cols);
         const got = dv[fn](a, b);
@@ -35,7 +41,12 @@ describe('batched row-wise pairs', () => {
     const b = { data: new Float32Array([0, 2, 3, -0.5, 0, 1]), rows: 2, cols: 3 };
     expect(Array.from(dv.l1Rows(a, b))).toEqual([5, 3]);
     expect(Array.from(ref.l1Rows(a, b))).toEqual([5, 3]);
-    for (const [rows, cols] of [[1, 1], [3, 7], [700, 5], [1025, 17]] as const) {
+    for (const [rows, cols] of [
+      [1, 1],
+      [3, 7],
+      [700, 5],
+      [1025, 17],
+    ] as const) {
       const x = randm(rows, cols, rows + cols);
       const y = randm(rows, cols, 3 * rows + cols);
       const got = dv.l1Rows(x, y);

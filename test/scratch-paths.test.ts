@@ -88,10 +88,11 @@ describe('scratchBytes: held and tiled paths', () => {
   it('each path is bit-identical for every thread count', () => {
     const a: M = { data: keys.data.subarray(0, 300 * 24), rows: 300, cols: 24 };
     for (const scratchBytes of [TILED, HELD]) {
-      const run = () => [
-        dv.infoNCE(q, keys, { temperature: 0.1, positives, logQ, keyIds, normalize: true, scratchBytes }),
-        dv.ntXent(q, a, { temperature: 0.2, scratchBytes }),
-      ] as const;
+      const run = () =>
+        [
+          dv.infoNCE(q, keys, { temperature: 0.1, positives, logQ, keyIds, normalize: true, scratchBytes }),
+          dv.ntXent(q, a, { temperature: 0.2, scratchBytes }),
+        ] as const;
       dv.setThreads(1);
       const [i1, n1] = run();
       dv.setThreads(2);

@@ -105,7 +105,9 @@ describe('densevec/bullmq on Redis', () => {
         await co.close();
       }
       // A shard nobody serves: a clear error after the timeout.
-      await expect(bull.searchSharded(q, 5, { connection: connection(), shards: 4, prefix: 'f32', timeoutMs: 1500 })).rejects.toMatchObject({ code: 'E_BACKEND' });
+      await expect(bull.searchSharded(q, 5, { connection: connection(), shards: 4, prefix: 'f32', timeoutMs: 1500 })).rejects.toMatchObject({
+        code: 'E_BACKEND',
+      });
     } finally {
       await w1.close();
       await w2.close();

@@ -25,7 +25,12 @@ describe('similarity: native vs reference', () => {
 
   it('similarityMatrix agrees for every metric, every ISA', () => {
     forEachIsa(() => {
-      for (const [m, n, d] of [[1, 1, 1], [3, 5, 7], [17, 33, 65], [200, 401, 97]]) {
+      for (const [m, n, d] of [
+        [1, 1, 1],
+        [3, 5, 7],
+        [17, 33, 65],
+        [200, 401, 97],
+      ]) {
         const q = randm(m, d, m * 31 + d);
         const c = randm(n, d, n * 17 + d);
         for (const metric of ['dot', 'cosine', 'l2sq'] as const) {
@@ -67,7 +72,10 @@ describe('similarity: native vs reference', () => {
 });
 
 describe('similarity: bad input', () => {
-  for (const [name, impl] of [['native', dv], ['reference', ref]] as const) {
+  for (const [name, impl] of [
+    ['native', dv],
+    ['reference', ref],
+  ] as const) {
     it(`${name}: codes and messages`, () => {
       const a = new Float32Array(4);
       throwsCode(() => impl.cosine(a, new Float32Array(3)), 'E_SHAPE', /cosine: a has length 4 but b has length 3/);

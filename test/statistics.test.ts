@@ -92,7 +92,14 @@ describe('statistics: the PRNG', () => {
   });
 
   it('native and reference random unit vectors agree (same stream, 1e-6)', () => {
-    for (const [n, d, seed] of [[1, 1, 0], [3, 7, 1], [5, 2, 2 ** 53 - 1], [64, 767, 12345], [4000, 5, 9], [33, 1025, 2 ** 40]]) {
+    for (const [n, d, seed] of [
+      [1, 1, 0],
+      [3, 7, 1],
+      [5, 2, 2 ** 53 - 1],
+      [64, 767, 12345],
+      [4000, 5, 9],
+      [33, 1025, 2 ** 40],
+    ]) {
       const a = dv.randomUnitVectors(n, d, seed);
       const b = ref.randomUnitVectors(n, d, seed);
       expect([a.rows, a.cols]).toEqual([n, d]);
@@ -112,7 +119,12 @@ describe('statistics: the PRNG', () => {
     }
     const x = z.slice(0, d);
     const nx = Math.hypot(...x);
-    close(dv.randomUnitVectors(1, d, 2024).data, x.map((t) => t / nx), 1e-6, 1e-7);
+    close(
+      dv.randomUnitVectors(1, d, 2024).data,
+      x.map((t) => t / nx),
+      1e-6,
+      1e-7,
+    );
   });
 
   it('random unit vectors have unit norm, and a seed fixes them', () => {
@@ -149,7 +161,11 @@ describe('statistics: the null distribution', () => {
     // For iid uniform unit vectors the pairwise cosines are pairwise uncorrelated, and so are
     // their squares, so the standard errors below are exact: Var(mean) = (1/d)/P and
     // Var(mean of c²) = (E[c⁴] − 1/d²)/P with E[c⁴] = 3/(d(d+2)).
-    for (const [n, d] of [[400, 3], [600, 64], [300, 768]]) {
+    for (const [n, d] of [
+      [400, 3],
+      [600, 64],
+      [300, 768],
+    ]) {
       const m = dv.randomUnitVectors(n, d, n + d);
       const st = dv.similarityStats(m);
       const P = (n * (n - 1)) / 2;
@@ -165,7 +181,11 @@ describe('statistics: the null distribution', () => {
   it('the p-value matches the empirical tail of random cosines within 5σ', () => {
     // Given x_i, the cosines c_ij (j ≠ i) are iid with the null law, so pair indicators are
     // pairwise independent and the tail fraction has variance p(1 − p)/P.
-    for (const [n, d] of [[500, 4], [500, 30], [400, 200]]) {
+    for (const [n, d] of [
+      [500, 4],
+      [500, 30],
+      [400, 200],
+    ]) {
       const m = dv.randomUnitVectors(n, d, 1000 + d);
       const cs = allCosines(m);
       const P = cs.length;
@@ -192,7 +212,10 @@ describe('statistics: the null distribution', () => {
       for (const c of fixtures.cases) {
         const g = lib.cosinePValue(c.s, c.d);
         const t = lib.cosinePValue(c.s, c.d, { tail: 'two-sided' });
-        for (const [got, want] of [[g, c.greater], [t, c.twoSided]]) {
+        for (const [got, want] of [
+          [g, c.greater],
+          [t, c.twoSided],
+        ]) {
           const e = Math.abs(got - want);
           if (!(e <= 1e-9)) expect.fail(`d=${c.d} s=${c.s}: ${got} vs SciPy ${want}`);
           worstAbs = Math.max(worstAbs, e);
@@ -247,7 +270,15 @@ describe('statistics: similarityStats', () => {
   }
 
   it('native equals reference equals the naive two-pass statistics', () => {
-    for (const [n, d] of [[2, 1], [2, 3], [3, 7], [17, 33], [257, 5], [300, 65], [700, 17]]) {
+    for (const [n, d] of [
+      [2, 1],
+      [2, 3],
+      [3, 7],
+      [17, 33],
+      [257, 5],
+      [300, 65],
+      [700, 17],
+    ]) {
       const m = skewed(n, d, n * 7 + d);
       if (n > 10) m.data.fill(0, 3 * d, 4 * d); // a zero row: cosine 0 with everything
       const cs = allCosines(m);
@@ -264,7 +295,11 @@ describe('statistics: similarityStats', () => {
   });
 
   it('the sample path draws the same pairs on both backends', () => {
-    for (const [n, d, pairs, seed] of [[2, 3, 1, 0], [10, 4, 1000, 5], [333, 21, 100_001, 2 ** 50]]) {
+    for (const [n, d, pairs, seed] of [
+      [2, 3, 1, 0],
+      [10, 4, 1000, 5],
+      [333, 21, 100_001, 2 ** 50],
+    ]) {
       const m = skewed(n, d, n);
       const a = dv.similarityStats(m, { sample: { pairs, seed } });
       const b = ref.similarityStats(m, { sample: { pairs, seed } });

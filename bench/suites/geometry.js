@@ -63,7 +63,11 @@ module.exports = async function geometry({ quick, smoke }) {
       ],
       extra: { loss: losses },
     });
-    suite.note(`wasserstein loss: ${Object.entries(losses).map(([k, v]) => `${k} ${v.toPrecision(6)}`).join(', ')}`);
+    suite.note(
+      `wasserstein loss: ${Object.entries(losses)
+        .map(([k, v]) => `${k} ${v.toPrecision(6)}`)
+        .join(', ')}`,
+    );
     for (const f of jobs) await f();
   } else {
     suite.note('wassersteinRegularizer: not available in this build');
@@ -107,7 +111,11 @@ module.exports = async function geometry({ quick, smoke }) {
       ],
       extra: { residual },
     });
-    suite.note(`procrustes residual: ${Object.entries(residual).map(([k, v]) => `${k} ${v.toPrecision(7)}`).join(', ')}`);
+    suite.note(
+      `procrustes residual: ${Object.entries(residual)
+        .map(([k, v]) => `${k} ${v.toPrecision(7)}`)
+        .join(', ')}`,
+    );
     if (free) await free();
   } else {
     suite.note('procrustes: not available in this build');

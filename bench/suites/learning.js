@@ -56,14 +56,22 @@ async function lossRow(suite, py, spec) {
     params,
     impls,
     throughput: (ms) => ({ value: flop / ms / 1e6, unit: 'GFLOP/s' }),
-    targets: spec.targets ?? [
-      { anchor: 'PyTorch', threads: 1, min: spec.target, what: `1T ≥ ${spec.target}× PyTorch` },
-      { anchor: 'PyTorch', threads: 2, min: spec.target, what: `2T ≥ ${spec.target}× PyTorch` },
-      { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
-      // GFLOP/s counts the three GEMMs, so its fraction of the measured peak is the fraction of
-      // the three-GEMM floor (the time those GEMMs alone would take at peak) that a call reaches.
-      spec.gemmFloor !== false && { kind: 'peak', threads: 1, densevec: 'densevec', min: 0.85, what: '1T ≥ 85 % of the three-GEMM floor at the measured peak' },
-    ].filter(Boolean),
+    targets:
+      spec.targets ??
+      [
+        { anchor: 'PyTorch', threads: 1, min: spec.target, what: `1T ≥ ${spec.target}× PyTorch` },
+        { anchor: 'PyTorch', threads: 2, min: spec.target, what: `2T ≥ ${spec.target}× PyTorch` },
+        { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
+        // GFLOP/s counts the three GEMMs, so its fraction of the measured peak is the fraction of
+        // the three-GEMM floor (the time those GEMMs alone would take at peak) that a call reaches.
+        spec.gemmFloor !== false && {
+          kind: 'peak',
+          threads: 1,
+          densevec: 'densevec',
+          min: 0.85,
+          what: '1T ≥ 85 % of the three-GEMM floor at the measured peak',
+        },
+      ].filter(Boolean),
     extra: { loss: { densevec: mine, pytorch: theirs } },
     opts: suite.quick ? { rounds: 3 } : {}, // calls of seconds: three interleaved rounds in a quick pass
   });
@@ -151,15 +159,19 @@ module.exports = async function learning({ quick, smoke }) {
       flop: 6 * B * B * d,
       target: 1.3, // PERF.md (f32, one run, side by side)
     });
-    await lossRow(suite, py, bf16Spec({
-      name: 'infoNCE',
-      workload: 'infonce',
-      fn: () => dv.infoNCE(q, k, { temperature: 0.07, normalize: true, precision: 'bf16' }),
-      params: { B, d, temperature: 0.07, normalize: true, precision: 'bf16' },
-      torchParams: { temperature: 0.07, normalize: true },
-      inputs: py ? { q: input(q.data, [B, d]), keys: input(k.data, [B, d]) } : {},
-      flop: 6 * B * B * d,
-    }));
+    await lossRow(
+      suite,
+      py,
+      bf16Spec({
+        name: 'infoNCE',
+        workload: 'infonce',
+        fn: () => dv.infoNCE(q, k, { temperature: 0.07, normalize: true, precision: 'bf16' }),
+        params: { B, d, temperature: 0.07, normalize: true, precision: 'bf16' },
+        torchParams: { temperature: 0.07, normalize: true },
+        inputs: py ? { q: input(q.data, [B, d]), keys: input(k.data, [B, d]) } : {},
+        flop: 6 * B * B * d,
+      }),
+    );
     const a = randMatrix(B, d, 53);
     const b = randMatrix(B, d, 54);
     await lossRow(suite, py, {
@@ -172,15 +184,19 @@ module.exports = async function learning({ quick, smoke }) {
       flop: 6 * (2 * B) * (2 * B) * d,
       target: 1.5, // PERF.md (f32, one run, side by side)
     });
-    await lossRow(suite, py, bf16Spec({
-      name: 'ntXent',
-      workload: 'ntxent',
-      fn: () => dv.ntXent(a, b, { temperature: 0.1, precision: 'bf16' }),
-      params: { N: B, d, temperature: 0.1, precision: 'bf16' },
-      torchParams: { temperature: 0.1 },
-      inputs: py ? { a: input(a.data, [B, d]), b: input(b.data, [B, d]) } : {},
-      flop: 6 * (2 * B) * (2 * B) * d,
-    }));
+    await lossRow(
+      suite,
+      py,
+      bf16Spec({
+        name: 'ntXent',
+        workload: 'ntxent',
+        fn: () => dv.ntXent(a, b, { temperature: 0.1, precision: 'bf16' }),
+        params: { N: B, d, temperature: 0.1, precision: 'bf16' },
+        torchParams: { temperature: 0.1 },
+        inputs: py ? { a: input(a.data, [B, d]), b: input(b.data, [B, d]) } : {},
+        flop: 6 * (2 * B) * (2 * B) * d,
+      }),
+    );
   }
   {
     const N = 4096 / S;
@@ -200,15 +216,19 @@ module.exports = async function learning({ quick, smoke }) {
       flop: 6 * N * C * d,
       target: 1.5, // PERF.md (f32, one run, side by side)
     });
-    await lossRow(suite, py, bf16Spec({
-      name: 'marginSoftmax',
-      workload: 'margin',
-      fn: () => dv.marginSoftmax(x, w, labels, { ...opts, precision: 'bf16' }),
-      params: { N, C, d, ...opts, precision: 'bf16' },
-      torchParams: opts,
-      inputs: py ? { x: input(x.data, [N, d]), prototypes: input(w.data, [C, d]), labels: input(labels, [N]) } : {},
-      flop: 6 * N * C * d,
-    }));
+    await lossRow(
+      suite,
+      py,
+      bf16Spec({
+        name: 'marginSoftmax',
+        workload: 'margin',
+        fn: () => dv.marginSoftmax(x, w, labels, { ...opts, precision: 'bf16' }),
+        params: { N, C, d, ...opts, precision: 'bf16' },
+        torchParams: opts,
+        inputs: py ? { x: input(x.data, [N, d]), prototypes: input(w.data, [C, d]), labels: input(labels, [N]) } : {},
+        flop: 6 * N * C * d,
+      }),
+    );
   }
   {
     const n = 4096 / S;

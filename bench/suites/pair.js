@@ -96,8 +96,7 @@ module.exports = async function pair({ quick, smoke }) {
     params: { d: 1 },
     impls: [
       impl('densevec dot', 'densevec', 1, () => dv.dot(one, two)),
-      typeof binding.dotFast === 'function' &&
-        impl('densevec raw dotFast(a, b)', 'floor', 1, () => binding.dotFast(one, two)),
+      typeof binding.dotFast === 'function' && impl('densevec raw dotFast(a, b)', 'floor', 1, () => binding.dotFast(one, two)),
       impl('densevec nativeThreads() (no args)', 'floor', 1, () => binding.nativeThreads()),
       simsimd && impl('simsimd dot', 'anchor', 1, () => simsimd.dot(one, two)),
     ],

@@ -43,11 +43,30 @@ module.exports = async function pipelines({ quick, smoke }) {
       params: { q: Q, n: N, d: D, k: K, shards: S },
       impls: [
         whole,
-        impl(`densevec ${S} shard topKs + mergeTopK`, 'densevec', 1, () => dv.mergeTopK(shards.map((sh) => dv.topK(q, sh, K, { metric: 'dot' })), K, { metric: 'dot' }), { before: dvThreads(1) }),
+        impl(
+          `densevec ${S} shard topKs + mergeTopK`,
+          'densevec',
+          1,
+          () =>
+            dv.mergeTopK(
+              shards.map((sh) => dv.topK(q, sh, K, { metric: 'dot' })),
+              K,
+              { metric: 'dot' },
+            ),
+          { before: dvThreads(1) },
+        ),
         impl('densevec mergeTopK alone', 'densevec', 1, () => dv.mergeTopK(parts, K, { metric: 'dot' })),
       ],
       throughput: (ms) => ({ value: Q / (ms / 1000), unit: 'q/s' }),
-      targets: [{ densevec: `densevec ${S} shard topKs + mergeTopK`, anchor: 'densevec topK, one corpus in memory', threads: 1, min: 0.95, what: 'sharded + merge ≥ 0.95× one topK' }],
+      targets: [
+        {
+          densevec: `densevec ${S} shard topKs + mergeTopK`,
+          anchor: 'densevec topK, one corpus in memory',
+          threads: 1,
+          min: 0.95,
+          what: 'sharded + merge ≥ 0.95× one topK',
+        },
+      ],
     });
 
     // 2. Streaming.
@@ -55,7 +74,10 @@ module.exports = async function pipelines({ quick, smoke }) {
     await suite.row({
       workload: `topKStream k=${K}, dot, chunks of ${chunkRows} rows`,
       params: { q: Q, n: N, d: D, k: K, chunkRows },
-      impls: [whole, impl('densevec topKStream', 'densevec', 1, () => dv.topKStream(q, dv.corpusChunks(c, chunkRows), K, { metric: 'dot' }), { before: dvThreads(1) })],
+      impls: [
+        whole,
+        impl('densevec topKStream', 'densevec', 1, () => dv.topKStream(q, dv.corpusChunks(c, chunkRows), K, { metric: 'dot' }), { before: dvThreads(1) }),
+      ],
       throughput: (ms) => ({ value: Q / (ms / 1000), unit: 'q/s' }),
       targets: [{ densevec: 'densevec topKStream', anchor: 'densevec topK, one corpus in memory', threads: 1, min: 0.8, what: 'streaming ≥ 0.8× in-memory' }],
     });
@@ -78,7 +100,15 @@ module.exports = async function pipelines({ quick, smoke }) {
         impl('densevec topK, mapped f16 file', 'densevec', 1, () => dv.topK(q, m16, K, { metric: 'dot' }), { before: dvThreads(1) }),
       ],
       throughput: (ms) => ({ value: Q / (ms / 1000), unit: 'q/s' }),
-      targets: [{ densevec: 'densevec topK, mapped f32 file', anchor: 'densevec topK, one corpus in memory', threads: 1, min: 0.8, what: 'mapped (cached) ≥ 0.8× in-memory (PERF.md)' }],
+      targets: [
+        {
+          densevec: 'densevec topK, mapped f32 file',
+          anchor: 'densevec topK, one corpus in memory',
+          threads: 1,
+          min: 0.8,
+          what: 'mapped (cached) ≥ 0.8× in-memory (PERF.md)',
+        },
+      ],
     });
 
     // Opt-in: a corpus file larger than the memory budget.
@@ -140,7 +170,9 @@ module.exports = async function pipelines({ quick, smoke }) {
         for (let w = 0; w < W; w++) {
           // Every worker serves every shard: W workers share the jobs.
           const arg = shardFiles.map((f, s) => `${s}:${f}`).join(',');
-          const p = spawn(process.execPath, [example, '--serve', arg, '--redis', url, '--prefix', prefix, '--lock-ms', '30000'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+          const p = spawn(process.execPath, [example, '--serve', arg, '--redis', url, '--prefix', prefix, '--lock-ms', '30000'], {
+            stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+          });
           procs.push(p);
           p.once('exit', (code, sig) => {
             if (!stopping) suite.note(`a worker process (${W}-worker run) exited early: code ${code}, signal ${sig}`);
@@ -151,7 +183,11 @@ module.exports = async function pipelines({ quick, smoke }) {
         const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null };
         const co = bull.createCoordinator({ connection, prefix });
         cleanups.push(() => co.close());
-        impls.push(impl(`densevec searchSharded, ${W} worker${W > 1 ? 's' : ''}`, W === 1 ? 'anchor' : 'densevec', null, () => co.searchSharded(q, K, { shards: S, metric: 'dot', batchRows: Math.max(1, Math.ceil(Q / 4)) })));
+        impls.push(
+          impl(`densevec searchSharded, ${W} worker${W > 1 ? 's' : ''}`, W === 1 ? 'anchor' : 'densevec', null, () =>
+            co.searchSharded(q, K, { shards: S, metric: 'dot', batchRows: Math.max(1, Math.ceil(Q / 4)) }),
+          ),
+        );
       }
       await suite.row({
         workload: `sharded top-k on BullMQ + Redis, ${S} shards, 1-3 local worker processes`,
@@ -160,7 +196,9 @@ module.exports = async function pipelines({ quick, smoke }) {
         throughput: (ms) => ({ value: Q / (ms / 1000), unit: 'q/s' }),
         opts: smoke ? {} : { rounds: 5 },
       });
-      suite.note(`sharded rows: worker processes run with the default thread count on a ${os.cpus().length}-core machine; beyond the cores, more workers only add queueing`);
+      suite.note(
+        `sharded rows: worker processes run with the default thread count on a ${os.cpus().length}-core machine; beyond the cores, more workers only add queueing`,
+      );
     }
   } finally {
     stopping = true;

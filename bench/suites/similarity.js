@@ -15,7 +15,9 @@ module.exports = async function similarity({ quick }) {
   const c = randMatrix(N, D, 22);
   const flop = 2 * Q * N * D;
   const PEAK = peakGflops();
-  suite.note(`GFLOP/s counts 2·q·n·d = ${(flop / 1e9).toFixed(2)} GFLOP per call; % of peak against the fp32 FMA peak measured in this run: ${PEAK ? `${PEAK.toFixed(1)} GFLOP/s per core` : 'not measured'}`);
+  suite.note(
+    `GFLOP/s counts 2·q·n·d = ${(flop / 1e9).toFixed(2)} GFLOP per call; % of peak against the fp32 FMA peak measured in this run: ${PEAK ? `${PEAK.toFixed(1)} GFLOP/s per core` : 'not measured'}`,
+  );
 
   const ort = anchor('onnxruntime-node', suite.notes);
   const usearch = anchor('usearch', suite.notes);
@@ -82,7 +84,9 @@ module.exports = async function similarity({ quick }) {
       if (e.throughput) e.percentOfPeak = (100 * e.throughput.value) / (PEAK * (e.threads ?? 1));
       if (e.throughputPerCpuSecond) e.percentOfPeakPerCpuSecond = (100 * e.throughputPerCpuSecond.value) / PEAK;
     }
-    console.log(`  % of peak, wall (${PEAK.toFixed(1)} GFLOP/s per core × threads): ${row.implementations.map((e) => `${e.name} ${e.percentOfPeak.toFixed(1)} %`).join(', ')}`);
+    console.log(
+      `  % of peak, wall (${PEAK.toFixed(1)} GFLOP/s per core × threads): ${row.implementations.map((e) => `${e.name} ${e.percentOfPeak.toFixed(1)} %`).join(', ')}`,
+    );
     console.log(`  % of peak per CPU-second: ${row.implementations.map((e) => `${e.name} ${e.percentOfPeakPerCpuSecond?.toFixed(1)} %`).join(', ')}`);
   }
   return suite.write();

@@ -109,9 +109,18 @@ function audit(dv, ref, zTrain, zTest, yTrain, yTest, seed, o = {}) {
   const bn = new dv.BatchNorm(zTrain.cols, { momentum: 0.1 });
   const bs = Math.min(128, zTrain.rows);
   for (let epoch = 0; epoch < 3; epoch++) {
-    for (let s = 0; s + bs <= zTrain.rows; s += bs) bn.forward(rowsOf(zTrain, Array.from({ length: bs }, (_, i) => s + i)));
+    for (let s = 0; s + bs <= zTrain.rows; s += bs)
+      bn.forward(
+        rowsOf(
+          zTrain,
+          Array.from({ length: bs }, (_, i) => s + i),
+        ),
+      );
   }
-  const tb = rowsOf(zTest, Array.from({ length: Math.min(bs, zTest.rows) }, (_, i) => i));
+  const tb = rowsOf(
+    zTest,
+    Array.from({ length: Math.min(bs, zTest.rows) }, (_, i) => i),
+  );
   if (tb.rows >= 2) {
     const evalOut = bn.forward(tb, { training: false });
     const trainOut = bn.forward(tb, { training: true });

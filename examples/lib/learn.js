@@ -153,7 +153,10 @@ function trainContrastive(dv, ref, task, seed, o) {
     const pen = dv.normPenalty(W, o.lambda);
     const ga = addInto(Float32Array.from(nt.gradA.data), ws.gradA.data, o.mu);
     const gb = addInto(Float32Array.from(nt.gradB.data), ws.gradB.data, o.mu);
-    const gW = addInto(addInto(gradWeights(dv, xa, { data: ga, rows: za.rows, cols: za.cols }), gradWeights(dv, xb, { data: gb, rows: zb.rows, cols: zb.cols })), pen.grad.data);
+    const gW = addInto(
+      addInto(gradWeights(dv, xa, { data: ga, rows: za.rows, cols: za.cols }), gradWeights(dv, xb, { data: gb, rows: zb.rows, cols: zb.cols })),
+      pen.grad.data,
+    );
     adam.step([gW]);
     if (adamTau) {
       adamTau.step([[t * nt.gradTemperature]]);

@@ -40,8 +40,12 @@ function freePort() {
  */
 async function startRedis() {
   const port = await freePort();
-  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], { stdio: 'ignore' });
-  const failed = new Promise((_, reject) => proc.on('error', (e) => reject(new Error(`cannot start redis-server (${e.message}); install it or set REDIS_URL`))));
+  const proc = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], {
+    stdio: 'ignore',
+  });
+  const failed = new Promise((_, reject) =>
+    proc.on('error', (e) => reject(new Error(`cannot start redis-server (${e.message}); install it or set REDIS_URL`))),
+  );
   for (let i = 0; i < 100; i++) {
     if (await Promise.race([pingRedis('127.0.0.1', port, 300), failed])) return { url: `redis://127.0.0.1:${port}`, port, proc };
     await new Promise((r) => setTimeout(r, 100));

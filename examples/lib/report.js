@@ -60,7 +60,13 @@ let clipId = 0;
 function linePlot(series, o = {}) {
   const [W, H0] = o.size || [560, 300];
   const showLegend = o.legend !== 'none' && series.length > 0;
-  const lay = showLegend ? legendLayout(series.map((q) => q.name), 58, W - 14) : { items: [], rows: 0 };
+  const lay = showLegend
+    ? legendLayout(
+        series.map((q) => q.name),
+        58,
+        W - 14,
+      )
+    : { items: [], rows: 0 };
   const H = H0 + (lay.rows ? 14 * lay.rows + 6 : 0);
   const m = { l: 58, r: 14, t: 28, b: 42 + (lay.rows ? 14 * lay.rows + 6 : 0) };
   const tf = o.logY ? (v) => Math.log10(v) : (v) => v;
@@ -99,23 +105,32 @@ function linePlot(series, o = {}) {
   const px = (x) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
   const py = (y) => H - m.b - ((tf(y) - y0) / (y1 - y0)) * (H - m.t - m.b);
   const parts = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`, `<rect width="${W}" height="${H}" fill="#fff"/>`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+  );
   if (o.title) parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#999"/>`);
   for (const t of niceTicks(x0, x1)) {
-    parts.push(`<line x1="${px(t)}" y1="${H - m.b}" x2="${px(t)}" y2="${H - m.b + 4}" stroke="#666"/><text x="${px(t)}" y="${H - m.b + 16}" text-anchor="middle">${fmtTick(t)}</text>`);
+    parts.push(
+      `<line x1="${px(t)}" y1="${H - m.b}" x2="${px(t)}" y2="${H - m.b + 4}" stroke="#666"/><text x="${px(t)}" y="${H - m.b + 16}" text-anchor="middle">${fmtTick(t)}</text>`,
+    );
   }
   for (const t of niceTicks(y0, y1)) {
     const yv = o.logY ? 10 ** t : t;
     if (o.logY && !Number.isInteger(t)) continue;
     const y = py(yv);
-    parts.push(`<line x1="${m.l - 4}" y1="${y}" x2="${W - m.r}" y2="${y}" stroke="#eee"/><text x="${m.l - 6}" y="${y + 4}" text-anchor="end">${o.logY ? `1e${t}` : fmtTick(t)}</text>`);
+    parts.push(
+      `<line x1="${m.l - 4}" y1="${y}" x2="${W - m.r}" y2="${y}" stroke="#eee"/><text x="${m.l - 6}" y="${y + 4}" text-anchor="end">${o.logY ? `1e${t}` : fmtTick(t)}</text>`,
+    );
   }
   if (o.xLabel) parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - m.b + 32}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   if (o.yLabel) parts.push(`<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
   for (const v of o.vlines || []) {
     if (v.x < x0 || v.x > x1) continue;
-    parts.push(`<line x1="${px(v.x)}" y1="${m.t}" x2="${px(v.x)}" y2="${H - m.b}" stroke="#444" stroke-dasharray="2 3"/><text x="${px(v.x) - 3}" y="${H - m.b - 6}" text-anchor="end">${esc(v.name)}</text>`);
+    parts.push(
+      `<line x1="${px(v.x)}" y1="${m.t}" x2="${px(v.x)}" y2="${H - m.b}" stroke="#444" stroke-dasharray="2 3"/><text x="${px(v.x) - 3}" y="${H - m.b - 6}" text-anchor="end">${esc(v.name)}</text>`,
+    );
   }
   const legend = [];
   const clip = `clip${++clipId}`;
@@ -141,7 +156,9 @@ function linePlot(series, o = {}) {
     if (showLegend) {
       const it = lay.items[k];
       const ly = legendTop + 14 * it.row;
-      legend.push(`<line x1="${it.x}" y1="${ly - 4}" x2="${it.x + 22}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5 3"' : ''}/><text x="${it.x + 26}" y="${ly}">${esc(s.name)}</text>`);
+      legend.push(
+        `<line x1="${it.x}" y1="${ly - 4}" x2="${it.x + 22}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5 3"' : ''}/><text x="${it.x + 26}" y="${ly}">${esc(s.name)}</text>`,
+      );
     }
   });
   parts.push('</g>');
@@ -173,14 +190,19 @@ function densitySeries(name, values, lo, hi, bins) {
 /** Scatter plot: points [{ x, y }] per series. */
 function scatterPlot(series, o = {}) {
   const lines = series.map((s) => ({ name: s.name, xs: [], ys: [] }));
-  let svg = linePlot(lines.map((l, k) => ({ ...l, xs: series[k].points.map((p) => p.x), ys: series[k].points.map((p) => p.y) })), { padX: 0.04, ...o });
+  let svg = linePlot(
+    lines.map((l, k) => ({ ...l, xs: series[k].points.map((p) => p.x), ys: series[k].points.map((p) => p.y) })),
+    { padX: 0.04, ...o },
+  );
   // Replace the connecting paths by dots: redraw as circles.
   svg = svg.replace(/<path d="([^"]*)" fill="none" stroke="([^"]+)"[^>]*\/>/g, (_all, d, color) => {
     const pts = d.match(/[ML][\d.-]+ [\d.-]+/g) || [];
-    return pts.map((p) => {
-      const [x, y] = p.slice(1).split(' ');
-      return `<circle cx="${x}" cy="${y}" r="1.8" fill="${color}" fill-opacity="0.6"/>`;
-    }).join('');
+    return pts
+      .map((p) => {
+        const [x, y] = p.slice(1).split(' ');
+        return `<circle cx="${x}" cy="${y}" r="1.8" fill="${color}" fill-opacity="0.6"/>`;
+      })
+      .join('');
   });
   return svg;
 }
@@ -197,10 +219,15 @@ function barPlot(bars, o = {}) {
   const hline = o.hline && o.hline.y >= y0 && o.hline.y <= y1 ? o.hline : null;
   const py = (v) => H - m.b - ((Math.min(Math.max(v, y0), y1) - y0) / (y1 - y0)) * (H - m.t - m.b);
   const slot = (W - m.l - m.r) / Math.max(1, bars.length);
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`, `<rect width="${W}" height="${H}" fill="#fff"/>`];
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+  ];
   if (o.title) parts.push(`<text x="${W / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
   for (const t of niceTicks(y0, y1)) {
-    parts.push(`<line x1="${m.l - 4}" y1="${py(t)}" x2="${W - m.r}" y2="${py(t)}" stroke="#eee"/><text x="${m.l - 6}" y="${py(t) + 4}" text-anchor="end">${fmtTick(t)}</text>`);
+    parts.push(
+      `<line x1="${m.l - 4}" y1="${py(t)}" x2="${W - m.r}" y2="${py(t)}" stroke="#eee"/><text x="${m.l - 6}" y="${py(t) + 4}" text-anchor="end">${fmtTick(t)}</text>`,
+    );
   }
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#999"/>`);
   if (o.yLabel) parts.push(`<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
@@ -208,13 +235,19 @@ function barPlot(bars, o = {}) {
     const x = m.l + k * slot + slot * 0.15;
     const w = slot * 0.7;
     const top = py(b.value);
-    parts.push(`<rect class="bar" x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${w.toFixed(1)}" height="${(H - m.b - top).toFixed(1)}" fill="${b.color || COLORS[k % COLORS.length]}"/>`);
-    parts.push(`<text x="${(x + w / 2).toFixed(1)}" y="${(top - 4).toFixed(1)}" text-anchor="middle">${esc(o.format ? o.format(b.value) : Number(b.value.toFixed(1)))}</text>`);
+    parts.push(
+      `<rect class="bar" x="${x.toFixed(1)}" y="${top.toFixed(1)}" width="${w.toFixed(1)}" height="${(H - m.b - top).toFixed(1)}" fill="${b.color || COLORS[k % COLORS.length]}"/>`,
+    );
+    parts.push(
+      `<text x="${(x + w / 2).toFixed(1)}" y="${(top - 4).toFixed(1)}" text-anchor="middle">${esc(o.format ? o.format(b.value) : Number(b.value.toFixed(1)))}</text>`,
+    );
     parts.push(`<text x="${(x + w / 2).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle">${esc(b.name)}</text>`);
   });
   if (hline) {
     const yy = py(hline.y);
-    parts.push(`<line x1="${m.l}" y1="${yy}" x2="${W - m.r}" y2="${yy}" stroke="#444" stroke-dasharray="5 3"/><text x="${W - m.r - 4}" y="${yy - 4}" text-anchor="end">${esc(hline.name)}</text>`);
+    parts.push(
+      `<line x1="${m.l}" y1="${yy}" x2="${W - m.r}" y2="${yy}" stroke="#444" stroke-dasharray="5 3"/><text x="${W - m.r - 4}" y="${yy - 4}" text-anchor="end">${esc(hline.name)}</text>`,
+    );
   }
   if (o.note) parts.push(`<text x="${m.l}" y="${H - 8}" font-style="italic">${esc(o.note)}</text>`);
   parts.push('</svg>');
@@ -250,9 +283,9 @@ class Report {
   }
   figures(svgs) {
     // Each entry: an SVG string, or { id, svg } (the id names the figure in the page).
-    this.parts.push(`<div class="figs">${svgs
-      .map((s) => (typeof s === 'string' ? `<figure>${s}</figure>` : `<figure id="${esc(s.id)}">${s.svg}</figure>`))
-      .join('')}</div>`);
+    this.parts.push(
+      `<div class="figs">${svgs.map((s) => (typeof s === 'string' ? `<figure>${s}</figure>` : `<figure id="${esc(s.id)}">${s.svg}</figure>`)).join('')}</div>`,
+    );
   }
   table(head, rows) {
     this.parts.push(`<div class="table">${table(head, rows)}</div>`);

@@ -15,7 +15,12 @@ export interface TypedCtor<T> {
 
 /** Human-readable size: "80.0 GB", "1.5 MB", "12 bytes" (the native messages' format). */
 export function humanBytes(bytes: number): string {
-  const units: [string, number][] = [['TB', 1e12], ['GB', 1e9], ['MB', 1e6], ['kB', 1e3]];
+  const units: [string, number][] = [
+    ['TB', 1e12],
+    ['GB', 1e9],
+    ['MB', 1e6],
+    ['kB', 1e3],
+  ];
   for (const [u, s] of units) if (bytes >= s) return `${(bytes / s).toFixed(1)} ${u}`;
   return `${bytes} bytes`;
 }

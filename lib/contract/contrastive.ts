@@ -180,7 +180,11 @@ export interface InfoNCEParsed {
 
 /** Snapshots of infoNCE's arguments: each field read once (validate.snap). */
 export function snapInfoNCE<Q, K, O>(fn: string, q: Q, keys: K, options: O): [Q, K, O] {
-  return [v.snap(fn, 'q', q), v.snap(fn, 'keys', keys), v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds', 'precision', 'scratchBytes'])];
+  return [
+    v.snap(fn, 'q', q),
+    v.snap(fn, 'keys', keys),
+    v.snapOpts(fn, options, ['temperature', 'positives', 'logQ', 'normalize', 'keyIds', 'precision', 'scratchBytes']),
+  ];
 }
 
 /** Snapshots of ntXent's arguments: each field read once (validate.snap). */
@@ -222,7 +226,15 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   }
   checkTemperature(fn, o.temperature);
   const precision = v.precisionCode(fn, o.precision);
-  return { temperature: o.temperature, positives: o.positives ?? null, logQ: o.logQ ?? null, normalize: o.normalize === true, keyIds: o.keyIds ?? null, precision, scratchBytes: scratchValue(fn, o.scratchBytes) };
+  return {
+    temperature: o.temperature,
+    positives: o.positives ?? null,
+    logQ: o.logQ ?? null,
+    normalize: o.normalize === true,
+    keyIds: o.keyIds ?? null,
+    precision,
+    scratchBytes: scratchValue(fn, o.scratchBytes),
+  };
 }
 
 /**

@@ -152,7 +152,11 @@ export function checkTriangle(fn: string, x: unknown, y: unknown, z: unknown): v
   if (x.length === 0) fail('E_SHAPE', `${fn}: x, y, z are empty`);
   if (x.length < 2) fail('E_ARG', `${fn}: the dimension must be >= 2, got ${x.length}`);
   // A zero vertex (E_ARG) is reported before a non-finite value (E_NON_FINITE).
-  for (const [name, a] of [['x', x], ['y', y], ['z', z]] as const) {
+  for (const [name, a] of [
+    ['x', x],
+    ['y', y],
+    ['z', z],
+  ] as const) {
     if ((a as Float32Array).every((t) => t === 0)) fail('E_ARG', `${fn}: ${name} is the zero vector`);
   }
   v.finite(fn, 'x', x);

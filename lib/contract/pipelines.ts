@@ -61,8 +61,10 @@ export function mergeTopK(parts: readonly TopKResult[], k: number, options?: Mer
     const pc = pp.corpusRows;
     if (!(pi instanceof Uint32Array)) fail('E_TYPE', `${fn}: parts[${s}].indices must be a Uint32Array, got ${describe(pi)}`);
     if (!v.isF32(ps)) fail('E_TYPE', `${fn}: parts[${s}].scores must be a Float32Array, got ${describe(ps)}`);
-    if (pk !== undefined && (typeof pk !== 'number' || !Number.isInteger(pk) || pk < 1)) fail('E_TYPE', `${fn}: parts[${s}].k must be a positive integer, got ${String(pk)}`);
-    if (pc !== undefined && (typeof pc !== 'number' || !Number.isInteger(pc) || pc < 0)) fail('E_TYPE', `${fn}: parts[${s}].corpusRows must be a non-negative integer, got ${String(pc)}`);
+    if (pk !== undefined && (typeof pk !== 'number' || !Number.isInteger(pk) || pk < 1))
+      fail('E_TYPE', `${fn}: parts[${s}].k must be a positive integer, got ${String(pk)}`);
+    if (pc !== undefined && (typeof pc !== 'number' || !Number.isInteger(pc) || pc < 0))
+      fail('E_TYPE', `${fn}: parts[${s}].corpusRows must be a non-negative integer, got ${String(pc)}`);
     idx[s] = pi;
     sc[s] = ps;
     ks[s] = pk ?? k;
@@ -99,7 +101,8 @@ export function mergeTopK(parts: readonly TopKResult[], k: number, options?: Mer
     let at = 0;
     for (let s = 0; s < S; s++) {
       const c = crows[s];
-      if (c === undefined) fail('E_ARG', `${fn}: parts[${s}] has no corpusRows; pass offsets (global index of each shard's row 0) or topK results, which carry it`);
+      if (c === undefined)
+        fail('E_ARG', `${fn}: parts[${s}] has no corpusRows; pass offsets (global index of each shard's row 0) or topK results, which carry it`);
       offsets[s] = at;
       at += c;
     }
@@ -345,7 +348,8 @@ export function readCorpusHeader(fn: string, path: string, buf: ArrayBuffer, byt
   if (rowScales && dtype !== 'i8') fail('E_ARG', `${fn}: '${path}' has per-row scales but dtype ${dtype}`);
   if (!Number.isSafeInteger(rows * cols)) fail('E_ARG', `${fn}: '${path}' declares ${rows} x ${cols}, too large`);
   if (rows === 0 || cols === 0) fail('E_SHAPE', `${fn}: '${path}' holds an empty corpus (${rows} x ${cols})`);
-  if (dataOffset < CORPUS_HEADER_BYTES || dataOffset % 64 !== 0) fail('E_ARG', `${fn}: '${path}' has a bad data offset ${dataOffset} (a multiple of 64, at least ${CORPUS_HEADER_BYTES})`);
+  if (dataOffset < CORPUS_HEADER_BYTES || dataOffset % 64 !== 0)
+    fail('E_ARG', `${fn}: '${path}' has a bad data offset ${dataOffset} (a multiple of 64, at least ${CORPUS_HEADER_BYTES})`);
   if (rowScales && (scalesOffset < CORPUS_HEADER_BYTES || scalesOffset % 4 !== 0 || scalesOffset + rows * 4 > dataOffset)) {
     fail('E_ARG', `${fn}: '${path}' has a bad scales offset ${scalesOffset}`);
   }
@@ -373,9 +377,11 @@ export function checkOpenOptions(fn: string, o: OpenCorpusOptions | undefined): 
   const oo = v.opts(fn, o);
   const cols = oo.cols;
   const dtype = oo.dtype;
-  if (cols !== undefined && (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 1)) fail('E_TYPE', `${fn}: cols must be a positive integer, got ${String(cols)}`);
+  if (cols !== undefined && (typeof cols !== 'number' || !Number.isInteger(cols) || cols < 1))
+    fail('E_TYPE', `${fn}: cols must be a positive integer, got ${String(cols)}`);
   if (dtype !== undefined && typeof dtype !== 'string') fail('E_TYPE', `${fn}: dtype must be a string, got ${describe(dtype)}`);
-  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype)) fail('E_ARG', `${fn}: dtype must be 'f32', 'f16', 'bf16' or 'i8', got ${JSON.stringify(dtype)}`);
+  if (dtype !== undefined && !(DTYPES as readonly string[]).includes(dtype))
+    fail('E_ARG', `${fn}: dtype must be 'f32', 'f16', 'bf16' or 'i8', got ${JSON.stringify(dtype)}`);
   return { cols, dtype };
 }
 

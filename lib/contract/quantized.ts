@@ -146,9 +146,12 @@ export function checkQuantizedType(fn: string, name: string, c: unknown): assert
       fail('E_TYPE', `${fn}: ${name}.data must be a Uint16Array (f16, bf16) or an Int8Array (i8), got ${v.describe(m.data)}`);
     }
   } else if (!v.isTyped(m.data, kind)) {
-    fail('E_TYPE', kind === 'Int8Array'
-      ? `${fn}: ${name}.data must be an Int8Array for dtype 'i8', got ${v.describe(m.data)}`
-      : `${fn}: ${name}.data must be a Uint16Array of ${m.dtype} bits for dtype '${m.dtype}', got ${v.describe(m.data)}`);
+    fail(
+      'E_TYPE',
+      kind === 'Int8Array'
+        ? `${fn}: ${name}.data must be an Int8Array for dtype 'i8', got ${v.describe(m.data)}`
+        : `${fn}: ${name}.data must be a Uint16Array of ${m.dtype} bits for dtype '${m.dtype}', got ${v.describe(m.data)}`,
+    );
   }
   if (!Number.isInteger(m.rows) || (m.rows as number) < 0) fail('E_TYPE', `${fn}: ${name}.rows must be a non-negative integer, got ${v.show(m.rows)}`);
   if (!Number.isInteger(m.cols) || (m.cols as number) < 0) fail('E_TYPE', `${fn}: ${name}.cols must be a non-negative integer, got ${v.show(m.cols)}`);

@@ -218,7 +218,10 @@ export function checkWasserstein(fn: string, a: unknown, b: unknown, options: Wa
   if (p !== 1 && p !== 2) fail('E_ARG', `${fn}: p must be 1 or 2, got ${p}`);
   if (a.rows > 65536) fail('E_ARG', `${fn}: at most 65536 rows are supported, got ${a.rows}`);
   // A zero row (E_ARG) is reported before a non-finite value (E_NON_FINITE).
-  for (const [name, m] of [['a', a], ['b', b]] as const) {
+  for (const [name, m] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
     for (let i = 0; i < m.rows; i++) {
       let z = true;
       for (let k = 0; k < m.cols; k++) if (m.data[i * m.cols + k] !== 0) z = false;

@@ -20,7 +20,9 @@ const TYPED_ARRAY_PROTO = Object.getPrototypeOf(Uint8Array.prototype) as object;
  * array, an object whose prototype is Float32Array.prototype, a DataView, a plain object with
  * a spoofed Symbol.toStringTag).
  */
-const TYPED_ARRAY_TAG = (Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTO, Symbol.toStringTag) as PropertyDescriptor).get as (this: unknown) => string | undefined;
+const TYPED_ARRAY_TAG = (Object.getOwnPropertyDescriptor(TYPED_ARRAY_PROTO, Symbol.toStringTag) as PropertyDescriptor).get as (
+  this: unknown,
+) => string | undefined;
 
 /** Names of the typed array kinds densevec accepts somewhere. */
 export type TypedArrayKind = 'Float32Array' | 'Uint32Array' | 'Uint16Array' | 'Int8Array' | 'Uint8Array';
@@ -41,8 +43,20 @@ export function isTyped(v: unknown, kind: TypedArrayKind): boolean {
 }
 
 const TYPED_NAMES = new Set([
-  'Float32Array', 'Float64Array', 'Int8Array', 'Uint8Array', 'Uint8ClampedArray', 'Int16Array', 'Uint16Array',
-  'Int32Array', 'Uint32Array', 'BigInt64Array', 'BigUint64Array', 'Float16Array', 'DataView', 'ArrayBuffer',
+  'Float32Array',
+  'Float64Array',
+  'Int8Array',
+  'Uint8Array',
+  'Uint8ClampedArray',
+  'Int16Array',
+  'Uint16Array',
+  'Int32Array',
+  'Uint32Array',
+  'BigInt64Array',
+  'BigUint64Array',
+  'Float16Array',
+  'DataView',
+  'ArrayBuffer',
 ]);
 
 /** Short description of a value's type for messages; never throws, never runs user code twice. */
@@ -174,7 +188,10 @@ export function snapOpts<T>(fn: string, o: T, keys: readonly string[]): T {
 export function matType(fn: string, name: string, m: unknown): asserts m is Matrix {
   if (typeof m !== 'object' || m === null) fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}`);
   if (typedArrayKind(m) !== undefined || Array.isArray(m)) {
-    fail('E_TYPE', `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}: wrap it with matrix(x, cols) (a single vector: matrix(x, x.length))`);
+    fail(
+      'E_TYPE',
+      `${fn}: ${name} must be a Matrix {data, rows, cols}, got ${describe(m)}: wrap it with matrix(x, cols) (a single vector: matrix(x, x.length))`,
+    );
   }
   const mm = m as Matrix;
   if (!isF32(mm.data)) fail('E_TYPE', `${fn}: ${name}.data must be a Float32Array, got ${describe(mm.data)}`);

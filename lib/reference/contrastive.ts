@@ -6,7 +6,25 @@
  * Energy E(x, y) = −x·y and p(y_j | x) = softmax_j(x·y_j / τ).
  */
 import { alloc } from '../contract/alloc';
-import { checkInfoNCE, checkMismatch, checkNtXent, checkSoftmax, type ContrastiveStats, type InfoNCEOptions, type InfoNCEParsed, type InfoNCEResult, type MismatchOptions, type MismatchResult, type NtXentOptions, type NtXentResult, scanInfoNCE, scanNtXent, type ScheduleOptions, snapInfoNCE, snapNtXent } from '../contract/contrastive';
+import {
+  checkInfoNCE,
+  checkMismatch,
+  checkNtXent,
+  checkSoftmax,
+  type ContrastiveStats,
+  type InfoNCEOptions,
+  type InfoNCEParsed,
+  type InfoNCEResult,
+  type MismatchOptions,
+  type MismatchResult,
+  type NtXentOptions,
+  type NtXentResult,
+  scanInfoNCE,
+  scanNtXent,
+  type ScheduleOptions,
+  snapInfoNCE,
+  snapNtXent,
+} from '../contract/contrastive';
 import * as v from '../contract/validate';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';

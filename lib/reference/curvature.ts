@@ -7,7 +7,22 @@
  * the documented SplitMix64 stream.
  */
 import { alloc } from '../contract/alloc';
-import { type AnalogyOptions, type AnalogyResult, checkAnalogy, checkGeodesics, checkMapDistortion, checkSampled, type Graph, type GraphGeodesicsOptions, type Hyperbolicity, type HyperbolicityOptions, type MapDistortion, type MapDistortionOptions, type TriangleCurvature, type TriangleCurvatureOptions } from '../contract/curvature';
+import {
+  type AnalogyOptions,
+  type AnalogyResult,
+  checkAnalogy,
+  checkGeodesics,
+  checkMapDistortion,
+  checkSampled,
+  type Graph,
+  type GraphGeodesicsOptions,
+  type Hyperbolicity,
+  type HyperbolicityOptions,
+  type MapDistortion,
+  type MapDistortionOptions,
+  type TriangleCurvature,
+  type TriangleCurvatureOptions,
+} from '../contract/curvature';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
 import { SplitMix64 } from './statistics';
@@ -228,7 +243,14 @@ export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbo
   const fn = 'hyperbolicity';
   const { k, n, g, draws: quads } = sampledGraph(fn, m, options, 'samples', 1000, 4);
   const samples = quads.length;
-  const pairs: [number, number][] = [[0, 1], [2, 3], [0, 2], [1, 3], [0, 3], [1, 2]];
+  const pairs: [number, number][] = [
+    [0, 1],
+    [2, 3],
+    [0, 2],
+    [1, 3],
+    [0, 3],
+    [1, 2],
+  ];
   const req: [number, number][][] = Array.from({ length: n }, () => []);
   quads.forEach((q, qi) => {
     pairs.forEach(([a, b], s) => {

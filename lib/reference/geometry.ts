@@ -4,7 +4,17 @@
  * Written for clarity; float64 throughout. The oracle the native backend is tested against.
  */
 import { alloc } from '../contract/alloc';
-import { checkKnn, checkMatmul, checkProcrustes, checkRandomOrthogonal, checkTriangle, GaussianStream, type ProcrustesResult, snapKnn, type SphericalTriangle } from '../contract/geometry';
+import {
+  checkKnn,
+  checkMatmul,
+  checkProcrustes,
+  checkRandomOrthogonal,
+  checkTriangle,
+  GaussianStream,
+  type ProcrustesResult,
+  snapKnn,
+  type SphericalTriangle,
+} from '../contract/geometry';
 import type { MetricOptions } from '../contract/similarity';
 import * as v from '../contract/validate';
 import { fail } from '../errors';

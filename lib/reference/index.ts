@@ -23,20 +23,59 @@ export { randomUnitVectors, nullCosine, cosinePValue, similarityStats } from './
 export type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions, Tail } from '../contract/statistics';
 
 export { infoNCE, ntXent, mismatchScore, softmaxProbabilities, temperatureSchedule } from './contrastive';
-export type { ContrastiveStats, InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleKind, ScheduleOptions } from '../contract/contrastive';
+export type {
+  ContrastiveStats,
+  InfoNCEOptions,
+  InfoNCEResult,
+  MismatchOptions,
+  MismatchResult,
+  NtXentOptions,
+  NtXentResult,
+  ScheduleKind,
+  ScheduleOptions,
+} from '../contract/contrastive';
 
 export { marginSoftmax, labelSmoothingCrossEntropy, normPenalty, l1Penalty, marginGeometry } from './margin';
 export { ARCFACE_SIN_EPS } from '../contract/margin';
-export type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginKind, MarginOptions, MarginResult, PenaltyResult } from '../contract/margin';
+export type {
+  CrossEntropyResult,
+  MarginGeometryOptions,
+  MarginGeometryResult,
+  MarginKind,
+  MarginOptions,
+  MarginResult,
+  PenaltyResult,
+} from '../contract/margin';
 
 export { knnClassify, randomOrthogonal, matmul, procrustes, sphericalTriangle } from './geometry';
 export { GaussianStream } from '../contract/geometry';
 export type { ProcrustesResult, SphericalTriangle } from '../contract/geometry';
 export { graphGeodesics, hyperbolicity, triangleCurvature, mapDistortion, analogy } from './curvature';
-export type { AnalogyOptions, AnalogyResult, GraphGeodesicsOptions, GraphMetric, GraphOptions, Hyperbolicity, HyperbolicityOptions, MapDistortion, MapDistortionOptions, TriangleCurvature, TriangleCurvatureOptions } from '../contract/curvature';
+export type {
+  AnalogyOptions,
+  AnalogyResult,
+  GraphGeodesicsOptions,
+  GraphMetric,
+  GraphOptions,
+  Hyperbolicity,
+  HyperbolicityOptions,
+  MapDistortion,
+  MapDistortionOptions,
+  TriangleCurvature,
+  TriangleCurvatureOptions,
+} from '../contract/curvature';
 
 export { BatchNorm, batchNormLag, softThreshold, softThresholdInPlace, embeddingDrift, sparsity, wassersteinRegularizer } from './regularizers';
-export type { BatchNormForwardOptions, BatchNormGrads, BatchNormOptions, EmbeddingDrift, Sparsity, SparsityOptions, WassersteinOptions, WassersteinResult } from '../contract/regularizers';
+export type {
+  BatchNormForwardOptions,
+  BatchNormGrads,
+  BatchNormOptions,
+  EmbeddingDrift,
+  Sparsity,
+  SparsityOptions,
+  WassersteinOptions,
+  WassersteinResult,
+} from '../contract/regularizers';
 
 export { topKStream, openCorpus } from './pipelines';
 export { mergeTopK, writeCorpus, readCorpusHeader, corpusChunks, CORPUS_MAGIC, CORPUS_VERSION, CORPUS_HEADER_BYTES } from '../contract/pipelines';

@@ -6,7 +6,22 @@
  */
 import { alloc } from '../contract/alloc';
 import { scanIndices, scanZeroRows } from '../contract/contrastive';
-import { ARCFACE_SIN_EPS, checkCrossEntropy, checkMargin, checkMarginGeometry, checkPenalty, type CrossEntropyResult, type MarginGeometryOptions, type MarginGeometryResult, type MarginOptions, type MarginParsed, type MarginResult, type PenaltyResult, scanMargin, snapMargin } from '../contract/margin';
+import {
+  ARCFACE_SIN_EPS,
+  checkCrossEntropy,
+  checkMargin,
+  checkMarginGeometry,
+  checkPenalty,
+  type CrossEntropyResult,
+  type MarginGeometryOptions,
+  type MarginGeometryResult,
+  type MarginOptions,
+  type MarginParsed,
+  type MarginResult,
+  type PenaltyResult,
+  scanMargin,
+  snapMargin,
+} from '../contract/margin';
 import * as v from '../contract/validate';
 import type { Matrix } from '../matrix';
 import { bf16F64 } from './precision';
@@ -179,7 +194,13 @@ function penalty(fn: string, m: Matrix, lambda: number, f: (x: number) => number
 
 /** Squared-norm penalty: loss = λ Σ_i ‖m_i‖², grad = 2λ·m. λ ≥ 0. */
 export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
-  return penalty('normPenalty', m, lambda, (x) => x * x, (x) => 2 * x);
+  return penalty(
+    'normPenalty',
+    m,
+    lambda,
+    (x) => x * x,
+    (x) => 2 * x,
+  );
 }
 
 /** L1 penalty: loss = λ Σ |m_ij|, grad = λ·sign(m) with sign(0) = 0. λ ≥ 0. */

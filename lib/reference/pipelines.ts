@@ -3,7 +3,15 @@
  * top-k over a sequence of corpus chunks, and the corpus file format (`writeCorpus` /
  * `openCorpus`). The merge is implemented here once and used by every backend.
  */
-import { checkOpenOptions, type CorpusChunks, corpusFromBuffer, type OpenCorpusOptions, readWhole, streamTopK, type TopKStreamOptions } from '../contract/pipelines';
+import {
+  checkOpenOptions,
+  type CorpusChunks,
+  corpusFromBuffer,
+  type OpenCorpusOptions,
+  readWhole,
+  streamTopK,
+  type TopKStreamOptions,
+} from '../contract/pipelines';
 import type { Corpus } from '../contract/quantized';
 import type { TopKResult } from '../contract/similarity';
 import type { Matrix } from '../matrix';

@@ -4,7 +4,24 @@
  * regularizer. Float64 accumulation; the oracle the native backend is tested against.
  */
 import { alloc } from '../contract/alloc';
-import { BatchNormBase, type BatchNormForwardOptions, type BatchNormGrads, checkBackward, checkDrift, checkForwardState, checkLag, checkSoftThreshold, checkSparsity, checkWasserstein, type EmbeddingDrift, snapWasserstein, type Sparsity, type SparsityOptions, type WassersteinOptions, type WassersteinResult } from '../contract/regularizers';
+import {
+  BatchNormBase,
+  type BatchNormForwardOptions,
+  type BatchNormGrads,
+  checkBackward,
+  checkDrift,
+  checkForwardState,
+  checkLag,
+  checkSoftThreshold,
+  checkSparsity,
+  checkWasserstein,
+  type EmbeddingDrift,
+  snapWasserstein,
+  type Sparsity,
+  type SparsityOptions,
+  type WassersteinOptions,
+  type WassersteinResult,
+} from '../contract/regularizers';
 import * as v from '../contract/validate';
 import type { Matrix } from '../matrix';
 import { unitRows64 } from './similarity';

@@ -4,7 +4,19 @@
  * NCE loss. Float64 throughout; the native backend builds the same alias table and draws the
  * same indices for a seed.
  */
-import { AliasSamplerBase, aliasLogProbCheck, type AliasTable, checkNegativeSampling, checkPower, type NegativeSamplingOptions, type NegativeSamplingResult, nonEmpty, scanWeights, toWeights, type WeightsLike } from '../contract/sampling';
+import {
+  AliasSamplerBase,
+  aliasLogProbCheck,
+  type AliasTable,
+  checkNegativeSampling,
+  checkPower,
+  type NegativeSamplingOptions,
+  type NegativeSamplingResult,
+  nonEmpty,
+  scanWeights,
+  toWeights,
+  type WeightsLike,
+} from '../contract/sampling';
 import * as v from '../contract/validate';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';

@@ -4,9 +4,21 @@
  */
 import { alloc } from '../contract/alloc';
 import { type Corpus, dequantize } from '../contract/quantized';
-import { checkBatch, checkPair, checkTopK, type MetricOptions, precisionOf, rankKey, ranksBefore, selectTypes, snapBatch, TOPK_KEYS, type TopKOptions, type TopKResult, type TopKSelect, type SimilarityOptions } from '../contract/similarity';
+import {
+  checkBatch,
+  checkPair,
+  checkTopK,
+  precisionOf,
+  rankKey,
+  ranksBefore,
+  selectTypes,
+  snapBatch,
+  TOPK_KEYS,
+  type TopKOptions,
+  type TopKResult,
+  type SimilarityOptions,
+} from '../contract/similarity';
 import * as v from '../contract/validate';
-import { fail } from '../errors';
 import type { Matrix } from '../matrix';
 import { bf16Matrix } from './precision';
 
@@ -133,7 +145,13 @@ export function similarityMatrix(q: Matrix, corpus: Corpus, options?: Similarity
   if (precisionOf('similarityMatrix', options) === 1) [q, c] = [bf16Matrix(q), bf16Matrix(c)];
   const qn = rowSumsq(q);
   const cn = rowSumsq(c);
-  const out = alloc(Float32Array, q.rows * c.rows, 'similarityMatrix', 'the q.rows × c.rows similarity matrix', 'use topK for nearest neighbours, or split the batch');
+  const out = alloc(
+    Float32Array,
+    q.rows * c.rows,
+    'similarityMatrix',
+    'the q.rows × c.rows similarity matrix',
+    'use topK for nearest neighbours, or split the batch',
+  );
   for (let i = 0; i < q.rows; i++) {
     for (let j = 0; j < c.rows; j++) out[i * c.rows + j] = score64(q, i, c, j, metric, qn, cn);
   }

@@ -5,7 +5,16 @@
  * cosines of a set of embeddings. Accumulates in float64.
  */
 import { alloc } from '../contract/alloc';
-import { checkDim, checkPValue, checkRandomUnitVectors, checkSimilarityStats, type NullCosine, type PValueOptions, type SimilarityStats, type SimilarityStatsOptions } from '../contract/statistics';
+import {
+  checkDim,
+  checkPValue,
+  checkRandomUnitVectors,
+  checkSimilarityStats,
+  type NullCosine,
+  type PValueOptions,
+  type SimilarityStats,
+  type SimilarityStatsOptions,
+} from '../contract/statistics';
 import * as v from '../contract/validate';
 import type { Matrix } from '../matrix';
 
@@ -146,8 +155,8 @@ export function nullCosine(d: number): NullCosine {
 
 const LANCZOS_G = 7;
 const LANCZOS = [
-  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012,
+  9.9843695780195716e-6, 1.5056327351493116e-7,
 ];
 const LN_SQRT_2PI = 0.9189385332046728;
 
