@@ -111,8 +111,7 @@ const TN_COLS: usize = 512;
 /// layout and only the thin B and the result are transposed. Parallel over fixed blocks of n.
 pub(crate) fn mm_tn(
     prec: Precision,
-    func: &str,
-    what: &str,
+    (func, what): (&str, &str),
     a: &[f32],
     rows: usize,
     n: usize,

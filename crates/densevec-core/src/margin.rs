@@ -635,7 +635,7 @@ pub fn margin_softmax_with(
                     mm_nn(prec, mb, d, c, gb, c, wh, d, gxb, d, false);
                 })
         });
-        let gw = mm_tn(prec, F, "gradPrototypes", &g, n, c, xh, d)?;
+        let gw = mm_tn(prec, (F, "gradPrototypes"), &g, n, c, xh, d)?;
         (gx, gw)
     } else {
         // Bounded scratch: G formed block by block from the logits.

@@ -148,7 +148,7 @@ pub(super) fn info_nce(func: &str, p: &Fused) -> Result<FusedOut> {
                 mm_nn(p.prec, mb, d, n, sb, n, p.keys, d, gb, d, false);
             })
     });
-    let gk = mm_tn(p.prec, func, "gradKeys", &s, b, n, p.q, d)?;
+    let gk = mm_tn(p.prec, (func, "gradKeys"), &s, b, n, p.q, d)?;
     Ok(out(&lossv, &exv, gq, gk))
 }
 
