@@ -1,8 +1,8 @@
 //! The GEMM call sites of the fused losses (InfoNCE, NT-Xent, marginSoftmax) and the small
 //! dense helpers around them (transposes, the parallel Aᵀ·B product).
 //!
-//! Every product of those losses goes through [`mm_nt`], [`mm_nn`] or [`mm_tn`], so a compute
-//! mode (a precision, a different kernel) can be threaded through here. The kernels form each
+//! Every product of those losses goes through the call's [`Precision`] (its `gemm_nt`,
+//! `gemm_nt_raw` and `gemm_nn`) or [`mm_tn`]. The kernels form each
 //! element of C as one sequential chain over k whatever the tiling, so splitting the output
 //! across tasks never changes a bit: results are identical for every thread count.
 
@@ -11,64 +11,6 @@ use crate::error::Result;
 use crate::pool;
 use crate::precision::Precision;
 use rayon::prelude::*;
-
-/// C = A·Bᵀ (row-major, see [`k::gemm_nt`]).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) fn mm_nt(
-    prec: Precision,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    prec.gemm_nt(m, n, kd, a, lda, b, ldb, c, ldc)
-}
-
-/// [`mm_nt`] on raw pointers, for tasks that write disjoint tiles of one buffer.
-///
-/// # Safety
-/// As [`k::gemm_nt_raw`].
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) unsafe fn mm_nt_raw(
-    prec: Precision,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    prec.gemm_nt_raw(m, n, kd, a, lda, b, ldb, c, ldc)
-}
-
-/// C (+)= A·B (row-major, see [`k::gemm_nn`]).
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub(crate) fn mm_nn(
-    prec: Precision,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    prec.gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate)
-}
 
 /// Whether a `rows × cols` float32 matrix fits `budget` bytes.
 pub(crate) fn fits(rows: usize, cols: usize, budget: usize) -> bool {
@@ -148,7 +90,7 @@ pub(crate) fn mm_tn(
                 let j0 = blk * cb;
                 let nb = ob.len() / d;
                 let mut t: Vec<f32> = alloc::try_mat(func, what, d, nb, "split the batch")?;
-                mm_nn(prec, d, nb, rows, &bt, rows, &a[j0..], n, &mut t, nb, false);
+                prec.gemm_nn(d, nb, rows, &bt, rows, &a[j0..], n, &mut t, nb, false);
                 transpose(&t, nb, d, nb, ob, d);
                 Ok(())
             })

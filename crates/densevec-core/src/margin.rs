@@ -13,7 +13,7 @@ use crate::bail;
 use crate::contrastive::DEFAULT_SCRATCH_BYTES;
 use crate::contrastive::{back_norm, finite, js_num, normalized_rows};
 use crate::error::{check_matrix, Result};
-use crate::lossgemm::{mm_nn, mm_tn, transpose};
+use crate::lossgemm::{mm_tn, transpose};
 use crate::pool;
 use crate::similarity::{similarity_matrix, Metric};
 use densevec_kernels as k;
@@ -632,7 +632,7 @@ pub fn margin_softmax_with(
                         let out = &mut gb[r * c..(r + 1) * c];
                         grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
                     }
-                    mm_nn(prec, mb, d, c, gb, c, wh, d, gxb, d, false);
+                    prec.gemm_nn(mb, d, c, gb, c, wh, d, gxb, d, false);
                 })
         });
         let gw = mm_tn(prec, (F, "gradPrototypes"), &g, n, c, xh, d)?;
@@ -653,7 +653,7 @@ pub fn margin_softmax_with(
                         let out = &mut gb[r * c..(r + 1) * c];
                         grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
                     }
-                    mm_nn(prec, mb, d, c, &gb, c, wh, d, gxb, d, false);
+                    prec.gemm_nn(mb, d, c, &gb, c, wh, d, gxb, d, false);
                     Ok::<(), crate::Error>(())
                 })
         })?;
@@ -681,8 +681,7 @@ pub fn margin_softmax_with(
                             let z = &lg[i * c + c0..i * c + c0 + cb];
                             grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
                         }
-                        mm_nn(
-                            prec,
+                        prec.gemm_nn(
                             d,
                             cb,
                             mb,

@@ -15,7 +15,7 @@
 use super::{log_add_exp, row_extra, Fused, FusedOut, RowExtra};
 use crate::alloc;
 use crate::error::Result;
-use crate::lossgemm::{mm_nn, mm_nt, mm_nt_raw, mm_tn, SyncPtr};
+use crate::lossgemm::{mm_tn, SyncPtr};
 use crate::pool;
 use densevec_kernels as k;
 use rayon::prelude::*;
@@ -138,14 +138,15 @@ pub(super) fn info_nce(func: &str, p: &Fused) -> Result<FusedOut> {
             .for_each(|(blk, (((sb, gb), lv), ex))| {
                 let i0 = blk * RB;
                 let mb = lv.len();
-                mm_nt(p.prec, mb, n, d, &p.q[i0 * d..], d, p.keys, d, sb, n);
+                p.prec
+                    .gemm_nt(mb, n, d, &p.q[i0 * d..], d, p.keys, d, sb, n);
                 let mut e = vec![0f32; n];
                 for r in 0..mb {
                     let (l, x) = softmax_row(p, i0 + r, &mut sb[r * n..(r + 1) * n], &mut e, c);
                     lv[r] = l;
                     ex[r] = x;
                 }
-                mm_nn(p.prec, mb, d, n, sb, n, p.keys, d, gb, d, false);
+                p.prec.gemm_nn(mb, d, n, sb, n, p.keys, d, gb, d, false);
             })
     });
     let gk = mm_tn(p.prec, (func, "gradKeys"), &s, b, n, p.q, d)?;
@@ -168,8 +169,7 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut> {
             let sp = sp.get();
             // SAFETY: task bi writes rows i0..i0+mb, columns i0..r of s only.
             unsafe {
-                mm_nt_raw(
-                    p.prec,
+                p.prec.gemm_nt_raw(
                     mb,
                     r - i0,
                     d,
@@ -258,7 +258,8 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut> {
         g.par_chunks_mut(RB * d).enumerate().for_each(|(blk, gb)| {
             let i0 = blk * RB;
             let mb = gb.len() / d;
-            mm_nn(p.prec, mb, d, r, &s[i0 * r..], r, z, d, gb, d, false);
+            p.prec
+                .gemm_nn(mb, d, r, &s[i0 * r..], r, z, d, gb, d, false);
         })
     });
     Ok(out(&lossv, &exv, g, Vec::new()))
