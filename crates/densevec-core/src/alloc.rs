@@ -158,7 +158,11 @@ pub fn probe(func: &str, what: &str, bytes: usize, hint: &str) -> Result<()> {
     }
     let mut v: Vec<u8> = Vec::new();
     v.try_reserve_exact(bytes)
-        .map_err(|_| alloc_error(func, what, bytes as u128, hint))
+        .map_err(|_| alloc_error(func, what, bytes as u128, hint))?;
+    // An allocation nobody reads may be elided by the optimiser, which then assumes it
+    // succeeded: keep it observable so that the allocator is really asked.
+    std::hint::black_box(&mut v);
+    Ok(())
 }
 
 #[cfg(test)]
