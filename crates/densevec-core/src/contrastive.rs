@@ -21,6 +21,7 @@ use crate::alloc;
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::precision::GemmRef;
 use crate::precision::{self, Precision};
 use densevec_kernels as k;
 use rayon::prelude::*;
@@ -252,12 +253,9 @@ fn logits_tile(p: &Fused, i0: usize, mb: usize, j0: usize, nb: usize, tile: &mut
         mb,
         nb,
         d,
-        &p.q[i0 * d..(i0 + mb) * d],
-        d,
-        &p.keys[j0 * d..(j0 + nb) * d],
-        d,
-        tile,
-        nb,
+        (&p.q[i0 * d..(i0 + mb) * d], d),
+        (&p.keys[j0 * d..(j0 + nb) * d], d),
+        (tile, nb),
     );
     for r in 0..mb {
         let row = &mut tile[r * nb..(r + 1) * nb];
@@ -459,17 +457,16 @@ fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
                     elq[r] += k::dot(row, &lq[j0..j0 + nb]) as f64;
                 }
             }
-            p.prec.gemm_nn(
-                mb,
-                d,
-                nb,
-                t,
-                nb,
-                &p.keys[j0 * d..(j0 + nb) * d],
-                d,
-                g,
-                d,
-                true,
+            p.prec.gemm(
+                GemmRef::nn(
+                    mb,
+                    d,
+                    nb,
+                    (t, nb),
+                    (&p.keys[j0 * d..(j0 + nb) * d], d),
+                    (g, d),
+                )
+                .accumulate(true),
             );
         }
         for r in 0..mb {
@@ -548,17 +545,16 @@ fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
             }
             let tr = &mut tt[..mb * nb];
             crate::lossgemm::transpose(t, nb, mb, nb, tr, mb);
-            p.prec.gemm_nn(
-                nb,
-                d,
-                mb,
-                tr,
-                mb,
-                &p.q[i0 * d..(i0 + mb) * d],
-                d,
-                g,
-                d,
-                true,
+            p.prec.gemm(
+                GemmRef::nn(
+                    nb,
+                    d,
+                    mb,
+                    (tr, mb),
+                    (&p.q[i0 * d..(i0 + mb) * d], d),
+                    (g, d),
+                )
+                .accumulate(true),
             );
         }
         k::scale(g, c);

@@ -183,12 +183,9 @@ pub fn matmul(a: &[f32], m: usize, kd: usize, b: &[f32], n: usize) -> Result<Vec
             mb,
             n,
             kd,
-            &a[i0 * kd..(i0 + mb) * kd],
-            kd,
-            b,
-            n,
-            c,
-            n,
+            (&a[i0 * kd..(i0 + mb) * kd], kd),
+            (b, n),
+            (c, n),
             false,
         );
     });
@@ -270,7 +267,7 @@ fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Pass> {
                                 buf[i * rows + r] = v;
                             }
                         }
-                        k::gemm_nn(d, d, rows, &buf, rows, ys, d, tile, d, false);
+                        k::gemm_nn(d, d, rows, (&buf, rows), (ys, d), (tile, d), false);
                     });
                 });
             m.par_chunks_mut(d).enumerate().for_each(|(i, acc)| {
@@ -417,7 +414,7 @@ fn direct_residual(x: &[f32], y: &[f32], rot: &[f32], d: usize) -> f64 {
             .map(|(xs, ys)| {
                 let p = xs.len() / d;
                 let mut t = vec![0f32; p * d];
-                k::gemm_nn(p, d, d, xs, d, rot, d, &mut t, d, false);
+                k::gemm_nn(p, d, d, (xs, d), (rot, d), (&mut t, d), false);
                 t.iter()
                     .zip(ys)
                     .map(|(&a, &b)| ((a - b) as f64).powi(2))

@@ -1,14 +1,15 @@
 //! The GEMM call sites of the fused losses (InfoNCE, NT-Xent, marginSoftmax) and the small
 //! dense helpers around them (transposes, the parallel Aᵀ·B product).
 //!
-//! Every product of those losses goes through the call's [`Precision`] (its `gemm_nt`,
-//! `gemm_nt_raw` and `gemm_nn`) or [`mm_tn`]. The kernels form each
+//! Every product of those losses goes through the call's [`Precision`] (its `gemm`,
+//! `gemm_raw` and `gemm_nt`) or [`mm_tn`]. The kernels form each
 //! element of C as one sequential chain over k whatever the tiling, so splitting the output
 //! across tasks never changes a bit: results are identical for every thread count.
 
 use crate::alloc;
 use crate::error::Result;
 use crate::pool;
+use crate::precision::GemmRef;
 use crate::precision::Precision;
 use rayon::prelude::*;
 
@@ -90,7 +91,14 @@ pub(crate) fn mm_tn(
                 let j0 = blk * cb;
                 let nb = ob.len() / d;
                 let mut t: Vec<f32> = alloc::try_mat(func, what, d, nb, "split the batch")?;
-                prec.gemm_nn(d, nb, rows, &bt, rows, &a[j0..], n, &mut t, nb, false);
+                prec.gemm(GemmRef::nn(
+                    d,
+                    nb,
+                    rows,
+                    (&bt, rows),
+                    (&a[j0..], n),
+                    (&mut t, nb),
+                ));
                 transpose(&t, nb, d, nb, ob, d);
                 Ok(())
             })

@@ -15,6 +15,7 @@ use crate::contrastive::{back_norm, finite, js_num, normalized_rows};
 use crate::error::{check_matrix, Result};
 use crate::lossgemm::{mm_tn, transpose};
 use crate::pool;
+use crate::precision::GemmRef;
 use crate::similarity::{similarity_matrix, Metric};
 use densevec_kernels as k;
 use rayon::prelude::*;
@@ -632,7 +633,7 @@ pub fn margin_softmax_with(
                         let out = &mut gb[r * c..(r + 1) * c];
                         grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
                     }
-                    prec.gemm_nn(mb, d, c, gb, c, wh, d, gxb, d, false);
+                    prec.gemm(GemmRef::nn(mb, d, c, (gb, c), (wh, d), (gxb, d)));
                 })
         });
         let gw = mm_tn(prec, (F, "gradPrototypes"), &g, n, c, xh, d)?;
@@ -653,7 +654,7 @@ pub fn margin_softmax_with(
                         let out = &mut gb[r * c..(r + 1) * c];
                         grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
                     }
-                    prec.gemm_nn(mb, d, c, &gb, c, wh, d, gxb, d, false);
+                    prec.gemm(GemmRef::nn(mb, d, c, (&gb, c), (wh, d), (gxb, d)));
                     Ok::<(), crate::Error>(())
                 })
         })?;
@@ -681,17 +682,16 @@ pub fn margin_softmax_with(
                             let z = &lg[i * c + c0..i * c + c0 + cb];
                             grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
                         }
-                        prec.gemm_nn(
-                            d,
-                            cb,
-                            mb,
-                            &xt[i0..],
-                            n,
-                            &t[..mb * cb],
-                            cb,
-                            &mut acc,
-                            cb,
-                            si > 0,
+                        prec.gemm(
+                            GemmRef::nn(
+                                d,
+                                cb,
+                                mb,
+                                (&xt[i0..], n),
+                                (&t[..mb * cb], cb),
+                                (&mut acc, cb),
+                            )
+                            .accumulate(si > 0),
                         );
                     }
                     transpose(&acc, cb, d, cb, gwb, d);

@@ -10,6 +10,7 @@
 use crate::bail;
 use crate::error::Result;
 use densevec_kernels as k;
+pub use k::{Gemm, GemmRef, Rows, RowsMut};
 use std::cell::Cell;
 
 /// How the products of a GEMM are formed.
@@ -33,71 +34,31 @@ impl Precision {
         }
     }
 
-    /// C = A·Bᵀ at this precision ([`k::gemm_nt`] or [`k::bf16::gemm_nt_bf16`]).
-    #[allow(clippy::too_many_arguments)]
+    /// Runs a checked GEMM ([`k::gemm`]) at this precision ([`k::bf16::gemm`] for bf16).
     #[inline]
-    pub fn gemm_nt(
-        self,
-        m: usize,
-        n: usize,
-        kd: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        ldb: usize,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
+    pub fn gemm(self, g: GemmRef) {
         match self {
-            Precision::F32 => k::gemm_nt(m, n, kd, a, lda, b, ldb, c, ldc),
-            Precision::Bf16 => k::bf16::gemm_nt_bf16(m, n, kd, a, lda, b, ldb, c, ldc),
+            Precision::F32 => k::gemm(g),
+            Precision::Bf16 => k::bf16::gemm(g),
         }
     }
 
-    /// [`Precision::gemm_nt`] on raw pointers.
+    /// [`Precision::gemm`] on raw pointers.
     ///
     /// # Safety
-    /// As [`k::gemm_nt_raw`].
-    #[allow(clippy::too_many_arguments)]
+    /// As [`k::gemm_raw`].
     #[inline]
-    pub unsafe fn gemm_nt_raw(
-        self,
-        m: usize,
-        n: usize,
-        kd: usize,
-        a: *const f32,
-        lda: usize,
-        b: *const f32,
-        ldb: usize,
-        c: *mut f32,
-        ldc: usize,
-    ) {
+    pub unsafe fn gemm_raw(self, g: &Gemm) {
         match self {
-            Precision::F32 => k::gemm_nt_raw(m, n, kd, a, lda, b, ldb, c, ldc),
-            Precision::Bf16 => k::bf16::gemm_nt_bf16_raw(m, n, kd, a, lda, b, ldb, c, ldc),
+            Precision::F32 => k::gemm_raw(g),
+            Precision::Bf16 => k::bf16::gemm_raw(g),
         }
     }
 
-    /// C (+)= A·B at this precision ([`k::gemm_nn`] or [`k::bf16::gemm_nn_bf16`]).
-    #[allow(clippy::too_many_arguments)]
+    /// C = A·Bᵀ at this precision (A m × kd, B n × kd, C m × n).
     #[inline]
-    pub fn gemm_nn(
-        self,
-        m: usize,
-        n: usize,
-        kd: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        ldb: usize,
-        c: &mut [f32],
-        ldc: usize,
-        accumulate: bool,
-    ) {
-        match self {
-            Precision::F32 => k::gemm_nn(m, n, kd, a, lda, b, ldb, c, ldc, accumulate),
-            Precision::Bf16 => k::bf16::gemm_nn_bf16(m, n, kd, a, lda, b, ldb, c, ldc, accumulate),
-        }
+    pub fn gemm_nt(self, m: usize, n: usize, kd: usize, a: Rows, b: Rows, c: RowsMut) {
+        self.gemm(GemmRef::nt(m, n, kd, a, b, c))
     }
 
     /// `x` as the GEMM sees it: itself (f32) or its bf16 value.

@@ -297,12 +297,9 @@ fn view(x: &[f32], n: usize, d: usize) -> Result<View> {
                 mb,
                 w,
                 d,
-                &xr[i0 * d..i1 * d],
-                d,
-                &xr[i0 * d..],
-                d,
-                &mut tile,
-                w,
+                (&xr[i0 * d..i1 * d], d),
+                (&xr[i0 * d..], d),
+                (&mut tile, w),
             );
             let mut o = 0;
             for i in i0..i1 {
@@ -329,12 +326,9 @@ fn backprop(g: &[f32], v: &View, n: usize, d: usize) -> Result<Vec<f32>> {
             mb,
             d,
             n,
-            &g[i0 * n..(i0 + mb) * n],
-            n,
-            &v.xh,
-            d,
-            o,
-            d,
+            (&g[i0 * n..(i0 + mb) * n], n),
+            (&v.xh, d),
+            (o, d),
             false,
         );
         for (r, orow) in o.chunks_exact_mut(d).enumerate() {

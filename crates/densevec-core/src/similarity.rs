@@ -3,6 +3,7 @@
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::precision::Gemm;
 use crate::precision::{self, Precision};
 use crate::quantized::Corpus;
 use densevec_kernels as k;
@@ -660,17 +661,14 @@ pub(crate) fn similarity_corpus_into(
         // and this task is their only reader and writer; the prepared q and cb hold these rows.
         unsafe {
             let t = ptr.get().add(i0 * n + j0);
-            prec.gemm_nt_raw(
+            prec.gemm_raw(&Gemm::nt(
                 mb,
                 nb,
                 cols,
-                qs.rows.as_ptr().add(i0 * cols),
-                cols,
-                cb.as_ptr(),
-                cols,
-                t,
-                n,
-            );
+                (qs.rows.as_ptr().add(i0 * cols), cols),
+                (cb.as_ptr(), cols),
+                (t, n),
+            ));
             if metric != Metric::Dot {
                 finish_tile(metric, &qs, i0, mb, cb, cat, nb, t, n, scratch);
             }

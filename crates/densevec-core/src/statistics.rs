@@ -485,12 +485,9 @@ pub fn similarity_stats(
             mb,
             nbj,
             d,
-            &u[i0 * d..(i0 + mb) * d],
-            d,
-            &u[j0 * d..(j0 + nbj) * d],
-            d,
-            &mut tile,
-            nbj,
+            (&u[i0 * d..(i0 + mb) * d], d),
+            (&u[j0 * d..(j0 + nbj) * d], d),
+            (&mut tile, nbj),
         );
         let (mut s1, mut s2) = (0f64, 0f64);
         for (r, vals) in tile.chunks(nbj).enumerate() {

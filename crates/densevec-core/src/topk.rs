@@ -6,6 +6,7 @@ use crate::alloc;
 use crate::bail;
 use crate::error::{check_matrix, Result};
 use crate::pool;
+use crate::precision::Gemm;
 use crate::precision::{self, Precision};
 use crate::quantized::{check_corpus, Corpus};
 use crate::similarity::{
@@ -375,17 +376,14 @@ pub(crate) fn scan_block(
             // SAFETY: the tile buffer holds TILE_M × TILE_N values; q and the block hold these
             // rows.
             unsafe {
-                prec.gemm_nt_raw(
+                prec.gemm_raw(&Gemm::nt(
                     mb,
                     nb,
                     cols,
-                    qs.rows.as_ptr().add(i0 * cols),
-                    cols,
-                    blk.c.as_ptr().add(j0 * cols),
-                    cols,
-                    tile.as_mut_ptr(),
-                    TILE_N,
-                );
+                    (qs.rows.as_ptr().add(i0 * cols), cols),
+                    (blk.c.as_ptr().add(j0 * cols), cols),
+                    (tile.as_mut_ptr(), TILE_N),
+                ));
                 if metric != Metric::Dot {
                     let ca = if blk.ca.is_empty() {
                         blk.ca

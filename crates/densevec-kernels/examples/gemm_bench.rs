@@ -100,7 +100,7 @@ fn main() {
         let (m, n, d) = (dims[0], dims[1], dims[2]);
         let (a, b) = (fill(m * d, 1), fill(n * d, 2));
         let mut c = vec![0f32; m * n];
-        let t = best_of(reps, || k::gemm_nt(m, n, d, &a, d, &b, d, &mut c, n));
+        let t = best_of(reps, || k::gemm_nt(m, n, d, (&a, d), (&b, d), (&mut c, n)));
         let g = 2.0 * (m * n * d) as f64 / t / 1e9;
         println!(
             "gemm_nt {}x{}x{}: {:.1} ms, {:.1} GFLOP/s, {:.0} % of peak",
@@ -126,12 +126,9 @@ fn main() {
                     mb,
                     nb,
                     d,
-                    &q[i0 * d..],
-                    d,
-                    &c[j0 * d..],
-                    d,
-                    &mut out[i0 * n + j0..],
-                    n,
+                    (&q[i0 * d..], d),
+                    (&c[j0 * d..], d),
+                    (&mut out[i0 * n + j0..], n),
                 );
             }
         }
@@ -150,7 +147,7 @@ fn main() {
 
     // One 100 × 384 tile over and over (B panel warm in L2/L3): the micro-kernel's ceiling.
     let t = best_of(reps * 40, || {
-        k::gemm_nt(m, TILE_N, d, &q, d, &c, d, &mut out, n)
+        k::gemm_nt(m, TILE_N, d, (&q, d), (&c, d), (&mut out, n))
     });
     println!(
         "gemm_nt {}x{}x{} single tile, best: {:.1} us, {:.1} GFLOP/s",
@@ -166,12 +163,9 @@ fn main() {
             TILE_M,
             TILE_N,
             d,
-            &c,
-            d,
-            &c[TILE_M * d..],
-            d,
-            &mut tile,
-            TILE_N,
+            (&c, d),
+            (&c[TILE_M * d..], d),
+            (&mut tile, TILE_N),
         )
     });
     println!(
@@ -183,7 +177,9 @@ fn main() {
         2.0 * (TILE_M * TILE_N * d) as f64 / t / 1e9
     );
 
-    let t = best_of(reps, || k::gemm_nt(m, n, d, &q, d, &c, d, &mut out, n));
+    let t = best_of(reps, || {
+        k::gemm_nt(m, n, d, (&q, d), (&c, d), (&mut out, n))
+    });
     println!(
         "gemm_nt {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s, {:.0} % of peak",
         m,
@@ -197,7 +193,7 @@ fn main() {
     // The backward-pass shape: (m × n scores) · (n × d corpus) → m × d, i.e. k = 20,000.
     let mut g = vec![0f32; m * d];
     let t = best_of(reps, || {
-        k::gemm_nn(m, d, n, &out, n, &c, d, &mut g, d, false)
+        k::gemm_nn(m, d, n, (&out, n), (&c, d), (&mut g, d), false)
     });
     println!(
         "gemm_nn {}x{}x{} one call:        {:.1} ms, {:.1} GFLOP/s",

@@ -25,6 +25,7 @@
 //! across threads never changes a result.
 
 use crate::isa::{self, Isa};
+use crate::{Gemm, GemmRef};
 use std::cell::RefCell;
 
 /// The bf16 nearest to `x` (round to nearest, ties to even), as its 16 bits. NaN gives a quiet
@@ -103,154 +104,28 @@ pub fn path_name() -> &'static str {
     }
 }
 
-/// C = A·Bᵀ with bf16 inputs and float32 accumulation (see the module docs); shapes as
-/// [`crate::gemm_nt`].
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_nt_bf16(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(a.len() >= (m - 1) * lda + kd && lda >= kd);
-    assert!(b.len() >= (n - 1) * ldb + kd && ldb >= kd);
-    assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
-    unsafe {
-        gemm_nt_bf16_raw(
-            m,
-            n,
-            kd,
-            a.as_ptr(),
-            lda,
-            b.as_ptr(),
-            ldb,
-            c.as_mut_ptr(),
-            ldc,
-        )
-    }
+/// Runs a checked GEMM (shapes and layouts as [`crate::gemm`]) with bf16 inputs and float32
+/// accumulation; see the module docs.
+pub fn gemm(g: GemmRef) {
+    // SAFETY: GemmRef's constructors checked the slices against the shapes and borrow them.
+    unsafe { gemm_raw(g.get()) }
 }
 
-/// [`gemm_nt_bf16`] on raw pointers.
+/// [`gemm`] on raw pointers.
 ///
 /// # Safety
-/// As [`crate::gemm_nt_raw`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_nt_bf16_raw(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    if m == 0 || n == 0 {
+/// As [`crate::gemm_raw`].
+pub unsafe fn gemm_raw(g: &Gemm) {
+    if g.m == 0 || g.n == 0 {
         return;
     }
     #[cfg(target_arch = "x86_64")]
     {
         if native_active() {
-            return crate::x86::bf16::gemm(true, m, n, kd, a, lda, b, ldb, c, ldc, false);
+            return crate::x86::bf16::gemm(g);
         }
     }
-    fallback(true, m, n, kd, a, lda, b, ldb, c, ldc, false)
-}
-
-/// C (+)= A·B with bf16 inputs and float32 accumulation; shapes as [`crate::gemm_nn`].
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_nn_bf16(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(kd == 0 || (a.len() >= (m - 1) * lda + kd && lda >= kd));
-    assert!(kd == 0 || (b.len() >= (kd - 1) * ldb + n && ldb >= n));
-    assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
-    unsafe {
-        gemm_nn_bf16_raw(
-            m,
-            n,
-            kd,
-            a.as_ptr(),
-            lda,
-            b.as_ptr(),
-            ldb,
-            c.as_mut_ptr(),
-            ldc,
-            accumulate,
-        )
-    }
-}
-
-/// [`gemm_nn_bf16`] on raw pointers.
-///
-/// # Safety
-/// As [`crate::gemm_nn_raw`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_nn_bf16_raw(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if native_active() {
-            return crate::x86::bf16::gemm(false, m, n, kd, a, lda, b, ldb, c, ldc, accumulate);
-        }
-    }
-    fallback(false, m, n, kd, a, lda, b, ldb, c, ldc, accumulate)
-}
-
-/// The fallback GEMM: the explicit form of the summation order, exposed for tests (it runs
-/// whatever the CPU has). Same arguments as [`gemm_nt_bf16_raw`] / [`gemm_nn_bf16_raw`].
-///
-/// # Safety
-/// As [`crate::gemm_nt_raw`] / [`crate::gemm_nn_raw`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_bf16_fallback(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    fallback(nt, m, n, kd, a, lda, b, ldb, c, ldc, accumulate)
+    fallback(g)
 }
 
 thread_local! {
@@ -291,29 +166,30 @@ fn with_fb_buffers<R>(la: usize, lb: usize, f: impl FnOnce(&mut [f32], &mut [f32
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-unsafe fn fallback(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
+/// The fallback GEMM: the explicit form of the summation order, exposed for tests (it runs
+/// whatever the CPU has).
+///
+/// # Safety
+/// As [`crate::gemm_raw`].
+pub unsafe fn fallback(g: &Gemm) {
+    let Gemm {
+        m,
+        n,
+        k: kd,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        nt,
+        accumulate,
+    } = *g;
     if m == 0 || n == 0 {
         return;
     }
     if kd == 0 {
-        if nt {
-            crate::gemm_nt_raw(m, n, 0, a, lda, b, ldb, c, ldc);
-        } else {
-            crate::gemm_nn_raw(m, n, 0, a, lda, b, ldb, c, ldc, accumulate);
-        }
+        crate::gemm_raw(g);
         return;
     }
     let ra = FB_ROWS_A.min(m);
@@ -353,22 +229,13 @@ unsafe fn fallback(
                     }
                 }
                 let cp = c.add(i0 * ldc + j0);
-                if nt {
-                    crate::gemm_nt_raw(mb, nb, kd, ta.as_ptr(), kd, tb.as_ptr(), kd, cp, ldc);
+                let (ta, tb) = ((ta.as_ptr(), kd), (tb.as_ptr(), if nt { kd } else { nb }));
+                let piece = if nt {
+                    Gemm::nt(mb, nb, kd, ta, tb, (cp, ldc))
                 } else {
-                    crate::gemm_nn_raw(
-                        mb,
-                        nb,
-                        kd,
-                        ta.as_ptr(),
-                        kd,
-                        tb.as_ptr(),
-                        nb,
-                        cp,
-                        ldc,
-                        accumulate,
-                    );
-                }
+                    Gemm::nn(mb, nb, kd, ta, tb, (cp, ldc))
+                };
+                crate::gemm_raw(&piece.accumulate(accumulate));
                 i0 += mb;
             }
             j0 += nb;

@@ -183,7 +183,7 @@ fn with_buffers<R>(la: usize, lb: usize, f: impl FnOnce(*mut f32, *mut f32) -> R
 }
 
 /// The operands of one GEMM call on raw row-major blocks: C (+)= A·Bᵀ (`nt`, B is n × k) or
-/// A·B (B is k × n), A m × k; see [`crate::gemm_nt_raw`] and [`crate::gemm_nn_raw`].
+/// A·B (B is k × n), A m × k; see [`crate::gemm_raw`].
 #[derive(Clone, Copy)]
 pub struct Gemm {
     pub m: usize,
@@ -243,7 +243,7 @@ impl Gemm {
 /// C (+)= A·Bᵀ or A·B, with the blocking of `spec`. See the module docs.
 ///
 /// # Safety
-/// As [`crate::gemm_nt_raw`] / [`crate::gemm_nn_raw`].
+/// As [`crate::gemm_raw`].
 #[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
 pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
     let (m, n, k) = (g.m, g.n, g.k);

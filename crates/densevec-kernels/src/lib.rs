@@ -195,151 +195,139 @@ pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
     dispatch!(exp_shift_sum(x, shift))
 }
 
-/// C = A·Bᵀ on row-major blocks: C[i·ldc + j] = Σ_{k<kd} A[i·lda + k]·B[j·ldb + k].
-/// Single-threaded; callers split work across threads. Every element's sum is formed in the same
-/// order whatever m, n and the position of the element, so results do not depend on how a
-/// caller tiles the problem.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-pub fn gemm_nt(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(a.len() >= (m - 1) * lda + kd && lda >= kd);
-    assert!(b.len() >= (n - 1) * ldb + kd && ldb >= kd);
-    assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
-    unsafe {
-        gemm_nt_raw(
+/// A row-major GEMM operand: its values, and the distance between the starts of consecutive
+/// rows (the leading dimension).
+pub type Rows<'a> = (&'a [f32], usize);
+/// A row-major GEMM output: its values and leading dimension.
+pub type RowsMut<'a> = (&'a mut [f32], usize);
+/// [`Rows`] on a raw pointer.
+pub type RawRows = (*const f32, usize);
+/// [`RowsMut`] on a raw pointer.
+pub type RawRowsMut = (*mut f32, usize);
+
+impl Gemm {
+    /// C = A·Bᵀ: A is m × kd (`a`), B is n × kd (`b`), C is m × n (`c`).
+    pub fn nt(m: usize, n: usize, kd: usize, a: RawRows, b: RawRows, c: RawRowsMut) -> Gemm {
+        Gemm {
             m,
             n,
-            kd,
-            a.as_ptr(),
-            lda,
-            b.as_ptr(),
-            ldb,
-            c.as_mut_ptr(),
-            ldc,
-        )
+            k: kd,
+            a: a.0,
+            lda: a.1,
+            b: b.0,
+            ldb: b.1,
+            c: c.0,
+            ldc: c.1,
+            nt: true,
+            accumulate: false,
+        }
+    }
+
+    /// C = A·B: A is m × kd, B is kd × n, C is m × n.
+    pub fn nn(m: usize, n: usize, kd: usize, a: RawRows, b: RawRows, c: RawRowsMut) -> Gemm {
+        Gemm {
+            nt: false,
+            ..Gemm::nt(m, n, kd, a, b, c)
+        }
+    }
+
+    /// The same product added to C (`on`) or written over it.
+    pub fn accumulate(self, on: bool) -> Gemm {
+        Gemm {
+            accumulate: on,
+            ..self
+        }
     }
 }
 
-/// [`gemm_nt`] on raw pointers, for callers that write disjoint tiles of one output from
-/// several threads.
+/// A [`Gemm`] on slices whose lengths have been checked against the shapes, borrowing them for
+/// `'a`: what the safe entry points ([`gemm`], [`bf16::gemm`]) run.
+#[derive(Clone, Copy)]
+pub struct GemmRef<'a> {
+    g: Gemm,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> GemmRef<'a> {
+    /// C = A·Bᵀ (A m × kd, B n × kd). Panics when a slice is shorter than its shape asks.
+    pub fn nt(m: usize, n: usize, kd: usize, a: Rows<'a>, b: Rows<'a>, c: RowsMut<'a>) -> Self {
+        if m > 0 && n > 0 {
+            assert!(a.0.len() >= (m - 1) * a.1 + kd && a.1 >= kd);
+            assert!(b.0.len() >= (n - 1) * b.1 + kd && b.1 >= kd);
+        }
+        Self::wrap(Gemm::nt(m, n, kd, raw(a), raw(b), raw_mut(c, m, n)))
+    }
+
+    /// C = A·B (A m × kd, B kd × n). Panics when a slice is shorter than its shape asks.
+    pub fn nn(m: usize, n: usize, kd: usize, a: Rows<'a>, b: Rows<'a>, c: RowsMut<'a>) -> Self {
+        if m > 0 && n > 0 && kd > 0 {
+            assert!(a.0.len() >= (m - 1) * a.1 + kd && a.1 >= kd);
+            assert!(b.0.len() >= (kd - 1) * b.1 + n && b.1 >= n);
+        }
+        Self::wrap(Gemm::nn(m, n, kd, raw(a), raw(b), raw_mut(c, m, n)))
+    }
+
+    /// The same product added to C (`on`) or written over it.
+    pub fn accumulate(self, on: bool) -> Self {
+        Self::wrap(self.g.accumulate(on))
+    }
+
+    /// The checked operands.
+    pub fn get(&self) -> &Gemm {
+        &self.g
+    }
+
+    fn wrap(g: Gemm) -> Self {
+        GemmRef {
+            g,
+            _borrow: std::marker::PhantomData,
+        }
+    }
+}
+
+fn raw(a: Rows) -> RawRows {
+    (a.0.as_ptr(), a.1)
+}
+
+fn raw_mut(c: RowsMut, m: usize, n: usize) -> RawRowsMut {
+    if m > 0 && n > 0 {
+        assert!(c.0.len() >= (m - 1) * c.1 + n && c.1 >= n);
+    }
+    (c.0.as_mut_ptr(), c.1)
+}
+
+/// Runs a checked GEMM: C = A·Bᵀ or A·B (or C += …), single-threaded; callers split work across
+/// threads. C[i·ldc + j] (+)= Σ_{p<kd} A[i·lda + p]·B(j, p) with B(j, p) = B[j·ldb + p] (NT) or
+/// B[p·ldb + j] (NN). Every element's sum is formed in the same order whatever m, n and the
+/// position of the element, so results do not depend on how a caller tiles the problem.
+#[inline]
+pub fn gemm(g: GemmRef) {
+    // SAFETY: GemmRef's constructors checked the slices against the shapes and borrow them.
+    unsafe { gemm_raw(g.get()) }
+}
+
+/// [`gemm`] on raw pointers, for callers that write disjoint tiles of one output from several
+/// threads.
 ///
 /// # Safety
-/// `a` must be valid for reads of rows `0..m` (`lda` apart, `kd` each), `b` likewise for `n`
-/// rows, and `c` valid for writes of the `m × n` tile with leading dimension `ldc`; no other
-/// thread may access that tile meanwhile.
-#[allow(clippy::too_many_arguments)]
+/// `a` must be valid for reads of rows `0..m` (`lda` apart, `k` each; NN: `k` rows of `n`),
+/// `b` likewise for its shape, and `c` valid for writes of the `m × n` tile with leading
+/// dimension `ldc`; no other thread may access that tile meanwhile.
 #[inline]
-pub unsafe fn gemm_nt_raw(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let g = Gemm {
-        m,
-        n,
-        k: kd,
-        a,
-        lda,
-        b,
-        ldb,
-        c,
-        ldc,
-        nt: true,
-        accumulate: false,
-    };
-    dispatch!(gemm(&g))
+pub unsafe fn gemm_raw(g: &Gemm) {
+    dispatch!(gemm(g))
 }
 
-/// C = A·B (or C += A·B when `accumulate`) on row-major blocks:
-/// C[i·ldc + j] (+)= Σ_{p<kd} A[i·lda + p]·B[p·ldb + j]. Single-threaded, with the same
-/// order-independence guarantee as [`gemm_nt`].
-#[allow(clippy::too_many_arguments)]
+/// C = A·Bᵀ on slices ([`gemm`] of [`GemmRef::nt`]).
 #[inline]
-pub fn gemm_nn(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(kd == 0 || (a.len() >= (m - 1) * lda + kd && lda >= kd));
-    assert!(kd == 0 || (b.len() >= (kd - 1) * ldb + n && ldb >= n));
-    assert!(c.len() >= (m - 1) * ldc + n && ldc >= n);
-    unsafe {
-        gemm_nn_raw(
-            m,
-            n,
-            kd,
-            a.as_ptr(),
-            lda,
-            b.as_ptr(),
-            ldb,
-            c.as_mut_ptr(),
-            ldc,
-            accumulate,
-        )
-    }
+pub fn gemm_nt(m: usize, n: usize, kd: usize, a: Rows, b: Rows, c: RowsMut) {
+    gemm(GemmRef::nt(m, n, kd, a, b, c))
 }
 
-/// [`gemm_nn`] on raw pointers.
-///
-/// # Safety
-/// As [`gemm_nt_raw`], with `b` valid for reads of `kd` rows of `n` values, `ldb` apart.
-#[allow(clippy::too_many_arguments)]
+/// C (+)= A·B on slices ([`gemm`] of [`GemmRef::nn`]).
 #[inline]
-pub unsafe fn gemm_nn_raw(
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    let g = Gemm {
-        m,
-        n,
-        k: kd,
-        a,
-        lda,
-        b,
-        ldb,
-        c,
-        ldc,
-        nt: false,
-        accumulate,
-    };
-    dispatch!(gemm(&g))
+pub fn gemm_nn(m: usize, n: usize, kd: usize, a: Rows, b: Rows, c: RowsMut, accumulate: bool) {
+    gemm(GemmRef::nn(m, n, kd, a, b, c).accumulate(accumulate))
 }
 
 /// Floating-point operations per second of one thread running independent fused multiply-adds

@@ -89,7 +89,7 @@ pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
 /// float64 when accumulating).
 ///
 /// # Safety
-/// See [`crate::gemm_nt_raw`] and [`crate::gemm_nn_raw`].
+/// See [`crate::gemm_raw`].
 pub unsafe fn gemm(g: &crate::Gemm) {
     if g.nt {
         for i in 0..g.m {

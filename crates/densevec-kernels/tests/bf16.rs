@@ -5,60 +5,21 @@
 //! `isa::set` is process-global, so every test that forces an ISA holds `LOCK`.
 
 use densevec_kernels::bf16::{self as b16, to_bf16_f32};
-use densevec_kernels::{isa, Isa};
-use std::sync::{Mutex, MutexGuard};
-
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
-}
+use densevec_kernels::{isa, GemmRef, Isa};
+mod common;
+use common::{lock, same_bits, Case, Rng};
 
 /// The sums in the documented order, in float32: per k pair, the odd product then the even one,
 /// each added with one rounding (the products of bf16 values are exact in float32).
-#[allow(clippy::too_many_arguments)]
-fn order_ref(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    for i in 0..m {
-        for j in 0..n {
-            let av = |p: usize| to_bf16_f32(a[i * lda + p]);
-            let bv = |p: usize| to_bf16_f32(if nt { b[j * ldb + p] } else { b[p * ldb + j] });
+fn order_ref(case: &Case, c: &mut [f32], ldc: usize, accumulate: bool) {
+    for i in 0..case.m {
+        for j in 0..case.n {
+            let av = |p: usize| to_bf16_f32(case.a_at(i, p));
+            let bv = |p: usize| to_bf16_f32(case.b_at(j, p));
             let mut s = if accumulate { c[i * ldc + j] } else { 0.0 };
             let mut p = 0;
-            while p < kd {
-                if p + 1 < kd {
+            while p < case.kd {
+                if p + 1 < case.kd {
                     s += av(p + 1) * bv(p + 1);
                 }
                 s += av(p) * bv(p);
@@ -69,67 +30,19 @@ fn order_ref(
     }
 }
 
-/// Float64 sums of the rounded inputs.
-#[allow(clippy::too_many_arguments)]
-fn f64_ref(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-) -> Vec<f64> {
-    let mut out = vec![0f64; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let mut s = 0f64;
-            for p in 0..kd {
-                let bv = if nt { b[j * ldb + p] } else { b[p * ldb + j] };
-                s += to_bf16_f32(a[i * lda + p]) as f64 * to_bf16_f32(bv) as f64;
-            }
-            out[i * n + j] = s;
-        }
-    }
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    if nt {
-        b16::gemm_nt_bf16(m, n, kd, a, lda, b, ldb, c, ldc);
-    } else {
-        b16::gemm_nn_bf16(m, n, kd, a, lda, b, ldb, c, ldc, accumulate);
-    }
-}
-
 /// One case on the active ISA: result vs the order reference (bit for bit unless scalar) and
 /// vs float64 (tolerance), padding columns of C untouched.
 fn check(nt: bool, m: usize, n: usize, kd: usize, rng: &mut Rng, accumulate: bool) {
     let accumulate = accumulate && !nt;
-    let (lda, ldb, ldc) = (kd + 3, if nt { kd + 1 } else { n + 2 }, n + 5);
-    let a = rng.vec(m.max(1) * lda);
-    let b = rng.vec(if nt { n.max(1) * ldb } else { kd.max(1) * ldb });
+    let case = Case::random(rng, nt, (m, n, kd), (3, if nt { 1 } else { 2 }));
+    let ldc = n + 5;
     let c0: Vec<f32> = (0..m * ldc).map(|i| (i % 7) as f32 * 0.25 - 0.5).collect();
     let mut c = c0.clone();
-    run(nt, m, n, kd, &a, lda, &b, ldb, &mut c, ldc, accumulate);
+    b16::gemm(case.op((&mut c, ldc)).accumulate(accumulate));
     let mut want = c0.clone();
-    order_ref(nt, m, n, kd, &a, lda, &b, ldb, &mut want, ldc, accumulate);
+    order_ref(&case, &mut want, ldc, accumulate);
     let exact = isa::active() != Isa::Scalar;
-    let f = f64_ref(nt, m, n, kd, &a, lda, &b, ldb);
+    let f = case.f64_ref(to_bf16_f32).0;
     for i in 0..m {
         for j in 0..ldc {
             let (g, w) = (c[i * ldc + j], want[i * ldc + j]);
@@ -208,30 +121,14 @@ fn native_path_equals_fallback_bit_for_bit() {
         (150, 2100, 401),
     ] {
         for nt in [true, false] {
-            let (lda, ldb) = (kd, if nt { kd } else { n });
-            let a = rng.vec(m * lda);
-            let b = rng.vec(if nt { n * ldb } else { kd * ldb });
+            let case = Case::random(&mut rng, nt, (m, n, kd), (0, 0));
             let mut c1 = vec![0f32; m * n];
             let mut c2 = vec![1f32; m * n];
-            run(nt, m, n, kd, &a, lda, &b, ldb, &mut c1, n, false);
-            unsafe {
-                b16::gemm_bf16_fallback(
-                    nt,
-                    m,
-                    n,
-                    kd,
-                    a.as_ptr(),
-                    lda,
-                    b.as_ptr(),
-                    ldb,
-                    c2.as_mut_ptr(),
-                    n,
-                    false,
-                );
-            }
-            for (x, y) in c1.iter().zip(&c2) {
-                assert_eq!(x.to_bits(), y.to_bits(), "native={native}");
-            }
+            b16::gemm(case.op((&mut c1, n)));
+            let fallback = case.op((&mut c2, n));
+            // SAFETY: the operands were checked against the shapes and are borrowed meanwhile.
+            unsafe { b16::fallback(fallback.get()) };
+            assert!(same_bits(&c1, &c2), "native={native}");
         }
     }
 }
@@ -283,7 +180,7 @@ fn special_values() {
         ];
         let b = vec![1.0f32, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0];
         let mut c = vec![0f32; 8];
-        b16::gemm_nt_bf16(4, 2, kd, &a, kd, &b, kd, &mut c, 2);
+        b16::gemm(GemmRef::nt(4, 2, kd, (&a, kd), (&b, kd), (&mut c, 2)));
         assert!(c[0].is_nan() && c[1].is_nan(), "{c:?}"); // NaN·1
         assert_eq!(c[2], f32::INFINITY); // ∞·1 + 1·1
         assert!(c[3].is_nan()); // ∞·0
@@ -296,20 +193,23 @@ fn special_values() {
         assert_eq!(c[7], 0.25);
         // A float32 subnormal input counts as zero (1e-39·1e30 would be 1e-9 otherwise).
         let mut c = vec![5f32; 1];
-        b16::gemm_nt_bf16(1, 1, 1, &[1.0e-39], 1, &[1.0e30], 1, &mut c, 1);
+        b16::gemm(GemmRef::nt(
+            1,
+            1,
+            1,
+            (&[1.0e-39], 1),
+            (&[1.0e30], 1),
+            (&mut c, 1),
+        ));
         assert_eq!(c[0], 0.0);
-        b16::gemm_nn_bf16(
+        b16::gemm(GemmRef::nn(
             1,
             1,
             2,
-            &[1.0e-39, 1.0],
-            2,
-            &[1.0e30, 2.0],
-            1,
-            &mut c,
-            1,
-            false,
-        );
+            (&[1.0e-39, 1.0], 2),
+            (&[1.0e30, 2.0], 1),
+            (&mut c, 1),
+        ));
         assert_eq!(c[0], 2.0);
     }
     isa::set(isa::detected()).unwrap();
@@ -320,31 +220,8 @@ fn results_do_not_depend_on_tiling() {
     let _g = lock();
     isa::set(isa::detected()).unwrap();
     let mut rng = Rng::new(3);
-    let (m, n, kd) = (50, 3000, 800);
-    let a = rng.vec(m * kd);
-    let b = rng.vec(n * kd);
-    let mut whole = vec![0f32; m * n];
-    b16::gemm_nt_bf16(m, n, kd, &a, kd, &b, kd, &mut whole, n);
+    let case = Case::random(&mut rng, true, (50, 3000, 800), (0, 0));
     // Tiles of C computed separately (as threads would): same bits.
-    let mut tiled = vec![0f32; m * n];
-    for (i0, i1) in [(0, 7), (7, 31), (31, 50)] {
-        for (j0, j1) in [(0, 33), (33, 2049), (2049, 3000)] {
-            unsafe {
-                b16::gemm_nt_bf16_raw(
-                    i1 - i0,
-                    j1 - j0,
-                    kd,
-                    a.as_ptr().add(i0 * kd),
-                    kd,
-                    b.as_ptr().add(j0 * kd),
-                    kd,
-                    tiled.as_mut_ptr().add(i0 * n + j0),
-                    n,
-                );
-            }
-        }
-    }
-    for (x, y) in whole.iter().zip(&tiled) {
-        assert_eq!(x.to_bits(), y.to_bits());
-    }
+    let (whole, tiled) = case.whole_and_tiled(b16::gemm, &[0, 7, 31, 50], &[0, 33, 2049, 3000]);
+    assert!(same_bits(&whole, &tiled));
 }

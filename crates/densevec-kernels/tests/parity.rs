@@ -7,35 +7,8 @@
 
 use densevec_kernels as k;
 use densevec_kernels::{isa, Isa};
-use std::sync::{Mutex, MutexGuard};
-
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Deterministic xorshift64* generator.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
-}
+mod common;
+use common::{edges, lock, same_bits, Case, Rng};
 
 fn lengths() -> Vec<usize> {
     let mut v: Vec<usize> = (0..=67).collect();
@@ -332,54 +305,17 @@ fn exp_shift_sum_is_accurate() {
     });
 }
 
-/// C = A·Bᵀ (nt) or A·B, in float64, and Σ|a·b| per element.
-#[allow(clippy::too_many_arguments)]
-fn gemm_ref(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-) -> (Vec<f64>, Vec<f64>) {
-    let mut c = vec![0f64; m * n];
-    let mut abs = vec![0f64; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let (mut s, mut t) = (0f64, 0f64);
-            for p in 0..kd {
-                let bv = if nt { b[j * ldb + p] } else { b[p * ldb + j] };
-                let v = a[i * lda + p] as f64 * bv as f64;
-                s += v;
-                t += v.abs();
-            }
-            c[i * n + j] = s;
-            abs[i * n + j] = t;
-        }
-    }
-    (c, abs)
-}
-
 const SENTINEL: f32 = 12345.5;
 
 fn check_gemm(isa: Isa, nt: bool, m: usize, n: usize, kd: usize, rng: &mut Rng, accumulate: bool) {
-    let lda = kd + 3;
-    let ldb = if nt { kd + 5 } else { n + 5 };
+    let case = Case::random(rng, nt, (m, n, kd), (3, 5));
     let ldc = n + 2;
-    let a = rng.vec(m * lda);
-    let b = rng.vec(if nt { n * ldb } else { kd * ldb });
     let c0: Vec<f32> = (0..m * ldc)
         .map(|i| if i % ldc < n { rng.f() } else { SENTINEL })
         .collect();
     let mut c = c0.clone();
-    if nt {
-        k::gemm_nt(m, n, kd, &a, lda, &b, ldb, &mut c, ldc);
-    } else {
-        k::gemm_nn(m, n, kd, &a, lda, &b, ldb, &mut c, ldc, accumulate);
-    }
-    let (want, abs) = gemm_ref(nt, m, n, kd, &a, lda, &b, ldb);
+    k::gemm(case.op((&mut c, ldc)).accumulate(accumulate));
+    let (want, abs) = case.f64_ref(|x| x);
     for i in 0..m {
         for j in 0..ldc {
             let got = c[i * ldc + j];
@@ -474,85 +410,36 @@ fn gemm_full_tile_matches_reference() {
 #[test]
 fn gemm_is_independent_of_tiling() {
     let mut rng = Rng::new(8);
-    let (m, n, kd) = (150, 200, 700);
-    let a = rng.vec(m * kd);
-    let b = rng.vec(n * kd);
-    let bn = rng.vec(kd * n);
+    let shape = (150, 200, 700);
+    let cases = [
+        Case::random(&mut rng, true, shape, (0, 0)),
+        Case::random(&mut rng, false, shape, (0, 0)),
+    ];
     let _g = lock();
-    let mut per_isa: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+    let mut per_isa: Vec<Vec<Vec<f32>>> = Vec::new();
     for isa in isa::available() {
         isa::set(isa).unwrap();
-        let mut full = vec![0f32; m * n];
-        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut full, n);
-        let mut full_nn = vec![0f32; m * n];
-        k::gemm_nn(m, n, kd, &a, kd, &bn, n, &mut full_nn, n, false);
-        for &(tm, tn) in &[(1usize, 1usize), (7, 13), (64, 96), (100, 37), (150, 200)] {
-            let mut tiled = vec![0f32; m * n];
-            let mut tiled_nn = vec![0f32; m * n];
-            for i0 in (0..m).step_by(tm) {
-                for j0 in (0..n).step_by(tn) {
-                    let (mb, nb) = (tm.min(m - i0), tn.min(n - j0));
-                    k::gemm_nt(
-                        mb,
-                        nb,
-                        kd,
-                        &a[i0 * kd..],
-                        kd,
-                        &b[j0 * kd..],
-                        kd,
-                        &mut tiled[i0 * n + j0..],
-                        n,
-                    );
-                    k::gemm_nn(
-                        mb,
-                        nb,
-                        kd,
-                        &a[i0 * kd..],
-                        kd,
-                        &bn[j0..],
-                        n,
-                        &mut tiled_nn[i0 * n + j0..],
-                        n,
-                        false,
-                    );
-                }
+        let mut fulls = Vec::new();
+        for case in &cases {
+            for &(tm, tn) in &[(1usize, 1usize), (7, 13), (64, 96), (100, 37), (150, 200)] {
+                let (rows, cols) = (edges(case.m, tm), edges(case.n, tn));
+                let (full, tiled) = case.whole_and_tiled(k::gemm, &rows, &cols);
+                assert!(
+                    same_bits(&full, &tiled),
+                    "{} nt={} tiles {tm}x{tn}",
+                    isa.name(),
+                    case.nt
+                );
             }
-            assert!(
-                full.iter()
-                    .zip(&tiled)
-                    .all(|(x, y)| x.to_bits() == y.to_bits()),
-                "{} nt tiles {}x{}",
-                isa.name(),
-                tm,
-                tn
-            );
-            assert!(
-                full_nn
-                    .iter()
-                    .zip(&tiled_nn)
-                    .all(|(x, y)| x.to_bits() == y.to_bits()),
-                "{} nn tiles {}x{}",
-                isa.name(),
-                tm,
-                tn
-            );
+            fulls.push(case.whole_and_tiled(k::gemm, &[0], &[0]).0);
         }
         if isa != Isa::Scalar {
-            per_isa.push((full, full_nn));
+            per_isa.push(fulls);
         }
     }
     isa::set(isa::detected()).unwrap();
     for w in per_isa.windows(2) {
-        assert!(w[0]
-            .0
-            .iter()
-            .zip(&w[1].0)
-            .all(|(x, y)| x.to_bits() == y.to_bits()));
-        assert!(w[0]
-            .1
-            .iter()
-            .zip(&w[1].1)
-            .all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(w[0].iter().zip(&w[1]).all(|(x, y)| same_bits(x, y)));
     }
 }
 
@@ -560,57 +447,18 @@ fn gemm_is_independent_of_tiling() {
 #[test]
 fn gemm_loop_orders_agree() {
     let mut rng = Rng::new(9);
-    let (m, n, kd) = (300, 70, 530);
-    let a = rng.vec(m * kd);
-    let b = rng.vec(n * kd);
-    let bn = rng.vec(kd * n);
+    let shape = (300, 70, 530);
+    let cases = [
+        Case::random(&mut rng, true, shape, (0, 0)),
+        Case::random(&mut rng, false, shape, (0, 0)),
+    ];
     let _g = lock();
     for isa in isa::available() {
         isa::set(isa).unwrap();
-        let (mut full, mut full_nn) = (vec![0f32; m * n], vec![0f32; m * n]);
-        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut full, n);
-        k::gemm_nn(m, n, kd, &a, kd, &bn, n, &mut full_nn, n, false);
-        let (mut rows, mut rows_nn) = (vec![0f32; m * n], vec![0f32; m * n]);
-        for i0 in (0..m).step_by(100) {
-            k::gemm_nt(
-                100,
-                n,
-                kd,
-                &a[i0 * kd..],
-                kd,
-                &b,
-                kd,
-                &mut rows[i0 * n..],
-                n,
-            );
-            k::gemm_nn(
-                100,
-                n,
-                kd,
-                &a[i0 * kd..],
-                kd,
-                &bn,
-                n,
-                &mut rows_nn[i0 * n..],
-                n,
-                false,
-            );
+        for case in &cases {
+            let (full, rows) = case.whole_and_tiled(k::gemm, &edges(case.m, 100), &[0, case.n]);
+            assert!(same_bits(&full, &rows), "{} nt={}", isa.name(), case.nt);
         }
-        assert!(
-            full.iter()
-                .zip(&rows)
-                .all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{} nt",
-            isa.name()
-        );
-        assert!(
-            full_nn
-                .iter()
-                .zip(&rows_nn)
-                .all(|(x, y)| x.to_bits() == y.to_bits()),
-            "{} nn",
-            isa.name()
-        );
     }
     isa::set(isa::detected()).unwrap();
 }
@@ -627,7 +475,7 @@ fn gemm_tiles_on_threads_match() {
     for isa in isa::available() {
         isa::set(isa).unwrap();
         let mut want = vec![0f32; m * n];
-        k::gemm_nt(m, n, kd, &a, kd, &b, kd, &mut want, n);
+        k::gemm_nt(m, n, kd, (&a, kd), (&b, kd), (&mut want, n));
         let strips: Vec<Vec<f32>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
                 .map(|t| {
@@ -642,12 +490,9 @@ fn gemm_tiles_on_threads_match() {
                                     mb,
                                     65,
                                     kd,
-                                    &a[i0 * kd..],
-                                    kd,
-                                    &b[65 * t * kd..],
-                                    kd,
-                                    &mut out[i0 * 65..],
-                                    65,
+                                    (&a[i0 * kd..], kd),
+                                    (&b[65 * t * kd..], kd),
+                                    (&mut out[i0 * 65..], 65),
                                 );
                             }
                         }
@@ -680,15 +525,15 @@ fn gemm_k_zero_and_empty() {
     for isa in isa::available() {
         isa::set(isa).unwrap();
         let mut c = vec![7.0f32; 6];
-        k::gemm_nt(2, 3, 0, &[], 0, &[], 0, &mut c, 3);
+        k::gemm_nt(2, 3, 0, (&[], 0), (&[], 0), (&mut c, 3));
         assert_eq!(c, vec![0.0; 6]);
         let mut c = vec![7.0f32; 6];
-        k::gemm_nn(2, 3, 0, &[], 0, &[], 3, &mut c, 3, true);
+        k::gemm_nn(2, 3, 0, (&[], 0), (&[], 3), (&mut c, 3), true);
         assert_eq!(c, vec![7.0; 6]);
-        k::gemm_nn(2, 3, 0, &[], 0, &[], 3, &mut c, 3, false);
+        k::gemm_nn(2, 3, 0, (&[], 0), (&[], 3), (&mut c, 3), false);
         assert_eq!(c, vec![0.0; 6]);
         let mut c: Vec<f32> = vec![];
-        k::gemm_nt(0, 5, 4, &[], 4, &[0.0; 20], 4, &mut c, 5);
+        k::gemm_nt(0, 5, 4, (&[], 4), (&[0.0; 20], 4), (&mut c, 5));
     }
     isa::set(isa::detected()).unwrap();
 }

@@ -17,6 +17,7 @@ use crate::alloc;
 use crate::error::Result;
 use crate::lossgemm::{mm_tn, SyncPtr};
 use crate::pool;
+use crate::precision::{Gemm, GemmRef};
 use densevec_kernels as k;
 use rayon::prelude::*;
 
@@ -139,14 +140,15 @@ pub(super) fn info_nce(func: &str, p: &Fused) -> Result<FusedOut> {
                 let i0 = blk * RB;
                 let mb = lv.len();
                 p.prec
-                    .gemm_nt(mb, n, d, &p.q[i0 * d..], d, p.keys, d, sb, n);
+                    .gemm_nt(mb, n, d, (&p.q[i0 * d..], d), (p.keys, d), (sb, n));
                 let mut e = vec![0f32; n];
                 for r in 0..mb {
                     let (l, x) = softmax_row(p, i0 + r, &mut sb[r * n..(r + 1) * n], &mut e, c);
                     lv[r] = l;
                     ex[r] = x;
                 }
-                p.prec.gemm_nn(mb, d, n, sb, n, p.keys, d, gb, d, false);
+                p.prec
+                    .gemm(GemmRef::nn(mb, d, n, (sb, n), (p.keys, d), (gb, d)));
             })
     });
     let gk = mm_tn(p.prec, (func, "gradKeys"), &s, b, n, p.q, d)?;
@@ -169,17 +171,14 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut> {
             let sp = sp.get();
             // SAFETY: task bi writes rows i0..i0+mb, columns i0..r of s only.
             unsafe {
-                p.prec.gemm_nt_raw(
+                p.prec.gemm_raw(&Gemm::nt(
                     mb,
                     r - i0,
                     d,
-                    z[i0 * d..].as_ptr(),
-                    d,
-                    z[i0 * d..].as_ptr(),
-                    d,
-                    sp.add(i0 * r + i0),
-                    r,
-                )
+                    (z[i0 * d..].as_ptr(), d),
+                    (z[i0 * d..].as_ptr(), d),
+                    (sp.add(i0 * r + i0), r),
+                ))
             };
         })
     });
@@ -259,7 +258,7 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut> {
             let i0 = blk * RB;
             let mb = gb.len() / d;
             p.prec
-                .gemm_nn(mb, d, r, &s[i0 * r..], r, z, d, gb, d, false);
+                .gemm(GemmRef::nn(mb, d, r, (&s[i0 * r..], r), (z, d), (gb, d)));
         })
     });
     Ok(out(&lossv, &exv, g, Vec::new()))

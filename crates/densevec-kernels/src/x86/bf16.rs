@@ -11,6 +11,7 @@
 //! half is +0 in A and −0 in B, a product of −0 that leaves every sum, −0 included, unchanged.
 #![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
 
+use crate::Gemm;
 use std::arch::asm;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -346,21 +347,18 @@ unsafe fn kernel_edge(
 /// C (+)= A·Bᵀ (`nt`) or A·B with bf16 inputs; see [`crate::bf16`].
 ///
 /// # Safety
-/// As [`crate::gemm_nt_raw`] / [`crate::gemm_nn_raw`]; the CPU has AVX512-BF16 ([`detected`]).
+/// As [`crate::gemm_raw`]; the CPU has AVX512-BF16 ([`detected`]).
 #[allow(clippy::manual_div_ceil)]
-pub unsafe fn gemm(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
+pub unsafe fn gemm(g: &Gemm) {
+    let Gemm {
+        m,
+        n,
+        k: kd,
+        c,
+        ldc,
+        accumulate,
+        ..
+    } = *g;
     if m == 0 || n == 0 {
         return;
     }
@@ -396,9 +394,7 @@ pub unsafe fn gemm(
                 let pa = aligned(&mut va);
                 let pb = aligned(&mut vb);
                 let tmp = &mut vr[..];
-                body(
-                    nt, m, n, kd, kp, a, lda, b, ldb, c, ldc, accumulate, pa, pb, tmp,
-                );
+                body(g, kp, pa, pb, tmp);
             })
         })
     })
@@ -406,23 +402,20 @@ pub unsafe fn gemm(
 
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::manual_div_ceil)]
-unsafe fn body(
-    nt: bool,
-    m: usize,
-    n: usize,
-    kd: usize,
-    kp: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-    pa: *mut u32,
-    pb: *mut u32,
-    tmp: &mut [u32],
-) {
+unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32]) {
+    let Gemm {
+        m,
+        n,
+        k: kd,
+        a,
+        lda,
+        b,
+        ldb,
+        c,
+        ldc,
+        nt,
+        accumulate,
+    } = *g;
     const PAD_A: u32 = 0x0000;
     if m <= MC && kp <= A_WHOLE_PAIRS {
         // Short A (similarity tiles, top-k query blocks): A packed whole once, then for each
