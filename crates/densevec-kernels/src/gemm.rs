@@ -43,6 +43,8 @@ pub(crate) type Kernel = unsafe fn(&Tile);
 /// One micro-kernel call: a `rows ≤ MR` × `cols ≤ NR` block of C at `c` (leading dimension
 /// `ldc`) from `kc` steps of packed A (`rows` values per step) and of a packed, zero-padded B
 /// micro-panel (NR values per step); C is loaded first when `load_c`, else overwritten.
+/// [`sweep`] takes a strip of such tiles (any number of rows) in the same form.
+#[derive(Clone, Copy)]
 pub(crate) struct Tile {
     pub rows: usize,
     pub cols: usize,
@@ -287,8 +289,17 @@ pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
                         } else {
                             (g.b, 0, 0)
                         };
-                        let c = g.c.add(ic * g.ldc + jr);
-                        sweep(spec, g, mb, cols, kc, pa, pb, c, g.accumulate || pc > 0, pf);
+                        let strip = Tile {
+                            rows: mb,
+                            cols,
+                            kc,
+                            pa,
+                            pb,
+                            c: g.c.add(ic * g.ldc + jr),
+                            ldc: g.ldc,
+                            load_c: g.accumulate || pc > 0,
+                        };
+                        sweep(spec, g, &strip, pf);
                         jr += nr;
                     }
                     ic += mb;
@@ -318,24 +329,23 @@ unsafe fn pack_a_block(
     }
 }
 
-/// Runs the micro-kernel down `rows` rows of packed A (`pa`, as [`pack_a_block`] lays it out)
-/// against one packed B micro-panel `pb` of `cols` columns, writing the `rows × cols` strip of
-/// C at `c`. After each call it prefetches the C tile of the next one, and a slice of the rows
-/// `pf` (first row, rows, floats per row) of the next B micro-panel's source.
-#[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
-unsafe fn sweep(
-    spec: &Spec,
-    g: &Gemm,
-    rows: usize,
-    cols: usize,
-    kc: usize,
-    pa: *const f32,
-    pb: *const f32,
-    c: *mut f32,
-    load_c: bool,
-    pf: (*const f32, usize, usize),
-) {
-    let (mr, ldc) = (spec.mr, g.ldc);
+/// Runs the micro-kernel down the `strip` (its `rows` rows of packed A, as [`pack_a_block`]
+/// lays them out, against one packed B micro-panel of `cols` columns, into the `rows × cols`
+/// strip of C). After each call it prefetches the C tile of the next one, and a slice of the
+/// rows `pf` (first row, rows, floats per row) of the next B micro-panel's source.
+#[allow(clippy::manual_div_ceil)]
+unsafe fn sweep(spec: &Spec, g: &Gemm, strip: &Tile, pf: (*const f32, usize, usize)) {
+    let Tile {
+        rows,
+        cols,
+        kc,
+        pa,
+        pb,
+        c,
+        ldc,
+        load_c,
+    } = *strip;
+    let mr = spec.mr;
     let (pf_base, pf_rows, pf_len) = pf;
     let per_block = (pf_rows + (rows + mr - 1) / mr - 1) / ((rows + mr - 1) / mr);
     let mut pf_row = 0;
@@ -404,19 +414,17 @@ unsafe fn run_panel_stationary(spec: &Spec, g: &Gemm) {
                 } else {
                     g.b_rows(nj, np, nr.min(n - nj), kcb.min(k - np))
                 };
-                let load_c = g.accumulate || pc > 0;
-                sweep(
-                    spec,
-                    g,
-                    m,
+                let strip = Tile {
+                    rows: m,
                     cols,
                     kc,
-                    pa.add(pc * m),
+                    pa: pa.add(pc * m),
                     pb,
-                    g.c.add(jr),
-                    load_c,
-                    pf,
-                );
+                    c: g.c.add(jr),
+                    ldc: g.ldc,
+                    load_c: g.accumulate || pc > 0,
+                };
+                sweep(spec, g, &strip, pf);
                 pc += kc;
             }
             jr += nr;

@@ -11,7 +11,7 @@
 //! combination `(s0 + s1) + (s2 + s3)`) and by each ISA's horizontal sum, so results depend on
 //! the values and the length only, never on addresses, threads or tiling. Rust 1.63: no GATs,
 //! no let-else (the NEON build uses Debian's rustc 1.63).
-#![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
+#![allow(clippy::missing_safety_doc)]
 
 use crate::gemm::Tile;
 

@@ -3,7 +3,7 @@
 //! are the generic ones of [`crate::simd`].
 //!
 //! Written for rustc 1.63 (Debian's toolchain builds and tests this file under qemu-aarch64).
-#![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
+#![allow(clippy::missing_safety_doc)]
 
 use crate::gemm::{self, Spec};
 use crate::simd::{isa_kernels, Simd};

@@ -1,7 +1,7 @@
 //! AVX2+FMA primitives: 8 float32 lanes, `vmaskmov` loads/stores for tails, and a 6×16 GEMM
 //! micro-kernel (12 ymm accumulators). The kernels themselves are the generic ones of
 //! [`crate::simd`].
-#![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
+#![allow(clippy::missing_safety_doc)]
 
 use crate::gemm::Spec;
 use crate::simd::{isa_kernels, Simd};

@@ -1,7 +1,7 @@
 //! AVX-512F primitives: 16 float32 lanes, mask registers for tails (no scalar remainder
 //! loops), and a 12×32 GEMM micro-kernel (24 zmm accumulators). The kernels themselves are
 //! the generic ones of [`crate::simd`].
-#![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
+#![allow(clippy::missing_safety_doc)]
 
 use crate::gemm::Spec;
 use crate::simd::{isa_kernels, Simd};

@@ -9,7 +9,7 @@
 //! low halves, see [`crate::bf16`]). A micro-panel holds the words of MR rows of A (or NR
 //! columns of C for B) for each q in turn: `dst[q·W + r]`. For an odd k the last pair's high
 //! half is +0 in A and −0 in B, a product of −0 that leaves every sum, −0 included, unchanged.
-#![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
+#![allow(clippy::missing_safety_doc)]
 
 use crate::Gemm;
 use std::arch::asm;
@@ -220,30 +220,28 @@ fn aligned(v: &mut [u32]) -> *mut u32 {
     unsafe { p.add(off) }
 }
 
-/// Packs `rows ≤ w` rows (row-major, leading dimension `ld`, k pairs from k0) into a
-/// w-wide micro-panel, zero for rows ≥ `rows`.
+/// Packs `rows ≤ MR` rows of A (`a`: first row, leading dimension; k pairs from k0) into an
+/// MR-wide micro-panel, zero for rows ≥ `rows`.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn pack_rows(
-    w: usize,
+unsafe fn pack_a(
     rows: usize,
-    src: *const f32,
-    ld: usize,
+    a: (*const f32, usize),
     k0: usize,
     kd: usize,
     kcp: usize,
-    pad: u32,
     tmp: &mut [u32],
     dst: *mut u32,
 ) {
-    for r in 0..w {
+    const PAD_A: u32 = 0x0000;
+    for r in 0..MR {
         if r < rows {
-            row_pairs(src.add(r * ld), k0, kd, kcp, pad, tmp);
+            row_pairs(a.0.add(r * a.1), k0, kd, kcp, PAD_A, tmp);
             for (q, v) in tmp[..kcp].iter().enumerate() {
-                *dst.add(q * w + r) = *v;
+                *dst.add(q * MR + r) = *v;
             }
         } else {
             for q in 0..kcp {
-                *dst.add(q * w + r) = 0;
+                *dst.add(q * MR + r) = 0;
             }
         }
     }
@@ -328,8 +326,7 @@ unsafe fn kernel_edge(
     kcp: usize,
     pa: *const u32,
     pb: *const u32,
-    c: *mut f32,
-    ldc: usize,
+    (c, ldc): (*mut f32, usize),
     load: bool,
 ) {
     let mut t = [0f32; MR * NR];
@@ -416,7 +413,6 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32])
         nt,
         accumulate,
     } = *g;
-    const PAD_A: u32 = 0x0000;
     if m <= MC && kp <= A_WHOLE_PAIRS {
         // Short A (similarity tiles, top-k query blocks): A packed whole once, then for each
         // NR-wide panel of C all k blocks in turn, so the C strip stays in L1 and B streams.
@@ -426,15 +422,12 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32])
             let kcp = KCP.min(kp - pc);
             for r in 0..panels_a {
                 let i = r * MR;
-                pack_rows(
-                    MR,
+                pack_a(
                     MR.min(m - i),
-                    a.add(i * lda),
-                    lda,
+                    (a.add(i * lda), lda),
                     2 * pc,
                     kd,
                     kcp,
-                    PAD_A,
                     tmp,
                     pa.add(pc * panels_a * MR + r * MR * kcp),
                 );
@@ -461,7 +454,7 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32])
                     if rows == MR && cols == NR {
                         kernel(kcp, ap, pb, cp, ldc, load);
                     } else {
-                        kernel_edge(rows, cols, kcp, ap, pb, cp, ldc, load);
+                        kernel_edge(rows, cols, kcp, ap, pb, (cp, ldc), load);
                     }
                 }
                 pc += kcp;
@@ -496,15 +489,12 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32])
                 for r in 0..panels_a {
                     let i = ic + r * MR;
                     let rows = MR.min(m - i);
-                    pack_rows(
-                        MR,
+                    pack_a(
                         rows,
-                        a.add(i * lda),
-                        lda,
+                        (a.add(i * lda), lda),
                         k0,
                         kd,
                         kcp,
-                        PAD_A,
                         tmp,
                         pa.add(r * MR * kcp),
                     );
@@ -521,7 +511,7 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32])
                         if rows == MR && cols == NR {
                             kernel(kcp, ap, bp, cp, ldc, load);
                         } else {
-                            kernel_edge(rows, cols, kcp, ap, bp, cp, ldc, load);
+                            kernel_edge(rows, cols, kcp, ap, bp, (cp, ldc), load);
                         }
                     }
                 }
