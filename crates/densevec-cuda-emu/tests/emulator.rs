@@ -722,37 +722,34 @@ fn bad_frees_are_reported_by_the_next_sync() {
 
 // ----- SGEMM ----------------------------------------------------------------------------------
 
-/// Column-major reference: C = alpha·op(A)·op(B) + beta·C in f64 (C not read when beta = 0).
-#[allow(clippy::too_many_arguments)]
-fn sgemm_ref(
-    ta: bool,
-    tb: bool,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    beta: f32,
-    c: &mut [f32],
-    ldc: usize,
-) {
+/// Column-major reference of the call `g` (its device pointers unused) on host operands:
+/// C = alpha·op(A)·op(B) + beta·C in f64 (C not read when beta = 0).
+fn sgemm_ref(g: &Sgemm, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let u = |v: i32| v as usize;
+    let (m, n, k) = (u(g.m), u(g.n), u(g.k));
+    let (lda, ldb, ldc) = (u(g.lda), u(g.ldb), u(g.ldc));
     for j in 0..n {
         for i in 0..m {
             let mut s = 0f64;
             for l in 0..k {
-                let x = if ta { a[l + i * lda] } else { a[i + l * lda] };
-                let y = if tb { b[j + l * ldb] } else { b[l + j * ldb] };
+                let x = if g.transa {
+                    a[l + i * lda]
+                } else {
+                    a[i + l * lda]
+                };
+                let y = if g.transb {
+                    b[j + l * ldb]
+                } else {
+                    b[l + j * ldb]
+                };
                 s += x as f64 * y as f64;
             }
-            let old = if beta == 0.0 {
+            let old = if g.beta == 0.0 {
                 0.0
             } else {
-                beta as f64 * c[i + j * ldc] as f64
+                g.beta as f64 * c[i + j * ldc] as f64
             };
-            c[i + j * ldc] = (alpha as f64 * s + old) as f32;
+            c[i + j * ldc] = (g.alpha as f64 * s + old) as f32;
         }
     }
 }
@@ -800,32 +797,20 @@ fn sgemm_of(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_sgemm(
-    d: &Emu,
-    ta: bool,
-    tb: bool,
-    (m, n, k): (usize, usize, usize),
-    (lda, ldb, ldc): (usize, usize, usize),
-    alpha: f32,
-    beta: f32,
-    a: &[f32],
-    b: &[f32],
-    c: &[f32],
-) -> Vec<f32> {
+/// Runs the call `g` on the emulator with host operands (A, B, C) uploaded in place of its
+/// device pointers; returns C.
+fn run_sgemm(d: &Emu, g: Sgemm, (a, b, c): (&[f32], &[f32], &[f32])) -> Vec<f32> {
     let (da, db, dc) = (
         Buf::from(d, a).unwrap(),
         Buf::from(d, b).unwrap(),
         Buf::from(d, c).unwrap(),
     );
-    let ptrs = (da.ptr, db.ptr, dc.ptr);
-    d.sgemm(&sgemm_of(
-        (ta, tb),
-        (m, n, k),
-        (lda, ldb, ldc),
-        (alpha, beta),
-        ptrs,
-    ))
+    d.sgemm(&Sgemm {
+        a: da.ptr,
+        b: db.ptr,
+        c: dc.ptr,
+        ..g
+    })
     .unwrap();
     dc.to_vec().unwrap()
 }
@@ -839,22 +824,16 @@ fn sgemm_all_transpose_combinations_with_padded_leading_dimensions() {
         let (a, b, (lda, ldb, ldc)) = sgemm_operands(&mut rng, (ta, tb), (m, n, k), (3, 5, 2));
         let c: Vec<f32> = (0..ldc * n).map(|_| rng.f32()).collect();
         for (alpha, beta) in [(1.0, 0.0), (0.75, -0.5), (-2.0, 1.0)] {
-            let got = run_sgemm(
-                &d,
-                ta,
-                tb,
+            let call = sgemm_of(
+                (ta, tb),
                 (m, n, k),
                 (lda, ldb, ldc),
-                alpha,
-                beta,
-                &a,
-                &b,
-                &c,
+                (alpha, beta),
+                (0, 0, 0),
             );
+            let got = run_sgemm(&d, call, (&a, &b, &c));
             let mut want = c.clone();
-            sgemm_ref(
-                ta, tb, m, n, k, alpha, &a, lda, &b, ldb, beta, &mut want, ldc,
-            );
+            sgemm_ref(&call, &a, &b, &mut want);
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                 assert!(
                     (g - w).abs() <= 1e-6 * w.abs().max(1.0),
@@ -880,42 +859,21 @@ fn sgemm_beta_zero_does_not_read_c_and_alpha_zero_does_not_read_a_b() {
     let b = [1.0f32, 0.0, 0.0, 1.0];
     let got = run_sgemm(
         &d,
-        false,
-        false,
-        (2, 2, 2),
-        (2, 2, 2),
-        1.0,
-        0.0,
-        &a,
-        &b,
-        &[f32::NAN; 4],
+        sgemm_of((false, false), (2, 2, 2), (2, 2, 2), (1.0, 0.0), (0, 0, 0)),
+        (&a, &b, &[f32::NAN; 4]),
     );
     assert_eq!(got, a);
     let got = run_sgemm(
         &d,
-        false,
-        false,
-        (2, 2, 2),
-        (2, 2, 2),
-        0.0,
-        2.0,
-        &[f32::NAN; 4],
-        &b,
-        &a,
+        sgemm_of((false, false), (2, 2, 2), (2, 2, 2), (0.0, 2.0), (0, 0, 0)),
+        (&[f32::NAN; 4], &b, &a),
     );
     assert_eq!(got, [2.0, 4.0, 6.0, 8.0]);
     // k = 0: C = beta·C.
     let got = run_sgemm(
         &d,
-        false,
-        false,
-        (2, 2, 0),
-        (2, 1, 2),
-        1.0,
-        0.5,
-        &[0.0],
-        &[0.0],
-        &a,
+        sgemm_of((false, false), (2, 2, 0), (2, 1, 2), (1.0, 0.5), (0, 0, 0)),
+        (&[0.0], &[0.0], &a),
     );
     assert_eq!(got, [0.5, 1.0, 1.5, 2.0]);
 }

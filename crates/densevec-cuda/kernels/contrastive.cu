@@ -51,6 +51,15 @@ __device__ __forceinline__ double dv_block_sum(double v, double* sh) {
   return v;
 }
 
+// log sum_j exp(row[j]) of a block's row of n values whose maximum is mx (block-wide, every
+// thread gets it); the exponentials summed in double in the same order in every thread.
+__device__ __forceinline__ double dv_row_lse(const float* row, int n, float mx, double* shd) {
+  double se = 0.0;
+  for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) se += (double)expf(row[j] - mx);
+  se = dv_block_sum(se, shd);
+  return (double)mx + log(se);
+}
+
 // InfoNCE / NT-Xent rows. s holds `rows` rows of n logits already scaled by 1/tau (leading
 // dimension ld); the rows are queries i0 .. i0+rows-1. Per row i:
 //   z_j = s_ij - logQ_j (when has_logq), z_ii = -inf (when exclude_self),
@@ -83,10 +92,7 @@ dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
       mx = fmaxf(mx, z);
     }
     mx = dv_block_max(mx, shf);
-    double se = 0.0;
-    for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) se += (double)expf(row[j] - mx);
-    se = dv_block_sum(se, shd);
-    const double lse = (double)mx + log(se);
+    const double lse = dv_row_lse(row, n, mx, shd);
     const int pos = (int)positives[i];
     const float zpos = row[pos];  // every thread reads it before any thread overwrites the row
     if (extra) {  // block-uniform
@@ -168,10 +174,7 @@ dv_margin_rows(float* __restrict__ g, float* __restrict__ logits, int rows, int 
     }
     mx = dv_block_max(mx, shf);
     sum = dv_block_sum(sum, shd);
-    double se = 0.0;
-    for (int j = threadIdx.x; j < c; j += DV_CE_THREADS) se += (double)expf(lrow[j] - mx);
-    se = dv_block_sum(se, shd);
-    const double lse = (double)mx + log(se);
+    const double lse = dv_row_lse(lrow, c, mx, shd);
     if (threadIdx.x == 0)
       loss[i] = lse - (1.0 - eps) * (double)zy[i] - eps / (double)c * sum;
     const float flse = (float)lse;

@@ -526,16 +526,15 @@ impl GpuOp for TopKArgs<'_> {
 /// of `r` rows: G = `alpha_s` · A_blk Bᵀ into `g`; `rows_kernel(m, i0)` turns G into
 /// ∂loss/∂(A Bᵀ) in place (and keeps what it needs of the logits); then
 /// gradA_blk += `alpha` · G B and gradB += `alpha` · Gᵀ A_blk (`grad_b` may be `grad_a` when B
-/// is A). Three rows × n × d GEMMs in all; r × n floats of scratch (twice when split).
-#[allow(clippy::too_many_arguments)]
+/// is A). Three rows × n × d GEMMs in all; r × n floats of scratch (twice when split). A and
+/// B come each with the device pointer of its gradient.
 fn softmax_blocks(
     dev: &dyn Device,
     f: &'static str,
-    (a, b): (&Operand, &Operand),
+    [(a, grad_a), (b, grad_b)]: [(&Operand, DevPtr); 2],
     [rows, n, d, r]: [usize; 4],
     g: &Operand,
     (alpha_s, alpha): (f32, f32),
-    (grad_a, grad_b): (DevPtr, DevPtr),
     mut rows_kernel: impl FnMut(usize, usize) -> Result<()>,
 ) -> Result<()> {
     let mut i0 = 0;
@@ -597,16 +596,15 @@ fn fused_ce(dev: &dyn Device, f: &'static str, p: &Prepared) -> Result<FusedCe> 
     // ∂loss/∂(q·k) = (P − 1_pos) / (Bτ), the same constant the CPU path uses.
     let alpha = (p.inv_tau as f64 / b as f64) as f32;
     let ni = ci(f, n)?;
-    let grads = (gq.ptr, gk.as_ref().map_or(gq.ptr, |g| g.ptr));
+    let grad_k = gk.as_ref().map_or(gq.ptr, |g| g.ptr);
     let scales = (p.inv_tau, alpha);
     softmax_blocks(
         dev,
         f,
-        (&dq, kk),
+        [(&dq, gq.ptr), (kk, grad_k)],
         [b, n, d, r],
         &s,
         scales,
-        grads,
         |m, i0| {
             dev.launch(
                 "dv_ce_rows",
@@ -715,15 +713,13 @@ impl GpuOp for MarginArgs<'_> {
         let mut logits = alloc::try_mat(F, "the N × C logits", n, c, "split the batch")?;
         let inv_n = 1.0 / n as f64;
         let ciw = ci(F, c)?;
-        let grads = (gx.ptr, gw.ptr);
         softmax_blocks(
             dev,
             F,
-            (&dx, &dw),
+            [(&dx, gx.ptr), (&dw, gw.ptr)],
             [n, c, d, r],
             &g,
             (1.0, 1.0),
-            grads,
             |m, i0| {
                 dev.launch(
                     "dv_margin_rows",
