@@ -21,18 +21,6 @@ import * as ref from './reference/contrastive';
 import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './contract/contrastive';
 import { later } from './contract/async';
 
-export type {
-  ContrastiveStats,
-  InfoNCEOptions,
-  InfoNCEResult,
-  MismatchOptions,
-  MismatchResult,
-  NtXentOptions,
-  NtXentResult,
-  ScheduleKind,
-  ScheduleOptions,
-} from './contract/contrastive';
-
 /** The native arguments of infoNCE (absent options stay absent). */
 function nceArgs(q: Matrix, keys: Matrix, p: contract.InfoNCEParsed) {
   const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };

@@ -24,20 +24,6 @@ import type {
 } from './contract/curvature';
 import { later } from './contract/async';
 
-export type {
-  AnalogyOptions,
-  AnalogyResult,
-  GraphGeodesicsOptions,
-  GraphMetric,
-  GraphOptions,
-  Hyperbolicity,
-  HyperbolicityOptions,
-  MapDistortion,
-  MapDistortionOptions,
-  TriangleCurvature,
-  TriangleCurvatureOptions,
-} from './contract/curvature';
-
 /** Graph metric names of the native entry points, by metric code. */
 const GRAPH_METRICS = ['angular', 'euclidean'] as const;
 

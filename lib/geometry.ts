@@ -14,9 +14,6 @@ import type { MetricOptions } from './contract/similarity';
 import type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
 import { later } from './contract/async';
 
-export type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
-export { GaussianStream } from './contract/geometry';
-
 /**
  * Predicted label of every query row (Uint32Array of queries.rows): majority vote among its k
  * nearest training rows under `metric` ('cosine' by default, 'dot', 'l2sq'), found on the fused

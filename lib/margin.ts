@@ -17,17 +17,6 @@ import * as ref from './reference/margin';
 import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
 import { later } from './contract/async';
 
-export type {
-  CrossEntropyResult,
-  MarginGeometryOptions,
-  MarginGeometryResult,
-  MarginKind,
-  MarginOptions,
-  MarginResult,
-  PenaltyResult,
-} from './contract/margin';
-export { ARCFACE_SIN_EPS } from './contract/margin';
-
 function wrap(
   r: { loss: number; gradX: Float32Array; gradW: Float32Array; logits: Float32Array; gradScale: number; angularMargins: Float32Array },
   x: Matrix,

@@ -21,17 +21,6 @@ import type {
 } from './contract/regularizers';
 import { later } from './contract/async';
 
-export type {
-  BatchNormForwardOptions,
-  BatchNormGrads,
-  BatchNormOptions,
-  EmbeddingDrift,
-  Sparsity,
-  SparsityOptions,
-  WassersteinOptions,
-  WassersteinResult,
-} from './contract/regularizers';
-
 /**
  * Batch normalization over the rows of a Matrix, equal to PyTorch's
  * `BatchNorm1d(dim, affine, momentum, eps)` (affine false by default; when true, `weight` starts
