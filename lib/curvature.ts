@@ -10,7 +10,7 @@ import { snap, snapOpts } from './contract/validate';
 import type { Matrix } from './matrix';
 import * as contract from './contract/curvature';
 import * as ref from './reference/curvature';
-import { op, runAsync, runSync } from './run';
+import { type NativeResult, op, runAsync, runSync } from './run';
 
 /** Graph metric names of the native entry points, by metric code. */
 const GRAPH_METRICS = ['angular', 'euclidean'] as const;
@@ -21,7 +21,7 @@ const GEODESICS = op({
   snap: (fn, m, options) => [snap(fn, 'm', m), snapOpts(fn, options, ['k', 'metric', 'sources'])],
   check: contract.checkGeodesics,
   call: (n, how, [k, code, s], m) => n.graphGeodesics({ m, k, metric: GRAPH_METRICS[code], sources: s ?? undefined }, how),
-  out: (data: Float32Array, [, , s], m) => ({ data, rows: s ? s.length : m.rows, cols: m.rows }),
+  out: (data: NativeResult<'graphGeodesics'>, [, , s], m) => ({ data, rows: s ? s.length : m.rows, cols: m.rows }),
 });
 
 /** The graph arguments of a sampled native entry point. */

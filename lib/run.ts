@@ -33,6 +33,9 @@ export interface Op<A extends unknown[], P, N, R, K extends string = string> {
   gpu?: boolean;
 }
 
+/** The result of the addon's entry point `K` (what an {@link Op}'s `out` receives). */
+export type NativeResult<K extends keyof NativeBinding> = NativeBinding[K] extends (...args: never[]) => infer T ? Awaited<T> : never;
+
 /** An {@link Op} (the function only infers its types). */
 export function op<A extends unknown[], P, N, R, K extends string>(o: Op<A, P, N, R, K>): Op<A, P, N, R, K> {
   return o;
