@@ -18,7 +18,7 @@
  *     { tol: [1e-4, 1e-4] },                             // optional: tolerance, custom call
  *   ),
  *
- * `mat`, `vec`, `u32`, … below build valid arguments; `matMuts(i, …)`, `vecMuts`, `intMuts`,
+ * `mat`, `vec`, `u32`, … below build valid arguments; `matMuts(i, …)`, `pairMuts(…)`, `vecMuts`, `intMuts`,
  * `numMuts`, `optMuts`, … build the mutations of argument i. A row may pass `call` to call the
  * export differently (classes, functions returning functions) and `compare` for results that
  * are not determined to tolerance (e.g. a rotation that is not unique). Exports that are not
@@ -258,6 +258,11 @@ function colsMut(i: number): Mutation[] {
   ];
 }
 
+/** The mutations of two matrices that must share cols (arguments 0 and 1, each as {@link matMuts} with `o`). */
+function pairMuts(o: Parameters<typeof matMuts>[1] = {}): Mutation[] {
+  return [...matMuts(0, o), ...matMuts(1, o), ...colsMut(1)];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared generators.
 
@@ -279,9 +284,7 @@ const infoArgs = fc
       }),
   );
 const infoMuts = [
-  ...matMuts(0, { finite: true }),
-  ...matMuts(1, { finite: true }),
-  ...colsMut(1),
+  ...pairMuts({ finite: true }),
   ...optTypeMuts(2),
   ...optMuts(2, 'temperature', [
     ['1', 'E_TYPE'],
@@ -305,9 +308,7 @@ const infoMuts = [
 
 const ntArgs = fc.tuple(sameShape(), fc.double({ min: 0.1, max: 2, noNaN: true })).map(([[a, b], t]) => [a, b, { temperature: t }]);
 const ntMuts = [
-  ...matMuts(0, { finite: true, zeroRow: true }),
-  ...matMuts(1, { finite: true, zeroRow: true }),
-  ...colsMut(1),
+  ...pairMuts({ finite: true, zeroRow: true }),
   ...optTypeMuts(2),
   ...optMuts(2, 'temperature', [
     ['x', 'E_TYPE'],
@@ -332,9 +333,7 @@ const marginArgs = fc
       .map(([x, w, l]) => [x, w, Uint32Array.from(l), { kind, scale, margin, labelSmoothing: eps }]),
   );
 const marginMuts = [
-  ...matMuts(0, { finite: true, zeroRow: true }),
-  ...matMuts(1, { finite: true, zeroRow: true }),
-  ...colsMut(1),
+  ...pairMuts({ finite: true, zeroRow: true }),
   ...idxMuts(2, (a) => (a[1] as M).rows),
   ...optTypeMuts(3),
   ...optMuts(3, 'kind', [
@@ -357,9 +356,7 @@ const topKArgs = fc
   .tuple(dim(1, 3), dim(1, 5), dim(1, 4), fc.constantFrom(undefined, 'dot', 'l2sq'), fc.constantFrom(undefined, 'bf16'))
   .chain(([q, c, d, m, p]) => fc.tuple(intMat(q, d), intMat(c, d), fc.integer({ min: 1, max: c })).map(([qq, cc, k]) => [qq, cc, k, simOpts(m, p)]));
 const topKMuts = [
-  ...matMuts(0),
-  ...matMuts(1),
-  ...colsMut(1),
+  ...pairMuts(),
   ...intMuts(2, { tooSmall: () => 0, tooLarge: (a) => (a[1] as M).rows + 1 }),
   ...optTypeMuts(3),
   ...metricMuts(3),
@@ -392,9 +389,7 @@ const knnMuts = [
 
 const wassArgs = fc.tuple(sameShape(2), fc.constantFrom(undefined, 1, 2)).map(([[a, b], p]) => [a, b, p === undefined ? undefined : { p }]);
 const wassMuts = [
-  ...matMuts(0, { finite: true, zeroRow: true }),
-  ...matMuts(1, { finite: true, zeroRow: true }),
-  ...colsMut(1),
+  ...pairMuts({ finite: true, zeroRow: true }),
   ...optTypeMuts(2),
   ...optMuts(2, 'p', [
     ['2', 'E_TYPE'],
@@ -417,7 +412,7 @@ const statsMuts = [
 ];
 
 const procArgs = sameShape();
-const procMuts = [...matMuts(0, { finite: true }), ...matMuts(1, { finite: true }), ...colsMut(1)];
+const procMuts = pairMuts({ finite: true });
 /** procrustes: the rotation is not unique for rank-deficient xᵀy; the residual is. */
 function compareProcrustes(n: unknown, r: unknown): void {
   const a = n as { residual: number; rotation: M };
@@ -427,10 +422,10 @@ function compareProcrustes(n: unknown, r: unknown): void {
 }
 
 const simArgs = fc.tuple(pairQC, metric, precision).map(([[q, c], m, p]) => [q, c, simOpts(m, p)]);
-const simMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1), ...optTypeMuts(2), ...metricMuts(2), ...precisionMuts(2)];
+const simMuts = [...pairMuts(), ...optTypeMuts(2), ...metricMuts(2), ...precisionMuts(2)];
 
 const rowsArgs = sameShape();
-const rowsMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1)];
+const rowsMuts = pairMuts();
 
 /** A matrix of 3–6 rows for the neighbour-graph functions, with k in [1, rows − 1]. */
 const graphArgs = (extra: (rows: number) => fc.Arbitrary<Record<string, unknown>>, minRows = 3) =>
@@ -789,7 +784,7 @@ const TABLE: Record<string, Row> = {
   infoNCEAsync: fn(infoArgs, [infoMuts], { tol: [1e-3, 1e-3] }),
   ntXent: fn(ntArgs, [ntMuts], { tol: [1e-3, 1e-3] }),
   ntXentAsync: fn(ntArgs, [ntMuts], { tol: [1e-3, 1e-3] }),
-  mismatchScore: fn(sameShape(2), [matMuts(0, { finite: true }), matMuts(1, { finite: true }), colsMut(1)], { tol: [1e-4, 1e-5] }),
+  mismatchScore: fn(sameShape(2), [pairMuts({ finite: true })], { tol: [1e-4, 1e-5] }),
   temperatureSchedule: fn(
     fc
       .tuple(
@@ -934,7 +929,7 @@ const TABLE: Record<string, Row> = {
       tol: [1e-4, 1e-4],
     },
   ),
-  embeddingDrift: fn(sameShape(), [matMuts(0, { finite: true }), matMuts(1, { finite: true }), colsMut(1)], { tol: [1e-4, 1e-4] }),
+  embeddingDrift: fn(sameShape(), [pairMuts({ finite: true })], { tol: [1e-4, 1e-4] }),
   sparsity: fn(
     fc
       .tuple(mat(1, 4, 2, 5), fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }))
