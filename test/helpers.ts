@@ -137,6 +137,32 @@ export function throwsCode(f: () => unknown, code: string, re?: RegExp): void {
   if (re) expect(e.message).toMatch(re);
 }
 
+/**
+ * Odd GEMM shapes [rows, inner, cols] (or [queries, corpus rows, d]): single entries, SIMD
+ * tails, sizes past the micro-kernel and the cache blocking, both aspect ratios.
+ */
+export const GEMM_SHAPES: ReadonlyArray<readonly [number, number, number]> = [
+  [1, 1, 1],
+  [3, 5, 7],
+  [17, 33, 65],
+  [65, 33, 17],
+  [130, 70, 129],
+  [200, 401, 97],
+];
+
+/**
+ * Odd loss shapes [rows, keys or classes, d] with keys ≥ rows: a single row, key or dimension,
+ * d = 1, sizes past the SIMD widths and the GEMM blocking.
+ */
+export const LOSS_SHAPES: ReadonlyArray<readonly [number, number, number]> = [
+  [1, 1, 1],
+  [1, 7, 5],
+  [5, 5, 1],
+  [3, 8, 2],
+  [37, 301, 33],
+  [130, 517, 17],
+];
+
 /** Runs `f` once per ISA available on this CPU, restoring the best ISA afterwards. */
 export function forEachIsa(f: (isa: string) => void): void {
   const isas = dv.availableIsas();
