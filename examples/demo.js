@@ -649,14 +649,11 @@ function learning(dv, ref, c) {
   say(line(cols));
   for (const [name, zTe, a, t] of results) {
     if (a.knn !== undefined && name !== 'standardized input') knnStages.push({ name, value: a.knn });
+    // The columns the console table and the report's first table both start with.
+    const lead = [name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2)];
     say(
       `${line([
-        name,
-        zTe.cols,
-        pct(a.knn),
-        fx(a.meanCos, 4),
-        fx(a.zScore, 1),
-        fx(a.varRatio, 2),
+        ...lead,
         dKnn(a.rotKnn, a.knn),
         fx(a.orthKept, 3),
         dKnn(a.anisoKnn, a.knn),
@@ -670,12 +667,7 @@ function learning(dv, ref, c) {
     );
     auditRows.push([
       [
-        name,
-        zTe.cols,
-        pct(a.knn),
-        fx(a.meanCos, 4),
-        fx(a.zScore, 1),
-        fx(a.varRatio, 2),
+        ...lead,
         a.rotKnn === undefined ? '–' : pct(a.rotKnn),
         a.rotRecovered.toExponential(1),
         fx(a.orthKept, 3),

@@ -138,19 +138,6 @@ export function throwsCode(f: () => unknown, code: string, re?: RegExp): void {
 }
 
 /**
- * Odd GEMM shapes [rows, inner, cols] (or [queries, corpus rows, d]): single entries, SIMD
- * tails, sizes past the micro-kernel and the cache blocking, both aspect ratios.
- */
-export const GEMM_SHAPES: ReadonlyArray<readonly [number, number, number]> = [
-  [1, 1, 1],
-  [3, 5, 7],
-  [17, 33, 65],
-  [65, 33, 17],
-  [130, 70, 129],
-  [200, 401, 97],
-];
-
-/**
  * Odd loss shapes [rows, keys or classes, d] with keys ≥ rows: a single row, key or dimension,
  * d = 1, sizes past the SIMD widths and the GEMM blocking.
  */
@@ -162,6 +149,12 @@ export const LOSS_SHAPES: ReadonlyArray<readonly [number, number, number]> = [
   [37, 301, 33],
   [130, 517, 17],
 ];
+
+/**
+ * Odd GEMM shapes [rows, inner, cols] (or [queries, corpus rows, d]): the loss shapes, and
+ * both aspect ratios past the micro-kernel and the cache blocking.
+ */
+export const GEMM_SHAPES: ReadonlyArray<readonly [number, number, number]> = [...LOSS_SHAPES, [3, 5, 7], [65, 33, 17], [130, 70, 129], [200, 401, 97]];
 
 /** Runs `f` once per ISA available on this CPU, restoring the best ISA afterwards. */
 export function forEachIsa(f: (isa: string) => void): void {
