@@ -32,14 +32,14 @@ module.exports = async function cuda({ quick, smoke }) {
   const rows = [
     {
       workload: 'similarityMatrix cosine',
-      params: { q: 1000 / s, n: 100000 / s, d: 768 },
+      params: { q: Math.round(1000 / s), n: 100000 / s, d: 768 },
       inputRows: (p) => [p.q, p.n],
       make: (q, c) => () => dv.similarityMatrix(q, c),
       flops: (p) => 2 * p.q * p.n * p.d,
     },
     {
       workload: 'topK k=10 dot',
-      params: { q: 1000 / s, n: 1000000 / s, d: 768 },
+      params: { q: Math.round(1000 / s), n: 1000000 / s, d: 768 },
       inputRows: (p) => [p.q, p.n],
       make: (q, c) => () => dv.topK(q, c, 10, { metric: 'dot' }),
       flops: (p) => 2 * p.q * p.n * p.d,
