@@ -68,17 +68,8 @@ export function gatherRows(m: { data: Float32Array; rows: number; cols: number }
   return { data, rows: idx.length, cols: c };
 }
 
-/** Mulberry32: a small seeded PRNG for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32: a small seeded PRNG for test data (scripts/mulberry32.cjs, shared with the benchmarks). */
+export const rng = (require('../scripts/mulberry32.cjs') as { mulberry32: (seed: number) => () => number }).mulberry32;
 
 /** Standard normal samples (Box–Muller) from a seeded PRNG. */
 export function gauss(r: () => number): number {
