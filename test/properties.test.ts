@@ -205,6 +205,14 @@ function optMuts(i: number, field: string, cases: Array<[unknown, Code]>): Mutat
   }));
 }
 
+/** Mutations of a numeric option: a string (E_TYPE) and the out-of-range value `bad` (E_ARG). */
+function numOptMuts(i: number, field: string, bad: number): Mutation[] {
+  return optMuts(i, field, [
+    ['1', 'E_TYPE'],
+    [bad, 'E_ARG'],
+  ]);
+}
+
 /** Options { metric?, precision? }, or undefined when neither is set. */
 const simOpts = (m: unknown, p: unknown) =>
   m === undefined && p === undefined ? undefined : { ...(m === undefined ? {} : { metric: m }), ...(p === undefined ? {} : { precision: p }) };
@@ -307,15 +315,7 @@ const infoMuts = [
 ];
 
 const ntArgs = fc.tuple(sameShape(), fc.double({ min: 0.1, max: 2, noNaN: true })).map(([[a, b], t]) => [a, b, { temperature: t }]);
-const ntMuts = [
-  ...pairMuts({ finite: true, zeroRow: true }),
-  ...optTypeMuts(2),
-  ...optMuts(2, 'temperature', [
-    ['x', 'E_TYPE'],
-    [0, 'E_ARG'],
-  ]),
-  ...precisionMuts(2),
-];
+const ntMuts = [...pairMuts({ finite: true, zeroRow: true }), ...optTypeMuts(2), ...numOptMuts(2, 'temperature', 0), ...precisionMuts(2)];
 
 const marginArgs = fc
   .tuple(
@@ -341,10 +341,7 @@ const marginMuts = [
     ['constructor', 'E_ARG'],
     ['sphereface', 'E_ARG'],
   ]),
-  ...optMuts(3, 'scale', [
-    ['1', 'E_TYPE'],
-    [0, 'E_ARG'],
-  ]),
+  ...numOptMuts(3, 'scale', 0),
   ...optMuts(3, 'labelSmoothing', [
     [1, 'E_ARG'],
     [1n, 'E_TYPE'],
@@ -388,14 +385,7 @@ const knnMuts = [
 ];
 
 const wassArgs = fc.tuple(sameShape(2), fc.constantFrom(undefined, 1, 2)).map(([[a, b], p]) => [a, b, p === undefined ? undefined : { p }]);
-const wassMuts = [
-  ...pairMuts({ finite: true, zeroRow: true }),
-  ...optTypeMuts(2),
-  ...optMuts(2, 'p', [
-    ['2', 'E_TYPE'],
-    [3, 'E_ARG'],
-  ]),
-];
+const wassMuts = [...pairMuts({ finite: true, zeroRow: true }), ...optTypeMuts(2), ...numOptMuts(2, 'p', 3)];
 
 const statsArgs = fc
   .tuple(mat(2, 4), fc.option(fc.tuple(dim(1, 20), fc.integer({ min: 0, max: 1000 })), { nil: undefined }))
@@ -455,15 +445,7 @@ const geoArgs = graphArgs(() => fc.constant({}));
 const mapArgs = fc
   .tuple(dim(3, 6), dim(1, 4))
   .chain(([n, d]) => fc.tuple(matOf(n, d), matOf(d, d), fc.integer({ min: 1, max: n - 1 })).map(([x, a, k]) => [x, a, { k }]));
-const mapMuts = [
-  ...matMuts(0, { finite: true }),
-  ...matMuts(1, { finite: true }),
-  ...optTypeMuts(2),
-  ...optMuts(2, 'k', [
-    ['1', 'E_TYPE'],
-    [0, 'E_ARG'],
-  ]),
-];
+const mapMuts = [...matMuts(0, { finite: true }), ...matMuts(1, { finite: true }), ...optTypeMuts(2), ...numOptMuts(2, 'k', 0)];
 
 /** analogy: a corpus of 6–8 rows, three distinct row indices, k ≤ rows − 3. */
 const analogyArgs = fc
@@ -540,10 +522,7 @@ const geomMuts = [
     [5, 'E_TYPE'],
     ['toString', 'E_ARG'],
   ]),
-  optMuts(1, 'margin', [
-    ['1', 'E_TYPE'],
-    [2, 'E_ARG'],
-  ]),
+  numOptMuts(1, 'margin', 2),
 ];
 
 const softArgs = fc.tuple(mat(), fc.double({ min: 0, max: 2, noNaN: true }));
@@ -800,10 +779,7 @@ const TABLE: Record<string, Row> = {
         [1.5, 'E_TYPE'],
         [0, 'E_ARG'],
       ]),
-      optMuts(0, 'start', [
-        ['1', 'E_TYPE'],
-        [0, 'E_ARG'],
-      ]),
+      numOptMuts(0, 'start', 0),
       optMuts(0, 'kind', [
         [5, 'E_TYPE'],
         ['valueOf', 'E_ARG'],
@@ -909,14 +885,10 @@ const TABLE: Record<string, Row> = {
       .chain(([n, d, momentum, eps, training]) => matOf(n, d).map((m) => [d, { momentum, eps }, m, { training }])),
     [
       // The constructor throws before forward is called: its mutations are not combined.
-      [
-        ...intMuts(0, { tooSmall: () => 0 }),
-        ...optMuts(1, 'eps', [
-          ['1', 'E_TYPE'],
-          [-1, 'E_ARG'],
-        ]),
-        ...optMuts(1, 'momentum', [[2, 'E_ARG']]),
-      ].map((x) => ({ ...x, touches: [0, 1, 2, 3] })),
+      [...intMuts(0, { tooSmall: () => 0 }), ...numOptMuts(1, 'eps', -1), ...optMuts(1, 'momentum', [[2, 'E_ARG']])].map((x) => ({
+        ...x,
+        touches: [0, 1, 2, 3],
+      })),
       matMuts(2, { finite: true }),
       optMuts(3, 'training', [['yes', 'E_TYPE']]),
     ],
@@ -934,15 +906,7 @@ const TABLE: Record<string, Row> = {
     fc
       .tuple(mat(1, 4, 2, 5), fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }))
       .map(([m, e]) => [m, e === undefined ? undefined : { eps: e }]),
-    [
-      matMuts(0, { finite: true }),
-      optTypeMuts(1).concat(
-        optMuts(1, 'eps', [
-          ['0', 'E_TYPE'],
-          [-1, 'E_ARG'],
-        ]),
-      ),
-    ],
+    [matMuts(0, { finite: true }), optTypeMuts(1).concat(numOptMuts(1, 'eps', -1))],
     { tol: [1e-4, 1e-5] },
   ),
   dotRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),
