@@ -6,20 +6,9 @@
 'use strict';
 
 const { dv } = require('./common');
+const { mulberry32: rng } = require('../scripts/mulberry32.cjs');
 
 const D = 768;
-
-/** Mulberry32. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * rows unit vectors of dimension D, row i around centre i % clusters (noise ratio `spread`); the

@@ -31,7 +31,7 @@ Options:
                    data; for other files the last, else the first column if it holds small
                    non-negative integers with at least two rows per value, else none).
   --seed N         Seed of the split, the samples and the random baselines (default 42).
-  --backend NAME   auto, native or reference (default auto: native when the addon loads).
+  --backend NAME   auto, native, reference or cuda (default auto: native when the addon loads).
   --epochs N       Training epochs (passes over the training rows) of each learned head
                    (default: 300 steps of the NT-Xent head, 200 of the ArcFace/CosFace heads).
   --out FILE       Where to write the HTML report with SVG plots (default
@@ -62,6 +62,10 @@ function parseArgs(argv) {
     if (v < min || !Number.isSafeInteger(v)) throw new UsageError(`${flag} must be an integer >= ${min}, got ${s}`);
     return v;
   };
+  const oneOf = (s, flag, names) => {
+    if (!names.includes(s)) throw new UsageError(`${flag} must be ${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}, got '${s}'`);
+    return s;
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, null];
@@ -78,20 +82,15 @@ function parseArgs(argv) {
       case '--dim':
         o.dim = int(val(), '--dim', 1);
         break;
-      case '--labels': {
-        o.labels = val();
-        if (!['last', 'first', 'none'].includes(o.labels)) throw new UsageError(`--labels must be last, first or none, got '${o.labels}'`);
+      case '--labels':
+        o.labels = oneOf(val(), '--labels', ['last', 'first', 'none']);
         break;
-      }
       case '--seed':
         o.seed = int(val(), '--seed', 0);
         break;
-      case '--backend': {
-        o.backend = val();
-        if (!['auto', 'native', 'reference', 'cuda'].includes(o.backend))
-          throw new UsageError(`--backend must be auto, native or reference, got '${o.backend}'`);
+      case '--backend':
+        o.backend = oneOf(val(), '--backend', ['auto', 'native', 'reference', 'cuda']);
         break;
-      }
       case '--report': {
         if (inline !== null) o.report = inline;
         else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) o.report = argv[++i];
@@ -650,14 +649,11 @@ function learning(dv, ref, c) {
   say(line(cols));
   for (const [name, zTe, a, t] of results) {
     if (a.knn !== undefined && name !== 'standardized input') knnStages.push({ name, value: a.knn });
+    // The columns the console table and the report's first table both start with.
+    const lead = [name, zTe.cols, pct(a.knn), fx(a.meanCos, 4), fx(a.zScore, 1), fx(a.varRatio, 2)];
     say(
       `${line([
-        name,
-        zTe.cols,
-        pct(a.knn),
-        fx(a.meanCos, 4),
-        fx(a.zScore, 1),
-        fx(a.varRatio, 2),
+        ...lead,
         dKnn(a.rotKnn, a.knn),
         fx(a.orthKept, 3),
         dKnn(a.anisoKnn, a.knn),
@@ -671,12 +667,7 @@ function learning(dv, ref, c) {
     );
     auditRows.push([
       [
-        name,
-        zTe.cols,
-        pct(a.knn),
-        fx(a.meanCos, 4),
-        fx(a.zScore, 1),
-        fx(a.varRatio, 2),
+        ...lead,
         a.rotKnn === undefined ? '–' : pct(a.rotKnn),
         a.rotRecovered.toExponential(1),
         fx(a.orthKept, 3),

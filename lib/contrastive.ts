@@ -10,34 +10,13 @@
  * `scratchBytes` budget (default 256 MiB: three GEMMs, NT-Xent half the forward by symmetry);
  * larger batches are tiled over keys with an online log-sum-exp, in O((B + K)·d) extra memory.
  */
-import { nat, rethrow } from './backend';
-import { refAsync } from './refasync';
 import * as v from './contract/validate';
 import { snap } from './contract/validate';
-import { ASYNC, PRECISION_NAMES, SYNC, now, onDevice, soon } from './cuda';
-import type { Matrix } from './matrix';
+import { PRECISION_NAMES } from './cuda';
+import { type Matrix, shapedLike } from './matrix';
 import * as contract from './contract/contrastive';
 import * as ref from './reference/contrastive';
-import type { InfoNCEOptions, InfoNCEResult, MismatchOptions, MismatchResult, NtXentOptions, NtXentResult, ScheduleOptions } from './contract/contrastive';
-import { later } from './contract/async';
-
-export type {
-  ContrastiveStats,
-  InfoNCEOptions,
-  InfoNCEResult,
-  MismatchOptions,
-  MismatchResult,
-  NtXentOptions,
-  NtXentResult,
-  ScheduleKind,
-  ScheduleOptions,
-} from './contract/contrastive';
-
-/** The native arguments of infoNCE (absent options stay absent). */
-function nceArgs(q: Matrix, keys: Matrix, p: contract.InfoNCEParsed) {
-  const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };
-  return { ...o, positives: p.positives ?? undefined, logQ: p.logQ ?? undefined, keyIds: p.keyIds ?? undefined };
-}
+import { type NativeResult, op, runAsync, runSync } from './run';
 
 type NativeStats = { meanEntropy: number; meanPositiveProbability: number; meanMaxNegativeProbability: number; effectiveNegatives: number };
 
@@ -50,45 +29,55 @@ function statsOf(s: NativeStats): NativeStats {
   };
 }
 
-function nceOut(
-  r: { loss: number; gradQ: Float32Array; gradKeys: Float32Array; gradTemperature: number; stats: NativeStats },
-  q: Matrix,
-  keys: Matrix,
-): InfoNCEResult {
-  return {
-    loss: r.loss,
-    gradQ: { data: r.gradQ, rows: q.rows, cols: q.cols },
-    gradKeys: { data: r.gradKeys, rows: keys.rows, cols: keys.cols },
-    gradTemperature: r.gradTemperature,
-    stats: statsOf(r.stats),
-  };
-}
+const SOFTMAX = op({
+  name: 'softmaxProbabilities',
+  reference: ref.softmaxProbabilities,
+  snap: (fn, x, ys, temperature) => [x, snap(fn, 'ys', ys), temperature],
+  check: contract.checkSoftmax,
+  call: (n, how, _, x, ys, temperature) => n.softmaxProbabilities({ x, ys, temperature }, how),
+});
 
-function ntxOut(
-  r: { loss: number; gradA: Float32Array; gradB: Float32Array; gradTemperature: number; stats: NativeStats },
-  a: Matrix,
-  b: Matrix,
-): NtXentResult {
-  return {
-    loss: r.loss,
-    gradA: { data: r.gradA, rows: a.rows, cols: a.cols },
-    gradB: { data: r.gradB, rows: b.rows, cols: b.cols },
-    gradTemperature: r.gradTemperature,
-    stats: statsOf(r.stats),
-  };
-}
+const INFO_NCE = op({
+  name: 'infoNCE',
+  reference: ref.infoNCE,
+  snap: contract.snapInfoNCE,
+  check: contract.checkInfoNCE,
+  call: (n, how, p, q, keys) => {
+    const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };
+    return n.infoNCE({ ...o, positives: p.positives ?? undefined, logQ: p.logQ ?? undefined, keyIds: p.keyIds ?? undefined }, how);
+  },
+  out: (r: NativeResult<'infoNCE'>, _, q, keys): contract.InfoNCEResult => {
+    const gradQ = shapedLike(r.gradQ, q);
+    return { loss: r.loss, gradQ, gradKeys: shapedLike(r.gradKeys, keys), gradTemperature: r.gradTemperature, stats: statsOf(r.stats) };
+  },
+  gpu: true,
+});
+
+const NT_XENT = op({
+  name: 'ntXent',
+  reference: ref.ntXent,
+  snap: contract.snapNtXent,
+  check: (fn, a, b, options): [number, number] => [contract.checkNtXent(fn, a, b, options), v.precisionOf(fn, options)],
+  call: (n, how, [temperature, precision], a, b, options) =>
+    n.ntXent({ a, b, temperature, precision: PRECISION_NAMES[precision], scratchBytes: contract.ntXentScratch(options) }, how),
+  out: (r: NativeResult<'ntXent'>, _, a, b): contract.NtXentResult => {
+    return { loss: r.loss, gradA: shapedLike(r.gradA, a), gradB: shapedLike(r.gradB, b), gradTemperature: r.gradTemperature, stats: statsOf(r.stats) };
+  },
+  gpu: true,
+});
+
+const MISMATCH = op({
+  name: 'mismatchScore',
+  reference: ref.mismatchScore,
+  snap: (fn, a, b, options) => [snap(fn, 'a', a), snap(fn, 'b', b), options],
+  check: contract.checkMismatch,
+  call: (n, how, withinView, a, b) => n.mismatchScore({ a, b, withinView }, how),
+  out: (r: NativeResult<'mismatchScore'>) => ({ muP: r.muP, muQ: r.muQ, M: r.M }),
+});
 
 /** p(y_j | x) = softmax_j(x·y_j / τ) over the rows of `ys` (Float32Array of length ys.rows). */
 export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: number): Float32Array {
-  ys = snap('softmaxProbabilities', 'ys', ys);
-  const n = nat();
-  if (n === null) return ref.softmaxProbabilities(x, ys, temperature);
-  contract.checkSoftmax('softmaxProbabilities', x, ys, temperature);
-  try {
-    return now(n.softmaxProbabilities({ x, ys, temperature }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
+  return runSync(SOFTMAX, [x, ys, temperature]);
 }
 
 /**
@@ -103,29 +92,13 @@ export function softmaxProbabilities(x: Float32Array, ys: Matrix, temperature: n
  * @example
  * const { loss, gradQ } = infoNCE(q, keys, { temperature: 0.07, normalize: true });
  */
-export function infoNCE(q: Matrix, keys: Matrix, options: InfoNCEOptions): InfoNCEResult {
-  [q, keys, options] = contract.snapInfoNCE('infoNCE', q, keys, options);
-  const n = nat();
-  if (n === null) return ref.infoNCE(q, keys, options);
-  const p = contract.checkInfoNCE('infoNCE', q, keys, options);
-  try {
-    const r = now(n.infoNCE(nceArgs(q, keys, p), onDevice()));
-    return nceOut(r, q, keys);
-  } catch (e) {
-    rethrow(e);
-  }
+export function infoNCE(q: Matrix, keys: Matrix, options: contract.InfoNCEOptions): contract.InfoNCEResult {
+  return runSync(INFO_NCE, [q, keys, options]);
 }
 
 /** Async twin of {@link infoNCE}: runs off the event loop (arguments read and copied at call time). */
-export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): Promise<InfoNCEResult> {
-  return later(() => {
-    const fn = 'infoNCEAsync';
-    [q, keys, options] = contract.snapInfoNCE(fn, q, keys, options);
-    const p = contract.checkInfoNCE(fn, q, keys, options);
-    const n = nat();
-    if (n === null) return refAsync<InfoNCEResult>('infoNCE', [q, keys, options]);
-    return soon(n.infoNCE(nceArgs(q, keys, p), ASYNC)).then((r) => nceOut(r, q, keys), rethrow);
-  });
+export function infoNCEAsync(q: Matrix, keys: Matrix, options: contract.InfoNCEOptions): Promise<contract.InfoNCEResult> {
+  return runAsync(INFO_NCE, [q, keys, options]);
 }
 
 /**
@@ -135,31 +108,13 @@ export function infoNCEAsync(q: Matrix, keys: Matrix, options: InfoNCEOptions): 
  * `{ loss, gradA, gradB, gradTemperature, stats }` (∂loss/∂τ and the diagnostics averaged over
  * the 2N anchors).
  */
-export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResult {
-  [a, b, options] = contract.snapNtXent('ntXent', a, b, options);
-  const n = nat();
-  if (n === null) return ref.ntXent(a, b, options);
-  const t = contract.checkNtXent('ntXent', a, b, options);
-  const precision = PRECISION_NAMES[v.precisionOf('ntXent', options)];
-  try {
-    const r = now(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, onDevice()));
-    return ntxOut(r, a, b);
-  } catch (e) {
-    rethrow(e);
-  }
+export function ntXent(a: Matrix, b: Matrix, options: contract.NtXentOptions): contract.NtXentResult {
+  return runSync(NT_XENT, [a, b, options]);
 }
 
 /** Async twin of {@link ntXent} (arguments read and copied at call time). */
-export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promise<NtXentResult> {
-  return later(() => {
-    const fn = 'ntXentAsync';
-    [a, b, options] = contract.snapNtXent(fn, a, b, options);
-    const t = contract.checkNtXent(fn, a, b, options);
-    const precision = PRECISION_NAMES[v.precisionOf(fn, options)];
-    const n = nat();
-    if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
-    return soon(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, ASYNC)).then((r) => ntxOut(r, a, b), rethrow);
-  });
+export function ntXentAsync(a: Matrix, b: Matrix, options: contract.NtXentOptions): Promise<contract.NtXentResult> {
+  return runAsync(NT_XENT, [a, b, options]);
 }
 
 /**
@@ -168,18 +123,8 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
  * (b_i, b_j), i < j (the mean over all 2n(n − 1) non-matching pairs of the 2n views). Needs
  * n ≥ 2 rows; zero rows have cosine 0. O(n·d).
  */
-export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): MismatchResult {
-  a = snap('mismatchScore', 'a', a);
-  b = snap('mismatchScore', 'b', b);
-  const n = nat();
-  if (n === null) return ref.mismatchScore(a, b, options);
-  const withinView = contract.checkMismatch('mismatchScore', a, b, options);
-  try {
-    const r = now(n.mismatchScore({ a, b, withinView }, SYNC));
-    return { muP: r.muP, muQ: r.muQ, M: r.M };
-  } catch (e) {
-    rethrow(e);
-  }
+export function mismatchScore(a: Matrix, b: Matrix, options?: contract.MismatchOptions): contract.MismatchResult {
+  return runSync(MISMATCH, [a, b, options]);
 }
 
 /**
@@ -187,6 +132,6 @@ export function mismatchScore(a: Matrix, b: Matrix, options?: MismatchOptions): 
  * 'linear' start + (end − start)·r, 'cosine' (default) end + (start − end)·(1 + cos πr)/2,
  * 'exponential' start·(end/start)^r. The same TypeScript code on every backend.
  */
-export function temperatureSchedule(options: ScheduleOptions): (t: number) => number {
+export function temperatureSchedule(options: contract.ScheduleOptions): (t: number) => number {
   return ref.temperatureSchedule(options);
 }

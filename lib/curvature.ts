@@ -4,47 +4,70 @@
  * curvature, map distortion and analogies. Same results as the reference (float64 with the same
  * operation order; the same SplitMix64 quadruples and triangles for a seed).
  */
-import { nat, rethrow } from './backend';
-import { ASYNC, SYNC, now, soon } from './cuda';
-import { refAsync } from './refasync';
+import type { NativeBinding } from './backend';
+import type { How } from './cuda';
 import { snap, snapOpts } from './contract/validate';
 import type { Matrix } from './matrix';
 import * as contract from './contract/curvature';
 import * as ref from './reference/curvature';
-import type {
-  AnalogyOptions,
-  AnalogyResult,
-  GraphGeodesicsOptions,
-  Hyperbolicity,
-  HyperbolicityOptions,
-  MapDistortion,
-  MapDistortionOptions,
-  TriangleCurvature,
-  TriangleCurvatureOptions,
-} from './contract/curvature';
-import { later } from './contract/async';
-
-export type {
-  AnalogyOptions,
-  AnalogyResult,
-  GraphGeodesicsOptions,
-  GraphMetric,
-  GraphOptions,
-  Hyperbolicity,
-  HyperbolicityOptions,
-  MapDistortion,
-  MapDistortionOptions,
-  TriangleCurvature,
-  TriangleCurvatureOptions,
-} from './contract/curvature';
+import { type NativeResult, op, runAsync, runSync } from './run';
 
 /** Graph metric names of the native entry points, by metric code. */
 const GRAPH_METRICS = ['angular', 'euclidean'] as const;
 
-/** The native arguments of graphGeodesics (`sources` absent: every row). */
-function geoArgs(m: Matrix, k: number, code: number, s: Uint32Array | null) {
-  return { m, k, metric: GRAPH_METRICS[code], sources: s ?? undefined };
+const GEODESICS = op({
+  name: 'graphGeodesics',
+  reference: ref.graphGeodesics,
+  snap: (fn, m, options) => [snap(fn, 'm', m), snapOpts(fn, options, ['k', 'metric', 'sources'])],
+  check: contract.checkGeodesics,
+  call: (n, how, [k, code, s], m) => n.graphGeodesics({ m, k, metric: GRAPH_METRICS[code], sources: s ?? undefined }, how),
+  out: (data: NativeResult<'graphGeodesics'>, [, , s], m) => ({ data, rows: s ? s.length : m.rows, cols: m.rows }),
+});
+
+/** The graph arguments of a sampled native entry point. */
+type Sampled = { m: Matrix; k: number; metric: (typeof GRAPH_METRICS)[number]; seed: number };
+
+/**
+ * hyperbolicity and triangleCurvature: `count` random samples (default `def`) of rows of the
+ * k-NN graph (at least `minRows` rows), drawn from the stream of `seed`.
+ */
+function sampled<O extends contract.GraphOptions & { seed?: number }, N>(
+  name: 'hyperbolicity' | 'triangleCurvature',
+  reference: (m: Matrix, options: O) => N,
+  count: 'samples' | 'triangles',
+  def: number,
+  minRows: number,
+  call: (n: NativeBinding, g: Sampled, count: number, how: How) => N | Promise<N>,
+) {
+  return op<[Matrix, O], [number, number, number, number], N, N, typeof name>({
+    name,
+    reference,
+    snap: (fn, m, options) => [snap(fn, 'm', m), snapOpts(fn, options, ['k', 'metric', count, 'seed'])],
+    check: (fn, m, options) => contract.checkSampled(fn, m, options, count, def, minRows),
+    call: (n, how, [k, code, c, seed], m) => call(n, { m, k, metric: GRAPH_METRICS[code], seed }, c, how),
+  });
 }
+
+const HYPERBOLICITY = sampled('hyperbolicity', ref.hyperbolicity, 'samples', 1000, 4, (n, g, samples, how) => n.hyperbolicity({ ...g, samples }, how));
+const TRIANGLES = sampled('triangleCurvature', ref.triangleCurvature, 'triangles', 200, 3, (n, g, triangles, how) =>
+  n.triangleCurvature({ ...g, triangles }, how),
+);
+
+const MAP_DISTORTION = op({
+  name: 'mapDistortion',
+  reference: ref.mapDistortion,
+  snap: (fn, x, a, options) => [snap(fn, 'x', x), snap(fn, 'a', a), snapOpts(fn, options, ['k'])],
+  check: contract.checkMapDistortion,
+  call: (n, how, k, x, a) => n.mapDistortion({ x, a, k }, how),
+});
+
+const ANALOGY = op({
+  name: 'analogy',
+  reference: ref.analogy,
+  snap: (fn, corpus, abc, k, options) => [snap(fn, 'corpus', corpus), abc, k, snapOpts(fn, options, ['method'])],
+  check: contract.checkAnalogy,
+  call: (n, how, [a, b, c, mul], corpus, _abc, k) => n.analogy({ corpus, a, b, c, k, mul }, how),
+});
 
 /**
  * Geodesic distances along the data: shortest paths (Dijkstra) on the symmetrized
@@ -52,32 +75,13 @@ function geoArgs(m: Matrix, k: number, code: number, s: Uint32Array | null) {
  * 'angular'`, default) or the Euclidean distance (`'euclidean'`). Returns a Matrix
  * sources × rows (`sources` default: every row), ∞ where a row is unreachable.
  */
-export function graphGeodesics(m: Matrix, options: GraphGeodesicsOptions): Matrix {
-  m = snap('graphGeodesics', 'm', m);
-  options = snapOpts('graphGeodesics', options, ['k', 'metric', 'sources']);
-  const n = nat();
-  if (n === null) return ref.graphGeodesics(m, options);
-  const [k, code, s] = contract.checkGeodesics('graphGeodesics', m, options);
-  try {
-    const data = now(n.graphGeodesics(geoArgs(m, k, code, s), SYNC));
-    return { data, rows: s ? s.length : m.rows, cols: m.rows };
-  } catch (e) {
-    rethrow(e);
-  }
+export function graphGeodesics(m: Matrix, options: contract.GraphGeodesicsOptions): Matrix {
+  return runSync(GEODESICS, [m, options]);
 }
 
 /** Async twin of {@link graphGeodesics} (inputs copied at call time). */
-export function graphGeodesicsAsync(m: Matrix, options: GraphGeodesicsOptions): Promise<Matrix> {
-  return later(() => {
-    m = snap('graphGeodesicsAsync', 'm', m);
-    options = snapOpts('graphGeodesicsAsync', options, ['k', 'metric', 'sources']);
-    const [k, code, s] = contract.checkGeodesics('graphGeodesicsAsync', m, options);
-    const n = nat();
-    if (n === null) return refAsync<ReturnType<typeof ref.graphGeodesics>>('graphGeodesics', [m, options]);
-    const rows = s ? s.length : m.rows;
-    const cols = m.rows;
-    return soon(n.graphGeodesics(geoArgs(m, k, code, s), ASYNC)).then((data) => ({ data, rows, cols }), rethrow);
-  });
+export function graphGeodesicsAsync(m: Matrix, options: contract.GraphGeodesicsOptions): Promise<Matrix> {
+  return runAsync(GEODESICS, [m, options]);
 }
 
 /**
@@ -86,29 +90,13 @@ export function graphGeodesicsAsync(m: Matrix, options: GraphGeodesicsOptions): 
  * `relativeDelta` = 2δ/diameter (Khrulkov et al. 2020): 0 for a tree metric, small for
  * tree-like (hyperbolic) data. See the reference for the exact definitions.
  */
-export function hyperbolicity(m: Matrix, options: HyperbolicityOptions): Hyperbolicity {
-  m = snap('hyperbolicity', 'm', m);
-  options = snapOpts('hyperbolicity', options, ['k', 'metric', 'samples', 'seed']);
-  const n = nat();
-  if (n === null) return ref.hyperbolicity(m, options);
-  const [k, code, samples, seed] = contract.checkSampled('hyperbolicity', m, options, 'samples', 1000, 4);
-  try {
-    return now(n.hyperbolicity({ m, k, metric: GRAPH_METRICS[code], samples, seed }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
+export function hyperbolicity(m: Matrix, options: contract.HyperbolicityOptions): contract.Hyperbolicity {
+  return runSync(HYPERBOLICITY, [m, options]);
 }
 
 /** Async twin of {@link hyperbolicity} (inputs copied at call time). */
-export function hyperbolicityAsync(m: Matrix, options: HyperbolicityOptions): Promise<Hyperbolicity> {
-  return later(() => {
-    m = snap('hyperbolicityAsync', 'm', m);
-    options = snapOpts('hyperbolicityAsync', options, ['k', 'metric', 'samples', 'seed']);
-    const [k, code, samples, seed] = contract.checkSampled('hyperbolicityAsync', m, options, 'samples', 1000, 4);
-    const n = nat();
-    if (n === null) return refAsync<ReturnType<typeof ref.hyperbolicity>>('hyperbolicity', [m, options]);
-    return soon(n.hyperbolicity({ m, k, metric: GRAPH_METRICS[code], samples, seed }, ASYNC)).then((r) => r, rethrow);
-  });
+export function hyperbolicityAsync(m: Matrix, options: contract.HyperbolicityOptions): Promise<contract.Hyperbolicity> {
+  return runAsync(HYPERBOLICITY, [m, options]);
 }
 
 /**
@@ -117,29 +105,13 @@ export function hyperbolicityAsync(m: Matrix, options: HyperbolicityOptions): Pr
  * side's shortest path over the same distance in the flat comparison triangle (> 1 positive
  * curvature, < 1 negative); `medianRatio` and `positiveFraction` summarize them.
  */
-export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions): TriangleCurvature {
-  m = snap('triangleCurvature', 'm', m);
-  options = snapOpts('triangleCurvature', options, ['k', 'metric', 'triangles', 'seed']);
-  const n = nat();
-  if (n === null) return ref.triangleCurvature(m, options);
-  const [k, code, triangles, seed] = contract.checkSampled('triangleCurvature', m, options, 'triangles', 200, 3);
-  try {
-    return now(n.triangleCurvature({ m, k, metric: GRAPH_METRICS[code], triangles, seed }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
+export function triangleCurvature(m: Matrix, options: contract.TriangleCurvatureOptions): contract.TriangleCurvature {
+  return runSync(TRIANGLES, [m, options]);
 }
 
 /** Async twin of {@link triangleCurvature} (inputs copied at call time). */
-export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOptions): Promise<TriangleCurvature> {
-  return later(() => {
-    m = snap('triangleCurvatureAsync', 'm', m);
-    options = snapOpts('triangleCurvatureAsync', options, ['k', 'metric', 'triangles', 'seed']);
-    const [k, code, triangles, seed] = contract.checkSampled('triangleCurvatureAsync', m, options, 'triangles', 200, 3);
-    const n = nat();
-    if (n === null) return refAsync<ReturnType<typeof ref.triangleCurvature>>('triangleCurvature', [m, options]);
-    return soon(n.triangleCurvature({ m, k, metric: GRAPH_METRICS[code], triangles, seed }, ASYNC)).then((r) => r, rethrow);
-  });
+export function triangleCurvatureAsync(m: Matrix, options: contract.TriangleCurvatureOptions): Promise<contract.TriangleCurvature> {
+  return runAsync(TRIANGLES, [m, options]);
 }
 
 /**
@@ -147,18 +119,8 @@ export function triangleCurvatureAsync(m: Matrix, options: TriangleCurvatureOpti
  * condition number, the kept fraction of cosine k-nearest neighbours and the mean absolute
  * change of pairwise cosines (orthogonal maps: 1, 1, 0).
  */
-export function mapDistortion(x: Matrix, a: Matrix, options?: MapDistortionOptions): MapDistortion {
-  x = snap('mapDistortion', 'x', x);
-  a = snap('mapDistortion', 'a', a);
-  options = snapOpts('mapDistortion', options, ['k']);
-  const n = nat();
-  if (n === null) return ref.mapDistortion(x, a, options);
-  const k = contract.checkMapDistortion('mapDistortion', x, a, options);
-  try {
-    return now(n.mapDistortion({ x, a, k }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
+export function mapDistortion(x: Matrix, a: Matrix, options?: contract.MapDistortionOptions): contract.MapDistortion {
+  return runSync(MAP_DISTORTION, [x, a, options]);
 }
 
 /**
@@ -166,15 +128,6 @@ export function mapDistortion(x: Matrix, a: Matrix, options?: MapDistortionOptio
  * 3CosAdd (`method: 'add'`, default) or 3CosMul (`'mul'`, ε = 0.001, cosines shifted to
  * [0, 1]); the k best rows with their scores, ties by the lower index.
  */
-export function analogy(corpus: Matrix, abc: [number, number, number], k: number, options?: AnalogyOptions): AnalogyResult {
-  corpus = snap('analogy', 'corpus', corpus);
-  options = snapOpts('analogy', options, ['method']);
-  const n = nat();
-  if (n === null) return ref.analogy(corpus, abc, k, options);
-  const [a, b, c, mul] = contract.checkAnalogy('analogy', corpus, abc, k, options);
-  try {
-    return now(n.analogy({ corpus, a, b, c, k, mul }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
+export function analogy(corpus: Matrix, abc: [number, number, number], k: number, options?: contract.AnalogyOptions): contract.AnalogyResult {
+  return runSync(ANALOGY, [corpus, abc, k, options]);
 }

@@ -4,18 +4,46 @@
  * alignment and spherical triangles on the unit hypersphere.
  */
 import { nat, rethrow } from './backend';
-import { ASYNC, METRIC_NAMES, SYNC, now, soon } from './cuda';
-import { refAsync } from './refasync';
+import { METRIC_NAMES } from './cuda';
 import { snap } from './contract/validate';
 import type { Matrix } from './matrix';
 import * as contract from './contract/geometry';
+import type { SphericalTriangle } from './contract/geometry';
 import * as ref from './reference/geometry';
 import type { MetricOptions } from './contract/similarity';
-import type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
-import { later } from './contract/async';
+import { type NativeResult, op, runAsync, runSync } from './run';
 
-export type { ProcrustesResult, SphericalTriangle } from './contract/geometry';
-export { GaussianStream } from './contract/geometry';
+const KNN = op({
+  name: 'knnClassify',
+  reference: ref.knnClassify,
+  snap: (fn, train, labels, queries, k, options) => {
+    [train, queries, options] = contract.snapKnn(fn, train, queries, options);
+    return [train, labels, queries, k, options];
+  },
+  check: contract.checkKnn,
+  call: (n, how, metric, train, labels, queries, k) => n.knnClassify({ train, labels, queries, k, metric: METRIC_NAMES[metric] }, how),
+});
+
+const MATMUL = op({
+  name: 'matmul',
+  reference: ref.matmul,
+  snap: (fn, a, b) => [snap(fn, 'a', a), snap(fn, 'b', b)],
+  check: contract.checkMatmul,
+  call: (n, how, _, a, b) => n.matmul({ a, b }, how),
+  out: (data: NativeResult<'matmul'>, _, a, b) => ({ data, rows: a.rows, cols: b.cols }),
+});
+
+const PROCRUSTES = op({
+  name: 'procrustes',
+  reference: ref.procrustes,
+  snap: (fn, x, y) => [snap(fn, 'x', x), snap(fn, 'y', y)],
+  check: contract.checkProcrustes,
+  call: (n, how, _, x, y) => n.procrustes({ x, y }, how),
+  out: (r: NativeResult<'procrustes'>, _, x): contract.ProcrustesResult => ({
+    rotation: { data: r.rotation, rows: x.cols, cols: x.cols },
+    residual: r.residual,
+  }),
+});
 
 /**
  * Predicted label of every query row (Uint32Array of queries.rows): majority vote among its k
@@ -24,27 +52,12 @@ export { GaussianStream } from './contract/geometry';
  * votes, the label whose closest member among the k is nearest wins.
  */
 export function knnClassify(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Uint32Array {
-  [train, queries, options] = contract.snapKnn('knnClassify', train, queries, options);
-  const n = nat();
-  if (n === null) return ref.knnClassify(train, labels, queries, k, options);
-  const metric = contract.checkKnn('knnClassify', train, labels, queries, k, options);
-  try {
-    return now(n.knnClassify({ train, labels, queries, k, metric: METRIC_NAMES[metric] }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
+  return runSync(KNN, [train, labels, queries, k, options]);
 }
 
 /** Async twin of {@link knnClassify}: runs off the event loop (arguments read and copied at call time). */
 export function knnClassifyAsync(train: Matrix, labels: Uint32Array, queries: Matrix, k: number, options?: MetricOptions): Promise<Uint32Array> {
-  return later(() => {
-    const fn = 'knnClassifyAsync';
-    [train, queries, options] = contract.snapKnn(fn, train, queries, options);
-    const metric = contract.checkKnn(fn, train, labels, queries, k, options);
-    const n = nat();
-    if (n === null) return refAsync<Uint32Array>('knnClassify', [train, labels, queries, k, options]);
-    return soon(n.knnClassify({ train, labels, queries, k, metric: METRIC_NAMES[metric] }, ASYNC)).then((r) => r, rethrow);
-  });
+  return runAsync(KNN, [train, labels, queries, k, options]);
 }
 
 /**
@@ -66,16 +79,7 @@ export function randomOrthogonal(d: number, seed: number): Matrix {
 
 /** Matrix product a·b (a.rows × b.cols); a.cols must equal b.rows (E_SHAPE otherwise). */
 export function matmul(a: Matrix, b: Matrix): Matrix {
-  a = snap('matmul', 'a', a);
-  b = snap('matmul', 'b', b);
-  const n = nat();
-  if (n === null) return ref.matmul(a, b);
-  contract.checkMatmul('matmul', a, b);
-  try {
-    return { data: now(n.matmul({ a, b }, SYNC)), rows: a.rows, cols: b.cols };
-  } catch (e) {
-    rethrow(e);
-  }
+  return runSync(MATMUL, [a, b]);
 }
 
 /**
@@ -84,31 +88,13 @@ export function matmul(a: Matrix, b: Matrix): Matrix {
  * minimizing ‖x·Q − y‖_F, Q = U·Vᵀ from the SVD of xᵀy (float64), and `residual` is
  * ‖x·Q − y‖_F. NaN/∞ → E_NON_FINITE.
  */
-export function procrustes(x: Matrix, y: Matrix): ProcrustesResult {
-  x = snap('procrustes', 'x', x);
-  y = snap('procrustes', 'y', y);
-  const n = nat();
-  if (n === null) return ref.procrustes(x, y);
-  contract.checkProcrustes('procrustes', x, y);
-  try {
-    const r = now(n.procrustes({ x, y }, SYNC));
-    return { rotation: { data: r.rotation, rows: x.cols, cols: x.cols }, residual: r.residual };
-  } catch (e) {
-    rethrow(e);
-  }
+export function procrustes(x: Matrix, y: Matrix): contract.ProcrustesResult {
+  return runSync(PROCRUSTES, [x, y]);
 }
 
 /** Async twin of {@link procrustes} (arguments read and copied at call time). */
-export function procrustesAsync(x: Matrix, y: Matrix): Promise<ProcrustesResult> {
-  return later(() => {
-    x = snap('procrustesAsync', 'x', x);
-    y = snap('procrustesAsync', 'y', y);
-    contract.checkProcrustes('procrustesAsync', x, y);
-    const n = nat();
-    if (n === null) return refAsync<ProcrustesResult>('procrustes', [x, y]);
-    const d = x.cols;
-    return soon(n.procrustes({ x, y }, ASYNC)).then((r) => ({ rotation: { data: r.rotation, rows: d, cols: d }, residual: r.residual }), rethrow);
-  });
+export function procrustesAsync(x: Matrix, y: Matrix): Promise<contract.ProcrustesResult> {
+  return runAsync(PROCRUSTES, [x, y]);
 }
 
 /**

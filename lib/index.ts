@@ -5,10 +5,7 @@
  * present, or the pure-TypeScript reference) and gives the same results within the documented
  * tolerance. `densevec/reference` exports the reference alone.
  */
-export { DensevecError } from './errors';
-export type { ErrorCode } from './errors';
-export { matrix, row, rows } from './matrix';
-export type { Matrix } from './matrix';
+export * from './contract/api';
 export { backendInfo, setBackend, setThreads, setIsa, availableIsas } from './backend';
 export type { BackendInfo, BackendName, IsaName } from './backend';
 export * from './similarity';

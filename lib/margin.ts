@@ -7,59 +7,83 @@
  * Conventions: the ArcFace margin is in radians; `scale` is s (logits are s·cos θ, so s plays
  * the role of 1/τ); every loss is a mean over rows, as PyTorch's default reduction.
  */
-import { nat, rethrow } from './backend';
-import { refAsync } from './refasync';
+import type { NativeBinding } from './backend';
 import { snap } from './contract/validate';
-import { ASYNC, PRECISION_NAMES, SYNC, now, onDevice, soon } from './cuda';
-import type { Matrix } from './matrix';
+import { PRECISION_NAMES } from './cuda';
+import { type Matrix, shapedLike } from './matrix';
 import * as contract from './contract/margin';
 import * as ref from './reference/margin';
-import type { CrossEntropyResult, MarginGeometryOptions, MarginGeometryResult, MarginOptions, MarginResult, PenaltyResult } from './contract/margin';
-import { later } from './contract/async';
-
-export type {
-  CrossEntropyResult,
-  MarginGeometryOptions,
-  MarginGeometryResult,
-  MarginKind,
-  MarginOptions,
-  MarginResult,
-  PenaltyResult,
-} from './contract/margin';
-export { ARCFACE_SIN_EPS } from './contract/margin';
-
-function wrap(
-  r: { loss: number; gradX: Float32Array; gradW: Float32Array; logits: Float32Array; gradScale: number; angularMargins: Float32Array },
-  x: Matrix,
-  w: Matrix,
-): MarginResult {
-  return {
-    loss: r.loss,
-    gradX: { data: r.gradX, rows: x.rows, cols: x.cols },
-    gradW: { data: r.gradW, rows: w.rows, cols: w.cols },
-    logits: { data: r.logits, rows: x.rows, cols: w.rows },
-    gradScale: r.gradScale,
-    angularMargins: r.angularMargins,
-  };
-}
+import { type NativeResult, op, runAsync, runSync } from './run';
 
 /** Margin kind names of the native entry point, by kind code. */
 const KIND_NAMES = ['normalized', 'cosface', 'arcface'] as const;
 
-/** The native arguments of marginSoftmax. */
-function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: contract.MarginParsed) {
-  return {
-    x,
-    prototypes,
-    labels,
-    kind: KIND_NAMES[p.kind],
-    scale: p.scale,
-    margin: p.margin,
-    labelSmoothing: p.labelSmoothing,
-    precision: PRECISION_NAMES[p.precision],
-    scratchBytes: p.scratchBytes,
-  };
+const MARGIN = op({
+  name: 'marginSoftmax',
+  reference: ref.marginSoftmax,
+  snap: (fn, x, prototypes, labels, options) => {
+    [x, prototypes, options] = contract.snapMargin(fn, x, prototypes, options);
+    return [x, prototypes, labels, options];
+  },
+  check: contract.checkMargin,
+  call: (n, how, p, x, prototypes, labels) => {
+    const { scale, margin, labelSmoothing, scratchBytes } = p;
+    return n.marginSoftmax(
+      { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale, margin, labelSmoothing, precision: PRECISION_NAMES[p.precision], scratchBytes },
+      how,
+    );
+  },
+  out: (r: NativeResult<'marginSoftmax'>, _, x, w): contract.MarginResult => {
+    const logits = { data: r.logits, rows: x.rows, cols: w.rows };
+    return { loss: r.loss, gradX: shapedLike(r.gradX, x), gradW: shapedLike(r.gradW, w), logits, gradScale: r.gradScale, angularMargins: r.angularMargins };
+  },
+  gpu: true,
+});
+
+/** A loss and its gradient in the shape of `m` (cross-entropy, the penalties). */
+function lossAndGrad(r: { loss: number; grad: Float32Array }, _: unknown, m: Matrix): contract.PenaltyResult {
+  return { loss: r.loss, grad: shapedLike(r.grad, m) };
 }
+
+const CROSS_ENTROPY = op({
+  name: 'labelSmoothingCrossEntropy',
+  reference: ref.labelSmoothingCrossEntropy,
+  snap: (fn, logits, labels, epsilon) => [snap(fn, 'logits', logits), labels, epsilon],
+  check: contract.checkCrossEntropy,
+  call: (n, how, _, logits, labels, epsilon) => n.labelSmoothingCrossEntropy({ logits, labels, epsilon }, how),
+  out: lossAndGrad,
+});
+
+/** normPenalty and l1Penalty: λ times a sum over the entries of `m`, with its gradient. */
+function penalty(
+  name: 'normPenalty' | 'l1Penalty',
+  reference: (m: Matrix, lambda: number) => contract.PenaltyResult,
+  call: (n: NativeBinding, m: Matrix, lambda: number) => NativeResult<'normPenalty'>,
+) {
+  return op({
+    name,
+    reference,
+    snap: (fn, m, lambda) => [snap(fn, 'm', m), lambda],
+    check: contract.checkPenalty,
+    call: (n, _how, _, m, lambda) => call(n, m, lambda),
+    out: lossAndGrad,
+  });
+}
+
+const NORM_PENALTY = penalty('normPenalty', ref.normPenalty, (n, m, lambda) => n.normPenalty({ m, lambda }));
+const L1_PENALTY = penalty('l1Penalty', ref.l1Penalty, (n, m, lambda) => n.l1Penalty({ m, lambda }));
+
+const MARGIN_GEOMETRY = op({
+  name: 'marginGeometry',
+  reference: ref.marginGeometry,
+  snap: (fn, prototypes, options) => [snap(fn, 'prototypes', prototypes), options],
+  check: contract.checkMarginGeometry,
+  call: (n, how, p, prototypes) => n.marginGeometry({ prototypes, kind: KIND_NAMES[p.kind], margin: p.margin }, how),
+  out: (r: NativeResult<'marginGeometry'>, _, prototypes): contract.MarginGeometryResult => {
+    const C = prototypes.rows;
+    return { angles: { data: r.angles, rows: C, cols: C }, gaps: { data: r.gaps, rows: C, cols: C } };
+  },
+});
 
 /**
  * Margin softmax loss. x (N × d) and prototypes (C × d) are L2-normalized inside (gradients flow
@@ -73,30 +97,13 @@ function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: contr
  * ArcFace's derivative divides by sin θ_y; it is clamped below at {@link ARCFACE_SIN_EPS} so
  * the gradient stays finite at θ_y = 0.
  */
-export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): MarginResult {
-  [x, prototypes, options] = contract.snapMargin('marginSoftmax', x, prototypes, options);
-  const n = nat();
-  if (n === null) return ref.marginSoftmax(x, prototypes, labels, options);
-  const p = contract.checkMargin('marginSoftmax', x, prototypes, labels, options);
-  try {
-    const r = now(n.marginSoftmax(marginArgs(x, prototypes, labels, p), onDevice()));
-    return wrap(r, x, prototypes);
-  } catch (e) {
-    rethrow(e);
-  }
+export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: contract.MarginOptions): contract.MarginResult {
+  return runSync(MARGIN, [x, prototypes, labels, options]);
 }
 
 /** Async twin of {@link marginSoftmax}: runs off the event loop (arguments read and copied at call time). */
-export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: MarginOptions): Promise<MarginResult> {
-  return later(() => {
-    const fn = 'marginSoftmaxAsync';
-    [x, prototypes, options] = contract.snapMargin(fn, x, prototypes, options);
-    const p = contract.checkMargin(fn, x, prototypes, labels, options);
-    const n = nat();
-    if (n === null) return refAsync<MarginResult>('marginSoftmax', [x, prototypes, labels, options]);
-    const [xs, ws] = [x, prototypes];
-    return soon(n.marginSoftmax(marginArgs(x, prototypes, labels, p), ASYNC)).then((r) => wrap(r, xs, ws), rethrow);
-  });
+export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32Array, options: contract.MarginOptions): Promise<contract.MarginResult> {
+  return runAsync(MARGIN, [x, prototypes, labels, options]);
 }
 
 /**
@@ -104,45 +111,18 @@ export function marginSoftmaxAsync(x: Matrix, prototypes: Matrix, labels: Uint32
  * `cross_entropy(logits, labels, label_smoothing=ε)` (mean over rows): the target is
  * (1 − ε)·onehot + ε/C. Returns `{ loss, grad }` with grad = ∂loss/∂logits.
  */
-export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, epsilon: number): CrossEntropyResult {
-  logits = snap('labelSmoothingCrossEntropy', 'logits', logits);
-  const n = nat();
-  if (n === null) return ref.labelSmoothingCrossEntropy(logits, labels, epsilon);
-  contract.checkCrossEntropy('labelSmoothingCrossEntropy', logits, labels, epsilon);
-  try {
-    const r = now(n.labelSmoothingCrossEntropy({ logits, labels, epsilon }, SYNC));
-    return { loss: r.loss, grad: { data: r.grad, rows: logits.rows, cols: logits.cols } };
-  } catch (e) {
-    rethrow(e);
-  }
+export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, epsilon: number): contract.CrossEntropyResult {
+  return runSync(CROSS_ENTROPY, [logits, labels, epsilon]);
 }
 
 /** Squared-norm penalty: `{ loss: λ Σ‖row‖², grad: 2λ·m }` (λ ≥ 0). */
-export function normPenalty(m: Matrix, lambda: number): PenaltyResult {
-  m = snap('normPenalty', 'm', m);
-  const n = nat();
-  if (n === null) return ref.normPenalty(m, lambda);
-  contract.checkPenalty('normPenalty', m, lambda);
-  try {
-    const r = n.normPenalty({ m, lambda });
-    return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
-  } catch (e) {
-    rethrow(e);
-  }
+export function normPenalty(m: Matrix, lambda: number): contract.PenaltyResult {
+  return runSync(NORM_PENALTY, [m, lambda]);
 }
 
 /** L1 penalty: `{ loss: λ Σ|m_ij|, grad: λ·sign(m) }` with sign(0) = 0 (λ ≥ 0). */
-export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
-  m = snap('l1Penalty', 'm', m);
-  const n = nat();
-  if (n === null) return ref.l1Penalty(m, lambda);
-  contract.checkPenalty('l1Penalty', m, lambda);
-  try {
-    const r = n.l1Penalty({ m, lambda });
-    return { loss: r.loss, grad: { data: r.grad, rows: m.rows, cols: m.cols } };
-  } catch (e) {
-    rethrow(e);
-  }
+export function l1Penalty(m: Matrix, lambda: number): contract.PenaltyResult {
+  return runSync(L1_PENALTY, [m, lambda]);
 }
 
 /**
@@ -155,16 +135,6 @@ export function l1Penalty(m: Matrix, lambda: number): PenaltyResult {
  * @example
  * const { angles, gaps } = marginGeometry(prototypes, { kind: 'cosface', margin: 0.35 });
  */
-export function marginGeometry(prototypes: Matrix, options: MarginGeometryOptions): MarginGeometryResult {
-  prototypes = snap('marginGeometry', 'prototypes', prototypes);
-  const n = nat();
-  if (n === null) return ref.marginGeometry(prototypes, options);
-  const p = contract.checkMarginGeometry('marginGeometry', prototypes, options);
-  try {
-    const r = now(n.marginGeometry({ prototypes, kind: KIND_NAMES[p.kind], margin: p.margin }, SYNC));
-    const C = prototypes.rows;
-    return { angles: { data: r.angles, rows: C, cols: C }, gaps: { data: r.gaps, rows: C, cols: C } };
-  } catch (e) {
-    rethrow(e);
-  }
+export function marginGeometry(prototypes: Matrix, options: contract.MarginGeometryOptions): contract.MarginGeometryResult {
+  return runSync(MARGIN_GEOMETRY, [prototypes, options]);
 }

@@ -9,6 +9,11 @@ export interface Matrix {
   cols: number;
 }
 
+/** A Matrix over `data` with the shape of `m` (a gradient in the shape of its input). */
+export function shapedLike(data: Float32Array, m: { rows: number; cols: number }): Matrix {
+  return { data, rows: m.rows, cols: m.cols };
+}
+
 /**
  * Builds a {@link Matrix}. From a `Float32Array` (no copy; `cols` required, `rows` is
  * `data.length / cols`) or from `number[][]` (copied; every row must have the same length and

@@ -18,11 +18,6 @@ import type { TopKResult } from './contract/similarity';
 import { topK } from './similarity';
 import { fail } from './errors';
 
-export { mergeTopK, writeCorpus, readCorpusHeader, corpusChunks, CORPUS_MAGIC, CORPUS_VERSION, CORPUS_HEADER_BYTES } from './contract/pipelines';
-export type { MergeTopKOptions, TopKStreamOptions, CorpusChunk, CorpusChunks, CorpusFileInfo, OpenCorpusOptions } from './contract/pipelines';
-export { matrixFrom, toArrow } from './inputs';
-export type { TensorLike } from './inputs';
-
 /**
  * Global top-k over a corpus given as a sequence of chunks (an iterable or async iterable of
  * float32 or compact corpora, e.g. row ranges of an `openCorpus` file): indices are global, the

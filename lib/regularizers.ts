@@ -4,33 +4,50 @@
  * Wasserstein pairwise-similarity regularizer with gradients.
  */
 import { nat, rethrow } from './backend';
-import { refAsync } from './refasync';
 import { snap, snapOpts } from './contract/validate';
-import { ASYNC, SYNC, now, onDevice, soon } from './cuda';
-import type { Matrix } from './matrix';
+import { SYNC, now } from './cuda';
+import { type Matrix, shapedLike } from './matrix';
 import * as contract from './contract/regularizers';
 import * as ref from './reference/regularizers';
-import type {
-  BatchNormForwardOptions,
-  BatchNormGrads,
-  EmbeddingDrift,
-  Sparsity,
-  SparsityOptions,
-  WassersteinOptions,
-  WassersteinResult,
-} from './contract/regularizers';
-import { later } from './contract/async';
+import type { BatchNormForwardOptions, BatchNormGrads } from './contract/regularizers';
+import { type NativeResult, op, runAsync, runSync } from './run';
 
-export type {
-  BatchNormForwardOptions,
-  BatchNormGrads,
-  BatchNormOptions,
-  EmbeddingDrift,
-  Sparsity,
-  SparsityOptions,
-  WassersteinOptions,
-  WassersteinResult,
-} from './contract/regularizers';
+const LAG = op({
+  name: 'batchNormLag',
+  reference: ref.batchNormLag,
+  check: contract.checkLag,
+  call: (n, _how, _, momentum, driftPerStep) => n.batchNormLag(momentum, driftPerStep),
+});
+
+const DRIFT = op({
+  name: 'embeddingDrift',
+  reference: ref.embeddingDrift,
+  snap: (fn, a, b) => [snap(fn, 'a', a), snap(fn, 'b', b)],
+  check: contract.checkDrift,
+  call: (n, how, _, a, b) => n.embeddingDrift({ a, b }, how),
+});
+
+const SPARSITY = op({
+  name: 'sparsity',
+  reference: ref.sparsity,
+  snap: (fn, m, options) => [snap(fn, 'm', m), snapOpts(fn, options, ['eps'])],
+  check: contract.checkSparsity,
+  call: (n, how, eps, m) => n.sparsity({ m, eps }, how),
+});
+
+const WASSERSTEIN = op({
+  name: 'wassersteinRegularizer',
+  reference: ref.wassersteinRegularizer,
+  snap: contract.snapWasserstein,
+  check: contract.checkWasserstein,
+  call: (n, how, p, a, b) => n.wassersteinRegularizer({ a, b, p }, how),
+  out: (r: NativeResult<'wassersteinRegularizer'>, _, a, b): contract.WassersteinResult => ({
+    loss: r.loss,
+    gradA: shapedLike(r.gradA, a),
+    gradB: shapedLike(r.gradB, b),
+  }),
+  gpu: true,
+});
 
 /**
  * Batch normalization over the rows of a Matrix, equal to PyTorch's
@@ -91,14 +108,7 @@ export class BatchNorm extends contract.BatchNormBase {
  * mean drifting by `driftPerStep` per step: v·(1 − μ)/μ (μ = 0.1 → 9 steps of drift).
  */
 export function batchNormLag(momentum: number, driftPerStep: number): number {
-  const n = nat();
-  if (n === null) return ref.batchNormLag(momentum, driftPerStep);
-  contract.checkLag('batchNormLag', momentum, driftPerStep);
-  try {
-    return n.batchNormLag(momentum, driftPerStep);
-  } catch (e) {
-    rethrow(e);
-  }
+  return runSync(LAG, [momentum, driftPerStep]);
 }
 
 /**
@@ -138,17 +148,8 @@ export function softThresholdInPlace(m: Matrix, lambda: number): void {
  * eval-mode outputs, or yesterday's vs today's embeddings of the same items): the mean cosine
  * similarity (0 for a pair with a zero row) and the mean Euclidean distance over rows.
  */
-export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
-  a = snap('embeddingDrift', 'a', a);
-  b = snap('embeddingDrift', 'b', b);
-  const n = nat();
-  if (n === null) return ref.embeddingDrift(a, b);
-  contract.checkDrift('embeddingDrift', a, b);
-  try {
-    return now(n.embeddingDrift({ a, b }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
+export function embeddingDrift(a: Matrix, b: Matrix): contract.EmbeddingDrift {
+  return runSync(DRIFT, [a, b]);
 }
 
 /**
@@ -156,21 +157,8 @@ export function embeddingDrift(a: Matrix, b: Matrix): EmbeddingDrift {
  * entries with |x| ≤ eps (default 1e-6), and `hoyer`, the mean over rows of Hoyer's
  * (√d − ‖r‖₁/‖r‖₂)/(√d − 1): 0 for a flat row (and for a zero row), 1 for a one-hot row.
  */
-export function sparsity(m: Matrix, options?: SparsityOptions): Sparsity {
-  m = snap('sparsity', 'm', m);
-  options = snapOpts('sparsity', options, ['eps']);
-  const n = nat();
-  if (n === null) return ref.sparsity(m, options);
-  const eps = contract.checkSparsity('sparsity', m, options);
-  try {
-    return now(n.sparsity({ m, eps }, SYNC));
-  } catch (e) {
-    rethrow(e);
-  }
-}
-
-function wrapW(r: { loss: number; gradA: Float32Array; gradB: Float32Array }, rows: number, cols: number): WassersteinResult {
-  return { loss: r.loss, gradA: { data: r.gradA, rows, cols }, gradB: { data: r.gradB, rows, cols } };
+export function sparsity(m: Matrix, options?: contract.SparsityOptions): contract.Sparsity {
+  return runSync(SPARSITY, [m, options]);
 }
 
 /**
@@ -182,28 +170,11 @@ function wrapW(r: { loss: number; gradA: Float32Array; gradB: Float32Array }, ro
  * through the sort permutation and the normalization (p = 1: subgradient 0 at |0|). Native
  * memory is O(n²); no N × d array is formed.
  */
-export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: WassersteinOptions): WassersteinResult {
-  [a, b, options] = contract.snapWasserstein('wassersteinRegularizer', a, b, options);
-  const n = nat();
-  if (n === null) return ref.wassersteinRegularizer(a, b, options);
-  const p = contract.checkWasserstein('wassersteinRegularizer', a, b, options);
-  try {
-    const r = now(n.wassersteinRegularizer({ a, b, p }, onDevice()));
-    return wrapW(r, a.rows, a.cols);
-  } catch (e) {
-    rethrow(e);
-  }
+export function wassersteinRegularizer(a: Matrix, b: Matrix, options?: contract.WassersteinOptions): contract.WassersteinResult {
+  return runSync(WASSERSTEIN, [a, b, options]);
 }
 
 /** Async twin of {@link wassersteinRegularizer} (arguments read and copied at call time). */
-export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: WassersteinOptions): Promise<WassersteinResult> {
-  return later(() => {
-    const fn = 'wassersteinRegularizerAsync';
-    [a, b, options] = contract.snapWasserstein(fn, a, b, options);
-    const p = contract.checkWasserstein(fn, a, b, options);
-    const n = nat();
-    if (n === null) return refAsync<WassersteinResult>('wassersteinRegularizer', [a, b, options]);
-    const [rows, cols] = [a.rows, a.cols];
-    return soon(n.wassersteinRegularizer({ a, b, p }, ASYNC)).then((r) => wrapW(r, rows, cols), rethrow);
-  });
+export function wassersteinRegularizerAsync(a: Matrix, b: Matrix, options?: contract.WassersteinOptions): Promise<contract.WassersteinResult> {
+  return runAsync(WASSERSTEIN, [a, b, options]);
 }

@@ -11,8 +11,6 @@ import * as contract from './contract/sampling';
 import * as ref from './reference/sampling';
 import type { AliasTable, NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './contract/sampling';
 
-export type { NegativeSamplingOptions, NegativeSamplingResult, WeightsLike } from './contract/sampling';
-
 /**
  * Walker's alias sampler over K categories with probabilities weights / Σ weights (weights
  * non-negative and finite, at least one positive: E_ARG / E_NON_FINITE otherwise). `sample(n)`

@@ -16,16 +16,13 @@ import { ASYNC, METRIC_NAMES, PRECISION_NAMES, corpusArg, now, onDevice, soon } 
 import type { Corpus, QuantizedMatrix } from './contract/quantized';
 import { later } from './contract/async';
 
-export type { MetricOptions, SimilarityOptions, TopKOptions, TopKResult } from './contract/similarity';
-export { SKIP_NONE } from './contract/similarity';
-export type { Corpus, HalfMatrix, Int8Matrix, QuantizedMatrix, QuantizeOptions } from './contract/quantized';
-export { quantize, dequantize, f16ToNumber, numberToF16, bf16ToNumber, numberToBf16 } from './contract/quantized';
+export type { SimilarityOptions } from './contract/similarity';
 
 /** The native arguments of similarityMatrix / topK. */
 function batchArgs(q: Matrix, c: Corpus, metric: number, precision = 0) {
   return { q: { data: q.data, rows: q.rows, cols: q.cols }, c: corpusArg(c), metric: METRIC_NAMES[metric], precision: PRECISION_NAMES[precision] };
 }
-export type { Metric, Precision } from './contract/validate';
+export type { Precision } from './contract/validate';
 
 function pair(fn: string, a: unknown, b: unknown): asserts a is Float32Array {
   // Fast accept for the common case (genuine Float32Arrays, brand-checked so that a Proxy or a

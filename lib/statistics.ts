@@ -14,8 +14,6 @@ import * as contract from './contract/statistics';
 import * as ref from './reference/statistics';
 import type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions } from './contract/statistics';
 
-export type { NullCosine, PValueOptions, SimilarityStats, SimilarityStatsOptions, Tail } from './contract/statistics';
-
 /**
  * n × d Matrix of rows drawn uniformly from the unit sphere S^{d−1}, from the documented
  * PRNG (SplitMix64 → Box–Muller, see docs/statistics.md): the same seed gives the same

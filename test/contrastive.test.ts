@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { close, closeGrad, dv, fdGrad, fixture, fm, type M, maxAbs, randm, randn, ref, rng, throwsCode } from './helpers';
+import { close, closeGrad, dv, fdGrad, fixture, fm, LOSS_SHAPES, type M, maxAbs, randm, randn, ref, rng, throwsCode } from './helpers';
 
 const fixtures = fixture('learning.json');
 
@@ -76,15 +76,7 @@ describe('contrastive: native vs reference', () => {
     expect(dv.backendInfo().backend).toBe('native');
   });
 
-  const shapes: Array<[number, number, number]> = [
-    [1, 1, 1],
-    [1, 7, 5],
-    [5, 5, 1],
-    [3, 8, 2],
-    [37, 301, 33],
-    [130, 517, 17],
-  ];
-  for (const [B, K, d] of shapes) {
+  for (const [B, K, d] of LOSS_SHAPES) {
     it(`infoNCE B=${B} K=${K} d=${d}, every option`, () => {
       const q = randm(B, d, B * 7 + d);
       const keys = randm(K, d, K * 3 + d);

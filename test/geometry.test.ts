@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { close, dv, forEachIsa, randm, randn, ref, refStats, rng, throwsCode } from './helpers';
+import { close, dv, forEachIsa, GEMM_SHAPES, randm, randn, ref, refStats, rng, throwsCode } from './helpers';
 
 type M = { data: Float32Array; rows: number; cols: number };
 const fx = JSON.parse(readFileSync(new URL('./fixtures/geometry.json', import.meta.url), 'utf8'));
@@ -178,12 +178,7 @@ describe('randomOrthogonal and matmul', () => {
 
   it('matmul agrees with the reference, every ISA', () => {
     forEachIsa(() => {
-      for (const [m, k, n] of [
-        [1, 1, 1],
-        [3, 5, 7],
-        [65, 33, 17],
-        [130, 70, 129],
-      ]) {
+      for (const [m, k, n] of GEMM_SHAPES) {
         const a = randm(m, k, m + k);
         const b = randm(k, n, k + n);
         const got = dv.matmul(a, b);

@@ -68,17 +68,8 @@ export function gatherRows(m: { data: Float32Array; rows: number; cols: number }
   return { data, rows: idx.length, cols: c };
 }
 
-/** Mulberry32: a small seeded PRNG for test data. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Mulberry32: a small seeded PRNG for test data (scripts/mulberry32.cjs, shared with the benchmarks). */
+export const rng = (require('../scripts/mulberry32.cjs') as { mulberry32: (seed: number) => () => number }).mulberry32;
 
 /** Standard normal samples (Box–Muller) from a seeded PRNG. */
 export function gauss(r: () => number): number {
@@ -136,6 +127,25 @@ export function throwsCode(f: () => unknown, code: string, re?: RegExp): void {
   expect(e.code).toBe(code);
   if (re) expect(e.message).toMatch(re);
 }
+
+/**
+ * Odd loss shapes [rows, keys or classes, d] with keys ≥ rows: a single row, key or dimension,
+ * d = 1, sizes past the SIMD widths and the GEMM blocking.
+ */
+export const LOSS_SHAPES: ReadonlyArray<readonly [number, number, number]> = [
+  [1, 1, 1],
+  [1, 7, 5],
+  [5, 5, 1],
+  [3, 8, 2],
+  [37, 301, 33],
+  [130, 517, 17],
+];
+
+/**
+ * Odd GEMM shapes [rows, inner, cols] (or [queries, corpus rows, d]): the loss shapes, and
+ * both aspect ratios past the micro-kernel and the cache blocking.
+ */
+export const GEMM_SHAPES: ReadonlyArray<readonly [number, number, number]> = [...LOSS_SHAPES, [3, 5, 7], [65, 33, 17], [130, 70, 129], [200, 401, 97]];
 
 /** Runs `f` once per ISA available on this CPU, restoring the best ISA afterwards. */
 export function forEachIsa(f: (isa: string) => void): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { close, closeGrad, dv, fdGrad, fixture, fm, type M, randm, ref, rng, throwsCode } from './helpers';
+import { close, closeGrad, dv, fdGrad, fixture, fm, LOSS_SHAPES, type M, randm, ref, rng, throwsCode } from './helpers';
 
 const fixtures = fixture('learning.json');
 
@@ -107,14 +107,8 @@ describe('margin: reference gradients by finite differences', () => {
 });
 
 describe('margin: native vs reference', () => {
-  const shapes: Array<[number, number, number]> = [
-    [1, 1, 1],
-    [1, 5, 3],
-    [6, 1, 4],
-    [3, 4, 1],
-    [65, 37, 19],
-    [130, 200, 33],
-  ];
+  // The loss shapes, and more rows than classes (one class; past the blocking).
+  const shapes = [...LOSS_SHAPES, [6, 1, 4], [65, 37, 19]];
   for (const [N, C, d] of shapes) {
     it(`marginSoftmax N=${N} C=${C} d=${d}, every kind`, () => {
       const x = randm(N, d, N * 3 + d);

@@ -18,7 +18,7 @@
  *     { tol: [1e-4, 1e-4] },                             // optional: tolerance, custom call
  *   ),
  *
- * `mat`, `vec`, `u32`, … below build valid arguments; `matMuts(i, …)`, `vecMuts`, `intMuts`,
+ * `mat`, `vec`, `u32`, … below build valid arguments; `matMuts(i, …)`, `pairMuts(…)`, `vecMuts`, `intMuts`,
  * `numMuts`, `optMuts`, … build the mutations of argument i. A row may pass `call` to call the
  * export differently (classes, functions returning functions) and `compare` for results that
  * are not determined to tolerance (e.g. a rotation that is not unique). Exports that are not
@@ -205,6 +205,14 @@ function optMuts(i: number, field: string, cases: Array<[unknown, Code]>): Mutat
   }));
 }
 
+/** Mutations of a numeric option: a string (E_TYPE) and the out-of-range value `bad` (E_ARG). */
+function numOptMuts(i: number, field: string, bad: number): Mutation[] {
+  return optMuts(i, field, [
+    ['1', 'E_TYPE'],
+    [bad, 'E_ARG'],
+  ]);
+}
+
 /** Options { metric?, precision? }, or undefined when neither is set. */
 const simOpts = (m: unknown, p: unknown) =>
   m === undefined && p === undefined ? undefined : { ...(m === undefined ? {} : { metric: m }), ...(p === undefined ? {} : { precision: p }) };
@@ -258,6 +266,11 @@ function colsMut(i: number): Mutation[] {
   ];
 }
 
+/** The mutations of two matrices that must share cols (arguments 0 and 1, each as {@link matMuts} with `o`). */
+function pairMuts(o: Parameters<typeof matMuts>[1] = {}): Mutation[] {
+  return [...matMuts(0, o), ...matMuts(1, o), ...colsMut(1)];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared generators.
 
@@ -279,9 +292,7 @@ const infoArgs = fc
       }),
   );
 const infoMuts = [
-  ...matMuts(0, { finite: true }),
-  ...matMuts(1, { finite: true }),
-  ...colsMut(1),
+  ...pairMuts({ finite: true }),
   ...optTypeMuts(2),
   ...optMuts(2, 'temperature', [
     ['1', 'E_TYPE'],
@@ -304,17 +315,7 @@ const infoMuts = [
 ];
 
 const ntArgs = fc.tuple(sameShape(), fc.double({ min: 0.1, max: 2, noNaN: true })).map(([[a, b], t]) => [a, b, { temperature: t }]);
-const ntMuts = [
-  ...matMuts(0, { finite: true, zeroRow: true }),
-  ...matMuts(1, { finite: true, zeroRow: true }),
-  ...colsMut(1),
-  ...optTypeMuts(2),
-  ...optMuts(2, 'temperature', [
-    ['x', 'E_TYPE'],
-    [0, 'E_ARG'],
-  ]),
-  ...precisionMuts(2),
-];
+const ntMuts = [...pairMuts({ finite: true, zeroRow: true }), ...optTypeMuts(2), ...numOptMuts(2, 'temperature', 0), ...precisionMuts(2)];
 
 const marginArgs = fc
   .tuple(
@@ -332,9 +333,7 @@ const marginArgs = fc
       .map(([x, w, l]) => [x, w, Uint32Array.from(l), { kind, scale, margin, labelSmoothing: eps }]),
   );
 const marginMuts = [
-  ...matMuts(0, { finite: true, zeroRow: true }),
-  ...matMuts(1, { finite: true, zeroRow: true }),
-  ...colsMut(1),
+  ...pairMuts({ finite: true, zeroRow: true }),
   ...idxMuts(2, (a) => (a[1] as M).rows),
   ...optTypeMuts(3),
   ...optMuts(3, 'kind', [
@@ -342,10 +341,7 @@ const marginMuts = [
     ['constructor', 'E_ARG'],
     ['sphereface', 'E_ARG'],
   ]),
-  ...optMuts(3, 'scale', [
-    ['1', 'E_TYPE'],
-    [0, 'E_ARG'],
-  ]),
+  ...numOptMuts(3, 'scale', 0),
   ...optMuts(3, 'labelSmoothing', [
     [1, 'E_ARG'],
     [1n, 'E_TYPE'],
@@ -357,9 +353,7 @@ const topKArgs = fc
   .tuple(dim(1, 3), dim(1, 5), dim(1, 4), fc.constantFrom(undefined, 'dot', 'l2sq'), fc.constantFrom(undefined, 'bf16'))
   .chain(([q, c, d, m, p]) => fc.tuple(intMat(q, d), intMat(c, d), fc.integer({ min: 1, max: c })).map(([qq, cc, k]) => [qq, cc, k, simOpts(m, p)]));
 const topKMuts = [
-  ...matMuts(0),
-  ...matMuts(1),
-  ...colsMut(1),
+  ...pairMuts(),
   ...intMuts(2, { tooSmall: () => 0, tooLarge: (a) => (a[1] as M).rows + 1 }),
   ...optTypeMuts(3),
   ...metricMuts(3),
@@ -391,16 +385,7 @@ const knnMuts = [
 ];
 
 const wassArgs = fc.tuple(sameShape(2), fc.constantFrom(undefined, 1, 2)).map(([[a, b], p]) => [a, b, p === undefined ? undefined : { p }]);
-const wassMuts = [
-  ...matMuts(0, { finite: true, zeroRow: true }),
-  ...matMuts(1, { finite: true, zeroRow: true }),
-  ...colsMut(1),
-  ...optTypeMuts(2),
-  ...optMuts(2, 'p', [
-    ['2', 'E_TYPE'],
-    [3, 'E_ARG'],
-  ]),
-];
+const wassMuts = [...pairMuts({ finite: true, zeroRow: true }), ...optTypeMuts(2), ...numOptMuts(2, 'p', 3)];
 
 const statsArgs = fc
   .tuple(mat(2, 4), fc.option(fc.tuple(dim(1, 20), fc.integer({ min: 0, max: 1000 })), { nil: undefined }))
@@ -417,7 +402,7 @@ const statsMuts = [
 ];
 
 const procArgs = sameShape();
-const procMuts = [...matMuts(0, { finite: true }), ...matMuts(1, { finite: true }), ...colsMut(1)];
+const procMuts = pairMuts({ finite: true });
 /** procrustes: the rotation is not unique for rank-deficient xᵀy; the residual is. */
 function compareProcrustes(n: unknown, r: unknown): void {
   const a = n as { residual: number; rotation: M };
@@ -427,10 +412,10 @@ function compareProcrustes(n: unknown, r: unknown): void {
 }
 
 const simArgs = fc.tuple(pairQC, metric, precision).map(([[q, c], m, p]) => [q, c, simOpts(m, p)]);
-const simMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1), ...optTypeMuts(2), ...metricMuts(2), ...precisionMuts(2)];
+const simMuts = [...pairMuts(), ...optTypeMuts(2), ...metricMuts(2), ...precisionMuts(2)];
 
 const rowsArgs = sameShape();
-const rowsMuts = [...matMuts(0), ...matMuts(1), ...colsMut(1)];
+const rowsMuts = pairMuts();
 
 /** A matrix of 3–6 rows for the neighbour-graph functions, with k in [1, rows − 1]. */
 const graphArgs = (extra: (rows: number) => fc.Arbitrary<Record<string, unknown>>, minRows = 3) =>
@@ -460,15 +445,7 @@ const geoArgs = graphArgs(() => fc.constant({}));
 const mapArgs = fc
   .tuple(dim(3, 6), dim(1, 4))
   .chain(([n, d]) => fc.tuple(matOf(n, d), matOf(d, d), fc.integer({ min: 1, max: n - 1 })).map(([x, a, k]) => [x, a, { k }]));
-const mapMuts = [
-  ...matMuts(0, { finite: true }),
-  ...matMuts(1, { finite: true }),
-  ...optTypeMuts(2),
-  ...optMuts(2, 'k', [
-    ['1', 'E_TYPE'],
-    [0, 'E_ARG'],
-  ]),
-];
+const mapMuts = [...matMuts(0, { finite: true }), ...matMuts(1, { finite: true }), ...optTypeMuts(2), ...numOptMuts(2, 'k', 0)];
 
 /** analogy: a corpus of 6–8 rows, three distinct row indices, k ≤ rows − 3. */
 const analogyArgs = fc
@@ -545,10 +522,7 @@ const geomMuts = [
     [5, 'E_TYPE'],
     ['toString', 'E_ARG'],
   ]),
-  optMuts(1, 'margin', [
-    ['1', 'E_TYPE'],
-    [2, 'E_ARG'],
-  ]),
+  numOptMuts(1, 'margin', 2),
 ];
 
 const softArgs = fc.tuple(mat(), fc.double({ min: 0, max: 2, noNaN: true }));
@@ -789,7 +763,7 @@ const TABLE: Record<string, Row> = {
   infoNCEAsync: fn(infoArgs, [infoMuts], { tol: [1e-3, 1e-3] }),
   ntXent: fn(ntArgs, [ntMuts], { tol: [1e-3, 1e-3] }),
   ntXentAsync: fn(ntArgs, [ntMuts], { tol: [1e-3, 1e-3] }),
-  mismatchScore: fn(sameShape(2), [matMuts(0, { finite: true }), matMuts(1, { finite: true }), colsMut(1)], { tol: [1e-4, 1e-5] }),
+  mismatchScore: fn(sameShape(2), [pairMuts({ finite: true })], { tol: [1e-4, 1e-5] }),
   temperatureSchedule: fn(
     fc
       .tuple(
@@ -805,10 +779,7 @@ const TABLE: Record<string, Row> = {
         [1.5, 'E_TYPE'],
         [0, 'E_ARG'],
       ]),
-      optMuts(0, 'start', [
-        ['1', 'E_TYPE'],
-        [0, 'E_ARG'],
-      ]),
+      numOptMuts(0, 'start', 0),
       optMuts(0, 'kind', [
         [5, 'E_TYPE'],
         ['valueOf', 'E_ARG'],
@@ -914,14 +885,10 @@ const TABLE: Record<string, Row> = {
       .chain(([n, d, momentum, eps, training]) => matOf(n, d).map((m) => [d, { momentum, eps }, m, { training }])),
     [
       // The constructor throws before forward is called: its mutations are not combined.
-      [
-        ...intMuts(0, { tooSmall: () => 0 }),
-        ...optMuts(1, 'eps', [
-          ['1', 'E_TYPE'],
-          [-1, 'E_ARG'],
-        ]),
-        ...optMuts(1, 'momentum', [[2, 'E_ARG']]),
-      ].map((x) => ({ ...x, touches: [0, 1, 2, 3] })),
+      [...intMuts(0, { tooSmall: () => 0 }), ...numOptMuts(1, 'eps', -1), ...optMuts(1, 'momentum', [[2, 'E_ARG']])].map((x) => ({
+        ...x,
+        touches: [0, 1, 2, 3],
+      })),
       matMuts(2, { finite: true }),
       optMuts(3, 'training', [['yes', 'E_TYPE']]),
     ],
@@ -934,20 +901,12 @@ const TABLE: Record<string, Row> = {
       tol: [1e-4, 1e-4],
     },
   ),
-  embeddingDrift: fn(sameShape(), [matMuts(0, { finite: true }), matMuts(1, { finite: true }), colsMut(1)], { tol: [1e-4, 1e-4] }),
+  embeddingDrift: fn(sameShape(), [pairMuts({ finite: true })], { tol: [1e-4, 1e-4] }),
   sparsity: fn(
     fc
       .tuple(mat(1, 4, 2, 5), fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }))
       .map(([m, e]) => [m, e === undefined ? undefined : { eps: e }]),
-    [
-      matMuts(0, { finite: true }),
-      optTypeMuts(1).concat(
-        optMuts(1, 'eps', [
-          ['0', 'E_TYPE'],
-          [-1, 'E_ARG'],
-        ]),
-      ),
-    ],
+    [matMuts(0, { finite: true }), optTypeMuts(1).concat(numOptMuts(1, 'eps', -1))],
     { tol: [1e-4, 1e-5] },
   ),
   dotRows: fn(rowsArgs, [rowsMuts], { tol: [1e-4, 1e-4] }),

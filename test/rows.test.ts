@@ -7,6 +7,20 @@ const OPS = [
   ['l2sqRows', 'l2sq'],
 ] as const;
 
+/** Odd shapes: a single entry, SIMD tails, more rows than one parallel block. */
+const SHAPES = [
+  [1, 1],
+  [3, 7],
+  [17, 33],
+  [700, 5],
+  [1025, 17],
+] as const;
+
+/** Two random matrices of one shape. */
+function pairOf(rows: number, cols: number) {
+  return [randm(rows, cols, rows + cols), randm(rows, cols, 3 * rows + cols)];
+}
+
 function rowOf(m: { data: Float32Array; cols: number }, i: number): Float32Array {
   return m.data.subarray(i * m.cols, (i + 1) * m.cols);
 }
@@ -14,15 +28,8 @@ function rowOf(m: { data: Float32Array; cols: number }, i: number): Float32Array
 describe('batched row-wise pairs', () => {
   for (const [fn, single] of OPS) {
     it(`${fn} equals the single-pair function on every row, odd shapes, both backends`, () => {
-      for (const [rows, cols] of [
-        [1, 1],
-        [3, 7],
-        [17, 33],
-        [700, 5],
-        [1025, 17],
-      ] as const) {
-        const a = randm(rows, cols, rows + cols);
-        const b = randm(rows, cols, 3 * rows + cols);
+      for (const [rows, cols] of SHAPES) {
+        const [a, b] = pairOf(rows, cols);
         const got = dv[fn](a, b);
         const want = ref[fn](a, b);
         expect(got).toBeInstanceOf(Float32Array);
@@ -41,14 +48,8 @@ describe('batched row-wise pairs', () => {
     const b = { data: new Float32Array([0, 2, 3, -0.5, 0, 1]), rows: 2, cols: 3 };
     expect(Array.from(dv.l1Rows(a, b))).toEqual([5, 3]);
     expect(Array.from(ref.l1Rows(a, b))).toEqual([5, 3]);
-    for (const [rows, cols] of [
-      [1, 1],
-      [3, 7],
-      [700, 5],
-      [1025, 17],
-    ] as const) {
-      const x = randm(rows, cols, rows + cols);
-      const y = randm(rows, cols, 3 * rows + cols);
+    for (const [rows, cols] of SHAPES) {
+      const [x, y] = pairOf(rows, cols);
       const got = dv.l1Rows(x, y);
       expect(got).toBeInstanceOf(Float32Array);
       close(got, ref.l1Rows(x, y), 1e-6, 1e-6);

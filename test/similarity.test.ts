@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { close, dv, forEachIsa, native, randm, randn, ref, throwsCode, topKMatchesReference } from './helpers';
+import { close, dv, forEachIsa, GEMM_SHAPES, native, randm, randn, ref, throwsCode, topKMatchesReference } from './helpers';
 
 describe('similarity: native vs reference', () => {
   it('runs on the native backend', () => {
@@ -25,12 +25,7 @@ describe('similarity: native vs reference', () => {
 
   it('similarityMatrix agrees for every metric, every ISA', () => {
     forEachIsa(() => {
-      for (const [m, n, d] of [
-        [1, 1, 1],
-        [3, 5, 7],
-        [17, 33, 65],
-        [200, 401, 97],
-      ]) {
+      for (const [m, n, d] of GEMM_SHAPES) {
         const q = randm(m, d, m * 31 + d);
         const c = randm(n, d, n * 17 + d);
         for (const metric of ['dot', 'cosine', 'l2sq'] as const) {

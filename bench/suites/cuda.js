@@ -27,54 +27,43 @@ module.exports = async function cuda({ quick, smoke }) {
     impl(`densevec native ${label}`, 'anchor', null, fn, { before: onCpu }),
   ];
   const s = smoke ? 16 : 1;
+  // Each row: the row counts of its two input matrices (p.d columns, seeds 1, 2, 3, … in row
+  // order) and the call on them.
   const rows = [
     {
       workload: 'similarityMatrix cosine',
-      params: { q: 1000 / s, n: 100000 / s, d: 768 },
-      make: (p) => {
-        const q = randMatrix(p.q, p.d, 1);
-        const c = randMatrix(p.n, p.d, 2);
-        return () => dv.similarityMatrix(q, c);
-      },
+      params: { q: Math.round(1000 / s), n: 100000 / s, d: 768 },
+      inputRows: (p) => [p.q, p.n],
+      make: (q, c) => () => dv.similarityMatrix(q, c),
       flops: (p) => 2 * p.q * p.n * p.d,
     },
     {
       workload: 'topK k=10 dot',
-      params: { q: 1000 / s, n: 1000000 / s, d: 768 },
-      make: (p) => {
-        const q = randMatrix(p.q, p.d, 3);
-        const c = randMatrix(p.n, p.d, 4);
-        return () => dv.topK(q, c, 10, { metric: 'dot' });
-      },
+      params: { q: Math.round(1000 / s), n: 1000000 / s, d: 768 },
+      inputRows: (p) => [p.q, p.n],
+      make: (q, c) => () => dv.topK(q, c, 10, { metric: 'dot' }),
       flops: (p) => 2 * p.q * p.n * p.d,
     },
     {
       workload: 'infoNCE fwd+bwd, normalize',
       params: { b: 16384 / s, d: 768 },
-      make: (p) => {
-        const q = randMatrix(p.b, p.d, 5);
-        const k = randMatrix(p.b, p.d, 6);
-        return () => dv.infoNCE(q, k, { temperature: 0.07, normalize: true });
-      },
+      inputRows: (p) => [p.b, p.b],
+      make: (q, k) => () => dv.infoNCE(q, k, { temperature: 0.07, normalize: true }),
       flops: (p) => 6 * p.b * p.b * p.d,
     },
     {
       workload: 'ntXent fwd+bwd',
       params: { n: 4096 / s, d: 512 },
-      make: (p) => {
-        const a = randMatrix(p.n, p.d, 7);
-        const b = randMatrix(p.n, p.d, 8);
-        return () => dv.ntXent(a, b, { temperature: 0.1 });
-      },
+      inputRows: (p) => [p.n, p.n],
+      make: (a, b) => () => dv.ntXent(a, b, { temperature: 0.1 }),
       flops: (p) => 6 * 4 * p.n * p.n * p.d,
     },
     {
       workload: 'marginSoftmax arcface fwd+bwd',
       params: { n: 4096 / s, c: 10000 / s, d: 512 },
-      make: (p) => {
-        const x = randMatrix(p.n, p.d, 9);
-        const w = randMatrix(p.c, p.d, 10);
-        const labels = Uint32Array.from({ length: p.n }, (_, i) => i % p.c);
+      inputRows: (p) => [p.n, p.c],
+      make: (x, w) => {
+        const labels = Uint32Array.from({ length: x.rows }, (_, i) => i % w.rows);
         return () => dv.marginSoftmax(x, w, labels, { kind: 'arcface', scale: 64, margin: 0.5 });
       },
       flops: (p) => 6 * p.n * p.c * p.d,
@@ -82,17 +71,15 @@ module.exports = async function cuda({ quick, smoke }) {
     {
       workload: 'wassersteinRegularizer p=2',
       params: { n: 8192 / s, d: 128 },
-      make: (p) => {
-        const a = randMatrix(p.n, p.d, 11);
-        const b = randMatrix(p.n, p.d, 12);
-        return () => dv.wassersteinRegularizer(a, b);
-      },
+      inputRows: (p) => [p.n, p.n],
+      make: (a, b) => () => dv.wassersteinRegularizer(a, b),
       flops: null,
     },
   ];
+  let seed = 0;
   try {
     for (const r of rows) {
-      const fn = r.make(r.params);
+      const fn = r.make(...r.inputRows(r.params).map((n) => randMatrix(n, r.params.d, ++seed)));
       await suite.row({
         workload: r.workload,
         params: r.params,

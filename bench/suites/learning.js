@@ -97,6 +97,17 @@ function bf16Spec(spec) {
   };
 }
 
+/**
+ * A loss's f32 row and its bf16 row ({@link bf16Spec}): `call(o)` runs the loss with `o` merged
+ * into its options ({} for f32, { precision: 'bf16' }); the bf16 row's params add the precision.
+ */
+async function lossRows(suite, py, spec) {
+  const { call, ...rest } = spec;
+  await lossRow(suite, py, { ...rest, fn: () => call({}) });
+  const bf16 = { precision: 'bf16' };
+  await lossRow(suite, py, bf16Spec({ ...rest, fn: () => call(bf16), params: { ...rest.params, ...bf16 } }));
+}
+
 /** Runs bench/suites/learning-memory.js in a child; resolves to its report (or a partial one). */
 function memoryChild(B, d, threads, timeoutMs) {
   return new Promise((resolve) => {
@@ -149,54 +160,28 @@ module.exports = async function learning({ quick, smoke }) {
     const d = 768;
     const q = randMatrix(B, d, 51);
     const k = randMatrix(B, d, 52);
-    await lossRow(suite, py, {
+    await lossRows(suite, py, {
       name: 'infoNCE',
       workload: 'infonce',
-      fn: () => dv.infoNCE(q, k, { temperature: 0.07, normalize: true }),
+      call: (o) => dv.infoNCE(q, k, { temperature: 0.07, normalize: true, ...o }),
       params: { B, d, temperature: 0.07, normalize: true },
       torchParams: { temperature: 0.07, normalize: true },
       inputs: py ? { q: input(q.data, [B, d]), keys: input(k.data, [B, d]) } : {},
       flop: 6 * B * B * d,
       target: 1.3, // PERF.md (f32, one run, side by side)
     });
-    await lossRow(
-      suite,
-      py,
-      bf16Spec({
-        name: 'infoNCE',
-        workload: 'infonce',
-        fn: () => dv.infoNCE(q, k, { temperature: 0.07, normalize: true, precision: 'bf16' }),
-        params: { B, d, temperature: 0.07, normalize: true, precision: 'bf16' },
-        torchParams: { temperature: 0.07, normalize: true },
-        inputs: py ? { q: input(q.data, [B, d]), keys: input(k.data, [B, d]) } : {},
-        flop: 6 * B * B * d,
-      }),
-    );
     const a = randMatrix(B, d, 53);
     const b = randMatrix(B, d, 54);
-    await lossRow(suite, py, {
+    await lossRows(suite, py, {
       name: 'ntXent',
       workload: 'ntxent',
-      fn: () => dv.ntXent(a, b, { temperature: 0.1 }),
+      call: (o) => dv.ntXent(a, b, { temperature: 0.1, ...o }),
       params: { N: B, d, temperature: 0.1 },
       torchParams: { temperature: 0.1 },
       inputs: py ? { a: input(a.data, [B, d]), b: input(b.data, [B, d]) } : {},
       flop: 6 * (2 * B) * (2 * B) * d,
       target: 1.5, // PERF.md (f32, one run, side by side)
     });
-    await lossRow(
-      suite,
-      py,
-      bf16Spec({
-        name: 'ntXent',
-        workload: 'ntxent',
-        fn: () => dv.ntXent(a, b, { temperature: 0.1, precision: 'bf16' }),
-        params: { N: B, d, temperature: 0.1, precision: 'bf16' },
-        torchParams: { temperature: 0.1 },
-        inputs: py ? { a: input(a.data, [B, d]), b: input(b.data, [B, d]) } : {},
-        flop: 6 * (2 * B) * (2 * B) * d,
-      }),
-    );
   }
   {
     const N = 4096 / S;
@@ -206,29 +191,16 @@ module.exports = async function learning({ quick, smoke }) {
     const w = randMatrix(C, d, 56);
     const labels = labelsFor(N, C, 57);
     const opts = { kind: 'arcface', scale: 30, margin: 0.5 };
-    await lossRow(suite, py, {
+    await lossRows(suite, py, {
       name: 'marginSoftmax',
       workload: 'margin',
-      fn: () => dv.marginSoftmax(x, w, labels, opts),
+      call: (o) => dv.marginSoftmax(x, w, labels, { ...opts, ...o }),
       params: { N, C, d, ...opts },
       torchParams: opts,
       inputs: py ? { x: input(x.data, [N, d]), prototypes: input(w.data, [C, d]), labels: input(labels, [N]) } : {},
       flop: 6 * N * C * d,
       target: 1.5, // PERF.md (f32, one run, side by side)
     });
-    await lossRow(
-      suite,
-      py,
-      bf16Spec({
-        name: 'marginSoftmax',
-        workload: 'margin',
-        fn: () => dv.marginSoftmax(x, w, labels, { ...opts, precision: 'bf16' }),
-        params: { N, C, d, ...opts, precision: 'bf16' },
-        torchParams: opts,
-        inputs: py ? { x: input(x.data, [N, d]), prototypes: input(w.data, [C, d]), labels: input(labels, [N]) } : {},
-        flop: 6 * N * C * d,
-      }),
-    );
   }
   {
     const n = 4096 / S;

@@ -207,7 +207,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
   if (o.normalize !== undefined && typeof o.normalize !== 'boolean') {
     fail('E_TYPE', `${fn}: normalize must be a boolean, got ${typeof o.normalize}`);
   }
-  v.precisionType(fn, o.precision);
+  v.PRECISION.type(fn, o.precision);
   checkScratchType(fn, o.scratchBytes);
   v.matShape(fn, 'q', q);
   v.matShape(fn, 'keys', keys);
@@ -225,7 +225,7 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
     fail('E_SHAPE', `${fn}: keyIds has length ${o.keyIds.length} but keys has ${keys.rows} rows`);
   }
   checkTemperature(fn, o.temperature);
-  const precision = v.precisionCode(fn, o.precision);
+  const precision = v.PRECISION.code(fn, o.precision);
   return {
     temperature: o.temperature,
     positives: o.positives ?? null,
@@ -290,13 +290,13 @@ export function checkNtXent(fn: string, a: unknown, b: unknown, options: unknown
   }
   const t = (options as NtXentOptions).temperature;
   v.num(fn, 'temperature', t);
-  v.precisionType(fn, (options as NtXentOptions).precision);
+  v.PRECISION.type(fn, (options as NtXentOptions).precision);
   checkScratchType(fn, (options as NtXentOptions).scratchBytes);
   v.matShape(fn, 'a', a);
   v.matShape(fn, 'b', b);
   v.sameShape(fn, 'a', a, 'b', b);
   checkTemperature(fn, t);
-  v.precisionCode(fn, (options as NtXentOptions).precision);
+  v.PRECISION.code(fn, (options as NtXentOptions).precision);
   scratchValue(fn, (options as NtXentOptions).scratchBytes);
   return t;
 }

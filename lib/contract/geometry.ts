@@ -47,12 +47,12 @@ export function checkKnn(fn: string, train: unknown, labels: unknown, queries: u
   v.matType(fn, 'queries', queries);
   v.int(fn, 'k', k);
   const o = v.opts(fn, options);
-  v.metricType(fn, o.metric);
+  v.METRIC.type(fn, o.metric);
   v.matShape(fn, 'train', train);
   v.matShape(fn, 'queries', queries);
   v.sameCols(fn, 'train', train, 'queries', queries);
   if (labels.length !== train.rows) fail('E_SHAPE', `${fn}: labels has length ${labels.length} but train has ${train.rows} rows`);
-  const metric = v.metricCode(fn, o.metric);
+  const metric = v.METRIC.code(fn, o.metric);
   checkK(fn, k, train.rows);
   return metric;
 }

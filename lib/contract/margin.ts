@@ -139,7 +139,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   if (o.scale !== undefined) v.num(fn, 'scale', o.scale);
   if (o.margin !== undefined) v.num(fn, 'margin', o.margin);
   if (o.labelSmoothing !== undefined) v.num(fn, 'labelSmoothing', o.labelSmoothing);
-  v.precisionType(fn, o.precision);
+  v.PRECISION.type(fn, o.precision);
   checkScratchType(fn, o.scratchBytes);
   v.matShape(fn, 'x', x);
   v.matShape(fn, 'prototypes', w);
@@ -154,7 +154,7 @@ export function checkMargin(fn: string, x: unknown, w: unknown, labels: unknown,
   const margin = marginOf(fn, kind, o.margin);
   const eps = o.labelSmoothing ?? 0;
   checkEpsilon(fn, 'labelSmoothing', eps);
-  const precision = v.precisionCode(fn, o.precision);
+  const precision = v.PRECISION.code(fn, o.precision);
   return { kind, scale, margin, labelSmoothing: eps, precision, scratchBytes: scratchValue(fn, o.scratchBytes) };
 }
 

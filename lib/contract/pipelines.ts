@@ -80,7 +80,7 @@ export function mergeTopK(parts: readonly TopKResult[], k: number, options?: Mer
       if (typeof offsets[s] !== 'number' || !Number.isInteger(offsets[s])) fail('E_TYPE', `${fn}: offsets[${s}] must be an integer, got ${String(offsets[s])}`);
     }
   }
-  if (metricOpt !== undefined && typeof metricOpt !== 'string') v.metricCode(fn, metricOpt);
+  if (metricOpt !== undefined && typeof metricOpt !== 'string') v.METRIC.code(fn, metricOpt);
   // Shapes.
   if (S === 0) fail('E_SHAPE', `${fn}: parts is empty`);
   let qRows = -1;
@@ -94,7 +94,7 @@ export function mergeTopK(parts: readonly TopKResult[], k: number, options?: Mer
   if (qRows === 0) fail('E_SHAPE', `${fn}: the parts have no queries`);
   if (offsets !== undefined && offsets.length !== S) fail('E_SHAPE', `${fn}: offsets has length ${offsets.length} but there are ${S} parts`);
   // Values.
-  const metric = v.metricCode(fn, metricOpt);
+  const metric = v.METRIC.code(fn, metricOpt);
   if (k < 1) fail('E_ARG', `${fn}: k must be >= 1, got ${k}`);
   if (offsets === undefined) {
     offsets = new Array(S);
@@ -174,7 +174,7 @@ export async function streamTopK(
   if (typeof it !== 'object' || it === null || (typeof it[Symbol.asyncIterator] !== 'function' && typeof it[Symbol.iterator] !== 'function')) {
     fail('E_TYPE', `${fn}: chunks must be an iterable or async iterable of corpora, got ${describe(chunks)}`);
   }
-  v.metricCode(fn, metric);
+  v.METRIC.code(fn, metric);
   if (k < 1) fail('E_ARG', `${fn}: k must be >= 1, got ${k}`);
   let acc: TopKResult | null = null;
   let done = 0;

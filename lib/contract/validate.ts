@@ -280,53 +280,65 @@ export function lookup<V>(table: ReadonlyMap<string, V>, name: unknown): V | und
   return typeof name === 'string' ? table.get(name) : undefined;
 }
 
+/** A string option with a fixed set of names, each with its wire code. */
+export interface Choice {
+  /** Checks the option's type (undefined or a string; E_TYPE otherwise). */
+  type(fn: string, x: unknown): void;
+  /** Resolves the option to its wire code (the default when undefined); an unknown name → E_ARG. */
+  code(fn: string, x: unknown): number;
+}
+
+/** The names of a table as a message lists them: 'a', 'b' or 'c'. */
+function oneOf(names: readonly string[]): string {
+  const q = names.map((n) => `'${n}'`);
+  return q.length < 2 ? q.join('') : `${q.slice(0, -1).join(', ')} or ${q[q.length - 1]}`;
+}
+
+/** The {@link Choice} of option `name` over `table` (own keys only, see {@link lookup}), `def` when undefined. */
+function choice(name: string, table: ReadonlyMap<string, number>, def: number): Choice {
+  const expected = oneOf([...table.keys()]);
+  const type = (fn: string, x: unknown): void => {
+    if (x !== undefined && typeof x !== 'string') fail('E_TYPE', `${fn}: ${name} must be a string, got ${describe(x)}`);
+  };
+  const code = (fn: string, x: unknown): number => {
+    if (x === undefined) return def;
+    type(fn, x);
+    const c = lookup(table, x);
+    if (c === undefined) fail('E_ARG', `${fn}: unknown ${name} '${x}' (expected ${expected})`);
+    return c;
+  };
+  return { type, code };
+}
+
 /** Metric names and their wire codes. */
 export type Metric = 'dot' | 'cosine' | 'l2sq';
-const METRICS: ReadonlyMap<string, number> = new Map([
-  ['dot', 0],
-  ['cosine', 1],
-  ['l2sq', 2],
-]);
+/** The metric option: 'dot' (0), 'cosine' (1, the default) or 'l2sq' (2). */
+export const METRIC = choice(
+  'metric',
+  new Map([
+    ['dot', 0],
+    ['cosine', 1],
+    ['l2sq', 2],
+  ]),
+  1,
+);
 
 /**
  * Compute precision of the GEMM-bound functions: 'f32' (default) or 'bf16' (inputs rounded to
  * bfloat16, nearest even, float32 subnormals as zero; products accumulated in float32).
  */
 export type Precision = 'f32' | 'bf16';
-const PRECISIONS: ReadonlyMap<string, number> = new Map([
-  ['f32', 0],
-  ['bf16', 1],
-]);
+/** The precision option: 'f32' (0, the default) or 'bf16' (1). */
+export const PRECISION = choice(
+  'precision',
+  new Map([
+    ['f32', 0],
+    ['bf16', 1],
+  ]),
+  0,
+);
 
-/** Checks the type of a precision option (undefined or a string). */
-export function precisionType(fn: string, p: unknown): void {
-  if (p !== undefined && typeof p !== 'string') fail('E_TYPE', `${fn}: precision must be a string, got ${describe(p)}`);
-}
-
-/** Resolves a precision option (default 'f32') to its wire code (0 f32, 1 bf16); unknown → E_ARG. */
-export function precisionCode(fn: string, p: unknown): number {
-  if (p === undefined) return 0;
-  precisionType(fn, p);
-  const c = lookup(PRECISIONS, p);
-  if (c === undefined) fail('E_ARG', `${fn}: unknown precision '${p}' (expected 'f32' or 'bf16')`);
-  return c;
-}
-
-/** The precision code of options already validated ({@link precisionCode} of `o.precision`). */
+/** The precision code of options already validated ({@link PRECISION}.code of `o.precision`). */
 export function precisionOf(fn: string, o: unknown): number {
-  return precisionCode(fn, o !== null && typeof o === 'object' ? (o as { precision?: unknown }).precision : undefined);
-}
-
-/** Checks the type of a metric option (undefined or a string). */
-export function metricType(fn: string, m: unknown): void {
-  if (m !== undefined && typeof m !== 'string') fail('E_TYPE', `${fn}: metric must be a string, got ${describe(m)}`);
-}
-
-/** Resolves a metric option (default cosine) to its code; unknown → E_ARG. */
-export function metricCode(fn: string, m: unknown): number {
-  if (m === undefined) return 1;
-  metricType(fn, m);
-  const c = lookup(METRICS, m);
-  if (c === undefined) fail('E_ARG', `${fn}: unknown metric '${m}' (expected 'dot', 'cosine' or 'l2sq')`);
-  return c;
+  return PRECISION.code(fn, o !== null && typeof o === 'object' ? (o as { precision?: unknown }).precision : undefined);
 }
