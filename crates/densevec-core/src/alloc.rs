@@ -98,9 +98,39 @@ pub fn try_vec_hint<T: Zeroable>(func: &str, what: &str, n: usize, hint: &str) -
         if p.is_null() {
             return Err(alloc_error(func, what, bytes as u128, hint));
         }
+        huge_pages(p as *mut u8, bytes);
         Ok(Vec::from_raw_parts(p, n, n))
     }
 }
+
+/// Buffers from this size up ask for transparent huge pages.
+const HUGE_FROM: usize = 4 << 20;
+
+/// Asks the kernel to back the whole 2 MiB pages inside a large, not yet touched buffer with
+/// transparent huge pages (`madvise(MADV_HUGEPAGE)`, for systems where THP is opt-in): a
+/// buffer's first touch then costs one fault per 2 MiB instead of one per 4 KiB. A hint: any
+/// failure is ignored, and the contents are unchanged.
+#[cfg(target_os = "linux")]
+fn huge_pages(p: *mut u8, bytes: usize) {
+    const HUGE: usize = 2 << 20;
+    const MADV_HUGEPAGE: i32 = 14;
+    extern "C" {
+        fn madvise(addr: *mut u8, len: usize, advice: i32) -> i32;
+    }
+    if bytes < HUGE_FROM {
+        return;
+    }
+    let start = (p as usize).div_ceil(HUGE) * HUGE;
+    let end = (p as usize + bytes) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: [start, end) lies inside the allocation just made; MADV_HUGEPAGE changes
+        // neither its contents nor its validity.
+        unsafe { madvise(start as *mut u8, end - start, MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn huge_pages(_p: *mut u8, _bytes: usize) {}
 
 /// [`try_vec_hint`] without a way out.
 pub fn try_vec<T: Zeroable>(func: &str, what: &str, n: usize) -> Result<Vec<T>> {
@@ -187,6 +217,17 @@ mod tests {
         assert_eq!(e.code, Code::Arg);
         assert!(probe("f", "z", usize::MAX, "").is_err());
         assert!(probe("f", "z", (isize::MAX as usize) - 4096, "").is_err());
+    }
+
+    #[test]
+    fn large_buffers_asking_for_huge_pages_are_zeroed_and_usable() {
+        let n = (HUGE_FROM + (3 << 20) + 12) / 4;
+        let mut v = try_vec::<f32>("f", "x", n).unwrap();
+        assert!(v.iter().all(|&x| x == 0.0));
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = i as f32;
+        }
+        assert_eq!(v[n - 1], (n - 1) as f32);
     }
 
     #[test]
