@@ -58,7 +58,7 @@ export class BatchNorm extends contract.BatchNormBase {
         eps: state.eps,
         training,
       });
-      if (p) n.batchNormAffineInPlace(data, m.rows, m.cols, p[0], p[1]);
+      if (p) n.batchNormAffineInPlace({ y: { data, rows: m.rows, cols: m.cols }, weight: p[0], bias: p[1] });
       this.remember(m, training, p);
       return { data, rows: m.rows, cols: m.cols };
     } catch (e) {
@@ -95,7 +95,7 @@ export function batchNormLag(momentum: number, driftPerStep: number): number {
   if (n === null) return ref.batchNormLag(momentum, driftPerStep);
   contract.checkLag('batchNormLag', momentum, driftPerStep);
   try {
-    return n.batchNormLag(momentum, driftPerStep);
+    return n.batchNormLag({ momentum, driftPerStep });
   } catch (e) {
     rethrow(e);
   }
@@ -127,7 +127,7 @@ export function softThresholdInPlace(m: Matrix, lambda: number): void {
   }
   contract.checkSoftThreshold('softThresholdInPlace', m, lambda);
   try {
-    n.softThresholdInPlace(m.data, m.rows, m.cols, lambda);
+    n.softThresholdInPlace({ m, lambda });
   } catch (e) {
     rethrow(e);
   }
