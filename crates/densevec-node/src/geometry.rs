@@ -60,10 +60,9 @@ pub fn random_orthogonal<'e>(
     env: &'e Env,
     args: RandomOrthogonalArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "randomOrthogonal";
-    call(env, F, || {
-        let d = dim(F, "d", args.d)?;
-        geo::random_orthogonal(d, dim(F, "seed", args.seed)? as u64)
+    call(env, "randomOrthogonal", |f| {
+        let d = dim(f, "d", args.d)?;
+        geo::random_orthogonal(d, dim(f, "seed", args.seed)? as u64)
     })
 }
 

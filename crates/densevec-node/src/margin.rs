@@ -150,7 +150,7 @@ fn penalty<'e>(
     a: &PenaltyArgs,
     f: Penalty,
 ) -> napi::Result<LossGradResult<'e>> {
-    call(env, func, || {
+    call(env, func, |func| {
         let (r, c) = a.m.dims(func, "m")?;
         f(&a.m.data, r, c, a.lambda)
     })

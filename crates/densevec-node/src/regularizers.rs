@@ -2,7 +2,7 @@
 
 use crate::args::Mat;
 use crate::common::js_result;
-use crate::common::{guard, plain_js, typed};
+use crate::common::{call, plain_js};
 use crate::run::{operation, Op};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
@@ -26,17 +26,15 @@ pub fn batch_norm_forward<'e>(
     env: &'e Env,
     mut args: BatchNormForwardArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "BatchNorm.forward";
     let a = &mut args;
     // SAFETY: the running-statistics arrays are alive for this synchronous call, owned by the
     // layer object and not touched by anything else meanwhile; `x` is only read.
     let (rm, rv) = unsafe { (a.running_mean.as_mut(), a.running_var.as_mut()) };
     let (x, momentum, eps, training) = (&a.x, a.momentum, a.eps, a.training);
-    guard(F, || {
-        let (n, d) = x.dims(F, "x")?;
+    call(env, "BatchNorm.forward", |f| {
+        let (n, d) = x.dims(f, "x")?;
         reg::batch_norm_forward(&x.data, n, d, rm, rv, momentum, eps, training)
     })
-    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// `{ meanCosine, meanL2 }` of embedding drift.

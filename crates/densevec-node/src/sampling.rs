@@ -4,7 +4,7 @@
 
 use crate::args::Mat;
 use crate::common::js_result;
-use crate::common::{copy, guard, typed};
+use crate::common::{call_typed, copy, guard, typed};
 use crate::margin::MarginKindName;
 use crate::run::{operation, Op};
 use densevec_core::margin as mg;
@@ -49,23 +49,19 @@ pub struct AliasSampleArgs {
 /// after `draws` outputs.
 #[napi]
 pub fn alias_sample<'e>(env: &'e Env, args: AliasSampleArgs) -> napi::Result<Uint32ArraySlice<'e>> {
-    const F: &str = "AliasSampler.sample";
-    let (n, draws, seed) = guard(F, || {
-        let n = dim(F, "n", args.n)?;
-        Ok((n, dim(F, "draws", args.draws)?, dim(F, "seed", args.seed)?))
-    })?;
-    let t = s::AliasTable {
-        prob: copy(F, "the alias probabilities", &args.prob)?,
-        alias: copy(F, "the alias table", &args.alias)?,
-        probabilities: copy(F, "probabilities", &args.probabilities)?,
-    };
-    let v = guard(F, || {
+    call_typed(env, "AliasSampler.sample", "the draws", |f| {
+        let n = dim(f, "n", args.n)?;
+        let (draws, seed) = (dim(f, "draws", args.draws)?, dim(f, "seed", args.seed)?);
+        let t = s::AliasTable {
+            prob: copy(f, "the alias probabilities", &args.prob)?,
+            alias: copy(f, "the alias table", &args.alias)?,
+            probabilities: copy(f, "probabilities", &args.probabilities)?,
+        };
         if t.prob.is_empty() || t.alias.len() != t.prob.len() {
-            densevec_core::bail!(Shape, "{F}: the alias table is empty or inconsistent");
+            densevec_core::bail!(Shape, "{f}: the alias table is empty or inconsistent");
         }
         Ok(t.sample(seed as u64, draws as u64, n))
-    })?;
-    typed(env, F, "the draws", &v)
+    })
 }
 
 /// The arguments of `AliasSampler.logProb`: the table's probabilities and the indices.
@@ -81,14 +77,14 @@ pub fn alias_log_prob<'e>(
     env: &'e Env,
     args: AliasLogProbArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "AliasSampler.logProb";
-    let t = s::AliasTable {
-        prob: Vec::new(),
-        alias: Vec::new(),
-        probabilities: copy(F, "probabilities", &args.probabilities)?,
-    };
-    let v = guard(F, || t.log_prob(&args.indices))?;
-    typed(env, F, "the log-probabilities", &v)
+    call_typed(env, "AliasSampler.logProb", "the log-probabilities", |f| {
+        let t = s::AliasTable {
+            prob: Vec::new(),
+            alias: Vec::new(),
+            probabilities: copy(f, "probabilities", &args.probabilities)?,
+        };
+        t.log_prob(&args.indices)
+    })
 }
 
 /// The arguments of `unigramWeights`: the counts and the power.
