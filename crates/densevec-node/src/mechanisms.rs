@@ -66,6 +66,21 @@ pub fn batch_norm_affine_in_place(mut args: BatchNormAffineArgs) -> napi::Result
     })
 }
 
+/// The arguments of `batchNormLag`: PyTorch's momentum μ and the drift per step.
+#[napi(object, object_to_js = false)]
+pub struct BatchNormLagArgs {
+    pub momentum: f64,
+    pub drift_per_step: f64,
+}
+
+/// Steady-state lag v·(1 − μ)/μ of a running mean behind a drifting batch mean.
+#[napi]
+pub fn batch_norm_lag(args: BatchNormLagArgs) -> napi::Result<f64> {
+    guard("batchNormLag", || {
+        mech::batch_norm_lag(args.momentum, args.drift_per_step)
+    })
+}
+
 js_result!(
     /// `{ gradX, gradWeight, gradBias }` of a training-mode batch norm.
     BatchNormGradsResult from mech::BatchNormGrads {
@@ -98,18 +113,3 @@ operation!(
     BatchNormBackwardArgs { x: "x", grad_out: "gradOut", weight: "weight" } -> mech::BatchNormGrads,
     "BatchNormGradsResult | Promise<BatchNormGradsResult>"
 );
-
-/// The arguments of `batchNormLag`: PyTorch's momentum μ and the drift per step.
-#[napi(object, object_to_js = false)]
-pub struct BatchNormLagArgs {
-    pub momentum: f64,
-    pub drift_per_step: f64,
-}
-
-/// Steady-state lag v·(1 − μ)/μ of a running mean behind a drifting batch mean.
-#[napi]
-pub fn batch_norm_lag(args: BatchNormLagArgs) -> napi::Result<f64> {
-    guard("batchNormLag", || {
-        mech::batch_norm_lag(args.momentum, args.drift_per_step)
-    })
-}
