@@ -35,7 +35,7 @@ export type {
 
 /** The native arguments of infoNCE (absent options stay absent). */
 function nceArgs(q: Matrix, keys: Matrix, p: contract.InfoNCEParsed) {
-  const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };
+  const o = { q, keys, temperature: p.temperature, normalize: p.normalize, gemm: { precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes } };
   return { ...o, positives: p.positives ?? undefined, logQ: p.logQ ?? undefined, keyIds: p.keyIds ?? undefined };
 }
 
@@ -142,7 +142,7 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   const t = contract.checkNtXent('ntXent', a, b, options);
   const precision = PRECISION_NAMES[v.precisionOf('ntXent', options)];
   try {
-    const r = now(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, onDevice()));
+    const r = now(n.ntXent({ a, b, temperature: t, gemm: { precision, scratchBytes: contract.ntXentScratch(options) } }, onDevice()));
     return ntxOut(r, a, b);
   } catch (e) {
     rethrow(e);
@@ -158,7 +158,7 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const precision = PRECISION_NAMES[v.precisionOf(fn, options)];
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
-    return soon(n.ntXent({ a, b, temperature: t, precision, scratchBytes: contract.ntXentScratch(options) }, ASYNC)).then((r) => ntxOut(r, a, b), rethrow);
+    return soon(n.ntXent({ a, b, temperature: t, gemm: { precision, scratchBytes: contract.ntXentScratch(options) } }, ASYNC)).then((r) => ntxOut(r, a, b), rethrow);
   });
 }
 

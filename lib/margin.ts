@@ -56,8 +56,7 @@ function marginArgs(x: Matrix, prototypes: Matrix, labels: Uint32Array, p: contr
     scale: p.scale,
     margin: p.margin,
     labelSmoothing: p.labelSmoothing,
-    precision: PRECISION_NAMES[p.precision],
-    scratchBytes: p.scratchBytes,
+    gemm: { precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes },
   };
 }
 
