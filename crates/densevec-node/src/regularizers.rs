@@ -122,10 +122,21 @@ pub struct WassersteinArgs {
     pub p: u32,
 }
 
+/// A form of the Wasserstein regularizer: `(a, b, n, d, p)`, the CPU's or the GPU's.
+type WassersteinFn =
+    fn(&[f32], &[f32], usize, usize, u32) -> densevec_core::Result<reg::Wasserstein>;
+
+impl WassersteinArgs {
+    /// Runs the form `f` (the CPU and GPU forms take the same arguments, converted here once).
+    fn with(&self, func: &str, f: WassersteinFn) -> densevec_core::Result<reg::Wasserstein> {
+        let (n, d) = self.a.dims(func, "a")?;
+        f(&self.a.data, &self.b.data, n, d, self.p)
+    }
+}
+
 impl Op for WassersteinArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
-        let (n, d) = self.a.dims(func, "a")?;
-        reg::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+        self.with(func, reg::wasserstein_regularizer)
     }
 
     /// Two n × n × d GEMMs per view (cosines, gradient) and the sort of n(n−1)/2 pairs.
@@ -135,8 +146,7 @@ impl Op for WassersteinArgs {
     }
 
     fn gpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
-        let (n, d) = self.a.dims(func, "a")?;
-        densevec_cuda::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+        self.with(func, densevec_cuda::wasserstein_regularizer)
     }
 }
 
