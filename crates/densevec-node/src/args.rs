@@ -10,6 +10,9 @@ use densevec_core::{Code, Error, Result};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+/// Two matrices of one shape and that shape: (a, b, rows, cols).
+pub type Views<'a> = (&'a [f32], &'a [f32], usize, usize);
+
 /// A row-major float32 matrix, as the TypeScript `Matrix`.
 #[napi(object)]
 pub struct Mat {
@@ -32,6 +35,13 @@ impl Mat {
             dim(func, &format!("{name}.rows"), self.rows)?,
             dim(func, "cols", self.cols)?,
         ))
+    }
+
+    /// This matrix and `twin`, two views of the same items, as the core takes them:
+    /// (self, twin, rows, cols), the shape read from this one (the core checks the twin's).
+    pub fn views<'a>(&'a self, func: &str, name: &str, twin: &'a Mat) -> Result<Views<'a>> {
+        let (rows, cols) = self.dims(func, name)?;
+        Ok((&self.data, &twin.data, rows, cols))
     }
 }
 

@@ -142,9 +142,9 @@ pub struct NtXentArgs {
 
 impl Op for NtXentArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
-        let (r, d) = self.a.dims(func, "a")?;
+        let (a, b, r, d) = self.a.views(func, "a", &self.b)?;
         Gemm::run(&self.gemm, func, |s| {
-            c::nt_xent_with(&self.a.data, &self.b.data, r, d, self.temperature, s)
+            c::nt_xent_with(a, b, r, d, self.temperature, s)
         })
     }
 
@@ -159,8 +159,8 @@ impl Op for NtXentArgs {
     }
 
     fn gpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
-        let (r, d) = self.a.dims(func, "a")?;
-        densevec_cuda::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
+        let (a, b, r, d) = self.a.views(func, "a", &self.b)?;
+        densevec_cuda::nt_xent(a, b, r, d, self.temperature)
     }
 }
 
@@ -183,8 +183,8 @@ plain_js!(MismatchResult);
 
 impl Op for MismatchArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<MismatchResult> {
-        let (r, d) = self.a.dims(func, "a")?;
-        let m = c::mismatch_score_opts(&self.a.data, &self.b.data, r, d, self.within_view)?;
+        let (a, b, r, d) = self.a.views(func, "a", &self.b)?;
+        let m = c::mismatch_score_opts(a, b, r, d, self.within_view)?;
         Ok(MismatchResult {
             mu_p: m.mu_p,
             mu_q: m.mu_q,

@@ -105,8 +105,8 @@ pub struct ProcrustesArgs {
 
 impl Op for ProcrustesArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<geo::Procrustes> {
-        let (n, d) = self.x.dims(func, "x")?;
-        geo::procrustes(&self.x.data, &self.y.data, n, d)
+        let (x, y, n, d) = self.x.views(func, "x", &self.y)?;
+        geo::procrustes(x, y, n, d)
     }
 }
 

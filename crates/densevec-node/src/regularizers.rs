@@ -53,8 +53,8 @@ pub struct DriftArgs {
 
 impl Op for DriftArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<EmbeddingDriftResult> {
-        let (n, d) = self.a.dims(func, "a")?;
-        let (mean_cosine, mean_l2) = reg::embedding_drift(&self.a.data, &self.b.data, n, d)?;
+        let (a, b, n, d) = self.a.views(func, "a", &self.b)?;
+        let (mean_cosine, mean_l2) = reg::embedding_drift(a, b, n, d)?;
         Ok(EmbeddingDriftResult {
             mean_cosine,
             mean_l2,
@@ -129,8 +129,8 @@ type WassersteinFn =
 impl WassersteinArgs {
     /// Runs the form `f` (the CPU and GPU forms take the same arguments, converted here once).
     fn with(&self, func: &str, f: WassersteinFn) -> densevec_core::Result<reg::Wasserstein> {
-        let (n, d) = self.a.dims(func, "a")?;
-        f(&self.a.data, &self.b.data, n, d, self.p)
+        let (a, b, n, d) = self.a.views(func, "a", &self.b)?;
+        f(a, b, n, d, self.p)
     }
 }
 
