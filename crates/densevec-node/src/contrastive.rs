@@ -45,15 +45,6 @@ js_result!(
     }
 );
 
-/// `{ muP, muQ, M }` of mismatchScore.
-#[napi(object)]
-pub struct MismatchResult {
-    pub mu_p: f64,
-    pub mu_q: f64,
-    #[napi(js_name = "M")]
-    pub m: f64,
-}
-
 /// The arguments of `infoNCE`: `positives` absent means query i ↔ key i, `logQ` absent means
 /// no sampled-softmax correction, `keyIds` absent means no removal of accidental hits.
 #[napi(object, object_to_js = false)]
@@ -171,6 +162,17 @@ operation!(
     "NtXentResult | Promise<NtXentResult>"
 );
 
+/// `{ muP, muQ, M }` of mismatchScore.
+#[napi(object)]
+pub struct MismatchResult {
+    pub mu_p: f64,
+    pub mu_q: f64,
+    #[napi(js_name = "M")]
+    pub m: f64,
+}
+
+plain_js!(MismatchResult);
+
 /// The arguments of `mismatchScore`: two views of the same shape.
 #[napi(object, object_to_js = false)]
 pub struct MismatchArgs {
@@ -178,8 +180,6 @@ pub struct MismatchArgs {
     pub b: Mat,
     pub within_view: bool,
 }
-
-plain_js!(MismatchResult);
 
 impl Op for MismatchArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<MismatchResult> {
