@@ -14,6 +14,15 @@ use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+js_result!(
+    /// Top-k result: `q.rows × k` row-major, best first per query (also the answers of `analogy`).
+    TopKResult from topk::TopK {
+        ;
+        indices: Uint32ArraySlice = "the indices", scores: Float32ArraySlice = "the scores";
+
+    }
+);
+
 /// Euclidean norm.
 #[napi]
 pub fn norm(a: &[f32]) -> f64 {
@@ -130,15 +139,6 @@ operation!(
     similarity_matrix = "similarityMatrix",
     SimilarityMatrixArgs { q: "q", c: "c" } -> Vec<f32>,
     "Float32Array | Promise<Float32Array>"
-);
-
-js_result!(
-    /// Top-k result: `q.rows × k` row-major, best first per query.
-    TopKResult from topk::TopK {
-        ;
-        indices: Uint32ArraySlice = "the indices", scores: Float32ArraySlice = "the scores";
-
-    }
 );
 
 /// The arguments of `topK`: the `k` best corpus rows per query, over a corpus in any storage
