@@ -119,8 +119,8 @@ export function cudaStatus(): CudaStatus {
   if (!binding) return { available: false, reason: `the native addon is not available: ${loadError ?? 'unknown reason'}` };
   try {
     const c = binding.cudaInfo();
-    const d = c.device;
-    cudaCache = c.available && d
+    const d = c.available ? c.device : null;
+    cudaCache = d
       ? { available: true, device: d.name, memory: d.memory, computeCapability: d.computeCapability, gemm: d.gemm }
       : { available: false, reason: c.reason ?? 'unknown reason' };
   } catch (e) {

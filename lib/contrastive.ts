@@ -140,9 +140,9 @@ export function ntXent(a: Matrix, b: Matrix, options: NtXentOptions): NtXentResu
   const n = nat();
   if (n === null) return ref.ntXent(a, b, options);
   const t = contract.checkNtXent('ntXent', a, b, options);
-  const precision = PRECISION_NAMES[v.precisionOf('ntXent', options)];
+  const gemm = { precision: PRECISION_NAMES[v.precisionOf('ntXent', options)], scratchBytes: contract.ntXentScratch(options) };
   try {
-    const r = now(n.ntXent({ a, b, temperature: t, gemm: { precision, scratchBytes: contract.ntXentScratch(options) } }, onDevice()));
+    const r = now(n.ntXent({ a, b, temperature: t, gemm }, onDevice()));
     return ntxOut(r, a, b);
   } catch (e) {
     rethrow(e);
@@ -158,7 +158,8 @@ export function ntXentAsync(a: Matrix, b: Matrix, options: NtXentOptions): Promi
     const precision = PRECISION_NAMES[v.precisionOf(fn, options)];
     const n = nat();
     if (n === null) return refAsync<NtXentResult>('ntXent', [a, b, options]);
-    return soon(n.ntXent({ a, b, temperature: t, gemm: { precision, scratchBytes: contract.ntXentScratch(options) } }, ASYNC)).then((r) => ntxOut(r, a, b), rethrow);
+    const gemm = { precision, scratchBytes: contract.ntXentScratch(options) };
+    return soon(n.ntXent({ a, b, temperature: t, gemm }, ASYNC)).then((r) => ntxOut(r, a, b), rethrow);
   });
 }
 
