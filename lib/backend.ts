@@ -119,14 +119,9 @@ export function cudaStatus(): CudaStatus {
   if (!binding) return { available: false, reason: `the native addon is not available: ${loadError ?? 'unknown reason'}` };
   try {
     const c = binding.cudaInfo();
-    cudaCache = c.available
-      ? {
-          available: true,
-          device: c.device ?? undefined,
-          memory: c.memory ?? undefined,
-          computeCapability: c.computeCapability ?? undefined,
-          gemm: c.gemm ?? undefined,
-        }
+    const d = c.available ? c.device : null;
+    cudaCache = d
+      ? { available: true, device: d.name, memory: d.memory, computeCapability: d.computeCapability, gemm: d.gemm }
       : { available: false, reason: c.reason ?? 'unknown reason' };
   } catch (e) {
     cudaCache = { available: false, reason: firstLine(e) };

@@ -43,7 +43,7 @@ const INFO_NCE = op({
   snap: contract.snapInfoNCE,
   check: contract.checkInfoNCE,
   call: (n, how, p, q, keys) => {
-    const o = { q, keys, temperature: p.temperature, normalize: p.normalize, precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes };
+    const o = { q, keys, temperature: p.temperature, normalize: p.normalize, gemm: { precision: PRECISION_NAMES[p.precision], scratchBytes: p.scratchBytes } };
     return n.infoNCE({ ...o, positives: p.positives ?? undefined, logQ: p.logQ ?? undefined, keyIds: p.keyIds ?? undefined }, how);
   },
   out: (r: NativeResult<'infoNCE'>, _, q, keys): contract.InfoNCEResult => {
@@ -59,7 +59,7 @@ const NT_XENT = op({
   snap: contract.snapNtXent,
   check: (fn, a, b, options): [number, number] => [contract.checkNtXent(fn, a, b, options), v.precisionOf(fn, options)],
   call: (n, how, [temperature, precision], a, b, options) =>
-    n.ntXent({ a, b, temperature, precision: PRECISION_NAMES[precision], scratchBytes: contract.ntXentScratch(options) }, how),
+    n.ntXent({ a, b, temperature, gemm: { precision: PRECISION_NAMES[precision], scratchBytes: contract.ntXentScratch(options) } }, how),
   out: (r: NativeResult<'ntXent'>, _, a, b): contract.NtXentResult => {
     return { loss: r.loss, gradA: shapedLike(r.gradA, a), gradB: shapedLike(r.gradB, b), gradTemperature: r.gradTemperature, stats: statsOf(r.stats) };
   },

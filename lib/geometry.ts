@@ -71,7 +71,7 @@ export function randomOrthogonal(d: number, seed: number): Matrix {
   if (n === null) return ref.randomOrthogonal(d, seed);
   contract.checkRandomOrthogonal('randomOrthogonal', d, seed);
   try {
-    return { data: n.randomOrthogonal(d, seed), rows: d, cols: d };
+    return { data: n.randomOrthogonal({ d, seed }), rows: d, cols: d };
   } catch (e) {
     rethrow(e);
   }
@@ -111,7 +111,7 @@ export function sphericalTriangle(x: Float32Array, y: Float32Array, z: Float32Ar
   if (n === null) return ref.sphericalTriangle(x, y, z);
   contract.checkTriangle('sphericalTriangle', x, y, z);
   try {
-    const t = n.sphericalTriangle(x, y, z);
+    const t = n.sphericalTriangle({ x, y, z });
     return {
       sides: [t.sides[0], t.sides[1], t.sides[2]],
       angles: [t.angles[0], t.angles[1], t.angles[2]],

@@ -29,7 +29,7 @@ const MARGIN = op({
   call: (n, how, p, x, prototypes, labels) => {
     const { scale, margin, labelSmoothing, scratchBytes } = p;
     return n.marginSoftmax(
-      { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale, margin, labelSmoothing, precision: PRECISION_NAMES[p.precision], scratchBytes },
+      { x, prototypes, labels, kind: KIND_NAMES[p.kind], scale, margin, labelSmoothing, gemm: { precision: PRECISION_NAMES[p.precision], scratchBytes } },
       how,
     );
   },

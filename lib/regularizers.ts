@@ -16,7 +16,7 @@ const LAG = op({
   name: 'batchNormLag',
   reference: ref.batchNormLag,
   check: contract.checkLag,
-  call: (n, _how, _, momentum, driftPerStep) => n.batchNormLag(momentum, driftPerStep),
+  call: (n, _how, _, momentum, driftPerStep) => n.batchNormLag({ momentum, driftPerStep }),
 });
 
 const DRIFT = op({
@@ -75,7 +75,7 @@ export class BatchNorm extends contract.BatchNormBase {
         eps: state.eps,
         training,
       });
-      if (p) n.batchNormAffineInPlace(data, m.rows, m.cols, p[0], p[1]);
+      if (p) n.batchNormAffineInPlace({ y: { data, rows: m.rows, cols: m.cols }, weight: p[0], bias: p[1] });
       this.remember(m, training, p);
       return { data, rows: m.rows, cols: m.cols };
     } catch (e) {
@@ -137,7 +137,7 @@ export function softThresholdInPlace(m: Matrix, lambda: number): void {
   }
   contract.checkSoftThreshold('softThresholdInPlace', m, lambda);
   try {
-    n.softThresholdInPlace(m.data, m.rows, m.cols, lambda);
+    n.softThresholdInPlace({ m, lambda });
   } catch (e) {
     rethrow(e);
   }

@@ -38,7 +38,7 @@ export class AliasSampler extends contract.AliasSamplerBase {
     const n = nat();
     if (n === null) return ref.aliasDraw(this.prob, this.alias, this.seed, this.draws, count);
     try {
-      return n.aliasSample(this.prob, this.alias, this.probabilities, this.seed, this.draws, count);
+      return n.aliasSample({ prob: this.prob, alias: this.alias, probabilities: this.probabilities, seed: this.seed, draws: this.draws, n: count });
     } catch (e) {
       rethrow(e);
     }
@@ -49,7 +49,7 @@ export class AliasSampler extends contract.AliasSamplerBase {
     if (n === null) return ref.aliasLogProb(this.probabilities, indices);
     contract.aliasLogProbCheck(indices);
     try {
-      return n.aliasLogProb(this.probabilities, indices);
+      return n.aliasLogProb({ probabilities: this.probabilities, indices });
     } catch (e) {
       rethrow(e);
     }
@@ -69,7 +69,7 @@ export function unigramWeights(counts: WeightsLike, power = 0.75): Float64Array 
   contract.nonEmpty('unigramWeights', 'counts', c);
   contract.checkPower('unigramWeights', power);
   try {
-    return n.unigramWeights(c, power);
+    return n.unigramWeights({ counts: c, power });
   } catch (e) {
     rethrow(e);
   }

@@ -81,12 +81,12 @@ export function normalizeInPlace(x: Float32Array | Matrix): void {
   }
   if (v.isF32(x)) {
     v.vec('normalizeInPlace', 'x', x);
-    n.normalizeInPlace(x, x.length);
+    n.normalizeInPlace({ data: x, rows: 1, cols: x.length });
     return;
   }
   v.mat('normalizeInPlace', 'x', x);
   try {
-    n.normalizeInPlace(x.data, x.cols);
+    n.normalizeInPlace(x);
   } catch (e) {
     rethrow(e);
   }
@@ -99,7 +99,7 @@ export function normalizeRows(m: Matrix): Matrix {
   if (n === null) return ref.normalizeRows(m);
   v.mat('normalizeRows', 'm', m);
   try {
-    return { data: n.normalizeRows(m.data, m.cols), rows: m.rows, cols: m.cols };
+    return { data: n.normalizeRows(m), rows: m.rows, cols: m.cols };
   } catch (e) {
     rethrow(e);
   }

@@ -49,7 +49,7 @@ export function cosinePValue(s: number, d: number, options?: PValueOptions): num
   if (b === null) return ref.cosinePValue(s, d, options);
   const two = contract.checkPValue(s, d, options);
   try {
-    return b.cosinePValue(s, d, two);
+    return b.cosinePValue({ s, d, tail: two ? 'two-sided' : 'greater' });
   } catch (e) {
     rethrow(e);
   }

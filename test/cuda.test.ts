@@ -30,7 +30,7 @@ function child(env: Record<string, string>, code: string): { status: number | nu
 
 describe('cuda backend: availability', () => {
   it('backendInfo().cuda is the addon probe, with a reason when unavailable', () => {
-    const raw = native.cudaInfo() as { available: boolean; device?: string; reason?: string; computeCapability?: string };
+    const raw = native.cudaInfo() as { available: boolean; device?: { name: string }; reason?: string };
     expect(info.available).toBe(raw.available);
     if (gpu) {
       expect(typeof info.device).toBe('string');

@@ -2,13 +2,16 @@
 //! name sets (metric, dtype), each converted once into a validated core view.
 
 use crate::run::Own;
-use densevec_core::precision::Precision;
+use densevec_core::precision::{with_precision, Precision};
 use densevec_core::quantized::{Corpus, I8Scale};
 use densevec_core::similarity::Metric;
 use densevec_core::view::{dim, MatRef};
 use densevec_core::{Code, Error, Result};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+
+/// Two matrices of one shape and that shape: (a, b, rows, cols).
+pub type Views<'a> = (&'a [f32], &'a [f32], usize, usize);
 
 /// A row-major float32 matrix, as the TypeScript `Matrix`.
 #[napi(object)]
@@ -32,6 +35,13 @@ impl Mat {
             dim(func, &format!("{name}.rows"), self.rows)?,
             dim(func, "cols", self.cols)?,
         ))
+    }
+
+    /// This matrix and `twin`, two views of the same items, as the core takes them:
+    /// (self, twin, rows, cols), the shape read from this one (the core checks the twin's).
+    pub fn views<'a>(&'a self, func: &str, name: &str, twin: &'a Mat) -> Result<Views<'a>> {
+        let (rows, cols) = self.dims(func, name)?;
+        Ok((&self.data, &twin.data, rows, cols))
     }
 }
 
@@ -85,11 +95,32 @@ pub fn is_bf16(p: Option<PrecisionName>) -> bool {
     p == Some(PrecisionName::Bf16)
 }
 
-/// The `scratchBytes` budget of the fused losses (absent = the core's default of 256 MiB).
-pub fn scratch(func: &str, v: Option<f64>) -> Result<usize> {
-    match v {
-        None => Ok(densevec_core::contrastive::DEFAULT_SCRATCH_BYTES),
-        Some(v) => dim(func, "scratchBytes", v),
+/// How a fused loss (infoNCE, ntXent, marginSoftmax) runs its GEMMs: `{ precision?,
+/// scratchBytes? }`; an absent object or field means f32 and the core's 256 MiB budget.
+#[napi(object, object_to_js = false)]
+pub struct Gemm {
+    /// GEMM precision: 'f32' (default) or 'bf16'.
+    pub precision: Option<PrecisionName>,
+    /// Bytes the logits (or the logit gradient) may be held in (0 = always the tiled path).
+    pub scratch_bytes: Option<f64>,
+}
+
+impl Gemm {
+    /// Runs a loss's CPU form `f(scratch)` at the precision of its optional `gemm` argument,
+    /// with its scratch budget in bytes.
+    pub fn run<T>(g: &Option<Gemm>, func: &str, f: impl FnOnce(usize) -> Result<T>) -> Result<T> {
+        let scratch = match g.as_ref().and_then(|g| g.scratch_bytes) {
+            None => densevec_core::contrastive::DEFAULT_SCRATCH_BYTES,
+            Some(v) => dim(func, "scratchBytes", v)?,
+        };
+        with_precision(precision(g.as_ref().and_then(|g| g.precision)), || {
+            f(scratch)
+        })
+    }
+
+    /// Whether the loss has a GPU form for these options (bf16 has none).
+    pub fn gpu(g: &Option<Gemm>) -> bool {
+        !is_bf16(g.as_ref().and_then(|g| g.precision))
     }
 }
 

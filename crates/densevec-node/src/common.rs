@@ -62,8 +62,8 @@ pub fn to_usize(func: &str, name: &str, v: f64) -> napi::Result<usize> {
 }
 
 /// A fallible copy of an input (asynchronous calls copy theirs before queuing the work).
-pub fn copy<T: Copy>(func: &str, name: &str, src: &[T]) -> napi::Result<Vec<T>> {
-    alloc::try_copy(func, &format!("a copy of {name}"), src).map_err(to_napi)
+pub fn copy<T: Copy>(func: &str, name: &str, src: &[T]) -> densevec_core::Result<Vec<T>> {
+    alloc::try_copy(func, &format!("a copy of {name}"), src)
 }
 
 /// Largest element count of a typed array that every supported Node accepts (V8 before
@@ -172,14 +172,24 @@ where
     }
 }
 
-/// Runs a synchronous core call and turns its result into JavaScript values (errors name
-/// `func`): the body of every entry point that has no asynchronous or GPU form.
+/// Runs a synchronous core call `f(func)` and turns its result into JavaScript values (errors
+/// name `func`): the body of every entry point that has no asynchronous or GPU form.
 pub fn call<'e, T: IntoJs>(
     env: &'e Env,
     func: &str,
-    f: impl FnOnce() -> densevec_core::Result<T>,
+    f: impl FnOnce(&str) -> densevec_core::Result<T>,
 ) -> napi::Result<T::Js<'e>> {
-    guard(func, f)?.into_js(env, func)
+    guard(func, || f(func))?.into_js(env, func)
+}
+
+/// [`call`] for a result that is one typed array, named `what` in a refused allocation.
+pub fn call_typed<'e, T: Elem>(
+    env: &'e Env,
+    func: &str,
+    what: &str,
+    f: impl FnOnce(&str) -> densevec_core::Result<Vec<T>>,
+) -> napi::Result<T::View<'e>> {
+    typed(env, func, what, &guard(func, || f(func))?)
 }
 
 /// `IntoJs` for plain `#[napi(object)]` results (numbers only): the value itself.

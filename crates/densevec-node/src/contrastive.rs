@@ -1,11 +1,10 @@
 //! Bindings of chapter 3: contrastive learning.
 
-use crate::args::{is_bf16, precision, scratch, Mat, PrecisionName};
+use crate::args::{Gemm, Mat};
 use crate::common::js_result;
 use crate::common::plain_js;
 use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
-use densevec_core::precision::with_precision;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -46,15 +45,6 @@ js_result!(
     }
 );
 
-/// `{ muP, muQ, M }` of mismatchScore.
-#[napi(object)]
-pub struct MismatchResult {
-    pub mu_p: f64,
-    pub mu_q: f64,
-    #[napi(js_name = "M")]
-    pub m: f64,
-}
-
 /// The arguments of `infoNCE`: `positives` absent means query i ↔ key i, `logQ` absent means
 /// no sampled-softmax correction, `keyIds` absent means no removal of accidental hits.
 #[napi(object, object_to_js = false)]
@@ -66,10 +56,7 @@ pub struct InfoNceArgs {
     pub log_q: Option<Float32Array>,
     pub normalize: bool,
     pub key_ids: Option<Uint32Array>,
-    /// GEMM precision: 'f32' (default) or 'bf16'.
-    pub precision: Option<PrecisionName>,
-    /// Bytes the logits may be held in (absent = 256 MiB; 0 = always the tiled path).
-    pub scratch_bytes: Option<f64>,
+    pub gemm: Option<Gemm>,
 }
 
 impl InfoNceArgs {
@@ -105,10 +92,9 @@ fn max_abs(x: &[f32]) -> f64 {
 
 impl Op for InfoNceArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
-        with_precision(precision(self.precision), || {
-            let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
-            let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
-            let s = scratch(func, self.scratch_bytes)?;
+        let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
+        let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
+        Gemm::run(&self.gemm, func, |s| {
             c::info_nce_with(q, b, keys, n, d, &self.opts(), ids, s)
         })
     }
@@ -116,7 +102,7 @@ impl Op for InfoNceArgs {
     /// Three B × K × d GEMMs (logits, gradQ, gradKeys); calls with `keyIds` (no accidental-hit
     /// mask on the GPU) or logits that may overflow float32 stay on the CPU.
     fn gpu_work(&self) -> Option<f64> {
-        if is_bf16(self.precision) {
+        if !Gemm::gpu(&self.gemm) {
             return None;
         }
         (self.key_ids.is_none() && !self.logits_may_overflow())
@@ -142,25 +128,21 @@ pub struct NtXentArgs {
     pub a: Mat,
     pub b: Mat,
     pub temperature: f64,
-    /// GEMM precision: 'f32' (default) or 'bf16'.
-    pub precision: Option<PrecisionName>,
-    /// Bytes the logits may be held in (absent = 256 MiB; 0 = always the tiled path).
-    pub scratch_bytes: Option<f64>,
+    pub gemm: Option<Gemm>,
 }
 
 impl Op for NtXentArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
-        with_precision(precision(self.precision), || {
-            let (r, d) = self.a.dims(func, "a")?;
-            let s = scratch(func, self.scratch_bytes)?;
-            c::nt_xent_with(&self.a.data, &self.b.data, r, d, self.temperature, s)
+        let (a, b, r, d) = self.a.views(func, "a", &self.b)?;
+        Gemm::run(&self.gemm, func, |s| {
+            c::nt_xent_with(a, b, r, d, self.temperature, s)
         })
     }
 
     /// The same GEMMs over the 2N rows of both views; cosine logits 1/τ beyond float32 (a
     /// subnormal τ) stay on the CPU.
     fn gpu_work(&self) -> Option<f64> {
-        if is_bf16(self.precision) {
+        if !Gemm::gpu(&self.gemm) {
             return None;
         }
         let n2 = 2.0 * self.a.rows;
@@ -168,8 +150,8 @@ impl Op for NtXentArgs {
     }
 
     fn gpu(&self, func: &str) -> densevec_core::Result<c::NtXent> {
-        let (r, d) = self.a.dims(func, "a")?;
-        densevec_cuda::nt_xent(&self.a.data, &self.b.data, r, d, self.temperature)
+        let (a, b, r, d) = self.a.views(func, "a", &self.b)?;
+        densevec_cuda::nt_xent(a, b, r, d, self.temperature)
     }
 }
 
@@ -180,6 +162,17 @@ operation!(
     "NtXentResult | Promise<NtXentResult>"
 );
 
+/// `{ muP, muQ, M }` of mismatchScore.
+#[napi(object)]
+pub struct MismatchResult {
+    pub mu_p: f64,
+    pub mu_q: f64,
+    #[napi(js_name = "M")]
+    pub m: f64,
+}
+
+plain_js!(MismatchResult);
+
 /// The arguments of `mismatchScore`: two views of the same shape.
 #[napi(object, object_to_js = false)]
 pub struct MismatchArgs {
@@ -188,12 +181,10 @@ pub struct MismatchArgs {
     pub within_view: bool,
 }
 
-plain_js!(MismatchResult);
-
 impl Op for MismatchArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<MismatchResult> {
-        let (r, d) = self.a.dims(func, "a")?;
-        let m = c::mismatch_score_opts(&self.a.data, &self.b.data, r, d, self.within_view)?;
+        let (a, b, r, d) = self.a.views(func, "a", &self.b)?;
+        let m = c::mismatch_score_opts(a, b, r, d, self.within_view)?;
         Ok(MismatchResult {
             mu_p: m.mu_p,
             mu_q: m.mu_q,

@@ -3,10 +3,10 @@
 
 use crate::args::Mat;
 use crate::common::js_result;
-use crate::common::{typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::curvature as cv;
 use densevec_core::statistics::check_seed;
+use densevec_core::topk::TopK;
 use densevec_core::view::dim;
 use densevec_core::Result;
 use napi::bindgen_prelude::*;
@@ -185,28 +185,8 @@ operation!(
     "MapDistortionResult | Promise<MapDistortionResult>"
 );
 
-/// `{ indices, scores }` of an analogy query.
-#[napi(object, object_from_js = false)]
-pub struct AnalogyResult<'e> {
-    pub indices: Uint32ArraySlice<'e>,
-    pub scores: Float32ArraySlice<'e>,
-}
-
-/// The answers of an analogy query: (indices, scores).
-pub struct Analogy(Vec<u32>, Vec<f32>);
-
-impl IntoJs for Analogy {
-    type Js<'e> = AnalogyResult<'e>;
-    fn into_js<'e>(self, env: &'e Env, func: &str) -> napi::Result<AnalogyResult<'e>> {
-        Ok(AnalogyResult {
-            indices: typed(env, func, "the indices", &self.0)?,
-            scores: typed(env, func, "the scores", &self.1)?,
-        })
-    }
-}
-
 /// The arguments of `analogy`: "a : b :: c : ?" among the rows of `corpus` (3CosAdd, or
-/// 3CosMul when `mul`).
+/// 3CosMul when `mul`); the answers come as a top-k result (`{ indices, scores }`).
 #[napi(object, object_to_js = false)]
 pub struct AnalogyArgs {
     pub corpus: Mat,
@@ -218,7 +198,7 @@ pub struct AnalogyArgs {
 }
 
 impl Op for AnalogyArgs {
-    fn cpu(&self, func: &str) -> Result<Analogy> {
+    fn cpu(&self, func: &str) -> Result<TopK> {
         let (n, d) = self.corpus.dims(func, "corpus")?;
         let kk = dim(func, "k", self.k)?;
         let abc = [
@@ -226,14 +206,14 @@ impl Op for AnalogyArgs {
             dim(func, "b", self.b)?,
             dim(func, "c", self.c)?,
         ];
-        let (i, s) = cv::analogy(&self.corpus.data, n, d, abc, kk, self.mul)?;
-        Ok(Analogy(i, s))
+        let (indices, scores) = cv::analogy(&self.corpus.data, n, d, abc, kk, self.mul)?;
+        Ok(TopK { indices, scores })
     }
 }
 
 operation!(
     /// The k best answers to "a : b :: c : ?".
     analogy = "analogy",
-    AnalogyArgs { corpus: "corpus" } -> Analogy,
-    "AnalogyResult | Promise<AnalogyResult>"
+    AnalogyArgs { corpus: "corpus" } -> TopK,
+    "TopKResult | Promise<TopKResult>"
 );

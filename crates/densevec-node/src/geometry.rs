@@ -2,7 +2,7 @@
 
 use crate::args::{Mat, MetricName};
 use crate::common::js_result;
-use crate::common::{guard, to_usize, typed, IntoJs};
+use crate::common::{call, guard, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::geometry as geo;
 use densevec_core::view::dim;
@@ -47,17 +47,23 @@ operation!(
     "Uint32Array | Promise<Uint32Array>"
 );
 
+/// The arguments of `randomOrthogonal`: the size d and the seed of the Gaussian stream.
+#[napi(object, object_to_js = false)]
+pub struct RandomOrthogonalArgs {
+    pub d: f64,
+    pub seed: f64,
+}
+
 /// d × d Haar orthogonal matrix (row-major) from the documented Gaussian stream.
 #[napi]
 pub fn random_orthogonal<'e>(
     env: &'e Env,
-    d: f64,
-    seed: f64,
+    args: RandomOrthogonalArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "randomOrthogonal";
-    let d = to_usize(F, "d", d)?;
-    let seed = to_usize(F, "seed", seed)? as u64;
-    guard(F, || geo::random_orthogonal(d, seed)).and_then(|v| typed(env, F, "the result", &v))
+    call(env, "randomOrthogonal", |f| {
+        let d = dim(f, "d", args.d)?;
+        geo::random_orthogonal(d, dim(f, "seed", args.seed)? as u64)
+    })
 }
 
 /// The arguments of `matmul`: a (m × k) and b (k × n).
@@ -99,8 +105,8 @@ pub struct ProcrustesArgs {
 
 impl Op for ProcrustesArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<geo::Procrustes> {
-        let (n, d) = self.x.dims(func, "x")?;
-        geo::procrustes(&self.x.data, &self.y.data, n, d)
+        let (x, y, n, d) = self.x.views(func, "x", &self.y)?;
+        geo::procrustes(x, y, n, d)
     }
 }
 
@@ -122,13 +128,18 @@ pub struct SphericalTriangleResult {
     pub curvature: f64,
 }
 
+/// The arguments of `sphericalTriangle`: its three vertices.
+#[napi(object, object_to_js = false)]
+pub struct SphericalTriangleArgs {
+    pub x: Float32Array,
+    pub y: Float32Array,
+    pub z: Float32Array,
+}
+
 /// Sides, angles, excess, area, chord area and curvature of a spherical triangle.
 #[napi]
-pub fn spherical_triangle(
-    x: &[f32],
-    y: &[f32],
-    z: &[f32],
-) -> napi::Result<SphericalTriangleResult> {
+pub fn spherical_triangle(args: SphericalTriangleArgs) -> napi::Result<SphericalTriangleResult> {
+    let (x, y, z) = (&args.x, &args.y, &args.z);
     let t = guard("sphericalTriangle", || geo::spherical_triangle(x, y, z))?;
     Ok(SphericalTriangleResult {
         sides: t.sides.to_vec(),

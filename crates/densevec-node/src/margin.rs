@@ -1,11 +1,10 @@
 //! Bindings of chapter 4 (margin losses) and of the cross-entropy and penalties of chapter 6.
 
-use crate::args::{is_bf16, precision, scratch, Mat, PrecisionName};
+use crate::args::{Gemm, Mat};
 use crate::common::call;
 use crate::common::js_result;
 use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
-use densevec_core::precision::with_precision;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -56,10 +55,7 @@ pub struct MarginSoftmaxArgs {
     pub scale: f64,
     pub margin: f64,
     pub label_smoothing: f64,
-    /// GEMM precision: 'f32' (default) or 'bf16'.
-    pub precision: Option<PrecisionName>,
-    /// Bytes the logit gradient may be held in (absent = 256 MiB).
-    pub scratch_bytes: Option<f64>,
+    pub gemm: Option<Gemm>,
 }
 
 impl MarginSoftmaxArgs {
@@ -83,17 +79,16 @@ impl MarginSoftmaxArgs {
 
 impl Op for MarginSoftmaxArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
-        with_precision(precision(self.precision), || {
-            let (n, c, d) = self.dims(func)?;
-            let (x, w) = (&self.x.data, &self.prototypes.data);
-            let s = scratch(func, self.scratch_bytes)?;
+        let (n, c, d) = self.dims(func)?;
+        let (x, w) = (&self.x.data, &self.prototypes.data);
+        Gemm::run(&self.gemm, func, |s| {
             mg::margin_softmax_with(x, n, w, c, d, &self.labels, &self.opts(), s)
         })
     }
 
     /// Three N × C × d GEMMs: cosines, gradX, gradW.
     fn gpu_work(&self) -> Option<f64> {
-        if is_bf16(self.precision) {
+        if !Gemm::gpu(&self.gemm) {
             return None;
         }
         Some(3.0 * self.x.rows * self.prototypes.rows * self.x.cols)
@@ -150,7 +145,7 @@ fn penalty<'e>(
     a: &PenaltyArgs,
     f: Penalty,
 ) -> napi::Result<LossGradResult<'e>> {
-    call(env, func, || {
+    call(env, func, |func| {
         let (r, c) = a.m.dims(func, "m")?;
         f(&a.m.data, r, c, a.lambda)
     })

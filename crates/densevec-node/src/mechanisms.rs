@@ -2,8 +2,8 @@
 //! of batch normalization, and the running-mean lag.
 
 use crate::args::Mat;
+use crate::common::guard;
 use crate::common::js_result;
-use crate::common::{guard, to_usize};
 use crate::run::{operation, Op};
 use densevec_core::mechanisms as mech;
 use napi::bindgen_prelude::*;
@@ -32,36 +32,52 @@ operation!(
 
 /// sign(x)·max(|x| − λ, 0) of every entry, in place.
 #[napi]
-pub fn soft_threshold_in_place(
-    mut m: Float32ArraySlice,
-    rows: f64,
-    cols: f64,
-    lambda: f64,
-) -> napi::Result<()> {
+pub fn soft_threshold_in_place(mut args: SoftThresholdArgs) -> napi::Result<()> {
     const F: &str = "softThresholdInPlace";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    // SAFETY: the caller's array is alive and not touched by anything else during this
-    // synchronous call.
-    let data = unsafe { m.as_mut() };
-    guard(F, || mech::soft_threshold_in_place(data, n, d, lambda))
+    guard(F, || {
+        let (n, d) = args.m.dims(F, "m")?;
+        // SAFETY: the caller's array is alive and not touched by anything else during this
+        // synchronous call.
+        let data = unsafe { args.m.data.as_mut() };
+        mech::soft_threshold_in_place(data, n, d, args.lambda)
+    })
+}
+
+/// The arguments of `BatchNorm.forward`'s affine step: its output `y` (changed in place), the
+/// layer's `weight` and `bias`.
+#[napi(object, object_to_js = false)]
+pub struct BatchNormAffineArgs {
+    pub y: Mat,
+    pub weight: Float32Array,
+    pub bias: Float32Array,
 }
 
 /// y ← y·weight + bias per column, in place.
 #[napi]
-pub fn batch_norm_affine_in_place(
-    mut y: Float32ArraySlice,
-    rows: f64,
-    cols: f64,
-    weight: &[f32],
-    bias: &[f32],
-) -> napi::Result<()> {
+pub fn batch_norm_affine_in_place(mut args: BatchNormAffineArgs) -> napi::Result<()> {
     const F: &str = "BatchNorm.forward";
-    let (n, d) = (to_usize(F, "rows", rows)?, to_usize(F, "cols", cols)?);
-    // SAFETY: `y` is the freshly returned output of the forward pass, alive for this call and
-    // not aliased by `weight` or `bias`, which are only read.
-    let data = unsafe { y.as_mut() };
+    let a = &mut args;
     guard(F, || {
-        mech::batch_norm_affine_in_place(data, n, d, weight, bias)
+        let (n, d) = a.y.dims(F, "y")?;
+        // SAFETY: `y` is the freshly returned output of the forward pass, alive for this call
+        // and not aliased by `weight` or `bias`, which are only read.
+        let data = unsafe { a.y.data.as_mut() };
+        mech::batch_norm_affine_in_place(data, n, d, &a.weight, &a.bias)
+    })
+}
+
+/// The arguments of `batchNormLag`: PyTorch's momentum μ and the drift per step.
+#[napi(object, object_to_js = false)]
+pub struct BatchNormLagArgs {
+    pub momentum: f64,
+    pub drift_per_step: f64,
+}
+
+/// Steady-state lag v·(1 − μ)/μ of a running mean behind a drifting batch mean.
+#[napi]
+pub fn batch_norm_lag(args: BatchNormLagArgs) -> napi::Result<f64> {
+    guard("batchNormLag", || {
+        mech::batch_norm_lag(args.momentum, args.drift_per_step)
     })
 }
 
@@ -97,11 +113,3 @@ operation!(
     BatchNormBackwardArgs { x: "x", grad_out: "gradOut", weight: "weight" } -> mech::BatchNormGrads,
     "BatchNormGradsResult | Promise<BatchNormGradsResult>"
 );
-
-/// Steady-state lag v·(1 − μ)/μ of a running mean behind a drifting batch mean.
-#[napi]
-pub fn batch_norm_lag(momentum: f64, drift_per_step: f64) -> napi::Result<f64> {
-    guard("batchNormLag", || {
-        mech::batch_norm_lag(momentum, drift_per_step)
-    })
-}

@@ -2,7 +2,7 @@
 
 use crate::args::Mat;
 use crate::common::js_result;
-use crate::common::{guard, plain_js, typed};
+use crate::common::{call, plain_js};
 use crate::run::{operation, Op};
 use densevec_core::regularizers as reg;
 use napi::bindgen_prelude::*;
@@ -26,17 +26,15 @@ pub fn batch_norm_forward<'e>(
     env: &'e Env,
     mut args: BatchNormForwardArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "BatchNorm.forward";
     let a = &mut args;
     // SAFETY: the running-statistics arrays are alive for this synchronous call, owned by the
     // layer object and not touched by anything else meanwhile; `x` is only read.
     let (rm, rv) = unsafe { (a.running_mean.as_mut(), a.running_var.as_mut()) };
     let (x, momentum, eps, training) = (&a.x, a.momentum, a.eps, a.training);
-    guard(F, || {
-        let (n, d) = x.dims(F, "x")?;
+    call(env, "BatchNorm.forward", |f| {
+        let (n, d) = x.dims(f, "x")?;
         reg::batch_norm_forward(&x.data, n, d, rm, rv, momentum, eps, training)
     })
-    .and_then(|v| typed(env, F, "the result", &v))
 }
 
 /// `{ meanCosine, meanL2 }` of embedding drift.
@@ -55,8 +53,8 @@ pub struct DriftArgs {
 
 impl Op for DriftArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<EmbeddingDriftResult> {
-        let (n, d) = self.a.dims(func, "a")?;
-        let (mean_cosine, mean_l2) = reg::embedding_drift(&self.a.data, &self.b.data, n, d)?;
+        let (a, b, n, d) = self.a.views(func, "a", &self.b)?;
+        let (mean_cosine, mean_l2) = reg::embedding_drift(a, b, n, d)?;
         Ok(EmbeddingDriftResult {
             mean_cosine,
             mean_l2,
@@ -124,10 +122,21 @@ pub struct WassersteinArgs {
     pub p: u32,
 }
 
+/// A form of the Wasserstein regularizer: `(a, b, n, d, p)`, the CPU's or the GPU's.
+type WassersteinFn =
+    fn(&[f32], &[f32], usize, usize, u32) -> densevec_core::Result<reg::Wasserstein>;
+
+impl WassersteinArgs {
+    /// Runs the form `f` (the CPU and GPU forms take the same arguments, converted here once).
+    fn with(&self, func: &str, f: WassersteinFn) -> densevec_core::Result<reg::Wasserstein> {
+        let (a, b, n, d) = self.a.views(func, "a", &self.b)?;
+        f(a, b, n, d, self.p)
+    }
+}
+
 impl Op for WassersteinArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
-        let (n, d) = self.a.dims(func, "a")?;
-        reg::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+        self.with(func, reg::wasserstein_regularizer)
     }
 
     /// Two n × n × d GEMMs per view (cosines, gradient) and the sort of n(n−1)/2 pairs.
@@ -137,8 +146,7 @@ impl Op for WassersteinArgs {
     }
 
     fn gpu(&self, func: &str) -> densevec_core::Result<reg::Wasserstein> {
-        let (n, d) = self.a.dims(func, "a")?;
-        densevec_cuda::wasserstein_regularizer(&self.a.data, &self.b.data, n, d, self.p)
+        self.with(func, densevec_cuda::wasserstein_regularizer)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Bindings of the batched row-wise pairs (`dotRows`, `cosineRows`, `l2sqRows`, `l1Rows`).
 
 use crate::args::Mat;
-use crate::common::{guard, typed};
+use crate::common::call;
 use densevec_core::rows::{pair_rows, PairOp};
 use densevec_core::view::MatRef;
 use napi::bindgen_prelude::*;
@@ -20,12 +20,11 @@ fn pair<'e>(
     op: PairOp,
     args: &PairRowsArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    guard(func, || {
+    call(env, func, |func| {
         let a = args.a.view(func, "a")?;
         let b = MatRef::new(func, "b", &args.b.data, a.rows, a.cols)?;
         pair_rows(func, op, a.data, b.data, a.rows, a.cols)
     })
-    .and_then(|v| typed(env, func, "the result", &v))
 }
 
 /// Σ_k a_ik b_ik for every row i of two `rows × cols` matrices.

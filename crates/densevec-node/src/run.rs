@@ -11,7 +11,7 @@
 //!   are the caller's) or `'auto'` (only when the work reaches `how.minWork`; a GPU error falls
 //!   back to the CPU silently) —, else on the CPU ([`Op::sync`], borrowing the caller's memory).
 
-use crate::common::{copy, guard, IntoJs};
+use crate::common::{copy, guard, to_napi, IntoJs};
 use densevec_core::Result;
 use napi::bindgen_prelude::*;
 use napi::ScopedTask;
@@ -176,7 +176,7 @@ macro_rules! own {
     ($($t:ty),*) => {$(
         impl Own for $t {
             fn own(&self, func: &str, name: &str) -> napi::Result<Self> {
-                Ok(<$t>::new(copy(func, name, self)?))
+                Ok(<$t>::new(copy(func, name, self).map_err(to_napi)?))
             }
         }
     )*};

@@ -58,22 +58,29 @@ pub fn native_init() -> Option<String> {
     isa::init_from_env().err()
 }
 
-/// Availability of the CUDA backend.
+/// The GPU the CUDA backend runs on.
+#[napi(object)]
+pub struct CudaDevice {
+    /// Device name.
+    pub name: String,
+    /// Total device memory in bytes.
+    pub memory: f64,
+    /// Compute capability as "major.minor".
+    pub compute_capability: String,
+    /// Whether GEMM runs through cuBLAS.
+    pub cublas: bool,
+    /// How GEMMs run: "3xTF32", "FP32" or "FP32 kernel".
+    pub gemm: String,
+}
+
+/// Availability of the CUDA backend: the device when available, else why not.
 #[napi(object)]
 pub struct CudaInfo {
     /// Whether the GPU functions (similarityMatrix, topK, infoNCE, ntXent, marginSoftmax,
     /// wassersteinRegularizer) can run.
     pub available: bool,
-    /// Device name (when available).
-    pub device: Option<String>,
-    /// Total device memory in bytes (when available).
-    pub memory: Option<f64>,
-    /// Compute capability as "major.minor" (when available).
-    pub compute_capability: Option<String>,
-    /// Whether GEMM runs through cuBLAS (when available).
-    pub cublas: Option<bool>,
-    /// How GEMMs run: "3xTF32", "FP32" or "FP32 kernel" (when available).
-    pub gemm: Option<String>,
+    /// The device (when available).
+    pub device: Option<CudaDevice>,
     /// Why the backend is not available (when not).
     pub reason: Option<String>,
 }
@@ -82,32 +89,27 @@ pub struct CudaInfo {
 /// process.
 #[napi]
 pub fn cuda_info() -> CudaInfo {
-    match std::panic::catch_unwind(densevec_cuda::available) {
-        Ok(Ok(d)) => CudaInfo {
+    let probe = std::panic::catch_unwind(densevec_cuda::available)
+        .unwrap_or_else(|_| Err("CUDA probe failed unexpectedly".into()));
+    match probe {
+        Ok(d) => CudaInfo {
             available: true,
-            device: Some(d.name),
-            memory: Some(d.total_memory as f64),
-            compute_capability: Some(format!(
-                "{}.{}",
-                d.compute_capability.0, d.compute_capability.1
-            )),
-            cublas: Some(d.cublas),
-            gemm: Some(d.gemm),
+            device: Some(CudaDevice {
+                name: d.name,
+                memory: d.total_memory as f64,
+                compute_capability: format!(
+                    "{}.{}",
+                    d.compute_capability.0, d.compute_capability.1
+                ),
+                cublas: d.cublas,
+                gemm: d.gemm,
+            }),
             reason: None,
         },
-        Ok(Err(r)) => unavailable(r),
-        Err(_) => unavailable("CUDA probe failed unexpectedly".into()),
-    }
-}
-
-fn unavailable(reason: String) -> CudaInfo {
-    CudaInfo {
-        available: false,
-        device: None,
-        memory: None,
-        compute_capability: None,
-        cublas: None,
-        gemm: None,
-        reason: Some(reason),
+        Err(reason) => CudaInfo {
+            available: false,
+            device: None,
+            reason: Some(reason),
+        },
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::args::Mat;
 use crate::common::js_result;
-use crate::common::{copy, guard, to_usize, typed};
+use crate::common::{call_typed, copy, guard, typed};
 use crate::margin::MarginKindName;
 use crate::run::{operation, Op};
 use densevec_core::margin as mg;
@@ -33,62 +33,75 @@ pub fn alias_build<'e>(env: &'e Env, weights: &[f64]) -> napi::Result<AliasTable
     })
 }
 
+/// The arguments of `AliasSampler.sample`: a table built by `aliasBuild`, the stream's seed,
+/// the draws made from it so far and the count `n` to draw next.
+#[napi(object, object_to_js = false)]
+pub struct AliasSampleArgs {
+    pub prob: Float64Array,
+    pub alias: Uint32Array,
+    pub probabilities: Float64Array,
+    pub seed: f64,
+    pub draws: f64,
+    pub n: f64,
+}
+
 /// `n` draws from a table built by `aliasBuild`, continuing the SplitMix64 stream of `seed`
 /// after `draws` outputs.
 #[napi]
-pub fn alias_sample<'e>(
-    env: &'e Env,
-    prob: &[f64],
-    alias: &[u32],
-    probabilities: &[f64],
-    seed: f64,
-    draws: f64,
-    n: f64,
-) -> napi::Result<Uint32ArraySlice<'e>> {
-    const F: &str = "AliasSampler.sample";
-    let n = to_usize(F, "n", n)?;
-    let draws = to_usize(F, "draws", draws)? as u64;
-    let seed = to_usize(F, "seed", seed)? as u64;
-    let t = s::AliasTable {
-        prob: copy(F, "the alias probabilities", prob)?,
-        alias: copy(F, "the alias table", alias)?,
-        probabilities: copy(F, "probabilities", probabilities)?,
-    };
-    let v = guard(F, || {
+pub fn alias_sample<'e>(env: &'e Env, args: AliasSampleArgs) -> napi::Result<Uint32ArraySlice<'e>> {
+    call_typed(env, "AliasSampler.sample", "the draws", |f| {
+        let n = dim(f, "n", args.n)?;
+        let (draws, seed) = (dim(f, "draws", args.draws)?, dim(f, "seed", args.seed)?);
+        let t = s::AliasTable {
+            prob: copy(f, "the alias probabilities", &args.prob)?,
+            alias: copy(f, "the alias table", &args.alias)?,
+            probabilities: copy(f, "probabilities", &args.probabilities)?,
+        };
         if t.prob.is_empty() || t.alias.len() != t.prob.len() {
-            densevec_core::bail!(Shape, "{F}: the alias table is empty or inconsistent");
+            densevec_core::bail!(Shape, "{f}: the alias table is empty or inconsistent");
         }
-        Ok(t.sample(seed, draws, n))
-    })?;
-    typed(env, F, "the draws", &v)
+        Ok(t.sample(seed as u64, draws as u64, n))
+    })
+}
+
+/// The arguments of `AliasSampler.logProb`: the table's probabilities and the indices.
+#[napi(object, object_to_js = false)]
+pub struct AliasLogProbArgs {
+    pub probabilities: Float64Array,
+    pub indices: Uint32Array,
 }
 
 /// log p(index) per index.
 #[napi]
 pub fn alias_log_prob<'e>(
     env: &'e Env,
-    probabilities: &[f64],
-    indices: &[u32],
+    args: AliasLogProbArgs,
 ) -> napi::Result<Float32ArraySlice<'e>> {
-    const F: &str = "AliasSampler.logProb";
-    let t = s::AliasTable {
-        prob: Vec::new(),
-        alias: Vec::new(),
-        probabilities: copy(F, "probabilities", probabilities)?,
-    };
-    let v = guard(F, || t.log_prob(indices))?;
-    typed(env, F, "the log-probabilities", &v)
+    call_typed(env, "AliasSampler.logProb", "the log-probabilities", |f| {
+        let t = s::AliasTable {
+            prob: Vec::new(),
+            alias: Vec::new(),
+            probabilities: copy(f, "probabilities", &args.probabilities)?,
+        };
+        t.log_prob(&args.indices)
+    })
+}
+
+/// The arguments of `unigramWeights`: the counts and the power.
+#[napi(object, object_to_js = false)]
+pub struct UnigramWeightsArgs {
+    pub counts: Float64Array,
+    pub power: f64,
 }
 
 /// counts^power.
 #[napi]
 pub fn unigram_weights<'e>(
     env: &'e Env,
-    counts: &[f64],
-    power: f64,
+    args: UnigramWeightsArgs,
 ) -> napi::Result<Float64ArraySlice<'e>> {
     const F: &str = "unigramWeights";
-    let v = guard(F, || s::unigram_weights(counts, power))?;
+    let v = guard(F, || s::unigram_weights(&args.counts, args.power))?;
     typed(env, F, "the weights", &v)
 }
 

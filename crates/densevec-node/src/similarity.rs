@@ -2,7 +2,7 @@
 
 use crate::args::{is_bf16, precision, CorpusArg, Mat, MetricName, PrecisionName};
 use crate::common::js_result;
-use crate::common::{guard, to_usize, typed_with, SPLIT};
+use crate::common::{guard, typed_with, SPLIT};
 use crate::run::{operation, Op};
 use densevec_core::alloc;
 use densevec_core::error::check_matrix;
@@ -13,6 +13,15 @@ use densevec_core::topk::{self, Select};
 use densevec_core::view::dim;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+
+js_result!(
+    /// Top-k result: `q.rows × k` row-major, best first per query (also the answers of `analogy`).
+    TopKResult from topk::TopK {
+        ;
+        indices: Uint32ArraySlice = "the indices", scores: Float32ArraySlice = "the scores";
+
+    }
+);
 
 /// Euclidean norm.
 #[napi]
@@ -30,42 +39,24 @@ pub fn normalize<'e>(env: &'e Env, a: &[f32]) -> napi::Result<Float32ArraySlice<
     })
 }
 
-/// Normalizes each `cols`-wide row of `x` in place.
+/// Normalizes each row of `x` in place (a vector is one row).
 #[napi]
-pub fn normalize_in_place(mut x: Float32ArraySlice, cols: f64) -> napi::Result<()> {
+pub fn normalize_in_place(mut x: Mat) -> napi::Result<()> {
+    const F: &str = "normalizeInPlace";
+    let cols = guard(F, || x.view(F, "x").map(|v| v.cols))?;
     // SAFETY: the JS typed array is alive for this synchronous call and nothing else touches it.
-    normalize_rows_checked(unsafe { x.as_mut() }, cols)
-}
-
-fn normalize_rows_checked(x: &mut [f32], cols: f64) -> napi::Result<()> {
-    let cols = check_cols("normalizeInPlace", x.len(), cols)?;
-    sim::normalize_rows_inplace(x, cols);
+    sim::normalize_rows_inplace(unsafe { x.data.as_mut() }, cols);
     Ok(())
 }
 
-fn check_cols(func: &str, len: usize, cols: f64) -> napi::Result<usize> {
-    let cols = to_usize(func, "cols", cols)?;
-    if cols == 0 || !len.is_multiple_of(cols) {
-        return Err(crate::common::err(
-            densevec_core::Code::Shape,
-            format!("{func}: data.length {len} is not a multiple of cols {cols}"),
-        ));
-    }
-    Ok(cols)
-}
-
-/// New buffer with unit rows, computed in the returned buffer.
+/// New buffer with the rows of `m` scaled to unit length, computed in the returned buffer.
 #[napi]
-pub fn normalize_rows<'e>(
-    env: &'e Env,
-    data: &[f32],
-    cols: f64,
-) -> napi::Result<Float32ArraySlice<'e>> {
+pub fn normalize_rows<'e>(env: &'e Env, m: Mat) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "normalizeRows";
-    let cols = check_cols(F, data.len(), cols)?;
-    typed_with(env, F, "the result", SPLIT, data.len(), |s| {
-        s.copy_from_slice(data);
-        sim::normalize_rows_inplace(s, cols);
+    let v = guard(F, || m.view(F, "m"))?;
+    typed_with(env, F, "the result", SPLIT, v.data.len(), |s| {
+        s.copy_from_slice(v.data);
+        sim::normalize_rows_inplace(s, v.cols);
         Ok(())
     })
 }
@@ -148,15 +139,6 @@ operation!(
     similarity_matrix = "similarityMatrix",
     SimilarityMatrixArgs { q: "q", c: "c" } -> Vec<f32>,
     "Float32Array | Promise<Float32Array>"
-);
-
-js_result!(
-    /// Top-k result: `q.rows × k` row-major, best first per query.
-    TopKResult from topk::TopK {
-        ;
-        indices: Uint32ArraySlice = "the indices", scores: Float32ArraySlice = "the scores";
-
-    }
 );
 
 /// The arguments of `topK`: the `k` best corpus rows per query, over a corpus in any storage

@@ -1,8 +1,8 @@
 //! Bindings of chapter 2: statistics of high-dimensional embeddings.
 
 use crate::args::Mat;
+use crate::common::guard;
 use crate::common::js_result;
-use crate::common::{guard, to_usize};
 use crate::run::{operation, Op};
 use densevec_core::statistics as st;
 use densevec_core::view::dim;
@@ -31,12 +31,34 @@ operation!(
     "Float32Array | Promise<Float32Array>"
 );
 
+/// The tail of a p-value.
+#[napi(string_enum)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// P(cos ≥ s).
+    #[napi(value = "greater")]
+    Greater,
+    /// P(|cos| ≥ |s|).
+    #[napi(value = "two-sided")]
+    TwoSided,
+}
+
+/// The arguments of `cosinePValue`: the cosine `s`, the dimension `d` and the tail.
+#[napi(object, object_to_js = false)]
+pub struct CosinePValueArgs {
+    pub s: f64,
+    pub d: f64,
+    pub tail: Tail,
+}
+
 /// Exact null p-value of the cosine `s` in dimension `d`.
 #[napi]
-pub fn cosine_p_value(s: f64, d: f64, two_sided: bool) -> napi::Result<f64> {
+pub fn cosine_p_value(args: CosinePValueArgs) -> napi::Result<f64> {
     const F: &str = "cosinePValue";
-    let d = to_usize(F, "d", d)?;
-    guard(F, || st::cosine_p_value(s, d, two_sided))
+    guard(F, || {
+        let d = dim(F, "d", args.d)?;
+        st::cosine_p_value(args.s, d, args.tail == Tail::TwoSided)
+    })
 }
 
 js_result!(
