@@ -77,7 +77,12 @@ pub fn sumsq_robust(a: &[f32]) -> f64 {
 /// [`sumsq_robust`] with a kernel table taken once by the caller's row loop.
 #[inline]
 fn sumsq_robust_with(kt: &k::Kernels, a: &[f32]) -> f64 {
-    let s = kt.sumsq(a);
+    sumsq_finish(a, kt.sumsq(a))
+}
+
+/// ‖a‖² from the SIMD sum `s` of `a`: `s` when it is in range, otherwise the float64 sum.
+#[inline]
+fn sumsq_finish(a: &[f32], s: f32) -> f64 {
     if sumsq_in_range(s, a.len()) {
         s as f64
     } else {
@@ -128,7 +133,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> Result<f32> {
 /// Σ a_k b_k over the whole float32 range (unchecked lengths): the SIMD sum, redone in float64
 /// when it overflowed or is so small that underflowed products may matter.
 pub fn dot_pair(a: &[f32], b: &[f32]) -> f64 {
-    let s = k::dot(a, b);
+    dot_finish(a, b, k::dot(a, b))
+}
+
+/// [`dot_pair`] from the SIMD sum `s` of a·b: `s` when it is in range, otherwise the float64
+/// sum. Shared by the single pair and the row loops, so both give the same bits.
+#[inline]
+pub fn dot_finish(a: &[f32], b: &[f32], s: f32) -> f64 {
     if s.is_finite() && s.abs() as f64 >= a.len() as f64 * SUMSQ_FLOOR {
         s as f64
     } else {
@@ -150,7 +161,14 @@ pub fn cosine_from(ab: f32, aa: f32, bb: f32) -> f32 {
 
 /// a·b / (‖a‖‖b‖) over the whole float32 range (unchecked lengths); 0 when either norm is 0.
 pub fn cosine_pair(a: &[f32], b: &[f32]) -> f64 {
-    let (ab, aa, bb) = k::dot_norms(a, b);
+    cosine_finish(a, b, k::dot_norms(a, b))
+}
+
+/// [`cosine_pair`] from the SIMD sums (a·b, ‖a‖², ‖b‖²): formed in float64 from them when
+/// both norms are in range, otherwise from float64 sums. Shared by the single pair and the row
+/// loops, so both give the same bits.
+#[inline]
+pub fn cosine_finish(a: &[f32], b: &[f32], (ab, aa, bb): (f32, f32, f32)) -> f64 {
     if sumsq_in_range(aa, a.len()) && sumsq_in_range(bb, b.len()) {
         cos_f64(ab as f64, aa as f64, bb as f64)
     } else {
@@ -167,7 +185,13 @@ pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32> {
 
 /// Σ (a_k − b_k)² over the whole float32 range (unchecked lengths), in float64.
 pub fn l2sq_pair(a: &[f32], b: &[f32]) -> f64 {
-    let s = k::l2sq(a, b);
+    l2sq_finish(a, b, k::l2sq(a, b))
+}
+
+/// [`l2sq_pair`] from the SIMD sum `s` of (a − b)²: `s` when it is in range, otherwise the
+/// float64 sum. Shared by the single pair and the row loops, so both give the same bits.
+#[inline]
+pub fn l2sq_finish(a: &[f32], b: &[f32], s: f32) -> f64 {
     if sumsq_in_range(s, a.len()) {
         s as f64
     } else {
