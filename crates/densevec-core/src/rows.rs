@@ -188,6 +188,48 @@ mod tests {
         }
     }
 
+    /// Rows at the magnitudes where the float32 sums of squares over- or underflow, zero
+    /// rows, and rows holding ±∞ or NaN, among ordinary rows.
+    fn special_rows(rows: usize, cols: usize, seed: u32) -> Vec<f32> {
+        let mut a = data(rows * cols, seed);
+        let specials = [1e-30f32, 1e-42, 1e25, 0.0, f32::INFINITY, f32::NAN, 3e37];
+        for (i, r) in a.chunks_mut(cols).enumerate() {
+            if i % 3 == 0 {
+                let s = specials[i / 3 % specials.len()];
+                r.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+        a
+    }
+
+    #[test]
+    fn normalize_rows_equals_normalize_on_every_row() {
+        // Sequential and parallel sizes; the last shape ends in a partial row.
+        for &(rows, cols, extra) in &[(1, 1, 0), (40, 7, 0), (1100, 19, 0), (37, 5, 3)] {
+            let a = special_rows(rows, cols, 5);
+            let mut a = [a, data(extra, 6)].concat();
+            let mut want = a.clone();
+            want.chunks_mut(cols)
+                .for_each(similarity::normalize_inplace);
+            similarity::normalize_rows_inplace(&mut a, cols);
+            for (i, (g, w)) in a.iter().zip(&want).enumerate() {
+                assert_eq!(g.to_bits(), w.to_bits(), "{rows}x{cols} value {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn row_sumsq_equals_sumsq_robust_on_every_row() {
+        for &(rows, cols) in &[(1, 1), (40, 7), (14_000, 19)] {
+            let a = special_rows(rows, cols, 7);
+            let got = similarity::row_sumsq(&a, rows, cols);
+            for (i, (g, r)) in got.iter().zip(a.chunks(cols)).enumerate() {
+                let want = similarity::sumsq_robust(r) as f32;
+                assert_eq!(g.to_bits(), want.to_bits(), "{rows}x{cols} row {i}");
+            }
+        }
+    }
+
     #[test]
     fn l1_is_the_sum_of_absolute_differences() {
         let (a, b) = (
