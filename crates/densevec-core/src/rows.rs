@@ -40,12 +40,16 @@ impl PairOp {
                 finish_rows(a, b, cols, out, similarity::l2sq_finish);
             }
             PairOp::Cosine => {
-                let mut sums = [(0f32, 0f32, 0f32); PIECE];
-                let sums = &mut sums[..out.len()];
-                kt.dot_norms_rows(a, b, cols, sums);
-                for (i, (o, s)) in out.iter_mut().zip(sums.iter()).enumerate() {
-                    let r = i * cols..(i + 1) * cols;
-                    *o = similarity::cosine_finish(&a[r.clone()], &b[r], *s) as f32;
+                for (j, out) in out.chunks_mut(COS_BLOCK).enumerate() {
+                    let r = j * COS_BLOCK * cols..(j * COS_BLOCK + out.len()) * cols;
+                    let (a, b) = (&a[r.clone()], &b[r]);
+                    let mut sums = [(0f32, 0f32, 0f32); COS_BLOCK];
+                    let sums = &mut sums[..out.len()];
+                    kt.dot_norms_rows(a, b, cols, sums);
+                    for (i, (o, s)) in out.iter_mut().zip(sums.iter()).enumerate() {
+                        let r = i * cols..(i + 1) * cols;
+                        *o = similarity::cosine_finish(&a[r.clone()], &b[r], *s) as f32;
+                    }
                 }
             }
             PairOp::L1 => {
@@ -85,6 +89,9 @@ fn l1(a: &[f32], b: &[f32]) -> f32 {
 /// Rows per parallel piece (fixed, so the work split never depends on the thread count; each
 /// value is computed independently, so results are identical for every thread count anyway).
 const PIECE: usize = 512;
+
+/// Rows per call of the cosine row kernel: its sums stay in L1 until the rows are finished.
+const COS_BLOCK: usize = 16;
 
 /// The `rows` values `op(a_i, b_i)` of two row-major `rows × cols` matrices.
 pub fn pair_rows(
