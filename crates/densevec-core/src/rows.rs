@@ -150,59 +150,44 @@ mod tests {
             .collect()
     }
 
+    /// Asserts that every row-wise value equals the single-pair function on the same rows.
+    fn assert_equals_single_pairs(a: &[f32], b: &[f32], rows: usize, cols: usize) {
+        for op in [PairOp::Dot, PairOp::Cosine, PairOp::L2sq, PairOp::L1] {
+            let got = pair_rows("t", op, a, b, rows, cols).unwrap();
+            for (i, g) in got.iter().enumerate() {
+                let r = i * cols..(i + 1) * cols;
+                let want = eval(op, &a[r.clone()], &b[r]).unwrap();
+                assert_eq!(g.to_bits(), want.to_bits(), "{op:?} {rows}x{cols} row {i}");
+            }
+        }
+    }
+
     #[test]
     fn equals_the_single_pair_functions_on_every_row() {
         for &(rows, cols) in &[(1, 1), (3, 7), (513, 5), (1500, 33)] {
-            let a = data(rows * cols, 1);
-            let b = data(rows * cols, 2);
-            for op in [PairOp::Dot, PairOp::Cosine, PairOp::L2sq, PairOp::L1] {
-                let got = pair_rows("t", op, &a, &b, rows, cols).unwrap();
-                for (i, g) in got.iter().enumerate() {
-                    let r = i * cols..(i + 1) * cols;
-                    let want = eval(op, &a[r.clone()], &b[r]).unwrap();
-                    assert_eq!(g.to_bits(), want.to_bits(), "{op:?} row {i}");
-                }
-            }
+            assert_equals_single_pairs(&data(rows * cols, 1), &data(rows * cols, 2), rows, cols);
         }
     }
 
     #[test]
     fn equals_the_single_pair_functions_out_of_the_float32_range() {
-        // Rows whose float32 sums over- or underflow (the single-pair functions redo them in
-        // float64), zero rows, and rows holding ±∞ or NaN, between ordinary rows.
+        // Special rows in a every third row, in b every other row: every pairing occurs.
         let (rows, cols) = (1100, 19);
-        let mut a = data(rows * cols, 3);
-        let mut b = data(rows * cols, 4);
-        let specials = [1e-30f32, 1e-42, 1e25, 0.0, f32::INFINITY, f32::NAN];
-        for i in 0..rows {
-            let (sa, sb) = (specials[i % 7 % 6], specials[(i / 7) % 6]);
-            if i % 5 == 0 {
-                continue;
-            }
-            let r = i * cols..(i + 1) * cols;
-            a[r.clone()].iter_mut().for_each(|v| *v *= sa);
-            if i % 3 == 0 {
-                b[r].iter_mut().for_each(|v| *v *= sb);
-            }
-        }
-        for op in [PairOp::Dot, PairOp::Cosine, PairOp::L2sq, PairOp::L1] {
-            let got = pair_rows("t", op, &a, &b, rows, cols).unwrap();
-            for (i, g) in got.iter().enumerate() {
-                let r = i * cols..(i + 1) * cols;
-                let want = eval(op, &a[r.clone()], &b[r]).unwrap();
-                assert_eq!(g.to_bits(), want.to_bits(), "{op:?} row {i}");
-            }
-        }
+        let (a, b) = (
+            special_rows(rows, cols, 3, 3),
+            special_rows(rows, cols, 4, 2),
+        );
+        assert_equals_single_pairs(&a, &b, rows, cols);
     }
 
-    /// Rows at the magnitudes where the float32 sums of squares over- or underflow, zero
-    /// rows, and rows holding ±∞ or NaN, among ordinary rows.
-    fn special_rows(rows: usize, cols: usize, seed: u32) -> Vec<f32> {
+    /// Ordinary rows and, every `every` rows, one at a magnitude where the float32 sums
+    /// over- or underflow, a zero row, or a row holding ±∞ or NaN (in turn).
+    fn special_rows(rows: usize, cols: usize, seed: u32, every: usize) -> Vec<f32> {
         let mut a = data(rows * cols, seed);
         let specials = [1e-30f32, 1e-42, 1e25, 0.0, f32::INFINITY, f32::NAN, 3e37];
         for (i, r) in a.chunks_mut(cols).enumerate() {
-            if i % 3 == 0 {
-                let s = specials[i / 3 % specials.len()];
+            if i % every == 0 {
+                let s = specials[i / every % specials.len()];
                 r.iter_mut().for_each(|v| *v *= s);
             }
         }
@@ -213,7 +198,7 @@ mod tests {
     fn normalize_rows_equals_normalize_on_every_row() {
         // Sequential and parallel sizes; the last shape ends in a partial row.
         for &(rows, cols, extra) in &[(1, 1, 0), (40, 7, 0), (1100, 19, 0), (37, 5, 3)] {
-            let a = special_rows(rows, cols, 5);
+            let a = special_rows(rows, cols, 5, 3);
             let mut a = [a, data(extra, 6)].concat();
             let mut want = a.clone();
             want.chunks_mut(cols)
@@ -228,7 +213,7 @@ mod tests {
     #[test]
     fn row_sumsq_equals_sumsq_robust_on_every_row() {
         for &(rows, cols) in &[(1, 1), (40, 7), (14_000, 19)] {
-            let a = special_rows(rows, cols, 7);
+            let a = special_rows(rows, cols, 7, 3);
             let got = similarity::row_sumsq(&a, rows, cols);
             for (i, (g, r)) in got.iter().zip(a.chunks(cols)).enumerate() {
                 let want = similarity::sumsq_robust(r) as f32;
