@@ -77,7 +77,12 @@ pub fn sumsq_robust(a: &[f32]) -> f64 {
 /// [`sumsq_robust`] with a kernel table taken once by the caller's row loop.
 #[inline]
 fn sumsq_robust_with(kt: &k::Kernels, a: &[f32]) -> f64 {
-    let s = kt.sumsq(a);
+    sumsq_finish(a, kt.sumsq(a))
+}
+
+/// ‖a‖² from the SIMD sum `s` of `a`: `s` when it is in range, otherwise the float64 sum.
+#[inline]
+fn sumsq_finish(a: &[f32], s: f32) -> f64 {
     if sumsq_in_range(s, a.len()) {
         s as f64
     } else {
@@ -128,7 +133,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> Result<f32> {
 /// Σ a_k b_k over the whole float32 range (unchecked lengths): the SIMD sum, redone in float64
 /// when it overflowed or is so small that underflowed products may matter.
 pub fn dot_pair(a: &[f32], b: &[f32]) -> f64 {
-    let s = k::dot(a, b);
+    dot_finish(a, b, k::dot(a, b))
+}
+
+/// [`dot_pair`] from the SIMD sum `s` of a·b: `s` when it is in range, otherwise the float64
+/// sum. Shared by the single pair and the row loops, so both give the same bits.
+#[inline]
+pub fn dot_finish(a: &[f32], b: &[f32], s: f32) -> f64 {
     if s.is_finite() && s.abs() as f64 >= a.len() as f64 * SUMSQ_FLOOR {
         s as f64
     } else {
@@ -150,7 +161,14 @@ pub fn cosine_from(ab: f32, aa: f32, bb: f32) -> f32 {
 
 /// a·b / (‖a‖‖b‖) over the whole float32 range (unchecked lengths); 0 when either norm is 0.
 pub fn cosine_pair(a: &[f32], b: &[f32]) -> f64 {
-    let (ab, aa, bb) = k::dot_norms(a, b);
+    cosine_finish(a, b, k::dot_norms(a, b))
+}
+
+/// [`cosine_pair`] from the SIMD sums (a·b, ‖a‖², ‖b‖²): formed in float64 from them when
+/// both norms are in range, otherwise from float64 sums. Shared by the single pair and the row
+/// loops, so both give the same bits.
+#[inline]
+pub fn cosine_finish(a: &[f32], b: &[f32], (ab, aa, bb): (f32, f32, f32)) -> f64 {
     if sumsq_in_range(aa, a.len()) && sumsq_in_range(bb, b.len()) {
         cos_f64(ab as f64, aa as f64, bb as f64)
     } else {
@@ -167,7 +185,13 @@ pub fn cosine(a: &[f32], b: &[f32]) -> Result<f32> {
 
 /// Σ (a_k − b_k)² over the whole float32 range (unchecked lengths), in float64.
 pub fn l2sq_pair(a: &[f32], b: &[f32]) -> f64 {
-    let s = k::l2sq(a, b);
+    l2sq_finish(a, b, k::l2sq(a, b))
+}
+
+/// [`l2sq_pair`] from the SIMD sum `s` of (a − b)²: `s` when it is in range, otherwise the
+/// float64 sum. Shared by the single pair and the row loops, so both give the same bits.
+#[inline]
+pub fn l2sq_finish(a: &[f32], b: &[f32], s: f32) -> f64 {
     if sumsq_in_range(s, a.len()) {
         s as f64
     } else {
@@ -201,9 +225,21 @@ pub fn normalize_inplace(x: &mut [f32]) {
 fn normalize_with(kt: &k::Kernels, x: &mut [f32]) {
     let s = kt.sumsq(x);
     if sumsq_in_range(s, x.len()) {
-        kt.scale(x, (1.0 / (s as f64).sqrt()) as f32);
+        kt.scale(x, inv_sqrt(s));
         return;
     }
+    normalize_f64(x)
+}
+
+/// 1/√s rounded to float32, for a float32 sum of squares in range.
+#[inline]
+fn inv_sqrt(s: f32) -> f32 {
+    (1.0 / (s as f64).sqrt()) as f32
+}
+
+/// [`normalize_inplace`] of a row whose float32 sum of squares is out of range: from the
+/// float64 sum.
+fn normalize_f64(x: &mut [f32]) {
     let s = sumsq_f64(x);
     if s == 0.0 {
         return;
@@ -230,44 +266,88 @@ pub fn normalize_rows_inplace(data: &mut [f32], cols: usize) {
     }
     let kt = k::kernels();
     if data.len() < ROW_PIECE * cols * 4 {
-        data.chunks_mut(cols).for_each(|r| normalize_with(&kt, r));
+        normalize_block(&kt, data, cols);
         return;
     }
     pool::run(|| {
         data.par_chunks_mut(ROW_PIECE * cols)
-            .for_each(|piece| piece.chunks_mut(cols).for_each(|r| normalize_with(&kt, r)));
+            .for_each(|piece| normalize_block(&kt, piece, cols));
     });
+}
+
+/// Rows per call of the row kernels in [`normalize_block`] (small enough to stay in L1/L2
+/// between the sum of squares and the scaling).
+const NORM_BLOCK: usize = 16;
+
+/// [`normalize_inplace`] of every row of `data` (rows of `cols` values, the last one possibly
+/// shorter), the same bits: per block of rows, the sums of squares in one row kernel, the rows
+/// out of range normalized by [`normalize_f64`], then one scaling row kernel (by 1/‖row‖, or
+/// by 1 for the rows already done, which leaves every value, NaN included, as it is).
+fn normalize_block(kt: &k::Kernels, data: &mut [f32], cols: usize) {
+    for block in data.chunks_mut(NORM_BLOCK * cols) {
+        let n = block.len() / cols;
+        let (block, part) = block.split_at_mut(n * cols);
+        if !part.is_empty() {
+            normalize_with(kt, part);
+        }
+        let (mut s, mut f) = ([0f32; NORM_BLOCK], [1f32; NORM_BLOCK]);
+        kt.sumsq_rows(block, cols, &mut s[..n]);
+        for ((r, &si), fi) in block.chunks_mut(cols).zip(&s[..n]).zip(&mut f) {
+            if sumsq_in_range(si, cols) {
+                *fi = inv_sqrt(si);
+            } else {
+                normalize_f64(r);
+            }
+        }
+        kt.scale_rows(block, cols, &f[..n]);
+    }
 }
 
 /// Applies `f` to every row of a row-major buffer, parallel over fixed pieces of rows.
 fn map_rows(data: &[f32], rows: usize, cols: usize, f: impl Fn(&[f32]) -> f32 + Sync) -> Vec<f32> {
+    map_pieces(data, rows, cols, |d, o| {
+        for (oi, r) in o.iter_mut().zip(d.chunks(cols)) {
+            *oi = f(r);
+        }
+    })
+}
+
+/// One value per row of the first `rows` rows of a row-major buffer: `f(piece, out)` on fixed
+/// pieces of rows (whole rows, one output each), parallel over the pieces.
+fn map_pieces(
+    data: &[f32],
+    rows: usize,
+    cols: usize,
+    f: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
     let mut out = vec![0f32; rows];
     if cols == 0 {
         return out;
     }
     if rows * cols < ROW_PIECE * 1024 {
-        for (o, r) in out.iter_mut().zip(data.chunks(cols)) {
-            *o = f(r);
-        }
+        f(data, &mut out);
         return out;
     }
     pool::run(|| {
         out.par_chunks_mut(ROW_PIECE)
             .zip(data.par_chunks(ROW_PIECE * cols))
-            .for_each(|(o, d)| {
-                for (oi, r) in o.iter_mut().zip(d.chunks(cols)) {
-                    *oi = f(r);
-                }
-            });
+            .for_each(|(o, d)| f(d, o));
     });
     out
 }
 
 /// ‖row_i‖² for every row (float64 sums where float32 would over- or underflow, rounded to
-/// float32).
+/// float32): one row kernel per piece, each row finished as [`sumsq_robust`] does. `data`
+/// must hold at least `rows × cols` values.
 pub fn row_sumsq(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let kt = k::kernels();
-    map_rows(data, rows, cols, |r| sumsq_robust_with(&kt, r) as f32)
+    let data = &data[..rows * cols];
+    map_pieces(data, rows, cols, |d, o| {
+        kt.sumsq_rows(d, cols, o);
+        for (oi, r) in o.iter_mut().zip(d.chunks(cols)) {
+            *oi = sumsq_finish(r, *oi) as f32;
+        }
+    })
 }
 
 /// 1/‖row‖ per row, 0 for a zero row (so that zero rows give cosine 0).

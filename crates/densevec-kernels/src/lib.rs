@@ -45,6 +45,10 @@ macro_rules! dispatch {
 /// The kernels of one ISA, chosen once per operation by [`kernels`] and then called without
 /// looking the ISA up again: a row loop takes the table before it starts. Same functions as
 /// the free ones (same bits); the ISA stays the one active when the table was taken.
+///
+/// The row kernels (`dot_rows`, `dot_norms_rows`, `l2sq_rows`, `sumsq_rows`, `scale_rows`)
+/// run a whole block of rows in one call: the per-row kernel is inlined into the row loop, and
+/// each row's value is bit-identical to the per-row kernel on that row.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     isa: Isa,
@@ -56,9 +60,21 @@ pub struct Kernels {
     axpy: unsafe fn(&mut [f32], f32, &[f32]),
     max: unsafe fn(&[f32]) -> f32,
     exp_shift_sum: unsafe fn(&mut [f32], f32) -> f64,
+    dot_rows: PairRows<f32>,
+    dot_norms_rows: PairRows<(f32, f32, f32)>,
+    l2sq_rows: PairRows<f32>,
+    sumsq_rows: unsafe fn(&[f32], usize, &mut [f32]),
+    scale_rows: unsafe fn(&mut [f32], usize, &[f32]),
 }
 
 type DotNorms = unsafe fn(&[f32], &[f32]) -> (f32, f32, f32);
+/// A row kernel over two row-major matrices: (a, b, cols, one output per row).
+type PairRows<T> = unsafe fn(&[f32], &[f32], usize, &mut [T]);
+
+/// Whether a row-major matrix of `len` values holds exactly `rows` rows of `cols` values.
+fn holds_rows(len: usize, rows: usize, cols: usize) -> bool {
+    rows.checked_mul(cols) == Some(len)
+}
 
 /// The kernel table of the active ISA ([`isa::active`]).
 pub fn kernels() -> Kernels {
@@ -74,6 +90,11 @@ pub fn kernels() -> Kernels {
                 axpy: $($m)::+::axpy,
                 max: $($m)::+::max,
                 exp_shift_sum: $($m)::+::exp_shift_sum,
+                dot_rows: $($m)::+::dot_rows,
+                dot_norms_rows: $($m)::+::dot_norms_rows,
+                l2sq_rows: $($m)::+::l2sq_rows,
+                sumsq_rows: $($m)::+::sumsq_rows,
+                scale_rows: $($m)::+::scale_rows,
             }
         };
     }
@@ -90,7 +111,8 @@ pub fn kernels() -> Kernels {
 
 // SAFETY (every method): the function pointers come from `kernels()`, which only installs an
 // ISA's functions when that ISA is active, i.e. supported by this CPU (`isa::set` refuses
-// others); the functions accept any lengths.
+// others); the functions accept any lengths, the row kernels any lengths that `holds_rows`
+// (asserted before the call).
 impl Kernels {
     /// The ISA these kernels run.
     pub fn isa(&self) -> Isa {
@@ -139,6 +161,48 @@ impl Kernels {
     #[inline]
     pub fn exp_shift_sum(&self, x: &mut [f32], shift: f32) -> f64 {
         unsafe { (self.exp_shift_sum)(x, shift) }
+    }
+    /// out_i = a_i·b_i for the `out.len()` rows of the row-major `a` and `b` (`cols` values
+    /// per row): [`Kernels::dot`] on each row, same bits. Panics unless `a` and `b` hold
+    /// exactly `out.len()` rows.
+    #[inline]
+    pub fn dot_rows(&self, a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+        self.pair_rows(self.dot_rows, a, b, cols, out)
+    }
+    /// out_i = (a_i·b_i, ‖a_i‖², ‖b_i‖²) per row: [`Kernels::dot_norms`] on each row (as
+    /// [`Kernels::dot_rows`]).
+    #[inline]
+    pub fn dot_norms_rows(&self, a: &[f32], b: &[f32], cols: usize, out: &mut [(f32, f32, f32)]) {
+        self.pair_rows(self.dot_norms_rows, a, b, cols, out)
+    }
+    /// out_i = ‖a_i − b_i‖² per row: [`Kernels::l2sq`] on each row (as [`Kernels::dot_rows`]).
+    #[inline]
+    pub fn l2sq_rows(&self, a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+        self.pair_rows(self.l2sq_rows, a, b, cols, out)
+    }
+    /// out_i = ‖a_i‖² per row: [`Kernels::sumsq`] on each row. Panics unless `a` holds exactly
+    /// `out.len()` rows of `cols` values.
+    #[inline]
+    pub fn sumsq_rows(&self, a: &[f32], cols: usize, out: &mut [f32]) {
+        assert!(holds_rows(a.len(), out.len(), cols), "sumsq_rows: shape");
+        unsafe { (self.sumsq_rows)(a, cols, out) }
+    }
+    /// Row i of `x` ← s_i · row i: [`Kernels::scale`] on each row. Panics unless `x` holds
+    /// exactly `s.len()` rows of `cols` values.
+    #[inline]
+    pub fn scale_rows(&self, x: &mut [f32], cols: usize, s: &[f32]) {
+        assert!(holds_rows(x.len(), s.len(), cols), "scale_rows: shape");
+        unsafe { (self.scale_rows)(x, cols, s) }
+    }
+    /// Runs a pair row kernel after checking the shapes.
+    #[inline]
+    fn pair_rows<T>(&self, f: PairRows<T>, a: &[f32], b: &[f32], cols: usize, out: &mut [T]) {
+        let n = out.len();
+        assert!(
+            holds_rows(a.len(), n, cols) && holds_rows(b.len(), n, cols),
+            "row kernel: shape"
+        );
+        unsafe { f(a, b, cols, out) }
     }
 }
 

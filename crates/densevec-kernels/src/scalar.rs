@@ -46,6 +46,41 @@ pub fn sumsq(a: &[f32]) -> f32 {
     s as f32
 }
 
+/// out_i = f(row i of `a`, row i of `b`) for the `out.len()` rows of `cols` values.
+fn each_row<T>(a: &[f32], b: &[f32], cols: usize, out: &mut [T], f: fn(&[f32], &[f32]) -> T) {
+    for (i, o) in out.iter_mut().enumerate() {
+        let r = i * cols..(i + 1) * cols;
+        *o = f(&a[r.clone()], &b[r]);
+    }
+}
+
+/// out_i = a_i·b_i per row ([`dot`]).
+pub fn dot_rows(a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+    each_row(a, b, cols, out, dot)
+}
+
+/// out_i = (a_i·b_i, a_i·a_i, b_i·b_i) per row ([`dot_norms`]).
+pub fn dot_norms_rows(a: &[f32], b: &[f32], cols: usize, out: &mut [(f32, f32, f32)]) {
+    each_row(a, b, cols, out, dot_norms)
+}
+
+/// out_i = ‖a_i − b_i‖² per row ([`l2sq`]).
+pub fn l2sq_rows(a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+    each_row(a, b, cols, out, l2sq)
+}
+
+/// out_i = ‖a_i‖² per row ([`sumsq`]).
+pub fn sumsq_rows(a: &[f32], cols: usize, out: &mut [f32]) {
+    each_row(a, a, cols, out, |x, _| sumsq(x))
+}
+
+/// x_i ← s_i·x_i per row ([`scale`]).
+pub fn scale_rows(x: &mut [f32], cols: usize, s: &[f32]) {
+    for (i, &si) in s.iter().enumerate() {
+        scale(&mut x[i * cols..(i + 1) * cols], si);
+    }
+}
+
 /// x ← s·x.
 pub fn scale(x: &mut [f32], s: f32) {
     for v in x {

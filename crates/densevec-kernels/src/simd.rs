@@ -184,6 +184,58 @@ pub(crate) unsafe fn dot_norms<S: Simd>(a: &[f32], b: &[f32]) -> (f32, f32, f32)
     )
 }
 
+/// Row `i` of a row-major matrix with `cols` values per row.
+#[inline(always)]
+unsafe fn row<'a>(p: *const f32, i: usize, cols: usize) -> &'a [f32] {
+    std::slice::from_raw_parts(p.add(i * cols), cols)
+}
+
+/// out_i = Σ x_k·y_k over the factors of term `OP` of row i of `a` and `b` (`cols` values per
+/// row, `out.len()` rows): the per-row kernel inlined into the row loop, same bits per row.
+#[inline(always)]
+unsafe fn reduce_rows<S: Simd, const OP: u8>(
+    a: *const f32,
+    b: *const f32,
+    cols: usize,
+    out: &mut [f32],
+) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = reduce4::<S, OP>(a.add(i * cols), b.add(i * cols), cols);
+    }
+}
+
+/// out_i = [`dot`] of row i of `a` and `b` (row-major, `cols` values per row, `out.len()`
+/// rows; the caller checks the lengths).
+#[inline(always)]
+pub(crate) unsafe fn dot_rows<S: Simd>(a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+    reduce_rows::<S, DOT>(a.as_ptr(), b.as_ptr(), cols, out)
+}
+
+/// out_i = [`l2sq`] of row i of `a` and `b` (as [`dot_rows`]).
+#[inline(always)]
+pub(crate) unsafe fn l2sq_rows<S: Simd>(a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+    reduce_rows::<S, L2SQ>(a.as_ptr(), b.as_ptr(), cols, out)
+}
+
+/// out_i = [`sumsq`] of row i of `a` (as [`dot_rows`]).
+#[inline(always)]
+pub(crate) unsafe fn sumsq_rows<S: Simd>(a: &[f32], cols: usize, out: &mut [f32]) {
+    reduce_rows::<S, SUMSQ>(a.as_ptr(), a.as_ptr(), cols, out)
+}
+
+/// out_i = [`dot_norms`] of row i of `a` and `b` (as [`dot_rows`]).
+#[inline(always)]
+pub(crate) unsafe fn dot_norms_rows<S: Simd>(
+    a: &[f32],
+    b: &[f32],
+    cols: usize,
+    out: &mut [(f32, f32, f32)],
+) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = dot_norms::<S>(row(a.as_ptr(), i, cols), row(b.as_ptr(), i, cols));
+    }
+}
+
 const SCALE: u8 = 0;
 const AXPY: u8 = 1;
 
@@ -224,6 +276,16 @@ unsafe fn step<S: Simd, const OP: u8>(vs: S::V, xv: S::V, yv: S::V) -> S::V {
 pub(crate) unsafe fn scale<S: Simd>(x: &mut [f32], s: f32) {
     let p = x.as_mut_ptr();
     update::<S, SCALE>(p, p, x.len(), s);
+}
+
+/// Row i of `x` (row-major, `cols` values per row, `s.len()` rows) ← s_i · row i, as
+/// [`scale`] on each row.
+#[inline(always)]
+pub(crate) unsafe fn scale_rows<S: Simd>(x: &mut [f32], cols: usize, s: &[f32]) {
+    let p = x.as_mut_ptr();
+    for (i, &si) in s.iter().enumerate() {
+        update::<S, SCALE>(p.add(i * cols), p.add(i * cols), cols, si);
+    }
 }
 
 /// y ← y + alpha·x, one fused multiply-add per element.
@@ -423,6 +485,36 @@ macro_rules! isa_kernels {
         #[target_feature(enable = $feat)]
         pub unsafe fn sumsq(a: &[f32]) -> f32 {
             crate::simd::sumsq::<$s>(a)
+        }
+        /// out_i = a_i·b_i per row.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn dot_rows(a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+            crate::simd::dot_rows::<$s>(a, b, cols, out)
+        }
+        /// out_i = (a_i·b_i, a_i·a_i, b_i·b_i) per row.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn dot_norms_rows(
+            a: &[f32],
+            b: &[f32],
+            cols: usize,
+            out: &mut [(f32, f32, f32)],
+        ) {
+            crate::simd::dot_norms_rows::<$s>(a, b, cols, out)
+        }
+        /// out_i = ‖a_i − b_i‖² per row.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn l2sq_rows(a: &[f32], b: &[f32], cols: usize, out: &mut [f32]) {
+            crate::simd::l2sq_rows::<$s>(a, b, cols, out)
+        }
+        /// out_i = ‖a_i‖² per row.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn sumsq_rows(a: &[f32], cols: usize, out: &mut [f32]) {
+            crate::simd::sumsq_rows::<$s>(a, cols, out)
+        }
+        /// x_i ← s_i·x_i per row.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn scale_rows(x: &mut [f32], cols: usize, s: &[f32]) {
+            crate::simd::scale_rows::<$s>(x, cols, s)
         }
         /// x ← s·x.
         #[target_feature(enable = $feat)]

@@ -605,3 +605,154 @@ fn kernel_table_matches_free_functions() {
     }
     isa::set(isa::detected()).unwrap();
 }
+
+/// Row i of a row-major matrix with `cols` values per row.
+fn row(m: &[f32], i: usize, cols: usize) -> &[f32] {
+    &m[i * cols..(i + 1) * cols]
+}
+
+#[test]
+fn row_kernels_equal_the_per_row_kernels_on_every_isa() {
+    let mut rng = Rng::new(78);
+    let _g = lock();
+    let mut cols_list: Vec<usize> = (0..=35).collect();
+    cols_list.extend_from_slice(&[63, 65, 768, 1031]);
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        let kt = k::kernels();
+        for &cols in &cols_list {
+            for &(rows, off) in &[(0usize, 0usize), (1, 1), (7, 3)] {
+                let (a, b) = (rng.vec(rows * cols + off), rng.vec(rows * cols + off));
+                let (a, b) = (&a[off..], &b[off..]);
+                let what = format!("{} rows={rows} cols={cols} off={off}", isa.name());
+                let mut out = vec![f32::NAN; rows];
+                kt.dot_rows(a, b, cols, &mut out);
+                let want: Vec<f32> = (0..rows)
+                    .map(|i| k::dot(row(a, i, cols), row(b, i, cols)))
+                    .collect();
+                assert!(same_bits(&out, &want), "dot_rows {what}");
+                kt.l2sq_rows(a, b, cols, &mut out);
+                let want: Vec<f32> = (0..rows)
+                    .map(|i| k::l2sq(row(a, i, cols), row(b, i, cols)))
+                    .collect();
+                assert!(same_bits(&out, &want), "l2sq_rows {what}");
+                kt.sumsq_rows(a, cols, &mut out);
+                let want: Vec<f32> = (0..rows).map(|i| k::sumsq(row(a, i, cols))).collect();
+                assert!(same_bits(&out, &want), "sumsq_rows {what}");
+                let mut dn = vec![(f32::NAN, f32::NAN, f32::NAN); rows];
+                kt.dot_norms_rows(a, b, cols, &mut dn);
+                for (i, got) in dn.iter().enumerate() {
+                    let w = k::dot_norms(row(a, i, cols), row(b, i, cols));
+                    assert!(
+                        same_bits(&[got.0, got.1, got.2], &[w.0, w.1, w.2]),
+                        "dot_norms_rows {what} row {i}"
+                    );
+                }
+                let s = rng.vec(rows);
+                let mut got = a.to_vec();
+                kt.scale_rows(&mut got, cols, &s);
+                let mut want = a.to_vec();
+                for (i, &si) in s.iter().enumerate() {
+                    k::scale(&mut want[i * cols..(i + 1) * cols], si);
+                }
+                assert!(same_bits(&got, &want), "scale_rows {what}");
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
+}
+
+#[test]
+fn row_kernels_match_scalar() {
+    let mut rng = Rng::new(79);
+    let scalar = {
+        let _g = lock();
+        isa::set(Isa::Scalar).unwrap();
+        let kt = k::kernels();
+        isa::set(isa::detected()).unwrap();
+        kt
+    };
+    for_each_simd(|isa| {
+        let kt = k::kernels();
+        for cols in [1usize, 5, 17, 31, 33, 67, 768, 1031] {
+            let rows = 5;
+            let (a, b) = (rng.vec(rows * cols), rng.vec(rows * cols));
+            let what = |f: &str| format!("{} {f} cols={cols}", isa.name());
+            let (mut got, mut want) = (vec![0f32; rows], vec![0f32; rows]);
+            let abs = |i: usize, f: fn(f32, f32) -> f64| -> f64 {
+                row(&a, i, cols)
+                    .iter()
+                    .zip(row(&b, i, cols))
+                    .map(|(x, y)| f(*x, *y).abs())
+                    .sum()
+            };
+            kt.dot_rows(&a, &b, cols, &mut got);
+            scalar.dot_rows(&a, &b, cols, &mut want);
+            for i in 0..rows {
+                let ab = abs(i, |x, y| x as f64 * y as f64);
+                close(got[i], want[i] as f64, cols, ab, &what("dot_rows"));
+            }
+            kt.l2sq_rows(&a, &b, cols, &mut got);
+            scalar.l2sq_rows(&a, &b, cols, &mut want);
+            for i in 0..rows {
+                let d2 = abs(i, |x, y| (x as f64 - y as f64).powi(2));
+                close(got[i], want[i] as f64, cols, d2, &what("l2sq_rows"));
+            }
+            kt.sumsq_rows(&a, cols, &mut got);
+            scalar.sumsq_rows(&a, cols, &mut want);
+            for i in 0..rows {
+                let aa = abs(i, |x, _| x as f64 * x as f64);
+                close(got[i], want[i] as f64, cols, aa, &what("sumsq_rows"));
+            }
+            let mut dn = vec![(0f32, 0f32, 0f32); rows];
+            let mut dn_want = dn.clone();
+            kt.dot_norms_rows(&a, &b, cols, &mut dn);
+            scalar.dot_norms_rows(&a, &b, cols, &mut dn_want);
+            for i in 0..rows {
+                let (g, w) = (dn[i], dn_want[i]);
+                let ab = abs(i, |x, y| x as f64 * y as f64);
+                close(g.0, w.0 as f64, cols, ab, &what("dot_norms_rows.ab"));
+                close(
+                    g.1,
+                    w.1 as f64,
+                    cols,
+                    w.1 as f64,
+                    &what("dot_norms_rows.aa"),
+                );
+                close(
+                    g.2,
+                    w.2 as f64,
+                    cols,
+                    w.2 as f64,
+                    &what("dot_norms_rows.bb"),
+                );
+            }
+            let s = rng.vec(rows);
+            let (mut x, mut y) = (a.clone(), a.clone());
+            kt.scale_rows(&mut x, cols, &s);
+            scalar.scale_rows(&mut y, cols, &s);
+            assert!(same_bits(&x, &y), "{}", what("scale_rows"));
+        }
+    });
+}
+
+#[test]
+fn row_kernels_reject_mismatched_shapes() {
+    let kt = k::kernels();
+    let (a, b) = (vec![0f32; 6], vec![0f32; 5]);
+    let mut out = vec![0f32; 2];
+    type Run<'a> = &'a dyn Fn(&mut [f32]);
+    let runs: [Run; 4] = [
+        &|o| kt.dot_rows(&a, &b, 3, o),
+        &|o| kt.l2sq_rows(&a, &a, 2, o),
+        &|o| kt.sumsq_rows(&b, 3, o),
+        &|o| kt.scale_rows(&mut a.clone(), 3, &o[..1]),
+    ];
+    for (i, run) in runs.iter().enumerate() {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut out)));
+        assert!(r.is_err(), "case {i} must panic");
+    }
+    // The right shapes run.
+    kt.dot_rows(&a, &a, 3, &mut out);
+    assert_eq!(out, [0.0, 0.0]);
+}
