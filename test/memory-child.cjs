@@ -100,6 +100,7 @@ function syncCases(lib, backend) {
     ['topK q.rows * k = 1e10, i8 corpus', () => lib.topK(col, lib.quantize(col2, 'i8'), N, { metric: 'dot' })],
     ['matmul (1e5 x 1)(1 x 1e5)', () => lib.matmul(col, wide)],
     ['marginSoftmax N = C = 1e5', () => lib.marginSoftmax(col, col2, labels, { kind: 'normalized' })],
+    ['marginGeometry C = 30000', () => lib.marginGeometry(col30k, { kind: 'arcface', margin: 0.5 })],
     ['procrustes 1 x 100000', () => lib.procrustes(wide, wide2)],
     ['wassersteinRegularizer n = 65536', () => lib.wassersteinRegularizer(wa, wb)],
     ['randomUnitVectors n * d = 2^30', () => lib.randomUnitVectors(1 << 20, 1 << 10, 1)],

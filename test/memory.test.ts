@@ -88,6 +88,7 @@ describe('memory', () => {
         'topK q.rows * k = 1e10',
         'matmul (1e5 x 1)(1 x 1e5)',
         'marginSoftmax N = C = 1e5',
+        'marginGeometry C = 30000',
         'procrustes 1 x 100000',
         'wassersteinRegularizer n = 65536',
         'randomUnitVectors n * d = 2^30',
@@ -105,6 +106,8 @@ describe('memory', () => {
     expect(sim?.message).toMatch(/^similarityMatrix: cannot allocate 40000000000 bytes .*use topK/);
     const pr = s.huge.find((h) => h.name === 'native procrustes 1 x 100000');
     expect(pr?.message).toMatch(/^procrustes: cannot allocate \d+ bytes/);
+    const mg = s.huge.find((h) => h.name === 'native marginGeometry C = 30000');
+    expect(mg?.message).toMatch(/^marginGeometry: cannot allocate 3600000000 bytes .*pass fewer prototypes/);
     expect(s.loop.length).toBeGreaterThanOrEqual(8);
   });
 });

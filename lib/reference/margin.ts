@@ -222,8 +222,8 @@ export function marginGeometry(prototypes: Matrix, options: MarginGeometryOption
   const C = prototypes.rows;
   const wu = unitRows64(prototypes);
   const d = prototypes.cols;
-  const angles = new Float32Array(C * C);
-  const gaps = new Float32Array(C * C).fill(NaN);
+  const angles = alloc(Float32Array, C * C, fn, 'the C × C angles', 'pass fewer prototypes');
+  const gaps = alloc(Float32Array, C * C, fn, 'the C × C gaps', 'pass fewer prototypes').fill(NaN);
   for (let i = 0; i < C; i++) {
     for (let j = 0; j < C; j++) {
       if (i === j) continue;

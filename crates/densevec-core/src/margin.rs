@@ -863,8 +863,10 @@ pub fn margin_geometry(
         .chunks(d)
         .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum::<f64>().sqrt())
         .collect();
-    let mut angles = vec![0f32; c * c];
-    let mut gaps = vec![f32::NAN; c * c];
+    let fewer = "pass fewer prototypes";
+    let mut angles: Vec<f32> = alloc::try_mat(F, "the C × C angles", c, c, fewer)?;
+    let mut gaps: Vec<f32> = alloc::try_mat(F, "the C × C gaps", c, c, fewer)?;
+    gaps.fill(f32::NAN);
     for i in 0..c {
         for j in 0..c {
             if i == j {
