@@ -19,7 +19,7 @@
 
 use crate::alloc;
 use crate::bail;
-use crate::error::{check_matrix, Result};
+use crate::error::{check_finite, check_matrix, js_num, Result};
 use crate::pool;
 use crate::precision::GemmRef;
 use crate::precision::{self, Precision};
@@ -105,31 +105,6 @@ pub fn check_temperature(func: &str, t: f64) -> Result<()> {
             Arg,
             "{func}: temperature must be > 0 and finite, got {}",
             js_num(t)
-        );
-    }
-    Ok(())
-}
-
-/// Formats a number as JavaScript would print it (for messages that match the reference).
-pub(crate) fn js_num(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "Infinity".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Infinity".into()
-    } else {
-        format!("{v}")
-    }
-}
-
-/// Fails with `E_NON_FINITE` naming the value as JavaScript prints it.
-pub fn finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        bail!(
-            NonFinite,
-            "{func}: {name} has a non-finite value {} at index {i}",
-            js_num(data[i] as f64)
         );
     }
     Ok(())
@@ -308,34 +283,42 @@ fn exp_row(p: &Fused, i: usize, j0: usize, row: &mut [f32], shift: f32, pin: Opt
 /// negatives].
 type RowExtra = [f64; 5];
 
-/// The extras of one query from its log-sum-exp `lse`, positive logit `zp` (and zp + logQ_pos
-/// = `up`), and the negatives' sums with shift `shift`: `ln` = Σ exp(z − shift), `ezn` =
-/// Σ exp(z − shift)·z, `elqn` = Σ exp(z − shift)·logQ, `mneg` the largest negative logit.
-#[allow(clippy::too_many_arguments)]
-fn row_extra(
-    lse: f64,
+/// The sums of one query after its pass over the keys: the positive logit `zp` (and
+/// zp + logQ_pos = `up`), and the negatives' sums shifted by their largest logit `mneg`:
+/// `ln` = Σ exp(z − mneg), `ezn` = Σ exp(z − mneg)·z, `elqn` = Σ exp(z − mneg)·logQ.
+struct QuerySums {
     zp: f64,
     up: f64,
-    shift: f64,
+    mneg: f64,
     ln: f64,
     ezn: f64,
     elqn: f64,
-    mneg: f64,
-    inv_tau: f64,
-) -> RowExtra {
-    let eqz = ezn / ln;
-    let eqlq = elqn / ln;
-    let lsen = shift + ln.ln();
-    let pneg = (lsen - lse).exp();
-    let pp = (zp - lse).exp();
-    let h = pp * (lse - zp) + pneg * (lse - eqz);
-    [
-        -inv_tau * pneg * (eqz + eqlq - up),
-        h,
-        pp,
-        (mneg - lse).exp(),
-        (lsen - eqz).exp(),
-    ]
+}
+
+impl QuerySums {
+    /// (log-sum-exp over every key, p(negatives)).
+    fn lse_pneg(&self) -> (f64, f64) {
+        let lsen = self.mneg + self.ln.ln();
+        let lse = log_add_exp(self.zp, lsen);
+        (lse, (lsen - lse).exp())
+    }
+
+    /// The query's ∂loss_i/∂τ and diagnostics.
+    fn extras(&self, inv_tau: f64) -> RowExtra {
+        let (lse, pneg) = self.lse_pneg();
+        let eqz = self.ezn / self.ln;
+        let eqlq = self.elqn / self.ln;
+        let lsen = self.mneg + self.ln.ln();
+        let pp = (self.zp - lse).exp();
+        let h = pp * (lse - self.zp) + pneg * (lse - eqz);
+        [
+            -inv_tau * pneg * (eqz + eqlq - self.up),
+            h,
+            pp,
+            (self.mneg - lse).exp(),
+            (lsen - eqz).exp(),
+        ]
+    }
 }
 
 /// One pass-A task's outputs: gradQ rows, per-row shift, scale and p(negatives), per-row
@@ -482,16 +465,20 @@ fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
                 continue;
             }
             let gr = &mut g[r * d..(r + 1) * d];
-            let mneg = m[r] as f64;
-            let lsen = mneg + l[r].ln();
-            let lse = log_add_exp(zp, lsen);
-            let pneg = (lsen - lse).exp();
-            let up = zp + p.log_q.map_or(0.0, |lq| lq[pos] as f64);
             // Σ e_j·z_j from the accumulator: z_j = (q_i·k_j)/τ − logQ_j.
             let ezn = p.inv_tau as f64 * k::dot(&p.q[i * d..(i + 1) * d], gr) as f64 - elq[r];
-            ex[r] = row_extra(lse, zp, up, mneg, l[r], ezn, elq[r], mneg, p.inv_tau as f64);
+            let sums = QuerySums {
+                zp,
+                up: zp + p.log_q.map_or(0.0, |lq| lq[pos] as f64),
+                mneg: m[r] as f64,
+                ln: l[r],
+                ezn,
+                elqn: elq[r],
+            };
+            let (lse, pneg) = sums.lse_pneg();
+            ex[r] = sums.extras(p.inv_tau as f64);
             lv[r] = lse - zp;
-            let s = (mneg - lse).exp();
+            let s = (sums.mneg - lse).exp();
             sc[r] = s as f32;
             ng[r] = pneg as f32;
             // gradQ_i = (Σ_neg p_j k_j − p(neg)·k_pos)·c with p_j = e_j·exp(m − lse).
@@ -737,10 +724,10 @@ pub fn info_nce_prepare_ids<'a>(
     } else {
         None
     };
-    finite(F, "q", q)?;
-    finite(F, "keys", keys)?;
+    check_finite(F, "q", q)?;
+    check_finite(F, "keys", keys)?;
     if let Some(lq) = o.log_q {
-        finite(F, "logQ", lq)?;
+        check_finite(F, "logQ", lq)?;
     }
     let inv_tau = (1.0 / o.temperature) as f32;
     Ok(match normed {
@@ -961,8 +948,8 @@ pub fn nt_xent_prepare(
     let r = 2 * rows;
     let (ah, an) = normalized_rows(F, "a", a, rows, d)?;
     let (bh, bn) = normalized_rows(F, "b", b, rows, d)?;
-    finite(F, "a", a)?;
-    finite(F, "b", b)?;
+    check_finite(F, "a", a)?;
+    check_finite(F, "b", b)?;
     let mut z = ah;
     alloc::try_reserve(F, "the 2N × d normalized views", &mut z, bh.len())?;
     z.extend_from_slice(&bh);
@@ -1041,8 +1028,8 @@ pub fn mismatch_score_opts(
     if rows < 2 {
         bail!(Shape, "{F}: a has {rows} row(s) but at least 2 are needed");
     }
-    finite(F, "a", a)?;
-    finite(F, "b", b)?;
+    check_finite(F, "a", a)?;
+    check_finite(F, "b", b)?;
     let mut sa = vec![0f64; d];
     let mut sb = vec![0f64; d];
     let mut diag = 0f64;
@@ -1100,8 +1087,8 @@ pub fn softmax_probabilities(
         );
     }
     check_temperature(F, temperature)?;
-    finite(F, "x", x)?;
-    finite(F, "ys", ys)?;
+    check_finite(F, "x", x)?;
+    check_finite(F, "ys", ys)?;
     let mut z = vec![0f32; rows];
     let scaled = {
         // Logits that could overflow float32 (a tiny τ): softmax in float64 on x·y scaled by

@@ -11,8 +11,8 @@
 use crate::alloc;
 use crate::bail;
 use crate::contrastive::DEFAULT_SCRATCH_BYTES;
-use crate::contrastive::{back_norm, finite, js_num, normalized_rows};
-use crate::error::{check_matrix, Result};
+use crate::contrastive::{back_norm, normalized_rows};
+use crate::error::{check_finite, check_matrix, js_num, Result};
 use crate::lossgemm::{mm_tn, transpose};
 use crate::pool;
 use crate::precision::GemmRef;
@@ -412,8 +412,8 @@ pub fn margin_prepare(
     check_labels(F, labels, c, "rows of prototypes")?;
     let (xh, xn) = normalized_rows(F, "x", x, n, d)?;
     let (wh, wn) = normalized_rows(F, "prototypes", w, c, d)?;
-    finite(F, "x", x)?;
-    finite(F, "prototypes", w)?;
+    check_finite(F, "x", x)?;
+    check_finite(F, "prototypes", w)?;
 
     // cos θ_y and the tangent from float64 sums of the raw rows (the float32 norms and unit
     // rows are too coarse near θ_y = 0, where the tangent is short).
@@ -723,7 +723,7 @@ pub fn label_smoothing_cross_entropy(
     }
     check_epsilon(F, "epsilon", eps)?;
     check_labels(F, labels, c, "columns of logits")?;
-    finite(F, "logits", logits)?;
+    check_finite(F, "logits", logits)?;
     let mut g = alloc::try_copy(F, "the gradient", logits)?;
     let mut lossv = vec![0f64; n];
     let inv_n = 1.0 / n as f64;
@@ -757,7 +757,7 @@ fn check_penalty(func: &str, m: &[f32], rows: usize, cols: usize, lambda: f64) -
             js_num(lambda)
         );
     }
-    finite(func, "m", m)
+    check_finite(func, "m", m)
 }
 
 /// Elementwise penalty: per piece, fills the gradient and returns the piece's f64 sum; pieces
@@ -857,7 +857,7 @@ pub fn margin_geometry(
         _ => {}
     }
     normalized_rows(F, "prototypes", w, c, d)?;
-    finite(F, "prototypes", w)?;
+    check_finite(F, "prototypes", w)?;
     // Norms in float64 (a float32 sum of squares would put near-parallel rows 1e-4 apart).
     let wn: Vec<f64> = w
         .chunks(d)

@@ -7,8 +7,7 @@
 //! i = min(⌊u·K⌋, K − 1), then i when u' < prob[i], else alias[i].
 
 use crate::bail;
-use crate::contrastive::{finite, js_num};
-use crate::error::{check_matrix, Result};
+use crate::error::{check_finite, check_matrix, js_num, Result};
 use crate::pool;
 use crate::statistics::SplitMix64;
 use densevec_kernels as k;
@@ -243,11 +242,11 @@ pub fn negative_sampling_loss(
     if k_ < 1 {
         bail!(Arg, "{F}: k must be >= 1, got {k_}");
     }
-    finite(F, "x", x)?;
-    finite(F, "positives", pos)?;
-    finite(F, "negatives", neg)?;
+    check_finite(F, "x", x)?;
+    check_finite(F, "positives", pos)?;
+    check_finite(F, "negatives", neg)?;
     if let Some(lq) = log_q {
-        finite(F, "logQ", lq)?;
+        check_finite(F, "logQ", lq)?;
     }
     let lnk = (k_ as f64).ln();
     let shift = |idx: usize| log_q.map_or(0.0, |lq| lnk + lq[idx] as f64);
