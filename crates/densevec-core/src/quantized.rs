@@ -9,7 +9,7 @@
 //! per-task float32 buffer, so the decoded corpus is never held whole.
 
 use crate::bail;
-use crate::error::Result;
+use crate::error::{check_rows, Result};
 use crate::similarity::{Batch, Metric};
 use crate::topk::{Select, TopK};
 use crate::view::check_shape;
@@ -168,13 +168,7 @@ pub fn check_corpus(func: &str, c: &Corpus, rows: usize, cols: usize) -> Result<
                 }
             }
             I8Scale::Rows(sc) => {
-                if sc.len() != rows {
-                    bail!(
-                        Shape,
-                        "{func}: c.scale has length {} but c has {rows} rows",
-                        sc.len()
-                    );
-                }
+                check_rows(func, "c.scale", sc.len(), "c", rows)?;
                 if let Some(i) = sc.iter().position(|s| !s.is_finite() || *s < 0.0) {
                     bail!(
                         Arg,

@@ -88,7 +88,7 @@ fn sumsq_robust_with(kt: &k::Kernels, a: &[f32]) -> f64 {
 }
 
 /// (a·b, ‖a‖², ‖b‖²) in float64.
-fn dot_norms_f64(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
+pub(crate) fn dot_norms_f64(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {
         let (x, y) = (x as f64, y as f64);
@@ -850,13 +850,7 @@ const SIM_HINT: &str = "use topK for nearest neighbours, or split the batch";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(s: &mut u64) -> f64 {
-        *s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*s >> 11) as f64 / (1u64 << 53) as f64
-    }
+    use crate::testdata::uniform;
 
     fn cos64(a: &[f32], b: &[f32]) -> f64 {
         let (ab, aa, bb) = dot_norms_f64(a, b);
@@ -966,12 +960,12 @@ mod tests {
                 let (qr, cr) = ([1usize, 3, 20][trial % 3], 25);
                 let off = [0.0, 1.0, 1e3, 1e5, 30.0, 1e4][trial];
                 let spread = [1.0, 0.01, 3.0][trial % 3];
-                let o: Vec<f64> = (0..d).map(|_| off * (1.0 + lcg(&mut seed))).collect();
+                let o: Vec<f64> = (0..d).map(|_| off * (1.0 + uniform(&mut seed))).collect();
                 let mut gen = |n: usize, f: f64| -> Vec<f32> {
                     (0..n * d)
                         .map(|t| {
                             let w = if trial % 2 == 0 {
-                                lcg(&mut seed) * 2.0 - 1.0
+                                uniform(&mut seed) * 2.0 - 1.0
                             } else {
                                 ((t % d) as f64 * f + (t / d) as f64).sin()
                             };

@@ -4,7 +4,7 @@
 
 use crate::alloc;
 use crate::bail;
-use crate::error::Result;
+use crate::error::{check_rows, Result};
 use crate::pool;
 use crate::quantized::Corpus;
 use crate::similarity::{blocks, Batch, CBlock, Metric, Search, TileBufs, TILE_M, TILE_N};
@@ -234,22 +234,10 @@ impl Select<'_> {
     /// query keeps at least `kk` eligible rows (E_ARG).
     pub fn check(&self, func: &str, q_rows: usize, c_rows: usize, kk: usize) -> Result<()> {
         if let Some(s) = self.skip {
-            if s.len() != q_rows {
-                bail!(
-                    Shape,
-                    "{func}: skip has length {} but q has {q_rows} rows",
-                    s.len()
-                );
-            }
+            check_rows(func, "skip", s.len(), "q", q_rows)?;
         }
         if let Some(m) = self.mask {
-            if m.len() != c_rows {
-                bail!(
-                    Shape,
-                    "{func}: mask has length {} but c has {c_rows} rows",
-                    m.len()
-                );
-            }
+            check_rows(func, "mask", m.len(), "c", c_rows)?;
         }
         if let Some(s) = self.skip {
             if let Some((i, &v)) = s

@@ -26,6 +26,25 @@ impl<'a> MatRef<'a> {
     }
 }
 
+/// A row-major float32 operand of `rows` rows whose column count its call takes once for all its
+/// operands; unchecked until the call checks it ([`Operand::check`]) in its documented order.
+#[derive(Clone, Copy, Debug)]
+pub struct Operand<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+}
+
+impl<'a> Operand<'a> {
+    pub fn new(data: &'a [f32], rows: usize) -> Self {
+        Operand { data, rows }
+    }
+
+    /// The operand as a `rows × cols` view ([`MatRef::new`]).
+    pub fn check(&self, func: &str, name: &str, cols: usize) -> Result<MatRef<'a>> {
+        MatRef::new(func, name, self.data, self.rows, cols)
+    }
+}
+
 /// The shape check of a matrix of any element type holding `len` values: `len == rows · cols`
 /// (by checked arithmetic) and neither dimension zero (see [`MatRef::new`]).
 pub fn check_shape(func: &str, name: &str, len: usize, rows: usize, cols: usize) -> Result<()> {

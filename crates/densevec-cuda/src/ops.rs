@@ -753,8 +753,16 @@ impl GpuOp for MarginArgs<'_> {
         let gxv = host(F, "gradX", &gx)?;
         let gwv = host(F, "gradPrototypes", &gw)?;
         let tg = pr.target_grads(&row_loss, &logits, labels, o.label_smoothing);
-        let ex = margin_extras(&pr, &logits, n, c, d, labels, o);
-        Ok(pr.finish(total, gxv, gwv, logits, d, ex, &tg, labels))
+        let (grad_scale, angular_margins) = margin_extras(&pr, &logits, n, c, d, labels, o);
+        let unit = MarginSoftmax {
+            loss: total,
+            grad_x: gxv,
+            grad_w: gwv,
+            logits,
+            grad_scale,
+            angular_margins,
+        };
+        Ok(pr.finish(unit, d, &tg, labels))
     }
 }
 

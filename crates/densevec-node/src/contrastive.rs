@@ -6,6 +6,7 @@ use crate::common::plain_js;
 use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use densevec_core::precision::with_precision;
+use densevec_core::view::Operand;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -107,9 +108,12 @@ impl Op for InfoNceArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
         with_precision(precision(self.precision), || {
             let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
-            let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
+            let (q, keys) = (
+                Operand::new(&self.q.data, b),
+                Operand::new(&self.keys.data, n),
+            );
             let s = scratch(func, self.scratch_bytes)?;
-            c::info_nce_with(q, b, keys, n, d, &self.opts(), ids, s)
+            c::info_nce_with(q, keys, d, &self.opts(), self.key_ids.as_deref(), s)
         })
     }
 

@@ -6,6 +6,7 @@ use crate::common::js_result;
 use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use densevec_core::precision::with_precision;
+use densevec_core::view::Operand;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -85,9 +86,12 @@ impl Op for MarginSoftmaxArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
         with_precision(precision(self.precision), || {
             let (n, c, d) = self.dims(func)?;
-            let (x, w) = (&self.x.data, &self.prototypes.data);
+            let (x, w) = (
+                Operand::new(&self.x.data, n),
+                Operand::new(&self.prototypes.data, c),
+            );
             let s = scratch(func, self.scratch_bytes)?;
-            mg::margin_softmax_with(x, n, w, c, d, &self.labels, &self.opts(), s)
+            mg::margin_softmax_with(x, w, d, &self.labels, &self.opts(), s)
         })
     }
 

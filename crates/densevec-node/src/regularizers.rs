@@ -34,7 +34,13 @@ pub fn batch_norm_forward<'e>(
     let (x, momentum, eps, training) = (&a.x, a.momentum, a.eps, a.training);
     guard(F, || {
         let (n, d) = x.dims(F, "x")?;
-        reg::batch_norm_forward(&x.data, n, d, rm, rv, momentum, eps, training)
+        let layer = reg::BatchNormLayer {
+            running_mean: rm,
+            running_var: rv,
+            momentum,
+            eps,
+        };
+        reg::batch_norm_forward(&x.data, n, d, layer, training)
     })
     .and_then(|v| typed(env, F, "the result", &v))
 }
