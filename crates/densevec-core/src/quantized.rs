@@ -4,8 +4,8 @@
 //!
 //! A corpus row means exactly its decoded float32 value, so every result equals the float32
 //! function applied to the decoded corpus. The search code is the float32 corpus's own
-//! (`similarity::similarity_corpus`, `topk::top_k_corpus`): each tile or piece of corpus rows is
-//! decoded (`densevec_kernels::f16`: F16C on x86 when the active ISA is a SIMD one) into a
+//! (`similarity::Batch`, its tiles scored by `similarity::Search`): each tile or piece of corpus
+//! rows is decoded (`densevec_kernels::f16`: F16C on x86 when the active ISA is a SIMD one) into a
 //! per-task float32 buffer, so the decoded corpus is never held whole.
 
 use crate::bail;
