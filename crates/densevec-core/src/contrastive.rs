@@ -658,23 +658,23 @@ pub fn info_nce_prepare<'a>(
     d: usize,
     o: &InfoNceOpts<'a>,
 ) -> Result<Prepared<'a>> {
-    info_nce_prepare_ids(q, b, keys, n, d, o, None)
+    info_nce_prepare_ids(Operand::new(q, b), Operand::new(keys, n), d, o, None)
 }
 
-/// [`info_nce_prepare`] with the `keyIds` of the removal of accidental hits.
+/// [`info_nce_prepare`] with the `keyIds` of the removal of accidental hits (`q` B × d, `keys`
+/// K × d).
 #[doc(hidden)]
 pub fn info_nce_prepare_ids<'a>(
-    q: &'a [f32],
-    b: usize,
-    keys: &'a [f32],
-    n: usize,
+    q: Operand<'a>,
+    keys: Operand<'a>,
     d: usize,
     o: &InfoNceOpts<'a>,
     key_ids: Option<&'a [u32]>,
 ) -> Result<Prepared<'a>> {
     const F: &str = "infoNCE";
-    check_matrix(F, "q", q, b, d)?;
-    check_matrix(F, "keys", keys, n, d)?;
+    let (b, n) = (q.rows, keys.rows);
+    let q = q.check(F, "q", d)?.data;
+    let keys = keys.check(F, "keys", d)?.data;
     if let Some(pos) = o.positives {
         check_rows(F, "positives", pos.len(), "q", b)?;
     } else if n < b {
@@ -788,7 +788,7 @@ pub fn info_nce_with(
 ) -> Result<InfoNce> {
     const F: &str = "infoNCE";
     let (b, n) = (q.rows, keys.rows);
-    let p = info_nce_prepare_ids(q.data, b, keys.data, n, d, o, key_ids)?;
+    let p = info_nce_prepare_ids(q, keys, d, o, key_ids)?;
     let r = if logits_may_overflow(&p, o.temperature) {
         info_nce_f64(F, &p, o.temperature)?
     } else if held::fits(b, n, scratch_bytes) {
@@ -1327,7 +1327,7 @@ mod tests {
                 };
                 let key_ids = with_ids.then_some(&ids[..]);
                 let what = format!("{b}x{n}x{d} {with_pos} {with_lq} {with_ids} {normalize}");
-                let pr = info_nce_prepare_ids(&q, b, &keys, n, d, &o, key_ids).unwrap();
+                let pr = info_nce_prepare_ids(qo, ko, d, &o, key_ids).unwrap();
                 let want = info_nce_f64("infoNCE", &pr, 0.2).unwrap();
                 let want = pr.finish_info_nce_with(
                     want.loss,

@@ -378,20 +378,20 @@ impl MarginPrepared {
     }
 }
 
-/// Validates a margin-softmax call and prepares its rows (see [`margin_softmax`]).
+/// Validates a margin-softmax call and prepares its rows (see [`margin_softmax`]; `x` n × d,
+/// the prototypes `w` c × d).
 #[doc(hidden)]
 pub fn margin_prepare(
-    x: &[f32],
-    n: usize,
-    w: &[f32],
-    c: usize,
+    x: Operand,
+    w: Operand,
     d: usize,
     labels: &[u32],
     o: &MarginOpts,
 ) -> Result<MarginPrepared> {
     const F: &str = "marginSoftmax";
-    check_matrix(F, "x", x, n, d)?;
-    check_matrix(F, "prototypes", w, c, d)?;
+    let (n, c) = (x.rows, w.rows);
+    let x = x.check(F, "x", d)?.data;
+    let w = w.check(F, "prototypes", d)?.data;
     check_rows(F, "labels", labels.len(), "x", n)?;
     if !o.scale.is_finite() || o.scale <= 0.0 {
         bail!(
@@ -527,7 +527,7 @@ pub fn margin_softmax_with(
     scratch_bytes: usize,
 ) -> Result<MarginSoftmax> {
     let (n, c) = (x.rows, w.rows);
-    let pr = margin_prepare(x.data, n, w.data, c, d, labels, o)?;
+    let pr = margin_prepare(x, w, d, labels, o)?;
     let (xh, wh) = (&pr.xh, &pr.wh);
     // The logits (`similarity_matrix` reads it too) and both gradient GEMMs at this precision.
     let prec = crate::precision::current();
@@ -916,18 +916,6 @@ mod tests {
         pool::set_threads(1).unwrap();
     }
 
-    fn loss(
-        x: &[f32],
-        n: usize,
-        w: &[f32],
-        c: usize,
-        d: usize,
-        labels: &[u32],
-        o: &MarginOpts,
-    ) -> f64 {
-        margin_softmax(x, n, w, c, d, labels, o).unwrap().loss
-    }
-
     #[test]
     fn gradients_match_finite_differences() {
         let (n, c, d) = (5, 7, 6);
@@ -946,12 +934,13 @@ mod tests {
             };
             let mut x = randv(n * d, 1);
             let r = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
+            let loss = |x: &[f32]| margin_softmax(x, n, &w, c, d, &labels, &o).unwrap().loss;
             for t in 0..x.len() {
                 let x0 = x[t];
                 x[t] = x0 + 1e-2;
-                let up = loss(&x, n, &w, c, d, &labels, &o);
+                let up = loss(&x);
                 x[t] = x0 - 1e-2;
-                let dn = loss(&x, n, &w, c, d, &labels, &o);
+                let dn = loss(&x);
                 x[t] = x0;
                 let fd = (up - dn) / 2e-2;
                 assert_fd(fd, r.grad_x[t], 2e-3, &format!("{kind:?} {t}"));

@@ -16,6 +16,7 @@ use densevec_core::margin::{margin_extras, margin_prepare, MarginPrepared, Margi
 use densevec_core::regularizers::{unit_rows, wasserstein_check, Wasserstein};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::{check_k, TopK};
+use densevec_core::view;
 use densevec_core::{alloc, Code, Error, Result};
 
 /// One GPU operation: its arguments (a struct of the crate root, e.g. [`SimilarityArgs`]), the
@@ -684,7 +685,11 @@ impl GpuOp for MarginArgs<'_> {
     const NAME: &'static str = "marginSoftmax";
 
     fn prepare(&self) -> Result<MarginPrepared> {
-        margin_prepare(self.x, self.n, self.w, self.c, self.d, self.labels, self.o)
+        let (x, w) = (
+            view::Operand::new(self.x, self.n),
+            view::Operand::new(self.w, self.c),
+        );
+        margin_prepare(x, w, self.d, self.labels, self.o)
     }
 
     fn run(&self, dev: &dyn Device, pr: MarginPrepared) -> Result<MarginSoftmax> {
