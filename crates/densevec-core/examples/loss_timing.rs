@@ -8,7 +8,13 @@
 
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
+use densevec_core::view::Operand;
 use std::time::Instant;
+
+#[path = "../src/testdata.rs"]
+#[allow(dead_code)]
+mod testdata;
+use testdata::randv;
 
 #[repr(C)]
 struct Timespec {
@@ -27,18 +33,6 @@ fn cpu_s() -> f64 {
     // SAFETY: CLOCK_PROCESS_CPUTIME_ID (2) writes one timespec.
     unsafe { clock_gettime(2, &mut ts) };
     ts.sec as f64 + ts.nsec as f64 * 1e-9
-}
-
-fn randv(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
-        })
-        .collect()
 }
 
 fn main() {
@@ -70,6 +64,7 @@ fn main() {
         _ => 6.0 * rows as f64 * cols as f64 * d as f64,
     };
     let floor_s = flop / (peak * 1e9 * threads as f64);
+    let (xo, yo) = (Operand::new(&x, rows), Operand::new(&y, cols));
     let run = |budget: usize| -> f64 {
         match what {
             "infonce" => {
@@ -79,9 +74,7 @@ fn main() {
                     log_q: None,
                     normalize: true,
                 };
-                c::info_nce_with(&x, rows, &y, cols, d, &o, None, budget)
-                    .unwrap()
-                    .loss
+                c::info_nce_with(xo, yo, d, &o, None, budget).unwrap().loss
             }
             "ntxent" => {
                 c::nt_xent_with(&x, &y[..rows * d], rows, d, 0.1, budget)
@@ -95,7 +88,7 @@ fn main() {
                     margin: 0.5,
                     label_smoothing: 0.0,
                 };
-                mg::margin_softmax_with(&x, rows, &y, cols, d, &labels, &o, budget)
+                mg::margin_softmax_with(xo, yo, d, &labels, &o, budget)
                     .unwrap()
                     .loss
             }

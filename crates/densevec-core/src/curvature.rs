@@ -96,23 +96,8 @@ fn by_key(a: &(f64, u32), b: &(f64, u32)) -> Ordering {
 /// when either end is among the other's k nearest; ties by the lower index), with edge
 /// lengths by `metric`.
 fn knn_graph(p: &[f64], n: usize, d: usize, k: usize, metric: GraphMetric) -> Graph {
-    let lists: Vec<Vec<u32>> = pool::run(|| {
-        (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let pi = &p[i * d..(i + 1) * d];
-                let mut c: Vec<(f64, u32)> = (0..n)
-                    .filter(|&j| j != i)
-                    .map(|j| (dist2(pi, &p[j * d..(j + 1) * d]), j as u32))
-                    .collect();
-                if k < c.len() {
-                    c.select_nth_unstable_by(k, by_key);
-                    c.truncate(k);
-                }
-                c.into_iter().map(|(_, j)| j).collect()
-            })
-            .collect()
-    });
+    let row = |i: usize| &p[i * d..(i + 1) * d];
+    let lists = knn_lists(n, k, |i, j| dist2(row(i), row(j)));
     let mut nb: Vec<Vec<u32>> = vec![Vec::new(); n];
     for (i, l) in lists.iter().enumerate() {
         for &j in l {
@@ -192,25 +177,59 @@ fn dijkstra(g: &Graph, src: usize, pred: Option<&mut Vec<u32>>) -> Vec<f64> {
     dist
 }
 
-fn check_graph_args(
-    func: &str,
-    m: &[f32],
+/// The k-nearest-neighbour graph a graph statistic runs on: the rows of `m` (rows × cols), `k`
+/// neighbours each, edge lengths by `metric`; `func` names the call in errors.
+#[derive(Clone, Copy)]
+struct GraphOf<'a> {
+    func: &'a str,
+    m: &'a [f32],
     rows: usize,
     cols: usize,
     k: usize,
-    min_rows: usize,
-) -> Result<()> {
-    check_matrix(func, "m", m, rows, cols)?;
-    if rows < min_rows {
-        bail!(
-            Shape,
-            "{func}: m has {rows} row(s) but at least {min_rows} are needed"
-        );
+    metric: GraphMetric,
+}
+
+impl<'a> GraphOf<'a> {
+    fn new(
+        func: &'a str,
+        m: &'a [f32],
+        rows: usize,
+        cols: usize,
+        k: usize,
+        metric: GraphMetric,
+    ) -> Self {
+        GraphOf {
+            func,
+            m,
+            rows,
+            cols,
+            k,
+            metric,
+        }
     }
-    if k < 1 || k >= rows {
-        bail!(Arg, "{func}: k must be in [1, {}], got {k}", rows - 1);
+
+    /// Checks m (at least `min_rows` rows) and k.
+    fn check(&self, min_rows: usize) -> Result<()> {
+        let (func, rows, k) = (self.func, self.rows, self.k);
+        check_matrix(func, "m", self.m, rows, self.cols)?;
+        if rows < min_rows {
+            bail!(
+                Shape,
+                "{func}: m has {rows} row(s) but at least {min_rows} are needed"
+            );
+        }
+        if k < 1 || k >= rows {
+            bail!(Arg, "{func}: k must be in [1, {}], got {k}", rows - 1);
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// The graph, once every other argument is checked (m's values are checked here).
+    fn build(&self) -> Result<Graph> {
+        check_finite(self.func, "m", self.m)?;
+        let p = prepare(self.func, self.m, self.cols, self.metric)?;
+        Ok(knn_graph(&p, self.rows, self.cols, self.k, self.metric))
+    }
 }
 
 /// Geodesic distances on the symmetrized k-NN graph from each source row to every row
@@ -224,7 +243,8 @@ pub fn graph_geodesics(
     sources: Option<&[u32]>,
 ) -> Result<Vec<f32>> {
     const F: &str = "graphGeodesics";
-    check_graph_args(F, m, rows, cols, k, 2)?;
+    let graph = GraphOf::new(F, m, rows, cols, k, metric);
+    graph.check(2)?;
     let all: Vec<u32>;
     let src = match sources {
         Some(s) => {
@@ -249,9 +269,7 @@ pub fn graph_geodesics(
             src.len()
         ),
     };
-    check_finite(F, "m", m)?;
-    let p = prepare(F, m, cols, metric)?;
-    let g = knn_graph(&p, rows, cols, k, metric);
+    let g = graph.build()?;
     let mut out = Vec::new();
     if out.try_reserve_exact(total).is_err() {
         bail!(Arg, "{F}: cannot allocate {total} distances");
@@ -300,32 +318,25 @@ fn alloc_zeroed<T: Clone + Default>(func: &str, len: usize) -> Result<Vec<T>> {
 /// Largest number of sampled quadruples or triangles.
 pub const MAX_SAMPLES: usize = 1 << 20;
 
-/// The checks and set-up shared by the sampled graph statistics: the k-NN graph of m and
-/// `count` tuples of `arity` distinct rows drawn from the SplitMix64 stream of `seed` (the
-/// count named `what` in errors).
-#[allow(clippy::too_many_arguments)]
+/// The checks and set-up shared by the sampled graph statistics: the k-NN graph and `count`
+/// tuples of `arity` distinct rows drawn from the SplitMix64 stream of `seed` (the count named
+/// `what` in errors).
 fn sampled_graph(
-    func: &str,
-    m: &[f32],
-    rows: usize,
-    cols: usize,
-    k: usize,
-    metric: GraphMetric,
+    graph: GraphOf,
     (what, count): (&str, usize),
     arity: usize,
     seed: u64,
 ) -> Result<(Graph, Vec<usize>)> {
-    check_graph_args(func, m, rows, cols, k, arity)?;
+    let func = graph.func;
+    graph.check(arity)?;
     if !(1..=MAX_SAMPLES).contains(&count) {
         bail!(Arg, "{func}: {what} must be in [1, 2^20], got {count}");
     }
-    check_finite(func, "m", m)?;
-    let p = prepare(func, m, cols, metric)?;
-    let g = knn_graph(&p, rows, cols, k, metric);
+    let g = graph.build()?;
     let mut rng = SplitMix64::new(seed);
     let mut tuples = alloc_zeroed::<usize>(func, arity * count)?;
     for t in tuples.chunks_exact_mut(arity) {
-        draw_distinct(&mut rng, rows, t);
+        draw_distinct(&mut rng, graph.rows, t);
     }
     Ok((g, tuples))
 }
@@ -352,7 +363,8 @@ pub fn hyperbolicity(
     seed: u64,
 ) -> Result<Hyperbolicity> {
     const F: &str = "hyperbolicity";
-    let (g, quads) = sampled_graph(F, m, rows, cols, k, metric, ("samples", samples), 4, seed)?;
+    let graph = GraphOf::new(F, m, rows, cols, k, metric);
+    let (g, quads) = sampled_graph(graph, ("samples", samples), 4, seed)?;
     // Pair slots 0..6: (0,1) (2,3) (0,2) (1,3) (0,3) (1,2); the pair's first vertex is the source.
     const PAIRS: [(usize, usize); 6] = [(0, 1), (2, 3), (0, 2), (1, 3), (0, 3), (1, 2)];
     let mut req: Vec<Vec<(u32, u32)>> = vec![Vec::new(); rows];
@@ -445,17 +457,8 @@ pub fn triangle_curvature(
     seed: u64,
 ) -> Result<TriangleCurvature> {
     const F: &str = "triangleCurvature";
-    let (g, tris) = sampled_graph(
-        F,
-        m,
-        rows,
-        cols,
-        k,
-        metric,
-        ("triangles", triangles),
-        3,
-        seed,
-    )?;
+    let graph = GraphOf::new(F, m, rows, cols, k, metric);
+    let (g, tris) = sampled_graph(graph, ("triangles", triangles), 3, seed)?;
     let found: Vec<Option<f64>> = pool::run(|| {
         tris.par_chunks(3)
             .map(|t| triangle_ratio(&g, t[0], t[1], t[2]))
@@ -604,14 +607,20 @@ fn dot64(a: &[f64], b: &[f64]) -> f64 {
 
 /// Cosine k nearest neighbours of every row among the others (ties by lower index), sorted.
 fn cosine_knn(u: &[f64], n: usize, d: usize, k: usize) -> Vec<Vec<u32>> {
+    let row = |i: usize| &u[i * d..(i + 1) * d];
+    knn_lists(n, k, |i, j| -dot64(row(i), row(j)))
+}
+
+/// The `k` nearest of every row `i` of `n` among the others by `dist(i, j)` (smaller first,
+/// ties by the lower index), each list sorted by index.
+fn knn_lists(n: usize, k: usize, dist: impl Fn(usize, usize) -> f64 + Sync) -> Vec<Vec<u32>> {
     pool::run(|| {
         (0..n)
             .into_par_iter()
             .map(|i| {
-                let ui = &u[i * d..(i + 1) * d];
                 let mut c: Vec<(f64, u32)> = (0..n)
                     .filter(|&j| j != i)
-                    .map(|j| (-dot64(ui, &u[j * d..(j + 1) * d]), j as u32))
+                    .map(|j| (dist(i, j), j as u32))
                     .collect();
                 if k < c.len() {
                     c.select_nth_unstable_by(k, by_key);

@@ -113,6 +113,18 @@ pub fn check_matrix(func: &str, name: &str, data: &[f32], rows: usize, cols: usi
     crate::view::MatRef::new(func, name, data, rows, cols).map(|_| ())
 }
 
+/// Checks that a per-row input `name` (labels, ids, weights, …) holds one value per row of the
+/// matrix `of` (`rows` rows): `E_SHAPE` otherwise, with the same text as the TypeScript check.
+pub fn check_rows(func: &str, name: &str, len: usize, of: &str, rows: usize) -> Result<()> {
+    if len != rows {
+        bail!(
+            Shape,
+            "{func}: {name} has length {len} but {of} has {rows} rows"
+        );
+    }
+    Ok(())
+}
+
 /// Fails with `E_NON_FINITE` if any value is NaN or ±∞ (the value printed as JavaScript does).
 pub fn check_finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {

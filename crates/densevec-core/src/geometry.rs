@@ -4,10 +4,11 @@
 
 use crate::alloc;
 use crate::bail;
-use crate::error::{check_finite, check_matrix, Result};
+use crate::error::{check_finite, check_matrix, check_rows, Result};
 use crate::pool;
 use crate::similarity::Metric;
 use crate::topk;
+use crate::view::Operand;
 use densevec_kernels as k;
 use faer::Mat;
 use rayon::prelude::*;
@@ -39,35 +40,37 @@ pub fn vote(neigh: &[u32]) -> u32 {
 /// Predicted label of every query row: majority vote among its k nearest training rows under
 /// `metric` (ranked as by `top_k`, ties by lower index); a tie on votes goes to the label whose
 /// closest member among the k is nearest.
-#[allow(clippy::too_many_arguments)]
 pub fn knn_classify(
-    train: &[f32],
-    train_rows: usize,
+    train: Operand,
     labels: &[u32],
-    queries: &[f32],
-    query_rows: usize,
+    queries: Operand,
     cols: usize,
     kk: usize,
     metric: Metric,
 ) -> Result<Vec<u32>> {
     const F: &str = "knnClassify";
-    check_matrix(F, "train", train, train_rows, cols)?;
-    check_matrix(F, "queries", queries, query_rows, cols)?;
-    if labels.len() != train_rows {
-        bail!(
-            Shape,
-            "{F}: labels has length {} but train has {train_rows} rows",
-            labels.len()
-        );
-    }
+    let (train, queries) = (
+        train.check(F, "train", cols)?,
+        queries.check(F, "queries", cols)?,
+    );
+    let (train_rows, query_rows) = (train.rows, queries.rows);
+    check_rows(F, "labels", labels.len(), "train", train_rows)?;
     if kk < 1 || kk > train_rows {
         bail!(
             Arg,
             "{F}: k must be in [1, {train_rows}] (rows of the corpus), got {kk}"
         );
     }
-    let t = topk::top_k(queries, query_rows, train, train_rows, cols, kk, metric)
-        .map_err(|e| alloc::renamed(e, "topK", F))?;
+    let t = topk::top_k(
+        queries.data,
+        query_rows,
+        train.data,
+        train_rows,
+        cols,
+        kk,
+        metric,
+    )
+    .map_err(|e| alloc::renamed(e, "topK", F))?;
     let mut neigh = vec![0u32; kk];
     let mut out = Vec::with_capacity(query_rows);
     for qi in 0..query_rows {

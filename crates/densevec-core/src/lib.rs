@@ -21,6 +21,8 @@ pub mod rows;
 pub mod sampling;
 pub mod similarity;
 pub mod statistics;
+#[cfg(test)]
+mod testdata;
 pub mod topk;
 pub mod view;
 

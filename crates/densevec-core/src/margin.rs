@@ -11,12 +11,13 @@
 use crate::alloc;
 use crate::bail;
 use crate::contrastive::DEFAULT_SCRATCH_BYTES;
-use crate::contrastive::{back_norm, finite, js_num, normalized_rows};
-use crate::error::{check_matrix, Result};
+use crate::contrastive::{back_norm, normalized_rows};
+use crate::error::{check_finite, check_matrix, check_rows, js_num, Result};
 use crate::lossgemm::{mm_tn, transpose};
 use crate::pool;
 use crate::precision::GemmRef;
-use crate::similarity::{similarity_matrix, Metric};
+use crate::similarity::{dot_norms_f64, similarity_matrix, Metric};
+use crate::view::Operand;
 use densevec_kernels as k;
 use rayon::prelude::*;
 
@@ -108,6 +109,27 @@ pub fn target_logit(o: &MarginOpts, c: f64) -> (f64, f64) {
                 (s * (c - m * m.sin()), s)
             }
         }
+    }
+}
+
+/// Checks the margin of `kind`: in [0, 1] for cosface, in [0, π/2) radians for arcface.
+fn check_margin(func: &str, kind: MarginKind, margin: f64) -> Result<()> {
+    match kind {
+        MarginKind::CosFace if !(0.0..=1.0).contains(&margin) => {
+            bail!(
+                Arg,
+                "{func}: margin must be in [0, 1] for cosface, got {}",
+                js_num(margin)
+            )
+        }
+        MarginKind::ArcFace if !(0.0..std::f64::consts::FRAC_PI_2).contains(&margin) => {
+            bail!(
+                Arg,
+                "{func}: margin must be in [0, π/2) radians for arcface, got {}",
+                js_num(margin)
+            )
+        }
+        _ => Ok(()),
     }
 }
 
@@ -232,31 +254,24 @@ pub struct MarginPrepared {
 }
 
 impl MarginPrepared {
-    /// The result from the loss, the logits, the gradients with respect to the unit rows
-    /// (target column left out), `(∂loss/∂s, angular margins)` (see [`margin_extras`]) and
-    /// ∂loss/∂z_y per row (`target_grad`, mean included).
-    #[allow(clippy::too_many_arguments)]
+    /// The result from `unit`, the result with respect to the unit rows (the target column
+    /// left out of the gradients; ∂loss/∂s and the angular margins as [`margin_extras`] gives
+    /// them), and ∂loss/∂z_y per row (`target_grad`, mean included).
     pub fn finish(
         &self,
-        loss: f64,
-        mut gx: Vec<f32>,
-        mut gw: Vec<f32>,
-        logits: Vec<f32>,
+        unit: MarginSoftmax,
         d: usize,
-        (grad_scale, angular_margins): (f64, Vec<f32>),
         target_grad: &[f64],
         labels: &[u32],
     ) -> MarginSoftmax {
+        let (mut gx, mut gw) = (unit.grad_x, unit.grad_w);
         back_norm(&mut gx, &self.xh, &self.xn, d);
         back_norm(&mut gw, &self.wh, &self.wn, d);
         self.add_target(&mut gx, &mut gw, d, target_grad, labels);
         MarginSoftmax {
-            loss,
             grad_x: gx,
             grad_w: gw,
-            logits,
-            grad_scale,
-            angular_margins,
+            ..unit
         }
     }
 
@@ -363,27 +378,21 @@ impl MarginPrepared {
     }
 }
 
-/// Validates a margin-softmax call and prepares its rows (see [`margin_softmax`]).
+/// Validates a margin-softmax call and prepares its rows (see [`margin_softmax`]; `x` n × d,
+/// the prototypes `w` c × d).
 #[doc(hidden)]
 pub fn margin_prepare(
-    x: &[f32],
-    n: usize,
-    w: &[f32],
-    c: usize,
+    x: Operand,
+    w: Operand,
     d: usize,
     labels: &[u32],
     o: &MarginOpts,
 ) -> Result<MarginPrepared> {
     const F: &str = "marginSoftmax";
-    check_matrix(F, "x", x, n, d)?;
-    check_matrix(F, "prototypes", w, c, d)?;
-    if labels.len() != n {
-        bail!(
-            Shape,
-            "{F}: labels has length {} but x has {n} rows",
-            labels.len()
-        );
-    }
+    let (n, c) = (x.rows, w.rows);
+    let x = x.check(F, "x", d)?.data;
+    let w = w.check(F, "prototypes", d)?.data;
+    check_rows(F, "labels", labels.len(), "x", n)?;
     if !o.scale.is_finite() || o.scale <= 0.0 {
         bail!(
             Arg,
@@ -391,29 +400,13 @@ pub fn margin_prepare(
             js_num(o.scale)
         );
     }
-    match o.kind {
-        MarginKind::CosFace if !(0.0..=1.0).contains(&o.margin) => {
-            bail!(
-                Arg,
-                "{F}: margin must be in [0, 1] for cosface, got {}",
-                js_num(o.margin)
-            )
-        }
-        MarginKind::ArcFace if !(0.0..std::f64::consts::FRAC_PI_2).contains(&o.margin) => {
-            bail!(
-                Arg,
-                "{F}: margin must be in [0, π/2) radians for arcface, got {}",
-                js_num(o.margin)
-            )
-        }
-        _ => {}
-    }
+    check_margin(F, o.kind, o.margin)?;
     check_epsilon(F, "labelSmoothing", o.label_smoothing)?;
     check_labels(F, labels, c, "rows of prototypes")?;
     let (xh, xn) = normalized_rows(F, "x", x, n, d)?;
     let (wh, wn) = normalized_rows(F, "prototypes", w, c, d)?;
-    finite(F, "x", x)?;
-    finite(F, "prototypes", w)?;
+    check_finite(F, "x", x)?;
+    check_finite(F, "prototypes", w)?;
 
     // cos θ_y and the tangent from float64 sums of the raw rows (the float32 norms and unit
     // rows are too coarse near θ_y = 0, where the tangent is short).
@@ -439,13 +432,7 @@ pub fn margin_prepare(
             let i = blk * ROWS + r;
             let y = labels[i] as usize;
             let (xr, wr) = (&x[i * d..(i + 1) * d], &w[y * d..(y + 1) * d]);
-            let (mut sxw, mut sxx, mut sww) = (0f64, 0f64, 0f64);
-            for (&a, &b) in xr.iter().zip(wr) {
-                let (a, b) = (a as f64, b as f64);
-                sxw += a * b;
-                sxx += a * a;
-                sww += b * b;
-            }
+            let (sxw, sxx, sww) = dot_norms_f64(xr, wr);
             let (nx, nw) = (sxx.sqrt(), sww.sqrt());
             let c = (sxw / (nx * nw)).clamp(-1.0, 1.0);
             *t = target_logit(o, c);
@@ -490,7 +477,8 @@ pub fn margin_softmax(
     labels: &[u32],
     o: &MarginOpts,
 ) -> Result<MarginSoftmax> {
-    margin_softmax_with(x, n, w, c, d, labels, o, DEFAULT_SCRATCH_BYTES)
+    let (x, w) = (Operand::new(x, n), Operand::new(w, c));
+    margin_softmax_with(x, w, d, labels, o, DEFAULT_SCRATCH_BYTES)
 }
 
 /// One row-block task of the softmax pass: logits rows, per-row lse, loss, ∂loss/∂z_y,
@@ -528,19 +516,18 @@ fn grad_piece(z: &[f32], lse: f32, yin: Option<usize>, eps_c: f32, f: f32, out: 
 /// [`margin_softmax`] with a scratch budget in bytes for the N × C gradient of the logits:
 /// held whole when its 4·N·C bytes fit, otherwise formed block by block from the logits (the
 /// same values, so the results are bit-identical either way and for every thread count).
-/// Three GEMMs: the logits, gradX = G·Ŵ and gradŴ = Gᵀ·X̂.
-#[allow(clippy::too_many_arguments)]
+/// Three GEMMs: the logits, gradX = G·Ŵ and gradŴ = Gᵀ·X̂. `x` is n × d, the prototypes `w`
+/// c × d.
 pub fn margin_softmax_with(
-    x: &[f32],
-    n: usize,
-    w: &[f32],
-    c: usize,
+    x: Operand,
+    w: Operand,
     d: usize,
     labels: &[u32],
     o: &MarginOpts,
     scratch_bytes: usize,
 ) -> Result<MarginSoftmax> {
-    let pr = margin_prepare(x, n, w, c, d, labels, o)?;
+    let (n, c) = (x.rows, w.rows);
+    let pr = margin_prepare(x, w, d, labels, o)?;
     let (xh, wh) = (&pr.xh, &pr.wh);
     // The logits (`similarity_matrix` reads it too) and both gradient GEMMs at this precision.
     let prec = crate::precision::current();
@@ -700,7 +687,15 @@ pub fn margin_softmax_with(
         })?;
         (gx, gw)
     };
-    Ok(pr.finish(loss, gx, gw, logits, d, (grad_scale, angv), &tgrad, labels))
+    let unit = MarginSoftmax {
+        loss,
+        grad_x: gx,
+        grad_w: gw,
+        logits,
+        grad_scale,
+        angular_margins: angv,
+    };
+    Ok(pr.finish(unit, d, &tgrad, labels))
 }
 
 /// PyTorch's `cross_entropy(logits, labels, label_smoothing=ε)` with mean reduction, and its
@@ -714,16 +709,10 @@ pub fn label_smoothing_cross_entropy(
 ) -> Result<LossGrad> {
     const F: &str = "labelSmoothingCrossEntropy";
     check_matrix(F, "logits", logits, n, c)?;
-    if labels.len() != n {
-        bail!(
-            Shape,
-            "{F}: labels has length {} but logits has {n} rows",
-            labels.len()
-        );
-    }
+    check_rows(F, "labels", labels.len(), "logits", n)?;
     check_epsilon(F, "epsilon", eps)?;
     check_labels(F, labels, c, "columns of logits")?;
-    finite(F, "logits", logits)?;
+    check_finite(F, "logits", logits)?;
     let mut g = alloc::try_copy(F, "the gradient", logits)?;
     let mut lossv = vec![0f64; n];
     let inv_n = 1.0 / n as f64;
@@ -757,7 +746,7 @@ fn check_penalty(func: &str, m: &[f32], rows: usize, cols: usize, lambda: f64) -
             js_num(lambda)
         );
     }
-    finite(func, "m", m)
+    check_finite(func, "m", m)
 }
 
 /// Elementwise penalty: per piece, fills the gradient and returns the piece's f64 sum; pieces
@@ -839,25 +828,9 @@ pub fn margin_geometry(
 ) -> Result<MarginGeometry> {
     const F: &str = "marginGeometry";
     check_matrix(F, "prototypes", w, c, d)?;
-    match kind {
-        MarginKind::CosFace if !(0.0..=1.0).contains(&margin) => {
-            bail!(
-                Arg,
-                "{F}: margin must be in [0, 1] for cosface, got {}",
-                js_num(margin)
-            )
-        }
-        MarginKind::ArcFace if !(0.0..std::f64::consts::FRAC_PI_2).contains(&margin) => {
-            bail!(
-                Arg,
-                "{F}: margin must be in [0, π/2) radians for arcface, got {}",
-                js_num(margin)
-            )
-        }
-        _ => {}
-    }
+    check_margin(F, kind, margin)?;
     normalized_rows(F, "prototypes", w, c, d)?;
-    finite(F, "prototypes", w)?;
+    check_finite(F, "prototypes", w)?;
     // Norms in float64 (a float32 sum of squares would put near-parallel rows 1e-4 apart).
     let wn: Vec<f64> = w
         .chunks(d)
@@ -903,17 +876,16 @@ pub fn margin_geometry(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::{assert_fd, randv};
 
-    fn randv(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
-            })
-            .collect()
+    /// Two results are the same to the bit.
+    fn assert_same_bits(a: &MarginSoftmax, b: &MarginSoftmax, what: &str) {
+        assert_eq!(a.loss.to_bits(), b.loss.to_bits(), "{what}");
+        assert_eq!(a.grad_x, b.grad_x, "{what}");
+        assert_eq!(a.grad_w, b.grad_w, "{what}");
+        assert_eq!(a.logits, b.logits, "{what}");
+        assert_eq!(a.grad_scale.to_bits(), b.grad_scale.to_bits(), "{what}");
+        assert_eq!(a.angular_margins, b.angular_margins, "{what}");
     }
 
     #[test]
@@ -923,6 +895,7 @@ mod tests {
             let x = randv(n * d, 5 + n as u64);
             let w = randv(c * d, 6 + c as u64);
             let labels: Vec<u32> = (0..n).map(|i| ((i * 37) % c) as u32).collect();
+            let (xo, wo) = (Operand::new(&x, n), Operand::new(&w, c));
             for (kind, eps) in [(MarginKind::ArcFace, 0.1), (MarginKind::CosFace, 0.0)] {
                 let o = MarginOpts {
                     kind,
@@ -934,34 +907,15 @@ mod tests {
                 for budget in [0usize, DEFAULT_SCRATCH_BYTES] {
                     for t in [1usize, 3] {
                         pool::set_threads(t).unwrap();
-                        all.push(
-                            margin_softmax_with(&x, n, &w, c, d, &labels, &o, budget).unwrap(),
-                        );
+                        all.push(margin_softmax_with(xo, wo, d, &labels, &o, budget).unwrap());
                     }
                 }
                 for r in &all[1..] {
-                    assert_eq!(r.loss.to_bits(), all[0].loss.to_bits(), "{n} {c} {d}");
-                    assert_eq!(r.grad_x, all[0].grad_x, "{n} {c} {d}");
-                    assert_eq!(r.grad_w, all[0].grad_w, "{n} {c} {d}");
-                    assert_eq!(r.logits, all[0].logits);
-                    assert_eq!(r.grad_scale.to_bits(), all[0].grad_scale.to_bits());
-                    assert_eq!(r.angular_margins, all[0].angular_margins);
+                    assert_same_bits(r, &all[0], &format!("{n} {c} {d}"));
                 }
             }
         }
         pool::set_threads(1).unwrap();
-    }
-
-    fn loss(
-        x: &[f32],
-        n: usize,
-        w: &[f32],
-        c: usize,
-        d: usize,
-        labels: &[u32],
-        o: &MarginOpts,
-    ) -> f64 {
-        margin_softmax(x, n, w, c, d, labels, o).unwrap().loss
     }
 
     #[test]
@@ -982,19 +936,16 @@ mod tests {
             };
             let mut x = randv(n * d, 1);
             let r = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
+            let loss = |x: &[f32]| margin_softmax(x, n, &w, c, d, &labels, &o).unwrap().loss;
             for t in 0..x.len() {
                 let x0 = x[t];
                 x[t] = x0 + 1e-2;
-                let up = loss(&x, n, &w, c, d, &labels, &o);
+                let up = loss(&x);
                 x[t] = x0 - 1e-2;
-                let dn = loss(&x, n, &w, c, d, &labels, &o);
+                let dn = loss(&x);
                 x[t] = x0;
                 let fd = (up - dn) / 2e-2;
-                assert!(
-                    (fd - r.grad_x[t] as f64).abs() < 2e-3,
-                    "{kind:?} {t}: fd {fd} vs {}",
-                    r.grad_x[t]
-                );
+                assert_fd(fd, r.grad_x[t], 2e-3, &format!("{kind:?} {t}"));
             }
         }
     }
@@ -1161,11 +1112,7 @@ mod tests {
                     - reference64(&dn, 1, &w64, 3, 4, &[0], &o).0)
                     / (2.0 * h);
                 if x[0] != 1.0 {
-                    assert!(
-                        (fd - r.grad_x[t] as f64).abs() < 1e-4 * gmax,
-                        "coordinate {t}: fd {fd} vs {}",
-                        r.grad_x[t]
-                    );
+                    assert_fd(fd, r.grad_x[t], 1e-4 * gmax, &format!("coordinate {t}"));
                 }
             }
         }
@@ -1187,11 +1134,7 @@ mod tests {
         let a = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
         pool::set_threads(3).unwrap();
         let b = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
-        assert_eq!(a.loss.to_bits(), b.loss.to_bits());
-        assert_eq!(a.grad_x, b.grad_x);
-        assert_eq!(a.grad_w, b.grad_w);
-        assert_eq!(a.grad_scale.to_bits(), b.grad_scale.to_bits());
-        assert_eq!(a.angular_margins, b.angular_margins);
+        assert_same_bits(&a, &b, "1 vs 3 threads");
     }
 
     #[test]

@@ -178,6 +178,7 @@ pub fn batch_norm_lag(momentum: f64, drift: f64) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::assert_fd;
 
     #[test]
     fn soft_threshold_values() {
@@ -224,11 +225,7 @@ mod tests {
             p[t] += 1e-6;
             q[t] -= 1e-6;
             let fd = (loss(&p) - loss(&q)) / 2e-6;
-            assert!(
-                (fd - r.grad_x[t] as f64).abs() < 1e-4,
-                "{t}: {fd} vs {}",
-                r.grad_x[t]
-            );
+            assert_fd(fd, r.grad_x[t], 1e-4, &t.to_string());
         }
     }
 

@@ -4,14 +4,15 @@
 //!
 //! A corpus row means exactly its decoded float32 value, so every result equals the float32
 //! function applied to the decoded corpus. The search code is the float32 corpus's own
-//! (`similarity::similarity_corpus`, `topk::top_k_corpus`): each tile or piece of corpus rows is
-//! decoded (`densevec_kernels::f16`: F16C on x86 when the active ISA is a SIMD one) into a
+//! (`similarity::Batch`, its tiles scored by `similarity::Search`): each tile or piece of corpus
+//! rows is decoded (`densevec_kernels::f16`: F16C on x86 when the active ISA is a SIMD one) into a
 //! per-task float32 buffer, so the decoded corpus is never held whole.
 
 use crate::bail;
-use crate::error::{check_matrix, Result};
-use crate::similarity::{aux, check_out, similarity_corpus, similarity_corpus_into, Metric};
-use crate::topk::{check_k, top_k_corpus, TopK};
+use crate::error::{check_rows, Result};
+use crate::similarity::{Batch, Metric};
+use crate::topk::{Select, TopK};
+use crate::view::check_shape;
 
 /// Scale of an i8 corpus.
 #[derive(Clone, Copy, Debug)]
@@ -153,43 +154,12 @@ impl Corpus<'_> {
         self.decode(j0, rows, cols, buf);
         buf
     }
-
-    /// Per-row auxiliaries of the metric (see `similarity::aux`) of all rows, a compact corpus
-    /// decoded a piece at a time.
-    pub(crate) fn aux(&self, metric: Metric, rows: usize, cols: usize) -> Vec<f32> {
-        if metric == Metric::Dot {
-            return Vec::new();
-        }
-        if let Corpus::F32(d) = self {
-            return aux(metric, d, rows, cols);
-        }
-        let mut out = Vec::with_capacity(rows);
-        let mut buf = Vec::new();
-        for j0 in (0..rows).step_by(AUX_PIECE) {
-            let n = AUX_PIECE.min(rows - j0);
-            out.extend(aux(metric, self.rows(j0, n, cols, &mut buf), n, cols));
-        }
-        out
-    }
 }
-
-/// Rows per decoded piece when computing a compact corpus's auxiliaries.
-const AUX_PIECE: usize = 4096;
 
 /// Checks a compact corpus: its length against rows × cols, non-empty, and the i8 scales
 /// (one per row when per-row; finite and ≥ 0).
 pub fn check_corpus(func: &str, c: &Corpus, rows: usize, cols: usize) -> Result<()> {
-    if rows.checked_mul(cols) != Some(c.len()) {
-        bail!(
-            Shape,
-            "{func}: c.data has length {} but rows * cols = {rows} * {cols} = {}",
-            c.len(),
-            rows as u128 * cols as u128
-        );
-    }
-    if rows == 0 || cols == 0 {
-        bail!(Shape, "{func}: c is empty ({rows} x {cols})");
-    }
+    check_shape(func, "c", c.len(), rows, cols)?;
     if let Corpus::I8 { scale, .. } = c {
         match scale {
             I8Scale::Global(s) => {
@@ -198,13 +168,7 @@ pub fn check_corpus(func: &str, c: &Corpus, rows: usize, cols: usize) -> Result<
                 }
             }
             I8Scale::Rows(sc) => {
-                if sc.len() != rows {
-                    bail!(
-                        Shape,
-                        "{func}: c.scale has length {} but c has {rows} rows",
-                        sc.len()
-                    );
-                }
+                check_rows(func, "c.scale", sc.len(), "c", rows)?;
                 if let Some(i) = sc.iter().position(|s| !s.is_finite() || *s < 0.0) {
                     bail!(
                         Arg,
@@ -228,10 +192,7 @@ pub fn similarity_matrix_q(
     cols: usize,
     metric: Metric,
 ) -> Result<Vec<f32>> {
-    const F: &str = "similarityMatrix";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_corpus(F, c, c_rows, cols)?;
-    similarity_corpus(q, q_rows, c, c_rows, cols, metric)
+    Batch::new(q, q_rows, *c, c_rows, cols, metric).similarity()
 }
 
 /// [`similarity_matrix_q`] written into `out` (q.rows × c.rows values).
@@ -244,17 +205,11 @@ pub fn similarity_matrix_q_into(
     metric: Metric,
     out: &mut [f32],
 ) -> Result<()> {
-    const F: &str = "similarityMatrix";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_corpus(F, c, c_rows, cols)?;
-    check_out(F, out, q_rows, c_rows)?;
-    similarity_corpus_into(q, q_rows, c, c_rows, cols, metric, out);
-    Ok(())
+    Batch::new(q, q_rows, *c, c_rows, cols, metric).similarity_into(out)
 }
 
 /// `top_k` with a compact corpus: identical to the float32 function on the decoded corpus
 /// (best first, ties by the lower index, NaN last).
-#[allow(clippy::too_many_arguments)]
 pub fn top_k_q(
     q: &[f32],
     q_rows: usize,
@@ -264,11 +219,7 @@ pub fn top_k_q(
     kk: usize,
     metric: Metric,
 ) -> Result<TopK> {
-    const F: &str = "topK";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_corpus(F, c, c_rows, cols)?;
-    check_k(F, kk, c_rows)?;
-    top_k_corpus(F, q, q_rows, c, c_rows, cols, kk, metric)
+    Batch::new(q, q_rows, *c, c_rows, cols, metric).top_k(kk, Select::ALL)
 }
 
 #[cfg(test)]

@@ -33,22 +33,34 @@ pub(crate) fn column_stats(x: &[f32], rows: usize, cols: usize) -> (Vec<f64>, Ve
     (mean, ss)
 }
 
+/// A batch-normalization layer's state for one forward pass: the running statistics (updated
+/// in place in training mode) and its hyper-parameters.
+#[derive(Debug)]
+pub struct BatchNormLayer<'a> {
+    pub running_mean: &'a mut [f32],
+    pub running_var: &'a mut [f32],
+    pub momentum: f64,
+    pub eps: f64,
+}
+
 /// One forward pass of batch normalization over the rows of `x` (rows × cols). In training
 /// mode (rows ≥ 2) it normalizes with the batch mean and biased variance and updates
-/// `running_mean`/`running_var` in place (unbiased variance, PyTorch's momentum convention);
-/// otherwise it normalizes with the running statistics.
-#[allow(clippy::too_many_arguments)]
+/// the layer's `running_mean`/`running_var` in place (unbiased variance, PyTorch's momentum
+/// convention); otherwise it normalizes with the running statistics.
 pub fn batch_norm_forward(
     x: &[f32],
     rows: usize,
     cols: usize,
-    running_mean: &mut [f32],
-    running_var: &mut [f32],
-    momentum: f64,
-    eps: f64,
+    layer: BatchNormLayer,
     training: bool,
 ) -> Result<Vec<f32>> {
     const F: &str = "BatchNorm.forward";
+    let BatchNormLayer {
+        running_mean,
+        running_var,
+        momentum,
+        eps,
+    } = layer;
     check_matrix(F, "m", x, rows, cols)?;
     if running_mean.len() != cols || running_var.len() != cols {
         bail!(
@@ -489,11 +501,22 @@ mod tests {
     fn batch_norm_updates_running_stats() {
         let x = [1.0f32, 2.0, 3.0, 6.0];
         let (mut m, mut v) = (vec![0f32; 2], vec![1f32; 2]);
-        let y = batch_norm_forward(&x, 2, 2, &mut m, &mut v, 0.1, 1e-5, true).unwrap();
+        fn layer<'a>(
+            running_mean: &'a mut [f32],
+            running_var: &'a mut [f32],
+        ) -> BatchNormLayer<'a> {
+            BatchNormLayer {
+                running_mean,
+                running_var,
+                momentum: 0.1,
+                eps: 1e-5,
+            }
+        }
+        let y = batch_norm_forward(&x, 2, 2, layer(&mut m, &mut v), true).unwrap();
         assert!((m[0] - 0.2).abs() < 1e-6 && (m[1] - 0.4).abs() < 1e-6);
         // Unbiased variances 2 and 8.
         assert!((v[0] - 1.1).abs() < 1e-6 && (v[1] - 1.7).abs() < 1e-6);
         assert!((y[0] + 1.0).abs() < 1e-4 && (y[2] - 1.0).abs() < 1e-4);
-        assert!(batch_norm_forward(&x[..2], 1, 2, &mut m, &mut v, 0.1, 1e-5, true).is_err());
+        assert!(batch_norm_forward(&x[..2], 1, 2, layer(&mut m, &mut v), true).is_err());
     }
 }

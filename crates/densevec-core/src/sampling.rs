@@ -7,10 +7,10 @@
 //! i = min(⌊u·K⌋, K − 1), then i when u' < prob[i], else alias[i].
 
 use crate::bail;
-use crate::contrastive::{finite, js_num};
-use crate::error::{check_matrix, Result};
+use crate::error::{check_finite, check_matrix, js_num, Result};
 use crate::pool;
 use crate::statistics::SplitMix64;
+use crate::view::Operand;
 use densevec_kernels as k;
 use rayon::prelude::*;
 
@@ -195,21 +195,19 @@ type NsTask<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a mut f64)
 /// negatives each (n·k × d, k consecutive rows per anchor):
 /// mean_i [softplus(−o⁺_i) + Σ_r softplus(o⁻_ir)] with o = s − log(k·Q) when `log_q` (the
 /// n + n·k log sampling probabilities, positives first: NCE), else o = s (word2vec).
-#[allow(clippy::too_many_arguments)]
 pub fn negative_sampling_loss(
-    x: &[f32],
-    n: usize,
+    x: Operand,
     pos: &[f32],
-    neg: &[f32],
-    neg_rows: usize,
+    neg: Operand,
     d: usize,
     kk: Option<usize>,
     log_q: Option<&[f32]>,
 ) -> Result<NegSampling> {
     const F: &str = "negativeSamplingLoss";
-    check_matrix(F, "x", x, n, d)?;
+    let n = x.rows;
+    let x = x.check(F, "x", d)?.data;
     check_matrix(F, "positives", pos, n, d)?;
-    check_matrix(F, "negatives", neg, neg_rows, d)?;
+    let (neg, neg_rows) = (neg.check(F, "negatives", d)?.data, neg.rows);
     let k_ = match kk {
         Some(v) => {
             if v.checked_mul(n) != Some(neg_rows) && v >= 1 {
@@ -243,11 +241,11 @@ pub fn negative_sampling_loss(
     if k_ < 1 {
         bail!(Arg, "{F}: k must be >= 1, got {k_}");
     }
-    finite(F, "x", x)?;
-    finite(F, "positives", pos)?;
-    finite(F, "negatives", neg)?;
+    check_finite(F, "x", x)?;
+    check_finite(F, "positives", pos)?;
+    check_finite(F, "negatives", neg)?;
     if let Some(lq) = log_q {
-        finite(F, "logQ", lq)?;
+        check_finite(F, "logQ", lq)?;
     }
     let lnk = (k_ as f64).ln();
     let shift = |idx: usize| log_q.map_or(0.0, |lq| lnk + lq[idx] as f64);
@@ -302,6 +300,7 @@ pub fn negative_sampling_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdata::assert_fd;
 
     #[test]
     fn alias_matches_distribution_and_is_deterministic() {
@@ -352,24 +351,20 @@ mod tests {
             .map(|i| ((i * 3 % 7) as f32 - 3.0) / 4.0)
             .collect();
         let lq: Vec<f32> = (0..n + n * kk).map(|i| -1.0 - i as f32 * 0.1).collect();
-        let r = negative_sampling_loss(&x, n, &p, &ng, n * kk, d, None, Some(&lq)).unwrap();
+        let ngo = Operand::new(&ng, n * kk);
+        let loss = |x: &[f32], kk: Option<usize>| {
+            negative_sampling_loss(Operand::new(x, n), &p, ngo, d, kk, Some(&lq)).unwrap()
+        };
+        let r = loss(&x, None);
         for t in 0..x.len() {
             let x0 = x[t];
             x[t] = x0 + 1e-2;
-            let up = negative_sampling_loss(&x, n, &p, &ng, n * kk, d, Some(kk), Some(&lq))
-                .unwrap()
-                .loss;
+            let up = loss(&x, Some(kk)).loss;
             x[t] = x0 - 1e-2;
-            let dn = negative_sampling_loss(&x, n, &p, &ng, n * kk, d, Some(kk), Some(&lq))
-                .unwrap()
-                .loss;
+            let dn = loss(&x, Some(kk)).loss;
             x[t] = x0;
             let fd = (up - dn) / 2e-2;
-            assert!(
-                (fd - r.grad_x[t] as f64).abs() < 1e-3,
-                "{t}: {fd} vs {}",
-                r.grad_x[t]
-            );
+            assert_fd(fd, r.grad_x[t], 1e-3, &t.to_string());
         }
         assert!(softplus(1000.0).is_finite() && softplus(-1000.0) == 0.0);
     }

@@ -5,9 +5,11 @@ use crate::error::{check_matrix, Result};
 use crate::pool;
 use crate::precision::Gemm;
 use crate::precision::{self, Precision};
-use crate::quantized::Corpus;
-use densevec_kernels as k;
+use crate::quantized::{check_corpus, Corpus};
+use densevec_kernels::{self as k, RawRowsMut};
 use rayon::prelude::*;
+use std::borrow::Cow;
+use std::ops::Range;
 
 /// Similarity metric of the batched functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +93,7 @@ fn sumsq_finish(a: &[f32], s: f32) -> f64 {
 }
 
 /// (a·b, ‖a‖², ‖b‖²) in float64.
-fn dot_norms_f64(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
+pub(crate) fn dot_norms_f64(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
     for (&x, &y) in a.iter().zip(b) {
         let (x, y) = (x as f64, y as f64);
@@ -454,12 +456,72 @@ pub(crate) fn aux(metric: Metric, data: &[f32], rows: usize, cols: usize) -> Vec
     }
 }
 
+/// `start .. end` of every block of `size` in `0 .. n` (the last one shorter).
+pub(crate) fn blocks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..n).step_by(size).map(move |s| s..n.min(s + size))
+}
+
+/// The inputs of a batched call (similarity matrix, top-k): `q_rows × cols` query rows against
+/// `c_rows × cols` corpus rows in any storage type, under `metric`; checked by the call.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    pub q: &'a [f32],
+    pub q_rows: usize,
+    pub c: Corpus<'a>,
+    pub c_rows: usize,
+    pub cols: usize,
+    pub metric: Metric,
+}
+
+impl<'a> Batch<'a> {
+    pub fn new(
+        q: &'a [f32],
+        q_rows: usize,
+        c: Corpus<'a>,
+        c_rows: usize,
+        cols: usize,
+        metric: Metric,
+    ) -> Self {
+        Batch {
+            q,
+            q_rows,
+            c,
+            c_rows,
+            cols,
+            metric,
+        }
+    }
+
+    /// Checks the query matrix, then the corpus ([`check_corpus`]).
+    pub(crate) fn check(&self, func: &str) -> Result<()> {
+        check_matrix(func, "q", self.q, self.q_rows, self.cols)?;
+        check_corpus(func, &self.c, self.c_rows, self.cols)
+    }
+
+    /// The checked q.rows × c.rows matrix of the metric (allocated fallibly).
+    pub(crate) fn similarity(&self) -> Result<Vec<f32>> {
+        self.check(SIM_F)?;
+        let mut out = crate::alloc::try_mat(SIM_F, SIM_WHAT, self.q_rows, self.c_rows, SIM_HINT)?;
+        Search::new(*self).matrix_into(&mut out);
+        Ok(out)
+    }
+
+    /// [`Batch::similarity`] written into `out` (checked to hold q.rows × c.rows values).
+    pub(crate) fn similarity_into(&self, out: &mut [f32]) -> Result<()> {
+        self.check(SIM_F)?;
+        check_out(SIM_F, out, self.q_rows, self.c_rows)?;
+        Search::new(*self).matrix_into(out);
+        Ok(())
+    }
+}
+
 /// The query side of a batched call, prepared for the metric.
 pub(crate) struct Queries<'a> {
-    /// The rows that enter the GEMM: q (dot, l2sq), unit rows (cosine).
-    pub rows: std::borrow::Cow<'a, [f32]>,
-    /// The caller's rows (for the entries scored directly).
-    pub orig: &'a [f32],
+    /// The caller's rows as the GEMM sees them: q (f32), or its bf16 values (also for the
+    /// entries scored directly).
+    orig: Cow<'a, [f32]>,
+    /// Cosine at f32 precision: the unit rows that enter the GEMM instead of `orig`.
+    unit: Vec<f32>,
     /// l2sq: ‖q_i‖² per row.
     qa: Vec<f32>,
     /// Rows scored directly in float64 against every corpus row.
@@ -468,76 +530,88 @@ pub(crate) struct Queries<'a> {
     /// GEMM unnormalized, so that their bf16 values are the caller's rounded values). Empty
     /// otherwise.
     qscale: Vec<f32>,
-    /// Cosine at bf16 precision: the corpus rows reach [`finish_tile`] unrounded (the GEMM
+    /// Cosine at bf16 precision: the corpus rows reach [`Search::finish`] unrounded (the GEMM
     /// rounds them itself), so a pair scored directly rounds its corpus row first.
     round_c: bool,
     cols: usize,
 }
 
-/// Prepares `rows × cols` query rows for `metric` (O(rows·cols) work). At bf16 precision `q`
-/// must already hold the rounded values ([`round_queries`]).
-pub(crate) fn prepare_queries(
-    metric: Metric,
-    q: &[f32],
-    rows: usize,
-    cols: usize,
-    prec: Precision,
-) -> Queries<'_> {
-    let mut p = Queries {
-        rows: std::borrow::Cow::Borrowed(q),
-        orig: q,
-        qa: Vec::new(),
-        direct: vec![false; rows],
-        qscale: Vec::new(),
-        round_c: metric == Metric::Cosine && prec == Precision::Bf16,
-        cols,
-    };
-    match metric {
-        Metric::Dot => {}
-        Metric::Cosine if prec == Precision::Bf16 => {
-            let mut qs = vec![0f32; rows];
-            for (i, r) in q.chunks(cols.max(1)).enumerate().take(rows) {
-                let n = norm64(r);
-                if (COS_LO..=COS_HI).contains(&n) {
-                    qs[i] = (1.0 / n) as f32;
-                } else if n != 0.0 {
-                    // Not finite, or 1/‖r‖ outside the float32 path's range.
-                    p.direct[i] = true;
-                }
-            }
-            p.qscale = qs;
-        }
-        Metric::Cosine => {
-            let mut u = q.to_vec();
-            for (r, dr) in u.chunks_mut(cols.max(1)).zip(p.direct.iter_mut()) {
-                let n = norm64(r);
-                if !n.is_finite() {
-                    *dr = true;
-                    r.fill(0.0);
-                } else if (COS_LO..=COS_HI).contains(&n) {
-                    k::scale(r, (1.0 / n) as f32);
-                } else if n > 0.0 {
-                    // 1/‖r‖ may not fit in float32.
-                    let inv = 1.0 / n;
-                    for v in r.iter_mut() {
-                        *v = (*v as f64 * inv) as f32;
+impl<'a> Queries<'a> {
+    /// Prepares the query rows of `b` for its metric at `prec` (O(rows·cols) work).
+    fn new(b: &Batch<'a>, prec: Precision) -> Self {
+        let (metric, rows, cols) = (b.metric, b.q_rows, b.cols);
+        let q = round_queries(b.q, prec);
+        let mut p = Queries {
+            orig: Cow::Borrowed(&[]),
+            unit: Vec::new(),
+            qa: Vec::new(),
+            direct: vec![false; rows],
+            qscale: Vec::new(),
+            round_c: metric == Metric::Cosine && prec == Precision::Bf16,
+            cols,
+        };
+        match metric {
+            Metric::Dot => {}
+            Metric::Cosine if prec == Precision::Bf16 => {
+                let mut qs = vec![0f32; rows];
+                for (i, r) in q.chunks(cols.max(1)).enumerate().take(rows) {
+                    let n = norm64(r);
+                    if (COS_LO..=COS_HI).contains(&n) {
+                        qs[i] = (1.0 / n) as f32;
+                    } else if n != 0.0 {
+                        // Not finite, or 1/‖r‖ outside the float32 path's range.
+                        p.direct[i] = true;
                     }
                 }
+                p.qscale = qs;
             }
-            p.rows = std::borrow::Cow::Owned(u);
+            Metric::Cosine => {
+                let mut u = q.to_vec();
+                for (r, dr) in u.chunks_mut(cols.max(1)).zip(p.direct.iter_mut()) {
+                    let n = norm64(r);
+                    if !n.is_finite() {
+                        *dr = true;
+                        r.fill(0.0);
+                    } else if (COS_LO..=COS_HI).contains(&n) {
+                        k::scale(r, (1.0 / n) as f32);
+                    } else if n > 0.0 {
+                        // 1/‖r‖ may not fit in float32.
+                        let inv = 1.0 / n;
+                        for v in r.iter_mut() {
+                            *v = (*v as f64 * inv) as f32;
+                        }
+                    }
+                }
+                p.unit = u;
+            }
+            Metric::L2sq => {
+                let mut qa = vec![0f32; rows];
+                let kt = k::kernels();
+                for (i, r) in q.chunks(cols.max(1)).enumerate() {
+                    let s = sumsq_robust_with(&kt, r);
+                    qa[i] = s as f32;
+                    p.direct[i] = !l2_in_range(s);
+                }
+                p.qa = qa;
+            }
         }
-        Metric::L2sq => {
-            let mut qa = vec![0f32; rows];
-            let kt = k::kernels();
-            for (i, r) in q.chunks(cols.max(1)).enumerate() {
-                let s = sumsq_robust_with(&kt, r);
-                qa[i] = s as f32;
-                p.direct[i] = !l2_in_range(s);
-            }
-            p.qa = qa;
+        p.orig = q;
+        p
+    }
+
+    /// The rows that enter the GEMM: q (dot, l2sq, cosine at bf16), unit rows (cosine).
+    fn gemm_rows(&self) -> &[f32] {
+        if self.unit.is_empty() {
+            &self.orig
+        } else {
+            &self.unit
         }
     }
-    p
+
+    /// Query row `i` as the caller gave it (rounded at bf16).
+    fn row(&self, i: usize) -> &[f32] {
+        &self.orig[i * self.cols..(i + 1) * self.cols]
+    }
 }
 
 /// The metric between query row `qi` and corpus row `c`, directly in float64 (as the
@@ -557,85 +631,217 @@ fn direct_score(metric: Metric, q: &[f32], c: &[f32]) -> f32 {
     }
 }
 
-/// Turns the raw products of a tile into the metric in place. The tile holds the products of
-/// prepared query rows `i0 .. i0 + mb` with the `nb` corpus rows `cb` (row-major, `ld` apart);
-/// `ca` holds those corpus rows' auxiliaries from [`aux`] (cosine) and `scratch` is the task's
-/// reusable buffer.
-///
-/// # Safety
-/// `tile` must be valid for reads and writes of `mb` rows of `nb` values, `ld` apart.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn finish_tile(
-    metric: Metric,
-    qs: &Queries,
-    i0: usize,
-    mb: usize,
-    cb: &[f32],
-    ca: &[f32],
-    nb: usize,
-    tile: *mut f32,
-    ld: usize,
-    scratch: &mut Vec<f32>,
-) {
-    let d = qs.cols;
-    let crow = |j: usize| &cb[j * d..(j + 1) * d];
-    let qrow = |i: usize| &qs.orig[i * d..(i + 1) * d];
-    // A pair scored directly (rare: rows the float32 path cannot take), with the corpus row
-    // rounded to bf16 first when it arrives unrounded.
-    let direct = |qi: usize, j: usize| {
-        if qs.round_c {
-            let r: Vec<f32> = crow(j).iter().map(|&x| Precision::Bf16.round(x)).collect();
-            direct_score(metric, qrow(qi), &r)
-        } else {
-            direct_score(metric, qrow(qi), crow(j))
+/// A block of corpus rows as float32: rows `j0 .. j0 + rows` of the corpus (`c`, rows × cols
+/// values) and their auxiliaries (`ca`, cosine only; empty otherwise).
+#[derive(Clone, Copy)]
+pub(crate) struct CBlock<'b> {
+    pub c: &'b [f32],
+    pub ca: &'b [f32],
+    pub j0: usize,
+    pub rows: usize,
+}
+
+impl<'b> CBlock<'b> {
+    /// Rows `r` of this block (block-relative), as a block of their own.
+    pub(crate) fn sub(&self, r: Range<usize>, cols: usize) -> CBlock<'b> {
+        CBlock {
+            c: &self.c[r.start * cols..r.end * cols],
+            ca: aux_rows(self.ca, &r),
+            j0: self.j0 + r.start,
+            rows: r.len(),
         }
-    };
-    if metric == Metric::L2sq {
-        scratch.clear();
-        let kt = k::kernels();
-        scratch.extend((0..nb).map(|j| l2_aux(&kt, crow(j))));
     }
-    for i in 0..mb {
-        let qi = i0 + i;
-        let row = std::slice::from_raw_parts_mut(tile.add(i * ld), nb);
-        if qs.direct[qi] {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = direct(qi, j);
-            }
-            continue;
+}
+
+/// The auxiliaries of rows `r` (none when the metric has none).
+fn aux_rows<'b>(ca: &'b [f32], r: &Range<usize>) -> &'b [f32] {
+    if ca.is_empty() {
+        ca
+    } else {
+        &ca[r.clone()]
+    }
+}
+
+/// A task's reusable buffers for corpus blocks: the decoded rows, their bf16 values and the
+/// l2sq corpus terms of a tile.
+#[derive(Default)]
+pub(crate) struct TileBufs {
+    decoded: Vec<f32>,
+    rounded: Vec<f32>,
+    scratch: Vec<f32>,
+}
+
+impl TileBufs {
+    /// Corpus rows `r` of the call as float32, as the batched functions take them at the call's
+    /// precision (stored or decoded, and at bf16 precision rounded for l2sq, which needs them
+    /// after the GEMM: the bf16 GEMM rounds its inputs itself; cosine rounds the rare rows it
+    /// scores directly, see `Queries::round_c`), and the scratch of the tiles scored on them.
+    pub(crate) fn block<'b>(
+        &'b mut self,
+        s: &'b Search,
+        r: Range<usize>,
+    ) -> (CBlock<'b>, &'b mut Vec<f32>) {
+        let (b, prec) = (&s.b, s.prec);
+        let raw = b.c.rows(r.start, r.len(), b.cols, &mut self.decoded);
+        let c = if prec == Precision::F32 || b.metric != Metric::L2sq {
+            raw
+        } else {
+            prec.round_into(raw, &mut self.rounded);
+            &self.rounded[..]
+        };
+        let blk = CBlock {
+            c,
+            ca: aux_rows(&s.ca, &r),
+            j0: r.start,
+            rows: r.len(),
+        };
+        (blk, &mut self.scratch)
+    }
+}
+
+/// A batched call prepared at the call's precision (read once, at the entry): the query rows
+/// for the metric and the corpus auxiliaries. Its tiles ([`Search::score`]) serve the
+/// similarity matrix and top-k alike.
+pub(crate) struct Search<'a> {
+    pub b: Batch<'a>,
+    pub prec: Precision,
+    qs: Queries<'a>,
+    ca: Vec<f32>,
+}
+
+impl<'a> Search<'a> {
+    pub(crate) fn new(b: Batch<'a>) -> Self {
+        let prec = precision::current();
+        Search {
+            qs: Queries::new(&b, prec),
+            ca: corpus_aux(&b, prec),
+            b,
+            prec,
         }
-        match metric {
-            Metric::Dot => {}
-            Metric::Cosine => {
-                let qscale = qs.qscale.get(qi).copied();
-                for (j, (v, &c)) in row.iter_mut().zip(ca).enumerate() {
-                    if c >= 0.0 {
-                        *v *= c;
-                        if let Some(s) = qscale {
-                            *v *= s;
-                        }
-                    } else {
-                        *v = direct(qi, j);
-                    }
-                }
+    }
+
+    /// Scores query rows `qr` against the corpus block `blk` into `out` (`qr.len()` rows of
+    /// `blk.rows` values, `out.1` apart): the GEMM at the call's precision, then the metric.
+    ///
+    /// # Safety
+    /// `out` must be valid for reads and writes of that many rows and values.
+    pub(crate) unsafe fn score(
+        &self,
+        qr: Range<usize>,
+        blk: &CBlock,
+        out: RawRowsMut,
+        scratch: &mut Vec<f32>,
+    ) {
+        let cols = self.b.cols;
+        let q = self.qs.gemm_rows().as_ptr().add(qr.start * cols);
+        self.prec.gemm_raw(&Gemm::nt(
+            qr.len(),
+            blk.rows,
+            cols,
+            (q, cols),
+            (blk.c.as_ptr(), cols),
+            out,
+        ));
+        if self.b.metric != Metric::Dot {
+            self.finish(qr, blk, out, scratch);
+        }
+    }
+
+    /// Turns the raw products of a tile into the metric in place. The tile holds the products
+    /// of prepared query rows `qr` with the corpus rows of `blk`; `scratch` is the task's
+    /// reusable buffer.
+    ///
+    /// # Safety
+    /// As [`Search::score`].
+    unsafe fn finish(
+        &self,
+        qr: Range<usize>,
+        blk: &CBlock,
+        (tile, ld): RawRowsMut,
+        scratch: &mut Vec<f32>,
+    ) {
+        let (metric, qs, d, nb) = (self.b.metric, &self.qs, self.qs.cols, blk.rows);
+        let crow = |j: usize| &blk.c[j * d..(j + 1) * d];
+        // A pair scored directly (rare: rows the float32 path cannot take), with the corpus
+        // row rounded to bf16 first when it arrives unrounded.
+        let direct = |qi: usize, j: usize| {
+            if qs.round_c {
+                let r: Vec<f32> = crow(j).iter().map(|&x| Precision::Bf16.round(x)).collect();
+                direct_score(metric, qs.row(qi), &r)
+            } else {
+                direct_score(metric, qs.row(qi), crow(j))
             }
-            Metric::L2sq => {
-                let (qa, tau) = (qs.qa[qi], l2_recompute(d));
-                for (j, (v, &cn)) in row.iter_mut().zip(scratch.iter()).enumerate() {
-                    if cn.is_nan() {
-                        *v = direct(qi, j);
-                    } else {
-                        let s = qa + cn;
-                        let r = s - 2.0 * *v;
-                        // Cancelled (or negative): recompute the pair directly.
-                        *v = if r >= tau * s {
-                            r
+        };
+        if metric == Metric::L2sq {
+            scratch.clear();
+            let kt = k::kernels();
+            scratch.extend((0..nb).map(|j| l2_aux(&kt, crow(j))));
+        }
+        for (i, qi) in qr.enumerate() {
+            let row = std::slice::from_raw_parts_mut(tile.add(i * ld), nb);
+            if qs.direct[qi] {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = direct(qi, j);
+                }
+                continue;
+            }
+            match metric {
+                Metric::Dot => {}
+                Metric::Cosine => {
+                    let qscale = qs.qscale.get(qi).copied();
+                    for (j, (v, &c)) in row.iter_mut().zip(blk.ca).enumerate() {
+                        if c >= 0.0 {
+                            *v *= c;
+                            if let Some(s) = qscale {
+                                *v *= s;
+                            }
                         } else {
-                            l2sq_pair(qrow(qi), crow(j)) as f32
-                        };
+                            *v = direct(qi, j);
+                        }
+                    }
+                }
+                Metric::L2sq => {
+                    let (qa, tau) = (qs.qa[qi], l2_recompute(d));
+                    for (j, (v, &cn)) in row.iter_mut().zip(scratch.iter()).enumerate() {
+                        if cn.is_nan() {
+                            *v = direct(qi, j);
+                        } else {
+                            let s = qa + cn;
+                            let r = s - 2.0 * *v;
+                            // Cancelled (or negative): recompute the pair directly.
+                            *v = if r >= tau * s {
+                                r
+                            } else {
+                                l2sq_pair(qs.row(qi), crow(j)) as f32
+                            };
+                        }
                     }
                 }
             }
+        }
+    }
+
+    /// The similarity matrix into `out` (q.rows × c.rows) tile by tile, in parallel (each tile
+    /// takes its corpus rows as float32: a slice of a float32 corpus, or decoded into the task's
+    /// buffer).
+    fn matrix_into(&self, out: &mut [f32]) {
+        let (m, n) = (self.b.q_rows, self.b.c_rows);
+        let tiles: Vec<(Range<usize>, Range<usize>)> = blocks(m, TILE_M)
+            .flat_map(|i| blocks(n, TILE_N).map(move |j| (i.clone(), j)))
+            .collect();
+        let ptr = SendPtr(out.as_mut_ptr());
+        let work = |bufs: &mut TileBufs, (qr, cr): &(Range<usize>, Range<usize>)| {
+            let t = qr.start * n + cr.start;
+            let (blk, scratch) = bufs.block(self, cr.clone());
+            // SAFETY: tiles are disjoint rectangles of `out` (rows qr, columns cr) and this
+            // task is their only reader and writer; the prepared q and the block hold these
+            // rows.
+            unsafe { self.score(qr.clone(), &blk, (ptr.get().add(t), n), scratch) }
+        };
+        if tiles.len() == 1 {
+            work(&mut TileBufs::default(), &tiles[0]);
+        } else {
+            pool::run(|| tiles.par_iter().for_each_init(TileBufs::default, work));
         }
     }
 }
@@ -653,10 +859,7 @@ pub fn similarity_matrix(
     cols: usize,
     metric: Metric,
 ) -> Result<Vec<f32>> {
-    const F: &str = "similarityMatrix";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_matrix(F, "c", c, c_rows, cols)?;
-    similarity_corpus(q, q_rows, &Corpus::F32(c), c_rows, cols, metric)
+    Batch::new(q, q_rows, Corpus::F32(c), c_rows, cols, metric).similarity()
 }
 
 /// [`similarity_matrix`] written into `out` (q.rows × c.rows values), e.g. a buffer that the
@@ -670,12 +873,7 @@ pub fn similarity_matrix_into(
     metric: Metric,
     out: &mut [f32],
 ) -> Result<()> {
-    const F: &str = "similarityMatrix";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_matrix(F, "c", c, c_rows, cols)?;
-    check_out(F, out, q_rows, c_rows)?;
-    similarity_corpus_into(q, q_rows, &Corpus::F32(c), c_rows, cols, metric, out);
-    Ok(())
+    Batch::new(q, q_rows, Corpus::F32(c), c_rows, cols, metric).similarity_into(out)
 }
 
 /// Checks that an output buffer holds q.rows × c.rows values.
@@ -690,135 +888,37 @@ pub(crate) fn check_out(func: &str, out: &[f32], q_rows: usize, c_rows: usize) -
     Ok(())
 }
 
-/// The similarity matrix of checked inputs against a corpus in any storage type (allocated
-/// fallibly; see [`similarity_corpus_into`]).
-pub(crate) fn similarity_corpus(
-    q: &[f32],
-    q_rows: usize,
-    c: &Corpus,
-    c_rows: usize,
-    cols: usize,
-    metric: Metric,
-) -> Result<Vec<f32>> {
-    let mut out = crate::alloc::try_mat(SIM_F, SIM_WHAT, q_rows, c_rows, SIM_HINT)?;
-    similarity_corpus_into(q, q_rows, c, c_rows, cols, metric, &mut out);
-    Ok(out)
-}
-
-/// The similarity matrix of checked inputs against a corpus in any storage type, written into
-/// `out` (q.rows × c.rows) tile by tile (each tile takes its corpus rows as float32: a slice of a
-/// float32 corpus, or decoded into the task's buffer).
-pub(crate) fn similarity_corpus_into(
-    q: &[f32],
-    q_rows: usize,
-    c: &Corpus,
-    c_rows: usize,
-    cols: usize,
-    metric: Metric,
-    out: &mut [f32],
-) {
-    let prec = precision::current();
-    let qr = round_queries(q, prec);
-    let qs = prepare_queries(metric, &qr, q_rows, cols, prec);
-    let ca = corpus_aux(c, metric, c_rows, cols, prec);
-    let (m, n) = (q_rows, c_rows);
-    let tiles: Vec<(usize, usize)> = (0..m)
-        .step_by(TILE_M)
-        .flat_map(|i| (0..n).step_by(TILE_N).map(move |j| (i, j)))
-        .collect();
-    let ptr = SendPtr(out.as_mut_ptr());
-    let work = |(buf, scratch, rbuf): &mut (Vec<f32>, Vec<f32>, Vec<f32>),
-                &(i0, j0): &(usize, usize)| {
-        let mb = TILE_M.min(m - i0);
-        let nb = TILE_N.min(n - j0);
-        let cb = corpus_rows(c, j0, nb, cols, buf, rbuf, metric, prec);
-        let cat = if ca.is_empty() {
-            &ca[..]
-        } else {
-            &ca[j0..j0 + nb]
-        };
-        // SAFETY: tiles are disjoint rectangles of `out` (rows i0..i0+mb, columns j0..j0+nb)
-        // and this task is their only reader and writer; the prepared q and cb hold these rows.
-        unsafe {
-            let t = ptr.get().add(i0 * n + j0);
-            prec.gemm_raw(&Gemm::nt(
-                mb,
-                nb,
-                cols,
-                (qs.rows.as_ptr().add(i0 * cols), cols),
-                (cb.as_ptr(), cols),
-                (t, n),
-            ));
-            if metric != Metric::Dot {
-                finish_tile(metric, &qs, i0, mb, cb, cat, nb, t, n, scratch);
-            }
-        }
-    };
-    if tiles.len() == 1 {
-        work(&mut (Vec::new(), Vec::new(), Vec::new()), &tiles[0]);
-    } else {
-        pool::run(|| {
-            tiles
-                .par_iter()
-                .for_each_init(|| (Vec::new(), Vec::new(), Vec::new()), work)
-        });
-    }
-}
-
 /// The query rows as the batched functions take them at `prec`: `q` itself (f32), or its bf16
 /// values.
-pub(crate) fn round_queries(q: &[f32], prec: Precision) -> std::borrow::Cow<'_, [f32]> {
+fn round_queries(q: &[f32], prec: Precision) -> Cow<'_, [f32]> {
     match prec {
-        Precision::F32 => std::borrow::Cow::Borrowed(q),
-        Precision::Bf16 => std::borrow::Cow::Owned(q.iter().map(|&x| prec.round(x)).collect()),
+        Precision::F32 => Cow::Borrowed(q),
+        Precision::Bf16 => Cow::Owned(q.iter().map(|&x| prec.round(x)).collect()),
     }
 }
 
-/// Corpus rows `j0 .. j0 + rows` as float32, as the batched functions take them at `prec`:
-/// stored or decoded (in `buf`), and at bf16 precision rounded (in `rbuf`) for l2sq, which needs
-/// them after the GEMM (the bf16 GEMM rounds its inputs itself; cosine rounds the rare rows it
-/// scores directly, see `Queries::round_c`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn corpus_rows<'b>(
-    c: &'b Corpus,
-    j0: usize,
-    rows: usize,
-    cols: usize,
-    buf: &'b mut Vec<f32>,
-    rbuf: &'b mut Vec<f32>,
-    metric: Metric,
-    prec: Precision,
-) -> &'b [f32] {
-    let raw = c.rows(j0, rows, cols, buf);
-    if prec == Precision::F32 || metric != Metric::L2sq {
-        return raw;
-    }
-    prec.round_into(raw, rbuf);
-    rbuf
-}
-
-/// The corpus auxiliaries of `metric` (see [`aux`]) at `prec`: of the bf16 values at bf16
-/// precision.
-pub(crate) fn corpus_aux(
-    c: &Corpus,
-    metric: Metric,
-    rows: usize,
-    cols: usize,
-    prec: Precision,
-) -> Vec<f32> {
+/// The corpus auxiliaries of the metric (see [`aux`]) at `prec`: of the bf16 values at bf16
+/// precision; a compact corpus decoded a piece at a time.
+fn corpus_aux(b: &Batch, prec: Precision) -> Vec<f32> {
+    let (metric, rows, cols) = (b.metric, b.c_rows, b.cols);
     if metric != Metric::Cosine {
         return Vec::new();
     }
-    if prec == Precision::F32 {
-        return c.aux(metric, rows, cols);
+    if let (Corpus::F32(d), Precision::F32) = (b.c, prec) {
+        return aux(metric, d, rows, cols);
     }
     const PIECE: usize = 4096;
     let mut out = Vec::with_capacity(rows);
     let (mut buf, mut rbuf) = (Vec::new(), Vec::new());
-    for j0 in (0..rows).step_by(PIECE) {
-        let n = PIECE.min(rows - j0);
-        prec.round_into(c.rows(j0, n, cols, &mut buf), &mut rbuf);
-        out.extend(aux(metric, &rbuf, n, cols));
+    for r in blocks(rows, PIECE) {
+        let raw = b.c.rows(r.start, r.len(), cols, &mut buf);
+        let piece = if prec == Precision::F32 {
+            raw
+        } else {
+            prec.round_into(raw, &mut rbuf);
+            &rbuf[..]
+        };
+        out.extend(aux(metric, piece, r.len(), cols));
     }
     out
 }
@@ -830,13 +930,7 @@ const SIM_HINT: &str = "use topK for nearest neighbours, or split the batch";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lcg(s: &mut u64) -> f64 {
-        *s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*s >> 11) as f64 / (1u64 << 53) as f64
-    }
+    use crate::testdata::uniform;
 
     fn cos64(a: &[f32], b: &[f32]) -> f64 {
         let (ab, aa, bb) = dot_norms_f64(a, b);
@@ -946,12 +1040,12 @@ mod tests {
                 let (qr, cr) = ([1usize, 3, 20][trial % 3], 25);
                 let off = [0.0, 1.0, 1e3, 1e5, 30.0, 1e4][trial];
                 let spread = [1.0, 0.01, 3.0][trial % 3];
-                let o: Vec<f64> = (0..d).map(|_| off * (1.0 + lcg(&mut seed))).collect();
+                let o: Vec<f64> = (0..d).map(|_| off * (1.0 + uniform(&mut seed))).collect();
                 let mut gen = |n: usize, f: f64| -> Vec<f32> {
                     (0..n * d)
                         .map(|t| {
                             let w = if trial % 2 == 0 {
-                                lcg(&mut seed) * 2.0 - 1.0
+                                uniform(&mut seed) * 2.0 - 1.0
                             } else {
                                 ((t % d) as f64 * f + (t / d) as f64).sin()
                             };

@@ -4,15 +4,10 @@
 
 use crate::alloc;
 use crate::bail;
-use crate::error::{check_matrix, Result};
+use crate::error::{check_rows, Result};
 use crate::pool;
-use crate::precision::Gemm;
-use crate::precision::{self, Precision};
-use crate::quantized::{check_corpus, Corpus};
-use crate::similarity::{
-    corpus_aux, corpus_rows, finish_tile, prepare_queries, round_queries, Metric, Queries, TILE_M,
-    TILE_N,
-};
+use crate::quantized::Corpus;
+use crate::similarity::{blocks, Batch, CBlock, Metric, Search, TileBufs, TILE_M, TILE_N};
 use rayon::prelude::*;
 
 /// One candidate: `key` is the score oriented so that larger is better (NaN → −∞, and a NaN
@@ -127,6 +122,9 @@ pub struct TopK {
 /// Corpus rows per parallel piece.
 const PIECE: usize = 4 * TILE_N;
 
+/// The name in the messages of every top-k call.
+const F: &str = "topK";
+
 /// Exact top-k of each query row against the corpus rows under `metric`, best first (largest
 /// dot/cosine, smallest l2sq), ties broken by lower index; NaN scores rank last.
 pub fn top_k(
@@ -138,11 +136,7 @@ pub fn top_k(
     kk: usize,
     metric: Metric,
 ) -> Result<TopK> {
-    const F: &str = "topK";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_matrix(F, "c", c, c_rows, cols)?;
-    check_k(F, kk, c_rows)?;
-    top_k_corpus(F, q, q_rows, &Corpus::F32(c), c_rows, cols, kk, metric)
+    Batch::new(q, q_rows, Corpus::F32(c), c_rows, cols, metric).top_k(kk, Select::ALL)
 }
 
 /// Checks k against the corpus rows (E_ARG outside [1, c.rows]), and that row indices fit in
@@ -157,112 +151,51 @@ pub fn check_k(func: &str, kk: usize, c_rows: usize) -> Result<()> {
     Ok(())
 }
 
-/// Top-k of checked inputs against a corpus in any storage type: parallel over fixed pieces
-/// of corpus rows (each taken as float32: a slice of a float32 corpus, or decoded into the
-/// task's buffer), heaps merged in a fixed order.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn top_k_corpus(
-    func: &str,
-    q: &[f32],
-    q_rows: usize,
-    c: &Corpus,
-    c_rows: usize,
-    cols: usize,
-    kk: usize,
-    metric: Metric,
-) -> Result<TopK> {
-    top_k_select(func, q, q_rows, c, c_rows, cols, kk, metric, Select::ALL)
+/// Exact top-k of each query of `b` over the corpus rows that `sel` admits (a corpus in any
+/// storage type): like [`top_k`] (best first, ties by the lower index, NaN last), but query `i`
+/// never returns `sel.skip[i]` nor a row `j` with `sel.mask[j] == 0`. Fewer than `kk` eligible
+/// rows for a query → E_ARG.
+pub fn top_k_filtered(b: Batch, kk: usize, sel: Select) -> Result<TopK> {
+    b.top_k(kk, sel)
 }
 
-/// Exact top-k of each query over the corpus rows that `sel` admits (a corpus in any storage
-/// type): like [`top_k`] (best first, ties by the lower index, NaN last), but query `i` never
-/// returns `sel.skip[i]` nor a row `j` with `sel.mask[j] == 0`. Fewer than `kk` eligible rows
-/// for a query → E_ARG.
-#[allow(clippy::too_many_arguments)]
-pub fn top_k_filtered(
-    q: &[f32],
-    q_rows: usize,
-    c: &Corpus,
-    c_rows: usize,
-    cols: usize,
-    kk: usize,
-    metric: Metric,
-    sel: Select,
-) -> Result<TopK> {
-    const F: &str = "topK";
-    check_matrix(F, "q", q, q_rows, cols)?;
-    check_corpus(F, c, c_rows, cols)?;
-    check_k(F, kk, c_rows)?;
-    sel.check(F, q_rows, c_rows, kk)?;
-    top_k_select(F, q, q_rows, c, c_rows, cols, kk, metric, sel)
-}
-
-/// [`top_k_corpus`] restricted to the rows `sel` admits (checked by [`Select::check`]).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn top_k_select(
-    func: &str,
-    q: &[f32],
-    q_rows: usize,
-    c: &Corpus,
-    c_rows: usize,
-    cols: usize,
-    kk: usize,
-    metric: Metric,
-    sel: Select,
-) -> Result<TopK> {
-    let new = || Heaps::try_new(func, q_rows, kk);
-    let prec = precision::current();
-    let qr = round_queries(q, prec);
-    let qs = prepare_queries(metric, &qr, q_rows, cols, prec);
-    let ca = corpus_aux(c, metric, c_rows, cols, prec);
-    let scan = |heaps: Heaps, bufs: &mut (Vec<f32>, Vec<f32>), tile: &mut Vec<f32>, j0: usize| {
-        let rows = PIECE.min(c_rows - j0);
-        let (buf, rbuf) = bufs;
-        let blk = Block {
-            c: corpus_rows(c, j0, rows, cols, buf, rbuf, metric, prec),
-            ca: if ca.is_empty() {
-                &ca
-            } else {
-                &ca[j0..j0 + rows]
-            },
-            j_off: j0,
-            rows,
-            sel,
+impl Batch<'_> {
+    /// Checked top-k of the batch over the rows `sel` admits: parallel over fixed pieces of
+    /// corpus rows (each taken as float32: a slice of a float32 corpus, or decoded into the
+    /// task's buffer), heaps merged in a fixed order.
+    pub(crate) fn top_k(&self, kk: usize, sel: Select) -> Result<TopK> {
+        self.check(F)?;
+        check_k(F, kk, self.c_rows)?;
+        sel.check(F, self.q_rows, self.c_rows, kk)?;
+        let (q_rows, c_rows) = (self.q_rows, self.c_rows);
+        let new = || Heaps::try_new(F, q_rows, kk);
+        let s = Search::new(*self);
+        let scan = |heaps: Heaps, bufs: &mut TileBufs, tile: &mut Vec<f32>, j0: usize| {
+            let (blk, scratch) = bufs.block(&s, j0..c_rows.min(j0 + PIECE));
+            scan_block(&s, heaps, tile, &blk, sel, scratch)
         };
-        scan_block(heaps, tile, &qs, q_rows, &blk, cols, metric, prec)
-    };
-    let heaps = if c_rows <= PIECE {
-        scan(new()?, &mut (Vec::new(), Vec::new()), &mut Vec::new(), 0)
-    } else {
-        let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
-        pool::run(|| {
-            pieces
-                .par_iter()
-                .fold(
-                    || new().map(|h| (h, (Vec::new(), Vec::new()), Vec::new())),
-                    |st, &j0| {
-                        st.map(|(h, mut b, mut t)| {
-                            let h = scan(h, &mut b, &mut t, j0);
-                            (h, b, t)
-                        })
-                    },
-                )
-                .map(|st| st.map(|(h, _, _)| h))
-                .reduce(new, |a, b| Ok(Heaps::merge(a?, b?)))
-        })?
-    };
-    heaps.into_top_k(func, q_rows, kk)
-}
-
-/// A block of corpus rows as float32: rows `j_off .. j_off + rows` of the corpus, their
-/// auxiliaries (`ca`, cosine only).
-pub(crate) struct Block<'a> {
-    pub c: &'a [f32],
-    pub ca: &'a [f32],
-    pub j_off: usize,
-    pub rows: usize,
-    /// Which corpus rows each query may return.
-    pub sel: Select<'a>,
+        let heaps = if c_rows <= PIECE {
+            scan(new()?, &mut TileBufs::default(), &mut Vec::new(), 0)
+        } else {
+            let pieces: Vec<usize> = (0..c_rows).step_by(PIECE).collect();
+            pool::run(|| {
+                pieces
+                    .par_iter()
+                    .fold(
+                        || new().map(|h| (h, TileBufs::default(), Vec::new())),
+                        |st, &j0| {
+                            st.map(|(h, mut b, mut t)| {
+                                let h = scan(h, &mut b, &mut t, j0);
+                                (h, b, t)
+                            })
+                        },
+                    )
+                    .map(|st| st.map(|(h, _, _)| h))
+                    .reduce(new, |a, b| Ok(Heaps::merge(a?, b?)))
+            })?
+        };
+        heaps.into_top_k(F, q_rows, kk)
+    }
 }
 
 /// Row eligibility of a top-k call: `skip[i]` is one corpus row query `i` never returns
@@ -301,22 +234,10 @@ impl Select<'_> {
     /// query keeps at least `kk` eligible rows (E_ARG).
     pub fn check(&self, func: &str, q_rows: usize, c_rows: usize, kk: usize) -> Result<()> {
         if let Some(s) = self.skip {
-            if s.len() != q_rows {
-                bail!(
-                    Shape,
-                    "{func}: skip has length {} but q has {q_rows} rows",
-                    s.len()
-                );
-            }
+            check_rows(func, "skip", s.len(), "q", q_rows)?;
         }
         if let Some(m) = self.mask {
-            if m.len() != c_rows {
-                bail!(
-                    Shape,
-                    "{func}: mask has length {} but c has {c_rows} rows",
-                    m.len()
-                );
-            }
+            check_rows(func, "mask", m.len(), "c", c_rows)?;
         }
         if let Some(s) = self.skip {
             if let Some((i, &v)) = s
@@ -353,60 +274,26 @@ impl Select<'_> {
     }
 }
 
-/// Scores every query against a corpus block tile by tile (GEMM at `prec`) and pushes the
-/// candidates into the heaps.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn scan_block(
+/// Scores every query against a corpus block tile by tile ([`Search::score`]) and pushes the
+/// candidates that `sel` admits into the heaps.
+fn scan_block(
+    s: &Search,
     mut heaps: Heaps,
     tile: &mut Vec<f32>,
-    qs: &Queries,
-    q_rows: usize,
-    blk: &Block,
-    cols: usize,
-    metric: Metric,
-    prec: Precision,
+    blk: &CBlock,
+    sel: Select,
+    scratch: &mut Vec<f32>,
 ) -> Heaps {
-    let larger = metric.larger_is_better();
+    let larger = s.b.metric.larger_is_better();
     tile.resize(TILE_M * TILE_N, 0.0);
-    let mut scratch = Vec::new();
-    for i0 in (0..q_rows).step_by(TILE_M) {
-        let mb = TILE_M.min(q_rows - i0);
-        for j0 in (0..blk.rows).step_by(TILE_N) {
-            let nb = TILE_N.min(blk.rows - j0);
+    for qr in blocks(s.b.q_rows, TILE_M) {
+        for cr in blocks(blk.rows, TILE_N) {
+            let sub = blk.sub(cr, s.b.cols);
             // SAFETY: the tile buffer holds TILE_M × TILE_N values; q and the block hold these
             // rows.
-            unsafe {
-                prec.gemm_raw(&Gemm::nt(
-                    mb,
-                    nb,
-                    cols,
-                    (qs.rows.as_ptr().add(i0 * cols), cols),
-                    (blk.c.as_ptr().add(j0 * cols), cols),
-                    (tile.as_mut_ptr(), TILE_N),
-                ));
-                if metric != Metric::Dot {
-                    let ca = if blk.ca.is_empty() {
-                        blk.ca
-                    } else {
-                        &blk.ca[j0..j0 + nb]
-                    };
-                    finish_tile(
-                        metric,
-                        qs,
-                        i0,
-                        mb,
-                        &blk.c[j0 * cols..(j0 + nb) * cols],
-                        ca,
-                        nb,
-                        tile.as_mut_ptr(),
-                        TILE_N,
-                        &mut scratch,
-                    );
-                }
-            }
-            for i in 0..mb {
-                let qi = i0 + i;
-                let row = &tile[i * TILE_N..i * TILE_N + nb];
+            unsafe { s.score(qr.clone(), &sub, (tile.as_mut_ptr(), TILE_N), scratch) };
+            for (i, qi) in qr.clone().enumerate() {
+                let row = &tile[i * TILE_N..i * TILE_N + sub.rows];
                 let mut floor = heaps.floor(qi);
                 for (jj, &s) in row.iter().enumerate() {
                     let key = if s.is_nan() {
@@ -419,14 +306,15 @@ pub(crate) fn scan_block(
                     if key < floor {
                         continue;
                     }
-                    if !blk.sel.admits(qi, blk.j_off + j0 + jj) {
+                    let j = sub.j0 + jj;
+                    if !sel.admits(qi, j) {
                         continue;
                     }
                     heaps.push(
                         qi,
                         Entry {
                             key,
-                            idx: (blk.j_off + j0 + jj) as u32,
+                            idx: j as u32,
                             score: s,
                         },
                     );

@@ -16,20 +16,7 @@ impl<'a> MatRef<'a> {
     /// Checks `data.len() == rows · cols` (by checked arithmetic) and that the matrix is not
     /// empty; `func` and `name` name the call and the argument in the `E_SHAPE` message.
     pub fn new(func: &str, name: &str, data: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
-        if rows.checked_mul(cols) != Some(data.len()) {
-            let product = (rows as f64) * (cols as f64);
-            crate::bail!(
-                Shape,
-                "{func}: {name}.data has length {} but rows * cols = {} * {} = {}",
-                data.len(),
-                rows,
-                cols,
-                js_num(product)
-            );
-        }
-        if rows == 0 || cols == 0 {
-            crate::bail!(Shape, "{func}: {name} is empty ({rows} x {cols})");
-        }
+        check_shape(func, name, data.len(), rows, cols)?;
         Ok(MatRef { data, rows, cols })
     }
 
@@ -37,6 +24,42 @@ impl<'a> MatRef<'a> {
     pub fn row(&self, i: usize) -> &'a [f32] {
         &self.data[i * self.cols..(i + 1) * self.cols]
     }
+}
+
+/// A row-major float32 operand of `rows` rows whose column count its call takes once for all its
+/// operands; unchecked until the call checks it ([`Operand::check`]) in its documented order.
+#[derive(Clone, Copy, Debug)]
+pub struct Operand<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+}
+
+impl<'a> Operand<'a> {
+    pub fn new(data: &'a [f32], rows: usize) -> Self {
+        Operand { data, rows }
+    }
+
+    /// The operand as a `rows × cols` view ([`MatRef::new`]).
+    pub fn check(&self, func: &str, name: &str, cols: usize) -> Result<MatRef<'a>> {
+        MatRef::new(func, name, self.data, self.rows, cols)
+    }
+}
+
+/// The shape check of a matrix of any element type holding `len` values: `len == rows · cols`
+/// (by checked arithmetic) and neither dimension zero (see [`MatRef::new`]).
+pub fn check_shape(func: &str, name: &str, len: usize, rows: usize, cols: usize) -> Result<()> {
+    if rows.checked_mul(cols) != Some(len) {
+        let product = (rows as f64) * (cols as f64);
+        crate::bail!(
+            Shape,
+            "{func}: {name}.data has length {len} but rows * cols = {rows} * {cols} = {}",
+            js_num(product)
+        );
+    }
+    if rows == 0 || cols == 0 {
+        crate::bail!(Shape, "{func}: {name} is empty ({rows} x {cols})");
+    }
+    Ok(())
 }
 
 /// Converts a JavaScript number that must be a non-negative integer (a dimension, a count) into

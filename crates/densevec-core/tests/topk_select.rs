@@ -4,7 +4,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use densevec_core::quantized::{Corpus, I8Scale};
-use densevec_core::similarity::Metric;
+use densevec_core::similarity::{Batch, Metric};
 use densevec_core::topk::{top_k, top_k_filtered, Select, SKIP_NONE};
 use densevec_core::Code;
 
@@ -65,13 +65,8 @@ fn skip_and_mask_match_the_compacted_corpus() {
     skip[3] = SKIP_NONE;
     for metric in [Metric::Dot, Metric::Cosine, Metric::L2sq] {
         let r = top_k_filtered(
-            &q,
-            qr,
-            &Corpus::F32(&c),
-            cr,
-            d,
+            Batch::new(&q, qr, Corpus::F32(&c), cr, d, metric),
             kk,
-            metric,
             Select {
                 skip: Some(&skip),
                 mask: Some(&mask),
@@ -98,13 +93,8 @@ fn self_search_skips_the_query_row() {
     let c = data(n * d, 3);
     let skip: Vec<u32> = (0..n as u32).collect();
     let r = top_k_filtered(
-        &c,
-        n,
-        &Corpus::F32(&c),
-        n,
-        d,
+        Batch::new(&c, n, Corpus::F32(&c), n, d, Metric::Cosine),
         kk,
-        Metric::Cosine,
         Select {
             skip: Some(&skip),
             mask: None,
@@ -132,13 +122,8 @@ fn compact_corpus_is_filtered_too() {
         scale: I8Scale::Global(0.01),
     };
     let r = top_k_filtered(
-        &q,
-        qr,
-        &c,
-        cr,
-        d,
+        Batch::new(&q, qr, c, cr, d, Metric::Dot),
         kk,
-        Metric::Dot,
         Select {
             skip: None,
             mask: Some(&mask),
@@ -160,13 +145,8 @@ fn errors() {
     let c = data(cr * d, 7);
     let run = |kk: usize, skip: Option<&[u32]>, mask: Option<&[u8]>| {
         top_k_filtered(
-            &q,
-            qr,
-            &Corpus::F32(&c),
-            cr,
-            d,
+            Batch::new(&q, qr, Corpus::F32(&c), cr, d, Metric::Dot),
             kk,
-            Metric::Dot,
             Select { skip, mask },
         )
         .unwrap_err()
@@ -179,13 +159,8 @@ fn errors() {
     assert_eq!(e.code, Code::Arg);
     assert!(e.msg.contains("query 0 has 3 eligible"), "{}", e.msg);
     assert!(top_k_filtered(
-        &q,
-        qr,
-        &Corpus::F32(&c),
-        cr,
-        d,
+        Batch::new(&q, qr, Corpus::F32(&c), cr, d, Metric::Dot),
         3,
-        Metric::Dot,
         Select {
             skip: Some(&[0, 1]),
             mask: Some(&[1, 0, 1, 1, 1])

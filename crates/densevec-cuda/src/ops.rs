@@ -16,6 +16,7 @@ use densevec_core::margin::{margin_extras, margin_prepare, MarginPrepared, Margi
 use densevec_core::regularizers::{unit_rows, wasserstein_check, Wasserstein};
 use densevec_core::similarity::Metric;
 use densevec_core::topk::{check_k, TopK};
+use densevec_core::view;
 use densevec_core::{alloc, Code, Error, Result};
 
 /// One GPU operation: its arguments (a struct of the crate root, e.g. [`SimilarityArgs`]), the
@@ -682,7 +683,11 @@ impl GpuOp for MarginArgs<'_> {
     const NAME: &'static str = "marginSoftmax";
 
     fn prepare(&self) -> Result<MarginPrepared> {
-        margin_prepare(self.x, self.n, self.w, self.c, self.d, self.labels, self.o)
+        let (x, w) = (
+            view::Operand::new(self.x, self.n),
+            view::Operand::new(self.w, self.c),
+        );
+        margin_prepare(x, w, self.d, self.labels, self.o)
     }
 
     fn run(&self, dev: &dyn Device, pr: MarginPrepared) -> Result<MarginSoftmax> {
@@ -749,8 +754,16 @@ impl GpuOp for MarginArgs<'_> {
         let gxv = host(F, "gradX", &gx)?;
         let gwv = host(F, "gradPrototypes", &gw)?;
         let tg = pr.target_grads(&row_loss, &logits, labels, o.label_smoothing);
-        let ex = margin_extras(&pr, &logits, n, c, d, labels, o);
-        Ok(pr.finish(total, gxv, gwv, logits, d, ex, &tg, labels))
+        let (grad_scale, angular_margins) = margin_extras(&pr, &logits, n, c, d, labels, o);
+        let unit = MarginSoftmax {
+            loss: total,
+            grad_x: gxv,
+            grad_w: gwv,
+            logits,
+            grad_scale,
+            angular_margins,
+        };
+        Ok(pr.finish(unit, d, &tg, labels))
     }
 }
 

@@ -5,6 +5,7 @@ use crate::common::js_result;
 use crate::common::plain_js;
 use crate::run::{operation, Op};
 use densevec_core::contrastive::{self as c, InfoNceOpts};
+use densevec_core::view::Operand;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -93,9 +94,13 @@ fn max_abs(x: &[f32]) -> f64 {
 impl Op for InfoNceArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
         let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
-        let (q, keys, ids) = (&self.q.data, &self.keys.data, self.key_ids.as_deref());
+        let (q, keys) = (
+            Operand::new(&self.q.data, b),
+            Operand::new(&self.keys.data, n),
+        );
+        let ids = self.key_ids.as_deref();
         Gemm::run(&self.gemm, func, |s| {
-            c::info_nce_with(q, b, keys, n, d, &self.opts(), ids, s)
+            c::info_nce_with(q, keys, d, &self.opts(), ids, s)
         })
     }
 

@@ -6,6 +6,7 @@ use crate::common::{call, guard, typed, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::geometry as geo;
 use densevec_core::view::dim;
+use densevec_core::view::Operand;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -35,8 +36,11 @@ impl Op for KnnClassifyArgs {
             self.queries.dims(func, "queries")?,
         );
         let (kk, m) = (dim(func, "k", self.k)?, self.metric.into());
-        let (train, queries) = (&self.train.data, &self.queries.data);
-        geo::knn_classify(train, tr, &self.labels, queries, qr, d, kk, m).map(Labels)
+        let (train, queries) = (
+            Operand::new(&self.train.data, tr),
+            Operand::new(&self.queries.data, qr),
+        );
+        geo::knn_classify(train, &self.labels, queries, d, kk, m).map(Labels)
     }
 }
 

@@ -5,6 +5,7 @@ use crate::common::call;
 use crate::common::js_result;
 use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
+use densevec_core::view::Operand;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -80,9 +81,12 @@ impl MarginSoftmaxArgs {
 impl Op for MarginSoftmaxArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
         let (n, c, d) = self.dims(func)?;
-        let (x, w) = (&self.x.data, &self.prototypes.data);
+        let (x, w) = (
+            Operand::new(&self.x.data, n),
+            Operand::new(&self.prototypes.data, c),
+        );
         Gemm::run(&self.gemm, func, |s| {
-            mg::margin_softmax_with(x, n, w, c, d, &self.labels, &self.opts(), s)
+            mg::margin_softmax_with(x, w, d, &self.labels, &self.opts(), s)
         })
     }
 

@@ -33,7 +33,13 @@ pub fn batch_norm_forward<'e>(
     let (x, momentum, eps, training) = (&a.x, a.momentum, a.eps, a.training);
     call(env, "BatchNorm.forward", |f| {
         let (n, d) = x.dims(f, "x")?;
-        reg::batch_norm_forward(&x.data, n, d, rm, rv, momentum, eps, training)
+        let layer = reg::BatchNormLayer {
+            running_mean: rm,
+            running_var: rv,
+            momentum,
+            eps,
+        };
+        reg::batch_norm_forward(&x.data, n, d, layer, training)
     })
 }
 

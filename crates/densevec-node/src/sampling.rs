@@ -10,6 +10,7 @@ use crate::run::{operation, Op};
 use densevec_core::margin as mg;
 use densevec_core::sampling as s;
 use densevec_core::view::dim;
+use densevec_core::view::Operand;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -129,8 +130,11 @@ impl Op for NegativeSamplingArgs {
     fn cpu(&self, f: &str) -> densevec_core::Result<s::NegSampling> {
         let ((n, d), (nr, _)) = (self.x.dims(f, "x")?, self.negatives.dims(f, "negatives")?);
         let kk = Some(dim(f, "k", self.k)?).filter(|&k| k > 0);
-        let (x, neg, lq) = (&self.x.data, &self.negatives.data, self.log_q.as_deref());
-        s::negative_sampling_loss(x, n, &self.positives, neg, nr, d, kk, lq)
+        let (x, neg) = (
+            Operand::new(&self.x.data, n),
+            Operand::new(&self.negatives.data, nr),
+        );
+        s::negative_sampling_loss(x, &self.positives, neg, d, kk, self.log_q.as_deref())
     }
 }
 

@@ -171,7 +171,7 @@ impl Op for TopKArgs {
                     mask: self.mask.as_deref(),
                 };
                 let c = self.c.corpus(func)?;
-                return topk::top_k_filtered(q, qr, &c, cr, d, kk, m, sel);
+                return topk::top_k_filtered(sim::Batch::new(q, qr, c, cr, d, m), kk, sel);
             }
             match self.c.dense() {
                 Some(c) => topk::top_k(q, qr, c, cr, d, kk, m),

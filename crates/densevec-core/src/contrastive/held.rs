@@ -12,7 +12,7 @@
 //! multiply-adds is the same either way round). After the row pass, ∂loss/∂z = (P' + P'ᵀ)·z:
 //! one GEMM after an in-place symmetrization.
 
-use super::{log_add_exp, row_extra, Fused, FusedOut, RowExtra};
+use super::{Fused, FusedOut, QuerySums, RowExtra};
 use crate::alloc;
 use crate::error::Result;
 use crate::lossgemm::{mm_tn, SyncPtr};
@@ -87,25 +87,20 @@ pub(super) fn softmax_row(
     let ezn = k::dot(e, row) as f64;
     let elqn = p.log_q.map_or(0.0, |lq| k::dot(e, lq) as f64);
     let zp64 = zp as f64;
-    let lsen = mneg as f64 + s.ln();
-    let lse = log_add_exp(zp64, lsen);
-    let pneg = (lsen - lse).exp();
+    let sums = QuerySums {
+        zp: zp64,
+        up: zp64 + p.log_q.map_or(0.0, |lq| lq[pos] as f64),
+        mneg: mneg as f64,
+        ln: s,
+        ezn,
+        elqn,
+    };
+    let (lse, pneg) = sums.lse_pneg();
     k::scale(e, ((mneg as f64 - lse).exp() * c as f64) as f32);
     row.copy_from_slice(e);
     // p_pos − 1 = −p(negatives), without the cancellation.
     row[pos] = (-pneg * c as f64) as f32;
-    let up = zp64 + p.log_q.map_or(0.0, |lq| lq[pos] as f64);
-    let ex = row_extra(
-        lse,
-        zp64,
-        up,
-        mneg as f64,
-        s,
-        ezn,
-        elqn,
-        mneg as f64,
-        p.inv_tau as f64,
-    );
+    let ex = sums.extras(p.inv_tau as f64);
     (lse - zp64, ex)
 }
 
