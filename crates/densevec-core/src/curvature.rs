@@ -664,9 +664,13 @@ pub fn map_distortion(
     check_finite(F, "x", x)?;
     check_finite(F, "a", a)?;
     let d = cols;
-    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let a64: Vec<f64> = a.iter().map(|&v| v as f64).collect();
-    let mut y = vec![0f64; rows * d];
+    let widen = |what: &str, v: &[f32]| -> Result<Vec<f64>> {
+        let mut w: Vec<f64> = crate::alloc::try_vec(F, what, v.len())?;
+        w.iter_mut().zip(v).for_each(|(o, &s)| *o = s as f64);
+        Ok(w)
+    };
+    let (x64, a64) = (widen("x in float64", x)?, widen("a in float64", a)?);
+    let mut y: Vec<f64> = crate::alloc::try_mat(F, "x·a in float64", rows, d, "")?;
     for (yr, xr) in y.chunks_exact_mut(d).zip(x64.chunks_exact(d)) {
         for (t, &xv) in xr.iter().enumerate() {
             let ar = &a64[t * d..(t + 1) * d];

@@ -250,9 +250,9 @@ pub fn negative_sampling_loss(
     let lnk = (k_ as f64).ln();
     let shift = |idx: usize| log_q.map_or(0.0, |lq| lnk + lq[idx] as f64);
     let inv_n = 1.0 / n as f64;
-    let mut gx = vec![0f32; n * d];
-    let mut gp = vec![0f32; n * d];
-    let mut gn = vec![0f32; neg_rows * d];
+    let mut gx: Vec<f32> = crate::alloc::try_mat(F, "gradX", n, d, "")?;
+    let mut gp: Vec<f32> = crate::alloc::try_mat(F, "gradPositives", n, d, "")?;
+    let mut gn: Vec<f32> = crate::alloc::try_mat(F, "gradNegatives", neg_rows, d, "")?;
     let mut lossv = vec![0f64; n.div_ceil(ANCHORS)];
     let work = |(blk, (((gxb, gpb), gnb), lv)): (usize, NsTask)| {
         let a0 = blk * ANCHORS;
