@@ -189,25 +189,7 @@ struct GraphOf<'a> {
     metric: GraphMetric,
 }
 
-impl<'a> GraphOf<'a> {
-    fn new(
-        func: &'a str,
-        m: &'a [f32],
-        rows: usize,
-        cols: usize,
-        k: usize,
-        metric: GraphMetric,
-    ) -> Self {
-        GraphOf {
-            func,
-            m,
-            rows,
-            cols,
-            k,
-            metric,
-        }
-    }
-
+impl GraphOf<'_> {
     /// Checks m (at least `min_rows` rows) and k.
     fn check(&self, min_rows: usize) -> Result<()> {
         let (func, rows, k) = (self.func, self.rows, self.k);
@@ -243,7 +225,14 @@ pub fn graph_geodesics(
     sources: Option<&[u32]>,
 ) -> Result<Vec<f32>> {
     const F: &str = "graphGeodesics";
-    let graph = GraphOf::new(F, m, rows, cols, k, metric);
+    let graph = GraphOf {
+        func: F,
+        m,
+        rows,
+        cols,
+        k,
+        metric,
+    };
     graph.check(2)?;
     let all: Vec<u32>;
     let src = match sources {
@@ -363,7 +352,14 @@ pub fn hyperbolicity(
     seed: u64,
 ) -> Result<Hyperbolicity> {
     const F: &str = "hyperbolicity";
-    let graph = GraphOf::new(F, m, rows, cols, k, metric);
+    let graph = GraphOf {
+        func: F,
+        m,
+        rows,
+        cols,
+        k,
+        metric,
+    };
     let (g, quads) = sampled_graph(graph, ("samples", samples), 4, seed)?;
     // Pair slots 0..6: (0,1) (2,3) (0,2) (1,3) (0,3) (1,2); the pair's first vertex is the source.
     const PAIRS: [(usize, usize); 6] = [(0, 1), (2, 3), (0, 2), (1, 3), (0, 3), (1, 2)];
@@ -457,7 +453,14 @@ pub fn triangle_curvature(
     seed: u64,
 ) -> Result<TriangleCurvature> {
     const F: &str = "triangleCurvature";
-    let graph = GraphOf::new(F, m, rows, cols, k, metric);
+    let graph = GraphOf {
+        func: F,
+        m,
+        rows,
+        cols,
+        k,
+        metric,
+    };
     let (g, tris) = sampled_graph(graph, ("triangles", triangles), 3, seed)?;
     let found: Vec<Option<f64>> = pool::run(|| {
         tris.par_chunks(3)

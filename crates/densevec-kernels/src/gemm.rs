@@ -340,10 +340,9 @@ unsafe fn sweep(spec: &Spec, g: &Gemm, strip: &Tile, pf: (*const f32, usize, usi
         cols,
         kc,
         pa,
-        pb,
         c,
         ldc,
-        load_c,
+        ..
     } = *strip;
     let mr = spec.mr;
     let (pf_base, pf_rows, pf_len) = pf;
@@ -354,13 +353,9 @@ unsafe fn sweep(spec: &Spec, g: &Gemm, strip: &Tile, pf: (*const f32, usize, usi
         let r = mr.min(rows - ir);
         let tile = Tile {
             rows: r,
-            cols,
-            kc,
             pa: pa.add(ir * kc),
-            pb,
             c: c.add(ir * ldc),
-            ldc,
-            load_c,
+            ..*strip
         };
         (spec.kernel)(&tile);
         if ir + mr < rows {
