@@ -157,12 +157,30 @@ pub fn normalized_rows(
         });
     }
     if let Some(i) = norms.iter().position(|&v| v == 0.0) {
-        bail!(
-            Arg,
-            "{func}: {name} row {i} has zero norm and cannot be normalized"
-        );
+        return Err(zero_norm(func, name, i));
     }
     Ok((out, norms))
+}
+
+/// The error of a row that cannot be normalized.
+fn zero_norm(func: &str, name: &str, i: usize) -> crate::Error {
+    crate::Error::new(
+        crate::Code::Arg,
+        format!("{func}: {name} row {i} has zero norm and cannot be normalized"),
+    )
+}
+
+/// Index of the first of the `rows` rows of `x` (rows × d) that [`normalized_rows`] refuses
+/// (all values zero), found without normalizing: a parallel read of `x`.
+pub fn first_zero_row(x: &[f32], rows: usize, d: usize) -> Option<usize> {
+    if d == 0 {
+        return (rows > 0).then_some(0);
+    }
+    let zero = |r: &[f32]| r.iter().all(|&v| v == 0.0);
+    if rows * d < ROWS * 512 {
+        return x.chunks(d).position(zero);
+    }
+    pool::run(|| x.par_chunks(d).position_first(zero))
 }
 
 /// Backprop through x̂ = x/‖x‖ in place: g ← (g − x̂(x̂·g))/‖x‖.
@@ -581,6 +599,9 @@ pub struct Prepared<'a> {
     /// Norms of the raw query / key rows when they were normalized.
     pub q_norms: Option<Vec<f64>>,
     pub k_norms: Option<Vec<f64>>,
+    /// The rows are to be normalized by the backend ([`info_nce_prepare_raw`]), which then
+    /// returns gradients with respect to the raw rows.
+    pub normalize_pending: bool,
 }
 
 impl<'a> Prepared<'a> {
@@ -671,6 +692,33 @@ pub fn info_nce_prepare_ids<'a>(
     o: &InfoNceOpts<'a>,
     key_ids: Option<&'a [u32]>,
 ) -> Result<Prepared<'a>> {
+    prepare_nce(q, keys, d, o, key_ids, false)
+}
+
+/// [`info_nce_prepare`] for a backend that normalizes the rows itself: the same checks, in the
+/// same order, with the same errors (a zero row is found by [`first_zero_row`]), but the rows
+/// stay as given and [`Prepared::normalize_pending`] is set: the backend normalizes them, and
+/// returns gradients already taken back through the normalization.
+#[doc(hidden)]
+pub fn info_nce_prepare_raw<'a>(
+    q: &'a [f32],
+    b: usize,
+    keys: &'a [f32],
+    n: usize,
+    d: usize,
+    o: &InfoNceOpts<'a>,
+) -> Result<Prepared<'a>> {
+    prepare_nce(Operand::new(q, b), Operand::new(keys, n), d, o, None, true)
+}
+
+fn prepare_nce<'a>(
+    q: Operand<'a>,
+    keys: Operand<'a>,
+    d: usize,
+    o: &InfoNceOpts<'a>,
+    key_ids: Option<&'a [u32]>,
+    raw: bool,
+) -> Result<Prepared<'a>> {
     const F: &str = "infoNCE";
     let (b, n) = (q.rows, keys.rows);
     let q = q.check(F, "q", d)?.data;
@@ -700,7 +748,14 @@ pub fn info_nce_prepare_ids<'a>(
         }
         None => Cow::Owned((0..b as u32).collect()),
     };
-    let normed = if o.normalize {
+    let normed = if o.normalize && raw {
+        for (x, rows, name) in [(q, b, "q"), (keys, n, "keys")] {
+            if let Some(i) = first_zero_row(x, rows, d) {
+                return Err(zero_norm(F, name, i));
+            }
+        }
+        None
+    } else if o.normalize {
         let qn = normalized_rows(F, "q", q, b, d)?;
         let kn = normalized_rows(F, "keys", keys, n, d)?;
         Some((qn, kn))
@@ -727,6 +782,7 @@ pub fn info_nce_prepare_ids<'a>(
             key_ids,
             q_norms: Some(qn),
             k_norms: Some(kn),
+            normalize_pending: false,
         },
         None => Prepared {
             q: Cow::Borrowed(q),
@@ -741,6 +797,7 @@ pub fn info_nce_prepare_ids<'a>(
             key_ids,
             q_norms: None,
             k_norms: None,
+            normalize_pending: raw && o.normalize,
         },
     })
 }
@@ -952,6 +1009,7 @@ pub fn nt_xent_prepare(
         key_ids: None,
         q_norms: Some(norms),
         k_norms: None,
+        normalize_pending: false,
     })
 }
 
@@ -1572,5 +1630,45 @@ mod tests {
             mismatch_score(&q[..2], &q[..2], 1, 2).unwrap_err().code,
             Code::Shape
         );
+    }
+
+    #[test]
+    fn raw_prepare_refuses_what_the_normalizing_prepare_refuses() {
+        // The backends that normalize on their own device get the same errors, in the same
+        // order, as the CPU path: zero rows of q, then of keys, then non-finite values.
+        let d = 3;
+        let x = [1f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let zero = [1f32, 2.0, 3.0, 0.0, 0.0, 0.0];
+        let nan = [f32::NAN, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let o = InfoNceOpts {
+            temperature: 0.1,
+            positives: None,
+            log_q: None,
+            normalize: true,
+        };
+        for (q, k) in [
+            (&zero, &nan),
+            (&x, &zero),
+            (&nan, &zero),
+            (&nan, &x),
+            (&x, &x),
+        ] {
+            let want = info_nce_prepare(q, 2, k, 2, d, &o).map(|p| p.normalize_pending);
+            let got = info_nce_prepare_raw(q, 2, k, 2, d, &o).map(|p| p.normalize_pending);
+            match (want, got) {
+                (Err(a), Err(b)) => assert_eq!((a.code, a.msg), (b.code, b.msg)),
+                (Ok(a), Ok(b)) => assert!(!a && b),
+                (a, b) => panic!("{a:?} vs {b:?}"),
+            }
+        }
+        // Large inputs are scanned in parallel; the first zero row is still the one named.
+        let rows = 5000;
+        let mut big = vec![1f32; rows * 64];
+        for r in [4321, 1234, 4999] {
+            big[r * 64..(r + 1) * 64].fill(0.0);
+        }
+        assert_eq!(first_zero_row(&big, rows, 64), Some(1234));
+        assert_eq!(first_zero_row(&[], 3, 0), Some(0));
+        assert_eq!(first_zero_row(&[], 0, 0), None);
     }
 }

@@ -127,7 +127,25 @@ pub fn check_rows(func: &str, name: &str, len: usize, of: &str, rows: usize) -> 
 
 /// Fails with `E_NON_FINITE` if any value is NaN or ±∞ (the value printed as JavaScript does).
 pub fn check_finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+    let bad = |v: &f32| !v.is_finite();
+    // Large inputs are scanned in parallel by chunks (the first bad index is still the one
+    // reported: the first chunk holding one, then its first).
+    const CHUNK: usize = 1 << 16;
+    let first = if data.len() < 1 << 20 {
+        data.iter().position(bad)
+    } else {
+        use rayon::prelude::*;
+        let any_bad = |c: &[f32]| {
+            c.iter().fold(0u32, |a, v| {
+                a | ((v.to_bits() & 0x7f80_0000) == 0x7f80_0000) as u32
+            }) != 0
+        };
+        crate::pool::run(|| data.par_chunks(CHUNK).position_first(any_bad)).and_then(|ci| {
+            let c = &data[ci * CHUNK..];
+            c.iter().position(bad).map(|i| ci * CHUNK + i)
+        })
+    };
+    if let Some(i) = first {
         bail!(
             NonFinite,
             "{func}: {name} has a non-finite value {} at index {i}",
@@ -140,6 +158,31 @@ pub fn check_finite(func: &str, name: &str, data: &[f32]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_finite_names_the_first_bad_value_of_a_large_input() {
+        // Large inputs are scanned in parallel chunks: the first bad index still wins, also
+        // when a later chunk holds another one and when it sits inside its chunk.
+        let mut x = vec![1f32; (1 << 20) + 12_345];
+        for (at, v) in [
+            (900_001, f32::INFINITY),
+            (70_000, f32::NAN),
+            (1 << 20, f32::NAN),
+        ] {
+            x[at] = v;
+        }
+        let e = check_finite("f", "x", &x).unwrap_err();
+        assert_eq!(e.msg, "f: x has a non-finite value NaN at index 70000");
+        x[70_000] = 1.0;
+        let e = check_finite("f", "x", &x).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "f: x has a non-finite value Infinity at index 900001"
+        );
+        x[900_001] = f32::MAX;
+        x[1 << 20] = 1.0;
+        assert!(check_finite("f", "x", &x).is_ok());
+    }
 
     #[test]
     fn js_num_prints_as_javascript() {

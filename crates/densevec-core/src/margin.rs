@@ -190,7 +190,9 @@ fn angular_margin(cos: &[f32], y: usize) -> f32 {
 }
 
 /// ∂loss/∂s and the angular margins from the logits a backend returned (a host pass over the
-/// N × C logits, O(N·(C + d))): cos θ_j = z_j/s off the label, cos θ_y from the unit rows.
+/// N × C logits, O(N·(C + d)), in parallel over blocks of rows; each row's term is summed in row
+/// order, so the result does not depend on the thread count): cos θ_j = z_j/s off the label,
+/// cos θ_y from the unit rows.
 pub fn margin_extras(
     pr: &MarginPrepared,
     logits: &[f32],
@@ -201,31 +203,41 @@ pub fn margin_extras(
     o: &MarginOpts,
 ) -> (f64, Vec<f32>) {
     let eps = o.label_smoothing;
-    let mut gs = 0f64;
     let mut ang = vec![0f32; n];
-    let mut row = vec![0f64; c];
-    let mut cosr = vec![0f32; c];
-    for i in 0..n {
-        let y = labels[i] as usize;
-        let z = &logits[i * c..(i + 1) * c];
-        for (cv, &zv) in cosr.iter_mut().zip(z) {
-            *cv = (zv as f64 / o.scale) as f32;
+    let mut terms = vec![0f64; n];
+    let work = |(blk, (ang, terms)): (usize, (&mut [f32], &mut [f64]))| {
+        let mut row = vec![0f64; c];
+        let mut cosr = vec![0f32; c];
+        for (r, (a, t)) in ang.iter_mut().zip(terms.iter_mut()).enumerate() {
+            let i = blk * ROWS + r;
+            let y = labels[i] as usize;
+            let z = &logits[i * c..(i + 1) * c];
+            for (cv, &zv) in cosr.iter_mut().zip(z) {
+                *cv = (zv as f64 / o.scale) as f32;
+            }
+            cosr[y] = k::dot(&pr.xh[i * d..(i + 1) * d], &pr.wh[y * d..(y + 1) * d]);
+            *a = angular_margin(&cosr, y);
+            let m = z.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+            let mut se = 0f64;
+            for (r, &zv) in row.iter_mut().zip(z) {
+                *r = (zv as f64 - m).exp();
+                se += *r;
+            }
+            let mut acc = 0f64;
+            for (j, (&r, &zv)) in row.iter().zip(z).enumerate() {
+                let target = eps / c as f64 + if j == y { 1.0 - eps } else { 0.0 };
+                acc += (r / se - target) * zv as f64;
+            }
+            *t = acc;
         }
-        cosr[y] = k::dot(&pr.xh[i * d..(i + 1) * d], &pr.wh[y * d..(y + 1) * d]);
-        ang[i] = angular_margin(&cosr, y);
-        let m = z.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
-        let mut se = 0f64;
-        for (r, &zv) in row.iter_mut().zip(z) {
-            *r = (zv as f64 - m).exp();
-            se += *r;
-        }
-        let mut t = 0f64;
-        for (j, (&r, &zv)) in row.iter().zip(z).enumerate() {
-            let target = eps / c as f64 + if j == y { 1.0 - eps } else { 0.0 };
-            t += (r / se - target) * zv as f64;
-        }
-        gs += t;
-    }
+    };
+    pool::run(|| {
+        ang.par_chunks_mut(ROWS)
+            .zip(terms.par_chunks_mut(ROWS))
+            .enumerate()
+            .for_each(work)
+    });
+    let gs = terms.iter().sum::<f64>();
     (gs / n as f64 / o.scale, ang)
 }
 

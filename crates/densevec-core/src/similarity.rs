@@ -393,7 +393,7 @@ pub(crate) const TILE_N: usize = 384;
 // [COS_LO, COS_HI] (or not finite) are scored directly in float64.
 //
 // L2sq: ‖q‖² + ‖c‖² − 2q·c (as FAISS does), and wherever that cancels — the result below
-// τ·(‖q‖² + ‖c‖²) (see `l2_recompute`), which is where its absolute error (about
+// τ·(‖q‖² + ‖c‖²) (see `l2_recompute_threshold`), which is where its absolute error (about
 // √d·2^-24·(‖q‖² + ‖c‖²)) could exceed 2^-14 of the result — the pair is recomputed directly
 // as Σ(q_k − c_k)². So
 // the error is relative, every score depends only on its two rows (not on the other queries
@@ -405,8 +405,10 @@ pub(crate) const TILE_N: usize = 384;
 const COS_LO: f64 = 8.271806125530277e-25; // 2^-80
 const COS_HI: f64 = 1.2676506002282294e30; // 2^100
 /// Below τ·(‖q‖² + ‖c‖²), a batched l2sq is recomputed directly, with τ = 2^-5·max(1, √(d/64))
-/// (capped at 1/2): the expansion's error grows like √d·2^-24·(‖q‖² + ‖c‖²).
-fn l2_recompute(d: usize) -> f32 {
+/// (capped at 1/2): the expansion's error grows like √d·2^-24·(‖q‖² + ‖c‖²). The GPU backend
+/// applies the same rule.
+#[doc(hidden)]
+pub fn l2_recompute_threshold(d: usize) -> f32 {
     (0.03125 * (d as f32 / 64.0).sqrt()).clamp(0.03125, 0.5)
 }
 /// Squared norms the batched l2sq takes on the float32 path (0 is always fine).
@@ -801,7 +803,7 @@ impl<'a> Search<'a> {
                     }
                 }
                 Metric::L2sq => {
-                    let (qa, tau) = (qs.qa[qi], l2_recompute(d));
+                    let (qa, tau) = (qs.qa[qi], l2_recompute_threshold(d));
                     for (j, (v, &cn)) in row.iter_mut().zip(scratch.iter()).enumerate() {
                         if cn.is_nan() {
                             *v = direct(qi, j);
