@@ -424,6 +424,23 @@ pub fn errors(rig: &dyn Rig) -> Vec<Row> {
         &nce(&nan, &x, &o1),
         info_nce(&nan, 2, &x, 2, 3, &o1),
     );
+    // The device normalizes InfoNCE's rows: a zero row is still refused first, before a
+    // non-finite value, with the CPU's message.
+    let zero = [0f32, 0.0, 0.0, 4.0, 5.0, 6.0];
+    let on = InfoNceOpts {
+        normalize: true,
+        ..o1
+    };
+    e.check(
+        "infoNCE q zero row before keys non-finite",
+        &nce(&zero, &nan, &on),
+        info_nce(&zero, 2, &nan, 2, 3, &on),
+    );
+    e.check(
+        "infoNCE keys zero row",
+        &nce(&x, &zero, &on),
+        info_nce(&x, 2, &zero, 2, 3, &on),
+    );
     e.check("ntXent b shape", &ntx, nt_xent(&x, &x[..3], 2, 3, 0.1));
     let lm = margin_softmax(&x, 2, &x, 2, 3, &[0, 2], &m0);
     e.check("marginSoftmax labels", &mg(&x, &[0, 2], &m0), lm);
@@ -696,6 +713,9 @@ pub fn info_nce_cases(rig: &dyn Rig) -> Vec<Row> {
             (129, 300, 65, &[3]),
             (1000, 1000, 128, &[2]),
             (4096, 4096, 768, &[1]),
+            // K = 65,536 keys: the gradQ product reduces over 65,536 logits per row (the
+            // 3xTF32 accuracy of the longest reduction the anchor shape has).
+            (2048, 65_536, 768, &[1, 2]),
         ]
     } else {
         &[

@@ -603,9 +603,9 @@ fn every_kernel_of_the_sources_is_compiled_in() {
     let ks = Emu::kernels();
     let has = |f: &str, k: &str| ks.iter().any(|(ff, kk)| ff == f && *kk == k);
     for k in [
-        "dv_row_sumsq",
-        "dv_aux",
+        "dv_row_aux",
         "dv_finish",
+        "dv_l2_direct",
         "dv_sgemm",
         "dv_topk_merge",
         "dv_split_tf32",
@@ -994,75 +994,119 @@ fn row_major_gemm_helper_runs_on_the_column_major_sgemm() {
 // ----- the similarity kernels of densevec-cuda ------------------------------------------------
 
 #[test]
-fn dv_row_sumsq_one_warp_per_row() {
+fn dv_row_aux_one_warp_per_row() {
     let d = Emu::new();
     let mut rng = Rng(11);
     for (rows, cols) in [(37usize, 70usize), (8, 32), (1, 1), (9, 0), (300, 5)] {
-        let x: Vec<f32> = (0..rows * cols).map(|_| rng.f32()).collect();
+        let mut x: Vec<f32> = (0..rows * cols).map(|_| rng.f32()).collect();
+        if rows > 2 && cols > 0 {
+            x[cols..2 * cols].fill(0.0); // a zero row: cosine's auxiliary is 0
+        }
         let dx = Buf::from(&d, &x).unwrap();
-        let out = Buf::<f32>::from(&d, &vec![f32::NAN; rows]).unwrap();
-        let warps_per_block = 256 / 32;
-        let blocks = rows.div_ceil(warps_per_block) as u32;
-        d.launch(
-            "dv_row_sumsq",
-            Launch::blocks(blocks, 256),
-            &[
-                dx.arg(0),
-                Arg::I32(rows as i32),
-                Arg::I32(cols as i32),
-                out.arg(0),
-            ],
-        )
-        .unwrap();
-        let got = out.to_vec().unwrap();
-        for r in 0..rows {
-            let want: f64 = x[r * cols..(r + 1) * cols]
-                .iter()
-                .map(|&v| v as f64 * v as f64)
-                .sum();
-            assert!(
-                (got[r] as f64 - want).abs() <= 1e-5 * want.max(1.0),
-                "{rows}x{cols} row {r}: {} vs {want}",
-                got[r]
-            );
+        for metric in [1, 2] {
+            let out = Buf::<f32>::from(&d, &vec![f32::NAN; rows]).unwrap();
+            let warps_per_block = 256 / 32;
+            let blocks = rows.div_ceil(warps_per_block) as u32;
+            d.launch(
+                "dv_row_aux",
+                Launch::blocks(blocks, 256),
+                &[
+                    dx.arg(0),
+                    Arg::I32(rows as i32),
+                    Arg::I32(cols as i32),
+                    Arg::I32(metric),
+                    out.arg(0),
+                ],
+            )
+            .unwrap();
+            let got = out.to_vec().unwrap();
+            for r in 0..rows {
+                let ss: f64 = x[r * cols..(r + 1) * cols]
+                    .iter()
+                    .map(|&v| v as f64 * v as f64)
+                    .sum();
+                let want = match metric {
+                    1 if ss == 0.0 => 0.0,
+                    1 => 1.0 / ss.sqrt(),
+                    _ => ss,
+                };
+                assert!(
+                    (got[r] as f64 - want).abs() <= 1e-5 * want.max(1.0),
+                    "{rows}x{cols} metric {metric} row {r}: {} vs {want}",
+                    got[r]
+                );
+            }
         }
     }
 }
 
-#[test]
-fn dv_aux_and_dv_finish_epilogue() {
-    let d = Emu::new();
-    let sumsq = [4.0f32, 0.0, 0.25, 9.0];
-    let s = Buf::from(&d, &sumsq).unwrap();
+/// Launches dv_finish on `tile` (m × n, leading dimension ld) with the given auxiliaries and,
+/// for l2sq, dv_l2_direct with the rows (d values each; `lo` 0 = plain).
+/// The rows of both sides of a finish: (hi, lo) device addresses each.
+type SideRows = ((u64, u64), (u64, u64));
+
+fn finish_on(
+    d: &Emu,
+    tile: &Buf<f32>,
+    [m, n, ld, cols]: [usize; 4],
+    (qa, ca): (&Buf<f32>, &Buf<f32>),
+    (q, c): SideRows,
+    metric: i32,
+) {
     d.launch(
-        "dv_aux",
-        Launch::elems(4),
-        &[s.arg(0), Arg::I32(4), Arg::I32(1)],
+        "dv_finish",
+        geom([n.div_ceil(256) as u32, m as u32, 1], [256, 1, 1]),
+        &[
+            tile.arg(0),
+            Arg::I32(m as i32),
+            Arg::I32(n as i32),
+            Arg::I64(ld as i64),
+            qa.arg(0),
+            ca.arg(0),
+            Arg::I32(metric),
+        ],
     )
     .unwrap();
-    assert_eq!(s.to_vec().unwrap(), [0.5, 0.0, 2.0, 1.0 / 3.0]);
-    // Finish: m = 3 rows, n = 2 columns, ld = 5; metric 1 scales, metric 2 forms distances.
+    if metric != 2 {
+        return;
+    }
+    d.launch(
+        "dv_l2_direct",
+        geom(
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1],
+            [256, 1, 1],
+        ),
+        &[
+            tile.arg(0),
+            Arg::I32(m as i32),
+            Arg::I32(n as i32),
+            Arg::I64(ld as i64),
+            qa.arg(0),
+            ca.arg(0),
+            Arg::Ptr(q.0),
+            Arg::Ptr(q.1),
+            Arg::Ptr(c.0),
+            Arg::Ptr(c.1),
+            Arg::I32(cols as i32),
+            Arg::F32(densevec_core::similarity::l2_recompute_threshold(cols)),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn dv_finish_epilogue() {
+    let d = Emu::new();
+    // Finish: m = 3 rows, n = 2 columns, ld = 5; metric 1 scales, metric 2 forms distances
+    // (none of these cancels, so the rows are not read: null pointers).
     let (m, n, ld) = (3usize, 2usize, 5usize);
     let tile: Vec<f32> = (0..m * ld).map(|i| i as f32).collect();
-    let qa = [1.0f32, 2.0, 3.0];
-    let ca = [10.0f32, 0.5];
+    let qa = [1.0f32, 200.0, 300.0];
+    let ca = [1000.0f32, 50.0];
     for metric in [1, 2] {
         let t = Buf::from(&d, &tile).unwrap();
         let (dq, dc) = (Buf::from(&d, &qa).unwrap(), Buf::from(&d, &ca).unwrap());
-        d.launch(
-            "dv_finish",
-            geom([1, 2, 1], [256, 1, 1]),
-            &[
-                t.arg(0),
-                Arg::I32(m as i32),
-                Arg::I32(n as i32),
-                Arg::I64(ld as i64),
-                dq.arg(0),
-                dc.arg(0),
-                Arg::I32(metric),
-            ],
-        )
-        .unwrap();
+        finish_on(&d, &t, [m, n, ld, 4], (&dq, &dc), ((0, 0), (0, 0)), metric);
         let got = t.to_vec().unwrap();
         for i in 0..m {
             for j in 0..ld {
@@ -1075,6 +1119,87 @@ fn dv_aux_and_dv_finish_epilogue() {
                     (qa[i] + ca[j] - 2.0 * v).max(0.0)
                 };
                 assert_eq!(got[i * ld + j], want, "metric {metric} ({i},{j})");
+            }
+        }
+    }
+}
+
+#[test]
+fn dv_finish_recomputes_cancelled_l2sq_from_plain_and_split_rows() {
+    // Rows with a large common offset: the expansion ‖q‖² + ‖c‖² − 2q·c loses every digit
+    // of the small distances; the kernel recomputes those pairs from the rows, stored plain
+    // or split into hi + lo (the 3xTF32 layout).
+    // 70 × 67 pairs span four 64 × 64 tiles; corpus rows from 40 on have no offset, so their
+    // pairs do not cancel and keep the expansion (the tile kernel writes only the pairs it
+    // must redo); the tile of rows ≥ 64 × columns ≥ 64 holds no cancelling pair at all.
+    let d = Emu::new();
+    let (m, n, cols) = (70usize, 67usize, 33usize);
+    let mut rng = Rng(21);
+    let q: Vec<f32> = (0..m * cols)
+        .map(|i| if i / cols < 64 { 1000.0 } else { 0.0 } + rng.f32())
+        .collect();
+    let mut c: Vec<f32> = (0..n * cols)
+        .map(|i| if i / cols < 40 { 1000.0 } else { 0.0 } + rng.f32())
+        .collect();
+    c[..cols].copy_from_slice(&q[..cols]); // an exact duplicate: distance 0
+    let sumsq = |x: &[f32]| x.iter().map(|&v| v * v).sum::<f32>();
+    let qa: Vec<f32> = q.chunks(cols).map(sumsq).collect();
+    let ca: Vec<f32> = c.chunks(cols).map(sumsq).collect();
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let raw: Vec<f32> = (0..m * n)
+        .map(|k| dot(&q[k / n * cols..][..cols], &c[k % n * cols..][..cols]))
+        .collect();
+    let want: Vec<f64> = (0..m * n)
+        .map(|k| {
+            let (a, b) = (&q[k / n * cols..][..cols], &c[k % n * cols..][..cols]);
+            a.iter()
+                .zip(b)
+                .map(|(&x, &y)| (x as f64 - y as f64).powi(2))
+                .sum()
+        })
+        .collect();
+    let split = |x: &[f32]| -> (Vec<f32>, Vec<f32>) {
+        let hi: Vec<f32> = x
+            .iter()
+            .map(|&v| f32::from_bits((v.to_bits() + 0x1000) & 0xffff_e000))
+            .collect();
+        let lo = x.iter().zip(&hi).map(|(&v, &h)| v - h).collect();
+        (hi, lo)
+    };
+    let (dqa, dca) = (Buf::from(&d, &qa).unwrap(), Buf::from(&d, &ca).unwrap());
+    for stored_split in [false, true] {
+        let (qh, ql) = if stored_split {
+            split(&q)
+        } else {
+            (q.clone(), vec![0.0; q.len()])
+        };
+        let (ch, cl) = if stored_split {
+            split(&c)
+        } else {
+            (c.clone(), vec![0.0; c.len()])
+        };
+        let bufs = [&qh, &ql, &ch, &cl].map(|v| Buf::from(&d, v).unwrap());
+        let lo = |b: &Buf<f32>| if stored_split { b.at(0) } else { 0 };
+        let t = Buf::from(&d, &raw).unwrap();
+        let sides = ((bufs[0].at(0), lo(&bufs[1])), (bufs[2].at(0), lo(&bufs[3])));
+        finish_on(&d, &t, [m, n, n, cols], (&dqa, &dca), sides, 2);
+        let got = t.to_vec().unwrap();
+        assert_eq!(got[0], 0.0, "the duplicate pair (split {stored_split})");
+        let tau = densevec_core::similarity::l2_recompute_threshold(cols);
+        for k in 0..m * n {
+            let (i, j) = (k / n, k % n);
+            let expansion = (qa[i] + ca[j] - 2.0 * raw[k]).max(0.0);
+            if expansion >= tau * (qa[i] + ca[j]) {
+                assert_eq!(got[k], expansion, "pair ({i},{j}) keeps the expansion");
+                assert!(i >= 64 || j >= 40, "pair ({i},{j}) should cancel");
+            } else {
+                let err = (got[k] as f64 - want[k]).abs();
+                assert!(
+                    err <= 1e-6 * want[k] + 1e-30,
+                    "pair ({i},{j}) (split {stored_split}): {} vs {}",
+                    got[k],
+                    want[k]
+                );
             }
         }
     }
@@ -1281,4 +1406,57 @@ fn devptr_is_a_host_address() {
     let p: DevPtr = b.at(1);
     // SAFETY: the emulator's device addresses are host addresses of live allocations.
     assert_eq!(unsafe { *(p as *const u32) }, 2);
+}
+
+#[test]
+fn gemm_x_cuts_long_split_reductions_into_pieces() {
+    // 3xTF32 products over a reduction longer than TF32_K run piecewise through C (β = 1 after
+    // the first piece): every orientation must still give α·op(A)·op(B) + β·C.
+    use densevec_cuda::ops::{gemm_x, TF32_K, X};
+    let d = Emu::new();
+    let (m, n, k) = (3usize, 5usize, 2 * TF32_K + 37);
+    let mut rng = Rng(31);
+    let split = |x: &[f32]| -> (Vec<f32>, Vec<f32>) {
+        let hi: Vec<f32> = x
+            .iter()
+            .map(|&v| f32::from_bits((v.to_bits() + 0x1000) & 0xffff_e000))
+            .collect();
+        let lo = x.iter().zip(&hi).map(|(&v, &h)| v - h).collect();
+        (hi, lo)
+    };
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let a: Vec<f32> = (0..m * k).map(|_| rng.f32()).collect();
+        let b: Vec<f32> = (0..k * n).map(|_| rng.f32()).collect();
+        let c0: Vec<f32> = (0..m * n).map(|_| rng.f32()).collect();
+        // Element (i, kk) of op(A) and (kk, j) of op(B) in their stored layouts.
+        let ea = |i: usize, kk: usize| if ta { a[kk * m + i] } else { a[i * k + kk] };
+        let eb = |kk: usize, j: usize| if tb { b[j * k + kk] } else { b[kk * n + j] };
+        let (ah, al) = split(&a);
+        let (bh, bl) = split(&b);
+        let bufs = [&ah, &al, &bh, &bl].map(|v| Buf::from(&d, v).unwrap());
+        let dc = Buf::from(&d, &c0).unwrap();
+        let op = |p: DevPtr, ld: usize, t: bool| if t { Rm::t(p, ld) } else { Rm::n(p, ld) };
+        let xa = X {
+            hi: op(bufs[0].ptr, if ta { m } else { k }, ta).tf32(),
+            lo: Some(bufs[1].ptr),
+        };
+        let xb = X {
+            hi: op(bufs[2].ptr, if tb { k } else { n }, tb).tf32(),
+            lo: Some(bufs[3].ptr),
+        };
+        gemm_x(&d, "test", [m, n, k], 0.75, (xa, xb), 0.5, Rm::n(dc.ptr, n)).unwrap();
+        let got = dc.to_vec().unwrap();
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k).map(|kk| ea(i, kk) as f64 * eb(kk, j) as f64).sum();
+                let want = 0.75 * dot + 0.5 * c0[i * n + j] as f64;
+                let err = (got[i * n + j] as f64 - want).abs();
+                assert!(
+                    err <= 1e-4 * (1.0 + want.abs()),
+                    "ta {ta} tb {tb} ({i},{j}): {} vs {want}",
+                    got[i * n + j]
+                );
+            }
+        }
+    }
 }

@@ -72,7 +72,7 @@ __device__ __forceinline__ double dv_row_lse(const float* row, int n, float mx, 
 //   [Pneg (Eq[z] + Eq[logQ] - z_pos - logQ_pos), entropy of p, p_pos, exp(mn - lse),
 //    exp(mn + ln ln - Eq[z])]
 // (the first times -1/tau is d loss_i / d tau); a row without negatives gets [0, 0, 1, 0, 0].
-// One block of DV_CE_THREADS threads per row.
+// One block of DV_CE_THREADS threads per row, three passes over it: maxima, sums, gradient.
 extern "C" __global__ void __launch_bounds__(DV_CE_THREADS)
 dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
            const float* __restrict__ log_q, int has_logq, const unsigned* __restrict__ positives,
@@ -83,40 +83,45 @@ dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
   for (int r = blockIdx.x; r < rows; r += gridDim.x) {  // block-uniform loop
     float* row = s + (size_t)r * ld;
     const int i = i0 + r;
-    float mx = DV_NEG_INF;
+    const int pos = (int)positives[i];
+    const bool modified = has_logq || exclude_self;
+    // Pass 1: the logits z (written back only where they differ from s), their maximum and
+    // the maximum over the negatives.
+    float mx = DV_NEG_INF, mn = DV_NEG_INF;
     for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
       float z = row[j];
       if (has_logq) z -= log_q[j];
       if (exclude_self && j == i) z = DV_NEG_INF;
-      row[j] = z;
+      if (modified) row[j] = z;
       mx = fmaxf(mx, z);
+      if (j != pos) mn = fmaxf(mn, z);
     }
     mx = dv_block_max(mx, shf);
-    const double lse = dv_row_lse(row, n, mx, shd);
-    const int pos = (int)positives[i];
+    if (extra) mn = dv_block_max(mn, shf);  // block-uniform
+    // Pass 2: the row's sum of exponentials (log-sum-exp) and, for the diagnostics, the
+    // negatives' own shifted sums, each in double in the same order in every thread.
+    double se = 0.0, ln = 0.0, ez = 0.0, elq = 0.0;
+    const bool negs = extra && mn != DV_NEG_INF;  // block-uniform
+    for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
+      const float z = row[j];
+      se += (double)expf(z - mx);
+      if (negs && j != pos && z != DV_NEG_INF) {
+        const double e = (double)expf(z - mn);
+        ln += e;
+        ez += e * (double)z;
+        if (has_logq) elq += e * (double)log_q[j];
+      }
+    }
+    se = dv_block_sum(se, shd);
+    const double lse = (double)mx + log(se);
     const float zpos = row[pos];  // every thread reads it before any thread overwrites the row
     if (extra) {  // block-uniform
-      float mn = DV_NEG_INF;
-      for (int j = threadIdx.x; j < n; j += DV_CE_THREADS)
-        if (j != pos) mn = fmaxf(mn, row[j]);
-      mn = dv_block_max(mn, shf);
-      double ln = 0.0, ez = 0.0, elq = 0.0;
-      if (mn != DV_NEG_INF) {
-        for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
-          const float z = row[j];
-          if (j == pos || z == DV_NEG_INF) continue;
-          const double e = (double)expf(z - mn);
-          ln += e;
-          ez += e * (double)z;
-          if (has_logq) elq += e * (double)log_q[j];
-        }
-      }
       ln = dv_block_sum(ln, shd);
       ez = dv_block_sum(ez, shd);
       elq = dv_block_sum(elq, shd);
       if (threadIdx.x == 0) {
         double* x = extra + (size_t)i * 5;
-        if (mn == DV_NEG_INF) {
+        if (!negs) {
           x[0] = 0.0; x[1] = 0.0; x[2] = 1.0; x[3] = 0.0; x[4] = 0.0;
         } else {
           const double zp = (double)zpos;
@@ -134,6 +139,7 @@ dv_ce_rows(float* __restrict__ s, int rows, int n, long long ld, int i0,
     }
     __syncthreads();
     if (threadIdx.x == 0) loss[i] = lse - (double)zpos;
+    // Pass 3: the gradient with respect to the logits, in place (split when lo is set).
     const float flse = (float)lse;
     for (int j = threadIdx.x; j < n; j += DV_CE_THREADS) {
       float z = row[j];
@@ -187,4 +193,61 @@ dv_margin_rows(float* __restrict__ g, float* __restrict__ logits, int rows, int 
     }
     __syncthreads();
   }
+}
+
+// Rows of x (rows x cols) normalized in place, one warp per row, as the CPU core does
+// (contrastive.rs, normalized_rows): the norm is sqrt of the float32 sum of squares when that
+// sum is finite and above 1e-30, else of the double sum; a row with norm v > 0 (finite) is
+// scaled by (float)(1/v) (from v >= 1e-30; below, each value is divided in double). norms[r]
+// gets v. Zero rows are refused on the host before this runs.
+extern "C" __global__ void dv_row_normalize(float* __restrict__ x, int rows, int cols,
+                                            double* __restrict__ norms) {
+  const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (warp >= rows) return;  // whole warps leave together (blocks are whole warps)
+  float* r = x + (size_t)warp * cols;
+  float s = 0.0f;
+  for (int k = lane; k < cols; k += 32) s = fmaf(r[k], r[k], s);
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  double v;
+  if (isfinite(s) && s > 1e-30f) {
+    v = sqrt((double)s);
+  } else {
+    double sd = 0.0;
+    for (int k = lane; k < cols; k += 32) sd += (double)r[k] * (double)r[k];
+    for (int o = 16; o > 0; o >>= 1) sd += __shfl_xor_sync(0xffffffffu, sd, o);
+    v = sqrt(sd);
+  }
+  if (lane == 0) norms[warp] = v;
+  if (!(v > 0.0) || !isfinite(v)) return;
+  const double inv = 1.0 / v;
+  if (v >= 1e-30) {
+    const float fi = (float)inv;
+    for (int k = lane; k < cols; k += 32) r[k] *= fi;
+  } else {
+    for (int k = lane; k < cols; k += 32) r[k] = (float)((double)r[k] * inv);
+  }
+}
+
+// The value at `at` of an operand stored plain (lo null) or split for 3xTF32 (hi + lo exact).
+__device__ __forceinline__ float dv_val(const float* hi, const float* lo, size_t at) {
+  return lo ? hi[at] + lo[at] : hi[at];
+}
+
+// Backprop through x^ = x/|x| in place, one warp per row, as the CPU core's back_norm:
+// g <- (g - x^ (x^ . g)) / |x|, with x^ the normalized rows (xh, xl: plain or split) and |x|
+// from norms.
+extern "C" __global__ void dv_back_norm(float* __restrict__ g, const float* __restrict__ xh,
+                                        const float* __restrict__ xl,
+                                        const double* __restrict__ norms, int rows, int cols) {
+  const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (warp >= rows) return;
+  const size_t base = (size_t)warp * cols;
+  float s = 0.0f;
+  for (int k = lane; k < cols; k += 32) s = fmaf(dv_val(xh, xl, base + k), g[base + k], s);
+  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+  const float inv = (float)(1.0 / norms[warp]);
+  for (int k = lane; k < cols; k += 32)
+    g[base + k] = fmaf(-s, dv_val(xh, xl, base + k), g[base + k]) * inv;
 }

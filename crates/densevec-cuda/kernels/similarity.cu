@@ -4,9 +4,11 @@
 #define DV_TOPK_THREADS 256
 #define DV_KMAX 128
 
-// Sum of squares of each row of x (rows x cols), one warp per row; out[r] = sum x[r,k]^2.
-extern "C" __global__ void dv_row_sumsq(const float* __restrict__ x, int rows, int cols,
-                                        float* __restrict__ out) {
+// The per-row auxiliary of a metric for rows of x (rows x cols), one warp per row: the sum of
+// squares in float32, then metric 1 (cosine): 1/sqrt(s) in double precision (0 for a zero row);
+// metric 2 (l2sq): s itself. out[r] is written for every row.
+extern "C" __global__ void dv_row_aux(const float* __restrict__ x, int rows, int cols, int metric,
+                                      float* __restrict__ out) {
   const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (warp >= rows) return;  // whole warps leave together (blocks are whole warps)
@@ -14,21 +16,18 @@ extern "C" __global__ void dv_row_sumsq(const float* __restrict__ x, int rows, i
   float s = 0.0f;
   for (int k = lane; k < cols; k += 32) s = fmaf(r[k], r[k], s);
   for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
-  if (lane == 0) out[warp] = s;
-}
-
-// Turns squared norms into the per-row auxiliary of a metric, in place:
-// metric 1 (cosine): 1/sqrt(s) in double precision, 0 for a zero row; metric 2 (l2sq): unchanged.
-extern "C" __global__ void dv_aux(float* __restrict__ s, int n, int metric) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n || metric != 1) return;
-  double r = sqrt((double)s[i]);
-  s[i] = r == 0.0 ? 0.0f : (float)(1.0 / r);
+  if (lane != 0) return;
+  if (metric == 1) {
+    double n = sqrt((double)s);
+    out[warp] = n == 0.0 ? 0.0f : (float)(1.0 / n);
+  } else {
+    out[warp] = s;
+  }
 }
 
 // Epilogue on a block of raw dot products: tile is m x n with leading dimension ld; qa/ca are
 // the auxiliaries of its rows/columns. metric 1: v * (qa*ca); metric 2: max(qa + ca - 2v, 0)
-// (NaN kept).
+// (NaN kept; the pairs where this cancels are then redone by dv_l2_direct).
 extern "C" __global__ void dv_finish(float* __restrict__ tile, int m, int n, long long ld,
                                      const float* __restrict__ qa, const float* __restrict__ ca,
                                      int metric) {
@@ -47,11 +46,82 @@ extern "C" __global__ void dv_finish(float* __restrict__ tile, int m, int n, lon
   }
 }
 
-// Fallback SGEMM when cuBLAS is absent, with cuBLAS's column-major semantics:
-// C (m x n, ldc) = alpha * op(A) * op(B) + beta * C, op(A) m x k, op(B) k x n; C is not read
-// when beta == 0. 64x64 tile of C per block, 16-deep k slices, 4x4 per thread (256 threads).
 #define GT 64
 #define GK 16
+
+// The float32 value at `at` of an operand stored plain (lo null) or split for 3xTF32 (hi + lo
+// is the value exactly).
+__device__ __forceinline__ float dv_val(const float* hi, const float* lo, size_t at) {
+  return lo ? hi[at] + lo[at] : hi[at];
+}
+
+// The l2sq pairs where the expansion cancels, recomputed directly (the CPU core's rule): tile
+// (m x n, leading dimension ld) holds what dv_finish wrote for metric 2; a pair whose value e
+// is not >= tau * (qa + ca) (NaN included) gets sum_k (q_k - c_k)^2, the differences and the
+// sum in double, k in order (so the value depends on its two rows alone). q is m x d (q_hi,
+// q_lo), c is n x d (c_hi, c_lo); a null lo means stored plain. One block of 256 threads per
+// 64 x 64 tile of pairs, 4 x 4 pairs per thread, the rows staged through shared memory 16
+// columns at a time; a tile with no pair to redo leaves after one read of its values.
+extern "C" __global__ void __launch_bounds__(256)
+dv_l2_direct(float* __restrict__ tile, int m, int n, long long ld,
+             const float* __restrict__ qa, const float* __restrict__ ca,
+             const float* __restrict__ q_hi, const float* __restrict__ q_lo,
+             const float* __restrict__ c_hi, const float* __restrict__ c_lo, int d, float tau) {
+  __shared__ float qs[GK][GT + 1];
+  __shared__ float cs[GK][GT + 1];
+  const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+  const int j0 = blockIdx.x * GT;
+  // gridDim.y is capped at 65535 by the launcher; further row tiles are strided.
+  for (int i0 = blockIdx.y * GT; i0 < m; i0 += gridDim.y * GT) {
+    bool redo[4][4];
+    int any = 0;
+    for (int u = 0; u < 4; ++u) {
+      for (int v = 0; v < 4; ++v) {
+        const int i = i0 + tx * 4 + u, j = j0 + ty * 4 + v;
+        redo[u][v] = false;
+        if (i < m && j < n) {
+          const float e = tile[(size_t)i * ld + j];
+          redo[u][v] = !(e >= tau * (qa[i] + ca[j]));
+          any |= redo[u][v];
+        }
+      }
+    }
+    if (!__syncthreads_or(any)) continue;  // block-uniform
+    double acc[4][4];
+    for (int u = 0; u < 4; ++u)
+      for (int v = 0; v < 4; ++v) acc[u][v] = 0.0;
+    for (int k0 = 0; k0 < d; k0 += GK) {
+      for (int t = threadIdx.x; t < GT * GK; t += 256) {
+        // Consecutive threads walk the contiguous columns of a row.
+        const int r = t / GK, kk = t % GK, k = k0 + kk;
+        const int i = i0 + r, j = j0 + r;
+        qs[kk][r] = (i < m && k < d) ? dv_val(q_hi, q_lo, (size_t)i * d + k) : 0.0f;
+        cs[kk][r] = (j < n && k < d) ? dv_val(c_hi, c_lo, (size_t)j * d + k) : 0.0f;
+      }
+      __syncthreads();
+      const int kn = d - k0 < GK ? d - k0 : GK;
+      for (int kk = 0; kk < kn; ++kk) {
+        double qv[4], cv[4];
+        for (int u = 0; u < 4; ++u) qv[u] = (double)qs[kk][tx * 4 + u];
+        for (int v = 0; v < 4; ++v) cv[v] = (double)cs[kk][ty * 4 + v];
+        for (int u = 0; u < 4; ++u)
+          for (int v = 0; v < 4; ++v) {
+            const double t = qv[u] - cv[v];
+            acc[u][v] = fma(t, t, acc[u][v]);
+          }
+      }
+      __syncthreads();
+    }
+    for (int u = 0; u < 4; ++u)
+      for (int v = 0; v < 4; ++v)
+        if (redo[u][v]) tile[(size_t)(i0 + tx * 4 + u) * ld + j0 + ty * 4 + v] = (float)acc[u][v];
+  }
+}
+
+// Fallback SGEMM when cuBLAS is absent, with cuBLAS's column-major semantics:
+// C (m x n, ldc) = alpha * op(A) * op(B) + beta * C, op(A) m x k, op(B) k x n; C is not read
+// when beta == 0. 64x64 tile of C per block (GT), 16-deep k slices (GK), 4x4 per thread
+// (256 threads).
 extern "C" __global__ void __launch_bounds__(256)
 dv_sgemm(int transa, int transb, int m, int n, int k, float alpha,
          const float* __restrict__ a, int lda, const float* __restrict__ b, int ldb, float beta,

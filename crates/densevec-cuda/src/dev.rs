@@ -111,6 +111,11 @@ pub trait Device {
     fn sync(&self) -> Result<(), String>;
     /// Bytes of device memory a call may plan to use for scratch.
     fn budget(&self) -> usize;
+    /// Most scratch one block of a blocked computation holds (within [`Device::budget`]): big
+    /// enough for GEMMs that fill the device, small enough to leave memory to others.
+    fn block_cap(&self) -> usize {
+        1 << 30
+    }
     /// Whether GEMMs should run as 3xTF32 (split operands, three TF32 tensor-core products,
     /// float32 accuracy): true where TF32 tensor cores are much faster than FP32 SGEMM.
     fn tf32x3(&self) -> bool {

@@ -10,6 +10,7 @@
 pub mod dev;
 pub mod nvrtc;
 pub mod ops;
+pub mod stage;
 
 use cudarc::cublas::{result as blas_result, sys as blas_sys, CudaBlas};
 use cudarc::driver::{result as drv, CudaContext, CudaFunction, CudaModule, CudaStream};
@@ -21,6 +22,7 @@ use densevec_core::topk::TopK;
 use densevec_core::{Code, Error, Result};
 use dev::{Arg, DevPtr, Device, Launch, Sgemm};
 use ops::GpuOp;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -38,13 +40,15 @@ pub const KERNELS: &[(&str, &str)] = &[
 
 /// Every kernel the host code launches (the CI checks each is in the PTX).
 pub const KERNEL_NAMES: &[&str] = &[
-    "dv_row_sumsq",
-    "dv_aux",
+    "dv_row_aux",
     "dv_finish",
+    "dv_l2_direct",
     "dv_sgemm",
     "dv_topk_merge",
     "dv_ce_rows",
     "dv_margin_rows",
+    "dv_row_normalize",
+    "dv_back_norm",
     "dv_pair_keys",
     "dv_bitonic_step",
     "dv_bitonic_tile",
@@ -65,6 +69,10 @@ pub struct DeviceInfo {
     pub cublas: bool,
     /// Where NVRTC was loaded from.
     pub nvrtc: String,
+    /// NVRTC's version (major, minor).
+    pub nvrtc_version: (i32, i32),
+    /// The CUDA version the driver supports (major, minor), from `cuDriverGetVersion`.
+    pub driver_cuda: (i32, i32),
     /// How GEMMs run: "3xTF32" (cuBLAS, tensor cores, float32 accuracy), "FP32" (cuBLAS
     /// SGEMM) or "FP32 kernel" (densevec's own SGEMM kernel, no cuBLAS).
     pub gemm: String,
@@ -80,6 +88,11 @@ pub struct Cuda {
     info: DeviceInfo,
     /// GEMMs as 3xTF32 (cuBLAS present, sm_80 / sm_90 / sm_100, not DENSEVEC_CUDA_GEMM=fp32).
     tf32x3: bool,
+    /// Page-locked staging of large copies, allocated at the first one; `None` inside after a
+    /// failed allocation (copies then go through the driver's pageable path).
+    stage: RefCell<Option<Option<stage::Staging>>>,
+    /// Whether large copies are staged (see [`Cuda::set_staging`]).
+    staging: Cell<bool>,
 }
 
 // SAFETY: the cuBLAS handle and the stream are only used while the Mutex around `Cuda` is held,
@@ -230,9 +243,13 @@ fn init() -> std::result::Result<Cuda, String> {
             compute_capability: (major, minor),
             cublas: blas.is_some(),
             nvrtc: nv.path.clone(),
+            nvrtc_version: nv.version(),
+            driver_cuda: (driver_version / 1000, driver_version % 1000 / 10),
         },
         blas,
         stream,
+        stage: RefCell::new(None),
+        staging: Cell::new(true),
         _modules: modules,
         funcs,
         ctx,
@@ -247,6 +264,32 @@ impl Cuda {
 
     fn bind(&self) -> std::result::Result<(), String> {
         self.ctx.bind_to_thread().map_err(|e| format!("{e:?}"))
+    }
+
+    /// Whether copies of [`stage::DIRECT_BELOW`] bytes and more go through the page-locked
+    /// staging buffers (the default) or straight through the driver (to compare the two).
+    pub fn set_staging(&self, on: bool) {
+        self.staging.set(on);
+    }
+
+    /// Runs `f` with the staging buffers when a copy of `bytes` should be staged and they can
+    /// be had; `None` means: copy directly.
+    fn staged<T>(
+        &self,
+        bytes: usize,
+        f: impl FnOnce(
+            &mut stage::Staging,
+            cudarc::driver::sys::CUstream,
+        ) -> std::result::Result<T, String>,
+    ) -> Option<std::result::Result<T, String>> {
+        if bytes < stage::DIRECT_BELOW || !self.staging.get() {
+            return None;
+        }
+        let mut slot = self.stage.borrow_mut();
+        let st = slot
+            .get_or_insert_with(|| stage::Staging::new().ok())
+            .as_mut()?;
+        Some(f(st, self.stream.cu_stream()))
     }
 }
 
@@ -275,12 +318,21 @@ impl Device for Cuda {
     }
     fn htod(&self, src: &[u8], dst: DevPtr) -> std::result::Result<(), String> {
         self.bind()?;
+        // SAFETY: dst holds at least src.len() bytes (the callers' Buf checks ranges).
+        if let Some(r) = self.staged(src.len(), |st, s| unsafe { st.htod(src, dst, s) }) {
+            return r;
+        }
         self.stream.synchronize().map_err(|e| format!("{e:?}"))?;
         // SAFETY: dst holds at least src.len() bytes (the callers' Buf checks ranges).
         unsafe { drv::memcpy_htod_sync(dst, src) }.map_err(|e| format!("{e:?}"))
     }
     fn dtoh(&self, src: DevPtr, dst: &mut [u8]) -> std::result::Result<(), String> {
         self.bind()?;
+        let len = dst.len();
+        // SAFETY: src holds at least dst.len() bytes (as below).
+        if let Some(r) = self.staged(len, |st, s| unsafe { st.dtoh(src, dst, s) }) {
+            return r;
+        }
         self.stream.synchronize().map_err(|e| format!("{e:?}"))?;
         // SAFETY: as above.
         unsafe { drv::memcpy_dtoh_sync(dst, src) }.map_err(|e| format!("{e:?}"))
@@ -381,6 +433,12 @@ impl Device for Cuda {
     }
     fn tf32x3(&self) -> bool {
         self.tf32x3
+    }
+    fn block_cap(&self) -> usize {
+        // A sixteenth of the device, at least 1 GiB: on an H200 (140 GB) InfoNCE at
+        // B = 65,536 then runs in blocks of 16,384 logit rows, whose chunked gradient GEMMs
+        // still fill the device (blocks of 2,048 left most of it idle).
+        ((self.info.total_memory / 16) as usize).max(1 << 30)
     }
     fn budget(&self) -> usize {
         if self.bind().is_err() {

@@ -9,15 +9,17 @@
 use crate::dev::{gemm_rm, Arg, Buf, DevPtr, Device, Launch, Rm};
 use crate::{InfoNceArgs, MarginArgs, NtXentArgs, SimilarityArgs, TopKArgs, WassersteinArgs};
 use densevec_core::contrastive::{
-    info_nce_prepare, nce_extras_from_rows, nt_xent_prepare, InfoNce, NceStats, NtXent, Prepared,
+    info_nce_prepare_raw, nce_extras_from_rows, nt_xent_prepare, InfoNce, NceStats, NtXent,
+    Prepared,
 };
 use densevec_core::error::check_matrix;
 use densevec_core::margin::{margin_extras, margin_prepare, MarginPrepared, MarginSoftmax};
 use densevec_core::regularizers::{unit_rows, wasserstein_check, Wasserstein};
-use densevec_core::similarity::Metric;
+use densevec_core::similarity::{l2_recompute_threshold, Metric};
 use densevec_core::topk::{check_k, TopK};
 use densevec_core::view;
-use densevec_core::{alloc, Code, Error, Result};
+use densevec_core::{alloc, pool, Code, Error, Result};
+use rayon::prelude::*;
 
 /// One GPU operation: its arguments (a struct of the crate root, e.g. [`SimilarityArgs`]), the
 /// host work before the device — the core's own argument checks and preparation, so that every
@@ -62,6 +64,33 @@ fn host<T: alloc::Zeroable>(func: &'static str, what: &str, b: &Buf<T>) -> Resul
     Ok(v)
 }
 
+/// Runs `work` (device work) while a helper thread faults in the pages of `bufs` (fresh
+/// host vectors that will receive results) on the thread pool. A result copied into fresh
+/// memory pays a page fault per page on the way (on an H200's host: 9 GB/s into fresh memory
+/// against 29 GB/s into touched memory); here that cost overlaps the device's work.
+fn while_faulting_in<T: Send>(bufs: &mut [&mut Vec<f32>], work: impl FnOnce() -> T) -> T {
+    /// One write per 4 KiB page.
+    const STEP: usize = 1024;
+    std::thread::scope(|sc| {
+        let touch = sc.spawn(move || {
+            pool::run(|| {
+                for v in bufs.iter_mut() {
+                    v.par_chunks_mut(256 * STEP).for_each(|c| {
+                        for i in (0..c.len()).step_by(STEP) {
+                            // SAFETY: i < c.len(); a volatile write of the value already
+                            // there (zero) only makes the page resident.
+                            unsafe { std::ptr::write_volatile(c.as_mut_ptr().add(i), 0.0) }
+                        }
+                    })
+                }
+            })
+        });
+        let out = work();
+        let _ = touch.join();
+        out
+    })
+}
+
 fn ci(func: &str, v: usize) -> Result<i32> {
     i32::try_from(v).map_err(|_| {
         Error::new(
@@ -80,13 +109,10 @@ pub fn metric_code(m: Metric) -> i32 {
     }
 }
 
-/// Most scratch one block of work holds: big enough for GEMMs that fill the device, small
-/// enough to leave memory to others.
-const SCRATCH_CAP: usize = 1 << 30;
-
-/// Rows of a block whose rows are `row_bytes` long, within the scratch budget.
+/// Rows of a block whose rows are `row_bytes` long, within the scratch budget and the
+/// device's cap on one block.
 fn rows_within(dev: &dyn Device, row_bytes: usize, total: usize) -> usize {
-    (dev.budget().min(SCRATCH_CAP) / row_bytes.max(1)).clamp(1, total.max(1))
+    (dev.budget().min(dev.block_cap()) / row_bytes.max(1)).clamp(1, total.max(1))
 }
 
 /// Grid size for a block-per-row kernel over `rows` rows (the kernels stride beyond it).
@@ -232,34 +258,65 @@ impl<'d> Operand<'d> {
     }
 }
 
+/// Longest reduction one 3xTF32 product runs. The tensor cores' float32 accumulation loses
+/// accuracy over long sums (on an H200, InfoNCE's gradQ with K = 65,536 keys came out with a
+/// relative error of 1.8e-4, against 2.6e-5 at K = 4,096), so longer reductions are cut into
+/// pieces of this length summed through C (β = 1), whose additions round as float32.
+pub const TF32_K: usize = 4096;
+
+/// `x` (an operand of a product whose reduction is `k` long) from reduction index `k0` on:
+/// op(A) is m × k (stored k × m when transposed), op(B) is k × n (stored n × k when transposed).
+fn from_k(x: X, k0: usize, a_side: bool) -> X {
+    let elems = if x.hi.t == a_side { k0 * x.hi.ld } else { k0 };
+    let off = (4 * elems) as u64;
+    X {
+        hi: Rm {
+            ptr: x.hi.ptr + off,
+            ..x.hi
+        },
+        lo: x.lo.map(|p| p + off),
+    }
+}
+
 /// Row-major GEMM (see [`gemm_rm`]) on plain or split operands, `[m, n, k]` = `mnk`. Split
 /// (3xTF32): C = α(A_hi·B_lo) + βC, then C += α(A_lo·B_hi), then C += α(A_hi·B_hi), each a TF32
-/// tensor-core product with FP32 accumulation; the dropped A_lo·B_lo term is about 2^-22
-/// relative.
+/// tensor-core product with FP32 accumulation, over pieces of at most [`TF32_K`] of the
+/// reduction; the dropped A_lo·B_lo term is about 2^-22 relative.
 pub fn gemm_x(
     dev: &dyn Device,
     f: &'static str,
-    mnk: [usize; 3],
+    [m, n, k]: [usize; 3],
     alpha: f32,
     (a, b): (X, X),
     beta: f32,
     c: Rm,
 ) -> Result<()> {
-    let g = |a: Rm, b: Rm, beta: f32| gemm_rm(dev, mnk, alpha, a, b, beta, c);
+    let g = |kl: usize, a: Rm, b: Rm, beta: f32| gemm_rm(dev, [m, n, kl], alpha, a, b, beta, c);
     let lo = |x: X, p: DevPtr| Rm { ptr: p, ..x.hi };
     match (a.lo, b.lo) {
-        (Some(al), Some(bl)) => g(a.hi, lo(b, bl), beta)
-            .and_then(|_| g(lo(a, al), b.hi, 1.0))
-            .and_then(|_| g(a.hi, b.hi, 1.0)),
-        (None, None) => g(a.hi, b.hi, beta),
-        _ => {
-            return Err(Error::new(
-                Code::Backend,
-                format!("{f}: internal error: a GEMM mixes split and plain operands"),
-            ))
+        (Some(_), Some(_)) => {
+            let mut k0 = 0;
+            loop {
+                let kl = TF32_K.min(k - k0);
+                let (a, b) = (from_k(a, k0, true), from_k(b, k0, false));
+                let (al, bl) = (a.lo.unwrap_or(0), b.lo.unwrap_or(0));
+                let beta = if k0 == 0 { beta } else { 1.0 };
+                g(kl, a.hi, lo(b, bl), beta)
+                    .and_then(|_| g(kl, lo(a, al), b.hi, 1.0))
+                    .and_then(|_| g(kl, a.hi, b.hi, 1.0))
+                    .map_err(be(f))?;
+                k0 += kl;
+                if k0 >= k {
+                    return Ok(());
+                }
+            }
         }
+        (None, None) => g(k, a.hi, b.hi, beta).map_err(be(f)),
+        _ => Err(Error::new(
+            Code::Backend,
+            format!("{f}: internal error: a GEMM mixes split and plain operands"),
+        )),
     }
-    .map_err(be(f))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,38 +333,85 @@ pub fn aux_of<'d>(
     metric: i32,
 ) -> Result<Buf<'d, f32>> {
     let out = Buf::<f32>::zeros(dev, rows).map_err(be(f))?;
+    aux_into(dev, f, (x, off), [rows, cols], metric, &out)?;
+    Ok(out)
+}
+
+/// [`aux_of`] into `out` (at least `rows` long): one fused pass, one warp per row.
+pub fn aux_into(
+    dev: &dyn Device,
+    f: &'static str,
+    (x, off): (&Buf<f32>, usize),
+    [rows, cols]: [usize; 2],
+    metric: i32,
+    out: &Buf<f32>,
+) -> Result<()> {
     let (r, c) = (ci(f, rows)?, ci(f, cols)?);
     let warps_per_block = 8u64;
     let blocks = (rows as u64).div_ceil(warps_per_block).min(u32::MAX as u64) as u32;
     dev.launch(
-        "dv_row_sumsq",
+        "dv_row_aux",
         Launch::blocks(blocks, 256),
-        &[x.arg(off * cols), Arg::I32(r), Arg::I32(c), out.arg(0)],
+        &[
+            x.arg(off * cols),
+            Arg::I32(r),
+            Arg::I32(c),
+            Arg::I32(metric),
+            out.arg(0),
+        ],
     )
-    .map_err(be(f))?;
-    dev.launch(
-        "dv_aux",
-        Launch::elems(rows),
-        &[out.arg(0), Arg::I32(r), Arg::I32(metric)],
-    )
-    .map_err(be(f))?;
-    Ok(out)
+    .map_err(be(f))
 }
 
-/// Applies the metric to a block of raw dot products (`[m, n]`, leading dimension `ld`), the
-/// query auxiliaries from element `qa_off` of `qa`.
+/// One side of a [`finish`]: the auxiliaries of its rows and the rows themselves (for the l2sq
+/// pairs recomputed directly), each at the block's first row; `lo` is 0 for a plain operand.
+#[derive(Clone, Copy, Debug)]
+pub struct Side {
+    pub aux: DevPtr,
+    pub hi: DevPtr,
+    pub lo: DevPtr,
+}
+
+impl Side {
+    /// Row `row` (of `cols` values) of `x` with its auxiliary `aux`.
+    pub fn of(x: &Operand, row: usize, cols: usize, aux: DevPtr) -> Side {
+        let lo =
+            x.lo.as_ref()
+                .filter(|_| x.split)
+                .map_or(0, |l| l.at(row * cols));
+        Side {
+            aux,
+            hi: x.hi.at(row * cols),
+            lo,
+        }
+    }
+
+    /// Row `row` of a plain device matrix.
+    pub fn plain(x: &Buf<f32>, row: usize, cols: usize, aux: DevPtr) -> Side {
+        Side {
+            aux,
+            hi: x.at(row * cols),
+            lo: 0,
+        }
+    }
+}
+
+/// Applies the metric to a block of raw dot products (`[m, n]`, leading dimension `ld`, rows
+/// of `d` values): cosine scales, l2sq forms ‖q‖² + ‖c‖² − 2q·c and then recomputes the pairs
+/// where that cancels directly from the rows (`dv_l2_direct`), by the CPU core's rule
+/// (`densevec_core::similarity::l2_recompute_threshold`).
 pub fn finish(
     dev: &dyn Device,
     f: &'static str,
     tile: &Buf<f32>,
-    [m, n, ld]: [usize; 3],
-    (qa, qa_off): (&Buf<f32>, usize),
-    ca: &Buf<f32>,
+    [m, n, ld, d]: [usize; 4],
+    (q, c): (Side, Side),
     metric: i32,
 ) -> Result<()> {
     if metric == 0 || m == 0 || n == 0 {
         return Ok(());
     }
+    let (mi, ni) = (ci(f, m)?, ci(f, n)?);
     dev.launch(
         "dv_finish",
         Launch {
@@ -316,15 +420,52 @@ pub fn finish(
         },
         &[
             tile.arg(0),
-            Arg::I32(ci(f, m)?),
-            Arg::I32(ci(f, n)?),
+            Arg::I32(mi),
+            Arg::I32(ni),
             Arg::I64(ld as i64),
-            qa.arg(qa_off),
-            ca.arg(0),
+            Arg::Ptr(q.aux),
+            Arg::Ptr(c.aux),
             Arg::I32(metric),
         ],
     )
+    .map_err(be(f))?;
+    if metric != 2 {
+        return Ok(());
+    }
+    dev.launch(
+        "dv_l2_direct",
+        Launch {
+            grid: [
+                (n as u32).div_ceil(64),
+                (m as u32).div_ceil(64).min(65_535),
+                1,
+            ],
+            block: [256, 1, 1],
+        },
+        &[
+            tile.arg(0),
+            Arg::I32(mi),
+            Arg::I32(ni),
+            Arg::I64(ld as i64),
+            Arg::Ptr(q.aux),
+            Arg::Ptr(c.aux),
+            Arg::Ptr(q.hi),
+            Arg::Ptr(q.lo),
+            Arg::Ptr(c.hi),
+            Arg::Ptr(c.lo),
+            Arg::I32(ci(f, d)?),
+            Arg::F32(l2_recompute_threshold(d)),
+        ],
+    )
     .map_err(be(f))
+}
+
+/// Whether the 3xTF32 scheme pays for an m × n product: below 256 rows on either side the three
+/// tensor-core products (and the split) cost more than one FP32 SGEMM (measured on an H200:
+/// 100 × 20,000 × 768 takes 0.152 ms as 3xTF32 against 0.124 ms as SGEMM; 1,024 × 100,000
+/// × 768 takes 1.8 ms against 3.2 ms).
+pub fn tf32x3_pays(m: usize, n: usize) -> bool {
+    m.min(n) >= 256
 }
 
 /// q.rows × c.rows similarity, same contract and formulas as
@@ -367,8 +508,11 @@ impl GpuOp for SimilarityArgs<'_> {
         } else {
             None
         };
-        // Both split or both plain (an infinite value keeps one side plain).
-        if dq.split(dev, F, q_rows * cols, q)? != dc.split(dev, F, c_rows * cols, c)? {
+        // Both split or both plain (an infinite value keeps one side plain); small products
+        // stay plain (see `tf32x3_pays`).
+        if tf32x3_pays(q_rows, c_rows)
+            && dq.split(dev, F, q_rows * cols, q)? != dc.split(dev, F, c_rows * cols, c)?
+        {
             dq.unsplit(F, q)?;
             dc.unsplit(F, c)?;
         }
@@ -388,7 +532,11 @@ impl GpuOp for SimilarityArgs<'_> {
                 Rm::n(buf.ptr, c_rows),
             )?;
             if let Some((qa, ca)) = &aux {
-                finish(dev, F, &buf, [m, c_rows, c_rows], (qa, i0), ca, mc)?;
+                let sides = (
+                    Side::of(&dq, i0, cols, qa.at(i0)),
+                    Side::of(&dc, 0, cols, ca.at(0)),
+                );
+                finish(dev, F, &buf, [m, c_rows, c_rows, cols], sides, mc)?;
             }
             buf.read(0, &mut out[i0 * c_rows..(i0 + m) * c_rows])
                 .map_err(be(F))?;
@@ -446,8 +594,9 @@ impl GpuOp for TopKArgs<'_> {
         } else {
             None
         };
-        // A plain copy of q for corpus blocks that must stay plain (infinite values).
-        let q_split = dq.split(dev, F, q_rows * cols, q)?;
+        // A plain copy of q for corpus blocks that must stay plain (infinite values). Few
+        // queries stay plain (see `tf32x3_pays`: the corpus blocks are long).
+        let q_split = tf32x3_pays(q_rows, c_rows) && dq.split(dev, F, q_rows * cols, q)?;
         let dq_plain = if q_split {
             Some(Buf::from(dev, q).map_err(be(F))?)
         } else {
@@ -473,7 +622,8 @@ impl GpuOp for TopKArgs<'_> {
             } else {
                 None
             };
-            let q_at = if q_split && dc.split(dev, F, n * cols, block)? {
+            let c_split = q_split && dc.split(dev, F, n * cols, block)?;
+            let q_at = if c_split {
                 dq.n(0, cols)
             } else {
                 Rm::n(dq_plain.as_ref().map_or(dq.hi.ptr, |b| b.ptr), cols).into()
@@ -489,7 +639,13 @@ impl GpuOp for TopKArgs<'_> {
                 Rm::n(scores.ptr, n),
             )?;
             if let (Some(qa), Some(ca)) = (&qa, &ca) {
-                finish(dev, F, &scores, [q_rows, n, n], (qa, 0), ca, mc)?;
+                // q's rows as the GEMM took them: split with the block, else plain.
+                let qs = match &dq_plain {
+                    Some(p) if !c_split => Side::plain(p, 0, cols, qa.ptr),
+                    _ => Side::of(&dq, 0, cols, qa.ptr),
+                };
+                let sides = (qs, Side::of(&dc, 0, cols, ca.ptr));
+                finish(dev, F, &scores, [q_rows, n, n, cols], sides, mc)?;
             }
             let have = if j0 == 0 { 0 } else { ki };
             dev.launch(
@@ -566,15 +722,39 @@ type FusedCe = (f64, Vec<f32>, Vec<f32>, (f64, NceStats));
 fn fused_ce(dev: &dyn Device, f: &'static str, p: &Prepared) -> Result<FusedCe> {
     let (b, n, d) = (p.b, p.n, p.d);
     let shared = p.keys.is_none();
-    // Inputs are finite (checked by the core), so both split or neither does.
+    // Rows the device normalizes (`Prepared::normalize_pending`): their norms, for the
+    // backprop through the normalization at the end.
+    let norms = |x: &Operand, rows: usize| -> Result<Option<Buf<f64>>> {
+        if !p.normalize_pending {
+            return Ok(None);
+        }
+        let nb = Buf::<f64>::zeros(dev, rows).map_err(be(f))?;
+        let grid = (rows as u64).div_ceil(8).min(u32::MAX as u64) as u32;
+        dev.launch(
+            "dv_row_normalize",
+            Launch::blocks(grid, 256),
+            &[
+                x.hi.arg(0),
+                Arg::I32(ci(f, rows)?),
+                Arg::I32(ci(f, d)?),
+                nb.arg(0),
+            ],
+        )
+        .map_err(be(f))?;
+        Ok(Some(nb))
+    };
+    // Inputs are finite (checked by the core), so both split or neither does; the split
+    // keeps the values exactly (hi + lo), so `host` is only read for infinite values.
     let mut dq = Operand::upload(dev, f, &p.q)?;
+    let q_norms = norms(&dq, b)?;
     let split = dq.split(dev, f, b * d, &p.q)?;
-    let dk = if shared {
-        None
+    let (dk, k_norms) = if shared {
+        (None, None)
     } else {
         let mut k = Operand::upload(dev, f, p.keys())?;
+        let kn = norms(&k, n)?;
         k.split(dev, f, n * d, p.keys())?;
-        Some(k)
+        (Some(k), kn)
     };
     let kk = dk.as_ref().unwrap_or(&dq);
     let pos = Buf::from(dev, &p.positives).map_err(be(f))?;
@@ -599,43 +779,71 @@ fn fused_ce(dev: &dyn Device, f: &'static str, p: &Prepared) -> Result<FusedCe> 
     let ni = ci(f, n)?;
     let grad_k = gk.as_ref().map_or(gq.ptr, |g| g.ptr);
     let scales = (p.inv_tau, alpha);
-    softmax_blocks(
-        dev,
-        f,
-        [(&dq, gq.ptr), (kk, grad_k)],
-        [b, n, d, r],
-        &s,
-        scales,
-        |m, i0| {
-            dev.launch(
-                "dv_ce_rows",
-                Launch::blocks(row_grid(m), CE_THREADS),
-                &[
-                    s.hi.arg(0),
-                    Arg::I32(ci(f, m)?),
-                    Arg::I32(ni),
-                    Arg::I64(n as i64),
-                    Arg::I32(ci(f, i0)?),
-                    Arg::Ptr(lq.as_ref().map_or(0, |l| l.ptr)),
-                    Arg::I32(lq.is_some() as i32),
-                    pos.arg(0),
-                    Arg::I32(p.exclude_self as i32),
-                    loss.arg(0),
-                    s.lo_arg(),
-                    extra.arg(0),
-                ],
-            )
+    // The gradients' host vectors, faulted in while the device works.
+    let mut gqv = alloc::try_vec::<f32>(f, "gradQ", b * d)?;
+    let mut gkv = if shared {
+        Vec::new()
+    } else {
+        alloc::try_vec::<f32>(f, "gradKeys", n * d)?
+    };
+    while_faulting_in(&mut [&mut gqv, &mut gkv], || {
+        softmax_blocks(
+            dev,
+            f,
+            [(&dq, gq.ptr), (kk, grad_k)],
+            [b, n, d, r],
+            &s,
+            scales,
+            |m, i0| {
+                dev.launch(
+                    "dv_ce_rows",
+                    Launch::blocks(row_grid(m), CE_THREADS),
+                    &[
+                        s.hi.arg(0),
+                        Arg::I32(ci(f, m)?),
+                        Arg::I32(ni),
+                        Arg::I64(n as i64),
+                        Arg::I32(ci(f, i0)?),
+                        Arg::Ptr(lq.as_ref().map_or(0, |l| l.ptr)),
+                        Arg::I32(lq.is_some() as i32),
+                        pos.arg(0),
+                        Arg::I32(p.exclude_self as i32),
+                        loss.arg(0),
+                        s.lo_arg(),
+                        extra.arg(0),
+                    ],
+                )
+                .map_err(be(f))
+            },
+        )
+    })?;
+    // Back through the device's normalization (see `dv_back_norm`).
+    let back = |g: &Buf<f32>, x: &Operand, nb: &Option<Buf<f64>>, rows: usize| -> Result<()> {
+        let Some(nb) = nb else { return Ok(()) };
+        let grid = (rows as u64).div_ceil(8).min(u32::MAX as u64) as u32;
+        let lo = Arg::Ptr(x.lo.as_ref().filter(|_| x.split).map_or(0, |l| l.ptr));
+        let args = [
+            g.arg(0),
+            x.hi.arg(0),
+            lo,
+            nb.arg(0),
+            Arg::I32(ci(f, rows)?),
+            Arg::I32(ci(f, d)?),
+        ];
+        dev.launch("dv_back_norm", Launch::blocks(grid, 256), &args)
             .map_err(be(f))
-        },
-    )?;
+    };
+    back(&gq, &dq, &q_norms, b)?;
+    if let (Some(g), Some(k)) = (&gk, &dk) {
+        back(g, k, &k_norms, n)?;
+    }
     let lossv = host(f, "the per-row losses", &loss)?;
     let total = lossv.iter().sum::<f64>() / b as f64;
     let ex = nce_extras_from_rows(&host(f, "the per-row diagnostics", &extra)?, p.inv_tau);
-    let gqv = host(f, "gradQ", &gq)?;
-    let gkv = match &gk {
-        Some(g) => host(f, "gradKeys", g)?,
-        None => Vec::new(),
-    };
+    gq.read(0, &mut gqv).map_err(be(f))?;
+    if let Some(g) = &gk {
+        g.read(0, &mut gkv).map_err(be(f))?;
+    }
     Ok((total, gqv, gkv, ex))
 }
 
@@ -647,7 +855,7 @@ impl<'a> GpuOp for InfoNceArgs<'a> {
     const NAME: &'static str = "infoNCE";
 
     fn prepare(&self) -> Result<Prepared<'a>> {
-        info_nce_prepare(self.q, self.b, self.keys, self.n, self.d, self.o)
+        info_nce_prepare_raw(self.q, self.b, self.keys, self.n, self.d, self.o)
     }
 
     fn run(&self, dev: &dyn Device, p: Prepared<'a>) -> Result<InfoNce> {

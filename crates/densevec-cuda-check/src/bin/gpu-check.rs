@@ -55,8 +55,10 @@ fn main() {
             2
         }
         Ok(d) => {
+            let (nvm, nvn) = d.nvrtc_version;
+            let (dvm, dvn) = d.driver_cuda;
             println!(
-                "device: {} ({:.1} GiB, sm_{}{}), cuBLAS: {}, GEMM: {}, NVRTC: {}",
+                "device: {} ({:.1} GiB, sm_{}{}), driver CUDA {dvm}.{dvn}, cuBLAS: {}, GEMM: {}, NVRTC {nvm}.{nvn}: {}",
                 d.name,
                 d.total_memory as f64 / (1u64 << 30) as f64,
                 d.compute_capability.0,
@@ -67,11 +69,12 @@ fn main() {
             );
             let _ = write!(
                 json,
-                "  \"available\": true,\n  \"device\": \"{}\",\n  \"memory\": {},\n  \"computeCapability\": \"{}.{}\",\n  \"cublas\": {},\n  \"gemm\": \"{}\",\n",
+                "  \"available\": true,\n  \"device\": \"{}\",\n  \"memory\": {},\n  \"computeCapability\": \"{}.{}\",\n  \"driverCuda\": \"{dvm}.{dvn}\",\n  \"nvrtc\": \"{nvm}.{nvn}\",\n  \"nvrtcPath\": \"{}\",\n  \"cublas\": {},\n  \"gemm\": \"{}\",\n",
                 esc(&d.name),
                 d.total_memory,
                 d.compute_capability.0,
                 d.compute_capability.1,
+                esc(&d.nvrtc),
                 d.cublas,
                 esc(&d.gemm)
             );
