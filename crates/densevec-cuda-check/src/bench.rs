@@ -301,6 +301,7 @@ pub fn run(rng: &mut Rng) -> Vec<String> {
         ));
     }
     // End to end (host in, host out) vs the CPU core.
+    let mut late = Vec::new();
     let mut row = |name: &str, shape: String, g: f64, h: f64| {
         println!("{name} {shape}: GPU {g:.2} ms, CPU ({threads} threads) {h:.2} ms");
         bench.push(format!("    {{\"row\": \"{name}\", \"shape\": \"{shape}\", \"gpuMs\": {g:.3}, \"cpuMs\": {h:.3}, \"cpuThreads\": {threads}}}"));
@@ -319,8 +320,29 @@ pub fn run(rng: &mut Rng) -> Vec<String> {
             h,
         );
     }
-    for &(m, n, d, k) in &[(100, 100_000, 768, 10), (1000, 1_000_000, 768, 10)] {
+    for &(m, n, d, k) in &[
+        (100, 100_000, 768, 10),
+        (8, 1_000_000, 768, 10),
+        (1000, 1_000_000, 768, 10),
+    ] {
         let (q, c) = (rng.mat(m, d), rng.mat(n, d));
+        if m < 64 {
+            // Few queries: the selection runs in slices (ops::topk_slices).
+            let a = cu::TopKArgs {
+                q: &q,
+                q_rows: m,
+                c: &c,
+                c_rows: n,
+                cols: d,
+                k,
+                metric: Metric::Dot,
+            };
+            late.extend(breakdown(
+                &format!("topK {m}x{n}x{d} k={k}"),
+                &a,
+                GemmMode::AsIs,
+            ));
+        }
         let g = median_ms(5, || drop(cu::top_k(&q, m, &c, n, d, k, Metric::Dot)));
         let h = median_ms(3, || drop(cpu_topk(&q, m, &c, n, d, k, Metric::Dot)));
         row("topK end-to-end", format!("{m}x{n}x{d} k={k}"), g, h);
@@ -377,6 +399,7 @@ pub fn run(rng: &mut Rng) -> Vec<String> {
             h,
         );
     }
+    bench.extend(late);
     {
         // The PERF.md anchor shape: PyTorch CUDA is measured by scripts/gpu-torch-anchor.py.
         let (b, d) = (65_536usize, 768usize);

@@ -608,6 +608,8 @@ fn every_kernel_of_the_sources_is_compiled_in() {
         "dv_l2_direct",
         "dv_sgemm",
         "dv_topk_merge",
+        "dv_topk_part",
+        "dv_topk_merge_parts",
         "dv_split_tf32",
     ] {
         assert!(has("kernels/similarity.cu", k), "{k}: {ks:?}");
@@ -1280,18 +1282,19 @@ fn topk_by_sort(scores: &[f32], k: usize, metric: i32) -> Vec<(u32, f32)> {
 }
 
 /// Streams the q × c score table through dv_topk_merge in corpus chunks of `chunk` rows, as
-/// the GPU top-k does; returns (indices, scores), q × k.
+/// the GPU top-k does (with `slices` > 1: dv_topk_part over that many slices of each chunk,
+/// then dv_topk_merge_parts); returns (indices, scores), q × k.
 fn topk_on_emu(
     d: &Emu,
     table: &[f32],
-    q: usize,
-    c: usize,
-    k: usize,
-    chunk: usize,
+    [q, c, k]: [usize; 3],
+    (chunk, slices): (usize, usize),
     metric: i32,
 ) -> (Vec<u32>, Vec<f32>) {
     let bi = Buf::<u32>::zeros(d, q * k).unwrap();
     let bs = Buf::<f32>::zeros(d, q * k).unwrap();
+    let pi = Buf::<u32>::zeros(d, q * slices * k).unwrap();
+    let ps = Buf::<f32>::zeros(d, q * slices * k).unwrap();
     let ld = chunk + 3; // padded rows
     let tile = Buf::<f32>::zeros(d, q * ld).unwrap();
     let mut j0 = 0;
@@ -1302,22 +1305,57 @@ fn topk_on_emu(
             t[i * ld..i * ld + n].copy_from_slice(&table[i * c + j0..i * c + j0 + n]);
         }
         tile.write(0, &t).unwrap();
-        d.launch(
-            "dv_topk_merge",
-            Launch::blocks(q as u32, 256),
-            &[
-                tile.arg(0),
-                Arg::I32(n as i32),
-                Arg::I64(ld as i64),
-                Arg::U32(j0 as u32),
-                Arg::I32(k as i32),
-                Arg::I32(if j0 == 0 { 0 } else { k as i32 }),
-                Arg::I32(metric),
-                bi.arg(0),
-                bs.arg(0),
-            ],
-        )
-        .unwrap();
+        let have = Arg::I32(if j0 == 0 { 0 } else { k as i32 });
+        if slices > 1 {
+            d.launch(
+                "dv_topk_part",
+                geom([q as u32, slices as u32, 1], [256, 1, 1]),
+                &[
+                    tile.arg(0),
+                    Arg::I32(n as i32),
+                    Arg::I64(ld as i64),
+                    Arg::U32(j0 as u32),
+                    Arg::I32(k as i32),
+                    Arg::I32(metric),
+                    Arg::I32(slices as i32),
+                    pi.arg(0),
+                    ps.arg(0),
+                ],
+            )
+            .unwrap();
+            d.launch(
+                "dv_topk_merge_parts",
+                Launch::blocks(q as u32, 256),
+                &[
+                    pi.arg(0),
+                    ps.arg(0),
+                    Arg::I32((slices * k) as i32),
+                    Arg::I32(k as i32),
+                    have,
+                    Arg::I32(metric),
+                    bi.arg(0),
+                    bs.arg(0),
+                ],
+            )
+            .unwrap();
+        } else {
+            d.launch(
+                "dv_topk_merge",
+                Launch::blocks(q as u32, 256),
+                &[
+                    tile.arg(0),
+                    Arg::I32(n as i32),
+                    Arg::I64(ld as i64),
+                    Arg::U32(j0 as u32),
+                    Arg::I32(k as i32),
+                    have,
+                    Arg::I32(metric),
+                    bi.arg(0),
+                    bs.arg(0),
+                ],
+            )
+            .unwrap();
+        }
         j0 += n;
     }
     (bi.to_vec().unwrap(), bs.to_vec().unwrap())
@@ -1348,11 +1386,19 @@ fn dv_topk_merge_matches_a_sort_and_the_cpu_top_k() {
                 }
             })
             .collect();
-        for (k, chunk) in [(1, 300), (10, 128), (17, 60)] {
-            let (idx, sc) = topk_on_emu(&d, &table, q, c, k, chunk, metric);
+        for (k, chunk, slices) in [
+            (1, 300, 1),
+            (10, 128, 1),
+            (17, 60, 1),
+            (1, 300, 7),
+            (10, 128, 5),
+            (17, 60, 4),
+        ] {
+            let (idx, sc) = topk_on_emu(&d, &table, [q, c, k], (chunk, slices), metric);
             let cpu = densevec_core::topk::top_k(&qm, q, &cm, c, cols, k, m).unwrap();
-            assert_eq!(idx, cpu.indices, "metric {metric} k {k} chunk {chunk}");
-            assert_eq!(sc, cpu.scores, "metric {metric} k {k} chunk {chunk}");
+            let what = format!("metric {metric} k {k} chunk {chunk} slices {slices}");
+            assert_eq!(idx, cpu.indices, "{what}");
+            assert_eq!(sc, cpu.scores, "{what}");
             for i in 0..q {
                 let want = topk_by_sort(&table[i * c..(i + 1) * c], k, metric);
                 let got: Vec<(u32, f32)> =
@@ -1376,9 +1422,15 @@ fn dv_topk_merge_ranks_nan_last_and_handles_k_max() {
             _ => rng.f32(),
         })
         .collect();
-    for (k, chunk) in [(128usize, 128usize), (7, 50)] {
+    // Slices shorter than k (chunk 50 in 3 slices, k = 7 and 128) are padded.
+    for (k, chunk, slices) in [
+        (128usize, 128usize, 1usize),
+        (7, 50, 1),
+        (128, 128, 2),
+        (7, 50, 3),
+    ] {
         for metric in [0, 2] {
-            let (idx, sc) = topk_on_emu(&d, &table, q, c, k, chunk, metric);
+            let (idx, sc) = topk_on_emu(&d, &table, [q, c, k], (chunk, slices), metric);
             for i in 0..q {
                 let want = topk_by_sort(&table[i * c..(i + 1) * c], k, metric);
                 for (r, (wi, ws)) in want.iter().enumerate() {

@@ -185,36 +185,35 @@ __device__ __forceinline__ bool dv_better(float ka, unsigned ia, float kb, unsig
   return ka > kb || (ka == kb && ia < ib);
 }
 
-// One block per query row. Merges the scores of a corpus block (tile: rows x n, leading
-// dimension ld, corpus rows j0 .. j0+n) into the running best-k lists of each query
-// (best_idx/best_score: rows x k, best first, `have` valid entries from earlier blocks).
-// Each thread keeps its own sorted best-k list; the block then extracts the k winners in
-// k rounds of a block-wide arg-max over the heads of the lists. Requires k <= DV_KMAX.
-extern "C" __global__ void __launch_bounds__(DV_TOPK_THREADS)
-dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, int k, int have,
-              int metric, unsigned* __restrict__ best_idx, float* __restrict__ best_score) {
-  const int q = blockIdx.x;
+// The best min(k, have + n) of a query's candidates, best first, into out_idx/out_score (one
+// block of DV_TOPK_THREADS threads; k <= DV_KMAX). Candidate t is (prev_score[t], prev_idx[t])
+// for t < have (earlier winners; prev may be out itself), else the score row[t - have] with
+// index cidx[t - have] (cidx null: j0 + t - have). Each thread keeps its own sorted best-k list;
+// the block then extracts the winners in rounds of a block-wide arg-max over the heads of the
+// lists. With pad set, the entries of out after the winners get index 0xffffffff and score NaN
+// (ranked after every real candidate). sk/si/sw: DV_TOPK_THREADS entries of shared memory each.
+__device__ void dv_topk_select(const float* __restrict__ row, const unsigned* __restrict__ cidx,
+                               int n, unsigned j0, int k, int have, int metric,
+                               const unsigned* prev_idx, const float* prev_score,
+                               unsigned* out_idx, float* out_score, int pad, float* sk,
+                               unsigned* si, int* sw) {
   const int tid = threadIdx.x;
-  const float* row = tile + (size_t)q * ld;
-  unsigned* bi = best_idx + (size_t)q * k;
-  float* bsc = best_score + (size_t)q * k;
-
   float lk[DV_KMAX];
   unsigned li[DV_KMAX];
   float ls[DV_KMAX];
   int len = 0;
 
-  // Candidates: earlier winners (positions < have), then the new block.
+  // Candidates: earlier winners (positions < have), then the new ones.
   int total = have + n;
   for (int t = tid; t < total; t += DV_TOPK_THREADS) {
     float s;
     unsigned idx;
     if (t < have) {
-      s = bsc[t];
-      idx = bi[t];
+      s = prev_score[t];
+      idx = prev_idx[t];
     } else {
       s = row[t - have];
-      idx = j0 + (unsigned)(t - have);
+      idx = cidx ? cidx[t - have] : j0 + (unsigned)(t - have);
     }
     float key = dv_key(s, metric);
     if (len == k && !dv_better(key, idx, lk[k - 1], li[k - 1])) continue;
@@ -232,9 +231,6 @@ dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, 
   }
   __syncthreads();  // every thread has read the earlier winners before they are overwritten
 
-  __shared__ float sk[DV_TOPK_THREADS];
-  __shared__ unsigned si[DV_TOPK_THREADS];
-  __shared__ int sw[DV_TOPK_THREADS];
   int head = 0;
   int want = total < k ? total : k;
   for (int r = 0; r < want; ++r) {
@@ -256,12 +252,71 @@ dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, 
     }
     int winner = sw[0];
     if (tid == winner) {
-      bi[r] = li[head];
-      bsc[r] = ls[head];
+      out_idx[r] = li[head];
+      out_score[r] = ls[head];
       ++head;
     }
     __syncthreads();
   }
+  if (pad) {
+    for (int r = want + tid; r < k; r += DV_TOPK_THREADS) {
+      out_idx[r] = 0xffffffffu;
+      out_score[r] = __int_as_float(0x7fc00000);
+    }
+  }
+}
+
+// One block per query row. Merges the scores of a corpus block (tile: rows x n, leading
+// dimension ld, corpus rows j0 .. j0+n) into the running best-k lists of each query
+// (best_idx/best_score: rows x k, best first, `have` valid entries from earlier blocks).
+// Requires k <= DV_KMAX.
+extern "C" __global__ void __launch_bounds__(DV_TOPK_THREADS)
+dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, int k, int have,
+              int metric, unsigned* __restrict__ best_idx, float* __restrict__ best_score) {
+  __shared__ float sk[DV_TOPK_THREADS];
+  __shared__ unsigned si[DV_TOPK_THREADS];
+  __shared__ int sw[DV_TOPK_THREADS];
+  const int q = blockIdx.x;
+  unsigned* bi = best_idx + (size_t)q * k;
+  float* bsc = best_score + (size_t)q * k;
+  dv_topk_select(tile + (size_t)q * ld, 0, n, j0, k, have, metric, bi, bsc, bi, bsc, 0, sk, si,
+                 sw);
+}
+
+// The first of two steps of a merge for few queries (one block per query would leave most of
+// the device idle): block (q, s) takes the s-th of `slices` equal slices of query q's scores in
+// the tile (rows x n, leading dimension ld, corpus rows j0 .. j0+n) and writes its best k
+// (padded, see dv_topk_select) to part_idx/part_score at (q * slices + s) * k.
+extern "C" __global__ void __launch_bounds__(DV_TOPK_THREADS)
+dv_topk_part(const float* __restrict__ tile, int n, long long ld, unsigned j0, int k,
+             int metric, int slices, unsigned* __restrict__ part_idx,
+             float* __restrict__ part_score) {
+  __shared__ float sk[DV_TOPK_THREADS];
+  __shared__ unsigned si[DV_TOPK_THREADS];
+  __shared__ int sw[DV_TOPK_THREADS];
+  const int q = blockIdx.x, s = blockIdx.y;
+  const int lo = (int)((long long)n * s / slices), hi = (int)((long long)n * (s + 1) / slices);
+  const size_t at = ((size_t)q * slices + s) * k;
+  dv_topk_select(tile + (size_t)q * ld + lo, 0, hi - lo, j0 + (unsigned)lo, k, 0, metric, 0, 0,
+                 part_idx + at, part_score + at, 1, sk, si, sw);
+}
+
+// The second step: one block per query merges its `width` partial candidates (part_idx /
+// part_score rows of width entries, from dv_topk_part) into its running best-k list as
+// dv_topk_merge does.
+extern "C" __global__ void __launch_bounds__(DV_TOPK_THREADS)
+dv_topk_merge_parts(const unsigned* __restrict__ part_idx, const float* __restrict__ part_score,
+                    int width, int k, int have, int metric, unsigned* __restrict__ best_idx,
+                    float* __restrict__ best_score) {
+  __shared__ float sk[DV_TOPK_THREADS];
+  __shared__ unsigned si[DV_TOPK_THREADS];
+  __shared__ int sw[DV_TOPK_THREADS];
+  const int q = blockIdx.x;
+  unsigned* bi = best_idx + (size_t)q * k;
+  float* bsc = best_score + (size_t)q * k;
+  const size_t at = (size_t)q * width;
+  dv_topk_select(part_score + at, part_idx + at, width, 0, k, have, metric, bi, bsc, bi, bsc, 0,
+                 sk, si, sw);
 }
 
 // TF32 split for the 3xTF32 GEMM scheme: hi = x rounded to TF32 (10 explicit mantissa bits,

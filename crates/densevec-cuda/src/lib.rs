@@ -45,6 +45,8 @@ pub const KERNEL_NAMES: &[&str] = &[
     "dv_l2_direct",
     "dv_sgemm",
     "dv_topk_merge",
+    "dv_topk_part",
+    "dv_topk_merge_parts",
     "dv_ce_rows",
     "dv_margin_rows",
     "dv_row_normalize",
