@@ -78,6 +78,13 @@ pub trait Op: Args {
         None
     }
 
+    /// Bytes the GPU form moves between host and device for these arguments, when that is
+    /// large against its work (similarity and top-k: the corpus); 0 for compute-bound forms.
+    /// The `'auto'` backend weighs it against the work (`densevec_cuda::auto_takes_gpu`).
+    fn gpu_bytes(&self) -> f64 {
+        0.0
+    }
+
     /// Computes on the GPU (called only when [`Op::gpu_work`] is `Some`).
     fn gpu(&self, func: &str) -> Result<Self::Out> {
         Err(densevec_core::Error::new(
@@ -150,7 +157,16 @@ pub fn run<'e, O: Op>(env: &'e Env, op: O, how: How) -> napi::Result<Ret<'e, O>>
         Some(Device::Gpu) => op.gpu_work().map(|_| true),
         Some(Device::Auto) => op
             .gpu_work()
-            .filter(|w| how.min_work.is_some_and(|m| *w >= m))
+            .filter(|&w| {
+                how.min_work.is_some_and(|m| {
+                    densevec_cuda::auto_takes_gpu(
+                        w,
+                        op.gpu_bytes(),
+                        densevec_core::pool::threads(),
+                        m,
+                    )
+                })
+            })
             .map(|_| false),
         _ => None,
     };

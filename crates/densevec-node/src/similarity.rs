@@ -127,6 +127,11 @@ impl Op for SimilarityMatrixArgs {
         Some(self.q.rows * self.c.rows * self.q.cols)
     }
 
+    /// Both inputs up, the q.rows × c.rows matrix back.
+    fn gpu_bytes(&self) -> f64 {
+        4.0 * ((self.q.rows + self.c.rows) * self.q.cols + self.q.rows * self.c.rows)
+    }
+
     fn gpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
         let ((qr, d), cr) = (self.q.dims(func, "q")?, self.c.rows(func)?);
         let c = self.c.dense().unwrap_or_default();
@@ -189,6 +194,11 @@ impl Op for TopKArgs {
         let small_k = self.k <= densevec_cuda::KMAX as f64;
         (self.skip.is_none() && self.mask.is_none() && small_k)
             .then_some(self.q.rows * self.c.rows * self.q.cols)
+    }
+
+    /// Both inputs up (the corpus dominates: top-k does q.rows multiply-adds per corpus value).
+    fn gpu_bytes(&self) -> f64 {
+        4.0 * (self.q.rows + self.c.rows) * self.q.cols
     }
 
     fn gpu(&self, func: &str) -> densevec_core::Result<topk::TopK> {
