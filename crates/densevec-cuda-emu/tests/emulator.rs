@@ -1259,8 +1259,8 @@ fn dv_sgemm_kernel_has_the_semantics_of_cublas() {
     assert_eq!(d.live_allocations(), 0);
 }
 
-/// Reference top-k of one row of scores: best first (larger key, key = -s for l2sq), ties by
-/// lower index, NaN last.
+/// Reference top-k of one row of scores, in the CPU core's order: larger key first (key = -s
+/// for l2sq, -inf for NaN), then a number before NaN, then lower index.
 fn topk_by_sort(scores: &[f32], k: usize, metric: i32) -> Vec<(u32, f32)> {
     let key = |s: f32| {
         if s.is_nan() {
@@ -1276,7 +1276,13 @@ fn topk_by_sort(scores: &[f32], k: usize, metric: i32) -> Vec<(u32, f32)> {
         .enumerate()
         .map(|(i, &s)| (i as u32, s))
         .collect();
-    v.sort_by(|x, y| key(y.1).total_cmp(&key(x.1)).then(x.0.cmp(&y.0)));
+    v.sort_by(|x, y| {
+        let (kx, ky) = (key(x.1), key(y.1));
+        ky.partial_cmp(&kx)
+            .expect("keys are never NaN")
+            .then(x.1.is_nan().cmp(&y.1.is_nan()))
+            .then(x.0.cmp(&y.0))
+    });
     v.truncate(k);
     v
 }
@@ -1415,10 +1421,14 @@ fn dv_topk_merge_ranks_nan_last_and_handles_k_max() {
     let d = Emu::new();
     let mut rng = Rng(1234);
     let (q, c) = (2usize, 200usize);
+    // NaN, ties, and ±∞ (whose keys tie with NaN's -∞: the number ranks first), ±0.
     let table: Vec<f32> = (0..q * c)
-        .map(|_| match rng.int(0, 9) {
+        .map(|_| match rng.int(0, 12) {
             0 => f32::NAN,
             1 => 0.5, // ties
+            2 => f32::NEG_INFINITY,
+            3 => f32::INFINITY,
+            4 => -0.0,
             _ => rng.f32(),
         })
         .collect();

@@ -180,9 +180,11 @@ __device__ __forceinline__ float dv_key(float s, int metric) {
   return metric == 2 ? -s : s;
 }
 
-// Candidate (ka, ia) beats (kb, ib): larger key, ties by lower index.
-__device__ __forceinline__ bool dv_better(float ka, unsigned ia, float kb, unsigned ib) {
-  return ka > kb || (ka == kb && ia < ib);
+// Candidate (key ka, score NaN na, index ia) beats (kb, nb, ib): larger key, then a number
+// before NaN (a NaN's key is -inf, as is a real -inf's), then lower index: the CPU core's order.
+__device__ __forceinline__ bool dv_better(float ka, bool na, unsigned ia, float kb, bool nb,
+                                          unsigned ib) {
+  return ka > kb || (ka == kb && ((!na && nb) || (na == nb && ia < ib)));
 }
 
 // The best min(k, have + n) of a query's candidates, best first, into out_idx/out_score (one
@@ -191,12 +193,13 @@ __device__ __forceinline__ bool dv_better(float ka, unsigned ia, float kb, unsig
 // index cidx[t - have] (cidx null: j0 + t - have). Each thread keeps its own sorted best-k list;
 // the block then extracts the winners in rounds of a block-wide arg-max over the heads of the
 // lists. With pad set, the entries of out after the winners get index 0xffffffff and score NaN
-// (ranked after every real candidate). sk/si/sw: DV_TOPK_THREADS entries of shared memory each.
+// (ranked after every real candidate). sk/si/sw/sn: DV_TOPK_THREADS entries of shared memory
+// each.
 __device__ void dv_topk_select(const float* __restrict__ row, const unsigned* __restrict__ cidx,
                                int n, unsigned j0, int k, int have, int metric,
                                const unsigned* prev_idx, const float* prev_score,
                                unsigned* out_idx, float* out_score, int pad, float* sk,
-                               unsigned* si, int* sw) {
+                               unsigned* si, int* sw, int* sn) {
   const int tid = threadIdx.x;
   float lk[DV_KMAX];
   unsigned li[DV_KMAX];
@@ -216,9 +219,11 @@ __device__ void dv_topk_select(const float* __restrict__ row, const unsigned* __
       idx = cidx ? cidx[t - have] : j0 + (unsigned)(t - have);
     }
     float key = dv_key(s, metric);
-    if (len == k && !dv_better(key, idx, lk[k - 1], li[k - 1])) continue;
+    const bool nan = s != s;
+    if (len == k && !dv_better(key, nan, idx, lk[k - 1], ls[k - 1] != ls[k - 1], li[k - 1]))
+      continue;
     int p = len < k ? len : k - 1;
-    while (p > 0 && dv_better(key, idx, lk[p - 1], li[p - 1])) {
+    while (p > 0 && dv_better(key, nan, idx, lk[p - 1], ls[p - 1] != ls[p - 1], li[p - 1])) {
       lk[p] = lk[p - 1];
       li[p] = li[p - 1];
       ls[p] = ls[p - 1];
@@ -237,15 +242,18 @@ __device__ void dv_topk_select(const float* __restrict__ row, const unsigned* __
     sk[tid] = head < len ? lk[head] : -__int_as_float(0x7f800000);
     si[tid] = head < len ? li[head] : 0xffffffffu;
     sw[tid] = head < len ? tid : -1;
+    sn[tid] = head < len ? ls[head] != ls[head] : 1;
     __syncthreads();
     for (int o = DV_TOPK_THREADS / 2; o > 0; o >>= 1) {
       if (tid < o) {
         bool take = sw[tid + o] >= 0 &&
-                    (sw[tid] < 0 || dv_better(sk[tid + o], si[tid + o], sk[tid], si[tid]));
+                    (sw[tid] < 0 || dv_better(sk[tid + o], sn[tid + o], si[tid + o], sk[tid],
+                                              sn[tid], si[tid]));
         if (take) {
           sk[tid] = sk[tid + o];
           si[tid] = si[tid + o];
           sw[tid] = sw[tid + o];
+          sn[tid] = sn[tid + o];
         }
       }
       __syncthreads();
@@ -276,11 +284,12 @@ dv_topk_merge(const float* __restrict__ tile, int n, long long ld, unsigned j0, 
   __shared__ float sk[DV_TOPK_THREADS];
   __shared__ unsigned si[DV_TOPK_THREADS];
   __shared__ int sw[DV_TOPK_THREADS];
+  __shared__ int sn[DV_TOPK_THREADS];
   const int q = blockIdx.x;
   unsigned* bi = best_idx + (size_t)q * k;
   float* bsc = best_score + (size_t)q * k;
   dv_topk_select(tile + (size_t)q * ld, 0, n, j0, k, have, metric, bi, bsc, bi, bsc, 0, sk, si,
-                 sw);
+                 sw, sn);
 }
 
 // The first of two steps of a merge for few queries (one block per query would leave most of
@@ -294,11 +303,12 @@ dv_topk_part(const float* __restrict__ tile, int n, long long ld, unsigned j0, i
   __shared__ float sk[DV_TOPK_THREADS];
   __shared__ unsigned si[DV_TOPK_THREADS];
   __shared__ int sw[DV_TOPK_THREADS];
+  __shared__ int sn[DV_TOPK_THREADS];
   const int q = blockIdx.x, s = blockIdx.y;
   const int lo = (int)((long long)n * s / slices), hi = (int)((long long)n * (s + 1) / slices);
   const size_t at = ((size_t)q * slices + s) * k;
   dv_topk_select(tile + (size_t)q * ld + lo, 0, hi - lo, j0 + (unsigned)lo, k, 0, metric, 0, 0,
-                 part_idx + at, part_score + at, 1, sk, si, sw);
+                 part_idx + at, part_score + at, 1, sk, si, sw, sn);
 }
 
 // The second step: one block per query merges its `width` partial candidates (part_idx /
@@ -311,12 +321,13 @@ dv_topk_merge_parts(const unsigned* __restrict__ part_idx, const float* __restri
   __shared__ float sk[DV_TOPK_THREADS];
   __shared__ unsigned si[DV_TOPK_THREADS];
   __shared__ int sw[DV_TOPK_THREADS];
+  __shared__ int sn[DV_TOPK_THREADS];
   const int q = blockIdx.x;
   unsigned* bi = best_idx + (size_t)q * k;
   float* bsc = best_score + (size_t)q * k;
   const size_t at = (size_t)q * width;
   dv_topk_select(part_score + at, part_idx + at, width, 0, k, have, metric, bi, bsc, bi, bsc, 0,
-                 sk, si, sw);
+                 sk, si, sw, sn);
 }
 
 // TF32 split for the 3xTF32 GEMM scheme: hi = x rounded to TF32 (10 explicit mantissa bits,
