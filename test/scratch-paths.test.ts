@@ -68,7 +68,7 @@ describe('scratchBytes: held and tiled paths', () => {
     }
   });
 
-  it('marginSoftmax: held and blockwise gradients are bit-identical and match the reference', () => {
+  it('marginSoftmax: every budget gives the same bits (G is formed block by block) and matches the reference', () => {
     const x = randm(300, 20, 76);
     const w = randm(700, 20, 77);
     const labels = Uint32Array.from({ length: 300 }, (_, i) => (i * 31) % 700);

@@ -27,11 +27,10 @@ export interface MarginOptions {
    */
   precision?: v.Precision;
   /**
-   * Bytes of scratch memory the native CPU backend may use for the N × C gradient of the
-   * logits (default 268435456 = 256 MiB; a non-negative integer). When it fits (4·N·C bytes)
-   * it is held whole; otherwise it is formed block by block from the logits, in bounded memory.
-   * Results are bit-identical either way and for every thread count. The reference and GPU
-   * backends validate and ignore it.
+   * Scratch budget of the fused losses (default 268435456 = 256 MiB; a non-negative integer),
+   * accepted for symmetry with `infoNCE` / `ntXent`. `marginSoftmax` forms the N × C gradient
+   * of the logits block by block from the logits, in bounded memory, whatever the budget, so
+   * results are bit-identical for every budget and thread count. Every backend validates it.
    */
   scratchBytes?: number;
 }
