@@ -3,6 +3,7 @@
 //! B = 65,536, d = 768 against the three SGEMMs it is made of. Each timing is the median of a
 //! few runs after one warm-up; each row is a JSON object.
 
+use crate::parity::tk;
 use crate::{Gemm, GemmMode, Rng, Timed};
 use densevec_core::contrastive::{info_nce as cpu_info_nce, nt_xent as cpu_nt_xent, InfoNceOpts};
 use densevec_core::margin::{margin_softmax as cpu_margin, MarginKind, MarginOpts};
@@ -243,15 +244,7 @@ pub fn run(rng: &mut Rng) -> Vec<String> {
     {
         let (m, n, d) = (100usize, 100_000usize, 768usize);
         let (q, c) = (rng.mat(m, d), rng.mat(n, d));
-        let a = cu::TopKArgs {
-            q: &q,
-            q_rows: m,
-            c: &c,
-            c_rows: n,
-            cols: d,
-            k: 10,
-            metric: Metric::Dot,
-        };
+        let a = tk(&q, m, &c, n, d, 10);
         bench.extend(breakdown(
             &format!("topK {m}x{n}x{d} k=10"),
             &a,
@@ -328,15 +321,7 @@ pub fn run(rng: &mut Rng) -> Vec<String> {
         let (q, c) = (rng.mat(m, d), rng.mat(n, d));
         if m < 64 {
             // Few queries: the selection runs in slices (ops::topk_slices).
-            let a = cu::TopKArgs {
-                q: &q,
-                q_rows: m,
-                c: &c,
-                c_rows: n,
-                cols: d,
-                k,
-                metric: Metric::Dot,
-            };
+            let a = tk(&q, m, &c, n, d, k);
             late.extend(breakdown(
                 &format!("topK {m}x{n}x{d} k={k}"),
                 &a,

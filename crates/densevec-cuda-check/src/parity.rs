@@ -454,7 +454,15 @@ pub fn errors(rig: &dyn Rig) -> Vec<Row> {
     e.rows
 }
 
-fn tk<'a>(q: &'a [f32], qr: usize, c: &'a [f32], cr: usize, d: usize, k: usize) -> TopKArgs<'a> {
+/// topK arguments, dot product (also the bench's).
+pub(crate) fn tk<'a>(
+    q: &'a [f32],
+    qr: usize,
+    c: &'a [f32],
+    cr: usize,
+    d: usize,
+    k: usize,
+) -> TopKArgs<'a> {
     TopKArgs {
         q,
         q_rows: qr,

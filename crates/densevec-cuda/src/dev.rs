@@ -88,6 +88,11 @@ impl Launch {
             256,
         )
     }
+    /// One warp per row, 8 rows per block of 256 threads (the row kernels: `dv_row_aux`,
+    /// `dv_row_normalize`, `dv_back_norm`).
+    pub fn warp_rows(rows: usize) -> Launch {
+        Launch::blocks((rows as u64).div_ceil(8).min(u32::MAX as u64) as u32, 256)
+    }
 }
 
 /// What the algorithms need from a device. Calls are ordered (one stream); `dtoh` waits for

@@ -347,11 +347,9 @@ pub fn aux_into(
     out: &Buf<f32>,
 ) -> Result<()> {
     let (r, c) = (ci(f, rows)?, ci(f, cols)?);
-    let warps_per_block = 8u64;
-    let blocks = (rows as u64).div_ceil(warps_per_block).min(u32::MAX as u64) as u32;
     dev.launch(
         "dv_row_aux",
-        Launch::blocks(blocks, 256),
+        Launch::warp_rows(rows),
         &[
             x.arg(off * cols),
             Arg::I32(r),
@@ -411,22 +409,22 @@ pub fn finish(
     if metric == 0 || m == 0 || n == 0 {
         return Ok(());
     }
-    let (mi, ni) = (ci(f, m)?, ci(f, n)?);
+    // Both kernels start with the block of values and the auxiliaries of its rows / columns.
+    let block = [
+        tile.arg(0),
+        Arg::I32(ci(f, m)?),
+        Arg::I32(ci(f, n)?),
+        Arg::I64(ld as i64),
+        Arg::Ptr(q.aux),
+        Arg::Ptr(c.aux),
+    ];
     dev.launch(
         "dv_finish",
         Launch {
             grid: [(n as u32).div_ceil(256), (m as u32).min(65_535), 1],
             block: [256, 1, 1],
         },
-        &[
-            tile.arg(0),
-            Arg::I32(mi),
-            Arg::I32(ni),
-            Arg::I64(ld as i64),
-            Arg::Ptr(q.aux),
-            Arg::Ptr(c.aux),
-            Arg::I32(metric),
-        ],
+        &[&block[..], &[Arg::I32(metric)]].concat(),
     )
     .map_err(be(f))?;
     if metric != 2 {
@@ -443,19 +441,17 @@ pub fn finish(
             block: [256, 1, 1],
         },
         &[
-            tile.arg(0),
-            Arg::I32(mi),
-            Arg::I32(ni),
-            Arg::I64(ld as i64),
-            Arg::Ptr(q.aux),
-            Arg::Ptr(c.aux),
-            Arg::Ptr(q.hi),
-            Arg::Ptr(q.lo),
-            Arg::Ptr(c.hi),
-            Arg::Ptr(c.lo),
-            Arg::I32(ci(f, d)?),
-            Arg::F32(l2_recompute_threshold(d)),
-        ],
+            &block[..],
+            &[
+                Arg::Ptr(q.hi),
+                Arg::Ptr(q.lo),
+                Arg::Ptr(c.hi),
+                Arg::Ptr(c.lo),
+                Arg::I32(ci(f, d)?),
+                Arg::F32(l2_recompute_threshold(d)),
+            ],
+        ]
+        .concat(),
     )
     .map_err(be(f))
 }
@@ -788,10 +784,9 @@ fn fused_ce(dev: &dyn Device, f: &'static str, p: &Prepared) -> Result<FusedCe> 
             return Ok(None);
         }
         let nb = Buf::<f64>::zeros(dev, rows).map_err(be(f))?;
-        let grid = (rows as u64).div_ceil(8).min(u32::MAX as u64) as u32;
         dev.launch(
             "dv_row_normalize",
-            Launch::blocks(grid, 256),
+            Launch::warp_rows(rows),
             &[
                 x.hi.arg(0),
                 Arg::I32(ci(f, rows)?),
@@ -879,17 +874,15 @@ fn fused_ce(dev: &dyn Device, f: &'static str, p: &Prepared) -> Result<FusedCe> 
     // Back through the device's normalization (see `dv_back_norm`).
     let back = |g: &Buf<f32>, x: &Operand, nb: &Option<Buf<f64>>, rows: usize| -> Result<()> {
         let Some(nb) = nb else { return Ok(()) };
-        let grid = (rows as u64).div_ceil(8).min(u32::MAX as u64) as u32;
-        let lo = Arg::Ptr(x.lo.as_ref().filter(|_| x.split).map_or(0, |l| l.ptr));
         let args = [
             g.arg(0),
             x.hi.arg(0),
-            lo,
+            x.lo_arg(),
             nb.arg(0),
             Arg::I32(ci(f, rows)?),
             Arg::I32(ci(f, d)?),
         ];
-        dev.launch("dv_back_norm", Launch::blocks(grid, 256), &args)
+        dev.launch("dv_back_norm", Launch::warp_rows(rows), &args)
             .map_err(be(f))
     };
     back(&gq, &dq, &q_norms, b)?;
