@@ -6,13 +6,15 @@
 //! ```text
 //! jc: n in steps of NC                (C block MC×NC stays in L2 across the KC blocks)
 //!   pc: k in steps of KC              (one pass over the C block per KC block)
+//!     [m > MC: pack B[jc.., pc..] whole, as NR-wide micro-panels (L3)]
 //!     ic: m in steps of MC            pack A[ic.., pc..] into MR-row micro-panels, k-major (L2)
-//!       jr: NC in steps of NR         pack B[jr.., pc..] into one NR-wide micro-panel (L1)
+//!       jr: NC in steps of NR         [m ≤ MC: pack B[jr.., pc..] into one micro-panel (L1)]
 //!         ir: MC in steps of MR       micro-kernel: MR×NR block of C in registers
 //! ```
 //!
-//! While the micro-kernels run on one B micro-panel, the rows of the next one are prefetched
-//! (a slice after each micro-kernel call), so that packing it does not wait on memory.
+//! With one MC block, while the micro-kernels run on one B micro-panel, the rows of the next
+//! one are prefetched (a slice after each micro-kernel call), so that packing it does not wait
+//! on memory; with several, the B block is packed once and read by all of them.
 //!
 //! A short A (m ≤ MC and m·k ≤ `a_whole_max`, e.g. the similarity tiles) takes another order,
 //! [`run_panel_stationary`]: A packed whole once, then for each NR-wide panel of C all KC blocks
@@ -267,13 +269,32 @@ pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
     let kcb = balanced_kc(spec.kc, k);
     let kc_max = kcb.min(k);
     let mc_max = spec.mc.min(m);
-    with_buffers(mc_max * kc_max, nr * kc_max, |pa, pb| {
+    // With more than one MC block of A, the KC × NC block of B is packed once before them,
+    // not once per MC block (a transposing pack of B for each of 26 MC blocks was about 7 % of
+    // a 4096-row product); with one, each micro-panel is packed just before its sweep while the
+    // next one's source is prefetched.
+    let whole_b = m > spec.mc;
+    let lb = if whole_b {
+        spec.nc.min((n + nr - 1) / nr * nr) * kc_max
+    } else {
+        nr * kc_max
+    };
+    with_buffers(mc_max * kc_max, lb, |pa, pb| {
         let mut jc = 0;
         while jc < n {
             let nb = spec.nc.min(n - jc);
             let mut pc = 0;
             while pc < k {
                 let kc = kcb.min(k - pc);
+                if whole_b {
+                    // Micro-panel jr at pb + (jr − jc)·kc (each holds NR·kc values).
+                    let mut jr = jc;
+                    while jr < jc + nb {
+                        let cols = nr.min(jc + nb - jr);
+                        g.pack_b(spec, jr, pc, cols, kc, pb.add((jr - jc) * kc));
+                        jr += nr;
+                    }
+                }
                 let mut ic = 0;
                 while ic < m {
                     let mb = spec.mc.min(m - ic);
@@ -281,20 +302,25 @@ pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
                     let mut jr = jc;
                     while jr < jc + nb {
                         let cols = nr.min(jc + nb - jr);
-                        g.pack_b(spec, jr, pc, cols, kc, pb);
-                        // The next micro-panel of this block, prefetched during the sweep.
-                        let next = jr + nr;
-                        let pf = if next < jc + nb {
-                            g.b_rows(next, pc, nr.min(jc + nb - next), kc)
+                        let (panel, pf) = if whole_b {
+                            (pb.add((jr - jc) * kc) as *const f32, (g.b, 0, 0))
                         } else {
-                            (g.b, 0, 0)
+                            g.pack_b(spec, jr, pc, cols, kc, pb);
+                            // The next micro-panel of this block, prefetched during the sweep.
+                            let next = jr + nr;
+                            let pf = if next < jc + nb {
+                                g.b_rows(next, pc, nr.min(jc + nb - next), kc)
+                            } else {
+                                (g.b, 0, 0)
+                            };
+                            (pb as *const f32, pf)
                         };
                         let strip = Tile {
                             rows: mb,
                             cols,
                             kc,
                             pa,
-                            pb,
+                            pb: panel,
                             c: g.c.add(ic * g.ldc + jr),
                             ldc: g.ldc,
                             load_c: g.accumulate || pc > 0,

@@ -445,15 +445,18 @@ fn gemm_is_independent_of_tiling() {
     }
 }
 
-/// A tall A (the general loop order) and its row blocks (the short-A order) agree bit for bit.
+/// A tall A (the general loop order, B packed once per block for all MC blocks of A) and its
+/// row blocks (the short-A order, B packed per micro-panel) agree bit for bit: on a small
+/// product, and on one with several blocks along every dimension (MC, NC on this CPU, KC) and
+/// edge panels on each.
 #[test]
 fn gemm_loop_orders_agree() {
     let mut rng = Rng::new(9);
-    let shape = (300, 70, 530);
-    let cases = [
-        Case::random(&mut rng, true, shape, (0, 0)),
-        Case::random(&mut rng, false, shape, (0, 0)),
-    ];
+    let mut cases = Vec::new();
+    for shape in [(300, 70, 530), (341, 1411, 1603)] {
+        cases.push(Case::random(&mut rng, true, shape, (0, 0)));
+        cases.push(Case::random(&mut rng, false, shape, (0, 0)));
+    }
     let _g = lock();
     for isa in isa::available() {
         isa::set(isa).unwrap();
