@@ -89,6 +89,7 @@ const wa = mat(WN, 1, 5);
 const wb = mat(WN, 1, 6);
 const col30k = mat(30000, 1, 7); // 30,000 × 30,000 float32 = 3.6 GB
 const labels = new Uint32Array(N).map((_, i) => i);
+const labels30k = new Uint32Array(30000).map((_, i) => i);
 
 function syncCases(lib, backend) {
   const cases = [
@@ -100,6 +101,8 @@ function syncCases(lib, backend) {
     ['topK q.rows * k = 1e10, i8 corpus', () => lib.topK(col, lib.quantize(col2, 'i8'), N, { metric: 'dot' })],
     ['matmul (1e5 x 1)(1 x 1e5)', () => lib.matmul(col, wide)],
     ['marginSoftmax N = C = 1e5', () => lib.marginSoftmax(col, col2, labels, { kind: 'normalized' })],
+    // Below the typed-array limit: the native logits buffer (the returned one) is refused.
+    ['marginSoftmax N = C = 30000', () => lib.marginSoftmax(col30k, col30k, labels30k, { kind: 'normalized' })],
     ['marginGeometry C = 30000', () => lib.marginGeometry(col30k, { kind: 'arcface', margin: 0.5 })],
     ['procrustes 1 x 100000', () => lib.procrustes(wide, wide2)],
     ['wassersteinRegularizer n = 65536', () => lib.wassersteinRegularizer(wa, wb)],

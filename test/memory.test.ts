@@ -88,6 +88,7 @@ describe('memory', () => {
         'topK q.rows * k = 1e10',
         'matmul (1e5 x 1)(1 x 1e5)',
         'marginSoftmax N = C = 1e5',
+        'marginSoftmax N = C = 30000',
         'marginGeometry C = 30000',
         'procrustes 1 x 100000',
         'wassersteinRegularizer n = 65536',
@@ -106,6 +107,11 @@ describe('memory', () => {
     expect(sim?.message).toMatch(/^similarityMatrix: cannot allocate 40000000000 bytes .*use topK/);
     const pr = s.huge.find((h) => h.name === 'native procrustes 1 x 100000');
     expect(pr?.message).toMatch(/^procrustes: cannot allocate \d+ bytes/);
+    // marginSoftmax computes its logits in the returned buffer: that buffer is the one refused.
+    const ms = s.huge.find((h) => h.name === 'native marginSoftmax N = C = 1e5');
+    expect(ms?.message).toMatch(/^marginSoftmax: cannot allocate 40000000000 bytes \(40.0 GB\) for the N × C logits.*split the batch/);
+    const ms30k = s.huge.find((h) => h.name === 'native marginSoftmax N = C = 30000');
+    expect(ms30k?.message).toMatch(/^marginSoftmax: cannot allocate 3600000000 bytes \(3.6 GB\) for the N × C logits; split the batch/);
     const mg = s.huge.find((h) => h.name === 'native marginGeometry C = 30000');
     expect(mg?.message).toMatch(/^marginGeometry: cannot allocate 3600000000 bytes .*pass fewer prototypes/);
     expect(s.loop.length).toBeGreaterThanOrEqual(8);

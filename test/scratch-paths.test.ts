@@ -130,6 +130,32 @@ describe('scratchBytes: held and tiled paths', () => {
     expect(same(ma.gradW.data, ms.gradW.data)).toBe(true);
   });
 
+  it('marginSoftmax: the sync form (logits computed in the returned buffer) equals the async form bit for bit, on 1 and 2 threads', async () => {
+    // 800 × 900 classes: one thread takes larger GEMM blocks and similarity tiles than two.
+    const x = randm(800, 12, 81);
+    const w = randm(900, 12, 82);
+    const labels = Uint32Array.from({ length: 800 }, (_, i) => (i * 7) % 900);
+    const o = { kind: 'arcface' as const, labelSmoothing: 0.05 };
+    const got = [];
+    for (const t of [1, 2]) {
+      dv.setThreads(t);
+      got.push(dv.marginSoftmax(x, w, labels, o), await dv.marginSoftmaxAsync(x, w, labels, o));
+    }
+    dv.setThreads(1);
+    const [s] = got;
+    expect(s.logits.rows).toBe(800);
+    expect(s.logits.cols).toBe(900);
+    for (const r of got.slice(1)) {
+      expect(r.loss).toBe(s.loss);
+      expect(r.gradScale).toBe(s.gradScale);
+      for (const k of ['logits', 'gradX', 'gradW'] as const) expect(same(r[k].data, s[k].data)).toBe(true);
+      expect(same(r.angularMargins, s.angularMargins)).toBe(true);
+    }
+    const want = ref.marginSoftmax(x, w, labels, o);
+    closeGrad(s.logits.data, want.logits.data, 1e-4, 1e-5);
+    close(s.loss, want.loss, 1e-5, 1e-5);
+  });
+
   it('validates scratchBytes with E_TYPE, then shapes, then E_ARG, on both backends', async () => {
     const small = randm(4, 3, 80);
     const labels = new Uint32Array([0, 1, 2, 3]);

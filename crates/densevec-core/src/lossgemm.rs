@@ -20,6 +20,18 @@ pub(crate) fn fits(rows: usize, cols: usize, budget: usize) -> bool {
         .is_some_and(|x| x > 0 && x <= budget)
 }
 
+/// Rows per task of a loss's row-block GEMMs, for `len` rows that each take `width` floats of
+/// scratch in a block (a block of logits or of their gradient): 256, grown by 64s up to 1,024
+/// while at least two tasks per thread remain and a block stays within 32 MiB. Each task packs
+/// the operand all tasks share (the keys, the prototypes, a transposed copy of the rows) for its
+/// GEMMs, so fewer, larger blocks pack it fewer times. The size never changes a value: each
+/// element of a product is one chain of multiply-adds over k, and the softmax is row by row.
+pub(crate) fn task_rows(len: usize, width: usize, threads: usize) -> usize {
+    let by_threads = len.div_ceil(2 * threads.max(1));
+    let by_bytes = (32 << 20) / (4 * width.max(1));
+    (by_threads.min(by_bytes) / 64 * 64).clamp(256, 1024)
+}
+
 /// Side of the square tiles of the transposes.
 const T: usize = 32;
 
@@ -46,12 +58,10 @@ pub(crate) fn transpose(
     }
 }
 
-/// Columns of C per task of [`mm_tn`].
-const TN_COLS: usize = 512;
-
 /// Aᵀ·B for row-major A (rows × n) and B (rows × d): the n × d product, computed as
 /// (Bᵀ·A)ᵀ, so that A, the large operand (a logit or gradient matrix), is read in its own
-/// layout and only the thin B and the result are transposed. Parallel over fixed blocks of n.
+/// layout and only the thin B and the result are transposed. Parallel over blocks of n
+/// ([`task_rows`] columns).
 pub(crate) fn mm_tn(
     prec: Precision,
     (func, what): (&str, &str),
@@ -82,8 +92,7 @@ pub(crate) fn mm_tn(
                 transpose(&b[c0..], d, rows, cols, o, rows);
             })
     });
-    let blocks = n.div_ceil(TN_COLS);
-    let cb = n.div_ceil(blocks).div_ceil(16) * 16;
+    let cb = task_rows(n, d, pool::threads());
     pool::run(|| {
         out.par_chunks_mut(cb * d)
             .enumerate()

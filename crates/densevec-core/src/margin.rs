@@ -13,10 +13,10 @@ use crate::bail;
 use crate::contrastive::DEFAULT_SCRATCH_BYTES;
 use crate::contrastive::{back_norm, normalized_rows};
 use crate::error::{check_finite, check_matrix, check_rows, js_num, Result};
-use crate::lossgemm::transpose;
+use crate::lossgemm::{task_rows, transpose};
 use crate::pool;
 use crate::precision::GemmRef;
-use crate::similarity::{dot_norms_f64, similarity_matrix, Metric};
+use crate::similarity::{dot_norms_f64, similarity_matrix_into, Metric};
 use crate::view::Operand;
 use densevec_kernels as k;
 use rayon::prelude::*;
@@ -24,13 +24,12 @@ use rayon::prelude::*;
 /// Rows per task of the row-wise softmax and of gradX.
 const ROWS: usize = 64;
 /// The way out of a refused allocation proportional to the batch.
-const SPLIT: &str = "split the batch";
-/// Classes per task of gradW on the bounded-scratch path.
+pub const SPLIT: &str = "split the batch";
+/// Classes per task of the target's share of gradW.
 const CLS: usize = 256;
 /// Rows of N per slab of the gradient in gradW on the bounded-scratch path.
 const SLAB: usize = 1024;
-/// Rows per task of gradX.
-const XB: usize = 256;
+
 /// Elements per piece of the penalties.
 const PIECE: usize = 1 << 16;
 
@@ -540,19 +539,36 @@ pub fn margin_softmax_with(
 ) -> Result<MarginSoftmax> {
     let (n, c) = (x.rows, w.rows);
     let pr = margin_prepare(x, w, d, labels, o)?;
+    let mut logits = alloc::try_mat(MARGIN, LOGITS, n, c, SPLIT)?;
+    let r = margin_softmax_in(&pr, c, d, labels, o, &mut logits)?;
+    Ok(MarginSoftmax { logits, ..r })
+}
+
+/// The public name of marginSoftmax in its errors.
+const MARGIN: &str = "marginSoftmax";
+/// What the N × C logits are called in a refused allocation.
+pub const LOGITS: &str = "the N × C logits";
+
+/// [`margin_softmax_with`] on the arguments that [`margin_prepare`] checked, the N × C logits
+/// written into `logits` (`pr`'s rows × `c` values: a buffer that the caller's runtime owns, so
+/// the largest result is never copied). The returned `logits` is empty: they are in `logits`.
+pub fn margin_softmax_in(
+    pr: &MarginPrepared,
+    c: usize,
+    d: usize,
+    labels: &[u32],
+    o: &MarginOpts,
+    logits: &mut [f32],
+) -> Result<MarginSoftmax> {
+    // `similarity_matrix_into` checks that `logits` holds n × c values.
+    let n = pr.target.len();
     let (xh, wh) = (&pr.xh, &pr.wh);
-    // The logits (`similarity_matrix` reads it too) and both gradient GEMMs at this precision.
+    // The logits (`similarity_matrix_into` reads it too) and both gradient GEMMs at this precision.
     let prec = crate::precision::current();
 
     // cos θ for every (row, class), then logits and ∂loss/∂cos row by row.
-    const F: &str = "marginSoftmax";
-    alloc::probe(
-        F,
-        "the N × C logits",
-        n.saturating_mul(c).saturating_mul(4),
-        SPLIT,
-    )?;
-    let mut logits = similarity_matrix(xh, n, wh, c, d, Metric::Dot)?;
+    const F: &str = MARGIN;
+    similarity_matrix_into(xh, n, wh, c, d, Metric::Dot, logits)?;
     let mut lsev = vec![0f32; n];
     let mut lossv = vec![0f64; n];
     let mut tgrad = vec![0f64; n];
@@ -614,22 +630,26 @@ pub fn margin_softmax_with(
     let grad_scale = gsv.iter().sum::<f64>() * inv_n / o.scale;
     let eps_c = (eps / c as f64) as f32;
     let f = (o.scale * inv_n) as f32;
-    let (lg, ls) = (&logits, &lsev);
+    let (lg, ls) = (&*logits, &lsev);
 
     // G formed block by block from the logits, never whole: for gradX̂ = G·Ŵ per block of
     // rows, and for gradŴ = Gᵀ·X̂ per block of classes over row slabs. Holding G whole (and its
     // transpose for the product) took two fresh N × C buffers whose first touch cost more than
     // forming G twice: 4096 × 10,000 × 512 on Zen 4, one thread, 2.02 s held against 1.53 s.
     let mut gx = alloc::try_mat(F, "gradX", n, d, SPLIT)?;
+    let (xb, cls) = (
+        task_rows(n, c, pool::threads()),
+        task_rows(c, SLAB.min(n), pool::threads()),
+    );
     pool::run(|| {
-        gx.par_chunks_mut(XB * d)
+        gx.par_chunks_mut(xb * d)
             .enumerate()
             .try_for_each(|(blk, gxb)| {
                 let mb = gxb.len() / d;
                 let mut gb: Vec<f32> =
                     alloc::try_mat(F, "a block of the logit gradient", mb, c, SPLIT)?;
                 for r in 0..mb {
-                    let i = blk * XB + r;
+                    let i = blk * xb + r;
                     let y = labels[i] as usize;
                     let out = &mut gb[r * c..(r + 1) * c];
                     grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
@@ -644,10 +664,10 @@ pub fn margin_softmax_with(
     transpose(xh, d, n, d, &mut xt, n);
     let mut gw = alloc::try_mat(F, "gradPrototypes", c, d, SPLIT)?;
     pool::run(|| {
-        gw.par_chunks_mut(CLS * d)
+        gw.par_chunks_mut(cls * d)
             .enumerate()
             .try_for_each(|(blk, gwb)| {
-                let c0 = blk * CLS;
+                let c0 = blk * cls;
                 let cb = gwb.len() / d;
                 let sl = SLAB.min(n);
                 let mut t: Vec<f32> =
@@ -682,7 +702,7 @@ pub fn margin_softmax_with(
         loss,
         grad_x: gx,
         grad_w: gw,
-        logits,
+        logits: Vec::new(),
         grad_scale,
         angular_margins: angv,
     };
@@ -882,7 +902,13 @@ mod tests {
     #[test]
     fn gradients_are_bit_identical_for_every_budget_and_thread_count() {
         // Shapes across the row blocks, class blocks and slabs.
-        for &(n, c, d) in &[(1usize, 1usize, 3usize), (300, 700, 9), (1100, 300, 5)] {
+        // The largest also takes larger GEMM tasks and similarity tiles on one thread than on three.
+        for &(n, c, d) in &[
+            (1usize, 1usize, 3usize),
+            (300, 700, 9),
+            (1100, 300, 5),
+            (1100, 1300, 5),
+        ] {
             let x = randv(n * d, 5 + n as u64);
             let w = randv(c * d, 6 + c as u64);
             let labels: Vec<u32> = (0..n).map(|i| ((i * 37) % c) as u32).collect();

@@ -15,13 +15,13 @@
 use super::{Fused, FusedOut, QuerySums, RowExtra};
 use crate::alloc;
 use crate::error::Result;
-use crate::lossgemm::{mm_tn, SyncPtr};
+use crate::lossgemm::{mm_tn, task_rows, SyncPtr};
 use crate::pool;
 use crate::precision::{Gemm, GemmRef};
 use densevec_kernels as k;
 use rayon::prelude::*;
 
-/// Queries per task of the forward pass.
+/// Rows per block of NT-Xent's triangle and passes.
 const RB: usize = 256;
 /// Side of the tiles of the mirror and symmetrization passes.
 const TS: usize = 64;
@@ -125,14 +125,16 @@ pub(super) fn info_nce(func: &str, p: &Fused) -> Result<FusedOut> {
     let mut lossv = vec![0f64; b];
     let mut exv = vec![[0f64; 5]; b];
     let c = (p.inv_tau as f64 / b as f64) as f32;
+    // Queries per task of the forward pass.
+    let rb = task_rows(b, n, pool::threads());
     pool::run(|| {
-        s.par_chunks_mut(RB * n)
-            .zip(gq.par_chunks_mut(RB * d))
-            .zip(lossv.par_chunks_mut(RB))
-            .zip(exv.par_chunks_mut(RB))
+        s.par_chunks_mut(rb * n)
+            .zip(gq.par_chunks_mut(rb * d))
+            .zip(lossv.par_chunks_mut(rb))
+            .zip(exv.par_chunks_mut(rb))
             .enumerate()
             .for_each(|(blk, (((sb, gb), lv), ex))| {
-                let i0 = blk * RB;
+                let i0 = blk * rb;
                 let mb = lv.len();
                 p.prec
                     .gemm_nt(mb, n, d, (&p.q[i0 * d..], d), (p.keys, d), (sb, n));
