@@ -103,6 +103,60 @@ pub fn try_vec_hint<T: Zeroable>(func: &str, what: &str, n: usize, hint: &str) -
     }
 }
 
+/// Scratch buffers for one parallel phase of a call, one per pool thread, each allocated
+/// (fallibly) the first time its thread needs it and reused by that thread's later tasks of
+/// the phase, then freed with the phase. A task's block of a large intermediate (a block of the
+/// logit gradient) would otherwise be a fresh allocation per task: fresh pages cost a kernel
+/// fault and zeroing at first touch, which on a 4096 × 10,000 marginSoftmax was more memory
+/// than the returned logits. The contents a task sees are unspecified: it overwrites them.
+pub struct PerThread {
+    bufs: Vec<std::sync::Mutex<Vec<f32>>>,
+}
+
+impl PerThread {
+    /// Buffers for the current pool's threads (none allocated yet).
+    pub fn new() -> PerThread {
+        let n = crate::pool::threads().max(1);
+        PerThread {
+            bufs: (0..n).map(|_| std::sync::Mutex::new(Vec::new())).collect(),
+        }
+    }
+
+    /// Runs `f` on `len` floats of this thread's buffer (grown by a fallible allocation when
+    /// short, E_ARG naming `what` and `hint` when refused; a fresh buffer when the thread's is
+    /// busy, which a nested task on the same thread would find).
+    pub fn with<R>(
+        &self,
+        func: &str,
+        what: &str,
+        len: usize,
+        hint: &str,
+        f: impl FnOnce(&mut [f32]) -> R,
+    ) -> crate::Result<R> {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.bufs.len();
+        match self.bufs[i].try_lock() {
+            Ok(mut v) => {
+                if v.len() < len {
+                    // Replaced, not grown: the old contents need not be kept.
+                    *v = Vec::new();
+                    *v = try_vec_hint(func, what, len, hint)?;
+                }
+                Ok(f(&mut v[..len]))
+            }
+            Err(_) => {
+                let mut v = try_vec_hint(func, what, len, hint)?;
+                Ok(f(&mut v))
+            }
+        }
+    }
+}
+
+impl Default for PerThread {
+    fn default() -> Self {
+        PerThread::new()
+    }
+}
+
 /// Buffers from this size up ask for transparent huge pages.
 const HUGE_FROM: usize = 4 << 20;
 
@@ -198,6 +252,54 @@ pub fn probe(func: &str, what: &str, bytes: usize, hint: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_thread_scratch_is_reused_grown_and_refused_cleanly() {
+        let s = PerThread::new();
+        let p1 = s.with("f", "a block", 100, "", |b| {
+            b.fill(1.0);
+            b.as_ptr() as usize
+        });
+        // The same thread gets the same buffer back (its old contents included).
+        let (p2, first) = s
+            .with("f", "a block", 50, "", |b| (b.as_ptr() as usize, b[0]))
+            .unwrap();
+        assert_eq!((p1.unwrap(), first), (p2, 1.0));
+        // A longer request replaces it; a nested one gets a fresh buffer of its own.
+        let nested = s
+            .with("f", "a block", 1000, "", |b| {
+                assert_eq!(b.len(), 1000);
+                let outer = b.as_ptr() as usize;
+                s.with("f", "a block", 10, "", |c| c.as_ptr() as usize != outer)
+                    .unwrap()
+            })
+            .unwrap();
+        assert!(nested);
+        let e = s
+            .with("f", "a block", usize::MAX / 8, "split", |_| ())
+            .unwrap_err();
+        assert_eq!(e.code, Code::Arg);
+        assert!(
+            e.msg.contains("a block") && e.msg.contains("split"),
+            "{}",
+            e.msg
+        );
+        // Inside the pool, tasks on every thread see their own buffers.
+        let sums: Vec<f32> = crate::pool::run(|| {
+            use rayon::prelude::*;
+            (0..64)
+                .into_par_iter()
+                .map(|i| {
+                    s.with("f", "a block", 256, "", |b| {
+                        b.fill(i as f32);
+                        b.iter().sum::<f32>()
+                    })
+                    .unwrap()
+                })
+                .collect()
+        });
+        assert!(sums.iter().enumerate().all(|(i, &v)| v == 256.0 * i as f32));
+    }
 
     #[test]
     fn refuses_with_e_arg_instead_of_aborting() {

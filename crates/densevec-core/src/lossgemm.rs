@@ -21,15 +21,18 @@ pub(crate) fn fits(rows: usize, cols: usize, budget: usize) -> bool {
 }
 
 /// Rows per task of a loss's row-block GEMMs, for `len` rows that each take `width` floats of
-/// scratch in a block (a block of logits or of their gradient): 256, grown by 64s up to 1,024
-/// while at least two tasks per thread remain and a block stays within 32 MiB. Each task packs
-/// the operand all tasks share (the keys, the prototypes, a transposed copy of the rows) for its
-/// GEMMs, so fewer, larger blocks pack it fewer times. The size never changes a value: each
-/// element of a product is one chain of multiply-adds over k, and the softmax is row by row.
+/// scratch in a block (a block of logits or of their gradient): as few blocks as blocks of at
+/// most 1,024 rows and 32 MiB allow, at least two per thread and a multiple of the thread
+/// count (so no thread waits on a last, lone block), of equal size rounded up to 16 rows, and
+/// never under 256 rows. Each task packs the operand all tasks share (the keys, the
+/// prototypes, a transposed copy of the rows) for its GEMMs, so fewer, larger blocks pack it
+/// fewer times. The size never changes a value: each element of a product is one chain of
+/// multiply-adds over k, and the softmax is row by row.
 pub(crate) fn task_rows(len: usize, width: usize, threads: usize) -> usize {
-    let by_threads = len.div_ceil(2 * threads.max(1));
-    let by_bytes = (32 << 20) / (4 * width.max(1));
-    (by_threads.min(by_bytes) / 64 * 64).clamp(256, 1024)
+    let t = threads.max(1);
+    let most = ((32 << 20) / (4 * width.max(1))).clamp(256, 1024);
+    let blocks = len.div_ceil(most).max(2 * t).div_ceil(t) * t;
+    (len.div_ceil(blocks).div_ceil(16) * 16).clamp(256, most)
 }
 
 /// Side of the square tiles of the transposes.
@@ -93,23 +96,27 @@ pub(crate) fn mm_tn(
             })
     });
     let cb = task_rows(n, d, pool::threads());
+    // Each thread's products in one buffer, reused (overwritten by each GEMM).
+    let scratch = alloc::PerThread::new();
+    let t_len = alloc::elems(func, what, &[d, cb], 4, "split the batch")?;
     pool::run(|| {
         out.par_chunks_mut(cb * d)
             .enumerate()
             .try_for_each(|(blk, ob)| {
                 let j0 = blk * cb;
                 let nb = ob.len() / d;
-                let mut t: Vec<f32> = alloc::try_mat(func, what, d, nb, "split the batch")?;
-                prec.gemm(GemmRef::nn(
-                    d,
-                    nb,
-                    rows,
-                    (&bt, rows),
-                    (&a[j0..], n),
-                    (&mut t, nb),
-                ));
-                transpose(&t, nb, d, nb, ob, d);
-                Ok(())
+                scratch.with(func, what, t_len, "split the batch", |t| {
+                    let t = &mut t[..d * nb];
+                    prec.gemm(GemmRef::nn(
+                        d,
+                        nb,
+                        rows,
+                        (&bt, rows),
+                        (&a[j0..], n),
+                        (&mut *t, nb),
+                    ));
+                    transpose(t, nb, d, nb, ob, d);
+                })
             })
     })?;
     Ok(out)
@@ -129,3 +136,22 @@ impl SyncPtr {
 // SAFETY: users only access disjoint ranges from different tasks (documented at each use).
 unsafe impl Send for SyncPtr {}
 unsafe impl Sync for SyncPtr {}
+
+#[cfg(test)]
+mod tests {
+    use super::task_rows;
+
+    #[test]
+    fn task_rows_balance_the_threads() {
+        // marginSoftmax 4096 × 10,000: 32 MiB blocks of the gradient hold 838 rows.
+        assert_eq!(task_rows(4096, 10_000, 1), 832);
+        assert_eq!(4096usize.div_ceil(task_rows(4096, 10_000, 2)), 6);
+        // infoNCE 4096 × 4096: four blocks of 1,024 on one or two threads.
+        assert_eq!(task_rows(4096, 4096, 1), 1024);
+        assert_eq!(task_rows(4096, 4096, 2), 1024);
+        assert_eq!(4096usize.div_ceil(task_rows(4096, 4096, 3)), 6);
+        // Small batches and huge widths stay at 256 rows.
+        assert_eq!(task_rows(300, 700, 1), 256);
+        assert_eq!(task_rows(4096, 1 << 20, 2), 256);
+    }
+}

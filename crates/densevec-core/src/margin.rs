@@ -641,21 +641,24 @@ pub fn margin_softmax_in(
         task_rows(n, c, pool::threads()),
         task_rows(c, SLAB.min(n), pool::threads()),
     );
+    // Each thread forms its blocks of G in one buffer, reused (every value rewritten).
+    let scratch = alloc::PerThread::new();
+    let gb_len = alloc::elems(F, "a block of the logit gradient", &[xb, c], 4, SPLIT)?;
     pool::run(|| {
         gx.par_chunks_mut(xb * d)
             .enumerate()
             .try_for_each(|(blk, gxb)| {
                 let mb = gxb.len() / d;
-                let mut gb: Vec<f32> =
-                    alloc::try_mat(F, "a block of the logit gradient", mb, c, SPLIT)?;
-                for r in 0..mb {
-                    let i = blk * xb + r;
-                    let y = labels[i] as usize;
-                    let out = &mut gb[r * c..(r + 1) * c];
-                    grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
-                }
-                prec.gemm(GemmRef::nn(mb, d, c, (&gb, c), (wh, d), (gxb, d)));
-                Ok::<(), crate::Error>(())
+                let what = "a block of the logit gradient";
+                scratch.with(F, what, gb_len, SPLIT, |gb| {
+                    for r in 0..mb {
+                        let i = blk * xb + r;
+                        let y = labels[i] as usize;
+                        let out = &mut gb[r * c..(r + 1) * c];
+                        grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
+                    }
+                    prec.gemm(GemmRef::nn(mb, d, c, (&gb[..mb * c], c), (wh, d), (gxb, d)));
+                })
             })
     })?;
     // gradŴᵀ (d × cb per task) = X̂ᵀ·G[:, block], over row slabs in order (the same chain
@@ -663,39 +666,55 @@ pub fn margin_softmax_in(
     let mut xt: Vec<f32> = alloc::try_mat(F, "a transposed copy of x", d, n, SPLIT)?;
     transpose(xh, d, n, d, &mut xt, n);
     let mut gw = alloc::try_mat(F, "gradPrototypes", c, d, SPLIT)?;
+    let t_len = alloc::elems(
+        F,
+        "a slab of the logit gradient",
+        &[SLAB.min(n), cls],
+        4,
+        SPLIT,
+    )?;
+    let acc_len = alloc::elems(F, "gradPrototypes", &[d, cls], 4, SPLIT)?;
+    let t_len = t_len.checked_next_multiple_of(16).unwrap_or(t_len);
     pool::run(|| {
         gw.par_chunks_mut(cls * d)
             .enumerate()
             .try_for_each(|(blk, gwb)| {
                 let c0 = blk * cls;
                 let cb = gwb.len() / d;
-                let sl = SLAB.min(n);
-                let mut t: Vec<f32> =
-                    alloc::try_mat(F, "a slab of the logit gradient", sl, cb, SPLIT)?;
-                let mut acc: Vec<f32> = alloc::try_mat(F, "gradPrototypes", d, cb, SPLIT)?;
-                for (si, i0) in (0..n).step_by(SLAB).enumerate() {
-                    let mb = SLAB.min(n - i0);
-                    for r in 0..mb {
-                        let i = i0 + r;
-                        let y = labels[i] as usize;
-                        let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
-                        let z = &lg[i * c + c0..i * c + c0 + cb];
-                        grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
-                    }
-                    prec.gemm(
-                        GemmRef::nn(
-                            d,
-                            cb,
-                            mb,
-                            (&xt[i0..], n),
-                            (&t[..mb * cb], cb),
-                            (&mut acc, cb),
-                        )
-                        .accumulate(si > 0),
-                    );
-                }
-                transpose(&acc, cb, d, cb, gwb, d);
-                Ok::<(), crate::Error>(())
+                // A slab of G (every value used rewritten) and the product (overwritten by
+                // its first slab), in this thread's buffer.
+                scratch.with(
+                    F,
+                    "a slab of the logit gradient",
+                    t_len.saturating_add(acc_len),
+                    SPLIT,
+                    |buf| {
+                        let (t, acc) = buf.split_at_mut(t_len);
+                        let acc = &mut acc[..d * cb];
+                        for (si, i0) in (0..n).step_by(SLAB).enumerate() {
+                            let mb = SLAB.min(n - i0);
+                            for r in 0..mb {
+                                let i = i0 + r;
+                                let y = labels[i] as usize;
+                                let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
+                                let z = &lg[i * c + c0..i * c + c0 + cb];
+                                grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
+                            }
+                            prec.gemm(
+                                GemmRef::nn(
+                                    d,
+                                    cb,
+                                    mb,
+                                    (&xt[i0..], n),
+                                    (&t[..mb * cb], cb),
+                                    (&mut *acc, cb),
+                                )
+                                .accumulate(si > 0),
+                            );
+                        }
+                        transpose(acc, cb, d, cb, gwb, d);
+                    },
+                )
             })
     })?;
     let unit = MarginSoftmax {
