@@ -4,7 +4,8 @@
 //! <cols> <d> <reps> [scratchBytes,…]`
 //!
 //! Each rep runs every listed scratch budget once, interleaved; the medians are printed with
-//! the fraction of the three-GEMM floor at `PEAK_GFLOPS` (default 117, one core).
+//! the fraction of the three-GEMM floor at `PEAK_GFLOPS` (default 117, one core). `THREADS`
+//! sets the pool (default 1) and `PRECISION=bf16` runs the GEMMs in bf16.
 
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
@@ -65,6 +66,11 @@ fn main() {
     };
     let floor_s = flop / (peak * 1e9 * threads as f64);
     let (xo, yo) = (Operand::new(&x, rows), Operand::new(&y, cols));
+    // PRECISION=bf16 runs the GEMMs in bf16.
+    let prec = match std::env::var("PRECISION").as_deref() {
+        Ok("bf16") => densevec_core::precision::Precision::Bf16,
+        _ => densevec_core::precision::Precision::F32,
+    };
     let run = |budget: usize| -> f64 {
         match what {
             "infonce" => {
@@ -99,7 +105,7 @@ fn main() {
     for _ in 0..reps {
         for (bi, &b) in budgets.iter().enumerate() {
             let (t, c0) = (Instant::now(), cpu_s());
-            let l = run(b);
+            let l = densevec_core::precision::with_precision(prec, || run(b));
             cpu[bi].push((cpu_s() - c0) / threads as f64);
             wall[bi].push(t.elapsed().as_secs_f64());
             std::hint::black_box(l);
