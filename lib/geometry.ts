@@ -37,7 +37,7 @@ const PROCRUSTES = op({
   name: 'procrustes',
   reference: ref.procrustes,
   snap: (fn, x, y) => [snap(fn, 'x', x), snap(fn, 'y', y)],
-  check: contract.checkProcrustes,
+  check: contract.checkProcrustesShapes,
   call: (n, how, _, x, y) => n.procrustes({ x, y }, how),
   out: (r: NativeResult<'procrustes'>, _, x): contract.ProcrustesResult => ({
     rotation: { data: r.rotation, rows: x.cols, cols: x.cols },

@@ -141,6 +141,16 @@ export function checkProcrustes(fn: string, x: unknown, y: unknown): void {
   v.matPair(fn, 'x', x, 'y', y, true);
 }
 
+/**
+ * The checks of {@link checkProcrustes} before the native call: types and shapes. The addon
+ * finds non-finite values itself, in the parallel pass that forms xᵀy, and reports them with the
+ * same code, message and precedence (x before y); a second, serial scan here took about a sixth
+ * of a 20,000 × 300 call.
+ */
+export function checkProcrustesShapes(fn: string, x: unknown, y: unknown): void {
+  v.matPair(fn, 'x', x, 'y', y, false);
+}
+
 /** Validates the inputs of sphericalTriangle. */
 export function checkTriangle(fn: string, x: unknown, y: unknown, z: unknown): void {
   v.vecType(fn, 'x', x);
