@@ -190,6 +190,28 @@ function rssLoops() {
   }
 }
 
+/**
+ * Calls whose working memory must stay proportional to their inputs and results, so that they
+ * succeed under the limit: marginSoftmax with 2 rows against 4M classes (32 MB of logits) forms
+ * its logit gradient in blocks of at most its 2 rows, not of a fixed 256 (4 GB).
+ */
+function fitCases() {
+  const C = 4_000_000;
+  const x = mat(2, 1, 21);
+  const w = mat(C, 1, 22);
+  const labels = new Uint32Array([0, C - 1]);
+  for (const [name, f] of [
+    ['marginSoftmax 2 rows x 4M classes', () => dv.marginSoftmax(x, w, labels, { kind: 'normalized' }).logits.data.length],
+  ]) {
+    try {
+      const n = f();
+      if (n !== 2 * C) failures.push(`${name}: ${n} values returned`);
+    } catch (e) {
+      failures.push(`${name}: threw ${e?.message}`);
+    }
+  }
+}
+
 async function main() {
   if (args.has('--huge')) {
     if (dv.backendInfo().backend !== 'native') {
@@ -197,6 +219,7 @@ async function main() {
     } else {
       syncCases(dv, 'native');
       await asyncCases('native');
+      fitCases();
     }
     syncCases(ref, 'reference');
     dv.setBackend('reference');

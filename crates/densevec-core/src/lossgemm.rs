@@ -98,7 +98,7 @@ pub(crate) fn mm_tn(
     let cb = task_rows(n, d, pool::threads());
     // Each thread's products in one buffer, reused (overwritten by each GEMM).
     let scratch = alloc::PerThread::new();
-    let t_len = alloc::elems(func, what, &[d, cb], 4, "split the batch")?;
+    let t_len = alloc::elems(func, what, &[d, cb.min(n)], 4, "split the batch")?;
     pool::run(|| {
         out.par_chunks_mut(cb * d)
             .enumerate()

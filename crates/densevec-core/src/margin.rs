@@ -643,7 +643,13 @@ pub fn margin_softmax_in(
     );
     // Each thread forms its blocks of G in one buffer, reused (every value rewritten).
     let scratch = alloc::PerThread::new();
-    let gb_len = alloc::elems(F, "a block of the logit gradient", &[xb, c], 4, SPLIT)?;
+    let gb_len = alloc::elems(
+        F,
+        "a block of the logit gradient",
+        &[xb.min(n), c],
+        4,
+        SPLIT,
+    )?;
     pool::run(|| {
         gx.par_chunks_mut(xb * d)
             .enumerate()
@@ -669,11 +675,11 @@ pub fn margin_softmax_in(
     let t_len = alloc::elems(
         F,
         "a slab of the logit gradient",
-        &[SLAB.min(n), cls],
+        &[SLAB.min(n), cls.min(c)],
         4,
         SPLIT,
     )?;
-    let acc_len = alloc::elems(F, "gradPrototypes", &[d, cls], 4, SPLIT)?;
+    let acc_len = alloc::elems(F, "gradPrototypes", &[d, cls.min(c)], 4, SPLIT)?;
     let t_len = t_len.checked_next_multiple_of(16).unwrap_or(t_len);
     pool::run(|| {
         gw.par_chunks_mut(cls * d)
