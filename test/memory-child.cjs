@@ -200,9 +200,7 @@ function fitCases() {
   const x = mat(2, 1, 21);
   const w = mat(C, 1, 22);
   const labels = new Uint32Array([0, C - 1]);
-  for (const [name, f] of [
-    ['marginSoftmax 2 rows x 4M classes', () => dv.marginSoftmax(x, w, labels, { kind: 'normalized' }).logits.data.length],
-  ]) {
+  for (const [name, f] of [['marginSoftmax 2 rows x 4M classes', () => dv.marginSoftmax(x, w, labels, { kind: 'normalized' }).logits.data.length]]) {
     try {
       const n = f();
       if (n !== 2 * C) failures.push(`${name}: ${n} values returned`);
