@@ -73,7 +73,7 @@ module.exports = async function similarity({ quick }) {
     impls,
     throughput: (ms) => ({ value: flop / ms / 1e6, unit: 'GFLOP/s' }),
     targets: [
-      { anchor: 'onnxruntime Gemm', threads: 1, min: 1.0, what: '1T ≥ 1.0× onnxruntime Gemm' },
+      { anchor: 'onnxruntime Gemm', threads: 1, min: 1.05, what: '1T ≥ 1.05× onnxruntime Gemm' }, // PERF.md
       { kind: 'peak', threads: 1, densevec: 'densevec', min: 0.8, what: '1T fraction of the measured one-core peak ≥ 0.8' },
       { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
     ],

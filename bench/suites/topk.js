@@ -90,7 +90,7 @@ module.exports = async function topk({ quick }) {
     impls,
     throughput: (ms) => ({ value: Q / (ms / 1000), unit: 'q/s' }),
     targets: [
-      { anchor: 'onnxruntime Gemm+TopK', threads: 1, min: 1.0, what: '1T ≥ 1.0× onnxruntime Gemm+TopK' },
+      { anchor: 'onnxruntime Gemm+TopK', threads: 1, min: 1.05, what: '1T ≥ 1.05× onnxruntime Gemm+TopK' }, // PERF.md
       { anchor: 'faiss IndexFlatIP', threads: 1, min: 2.0, what: '1T ≥ 2× faiss IndexFlatIP' },
       { kind: 'scaling', label: 'densevec', min: 1.8, what: 'densevec 2T/1T ≥ 1.8' },
     ],
