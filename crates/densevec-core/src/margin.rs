@@ -21,10 +21,14 @@ use crate::view::Operand;
 use densevec_kernels as k;
 use rayon::prelude::*;
 
-/// Rows per task of the row-wise softmax and of gradX.
+/// Rows per task of the row-wise passes (the softmax, the preparation, the target terms).
 const ROWS: usize = 64;
 /// The way out of a refused allocation proportional to the batch.
 pub const SPLIT: &str = "split the batch";
+/// The public name of marginSoftmax in its errors.
+const MARGIN: &str = "marginSoftmax";
+/// What the N × C logits are called in a refused allocation.
+pub const LOGITS: &str = "the N × C logits";
 /// Classes per task of the target's share of gradW.
 const CLS: usize = 256;
 /// Rows of N per slab of the gradient in gradW on the bounded-scratch path.
@@ -543,11 +547,6 @@ pub fn margin_softmax_with(
     let r = margin_softmax_in(&pr, c, d, labels, o, &mut logits)?;
     Ok(MarginSoftmax { logits, ..r })
 }
-
-/// The public name of marginSoftmax in its errors.
-const MARGIN: &str = "marginSoftmax";
-/// What the N × C logits are called in a refused allocation.
-pub const LOGITS: &str = "the N × C logits";
 
 /// [`margin_softmax_with`] on the arguments that [`margin_prepare`] checked, the N × C logits
 /// written into `logits` (`pr`'s rows × `c` values: a buffer that the caller's runtime owns, so

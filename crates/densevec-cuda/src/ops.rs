@@ -678,47 +678,41 @@ impl GpuOp for TopKArgs<'_> {
                 block: [TOPK_THREADS, 1, 1],
             };
             let slices = topk_slices(q_rows, n, kk);
+            // The block's scores as both kernels that read them take them (tile, n, ld, j0),
+            // and the running best-k lists as both merges take them (k, have, metric, lists).
+            let tile = [
+                scores.arg(0),
+                Arg::I32(ci(F, n)?),
+                Arg::I64(n as i64),
+                Arg::U32(j0 as u32),
+            ];
+            let into_best = [
+                Arg::I32(ki),
+                Arg::I32(have),
+                Arg::I32(mc),
+                best_i.arg(0),
+                best_s.arg(0),
+            ];
             match &parts {
                 Some((pi, ps)) if slices > 1 => {
-                    let part_args = [
-                        scores.arg(0),
-                        Arg::I32(ci(F, n)?),
-                        Arg::I64(n as i64),
-                        Arg::U32(j0 as u32),
+                    let into_parts = [
                         Arg::I32(ki),
                         Arg::I32(mc),
                         Arg::I32(slices as i32),
                         pi.arg(0),
                         ps.arg(0),
                     ];
-                    dev.launch("dv_topk_part", per_query(slices), &part_args)
+                    let part = [&tile[..], &into_parts].concat();
+                    dev.launch("dv_topk_part", per_query(slices), &part)
                         .map_err(be(F))?;
-                    let merge_args = [
-                        pi.arg(0),
-                        ps.arg(0),
-                        Arg::I32(ci(F, slices * kk)?),
-                        Arg::I32(ki),
-                        Arg::I32(have),
-                        Arg::I32(mc),
-                        best_i.arg(0),
-                        best_s.arg(0),
-                    ];
-                    dev.launch("dv_topk_merge_parts", per_query(1), &merge_args)
+                    let from = [pi.arg(0), ps.arg(0), Arg::I32(ci(F, slices * kk)?)];
+                    let merge = [&from[..], &into_best].concat();
+                    dev.launch("dv_topk_merge_parts", per_query(1), &merge)
                         .map_err(be(F))?;
                 }
                 _ => {
-                    let args = [
-                        scores.arg(0),
-                        Arg::I32(ci(F, n)?),
-                        Arg::I64(n as i64),
-                        Arg::U32(j0 as u32),
-                        Arg::I32(ki),
-                        Arg::I32(have),
-                        Arg::I32(mc),
-                        best_i.arg(0),
-                        best_s.arg(0),
-                    ];
-                    dev.launch("dv_topk_merge", per_query(1), &args)
+                    let merge = [&tile[..], &into_best].concat();
+                    dev.launch("dv_topk_merge", per_query(1), &merge)
                         .map_err(be(F))?;
                 }
             }

@@ -2,11 +2,11 @@
 
 use crate::args::{Gemm, Mat};
 use crate::common::js_result;
-use crate::common::{call, guard, typed, typed_with};
+use crate::common::{call, err, guard, typed_with, IntoJs};
 use crate::run::{operation, Op};
-use densevec_core::alloc;
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use densevec_core::view::Operand;
+use densevec_core::{alloc, Code};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -108,30 +108,22 @@ impl Op for MarginSoftmaxArgs {
         let len = guard(func, || {
             alloc::elems(func, mg::LOGITS, &[n, c], 4, mg::SPLIT)
         })?;
-        let run = |out: &mut [f32]| {
-            guard(func, || {
+        let mut rest = None;
+        let logits = typed_with(env, func, mg::LOGITS, mg::SPLIT, len, |out| {
+            rest = Some(guard(func, || {
                 Gemm::run(&self.gemm, func, |_| {
                     mg::margin_softmax_in(&pr, c, d, &self.labels, &o, out)
                 })
-            })
-        };
-        let mut rest = None;
-        let logits = typed_with(env, func, mg::LOGITS, mg::SPLIT, len, |out| {
-            rest = Some(run(out)?);
+            })?);
             Ok(())
         })?;
-        let r = match rest {
-            Some(r) => r,
-            None => run(&mut [])?,
-        };
-        Ok(MarginSoftmaxResult {
-            loss: r.loss,
-            grad_scale: r.grad_scale,
-            grad_x: typed(env, func, "gradX", &r.grad_x)?,
-            grad_w: typed(env, func, "gradW", &r.grad_w)?,
-            logits,
-            angular_margins: typed(env, func, "angularMargins", &r.angular_margins)?,
-        })
+        // The checks above refuse empty matrices, so the logits buffer was filled.
+        let r = rest.ok_or_else(|| err(Code::Shape, format!("{func}: no logits")))?;
+        // The other buffers as every result makes them (the empty logits become an empty
+        // array), then the logits computed in place.
+        let mut js = r.into_js(env, func)?;
+        js.logits = logits;
+        Ok(js)
     }
 
     /// Three N × C × d GEMMs: cosines, gradX, gradW.
