@@ -6,15 +6,16 @@
 //! ```text
 //! jc: n in steps of NC                (C block MC×NC stays in L2 across the KC blocks)
 //!   pc: k in steps of KC              (one pass over the C block per KC block)
-//!     [m > MC: pack B[jc.., pc..] whole, as NR-wide micro-panels (L3)]
 //!     ic: m in steps of MC            pack A[ic.., pc..] into MR-row micro-panels, k-major (L2)
-//!       jr: NC in steps of NR         [m ≤ MC: pack B[jr.., pc..] into one micro-panel (L1)]
+//!       jr: NC in steps of NR         [first MC block: pack B[jr.., pc..] into a micro-panel;
+//!                                      kept for the other MC blocks when m > MC (L3)]
 //!         ir: MC in steps of MR       micro-kernel: MR×NR block of C in registers
 //! ```
 //!
-//! With one MC block, while the micro-kernels run on one B micro-panel, the rows of the next
-//! one are prefetched (a slice after each micro-kernel call), so that packing it does not wait
-//! on memory; with several, the B block is packed once and read by all of them.
+//! While the micro-kernels of the first MC block run on one B micro-panel, the rows of the
+//! next one are prefetched (one line every few steps of k, from inside the micro-kernel: see
+//! [`Ahead`]), so that packing it does not wait on memory; the other MC blocks read the kept
+//! panels.
 //!
 //! A short A (m ≤ MC and m·k ≤ `a_whole_max`, e.g. the similarity tiles) takes another order,
 //! [`run_panel_stationary`]: A packed whole once, then for each NR-wide panel of C all KC blocks
@@ -39,8 +40,8 @@ pub(crate) type PackA = unsafe fn(usize, usize, *const f32, usize, *mut f32);
 /// Packs a B micro-panel of `cols ≤ NR` columns of C and `kc` steps of k into
 /// `dst[p·NR + j]`, zero for `j ≥ cols`. Arguments: NR, cols, kc, b, ldb, dst.
 pub(crate) type PackB = unsafe fn(usize, usize, usize, *const f32, usize, *mut f32);
-/// Micro-kernel: see [`Tile`].
-pub(crate) type Kernel = unsafe fn(&Tile);
+/// Micro-kernel: see [`Tile`]; it prefetches from the [`Ahead`] cursor as it goes.
+pub(crate) type Kernel = unsafe fn(&Tile, &mut Ahead);
 
 /// One micro-kernel call: a `rows ≤ MR` × `cols ≤ NR` block of C at `c` (leading dimension
 /// `ldc`) from `kc` steps of packed A (`rows` values per step) and of a packed, zero-padded B
@@ -61,6 +62,92 @@ pub(crate) struct Tile {
 /// Prefetches `rows` rows of `len` floats, `ld` apart, towards the caches (a hint only).
 pub(crate) type Prefetch = unsafe fn(*const f32, usize, usize, usize);
 
+/// The source rows of the next B micro-panel, as a cursor over their cache lines that the
+/// micro-kernel advances: one line every `every` steps of k. Spread this way, the lines arrive
+/// while the arithmetic runs; issued in bursts between micro-kernel calls, the prefetches
+/// waited on the core's miss buffers, and left alone, the packing waited on memory. Addresses
+/// are plain numbers: a prefetch is a hint and never dereferences them.
+#[derive(Clone, Copy)]
+pub(crate) struct Ahead {
+    /// The next line.
+    p: usize,
+    /// End (exclusive) of the current row.
+    end: usize,
+    /// Bytes between row starts, and per row.
+    ld: usize,
+    len: usize,
+    /// Rows after the current one.
+    rows: usize,
+    /// Steps of k between two prefetches; 0 when nothing is left.
+    every: usize,
+}
+
+impl Ahead {
+    /// Nothing to prefetch.
+    pub(crate) const NONE: Ahead = Ahead {
+        p: 0,
+        end: 0,
+        ld: 0,
+        len: 0,
+        rows: 0,
+        every: 0,
+    };
+
+    /// `rows` rows of `len` floats from `base`, `ld` floats apart, spread over `steps` steps of
+    /// k (the micro-kernel calls that will carry it), finishing within the first three
+    /// quarters of them.
+    #[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
+    fn new(base: *const f32, rows: usize, ld: usize, len: usize, steps: usize) -> Ahead {
+        if rows == 0 || len == 0 {
+            return Ahead::NONE;
+        }
+        let start = base as usize;
+        let first = start & !63;
+        let end = start.wrapping_add(len * 4);
+        let lines = rows * ((end - first + 63) / 64);
+        Ahead {
+            p: first,
+            end,
+            ld: ld * 4,
+            len: len * 4,
+            rows: rows - 1,
+            every: (steps * 3 / 4 / lines).max(1),
+        }
+    }
+
+    /// Steps of k until the next prefetch (never reached when nothing is left).
+    #[inline(always)]
+    pub(crate) fn countdown(&self) -> usize {
+        if self.every == 0 {
+            usize::MAX
+        } else {
+            self.every
+        }
+    }
+
+    /// The line to prefetch now.
+    #[inline(always)]
+    pub(crate) fn line(&self) -> usize {
+        self.p
+    }
+
+    /// Moves to the following line, or to the next row's first.
+    #[inline(always)]
+    pub(crate) fn advance(&mut self) {
+        self.p = self.p.wrapping_add(64);
+        if self.p >= self.end {
+            if self.rows == 0 {
+                self.every = 0;
+                return;
+            }
+            self.rows -= 1;
+            let start = self.end.wrapping_sub(self.len).wrapping_add(self.ld);
+            self.p = start & !63;
+            self.end = start.wrapping_add(self.len);
+        }
+    }
+}
+
 /// One ISA's blocking parameters and building blocks.
 #[derive(Clone, Copy)]
 pub(crate) struct Spec {
@@ -71,7 +158,6 @@ pub(crate) struct Spec {
     pub nc: usize,
     /// Largest A (m·k floats) packed whole for the panel-stationary order.
     pub a_whole_max: usize,
-    pub prefetch: Prefetch,
     /// Brings the C tile of the next micro-kernel call into L1 (with intent to write).
     pub prefetch_c: Prefetch,
     pub pack_a: PackA,
@@ -84,14 +170,14 @@ pub(crate) struct Spec {
 
 impl Spec {
     /// An ISA's GEMM: `mr × nr` micro-tiles, its packing routines (A, B for `NT`, B for
-    /// `NN`), prefetches (B source rows towards L2, C tiles into L1), micro-kernel, and the
-    /// blocking of [`blocking`] for this CPU.
+    /// `NN`), prefetch of C tiles into L1, micro-kernel, and the blocking of [`blocking`] for
+    /// this CPU.
     pub(crate) fn new(
         mr: usize,
         nr: usize,
         full_rate: bool,
         packs: (PackA, PackB, PackB),
-        prefetches: (Prefetch, Prefetch),
+        prefetch_c: Prefetch,
         kernel: Kernel,
     ) -> Spec {
         let (kc, mc, nc, a_whole_max) = blocking(mr, nr, full_rate);
@@ -102,8 +188,7 @@ impl Spec {
             mc,
             nc,
             a_whole_max,
-            prefetch: prefetches.0,
-            prefetch_c: prefetches.1,
+            prefetch_c,
             pack_a: packs.0,
             pack_b_nt: packs.1,
             pack_b_nn: packs.2,
@@ -269,10 +354,11 @@ pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
     let kcb = balanced_kc(spec.kc, k);
     let kc_max = kcb.min(k);
     let mc_max = spec.mc.min(m);
-    // With more than one MC block of A, the KC × NC block of B is packed once before them,
-    // not once per MC block (a transposing pack of B for each of 26 MC blocks was about 7 % of
-    // a 4096-row product); with one, each micro-panel is packed just before its sweep while the
-    // next one's source is prefetched.
+    // Each B micro-panel is packed just before the first MC block's sweep over it, while the
+    // micro-kernels prefetch the next one's source. With more than one MC block of A, the
+    // packed panels of the KC × NC block are kept for the others, not packed again for each
+    // (a transposing pack of B for each of 26 MC blocks was about 7 % of a 4096-row product);
+    // with one, a single panel buffer serves.
     let whole_b = m > spec.mc;
     let lb = if whole_b {
         spec.nc.min((n + nr - 1) / nr * nr) * kc_max
@@ -286,15 +372,6 @@ pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
             let mut pc = 0;
             while pc < k {
                 let kc = kcb.min(k - pc);
-                if whole_b {
-                    // Micro-panel jr at pb + (jr − jc)·kc (each holds NR·kc values).
-                    let mut jr = jc;
-                    while jr < jc + nb {
-                        let cols = nr.min(jc + nb - jr);
-                        g.pack_b(spec, jr, pc, cols, kc, pb.add((jr - jc) * kc));
-                        jr += nr;
-                    }
-                }
                 let mut ic = 0;
                 while ic < m {
                     let mb = spec.mc.min(m - ic);
@@ -302,19 +379,22 @@ pub(crate) unsafe fn run(spec: &Spec, g: &Gemm) {
                     let mut jr = jc;
                     while jr < jc + nb {
                         let cols = nr.min(jc + nb - jr);
-                        let (panel, pf) = if whole_b {
-                            (pb.add((jr - jc) * kc) as *const f32, (g.b, 0, 0))
-                        } else {
-                            g.pack_b(spec, jr, pc, cols, kc, pb);
+                        // Micro-panel jr at pb + (jr − jc)·kc when kept (each holds NR·kc
+                        // values), else at pb.
+                        let panel = if whole_b { pb.add((jr - jc) * kc) } else { pb };
+                        let pf = if ic == 0 {
+                            g.pack_b(spec, jr, pc, cols, kc, panel);
                             // The next micro-panel of this block, prefetched during the sweep.
                             let next = jr + nr;
-                            let pf = if next < jc + nb {
+                            if next < jc + nb {
                                 g.b_rows(next, pc, nr.min(jc + nb - next), kc)
                             } else {
                                 (g.b, 0, 0)
-                            };
-                            (pb as *const f32, pf)
+                            }
+                        } else {
+                            (g.b, 0, 0)
                         };
+                        let panel = panel as *const f32;
                         let strip = Tile {
                             rows: mb,
                             cols,
@@ -357,8 +437,9 @@ unsafe fn pack_a_block(
 
 /// Runs the micro-kernel down the `strip` (its `rows` rows of packed A, as [`pack_a_block`]
 /// lays them out, against one packed B micro-panel of `cols` columns, into the `rows × cols`
-/// strip of C). After each call it prefetches the C tile of the next one, and a slice of the
-/// rows `pf` (first row, rows, floats per row) of the next B micro-panel's source.
+/// strip of C). After each call it prefetches the C tile of the next one; the micro-kernels
+/// prefetch the rows `pf` (first row, rows, floats per row) of the next B micro-panel's
+/// source as they go (see [`Ahead`]).
 #[allow(clippy::manual_div_ceil)]
 unsafe fn sweep(spec: &Spec, g: &Gemm, strip: &Tile, pf: (*const f32, usize, usize)) {
     let Tile {
@@ -372,8 +453,7 @@ unsafe fn sweep(spec: &Spec, g: &Gemm, strip: &Tile, pf: (*const f32, usize, usi
     } = *strip;
     let mr = spec.mr;
     let (pf_base, pf_rows, pf_len) = pf;
-    let per_block = (pf_rows + (rows + mr - 1) / mr - 1) / ((rows + mr - 1) / mr);
-    let mut pf_row = 0;
+    let mut ahead = Ahead::new(pf_base, pf_rows, g.ldb, pf_len, (rows + mr - 1) / mr * kc);
     let mut ir = 0;
     while ir < rows {
         let r = mr.min(rows - ir);
@@ -383,15 +463,10 @@ unsafe fn sweep(spec: &Spec, g: &Gemm, strip: &Tile, pf: (*const f32, usize, usi
             c: c.add(ir * ldc),
             ..*strip
         };
-        (spec.kernel)(&tile);
+        (spec.kernel)(&tile, &mut ahead);
         if ir + mr < rows {
             let next = mr.min(rows - ir - mr);
             (spec.prefetch_c)(c.add((ir + mr) * ldc), next, ldc, cols);
-        }
-        if pf_row < pf_rows {
-            let n = per_block.min(pf_rows - pf_row);
-            (spec.prefetch)(pf_base.wrapping_add(pf_row * g.ldb), n, g.ldb, pf_len);
-            pf_row += n;
         }
         ir += mr;
     }
@@ -522,6 +597,61 @@ pub(crate) unsafe fn pack_b_nn_generic(
         std::ptr::copy_nonoverlapping(s, d, cols);
         for j in cols..nr {
             *d.add(j) = 0.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ahead;
+
+    /// The lines an [`Ahead`] cursor visits, stepping once per k step for `steps` steps.
+    fn visited(base: usize, rows: usize, ld: usize, len: usize, steps: usize) -> Vec<usize> {
+        let mut ah = Ahead::new(base as *const f32, rows, ld, len, steps);
+        let mut out = Vec::new();
+        let mut countdown = ah.countdown();
+        for _ in 0..steps {
+            countdown -= 1;
+            if countdown == 0 {
+                out.push(ah.line());
+                ah.advance();
+                countdown = ah.countdown();
+            }
+        }
+        out
+    }
+
+    /// Every line of every row, once, in order, and within the first three quarters of the
+    /// steps when there are enough of them; unaligned rows include their partial first and
+    /// last lines.
+    #[test]
+    fn ahead_visits_every_line_of_the_rows_once() {
+        for &(base, rows, ld, len, steps) in &[
+            (4096usize, 32usize, 768usize, 768usize, 9 * 768usize),
+            (4100, 5, 1000, 37, 10_000),
+            (4092, 3, 17, 17, 5_000),
+            (64, 1, 1, 1, 100),
+            (128, 32, 768, 768, 100), // fewer steps than lines: the first ones only
+            (128, 0, 768, 768, 100),
+        ] {
+            let mut want = Vec::new();
+            for r in 0..rows {
+                let start = base + r * ld * 4;
+                let mut line = start & !63;
+                while line < start + len * 4 {
+                    want.push(line);
+                    line += 64;
+                }
+            }
+            let got = visited(base, rows, ld, len, steps);
+            if want.len() * 4 <= steps * 3 {
+                assert_eq!(got, want, "{:?}", (base, rows, ld, len, steps));
+                let every = Ahead::new(base as *const f32, rows, ld, len, steps).every;
+                assert!(want.is_empty() || every * want.len() <= steps * 3 / 4);
+            } else {
+                assert_eq!(got[..], want[..got.len()]);
+                assert_eq!(got.len(), steps);
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 //! no let-else (the NEON build uses Debian's rustc 1.63).
 #![allow(clippy::missing_safety_doc)]
 
-use crate::gemm::Tile;
+use crate::gemm::{Ahead, Tile};
 
 /// The primitives of one SIMD ISA. Every method is `unsafe`: it may only run on a CPU with the
 /// ISA, inside a function compiled for it, on pointers valid for the lanes it touches.
@@ -71,6 +71,10 @@ pub(crate) trait Simd: Copy {
     unsafe fn load_part(p: *const f32, r: usize) -> Self::V {
         Self::load_part_or(p, r, 0.0)
     }
+
+    /// A hint to bring the cache line at address `p` towards L2 (none by default).
+    #[inline(always)]
+    unsafe fn prefetch_l2(_p: usize) {}
 }
 
 const DOT: u8 = 0;
@@ -381,9 +385,11 @@ pub(crate) unsafe fn exp_shift_sum<S: Simd>(x: &mut [f32], shift: f32) -> f64 {
 }
 
 /// The R × 2W block of C at `c`: `acc[i] (+)= Σ_p a[p·R + i]·b[p·2W ..]`, one FMA per p, in
-/// order. `cols < 2W` stores (and loads) only the first `cols` columns.
+/// order. `cols < 2W` stores (and loads) only the first `cols` columns. Every `ahead.every`
+/// steps of p it prefetches the next line of `ahead` (the source of the next B micro-panel),
+/// so that those lines arrive spread over the arithmetic rather than in bursts.
 #[inline(always)]
-unsafe fn ukr<S: Simd, const R: usize>(t: &Tile) {
+unsafe fn ukr<S: Simd, const R: usize>(t: &Tile, ahead: &mut Ahead) {
     let (kc, pa, pb, c, ldc, cols) = (t.kc, t.pa, t.pb, t.c, t.ldc, t.cols);
     let w = S::W;
     let (r0, r1) = (cols.min(w), cols.max(w).min(2 * w) - w);
@@ -403,6 +409,8 @@ unsafe fn ukr<S: Simd, const R: usize>(t: &Tile) {
         }
     }
     let (mut a, mut b) = (pa, pb);
+    let mut ah = *ahead;
+    let mut countdown = ah.countdown();
     for _ in 0..kc {
         let b0 = S::load(b);
         let b1 = S::load(b.add(w));
@@ -413,7 +421,14 @@ unsafe fn ukr<S: Simd, const R: usize>(t: &Tile) {
         }
         a = a.add(R);
         b = b.add(2 * w);
+        countdown -= 1;
+        if countdown == 0 {
+            S::prefetch_l2(ah.line());
+            ah.advance();
+            countdown = ah.countdown();
+        }
     }
+    *ahead = ah;
     for i in 0..R {
         let row = c.add(i * ldc);
         if full {
@@ -430,12 +445,12 @@ unsafe fn ukr<S: Simd, const R: usize>(t: &Tile) {
 
 /// The GEMM micro-kernel (NR = 2W): one [`Tile`], by the instance of [`ukr`] for its rows.
 #[inline(always)]
-pub(crate) unsafe fn kernel<S: Simd>(t: &Tile) {
+pub(crate) unsafe fn kernel<S: Simd>(t: &Tile, ahead: &mut Ahead) {
     macro_rules! by_rows {
         ($($r:literal)*) => {
             match t.rows {
-                $($r if $r <= S::MR => ukr::<S, $r>(t),)*
-                _ => ukr::<S, 1>(t),
+                $($r if $r <= S::MR => ukr::<S, $r>(t, ahead),)*
+                _ => ukr::<S, 1>(t, ahead),
             }
         };
     }
@@ -543,8 +558,8 @@ macro_rules! isa_kernels {
         }
         /// The GEMM micro-kernel, compiled for this ISA.
         #[target_feature(enable = $feat)]
-        unsafe fn gemm_kernel(t: &crate::gemm::Tile) {
-            crate::simd::kernel::<$s>(t)
+        unsafe fn gemm_kernel(t: &crate::gemm::Tile, ahead: &mut crate::gemm::Ahead) {
+            crate::simd::kernel::<$s>(t, ahead)
         }
         /// C (+)= A·Bᵀ or A·B over this ISA's blocking.
         pub unsafe fn gemm(g: &crate::Gemm) {

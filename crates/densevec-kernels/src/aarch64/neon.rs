@@ -139,13 +139,12 @@ fn spec() -> Spec {
         gemm::pack_b_nt_generic as gemm::PackB,
         gemm::pack_b_nn_generic as gemm::PackB,
     );
-    let prefetch = gemm::no_prefetch as gemm::Prefetch;
     Spec::new(
         Neon::MR,
         2 * Neon::W,
         false,
         packs,
-        (prefetch, prefetch),
+        gemm::no_prefetch as gemm::Prefetch,
         gemm_kernel,
     )
 }

@@ -39,6 +39,10 @@ impl Simd for Avx2 {
         _mm256_loadu_ps(p)
     }
     #[inline(always)]
+    unsafe fn prefetch_l2(p: usize) {
+        _mm_prefetch::<_MM_HINT_T1>(p as *const i8);
+    }
+    #[inline(always)]
     unsafe fn splat_load(p: *const f32) -> __m256 {
         _mm256_broadcast_ss(&*p)
     }

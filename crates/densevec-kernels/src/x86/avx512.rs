@@ -37,6 +37,10 @@ impl Simd for Avx512 {
         _mm512_loadu_ps(p)
     }
     #[inline(always)]
+    unsafe fn prefetch_l2(p: usize) {
+        _mm_prefetch::<_MM_HINT_T1>(p as *const i8);
+    }
+    #[inline(always)]
     unsafe fn splat_load(p: *const f32) -> __m512 {
         _mm512_set1_ps(*p)
     }

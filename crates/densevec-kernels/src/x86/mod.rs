@@ -9,7 +9,7 @@ use std::arch::x86_64::*;
 /// The GEMM blocking and building blocks of an x86 ISA with `mr × nr` micro-tiles.
 fn spec(mr: usize, nr: usize, full_rate: bool, kernel: Kernel) -> Spec {
     let packs = (pack_a as PackA, pack_b_nt as PackB, pack_b_nn as PackB);
-    Spec::new(mr, nr, full_rate, packs, (prefetch, prefetch_c), kernel)
+    Spec::new(mr, nr, full_rate, packs, prefetch_c, kernel)
 }
 
 /// Transposes eight `__m256` rows in place (row r, lane q → row q, lane r).
@@ -189,14 +189,6 @@ pub(crate) unsafe fn pack_b_nn(
             }
         }
     }
-}
-
-/// Prefetches `rows` rows of `len` floats, `ld` apart, into L2 (one hint per 64-byte line).
-///
-/// # Safety
-/// A hint only; the addresses need not be valid.
-pub(crate) unsafe fn prefetch(p: *const f32, rows: usize, ld: usize, len: usize) {
-    prefetch_rows::<_MM_HINT_T1>(p, rows, ld, len)
 }
 
 /// Prefetches `rows` rows of `len` floats, `ld` apart, into L1 for writing (a hint only).
