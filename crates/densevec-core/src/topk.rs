@@ -275,7 +275,9 @@ impl Select<'_> {
 }
 
 /// Scores every query against a corpus block tile by tile ([`Search::score`]) and pushes the
-/// candidates that `sel` admits into the heaps.
+/// candidates that `sel` admits into the heaps. A tile spans the whole block ([`PIECE`] rows at
+/// most), so the queries are packed for the GEMM once per block and its prefetch of the next
+/// corpus rows runs across the whole block.
 fn scan_block(
     s: &Search,
     mut heaps: Heaps,
@@ -285,45 +287,67 @@ fn scan_block(
     scratch: &mut Vec<f32>,
 ) -> Heaps {
     let larger = s.b.metric.larger_is_better();
-    tile.resize(TILE_M * TILE_N, 0.0);
+    tile.resize(TILE_M * PIECE, 0.0);
     for qr in blocks(s.b.q_rows, TILE_M) {
-        for cr in blocks(blk.rows, TILE_N) {
+        for cr in blocks(blk.rows, PIECE) {
             let sub = blk.sub(cr, s.b.cols);
-            // SAFETY: the tile buffer holds TILE_M × TILE_N values; q and the block hold these
+            // SAFETY: the tile buffer holds TILE_M × PIECE values; q and the block hold these
             // rows.
-            unsafe { s.score(qr.clone(), &sub, (tile.as_mut_ptr(), TILE_N), scratch) };
+            unsafe { s.score(qr.clone(), &sub, (tile.as_mut_ptr(), PIECE), scratch) };
             for (i, qi) in qr.clone().enumerate() {
-                let row = &tile[i * TILE_N..i * TILE_N + sub.rows];
+                let row = &tile[i * PIECE..i * PIECE + sub.rows];
                 let mut floor = heaps.floor(qi);
-                for (jj, &s) in row.iter().enumerate() {
-                    let key = if s.is_nan() {
-                        f32::NEG_INFINITY
-                    } else if larger {
-                        s
-                    } else {
-                        -s
-                    };
-                    if key < floor {
+                for (c, chunk) in row.chunks(SKIM).enumerate() {
+                    // Once the heap is full, most chunks hold no score that reaches its floor:
+                    // one branch-free pass skips them (NaN compares false, and its key, −∞,
+                    // is below a full heap's floor).
+                    if floor > f32::NEG_INFINITY && !reaches(chunk, floor, larger) {
                         continue;
                     }
-                    let j = sub.j0 + jj;
-                    if !sel.admits(qi, j) {
-                        continue;
+                    for (jj, &s) in chunk.iter().enumerate() {
+                        let key = if s.is_nan() {
+                            f32::NEG_INFINITY
+                        } else if larger {
+                            s
+                        } else {
+                            -s
+                        };
+                        if key < floor {
+                            continue;
+                        }
+                        let j = sub.j0 + c * SKIM + jj;
+                        if !sel.admits(qi, j) {
+                            continue;
+                        }
+                        heaps.push(
+                            qi,
+                            Entry {
+                                key,
+                                idx: j as u32,
+                                score: s,
+                            },
+                        );
+                        floor = heaps.floor(qi);
                     }
-                    heaps.push(
-                        qi,
-                        Entry {
-                            key,
-                            idx: j as u32,
-                            score: s,
-                        },
-                    );
-                    floor = heaps.floor(qi);
                 }
             }
         }
     }
     heaps
+}
+
+/// Scores per chunk of a row tested at once against the floor.
+const SKIM: usize = 32;
+
+/// Whether any score of `chunk` has a key (the score, or its negation when smaller is better)
+/// at or above `floor`.
+#[inline(always)]
+fn reaches(chunk: &[f32], floor: f32, larger: bool) -> bool {
+    if larger {
+        chunk.iter().fold(false, |any, &s| any | (s >= floor))
+    } else {
+        chunk.iter().fold(false, |any, &s| any | (-s >= floor))
+    }
 }
 
 impl Heaps {
@@ -389,5 +413,80 @@ mod tests {
         ];
         let r = top_k(&q, 1, &c2, 4, 2, 4, Metric::L2sq).unwrap();
         assert_eq!(r.indices, vec![2, 1, 3, 0]);
+    }
+
+    /// Against a full sort of the similarity matrix's scores: corpora spanning several pieces
+    /// and partial skim chunks, many tied scores (integer-valued rows), NaN rows, every metric,
+    /// k from 1 to past a chunk, with and without a row mask and per-query skips.
+    #[test]
+    fn matches_a_full_sort_across_pieces_and_chunks() {
+        let (q_rows, d) = (5usize, 7usize);
+        let n = 2 * PIECE + SKIM + 5;
+        let mut s = 12345u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s
+        };
+        let q: Vec<f32> = (0..q_rows * d).map(|_| (next() % 5) as f32 - 2.0).collect();
+        let mut c: Vec<f32> = (0..n * d).map(|_| (next() % 5) as f32 - 2.0).collect();
+        for r in [3, PIECE - 1, PIECE + 40, n - 1] {
+            c[r * d + 2] = f32::NAN;
+        }
+        let mask: Vec<u8> = (0..n).map(|j| (j % 7 != 3) as u8).collect();
+        let skip: Vec<u32> = (0..q_rows as u32).map(|i| i * 97).collect();
+        for metric in [Metric::Dot, Metric::Cosine, Metric::L2sq] {
+            let sm = crate::similarity::similarity_matrix(&q, q_rows, &c, n, d, metric).unwrap();
+            for kk in [1, 10, SKIM + 3] {
+                for filtered in [false, true] {
+                    let sel = if filtered {
+                        Select {
+                            skip: Some(&skip),
+                            mask: Some(&mask),
+                        }
+                    } else {
+                        Select::ALL
+                    };
+                    let b = Batch::new(&q, q_rows, Corpus::F32(&c), n, d, metric);
+                    let r = top_k_filtered(b, kk, sel).unwrap();
+                    for qi in 0..q_rows {
+                        let mut want: Vec<Entry> = (0..n)
+                            .filter(|&j| sel.admits(qi, j))
+                            .map(|j| {
+                                let score = sm[qi * n + j];
+                                let key = if score.is_nan() {
+                                    f32::NEG_INFINITY
+                                } else if metric.larger_is_better() {
+                                    score
+                                } else {
+                                    -score
+                                };
+                                Entry {
+                                    key,
+                                    idx: j as u32,
+                                    score,
+                                }
+                            })
+                            .collect();
+                        want.sort_by(|a, b| {
+                            if better(a, b) {
+                                std::cmp::Ordering::Less
+                            } else if better(b, a) {
+                                std::cmp::Ordering::Greater
+                            } else {
+                                std::cmp::Ordering::Equal
+                            }
+                        });
+                        let idx: Vec<u32> = want[..kk].iter().map(|e| e.idx).collect();
+                        assert_eq!(
+                            r.indices[qi * kk..(qi + 1) * kk],
+                            idx[..],
+                            "{metric:?} k = {kk} filtered = {filtered} query {qi}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
