@@ -123,22 +123,6 @@ unsafe fn chunk(src: *const f32, k0: usize, kd: usize, q: usize, kcp: usize, pad
     v
 }
 
-/// The pair words of one row for the block: `out[q]` for q < kcp.
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn row_pairs(src: *const f32, k0: usize, kd: usize, kcp: usize, pad: u32, out: &mut [u32]) {
-    let mut q = 0;
-    while q < kcp {
-        let v = chunk(src, k0, kd, q, kcp, pad);
-        let words = (kcp - q).min(16);
-        _mm512_mask_storeu_epi32(
-            out.as_mut_ptr().add(q) as *mut i32,
-            ((1u32 << words) - 1) as u16,
-            v,
-        );
-        q += 16;
-    }
-}
-
 /// Transposes sixteen rows of sixteen 32-bit words in place (row r, word t → row t, word r).
 #[inline]
 #[target_feature(enable = "avx512f")]
@@ -204,7 +188,6 @@ unsafe fn pack_b_nt(
 thread_local! {
     static PACK_A: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
     static PACK_B: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    static ROW: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 fn grow(v: &mut Vec<u32>, len: usize) {
@@ -221,7 +204,8 @@ fn aligned(v: &mut [u32]) -> *mut u32 {
 }
 
 /// Packs `rows ≤ MR` rows of A (`a`: first row, leading dimension; k pairs from k0) into an
-/// MR-wide micro-panel, zero for rows ≥ `rows`.
+/// MR-wide micro-panel, zero for rows ≥ `rows`: sixteen pairs of every row at a time, through
+/// one 16×16 word transpose (the MR rows and zero rows under them), stored MR words per pair.
 #[target_feature(enable = "avx512f,avx512bw")]
 unsafe fn pack_a(
     rows: usize,
@@ -229,21 +213,21 @@ unsafe fn pack_a(
     k0: usize,
     kd: usize,
     kcp: usize,
-    tmp: &mut [u32],
     dst: *mut u32,
 ) {
     const PAD_A: u32 = 0x0000;
-    for r in 0..MR {
-        if r < rows {
-            row_pairs(a.0.add(r * a.1), k0, kd, kcp, PAD_A, tmp);
-            for (q, v) in tmp[..kcp].iter().enumerate() {
-                *dst.add(q * MR + r) = *v;
-            }
-        } else {
-            for q in 0..kcp {
-                *dst.add(q * MR + r) = 0;
-            }
+    const ROWS: u16 = (1u16 << MR) - 1;
+    let mut q = 0;
+    while q < kcp {
+        let mut v = [_mm512_setzero_si512(); 16];
+        for (r, x) in v.iter_mut().enumerate().take(rows) {
+            *x = chunk(a.0.add(r * a.1), k0, kd, q, kcp, PAD_A);
         }
+        transpose16(&mut v);
+        for (t, x) in v.iter().enumerate().take((kcp - q).min(16)) {
+            _mm512_mask_storeu_epi32(dst.add((q + t) * MR) as *mut i32, ROWS, *x);
+        }
+        q += 16;
     }
 }
 
@@ -379,27 +363,19 @@ pub unsafe fn gemm(g: &Gemm) {
     };
     PACK_A.with(|pa_cell| {
         PACK_B.with(|pb_cell| {
-            ROW.with(|row_cell| {
-                let (mut va, mut vb, mut vr) = (
-                    pa_cell.borrow_mut(),
-                    pb_cell.borrow_mut(),
-                    row_cell.borrow_mut(),
-                );
-                grow(&mut va, la);
-                grow(&mut vb, nc_max * kcp_max);
-                grow(&mut vr, kcp_max + 16);
-                let pa = aligned(&mut va);
-                let pb = aligned(&mut vb);
-                let tmp = &mut vr[..];
-                body(g, kp, pa, pb, tmp);
-            })
+            let (mut va, mut vb) = (pa_cell.borrow_mut(), pb_cell.borrow_mut());
+            grow(&mut va, la);
+            grow(&mut vb, nc_max * kcp_max);
+            let pa = aligned(&mut va);
+            let pb = aligned(&mut vb);
+            body(g, kp, pa, pb);
         })
     })
 }
 
 #[target_feature(enable = "avx512f,avx512bw")]
 #[allow(clippy::manual_div_ceil)]
-unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32]) {
+unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
     let Gemm {
         m,
         n,
@@ -428,7 +404,6 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32])
                     2 * pc,
                     kd,
                     kcp,
-                    tmp,
                     pa.add(pc * panels_a * MR + r * MR * kcp),
                 );
             }
@@ -495,7 +470,6 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32, tmp: &mut [u32])
                         k0,
                         kd,
                         kcp,
-                        tmp,
                         pa.add(r * MR * kcp),
                     );
                 }
