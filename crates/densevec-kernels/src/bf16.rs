@@ -183,6 +183,7 @@ pub unsafe fn fallback(g: &Gemm) {
         c,
         ldc,
         nt,
+        ta,
         accumulate,
     } = *g;
     if m == 0 || n == 0 {
@@ -192,9 +193,17 @@ pub unsafe fn fallback(g: &Gemm) {
         crate::gemm_raw(g);
         return;
     }
+    // A's element (i, p): row-major m × kd, or kd × m when transposed.
+    let a_at = |i: usize, p: usize| {
+        if ta {
+            a.add(p * lda + i)
+        } else {
+            a.add(i * lda + p)
+        }
+    };
     let ra = FB_ROWS_A.min(m);
     let cb = FB_COLS_B.min(n);
-    with_fb_buffers(ra * kd, cb * kd, |ta, tb| {
+    with_fb_buffers(ra * kd, cb * kd, |pa, tb| {
         let mut j0 = 0;
         while j0 < n {
             let nb = cb.min(n - j0);
@@ -222,18 +231,17 @@ pub unsafe fn fallback(g: &Gemm) {
             while i0 < m {
                 let mb = ra.min(m - i0);
                 for i in 0..mb {
-                    let src = a.add((i0 + i) * lda);
-                    let dst = &mut ta[i * kd..(i + 1) * kd];
+                    let dst = &mut pa[i * kd..(i + 1) * kd];
                     for (p, d) in dst.iter_mut().enumerate() {
-                        *d = to_bf16_f32(*src.add(swapped_index(p, kd)));
+                        *d = to_bf16_f32(*a_at(i0 + i, swapped_index(p, kd)));
                     }
                 }
                 let cp = c.add(i0 * ldc + j0);
-                let (ta, tb) = ((ta.as_ptr(), kd), (tb.as_ptr(), if nt { kd } else { nb }));
+                let (pa, tb) = ((pa.as_ptr(), kd), (tb.as_ptr(), if nt { kd } else { nb }));
                 let piece = if nt {
-                    Gemm::nt(mb, nb, kd, ta, tb, (cp, ldc))
+                    Gemm::nt(mb, nb, kd, pa, tb, (cp, ldc))
                 } else {
-                    Gemm::nn(mb, nb, kd, ta, tb, (cp, ldc))
+                    Gemm::nn(mb, nb, kd, pa, tb, (cp, ldc))
                 };
                 crate::gemm_raw(&piece.accumulate(accumulate));
                 i0 += mb;

@@ -283,6 +283,7 @@ impl Gemm {
             c: c.0,
             ldc: c.1,
             nt: true,
+            ta: false,
             accumulate: false,
         }
     }
@@ -292,6 +293,16 @@ impl Gemm {
         Gemm {
             nt: false,
             ..Gemm::nt(m, n, kd, a, b, c)
+        }
+    }
+
+    /// C = Aᵀ·B: A is kd × m (`a`, so C's row i is column i of A), B is kd × n, C is m × n.
+    /// Each element is the same chain of fused multiply-adds over k as [`Gemm::nn`] on an
+    /// explicitly transposed A: the product without the copy.
+    pub fn tn(m: usize, n: usize, kd: usize, a: RawRows, b: RawRows, c: RawRowsMut) -> Gemm {
+        Gemm {
+            ta: true,
+            ..Gemm::nn(m, n, kd, a, b, c)
         }
     }
 
@@ -329,6 +340,15 @@ impl<'a> GemmRef<'a> {
             assert!(b.0.len() >= (kd - 1) * b.1 + n && b.1 >= n);
         }
         Self::wrap(Gemm::nn(m, n, kd, raw(a), raw(b), raw_mut(c, m, n)))
+    }
+
+    /// C = Aᵀ·B (A kd × m, B kd × n). Panics when a slice is shorter than its shape asks.
+    pub fn tn(m: usize, n: usize, kd: usize, a: Rows<'a>, b: Rows<'a>, c: RowsMut<'a>) -> Self {
+        if m > 0 && n > 0 && kd > 0 {
+            assert!(a.0.len() >= (kd - 1) * a.1 + m && a.1 >= m);
+            assert!(b.0.len() >= (kd - 1) * b.1 + n && b.1 >= n);
+        }
+        Self::wrap(Gemm::tn(m, n, kd, raw(a), raw(b), raw_mut(c, m, n)))
     }
 
     /// The same product added to C (`on`) or written over it.
@@ -374,8 +394,8 @@ pub fn gemm(g: GemmRef) {
 /// threads.
 ///
 /// # Safety
-/// `a` must be valid for reads of rows `0..m` (`lda` apart, `k` each; NN: `k` rows of `n`),
-/// `b` likewise for its shape, and `c` valid for writes of the `m × n` tile with leading
+/// `a` must be valid for reads of rows `0..m` (`lda` apart, `k` each; transposed A: `k` rows
+/// of `m`), `b` likewise for its shape (NN: `k` rows of `n`), and `c` valid for writes of the `m × n` tile with leading
 /// dimension `ldc`; no other thread may access that tile meanwhile.
 #[inline]
 pub unsafe fn gemm_raw(g: &Gemm) {

@@ -126,6 +126,7 @@ pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
 /// # Safety
 /// See [`crate::gemm_raw`].
 pub unsafe fn gemm(g: &crate::Gemm) {
+    debug_assert!(!(g.nt && g.ta), "no constructor makes Aᵀ·Bᵀ");
     if g.nt {
         for i in 0..g.m {
             let ar = std::slice::from_raw_parts(g.a.add(i * g.lda), g.k);
@@ -146,9 +147,12 @@ pub unsafe fn gemm(g: &crate::Gemm) {
         for v in acc.iter_mut() {
             *v = 0.0;
         }
-        let ar = g.a.add(i * g.lda);
         for p in 0..g.k {
-            let aip = *ar.add(p) as f64;
+            let aip = if g.ta {
+                *g.a.add(p * g.lda + i)
+            } else {
+                *g.a.add(i * g.lda + p)
+            } as f64;
             let br = std::slice::from_raw_parts(g.b.add(p * g.ldb), g.n);
             for (v, bv) in acc.iter_mut().zip(br) {
                 *v += aip * *bv as f64;

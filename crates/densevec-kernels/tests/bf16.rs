@@ -225,3 +225,28 @@ fn results_do_not_depend_on_tiling() {
     let (whole, tiled) = case.whole_and_tiled(b16::gemm, &[0, 7, 31, 50], &[0, 33, 2049, 3000]);
     assert!(same_bits(&whole, &tiled));
 }
+
+/// The bf16 product from a transposed A equals the plain one on the explicitly transposed A,
+/// bit for bit, on the native path and the fallback.
+#[test]
+fn tn_equals_nn_on_the_transposed_copy() {
+    let _g = lock();
+    isa::set(isa::detected()).unwrap();
+    let mut rng = Rng::new(13);
+    for &(m, n, kd) in &common::tn_shapes() {
+        let case = Case::random(&mut rng, false, (m, n, kd), (3, 5));
+        let (at, ld) = case.a_transposed(2);
+        let (b, ldb) = (&case.b[..], case.ldb);
+        for acc in [false, true] {
+            let start: Vec<f32> = (0..m * n).map(|_| rng.f()).collect();
+            let (mut c1, mut c2, mut c3) = (start.clone(), start.clone(), start);
+            b16::gemm(case.op((&mut c1, n)).accumulate(acc));
+            b16::gemm(GemmRef::tn(m, n, kd, (&at, ld), (b, ldb), (&mut c2, n)).accumulate(acc));
+            let g = GemmRef::tn(m, n, kd, (&at, ld), (b, ldb), (&mut c3, n)).accumulate(acc);
+            // SAFETY: the operands were checked against the shapes and are borrowed meanwhile.
+            unsafe { b16::fallback(g.get()) };
+            assert!(same_bits(&c1, &c2), "native {m}x{n}x{kd} acc={acc}");
+            assert!(same_bits(&c1, &c3), "fallback {m}x{n}x{kd} acc={acc}");
+        }
+    }
+}

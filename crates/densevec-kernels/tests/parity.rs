@@ -6,7 +6,7 @@
 //! test that forces an ISA holds `LOCK`.
 
 use densevec_kernels as k;
-use densevec_kernels::{isa, Isa};
+use densevec_kernels::{isa, GemmRef, Isa};
 mod common;
 use common::{edges, lock, same_bits, Case, Rng};
 
@@ -760,4 +760,34 @@ fn row_kernels_reject_mismatched_shapes() {
     // The right shapes run.
     kt.dot_rows(&a, &a, 3, &mut out);
     assert_eq!(out, [0.0, 0.0]);
+}
+
+/// Aᵀ·B from a transposed A (`GemmRef::tn`) is the plain product on the explicitly
+/// transposed A, bit for bit, on every ISA, written and accumulated.
+#[test]
+fn gemm_tn_equals_nn_on_the_transposed_copy() {
+    let mut rng = Rng::new(12);
+    let _g = lock();
+    for isa in isa::available() {
+        isa::set(isa).unwrap();
+        for &(m, n, kd) in &common::tn_shapes() {
+            let case = Case::random(&mut rng, false, (m, n, kd), (3, 5));
+            let (at, ld) = case.a_transposed(2);
+            for acc in [false, true] {
+                let start: Vec<f32> = (0..m * n).map(|_| rng.f()).collect();
+                let (mut c1, mut c2) = (start.clone(), start);
+                k::gemm(case.op((&mut c1, n)).accumulate(acc));
+                k::gemm(
+                    GemmRef::tn(m, n, kd, (&at, ld), (&case.b, case.ldb), (&mut c2, n))
+                        .accumulate(acc),
+                );
+                assert!(
+                    same_bits(&c1, &c2),
+                    "{} tn {m}x{n}x{kd} acc={acc}",
+                    isa.name()
+                );
+            }
+        }
+    }
+    isa::set(isa::detected()).unwrap();
 }

@@ -207,7 +207,7 @@ fn aligned(v: &mut [u32]) -> *mut u32 {
 /// MR-wide micro-panel, zero for rows ≥ `rows`: sixteen pairs of every row at a time, through
 /// one 16×16 word transpose (the MR rows and zero rows under them), stored MR words per pair.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn pack_a(
+unsafe fn pack_a_rows(
     rows: usize,
     a: (*const f32, usize),
     k0: usize,
@@ -228,6 +228,64 @@ unsafe fn pack_a(
             _mm512_mask_storeu_epi32(dst.add((q + t) * MR) as *mut i32, ROWS, *x);
         }
         q += 16;
+    }
+}
+
+/// Packs `rows ≤ MR` rows of a transposed A (stored kd × m: `a` is the first row's column,
+/// `lda` apart along k; k pairs from k0) into an MR-wide micro-panel, zero for rows ≥ `rows`:
+/// per pair, the two steps' values of the rows side by side are converted with the same
+/// instruction as [`pack_a_rows`] (so the words are identical) and interleaved into words.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_a_cols(
+    rows: usize,
+    (a, lda): (*const f32, usize),
+    k0: usize,
+    kd: usize,
+    kcp: usize,
+    dst: *mut u32,
+) {
+    const ROWS: u16 = (1u16 << MR) - 1;
+    let live = ((1u32 << rows) - 1) as u16;
+    // Word r of the result: 16-bit lane r (the even step) low, lane 16 + r (the odd one) high.
+    let mut idx = [0u16; 32];
+    for (r, pair) in idx.chunks_exact_mut(2).enumerate() {
+        pair[0] = r as u16;
+        pair[1] = 16 + r as u16;
+    }
+    let idx = _mm512_loadu_si512(idx.as_ptr() as *const _);
+    let end = kd.min(k0 + 2 * kcp);
+    for q in 0..kcp {
+        let k = k0 + 2 * q;
+        let lo = if k < end {
+            _mm512_maskz_loadu_ps(live, a.add(k * lda))
+        } else {
+            _mm512_setzero_ps()
+        };
+        // The odd tail's missing step is +0 (PAD_A), as in the row form.
+        let hi = if k + 1 < end {
+            _mm512_maskz_loadu_ps(live, a.add((k + 1) * lda))
+        } else {
+            _mm512_setzero_ps()
+        };
+        let w = _mm512_permutexvar_epi16(idx, cvt2(lo, hi));
+        _mm512_mask_storeu_epi32(dst.add(q * MR) as *mut i32, ROWS, w);
+    }
+}
+
+/// Packs `rows ≤ MR` rows of A from row-major storage or, when `ta`, from a transposed A
+/// (`a.0` then points at the first row's column).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn pack_a(
+    rows: usize,
+    a: (*const f32, usize),
+    ta: bool,
+    (k0, kd, kcp): (usize, usize, usize),
+    dst: *mut u32,
+) {
+    if ta {
+        pack_a_cols(rows, a, k0, kd, kcp, dst)
+    } else {
+        pack_a_rows(rows, a, k0, kd, kcp, dst)
     }
 }
 
@@ -387,8 +445,11 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
         c,
         ldc,
         nt,
+        ta,
         accumulate,
     } = *g;
+    // Row i of A: its row, or for a transposed A its column.
+    let a_row = |i: usize| if ta { a.add(i) } else { a.add(i * lda) };
     if m <= MC && kp <= A_WHOLE_PAIRS {
         // Short A (similarity tiles, top-k query blocks): A packed whole once, then for each
         // NR-wide panel of C all k blocks in turn, so the C strip stays in L1 and B streams.
@@ -400,10 +461,9 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
                 let i = r * MR;
                 pack_a(
                     MR.min(m - i),
-                    (a.add(i * lda), lda),
-                    2 * pc,
-                    kd,
-                    kcp,
+                    (a_row(i), lda),
+                    ta,
+                    (2 * pc, kd, kcp),
                     pa.add(pc * panels_a * MR + r * MR * kcp),
                 );
             }
@@ -466,10 +526,9 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
                     let rows = MR.min(m - i);
                     pack_a(
                         rows,
-                        (a.add(i * lda), lda),
-                        k0,
-                        kd,
-                        kcp,
+                        (a_row(i), lda),
+                        ta,
+                        (k0, kd, kcp),
                         pa.add(r * MR * kcp),
                     );
                 }

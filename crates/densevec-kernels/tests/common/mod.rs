@@ -157,3 +157,32 @@ pub fn edges(len: usize, step: usize) -> Vec<usize> {
 pub fn same_bits(x: &[f32], y: &[f32]) -> bool {
     x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.to_bits() == b.to_bits())
 }
+
+impl Case {
+    /// A (m × kd, row-major) stored transposed: kd × m with leading dimension `m + pad`.
+    pub fn a_transposed(&self, pad: usize) -> (Vec<f32>, usize) {
+        let ld = self.m + pad;
+        let mut at = vec![f32::NAN; self.kd * ld];
+        for i in 0..self.m {
+            for p in 0..self.kd {
+                at[p * ld + i] = self.a[i * self.lda + p];
+            }
+        }
+        (at, ld)
+    }
+}
+
+/// The shapes on which the transposed-A product is compared with the plain one: edge rows and
+/// columns, odd k, several KC / MC / NC blocks, and the short-A order.
+pub fn tn_shapes() -> Vec<(usize, usize, usize)> {
+    vec![
+        (1, 1, 1),
+        (3, 5, 7),
+        (13, 33, 9),
+        (25, 70, 385),
+        (100, 64, 768),
+        (170, 45, 1001),
+        (251, 97, 300),
+        (400, 50, 2000),
+    ]
+}
