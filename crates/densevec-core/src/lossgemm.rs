@@ -61,10 +61,10 @@ pub(crate) fn transpose(
     }
 }
 
-/// Aᵀ·B for row-major A (rows × n) and B (rows × d): the n × d product, computed as
-/// (Bᵀ·A)ᵀ, so that A, the large operand (a logit or gradient matrix), is read in its own
-/// layout and only the thin B and the result are transposed. Parallel over blocks of n
-/// ([`task_rows`] columns).
+/// Aᵀ·B for row-major A (rows × n) and B (rows × d): the n × d product, one GEMM per block
+/// of n ([`task_rows`] rows of the result) that reads A in its own layout as a transposed
+/// operand (`GemmRef::tn`), so nothing is transposed or copied. Each element is the chain of
+/// fused multiply-adds over the rows in order, whatever the blocks.
 pub(crate) fn mm_tn(
     prec: Precision,
     (func, what): (&str, &str),
@@ -78,47 +78,16 @@ pub(crate) fn mm_tn(
     if rows == 0 || n == 0 || d == 0 {
         return Ok(out);
     }
-    // Bᵀ: d × rows.
-    let mut bt = alloc::try_mat(
-        func,
-        "a transposed copy of the rows",
-        d,
-        rows,
-        "split the batch",
-    )?;
-    pool::run(|| {
-        bt.par_chunks_mut(T * rows)
-            .enumerate()
-            .for_each(|(blk, o)| {
-                let c0 = blk * T;
-                let cols = o.len() / rows;
-                transpose(&b[c0..], d, rows, cols, o, rows);
-            })
-    });
     let cb = task_rows(n, d, pool::threads());
-    // Each thread's products in one buffer, reused (overwritten by each GEMM).
-    let scratch = alloc::PerThread::new();
-    let t_len = alloc::elems(func, what, &[d, cb.min(n)], 4, "split the batch")?;
     pool::run(|| {
         out.par_chunks_mut(cb * d)
             .enumerate()
-            .try_for_each(|(blk, ob)| {
+            .for_each(|(blk, ob)| {
                 let j0 = blk * cb;
                 let nb = ob.len() / d;
-                scratch.with(func, what, t_len, "split the batch", |t| {
-                    let t = &mut t[..d * nb];
-                    prec.gemm(GemmRef::nn(
-                        d,
-                        nb,
-                        rows,
-                        (&bt, rows),
-                        (&a[j0..], n),
-                        (&mut *t, nb),
-                    ));
-                    transpose(t, nb, d, nb, ob, d);
-                })
+                prec.gemm(GemmRef::tn(nb, d, rows, (&a[j0..], n), (b, d), (ob, d)));
             })
-    })?;
+    });
     Ok(out)
 }
 

@@ -13,7 +13,7 @@ use crate::bail;
 use crate::contrastive::DEFAULT_SCRATCH_BYTES;
 use crate::contrastive::{back_norm, normalized_rows};
 use crate::error::{check_finite, check_matrix, check_rows, js_num, Result};
-use crate::lossgemm::{task_rows, transpose};
+use crate::lossgemm::task_rows;
 use crate::pool;
 use crate::precision::GemmRef;
 use crate::similarity::{dot_norms_f64, similarity_matrix_into, Metric};
@@ -666,10 +666,9 @@ pub fn margin_softmax_in(
                 })
             })
     })?;
-    // gradŴᵀ (d × cb per task) = X̂ᵀ·G[:, block], over row slabs in order (the same chain
-    // of fused multiply-adds as one product over all rows).
-    let mut xt: Vec<f32> = alloc::try_mat(F, "a transposed copy of x", d, n, SPLIT)?;
-    transpose(xh, d, n, d, &mut xt, n);
+    // gradŴ[block] (cb × d per task) = G[:, block]ᵀ·X̂, over row slabs in order (the same
+    // chain of fused multiply-adds as one product over all rows), each slab of G read as a
+    // transposed operand: nothing is transposed or copied.
     let mut gw = alloc::try_mat(F, "gradPrototypes", c, d, SPLIT)?;
     let t_len = alloc::elems(
         F,
@@ -678,48 +677,36 @@ pub fn margin_softmax_in(
         4,
         SPLIT,
     )?;
-    let acc_len = alloc::elems(F, "gradPrototypes", &[d, cls.min(c)], 4, SPLIT)?;
-    let t_len = t_len.checked_next_multiple_of(16).unwrap_or(t_len);
     pool::run(|| {
         gw.par_chunks_mut(cls * d)
             .enumerate()
             .try_for_each(|(blk, gwb)| {
                 let c0 = blk * cls;
                 let cb = gwb.len() / d;
-                // A slab of G (every value used rewritten) and the product (overwritten by
-                // its first slab), in this thread's buffer.
-                scratch.with(
-                    F,
-                    "a slab of the logit gradient",
-                    t_len.saturating_add(acc_len),
-                    SPLIT,
-                    |buf| {
-                        let (t, acc) = buf.split_at_mut(t_len);
-                        let acc = &mut acc[..d * cb];
-                        for (si, i0) in (0..n).step_by(SLAB).enumerate() {
-                            let mb = SLAB.min(n - i0);
-                            for r in 0..mb {
-                                let i = i0 + r;
-                                let y = labels[i] as usize;
-                                let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
-                                let z = &lg[i * c + c0..i * c + c0 + cb];
-                                grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
-                            }
-                            prec.gemm(
-                                GemmRef::nn(
-                                    d,
-                                    cb,
-                                    mb,
-                                    (&xt[i0..], n),
-                                    (&t[..mb * cb], cb),
-                                    (&mut *acc, cb),
-                                )
-                                .accumulate(si > 0),
-                            );
+                // A slab of G (every value used rewritten), in this thread's buffer.
+                scratch.with(F, "a slab of the logit gradient", t_len, SPLIT, |t| {
+                    for (si, i0) in (0..n).step_by(SLAB).enumerate() {
+                        let mb = SLAB.min(n - i0);
+                        for r in 0..mb {
+                            let i = i0 + r;
+                            let y = labels[i] as usize;
+                            let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
+                            let z = &lg[i * c + c0..i * c + c0 + cb];
+                            grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
                         }
-                        transpose(acc, cb, d, cb, gwb, d);
-                    },
-                )
+                        prec.gemm(
+                            GemmRef::tn(
+                                cb,
+                                d,
+                                mb,
+                                (&t[..mb * cb], cb),
+                                (&xh[i0 * d..], d),
+                                (&mut *gwb, d),
+                            )
+                            .accumulate(si > 0),
+                        );
+                    }
+                })
             })
     })?;
     let unit = MarginSoftmax {
