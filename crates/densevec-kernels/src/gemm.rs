@@ -97,7 +97,7 @@ impl Ahead {
     /// k (the micro-kernel calls that will carry it), finishing within the first three
     /// quarters of them.
     #[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
-    fn new(base: *const f32, rows: usize, ld: usize, len: usize, steps: usize) -> Ahead {
+    pub(crate) fn new(base: *const f32, rows: usize, ld: usize, len: usize, steps: usize) -> Ahead {
         if rows == 0 || len == 0 {
             return Ahead::NONE;
         }

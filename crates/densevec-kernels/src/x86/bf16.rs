@@ -11,6 +11,7 @@
 //! half is +0 in A and −0 in B, a product of −0 that leaves every sum, −0 included, unchanged.
 #![allow(clippy::missing_safety_doc)]
 
+use crate::gemm::Ahead;
 use crate::Gemm;
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -335,8 +336,17 @@ unsafe fn pack_b_nn(
 }
 
 /// The 12×32 micro-kernel over `kcp` pairs; `acc` holds the C tile (row-major, 32 wide).
+/// Every `ahead.every` pairs it prefetches the next line of `ahead` (the source of the next B
+/// micro-panel), as the float32 micro-kernel does.
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel(kcp: usize, pa: *const u32, pb: *const u32, c: *mut f32, ldc: usize, load: bool) {
+unsafe fn kernel(
+    kcp: usize,
+    pa: *const u32,
+    pb: *const u32,
+    (c, ldc): (*mut f32, usize),
+    load: bool,
+    ahead: &mut Ahead,
+) {
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     if load {
         for (i, r) in acc.iter_mut().enumerate() {
@@ -344,6 +354,8 @@ unsafe fn kernel(kcp: usize, pa: *const u32, pb: *const u32, c: *mut f32, ldc: u
             r[1] = _mm512_loadu_ps(c.add(i * ldc + 16));
         }
     }
+    let mut ah = *ahead;
+    let mut countdown = ah.countdown();
     for q in 0..kcp {
         let b0 = _mm512_load_ps(pb.add(q * NR) as *const f32);
         let b1 = _mm512_load_ps(pb.add(q * NR + 16) as *const f32);
@@ -353,7 +365,14 @@ unsafe fn kernel(kcp: usize, pa: *const u32, pb: *const u32, c: *mut f32, ldc: u
             r[0] = dp(r[0], a, b0);
             r[1] = dp(r[1], a, b1);
         }
+        countdown -= 1;
+        if countdown == 0 {
+            _mm_prefetch::<_MM_HINT_T1>(ah.line() as *const i8);
+            ah.advance();
+            countdown = ah.countdown();
+        }
     }
+    *ahead = ah;
     for (i, r) in acc.iter().enumerate() {
         _mm512_storeu_ps(c.add(i * ldc), r[0]);
         _mm512_storeu_ps(c.add(i * ldc + 16), r[1]);
@@ -363,13 +382,13 @@ unsafe fn kernel(kcp: usize, pa: *const u32, pb: *const u32, c: *mut f32, ldc: u
 /// The micro-kernel on a partial tile (rows ≤ MR, cols ≤ NR), through a full local tile.
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel_edge(
-    rows: usize,
-    cols: usize,
+    (rows, cols): (usize, usize),
     kcp: usize,
     pa: *const u32,
     pb: *const u32,
     (c, ldc): (*mut f32, usize),
     load: bool,
+    ahead: &mut Ahead,
 ) {
     let mut t = [0f32; MR * NR];
     if load {
@@ -377,7 +396,7 @@ unsafe fn kernel_edge(
             std::ptr::copy_nonoverlapping(c.add(i * ldc), t.as_mut_ptr().add(i * NR), cols);
         }
     }
-    kernel(kcp, pa, pb, t.as_mut_ptr(), NR, load);
+    kernel(kcp, pa, pb, (t.as_mut_ptr(), NR), load, ahead);
     for i in 0..rows {
         std::ptr::copy_nonoverlapping(t.as_ptr().add(i * NR), c.add(i * ldc), cols);
     }
@@ -480,6 +499,18 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
                 } else {
                     pack_b_nn(cols, b.add(j), ldb, 2 * pc, kd, kcp, pb);
                 }
+                // The next micro-panel's source (the next k block of this panel, or the first
+                // of the next panel), prefetched by the micro-kernels over this one.
+                let (nj, np) = if pc + kcp < kp {
+                    (j, pc + kcp)
+                } else {
+                    (j + NR, 0)
+                };
+                let mut ahead = if nj < n {
+                    b_ahead(g, nj, np, kp, panels_a * kcp)
+                } else {
+                    Ahead::NONE
+                };
                 let load = accumulate || pc > 0;
                 for r in 0..panels_a {
                     let i = r * MR;
@@ -487,9 +518,9 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
                     let ap = pa.add(pc * panels_a * MR + r * MR * kcp);
                     let cp = c.add(i * ldc + j);
                     if rows == MR && cols == NR {
-                        kernel(kcp, ap, pb, cp, ldc, load);
+                        kernel(kcp, ap, pb, (cp, ldc), load, &mut ahead);
                     } else {
-                        kernel_edge(rows, cols, kcp, ap, pb, (cp, ldc), load);
+                        kernel_edge((rows, cols), kcp, ap, pb, (cp, ldc), load, &mut ahead);
                     }
                 }
                 pc += kcp;
@@ -506,16 +537,6 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
         while pc < kp {
             let kcp = KCP.min(kp - pc);
             let k0 = 2 * pc;
-            for t in 0..panels_b {
-                let j = jc + t * NR;
-                let cols = NR.min(n - j);
-                let dst = pb.add(t * NR * kcp);
-                if nt {
-                    pack_b_nt(cols, b.add(j * ldb), ldb, k0, kd, kcp, dst);
-                } else {
-                    pack_b_nn(cols, b.add(j), ldb, k0, kd, kcp, dst);
-                }
-            }
             let load = accumulate || pc > 0;
             let mut ic = 0;
             while ic < m {
@@ -536,15 +557,30 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
                     let j = jc + t * NR;
                     let cols = NR.min(n - j);
                     let bp = pb.add(t * NR * kcp);
+                    // B micro-panels are packed during the first A block's pass, each just
+                    // before its use while the micro-kernels prefetch the next one's source,
+                    // and kept for the other A blocks.
+                    let mut ahead = Ahead::NONE;
+                    if ic == 0 {
+                        if nt {
+                            pack_b_nt(cols, b.add(j * ldb), ldb, k0, kd, kcp, bp);
+                        } else {
+                            pack_b_nn(cols, b.add(j), ldb, k0, kd, kcp, bp);
+                        }
+                        if t + 1 < panels_b {
+                            ahead = b_ahead(g, j + NR, pc, kp, panels_a * kcp);
+                        }
+                    }
+                    let bp = bp as *const u32;
                     for r in 0..panels_a {
                         let i = ic + r * MR;
                         let rows = MR.min(m - i);
                         let ap = pa.add(r * MR * kcp);
                         let cp = c.add(i * ldc + j);
                         if rows == MR && cols == NR {
-                            kernel(kcp, ap, bp, cp, ldc, load);
+                            kernel(kcp, ap, bp, (cp, ldc), load, &mut ahead);
                         } else {
-                            kernel_edge(rows, cols, kcp, ap, bp, (cp, ldc), load);
+                            kernel_edge((rows, cols), kcp, ap, bp, (cp, ldc), load, &mut ahead);
                         }
                     }
                 }
@@ -553,5 +589,19 @@ unsafe fn body(g: &Gemm, kp: usize, pa: *mut u32, pb: *mut u32) {
             pc += kcp;
         }
         jc += nb;
+    }
+}
+
+/// The source of the B micro-panel at columns `j..` (at most NR) and pairs `pc..` (one block),
+/// as an [`Ahead`] cursor spread over `steps` micro-kernel pairs.
+#[allow(clippy::manual_div_ceil)]
+fn b_ahead(g: &Gemm, j: usize, pc: usize, kp: usize, steps: usize) -> Ahead {
+    let cols = NR.min(g.n - j);
+    let k0 = 2 * pc;
+    let ks = (2 * KCP.min(kp - pc)).min(g.k - k0);
+    if g.nt {
+        Ahead::new(g.b.wrapping_add(j * g.ldb + k0), cols, g.ldb, ks, steps)
+    } else {
+        Ahead::new(g.b.wrapping_add(k0 * g.ldb + j), ks, g.ldb, cols, steps)
     }
 }
