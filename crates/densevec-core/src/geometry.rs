@@ -261,17 +261,8 @@ fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Pass> {
                         amax_bits(xs),
                         amax_bits(ys),
                     );
-                    PR_XT.with(|buf| {
-                        let mut buf = buf.borrow_mut();
-                        buf.resize(d * rows, 0.0);
-                        // buf (d × rows) = xsᵀ
-                        for (r, row) in xs.chunks_exact(d).enumerate() {
-                            for (i, &v) in row.iter().enumerate() {
-                                buf[i * rows + r] = v;
-                            }
-                        }
-                        k::gemm_nn(d, d, rows, (&buf, rows), (ys, d), (tile, d), false);
-                    });
+                    // xsᵀ·ys, with xs read as a transposed operand (no transposed copy).
+                    k::gemm(k::GemmRef::tn(d, d, rows, (xs, d), (ys, d), (tile, d)));
                 });
             m.par_chunks_mut(d).enumerate().for_each(|(i, acc)| {
                 for tile in tiles.chunks_exact(d * d) {
@@ -290,10 +281,6 @@ fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Pass> {
     })
 }
 
-thread_local! {
-    /// Per-thread buffer for the transposed rows of x of one piece.
-    static PR_XT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
 
 /// Σ of the squared entries of the rows of `m` (width d): float32 per row, float64 across rows.
 fn row_sumsq(m: &[f32], d: usize) -> f64 {
