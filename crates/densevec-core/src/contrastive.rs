@@ -11,7 +11,7 @@
 //!   ∂loss/∂τ and the softmax diagnostics follow per query.
 //! * pass B, parallel over fixed blocks of keys: each query tile's logits are recomputed,
 //!   P = exp(S − m_i)/l_i with the final statistics, the positive entries get −1, and
-//!   gradK_blk += (P − 1_pos)ᵀ·Q_tile (the small tile is transposed, then `gemm_nn`).
+//!   gradK_blk += (P − 1_pos)ᵀ·Q_tile (the tile read as a transposed GEMM operand).
 //!
 //! Every output row is written by exactly one task, in a fixed order, so results are
 //! bit-identical for any thread count. Extra memory: O(B + K) statistics, the normalized copies
@@ -529,7 +529,6 @@ fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
         let nb = g.len() / d;
         let qt = BQ2.min(b);
         let mut tile = vec![0f32; qt * nb];
-        let mut tt = vec![0f32; qt * nb];
         for i0 in (0..b).step_by(BQ2) {
             let mb = BQ2.min(b - i0);
             let t = &mut tile[..mb * nb];
@@ -549,18 +548,10 @@ fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
                     row[pos - j0] = -negp[i];
                 }
             }
-            let tr = &mut tt[..mb * nb];
-            crate::lossgemm::transpose(t, nb, mb, nb, tr, mb);
+            // The tile read as a transposed operand (no transposed copy).
             p.prec.gemm(
-                GemmRef::nn(
-                    nb,
-                    d,
-                    mb,
-                    (tr, mb),
-                    (&p.q[i0 * d..(i0 + mb) * d], d),
-                    (g, d),
-                )
-                .accumulate(true),
+                GemmRef::tn(nb, d, mb, (t, nb), (&p.q[i0 * d..(i0 + mb) * d], d), (g, d))
+                    .accumulate(true),
             );
         }
         k::scale(g, c);

@@ -281,7 +281,6 @@ fn xt_y(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Pass> {
     })
 }
 
-
 /// Σ of the squared entries of the rows of `m` (width d): float32 per row, float64 across rows.
 fn row_sumsq(m: &[f32], d: usize) -> f64 {
     m.chunks_exact(d).map(|r| k::sumsq(r) as f64).sum()

@@ -1,5 +1,5 @@
 //! The GEMM call sites of the fused losses (InfoNCE, NT-Xent, marginSoftmax) and the small
-//! dense helpers around them (transposes, the parallel Aᵀ·B product).
+//! dense helpers around them (the block sizes, the parallel Aᵀ·B product).
 //!
 //! Every product of those losses goes through the call's [`Precision`] (its `gemm`,
 //! `gemm_raw` and `gemm_nt`) or [`mm_tn`]. The kernels form each
@@ -25,7 +25,7 @@ pub(crate) fn fits(rows: usize, cols: usize, budget: usize) -> bool {
 /// most 1,024 rows and 32 MiB allow, at least two per thread and a multiple of the thread
 /// count (so no thread waits on a last, lone block), of equal size rounded up to 16 rows, and
 /// never under 256 rows. Each task packs the operand all tasks share (the keys, the
-/// prototypes, a transposed copy of the rows) for its GEMMs, so fewer, larger blocks pack it
+/// prototypes, the rows) for its GEMMs, so fewer, larger blocks pack it
 /// fewer times. The size never changes a value: each element of a product is one chain of
 /// multiply-adds over k, and the softmax is row by row.
 pub(crate) fn task_rows(len: usize, width: usize, threads: usize) -> usize {
@@ -33,32 +33,6 @@ pub(crate) fn task_rows(len: usize, width: usize, threads: usize) -> usize {
     let most = ((32 << 20) / (4 * width.max(1))).clamp(256, 1024);
     let blocks = len.div_ceil(most).max(2 * t).div_ceil(t) * t;
     (len.div_ceil(blocks).div_ceil(16) * 16).clamp(256, most)
-}
-
-/// Side of the square tiles of the transposes.
-const T: usize = 32;
-
-/// `dst[c·ldd + r] = src[r·lds + c]` for r < rows, c < cols (a tiled transpose).
-pub(crate) fn transpose(
-    src: &[f32],
-    lds: usize,
-    rows: usize,
-    cols: usize,
-    dst: &mut [f32],
-    ldd: usize,
-) {
-    for r0 in (0..rows).step_by(T) {
-        let r1 = (r0 + T).min(rows);
-        for c0 in (0..cols).step_by(T) {
-            let c1 = (c0 + T).min(cols);
-            for c in c0..c1 {
-                let d = &mut dst[c * ldd + r0..c * ldd + r1];
-                for (r, v) in (r0..r1).zip(d.iter_mut()) {
-                    *v = src[r * lds + c];
-                }
-            }
-        }
-    }
 }
 
 /// Aᵀ·B for row-major A (rows × n) and B (rows × d): the n × d product, one GEMM per block
