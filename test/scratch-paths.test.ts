@@ -156,6 +156,42 @@ describe('scratchBytes: held and tiled paths', () => {
     close(s.loss, want.loss, 1e-5, 1e-5);
   });
 
+  it('infoNCE: the sync form (gradients computed in the returned buffers) equals the async form bit for bit, on every path, option and thread count', async () => {
+    const cases = [
+      { temperature: 0.1, normalize: true, scratchBytes: HELD },
+      { temperature: 0.1, normalize: true, scratchBytes: TILED },
+      { temperature: 0.3, positives, logQ, scratchBytes: HELD },
+      { temperature: 0.2, positives, keyIds, normalize: true, scratchBytes: TILED },
+      { temperature: 0.2, positives, keyIds, scratchBytes: HELD, precision: 'bf16' as const },
+      // Logits that may overflow float32: the float64 path.
+      { temperature: 1e-38, normalize: true },
+    ];
+    for (const o of cases) {
+      const got = [];
+      for (const t of [1, 2]) {
+        dv.setThreads(t);
+        got.push(dv.infoNCE(q, keys, o), await dv.infoNCEAsync(q, keys, o));
+      }
+      dv.setThreads(1);
+      const [s] = got;
+      expect(s.gradQ.rows).toBe(300);
+      expect(s.gradKeys.rows).toBe(520);
+      expect(maxAbs(s.gradQ.data)).toBeGreaterThan(0);
+      for (const r of got.slice(1)) {
+        expect(r.loss).toBe(s.loss);
+        expect(r.gradTemperature).toBe(s.gradTemperature);
+        expect(stats(r.stats)).toEqual(stats(s.stats));
+        expect(same(r.gradQ.data, s.gradQ.data)).toBe(true);
+        expect(same(r.gradKeys.data, s.gradKeys.data)).toBe(true);
+      }
+      if (o.precision === undefined && o.temperature > 1e-3) {
+        const want = ref.infoNCE(q, keys, o);
+        closeGrad(s.gradQ.data, want.gradQ.data);
+        closeGrad(s.gradKeys.data, want.gradKeys.data);
+      }
+    }
+  });
+
   it('validates scratchBytes with E_TYPE, then shapes, then E_ARG, on both backends', async () => {
     const small = randm(4, 3, 80);
     const labels = new Uint32Array([0, 1, 2, 3]);

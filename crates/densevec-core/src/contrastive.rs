@@ -354,13 +354,67 @@ type PassA<'a> = (
 );
 
 /// What the fused passes return: loss, gradQ, gradKeys, ∂loss/∂τ and the diagnostics.
-struct FusedOut {
+struct FusedOut<'o> {
     loss: f64,
-    gq: Vec<f32>,
-    gk: Vec<f32>,
+    gq: Grad<'o>,
+    gk: Grad<'o>,
     grad_tau: f64,
     stats: NceStats,
 }
+
+/// A gradient the fused paths fill: a fresh zeroed vector, or a caller's zeroed buffer of the
+/// same length (one that the runtime returns, so that the gradient is computed where the
+/// caller keeps it instead of being copied there).
+enum Grad<'o> {
+    Own(Vec<f32>),
+    Into(&'o mut [f32]),
+}
+
+impl std::ops::Deref for Grad<'_> {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            Grad::Own(v) => v,
+            Grad::Into(s) => s,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Grad<'_> {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        match self {
+            Grad::Own(v) => v,
+            Grad::Into(s) => s,
+        }
+    }
+}
+
+impl<'o> Grad<'o> {
+    /// The caller's buffer from `slot` when it holds one, else a fresh zeroed `rows × d`
+    /// matrix (E_ARG naming `what` with `hint` when refused), allocated where the path used to.
+    fn get(
+        slot: &mut Option<&'o mut [f32]>,
+        (func, what, hint): (&str, &str, &str),
+        rows: usize,
+        d: usize,
+    ) -> Result<Grad<'o>> {
+        Ok(match slot.take() {
+            Some(s) => Grad::Into(s),
+            None => Grad::Own(alloc::try_mat(func, what, rows, d, hint)?),
+        })
+    }
+
+    /// The vector, or an empty one when the gradient went into the caller's buffer.
+    fn into_vec(self) -> Vec<f32> {
+        match self {
+            Grad::Own(v) => v,
+            Grad::Into(_) => Vec::new(),
+        }
+    }
+}
+
+/// The caller's buffers for gradQ and gradKeys (none: the paths allocate them).
+type Outs<'o> = (Option<&'o mut [f32]>, Option<&'o mut [f32]>);
 
 /// ∂loss/∂τ and the diagnostics from a backend's per-query rows of five values
 /// [Pneg·(E_q[z] + E_q[logQ] − u_pos), entropy, p(pos), max p(neg), effective negatives]
@@ -408,9 +462,9 @@ fn log_add_exp(a: f64, b: f64) -> f64 {
 /// set aside and added in float64 at the end), so one exp per logit gives the gradient, the
 /// loss and the negatives' statistics: Σ e_j, Σ e_j·logQ_j, and Σ e_j·z_j = q_i·(Σ e_j k_j)/τ −
 /// Σ e_j·logQ_j from the gradient accumulator itself.
-fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
+fn fused<'o>(func: &str, p: &Fused, outs: &mut Outs<'o>) -> Result<FusedOut<'o>> {
     let (b, n, d) = (p.b, p.n, p.d);
-    let mut gq = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
+    let mut gq = Grad::get(&mut outs.0, (func, "gradQ", "split the batch"), b, d)?;
     let mut mx = vec![0f32; b];
     let mut scv = vec![0f32; b];
     let mut negp = vec![0f32; b];
@@ -522,7 +576,7 @@ fn fused(func: &str, p: &Fused) -> Result<FusedOut> {
     let (grad_tau, stats) = mean_extras(&exv);
 
     // Pass B: gradKeys, one task per block of BK2 keys.
-    let mut gk = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
+    let mut gk = Grad::get(&mut outs.1, (func, "gradKeys", "split the batch"), n, d)?;
     let (mx, scv, negp) = (&mx, &scv, &negp);
     let pass_b = |(blk, g): (usize, &mut [f32])| {
         let j0 = blk * BK2;
@@ -835,16 +889,73 @@ pub fn info_nce_with(
     scratch_bytes: usize,
 ) -> Result<InfoNce> {
     const F: &str = "infoNCE";
-    let (b, n) = (q.rows, keys.rows);
     let p = info_nce_prepare_ids(q, keys, d, o, key_ids)?;
-    let r = if logits_may_overflow(&p, o.temperature) {
-        info_nce_f64(F, &p, o.temperature)?
-    } else if held::fits(b, n, scratch_bytes) {
-        held::info_nce(F, &p.fused())?
+    let r = info_nce_paths(F, &p, o.temperature, scratch_bytes, &mut (None, None))?;
+    let (gq, gk) = (r.gq.into_vec(), r.gk.into_vec());
+    Ok(p.finish_info_nce_with(r.loss, gq, gk, (r.grad_tau, r.stats)))
+}
+
+/// The path of an InfoNCE call on prepared rows (see [`info_nce_with`]).
+fn info_nce_paths<'o>(
+    func: &str,
+    p: &Prepared,
+    temperature: f64,
+    scratch_bytes: usize,
+    outs: &mut Outs<'o>,
+) -> Result<FusedOut<'o>> {
+    if logits_may_overflow(p, temperature) {
+        info_nce_f64(func, p, temperature, outs)
+    } else if held::fits(p.b, p.n, scratch_bytes) {
+        held::info_nce(func, &p.fused(), outs)
     } else {
-        fused(F, &p.fused())?
-    };
-    Ok(p.finish_info_nce_with(r.loss, r.gq, r.gk, (r.grad_tau, r.stats)))
+        fused(func, &p.fused(), outs)
+    }
+}
+
+/// [`info_nce_with`] on rows prepared by [`info_nce_prepare_ids`] (every argument error is
+/// raised there, first), with gradQ and gradKeys computed in the caller's `grad_q` (B × d) and
+/// `grad_keys` (K × d), which must hold zeros: buffers that the caller returns, so that the
+/// gradients are not copied into them. The same values, bit for bit, as [`info_nce_with`];
+/// the returned `grad_q` and `grad_keys` are empty.
+pub fn info_nce_prepared_into(
+    p: &Prepared,
+    temperature: f64,
+    scratch_bytes: usize,
+    grad_q: &mut [f32],
+    grad_keys: &mut [f32],
+) -> Result<InfoNce> {
+    const F: &str = "infoNCE";
+    if grad_q.len() != p.b * p.d || grad_keys.len() != p.n * p.d {
+        bail!(
+            Shape,
+            "{F}: gradient buffers of {} and {} values for {} × {} and {} × {}",
+            grad_q.len(),
+            grad_keys.len(),
+            p.b,
+            p.d,
+            p.n,
+            p.d
+        );
+    }
+    let r = info_nce_paths(
+        F,
+        p,
+        temperature,
+        scratch_bytes,
+        &mut (Some(grad_q), Some(grad_keys)),
+    )?;
+    let (mut gq, mut gk) = (r.gq, r.gk);
+    if let (Some(qn), Some(kn)) = (&p.q_norms, &p.k_norms) {
+        back_norm(&mut gq, &p.q, qn, p.d);
+        back_norm(&mut gk, p.keys(), kn, p.d);
+    }
+    Ok(InfoNce {
+        loss: r.loss,
+        grad_q: gq.into_vec(),
+        grad_keys: gk.into_vec(),
+        grad_temperature: r.grad_tau,
+        stats: r.stats,
+    })
 }
 
 /// Whether the float32 logits q·k/τ − logQ of the fused path could overflow (a temperature
@@ -861,7 +972,12 @@ pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
 /// when [`logits_may_overflow`]; never forms an infinite logit, so a subnormal τ gives a
 /// finite loss wherever the true loss is representable. ∂loss/∂τ and the diagnostics come from
 /// the log-probabilities (∂loss/∂τ overflows with 1/τ²).
-fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<FusedOut> {
+fn info_nce_f64<'o>(
+    func: &str,
+    p: &Prepared,
+    tau: f64,
+    outs: &mut Outs<'o>,
+) -> Result<FusedOut<'o>> {
     let (b, n, d) = (p.b, p.n, p.d);
     let q: &[f32] = &p.q;
     let keys = p.keys();
@@ -907,16 +1023,22 @@ fn info_nce_f64(func: &str, p: &Prepared, tau: f64) -> Result<FusedOut> {
             }
         }
     }
-    let out = |g: Vec<f64>| {
-        g.into_iter()
-            .map(|v| (v / tau) as f32)
-            .collect::<Vec<f32>>()
+    let out = |g: Vec<f64>, slot: &mut Option<&'o mut [f32]>, what: &str, rows: usize| {
+        let mut o = Grad::get(slot, (func, what, "split the batch"), rows, d)?;
+        for (o, v) in o.iter_mut().zip(g) {
+            *o = (v / tau) as f32;
+        }
+        Ok::<_, crate::Error>(o)
     };
+    let (gq, gk) = (
+        out(gq, &mut outs.0, "gradQ", b)?,
+        out(gk, &mut outs.1, "gradKeys", n)?,
+    );
     let (grad_tau, stats) = mean_extras(&exv);
     Ok(FusedOut {
         loss: loss / b as f64,
-        gq: out(gq),
-        gk: out(gk),
+        gq,
+        gk,
         grad_tau,
         stats,
     })
@@ -1024,15 +1146,15 @@ pub fn nt_xent_with(
     const F: &str = "ntXent";
     let p = nt_xent_prepare(a, b, rows, d, temperature)?;
     let r = if logits_may_overflow(&p, temperature) {
-        info_nce_f64(F, &p, temperature)?
+        info_nce_f64(F, &p, temperature, &mut (None, None))?
     } else if held::fits(p.b, p.n, scratch_bytes) {
         held::nt_xent(F, &p.fused())?
     } else {
-        fused(F, &p.fused())?
+        fused(F, &p.fused(), &mut (None, None))?
     };
-    let mut g = r.gq;
-    if !r.gk.is_empty() {
-        k::axpy(&mut g, 1.0, &r.gk);
+    let (mut g, gk) = (r.gq.into_vec(), r.gk.into_vec());
+    if !gk.is_empty() {
+        k::axpy(&mut g, 1.0, &gk);
     }
     Ok(p.finish_nt_xent_with(r.loss, g, (r.grad_tau, r.stats)))
 }
@@ -1383,11 +1505,11 @@ mod tests {
                 let key_ids = with_ids.then_some(&ids[..]);
                 let what = format!("{b}x{n}x{d} {with_pos} {with_lq} {with_ids} {normalize}");
                 let pr = info_nce_prepare_ids(qo, ko, d, &o, key_ids).unwrap();
-                let want = info_nce_f64("infoNCE", &pr, 0.2).unwrap();
+                let want = info_nce_f64("infoNCE", &pr, 0.2, &mut (None, None)).unwrap();
                 let want = pr.finish_info_nce_with(
                     want.loss,
-                    want.gq,
-                    want.gk,
+                    want.gq.into_vec(),
+                    want.gk.into_vec(),
                     (want.grad_tau, want.stats),
                 );
                 let mut per_path = Vec::new();
@@ -1415,8 +1537,8 @@ mod tests {
             let a = randv(rows * d, 41 + rows as u64);
             let bb = randv(rows * d, 42 + rows as u64);
             let pr = nt_xent_prepare(&a, &bb, rows, d, 0.15).unwrap();
-            let w = info_nce_f64("ntXent", &pr, 0.15).unwrap();
-            let mut g = w.gq.clone();
+            let w = info_nce_f64("ntXent", &pr, 0.15, &mut (None, None)).unwrap();
+            let mut g = w.gq.to_vec();
             k::axpy(&mut g, 1.0, &w.gk);
             let want = pr.finish_nt_xent_with(w.loss, g, (w.grad_tau, w.stats));
             for budget in [0usize, DEFAULT_SCRATCH_BYTES] {
@@ -1542,10 +1664,15 @@ mod tests {
             normalize: false,
         };
         let p = info_nce_prepare(&q, 3, &q, 3, 2, &o).unwrap();
-        let r1 = fused("infoNCE", &p.fused()).unwrap();
-        let r2 = info_nce_f64("infoNCE", &p, 0.5).unwrap();
+        let r1 = fused("infoNCE", &p.fused(), &mut (None, None)).unwrap();
+        let r2 = info_nce_f64("infoNCE", &p, 0.5, &mut (None, None)).unwrap();
         assert!((r1.loss - r2.loss).abs() < 1e-6);
-        for (a, b) in r1.gq.iter().chain(&r1.gk).zip(r2.gq.iter().chain(&r2.gk)) {
+        for (a, b) in r1
+            .gq
+            .iter()
+            .chain(r1.gk.iter())
+            .zip(r2.gq.iter().chain(r2.gk.iter()))
+        {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
         assert!((r1.grad_tau - r2.grad_tau).abs() < 1e-5 * r1.grad_tau.abs().max(1.0));

@@ -2,12 +2,10 @@
 //! dense helpers around them (the block sizes, the parallel Aᵀ·B product).
 //!
 //! Every product of those losses goes through the call's [`Precision`] (its `gemm`,
-//! `gemm_raw` and `gemm_nt`) or [`mm_tn`]. The kernels form each
+//! `gemm_raw` and `gemm_nt`) or [`mm_tn_into`]. The kernels form each
 //! element of C as one sequential chain over k whatever the tiling, so splitting the output
 //! across tasks never changes a bit: results are identical for every thread count.
 
-use crate::alloc;
-use crate::error::Result;
 use crate::pool;
 use crate::precision::GemmRef;
 use crate::precision::Precision;
@@ -35,22 +33,22 @@ pub(crate) fn task_rows(len: usize, width: usize, threads: usize) -> usize {
     (len.div_ceil(blocks).div_ceil(16) * 16).clamp(256, most)
 }
 
-/// Aᵀ·B for row-major A (rows × n) and B (rows × d): the n × d product, one GEMM per block
-/// of n ([`task_rows`] rows of the result) that reads A in its own layout as a transposed
-/// operand (`GemmRef::tn`), so nothing is transposed or copied. Each element is the chain of
-/// fused multiply-adds over the rows in order, whatever the blocks.
-pub(crate) fn mm_tn(
+/// Aᵀ·B for row-major A (rows × n) and B (rows × d) into `out` (n × d, overwritten), one GEMM
+/// per block of n ([`task_rows`] rows of the result) that reads A in its own layout as a
+/// transposed operand (`GemmRef::tn`), so nothing is transposed or copied. Each element is the
+/// chain of fused multiply-adds over the rows in order, whatever the blocks.
+pub(crate) fn mm_tn_into(
     prec: Precision,
-    (func, what): (&str, &str),
     a: &[f32],
     rows: usize,
     n: usize,
     b: &[f32],
     d: usize,
-) -> Result<Vec<f32>> {
-    let mut out = alloc::try_mat(func, what, n, d, "split the batch")?;
+    out: &mut [f32],
+) {
     if rows == 0 || n == 0 || d == 0 {
-        return Ok(out);
+        out.fill(0.0);
+        return;
     }
     let cb = task_rows(n, d, pool::threads());
     pool::run(|| {
@@ -62,7 +60,6 @@ pub(crate) fn mm_tn(
                 prec.gemm(GemmRef::tn(nb, d, rows, (&a[j0..], n), (b, d), (ob, d)));
             })
     });
-    Ok(out)
 }
 
 /// A raw pointer shared by tasks that touch disjoint parts of one buffer.

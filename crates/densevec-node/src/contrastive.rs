@@ -3,7 +3,9 @@
 use crate::args::{Gemm, Mat};
 use crate::common::js_result;
 use crate::common::plain_js;
+use crate::common::{guard, to_napi, typed_with, IntoJs};
 use crate::run::{operation, Op};
+use densevec_core::alloc;
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use densevec_core::view::Operand;
 use napi::bindgen_prelude::*;
@@ -79,6 +81,17 @@ impl InfoNceArgs {
     }
 }
 
+/// The way out of a refused gradient buffer.
+const HINT: &str = "split the batch";
+
+/// A result that the in-place form did not produce (the buffers above are never empty).
+fn internal(func: &str) -> densevec_core::Error {
+    densevec_core::Error::new(
+        densevec_core::Code::Backend,
+        format!("{func}: the gradients were not computed"),
+    )
+}
+
 /// max |x_i| (NaN when any value is NaN).
 fn max_abs(x: &[f32]) -> f64 {
     x.iter().fold(0.0f64, |m, &v| {
@@ -92,6 +105,54 @@ fn max_abs(x: &[f32]) -> f64 {
 }
 
 impl Op for InfoNceArgs {
+    /// Argument errors first (as [`Op::cpu`] orders them), then gradQ and gradKeys computed in
+    /// the returned buffers: copying them (B × d and K × d) from fresh vectors cost two more
+    /// allocations, their first-touch page faults and the copy.
+    fn sync<'e>(&self, env: &'e Env, func: &str) -> napi::Result<InfoNceResult<'e>> {
+        let ((b, d), (n, _)) = guard(func, || {
+            Ok((self.q.dims(func, "q")?, self.keys.dims(func, "keys")?))
+        })?;
+        let (q, keys) = (
+            Operand::new(&self.q.data, b),
+            Operand::new(&self.keys.data, n),
+        );
+        let (o, ids) = (self.opts(), self.key_ids.as_deref());
+        let p = guard(func, || {
+            Gemm::run(&self.gemm, func, |_| {
+                c::info_nce_prepare_ids(q, keys, d, &o, ids)
+            })
+        })?;
+        let lens = guard(func, || {
+            Ok((
+                alloc::elems(func, "gradQ", &[b, d], 4, HINT)?,
+                alloc::elems(func, "gradKeys", &[n, d], 4, HINT)?,
+            ))
+        })?;
+        if lens.0 == 0 || lens.1 == 0 {
+            return guard(func, || self.cpu(func))?.into_js(env, func);
+        }
+        let (mut rest, mut gk_js) = (None, None);
+        let gq_js = typed_with(env, func, "gradQ", HINT, lens.0, |gq| {
+            gk_js = Some(typed_with(env, func, "gradKeys", HINT, lens.1, |gk| {
+                rest = Some(guard(func, || {
+                    Gemm::run(&self.gemm, func, |s| {
+                        c::info_nce_prepared_into(&p, o.temperature, s, gq, gk)
+                    })
+                })?);
+                Ok(())
+            })?);
+            Ok(())
+        })?;
+        let (r, gk_js) = match (rest, gk_js) {
+            (Some(r), Some(g)) => (r, g),
+            _ => return Err(to_napi(internal(func))),
+        };
+        let mut js = r.into_js(env, func)?;
+        js.grad_q = gq_js;
+        js.grad_keys = gk_js;
+        Ok(js)
+    }
+
     fn cpu(&self, func: &str) -> densevec_core::Result<c::InfoNce> {
         let ((b, d), (n, _)) = (self.q.dims(func, "q")?, self.keys.dims(func, "keys")?);
         let (q, keys) = (

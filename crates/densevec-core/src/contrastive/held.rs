@@ -5,17 +5,17 @@
 //! InfoNCE, parallel over fixed blocks of queries: S_blk = Q_blk·Kᵀ, then each row becomes
 //! P'_i = (p_i − y_i)·τ⁻¹/B in place in one pass (the loss, ∂loss/∂τ and the diagnostics come
 //! out of the same pass), then gradQ_blk = P'_blk·K while the block is warm. Then
-//! gradKeys = P'ᵀ·Q ([`mm_tn`]). The logits are written once and read twice from memory.
+//! gradKeys = P'ᵀ·Q ([`mm_tn_into`]). The logits are written once and read twice from memory.
 //!
 //! NT-Xent: z = [â; b̂] (2N × d) and S = z·zᵀ is symmetric: only the blocks on and above the
 //! diagonal are computed and the rest mirrored (bit-identical: a dot product's chain of fused
 //! multiply-adds is the same either way round). After the row pass, ∂loss/∂z = (P' + P'ᵀ)·z:
 //! one GEMM after an in-place symmetrization.
 
-use super::{Fused, FusedOut, QuerySums, RowExtra};
+use super::{Fused, FusedOut, Grad, Outs, QuerySums, RowExtra};
 use crate::alloc;
 use crate::error::Result;
-use crate::lossgemm::{mm_tn, task_rows, SyncPtr};
+use crate::lossgemm::{mm_tn_into, task_rows, SyncPtr};
 use crate::pool;
 use crate::precision::{Gemm, GemmRef};
 use densevec_kernels as k;
@@ -105,7 +105,7 @@ pub(super) fn softmax_row(
 }
 
 /// Loss, gradients and extras from the per-row values.
-fn out(lossv: &[f64], exv: &[RowExtra], gq: Vec<f32>, gk: Vec<f32>) -> FusedOut {
+fn out<'o>(lossv: &[f64], exv: &[RowExtra], gq: Grad<'o>, gk: Grad<'o>) -> FusedOut<'o> {
     let loss = lossv.iter().sum::<f64>() / lossv.len().max(1) as f64;
     let (grad_tau, stats) = super::mean_extras(exv);
     FusedOut {
@@ -118,10 +118,10 @@ fn out(lossv: &[f64], exv: &[RowExtra], gq: Vec<f32>, gk: Vec<f32>) -> FusedOut 
 }
 
 /// InfoNCE with the B × K logits held (see the module docs).
-pub(super) fn info_nce(func: &str, p: &Fused) -> Result<FusedOut> {
+pub(super) fn info_nce<'o>(func: &str, p: &Fused, outs: &mut Outs<'o>) -> Result<FusedOut<'o>> {
     let (b, n, d) = (p.b, p.n, p.d);
     let mut s: Vec<f32> = alloc::try_mat(func, "the B × K logits", b, n, SPLIT)?;
-    let mut gq: Vec<f32> = alloc::try_mat(func, "gradQ", b, d, SPLIT)?;
+    let mut gq = Grad::get(&mut outs.0, (func, "gradQ", SPLIT), b, d)?;
     let mut lossv = vec![0f64; b];
     let mut exv = vec![[0f64; 5]; b];
     let c = (p.inv_tau as f64 / b as f64) as f32;
@@ -148,13 +148,14 @@ pub(super) fn info_nce(func: &str, p: &Fused) -> Result<FusedOut> {
                     .gemm(GemmRef::nn(mb, d, n, (sb, n), (p.keys, d), (gb, d)));
             })
     });
-    let gk = mm_tn(p.prec, (func, "gradKeys"), &s, b, n, p.q, d)?;
+    let mut gk = Grad::get(&mut outs.1, (func, "gradKeys", "split the batch"), n, d)?;
+    mm_tn_into(p.prec, &s, b, n, p.q, d, &mut gk);
     Ok(out(&lossv, &exv, gq, gk))
 }
 
 /// NT-Xent with the 2N × 2N logits held (see the module docs); the gradient with respect to
 /// z comes back in `gq` (`gk` empty).
-pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut> {
+pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut<'static>> {
     let (r, d) = (p.b, p.d);
     let z = p.q;
     let mut s: Vec<f32> = alloc::try_mat(func, "the 2N × 2N logits", r, r, SPLIT)?;
@@ -291,5 +292,5 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut> {
                 .gemm(GemmRef::nn(mb, d, r, (&s[i0 * r..], r), (z, d), (gb, d)));
         })
     });
-    Ok(out(&lossv, &exv, g, Vec::new()))
+    Ok(out(&lossv, &exv, Grad::Own(g), Grad::Own(Vec::new())))
 }
