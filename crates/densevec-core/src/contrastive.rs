@@ -365,7 +365,7 @@ struct FusedOut<'o> {
 /// A gradient the fused paths fill: a fresh zeroed vector, or a caller's zeroed buffer of the
 /// same length (one that the runtime returns, so that the gradient is computed where the
 /// caller keeps it instead of being copied there).
-enum Grad<'o> {
+pub(crate) enum Grad<'o> {
     Own(Vec<f32>),
     Into(&'o mut [f32]),
 }
@@ -392,7 +392,7 @@ impl std::ops::DerefMut for Grad<'_> {
 impl<'o> Grad<'o> {
     /// The caller's buffer from `slot` when it holds one, else a fresh zeroed `rows × d`
     /// matrix (E_ARG naming `what` with `hint` when refused), allocated where the path used to.
-    fn get(
+    pub(crate) fn get(
         slot: &mut Option<&'o mut [f32]>,
         (func, what, hint): (&str, &str, &str),
         rows: usize,
@@ -405,7 +405,7 @@ impl<'o> Grad<'o> {
     }
 
     /// The vector, or an empty one when the gradient went into the caller's buffer.
-    fn into_vec(self) -> Vec<f32> {
+    pub(crate) fn into_vec(self) -> Vec<f32> {
         match self {
             Grad::Own(v) => v,
             Grad::Into(_) => Vec::new(),

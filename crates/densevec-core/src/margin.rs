@@ -11,7 +11,7 @@
 use crate::alloc;
 use crate::bail;
 use crate::contrastive::DEFAULT_SCRATCH_BYTES;
-use crate::contrastive::{back_norm, normalized_rows};
+use crate::contrastive::{back_norm, normalized_rows, Grad};
 use crate::error::{check_finite, check_matrix, check_rows, js_num, Result};
 use crate::lossgemm::task_rows;
 use crate::pool;
@@ -559,6 +559,43 @@ pub fn margin_softmax_in(
     o: &MarginOpts,
     logits: &mut [f32],
 ) -> Result<MarginSoftmax> {
+    margin_softmax_all_in(pr, (c, d), labels, o, logits, (None, None))
+}
+
+/// [`margin_softmax_in`] with gradX and gradPrototypes also computed in the caller's buffers
+/// (N × d and C × d, holding zeros): buffers that the caller returns, so that nothing is
+/// copied into them. The same values, bit for bit; the returned `grad_x` and `grad_w` are
+/// empty.
+pub fn margin_softmax_into(
+    pr: &MarginPrepared,
+    (c, d): (usize, usize),
+    labels: &[u32],
+    o: &MarginOpts,
+    logits: &mut [f32],
+    (grad_x, grad_w): (&mut [f32], &mut [f32]),
+) -> Result<MarginSoftmax> {
+    let n = pr.target.len();
+    if grad_x.len() != n * d || grad_w.len() != c * d {
+        bail!(
+            Shape,
+            "{MARGIN}: gradient buffers of {} and {} values for {n} × {d} and {c} × {d}",
+            grad_x.len(),
+            grad_w.len()
+        );
+    }
+    margin_softmax_all_in(pr, (c, d), labels, o, logits, (Some(grad_x), Some(grad_w)))
+}
+
+/// The native forward and backward (see [`margin_softmax_in`]); the gradients go into the
+/// caller's buffers where `outs` holds them, else into fresh vectors.
+fn margin_softmax_all_in<'o>(
+    pr: &MarginPrepared,
+    (c, d): (usize, usize),
+    labels: &[u32],
+    o: &MarginOpts,
+    logits: &mut [f32],
+    mut outs: (Option<&'o mut [f32]>, Option<&'o mut [f32]>),
+) -> Result<MarginSoftmax> {
     // `similarity_matrix_into` checks that `logits` holds n × c values.
     let n = pr.target.len();
     let (xh, wh) = (&pr.xh, &pr.wh);
@@ -635,7 +672,7 @@ pub fn margin_softmax_in(
     // rows, and for gradŴ = Gᵀ·X̂ per block of classes over row slabs. Holding G whole (and its
     // transpose for the product) took two fresh N × C buffers whose first touch cost more than
     // forming G twice: 4096 × 10,000 × 512 on Zen 4, one thread, 2.02 s held against 1.53 s.
-    let mut gx = alloc::try_mat(F, "gradX", n, d, SPLIT)?;
+    let mut gx = Grad::get(&mut outs.0, (F, "gradX", SPLIT), n, d)?;
     let (xb, cls) = (
         task_rows(n, c, pool::threads()),
         task_rows(c, SLAB.min(n), pool::threads()),
@@ -669,7 +706,7 @@ pub fn margin_softmax_in(
     // gradŴ[block] (cb × d per task) = G[:, block]ᵀ·X̂, over row slabs in order (the same
     // chain of fused multiply-adds as one product over all rows), each slab of G read as a
     // transposed operand: nothing is transposed or copied.
-    let mut gw = alloc::try_mat(F, "gradPrototypes", c, d, SPLIT)?;
+    let mut gw = Grad::get(&mut outs.1, (F, "gradPrototypes", SPLIT), c, d)?;
     let t_len = alloc::elems(
         F,
         "a slab of the logit gradient",
@@ -709,15 +746,17 @@ pub fn margin_softmax_in(
                 })
             })
     })?;
-    let unit = MarginSoftmax {
+    back_norm(&mut gx, xh, &pr.xn, d);
+    back_norm(&mut gw, wh, &pr.wn, d);
+    pr.add_target(&mut gx, &mut gw, d, &tgrad, labels);
+    Ok(MarginSoftmax {
         loss,
-        grad_x: gx,
-        grad_w: gw,
+        grad_x: gx.into_vec(),
+        grad_w: gw.into_vec(),
         logits: Vec::new(),
         grad_scale,
         angular_margins: angv,
-    };
-    Ok(pr.finish(unit, d, &tgrad, labels))
+    })
 }
 
 /// PyTorch's `cross_entropy(logits, labels, label_smoothing=ε)` with mean reduction, and its

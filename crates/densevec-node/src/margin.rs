@@ -105,24 +105,56 @@ impl Op for MarginSoftmaxArgs {
                 mg::margin_prepare(x, w, d, &self.labels, &o)
             })
         })?;
-        let len = guard(func, || {
-            alloc::elems(func, mg::LOGITS, &[n, c], 4, mg::SPLIT)
+        let (len, lx, lw) = guard(func, || {
+            Ok((
+                alloc::elems(func, mg::LOGITS, &[n, c], 4, mg::SPLIT)?,
+                alloc::elems(func, "gradX", &[n, d], 4, mg::SPLIT)?,
+                alloc::elems(func, "gradPrototypes", &[c, d], 4, mg::SPLIT)?,
+            ))
         })?;
-        let mut rest = None;
+        // gradX and gradPrototypes are computed in their returned buffers too: copied from
+        // fresh vectors, they took two more allocations and a serial copy after the parallel
+        // work.
+        let (mut rest, mut gx_js, mut gw_js) = (None, None, None);
         let logits = typed_with(env, func, mg::LOGITS, mg::SPLIT, len, |out| {
-            rest = Some(guard(func, || {
-                Gemm::run(&self.gemm, func, |_| {
-                    mg::margin_softmax_in(&pr, c, d, &self.labels, &o, out)
-                })
+            gx_js = Some(typed_with(env, func, "gradX", mg::SPLIT, lx, |gx| {
+                gw_js = Some(typed_with(
+                    env,
+                    func,
+                    "gradPrototypes",
+                    mg::SPLIT,
+                    lw,
+                    |gw| {
+                        rest = Some(guard(func, || {
+                            Gemm::run(&self.gemm, func, |_| {
+                                mg::margin_softmax_into(
+                                    &pr,
+                                    (c, d),
+                                    &self.labels,
+                                    &o,
+                                    out,
+                                    (gx, gw),
+                                )
+                            })
+                        })?);
+                        Ok(())
+                    },
+                )?);
+                Ok(())
             })?);
             Ok(())
         })?;
-        // The checks above refuse empty matrices, so the logits buffer was filled.
-        let r = rest.ok_or_else(|| err(Code::Shape, format!("{func}: no logits")))?;
-        // The other buffers as every result makes them (the empty logits become an empty
-        // array), then the logits computed in place.
+        // The checks above refuse empty matrices, so every buffer was filled.
+        let (r, gx, gw) = match (rest, gx_js, gw_js) {
+            (Some(r), Some(gx), Some(gw)) => (r, gx, gw),
+            _ => return Err(err(Code::Shape, format!("{func}: no logits"))),
+        };
+        // The other buffers as every result makes them (the empty logits and gradients become
+        // empty arrays), then the ones computed in place.
         let mut js = r.into_js(env, func)?;
         js.logits = logits;
+        js.grad_x = gx;
+        js.grad_w = gw;
         Ok(js)
     }
 
