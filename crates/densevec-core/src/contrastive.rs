@@ -680,16 +680,22 @@ impl<'a> Prepared<'a> {
         mut gk: Vec<f32>,
         (grad_temperature, stats): (f64, NceStats),
     ) -> InfoNce {
-        if let (Some(qn), Some(kn)) = (&self.q_norms, &self.k_norms) {
-            back_norm(&mut gq, &self.q, qn, self.d);
-            back_norm(&mut gk, self.keys(), kn, self.d);
-        }
+        self.back_norm_grads(&mut gq, &mut gk);
         InfoNce {
             loss,
             grad_q: gq,
             grad_keys: gk,
             grad_temperature,
             stats,
+        }
+    }
+
+    /// gradQ and gradKeys taken back through the normalization of the rows, when the rows
+    /// were normalized.
+    fn back_norm_grads(&self, gq: &mut [f32], gk: &mut [f32]) {
+        if let (Some(qn), Some(kn)) = (&self.q_norms, &self.k_norms) {
+            back_norm(gq, &self.q, qn, self.d);
+            back_norm(gk, self.keys(), kn, self.d);
         }
     }
 
@@ -945,10 +951,7 @@ pub fn info_nce_prepared_into(
         &mut (Some(grad_q), Some(grad_keys)),
     )?;
     let (mut gq, mut gk) = (r.gq, r.gk);
-    if let (Some(qn), Some(kn)) = (&p.q_norms, &p.k_norms) {
-        back_norm(&mut gq, &p.q, qn, p.d);
-        back_norm(&mut gk, p.keys(), kn, p.d);
-    }
+    p.back_norm_grads(&mut gq, &mut gk);
     Ok(InfoNce {
         loss: r.loss,
         grad_q: gq.into_vec(),

@@ -280,14 +280,26 @@ impl MarginPrepared {
         labels: &[u32],
     ) -> MarginSoftmax {
         let (mut gx, mut gw) = (unit.grad_x, unit.grad_w);
-        back_norm(&mut gx, &self.xh, &self.xn, d);
-        back_norm(&mut gw, &self.wh, &self.wn, d);
-        self.add_target(&mut gx, &mut gw, d, target_grad, labels);
+        self.finish_grads((&mut gx, &mut gw), d, target_grad, labels);
         MarginSoftmax {
             grad_x: gx,
             grad_w: gw,
             ..unit
         }
+    }
+
+    /// gradX̂ and gradŴ taken back through the normalization of the rows, plus the target's
+    /// margin term: the gradients with respect to x and the prototypes, in place.
+    fn finish_grads(
+        &self,
+        (gx, gw): (&mut [f32], &mut [f32]),
+        d: usize,
+        target_grad: &[f64],
+        labels: &[u32],
+    ) {
+        back_norm(gx, &self.xh, &self.xn, d);
+        back_norm(gw, &self.wh, &self.wn, d);
+        self.add_target(gx, gw, d, target_grad, labels);
     }
 
     /// ∂loss/∂z_y per row (mean included) from the per-row losses and the logits, for a caller
@@ -746,9 +758,7 @@ fn margin_softmax_all_in<'o>(
                 })
             })
     })?;
-    back_norm(&mut gx, xh, &pr.xn, d);
-    back_norm(&mut gw, wh, &pr.wn, d);
-    pr.add_target(&mut gx, &mut gw, d, &tgrad, labels);
+    pr.finish_grads((&mut gx, &mut gw), d, &tgrad, labels);
     Ok(MarginSoftmax {
         loss,
         grad_x: gx.into_vec(),

@@ -125,15 +125,23 @@ impl Ahead {
         }
     }
 
-    /// The line to prefetch now.
+    /// One step of k: counts `countdown` down and, when it reaches 0, returns the line to
+    /// prefetch now, moves to the next one and restarts the count.
     #[inline(always)]
-    pub(crate) fn line(&self) -> usize {
-        self.p
+    pub(crate) fn due(&mut self, countdown: &mut usize) -> Option<usize> {
+        *countdown -= 1;
+        if *countdown != 0 {
+            return None;
+        }
+        let line = self.p;
+        self.advance();
+        *countdown = self.countdown();
+        Some(line)
     }
 
     /// Moves to the following line, or to the next row's first.
     #[inline(always)]
-    pub(crate) fn advance(&mut self) {
+    fn advance(&mut self) {
         self.p = self.p.wrapping_add(64);
         if self.p >= self.end {
             if self.rows == 0 {
@@ -656,11 +664,8 @@ mod tests {
         let mut out = Vec::new();
         let mut countdown = ah.countdown();
         for _ in 0..steps {
-            countdown -= 1;
-            if countdown == 0 {
-                out.push(ah.line());
-                ah.advance();
-                countdown = ah.countdown();
+            if let Some(line) = ah.due(&mut countdown) {
+                out.push(line);
             }
         }
         out

@@ -421,11 +421,8 @@ unsafe fn ukr<S: Simd, const R: usize>(t: &Tile, ahead: &mut Ahead) {
         }
         a = a.add(R);
         b = b.add(2 * w);
-        countdown -= 1;
-        if countdown == 0 {
-            S::prefetch_l2(ah.line());
-            ah.advance();
-            countdown = ah.countdown();
+        if let Some(line) = ah.due(&mut countdown) {
+            S::prefetch_l2(line);
         }
     }
     *ahead = ah;

@@ -196,12 +196,7 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut<'static>> {
                     // SAFETY: reads (c0.., r0..), above the diagonal; writes (r0.., c0..) with
                     // r0 ≥ j0 > c0 (below the diagonal, this task's rows).
                     unsafe {
-                        for bb in 0..cn {
-                            let src = std::slice::from_raw_parts(sp.add((c0 + bb) * r + r0), rn);
-                            for (a, &v) in src.iter().enumerate() {
-                                t[a * TS + bb] = v;
-                            }
-                        }
+                        load_transposed(&mut t, sp.add(c0 * r + r0), r, (cn, rn));
                         for a in 0..rn {
                             let dst = std::slice::from_raw_parts_mut(sp.add((r0 + a) * r + c0), cn);
                             dst.copy_from_slice(&t[a * TS..a * TS + cn]);
@@ -258,12 +253,7 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut<'static>> {
                         continue;
                     }
                     // t[a][bb] = (tj, ti) tile's (bb, a) element.
-                    for bb in 0..jb {
-                        let src = std::slice::from_raw_parts(sp.add((j0 + bb) * r + i0), ib);
-                        for (a, &v) in src.iter().enumerate() {
-                            t[a * TS + bb] = v;
-                        }
-                    }
+                    load_transposed(&mut t, sp.add(j0 * r + i0), r, (jb, ib));
                     for a in 0..ib {
                         let x = std::slice::from_raw_parts_mut(sp.add((i0 + a) * r + j0), jb);
                         let ta = &mut t[a * TS..a * TS + jb];
@@ -293,4 +283,23 @@ pub(super) fn nt_xent(func: &str, p: &Fused) -> Result<FusedOut<'static>> {
         })
     });
     Ok(out(&lossv, &exv, Grad::Own(g), Grad::Own(Vec::new())))
+}
+
+/// `t[a·TS + b] = src[b·ld + a]` for b < rows, a < cols: a tile of `rows` rows of `cols`
+/// values, read along its rows and stored transposed in the local buffer.
+///
+/// # Safety
+/// `src` valid for reads of `rows` rows of `cols` values, `ld` apart; rows, cols ≤ TS.
+unsafe fn load_transposed(
+    t: &mut [f32; TS * TS],
+    src: *const f32,
+    ld: usize,
+    (rows, cols): (usize, usize),
+) {
+    for b in 0..rows {
+        let row = std::slice::from_raw_parts(src.add(b * ld), cols);
+        for (a, &v) in row.iter().enumerate() {
+            t[a * TS + b] = v;
+        }
+    }
 }

@@ -365,11 +365,8 @@ unsafe fn kernel(
             r[0] = dp(r[0], a, b0);
             r[1] = dp(r[1], a, b1);
         }
-        countdown -= 1;
-        if countdown == 0 {
-            _mm_prefetch::<_MM_HINT_T1>(ah.line() as *const i8);
-            ah.advance();
-            countdown = ah.countdown();
+        if let Some(line) = ah.due(&mut countdown) {
+            _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
         }
     }
     *ahead = ah;
