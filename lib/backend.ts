@@ -56,6 +56,11 @@ export interface BackendInfo {
   cuda: CudaStatus;
   /** Why the native addon did not load, when it did not. */
   nativeError?: string;
+  /**
+   * Large freed blocks the native code keeps for reuse now (see {@link releaseMemory}); absent
+   * without the addon.
+   */
+  keptMemory?: { blocks: number; bytes: number };
 }
 
 let binding: NativeBinding | null = null;
@@ -258,7 +263,23 @@ export function backendInfo(): BackendInfo {
     cuda: cudaStatus(),
   };
   if (loadError) info.nativeError = loadError;
+  if (binding) {
+    const [blocks, bytes] = binding.nativeKeptMemory();
+    info.keptMemory = { blocks, bytes };
+  }
   return info;
+}
+
+/**
+ * Returns to the system, now, the large blocks (1 MiB and up) that the native code freed and
+ * keeps for reuse. They are kept so that repeated calls of one shape do not take fresh pages
+ * from the kernel on every call, and are returned by themselves after `DENSEVEC_KEEP_MS`
+ * (default 10,000) milliseconds without a large allocation; at most `DENSEVEC_KEEP_MB`
+ * (default 512) MiB are kept, and 0 in either turns keeping off. Nothing happens
+ * without the addon. Results never depend on it.
+ */
+export function releaseMemory(): void {
+  if (binding) binding.nativeReleaseMemory();
 }
 
 /** Sets the worker threads of the native pool (integer ≥ 1). Results do not depend on it. */

@@ -6,7 +6,7 @@
  * tolerance. `densevec/reference` exports the reference alone.
  */
 export * from './contract/api';
-export { backendInfo, setBackend, setThreads, setIsa, availableIsas } from './backend';
+export { backendInfo, setBackend, setThreads, setIsa, availableIsas, releaseMemory } from './backend';
 export type { BackendInfo, BackendName, IsaName } from './backend';
 export * from './similarity';
 export { dotRows, cosineRows, l2sqRows, l1Rows } from './rows';

@@ -175,3 +175,57 @@ describe('size arithmetic on dimensions', () => {
     }
   });
 });
+
+describe('large freed blocks kept for reuse', () => {
+  const index = path.join(__dirname, '..', 'dist', 'index.js');
+  /** Runs `body` in a child with `env` added; returns its last stdout line as JSON and its stderr. */
+  function inChild(env: Record<string, string>, body: string): { out: any; err: string } {
+    const code = `const dv = require(${JSON.stringify(index)}); dv.setThreads(2);
+const m = (r, c, s) => { const a = new Float32Array(r * c); let x = s; for (let i = 0; i < a.length; i++) { x = (x * 1103515245 + 12345) >>> 0; a[i] = x / 2 ** 32 - 0.5; } return { data: a, rows: r, cols: c }; };
+const q = m(1024, 256, 1), k = m(1024, 256, 2);
+const call = () => dv.infoNCE(q, k, { temperature: 0.1, normalize: true });
+(async () => { ${body} })().catch((e) => { console.log(JSON.stringify({ error: String(e) })); });`;
+    const r = spawnSync(process.execPath, ['-e', code], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const last = r.stdout.trim().split('\n').pop() ?? '';
+    return { out: JSON.parse(last), err: r.stderr };
+  }
+
+  it('are reused by the next call without changing its bits, and releaseMemory returns them', () => {
+    // A 1024 × 1024 infoNCE frees its 4 MiB of logits and 1 MiB normalized rows at the end.
+    const { out } = inChild(
+      {},
+      `const a = call(); const kept = dv.backendInfo().keptMemory;
+const b = call();
+const same = a.loss === b.loss && Buffer.compare(Buffer.from(a.gradQ.data.buffer), Buffer.from(b.gradQ.data.buffer)) === 0
+  && Buffer.compare(Buffer.from(a.gradKeys.data.buffer), Buffer.from(b.gradKeys.data.buffer)) === 0;
+dv.releaseMemory();
+console.log(JSON.stringify({ kept, same, after: dv.backendInfo().keptMemory }));`,
+    );
+    expect(out.kept.blocks).toBeGreaterThanOrEqual(1);
+    expect(out.kept.bytes).toBeGreaterThanOrEqual(4 * 2 ** 20);
+    expect(out.same).toBe(true);
+    expect(out.after).toEqual({ blocks: 0, bytes: 0 });
+  });
+
+  it('are returned after DENSEVEC_KEEP_MS of idleness, capped by DENSEVEC_KEEP_MB, and not kept with 0', () => {
+    const idle = inChild(
+      { DENSEVEC_KEEP_MS: '200' },
+      `call(); const kept = dv.backendInfo().keptMemory; await new Promise((r) => setTimeout(r, 1500));
+console.log(JSON.stringify({ kept, after: dv.backendInfo().keptMemory }));`,
+    );
+    expect(idle.out.kept.blocks).toBeGreaterThanOrEqual(1);
+    expect(idle.out.after).toEqual({ blocks: 0, bytes: 0 });
+    const off = inChild({ DENSEVEC_KEEP_MS: '0' }, `call(); console.log(JSON.stringify(dv.backendInfo().keptMemory));`);
+    expect(off.out).toEqual({ blocks: 0, bytes: 0 });
+    const capped = inChild({ DENSEVEC_KEEP_MB: '3' }, `call(); console.log(JSON.stringify(dv.backendInfo().keptMemory));`);
+    expect(capped.out.bytes).toBeGreaterThan(0);
+    expect(capped.out.bytes).toBeLessThanOrEqual(3 * 2 ** 20);
+  });
+
+  it('a malformed setting is named in a warning and the default applies', () => {
+    const r = inChild({ DENSEVEC_KEEP_MS: 'soon' }, `call(); console.log(JSON.stringify(dv.backendInfo().keptMemory));`);
+    expect(r.err).toMatch(/DENSEVEC_KEEP_MS must be an integer in \[0, 86400000\], got 'soon'; using 10000/);
+    expect(r.out.blocks).toBeGreaterThanOrEqual(1);
+  });
+});

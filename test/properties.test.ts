@@ -543,6 +543,11 @@ const TABLE: Record<string, Row> = {
     expect(['native', 'cuda', 'reference']).toContain(i.backend);
   }),
   availableIsas: other(() => expect(dv.availableIsas()).toContain('scalar')),
+  releaseMemory: other(() => {
+    expect(dv.releaseMemory()).toBeUndefined();
+    const kept = dv.backendInfo().keptMemory;
+    if (kept) expect(kept).toEqual({ blocks: 0, bytes: 0 });
+  }),
   setBackend: fn(
     fc.constant(['auto']),
     [

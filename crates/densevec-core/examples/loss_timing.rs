@@ -5,7 +5,9 @@
 //!
 //! Each rep runs every listed scratch budget once, interleaved; the medians are printed with
 //! the fraction of the three-GEMM floor at `PEAK_GFLOPS` (default 117, one core). `THREADS`
-//! sets the pool (default 1) and `PRECISION=bf16` runs the GEMMs in bf16.
+//! sets the pool (default 1) and `PRECISION=bf16` runs the GEMMs in bf16. Large freed blocks
+//! are kept for reuse as in the addon (`densevec_core::keep`), for `KEEP_MS` (default 10,000;
+//! 0 turns keeping off).
 
 use densevec_core::contrastive::{self as c, InfoNceOpts};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
@@ -36,7 +38,16 @@ fn cpu_s() -> f64 {
     ts.sec as f64 + ts.nsec as f64 * 1e-9
 }
 
+/// The addon's allocator, so that calls after the first reuse their working memory as there.
+#[global_allocator]
+static ALLOC: densevec_core::keep::KeepLarge = densevec_core::keep::KeepLarge;
+
 fn main() {
+    let keep_ms: u64 = std::env::var("KEEP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    densevec_core::keep::start(std::time::Duration::from_millis(keep_ms), 512 << 20).unwrap();
     let a: Vec<String> = std::env::args().collect();
     let what = a.get(1).map(String::as_str).unwrap_or("infonce");
     let rows: usize = a.get(2).and_then(|v| v.parse().ok()).unwrap_or(4096);

@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod error;
+pub mod keep;
 pub mod pool;
 
 pub mod contrastive;

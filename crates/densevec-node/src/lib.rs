@@ -26,3 +26,8 @@ mod similarity;
 mod statistics;
 
 mod corpus;
+
+/// Large freed blocks are kept for reuse for a while (`densevec_core::keep`; started, with its
+/// limits, by `native_init`).
+#[global_allocator]
+static ALLOC: densevec_core::keep::KeepLarge = densevec_core::keep::KeepLarge;

@@ -52,10 +52,59 @@ pub fn native_set_threads(n: f64) -> napi::Result<()> {
     densevec_core::pool::set_threads(n).map_err(|m| err(Code::Arg, format!("setThreads: {m}")))
 }
 
-/// Applies DENSEVEC_ISA; returns a warning text when it is set but cannot be honoured.
+/// Default time large freed blocks are kept for reuse (the idle time after which jemalloc
+/// returns dirty pages by default, too).
+const KEEP_MS: u64 = 10_000;
+/// Default cap on the bytes kept.
+const KEEP_MB: u64 = 512;
+
+/// A non-negative integer environment setting: its value, the default when unset or empty,
+/// or the default and a warning when it is not an integer in [0, max].
+fn env_u64(name: &str, default: u64, max: u64, warnings: &mut Vec<String>) -> u64 {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+            Ok(n) if n <= max => n,
+            _ => {
+                warnings.push(format!(
+                    "{name} must be an integer in [0, {max}], got '{v}'; using {default}"
+                ));
+                default
+            }
+        },
+        _ => default,
+    }
+}
+
+/// Applies DENSEVEC_ISA and starts keeping large freed blocks for reuse (DENSEVEC_KEEP_MS,
+/// default 10,000 ms of idleness; DENSEVEC_KEEP_MB, default 512 MB; 0 turns it off); returns
+/// a warning text when a setting cannot be honoured.
 #[napi]
 pub fn native_init() -> Option<String> {
-    isa::init_from_env().err()
+    let mut warnings: Vec<String> = isa::init_from_env().err().into_iter().collect();
+    let ms = env_u64("DENSEVEC_KEEP_MS", KEEP_MS, 86_400_000, &mut warnings);
+    let mb = env_u64("DENSEVEC_KEEP_MB", KEEP_MB, 1 << 30, &mut warnings);
+    let cap = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    if let Err(e) = densevec_core::keep::start(std::time::Duration::from_millis(ms), cap) {
+        warnings.push(e);
+    }
+    if warnings.is_empty() {
+        None
+    } else {
+        Some(warnings.join("; "))
+    }
+}
+
+/// Returns every large freed block kept for reuse to the system now (see `releaseMemory`).
+#[napi]
+pub fn native_release_memory() {
+    densevec_core::keep::release();
+}
+
+/// The blocks and bytes kept for reuse now.
+#[napi]
+pub fn native_kept_memory() -> Vec<f64> {
+    let (blocks, bytes) = densevec_core::keep::held_now();
+    vec![blocks as f64, bytes as f64]
 }
 
 /// The GPU the CUDA backend runs on.
