@@ -165,7 +165,7 @@ const HUGE_FROM: usize = 4 << 20;
 /// buffer's first touch then costs one fault per 2 MiB instead of one per 4 KiB. A hint: any
 /// failure is ignored, and the contents are unchanged.
 #[cfg(target_os = "linux")]
-fn huge_pages(p: *mut u8, bytes: usize) {
+pub fn huge_pages(p: *mut u8, bytes: usize) {
     const HUGE: usize = 2 << 20;
     const MADV_HUGEPAGE: i32 = 14;
     extern "C" {
@@ -184,7 +184,7 @@ fn huge_pages(p: *mut u8, bytes: usize) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn huge_pages(_p: *mut u8, _bytes: usize) {}
+pub fn huge_pages(_p: *mut u8, _bytes: usize) {}
 
 /// [`try_vec_hint`] without a way out.
 pub fn try_vec<T: Zeroable>(func: &str, what: &str, n: usize) -> Result<Vec<T>> {
@@ -232,20 +232,31 @@ pub fn renamed(e: Error, from: &str, to: &str) -> Error {
 
 /// Checks that `bytes` can be allocated right now by allocating and releasing them, for memory
 /// that code outside densevec allocates infallibly (faer's factorizations, V8's ArrayBuffers):
-/// a refusal becomes E_ARG here instead of an abort there.
+/// a refusal becomes E_ARG here instead of an abort there. The probe goes to the system
+/// allocator directly (its block is never kept for reuse, [`crate::keep`]), and when refused
+/// is tried again after the kept blocks are returned.
 pub fn probe(func: &str, what: &str, bytes: usize, hint: &str) -> Result<()> {
+    use std::alloc::{GlobalAlloc, System};
     if bytes == 0 {
         return Ok(());
     }
-    if bytes > isize::MAX as usize {
+    let layout = Layout::from_size_align(bytes, 1)
+        .map_err(|_| alloc_error(func, what, bytes as u128, hint))?;
+    // SAFETY: a valid layout of non-zero size; a non-null block is freed with it below.
+    let try_once = || unsafe { System.alloc(layout) };
+    let mut p = try_once();
+    if p.is_null() {
+        crate::keep::release();
+        p = try_once();
+    }
+    if p.is_null() {
         return Err(alloc_error(func, what, bytes as u128, hint));
     }
-    let mut v: Vec<u8> = Vec::new();
-    v.try_reserve_exact(bytes)
-        .map_err(|_| alloc_error(func, what, bytes as u128, hint))?;
     // An allocation nobody reads may be elided by the optimiser, which then assumes it
     // succeeded: keep it observable so that the allocator is really asked.
-    std::hint::black_box(&mut v);
+    let p = std::hint::black_box(p);
+    // SAFETY: allocated above by System with this layout.
+    unsafe { System.dealloc(p, layout) };
     Ok(())
 }
 
