@@ -5,7 +5,7 @@
 //!
 //!     cargo run --release -p densevec-kernels --example gemm_bench [-- reps [MxNxK]]
 //!
-//! With a shape, only gemm_nt on that shape is timed. Every GEMM figure is also given as a
+//! With a shape (`-- reps MxNxK [nt|nn|tn] [f32|bf16]`), only that product is timed. Every GEMM figure is also given as a
 //! percentage of the one-thread FMA peak measured first (`densevec_kernels::fma_peak`).
 //!
 //! Times are the best of several runs, measured as on-CPU time of the thread
@@ -91,25 +91,49 @@ fn main() {
     println!("fma peak (one thread): {:.1} GFLOP/s", peak / 1e9);
     let pct = |gflops: f64| 100.0 * gflops * 1e9 / peak;
     if let Some(shape) = std::env::args().nth(2) {
-        // `gemm_bench REPS MxNxK`: gemm_nt on one shape only.
+        // `gemm_bench REPS MxNxK [nt|nn|tn] [f32|bf16]`: one product on one shape (default nt,
+        // f32): C (m × n) = A·Bᵀ, A·B or Aᵀ·B over k.
         let dims: Vec<usize> = shape.split('x').filter_map(|v| v.parse().ok()).collect();
-        if dims.len() != 3 {
-            eprintln!("shape must be MxNxK");
+        let op = std::env::args().nth(3).unwrap_or_else(|| "nt".into());
+        let prec = std::env::args().nth(4).unwrap_or_else(|| "f32".into());
+        if dims.len() != 3
+            || !["nt", "nn", "tn"].contains(&op.as_str())
+            || !["f32", "bf16"].contains(&prec.as_str())
+        {
+            eprintln!("usage: gemm_bench REPS MxNxK [nt|nn|tn] [f32|bf16]");
             std::process::exit(2);
         }
         let (m, n, d) = (dims[0], dims[1], dims[2]);
         let (a, b) = (fill(m * d, 1), fill(n * d, 2));
         let mut c = vec![0f32; m * n];
-        let t = best_of(reps, || k::gemm_nt(m, n, d, (&a, d), (&b, d), (&mut c, n)));
+        let t = best_of(reps, || {
+            let g = match op.as_str() {
+                "nt" => k::GemmRef::nt(m, n, d, (&a, d), (&b, d), (&mut c, n)),
+                "nn" => k::GemmRef::nn(m, n, d, (&a, d), (&b, n), (&mut c, n)),
+                _ => k::GemmRef::tn(m, n, d, (&a, m), (&b, n), (&mut c, n)),
+            };
+            if prec == "bf16" {
+                k::bf16::gemm(g)
+            } else {
+                k::gemm(g)
+            }
+        });
         let g = 2.0 * (m * n * d) as f64 / t / 1e9;
         println!(
-            "gemm_nt {}x{}x{}: {:.1} ms, {:.1} GFLOP/s, {:.0} % of peak",
+            "gemm_{} {} {}x{}x{}: {:.1} ms, {:.1} GFLOP/s, {:.0} % of the fp32 peak ({})",
+            op,
+            prec,
             m,
             n,
             d,
             t * 1e3,
             g,
-            pct(g)
+            pct(g),
+            if prec == "bf16" {
+                k::bf16::path_name()
+            } else {
+                k::isa::active().name()
+            }
         );
         return;
     }

@@ -220,7 +220,7 @@ impl Spec {
 ///
 /// None of these changes a result: every element of C is the same FMA chain over k whatever
 /// the blocking (see the module docs).
-fn blocking(mr: usize, nr: usize, full_rate: bool) -> (usize, usize, usize, usize) {
+pub(crate) fn blocking(mr: usize, nr: usize, full_rate: bool) -> (usize, usize, usize, usize) {
     let c = crate::cpu::caches();
     let f = 4; // bytes per float
     let panel_bytes = if full_rate { c.l1d / 2 } else { c.l2 / 8 };
@@ -239,7 +239,7 @@ fn blocking(mr: usize, nr: usize, full_rate: bool) -> (usize, usize, usize, usiz
 /// The KC block size for a product over `k`: as few blocks as `kc_max` allows, of equal size
 /// (rounded up to a multiple of 8, so at most `kc_max + 7`).
 #[allow(clippy::manual_div_ceil)] // div_ceil is newer than rustc 1.63
-fn balanced_kc(kc_max: usize, k: usize) -> usize {
+pub(crate) fn balanced_kc(kc_max: usize, k: usize) -> usize {
     let blocks = ((k + kc_max - 1) / kc_max).max(1);
     ((k + blocks - 1) / blocks + 7) & !7
 }
