@@ -515,6 +515,47 @@ describe('negativeSamplingLoss', () => {
     }
   });
 
+  it('large results (uninitialized Buffer memory, copied in pieces on the pool) are whole Float32Arrays with the same bits on 1 and 2 threads', () => {
+    // gradNegatives: 4096·5 × 64 floats = 5.2 MB (copied in 1 MiB pieces on two threads);
+    // gradX and gradPositives: 1 MB (one copy); the loss vector stays on the small path.
+    const N = 4096;
+    const K = 5;
+    const X = randm(N, 64, 87);
+    const P = randm(N, 64, 88);
+    const Ng = randm(N * K, 64, 89);
+    const threads = dv.backendInfo().threads;
+    const run = (t: number) => {
+      dv.setThreads(t);
+      return dv.negativeSamplingLoss(X, P, Ng);
+    };
+    try {
+      const [one, two, again] = [run(1), run(2), run(2)];
+      for (const r of [one, two, again]) {
+        for (const g of [r.gradX, r.gradPositives, r.gradNegatives]) {
+          expect(g.data).toBeInstanceOf(Float32Array);
+          expect(Buffer.isBuffer(g.data)).toBe(false);
+          expect(g.data.byteOffset).toBe(0);
+          expect(g.data.buffer.byteLength).toBe(g.data.byteLength);
+          expect(g.data.length).toBe(g.rows * g.cols);
+          expect(g.data.every(Number.isFinite)).toBe(true);
+        }
+      }
+      for (const r of [two, again]) {
+        expect(r.loss).toBe(one.loss);
+        for (const key of ['gradX', 'gradPositives', 'gradNegatives'] as const) {
+          expect(Buffer.compare(Buffer.from(r[key].data.buffer), Buffer.from(one[key].data.buffer))).toBe(0);
+        }
+      }
+      const want = ref.negativeSamplingLoss(X, P, Ng);
+      close(one.loss, want.loss, 1e-5, 1e-6);
+      close(one.gradNegatives.data, want.gradNegatives.data, 1e-4, 1e-7);
+      close(one.gradX.data, want.gradX.data, 1e-4, 1e-7);
+      close(one.gradPositives.data, want.gradPositives.data, 1e-4, 1e-7);
+    } finally {
+      dv.setThreads(threads);
+    }
+  });
+
   it('native matches the reference on a larger batch (several tasks)', () => {
     const N = 150;
     const K = 5;

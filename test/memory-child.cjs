@@ -151,6 +151,9 @@ function rssLoops() {
   const mp = mat(256, 128, 16);
   const ml = new Uint32Array(128).map((_, i) => i);
   const sq = mat(256, 256, 17);
+  const nx = mat(512, 64, 18);
+  const npos = mat(512, 64, 19);
+  const nneg = mat(512 * 5, 64, 20);
   const cases = [
     ['normalize d = 768', () => dv.normalize(v768), 768 * 4],
     ['normalizeRows 64 x 768', () => dv.normalizeRows(rows768).data, 64 * 768 * 4],
@@ -159,6 +162,8 @@ function rssLoops() {
     ['infoNCE gradients 128 x 256', () => dv.infoNCE(nq, nk, { temperature: 0.1 }).gradQ.data, 2 * 128 * 256 * 4],
     ['marginSoftmax 128 x 256 classes', () => dv.marginSoftmax(mx, mp, ml, { kind: 'arcface' }).logits.data, (128 * 256 + 128 * 128 + 256 * 128) * 4],
     ['matmul 256 x 256', () => dv.matmul(sq, sq).data, 256 * 256 * 4],
+    // Results of 64 KiB and more live in uninitialized Buffer memory: collected the same way.
+    ['negativeSamplingLoss 512 x 5 x 64', () => dv.negativeSamplingLoss(nx, npos, nneg).gradNegatives.data, (512 + 512 + 2560) * 64 * 4],
     ['randomUnitVectors 64 x 1024', () => dv.randomUnitVectors(64, 1024, 1).data, 64 * 1024 * 4],
   ];
   for (const [name, f, bytes] of cases) {
