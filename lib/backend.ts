@@ -274,7 +274,7 @@ export function backendInfo(): BackendInfo {
  * Returns to the system, now, the large blocks (1 MiB and up) that the native code freed and
  * keeps for reuse. They are kept so that repeated calls of one shape do not take fresh pages
  * from the kernel on every call, and are returned by themselves after `DENSEVEC_KEEP_MS`
- * (default 10,000) milliseconds without a large allocation; at most `DENSEVEC_KEEP_MB`
+ * (default 10,000) milliseconds in which no large block was freed or reused; at most `DENSEVEC_KEEP_MB`
  * (default 512) MiB are kept, and 0 in either turns keeping off. Nothing happens
  * without the addon. Results never depend on it.
  */

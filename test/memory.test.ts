@@ -195,7 +195,7 @@ const call = () => dv.infoNCE(q, k, { temperature: 0.1, normalize: true });
     // A 1024 × 1024 infoNCE frees its 4 MiB of logits and 1 MiB normalized rows at the end.
     const { out } = inChild(
       {},
-      `const a = call(); const kept = dv.backendInfo().keptMemory;
+      `dv.backendInfo(); const a = call(); const kept = dv.backendInfo().keptMemory;
 const b = call();
 const same = a.loss === b.loss && Buffer.compare(Buffer.from(a.gradQ.data.buffer), Buffer.from(b.gradQ.data.buffer)) === 0
   && Buffer.compare(Buffer.from(a.gradKeys.data.buffer), Buffer.from(b.gradKeys.data.buffer)) === 0;
@@ -209,9 +209,10 @@ console.log(JSON.stringify({ kept, same, after: dv.backendInfo().keptMemory }));
   });
 
   it('are returned after DENSEVEC_KEEP_MS of idleness, capped by DENSEVEC_KEEP_MB, and not kept with 0', () => {
+    // backendInfo() first: its first call probes CUDA, which must not eat into the keep time.
     const idle = inChild(
-      { DENSEVEC_KEEP_MS: '200' },
-      `call(); const kept = dv.backendInfo().keptMemory; await new Promise((r) => setTimeout(r, 1500));
+      { DENSEVEC_KEEP_MS: '1000' },
+      `dv.backendInfo(); call(); const kept = dv.backendInfo().keptMemory; await new Promise((r) => setTimeout(r, 4000));
 console.log(JSON.stringify({ kept, after: dv.backendInfo().keptMemory }));`,
     );
     expect(idle.out.kept.blocks).toBeGreaterThanOrEqual(1);

@@ -16,7 +16,7 @@
 //!   returned first when a new block does not fit.
 //! - Everything held is returned to the system allocator once no large block has been freed or
 //!   taken for `keep` (a background thread waits for that), when [`release`] is called, and
-//!   before any large allocation the system allocator refuses is retried.
+//!   before any allocation the system allocator refuses is retried.
 //! - Nothing is kept before [`start`] (so a program that installs the allocator without
 //!   starting it gets the system allocator's behaviour, plus the size rounding).
 //!
@@ -263,6 +263,13 @@ unsafe fn alloc_large(cl: Layout, zeroed: bool, size: usize) -> *mut u8 {
             System.alloc(cl)
         }
     };
+    retried(get)
+}
+
+/// `get()`, and when the system refuses while blocks are kept, `get()` again after they are
+/// returned: memory kept for reuse never makes an allocation fail that would have succeeded
+/// (under an address-space or cgroup limit), small ones included.
+fn retried(get: impl Fn() -> *mut u8) -> *mut u8 {
     let p = get();
     if !p.is_null() || held_now().0 == 0 {
         return p;
@@ -279,14 +286,14 @@ unsafe impl GlobalAlloc for KeepLarge {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match class(layout) {
             Some(cl) => alloc_large(cl, false, layout.size()),
-            None => System.alloc(layout),
+            None => retried(|| System.alloc(layout)),
         }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         match class(layout) {
             Some(cl) => alloc_large(cl, true, layout.size()),
-            None => System.alloc_zeroed(layout),
+            None => retried(|| System.alloc_zeroed(layout)),
         }
     }
 
@@ -304,7 +311,7 @@ unsafe impl GlobalAlloc for KeepLarge {
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
         match (class(layout), class(new_layout)) {
-            (None, None) => System.realloc(p, layout, new_size),
+            (None, None) => retried(|| System.realloc(p, layout, new_size)),
             (Some(a), Some(b)) if a == b => p,
             _ => {
                 let q = self.alloc(new_layout);

@@ -119,9 +119,9 @@ fn native_path_equals_fallback_bit_for_bit() {
         (64, 96, 1001),
         (3, 4000, 130),
         (150, 2100, 401),
-        // Several k blocks under any cache-derived blocking (at most 768 pairs per block):
-        // a short A packed whole (at most 1024 pairs), and several blocks of A rows (at most
-        // 168 per block).
+        // Several k blocks under the cache-derived blocking of a 1 MiB L2 (768 pairs and 168
+        // rows per block, Zen 4): a short A packed whole (at most 1024 pairs), and several
+        // blocks of A rows.
         (29, 77, 1901),
         (337, 70, 3001),
     ] {

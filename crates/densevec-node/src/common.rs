@@ -146,29 +146,56 @@ pub fn typed_with<'e, T: Elem>(
     unsafe { <T::View<'e> as FromNapiValue>::from_napi_value(raw, ta) }
 }
 
+thread_local! {
+    /// Set while an async call's result is converted on the JS thread ([`serial_copies`]).
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with [`typed`]'s copies on the calling thread only: for the results of async calls,
+/// converted on the JS thread while the pool may be busy with another async call (waiting for
+/// it would stall the event loop).
+pub fn serial_copies<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SERIAL.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(SERIAL.with(|c| c.replace(true)));
+    f()
+}
+
+/// The zeroed path of [`typed`].
+fn typed_zeroed<'e, T: Elem>(
+    env: &'e Env,
+    func: &str,
+    what: &str,
+    v: &[T],
+) -> napi::Result<T::View<'e>> {
+    typed_with(env, func, what, SPLIT, v.len(), |s| {
+        s.copy_from_slice(v);
+        Ok(())
+    })
+}
+
 /// A new V8-owned typed array holding a copy of `v` (the one way every binding returns a
-/// computed buffer). From 64 KiB up, the buffer is a Node Buffer's memory (`napi_create_buffer`,
-/// which V8 does not zero first: the copy writes every value) viewed as the typed array, and the
-/// copy runs in pieces on the pool ([`copy_par`]). Zeroing it first, on the calling thread, was
-/// 17 % of a two-thread negativeSamplingLoss (34 MB of gradients).
+/// computed buffer). From 64 KiB up to 2 GiB, the buffer is a Node Buffer's memory
+/// (`napi_create_buffer`, which is not zeroed first: the copy writes every value) viewed as the
+/// typed array, checked to be the whole of its own ArrayBuffer, and the copy runs in pieces on
+/// the pool ([`copy_par`]); otherwise, or when Node refuses the Buffer, a zeroed ArrayBuffer.
+/// Zeroing the buffer first, on the calling thread, was 17 % of a two-thread
+/// negativeSamplingLoss (34 MB of gradients).
 pub fn typed<'e, T: Elem>(
     env: &'e Env,
     func: &str,
     what: &str,
     v: &[T],
 ) -> napi::Result<T::View<'e>> {
-    if std::mem::size_of_val(v) < 64 << 10 {
-        return typed_with(env, func, what, SPLIT, v.len(), |s| {
-            s.copy_from_slice(v);
-            Ok(())
-        });
+    // (Node 20's Buffers hold at most 2^32 bytes; larger results take the zeroed path.)
+    if !(64 << 10..1 << 31).contains(&std::mem::size_of_val(v)) {
+        return typed_zeroed(env, func, what, v);
     }
     let len = v.len();
-    if len > MAX_TYPED_LEN {
-        let bytes = len as u128 * std::mem::size_of::<T>() as u128;
-        let what = format!("{what}: {len} values, more than a typed array holds (2^32)");
-        return Err(to_napi(alloc::alloc_error(func, &what, bytes, SPLIT)));
-    }
     let bytes = alloc::bytes_of::<T>(func, what, len, SPLIT).map_err(to_napi)?;
     alloc::probe(func, what, bytes, SPLIT).map_err(to_napi)?;
     let raw = env.raw();
@@ -177,31 +204,41 @@ pub fn typed<'e, T: Elem>(
     // SAFETY: plain N-API calls on the calling thread's env.
     let st = unsafe { sys::napi_create_buffer(raw, bytes, &mut data, &mut buf) };
     if st != sys::Status::napi_ok || data.is_null() {
-        return Err(to_napi(alloc::alloc_error(
-            func,
-            what,
-            bytes as u128,
-            SPLIT,
-        )));
+        // Refused (a JS exception may be pending): cleared, and the zeroed path decides.
+        let mut pending = false;
+        // SAFETY: plain N-API calls on the calling thread's env.
+        unsafe {
+            if sys::napi_is_exception_pending(raw, &mut pending) == sys::Status::napi_ok && pending
+            {
+                let mut e: sys::napi_value = ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(raw, &mut e);
+            }
+        }
+        return typed_zeroed(env, func, what, v);
     }
-    // The Buffer's own ArrayBuffer and where the Buffer starts in it.
+    // The Buffer's own ArrayBuffer: it must start at the Buffer and hold exactly its bytes, so
+    // that the typed array's `.buffer` shows nothing but the values written.
     let (mut ab, mut offset, mut kind, mut n) = (ptr::null_mut(), 0usize, 0, 0usize);
-    let mut at: *mut c_void = ptr::null_mut();
+    let (mut at, mut ab_data): (*mut c_void, *mut c_void) = (ptr::null_mut(), ptr::null_mut());
+    let mut ab_len = 0usize;
     // SAFETY: `buf` is the Uint8Array just created; every out-pointer is valid.
-    let st = unsafe {
+    let ok = unsafe {
         sys::napi_get_typedarray_info(raw, buf, &mut kind, &mut n, &mut at, &mut ab, &mut offset)
+            == sys::Status::napi_ok
+            && sys::napi_get_arraybuffer_info(raw, ab, &mut ab_data, &mut ab_len)
+                == sys::Status::napi_ok
     };
-    if st != sys::Status::napi_ok
+    if !ok
         || at != data
+        || ab_data != data
         || n != bytes
+        || ab_len != bytes
+        || offset != 0
         || !(data as usize).is_multiple_of(std::mem::align_of::<T>())
-        || !offset.is_multiple_of(std::mem::size_of::<T>())
     {
-        // Not the layout this relies on: the zeroed path.
-        return typed_with(env, func, what, SPLIT, len, |s| {
-            s.copy_from_slice(v);
-            Ok(())
-        });
+        // Not the layout this relies on: the zeroed path (the Buffer is left to the collector,
+        // never shown to JavaScript).
+        return typed_zeroed(env, func, what, v);
     }
     alloc::huge_pages(data as *mut u8, bytes);
     // SAFETY: `data` holds `bytes` = len · size_of::<T>() writable bytes, aligned for T (checked
@@ -221,15 +258,18 @@ pub fn typed<'e, T: Elem>(
 }
 
 /// Copies `src` to `dst` (room for `src.len()` values, possibly uninitialized, not overlapping
-/// `src`), in 1 MiB pieces on the pool's threads when there are several and the copy is 4 MiB
-/// or more: the copy into a fresh result buffer also takes its first-touch page faults, and on
+/// `src`), in 1 MiB pieces on the pool's threads when there are several, the copy is 4 MiB or
+/// more and it is not the result of an async call ([`serial_copies`]): the copy into a fresh result buffer also takes its first-touch page faults, and on
 /// the calling thread alone it was the serial tail of calls that return large buffers.
 ///
 /// # Safety
 /// `dst` must be valid for writes of `src.len()` values of T and not overlap `src`.
 unsafe fn copy_par<T: Elem>(dst: *mut T, src: &[T]) {
     let piece = (1 << 20) / std::mem::size_of::<T>().max(1);
-    if std::mem::size_of_val(src) < 4 << 20 || densevec_core::pool::threads() < 2 {
+    if std::mem::size_of_val(src) < 4 << 20
+        || densevec_core::pool::threads() < 2
+        || SERIAL.with(|c| c.get())
+    {
         ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
         return;
     }

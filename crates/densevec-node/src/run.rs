@@ -106,7 +106,7 @@ impl<'task, O: Op> ScopedTask<'task> for Task<O> {
     }
 
     fn resolve(&mut self, env: &'task Env, output: O::Out) -> napi::Result<Self::JsValue> {
-        output.into_js(env, O::ASYNC)
+        crate::common::serial_copies(|| output.into_js(env, O::ASYNC))
     }
 }
 

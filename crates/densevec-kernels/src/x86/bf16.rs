@@ -27,6 +27,18 @@ struct Blocks {
     kcp: usize,
     mc: usize,
     nc: usize,
+    /// Largest A (in packed words) that the short-A order packs whole.
+    a_whole: usize,
+}
+
+impl Blocks {
+    /// Whether an m-row A over `kp` pairs takes the short-A order (packed whole, padded to
+    /// whole micro-panels): at most one block of rows, at most [`A_WHOLE_PAIRS`] pairs, and at
+    /// most the blocking's whole-A size (60 % of L2, as in the float32 GEMM).
+    #[allow(clippy::manual_div_ceil)]
+    fn short_a(&self, m: usize, kp: usize) -> bool {
+        m <= self.mc && kp <= A_WHOLE_PAIRS && (m + MR - 1) / MR * MR * kp <= self.a_whole
+    }
 }
 
 /// The blocking for `kp` pairs of k: the float32 GEMM's rule from this CPU's caches and vector
@@ -37,16 +49,17 @@ struct Blocks {
 /// changes a result: each element of C is the same chain of pair products over k, stored and
 /// reloaded exactly between blocks.
 fn blocks(kp: usize) -> Blocks {
-    let (kc_max, mc, nc, _) = crate::gemm::blocking(MR, NR, crate::cpu::caches().full_width_512);
+    let (kc_max, mc, nc, a_whole) =
+        crate::gemm::blocking(MR, NR, crate::cpu::caches().full_width_512);
     Blocks {
         kcp: crate::gemm::balanced_kc(kc_max, kp),
         mc,
         nc,
+        a_whole,
     }
 }
 
-/// Largest k (in pairs) for which a short A (m ≤ the block rows) is packed whole: at most
-/// 168 × 1024 words (672 KiB) with the blocking of a 1 MiB L2.
+/// Largest k (in pairs) for which a short A is packed whole ([`Blocks::short_a`]).
 const A_WHOLE_PAIRS: usize = 1024;
 
 static DETECTED: AtomicU8 = AtomicU8::new(0);
@@ -450,7 +463,7 @@ pub unsafe fn gemm(g: &Gemm) {
     let mc_max = bl.mc.min((m + MR - 1) / MR * MR);
     let nc_max = bl.nc.min((n + NR - 1) / NR * NR);
     // The short-A order packs all of A (padded to whole micro-panels) at once.
-    let la = if m <= bl.mc && kp <= A_WHOLE_PAIRS {
+    let la = if bl.short_a(m, kp) {
         mc_max * kp
     } else {
         mc_max * kcp_max
@@ -486,7 +499,7 @@ unsafe fn body(g: &Gemm, kp: usize, bl: Blocks, pa: *mut u32, pb: *mut u32) {
     } = *g;
     // Row i of A: its row, or for a transposed A its column.
     let a_row = |i: usize| if ta { a.add(i) } else { a.add(i * lda) };
-    if m <= bl.mc && kp <= A_WHOLE_PAIRS {
+    if bl.short_a(m, kp) {
         // Short A (similarity tiles, top-k query blocks): A packed whole once, then for each
         // NR-wide panel of C all k blocks in turn, so the C strip stays in L1 and B streams.
         let panels_a = (m + MR - 1) / MR;
