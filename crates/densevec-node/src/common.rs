@@ -133,9 +133,22 @@ pub fn typed_with<'e, T: Elem>(
         let s = unsafe { std::slice::from_raw_parts_mut(data as *mut T, len) };
         fill(s)?;
     }
-    let mut ta: sys::napi_value = ptr::null_mut();
     // SAFETY: as above; `len` values fit in the buffer just created.
-    let st = unsafe { sys::napi_create_typedarray(raw, T::TYPE, len, ab, 0, &mut ta) };
+    unsafe { view::<T>(raw, ab, len, (func, what)) }
+}
+
+/// The typed array of `len` values of T over the whole ArrayBuffer `ab` (offset 0).
+///
+/// # Safety
+/// `ab` must be an ArrayBuffer of `env` holding at least `len` values of T.
+unsafe fn view<'e, T: Elem>(
+    raw: sys::napi_env,
+    ab: sys::napi_value,
+    len: usize,
+    (func, what): (&str, &str),
+) -> napi::Result<T::View<'e>> {
+    let mut ta: sys::napi_value = ptr::null_mut();
+    let st = sys::napi_create_typedarray(raw, T::TYPE, len, ab, 0, &mut ta);
     if st != sys::Status::napi_ok {
         return Err(napi::Error::new(
             Status::GenericFailure,
@@ -143,7 +156,7 @@ pub fn typed_with<'e, T: Elem>(
         ));
     }
     // SAFETY: `ta` is a typed array of the requested element type.
-    unsafe { <T::View<'e> as FromNapiValue>::from_napi_value(raw, ta) }
+    <T::View<'e> as FromNapiValue>::from_napi_value(raw, ta)
 }
 
 thread_local! {
@@ -244,17 +257,8 @@ pub fn typed<'e, T: Elem>(
     // SAFETY: `data` holds `bytes` = len · size_of::<T>() writable bytes, aligned for T (checked
     // above), that nothing else refers to yet; `v` is another allocation.
     unsafe { copy_par(data as *mut T, v) };
-    let mut ta: sys::napi_value = ptr::null_mut();
-    // SAFETY: `ab` holds the `len` values just written from `offset`, a multiple of T's size.
-    let st = unsafe { sys::napi_create_typedarray(raw, T::TYPE, len, ab, offset, &mut ta) };
-    if st != sys::Status::napi_ok {
-        return Err(napi::Error::new(
-            Status::GenericFailure,
-            format!("E_INTERNAL|{func}: could not create the typed array for {what}"),
-        ));
-    }
-    // SAFETY: `ta` is a typed array of the requested element type.
-    unsafe { <T::View<'e> as FromNapiValue>::from_napi_value(raw, ta) }
+    // SAFETY: `ab` is exactly the `len` values just written (offset 0, checked above).
+    unsafe { view::<T>(raw, ab, len, (func, what)) }
 }
 
 /// Copies `src` to `dst` (room for `src.len()` values, possibly uninitialized, not overlapping
