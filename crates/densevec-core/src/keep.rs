@@ -98,6 +98,25 @@ impl Held {
         Some(b.ptr as *mut u8)
     }
 
+    /// Removes the oldest blocks until `room(self)` holds (or none is left); they are returned
+    /// for the caller to free once the lock is released.
+    fn evict(&mut self, room: impl Fn(&Held) -> bool) -> [Option<Block>; SLOTS] {
+        let mut out = [None; SLOTS];
+        for o in out.iter_mut() {
+            if room(self) {
+                break;
+            }
+            *o = self.pop_oldest();
+        }
+        out
+    }
+
+    /// Removes every block, for the caller to free once the lock is released.
+    fn take_all(&mut self) -> [Option<Block>; SLOTS] {
+        self.bytes = 0;
+        std::mem::replace(&mut self.blocks, [None; SLOTS])
+    }
+
     /// Removes the oldest block.
     fn pop_oldest(&mut self) -> Option<Block> {
         let slot = self
@@ -132,19 +151,10 @@ fn put(p: *mut u8, l: Layout) -> bool {
     if KEEP_MS.load(Ordering::Relaxed) == 0 || l.size() > cap {
         return false;
     }
-    let mut evicted = [None; SLOTS];
-    let mut n = 0;
-    {
+    let evicted = {
         let mut h = held();
-        while h.bytes + l.size() > cap || h.blocks.iter().all(|b| b.is_some()) {
-            match h.pop_oldest() {
-                Some(b) => {
-                    evicted[n] = Some(b);
-                    n += 1;
-                }
-                None => break,
-            }
-        }
+        let evicted =
+            h.evict(|h| h.bytes + l.size() <= cap && h.blocks.iter().any(|b| b.is_none()));
         h.seq += 1;
         let seq = h.seq;
         if let Some(slot) = h.blocks.iter_mut().find(|b| b.is_none()) {
@@ -157,19 +167,16 @@ fn put(p: *mut u8, l: Layout) -> bool {
             h.bytes += l.size();
         }
         h.last = Some(Instant::now());
-    }
+        evicted
+    };
     WAKE.notify_one();
-    free_all(&evicted[..n]);
+    free_all(&evicted);
     true
 }
 
 /// Returns every held block to the system allocator now.
 pub fn release() {
-    let blocks = {
-        let mut h = held();
-        h.bytes = 0;
-        std::mem::replace(&mut h.blocks, [None; SLOTS])
-    };
+    let blocks = held().take_all();
     free_all(&blocks);
 }
 
@@ -204,21 +211,8 @@ pub fn start(keep: Duration, cap_bytes: usize) -> Result<(), String> {
     CAP.store(cap_bytes, Ordering::Relaxed);
     KEEP_MS.store(ms, Ordering::Relaxed);
     // A smaller cap applies at once.
-    let mut evicted = [None; SLOTS];
-    let mut n = 0;
-    {
-        let mut h = held();
-        while h.bytes > cap_bytes {
-            match h.pop_oldest() {
-                Some(b) => {
-                    evicted[n] = Some(b);
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-    }
-    free_all(&evicted[..n]);
+    let evicted = held().evict(|h| h.bytes <= cap_bytes);
+    free_all(&evicted);
     WAKE.notify_one();
     Ok(())
 }
@@ -229,11 +223,10 @@ fn reaper() {
     loop {
         let keep = Duration::from_millis(KEEP_MS.load(Ordering::Relaxed));
         let idle = h.last.map_or(Duration::MAX, |t| t.elapsed());
-        if h.bytes == 0 && h.blocks.iter().all(|b| b.is_none()) {
+        if h.blocks.iter().all(|b| b.is_none()) {
             h = WAKE.wait(h).unwrap_or_else(|e| e.into_inner());
         } else if keep.is_zero() || idle >= keep {
-            h.bytes = 0;
-            let blocks = std::mem::replace(&mut h.blocks, [None; SLOTS]);
+            let blocks = h.take_all();
             drop(h);
             free_all(&blocks);
             h = held();

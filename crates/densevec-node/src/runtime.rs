@@ -55,7 +55,7 @@ pub fn native_set_threads(n: f64) -> napi::Result<()> {
 /// Default time large freed blocks are kept for reuse (the idle time after which jemalloc
 /// returns dirty pages by default, too).
 const KEEP_MS: u64 = 10_000;
-/// Default cap on the bytes kept.
+/// Default cap on the bytes kept, in MiB.
 const KEEP_MB: u64 = 512;
 
 /// A non-negative integer environment setting: its value, the default when unset or empty,
@@ -76,7 +76,7 @@ fn env_u64(name: &str, default: u64, max: u64, warnings: &mut Vec<String>) -> u6
 }
 
 /// Applies DENSEVEC_ISA and starts keeping large freed blocks for reuse (DENSEVEC_KEEP_MS,
-/// default 10,000 ms of idleness; DENSEVEC_KEEP_MB, default 512 MB; 0 turns it off); returns
+/// default 10,000 ms of idleness; DENSEVEC_KEEP_MB, default 512 MiB; 0 turns it off); returns
 /// a warning text when a setting cannot be honoured.
 #[napi]
 pub fn native_init() -> Option<String> {
