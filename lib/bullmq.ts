@@ -74,6 +74,11 @@ export interface SearchShardedOptions extends BullmqCommon {
   attempts?: number;
   /** Give up after this many ms (default 120000) with E_BACKEND. */
   timeoutMs?: number;
+  /**
+   * Jobs still unfinished are also looked up in Redis every `pollMs` ms (default 1000), so a
+   * finished job whose event never reaches the coordinator costs at most this much latency.
+   */
+  pollMs?: number;
   /** Called after each finished job with (jobsDone, jobsTotal). */
   onProgress?: (done: number, total: number) => void;
 }
@@ -91,18 +96,36 @@ export interface InfoNCEDataParallelOptions extends BullmqCommon {
   attempts?: number;
   /** Give up after this many ms (default 120000). */
   timeoutMs?: number;
+  /** Unfinished jobs are also looked up in Redis every `pollMs` ms (default 1000); see {@link SearchShardedOptions.pollMs}. */
+  pollMs?: number;
 }
+
+/** The parts of a BullMQ Job used here. */
+type JobT = {
+  id?: string;
+  returnvalue?: unknown;
+  failedReason?: string;
+  waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown>;
+  getState(): Promise<string>;
+};
+
+/** A raw Redis client as BullMQ 5 (ioredis) and 6 (its client wrapper) expose it. */
+type RawClient = { xrevrange(key: string, end: string, start: string, ...rest: (string | number)[]): Promise<[string, unknown][]> };
 
 type Bullmq = {
   Queue: new (
     name: string,
     opts: Record<string, unknown>,
   ) => {
-    add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<{ waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown> }>;
-    addBulk(
-      jobs: { name: string; data: unknown; opts?: Record<string, unknown> }[],
-    ): Promise<{ waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown> }[]>;
+    add(name: string, data: unknown, opts?: Record<string, unknown>): Promise<JobT>;
+    addBulk(jobs: { name: string; data: unknown; opts?: Record<string, unknown> }[]): Promise<JobT[]>;
+    getJob(id: string): Promise<JobT | undefined>;
     close(): Promise<void>;
+    /** BullMQ 5: the ioredis client. */
+    client?: Promise<unknown>;
+    /** BullMQ 6: the backend that holds the client. */
+    getBackend?: () => { client?: Promise<unknown> | unknown };
+    keys?: { events?: string };
   };
   QueueEvents: new (name: string, opts: Record<string, unknown>) => { waitUntilReady(): Promise<unknown>; close(): Promise<void> };
   Worker: new (
@@ -262,6 +285,21 @@ export function createShardWorker(options: ShardWorkerOptions): ShardWorker {
 type QueueT = InstanceType<Bullmq['Queue']>;
 type EventsT = InstanceType<Bullmq['QueueEvents']>;
 
+/**
+ * The id of the last entry of a queue's event stream ('0-0' when it is empty), read through the
+ * queue's own Redis client; null when this BullMQ version does not expose one (then QueueEvents
+ * starts at '$' and the lookups of {@link fanOut} catch what it misses).
+ */
+async function streamTail(queue: QueueT): Promise<string | null> {
+  const key = queue.keys?.events;
+  if (typeof key !== 'string') return null;
+  const backend = typeof queue.getBackend === 'function' ? queue.getBackend() : undefined;
+  const client = (await (backend && 'client' in backend ? backend.client : queue.client)) as Partial<RawClient> | undefined;
+  if (!client || typeof client.xrevrange !== 'function') return null;
+  const last = await client.xrevrange(key, '+', '-', 'COUNT', 1);
+  return Array.isArray(last) && last.length > 0 && typeof last[0][0] === 'string' ? last[0][0] : '0-0';
+}
+
 /** Queues and their event streams, opened once per name and reused until close(). */
 class QueuePool {
   private queues = new Map<string, Promise<{ queue: QueueT; events: EventsT }>>();
@@ -273,14 +311,35 @@ class QueuePool {
   get(name: string): Promise<{ queue: QueueT; events: EventsT }> {
     let p = this.queues.get(name);
     if (p === undefined) {
-      const queue = new this.B.Queue(name, { connection: this.connection });
-      const events = new this.B.QueueEvents(name, { connection: this.connection });
-      // One waiter per job listens on these emitters: a large batch is not a leak.
-      for (const e of [queue, events] as unknown as { setMaxListeners?: (n: number) => void }[]) e.setMaxListeners?.(0);
-      p = events.waitUntilReady().then(() => ({ queue, events }));
+      p = this.open(name);
       this.queues.set(name, p);
+      // A queue that failed to open is opened afresh by the next call.
+      p.catch(() => {
+        if (this.queues.get(name) === p) this.queues.delete(name);
+      });
     }
     return p;
+  }
+
+  private async open(name: string): Promise<{ queue: QueueT; events: EventsT }> {
+    const queue = new this.B.Queue(name, { connection: this.connection });
+    let events: EventsT | undefined;
+    try {
+      // QueueEvents starts reading the event stream at '$' ("what arrives after my first
+      // read") unless told where: an event written before that first read (or between two
+      // reads of an idle stream) would be lost, and a job waited on would never finish.
+      // Starting at the stream's current tail loses nothing.
+      const lastEventId = await streamTail(queue);
+      events = new this.B.QueueEvents(name, { connection: this.connection, ...(lastEventId ? { lastEventId } : {}) });
+      // One waiter per job listens on these emitters: a large batch is not a leak.
+      for (const e of [queue, events] as unknown as { setMaxListeners?: (n: number) => void }[]) e.setMaxListeners?.(0);
+      await events.waitUntilReady();
+      return { queue, events };
+    } catch (e) {
+      await events?.close().catch(() => undefined);
+      await queue.close().catch(() => undefined);
+      throw e;
+    }
   }
 
   async close(): Promise<void> {
@@ -309,14 +368,17 @@ async function fanOut<R>(
   jobs: { queue: string; data: unknown }[],
   attempts: number,
   timeoutMs: number,
+  pollMs: number,
   onDone?: (done: number, total: number) => void,
 ): Promise<R[]> {
+  if (!(pollMs > 0) || !Number.isFinite(pollMs)) fail('E_ARG', `densevec/bullmq: pollMs must be a positive number of ms, got ${String(pollMs)}`);
   const names = [...new Set(jobs.map((j) => j.queue))];
   const opened = new Map<string, { queue: QueueT; events: EventsT }>();
   for (const [i, o] of (await Promise.all(names.map((n) => pool.get(n)))).entries()) opened.set(names[i], o);
+  const at = (i: number) => opened.get(jobs[i].queue) as { queue: QueueT; events: EventsT };
   let done = 0;
   const opts = { attempts, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 } };
-  const added: Awaited<ReturnType<QueueT['add']>>[] = new Array(jobs.length);
+  const added: JobT[] = new Array(jobs.length);
   await Promise.all(
     names.map(async (name) => {
       const mine = jobs.map((j, i) => (j.queue === name ? i : -1)).filter((i) => i >= 0);
@@ -326,6 +388,56 @@ async function fanOut<R>(
       });
     }),
   );
+  // Each job finishes by its 'completed' / 'failed' event or, should that event be lost, by a
+  // lookup of its state every pollMs; whichever comes first settles it, once.
+  const settled: boolean[] = new Array(jobs.length).fill(false);
+  const settlers: { resolve: (v: R) => void; reject: (e: Error) => void }[] = new Array(jobs.length);
+  const waits = added.map(
+    (job, i) =>
+      new Promise<R>((resolve, reject) => {
+        settlers[i] = {
+          resolve: (v) => {
+            if (settled[i]) return;
+            settled[i] = true;
+            done++;
+            if (onDone) onDone(done, jobs.length);
+            resolve(v);
+          },
+          reject: (e) => {
+            if (settled[i]) return;
+            settled[i] = true;
+            reject(e);
+          },
+        };
+        job.waitUntilFinished(at(i).events, timeoutMs).then(
+          (v) => settlers[i].resolve(v as R),
+          (e: Error) => settlers[i].reject(e),
+        );
+      }),
+  );
+  let polling = false;
+  const poll = async () => {
+    const open = added.map((_, i) => i).filter((i) => !settled[i]);
+    const states = await Promise.all(open.map((i) => added[i].getState().catch(() => 'unknown')));
+    await Promise.all(
+      open.map(async (i, t) => {
+        if (states[t] !== 'completed' && states[t] !== 'failed') return;
+        const job = await at(i).queue.getJob(added[i].id as string);
+        if (job === undefined || settled[i]) return;
+        if (states[t] === 'completed') settlers[i].resolve(job.returnvalue as R);
+        else settlers[i].reject(new Error(job.failedReason ?? `job ${added[i].id} failed`));
+      }),
+    );
+  };
+  const poller = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    poll()
+      .catch(() => undefined) // a failed lookup leaves the job to its event or the timeout
+      .finally(() => {
+        polling = false;
+      });
+  }, pollMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -334,21 +446,14 @@ async function fanOut<R>(
     );
   });
   try {
-    return await Promise.race([
-      Promise.all(
-        added.map(async (job, i) => {
-          const r = (await job.waitUntilFinished((opened.get(jobs[i].queue) as { events: EventsT }).events, timeoutMs)) as R;
-          done++;
-          if (onDone) onDone(done, jobs.length);
-          return r;
-        }),
-      ),
-      timeout,
-    ]);
+    return await Promise.race([Promise.all(waits), timeout]);
   } catch (e) {
     return fail('E_BACKEND', `densevec/bullmq: ${(e as Error).message}`);
   } finally {
     clearTimeout(timer);
+    clearInterval(poller);
+    for (let i = 0; i < jobs.length; i++) settlers[i]?.reject(new Error('abandoned'));
+    for (const w of waits) w.catch(() => undefined);
   }
 }
 
@@ -420,7 +525,7 @@ async function searchWith(pool: QueuePool, q: Matrix, k: number, options: Search
     const qb = toWire({ data: q.data.subarray(r0 * q.cols, r1 * q.cols), rows: r1 - r0, cols: q.cols });
     for (let s = 0; s < S; s++) jobs.push({ queue: n.shard(s), data: { q: qb, k, metric: options.metric } });
   }
-  const replies = await fanOut<SearchReply>(pool, jobs, options.attempts ?? 3, options.timeoutMs ?? 120000, options.onProgress);
+  const replies = await fanOut<SearchReply>(pool, jobs, options.attempts ?? 3, options.timeoutMs ?? 120000, options.pollMs ?? 1000, options.onProgress);
   const indices = new Uint32Array(q.rows * k);
   const scores = new Float32Array(q.rows * k);
   let corpusRows = 0;
@@ -527,7 +632,7 @@ async function trainWith(pool: QueuePool, ...[parts, keys, options, bull]: DataP
     };
     return { queue: n.train, data };
   });
-  const replies = await fanOut<TrainReply>(pool, jobs, bull.attempts ?? 3, bull.timeoutMs ?? 120000);
+  const replies = await fanOut<TrainReply>(pool, jobs, bull.attempts ?? 3, bull.timeoutMs ?? 120000, bull.pollMs ?? 1000);
   return combineInfoNCE(
     replies.map((r) => ({ loss: r.loss, gradQ: fromWire(r.gradQ), gradKeys: fromWire(r.gradKeys), gradTemperature: r.gradTemperature, stats: r.stats })),
     parts.map((p) => p.q.rows),

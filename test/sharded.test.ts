@@ -114,6 +114,72 @@ describe('densevec/bullmq on Redis', () => {
     }
   });
 
+  describe('a job whose event does not arrive still finishes', () => {
+    // Jobs are done by a worker in this process; the events that tell the coordinator so are
+    // delayed or dropped here, as a slow or reconnecting event stream would.
+    type Bq = {
+      QueueEvents: { prototype: { emit: (...a: unknown[]) => boolean } };
+      RedisQueueBackend: { prototype: { readEvents: (...a: unknown[]) => Promise<unknown> } };
+    };
+    const bq = require('bullmq') as Bq;
+    const setup = (prefix: string) => {
+      const c = randm(600, 8, 11);
+      const files: Record<number, string> = {};
+      for (let s = 0; s < 2; s++) {
+        files[s] = join(dir, `${prefix}${s}.dvc`);
+        dv.writeCorpus(files[s], slice(c, s * 300, (s + 1) * 300));
+      }
+      return { c, q: randm(12, 8, 12), w: bull.createShardWorker({ connection: connection(), shards: files, prefix, train: false }) };
+    };
+
+    it('events written before the coordinator first reads its stream are not lost', async () => {
+      if (!redisReady()) return;
+      const { c, q, w } = setup('late');
+      const proto = bq.RedisQueueBackend.prototype;
+      const read = proto.readEvents;
+      // Every read of the event stream starts 700 ms late: a reader that starts at '$' (only
+      // events after its first read) would never see the completions of these fast jobs.
+      proto.readEvents = async function (this: unknown, ...a: unknown[]) {
+        await new Promise((r) => setTimeout(r, 700));
+        return read.apply(this, a);
+      };
+      try {
+        for (let round = 0; round < 2; round++) {
+          const got = await bull.searchSharded(q, 4, { connection: connection(), shards: 2, prefix: 'late', metric: 'dot', pollMs: 600000, timeoutMs: 8000 });
+          expect(Array.from(got.indices)).toEqual(Array.from(dv.topK(q, c, 4, { metric: 'dot' }).indices));
+        }
+      } finally {
+        proto.readEvents = read;
+        await w.close();
+      }
+    });
+
+    it('lost completion events: the job is looked up after pollMs, and without the lookups the call times out', async () => {
+      if (!redisReady()) return;
+      const { c, q, w } = setup('lost');
+      const proto = bq.QueueEvents.prototype;
+      const emit = proto.emit;
+      proto.emit = function (this: unknown, ev: unknown, ...a: unknown[]) {
+        if (typeof ev === 'string' && ev.startsWith('completed')) return false;
+        return emit.call(this, ev, ...a);
+      };
+      try {
+        const t0 = Date.now();
+        const got = await bull.searchSharded(q, 4, { connection: connection(), shards: 2, prefix: 'lost', metric: 'dot', pollMs: 200, timeoutMs: 20000 });
+        expect(Array.from(got.indices)).toEqual(Array.from(dv.topK(q, c, 4, { metric: 'dot' }).indices));
+        expect(Array.from(got.scores)).toEqual(Array.from(dv.topK(q, c, 4, { metric: 'dot' }).scores));
+        expect(Date.now() - t0).toBeLessThan(15000);
+        await expect(
+          bull.searchSharded(q, 4, { connection: connection(), shards: 2, prefix: 'lost', metric: 'dot', pollMs: 600000, timeoutMs: 2000 }),
+        ).rejects.toMatchObject({ code: 'E_BACKEND' });
+      } finally {
+        proto.emit = emit;
+        await w.close();
+      }
+      await expect(bull.searchSharded(q, 4, { connection: connection(), shards: 2, prefix: 'lost', pollMs: 0 })).rejects.toMatchObject({ code: 'E_ARG' });
+    });
+  });
+
   it('infoNCEDataParallel equals the single-process step', async () => {
     if (!redisReady()) return;
     const w = bull.createShardWorker({ connection: connection(), shards: {}, prefix: 'train' });
