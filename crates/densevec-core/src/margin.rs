@@ -33,6 +33,9 @@ pub const LOGITS: &str = "the N × C logits";
 const CLS: usize = 256;
 /// Rows of N per slab of the gradient in gradW on the bounded-scratch path.
 const SLAB: usize = 1024;
+/// Classes per chunk of the gradient's blocks in gradX (even, and not a power of two: the
+/// GEMM's packing reads MR rows of a chunk at once).
+const CHUNK: usize = 1000;
 
 /// Elements per piece of the penalties.
 const PIECE: usize = 1 << 16;
@@ -527,14 +530,8 @@ type SoftTask<'a> = (
 /// so a piece of a row gets the same values as the whole row.
 #[inline]
 fn grad_piece(z: &[f32], lse: f32, yin: Option<usize>, eps_c: f32, f: f32, out: &mut [f32]) {
-    out.copy_from_slice(z);
-    k::exp_shift_sum(out, lse);
-    if eps_c != 0.0 {
-        for v in out.iter_mut() {
-            *v -= eps_c;
-        }
-    }
-    k::scale(out, f);
+    // (p_j − ε/C)·s/N in one pass (with ε = 0 the subtraction of 0 changes no bits).
+    k::exp_shift_affine(z, out, lse, eps_c, f);
     if let Some(y) = yin {
         out[y] = 0.0;
     }
@@ -627,7 +624,6 @@ fn margin_softmax_all_in<'o>(
     let inv_n = 1.0 / n as f64;
     // One pass per row: angular margin, logits, log-sum-exp, loss and the sums for ∂loss/∂s.
     let soft = |(blk, (((((lg, ls), lv), tv), gs), an)): (usize, SoftTask)| {
-        let mut e = vec![0f32; c];
         for r in 0..lv.len() {
             let i = blk * ROWS + r;
             let y = labels[i] as usize;
@@ -650,15 +646,24 @@ fn margin_softmax_all_in<'o>(
             } else {
                 0.0
             };
-            let m = k::max(lrow);
-            e.copy_from_slice(lrow);
-            let se = k::exp_shift_sum(&mut e, m);
+            // The largest logit without another pass: s > 0 and rounding is monotone, so
+            // the largest scaled logit other than the target's is the scaled `mx`.
+            let zyf = lrow[y];
+            let m = if mx.is_nan() || zyf.is_nan() {
+                f32::NAN
+            } else if mx == f32::NEG_INFINITY {
+                zyf
+            } else {
+                (mx * s32).max(zyf)
+            };
+            // Σ e^(z−m) and Σ e^(z−m)·z in one pass, nothing stored.
+            let (se, sez) = k::exp_shift_sum_dot(lrow, m);
             let lse = m as f64 + se.ln();
             ls[r] = lse as f32;
-            let zy = lrow[y] as f64;
+            let zy = zyf as f64;
             lv[r] = lse - (1.0 - eps) * zy - eps / c as f64 * sum;
             // Σ_j (p_j − t_j)·z_j: all logits are linear in s, ∂z_j/∂s = z_j/s.
-            gs[r] = k::dot(&e, lrow) as f64 / se - (1.0 - eps) * zy - eps / c as f64 * sum;
+            gs[r] = sez / se - (1.0 - eps) * zy - eps / c as f64 * sum;
             let py = (zy - lse).exp() - eps / c as f64;
             tv[r] = (py - (1.0 - eps)) * inv_n;
         }
@@ -689,12 +694,16 @@ fn margin_softmax_all_in<'o>(
         task_rows(n, c, pool::threads()),
         task_rows(c, SLAB.min(n), pool::threads()),
     );
-    // Each thread forms its blocks of G in one buffer, reused (every value rewritten).
+    // Each thread forms its blocks of G in one buffer, reused (every value rewritten), a chunk
+    // of CHUNK classes at a time: a few MiB that stay in cache between being formed and being
+    // packed by the GEMM (a whole block of rows × C went to memory and back). The chunks'
+    // products accumulate in class order: the same chain of fused multiply-adds as one product
+    // over all classes (chunks start at even classes: the same pairs for bf16).
     let scratch = alloc::PerThread::new();
     let gb_len = alloc::elems(
         F,
         "a block of the logit gradient",
-        &[xb.min(n), c],
+        &[xb.min(n), CHUNK.min(c)],
         4,
         SPLIT,
     )?;
@@ -705,13 +714,18 @@ fn margin_softmax_all_in<'o>(
                 let mb = gxb.len() / d;
                 let what = "a block of the logit gradient";
                 scratch.with(F, what, gb_len, SPLIT, |gb| {
-                    for r in 0..mb {
-                        let i = blk * xb + r;
-                        let y = labels[i] as usize;
-                        let out = &mut gb[r * c..(r + 1) * c];
-                        grad_piece(&lg[i * c..(i + 1) * c], ls[i], Some(y), eps_c, f, out);
+                    for (ci, c0) in (0..c).step_by(CHUNK).enumerate() {
+                        let cb = CHUNK.min(c - c0);
+                        for r in 0..mb {
+                            let i = blk * xb + r;
+                            let y = labels[i] as usize;
+                            let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
+                            let z = &lg[i * c + c0..i * c + c0 + cb];
+                            grad_piece(z, ls[i], yin, eps_c, f, &mut gb[r * cb..(r + 1) * cb]);
+                        }
+                        let (a, b) = ((&gb[..mb * cb], cb), (&wh[c0 * d..], d));
+                        prec.gemm(GemmRef::nn(mb, d, cb, a, b, (&mut *gxb, d)).accumulate(ci > 0));
                     }
-                    prec.gemm(GemmRef::nn(mb, d, c, (&gb[..mb * c], c), (wh, d), (gxb, d)));
                 })
             })
     })?;
@@ -1212,6 +1226,73 @@ mod tests {
         pool::set_threads(3).unwrap();
         let b = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
         assert_same_bits(&a, &b, "1 vs 3 threads");
+    }
+
+    /// More classes than one chunk of gradX's blocks (targets on and next to the chunk
+    /// boundaries), with and without label smoothing: loss, gradX, gradW against the float64
+    /// reference, and gradScale against its central differences in s.
+    #[test]
+    fn class_chunks_and_grad_scale_match_the_reference() {
+        let (n, c, d) = (23, 2 * CHUNK + 345, 32);
+        let mut x = randv(n * d, 31);
+        let w = randv(c * d, 32);
+        let edge = [
+            0,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            2 * CHUNK - 1,
+            2 * CHUNK,
+            c - 1,
+        ];
+        let labels: Vec<u32> = (0..n)
+            .map(|i| edge.get(i).copied().unwrap_or((i * 389) % c) as u32)
+            .collect();
+        // Most rows near their prototype: p_y close to 1, so that the target's entry of G
+        // (zeroed there, added by the target's own term) weighs on the gradients.
+        for (i, &y) in labels.iter().enumerate().filter(|(i, _)| i % 4 != 3) {
+            let y = y as usize;
+            for k in 0..d {
+                x[i * d + k] = w[y * d + k] + 0.1 * x[i * d + k];
+            }
+        }
+        let (x64, w64): (Vec<f64>, Vec<f64>) = (
+            x.iter().map(|&v| v as f64).collect(),
+            w.iter().map(|&v| v as f64).collect(),
+        );
+        for eps in [0.0, 0.1] {
+            let o = MarginOpts {
+                kind: MarginKind::CosFace,
+                scale: 20.0,
+                margin: 0.3,
+                label_smoothing: eps,
+            };
+            let r = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
+            let (loss, gx, gw) = reference64(&x64, n, &w64, c, d, &labels, &o);
+            assert!(
+                (r.loss - loss).abs() < 1e-5 * loss.abs(),
+                "loss {} vs {loss}",
+                r.loss
+            );
+            for (got, want, what) in [(&r.grad_x, &gx, "gradX"), (&r.grad_w, &gw, "gradW")] {
+                let gmax = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+                for (j, (a, b)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (*a as f64 - b).abs() < 1e-4 * gmax,
+                        "{what}[{j}] {a} vs {b} (ε {eps})"
+                    );
+                }
+            }
+            let h = 1e-4;
+            let at =
+                |s: f64| reference64(&x64, n, &w64, c, d, &labels, &MarginOpts { scale: s, ..o }).0;
+            let fd = (at(o.scale + h) - at(o.scale - h)) / (2.0 * h);
+            assert!(
+                (r.grad_scale - fd).abs() < 1e-5 * fd.abs().max(1e-3),
+                "gradScale {} vs {fd} (ε {eps})",
+                r.grad_scale
+            );
+        }
     }
 
     #[test]

@@ -259,6 +259,23 @@ pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
     dispatch!(exp_shift_sum(x, shift))
 }
 
+/// out_k ← (exp(z_k − shift) − sub)·mul in one pass (`z` unchanged): each exp the bits that
+/// [`exp_shift_sum`] stores, then one rounded subtraction and one rounded multiplication.
+/// Panics unless `z` and `out` have the same length.
+#[inline]
+pub fn exp_shift_affine(z: &[f32], out: &mut [f32], shift: f32, sub: f32, mul: f32) {
+    assert_eq!(z.len(), out.len(), "exp_shift_affine: lengths");
+    dispatch!(exp_shift_affine(z, out, shift, sub, mul))
+}
+
+/// (Σ_k e_k, Σ_k e_k·z_k) with e_k = exp(z_k − shift), in float64, storing nothing: the
+/// sums of [`exp_shift_sum`] and of its results dotted with `z`, in one pass. Terms whose e_k
+/// is 0 add 0 to both (a −∞ logit included).
+#[inline]
+pub fn exp_shift_sum_dot(z: &[f32], shift: f32) -> (f64, f64) {
+    dispatch!(exp_shift_sum_dot(z, shift))
+}
+
 /// A row-major GEMM operand: its values, and the distance between the starts of consecutive
 /// rows (the leading dimension).
 pub type Rows<'a> = (&'a [f32], usize);

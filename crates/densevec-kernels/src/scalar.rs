@@ -120,6 +120,28 @@ pub fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
     s
 }
 
+/// out_k = (exp(z_k − shift) − sub)·mul, the exp in float64 rounded to float32 as
+/// [`exp_shift_sum`] stores it.
+pub fn exp_shift_affine(z: &[f32], out: &mut [f32], shift: f32, sub: f32, mul: f32) {
+    for (o, &v) in out.iter_mut().zip(z) {
+        let e = ((v - shift) as f64).exp() as f32;
+        *o = (e - sub) * mul;
+    }
+}
+
+/// (Σ_k e_k, Σ_k e_k·z_k) with e_k = exp(z_k − shift), all in float64; terms with e_k = 0 are 0.
+pub fn exp_shift_sum_dot(z: &[f32], shift: f32) -> (f64, f64) {
+    let (mut s, mut sz) = (0f64, 0f64);
+    for &v in z {
+        let e = ((v - shift) as f64).exp();
+        s += e;
+        if e != 0.0 {
+            sz += e * v as f64;
+        }
+    }
+    (s, sz)
+}
+
 /// C (+)= A·Bᵀ or A·B: every element is a float64 sum over k, rounded once (added to C in
 /// float64 when accumulating).
 ///

@@ -72,6 +72,15 @@ pub(crate) trait Simd: Copy {
         Self::load_part_or(p, r, 0.0)
     }
 
+    /// p·2ⁿ rounded once, for integral `n` in [−151, 129] and p in [0.7, 1.5] (the exp
+    /// polynomial's range): by default p times the two exact factors of [`Simd::pow2_halves`]
+    /// (the first product is exact); an ISA with a scaling instruction gives the same bits.
+    #[inline(always)]
+    unsafe fn mul_pow2(p: Self::V, n: Self::V) -> Self::V {
+        let (s1, s2) = Self::pow2_halves(n);
+        Self::mul(Self::mul(p, s1), s2)
+    }
+
     /// A hint to bring the cache line at address `p` towards L2 (none by default).
     #[inline(always)]
     unsafe fn prefetch_l2(_p: usize) {}
@@ -355,8 +364,7 @@ unsafe fn exp<S: Simd>(x: S::V) -> S::V {
     ] {
         p = S::fma(p, r, S::splat(c));
     }
-    let (s1, s2) = S::pow2_halves(n);
-    S::mul(S::mul(p, s1), s2)
+    S::mul_pow2(p, n)
 }
 
 /// x_k ← exp(x_k − shift); returns Σ of the stored float32 values, accumulated in float64
@@ -382,6 +390,71 @@ pub(crate) unsafe fn exp_shift_sum<S: Simd>(x: &mut [f32], shift: f32) -> f64 {
         acc = S::d_acc(acc, S::load_part(p.add(i), r));
     }
     S::d_reduce(acc)
+}
+
+/// out_k = (exp(z_k − shift) − sub)·mul: the exp of [`exp_shift_sum`] (the same bits per
+/// lane), then one subtraction and one multiplication, each rounded; one pass, `z` unchanged.
+#[inline(always)]
+pub(crate) unsafe fn exp_shift_affine<S: Simd>(
+    z: &[f32],
+    out: &mut [f32],
+    shift: f32,
+    sub: f32,
+    mul: f32,
+) {
+    let w = S::W;
+    let n = z.len().min(out.len());
+    let (zp, op) = (z.as_ptr(), out.as_mut_ptr());
+    let (vs, vsub, vmul) = (S::splat(shift), S::splat(sub), S::splat(mul));
+    // (No closures here: they would not inherit the caller's target features, and every
+    // intrinsic would become a call.)
+    let mut i = 0;
+    while i + w <= n {
+        let e = exp::<S>(S::sub(S::load(zp.add(i)), vs));
+        S::store(op.add(i), S::mul(S::sub(e, vsub), vmul));
+        i += w;
+    }
+    if i < n {
+        let r = n - i;
+        let e = exp::<S>(S::sub(S::load_part(zp.add(i), r), vs));
+        S::store_part(op.add(i), r, S::mul(S::sub(e, vsub), vmul));
+    }
+}
+
+/// (Σ_k e_k, Σ_k e_k·z_k) with e_k = exp(z_k − shift) rounded to float32 as
+/// [`exp_shift_sum`] stores it, e_k·z_k rounded once, both accumulated in float64 (the ISA's
+/// float64 accumulator, reduced in a fixed order); nothing is stored. Entries whose e_k is 0
+/// contribute 0 to both sums whatever z_k (an excluded −∞ logit included).
+#[inline(always)]
+pub(crate) unsafe fn exp_shift_sum_dot<S: Simd>(z: &[f32], shift: f32) -> (f64, f64) {
+    let w = S::W;
+    let n = z.len();
+    let zp = z.as_ptr();
+    let vs = S::splat(shift);
+    let (mut se, mut sez) = (S::d_zero(), S::d_zero());
+    // z clamped to the finite range: e·z is 0 where e is 0 (z = −∞ gives e = 0, never
+    // 0·∞ = NaN) and unchanged for finite z; a NaN z makes e NaN, which propagates.
+    let (lo, hi) = (S::splat(-f32::MAX), S::splat(f32::MAX));
+    let mut i = 0;
+    while i + w <= n {
+        let v = S::load(zp.add(i));
+        let e = exp::<S>(S::sub(v, vs));
+        se = S::d_acc(se, e);
+        sez = S::d_acc(sez, S::mul(e, S::min(S::max(v, lo), hi)));
+        i += w;
+    }
+    if i < n {
+        let r = n - i;
+        // Lanes past the end: e = 0 and z = 0.
+        let v = S::load_part(zp.add(i), r);
+        let mut buf = [0f32; 16];
+        debug_assert!(w <= buf.len());
+        S::store_part(buf.as_mut_ptr(), r, exp::<S>(S::sub(v, vs)));
+        let e = S::load_part(buf.as_ptr(), r);
+        se = S::d_acc(se, e);
+        sez = S::d_acc(sez, S::mul(e, S::min(S::max(v, lo), hi)));
+    }
+    (S::d_reduce(se), S::d_reduce(sez))
 }
 
 /// The R × 2W block of C at `c`: `acc[i] (+)= Σ_p a[p·R + i]·b[p·2W ..]`, one FMA per p, in
@@ -547,6 +620,16 @@ macro_rules! isa_kernels {
         #[target_feature(enable = $feat)]
         pub unsafe fn exp_shift_sum(x: &mut [f32], shift: f32) -> f64 {
             crate::simd::exp_shift_sum::<$s>(x, shift)
+        }
+        /// out_k = (exp(z_k − shift) − sub)·mul.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn exp_shift_affine(z: &[f32], out: &mut [f32], shift: f32, sub: f32, mul: f32) {
+            crate::simd::exp_shift_affine::<$s>(z, out, shift, sub, mul)
+        }
+        /// (Σ exp(z_k − shift), Σ exp(z_k − shift)·z_k) in float64.
+        #[target_feature(enable = $feat)]
+        pub unsafe fn exp_shift_sum_dot(z: &[f32], shift: f32) -> (f64, f64) {
+            crate::simd::exp_shift_sum_dot::<$s>(z, shift)
         }
         /// `iters` steps of independent fused multiply-adds: see [`crate::fma_peak`].
         #[target_feature(enable = $feat)]

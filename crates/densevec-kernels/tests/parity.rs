@@ -305,6 +305,128 @@ fn exp_shift_sum_is_accurate() {
     });
 }
 
+#[test]
+fn exp_is_the_same_bits_on_every_simd_isa() {
+    // The whole range: overflow, underflow through the subnormals, ±∞, and values around
+    // every power of two's boundary; odd length (the tail path too).
+    let mut x: Vec<f32> = (0..=80_001)
+        .map(|i| -110.0 + i as f32 * (200.0 / 80_001.0))
+        .collect();
+    x.extend_from_slice(&[
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        -1e30,
+        1e30,
+        88.72,
+        88.73,
+        -87.33,
+        -103.97,
+        -0.0,
+        0.0,
+    ]);
+    let mut rng = Rng::new(16);
+    x.extend((0..4001).map(|_| rng.f() * 180.0 - 90.0));
+    let mut outs: Vec<(String, Vec<f32>, f64)> = Vec::new();
+    for_each_simd(|isa| {
+        let mut y = x.clone();
+        let s = k::exp_shift_sum(&mut y, 0.75);
+        outs.push((isa.name().to_string(), y, s));
+    });
+    for w in outs.windows(2) {
+        let ((a, ya, _), (b, yb, _)) = (&w[0], &w[1]);
+        let bad = ya
+            .iter()
+            .zip(yb)
+            .position(|(p, q)| p.to_bits() != q.to_bits());
+        assert!(
+            bad.is_none(),
+            "exp differs between {} and {} at x = {}: {} vs {}",
+            a,
+            b,
+            x[bad.unwrap()],
+            ya[bad.unwrap()],
+            yb[bad.unwrap()]
+        );
+    }
+}
+
+#[test]
+fn fused_exp_kernels_equal_exp_shift_sum_then_the_elementwise_steps() {
+    let mut rng = Rng::new(15);
+    let check = |name: &str, rng: &mut Rng| {
+        for &n in &lengths() {
+            for &off in &OFFSETS {
+                for &spread in &[1.0f32, 30.0, 120.0] {
+                    let mut z: Vec<f32> = (0..n + off).map(|_| rng.f() * spread).collect();
+                    // Excluded entries (−∞) and one of each edge where there is room.
+                    if n > 4 {
+                        z[off + 1] = f32::NEG_INFINITY;
+                        z[off + n - 1] = f32::NEG_INFINITY;
+                    }
+                    let z = &z[off..];
+                    let shift = k::scalar::max(z).max(-1e30);
+                    let (sub, mul) = (rng.f().abs() * 1e-3, rng.f() * 0.01 + 0.02);
+                    // The reference: exp_shift_sum's stored values, then − sub, then · mul.
+                    let mut e = z.to_vec();
+                    let se = k::exp_shift_sum(&mut e, shift);
+                    let want: Vec<f32> = e.iter().map(|&v| (v - sub) * mul).collect();
+                    let mut got = vec![7.0f32; n];
+                    k::exp_shift_affine(z, &mut got, shift, sub, mul);
+                    assert!(
+                        same_bits(&got, &want),
+                        "{} exp_shift_affine n={} off={}",
+                        name,
+                        n,
+                        off
+                    );
+                    // The sums: Σe the same bits as exp_shift_sum's, Σe·z within float32
+                    // rounding of each product (terms with e = 0 are 0).
+                    let (s, sz) = k::exp_shift_sum_dot(z, shift);
+                    assert_eq!(s.to_bits(), se.to_bits(), "{} Σe n={} off={}", name, n, off);
+                    let terms = e.iter().zip(z).filter(|(e, _)| **e != 0.0);
+                    let wz: f64 = terms.clone().map(|(e, v)| *e as f64 * *v as f64).sum();
+                    let abs: f64 = terms.map(|(e, v)| (*e as f64 * *v as f64).abs()).sum();
+                    assert!(sz.is_finite(), "{} Σe·z n={}: {}", name, n, sz);
+                    assert!(
+                        (sz - wz).abs() <= 2.0 * EPS * abs + 1e-300,
+                        "{} Σe·z n={}: {} vs {}",
+                        name,
+                        n,
+                        sz,
+                        wz
+                    );
+                }
+            }
+        }
+        // NaN propagates through both; infinite shifts give the IEEE results.
+        let (s, sz) = k::exp_shift_sum_dot(&[0.5, f32::NAN, 0.25], 0.0);
+        assert!(s.is_nan() && sz.is_nan(), "{} NaN", name);
+        let mut out = [0f32; 3];
+        k::exp_shift_affine(&[0.5, f32::NAN, -200.0], &mut out, 0.0, 0.0, 2.0);
+        assert!(
+            out[1].is_nan() && out[2] == 0.0 && (out[0] as f64 - 2.0 * 0.5f64.exp()).abs() < 1e-6,
+            "{} {:?}",
+            name,
+            out
+        );
+    };
+    let n_isa = for_each_simd(|isa| check(isa.name(), &mut rng));
+    assert!(n_isa >= 1 || cfg!(not(any(target_arch = "x86_64", target_arch = "aarch64"))));
+    // The scalar path: float64 throughout, so within float32 rounding of the SIMD results.
+    let z: Vec<f32> = (0..1031).map(|_| rng.f() * 30.0).collect();
+    let shift = k::scalar::max(&z);
+    let (s, sz) = k::scalar::exp_shift_sum_dot(&z, shift);
+    let (s2, sz2) = k::exp_shift_sum_dot(&z, shift);
+    assert!((s - s2).abs() <= 1e-6 * s && (sz - sz2).abs() <= 1e-5 * (sz.abs() + s));
+    let mut a = vec![0f32; z.len()];
+    let mut b = vec![0f32; z.len()];
+    k::scalar::exp_shift_affine(&z, &mut a, shift, 1e-4, 0.5);
+    k::exp_shift_affine(&z, &mut b, shift, 1e-4, 0.5);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 4e-7 * x.abs().max(1e-4), "{} vs {}", x, y);
+    }
+}
+
 const SENTINEL: f32 = 12345.5;
 
 fn check_gemm(isa: Isa, nt: bool, m: usize, n: usize, kd: usize, rng: &mut Rng, accumulate: bool) {

@@ -103,6 +103,12 @@ impl Simd for Avx512 {
             _mm512_castsi512_ps(_mm512_slli_epi32::<23>(_mm512_add_epi32(n2, bias))),
         )
     }
+    /// `vscalefps`: p·2^⌊n⌋ rounded once (subnormal results included), one instruction for
+    /// the seven integer operations and two products of the default.
+    #[inline(always)]
+    unsafe fn mul_pow2(p: __m512, n: __m512) -> __m512 {
+        _mm512_scalef_ps(p, n)
+    }
     #[inline(always)]
     unsafe fn reduce_add(v: __m512) -> f32 {
         _mm512_reduce_add_ps(v)
