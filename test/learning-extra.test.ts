@@ -515,9 +515,9 @@ describe('negativeSamplingLoss', () => {
     }
   });
 
-  it('large results (uninitialized Buffer memory, copied in pieces on the pool) are whole Float32Arrays with the same bits on 1 and 2 threads', () => {
-    // gradNegatives: 4096·5 × 64 floats = 5.2 MB (copied in 1 MiB pieces on two threads);
-    // gradX and gradPositives: 1 MB (one copy); the loss vector stays on the small path.
+  it('large results (computed in uninitialized Buffer memory) are whole Float32Arrays with the same bits on 1 and 2 threads', () => {
+    // gradNegatives: 4096·5 × 64 floats = 5.2 MB; gradX and gradPositives: 1 MB, written in
+    // place (every row zeroed by its task first).
     const N = 4096;
     const K = 5;
     const X = randm(N, 64, 87);

@@ -572,8 +572,8 @@ pub fn margin_softmax_in(
 }
 
 /// [`margin_softmax_in`] with gradX and gradPrototypes also computed in the caller's buffers
-/// (N × d and C × d, holding zeros): buffers that the caller returns, so that nothing is
-/// copied into them. The same values, bit for bit; the returned `grad_x` and `grad_w` are
+/// (N × d and C × d, of any contents: every value is written before it is read, as are the
+/// logits'): buffers that the caller returns, so that nothing is zeroed or copied into them. The same values, bit for bit; the returned `grad_x` and `grad_w` are
 /// empty.
 pub fn margin_softmax_into(
     pr: &MarginPrepared,
@@ -1292,6 +1292,44 @@ mod tests {
                 "gradScale {} vs {fd} (ε {eps})",
                 r.grad_scale
             );
+        }
+    }
+
+    /// The in-place form writes every value of the caller's buffers: started from NaN, its
+    /// logits and gradients are the bits of the vector form (f32 and bf16, several class
+    /// chunks, row blocks and slabs).
+    #[test]
+    fn into_writes_every_value_of_buffers_of_any_contents() {
+        let (n, c, d) = (1100, CHUNK + 77, 9);
+        let x = randv(n * d, 41);
+        let w = randv(c * d, 42);
+        let labels: Vec<u32> = (0..n as u32).map(|i| (i * 13) % c as u32).collect();
+        let o = MarginOpts {
+            kind: MarginKind::ArcFace,
+            scale: 30.0,
+            margin: 0.5,
+            label_smoothing: 0.1,
+        };
+        for prec in [
+            crate::precision::Precision::F32,
+            crate::precision::Precision::Bf16,
+        ] {
+            crate::precision::with_precision(prec, || {
+                let (xo, wo) = (Operand::new(&x, n), Operand::new(&w, c));
+                let want = margin_softmax_with(xo, wo, d, &labels, &o, 0).unwrap();
+                let pr = margin_prepare(xo, wo, d, &labels, &o).unwrap();
+                let mut lg = vec![f32::NAN; n * c];
+                let (mut gx, mut gw) = (vec![f32::NAN; n * d], vec![f32::NAN; c * d]);
+                let r = margin_softmax_into(&pr, (c, d), &labels, &o, &mut lg, (&mut gx, &mut gw))
+                    .unwrap();
+                let got = MarginSoftmax {
+                    logits: lg,
+                    grad_x: gx,
+                    grad_w: gw,
+                    ..r
+                };
+                assert_same_bits(&want, &got, "into from NaN");
+            });
         }
     }
 

@@ -191,18 +191,27 @@ const ANCHORS: usize = 64;
 /// One task's rows of gradX, gradPositives, gradNegatives and its loss sum.
 type NsTask<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a mut f64);
 
-/// Binary negative-sampling loss over anchors x (n × d), their positives (n × d) and k
-/// negatives each (n·k × d, k consecutive rows per anchor):
-/// mean_i [softplus(−o⁺_i) + Σ_r softplus(o⁻_ir)] with o = s − log(k·Q) when `log_q` (the
-/// n + n·k log sampling probabilities, positives first: NCE), else o = s (word2vec).
-pub fn negative_sampling_loss(
+/// The checked shape of a negative-sampling call.
+#[derive(Clone, Copy, Debug)]
+pub struct NsShape {
+    /// Anchors (rows of x and of the positives).
+    pub n: usize,
+    /// Negatives per anchor.
+    pub k: usize,
+    /// Rows of the negatives (n·k).
+    pub neg_rows: usize,
+}
+
+/// Every argument check of [`negative_sampling_loss`], in its order (shapes, k, logQ, finite
+/// values); the shape of the call.
+pub fn negative_sampling_check(
     x: Operand,
     pos: &[f32],
     neg: Operand,
     d: usize,
     kk: Option<usize>,
     log_q: Option<&[f32]>,
-) -> Result<NegSampling> {
+) -> Result<NsShape> {
     const F: &str = "negativeSamplingLoss";
     let n = x.rows;
     let x = x.check(F, "x", d)?.data;
@@ -247,12 +256,87 @@ pub fn negative_sampling_loss(
     if let Some(lq) = log_q {
         check_finite(F, "logQ", lq)?;
     }
+    Ok(NsShape { n, k: k_, neg_rows })
+}
+
+/// Binary negative-sampling loss over anchors x (n × d), their positives (n × d) and k
+/// negatives each (n·k × d, k consecutive rows per anchor):
+/// mean_i [softplus(−o⁺_i) + Σ_r softplus(o⁻_ir)] with o = s − log(k·Q) when `log_q` (the
+/// n + n·k log sampling probabilities, positives first: NCE), else o = s (word2vec).
+pub fn negative_sampling_loss(
+    x: Operand,
+    pos: &[f32],
+    neg: Operand,
+    d: usize,
+    kk: Option<usize>,
+    log_q: Option<&[f32]>,
+) -> Result<NegSampling> {
+    const F: &str = "negativeSamplingLoss";
+    let sh = negative_sampling_check(x, pos, neg, d, kk, log_q)?;
+    let mut gx: Vec<f32> = crate::alloc::try_mat(F, "gradX", sh.n, d, "")?;
+    let mut gp: Vec<f32> = crate::alloc::try_mat(F, "gradPositives", sh.n, d, "")?;
+    let mut gn: Vec<f32> = crate::alloc::try_mat(F, "gradNegatives", sh.neg_rows, d, "")?;
+    let loss = ns_compute(
+        (x.data, pos, neg.data),
+        d,
+        sh,
+        log_q,
+        (&mut gx, &mut gp, &mut gn),
+    );
+    Ok(NegSampling {
+        loss,
+        grad_x: gx,
+        grad_positives: gp,
+        grad_negatives: gn,
+    })
+}
+
+/// [`negative_sampling_loss`] with the gradients computed in the caller's buffers (n × d,
+/// n × d and n·k × d values of any contents, every value written: buffers that the caller
+/// returns, so that nothing is zeroed first or copied); returns the loss. The same values, bit
+/// for bit.
+pub fn negative_sampling_loss_into(
+    (x, pos, neg): (Operand, &[f32], Operand),
+    d: usize,
+    kk: Option<usize>,
+    log_q: Option<&[f32]>,
+    (gx, gp, gn): (&mut [f32], &mut [f32], &mut [f32]),
+) -> Result<f64> {
+    let sh = negative_sampling_check(x, pos, neg, d, kk, log_q)?;
+    if gx.len() != sh.n * d || gp.len() != sh.n * d || gn.len() != sh.neg_rows * d {
+        bail!(
+            Shape,
+            "negativeSamplingLoss: gradient buffers of {}, {} and {} values for {} and {} rows of {d}",
+            gx.len(),
+            gp.len(),
+            gn.len(),
+            sh.n,
+            sh.neg_rows
+        );
+    }
+    Ok(ns_compute(
+        (x.data, pos, neg.data),
+        d,
+        sh,
+        log_q,
+        (gx, gp, gn),
+    ))
+}
+
+/// The loss, with its gradients written into buffers of any contents (checked arguments): each
+/// row is zeroed by its task just before it accumulates into it (in cache, in parallel), the
+/// same bits as accumulating into zeroed memory.
+fn ns_compute(
+    (x, pos, neg): (&[f32], &[f32], &[f32]),
+    d: usize,
+    sh: NsShape,
+    log_q: Option<&[f32]>,
+    (gx, gp, gn): (&mut [f32], &mut [f32], &mut [f32]),
+) -> f64 {
+    let (n, k_) = (sh.n, sh.k);
     let lnk = (k_ as f64).ln();
     let shift = |idx: usize| log_q.map_or(0.0, |lq| lnk + lq[idx] as f64);
     let inv_n = 1.0 / n as f64;
-    let mut gx: Vec<f32> = crate::alloc::try_mat(F, "gradX", n, d, "")?;
-    let mut gp: Vec<f32> = crate::alloc::try_mat(F, "gradPositives", n, d, "")?;
-    let mut gn: Vec<f32> = crate::alloc::try_mat(F, "gradNegatives", neg_rows, d, "")?;
     let mut lossv = vec![0f64; n.div_ceil(ANCHORS)];
     let work = |(blk, (((gxb, gpb), gnb), lv)): (usize, NsTask)| {
         let a0 = blk * ANCHORS;
@@ -265,8 +349,10 @@ pub fn negative_sampling_loss(
             let o = k::dot(xi, yp) as f64 - shift(i);
             l += softplus(-o);
             let c = (-sigmoid(-o) * inv_n) as f32;
+            gxi.fill(0.0);
             k::axpy(gxi, c, yp);
             let gpi = &mut gpb[r * d..(r + 1) * d];
+            gpi.fill(0.0);
             k::axpy(gpi, c, xi);
             for t in 0..k_ {
                 let j = i * k_ + t;
@@ -276,7 +362,9 @@ pub fn negative_sampling_loss(
                 let c = (sigmoid(o) * inv_n) as f32;
                 k::axpy(gxi, c, yn);
                 let gr = (r * k_ + t) * d;
-                k::axpy(&mut gnb[gr..gr + d], c, xi);
+                let gnj = &mut gnb[gr..gr + d];
+                gnj.fill(0.0);
+                k::axpy(gnj, c, xi);
             }
         }
         *lv = l;
@@ -289,18 +377,55 @@ pub fn negative_sampling_loss(
             .enumerate()
             .for_each(work)
     });
-    Ok(NegSampling {
-        loss: lossv.iter().sum::<f64>() * inv_n,
-        grad_x: gx,
-        grad_positives: gp,
-        grad_negatives: gn,
-    })
+    lossv.iter().sum::<f64>() * inv_n
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::testdata::assert_fd;
+
+    /// The in-place form writes every value of the caller's buffers: started from NaN, the
+    /// gradients and loss are the bits of the vector form (word2vec and NCE, several tasks).
+    #[test]
+    fn into_writes_every_value_of_buffers_of_any_contents() {
+        use crate::testdata::randv;
+        let (n, k, d) = (150, 3, 13);
+        let (x, p, ng) = (randv(n * d, 1), randv(n * d, 2), randv(n * k * d, 3));
+        let lq: Vec<f32> = (0..n + n * k).map(|i| -((i + 5) as f32).ln()).collect();
+        for log_q in [None, Some(&lq[..])] {
+            let (xo, no) = (Operand::new(&x, n), Operand::new(&ng, n * k));
+            let want = negative_sampling_loss(xo, &p, no, d, Some(k), log_q).unwrap();
+            let (mut gx, mut gp, mut gn) = (
+                vec![f32::NAN; n * d],
+                vec![f32::NAN; n * d],
+                vec![f32::NAN; n * k * d],
+            );
+            let loss = negative_sampling_loss_into(
+                (xo, &p, no),
+                d,
+                None,
+                log_q,
+                (&mut gx, &mut gp, &mut gn),
+            )
+            .unwrap();
+            assert_eq!(loss.to_bits(), want.loss.to_bits());
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&gx), bits(&want.grad_x));
+            assert_eq!(bits(&gp), bits(&want.grad_positives));
+            assert_eq!(bits(&gn), bits(&want.grad_negatives));
+            // Buffers of the wrong length: E_SHAPE, nothing computed.
+            let e = negative_sampling_loss_into(
+                (xo, &p, no),
+                d,
+                None,
+                log_q,
+                (&mut gx[1..], &mut gp, &mut gn),
+            )
+            .unwrap_err();
+            assert_eq!(e.code, crate::Code::Shape);
+        }
+    }
 
     #[test]
     fn alias_matches_distribution_and_is_deterministic() {

@@ -204,13 +204,63 @@ pub fn typed<'e, T: Elem>(
     what: &str,
     v: &[T],
 ) -> napi::Result<T::View<'e>> {
-    // (Node 20's Buffers hold at most 2^32 bytes; larger results take the zeroed path.)
-    if !(64 << 10..1 << 31).contains(&std::mem::size_of_val(v)) {
-        return typed_zeroed(env, func, what, v);
+    match unzeroed::<T>(env, func, what, SPLIT, v.len())? {
+        // SAFETY: `data` holds room for v.len() values of T, aligned, that nothing else refers
+        // to yet; `v` is another allocation. The copy writes every value.
+        Some((data, ab)) => unsafe {
+            copy_par(data, v);
+            view::<T>(env.raw(), ab, v.len(), (func, what))
+        },
+        None => typed_zeroed(env, func, what, v),
     }
-    let len = v.len();
-    let bytes = alloc::bytes_of::<T>(func, what, len, SPLIT).map_err(to_napi)?;
-    alloc::probe(func, what, bytes, SPLIT).map_err(to_napi)?;
+}
+
+/// A new typed array of `len` values computed in place by `fill`, which must write every value
+/// (it sees memory of unspecified contents): [`typed`]'s unzeroed Buffer memory from 64 KiB to
+/// 2 GiB, else [`typed_with`]'s zeroed buffer. For results that a call writes whole, so that
+/// they are neither zeroed first on the calling thread nor copied.
+pub fn typed_filled<'e, T: Elem>(
+    env: &'e Env,
+    func: &str,
+    what: &str,
+    hint: &str,
+    len: usize,
+    fill: impl FnOnce(&mut [T]) -> napi::Result<()>,
+) -> napi::Result<T::View<'e>> {
+    match unzeroed::<T>(env, func, what, hint, len)? {
+        Some((data, ab)) => {
+            // SAFETY: `data` holds room for `len` values of T, aligned, that nothing else
+            // refers to; any bit pattern is a valid f32/f64/u32. The view is made only after
+            // `fill` succeeded, and `fill` writes every value.
+            let s = unsafe { std::slice::from_raw_parts_mut(data, len) };
+            fill(s)?;
+            // SAFETY: `ab` is exactly the `len` values just written (offset 0).
+            unsafe { view::<T>(env.raw(), ab, len, (func, what)) }
+        }
+        None => typed_with(env, func, what, hint, len, fill),
+    }
+}
+
+/// Room for `len` values of T in a new Node Buffer's memory (not zeroed), with the ArrayBuffer
+/// that is exactly that memory (offset 0, `len` values, aligned for T), asking for huge pages:
+/// `None` below 64 KiB or from 2 GiB (Node 20's Buffers hold at most 4 GiB), when Node refuses
+/// the Buffer (its pending exception cleared) or when the layout is not that one (the Buffer is
+/// then left to the collector, never shown to JavaScript). Sizes are probed first, refused with
+/// `E_ARG` naming `hint`.
+fn unzeroed<T: Elem>(
+    env: &Env,
+    func: &str,
+    what: &str,
+    hint: &str,
+    len: usize,
+) -> napi::Result<Option<(*mut T, sys::napi_value)>> {
+    let Some(bytes) = len.checked_mul(std::mem::size_of::<T>()) else {
+        return Ok(None);
+    };
+    if !(64 << 10..1 << 31).contains(&bytes) {
+        return Ok(None);
+    }
+    alloc::probe(func, what, bytes, hint).map_err(to_napi)?;
     let raw = env.raw();
     let mut data: *mut c_void = ptr::null_mut();
     let mut buf: sys::napi_value = ptr::null_mut();
@@ -227,7 +277,7 @@ pub fn typed<'e, T: Elem>(
                 sys::napi_get_and_clear_last_exception(raw, &mut e);
             }
         }
-        return typed_zeroed(env, func, what, v);
+        return Ok(None);
     }
     // The Buffer's own ArrayBuffer: it must start at the Buffer and hold exactly its bytes, so
     // that the typed array's `.buffer` shows nothing but the values written.
@@ -249,16 +299,10 @@ pub fn typed<'e, T: Elem>(
         || offset != 0
         || !(data as usize).is_multiple_of(std::mem::align_of::<T>())
     {
-        // Not the layout this relies on: the zeroed path (the Buffer is left to the collector,
-        // never shown to JavaScript).
-        return typed_zeroed(env, func, what, v);
+        return Ok(None);
     }
     alloc::huge_pages(data as *mut u8, bytes);
-    // SAFETY: `data` holds `bytes` = len · size_of::<T>() writable bytes, aligned for T (checked
-    // above), that nothing else refers to yet; `v` is another allocation.
-    unsafe { copy_par(data as *mut T, v) };
-    // SAFETY: `ab` is exactly the `len` values just written (offset 0, checked above).
-    unsafe { view::<T>(raw, ab, len, (func, what)) }
+    Ok(Some((data as *mut T, ab)))
 }
 
 /// Copies `src` to `dst` (room for `src.len()` values, possibly uninitialized, not overlapping

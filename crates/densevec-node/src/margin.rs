@@ -2,7 +2,7 @@
 
 use crate::args::{Gemm, Mat};
 use crate::common::js_result;
-use crate::common::{call, err, guard, typed_with, IntoJs};
+use crate::common::{call, err, guard, typed_filled, IntoJs};
 use crate::run::{operation, Op};
 use densevec_core::margin::{self as mg, MarginKind, MarginOpts};
 use densevec_core::view::Operand;
@@ -114,11 +114,13 @@ impl Op for MarginSoftmaxArgs {
         })?;
         // gradX and gradPrototypes are computed in their returned buffers too: copied from
         // fresh vectors, they took two more allocations and a serial copy after the parallel
-        // work.
+        // work. All three are unzeroed memory: the GEMMs write every value before anything
+        // reads it (a zeroed buffer was zeroed again on this thread when the allocator reused
+        // memory).
         let (mut rest, mut gx_js, mut gw_js) = (None, None, None);
-        let logits = typed_with(env, func, mg::LOGITS, mg::SPLIT, len, |out| {
-            gx_js = Some(typed_with(env, func, "gradX", mg::SPLIT, lx, |gx| {
-                gw_js = Some(typed_with(
+        let logits = typed_filled(env, func, mg::LOGITS, mg::SPLIT, len, |out| {
+            gx_js = Some(typed_filled(env, func, "gradX", mg::SPLIT, lx, |gx| {
+                gw_js = Some(typed_filled(
                     env,
                     func,
                     "gradPrototypes",
