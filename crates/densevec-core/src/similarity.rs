@@ -958,6 +958,46 @@ mod tests {
         cos_f64(ab, aa, bb)
     }
 
+    /// The in-place form writes every value of the caller's buffer: started from NaN, it gives
+    /// the bits of the vector form for every metric, precision and corpus storage, with zero
+    /// rows (scored directly) on both sides and shapes across the tiles.
+    #[test]
+    fn into_writes_every_value_of_a_buffer_of_any_contents() {
+        use crate::precision::{with_precision, Precision};
+        use crate::quantized::{f32_to_f16, similarity_matrix_q, similarity_matrix_q_into};
+        let (qr, cr, d) = (37, 1289, 45);
+        let mut q = crate::testdata::randv(qr * d, 5);
+        let mut c = crate::testdata::randv(cr * d, 6);
+        q[3 * d..4 * d].fill(0.0);
+        c[700 * d..701 * d].fill(0.0);
+        let c16: Vec<u16> = c.iter().map(|&v| f32_to_f16(v)).collect();
+        for prec in [Precision::F32, Precision::Bf16] {
+            for metric in [Metric::Dot, Metric::Cosine, Metric::L2sq] {
+                with_precision(prec, || {
+                    let want = similarity_matrix(&q, qr, &c, cr, d, metric).unwrap();
+                    let mut out = vec![f32::NAN; qr * cr];
+                    similarity_matrix_into(&q, qr, &c, cr, d, metric, &mut out).unwrap();
+                    assert!(
+                        want.iter()
+                            .zip(&out)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{metric:?} {prec:?}"
+                    );
+                    let h = Corpus::F16(&c16);
+                    let want = similarity_matrix_q(&q, qr, &h, cr, d, metric).unwrap();
+                    out.fill(f32::NAN);
+                    similarity_matrix_q_into(&q, qr, &h, cr, d, metric, &mut out).unwrap();
+                    assert!(
+                        want.iter()
+                            .zip(&out)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "f16 {metric:?} {prec:?}"
+                    );
+                });
+            }
+        }
+    }
+
     /// Runs a check (on the detected ISA: switching ISAs is global state, and other tests
     /// compare bits across runs; the JS suite runs these regimes on every ISA).
     fn on_detected_isa(f: impl Fn()) {

@@ -2,7 +2,7 @@
 
 use crate::args::{is_bf16, precision, CorpusArg, Mat, MetricName, PrecisionName};
 use crate::common::js_result;
-use crate::common::{guard, typed_with, SPLIT};
+use crate::common::{guard, typed_filled, SPLIT};
 use crate::run::{operation, Op};
 use densevec_core::alloc;
 use densevec_core::error::check_matrix;
@@ -32,7 +32,7 @@ pub fn norm(a: &[f32]) -> f64 {
 /// New unit vector (zero stays zero), computed in the returned buffer.
 #[napi]
 pub fn normalize<'e>(env: &'e Env, a: &[f32]) -> napi::Result<Float32ArraySlice<'e>> {
-    typed_with(env, "normalize", "the result", SPLIT, a.len(), |s| {
+    typed_filled(env, "normalize", "the result", SPLIT, a.len(), |s| {
         s.copy_from_slice(a);
         sim::normalize_inplace(s);
         Ok(())
@@ -54,7 +54,7 @@ pub fn normalize_in_place(mut x: Mat) -> napi::Result<()> {
 pub fn normalize_rows<'e>(env: &'e Env, m: Mat) -> napi::Result<Float32ArraySlice<'e>> {
     const F: &str = "normalizeRows";
     let v = guard(F, || m.view(F, "m"))?;
-    typed_with(env, F, "the result", SPLIT, v.data.len(), |s| {
+    typed_filled(env, F, "the result", SPLIT, v.data.len(), |s| {
         s.copy_from_slice(v.data);
         sim::normalize_rows_inplace(s, v.cols);
         Ok(())
@@ -109,7 +109,7 @@ impl Op for SimilarityMatrixArgs {
             }
             alloc::elems(func, SIM_WHAT, &[qr, cr], 4, SIM_HINT)
         })?;
-        typed_with(env, func, SIM_WHAT, SIM_HINT, len, |out| {
+        typed_filled(env, func, SIM_WHAT, SIM_HINT, len, |out| {
             guard(func, || {
                 with_precision(precision(self.precision), || match c {
                     Corpus::F32(c) => sim::similarity_matrix_into(q, qr, c, cr, d, m, out),
