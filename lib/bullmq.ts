@@ -72,11 +72,12 @@ export interface SearchShardedOptions extends BullmqCommon {
   batchRows?: number;
   /** Attempts per job (default 3): a job whose worker throws is retried. */
   attempts?: number;
-  /** Give up after this many ms (default 120000) with E_BACKEND. */
+  /** Give up after this many ms (default 120000, at most 2^31 − 1) with E_BACKEND. */
   timeoutMs?: number;
   /**
-   * Jobs still unfinished are also looked up in Redis every `pollMs` ms (default 1000), so a
-   * finished job whose event never reaches the coordinator costs at most this much latency.
+   * Jobs still unfinished are also looked up in Redis every `pollMs` ms (default 1000, at most
+   * 2^31 − 1), so a finished job whose event never reaches the coordinator costs at most this
+   * much latency.
    */
   pollMs?: number;
   /** Called after each finished job with (jobsDone, jobsTotal). */
@@ -105,7 +106,6 @@ type JobT = {
   id?: string;
   returnvalue?: unknown;
   failedReason?: string;
-  waitUntilFinished(ev: unknown, ttl?: number): Promise<unknown>;
   getState(): Promise<string>;
 };
 
@@ -363,6 +363,12 @@ async function withPool<T>(fn: string, connection: RedisConnection, f: (pool: Qu
   }
 }
 
+/** The longest delay Node's timers take (a larger one fires at once). */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/** The event emitter side of a QueueEvents. */
+type Emitter = { on(ev: string, f: (args: never) => void): unknown; removeListener(ev: string, f: (args: never) => void): unknown };
+
 async function fanOut<R>(
   pool: QueuePool,
   jobs: { queue: string; data: unknown }[],
@@ -371,7 +377,13 @@ async function fanOut<R>(
   pollMs: number,
   onDone?: (done: number, total: number) => void,
 ): Promise<R[]> {
-  if (!(pollMs > 0) || !Number.isFinite(pollMs)) fail('E_ARG', `densevec/bullmq: pollMs must be a positive number of ms, got ${String(pollMs)}`);
+  for (const [name, v] of [
+    ['timeoutMs', timeoutMs],
+    ['pollMs', pollMs],
+  ] as const) {
+    if (typeof v !== 'number' || !(v > 0 && v <= MAX_DELAY_MS))
+      fail('E_ARG', `densevec/bullmq: ${name} must be a number of ms in (0, ${MAX_DELAY_MS}], got ${String(v)}`);
+  }
   const names = [...new Set(jobs.map((j) => j.queue))];
   const opened = new Map<string, { queue: QueueT; events: EventsT }>();
   for (const [i, o] of (await Promise.all(names.map((n) => pool.get(n)))).entries()) opened.set(names[i], o);
@@ -389,19 +401,31 @@ async function fanOut<R>(
     }),
   );
   // Each job finishes by its 'completed' / 'failed' event or, should that event be lost, by a
-  // lookup of its state every pollMs; whichever comes first settles it, once.
+  // lookup of its state (at once, then every pollMs); whichever comes first settles it, once.
+  // An error thrown by onDone ends the call.
+  let failFast: (e: Error) => void = () => undefined;
+  const fatal = new Promise<never>((_, reject) => {
+    failFast = reject;
+  });
+  fatal.catch(() => undefined); // (when it comes after the call has ended)
   const settled: boolean[] = new Array(jobs.length).fill(false);
   const settlers: { resolve: (v: R) => void; reject: (e: Error) => void }[] = new Array(jobs.length);
   const waits = added.map(
-    (job, i) =>
+    (_, i) =>
       new Promise<R>((resolve, reject) => {
         settlers[i] = {
           resolve: (v) => {
             if (settled[i]) return;
             settled[i] = true;
             done++;
-            if (onDone) onDone(done, jobs.length);
             resolve(v);
+            if (onDone) {
+              try {
+                onDone(done, jobs.length);
+              } catch (e) {
+                failFast(e instanceof Error ? e : new Error(String(e)));
+              }
+            }
           },
           reject: (e) => {
             if (settled[i]) return;
@@ -409,12 +433,24 @@ async function fanOut<R>(
             reject(e);
           },
         };
-        job.waitUntilFinished(at(i).events, timeoutMs).then(
-          (v) => settlers[i].resolve(v as R),
-          (e: Error) => settlers[i].reject(e),
-        );
       }),
   );
+  for (const w of waits) w.catch(() => undefined); // (rejections reach the caller through Promise.all)
+  // Our own listeners (removed when the call ends), not Job.waitUntilFinished: its timer and
+  // listeners outlive a job settled by a lookup.
+  const unlisten: (() => void)[] = [];
+  added.forEach((job, i) => {
+    const ev = at(i).events as unknown as Emitter;
+    const id = String(job.id);
+    const onCompleted = (args: { returnvalue?: unknown }) => settlers[i].resolve(args.returnvalue as R);
+    const onFailed = (args: { failedReason?: string }) => settlers[i].reject(new Error(args.failedReason ?? `job ${id} failed`));
+    ev.on(`completed:${id}`, onCompleted);
+    ev.on(`failed:${id}`, onFailed);
+    unlisten.push(() => {
+      ev.removeListener(`completed:${id}`, onCompleted);
+      ev.removeListener(`failed:${id}`, onFailed);
+    });
+  });
   let polling = false;
   const poll = async () => {
     const open = added.map((_, i) => i).filter((i) => !settled[i]);
@@ -422,14 +458,14 @@ async function fanOut<R>(
     await Promise.all(
       open.map(async (i, t) => {
         if (states[t] !== 'completed' && states[t] !== 'failed') return;
-        const job = await at(i).queue.getJob(added[i].id as string);
+        const job = await at(i).queue.getJob(String(added[i].id));
         if (job === undefined || settled[i]) return;
         if (states[t] === 'completed') settlers[i].resolve(job.returnvalue as R);
         else settlers[i].reject(new Error(job.failedReason ?? `job ${added[i].id} failed`));
       }),
     );
   };
-  const poller = setInterval(() => {
+  const pollNow = () => {
     if (polling) return;
     polling = true;
     poll()
@@ -437,7 +473,10 @@ async function fanOut<R>(
       .finally(() => {
         polling = false;
       });
-  }, pollMs);
+  };
+  // Once now: a job may have finished before its listeners were attached.
+  pollNow();
+  const poller = setInterval(pollNow, pollMs);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -446,14 +485,14 @@ async function fanOut<R>(
     );
   });
   try {
-    return await Promise.race([Promise.all(waits), timeout]);
+    return await Promise.race([Promise.all(waits), timeout, fatal]);
   } catch (e) {
     return fail('E_BACKEND', `densevec/bullmq: ${(e as Error).message}`);
   } finally {
     clearTimeout(timer);
     clearInterval(poller);
+    for (const f of unlisten) f();
     for (let i = 0; i < jobs.length; i++) settlers[i]?.reject(new Error('abandoned'));
-    for (const w of waits) w.catch(() => undefined);
   }
 }
 

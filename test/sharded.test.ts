@@ -176,8 +176,36 @@ describe('densevec/bullmq on Redis', () => {
         proto.emit = emit;
         await w.close();
       }
-      await expect(bull.searchSharded(q, 4, { connection: connection(), shards: 2, prefix: 'lost', pollMs: 0 })).rejects.toMatchObject({ code: 'E_ARG' });
+      for (const bad of [{ pollMs: 0 }, { pollMs: 2 ** 31 }, { timeoutMs: -1 }, { timeoutMs: Number.NaN }]) {
+        await expect(bull.searchSharded(q, 4, { connection: connection(), shards: 2, prefix: 'lost', ...bad })).rejects.toMatchObject({ code: 'E_ARG' });
+      }
     });
+  });
+
+  it('an onProgress that throws ends the call at once with E_BACKEND (no crash, no wait for the timeout)', async () => {
+    if (!redisReady()) return;
+    const c = randm(400, 8, 21);
+    const file = join(dir, 'progress0.dvc');
+    dv.writeCorpus(file, c);
+    const w = bull.createShardWorker({ connection: connection(), shards: { 0: file }, prefix: 'progress', train: false });
+    try {
+      const q = randm(9, 8, 22);
+      const t0 = Date.now();
+      const onProgress = () => {
+        throw new Error('stop here');
+      };
+      await expect(
+        bull.searchSharded(q, 3, { connection: connection(), shards: 1, prefix: 'progress', batchRows: 3, timeoutMs: 30000, onProgress }),
+      ).rejects.toMatchObject({ code: 'E_BACKEND', message: expect.stringMatching(/stop here/) });
+      expect(Date.now() - t0).toBeLessThan(20000);
+      // The same queues still serve a call whose onProgress behaves.
+      const seen: number[] = [];
+      const got = await bull.searchSharded(q, 3, { connection: connection(), shards: 1, prefix: 'progress', batchRows: 3, onProgress: (d) => seen.push(d) });
+      expect(Array.from(got.indices)).toEqual(Array.from(dv.topK(q, c, 3).indices));
+      expect(seen).toEqual([1, 2, 3]);
+    } finally {
+      await w.close();
+    }
   });
 
   it('infoNCEDataParallel equals the single-process step', async () => {

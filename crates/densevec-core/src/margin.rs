@@ -697,8 +697,10 @@ fn margin_softmax_all_in<'o>(
     // Each thread forms its blocks of G in one buffer, reused (every value rewritten), a chunk
     // of CHUNK classes at a time: a few MiB that stay in cache between being formed and being
     // packed by the GEMM (a whole block of rows × C went to memory and back). The chunks'
-    // products accumulate in class order: the same chain of fused multiply-adds as one product
-    // over all classes (chunks start at even classes: the same pairs for bf16).
+    // products accumulate in class order: on the SIMD GEMMs the same chain of fused
+    // multiply-adds as one product over all classes (chunks start at even classes: the same
+    // pairs for bf16); the scalar GEMM rounds each chunk's float64 sum once. Chunks are fixed,
+    // so the bits never depend on the thread count.
     let scratch = alloc::PerThread::new();
     let gb_len = alloc::elems(
         F,
