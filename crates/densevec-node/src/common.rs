@@ -178,25 +178,10 @@ pub fn serial_copies<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The zeroed path of [`typed`].
-fn typed_zeroed<'e, T: Elem>(
-    env: &'e Env,
-    func: &str,
-    what: &str,
-    v: &[T],
-) -> napi::Result<T::View<'e>> {
-    typed_with(env, func, what, SPLIT, v.len(), |s| {
-        s.copy_from_slice(v);
-        Ok(())
-    })
-}
-
 /// A new V8-owned typed array holding a copy of `v` (the one way every binding returns a
-/// computed buffer). From 64 KiB up to 2 GiB, the buffer is a Node Buffer's memory
-/// (`napi_create_buffer`, which is not zeroed first: the copy writes every value) viewed as the
-/// typed array, checked to be the whole of its own ArrayBuffer, and the copy runs in pieces on
-/// the pool ([`copy_par`]); otherwise, or when Node refuses the Buffer, a zeroed ArrayBuffer.
-/// Zeroing the buffer first, on the calling thread, was 17 % of a two-thread
+/// computed buffer): [`typed_filled`] with the copy as its fill, so from 64 KiB up to 2 GiB the
+/// buffer is a Node Buffer's memory, not zeroed first, and the copy runs in pieces on the pool
+/// ([`copy_par`]). Zeroing the buffer first, on the calling thread, was 17 % of a two-thread
 /// negativeSamplingLoss (34 MB of gradients).
 pub fn typed<'e, T: Elem>(
     env: &'e Env,
@@ -204,15 +189,10 @@ pub fn typed<'e, T: Elem>(
     what: &str,
     v: &[T],
 ) -> napi::Result<T::View<'e>> {
-    match unzeroed::<T>(env, func, what, SPLIT, v.len())? {
-        // SAFETY: `data` holds room for v.len() values of T, aligned, that nothing else refers
-        // to yet; `v` is another allocation. The copy writes every value.
-        Some((data, ab)) => unsafe {
-            copy_par(data, v);
-            view::<T>(env.raw(), ab, v.len(), (func, what))
-        },
-        None => typed_zeroed(env, func, what, v),
-    }
+    typed_filled(env, func, what, SPLIT, v.len(), |s| {
+        copy_par(s, v);
+        Ok(())
+    })
 }
 
 /// A new typed array of `len` values computed in place by `fill`, which must write every value
@@ -305,29 +285,24 @@ fn unzeroed<T: Elem>(
     Ok(Some((data as *mut T, ab)))
 }
 
-/// Copies `src` to `dst` (room for `src.len()` values, possibly uninitialized, not overlapping
-/// `src`), in 1 MiB pieces on the pool's threads when there are several, the copy is 4 MiB or
-/// more and it is not the result of an async call ([`serial_copies`]): the copy into a fresh result buffer also takes its first-touch page faults, and on
-/// the calling thread alone it was the serial tail of calls that return large buffers.
-///
-/// # Safety
-/// `dst` must be valid for writes of `src.len()` values of T and not overlap `src`.
-unsafe fn copy_par<T: Elem>(dst: *mut T, src: &[T]) {
+/// Copies `src` to `dst` (of the same length), in 1 MiB pieces on the pool's threads when
+/// there are several, the copy is 4 MiB or more and it is not the result of an async call
+/// ([`serial_copies`]): the copy into a fresh result buffer also takes its first-touch page
+/// faults, and on the calling thread alone it was the serial tail of calls that return large
+/// buffers.
+fn copy_par<T: Elem>(dst: &mut [T], src: &[T]) {
     let piece = (1 << 20) / std::mem::size_of::<T>().max(1);
     if std::mem::size_of_val(src) < 4 << 20
         || densevec_core::pool::threads() < 2
         || SERIAL.with(|c| c.get())
     {
-        ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+        dst.copy_from_slice(src);
         return;
     }
-    let dst = dst as usize;
     densevec_core::pool::run(|| {
-        src.par_chunks(piece).enumerate().for_each(|(i, s)| {
-            // SAFETY: piece i goes to values [i·piece, i·piece + s.len()) of `dst`, inside the
-            // caller's range and written by this task alone.
-            unsafe { ptr::copy_nonoverlapping(s.as_ptr(), (dst as *mut T).add(i * piece), s.len()) }
-        })
+        dst.par_chunks_mut(piece)
+            .zip(src.par_chunks(piece))
+            .for_each(|(d, s)| d.copy_from_slice(s))
     });
 }
 
