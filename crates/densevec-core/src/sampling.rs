@@ -323,6 +323,17 @@ pub fn negative_sampling_loss_into(
     ))
 }
 
+/// x·y of two finite rows: the float32 dot, or where it overflowed (rows whose products or
+/// partial sums pass the float32 range, e.g. entries of 1e20) the float64 sum of the products.
+fn dot_wide(x: &[f32], y: &[f32]) -> f64 {
+    let v = k::dot(x, y);
+    if v.is_finite() {
+        v as f64
+    } else {
+        x.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum()
+    }
+}
+
 /// The loss, with its gradients written into buffers of any contents (checked arguments): each
 /// row is zeroed by its task just before it accumulates into it (in cache, in parallel), the
 /// same bits as accumulating into zeroed memory.
@@ -346,7 +357,7 @@ fn ns_compute(
             let xi = &x[i * d..(i + 1) * d];
             let gxi = &mut gxb[r * d..(r + 1) * d];
             let yp = &pos[i * d..(i + 1) * d];
-            let o = k::dot(xi, yp) as f64 - shift(i);
+            let o = dot_wide(xi, yp) - shift(i);
             l += softplus(-o);
             let c = (-sigmoid(-o) * inv_n) as f32;
             gxi.fill(0.0);
@@ -357,7 +368,7 @@ fn ns_compute(
             for t in 0..k_ {
                 let j = i * k_ + t;
                 let yn = &neg[j * d..(j + 1) * d];
-                let o = k::dot(xi, yn) as f64 - shift(n + j);
+                let o = dot_wide(xi, yn) - shift(n + j);
                 l += softplus(o);
                 let c = (sigmoid(o) * inv_n) as f32;
                 k::axpy(gxi, c, yn);
@@ -492,5 +503,63 @@ mod tests {
             assert_fd(fd, r.grad_x[t], 1e-3, &t.to_string());
         }
         assert!(softplus(1000.0).is_finite() && softplus(-1000.0) == 0.0);
+    }
+
+    /// Scores past the float32 range (entries of 3e38, 1e20) are formed in float64: the loss is
+    /// the float64 one (finite), not +∞, and the gradients are those of the float64 scores.
+    #[test]
+    fn scores_past_the_float32_range_are_formed_in_float64() {
+        let (n, kk, d) = (2, 2, 3);
+        for big in [3e38f32, 1e20, -2e25] {
+            let x = vec![big; n * d];
+            let p: Vec<f32> = (0..n * d).map(|i| (i as f32 - 2.5) / 4.0).collect();
+            let ng: Vec<f32> = (0..n * kk * d).map(|i| (i as f32 - 5.5) / 6.0).collect();
+            let r = negative_sampling_loss(
+                Operand::new(&x, n),
+                &p,
+                Operand::new(&ng, n * kk),
+                d,
+                None,
+                None,
+            )
+            .unwrap();
+            let dot = |a: &[f32], b: &[f32]| -> f64 {
+                a.iter().zip(b).map(|(&u, &v)| u as f64 * v as f64).sum()
+            };
+            let mut want = 0f64;
+            let mut gx = vec![0f64; n * d];
+            for i in 0..n {
+                let xi = &x[i * d..(i + 1) * d];
+                let o = dot(xi, &p[i * d..(i + 1) * d]);
+                want += softplus(-o);
+                for (g, &v) in gx[i * d..(i + 1) * d]
+                    .iter_mut()
+                    .zip(&p[i * d..(i + 1) * d])
+                {
+                    *g += -sigmoid(-o) / n as f64 * v as f64;
+                }
+                for t in 0..kk {
+                    let yn = &ng[(i * kk + t) * d..(i * kk + t + 1) * d];
+                    let o = dot(xi, yn);
+                    want += softplus(o);
+                    for (g, &v) in gx[i * d..(i + 1) * d].iter_mut().zip(yn) {
+                        *g += sigmoid(o) / n as f64 * v as f64;
+                    }
+                }
+            }
+            want /= n as f64;
+            assert!(r.loss.is_finite(), "{big}: loss {}", r.loss);
+            assert!(
+                (r.loss - want).abs() <= 1e-6 * want.abs(),
+                "{big}: {} vs {want}",
+                r.loss
+            );
+            for (t, (&g, &w)) in r.grad_x.iter().zip(&gx).enumerate() {
+                assert!(
+                    (g as f64 - w).abs() <= 1e-6 * (1.0 + w.abs()),
+                    "{big} gradX[{t}]: {g} vs {w}"
+                );
+            }
+        }
     }
 }

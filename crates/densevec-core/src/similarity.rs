@@ -422,6 +422,11 @@ fn tile_shape(m: usize, n: usize, threads: usize) -> (usize, usize) {
 /// Corpus-row norms the batched cosine takes on the float32 path.
 const COS_LO: f64 = 8.271806125530277e-25; // 2^-80
 const COS_HI: f64 = 1.2676506002282294e30; // 2^100
+/// Query-row norms the bf16 cosine takes into its GEMM as they are (see `Queries::new`):
+/// with corpus norms in [COS_LO, COS_HI] the products stay below 2^110 and, for rows that
+/// matter, above the bf16 flush threshold.
+const BF16_Q_LO: f64 = 9.765625e-4; // 2^-10
+const BF16_Q_HI: f64 = 1024.0; // 2^10
 /// Below τ·(‖q‖² + ‖c‖²), a batched l2sq is recomputed directly, with τ = 2^-5·max(1, √(d/64))
 /// (capped at 1/2): the expansion's error grows like √d·2^-24·(‖q‖² + ‖c‖²). The GPU backend
 /// applies the same rule.
@@ -540,7 +545,9 @@ pub(crate) struct Queries<'a> {
     /// The caller's rows as the GEMM sees them: q (f32), or its bf16 values (also for the
     /// entries scored directly).
     orig: Cow<'a, [f32]>,
-    /// Cosine at f32 precision: the unit rows that enter the GEMM instead of `orig`.
+    /// Cosine: the rows that enter the GEMM instead of `orig` — at f32 precision the unit
+    /// rows; at bf16 precision, when some row's norm is far from 1, the rounded rows with
+    /// those rows scaled by a power of two (empty otherwise).
     unit: Vec<f32>,
     /// l2sq: ‖q_i‖² per row.
     qa: Vec<f32>,
@@ -574,16 +581,34 @@ impl<'a> Queries<'a> {
             Metric::Dot => {}
             Metric::Cosine if prec == Precision::Bf16 => {
                 let mut qs = vec![0f32; rows];
+                // The GEMM takes the rounded rows unnormalized, so its products are q̃·c̃:
+                // with ‖c̃‖ up to COS_HI they overflow for large ‖q̃‖, and are flushed to zero
+                // (bf16 products below 2^-126) for small ones. Rows with a norm outside
+                // [BF16_Q_LO, BF16_Q_HI] enter it scaled by a power of two (exact: bf16
+                // values stay bf16 values) to a norm in [1/2, 1); the cosine does not change.
+                let mut scaled: Option<Vec<f32>> = None;
                 for (i, r) in q.chunks(cols.max(1)).enumerate().take(rows) {
                     let n = norm64(r);
                     if (COS_LO..=COS_HI).contains(&n) {
-                        qs[i] = (1.0 / n) as f32;
+                        if (BF16_Q_LO..=BF16_Q_HI).contains(&n) {
+                            qs[i] = (1.0 / n) as f32;
+                        } else {
+                            let f = 2f64.powi(-(n.log2().floor() as i32 + 1));
+                            let u = scaled.get_or_insert_with(|| q.to_vec());
+                            for v in &mut u[i * cols..(i + 1) * cols] {
+                                *v = (*v as f64 * f) as f32;
+                            }
+                            qs[i] = (1.0 / (n * f)) as f32;
+                        }
                     } else if n != 0.0 {
                         // Not finite, or 1/‖r‖ outside the float32 path's range.
                         p.direct[i] = true;
                     }
                 }
                 p.qscale = qs;
+                if let Some(u) = scaled {
+                    p.unit = u;
+                }
             }
             Metric::Cosine => {
                 let mut u = q.to_vec();
@@ -619,7 +644,7 @@ impl<'a> Queries<'a> {
         p
     }
 
-    /// The rows that enter the GEMM: q (dot, l2sq, cosine at bf16), unit rows (cosine).
+    /// The rows that enter the GEMM: q (dot, l2sq, cosine at bf16), `unit` when it is set.
     fn gemm_rows(&self) -> &[f32] {
         if self.unit.is_empty() {
             &self.orig
@@ -994,6 +1019,54 @@ mod tests {
                         "f16 {metric:?} {prec:?}"
                     );
                 });
+            }
+        }
+    }
+
+    /// bf16 cosine of rows whose norms are far from 1 (the products q̃·c̃ of the GEMM would
+    /// pass the float32 range, or be flushed to zero): the cosine of the rounded rows, for
+    /// every pairing of query and corpus scales, in the matrix and in top-k.
+    #[test]
+    fn bf16_cosine_takes_rows_of_any_norm() {
+        use crate::precision::{with_precision, Precision};
+        let (qr, cr, d) = (3, 5, 7);
+        let q0 = crate::testdata::randv(qr * d, 11);
+        let c0 = crate::testdata::randv(cr * d, 12);
+        let scales = [1e-22f32, 1e-20, 1e-5, 1.0, 3e3, 1e20, 1e30];
+        for &sq in &scales {
+            for &sc in &scales {
+                let q: Vec<f32> = q0.iter().map(|&v| v * sq).collect();
+                let c: Vec<f32> = c0.iter().map(|&v| v * sc).collect();
+                let r = |v: &[f32]| -> Vec<f32> {
+                    v.iter().map(|&x| Precision::Bf16.round(x)).collect()
+                };
+                let (qb, cb) = (r(&q), r(&c));
+                let got = with_precision(Precision::Bf16, || {
+                    similarity_matrix(&q, qr, &c, cr, d, Metric::Cosine).unwrap()
+                });
+                for i in 0..qr {
+                    for j in 0..cr {
+                        let want = cos64(&qb[i * d..(i + 1) * d], &cb[j * d..(j + 1) * d]);
+                        let g = got[i * cr + j] as f64;
+                        assert!(
+                            (g - want).abs() <= 2e-6,
+                            "q × {sq:e}, c × {sc:e}, ({i}, {j}): {g} vs {want}"
+                        );
+                    }
+                }
+                let t = with_precision(Precision::Bf16, || {
+                    crate::topk::top_k(&q, qr, &c, cr, d, 2, Metric::Cosine).unwrap()
+                });
+                for i in 0..qr {
+                    let j = t.indices[i * 2] as usize;
+                    assert_eq!(
+                        t.scores[i * 2],
+                        got[i * cr + j],
+                        "top-k q × {sq:e}, c × {sc:e}"
+                    );
+                    let best = (0..cr).map(|j| got[i * cr + j]).fold(f32::MIN, f32::max);
+                    assert_eq!(t.scores[i * 2], best);
+                }
             }
         }
     }
