@@ -240,6 +240,76 @@ describe('the whole float32 range', () => {
     expect(Array.from(tk.indices)).toEqual(Array.from(tr.indices));
   });
 
+  it("cosine at precision 'bf16' over rows of every magnitude: the cosine of the rounded rows, never ±∞ or 0", () => {
+    const d = 33;
+    const rows = [...scales, 1e-22, 1e-30, 0, 3e37];
+    const m = mat(rows.length, d, (i, k) => rows[i] * Math.sin((k + 1) * (i + 1) * 0.37));
+    const o = { precision: 'bf16' } as const;
+    forEachIsa(() => {
+      const got = dv.similarityMatrix(m, m, o);
+      const want = ref.similarityMatrix(m, m, o);
+      close(got.data, want.data, 0, 2e-6);
+      const tk = dv.topK(m, m, 4, o);
+      const tr = ref.topK(m, m, 4, o);
+      close(tk.scores, tr.scores, 0, 2e-6);
+    });
+    // The reported pairs: norms of 1e20 and 1e-20 on both sides.
+    for (const s of [1e20, 1e30, 1e-20, 1e-22]) {
+      const q = mat(2, 2, (i, k) => s * [1, 1, 1, 0][i * 2 + k]);
+      const c = mat(2, 2, (i, k) => s * [1, 0, -1, -1][i * 2 + k]);
+      const got = dv.similarityMatrix(q, c, o);
+      expect(Array.from(got.data).every(Number.isFinite)).toBe(true);
+      close(got.data, ref.similarityMatrix(q, c, o).data, 0, 1e-6);
+      close(dv.topK(q, c, 2, o).scores, ref.topK(q, c, 2, o).scores, 0, 1e-6);
+    }
+  });
+
+  it('negativeSamplingLoss with scores past the float32 range: the reference loss and gradients', () => {
+    const p = randm(4, 3, 6);
+    const ng = randm(8, 3, 7);
+    for (const v of [3e38, -3e38, 1e20, 1e-30]) {
+      const x = mat(4, 3, () => v);
+      forEachIsa(() => {
+        const got = dv.negativeSamplingLoss(x, p, ng);
+        const want = ref.negativeSamplingLoss(x, p, ng);
+        expect(Number.isFinite(got.loss)).toBe(true);
+        close(got.loss, want.loss, 1e-6, 0);
+        close(got.gradX.data, want.gradX.data, 1e-5, 1e-6 * maxAbs(want.gradX.data));
+        close(got.gradPositives.data, want.gradPositives.data, 1e-5, 1e-6 * maxAbs(want.gradPositives.data));
+        close(got.gradNegatives.data, want.gradNegatives.data, 1e-5, 1e-6 * maxAbs(want.gradNegatives.data));
+      });
+    }
+  });
+
+  it('marginSoftmax at scales from 1e-320 to 1e300: the reference loss, gradients, gradScale and logits', () => {
+    const x = randm(6, 5, 21);
+    const w = randm(7, 5, 22);
+    const labels = Uint32Array.of(0, 3, 6, 2, 2, 5);
+    // ±∞ where the reference has them (a float32 logit or gradient past the range), else close.
+    const near = (a: Float32Array, b: Float32Array, atol: number) => {
+      const fin = (v: Float32Array) => Array.from(v, (t) => (Number.isFinite(t) ? t : 0));
+      expect(Array.from(a, (t) => (Number.isFinite(t) ? 0 : t))).toEqual(Array.from(b, (t) => (Number.isFinite(t) ? 0 : t)));
+      close(fin(a), fin(b), 1e-5, atol);
+    };
+    for (const kind of ['normalized', 'cosface', 'arcface'] as const) {
+      for (const labelSmoothing of [0, 0.1]) {
+        for (const scale of [1e-320, 1e-40, 1e-19, 2e36, 1e38, 3.5e38, 1e39, 1e300]) {
+          const o = { kind, scale, margin: 0.3, labelSmoothing };
+          const want = ref.marginSoftmax(x, w, labels, o);
+          forEachIsa(() => {
+            const got = dv.marginSoftmax(x, w, labels, o);
+            close(got.loss, want.loss, 1e-6, 0);
+            close(got.gradScale, want.gradScale, 1e-5, 1e-9);
+            near(got.gradX.data, want.gradX.data, 1e-4 * maxAbs(want.gradX.data.filter(Number.isFinite)) + 1e-44);
+            near(got.gradW.data, want.gradW.data, 1e-4 * maxAbs(want.gradW.data.filter(Number.isFinite)) + 1e-44);
+            near(got.logits.data, want.logits.data, 1e-6 * Math.min(scale, 3e38) + 1e-44);
+            close(got.angularMargins, want.angularMargins, 0, 1e-5);
+          });
+        }
+      }
+    }
+  });
+
   it('embeddingDrift and similarityStats at 1e-25 … 1e20', () => {
     for (const s of [1e-25, 1e-24, 1e-23, 1e20, 1e30]) {
       const a = mat(5, 24, (i, k) => s * Math.sin(k * 0.5 + i));

@@ -92,6 +92,10 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
   const xb = p.precision === 1 ? bf16F64(xu.h) : xu.h;
   const wb = p.precision === 1 ? bf16F64(wu.h) : wu.h;
   const z = alloc(Float64Array, N * C, fn, 'the N × C logits', 'split the batch');
+  // ψ = z/s, formed without the scale (cos θ_j off the label, the rule at s = 1 on it), so
+  // that ∂loss/∂s and the angular margins keep their digits for any s (a subnormal one too).
+  const psi = alloc(Float64Array, N * C, fn, 'the N × C logits', 'split the batch');
+  const unit = { ...p, scale: 1 };
   const dzy = new Float64Array(N);
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) {
@@ -102,13 +106,15 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
         const t = targetLogit(p, c);
         z[i * C + j] = t.z;
         dzy[i] = t.dz;
+        psi[i * C + j] = targetLogit(unit, c).z;
       } else {
         z[i * C + j] = p.scale * c;
+        psi[i * C + j] = c;
       }
     }
   }
   const logits = Float32Array.from(z);
-  // Angular margins from the cosines (z_j/s off the label; the label's cosine recomputed).
+  // Angular margins from the cosines (ψ_j off the label; the label's cosine recomputed).
   const angularMargins = new Float32Array(N);
   for (let i = 0; i < N; i++) {
     const y = labels[i];
@@ -117,19 +123,18 @@ export function marginSoftmax(x: Matrix, prototypes: Matrix, labels: Uint32Array
     let best = Infinity;
     for (let j = 0; j < C; j++) {
       if (j === y) continue;
-      const t = Math.acos(Math.min(1, Math.max(-1, z[i * C + j] / p.scale))) - Math.acos(Math.min(1, Math.max(-1, cy)));
+      const t = Math.acos(Math.min(1, Math.max(-1, psi[i * C + j]))) - Math.acos(Math.min(1, Math.max(-1, cy)));
       if (t < best) best = t;
     }
     angularMargins[i] = best;
   }
-  const zs = Float64Array.from(z);
   let loss = 0;
   for (let i = 0; i < N; i++) loss += ceRow(z, i * C, C, labels[i], p.labelSmoothing);
   loss /= N;
-  // Every logit is s·(a function of the cosines), so ∂loss/∂s = Σ (∂loss/∂z)·z / s.
+  // Every logit is s·ψ (ψ a function of the cosines), so ∂loss/∂s = Σ (∂loss/∂z)·ψ.
   let gs = 0;
-  for (let i = 0; i < N * C; i++) gs += z[i] * zs[i];
-  const gradScale = gs / N / p.scale;
+  for (let i = 0; i < N * C; i++) gs += z[i] * psi[i];
+  const gradScale = gs / N;
   // z now holds ∂loss_i/∂logit; chain to ∂loss/∂cos and divide by N for the mean.
   for (let i = 0; i < N; i++) {
     for (let j = 0; j < C; j++) z[i * C + j] *= (j === labels[i] ? dzy[i] : p.scale) / N;

@@ -40,6 +40,31 @@ const CHUNK: usize = 1000;
 /// Elements per piece of the penalties.
 const PIECE: usize = 1 << 16;
 
+/// Scales whose logits the float32 pass takes (see [`scale_is_wide`]).
+const SCALE_LO: f64 = 8.673617379884035e-19; // 2^-60
+const SCALE_HI: f64 = 1.329227995784916e36; // 2^120
+
+/// Whether marginSoftmax's scale s is outside [2^-60, 2^120], where float32 logits s·cos θ
+/// would overflow (s near or past the float32 range) or lose ∂loss/∂s to underflow (s tiny).
+/// Such calls form the softmax and the logit gradient in float64 from the cosines (see
+/// [`margin_softmax_with`]), and stay on the CPU.
+pub fn scale_is_wide(s: f64) -> bool {
+    !(SCALE_LO..=SCALE_HI).contains(&s)
+}
+
+/// v·2^e in float64 for any e (a step at a time, so neither factor overflows on its own).
+fn pow2_mul(mut v: f64, mut e: i32) -> f64 {
+    while e > 1000 {
+        v *= 2f64.powi(1000);
+        e -= 1000;
+    }
+    while e < -1000 {
+        v *= 2f64.powi(-1000);
+        e += 1000;
+    }
+    v * 2f64.powi(e)
+}
+
 /// Lower clamp of sin θ_y in the arcface derivative (see [`target_logit`]).
 pub const ARCFACE_SIN_EPS: f64 = 1e-6;
 
@@ -300,9 +325,24 @@ impl MarginPrepared {
         target_grad: &[f64],
         labels: &[u32],
     ) {
+        self.finish_grads_scaled((gx, gw), d, target_grad, labels, 0);
+    }
+
+    /// [`Self::finish_grads`] for gradients formed from 2^-e·G (the wide-scale path): after
+    /// the normalization's Jacobian they are multiplied by 2^e in float64 and the target's term
+    /// is added before the one rounding to float32 (so a sum within the float32 range is not
+    /// lost to a term beyond it).
+    fn finish_grads_scaled(
+        &self,
+        (gx, gw): (&mut [f32], &mut [f32]),
+        d: usize,
+        target_grad: &[f64],
+        labels: &[u32],
+        e: i32,
+    ) {
         back_norm(gx, &self.xh, &self.xn, d);
         back_norm(gw, &self.wh, &self.wn, d);
-        self.add_target(gx, gw, d, target_grad, labels);
+        self.add_target(gx, gw, d, target_grad, labels, e);
     }
 
     /// ∂loss/∂z_y per row (mean included) from the per-row losses and the logits, for a caller
@@ -340,8 +380,25 @@ impl MarginPrepared {
 
     /// Adds the target column's share of the gradients (see the type's documentation):
     /// gradX_i += g_i·t_i/‖x_i‖ and gradW_y += Σ_{i: y_i = y} g_i·((1 − cos²)·x̂_i − cos·t_i)/‖w_y‖
-    /// (the tangent at ŵ_y), with g_i = ∂loss/∂z_y · dz_y/d cos θ_y, in float64.
-    fn add_target(&self, gx: &mut [f32], gw: &mut [f32], d: usize, tg: &[f64], labels: &[u32]) {
+    /// (the tangent at ŵ_y), with g_i = ∂loss/∂z_y · dz_y/d cos θ_y, in float64; the
+    /// gradients in `gx` and `gw` are first multiplied by 2^e (see
+    /// [`Self::finish_grads_scaled`]).
+    fn add_target(
+        &self,
+        gx: &mut [f32],
+        gw: &mut [f32],
+        d: usize,
+        tg: &[f64],
+        labels: &[u32],
+        e: i32,
+    ) {
+        let up = |v: f32| -> f64 {
+            if e == 0 {
+                v as f64
+            } else {
+                pow2_mul(v as f64, e)
+            }
+        };
         let n = self.xn.len();
         let c = self.wn.len();
         if n == 0 || d == 0 {
@@ -357,7 +414,7 @@ impl MarginPrepared {
                         let f = g[i] / self.xn[i];
                         let t = &self.tangent[i * d..(i + 1) * d];
                         for (v, &tk) in row.iter_mut().zip(t) {
-                            *v = (*v as f64 + f * tk as f64) as f32;
+                            *v = (up(*v) + f * tk as f64) as f32;
                         }
                     }
                 })
@@ -386,6 +443,9 @@ impl MarginPrepared {
                         let y = blk * CLS + r;
                         let rows = &order[start[y]..start[y + 1]];
                         if rows.is_empty() {
+                            if e != 0 {
+                                row.iter_mut().for_each(|v| *v = up(*v) as f32);
+                            }
                             continue;
                         }
                         acc.fill(0.0);
@@ -400,7 +460,7 @@ impl MarginPrepared {
                         }
                         let inv = 1.0 / self.wn[y];
                         for (v, &s) in row.iter_mut().zip(&acc) {
-                            *v = (*v as f64 + s * inv) as f32;
+                            *v = (up(*v) + s * inv) as f32;
                         }
                     }
                 })
@@ -523,6 +583,67 @@ type SoftTask<'a> = (
     ),
     &'a mut [f32],
 );
+
+/// The per-row outputs of [`soft_wide`]: loss, ∂loss/∂z_y, Σ (p − t)·z/s, angular margin, and
+/// (μ, Σ e^{s·(ψ − μ)}).
+type WideOut<'a> = (
+    &'a mut [f64],
+    &'a mut [f64],
+    &'a mut [f64],
+    &'a mut [f32],
+    &'a mut [(f64, f64)],
+);
+
+/// The softmax pass of a wide scale ([`scale_is_wide`]) on the cosines in `logits` (left as
+/// they are), in float64 with the scale factored out: ψ_j = cos θ_j off the label and ψ_y =
+/// z_y/s (the target rule at s = 1), μ = max ψ, lse = s·μ + ln Σ e^{s·(ψ_j − μ)}, so nothing
+/// overflows before the loss itself does, and ∂loss/∂s = Σ (p_j − t_j)·ψ_j keeps its digits
+/// for any s.
+fn soft_wide(
+    pr: &MarginPrepared,
+    (c, labels, o): (usize, &[u32], &MarginOpts),
+    logits: &[f32],
+    (lossv, tgrad, gsv, angv, wv): WideOut,
+) {
+    let n = lossv.len();
+    let (s, eps) = (o.scale, o.label_smoothing);
+    let (eps_c, inv_n) = (eps / c as f64, 1.0 / n as f64);
+    let unit = MarginOpts { scale: 1.0, ..*o };
+    pool::run(|| {
+        logits
+            .par_chunks(ROWS * c)
+            .zip(lossv.par_chunks_mut(ROWS))
+            .zip(tgrad.par_chunks_mut(ROWS))
+            .zip(gsv.par_chunks_mut(ROWS))
+            .zip(angv.par_chunks_mut(ROWS))
+            .zip(wv.par_chunks_mut(ROWS))
+            .enumerate()
+            .for_each(|(blk, (((((lg, lv), tv), gs), an), w))| {
+                for r in 0..lv.len() {
+                    let i = blk * ROWS + r;
+                    let y = labels[i] as usize;
+                    let row = &lg[r * c..(r + 1) * c];
+                    an[r] = angular_margin(row, y);
+                    let psi_y = target_logit(&unit, pr.cos_y[i]).0;
+                    let psi = |j: usize| if j == y { psi_y } else { row[j] as f64 };
+                    let mu = (0..c).map(psi).fold(f64::NEG_INFINITY, f64::max);
+                    let (mut se, mut sep, mut sum) = (0f64, 0f64, 0f64);
+                    for j in 0..c {
+                        let v = psi(j);
+                        let e = (s * (v - mu)).exp();
+                        se += e;
+                        sep += e * v;
+                        sum += v;
+                    }
+                    lv[r] = s * (mu - (1.0 - eps) * psi_y - eps_c * sum) + se.ln();
+                    gs[r] = sep / se - (1.0 - eps) * psi_y - eps_c * sum;
+                    let py = (s * (psi_y - mu)).exp() / se - eps_c;
+                    tv[r] = (py - (1.0 - eps)) * inv_n;
+                    w[r] = (mu, se);
+                }
+            })
+    });
+}
 
 /// The gradient of the loss with respect to cos θ for logits `z` (a row, or the columns
 /// c0.. of one) with the row's log-sum-exp `lse`: (e^{z − lse} − ε/C)·s/N, 0 at the target
@@ -668,22 +789,65 @@ fn margin_softmax_all_in<'o>(
             tv[r] = (py - (1.0 - eps)) * inv_n;
         }
     };
-    pool::run(|| {
-        logits
-            .par_chunks_mut(ROWS * c)
-            .zip(lsev.par_chunks_mut(ROWS))
-            .zip(lossv.par_chunks_mut(ROWS))
-            .zip(tgrad.par_chunks_mut(ROWS))
-            .zip(gsv.par_chunks_mut(ROWS))
-            .zip(angv.par_chunks_mut(ROWS))
-            .enumerate()
-            .for_each(soft)
-    });
+    // A scale far from 1 (see `scale_is_wide`): the softmax in float64 on the cosines, which
+    // stay in `logits` until the gradients are formed.
+    let wide = scale_is_wide(o.scale);
+    let mut wv: Vec<(f64, f64)> = Vec::new();
+    if wide {
+        wv = vec![(0.0, 0.0); n];
+        soft_wide(
+            pr,
+            (c, labels, o),
+            logits,
+            (&mut lossv, &mut tgrad, &mut gsv, &mut angv, &mut wv),
+        );
+    } else {
+        pool::run(|| {
+            logits
+                .par_chunks_mut(ROWS * c)
+                .zip(lsev.par_chunks_mut(ROWS))
+                .zip(lossv.par_chunks_mut(ROWS))
+                .zip(tgrad.par_chunks_mut(ROWS))
+                .zip(gsv.par_chunks_mut(ROWS))
+                .zip(angv.par_chunks_mut(ROWS))
+                .enumerate()
+                .for_each(soft)
+        });
+    }
     let loss = lossv.iter().sum::<f64>() * inv_n;
-    let grad_scale = gsv.iter().sum::<f64>() * inv_n / o.scale;
+    // The wide pass sums Σ_j (p_j − t_j)·z_j/s directly (z/s is the cosine or ψ_y).
+    let grad_scale = if wide {
+        gsv.iter().sum::<f64>() * inv_n
+    } else {
+        gsv.iter().sum::<f64>() * inv_n / o.scale
+    };
     let eps_c = (eps / c as f64) as f32;
     let f = (o.scale * inv_n) as f32;
     let (lg, ls) = (&*logits, &lsev);
+    // Wide: 2^-e·G with s/N·2^-e in [1/2, 1), so the GEMMs see values of at most 1 in
+    // magnitude; `finish_grads_scaled` multiplies by 2^e.
+    let e_g = if wide {
+        (o.scale * inv_n).log2().floor() as i32 + 1
+    } else {
+        0
+    };
+    let sg = pow2_mul(o.scale * inv_n, -e_g);
+    let eps_c64 = eps / c as f64;
+    // G for row i over the classes c0.. (`out.len()` of them), the target column `yin` at 0.
+    let piece = |i: usize, c0: usize, yin: Option<usize>, out: &mut [f32]| {
+        let z = &lg[i * c + c0..i * c + c0 + out.len()];
+        if wide {
+            let (mu, se) = wv[i];
+            for (v, &cs) in out.iter_mut().zip(z) {
+                *v = (((o.scale * (cs as f64 - mu)).exp() / se - eps_c64) * sg) as f32;
+            }
+            if let Some(y) = yin {
+                out[y] = 0.0;
+            }
+        } else {
+            grad_piece(z, ls[i], yin, eps_c, f, out);
+        }
+    };
 
     // G formed block by block from the logits, never whole: for gradX̂ = G·Ŵ per block of
     // rows, and for gradŴ = Gᵀ·X̂ per block of classes over row slabs. Holding G whole (and its
@@ -722,8 +886,7 @@ fn margin_softmax_all_in<'o>(
                             let i = blk * xb + r;
                             let y = labels[i] as usize;
                             let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
-                            let z = &lg[i * c + c0..i * c + c0 + cb];
-                            grad_piece(z, ls[i], yin, eps_c, f, &mut gb[r * cb..(r + 1) * cb]);
+                            piece(i, c0, yin, &mut gb[r * cb..(r + 1) * cb]);
                         }
                         let (a, b) = ((&gb[..mb * cb], cb), (&wh[c0 * d..], d));
                         prec.gemm(GemmRef::nn(mb, d, cb, a, b, (&mut *gxb, d)).accumulate(ci > 0));
@@ -756,8 +919,7 @@ fn margin_softmax_all_in<'o>(
                             let i = i0 + r;
                             let y = labels[i] as usize;
                             let yin = (y >= c0 && y < c0 + cb).then(|| y - c0);
-                            let z = &lg[i * c + c0..i * c + c0 + cb];
-                            grad_piece(z, ls[i], yin, eps_c, f, &mut t[r * cb..(r + 1) * cb]);
+                            piece(i, c0, yin, &mut t[r * cb..(r + 1) * cb]);
                         }
                         prec.gemm(
                             GemmRef::tn(
@@ -774,7 +936,24 @@ fn margin_softmax_all_in<'o>(
                 })
             })
     })?;
-    pr.finish_grads((&mut gx, &mut gw), d, &tgrad, labels);
+    pr.finish_grads_scaled((&mut gx, &mut gw), d, &tgrad, labels, e_g);
+    if wide {
+        // The cosines become the logits: s·cos θ_j, and z_y at the target.
+        pool::run(|| {
+            logits
+                .par_chunks_mut(ROWS * c)
+                .enumerate()
+                .for_each(|(blk, lg)| {
+                    for (r, row) in lg.chunks_mut(c).enumerate() {
+                        let i = blk * ROWS + r;
+                        for v in row.iter_mut() {
+                            *v = (o.scale * *v as f64) as f32;
+                        }
+                        row[labels[i] as usize] = pr.target[i].0 as f32;
+                    }
+                })
+        });
+    }
     Ok(MarginSoftmax {
         loss,
         grad_x: gx.into_vec(),
@@ -1294,6 +1473,209 @@ mod tests {
                 "gradScale {} vs {fd} (ε {eps})",
                 r.grad_scale
             );
+        }
+    }
+
+    /// Scales far from 1 (past the float32 range, subnormal, and on both sides of the bounds
+    /// of the float32 pass): loss, gradX, gradW and the logits against the float64 reference,
+    /// ∂loss/∂s against its own float64 evaluation and central differences, and the angular
+    /// margins equal to those of an ordinary scale.
+    #[test]
+    fn wide_scales_match_the_reference() {
+        let (n, c, d) = (9, 13, 8);
+        let mut x = randv(n * d, 51);
+        let w = randv(c * d, 52);
+        let labels: Vec<u32> = (0..n as u32).map(|i| (i * 5) % c as u32).collect();
+        for (i, &y) in labels.iter().enumerate().filter(|(i, _)| i % 3 != 2) {
+            for k in 0..d {
+                x[i * d + k] = w[y as usize * d + k] + 0.2 * x[i * d + k];
+            }
+        }
+        let (x64, w64): (Vec<f64>, Vec<f64>) = (
+            x.iter().map(|&v| v as f64).collect(),
+            w.iter().map(|&v| v as f64).collect(),
+        );
+        let unit = |m: &[f64], r: usize| -> Vec<f64> {
+            let mut h = m.to_vec();
+            for row in h.chunks_mut(d).take(r) {
+                let nn = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+                row.iter_mut().for_each(|v| *v /= nn);
+            }
+            h
+        };
+        let (xh, wh) = (unit(&x64, n), unit(&w64, c));
+        let cos =
+            |i: usize, j: usize| -> f64 { (0..d).map(|k| xh[i * d + k] * wh[j * d + k]).sum() };
+        let s_hi = 2f64.powi(120);
+        let scales = [
+            1e-320,
+            1e-40,
+            1e-20,
+            2f64.powi(-60) * 0.999,
+            s_hi * 1.001,
+            1e38,
+            3.5e38,
+            1e39,
+            1e300,
+        ];
+        for kind in [
+            MarginKind::Normalized,
+            MarginKind::CosFace,
+            MarginKind::ArcFace,
+        ] {
+            for eps in [0.0, 0.1] {
+                let base = MarginOpts {
+                    kind,
+                    scale: 30.0,
+                    margin: 0.3,
+                    label_smoothing: eps,
+                };
+                let ordinary = margin_softmax(&x, n, &w, c, d, &labels, &base).unwrap();
+                for &sc in &scales {
+                    let o = MarginOpts { scale: sc, ..base };
+                    assert!(scale_is_wide(sc), "{sc:e}");
+                    let tag = format!("{kind:?} ε {eps} s {sc:e}");
+                    let r = margin_softmax(&x, n, &w, c, d, &labels, &o).unwrap();
+                    let (loss, gx, gw) = reference64(&x64, n, &w64, c, d, &labels, &o);
+                    assert!(
+                        (r.loss - loss).abs() <= 1e-6 * loss.abs(),
+                        "{tag}: loss {} vs {loss}",
+                        r.loss
+                    );
+                    for (got, want, what) in [(&r.grad_x, &gx, "gradX"), (&r.grad_w, &gw, "gradW")]
+                    {
+                        let gmax = want
+                            .iter()
+                            .filter(|v| (**v as f32).is_finite())
+                            .fold(0f64, |m, v| m.max(v.abs()));
+                        for (j, (&a, &b)) in got.iter().zip(want).enumerate() {
+                            if (b as f32).is_finite() {
+                                // (values below the float32 range round to 0 or a subnormal)
+                                assert!(
+                                    (a as f64 - b).abs() <= (1e-4 * gmax).max(1e-44),
+                                    "{tag}: {what}[{j}] {a} vs {b}"
+                                );
+                            } else {
+                                assert_eq!(a, b as f32, "{tag}: {what}[{j}]");
+                            }
+                        }
+                    }
+                    // ∂loss/∂s = mean_i Σ_j (p_ij − t_ij)·ψ_ij, ψ = z/s, in float64 with the
+                    // scale factored out of the softmax.
+                    let one = MarginOpts { scale: 1.0, ..o };
+                    let mut gs = 0f64;
+                    for (i, &y) in labels.iter().enumerate() {
+                        let y = y as usize;
+                        let psi: Vec<f64> = (0..c)
+                            .map(|j| {
+                                if j == y {
+                                    target_logit(&one, cos(i, j)).0
+                                } else {
+                                    cos(i, j)
+                                }
+                            })
+                            .collect();
+                        let mu = psi.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                        let e: Vec<f64> = psi.iter().map(|v| (sc * (v - mu)).exp()).collect();
+                        let se: f64 = e.iter().sum();
+                        for j in 0..c {
+                            let t = eps / c as f64 + if j == y { 1.0 - eps } else { 0.0 };
+                            gs += (e[j] / se - t) * psi[j];
+                        }
+                    }
+                    gs /= n as f64;
+                    assert!(
+                        (r.grad_scale - gs).abs() <= 1e-6 * gs.abs().max(1e-3),
+                        "{tag}: gradScale {} vs {gs}",
+                        r.grad_scale
+                    );
+                    if sc > 1e30 && sc < 1e300 {
+                        let h = 1e-6 * sc;
+                        let at = |s: f64| {
+                            reference64(&x64, n, &w64, c, d, &labels, &MarginOpts { scale: s, ..o })
+                                .0
+                        };
+                        let fd = (at(sc + h) - at(sc - h)) / (2.0 * h);
+                        assert!(
+                            (r.grad_scale - fd).abs() <= 1e-5 * fd.abs().max(1e-3),
+                            "{tag}: gradScale {} vs central difference {fd}",
+                            r.grad_scale
+                        );
+                    }
+                    for (i, &y) in labels.iter().enumerate() {
+                        let y = y as usize;
+                        for j in 0..c {
+                            let a = r.logits[i * c + j];
+                            let want = if j == y {
+                                target_logit(&o, cos(i, j)).0
+                            } else {
+                                sc * cos(i, j)
+                            };
+                            if (want as f32).is_finite() {
+                                assert!(
+                                    (a as f64 - want).abs() <= (1e-5 * sc).max(1e-44),
+                                    "{tag}: logits[{i}, {j}] {a} vs {want}"
+                                );
+                            } else {
+                                assert_eq!(a, want as f32, "{tag}: logits[{i}, {j}]");
+                            }
+                        }
+                    }
+                    assert!(
+                        r.angular_margins
+                            .iter()
+                            .zip(&ordinary.angular_margins)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{tag}: angular margins"
+                    );
+                }
+                // Both sides of the bounds of the float32 pass agree.
+                for (inside, outside) in [
+                    (2f64.powi(-60), 2f64.powi(-60) * 0.999),
+                    (s_hi, s_hi * 1.001),
+                ] {
+                    assert!(!scale_is_wide(inside) && scale_is_wide(outside));
+                    let a = margin_softmax(
+                        &x,
+                        n,
+                        &w,
+                        c,
+                        d,
+                        &labels,
+                        &MarginOpts {
+                            scale: inside,
+                            ..base
+                        },
+                    )
+                    .unwrap();
+                    let b = margin_softmax(
+                        &x,
+                        n,
+                        &w,
+                        c,
+                        d,
+                        &labels,
+                        &MarginOpts {
+                            scale: outside,
+                            ..base
+                        },
+                    )
+                    .unwrap();
+                    let ratio = outside / inside;
+                    assert!(
+                        (a.grad_scale - b.grad_scale).abs() <= 1e-3 * a.grad_scale.abs().max(1e-3),
+                        "{kind:?} ε {eps} at {inside:e}: gradScale {} vs {}",
+                        a.grad_scale,
+                        b.grad_scale
+                    );
+                    assert!(
+                        (a.loss * ratio - b.loss).abs() <= 2e-3 * b.loss.abs() || inside < 1.0,
+                        "{kind:?} ε {eps} at {inside:e}: loss {} vs {}",
+                        a.loss,
+                        b.loss
+                    );
+                }
+            }
         }
     }
 

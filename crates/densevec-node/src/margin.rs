@@ -160,9 +160,10 @@ impl Op for MarginSoftmaxArgs {
         Ok(js)
     }
 
-    /// Three N × C × d GEMMs: cosines, gradX, gradW.
+    /// Three N × C × d GEMMs: cosines, gradX, gradW. A scale far from 1 (whose float32
+    /// logits would overflow, see `scale_is_wide`) stays on the CPU.
     fn gpu_work(&self) -> Option<f64> {
-        if !Gemm::gpu(&self.gemm) {
+        if !Gemm::gpu(&self.gemm) || mg::scale_is_wide(self.scale) {
             return None;
         }
         Some(3.0 * self.x.rows * self.prototypes.rows * self.x.cols)
