@@ -323,17 +323,6 @@ pub fn negative_sampling_loss_into(
     ))
 }
 
-/// x·y of two finite rows: the float32 dot, or where it overflowed (rows whose products or
-/// partial sums pass the float32 range, e.g. entries of 1e20) the float64 sum of the products.
-fn dot_wide(x: &[f32], y: &[f32]) -> f64 {
-    let v = k::dot(x, y);
-    if v.is_finite() {
-        v as f64
-    } else {
-        x.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum()
-    }
-}
-
 /// The loss, with its gradients written into buffers of any contents (checked arguments): each
 /// row is zeroed by its task just before it accumulates into it (in cache, in parallel), the
 /// same bits as accumulating into zeroed memory.
@@ -357,7 +346,7 @@ fn ns_compute(
             let xi = &x[i * d..(i + 1) * d];
             let gxi = &mut gxb[r * d..(r + 1) * d];
             let yp = &pos[i * d..(i + 1) * d];
-            let o = dot_wide(xi, yp) - shift(i);
+            let o = crate::similarity::dot_wide(xi, yp) - shift(i);
             l += softplus(-o);
             let c = (-sigmoid(-o) * inv_n) as f32;
             gxi.fill(0.0);
@@ -368,7 +357,7 @@ fn ns_compute(
             for t in 0..k_ {
                 let j = i * k_ + t;
                 let yn = &neg[j * d..(j + 1) * d];
-                let o = dot_wide(xi, yn) - shift(n + j);
+                let o = crate::similarity::dot_wide(xi, yn) - shift(n + j);
                 l += softplus(o);
                 let c = (sigmoid(o) * inv_n) as f32;
                 k::axpy(gxi, c, yn);

@@ -92,6 +92,18 @@ fn sumsq_finish(a: &[f32], s: f32) -> f64 {
     }
 }
 
+/// a·b of two rows: the float32 dot, or where that is not finite (products or partial sums
+/// past the float32 range, e.g. entries of 1e20, or non-finite entries) the float64 sum of the
+/// products, as the reference forms it.
+pub(crate) fn dot_wide(a: &[f32], b: &[f32]) -> f64 {
+    let v = k::dot(a, b);
+    if v.is_finite() {
+        v as f64
+    } else {
+        a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+    }
+}
+
 /// (a·b, ‖a‖², ‖b‖²) in float64.
 pub(crate) fn dot_norms_f64(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
@@ -557,8 +569,8 @@ pub(crate) struct Queries<'a> {
     /// GEMM unnormalized, so that their bf16 values are the caller's rounded values). Empty
     /// otherwise.
     qscale: Vec<f32>,
-    /// Cosine at bf16 precision: the corpus rows reach [`Search::finish`] unrounded (the GEMM
-    /// rounds them itself), so a pair scored directly rounds its corpus row first.
+    /// Cosine and dot at bf16 precision: the corpus rows reach [`Search::finish`] unrounded
+    /// (the GEMM rounds them itself), so a pair scored directly rounds its corpus row first.
     round_c: bool,
     cols: usize,
 }
@@ -574,7 +586,7 @@ impl<'a> Queries<'a> {
             qa: Vec::new(),
             direct: vec![false; rows],
             qscale: Vec::new(),
-            round_c: metric == Metric::Cosine && prec == Precision::Bf16,
+            round_c: metric != Metric::L2sq && prec == Precision::Bf16,
             cols,
         };
         match metric {
@@ -787,9 +799,7 @@ impl<'a> Search<'a> {
             (blk.c.as_ptr(), cols),
             out,
         ));
-        if self.b.metric != Metric::Dot {
-            self.finish(qr, blk, out, scratch);
-        }
+        self.finish(qr, blk, out, scratch);
     }
 
     /// Turns the raw products of a tile into the metric in place. The tile holds the products
@@ -831,7 +841,22 @@ impl<'a> Search<'a> {
                 continue;
             }
             match metric {
-                Metric::Dot => {}
+                Metric::Dot => {
+                    // A product past the float32 range in the GEMM's chain of partial sums
+                    // (entries of ~1e19 and up) gives ±∞ or NaN even where the dot fits, or ∞
+                    // of the wrong sign: such pairs are recomputed in float64. One branch-free
+                    // scan of the tile finds them.
+                    let bad = row.iter().fold(0u32, |a, v| {
+                        a | ((v.to_bits() & 0x7F80_0000) == 0x7F80_0000) as u32
+                    });
+                    if bad != 0 {
+                        for (j, v) in row.iter_mut().enumerate() {
+                            if !v.is_finite() {
+                                *v = direct(qi, j);
+                            }
+                        }
+                    }
+                }
                 Metric::Cosine => {
                     let qscale = qs.qscale.get(qi).copied();
                     for (j, (v, &c)) in row.iter_mut().zip(blk.ca).enumerate() {
