@@ -264,6 +264,101 @@ describe('the whole float32 range', () => {
     }
   });
 
+  it('dot similarityMatrix, topK, matmul and softmaxProbabilities where partial sums pass the float32 range', () => {
+    // 1e19·(2e19 + 2e19 − 3e19) = 1e38 fits float32, but the first two products sum to 4e38;
+    // with four of sixteen products negated the dot is +2.4e39 (+∞), never −∞.
+    const cases: Array<[number[], number[]]> = [
+      [
+        [1e19, 1e19, 1e19],
+        [2e19, 2e19, -3e19],
+      ],
+      [Array(16).fill(1e19), Array.from({ length: 16 }, (_, k) => (k < 4 ? -3e19 : 3e19))],
+      [Array(5).fill(-2e19), [3e19, 3e19, -1e19, -1e19, -3.5e19]],
+    ];
+    forEachIsa(() => {
+      for (const [qa, cb] of cases) {
+        const d = qa.length;
+        const q = mat(1, d, (_, k) => qa[k]);
+        const c = mat(2, d, (i, k) => (i === 0 ? cb[k] : 1e-3 * cb[k]));
+        for (const precision of ['f32', 'bf16'] as const) {
+          const o = { metric: 'dot', precision } as const;
+          const want = ref.similarityMatrix(q, c, o).data;
+          const got = dv.similarityMatrix(q, c, o).data;
+          expect(Array.from(got, (v) => Number.isFinite(v) || v)).toEqual(Array.from(want, (v) => Number.isFinite(v) || v));
+          close(
+            Array.from(got, (v) => (Number.isFinite(v) ? v : 0)),
+            Array.from(want, (v) => (Number.isFinite(v) ? v : 0)),
+            1e-6,
+            0,
+          );
+          const tk = dv.topK(q, c, 2, o);
+          const tr = ref.topK(q, c, 2, o);
+          expect(Array.from(tk.indices)).toEqual(Array.from(tr.indices));
+          expect(Array.from(tk.scores, (v) => Number.isFinite(v) || v)).toEqual(Array.from(tr.scores, (v) => Number.isFinite(v) || v));
+        }
+        const bt = mat(d, 1, (k) => cb[k]);
+        const mm = dv.matmul(q, bt).data;
+        const mr = ref.matmul(q, bt).data;
+        expect(Number.isFinite(mm[0]) || mm[0]).toEqual(Number.isFinite(mr[0]) || mr[0]);
+        if (Number.isFinite(mr[0])) close(mm, mr, 1e-6, 0);
+      }
+      const x = new Float32Array([1e20, 0]);
+      const ys = mat(2, 2, (i, k) => (k === 0 ? (i === 0 ? 1e20 : -1e20) : 0));
+      for (const t of [1, 1e10, 1e30]) close(dv.softmaxProbabilities(x, ys, t), ref.softmaxProbabilities(x, ys, t), 0, 1e-6);
+    });
+  });
+
+  it('infoNCE where float32 logits would lose digits: rows of 1e20 and 1e-30, logits of 1e37, a huge logQ; both paths, both precisions', () => {
+    const M = (rows: number, cols: number, a: number[]) => ({ data: Float32Array.from(a), rows, cols });
+    const cases: Array<[string, ReturnType<typeof M>, ReturnType<typeof M>, number, Float32Array | undefined]> = [
+      ['q·k = 2e40, τ = 1e10', M(1, 2, [1e20, 1e20]), M(2, 2, [1e20, 0, 0, 1e20]), 1e10, undefined],
+      ['q·k = 2e-61, τ = 1e-30', M(1, 2, [1e-30, 0]), M(2, 2, [2e-31, 0, 1e-30, 0]), 1e-30, undefined],
+      ['q·k ≈ 2.5e37, τ = 1 (p(pos) underflows)', M(1, 1, [-4.98e18]), M(2, 1, [-4.92e18, -5e18]), 1, undefined],
+      ['one negative of p = 0', M(1, 1, [-5e18]), M(2, 1, [-4.9e18, 9e17]), 1, undefined],
+      ['logQ = −1e8 on every key', M(1, 2, [1, 0]), M(2, 2, [0.9, 0, 0.3, 0]), 1, Float32Array.of(-1e8, -1e8)],
+      ['logQ = −1e4, 3e3', M(1, 2, [1, 0]), M(2, 2, [0.9, 0, 0.3, 0]), 0.5, Float32Array.of(-1e4, 3e3)],
+    ];
+    for (const [name, q, keys, temperature, logQ] of cases) {
+      for (const precision of ['f32', 'bf16'] as const) {
+        for (const scratchBytes of [0, undefined]) {
+          const o = { temperature, precision, scratchBytes, ...(logQ ? { logQ } : {}) };
+          const want = ref.infoNCE(q, keys, o);
+          const got = dv.infoNCE(q, keys, o);
+          const what = `${name} ${precision} scratch ${scratchBytes}`;
+          expect(Number.isFinite(got.loss), what).toBe(true);
+          close(got.loss, want.loss, 1e-6, 1e-9);
+          close(got.gradTemperature, want.gradTemperature, 1e-5, 1e-9);
+          close(got.gradQ.data, want.gradQ.data, 1e-5, 1e-6 * maxAbs(want.gradQ.data));
+          close(got.gradKeys.data, want.gradKeys.data, 1e-5, 1e-6 * maxAbs(want.gradKeys.data));
+          const s = got.stats;
+          const w = want.stats;
+          close(
+            [s.meanEntropy, s.meanPositiveProbability, s.meanMaxNegativeProbability, s.effectiveNegatives],
+            [w.meanEntropy, w.meanPositiveProbability, w.meanMaxNegativeProbability, w.effectiveNegatives],
+            1e-5,
+            1e-7,
+          );
+        }
+      }
+    }
+  });
+
+  it('infoNCE diagnostics of the tiled path equal the held path at ordinary scale (bf16 too)', () => {
+    const q = { data: Float32Array.of(-0.4997482, -0.4374833), rows: 1, cols: 2 };
+    const keys = { data: Float32Array.of(-0.4934532, 0.1368891, -0.4967295, 0.0305031), rows: 2, cols: 2 };
+    for (const precision of ['f32', 'bf16'] as const) {
+      for (const temperature of [1, 0.07, 1e-3, 1e-6]) {
+        const tiled = dv.infoNCE(q, keys, { temperature, precision, scratchBytes: 0 }).stats;
+        const held = dv.infoNCE(q, keys, { temperature, precision }).stats;
+        const want = ref.infoNCE(q, keys, { temperature, precision }).stats;
+        expect(tiled.effectiveNegatives).toBeCloseTo(1, 12); // one negative
+        expect(tiled.meanEntropy).toBeGreaterThanOrEqual(0);
+        close(tiled.meanEntropy, held.meanEntropy, 0, 1e-7);
+        close(tiled.meanEntropy, want.meanEntropy, 1e-5, 1e-6);
+      }
+    }
+  });
+
   it('negativeSamplingLoss with scores past the float32 range: the reference loss and gradients', () => {
     const p = randm(4, 3, 6);
     const ng = randm(8, 3, 7);

@@ -238,9 +238,11 @@ export function checkInfoNCE(fn: string, q: unknown, keys: unknown, options: unk
 }
 
 /**
- * Whether float32 logits q·k/τ − logQ could overflow for these inputs (max|q|·max|k|·d/τ +
- * max|logQ| near the float32 range, or 1/τ beyond it): such calls are kept off the GPU, and
- * the native CPU code then computes them in float64 with the scaled logits of the reference.
+ * Whether float32 logits q·k/τ − logQ could lose what the float64 reference keeps, by the rule
+ * of the native code (`float32_logits_unsafe`): 1/τ past the float32 range; max|q|·max|k|·d,
+ * or that over τ plus max|logQ|, at 1e36 or more; max|q|·max|k| below 2^-100 (products out of
+ * the normal range); max|logQ| above 64. Such calls are kept off the GPU, and the native CPU
+ * code computes them in float64.
  */
 export function logitsMayOverflow(q: Matrix, keys: Matrix, p: InfoNCEParsed): boolean {
   const maxAbs = (x: Float32Array): number => {
@@ -248,8 +250,11 @@ export function logitsMayOverflow(q: Matrix, keys: Matrix, p: InfoNCEParsed): bo
     for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i]));
     return m;
   };
-  const bound = (maxAbs(q.data) * maxAbs(keys.data) * q.cols) / p.temperature + (p.logQ ? maxAbs(p.logQ) : 0);
-  return !Number.isFinite(Math.fround(1 / p.temperature)) || !(bound < 1e36);
+  const prod = maxAbs(q.data) * maxAbs(keys.data);
+  const raw = prod * q.cols;
+  const lq = p.logQ ? maxAbs(p.logQ) : 0;
+  const bound = raw / p.temperature + lq;
+  return !Number.isFinite(Math.fround(1 / p.temperature)) || !(bound < 1e36 && raw < 1e36) || (prod > 0 && prod < 2 ** -100) || !(lq <= 64);
 }
 
 /** Checks every index of `idx` is < n (E_ARG). */

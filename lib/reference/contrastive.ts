@@ -91,18 +91,16 @@ function rowExtras(zs: Float64Array, off: number, n: number, pos: number, logQ: 
   const z = new Float64Array(n);
   for (let j = 0; j < n; j++) z[j] = zs[off + j] / alpha;
   off = 0;
-  let m = -Infinity;
   let mn = -Infinity;
   for (let j = 0; j < n; j++) {
     const x = z[off + j];
-    if (x > m) m = x;
     if (j !== pos && x > mn) mn = x;
   }
   const zp = z[off + pos];
   if (mn === -Infinity) return [0, 0, 1, 0, 0];
-  let s = 0;
-  for (let j = 0; j < n; j++) s += Math.exp(z[off + j] - m);
-  const lse = m + Math.log(s);
+  // Every quantity relative to the largest negative logit mn, so that logits of 1e40 (or a
+  // logQ of 3e38) leave the entropy and the probabilities their digits: a = zp − mn,
+  // l = ln Σ_neg e^(z − mn), r = lse − mn, E = E_neg[z] − mn.
   let ln = 0;
   let ez = 0;
   let elq = 0;
@@ -111,17 +109,19 @@ function rowExtras(zs: Float64Array, off: number, n: number, pos: number, logQ: 
     if (j === pos || x === -Infinity) continue;
     const e = Math.exp(x - mn);
     ln += e;
-    ez += e * x;
+    ez += e * (x - mn);
     if (logQ) elq += e * logQ[j];
   }
-  const eqz = ez / ln;
-  const lsen = mn + Math.log(ln);
-  const pneg = Math.exp(lsen - lse);
-  const pp = Math.exp(zp - lse);
+  const a = zp - mn;
+  const l = Math.log(ln);
+  const r = Math.max(a, l) + Math.log(Math.exp(a - Math.max(a, l)) + Math.exp(l - Math.max(a, l)));
+  const E = ez / ln;
+  const pneg = Math.exp(l - r);
+  const pp = Math.exp(a - r);
   const up = zp + (logQ ? logQ[pos] : 0);
   // ∂L_i/∂τ = −(1/τ) Σ_j (p_j − y_j)·u_j with u_j = s_j/τ = z_j + logQ_j (a sum over negatives).
-  const gt = (-pneg * (eqz + elq / ln - up)) / tau;
-  return [gt, pp * (lse - zp) + pneg * (lse - eqz), pp, Math.exp(mn - lse), Math.exp(lsen - eqz)];
+  const gt = (-pneg * (E + elq / ln + (mn - up))) / tau;
+  return [gt, pp * (r - a) + pneg * (r - E), pp, Math.exp(-r), Math.exp(l - E)];
 }
 
 /** Means of per-query extras → (gradTemperature, stats). */

@@ -304,13 +304,13 @@ type RowExtra = [f64; 5];
 
 /// The sums of one query after its pass over the keys: the positive logit `zp` (and
 /// zp + logQ_pos = `up`), and the negatives' sums shifted by their largest logit `mneg`:
-/// `ln` = Σ exp(z − mneg), `ezn` = Σ exp(z − mneg)·z, `elqn` = Σ exp(z − mneg)·logQ.
+/// `ln` = Σ exp(z − mneg), `ezs` = Σ exp(z − mneg)·(z − mneg), `elqn` = Σ exp(z − mneg)·logQ.
 struct QuerySums {
     zp: f64,
     up: f64,
     mneg: f64,
     ln: f64,
-    ezn: f64,
+    ezs: f64,
     elqn: f64,
 }
 
@@ -322,20 +322,25 @@ impl QuerySums {
         (lse, (lsen - lse).exp())
     }
 
-    /// The query's ∂loss_i/∂τ and diagnostics.
+    /// The query's ∂loss_i/∂τ and diagnostics, every logit taken relative to `mneg` (so that
+    /// logits of 1e19, say, leave the entropy its digits): with a = zp − mneg, l = ln Σ e,
+    /// r = lse − mneg = ln(e^a + Σ e) and E = E_neg[z] − mneg = ezs / Σ e, the entropy is
+    /// p(pos)·(r − a) + p(neg)·(r − E) and the effective negatives e^(l − E).
     fn extras(&self, inv_tau: f64) -> RowExtra {
-        let (lse, pneg) = self.lse_pneg();
-        let eqz = self.ezn / self.ln;
+        let a = self.zp - self.mneg;
+        let l = self.ln.ln();
+        let r = log_add_exp(a, l);
+        let e = self.ezs / self.ln;
         let eqlq = self.elqn / self.ln;
-        let lsen = self.mneg + self.ln.ln();
-        let pp = (self.zp - lse).exp();
-        let h = pp * (lse - self.zp) + pneg * (lse - eqz);
+        let pneg = (l - r).exp();
+        let pp = (a - r).exp();
+        let h = pp * (r - a) + pneg * (r - e);
         [
-            -inv_tau * pneg * (eqz + eqlq - self.up),
+            -inv_tau * pneg * (e + eqlq + (self.mneg - self.up)),
             h,
             pp,
-            (self.mneg - lse).exp(),
-            (lsen - eqz).exp(),
+            (-r).exp(),
+            (l - e).exp(),
         ]
     }
 }
@@ -460,8 +465,8 @@ fn log_add_exp(a: f64, b: f64) -> f64 {
 ///
 /// The online softmax is shifted by the running largest *negative* logit m (the positive
 /// set aside and added in float64 at the end), so one exp per logit gives the gradient, the
-/// loss and the negatives' statistics: Σ e_j, Σ e_j·logQ_j, and Σ e_j·z_j = q_i·(Σ e_j k_j)/τ −
-/// Σ e_j·logQ_j from the gradient accumulator itself.
+/// loss and the negatives' statistics: Σ e_j, Σ e_j·logQ_j and Σ e_j·(z_j − m), each rescaled
+/// when m grows.
 fn fused<'o>(func: &str, p: &Fused, outs: &mut Outs<'o>) -> Result<FusedOut<'o>> {
     let (b, n, d) = (p.b, p.n, p.d);
     let mut gq = Grad::get(&mut outs.0, (func, "gradQ", "split the batch"), b, d)?;
@@ -481,6 +486,10 @@ fn fused<'o>(func: &str, p: &Fused, outs: &mut Outs<'o>) -> Result<FusedOut<'o>>
         let mut tile = vec![0f32; mb * BK.min(n)];
         let mut l = vec![0f64; mb];
         let mut elq = vec![0f64; mb];
+        // Σ e_j·(z_j − m): the negatives' Σ e·z relative to the running shift, so that neither
+        // large logits nor the GEMM's rounding (bf16) cancel it (see below).
+        let mut ezs = vec![0f64; mb];
+        let mut zs = vec![0f32; BK.min(n)];
         let mut pos_logit = vec![0f32; mb];
         m.fill(f32::NEG_INFINITY);
         for j0 in (0..n).step_by(BK) {
@@ -503,12 +512,23 @@ fn fused<'o>(func: &str, p: &Fused, outs: &mut Outs<'o>) -> Result<FusedOut<'o>>
                 }
                 if m[r] != mnew && m[r] != f32::NEG_INFINITY {
                     let a = ((m[r] - mnew) as f64).exp();
+                    ezs[r] = a * (ezs[r] + (m[r] as f64 - mnew as f64) * l[r]);
                     l[r] *= a;
                     elq[r] *= a;
                     k::scale(&mut g[r * d..(r + 1) * d], a as f32);
                 }
                 m[r] = mnew;
+                // z − m of this tile (0 where a logit is excluded: its e is 0 below).
+                let zs = &mut zs[..nb];
+                for (v, &z) in zs.iter_mut().zip(row.iter()) {
+                    *v = if z == f32::NEG_INFINITY {
+                        0.0
+                    } else {
+                        z - mnew
+                    };
+                }
                 l[r] += exp_row(p, i, j0, row, mnew, pin);
+                ezs[r] += k::dot(row, zs) as f64;
                 if let Some(lq) = p.log_q {
                     elq[r] += k::dot(row, &lq[j0..j0 + nb]) as f64;
                 }
@@ -538,14 +558,16 @@ fn fused<'o>(func: &str, p: &Fused, outs: &mut Outs<'o>) -> Result<FusedOut<'o>>
                 continue;
             }
             let gr = &mut g[r * d..(r + 1) * d];
-            // Σ e_j·z_j from the accumulator: z_j = (q_i·k_j)/τ − logQ_j.
-            let ezn = p.inv_tau as f64 * k::dot(&p.q[i * d..(i + 1) * d], gr) as f64 - elq[r];
+            // Σ e_j·(z_j − m) as accumulated. (Formed from the gradient accumulator as
+            // q_i·(Σ e_j k_j)/τ − m·Σ e_j it took the products of the GEMM, rounded to bf16 at
+            // that precision, against logits of the other GEMM: the entropy and the effective
+            // negatives were off by 0.1 for one negative at τ = 0.001.)
             let sums = QuerySums {
                 zp,
                 up: zp + p.log_q.map_or(0.0, |lq| lq[pos] as f64),
                 mneg: m[r] as f64,
                 ln: l[r],
-                ezn,
+                ezs: ezs[r],
                 elqn: elq[r],
             };
             let (lse, pneg) = sums.lse_pneg();
@@ -961,13 +983,35 @@ pub fn info_nce_prepared_into(
     })
 }
 
-/// Whether the float32 logits q·k/τ − logQ of the fused path could overflow (a temperature
-/// so small, or rows so large, that max|q|·max|k|·d/τ + max|logQ| nears the float32 range).
+/// Whether the float32 logits q·k/τ − logQ of the fused paths could go wrong (see
+/// [`float32_logits_unsafe`]); such calls take the float64 path.
 pub fn logits_may_overflow(p: &Prepared, temperature: f64) -> bool {
     let max_abs = |x: &[f32]| x.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
     let lq = p.log_q.map_or(0.0, max_abs);
-    let bound = max_abs(&p.q) * max_abs(p.keys()) * p.d as f64 / temperature + lq;
-    !p.inv_tau.is_finite() || bound.is_nan() || bound >= 1e36
+    float32_logits_unsafe(max_abs(&p.q), max_abs(p.keys()), p.d, temperature, lq)
+}
+
+/// Whether float32 logits q·k/τ − logQ, for rows whose largest magnitudes are `qmax` and
+/// `kmax` (d columns) and logQ's largest magnitude `lqmax`, could lose what the float64
+/// reference keeps:
+/// - overflow: 1/τ past the float32 range, or max|q|·max|k|·d (the products and partial sums
+///   of the GEMM) or that over τ plus max|logQ| near it (≥ 1e36);
+/// - underflow: max|q|·max|k| below 2^-100, where the products fall out of the float32 (and
+///   bf16) normal range although q·k/τ may matter (τ tiny too);
+/// - logQ above 64 in magnitude: the float32 logits' spacing there (≥ 2^-17) would show in the
+///   loss.
+///
+/// NaN in any magnitude answers true. The GPU routing uses the same rule.
+pub fn float32_logits_unsafe(qmax: f64, kmax: f64, d: usize, tau: f64, lqmax: f64) -> bool {
+    let prod = qmax * kmax;
+    let raw = prod * d as f64;
+    let bound = raw / tau + lqmax;
+    let safe = ((1.0 / tau) as f32).is_finite()
+        && bound < 1e36
+        && raw < 1e36
+        && (prod == 0.0 || prod >= 7.888609052210118e-31)
+        && lqmax <= 64.0;
+    !safe
 }
 
 /// InfoNCE (and NT-Xent, whose keys are its queries with the self logit masked) in float64 on
@@ -982,11 +1026,21 @@ fn info_nce_f64<'o>(
     outs: &mut Outs<'o>,
 ) -> Result<FusedOut<'o>> {
     let (b, n, d) = (p.b, p.n, p.d);
-    let q: &[f32] = &p.q;
-    let keys = p.keys();
+    // At precision bf16 the similarities and both gradient products take the bf16 values of
+    // the rows, as the GEMMs of the other paths do (and the reference).
+    let prec = crate::precision::current();
+    let (mut qr, mut kr) = (Vec::new(), Vec::new());
+    let (q, keys): (&[f32], &[f32]) = if prec == crate::precision::Precision::Bf16 {
+        prec.round_into(&p.q, &mut qr);
+        prec.round_into(p.keys(), &mut kr);
+        (&qr, &kr)
+    } else {
+        (&p.q, p.keys())
+    };
     let alpha = tau.min(1.0);
     let fz = p.fused();
     let mut z = vec![0f64; n];
+    let mut lu = vec![0f64; n];
     let mut sims = vec![0f64; n];
     let mut gq: Vec<f64> = alloc::try_mat(func, "gradQ", b, d, "split the batch")?;
     let mut gk: Vec<f64> = alloc::try_mat(func, "gradKeys", n, d, "split the batch")?;
@@ -1009,12 +1063,13 @@ fn info_nce_f64<'o>(
         let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let zp = z[pos];
         let mut sum = 0.0;
-        for v in z.iter_mut() {
-            *v = ((*v - m) / alpha).exp();
+        for (v, l) in z.iter_mut().zip(lu.iter_mut()) {
+            *l = (*v - m) / alpha;
+            *v = l.exp();
             sum += *v;
         }
         loss += sum.ln() + (m - zp) / alpha;
-        exv[i] = extras_from_probs(&z, sum, pos, &sims, tau);
+        exv[i] = extras_from_probs(&lu, sum, pos, &sims, tau);
         for (j, &e) in z.iter().enumerate() {
             let g = (e / sum - if j == pos { 1.0 } else { 0.0 }) / b as f64;
             if g == 0.0 {
@@ -1047,22 +1102,32 @@ fn info_nce_f64<'o>(
     })
 }
 
-/// One query's extras from its unnormalized probabilities `e` (sum `sum`, masked entries 0),
-/// positive `pos` and similarities `sims` (before dividing by τ), in log space.
-fn extras_from_probs(e: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) -> RowExtra {
+/// One query's extras from the logs `lu` of its unnormalized probabilities (their sum `sum`,
+/// masked entries −∞), positive `pos` and similarities `sims` (before dividing by τ), in log
+/// space: a probability that underflows to 0 still has its log, so the negatives'
+/// distribution (max p, effective negatives) exists next to a dominant positive, and the
+/// positive's −s_pos term of ∂L/∂τ is kept when p(pos) underflows.
+fn extras_from_probs(lu: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) -> RowExtra {
     let lsum = sum.ln();
-    let lp = |j: usize| e[j].ln() - lsum;
+    let lp = |j: usize| lu[j] - lsum;
     let mut h = 0.0;
     let mut gt = 0.0;
     let mut ln_max = f64::NEG_INFINITY;
-    for (j, &v) in e.iter().enumerate() {
-        if v > 0.0 {
-            let pj = v / sum;
+    for (j, &u) in lu.iter().enumerate() {
+        if u == f64::NEG_INFINITY {
+            continue;
+        }
+        let pj = lp(j).exp();
+        if pj > 0.0 {
             h -= pj * lp(j);
-            gt += (pj - if j == pos { 1.0 } else { 0.0 }) * sims[j];
-            if j != pos {
-                ln_max = ln_max.max(lp(j));
+        }
+        if j == pos {
+            gt += (pj - 1.0) * sims[j];
+        } else {
+            if pj > 0.0 {
+                gt += pj * sims[j];
             }
+            ln_max = ln_max.max(lp(j));
         }
     }
     // ∂L_i/∂τ = −(1/τ)·Σ_j (p_j − y_j)·s_j/τ.
@@ -1071,15 +1136,15 @@ fn extras_from_probs(e: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) ->
         return [gt, h, 1.0, 0.0, 0.0];
     }
     let mut l = 0.0;
-    for (j, &v) in e.iter().enumerate() {
-        if j != pos && v > 0.0 {
+    for (j, &u) in lu.iter().enumerate() {
+        if j != pos && u > f64::NEG_INFINITY {
             l += (lp(j) - ln_max).exp();
         }
     }
     let lneg = ln_max + l.ln();
     let mut hn = 0.0;
-    for (j, &v) in e.iter().enumerate() {
-        if j != pos && v > 0.0 {
+    for (j, &u) in lu.iter().enumerate() {
+        if j != pos && u > f64::NEG_INFINITY {
             let lq = lp(j) - lneg;
             hn -= lq.exp() * lq;
         }
@@ -1249,7 +1314,11 @@ pub fn softmax_probabilities(
     let scaled = {
         // Logits that could overflow float32 (a tiny τ): softmax in float64 on x·y scaled by
         // α = min(τ, 1), exp((u − max u)/α), as the reference does.
-        let dots: Vec<f64> = ys.chunks(d).map(|y| k::dot(x, y) as f64).collect();
+        // (A dot past the float32 range is formed in float64.)
+        let dots: Vec<f64> = ys
+            .chunks(d)
+            .map(|y| crate::similarity::dot_wide(x, y))
+            .collect();
         let big = dots.iter().fold(0f64, |m, v| m.max(v.abs())) / temperature;
         if big.is_nan() || big >= 1e36 {
             let alpha = temperature.min(1.0);
@@ -1690,6 +1759,101 @@ mod tests {
             (s1.effective_negatives, s2.effective_negatives),
         ] {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    /// The tiled path's entropy and effective negatives equal the held path's at any τ and
+    /// precision, also where the logits are large (τ = 1e-8); with one negative the effective
+    /// negatives are exactly 1 and the entropy is never negative.
+    #[test]
+    fn tiled_diagnostics_match_the_held_path() {
+        use crate::precision::{with_precision, Precision};
+        let q = [-0.4997482f32, -0.4374833];
+        let keys = [-0.4934532f32, 0.1368891, -0.4967295, 0.0305031];
+        for prec in [Precision::F32, Precision::Bf16] {
+            for tau in [1.0, 1e-3, 1e-6, 1e-8] {
+                let o = InfoNceOpts {
+                    temperature: tau,
+                    positives: None,
+                    log_q: None,
+                    normalize: false,
+                };
+                let run = |budget: usize| {
+                    with_precision(prec, || {
+                        info_nce_with(
+                            Operand::new(&q, 1),
+                            Operand::new(&keys, 2),
+                            2,
+                            &o,
+                            None,
+                            budget,
+                        )
+                    })
+                    .unwrap()
+                    .stats
+                };
+                let (st, held) = (run(0), run(DEFAULT_SCRATCH_BYTES));
+                assert!(
+                    st.mean_entropy >= 0.0 && (st.mean_entropy - held.mean_entropy).abs() < 1e-7,
+                    "{prec:?} τ {tau}: H {} vs held {}",
+                    st.mean_entropy,
+                    held.mean_entropy
+                );
+                assert!(
+                    (st.effective_negatives - 1.0).abs() < 1e-9,
+                    "{prec:?} τ {tau}: effective negatives {}",
+                    st.effective_negatives
+                );
+            }
+        }
+        // Many negatives over several key tiles, with logQ: tiled against held.
+        let (b, n, d) = (7, 3 * BK + 17, 12);
+        let q = randv(b * d, 71);
+        let keys = randv(n * d, 72);
+        let lq: Vec<f32> = (0..n).map(|j| -2.0 - (j % 13) as f32 * 0.3).collect();
+        let pos: Vec<u32> = (0..b as u32).map(|i| i * 41).collect();
+        for prec in [Precision::F32, Precision::Bf16] {
+            for tau in [0.5, 0.05, 1e-6] {
+                let o = InfoNceOpts {
+                    temperature: tau,
+                    positives: Some(&pos),
+                    log_q: Some(&lq),
+                    normalize: true,
+                };
+                let run = |budget: usize| {
+                    with_precision(prec, || {
+                        info_nce_with(
+                            Operand::new(&q, b),
+                            Operand::new(&keys, n),
+                            d,
+                            &o,
+                            None,
+                            budget,
+                        )
+                    })
+                    .unwrap()
+                    .stats
+                };
+                let (t, h) = (run(0), run(DEFAULT_SCRATCH_BYTES));
+                for (what, a, c) in [
+                    ("entropy", t.mean_entropy, h.mean_entropy),
+                    (
+                        "effective negatives",
+                        t.effective_negatives,
+                        h.effective_negatives,
+                    ),
+                    (
+                        "p(pos)",
+                        t.mean_positive_probability,
+                        h.mean_positive_probability,
+                    ),
+                ] {
+                    assert!(
+                        (a - c).abs() <= 1e-4 * c.abs().max(1.0),
+                        "{prec:?} τ {tau} {what}: tiled {a} vs held {c}"
+                    );
+                }
+            }
         }
     }
 

@@ -72,12 +72,17 @@ impl InfoNceArgs {
         }
     }
 
-    /// Whether a float32 logit could overflow (a subnormal τ, say): the CPU handles those.
+    /// Whether float32 logits could go wrong (a subnormal τ, rows of 1e20, tiny rows, a huge
+    /// logQ: `float32_logits_unsafe`): the CPU handles those in float64.
     fn logits_may_overflow(&self) -> bool {
-        let t = self.temperature;
         let log_q = self.log_q.as_deref().map_or(0.0, max_abs);
-        let bound = max_abs(&self.q.data) * max_abs(&self.keys.data) * self.q.cols / t + log_q;
-        !((1.0 / t) as f32).is_finite() || bound.is_nan() || bound >= 1e36
+        c::float32_logits_unsafe(
+            max_abs(&self.q.data),
+            max_abs(&self.keys.data),
+            self.q.cols as usize,
+            self.temperature,
+            log_q,
+        )
     }
 }
 

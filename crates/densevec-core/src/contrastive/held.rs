@@ -84,7 +84,12 @@ pub(super) fn softmax_row(
             }
         }
     }
-    let ezn = k::dot(e, row) as f64;
+    // Σ e·(z − mneg): the logits relative to the shift (the excluded entries, z = 0 and
+    // e = 0, add nothing), so that large logits leave the entropy its digits.
+    for v in row.iter_mut() {
+        *v -= mneg;
+    }
+    let ezs = k::dot(e, row) as f64;
     let elqn = p.log_q.map_or(0.0, |lq| k::dot(e, lq) as f64);
     let zp64 = zp as f64;
     let sums = QuerySums {
@@ -92,7 +97,7 @@ pub(super) fn softmax_row(
         up: zp64 + p.log_q.map_or(0.0, |lq| lq[pos] as f64),
         mneg: mneg as f64,
         ln: s,
-        ezn,
+        ezs,
         elqn,
     };
     let (lse, pneg) = sums.lse_pneg();
