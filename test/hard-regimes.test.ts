@@ -343,6 +343,30 @@ describe('the whole float32 range', () => {
     }
   });
 
+  it('infoNCE (normalized) and ntXent at τ = 1e-40 and 1e-45: gradients past the float32 range are ±∞ as in the reference, never NaN', () => {
+    const a = randm(3, 4, 61);
+    const b = randm(3, 4, 62);
+    const same = (got: Float32Array, want: Float32Array) => {
+      expect(Array.from(got).some(Number.isNaN)).toBe(false);
+      expect(Array.from(got, (v) => (Number.isFinite(v) ? 0 : v))).toEqual(Array.from(want, (v) => (Number.isFinite(v) ? 0 : v)));
+      const fin = (x: Float32Array) => Array.from(x, (v) => (Number.isFinite(v) ? v : 0));
+      close(fin(got), fin(want), 1e-5, 1e-6 * maxAbs(fin(want)));
+    };
+    for (const temperature of [1e-30, 1e-40, 1e-45]) {
+      const nt = dv.ntXent(a, b, { temperature });
+      const ntr = ref.ntXent(a, b, { temperature });
+      close(nt.loss, ntr.loss, 1e-6, 1e-9);
+      same(nt.gradA.data, ntr.gradA.data);
+      same(nt.gradB.data, ntr.gradB.data);
+      const o = { temperature, normalize: true };
+      const inf = dv.infoNCE(a, b, o);
+      const infr = ref.infoNCE(a, b, o);
+      close(inf.loss, infr.loss, 1e-6, 1e-9);
+      same(inf.gradQ.data, infr.gradQ.data);
+      same(inf.gradKeys.data, infr.gradKeys.data);
+    }
+  });
+
   it('infoNCE diagnostics of the tiled path equal the held path at ordinary scale (bf16 too)', () => {
     const q = { data: Float32Array.of(-0.4997482, -0.4374833), rows: 1, cols: 2 };
     const keys = { data: Float32Array.of(-0.4934532, 0.1368891, -0.4967295, 0.0305031), rows: 2, cols: 2 };

@@ -365,6 +365,9 @@ struct FusedOut<'o> {
     gk: Grad<'o>,
     grad_tau: f64,
     stats: NceStats,
+    /// The gradients are already taken back through the normalization (in float64, by the
+    /// float64 path; for NT-Xent both views' gradient is in `gq` and `gk` is zero).
+    finished: bool,
 }
 
 /// A gradient the fused paths fill: a fresh zeroed vector, or a caller's zeroed buffer of the
@@ -640,6 +643,7 @@ fn fused<'o>(func: &str, p: &Fused, outs: &mut Outs<'o>) -> Result<FusedOut<'o>>
         gk,
         grad_tau,
         stats,
+        finished: false,
     })
 }
 
@@ -919,8 +923,24 @@ pub fn info_nce_with(
     const F: &str = "infoNCE";
     let p = info_nce_prepare_ids(q, keys, d, o, key_ids)?;
     let r = info_nce_paths(F, &p, o.temperature, scratch_bytes, &mut (None, None))?;
-    let (gq, gk) = (r.gq.into_vec(), r.gk.into_vec());
-    Ok(p.finish_info_nce_with(r.loss, gq, gk, (r.grad_tau, r.stats)))
+    let (mut gq, mut gk) = (r.gq.into_vec(), r.gk.into_vec());
+    if r.finished {
+        return Ok(InfoNce {
+            loss: r.loss,
+            grad_q: gq,
+            grad_keys: gk,
+            grad_temperature: r.grad_tau,
+            stats: r.stats,
+        });
+    }
+    p.back_norm_grads(&mut gq, &mut gk);
+    Ok(InfoNce {
+        loss: r.loss,
+        grad_q: gq,
+        grad_keys: gk,
+        grad_temperature: r.grad_tau,
+        stats: r.stats,
+    })
 }
 
 /// The path of an InfoNCE call on prepared rows (see [`info_nce_with`]).
@@ -973,7 +993,9 @@ pub fn info_nce_prepared_into(
         &mut (Some(grad_q), Some(grad_keys)),
     )?;
     let (mut gq, mut gk) = (r.gq, r.gk);
-    p.back_norm_grads(&mut gq, &mut gk);
+    if !r.finished {
+        p.back_norm_grads(&mut gq, &mut gk);
+    }
     Ok(InfoNce {
         loss: r.loss,
         grad_q: gq.into_vec(),
@@ -1081,10 +1103,45 @@ fn info_nce_f64<'o>(
             }
         }
     }
+    // Divided by τ and taken back through the normalization in float64 before the one
+    // rounding to float32: with a tiny τ the gradients pass the float32 range, and the
+    // projection of an infinite row would be NaN where the reference's is ±∞ or finite.
+    // NT-Xent (the keys are the queries): both views' gradient in gq, gk zero.
+    let (mut gq, mut gk) = (gq, gk);
+    let nt = p.keys.is_none() && p.exclude_self;
+    if nt {
+        for (a, c) in gq.iter_mut().zip(&gk) {
+            *a += c;
+        }
+        gk.iter_mut().for_each(|v| *v = 0.0);
+    }
+    for v in gq.iter_mut().chain(gk.iter_mut()) {
+        *v /= tau;
+    }
+    let back64 = |g: &mut [f64], h: &[f32], norms: &[f64]| {
+        for (gr, (hr, &nr)) in g.chunks_mut(d).zip(h.chunks(d).zip(norms)) {
+            let s: f64 = gr.iter().zip(hr).map(|(&a, &x)| a * x as f64).sum();
+            for (a, &x) in gr.iter_mut().zip(hr) {
+                *a = (*a - x as f64 * s) / nr;
+            }
+        }
+    };
+    let finished = match (&p.q_norms, &p.k_norms) {
+        (Some(qn), Some(kn)) => {
+            back64(&mut gq, &p.q, qn);
+            back64(&mut gk, p.keys(), kn);
+            true
+        }
+        (Some(qn), None) if nt => {
+            back64(&mut gq, &p.q, qn);
+            true
+        }
+        _ => false,
+    };
     let out = |g: Vec<f64>, slot: &mut Option<&'o mut [f32]>, what: &str, rows: usize| {
         let mut o = Grad::get(slot, (func, what, "split the batch"), rows, d)?;
         for (o, v) in o.iter_mut().zip(g) {
-            *o = (v / tau) as f32;
+            *o = v as f32;
         }
         Ok::<_, crate::Error>(o)
     };
@@ -1099,6 +1156,7 @@ fn info_nce_f64<'o>(
         gk,
         grad_tau,
         stats,
+        finished,
     })
 }
 
@@ -1221,6 +1279,16 @@ pub fn nt_xent_with(
         fused(F, &p.fused(), &mut (None, None))?
     };
     let (mut g, gk) = (r.gq.into_vec(), r.gk.into_vec());
+    if r.finished {
+        let grad_b = g.split_off(p.b / 2 * p.d);
+        return Ok(NtXent {
+            loss: r.loss,
+            grad_a: g,
+            grad_b,
+            grad_temperature: r.grad_tau,
+            stats: r.stats,
+        });
+    }
     if !gk.is_empty() {
         k::axpy(&mut g, 1.0, &gk);
     }
@@ -1578,12 +1646,25 @@ mod tests {
                 let what = format!("{b}x{n}x{d} {with_pos} {with_lq} {with_ids} {normalize}");
                 let pr = info_nce_prepare_ids(qo, ko, d, &o, key_ids).unwrap();
                 let want = info_nce_f64("infoNCE", &pr, 0.2, &mut (None, None)).unwrap();
-                let want = pr.finish_info_nce_with(
-                    want.loss,
-                    want.gq.into_vec(),
-                    want.gk.into_vec(),
-                    (want.grad_tau, want.stats),
-                );
+                // The float64 path takes its gradients through the normalization itself.
+                assert_eq!(want.finished, normalize);
+                let want = InfoNce {
+                    loss: want.loss,
+                    grad_q: want.gq.into_vec(),
+                    grad_keys: want.gk.into_vec(),
+                    grad_temperature: want.grad_tau,
+                    stats: want.stats,
+                };
+                let want = if normalize {
+                    want
+                } else {
+                    pr.finish_info_nce_with(
+                        want.loss,
+                        want.grad_q,
+                        want.grad_keys,
+                        (want.grad_temperature, want.stats),
+                    )
+                };
                 let mut per_path = Vec::new();
                 for budget in [0usize, DEFAULT_SCRATCH_BYTES] {
                     pool::set_threads(1).unwrap();
@@ -1610,9 +1691,17 @@ mod tests {
             let bb = randv(rows * d, 42 + rows as u64);
             let pr = nt_xent_prepare(&a, &bb, rows, d, 0.15).unwrap();
             let w = info_nce_f64("ntXent", &pr, 0.15, &mut (None, None)).unwrap();
+            // Finished in float64: both views' gradient in gq, through the normalization.
+            assert!(w.finished && w.gk.iter().all(|&v| v == 0.0));
             let mut g = w.gq.to_vec();
-            k::axpy(&mut g, 1.0, &w.gk);
-            let want = pr.finish_nt_xent_with(w.loss, g, (w.grad_tau, w.stats));
+            let grad_b = g.split_off(rows * d);
+            let want = NtXent {
+                loss: w.loss,
+                grad_a: g,
+                grad_b,
+                grad_temperature: w.grad_tau,
+                stats: w.stats,
+            };
             for budget in [0usize, DEFAULT_SCRATCH_BYTES] {
                 pool::set_threads(1).unwrap();
                 let r1 = nt_xent_with(&a, &bb, rows, d, 0.15, budget).unwrap();

@@ -119,6 +119,7 @@ fn out<'o>(lossv: &[f64], exv: &[RowExtra], gq: Grad<'o>, gk: Grad<'o>) -> Fused
         gk,
         grad_tau,
         stats,
+        finished: false,
     }
 }
 
