@@ -367,6 +367,17 @@ describe('the whole float32 range', () => {
     }
   });
 
+  it('softmaxProbabilities of rows of 1e-30 at τ = 1e-60, and ∂L/∂τ of infoNCE at a subnormal τ', () => {
+    const x = Float32Array.of(1e-30, 0);
+    const ys = { data: Float32Array.of(1e-30, 0, 3e-30, 0, -1e-30, 0), rows: 3, cols: 2 };
+    close(dv.softmaxProbabilities(x, ys, 1e-60), ref.softmaxProbabilities(x, ys, 1e-60), 0, 1e-6);
+    // The positive's logit is below the other's: ∂L/∂τ → −∞ as τ → 0 (its term is kept even
+    // when its log-probability is −∞ in float64).
+    const q = { data: Float32Array.of(1, 0), rows: 1, cols: 2 };
+    const keys = { data: Float32Array.of(-0.5, 0, -0.1, 0), rows: 2, cols: 2 };
+    for (const temperature of [1e-300, 1e-310, 1e-320]) expect(dv.infoNCE(q, keys, { temperature }).gradTemperature).toBe(-Infinity);
+  });
+
   it('infoNCE diagnostics of the tiled path equal the held path at ordinary scale (bf16 too)', () => {
     const q = { data: Float32Array.of(-0.4997482, -0.4374833), rows: 1, cols: 2 };
     const keys = { data: Float32Array.of(-0.4934532, 0.1368891, -0.4967295, 0.0305031), rows: 2, cols: 2 };

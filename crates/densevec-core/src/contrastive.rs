@@ -1172,19 +1172,19 @@ fn extras_from_probs(lu: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) -
     let mut gt = 0.0;
     let mut ln_max = f64::NEG_INFINITY;
     for (j, &u) in lu.iter().enumerate() {
-        if u == f64::NEG_INFINITY {
-            continue;
-        }
-        let pj = lp(j).exp();
+        let pj = if u == f64::NEG_INFINITY {
+            0.0
+        } else {
+            lp(j).exp()
+        };
         if pj > 0.0 {
             h -= pj * lp(j);
         }
         if j == pos {
+            // Kept even when its log is −∞ too (a subnormal τ).
             gt += (pj - 1.0) * sims[j];
-        } else {
-            if pj > 0.0 {
-                gt += pj * sims[j];
-            }
+        } else if u > f64::NEG_INFINITY {
+            gt += pj * sims[j];
             ln_max = ln_max.max(lp(j));
         }
     }
@@ -1382,13 +1382,24 @@ pub fn softmax_probabilities(
     let scaled = {
         // Logits that could overflow float32 (a tiny τ): softmax in float64 on x·y scaled by
         // α = min(τ, 1), exp((u − max u)/α), as the reference does.
-        // (A dot past the float32 range is formed in float64.)
+        // A dot past the float32 range is formed in float64; so is every dot when the
+        // products would fall out of the float32 normal range (max|x|·max|y| below 2^-100,
+        // the rule of the fused losses), and the softmax then runs in float64.
+        let max_abs = |v: &[f32]| v.iter().fold(0f64, |m, &t| m.max((t as f64).abs()));
+        let prod = max_abs(x) * max_abs(ys);
+        let tiny = prod > 0.0 && prod < 7.888609052210118e-31;
         let dots: Vec<f64> = ys
             .chunks(d)
-            .map(|y| crate::similarity::dot_wide(x, y))
+            .map(|y| {
+                if tiny {
+                    x.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum()
+                } else {
+                    crate::similarity::dot_wide(x, y)
+                }
+            })
             .collect();
         let big = dots.iter().fold(0f64, |m, v| m.max(v.abs())) / temperature;
-        if big.is_nan() || big >= 1e36 {
+        if tiny || big.is_nan() || big >= 1e36 {
             let alpha = temperature.min(1.0);
             let u: Vec<f64> = dots
                 .iter()

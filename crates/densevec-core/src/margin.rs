@@ -52,8 +52,10 @@ pub fn scale_is_wide(s: f64) -> bool {
     !(SCALE_LO..=SCALE_HI).contains(&s)
 }
 
-/// v·2^e in float64 for any e (a step at a time, so neither factor overflows on its own).
-fn pow2_mul(mut v: f64, mut e: i32) -> f64 {
+/// v·2^e in float64 for any e (a step at a time, so neither factor overflows on its own; e
+/// beyond ±1,200 saturates to 0 or ±∞ like any larger one, so it is clamped there).
+fn pow2_mul(mut v: f64, e: i32) -> f64 {
+    let mut e = e.clamp(-1200, 1200);
     while e > 1000 {
         v *= 2f64.powi(1000);
         e -= 1000;
@@ -826,12 +828,13 @@ fn margin_softmax_all_in<'o>(
     let (lg, ls) = (&*logits, &lsev);
     // Wide: 2^-e·G with s/N·2^-e in [1/2, 1), so the GEMMs see values of at most 1 in
     // magnitude; `finish_grads_scaled` multiplies by 2^e.
+    // (From log2 s − log2 N: s/N itself may underflow to 0 for a subnormal s.)
     let e_g = if wide {
-        (o.scale * inv_n).log2().floor() as i32 + 1
+        (o.scale.log2() - (n as f64).log2()).floor() as i32 + 1
     } else {
         0
     };
-    let sg = pow2_mul(o.scale * inv_n, -e_g);
+    let sg = pow2_mul(o.scale, -e_g) * inv_n;
     let eps_c64 = eps / c as f64;
     // G for row i over the classes c0.. (`out.len()` of them), the target column `yin` at 0.
     let piece = |i: usize, c0: usize, yin: Option<usize>, out: &mut [f32]| {
@@ -1507,7 +1510,9 @@ mod tests {
         let cos =
             |i: usize, j: usize| -> f64 { (0..d).map(|k| xh[i * d + k] * wh[j * d + k]).sum() };
         let s_hi = 2f64.powi(120);
+        // (5e-324: s/N underflows to 0; the gradients' exponent comes from log2 s − log2 N.)
         let scales = [
+            5e-324,
             1e-320,
             1e-40,
             1e-20,
