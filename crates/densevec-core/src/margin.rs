@@ -52,6 +52,12 @@ pub fn scale_is_wide(s: f64) -> bool {
     !(SCALE_LO..=SCALE_HI).contains(&s)
 }
 
+/// The e with s/N·2^-e in [1/2, 1) (up to rounding), from log2 s − log2 N: s/N itself may
+/// underflow to 0 for a subnormal s.
+fn grad_exponent(s: f64, n: usize) -> i32 {
+    (s.log2() - (n as f64).log2()).floor() as i32 + 1
+}
+
 /// v·2^e in float64 for any e (a step at a time, so neither factor overflows on its own; e
 /// beyond ±1,200 saturates to 0 or ±∞ like any larger one, so it is clamped there).
 fn pow2_mul(mut v: f64, e: i32) -> f64 {
@@ -828,12 +834,7 @@ fn margin_softmax_all_in<'o>(
     let (lg, ls) = (&*logits, &lsev);
     // Wide: 2^-e·G with s/N·2^-e in [1/2, 1), so the GEMMs see values of at most 1 in
     // magnitude; `finish_grads_scaled` multiplies by 2^e.
-    // (From log2 s − log2 N: s/N itself may underflow to 0 for a subnormal s.)
-    let e_g = if wide {
-        (o.scale.log2() - (n as f64).log2()).floor() as i32 + 1
-    } else {
-        0
-    };
+    let e_g = if wide { grad_exponent(o.scale, n) } else { 0 };
     let sg = pow2_mul(o.scale, -e_g) * inv_n;
     let eps_c64 = eps / c as f64;
     // G for row i over the classes c0.. (`out.len()` of them), the target column `yin` at 0.
@@ -1682,6 +1683,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The wide path's exponent stays finite where s/N underflows, and scaling by any
+    /// exponent saturates at once (it used to loop 2^31 times for log2 0).
+    #[test]
+    fn grad_exponent_and_pow2_mul_take_every_scale() {
+        for (s, n) in [
+            (5e-324, 64usize),
+            (1e-322, 4096),
+            (1e-300, 1),
+            (1e300, 7),
+            (f64::MAX, 1),
+        ] {
+            let e = grad_exponent(s, n);
+            assert!((-1200..=1100).contains(&e), "{s:e} / {n}: {e}");
+            let sg = pow2_mul(s, -e) / n as f64;
+            assert!((0.25..=1.0).contains(&sg), "{s:e} / {n}: {sg}");
+        }
+        assert_eq!(pow2_mul(1.0, i32::MIN), 0.0);
+        assert_eq!(pow2_mul(-3.0, i32::MAX), f64::NEG_INFINITY);
+        assert_eq!(pow2_mul(3.0, -1074), 3.0 * 2f64.powi(-1074));
+        assert_eq!(pow2_mul(0.75, 1024), 0.75 * 2f64.powi(1023) * 2.0);
     }
 
     /// The in-place form writes every value of the caller's buffers: started from NaN, its
