@@ -378,6 +378,31 @@ describe('the whole float32 range', () => {
     for (const temperature of [1e-300, 1e-310, 1e-320]) expect(dv.infoNCE(q, keys, { temperature }).gradTemperature).toBe(-Infinity);
   });
 
+  it('infoNCE and ntXent at a subnormal τ: statistics and ∂L/∂τ as in the reference, never NaN', () => {
+    const q = randm(4, 9, 71);
+    const k = randm(5, 9, 72);
+    const b = randm(4, 9, 73);
+    const stats = (r: { gradTemperature: number; stats: Record<string, number> }) => [
+      r.gradTemperature,
+      r.stats.meanEntropy,
+      r.stats.meanPositiveProbability,
+      r.stats.meanMaxNegativeProbability,
+      r.stats.effectiveNegatives,
+    ];
+    for (const temperature of [1e-300, 1e-310, 5e-324]) {
+      for (const normalize of [false, true]) {
+        const got = stats(dv.infoNCE(q, k, { temperature, normalize }));
+        const want = stats(ref.infoNCE(q, k, { temperature, normalize }));
+        expect(got.some(Number.isNaN), `infoNCE τ ${temperature}`).toBe(false);
+        expect(got).toEqual(want.map((v, i) => (Number.isFinite(v) ? expect.closeTo(v, 6) : got[i] === v ? v : NaN)));
+      }
+      const got = stats(dv.ntXent(q, b, { temperature }));
+      const want = stats(ref.ntXent(q, b, { temperature }));
+      expect(got.some(Number.isNaN), `ntXent τ ${temperature}`).toBe(false);
+      expect(got).toEqual(want.map((v, i) => (Number.isFinite(v) ? expect.closeTo(v, 6) : got[i] === v ? v : NaN)));
+    }
+  });
+
   it('infoNCE diagnostics of the tiled path equal the held path at ordinary scale (bf16 too)', () => {
     const q = { data: Float32Array.of(-0.4997482, -0.4374833), rows: 1, cols: 2 };
     const keys = { data: Float32Array.of(-0.4934532, 0.1368891, -0.4967295, 0.0305031), rows: 2, cols: 2 };

@@ -87,41 +87,47 @@ function scaledSoftmaxRow(z: Float64Array, off: number, n: number, alpha: number
  * (exact for any spread of the logits).
  */
 function rowExtras(zs: Float64Array, off: number, n: number, pos: number, logQ: Float32Array | null, tau: number, alpha = 1): number[] {
-  // Logits are held scaled by α = min(τ, 1); the diagnostics use the logits themselves.
-  const z = new Float64Array(n);
-  for (let j = 0; j < n; j++) z[j] = zs[off + j] / alpha;
-  off = 0;
-  let mn = -Infinity;
+  // Logits are held scaled by α = min(τ, 1) (u = α·z); every quantity is formed relative to
+  // the largest negative, as a difference of the held values divided by α, so that neither
+  // logits of 1e40 (or a logQ of 3e38) nor a subnormal τ (where z = u/α overflows) cost the
+  // diagnostics their digits: d_j = z_j − mn, a = zp − mn, l = ln Σ_neg e^(d), r = lse − mn,
+  // E = E_neg[z] − mn.
+  let mu = -Infinity;
   for (let j = 0; j < n; j++) {
-    const x = z[off + j];
-    if (j !== pos && x > mn) mn = x;
+    const x = zs[off + j];
+    if (j !== pos && x > mu) mu = x;
   }
-  const zp = z[off + pos];
-  if (mn === -Infinity) return [0, 0, 1, 0, 0];
-  // Every quantity relative to the largest negative logit mn, so that logits of 1e40 (or a
-  // logQ of 3e38) leave the entropy and the probabilities their digits: a = zp − mn,
-  // l = ln Σ_neg e^(z − mn), r = lse − mn, E = E_neg[z] − mn.
+  if (mu === -Infinity) return [0, 0, 1, 0, 0];
+  const up = zs[off + pos];
   let ln = 0;
   let ez = 0;
   let elq = 0;
   for (let j = 0; j < n; j++) {
-    const x = z[off + j];
+    const x = zs[off + j];
     if (j === pos || x === -Infinity) continue;
-    const e = Math.exp(x - mn);
+    const dj = (x - mu) / alpha;
+    const e = Math.exp(dj);
     ln += e;
-    ez += e * (x - mn);
+    if (e > 0) ez += e * dj;
     if (logQ) elq += e * logQ[j];
   }
-  const a = zp - mn;
+  const a = (up - mu) / alpha;
   const l = Math.log(ln);
-  const r = Math.max(a, l) + Math.log(Math.exp(a - Math.max(a, l)) + Math.exp(l - Math.max(a, l)));
   const E = ez / ln;
+  const lqp = logQ ? logQ[pos] : 0;
+  // ∂L_i/∂τ = −(1/τ²)·Σ_j (p_j − y_j)·s_j = −(p(neg)/τ²)·(E_neg[s] − s_pos), with
+  // s = (τ/α)·(u + α·logQ): −(p(neg)·X/τ)/α, X = (mu − u_pos) + α·(E + E_neg[logQ] − logQ_pos).
+  const X = mu - up + alpha * (E + elq / ln - lqp);
+  if (a === Infinity) {
+    // The positive takes all the mass (a subnormal τ): p(pos) = 1 exactly.
+    return [0, 0, 1, 0, Math.exp(l - E)];
+  }
+  const m = Math.max(a, l);
+  const r = m + Math.log(Math.exp(a - m) + Math.exp(l - m));
   const pneg = Math.exp(l - r);
   const pp = Math.exp(a - r);
-  const up = zp + (logQ ? logQ[pos] : 0);
-  // ∂L_i/∂τ = −(1/τ) Σ_j (p_j − y_j)·u_j with u_j = s_j/τ = z_j + logQ_j (a sum over negatives).
-  const gt = (-pneg * (E + elq / ln + (mn - up))) / tau;
-  return [gt, pp * (r - a) + pneg * (r - E), pp, Math.exp(-r), Math.exp(l - E)];
+  const gt = pneg === 0 ? 0 : -(pneg * X) / tau / alpha;
+  return [gt, (pp > 0 ? pp * (r - a) : 0) + pneg * (r - E), pp, Math.exp(-r), Math.exp(l - E)];
 }
 
 /** Means of per-query extras → (gradTemperature, stats). */

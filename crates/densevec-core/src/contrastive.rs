@@ -1085,13 +1085,13 @@ fn info_nce_f64<'o>(
         let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let zp = z[pos];
         let mut sum = 0.0;
-        for (v, l) in z.iter_mut().zip(lu.iter_mut()) {
-            *l = (*v - m) / alpha;
-            *v = l.exp();
+        lu.copy_from_slice(&z);
+        for v in z.iter_mut() {
+            *v = ((*v - m) / alpha).exp();
             sum += *v;
         }
         loss += sum.ln() + (m - zp) / alpha;
-        exv[i] = extras_from_probs(&lu, sum, pos, &sims, tau);
+        exv[i] = extras_from_probs(&lu, alpha, sum, pos, &sims, tau);
         for (j, &e) in z.iter().enumerate() {
             let g = (e / sum - if j == pos { 1.0 } else { 0.0 }) / b as f64;
             if g == 0.0 {
@@ -1160,19 +1160,29 @@ fn info_nce_f64<'o>(
     })
 }
 
-/// One query's extras from the logs `lu` of its unnormalized probabilities (their sum `sum`,
-/// masked entries −∞), positive `pos` and similarities `sims` (before dividing by τ), in log
-/// space: a probability that underflows to 0 still has its log, so the negatives'
-/// distribution (max p, effective negatives) exists next to a dominant positive, and the
-/// positive's −s_pos term of ∂L/∂τ is kept when p(pos) underflows.
-fn extras_from_probs(lu: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) -> RowExtra {
+/// One query's extras from its logits held scaled by α (`u`, masked entries −∞; the
+/// probabilities are e^((u − max u)/α) / `sum`), positive `pos` and similarities `sims`
+/// (before dividing by τ), in log space and with every difference of logits taken before
+/// dividing by α: a probability that underflows to 0 still has its log, the negatives'
+/// distribution (max p, effective negatives) is formed relative to the largest negative (so
+/// it exists next to a dominant positive and at a subnormal τ), and the positive's −s_pos term
+/// of ∂L/∂τ is kept when p(pos) underflows.
+fn extras_from_probs(
+    u: &[f64],
+    alpha: f64,
+    sum: f64,
+    pos: usize,
+    sims: &[f64],
+    tau: f64,
+) -> RowExtra {
+    let m = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let lsum = sum.ln();
-    let lp = |j: usize| lu[j] - lsum;
+    let lp = |j: usize| (u[j] - m) / alpha - lsum;
     let mut h = 0.0;
     let mut gt = 0.0;
-    let mut ln_max = f64::NEG_INFINITY;
-    for (j, &u) in lu.iter().enumerate() {
-        let pj = if u == f64::NEG_INFINITY {
+    let mut mneg = f64::NEG_INFINITY;
+    for (j, &v) in u.iter().enumerate() {
+        let pj = if v == f64::NEG_INFINITY {
             0.0
         } else {
             lp(j).exp()
@@ -1181,32 +1191,36 @@ fn extras_from_probs(lu: &[f64], sum: f64, pos: usize, sims: &[f64], tau: f64) -
             h -= pj * lp(j);
         }
         if j == pos {
-            // Kept even when its log is −∞ too (a subnormal τ).
             gt += (pj - 1.0) * sims[j];
-        } else if u > f64::NEG_INFINITY {
+        } else if v > f64::NEG_INFINITY {
             gt += pj * sims[j];
-            ln_max = ln_max.max(lp(j));
+            mneg = mneg.max(v);
         }
     }
     // ∂L_i/∂τ = −(1/τ)·Σ_j (p_j − y_j)·s_j/τ.
     let gt = -gt / tau / tau;
-    if ln_max == f64::NEG_INFINITY {
+    if mneg == f64::NEG_INFINITY {
         return [gt, h, 1.0, 0.0, 0.0];
     }
+    let dn = |j: usize| (u[j] - mneg) / alpha;
     let mut l = 0.0;
-    for (j, &u) in lu.iter().enumerate() {
-        if j != pos && u > f64::NEG_INFINITY {
-            l += (lp(j) - ln_max).exp();
+    for (j, &v) in u.iter().enumerate() {
+        if j != pos && v > f64::NEG_INFINITY {
+            l += dn(j).exp();
         }
     }
-    let lneg = ln_max + l.ln();
+    let ll = l.ln();
     let mut hn = 0.0;
-    for (j, &u) in lu.iter().enumerate() {
-        if j != pos && u > f64::NEG_INFINITY {
-            let lq = lp(j) - lneg;
-            hn -= lq.exp() * lq;
+    for (j, &v) in u.iter().enumerate() {
+        if j != pos && v > f64::NEG_INFINITY {
+            let lq = dn(j) - ll;
+            let q = lq.exp();
+            if q > 0.0 {
+                hn -= q * lq;
+            }
         }
     }
+    let ln_max = (mneg - m) / alpha - lsum;
     [gt, h, lp(pos).exp(), ln_max.exp(), hn.exp()]
 }
 
