@@ -382,13 +382,10 @@ describe('the whole float32 range', () => {
     const q = randm(4, 9, 71);
     const k = randm(5, 9, 72);
     const b = randm(4, 9, 73);
-    const stats = (r: { gradTemperature: number; stats: Record<string, number> }) => [
-      r.gradTemperature,
-      r.stats.meanEntropy,
-      r.stats.meanPositiveProbability,
-      r.stats.meanMaxNegativeProbability,
-      r.stats.effectiveNegatives,
-    ];
+    const stats = (r: {
+      gradTemperature: number;
+      stats: { meanEntropy: number; meanPositiveProbability: number; meanMaxNegativeProbability: number; effectiveNegatives: number };
+    }) => [r.gradTemperature, r.stats.meanEntropy, r.stats.meanPositiveProbability, r.stats.meanMaxNegativeProbability, r.stats.effectiveNegatives];
     for (const temperature of [1e-300, 1e-310, 5e-324]) {
       for (const normalize of [false, true]) {
         const got = stats(dv.infoNCE(q, k, { temperature, normalize }));
