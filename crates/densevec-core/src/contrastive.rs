@@ -1396,21 +1396,16 @@ pub fn softmax_probabilities(
     let scaled = {
         // Logits that could overflow float32 (a tiny τ): softmax in float64 on x·y scaled by
         // α = min(τ, 1), exp((u − max u)/α), as the reference does.
-        // A dot past the float32 range is formed in float64; so is every dot when the
-        // products would fall out of the float32 normal range (max|x|·max|y| below 2^-100,
-        // the rule of the fused losses), and the softmax then runs in float64.
+        // `dot_pair` redoes in float64 a dot that overflowed float32 or is small enough for
+        // underflowed products to matter. With products out of the float32 normal range
+        // (max|x|·max|y| below 2^-100, the rule of the fused losses) the softmax also runs in
+        // float64.
         let max_abs = |v: &[f32]| v.iter().fold(0f64, |m, &t| m.max((t as f64).abs()));
         let prod = max_abs(x) * max_abs(ys);
         let tiny = prod > 0.0 && prod < 7.888609052210118e-31;
         let dots: Vec<f64> = ys
             .chunks(d)
-            .map(|y| {
-                if tiny {
-                    x.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum()
-                } else {
-                    crate::similarity::dot_wide(x, y)
-                }
-            })
+            .map(|y| crate::similarity::dot_pair(x, y))
             .collect();
         let big = dots.iter().fold(0f64, |m, v| m.max(v.abs())) / temperature;
         if tiny || big.is_nan() || big >= 1e36 {

@@ -194,10 +194,7 @@ pub fn matmul(a: &[f32], m: usize, kd: usize, b: &[f32], n: usize) -> Result<Vec
         // An entry whose chain of partial sums passed the float32 range (±∞ or NaN where the
         // product may fit, or ∞ of the wrong sign) is recomputed in float64 from its row and
         // column, as the reference forms it.
-        let bad = c.iter().fold(0u32, |acc, v| {
-            acc | ((v.to_bits() & 0x7F80_0000) == 0x7F80_0000) as u32
-        });
-        if bad != 0 {
+        if crate::error::any_non_finite(c) {
             for (r, row) in c.chunks_mut(n).enumerate() {
                 let ar = &a[(i0 + r) * kd..(i0 + r + 1) * kd];
                 for (j, v) in row.iter_mut().enumerate() {

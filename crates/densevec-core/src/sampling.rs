@@ -346,7 +346,7 @@ fn ns_compute(
             let xi = &x[i * d..(i + 1) * d];
             let gxi = &mut gxb[r * d..(r + 1) * d];
             let yp = &pos[i * d..(i + 1) * d];
-            let o = crate::similarity::dot_wide(xi, yp) - shift(i);
+            let o = crate::similarity::dot_pair(xi, yp) - shift(i);
             l += softplus(-o);
             let c = (-sigmoid(-o) * inv_n) as f32;
             gxi.fill(0.0);
@@ -357,7 +357,7 @@ fn ns_compute(
             for t in 0..k_ {
                 let j = i * k_ + t;
                 let yn = &neg[j * d..(j + 1) * d];
-                let o = crate::similarity::dot_wide(xi, yn) - shift(n + j);
+                let o = crate::similarity::dot_pair(xi, yn) - shift(n + j);
                 l += softplus(o);
                 let c = (sigmoid(o) * inv_n) as f32;
                 k::axpy(gxi, c, yn);

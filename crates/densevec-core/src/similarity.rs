@@ -92,18 +92,6 @@ fn sumsq_finish(a: &[f32], s: f32) -> f64 {
     }
 }
 
-/// a·b of two rows: the float32 dot, or where that is not finite (products or partial sums
-/// past the float32 range, e.g. entries of 1e20, or non-finite entries) the float64 sum of the
-/// products, as the reference forms it.
-pub(crate) fn dot_wide(a: &[f32], b: &[f32]) -> f64 {
-    let v = k::dot(a, b);
-    if v.is_finite() {
-        v as f64
-    } else {
-        a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
-    }
-}
-
 /// (a·b, ‖a‖², ‖b‖²) in float64.
 pub(crate) fn dot_norms_f64(a: &[f32], b: &[f32]) -> (f64, f64, f64) {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
@@ -846,10 +834,7 @@ impl<'a> Search<'a> {
                     // (entries of ~1e19 and up) gives ±∞ or NaN even where the dot fits, or ∞
                     // of the wrong sign: such pairs are recomputed in float64. One branch-free
                     // scan of the tile finds them.
-                    let bad = row.iter().fold(0u32, |a, v| {
-                        a | ((v.to_bits() & 0x7F80_0000) == 0x7F80_0000) as u32
-                    });
-                    if bad != 0 {
+                    if crate::error::any_non_finite(row) {
                         for (j, v) in row.iter_mut().enumerate() {
                             if !v.is_finite() {
                                 *v = direct(qi, j);
