@@ -1,4 +1,5 @@
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -289,6 +290,72 @@ describe('writeCorpus / openCorpus', () => {
     expect(readFileSync(p).readFloatLE(64)).toBe(c.data[0]);
     // Usable by every corpus-taking function, e.g. similarityMatrix and normalizeRows.
     close(dv.similarityMatrix(c, b).data, dv.similarityMatrix(c, c).data, 0, 0);
+  });
+
+  it('writeCorpus replaces a file by a rename: a corpus opened from the old file keeps its rows', () => {
+    const p = join(dir, 'replace.dvc');
+    const c = randm(300, 16, 22);
+    const q = randm(3, 16, 23);
+    for (const [name, impl] of IMPLS) {
+      impl.writeCorpus(p, c);
+      const old = impl.openCorpus(p) as M;
+      const want = Array.from(impl.topK(q, c, 5).indices);
+      // Rewritten smaller while mapped: the old mapping still holds the old file.
+      impl.writeCorpus(p, randm(7, 16, 24));
+      expect(Array.from(impl.topK(q, old, 5).indices), name).toEqual(want);
+      expect((impl.openCorpus(p) as M).rows).toBe(7);
+    }
+    // No temporary file is left beside it, and a refused write leaves the old file whole.
+    expect(readdirSync(dir).filter((f) => f.startsWith('replace.dvc'))).toEqual(['replace.dvc']);
+    throwsCode(() => dv.writeCorpus(p, { data: new Float32Array(3), rows: 2, cols: 2 }), 'E_SHAPE');
+    expect((dv.openCorpus(p) as M).rows).toBe(7);
+  });
+
+  it.skipIf(process.platform === 'win32')('a mapped file that shrinks gives E_ARG, never a crash', () => {
+    // In a child process: without the guard, the first read past the file's new end ends the
+    // process with SIGBUS.
+    const p = join(dir, 'shrink.dvc');
+    const script = `
+      const dv = require(${JSON.stringify(require.resolve('..'))});
+      const fs = require('node:fs');
+      const c = dv.randomUnitVectors(20000, 64, 2);
+      dv.writeCorpus(${JSON.stringify(p)}, c);
+      const oc = dv.openCorpus(${JSON.stringify(p)});
+      const q = dv.randomUnitVectors(2, 64, 1);
+      fs.truncateSync(${JSON.stringify(p)}, 64 + 4 * 64 * 100);
+      const out = [];
+      const code = (f) => { try { f(); return 'ok'; } catch (e) { return e.code + (/shrank while it was mapped/.test(e.message) && e.message.includes(${JSON.stringify(p)}) ? '' : ' ' + e.message); } };
+      out.push(code(() => dv.topK(q, oc, 3)));
+      out.push(code(() => dv.topK(q, oc, 3)));
+      out.push(code(() => dv.similarityMatrix(q, oc)));
+      out.push(code(() => dv.normalizeRows(oc)));
+      out.push(code(() => dv.normalizeInPlace(oc)));
+      out.push(code(() => dv.dotRows(oc, oc)));
+      // The rows before the new end are intact and still searchable.
+      const head = { data: oc.data.subarray(0, 6400), rows: 100, cols: 64 };
+      const want = dv.topK(q, { data: c.data.subarray(0, 6400), rows: 100, cols: 64 }, 3);
+      out.push(String(dv.topK(q, head, 3).indices) === String(want.indices) ? 'head' : 'head differs');
+      out.push(String(oc.data[oc.data.length - 1]));
+      out.push(code(() => dv.topK(q, oc, 3)));
+      dv.topKAsync(q, oc, 3).then(() => out.push('ok'), (e) => out.push(e.code)).then(() => console.log(out.join(',')));
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('E_ARG,E_ARG,E_ARG,E_ARG,E_ARG,E_ARG,head,0,E_ARG,E_ARG');
+  });
+
+  it.skipIf(process.platform === 'win32')('SIGBUS outside a mapping still ends the process', () => {
+    const script = `
+      const dv = require(${JSON.stringify(require.resolve('..'))});
+      dv.writeCorpus(${JSON.stringify(join(dir, 'sig.dvc'))}, dv.randomUnitVectors(10, 4, 1));
+      const oc = dv.openCorpus(${JSON.stringify(join(dir, 'sig.dvc'))});
+      process.kill(process.pid, 'SIGBUS');
+      setTimeout(() => console.log('alive', oc.rows), 500);
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal).toBe('SIGBUS');
+    expect(r.stdout).not.toContain('alive');
   });
 
   it('bad files give clear errors on both backends', () => {

@@ -265,7 +265,9 @@ function bytesOf(a: ArrayBufferView): Uint8Array {
  * Writes a corpus (a float32 Matrix or a compact f16 / bf16 / i8 corpus) to `path` as a corpus
  * file: a 64-byte header (magic, version, rows, cols, dtype, scale) and the raw rows, which
  * {@link openCorpus} maps back without copying. Returns the number of bytes written.
- * The file is little-endian (as every platform densevec ships for).
+ * The file is little-endian (as every platform densevec ships for). A regular file (or a new
+ * one) is written beside `path` and renamed over it: a corpus already opened from the old file
+ * keeps its rows, and a failed write leaves the old file whole.
  */
 export function writeCorpus(path: string, m: Corpus): number {
   const fn = 'writeCorpus';
@@ -295,12 +297,31 @@ export function writeCorpus(path: string, m: Corpus): number {
     data = m.data;
   }
   const { head, dataOffset, scalesOffset } = header(code, rows, cols, scale, scales !== null);
+  // A mapping of the old file (openCorpus) would fault past a truncated end: a regular file is
+  // replaced by a rename instead (the old inode lives on while mapped); anything else (a device,
+  // a pipe) is written in place.
+  let target = path;
+  try {
+    target = fs.realpathSync(path);
+  } catch {
+    // A new file.
+  }
+  let old: fs.Stats | null = null;
+  try {
+    old = fs.statSync(target);
+  } catch {
+    // A new file.
+  }
+  const replace = old === null || old.isFile();
+  const out = replace ? `${target}.${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp` : target;
   let fd: number;
   try {
-    fd = fs.openSync(path, 'w');
+    fd = fs.openSync(out, replace ? 'wx' : 'w');
   } catch (e) {
     fail('E_ARG', `${fn}: cannot open '${path}' for writing: ${(e as Error).message}`);
   }
+  let closed = false;
+  let done = false;
   try {
     fs.writeSync(fd, head, 0, head.length, 0);
     if (scales !== null) {
@@ -314,10 +335,22 @@ export function writeCorpus(path: string, m: Corpus): number {
       const n = Math.min(CH, bytes.length - at);
       fs.writeSync(fd, bytes, at, n, dataOffset + at);
     }
+    if (old !== null && replace) fs.fchmodSync(fd, old.mode & 0o7777);
+    closed = true;
+    fs.closeSync(fd);
+    if (replace) fs.renameSync(out, target);
+    done = true;
   } catch (e) {
     fail('E_ARG', `${fn}: cannot write '${path}': ${(e as Error).message}`);
   } finally {
-    fs.closeSync(fd);
+    if (!closed) fs.closeSync(fd);
+    if (!done && replace) {
+      try {
+        fs.unlinkSync(out);
+      } catch {
+        // Not created, or gone.
+      }
+    }
   }
   return dataOffset + data.byteLength;
 }

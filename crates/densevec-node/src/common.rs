@@ -32,8 +32,14 @@ pub fn err(code: Code, msg: impl Into<String>) -> napi::Error {
     to_napi(CoreError::new(code, msg))
 }
 
-/// Runs `f`, converting a core error or a panic into a napi error.
+/// Runs `f`, converting a core error or a panic into a napi error; a result computed while a
+/// mapped corpus file was found shrunk is refused ([`crate::mapguard::watch`]).
 pub fn guard<T>(func: &str, f: impl FnOnce() -> densevec_core::Result<T>) -> napi::Result<T> {
+    crate::mapguard::watch(func, || contain(func, f), to_napi)
+}
+
+/// [`guard`] without the mapping watch.
+fn contain<T>(func: &str, f: impl FnOnce() -> densevec_core::Result<T>) -> napi::Result<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(to_napi(e)),
@@ -131,7 +137,7 @@ pub fn typed_with<'e, T: Elem>(
         // SAFETY: V8 gave `bytes` = len · size_of::<T>() writable, zeroed, suitably aligned
         // bytes (ArrayBuffer memory is at least 8-aligned); nothing else refers to them yet.
         let s = unsafe { std::slice::from_raw_parts_mut(data as *mut T, len) };
-        fill(s)?;
+        crate::mapguard::watch(func, || fill(s), to_napi)?;
     }
     // SAFETY: as above; `len` values fit in the buffer just created.
     unsafe { view::<T>(raw, ab, len, (func, what)) }
@@ -213,7 +219,7 @@ pub fn typed_filled<'e, T: Elem>(
             // refers to; any bit pattern is a valid f32/f64/u32. The view is made only after
             // `fill` succeeded, and `fill` writes every value.
             let s = unsafe { std::slice::from_raw_parts_mut(data, len) };
-            fill(s)?;
+            crate::mapguard::watch(func, || fill(s), to_napi)?;
             // SAFETY: `ab` is exactly the `len` values just written (offset 0).
             unsafe { view::<T>(env.raw(), ab, len, (func, what)) }
         }

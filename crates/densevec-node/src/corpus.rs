@@ -1,6 +1,6 @@
 //! Binding of memory-mapped corpus files (`openCorpus`).
 
-use crate::common::err;
+use crate::common::{err, to_napi};
 use densevec_core::Code;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -51,11 +51,20 @@ pub fn map_corpus(env: Env, path: String) -> napi::Result<ArrayBuffer<'static>> 
     }
     // SAFETY: a private (copy-on-write) mapping: changes by other processes to the file while it
     // is mapped may or may not be seen, as documented for openCorpus; the memory stays valid
-    // until the mapping is dropped by the buffer's finalizer.
+    // until the mapping is dropped by the buffer's finalizer. A read past the file's end after
+    // the file shrank is answered by the SIGBUS guard (`mapguard`), registered before the
+    // buffer can be read and unregistered before the mapping is dropped.
     let mut map = unsafe { memmap2::MmapOptions::new().len(size).map_copy(&file) }
         .map_err(|e| err(Code::Arg, format!("{F}: cannot map '{path}': {e}")))?;
     let ptr = map.as_mut_ptr();
-    // SAFETY: `ptr` points at `size` bytes owned by `map`, which the finalizer drops when the
+    #[cfg(unix)]
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&file);
+    #[cfg(not(unix))]
+    let fd = 0;
+    let guard = crate::mapguard::register(ptr as usize, size, fd, &path).map_err(to_napi)?;
+    // Dropped in this order: the registration, then the mapping, then the file it maps.
+    let held = (guard, map, file);
+    // SAFETY: `ptr` points at `size` bytes owned by `held`, which the finalizer drops when the
     // ArrayBuffer is collected, so the memory outlives every view of it.
-    unsafe { ArrayBuffer::from_external(&env, ptr, size, map, |_, m| drop(m)) }
+    unsafe { ArrayBuffer::from_external(&env, ptr, size, held, |_, h| drop(h)) }
 }

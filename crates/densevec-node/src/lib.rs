@@ -26,6 +26,7 @@ mod similarity;
 mod statistics;
 
 mod corpus;
+mod mapguard;
 
 /// Large freed blocks are kept for reuse for a while (`densevec_core::keep`; started, with its
 /// limits, by `native_init`).

@@ -149,7 +149,9 @@ pub(crate) use operation;
 /// Runs `op` as `how` says (see the module documentation).
 pub fn run<'e, O: Op>(env: &'e Env, op: O, how: How) -> napi::Result<Ret<'e, O>> {
     if let Mode::Async = how.mode {
-        return Ok(Either::B(AsyncTask::new(Task(op.detach(O::ASYNC)?))));
+        // The copies read the caller's buffers (a mapped corpus among them) now.
+        let op = crate::mapguard::watch(O::ASYNC, || op.detach(O::ASYNC), to_napi)?;
+        return Ok(Either::B(AsyncTask::new(Task(op))));
     }
     let f = O::NAME;
     // gpu_work may scan the inputs: asked only when a GPU is wanted.

@@ -2,7 +2,7 @@
 
 use crate::args::{is_bf16, precision, CorpusArg, Mat, MetricName, PrecisionName};
 use crate::common::js_result;
-use crate::common::{guard, typed_filled, SPLIT};
+use crate::common::{guard, to_napi, typed_filled, SPLIT};
 use crate::run::{operation, Op};
 use densevec_core::alloc;
 use densevec_core::error::check_matrix;
@@ -25,8 +25,8 @@ js_result!(
 
 /// Euclidean norm.
 #[napi]
-pub fn norm(a: &[f32]) -> f64 {
-    sim::norm64(a)
+pub fn norm(a: &[f32]) -> napi::Result<f64> {
+    crate::mapguard::watch("norm", || Ok(sim::norm64(a)), to_napi)
 }
 
 /// New unit vector (zero stays zero), computed in the returned buffer.
@@ -45,8 +45,15 @@ pub fn normalize_in_place(mut x: Mat) -> napi::Result<()> {
     const F: &str = "normalizeInPlace";
     let cols = guard(F, || x.view(F, "x").map(|v| v.cols))?;
     // SAFETY: the JS typed array is alive for this synchronous call and nothing else touches it.
-    sim::normalize_rows_inplace(unsafe { x.data.as_mut() }, cols);
-    Ok(())
+    let x = unsafe { x.data.as_mut() };
+    crate::mapguard::watch(
+        F,
+        || {
+            sim::normalize_rows_inplace(x, cols);
+            Ok(())
+        },
+        to_napi,
+    )
 }
 
 /// New buffer with the rows of `m` scaled to unit length, computed in the returned buffer.
