@@ -11,7 +11,7 @@
  * larger batches are tiled over keys with an online log-sum-exp, in O((B + K)·d) extra memory.
  */
 import * as v from './contract/validate';
-import { snap } from './contract/validate';
+import { snap, snapOpts } from './contract/validate';
 import { PRECISION_NAMES } from './cuda';
 import { type Matrix, shapedLike } from './matrix';
 import * as contract from './contract/contrastive';
@@ -69,7 +69,7 @@ const NT_XENT = op({
 const MISMATCH = op({
   name: 'mismatchScore',
   reference: ref.mismatchScore,
-  snap: (fn, a, b, options) => [snap(fn, 'a', a), snap(fn, 'b', b), options],
+  snap: (fn, a, b, options) => [snap(fn, 'a', a), snap(fn, 'b', b), snapOpts(fn, options, ['withinView'])],
   check: contract.checkMismatch,
   call: (n, how, withinView, a, b) => n.mismatchScore({ a, b, withinView }, how),
   out: (r: NativeResult<'mismatchScore'>) => ({ muP: r.muP, muQ: r.muQ, M: r.M }),

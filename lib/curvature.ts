@@ -21,7 +21,8 @@ const GEODESICS = op({
   snap: (fn, m, options) => [snap(fn, 'm', m), snapOpts(fn, options, ['k', 'metric', 'sources'])],
   check: contract.checkGeodesics,
   call: (n, how, [k, code, s], m) => n.graphGeodesics({ m, k, metric: GRAPH_METRICS[code], sources: s ?? undefined }, how),
-  out: (data: NativeResult<'graphGeodesics'>, [, , s], m) => ({ data, rows: s ? s.length : m.rows, cols: m.rows }),
+  // Rows from the result itself: the sources array may have changed since the call (async).
+  out: (data: NativeResult<'graphGeodesics'>, _p, m) => ({ data, rows: m.rows === 0 ? 0 : data.length / m.rows, cols: m.rows }),
 });
 
 /** The graph arguments of a sampled native entry point. */

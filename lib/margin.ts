@@ -8,7 +8,7 @@
  * the role of 1/τ); every loss is a mean over rows, as PyTorch's default reduction.
  */
 import type { NativeBinding } from './backend';
-import { snap } from './contract/validate';
+import { snap, snapOpts } from './contract/validate';
 import { PRECISION_NAMES } from './cuda';
 import { type Matrix, shapedLike } from './matrix';
 import * as contract from './contract/margin';
@@ -76,7 +76,7 @@ const L1_PENALTY = penalty('l1Penalty', ref.l1Penalty, (n, m, lambda) => n.l1Pen
 const MARGIN_GEOMETRY = op({
   name: 'marginGeometry',
   reference: ref.marginGeometry,
-  snap: (fn, prototypes, options) => [snap(fn, 'prototypes', prototypes), options],
+  snap: (fn, prototypes, options) => [snap(fn, 'prototypes', prototypes), snapOpts(fn, options, ['kind', 'margin'])],
   check: contract.checkMarginGeometry,
   call: (n, how, p, prototypes) => n.marginGeometry({ prototypes, kind: KIND_NAMES[p.kind], margin: p.margin }, how),
   out: (r: NativeResult<'marginGeometry'>, _, prototypes): contract.MarginGeometryResult => {

@@ -36,7 +36,11 @@ export function dot(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.dot(a, b);
   pair('dot', a, b);
-  return n.dotFast(a, b);
+  try {
+    return n.dotFast(a, b);
+  } catch (e) {
+    rethrow(e);
+  }
 }
 
 /** Cosine similarity a·b / (‖a‖‖b‖); 0 when either norm is 0. */
@@ -44,7 +48,11 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.cosine(a, b);
   pair('cosine', a, b);
-  return n.cosineFast(a, b);
+  try {
+    return n.cosineFast(a, b);
+  } catch (e) {
+    rethrow(e);
+  }
 }
 
 /** Squared Euclidean distance Σ (a_k − b_k)². */
@@ -52,7 +60,11 @@ export function l2sq(a: Float32Array, b: Float32Array): number {
   const n = nat();
   if (n === null) return ref.l2sq(a, b);
   pair('l2sq', a, b);
-  return n.l2sqFast(a, b);
+  try {
+    return n.l2sqFast(a, b);
+  } catch (e) {
+    rethrow(e);
+  }
 }
 
 /** Euclidean norm ‖a‖₂. */
@@ -60,7 +72,11 @@ export function norm(a: Float32Array): number {
   const n = nat();
   if (n === null) return ref.norm(a);
   v.vec('norm', 'a', a);
-  return n.norm(a);
+  try {
+    return n.norm(a);
+  } catch (e) {
+    rethrow(e);
+  }
 }
 
 /** New unit vector in the direction of `a`; a zero vector stays zero. */
@@ -68,7 +84,11 @@ export function normalize(a: Float32Array): Float32Array {
   const n = nat();
   if (n === null) return ref.normalize(a);
   v.vec('normalize', 'a', a);
-  return n.normalize(a);
+  try {
+    return n.normalize(a);
+  } catch (e) {
+    rethrow(e);
+  }
 }
 
 /** Normalizes in place: a vector, or every row of a Matrix (zero rows stay zero). */

@@ -183,6 +183,103 @@ describe('contract: every field is read once, at call time', () => {
     }
   });
 
+  it('graphGeodesicsAsync shapes its result from the call-time sources, and options fields are read once', async () => {
+    for (const b of BACKENDS) {
+      dv.setBackend(b);
+      const m = randm(12, 8, 31);
+      const sources = new Uint32Array([0, 3, 5]);
+      const want = dv.graphGeodesics(m, { k: 4, sources: new Uint32Array([0, 3, 5]) });
+      const p = dv.graphGeodesicsAsync(m, { k: 4, sources });
+      // Detached right after the call: the result still has the call's three rows.
+      structuredClone(sources.buffer, { transfer: [sources.buffer] });
+      const got = await p;
+      expect([got.rows, got.cols]).toEqual([3, 12]);
+      close(got.data, want.data, 0, 0);
+      // marginGeometry and mismatchScore read each options field once.
+      const once = (vals: unknown[]) => {
+        let i = 0;
+        return { get: () => vals[Math.min(i++, vals.length - 1)], enumerable: true };
+      };
+      const protos = randm(5, 8, 32);
+      const g = dv.marginGeometry(protos, Object.defineProperties({ margin: 0.3 }, { kind: once(['arcface', 'bogus']) }) as never);
+      close(g.gaps.data, dv.marginGeometry(protos, { kind: 'arcface', margin: 0.3 }).gaps.data, 0, 0);
+      const a = randm(6, 8, 33);
+      const bb = randm(6, 8, 34);
+      const ms = dv.mismatchScore(a, bb, Object.defineProperties({}, { withinView: once([false, true]) }) as never);
+      expect(ms.muQ).toBe(dv.mismatchScore(a, bb, { withinView: false }).muQ);
+    }
+  });
+
+  it('topKStream searches every chunk with the call-time queries', async () => {
+    for (const b of BACKENDS) {
+      dv.setBackend(b);
+      const q = randm(4, 16, 35);
+      const c = randm(100, 16, 36);
+      const chunks = [0, 25, 50, 75].map((s) => ({ data: c.data.subarray(s * 16, (s + 25) * 16), rows: 25, cols: 16 }));
+      const want = Array.from(dv.topK(q, c, 3).indices);
+      const qq = { ...q, data: q.data.slice() };
+      const r = await dv.topKStream(qq, chunks, 3, {
+        onProgress: (n: number) => {
+          if (n === 25) {
+            qq.data.fill(3);
+            qq.rows = 2;
+          }
+        },
+      });
+      expect(Array.from(r.indices)).toEqual(want);
+    }
+  });
+
+  it('sync calls copy their index arrays: a SharedArrayBuffer changed by another thread never gives E_INTERNAL', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const n = 64;
+    const shared = new SharedArrayBuffer(4 * n);
+    const stop = new SharedArrayBuffer(4);
+    const labels = new Uint32Array(shared);
+    for (let i = 0; i < n; i++) labels[i] = i % 8;
+    const w = new Worker(
+      `const { workerData: { shared, stop } } = require('node:worker_threads');
+       const u = new Uint32Array(shared), s = new Int32Array(stop); let x = 1;
+       while (Atomics.load(s, 0) === 0) for (let i = 0; i < u.length; i++) { x = (x * 1103515245 + 12345) >>> 0; u[i] = (x & 1) ? 0xfffffff0 : (x >>> 8) % 8; }`,
+      { eval: true, workerData: { shared, stop } },
+    );
+    dv.setBackend('native');
+    const x = randm(n, 32, 37);
+    const w8 = randm(8, 32, 38);
+    const codes = new Set<string>();
+    const t0 = Date.now();
+    while (Date.now() - t0 < 1500) {
+      for (const f of [
+        () => dv.marginSoftmax(x, w8, labels, { kind: 'arcface' }),
+        () => dv.infoNCE(x, x, { temperature: 0.1, positives: labels }),
+        () => dv.graphGeodesics(x, { k: 5, sources: labels.subarray(0, 4) }),
+      ]) {
+        try {
+          f();
+          codes.add('ok');
+        } catch (e) {
+          codes.add((e as { code: string }).code);
+        }
+      }
+    }
+    Atomics.store(new Int32Array(stop), 0, 1);
+    await w.terminate();
+    expect([...codes].filter((c) => c !== 'ok' && c !== 'E_ARG')).toEqual([]);
+  });
+
+  it('the pair functions throw DensevecError naming themselves when the addon refuses', () => {
+    dv.setBackend('native');
+    const a = new Float32Array(4);
+    const b = new Float32Array(8);
+    Object.defineProperty(a, 'length', { value: 8 });
+    for (const f of ['dot', 'cosine', 'l2sq'] as const) {
+      // caught() fails unless a DensevecError is thrown.
+      const e = caught(() => dv[f](a, b));
+      expect(e.code).toBe('E_TYPE');
+      expect(e.message).toMatch(new RegExp(`^${f}: `));
+    }
+  });
+
   it('async twins reject with DensevecError, never a plain Error', async () => {
     const q = randm(2, 3, 1);
     const fake = new Proxy(q.data, {});

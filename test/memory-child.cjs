@@ -107,6 +107,10 @@ function syncCases(lib, backend) {
     ['procrustes 1 x 100000', () => lib.procrustes(wide, wide2)],
     ['wassersteinRegularizer n = 65536', () => lib.wassersteinRegularizer(wa, wb)],
     ['randomUnitVectors n * d = 2^30', () => lib.randomUnitVectors(1 << 20, 1 << 10, 1)],
+    ['marginGeometry C = 1e5', () => lib.marginGeometry(col, { kind: 'cosface', margin: 0.2 })],
+    ['AliasSampler.sample 1e12', () => new lib.AliasSampler(new Float64Array([1, 2, 3]), 1).sample(1e12)],
+    ['AliasSampler.sample 2^31', () => new lib.AliasSampler(new Float64Array([1, 2, 3]), 1).sample(2 ** 31)],
+    ['BatchNorm dim 2^40', () => new lib.BatchNorm(2 ** 40)],
   ];
   // The reference's k-NN holds O(rows) memory (it ranks one query at a time): a huge q * k is
   // only slow there, not a memory request, so it is checked on the native backend only.

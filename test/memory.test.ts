@@ -97,6 +97,10 @@ describe('memory', () => {
         'topKAsync q.rows * k = 1e10',
         'procrustesAsync 1 x 100000',
         'wassersteinRegularizerAsync n = 65536',
+        'marginGeometry C = 1e5',
+        'AliasSampler.sample 1e12',
+        'AliasSampler.sample 2^31',
+        'BatchNorm dim 2^40',
       ]) {
         expect(names).toContain(`${backend} ${f}`);
       }
@@ -114,6 +118,11 @@ describe('memory', () => {
     expect(ms30k?.message).toMatch(/^marginSoftmax: cannot allocate 3600000000 bytes \(3.6 GB\) for the N × C logits; split the batch/);
     const mg = s.huge.find((h) => h.name === 'native marginGeometry C = 30000');
     expect(mg?.message).toMatch(/^marginGeometry: cannot allocate 3600000000 bytes .*pass fewer prototypes/);
+    // An asynchronous call refuses a result over the typed-array limit before computing it
+    // (not after, with the whole result held).
+    for (const f of ['similarityMatrixAsync 1e5 x 1e5', 'marginSoftmaxAsync N = C = 1e5']) {
+      expect(s.huge.find((h) => h.name === `native ${f}`)?.message, f).toMatch(/more values than a typed array holds \(2\^32\)/);
+    }
     expect(s.loop.length).toBeGreaterThanOrEqual(8);
   });
 });

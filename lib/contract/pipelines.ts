@@ -176,6 +176,10 @@ export async function streamTopK(
   }
   v.METRIC.code(fn, metric);
   if (k < 1) fail('E_ARG', `${fn}: k must be >= 1, got ${k}`);
+  // The queries as they are now (the call-time reading of the async contract): every chunk is
+  // searched with them, whatever the caller does to q while the stream runs.
+  const qs: Matrix = { data: alloc(Float32Array, q.rows * q.cols, fn, 'a copy of q'), rows: q.rows, cols: q.cols };
+  qs.data.set(q.data.subarray(0, q.rows * q.cols));
   let acc: TopKResult | null = null;
   let done = 0;
   let n = 0;
@@ -188,7 +192,7 @@ export async function streamTopK(
     }
     let r: TopKResult;
     try {
-      r = await search(q, c, Math.min(k, typeof rows === 'number' ? rows : k), { metric });
+      r = await search(qs, c, Math.min(k, typeof rows === 'number' ? rows : k), { metric });
     } catch (e) {
       if (e instanceof DensevecError) throw new DensevecError(e.code, `${fn}: chunk ${n}: ${e.message}`);
       throw e;

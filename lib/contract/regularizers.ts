@@ -3,6 +3,7 @@
  * BatchNorm layer's state and checks (the backends implement forward and backward).
  */
 import { fail } from '../errors';
+import { alloc } from './alloc';
 import type { Matrix } from '../matrix';
 import * as v from './validate';
 
@@ -267,12 +268,13 @@ export abstract class BatchNormBase {
     this.dim = dim;
     this.momentum = momentum;
     this.eps = eps;
-    this.runningMean = new Float32Array(dim);
-    this.runningVar = new Float32Array(dim).fill(1);
+    const F = 'BatchNorm';
+    this.runningMean = alloc(Float32Array, dim, F, 'runningMean');
+    this.runningVar = alloc(Float32Array, dim, F, 'runningVar').fill(1);
     this.affine = checkAffine(options);
     if (this.affine) {
-      this.weight = new Float32Array(dim).fill(1);
-      this.bias = new Float32Array(dim);
+      this.weight = alloc(Float32Array, dim, F, 'weight').fill(1);
+      this.bias = alloc(Float32Array, dim, F, 'bias');
     }
   }
 

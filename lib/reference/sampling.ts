@@ -21,6 +21,7 @@ import * as v from '../contract/validate';
 import { fail } from '../errors';
 import type { Matrix } from '../matrix';
 import { SplitMix64 } from './statistics';
+import { alloc } from '../contract/alloc';
 
 /** Builds Walker's alias table (Vose's stable variant, fixed order; identical in Rust). */
 export function buildAlias(weights: Float64Array): AliasTable {
@@ -78,7 +79,7 @@ export function aliasDraw(prob: Float64Array, alias: Uint32Array, seed: number, 
   const rng = new SplitMix64(seed);
   rng.jump(draws);
   const K = prob.length;
-  const out = new Uint32Array(n);
+  const out = alloc(Uint32Array, n, 'AliasSampler.sample', 'the draws', 'draw fewer at a time');
   for (let t = 0; t < n; t++) {
     const i = Math.min(Math.floor(rng.uniform() * K), K - 1);
     out[t] = rng.uniform() < prob[i] ? i : alias[i];

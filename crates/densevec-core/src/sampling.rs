@@ -108,21 +108,26 @@ impl AliasTable {
     }
 
     /// `n` draws continuing the stream of `seed` after `draws` outputs (two per sample).
-    pub fn sample(&self, seed: u64, draws: u64, n: usize) -> Vec<u32> {
+    pub fn sample(&self, seed: u64, draws: u64, n: usize) -> Result<Vec<u32>> {
+        let mut out = crate::alloc::try_vec("AliasSampler.sample", "the draws", n)?;
+        self.sample_into(seed, draws, &mut out);
+        Ok(out)
+    }
+
+    /// [`AliasTable::sample`] into `out` (one draw per value, every value written).
+    pub fn sample_into(&self, seed: u64, draws: u64, out: &mut [u32]) {
         let mut rng = SplitMix64::at(seed, draws);
         let kk = self.prob.len();
-        (0..n)
-            .map(|_| {
-                let u = rng.uniform();
-                let i = ((u * kk as f64) as usize).min(kk - 1);
-                let u2 = rng.uniform();
-                if u2 < self.prob[i] {
-                    i as u32
-                } else {
-                    self.alias[i]
-                }
-            })
-            .collect()
+        for o in out {
+            let u = rng.uniform();
+            let i = ((u * kk as f64) as usize).min(kk - 1);
+            let u2 = rng.uniform();
+            *o = if u2 < self.prob[i] {
+                i as u32
+            } else {
+                self.alias[i]
+            };
+        }
     }
 
     /// log p(index) of each index (−∞ for a zero-weight category); E_ARG when out of range.
@@ -431,7 +436,7 @@ mod tests {
     fn alias_matches_distribution_and_is_deterministic() {
         let w = [1.0, 0.0, 3.0, 6.0];
         let t = AliasTable::new(&w).unwrap();
-        let s = t.sample(7, 0, 40000);
+        let s = t.sample(7, 0, 40000).unwrap();
         let mut c = [0usize; 4];
         for &v in &s {
             c[v as usize] += 1;
@@ -445,8 +450,8 @@ mod tests {
             );
         }
         // Continuing the stream equals one longer draw.
-        let a = t.sample(7, 0, 10);
-        let b = t.sample(7, 20, 5);
+        let a = t.sample(7, 0, 10).unwrap();
+        let b = t.sample(7, 20, 5).unwrap();
         assert_eq!(&s[10..15], &b[..]);
         assert_eq!(&s[..10], &a[..]);
     }

@@ -77,6 +77,20 @@ pub fn copy<T: Copy>(func: &str, name: &str, src: &[T]) -> densevec_core::Result
 /// Node 22 caps typed arrays at 2^32 elements, and aborts the process beyond it).
 pub const MAX_TYPED_LEN: usize = 1 << 32;
 
+/// E_ARG (naming `what`, its bytes and `hint`) when a result of `dims` values (float32 or
+/// uint32) would exceed [`MAX_TYPED_LEN`]: asked before the result is computed, so that an
+/// asynchronous call refuses it at once rather than after computing what cannot be returned.
+pub fn fits_typed(func: &str, what: &str, hint: &str, dims: &[usize]) -> densevec_core::Result<()> {
+    match dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) {
+        Some(len) if len <= MAX_TYPED_LEN => Ok(()),
+        _ => {
+            let bytes = dims.iter().fold(4u128, |a, &d| a.saturating_mul(d as u128));
+            let what = format!("{what}: more values than a typed array holds (2^32)");
+            Err(alloc::alloc_error(func, &what, bytes, hint))
+        }
+    }
+}
+
 /// Element types of the returned typed arrays.
 pub trait Elem: Copy + Send + Sync + 'static {
     const TYPE: sys::napi_typedarray_type;

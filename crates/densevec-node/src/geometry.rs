@@ -80,6 +80,16 @@ pub struct MatmulArgs {
 impl Op for MatmulArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<Vec<f32>> {
         let ((m, kd), n) = (self.a.dims(func, "a")?, dim(func, "b.cols", self.b.cols)?);
+        if m.checked_mul(kd) == Some(self.a.data.len())
+            && kd.checked_mul(n) == Some(self.b.data.len())
+        {
+            crate::common::fits_typed(
+                func,
+                "the a.rows × b.cols product",
+                "split the rows of a",
+                &[m, n],
+            )?;
+        }
         geo::matmul(&self.a.data, m, kd, &self.b.data, n)
     }
 }

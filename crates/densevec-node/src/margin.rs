@@ -82,6 +82,11 @@ impl MarginSoftmaxArgs {
 impl Op for MarginSoftmaxArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginSoftmax> {
         let (n, c, d) = self.dims(func)?;
+        if n.checked_mul(d) == Some(self.x.data.len())
+            && c.checked_mul(d) == Some(self.prototypes.data.len())
+        {
+            crate::common::fits_typed(func, "the N × C logits", "split the batch", &[n, c])?;
+        }
         let (x, w) = (
             Operand::new(&self.x.data, n),
             Operand::new(&self.prototypes.data, c),

@@ -58,6 +58,12 @@ pub trait Args: Send + Sized + 'static {
     /// The same arguments over owned copies of every input buffer (made fallibly, each named
     /// in a refused allocation), so that the operation can run after the call returns.
     fn detach(self, func: &str) -> napi::Result<Self>;
+
+    /// The same arguments with their index arrays (`Uint32Array`: labels, positives, sources)
+    /// copied, for a synchronous call: an index is checked and then used, and a caller's
+    /// SharedArrayBuffer changed by another thread in between must not turn a checked index
+    /// into an out-of-range one. Float data is read where it is.
+    fn pin(self, func: &str) -> napi::Result<Self>;
 }
 
 /// One operation of the binding: what its arguments compute, on the CPU and on the GPU.
@@ -131,6 +137,12 @@ macro_rules! operation {
                 use $crate::run::Own;
                 Ok(Self { $($buf: self.$buf.own(_func, $name)?,)* ..self })
             }
+            #[allow(clippy::needless_update)]
+            fn pin(self, _func: &str) -> napi::Result<Self> {
+                #[allow(unused_imports)]
+                use $crate::run::Pin;
+                Ok(Self { $($buf: self.$buf.pin(_func, $name)?,)* ..self })
+            }
         }
 
         $(#[$doc])*
@@ -154,6 +166,7 @@ pub fn run<'e, O: Op>(env: &'e Env, op: O, how: How) -> napi::Result<Ret<'e, O>>
         return Ok(Either::B(AsyncTask::new(Task(op))));
     }
     let f = O::NAME;
+    let op = op.pin(f)?;
     // gpu_work may scan the inputs: asked only when a GPU is wanted.
     let gpu = match how.device {
         Some(Device::Gpu) => op.gpu_work().map(|_| true),
@@ -211,5 +224,42 @@ own!(
 impl<T: Own> Own for Option<T> {
     fn own(&self, func: &str, name: &str) -> napi::Result<Self> {
         self.as_ref().map(|a| a.own(func, name)).transpose()
+    }
+}
+
+/// What a synchronous call copies first ([`Args::pin`]): index arrays only.
+pub trait Pin: Sized {
+    /// This value, or an owned copy of it (made fallibly) when it holds indices.
+    fn pin(self, func: &str, name: &str) -> napi::Result<Self>;
+}
+
+macro_rules! pin_as_is {
+    ($($t:ty),*) => {$(
+        impl Pin for $t {
+            fn pin(self, _func: &str, _name: &str) -> napi::Result<Self> {
+                Ok(self)
+            }
+        }
+    )*};
+}
+pin_as_is!(
+    Float32Array,
+    Float64Array,
+    Uint16Array,
+    Uint8Array,
+    Int8Array,
+    crate::args::Mat,
+    crate::args::CorpusArg
+);
+
+impl Pin for Uint32Array {
+    fn pin(self, func: &str, name: &str) -> napi::Result<Self> {
+        self.own(func, name)
+    }
+}
+
+impl<T: Pin> Pin for Option<T> {
+    fn pin(self, func: &str, name: &str) -> napi::Result<Self> {
+        self.map(|a| a.pin(func, name)).transpose()
     }
 }

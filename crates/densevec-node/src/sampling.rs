@@ -51,7 +51,9 @@ pub struct AliasSampleArgs {
 /// after `draws` outputs.
 #[napi]
 pub fn alias_sample<'e>(env: &'e Env, args: AliasSampleArgs) -> napi::Result<Uint32ArraySlice<'e>> {
-    call_typed(env, "AliasSampler.sample", "the draws", |f| {
+    const F: &str = "AliasSampler.sample";
+    let (t, n, draws, seed) = guard(F, || {
+        let f = F;
         let n = dim(f, "n", args.n)?;
         let (draws, seed) = (dim(f, "draws", args.draws)?, dim(f, "seed", args.seed)?);
         let t = s::AliasTable {
@@ -62,7 +64,12 @@ pub fn alias_sample<'e>(env: &'e Env, args: AliasSampleArgs) -> napi::Result<Uin
         if t.prob.is_empty() || t.alias.len() != t.prob.len() {
             densevec_core::bail!(Shape, "{f}: the alias table is empty or inconsistent");
         }
-        Ok(t.sample(seed as u64, draws as u64, n))
+        Ok((t, n, draws, seed))
+    })?;
+    // Drawn into the returned buffer, whose size is checked (and refused with E_ARG) first.
+    typed_filled(env, F, "the draws", "draw fewer at a time", n, |out| {
+        t.sample_into(seed as u64, draws as u64, out);
+        Ok(())
     })
 }
 
@@ -226,6 +233,9 @@ pub struct MarginGeometryArgs {
 impl Op for MarginGeometryArgs {
     fn cpu(&self, func: &str) -> densevec_core::Result<mg::MarginGeometry> {
         let (c, d) = self.prototypes.dims(func, "prototypes")?;
+        if c.checked_mul(d) == Some(self.prototypes.data.len()) {
+            crate::common::fits_typed(func, "the C × C angles", "pass fewer prototypes", &[c, c])?;
+        }
         mg::margin_geometry(&self.prototypes.data, c, d, self.kind.into(), self.margin)
     }
 }

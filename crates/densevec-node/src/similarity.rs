@@ -2,7 +2,7 @@
 
 use crate::args::{is_bf16, precision, CorpusArg, Mat, MetricName, PrecisionName};
 use crate::common::js_result;
-use crate::common::{guard, to_napi, typed_filled, SPLIT};
+use crate::common::{fits_typed, guard, to_napi, typed_filled, SPLIT};
 use crate::run::{operation, Op};
 use densevec_core::alloc;
 use densevec_core::error::check_matrix;
@@ -91,6 +91,9 @@ impl Op for SimilarityMatrixArgs {
                 self.c.rows(func)?,
                 self.metric.into(),
             );
+            if qr.checked_mul(d) == Some(self.q.data.len()) {
+                fits_typed(func, SIM_WHAT, SIM_HINT, &[qr, cr])?;
+            }
             match self.c.dense() {
                 Some(c) => sim::similarity_matrix(&self.q.data, qr, c, cr, d, m),
                 None => qz::similarity_matrix_q(&self.q.data, qr, &self.c.corpus(func)?, cr, d, m),
@@ -297,22 +300,35 @@ unsafe extern "C" fn pair_typed(
     ) != sys::Status::napi_ok
         || argc < 2
     {
-        return throw(env, "E_TYPE|pair: expected two Float32Arrays");
+        return throw(env, "E_TYPE|dot: expected two Float32Arrays");
     }
+    let name = match data as usize {
+        OP_DOT => "dot",
+        OP_COSINE => "cosine",
+        _ => "l2sq",
+    };
     let (a, b) = match (f32_view(env, argv[0]), f32_view(env, argv[1])) {
         (Some(a), Some(b)) if a.len() == b.len() => (a, b),
         _ => {
-            return throw(
-                env,
-                "E_TYPE|pair: expected two Float32Arrays of equal length",
-            )
+            let msg = format!("E_TYPE|{name}: expected two Float32Arrays of equal length");
+            return throw(env, &msg);
         }
     };
     // Over the whole float32 range: float64 where float32 sums would over- or underflow.
-    let v = match data as usize {
-        OP_DOT => sim::dot_pair(a, b),
-        OP_COSINE => sim::cosine_pair(a, b),
-        _ => sim::l2sq_pair(a, b),
+    let v = crate::mapguard::watch(
+        name,
+        || {
+            Ok(match data as usize {
+                OP_DOT => sim::dot_pair(a, b),
+                OP_COSINE => sim::cosine_pair(a, b),
+                _ => sim::l2sq_pair(a, b),
+            })
+        },
+        |e| format!("{}|{}", e.code.as_str(), e.msg),
+    );
+    let v = match v {
+        Ok(v) => v,
+        Err(msg) => return throw(env, &msg),
     };
     let mut out: sys::napi_value = ptr::null_mut();
     sys::napi_create_double(env, v, &mut out);
