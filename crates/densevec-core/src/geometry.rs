@@ -61,16 +61,40 @@ pub fn knn_classify(
             "{F}: k must be in [1, {train_rows}] (rows of the corpus), got {kk}"
         );
     }
-    let t = topk::top_k(
-        queries.data,
-        query_rows,
-        train.data,
-        train_rows,
-        cols,
-        kk,
-        metric,
-    )
-    .map_err(|e| alloc::renamed(e, "topK", F))?;
+    // Dot and squared-distance ranks do not change when both sides are scaled by the same
+    // power of two (exact), but float32 scores overflow to ∞ beyond entries of ~1e19 and vanish
+    // below ~1e-19, where every neighbour would tie and the lowest index win: such inputs are
+    // ranked on copies scaled into [2^-40, 2^40] (cosine is scale-free already).
+    let scaled;
+    let (qd, td) = match knn_scale(queries.data, train.data, metric) {
+        None => (queries.data, train.data),
+        Some(alpha) => {
+            let scale = |src: &[f32], what: &str| -> Result<Vec<f32>> {
+                let mut v = alloc::try_copy(F, what, src)?;
+                pool::run(|| {
+                    v.par_chunks_mut(1 << 14).for_each(|c| {
+                        for x in c {
+                            *x = (*x as f64 * alpha) as f32;
+                        }
+                    })
+                });
+                Ok(v)
+            };
+            scaled = (
+                scale(
+                    queries.data,
+                    "the queries scaled into the float32 product range",
+                )?,
+                scale(
+                    train.data,
+                    "the corpus scaled into the float32 product range",
+                )?,
+            );
+            (&scaled.0[..], &scaled.1[..])
+        }
+    };
+    let t = topk::top_k(qd, query_rows, td, train_rows, cols, kk, metric)
+        .map_err(|e| alloc::renamed(e, "topK", F))?;
     let mut neigh = vec![0u32; kk];
     let mut out = Vec::with_capacity(query_rows);
     for qi in 0..query_rows {
@@ -80,6 +104,27 @@ pub fn knn_classify(
         out.push(vote(&neigh));
     }
     Ok(out)
+}
+
+/// The power of two by which [`knn_classify`] scales both sides before ranking (`None`: as
+/// they are): dot and squared-distance metrics whose largest magnitude is outside
+/// [2^-40, 2^40].
+fn knn_scale(q: &[f32], c: &[f32], metric: Metric) -> Option<f64> {
+    if metric == Metric::Cosine {
+        return None;
+    }
+    let amax = pool::run(|| {
+        q.par_chunks(1 << 14)
+            .chain(c.par_chunks(1 << 14))
+            .map(|ch| ch.iter().fold(0f32, |m, &v| m.max(v.abs())))
+            .reduce(|| 0f32, f32::max)
+    });
+    if amax > 0.0 && amax.is_finite() && !(PR_SAFE_LO..=PR_SAFE_HI).contains(&amax) {
+        let e = (amax as f64).log2().floor() as i32 + 1;
+        Some(2f64.powi(-e))
+    } else {
+        None
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
