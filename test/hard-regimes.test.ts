@@ -494,6 +494,82 @@ describe('the whole float32 range', () => {
   });
 });
 
+describe('penalties, cross-entropy and curvature at the edges', () => {
+  it('normPenalty forms 2λ·m before rounding: no ∞ or 0 where the gradient fits float32', () => {
+    const cases: [number[][], number][] = [
+      [[[0.1]], 3e38],
+      [[[1e-42]], 1e80],
+      [[[0, 1e-45]], 1e300],
+      [[[3e38]], 1e-80],
+      [[[1.5, -2.25]], 0.3],
+    ];
+    for (const [rows, lambda] of cases) {
+      const m = dv.matrix(rows);
+      const want = ref.normPenalty(m, lambda).grad.data;
+      expect(Array.from(dv.normPenalty(m, lambda).grad.data), `λ = ${lambda}`).toEqual(Array.from(want));
+    }
+    expect(dv.normPenalty(dv.matrix([[0.1]]), 3e38).grad.data[0]).toBe(Math.fround(2 * 3e38 * Math.fround(0.1)));
+  });
+
+  it('labelSmoothingCrossEntropy: the label’s gradient is not lost when its probability rounds to 1', () => {
+    const logits = dv.matrix([
+      [20, 0, -40],
+      [30, 1, -2],
+    ]);
+    const labels = Uint32Array.of(0, 0);
+    for (const eps of [0, 0.1]) {
+      const g = dv.labelSmoothingCrossEntropy(logits, labels, eps).grad.data;
+      const w = ref.labelSmoothingCrossEntropy(logits, labels, eps).grad.data;
+      close(g, w, 1e-6, 1e-30);
+      // Each row of the gradient sums to 0, up to the float32 rounding of its entries.
+      for (let r = 0; r < 2; r++) {
+        const row = [g[3 * r], g[3 * r + 1], g[3 * r + 2]];
+        expect(Math.abs(row[0] + row[1] + row[2])).toBeLessThanOrEqual(4 * 2 ** -24 * maxAbs(row));
+      }
+    }
+    expect(dv.labelSmoothingCrossEntropy(dv.matrix([[20, 0]]), Uint32Array.of(0), 0).grad.data[0]).toBeLessThan(0);
+  });
+
+  it('knnClassify ranks dot and l2sq neighbours of entries past the float32 product range like the reference', () => {
+    const cases: [number[][], number[][], 'dot' | 'l2sq'][] = [
+      [[[1e20], [2e20]], [[1e20]], 'dot'],
+      [[[5e20], [2e20]], [[0]], 'l2sq'],
+      [[[1e-25], [3e-25]], [[2e-25]], 'dot'],
+      [[[5e-25], [2e-25]], [[0]], 'l2sq'],
+    ];
+    for (const [train, q, metric] of cases) {
+      const labels = Uint32Array.from(train.map((_, i) => i));
+      const want = Array.from(ref.knnClassify(dv.matrix(train), labels, dv.matrix(q), 1, { metric }));
+      expect(Array.from(dv.knnClassify(dv.matrix(train), labels, dv.matrix(q), 1, { metric })), `${metric} ${train}`).toEqual(want);
+      expect(want).toEqual([1]);
+    }
+    // Random data scaled by 2^±83 (exactly): the same predictions as at scale 1.
+    const tr = randm(200, 8, 42);
+    const qs = randm(30, 8, 43);
+    const labels = Uint32Array.from({ length: 200 }, (_, i) => i % 5);
+    for (const metric of ['dot', 'l2sq'] as const) {
+      const base = Array.from(dv.knnClassify(tr, labels, qs, 5, { metric }));
+      for (const s of [2 ** 83, 2 ** -83]) {
+        const sc = (m: M): M => ({ ...m, data: m.data.map((v) => v * s) });
+        expect(Array.from(dv.knnClassify(sc(tr), labels, sc(qs), 5, { metric })), `${metric} × ${s}`).toEqual(base);
+      }
+    }
+  });
+
+  it('triangleCurvature counts no rounding noise as positive curvature: 0 on a line, equal on both backends', () => {
+    const line = dv.matrix(Array.from({ length: 9 }, (_, i) => [i * 0.37, 1 - i * 0.11]));
+    for (const impl of [dv, ref]) {
+      const t = impl.triangleCurvature(line, { k: 3, triangles: 60, seed: 1 });
+      expect(t.positiveFraction).toBe(0);
+    }
+    const m = randm(300, 8, 41);
+    const a = dv.triangleCurvature(m, { k: 6, triangles: 200, seed: 3 });
+    const b = ref.triangleCurvature(m, { k: 6, triangles: 200, seed: 3 });
+    expect(Array.from(a.ratios)).toEqual(Array.from(b.ratios));
+    expect(a.positiveFraction).toBe(b.positiveFraction);
+  });
+});
+
 describe('NaN ranks after every number in topK, on both backends', () => {
   // One query [1, 0] against rows whose dot products are 1, −∞, NaN, 5, −∞, NaN.
   const q = dv.matrix([[1, 0]]);

@@ -58,7 +58,7 @@ export interface TriangleCurvature {
   ratios: Float32Array;
   /** Median of the ratios (> 1: positively curved, < 1: negatively curved). */
   medianRatio: number;
-  /** Fraction of ratios above 1. */
+  /** Fraction of the (float32) `ratios` above 1: a flat triangle's ratio of 1 + 2⁻⁵² is not counted. */
   positiveFraction: number;
   /**
    * Triangles skipped: disconnected, or degenerate (zero side yz, the vertex at that side's

@@ -335,7 +335,8 @@ export function triangleCurvature(m: Matrix, options: TriangleCurvatureOptions):
   const s = [...ratios].sort((a, b) => a - b);
   const h = s.length >> 1;
   const medianRatio = s.length % 2 === 1 ? s[h] : (s[h - 1] + s[h]) / 2;
-  const positive = ratios.filter((r) => r > 1).length;
+  // Counted on the reported float32 ratios: a flat triangle's ratio is 1 up to float64 rounding.
+  const positive = ratios.filter((r) => Math.fround(r) > 1).length;
   return {
     ratios: Float32Array.from(ratios),
     medianRatio,

@@ -49,7 +49,7 @@ export function targetLogit(p: MarginParsed, c: number): { z: number; dz: number
  * Label-smoothed cross-entropy of one row of logits in place: returns the row's loss and leaves
  * ∂loss_row/∂z in `z` (p − (1 − ε)·onehot − ε/C).
  */
-function ceRow(z: Float64Array, off: number, C: number, y: number, eps: number): number {
+function ceRow(z: Float64Array, off: number, C: number, y: number, eps: number, targetFromOthers = false): number {
   let mx = -Infinity;
   let sum = 0;
   for (let j = 0; j < C; j++) {
@@ -60,8 +60,16 @@ function ceRow(z: Float64Array, off: number, C: number, y: number, eps: number):
   for (let j = 0; j < C; j++) se += Math.exp(z[off + j] - mx);
   const lse = mx + Math.log(se);
   const loss = lse - (1 - eps) * z[off + y] - (eps / C) * sum;
-  for (let j = 0; j < C; j++) z[off + j] = Math.exp(z[off + j] - mx) / se - eps / C;
-  z[off + y] -= 1 - eps;
+  let others = 0;
+  for (let j = 0; j < C; j++) {
+    const p = Math.exp(z[off + j] - mx) / se;
+    if (j !== y) others += p;
+    z[off + j] = p - eps / C;
+  }
+  // p_y − (1 − ε) − ε/C; with targetFromOthers as ε(1 − 1/C) − Σ_{j≠y} p_j, which keeps the
+  // digits that p_y − 1 cancels when p_y rounds near 1.
+  if (targetFromOthers) z[off + y] = eps * (1 - 1 / C) - others;
+  else z[off + y] -= 1 - eps;
   return loss;
 }
 
@@ -178,7 +186,7 @@ export function labelSmoothingCrossEntropy(logits: Matrix, labels: Uint32Array, 
   const C = logits.cols;
   const z = Float64Array.from(logits.data);
   let loss = 0;
-  for (let i = 0; i < N; i++) loss += ceRow(z, i * C, C, labels[i], epsilon);
+  for (let i = 0; i < N; i++) loss += ceRow(z, i * C, C, labels[i], epsilon, true);
   for (let i = 0; i < z.length; i++) z[i] /= N;
   return { loss: loss / N, grad: { data: Float32Array.from(z), rows: N, cols: C } };
 }

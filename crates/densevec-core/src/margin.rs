@@ -192,7 +192,7 @@ fn check_labels(func: &str, labels: &[u32], n: usize, what: &str) -> Result<()> 
 
 /// Softmax cross-entropy with label smoothing of one row, in place: `row` holds the logits on
 /// entry and p − ε/C on exit (the caller subtracts 1 − ε at the label); returns the row's loss.
-fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
+fn ce_row(row: &mut [f32], y: usize, eps: f64) -> (f64, f64) {
     let c = row.len();
     let sum: f64 = row.iter().map(|&v| v as f64).sum();
     let zy = row[y] as f64;
@@ -200,13 +200,21 @@ fn ce_row(row: &mut [f32], y: usize, eps: f64) -> f64 {
     let se = k::exp_shift_sum(row, m);
     k::scale(row, (1.0 / se) as f32);
     let lse = m as f64 + se.ln();
+    // 1 − p_y as the sum of the other probabilities: p_y − 1 in float32 cancels to 0 when the
+    // label's probability rounds to 1.
+    let others: f64 = row
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != y)
+        .map(|(_, &p)| p as f64)
+        .sum();
     if eps != 0.0 {
         let sub = (eps / c as f64) as f32;
         for v in row.iter_mut() {
             *v -= sub;
         }
     }
-    lse - (1.0 - eps) * zy - eps / c as f64 * sum
+    (lse - (1.0 - eps) * zy - eps / c as f64 * sum, others)
 }
 
 /// One row-block task of the preparation: (z_y, dz_y/d cos θ_y), cos θ_y and tangent rows.
@@ -994,10 +1002,12 @@ pub fn label_smoothing_cross_entropy(
                 for r in 0..lv.len() {
                     let y = labels[blk * ROWS + r] as usize;
                     let row = &mut gb[r * c..(r + 1) * c];
-                    lv[r] = ce_row(row, y, eps);
-                    let py = row[y] as f64;
+                    let (l, others) = ce_row(row, y, eps);
+                    lv[r] = l;
                     k::scale(row, inv_n as f32);
-                    row[y] = ((py - (1.0 - eps)) * inv_n) as f32;
+                    // p_y − (1 − ε) − ε/C = ε(1 − 1/C) − Σ_{j≠y} p_j.
+                    let cc = c as f64;
+                    row[y] = ((eps * (1.0 - 1.0 / cc) - others) * inv_n) as f32;
                 }
             })
     });
@@ -1040,10 +1050,13 @@ fn penalty(
 /// λ Σ‖row‖² and its gradient 2λ·m.
 pub fn norm_penalty(m: &[f32], rows: usize, cols: usize, lambda: f64) -> Result<LossGrad> {
     check_penalty("normPenalty", m, rows, cols, lambda)?;
-    let two_l = (2.0 * lambda) as f32;
+    // 2λ·m formed in float64 and rounded once: a float32 2λ overflows (λ ≥ 1.7e38) or rounds
+    // to 0 (λ ≤ 7e-46) where 2λ·m fits float32.
+    let two_l = 2.0 * lambda;
     let (s, grad) = penalty("normPenalty", m, |mc, gc| {
-        gc.copy_from_slice(mc);
-        k::scale(gc, two_l);
+        for (g, &v) in gc.iter_mut().zip(mc) {
+            *g = (two_l * v as f64) as f32;
+        }
         mc.iter().map(|&v| v as f64 * v as f64).sum()
     })?;
     Ok(LossGrad {
