@@ -10,6 +10,25 @@ const fx = JSON.parse(readFileSync(new URL('./fixtures/quantize.json', import.me
 
 const dtypes = ['f16', 'bf16', 'i8'] as const;
 
+
+describe('i8 at the top of the float32 range', () => {
+  it('a row holding the largest float32 decodes to finite values, and searches without ∞', () => {
+    const F = 3.4028234663852886e38;
+    const m = dv.matrix([
+      [F, -F, 1],
+      [F / 2, 0, -1],
+    ]);
+    for (const scale of ['row', 'global'] as const) {
+      const q = dv.quantize(m, 'i8', { scale });
+      const d = dv.dequantize(q).data;
+      for (const v of d) expect(Number.isFinite(v), `${scale}: ${Array.from(d)}`).toBe(true);
+      expect(d[0]).toBeGreaterThan(0.9999999 * F);
+      expect(d[1]).toBeLessThan(-0.9999999 * F);
+      for (const v of dv.similarityMatrix(dv.matrix([[1e-30, 0, 0]]), q).data) expect(Number.isFinite(v)).toBe(true);
+    }
+  });
+});
+
 describe('quantize / dequantize', () => {
   it('f16 and bf16 encode every float32 they can represent exactly and round to nearest even', () => {
     for (let h = 0; h < 0x10000; h++) {

@@ -222,6 +222,18 @@ function decode(c: QuantizedMatrix): Matrix {
   return { data: out, rows: c.rows, cols: c.cols };
 }
 
+/**
+ * The float32 scale max|x| / 127, one float32 step lower when rounding it up would make 127 ×
+ * scale overflow (max|x| near the largest float32): every decoded value stays finite.
+ */
+function i8Scale(amax: number): number {
+  const s = Math.fround(amax / 127);
+  if (Number.isFinite(Math.fround(127 * s))) return s;
+  const b = new Float32Array([s]);
+  new Uint32Array(b.buffer)[0] -= 1;
+  return b[0];
+}
+
 /** Rounds to the nearest integer, ties to even (as NumPy's `rint` and PyTorch's `round`). */
 export function roundHalfEven(x: number): number {
   const f = Math.floor(x);
@@ -273,13 +285,13 @@ export function quantize(m: Matrix, dtype: 'f16' | 'bf16' | 'i8', options?: Quan
     for (let i = i0 * cols; i < i1 * cols; i++) data[i] = s === 0 ? 0 : Math.max(-127, Math.min(127, roundHalfEven(x[i] / s)));
   };
   if (o.scale === 'global') {
-    const s = Math.fround(maxAbs(0, x.length) / 127);
+    const s = i8Scale(maxAbs(0, x.length));
     encodeRows(0, m.rows, s);
     return { data, rows: m.rows, cols, dtype: 'i8', scale: s };
   }
   const scale = new Float32Array(m.rows);
   for (let r = 0; r < m.rows; r++) {
-    scale[r] = maxAbs(r * cols, (r + 1) * cols) / 127;
+    scale[r] = i8Scale(maxAbs(r * cols, (r + 1) * cols));
     encodeRows(r, r + 1, scale[r]);
   }
   return { data, rows: m.rows, cols, dtype: 'i8', scale };
