@@ -556,6 +556,27 @@ describe('penalties, cross-entropy and curvature at the edges', () => {
     }
   });
 
+  it('the graph functions report a zero row (angular metric) before a non-finite value, on both backends', () => {
+    const m = dv.matrix([
+      [0, 0],
+      [Number.NaN, 1],
+      [1, 1],
+      [2, 1],
+      [1, 3],
+    ]);
+    for (const impl of [dv, ref]) {
+      for (const f of ['graphGeodesics', 'hyperbolicity', 'triangleCurvature'] as const) {
+        let code = 'none';
+        try {
+          (impl[f] as (m: M, o: { k: number }) => unknown)(m, { k: 1 });
+        } catch (e) {
+          code = (e as { code: string }).code;
+        }
+        expect(code, f).toBe('E_ARG');
+      }
+    }
+  });
+
   it('triangleCurvature counts no rounding noise as positive curvature: 0 on a line, equal on both backends', () => {
     const line = dv.matrix(Array.from({ length: 9 }, (_, i) => [i * 0.37, 1 - i * 0.11]));
     for (const impl of [dv, ref]) {

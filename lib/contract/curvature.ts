@@ -137,8 +137,23 @@ export function checkGeodesics(fn: string, m: unknown, options: GraphGeodesicsOp
     for (let i = 0; i < s.length; i++) if (s[i] >= mm.rows) fail('E_ARG', `${fn}: source ${s[i]} is out of range for ${mm.rows} rows`);
   }
   if ((s ? s.length : mm.rows) * mm.rows > 2 ** 31) fail('E_ARG', `${fn}: the result of ${s ? s.length : mm.rows} x ${mm.rows} is too large`);
+  zeroRows(fn, mm, code);
   v.finite(fn, 'm', mm.data);
   return [k, code, s];
+}
+
+/**
+ * E_ARG for a zero-norm row under the angular metric (code 0), checked before the values'
+ * finiteness (E_ARG comes before E_NON_FINITE); a row holding NaN or ±∞ is not a zero row.
+ */
+function zeroRows(fn: string, m: Matrix, code: number): void {
+  if (code !== 0) return;
+  const d = m.cols;
+  for (let i = 0; i < m.rows; i++) {
+    let s = 0;
+    for (let t = 0; t < d; t++) s += m.data[i * d + t] * m.data[i * d + t];
+    if (s === 0) fail('E_ARG', `${fn}: m has a zero-norm row ${i} (the angular metric needs directions)`);
+  }
 }
 
 /** Validates hyperbolicity / triangleCurvature; returns [k, metric code, count, seed]. */
@@ -158,6 +173,7 @@ export function checkSampled(
   const [k, code] = checkGraph(fn, m, options, minRows);
   if (count < 1 || count > MAX_SAMPLES) fail('E_ARG', `${fn}: ${countName} must be in [1, 2^20], got ${count}`);
   checkSeed(fn, 'seed', seed);
+  zeroRows(fn, m as Matrix, code);
   v.finite(fn, 'm', (m as Matrix).data);
   return [k, code, count, seed];
 }

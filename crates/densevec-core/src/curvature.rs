@@ -206,10 +206,11 @@ impl GraphOf<'_> {
         Ok(())
     }
 
-    /// The graph, once every other argument is checked (m's values are checked here).
+    /// The graph, once every other argument is checked (m's values are checked here: a zero
+    /// row under the angular metric, E_ARG, before a non-finite value).
     fn build(&self) -> Result<Graph> {
-        check_finite(self.func, "m", self.m)?;
         let p = prepare(self.func, self.m, self.cols, self.metric)?;
+        check_finite(self.func, "m", self.m)?;
         Ok(knn_graph(&p, self.rows, self.cols, self.k, self.metric))
     }
 }
