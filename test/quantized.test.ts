@@ -10,7 +10,6 @@ const fx = JSON.parse(readFileSync(new URL('./fixtures/quantize.json', import.me
 
 const dtypes = ['f16', 'bf16', 'i8'] as const;
 
-
 describe('i8 at the top of the float32 range', () => {
   it('a row holding the largest float32 decodes to finite values, and searches without ∞', () => {
     const F = 3.4028234663852886e38;
