@@ -236,7 +236,8 @@ mod imp {
     /// faults again rather than seeing zeros); the paths of those files.
     fn restore() -> Vec<String> {
         let mut names = Vec::new();
-        if !PENDING.swap(false, AcqRel) {
+        // A plain load first: the swap (a locked instruction) only when there is work.
+        if !PENDING.load(Acquire) || !PENDING.swap(false, AcqRel) {
             return names;
         }
         for s in slots() {
