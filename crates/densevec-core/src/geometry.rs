@@ -69,25 +69,18 @@ pub fn knn_classify(
     let (qd, td) = match knn_scale(queries.data, train.data, metric) {
         None => (queries.data, train.data),
         Some(alpha) => {
-            let scale = |src: &[f32], what: &str| -> Result<Vec<f32>> {
-                let mut v = alloc::try_copy(F, what, src)?;
-                pool::run(|| {
-                    v.par_chunks_mut(1 << 14).for_each(|c| {
-                        for x in c {
-                            *x = (*x as f64 * alpha) as f32;
-                        }
-                    })
-                });
-                Ok(v)
-            };
             scaled = (
-                scale(
-                    queries.data,
+                scaled_copy(
+                    F,
                     "the queries scaled into the float32 product range",
+                    queries.data,
+                    alpha,
                 )?,
-                scale(
-                    train.data,
+                scaled_copy(
+                    F,
                     "the corpus scaled into the float32 product range",
+                    train.data,
+                    alpha,
                 )?,
             );
             (&scaled.0[..], &scaled.1[..])
@@ -119,12 +112,35 @@ fn knn_scale(q: &[f32], c: &[f32], metric: Metric) -> Option<f64> {
             .map(|ch| ch.iter().fold(0f32, |m, &v| m.max(v.abs())))
             .reduce(|| 0f32, f32::max)
     });
-    if amax > 0.0 && amax.is_finite() && !(PR_SAFE_LO..=PR_SAFE_HI).contains(&amax) {
+    if amax.is_finite() {
+        range_scale(amax)
+    } else {
+        None
+    }
+}
+
+/// The power of two 2^-e that brings a largest magnitude `amax` outside [2^-40, 2^40] to
+/// [1/2, 1), where float32 products neither overflow nor vanish (`None` inside, or for 0).
+fn range_scale(amax: f32) -> Option<f64> {
+    if amax > 0.0 && !(PR_SAFE_LO..=PR_SAFE_HI).contains(&amax) {
         let e = (amax as f64).log2().floor() as i32 + 1;
         Some(2f64.powi(-e))
     } else {
         None
     }
+}
+
+/// A copy of `src` scaled by the power of two `alpha` (exact for normal results), or E_ARG.
+fn scaled_copy(func: &str, what: &str, src: &[f32], alpha: f64) -> Result<Vec<f32>> {
+    let mut v = alloc::try_copy(func, what, src)?;
+    pool::run(|| {
+        v.par_chunks_mut(PR_ROWS * 64).for_each(|c| {
+            for x in c {
+                *x = (*x as f64 * alpha) as f32;
+            }
+        })
+    });
+    Ok(v)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,21 +392,10 @@ pub fn procrustes(x: &[f32], y: &[f32], n: usize, d: usize) -> Result<Procrustes
     // largest magnitude is outside [2^-40, 2^40] are scaled by a power of two (exact) and the
     // pass is made again on the scaled copies.
     let amax = f32::from_bits(pass.bits_x.max(pass.bits_y));
-    if amax > 0.0 && !(PR_SAFE_LO..=PR_SAFE_HI).contains(&amax) {
+    if let Some(alpha) = range_scale(amax) {
         drop(pass);
-        let e = (amax as f64).log2().floor() as i32 + 1;
-        let alpha = 2f64.powi(-e);
-        let mut sx = alloc::try_copy(F, "x scaled into the float32 product range", x)?;
-        let mut sy = alloc::try_copy(F, "y scaled into the float32 product range", y)?;
-        pool::run(|| {
-            sx.par_chunks_mut(PR_ROWS * d)
-                .chain(sy.par_chunks_mut(PR_ROWS * d))
-                .for_each(|c| {
-                    for v in c {
-                        *v = (*v as f64 * alpha) as f32;
-                    }
-                })
-        });
+        let sx = scaled_copy(F, "x scaled into the float32 product range", x, alpha)?;
+        let sy = scaled_copy(F, "y scaled into the float32 product range", y, alpha)?;
         let pass = xt_y(&sx, &sy, n, d)?;
         let mut r = solve(&sx, &sy, pass, d)?;
         r.residual /= alpha;

@@ -290,23 +290,23 @@ unsafe extern "C" fn pair_typed(
     let mut argc: usize = 2;
     let mut argv: [sys::napi_value; 2] = [ptr::null_mut(); 2];
     let mut data: *mut c_void = ptr::null_mut();
-    if sys::napi_get_cb_info(
+    let st = sys::napi_get_cb_info(
         env,
         info,
         &mut argc,
         argv.as_mut_ptr(),
         ptr::null_mut(),
         &mut data,
-    ) != sys::Status::napi_ok
-        || argc < 2
-    {
-        return throw(env, "E_TYPE|dot: expected two Float32Arrays");
-    }
+    );
     let name = match data as usize {
         OP_DOT => "dot",
         OP_COSINE => "cosine",
         _ => "l2sq",
     };
+    if st != sys::Status::napi_ok || argc < 2 {
+        let msg = format!("E_TYPE|{name}: expected two Float32Arrays");
+        return throw(env, &msg);
+    }
     let (a, b) = match (f32_view(env, argv[0]), f32_view(env, argv[1])) {
         (Some(a), Some(b)) if a.len() == b.len() => (a, b),
         _ => {
